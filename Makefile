@@ -1,0 +1,99 @@
+# Portico: four services on a ZeroMQ + protobuf-c bus.
+#   make          build the four services and the Bitbucket emulator
+#   make run      start everything (private PostgreSQL and demo Bitbucket when unset)
+#   make test     unit, service, system, browser and fuzz smoke tests
+#   make bench    benchmarks, printed next to a baseline measured in the same run
+#   make fuzz     run the fuzz targets for a bounded time
+#   make deps     install the Debian packages all of this needs (as root)
+
+CC      ?= cc
+BUILD   ?= build
+PKGS    := libczmq libzmq libprotobuf-c libcurl libpq libcrypto jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wcast-qual -Wno-format-truncation -Werror
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS := -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -isystem $(BUILD)/gen -Icommon $(PKG_CFLAGS) -MMD -MP
+LDLIBS  := $(PKG_LIBS) -lcivetweb -lpthread
+
+PROTOS   := $(wildcard proto/*.proto)
+GEN_C    := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
+GEN_H    := $(GEN_C:.c=.h)
+GEN_O    := $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(GEN_C))
+COMMON_O := $(patsubst common/%.c,$(BUILD)/obj/common/%.o,$(wildcard common/*.c))
+LIBCOMMON := $(BUILD)/libportico.a
+
+SERVICES := web registry broker bitbucket
+BINS     := $(addprefix $(BUILD)/bin/portico-,$(SERVICES))
+EMULATOR := $(BUILD)/bin/bitbucket-emulator
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.SECONDARY:
+.PHONY: all deps run test unit-test service-test system-test browser-test fuzz fuzz-smoke bench clean format check-format
+all: $(BINS) $(EMULATOR)
+
+deps:
+	@bash scripts/deps.sh
+
+# ---- generated protocol code (never committed) ----
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 $(CFLAGS) -I$(BUILD)/gen $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	@echo "  CC $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIBCOMMON): $(COMMON_O) $(GEN_O)
+	@rm -f $@
+	ar rcs $@ $^
+
+# ---- services: every .c under services/<name>/ makes portico-<name> ----
+define service_rule
+$(BUILD)/bin/portico-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard services/$(1)/*.c)) $(LIBCOMMON)
+	@mkdir -p $(BUILD)/bin
+	$(CC) -o $$@ $$^ $(LDLIBS)
+endef
+$(foreach s,$(SERVICES),$(eval $(call service_rule,$(s))))
+
+$(EMULATOR): $(wildcard tests/emulator/*.c tests/emulator/*.h)
+	@mkdir -p $(BUILD)/bin
+	$(MAKE) -C tests/emulator OUT=$(abspath $@) CC=$(CC)
+
+# ---- tests ----
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBCOMMON)
+	@mkdir -p $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Iservices -o $@ $< $(wildcard services/*/$*.c) $(LIBCOMMON) $(LDLIBS) -lcmocka
+
+unit-test: $(UNIT_BIN)
+	@bash tests/run-unit.sh $(UNIT_BIN)
+
+test: deps all unit-test
+	@bash tests/run-all.sh
+
+fuzz:
+	@bash tests/fuzz/run.sh 60
+
+bench: deps all
+	@bash tests/bench/run.sh
+
+run: deps all
+	@bash scripts/run.sh
+
+format:
+	clang-format -i $(wildcard common/*.[ch] services/*/*.[ch] tests/unit/*.c tests/fuzz/*.c)
+
+check-format:
+	@clang-format --dry-run --Werror $(wildcard common/*.[ch] services/*/*.[ch])
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

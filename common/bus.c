@@ -1,0 +1,451 @@
+#include "bus.h"
+
+#include "crypto.h"
+#include "log.h"
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static _Thread_local int64_t s_deadline_ms;
+
+static char s_service[32] = "portico";
+static char s_instance[96] = "";
+static bus_ready_fn s_ready_fn;
+static void *s_ready_arg;
+
+int64_t bus_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t bus_current_deadline(void) { return s_deadline_ms; }
+
+void bus_init(void)
+{
+    /* We install our own SIGTERM/SIGINT handling; czmq's would swallow them. */
+    zsys_handler_set(NULL);
+    zsys_set_linger(0);
+    zsys_set_logstream(NULL);
+}
+
+void bus_socket_tune(zsock_t *sock)
+{
+    void *s = zsock_resolve(sock);
+    int64_t max = BUS_MAX_MSG_SIZE;
+    int ivl = BUS_HEARTBEAT_IVL_MS, timeout = BUS_HEARTBEAT_TIMEOUT_MS, linger = 0, hwm = 10000;
+    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof max);
+    zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
+    zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &timeout, sizeof timeout);
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+}
+
+const char *bus_code_name(int code)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&portico__error_code__descriptor, code);
+    return v ? v->name : "UNKNOWN";
+}
+
+static void s_set_error(bus_error_t *err, int code, const char *detail, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void s_set_error(bus_error_t *err, int code, const char *detail, const char *fmt, ...)
+{
+    if (!err)
+        return;
+    err->code = code;
+    snprintf(err->detail, sizeof err->detail, "%s", detail ? detail : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- client ---- */
+
+struct bus_client_t {
+    zsock_t *sock;
+    char service[32];
+    char endpoint[256];
+    uint64_t next_call_id;
+    void (*idle_fn)(void *);
+    void *idle_arg;
+};
+
+bus_client_t *bus_client_new(const char *endpoint, const char *service)
+{
+    bus_client_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->sock = zsock_new(ZMQ_DEALER);
+    if (!self->sock) {
+        free(self);
+        return NULL;
+    }
+    bus_socket_tune(self->sock);
+    /* Do not queue requests for a peer that is not there: fail fast instead. */
+    zsock_set_immediate(self->sock, 1);
+    zsock_set_reconnect_ivl(self->sock, 100);
+    zsock_set_reconnect_ivl_max(self->sock, 1000);
+    if (zsock_connect(self->sock, "%s", endpoint) < 0) {
+        log_error("could not connect bus socket", "endpoint=%s", endpoint);
+        zsock_destroy(&self->sock);
+        free(self);
+        return NULL;
+    }
+    snprintf(self->service, sizeof self->service, "%s", service);
+    snprintf(self->endpoint, sizeof self->endpoint, "%s", endpoint);
+    crypto_random(&self->next_call_id, sizeof self->next_call_id);
+    self->next_call_id &= 0x7fffffffffffULL;
+    return self;
+}
+
+void bus_client_destroy(bus_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zsock_destroy(&(*self_p)->sock);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+void bus_client_set_idle(bus_client_t *self, void (*fn)(void *arg), void *arg)
+{
+    self->idle_fn = fn;
+    self->idle_arg = arg;
+}
+
+static void s_record(const bus_client_t *self, const char *method, int code, int64_t started)
+{
+    char labels[192];
+    snprintf(labels, sizeof labels, "service=\"%s\",method=\"%s\",code=\"%s\"", self->service, method,
+             bus_code_name(code));
+    metrics_inc("portico_bus_calls_total", labels, 1);
+    snprintf(labels, sizeof labels, "service=\"%s\",method=\"%s\"", self->service, method);
+    metrics_observe("portico_bus_call_seconds", labels, (double)(bus_now_ms() - started) / 1000.0);
+}
+
+/* Wait until the socket is ready for `events` or the deadline passes. */
+static int s_wait(bus_client_t *self, short events, int64_t deadline)
+{
+    for (;;) {
+        int64_t left = deadline - bus_now_ms();
+        if (left <= 0)
+            return 0;
+        zmq_pollitem_t item = {zsock_resolve(self->sock), 0, events, 0};
+        int rc = zmq_poll(&item, 1, left > 250 ? 250 : (long)left);
+        if (rc < 0 && zmq_errno() != EINTR)
+            return -1;
+        if (rc > 0)
+            return 1;
+        if (self->idle_fn)
+            self->idle_fn(self->idle_arg);
+    }
+}
+
+int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req,
+             const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, int timeout_ms, bus_error_t *err)
+{
+    int rc = -1;
+    uint8_t *body = NULL, *env_buf = NULL;
+    Portico__Reply *reply = NULL;
+    int64_t started = bus_now_ms();
+    int64_t deadline = started + timeout_ms;
+    if (s_deadline_ms && s_deadline_ms < deadline)
+        deadline = s_deadline_ms;
+    if (resp)
+        *resp = NULL;
+    int code = PORTICO__ERROR_CODE__INTERNAL;
+
+    if (deadline <= started) {
+        s_set_error(err, code = PORTICO__ERROR_CODE__TIMEOUT, "", "the request ran out of time");
+        goto out;
+    }
+    Portico__Request env = PORTICO__REQUEST__INIT;
+    env.call_id = ++self->next_call_id;
+    char rid[64];
+    if (log_request_id()[0]) {
+        snprintf(rid, sizeof rid, "%s", log_request_id());
+    } else {
+        uint8_t raw[8];
+        crypto_random(raw, sizeof raw);
+        crypto_hex(raw, sizeof raw, rid);
+    }
+    env.request_id = rid;
+    env.method = (char *)(uintptr_t)method;
+    env.deadline_ms = deadline;
+    if (req) {
+        size_t n = protobuf_c_message_get_packed_size(req);
+        body = malloc(n ? n : 1);
+        if (!body)
+            goto out;
+        protobuf_c_message_pack(req, body);
+        env.body.data = body;
+        env.body.len = n;
+    }
+    size_t env_len = portico__request__get_packed_size(&env);
+    if (env_len > BUS_MAX_MSG_SIZE) {
+        s_set_error(err, code = PORTICO__ERROR_CODE__BAD_REQUEST, "", "the request is too large");
+        goto out;
+    }
+    env_buf = malloc(env_len ? env_len : 1);
+    if (!env_buf)
+        goto out;
+    portico__request__pack(&env, env_buf);
+
+    /* With ZMQ_IMMEDIATE a DEALER has no pipe until the peer is connected:
+     * wait for one, but not past the deadline. */
+    int w = s_wait(self, ZMQ_POLLOUT, deadline);
+    if (w <= 0 || zmq_send(zsock_resolve(self->sock), env_buf, env_len, ZMQ_DONTWAIT) < 0) {
+        s_set_error(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, "", "the %s service is not reachable",
+                    self->service);
+        goto out;
+    }
+    for (;;) {
+        w = s_wait(self, ZMQ_POLLIN, deadline);
+        if (w <= 0) {
+            s_set_error(err, code = PORTICO__ERROR_CODE__TIMEOUT, "", "the %s service did not answer in time",
+                        self->service);
+            goto out;
+        }
+        zmsg_t *msg = zmsg_recv(self->sock);
+        if (!msg)
+            continue;
+        zframe_t *last = zmsg_last(msg);
+        reply = last ? portico__reply__unpack(NULL, zframe_size(last), zframe_data(last)) : NULL;
+        zmsg_destroy(&msg);
+        if (!reply) {
+            log_warn("bad reply envelope", "service=%s", self->service);
+            continue;
+        }
+        if (reply->call_id == env.call_id)
+            break;
+        /* A late answer to an earlier call that already timed out. */
+        portico__reply__free_unpacked(reply, NULL);
+        reply = NULL;
+    }
+    code = reply->code;
+    if (reply->code != PORTICO__ERROR_CODE__OK) {
+        s_set_error(err, reply->code, reply->detail, "%s", reply->message);
+        goto out;
+    }
+    if (resp_desc && resp) {
+        *resp = protobuf_c_message_unpack(resp_desc, NULL, reply->body.len, reply->body.data);
+        if (!*resp) {
+            s_set_error(err, code = PORTICO__ERROR_CODE__INTERNAL, "", "the %s service sent a reply we cannot read",
+                        self->service);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    if (rc < 0 && code != PORTICO__ERROR_CODE__INTERNAL && err && !err->message[0])
+        s_set_error(err, code, "", "the %s service failed", self->service);
+    if (rc < 0 && code == PORTICO__ERROR_CODE__INTERNAL && err && !err->message[0])
+        s_set_error(err, code, "", "internal error calling the %s service", self->service);
+    s_record(self, method, rc == 0 ? 0 : code, started);
+    if (reply)
+        portico__reply__free_unpacked(reply, NULL);
+    free(body);
+    free(env_buf);
+    return rc;
+}
+
+/* ---- server ---- */
+
+void bus_set_identity(const char *service, const char *instance, bus_ready_fn ready, void *arg)
+{
+    snprintf(s_service, sizeof s_service, "%s", service);
+    snprintf(s_instance, sizeof s_instance, "%s", instance ? instance : "");
+    s_ready_fn = ready;
+    s_ready_arg = arg;
+}
+
+void bus_reply_clear(bus_reply_t *reply)
+{
+    free(reply->body);
+    memset(reply, 0, sizeof *reply);
+}
+
+void bus_reply_ok(bus_reply_t *reply, const ProtobufCMessage *msg)
+{
+    free(reply->body);
+    reply->body = NULL;
+    reply->body_len = 0;
+    reply->code = PORTICO__ERROR_CODE__OK;
+    reply->message[0] = reply->detail[0] = '\0';
+    if (!msg)
+        return;
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    reply->body = malloc(n ? n : 1);
+    if (!reply->body) {
+        reply->code = PORTICO__ERROR_CODE__INTERNAL;
+        snprintf(reply->message, sizeof reply->message, "out of memory");
+        return;
+    }
+    reply->body_len = protobuf_c_message_pack(msg, reply->body);
+}
+
+void bus_reply_error(bus_reply_t *reply, int code, const char *detail, const char *fmt, ...)
+{
+    free(reply->body);
+    reply->body = NULL;
+    reply->body_len = 0;
+    reply->code = code;
+    snprintf(reply->detail, sizeof reply->detail, "%s", detail ? detail : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reply->message, sizeof reply->message, fmt, ap);
+    va_end(ap);
+}
+
+void bus_reply_defer(bus_reply_t *reply) { reply->deferred = true; }
+
+static void s_ping(bus_reply_t *reply)
+{
+    Portico__PingReply p = PORTICO__PING_REPLY__INIT;
+    char status[128] = "ok";
+    p.service = s_service;
+    p.instance = s_instance;
+    p.ready = s_ready_fn ? s_ready_fn(s_ready_arg, status, sizeof status) : true;
+    p.status = status;
+    bus_reply_ok(reply, &p.base);
+}
+
+int bus_process(const bus_route_t *routes, void *ctx, const uint8_t *data, size_t len, bus_request_t *req,
+                bus_reply_t *reply)
+{
+    Portico__Request *env = portico__request__unpack(NULL, len, data);
+    if (!env) {
+        log_warn("dropped malformed bus message", "bytes=%zu", len);
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "envelope", "the message could not be decoded");
+        return -1;
+    }
+    req->call_id = env->call_id;
+    snprintf(req->request_id, sizeof req->request_id, "%s", env->request_id);
+    snprintf(req->method, sizeof req->method, "%s", env->method);
+    req->deadline_ms = env->deadline_ms;
+    req->received_ms = bus_now_ms();
+    log_set_request_id(req->request_id);
+
+    if (strlen(env->method) >= sizeof req->method) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__UNKNOWN_METHOD, "", "unknown method");
+        goto out;
+    }
+    if (req->deadline_ms && req->deadline_ms <= req->received_ms) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__TIMEOUT, "", "the request expired before it was handled");
+        goto out;
+    }
+    if (!strcmp(env->method, "ping")) {
+        s_ping(reply);
+        goto out;
+    }
+    const bus_route_t *route = NULL;
+    for (const bus_route_t *r = routes; r && r->method; r++)
+        if (!strcmp(r->method, env->method))
+            route = r;
+    if (!route) {
+        char q[96];
+        log_warn("unknown bus method", "method=%s", log_quote(env->method, q, sizeof q));
+        bus_reply_error(reply, PORTICO__ERROR_CODE__UNKNOWN_METHOD, "", "unknown method");
+        goto out;
+    }
+    ProtobufCMessage *msg = NULL;
+    if (route->desc) {
+        msg = protobuf_c_message_unpack(route->desc, NULL, env->body.len, env->body.data);
+        if (!msg) {
+            log_warn("dropped bus request with a malformed body", "method=%s", route->method);
+            bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "body", "the request body could not be decoded");
+            goto out;
+        }
+    }
+    s_deadline_ms = req->deadline_ms;
+    route->fn(ctx, req, msg, reply);
+    s_deadline_ms = 0;
+    if (msg)
+        protobuf_c_message_free_unpacked(msg, NULL);
+out:
+    portico__request__free_unpacked(env, NULL);
+    return 0;
+}
+
+int bus_encode_reply(uint64_t call_id, const bus_reply_t *reply, uint8_t **out, size_t *out_len)
+{
+    Portico__Reply r = PORTICO__REPLY__INIT;
+    r.call_id = call_id;
+    r.code = (Portico__ErrorCode)reply->code;
+    r.message = (char *)(uintptr_t)reply->message;
+    r.detail = (char *)(uintptr_t)reply->detail;
+    r.body.data = reply->body;
+    r.body.len = reply->body_len;
+    size_t n = portico__reply__get_packed_size(&r);
+    *out = malloc(n ? n : 1);
+    if (!*out)
+        return -1;
+    *out_len = portico__reply__pack(&r, *out);
+    return 0;
+}
+
+void bus_request_destroy(bus_request_t **req_p)
+{
+    if (!req_p || !*req_p)
+        return;
+    zmsg_destroy(&(*req_p)->routing);
+    free(*req_p);
+    *req_p = NULL;
+}
+
+int bus_send_reply(zsock_t *sock, bus_request_t **req_p, bus_reply_t *reply)
+{
+    bus_request_t *req = *req_p;
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    int rc = -1;
+    if (bus_encode_reply(req->call_id, reply, &buf, &n) == 0) {
+        zmsg_t *out = req->routing ? req->routing : zmsg_new();
+        req->routing = NULL;
+        zmsg_addmem(out, buf, n);
+        rc = zmsg_send(&out, sock);
+        zmsg_destroy(&out);
+    }
+    char labels[160];
+    snprintf(labels, sizeof labels, "method=\"%s\",code=\"%s\"", req->method[0] ? req->method : "?",
+             bus_code_name(reply->code));
+    metrics_inc("portico_bus_handled_total", labels, 1);
+    free(buf);
+    bus_request_destroy(req_p);
+    return rc;
+}
+
+void bus_serve(zsock_t *sock, zmsg_t **msg_p, const bus_route_t *routes, void *ctx)
+{
+    zmsg_t *msg = *msg_p;
+    *msg_p = NULL;
+    bus_request_t *req = calloc(1, sizeof *req);
+    bus_reply_t reply = {0};
+    if (!req) {
+        zmsg_destroy(&msg);
+        return;
+    }
+    zframe_t *env = zmsg_last(msg);
+    if (!env) {
+        zmsg_destroy(&msg);
+        free(req);
+        return;
+    }
+    zmsg_remove(msg, env);
+    req->routing = msg;
+    bus_process(routes, ctx, zframe_data(env), zframe_size(env), req, &reply);
+    zframe_destroy(&env);
+    if (!reply.deferred)
+        bus_send_reply(sock, &req, &reply);
+    bus_reply_clear(&reply);
+    log_set_request_id(NULL);
+}

@@ -1,0 +1,118 @@
+/* bus: request/reply between Portico services over ZeroMQ.
+ *
+ * Every message is a protobuf-c envelope (proto/envelope.proto) in the last
+ * frame; frames before it are ZeroMQ routing and are echoed back. A request
+ * carries a call id, the end-to-end request id, a method name and an
+ * absolute deadline; the reply echoes the call id and carries either a body
+ * or a typed error whose message is safe to show.
+ *
+ * Clients are DEALER sockets, one per thread; servers are ROUTER sockets (or
+ * DEALERs behind a queue). Everything read from a socket is untrusted: an
+ * envelope that does not decode, an unknown method or a body that does not
+ * decode gets an error reply and a log line, never an abort. */
+#ifndef PORTICO_BUS_H
+#define PORTICO_BUS_H
+
+#include "envelope.pb-c.h"
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define BUS_MAX_MSG_SIZE (1024 * 1024)
+#define BUS_HEARTBEAT_IVL_MS 1000
+#define BUS_HEARTBEAT_TIMEOUT_MS 3000
+
+/* Control frames a queue worker sends to the web's worker queue. */
+#define BUS_WORKER_READY "\001READY"
+#define BUS_WORKER_HEARTBEAT "\001HB"
+
+typedef struct {
+    int code; /* Portico__ErrorCode */
+    char message[256];
+    char detail[64];
+} bus_error_t;
+
+/* Message size cap, heartbeats, no linger: every Portico socket gets these. */
+void bus_socket_tune(zsock_t *sock);
+/* Call once per process before any socket: keeps czmq off our signals. */
+void bus_init(void);
+int64_t bus_now_ms(void);
+const char *bus_code_name(int code);
+
+/* ---- client ---- */
+
+typedef struct bus_client_t bus_client_t;
+
+/* A DEALER connected to endpoint. service names the peer in logs/metrics. */
+bus_client_t *bus_client_new(const char *endpoint, const char *service);
+void bus_client_destroy(bus_client_t **self_p);
+/* Called every ~250 ms while a call waits (the broker sends heartbeats). */
+void bus_client_set_idle(bus_client_t *self, void (*fn)(void *arg), void *arg);
+
+/* Send req as method and wait for the reply, at most timeout_ms and never
+ * past the deadline of the request this thread is serving. On OK, *resp is
+ * the unpacked body (free with protobuf_c_message_free_unpacked); resp_desc
+ * may be NULL when the body is not wanted. Returns 0, or -1 with err set. */
+int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req,
+             const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, int timeout_ms, bus_error_t *err);
+
+/* ---- server ---- */
+
+typedef struct bus_request_t {
+    zmsg_t *routing; /* routing frames, echoed on reply */
+    uint64_t call_id;
+    char request_id[64];
+    char method[64];
+    int64_t deadline_ms;
+    int64_t received_ms;
+} bus_request_t;
+
+typedef struct {
+    int code;
+    char message[256];
+    char detail[64];
+    uint8_t *body;
+    size_t body_len;
+    bool deferred; /* the handler keeps the request and answers later */
+} bus_reply_t;
+
+typedef void (*bus_handler_fn)(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+
+typedef struct {
+    const char *method;
+    const ProtobufCMessageDescriptor *desc; /* request body type */
+    bus_handler_fn fn;
+} bus_route_t;
+
+/* What "ping" answers: service name, instance and readiness. */
+typedef bool (*bus_ready_fn)(void *arg, char *status, size_t status_size);
+void bus_set_identity(const char *service, const char *instance, bus_ready_fn ready, void *arg);
+
+void bus_reply_ok(bus_reply_t *reply, const ProtobufCMessage *msg);
+void bus_reply_error(bus_reply_t *reply, int code, const char *detail, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Keep the request: the caller answers later with bus_send_reply. */
+void bus_reply_defer(bus_reply_t *reply);
+
+/* Decode one envelope and run its handler: the pure part of serving, no
+ * socket involved (the fuzz target drives this). req must be zeroed with
+ * routing set (or NULL). Returns 0 when the envelope decoded, -1 otherwise;
+ * either way reply holds what to send. */
+int bus_process(const bus_route_t *routes, void *ctx, const uint8_t *data, size_t len, bus_request_t *req,
+                bus_reply_t *reply);
+/* Encode a reply envelope. *out is malloc'd. 0 or -1. */
+int bus_encode_reply(uint64_t call_id, const bus_reply_t *reply, uint8_t **out, size_t *out_len);
+
+/* Receive-side entry for a server socket: takes the message, answers it on
+ * sock unless the handler deferred it. */
+void bus_serve(zsock_t *sock, zmsg_t **msg_p, const bus_route_t *routes, void *ctx);
+/* Answer a deferred request and free it. */
+int bus_send_reply(zsock_t *sock, bus_request_t **req_p, bus_reply_t *reply);
+void bus_request_destroy(bus_request_t **req_p);
+void bus_reply_clear(bus_reply_t *reply);
+
+/* The deadline of the request this thread is serving (0 = none). */
+int64_t bus_current_deadline(void);
+
+#endif

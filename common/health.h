@@ -1,0 +1,22 @@
+/* health: the small HTTP endpoint of the services that do not speak HTTP
+ * otherwise (registry, broker, bitbucket): GET /healthz (alive), /readyz
+ * (ready, with the reason when not) and /metrics. Container health checks
+ * and operators use it; address from PORTICO_HEALTH_ADDR. */
+#ifndef PORTICO_HEALTH_H
+#define PORTICO_HEALTH_H
+
+#include "bus.h"
+
+typedef struct health_t health_t;
+
+/* Listen on addr ("host:port"). NULL when the port cannot be bound. */
+health_t *health_new(const char *addr, const char *service, bus_ready_fn ready, void *arg);
+void health_destroy(health_t **self_p);
+
+/* Exit status for `portico-<service> healthcheck`: 0 when GET url/readyz
+ * answers 200 within two seconds, 1 otherwise. */
+int health_check_url(const char *addr);
+/* The same for any path ("/healthz", "/readyz"). */
+int health_check(const char *addr, const char *path);
+
+#endif

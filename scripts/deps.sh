@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install what building, testing and `make run` need on Debian 12, when it is
+# missing. Idempotent; needs root (or sudo) only when something is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(
+  build-essential pkg-config
+  libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler
+  libcurl4-openssl-dev libpq-dev libcivetweb-dev libssl-dev libjansson-dev
+  postgresql postgresql-client libcmocka-dev
+  clang libfuzzer-14-dev libclang-rt-14-dev
+  nodejs npm chromium wrk curl ca-certificates
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "deps: run as root: apt-get install -y ${missing[*]}" >&2; exit 1; }
+    sudo=sudo
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Browser tests drive Debian's Chromium with playwright-core (never a
+# downloaded browser).
+if [ -f tests/package.json ] && [ ! -d tests/node_modules/playwright-core ]; then
+  echo "deps: installing the test's npm packages"
+  (cd tests && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+fi

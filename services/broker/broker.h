@@ -1,0 +1,33 @@
+/* The broker process: worker threads that each hold their own sockets to the
+ * web's queue, the registry and the bitbucket service, and the table of
+ * methods they serve. */
+#ifndef PORTICO_BROKER_H
+#define PORTICO_BROKER_H
+
+#include "bus.h"
+
+typedef struct {
+    char public_url[512];
+    char web_endpoint[256];
+    char registry_endpoint[256];
+    char bitbucket_endpoint[256];
+    char health_addr[128];
+    long workers;
+    long bus_timeout_ms;       /* registry calls */
+    long bitbucket_timeout_ms; /* one Bitbucket call */
+    long pending_ttl_s;        /* how long a started login may take */
+} broker_config_t;
+
+extern broker_config_t broker_cfg;
+
+/* What a handler may use: this worker's clients. */
+typedef struct {
+    bus_client_t *registry;
+    bus_client_t *bitbucket;
+    char holder[128]; /* names this worker in token leases */
+} broker_worker_t;
+
+/* The methods (login.c, repos.c, check.c ...); ends with a zeroed entry. */
+extern const bus_route_t broker_routes[];
+
+#endif

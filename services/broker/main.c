@@ -1,0 +1,160 @@
+/* portico-broker: the OAuth protocol. Start as many as you like: each worker
+ * thread connects to the web's queue and announces itself; nobody else is
+ * reconfigured. */
+#include "broker.h"
+
+#include "config.h"
+#include "health.h"
+#include "log.h"
+#include "service.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+broker_config_t broker_cfg;
+static char s_instance[96];
+static atomic_int s_ready_workers;
+
+static void s_config_load(broker_config_t *c)
+{
+    config_url_or_die("PORTICO_PUBLIC_URL", "http://localhost:8080", c->public_url, sizeof c->public_url);
+    config_endpoint_or_die("PORTICO_BROKER_ENDPOINT", "tcp://127.0.0.1:5553", c->web_endpoint, sizeof c->web_endpoint);
+    config_endpoint_or_die("PORTICO_REGISTRY_ENDPOINT", "tcp://127.0.0.1:5551", c->registry_endpoint,
+                           sizeof c->registry_endpoint);
+    config_endpoint_or_die("PORTICO_BITBUCKET_ENDPOINT", "tcp://127.0.0.1:5552", c->bitbucket_endpoint,
+                           sizeof c->bitbucket_endpoint);
+    config_addr_or_die("PORTICO_HEALTH_ADDR", "127.0.0.1:8083", true, c->health_addr, sizeof c->health_addr);
+    c->workers = config_int_or_die("PORTICO_BROKER_WORKERS", 8, 1, 256);
+    c->bus_timeout_ms = config_int_or_die("PORTICO_BUS_TIMEOUT_MS", 5000, 100, 60000);
+    c->bitbucket_timeout_ms = config_int_or_die("PORTICO_BITBUCKET_TIMEOUT_MS", 10000, 500, 120000);
+    c->pending_ttl_s = config_int_or_die("PORTICO_LOGIN_TTL_SECONDS", 600, 30, 3600);
+}
+
+typedef struct {
+    pthread_t thread;
+    int index;
+} thread_slot_t;
+
+static void s_send_ctl(zsock_t *sock, const char *ctl)
+{
+    zmsg_t *m = zmsg_new();
+    zmsg_addstr(m, ctl);
+    zmsg_send(&m, sock);
+    zmsg_destroy(&m);
+}
+
+/* Keep the web's queue informed while a long call is in progress. */
+static void s_heartbeat(void *arg)
+{
+    zsock_t *sock = arg;
+    static _Thread_local int64_t last;
+    int64_t now = bus_now_ms();
+    if (now - last >= BUS_HEARTBEAT_IVL_MS) {
+        s_send_ctl(sock, BUS_WORKER_HEARTBEAT);
+        last = now;
+    }
+}
+
+static void *s_worker(void *arg)
+{
+    thread_slot_t *slot = arg;
+    broker_worker_t w;
+    memset(&w, 0, sizeof w);
+    snprintf(w.holder, sizeof w.holder, "%s/%d", s_instance, slot->index);
+    zsock_t *web = zsock_new(ZMQ_DEALER);
+    w.registry = bus_client_new(broker_cfg.registry_endpoint, "registry");
+    w.bitbucket = bus_client_new(broker_cfg.bitbucket_endpoint, "bitbucket");
+    if (!web || !w.registry || !w.bitbucket) {
+        log_error("could not create worker sockets", "worker=%d", slot->index);
+        goto out;
+    }
+    bus_socket_tune(web);
+    zsock_set_reconnect_ivl(web, 100);
+    zsock_set_reconnect_ivl_max(web, 1000);
+    if (zsock_connect(web, "%s", broker_cfg.web_endpoint) < 0) {
+        log_error("could not connect to the web", "endpoint=%s", broker_cfg.web_endpoint);
+        goto out;
+    }
+    bus_client_set_idle(w.registry, s_heartbeat, web);
+    bus_client_set_idle(w.bitbucket, s_heartbeat, web);
+
+    char ready[160];
+    snprintf(ready, sizeof ready, "%s %s", BUS_WORKER_READY, s_instance);
+    s_send_ctl(web, ready);
+    atomic_fetch_add(&s_ready_workers, 1);
+    int64_t last_ctl = bus_now_ms();
+    while (!service_stopping()) {
+        zmq_pollitem_t item = {zsock_resolve(web), 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(&item, 1, 250);
+        if (rc < 0 && zmq_errno() != EINTR)
+            break;
+        int64_t now = bus_now_ms();
+        if (item.revents & ZMQ_POLLIN) {
+            zmsg_t *msg = zmsg_recv(web);
+            if (msg) {
+                bus_serve(web, &msg, broker_routes, &w);
+                now = bus_now_ms();
+            }
+        }
+        /* An idle worker repeats READY as its heartbeat: a queue that knows
+         * it counts it as alive, a web that restarted learns of it again. */
+        if (now - last_ctl >= BUS_HEARTBEAT_IVL_MS) {
+            s_send_ctl(web, ready);
+            last_ctl = now;
+        }
+    }
+    atomic_fetch_sub(&s_ready_workers, 1);
+out:
+    bus_client_destroy(&w.registry);
+    bus_client_destroy(&w.bitbucket);
+    zsock_destroy(&web);
+    return NULL;
+}
+
+static bool s_ready(void *arg, char *status, size_t status_size)
+{
+    (void)arg;
+    int n = atomic_load(&s_ready_workers);
+    snprintf(status, status_size, "%d of %ld workers running", n, broker_cfg.workers);
+    return n > 0;
+}
+
+int main(int argc, char **argv)
+{
+    service_init_logging("broker");
+    s_config_load(&broker_cfg);
+    if (argc > 1 && !strcmp(argv[1], "healthcheck"))
+        return health_check_url(broker_cfg.health_addr);
+    service_install_signals();
+    bus_init();
+    service_instance_name(s_instance, sizeof s_instance);
+    bus_set_identity("broker", s_instance, s_ready, NULL);
+    health_t *health = NULL;
+    if (strcmp(broker_cfg.health_addr + strlen(broker_cfg.health_addr) - 2, ":0") != 0) {
+        health = health_new(broker_cfg.health_addr, "broker", s_ready, NULL);
+        if (!health)
+            return 1;
+    }
+    thread_slot_t *slots = calloc((size_t)broker_cfg.workers, sizeof *slots);
+    if (!slots)
+        return 1;
+    for (int i = 0; i < broker_cfg.workers; i++) {
+        slots[i].index = i;
+        pthread_create(&slots[i].thread, NULL, s_worker, &slots[i]);
+    }
+    log_info("broker started", "instance=%s workers=%ld web=%s", s_instance, broker_cfg.workers,
+             broker_cfg.web_endpoint);
+    while (!service_stopping())
+        usleep(100 * 1000);
+    log_info("stopping", NULL);
+    for (int i = 0; i < broker_cfg.workers; i++)
+        pthread_join(slots[i].thread, NULL);
+    free(slots);
+    health_destroy(&health);
+    log_info("stopped", NULL);
+    return 0;
+}

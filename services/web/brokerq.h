@@ -1,0 +1,35 @@
+/* brokerq: the load-balancing queue between the web's threads and the
+ * broker workers (ZeroMQ Guide ch. 4, "load balancing broker").
+ *
+ * Web threads connect DEALERs to brokerq_frontend() and call methods as on any
+ * bus server. Broker worker threads, in any number of broker processes,
+ * connect DEALERs to the bind endpoint, announce themselves with READY and
+ * send a heartbeat every second. Each request goes to the worker that has
+ * been idle longest; a worker silent for three seconds is dropped and the
+ * request it held is answered UNAVAILABLE at once. */
+#ifndef PORTICO_BROKERQ_H
+#define PORTICO_BROKERQ_H
+
+#include <stdint.h>
+
+typedef struct brokerq_t brokerq_t;
+
+typedef struct {
+    char instance[96];
+    int workers;
+    int busy;
+    uint64_t handled;
+} brokerq_instance_t;
+
+/* Bind the worker endpoint and start the queue thread. NULL on failure. */
+brokerq_t *brokerq_new(const char *bind_endpoint);
+/* Stop the thread; queued requests are answered UNAVAILABLE. */
+void brokerq_destroy(brokerq_t **self_p);
+/* The inproc endpoint web threads connect their broker clients to. */
+const char *brokerq_frontend(const brokerq_t *self);
+/* Workers connected right now (any thread may call). */
+int brokerq_workers(brokerq_t *self);
+/* Copy up to max instances; returns how many. */
+int brokerq_instances(brokerq_t *self, brokerq_instance_t *out, int max);
+
+#endif

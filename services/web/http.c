@@ -1,0 +1,256 @@
+/* Answering and reading HTTP requests with Portico's rules: every response
+ * carries the security headers; bodies and fields have size limits. */
+#include "web.h"
+
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_BODY (64 * 1024)
+
+static const char *s_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Status";
+    }
+}
+
+void web_send(web_req_t *r, int status, const char *content_type, const char *body, size_t len,
+              const char *extra_headers)
+{
+    sbuf_t h;
+    sbuf_init(&h);
+    sbuf_printf(&h, "HTTP/1.1 %d %s\r\n", status, s_reason(status));
+    sbuf_printf(&h, "Content-Type: %s\r\nContent-Length: %zu\r\n", content_type, len);
+    if (!extra_headers || !strstr(extra_headers, "Cache-Control:"))
+        sbuf_puts(&h, "Cache-Control: no-store\r\n");
+    sbuf_puts(&h, "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n");
+    sbuf_printf(&h, "Referrer-Policy: %s\r\n", r->referrer_policy ? r->referrer_policy : "same-origin");
+    sbuf_printf(&h,
+                "Content-Security-Policy: default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
+                "connect-src 'self'; form-action 'self'%s%s; frame-ancestors 'none'; base-uri 'none'\r\n",
+                r->extra_csp_form_action ? " " : "", r->extra_csp_form_action ? r->extra_csp_form_action : "");
+    sbuf_printf(&h, "X-Request-Id: %s\r\n", r->request_id);
+    for (int i = 0; i < r->nset_cookie; i++)
+        sbuf_printf(&h, "Set-Cookie: %s\r\n", r->set_cookie[i]);
+    if (extra_headers)
+        sbuf_puts(&h, extra_headers);
+    sbuf_puts(&h, "\r\n");
+    mg_write(r->conn, h.data, h.len);
+    if (len && strcmp(r->ri->request_method, "HEAD") != 0)
+        mg_write(r->conn, body, len);
+    sbuf_free(&h);
+    r->status = status;
+}
+
+void web_send_html(web_req_t *r, int status, const sbuf_t *page)
+{
+    web_send(r, status, "text/html; charset=utf-8", page->data ? page->data : "", page->len, NULL);
+}
+
+void web_redirect(web_req_t *r, const char *location)
+{
+    sbuf_t h;
+    sbuf_init(&h);
+    /* Location is either a local path we checked or a URL we built. */
+    if (location[0] == '/')
+        sbuf_printf(&h, "Location: %s%s\r\n", web_cfg.public_path, location);
+    else
+        sbuf_printf(&h, "Location: %s\r\n", location);
+    web_send(r, 303, "text/plain; charset=utf-8", "", 0, h.data);
+    sbuf_free(&h);
+}
+
+void web_error_page(web_req_t *r, int status, const char *title, const char *what, const char *todo)
+{
+    sbuf_t b;
+    sbuf_init(&b);
+    page_begin(&b, r, title);
+    sbuf_puts(&b, "<section class=\"card error-page\"><h1>");
+    sbuf_html(&b, title);
+    sbuf_puts(&b, "</h1><p>");
+    sbuf_html(&b, what);
+    sbuf_puts(&b, "</p>");
+    if (todo && *todo) {
+        sbuf_puts(&b, "<p class=\"todo\">");
+        sbuf_html(&b, todo);
+        sbuf_puts(&b, "</p>");
+    }
+    sbuf_printf(&b, "<p class=\"muted\">Reference: %s</p></section>", r->request_id);
+    page_end(&b);
+    web_send_html(r, status, &b);
+    sbuf_free(&b);
+}
+
+int web_status_for(const bus_error_t *err)
+{
+    switch (err->code) {
+    case PORTICO__ERROR_CODE__BAD_REQUEST: return 400;
+    case PORTICO__ERROR_CODE__NOT_FOUND: return 404;
+    case PORTICO__ERROR_CODE__CONFLICT: return 409;
+    case PORTICO__ERROR_CODE__FORBIDDEN: return 403;
+    case PORTICO__ERROR_CODE__UNAUTHORIZED: return 401;
+    case PORTICO__ERROR_CODE__RATE_LIMITED: return 429;
+    case PORTICO__ERROR_CODE__TIMEOUT: return 504;
+    case PORTICO__ERROR_CODE__UPSTREAM:
+    case PORTICO__ERROR_CODE__TLS: return 502;
+    case PORTICO__ERROR_CODE__UNAVAILABLE: return 503;
+    default: return 500;
+    }
+}
+
+void web_bus_error_page(web_req_t *r, const bus_error_t *err, const char *doing)
+{
+    int status = web_status_for(err);
+    const char *title = status == 503   ? "Service unavailable"
+                        : status == 504 ? "This took too long"
+                        : status == 404 ? "Not found"
+                        : status == 429 ? "Too many attempts"
+                        : status >= 500 ? "Something went wrong"
+                                        : "This did not work";
+    const char *todo = status == 503 || status == 504
+                           ? "Wait a moment and try again. If it keeps happening, ask your Portico operator to "
+                             "check /readyz and the service logs."
+                           : status >= 500 ? "Try again. If it keeps happening, give the reference below to your "
+                                             "Portico operator."
+                                           : NULL;
+    char what[400];
+    snprintf(what, sizeof what, "%s%s%s", doing ? doing : "", doing ? ": " : "",
+             err->message[0] ? err->message : "the request failed");
+    log_warn("request failed", "code=%s status=%d", bus_code_name(err->code), status);
+    web_error_page(r, status, title, what, todo);
+}
+
+static int s_read_body(web_req_t *r)
+{
+    if (r->body_state)
+        return r->body_state;
+    long long declared = r->ri->content_length;
+    if (declared > MAX_BODY) {
+        r->body_state = -1;
+        return -1;
+    }
+    size_t cap = declared > 0 ? (size_t)declared + 1 : 4096;
+    r->body = malloc(cap);
+    if (!r->body) {
+        r->body_state = -1;
+        return -1;
+    }
+    size_t len = 0;
+    for (;;) {
+        if (len + 1 >= cap) {
+            if (cap > MAX_BODY) {
+                r->body_state = -1;
+                return -1;
+            }
+            char *nb = realloc(r->body, cap * 2);
+            if (!nb) {
+                r->body_state = -1;
+                return -1;
+            }
+            r->body = nb;
+            cap *= 2;
+        }
+        int n = mg_read(r->conn, r->body + len, cap - len - 1);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    r->body[len] = '\0';
+    r->body_len = len;
+    r->body_state = 1;
+    return 1;
+}
+
+bool web_body_failed(web_req_t *r) { return s_read_body(r) < 0; }
+
+static int s_get_var(const char *data, size_t len, const char *name, char *out, size_t out_size)
+{
+    if (!data)
+        return -1;
+    int n = mg_get_var2(data, len, name, out, out_size, 0);
+    if (n == -1)
+        return -1;
+    if (n < 0) /* -2: too small, or bad encoding */
+        return -2;
+    return n;
+}
+
+int web_form(web_req_t *r, const char *name, char *out, size_t out_size)
+{
+    out[0] = '\0';
+    if (s_read_body(r) < 0)
+        return -2;
+    return s_get_var(r->body, r->body_len, name, out, out_size);
+}
+
+int web_query(web_req_t *r, const char *name, char *out, size_t out_size)
+{
+    out[0] = '\0';
+    const char *q = r->ri->query_string;
+    return s_get_var(q, q ? strlen(q) : 0, name, out, out_size);
+}
+
+int web_cookie(web_req_t *r, const char *name, char *out, size_t out_size)
+{
+    out[0] = '\0';
+    const char *h = mg_get_header(r->conn, "Cookie");
+    if (!h)
+        return -1;
+    int n = mg_get_cookie(h, name, out, out_size);
+    return n < 0 ? -1 : n;
+}
+
+const char *web_header(web_req_t *r, const char *name) { return mg_get_header(r->conn, name); }
+
+int64_t web_path_id(web_req_t *r, const char *prefix, const char **rest)
+{
+    const char *path = r->ri->local_uri;
+    size_t pl = strlen(prefix);
+    if (strncmp(path, prefix, pl) != 0)
+        return -1;
+    const char *p = path + pl;
+    int64_t id = 0;
+    int digits = 0;
+    while (*p >= '0' && *p <= '9' && digits < 15) {
+        id = id * 10 + (*p - '0');
+        p++;
+        digits++;
+    }
+    if (!digits || id <= 0 || (*p && *p != '/'))
+        return -1;
+    if (rest)
+        *rest = p;
+    return id;
+}
+
+void web_format_time(int64_t epoch_s, char *out, size_t out_size)
+{
+    if (epoch_s <= 0) {
+        snprintf(out, out_size, "never");
+        return;
+    }
+    time_t t = (time_t)epoch_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, out_size, "%Y-%m-%d %H:%M UTC", &tm);
+}

@@ -1,0 +1,197 @@
+/* portico-web: the edge. civetweb serves the pages; each worker thread owns
+ * its bus clients; the broker queue thread spreads login work over every
+ * connected broker worker. */
+#include "web.h"
+
+#include "config.h"
+#include "crypto.h"
+#include "health.h"
+#include "log.h"
+#include "metrics.h"
+#include "service.h"
+#include "url.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+web_config_t web_cfg;
+brokerq_t *web_brokerq;
+
+static void s_config_load(web_config_t *c)
+{
+    config_url_or_die("PORTICO_PUBLIC_URL", "http://localhost:8080", c->public_url, sizeof c->public_url);
+    c->secure = url_is_https(c->public_url);
+    /* Split into origin and path prefix: the Origin check needs the former,
+     * links and cookies the latter. */
+    const char *after_scheme = strstr(c->public_url, "://") + 3;
+    const char *slash = strchr(after_scheme, '/');
+    size_t olen = slash ? (size_t)(slash - c->public_url) : strlen(c->public_url);
+    snprintf(c->public_origin, sizeof c->public_origin, "%.*s", (int)olen, c->public_url);
+    snprintf(c->public_path, sizeof c->public_path, "%s", slash ? slash : "");
+    config_addr_or_die("PORTICO_HTTP_ADDR", "0.0.0.0:8080", false, c->http_addr, sizeof c->http_addr);
+    config_endpoint_or_die("PORTICO_REGISTRY_ENDPOINT", "tcp://127.0.0.1:5551", c->registry_endpoint,
+                           sizeof c->registry_endpoint);
+    config_endpoint_or_die("PORTICO_BITBUCKET_ENDPOINT", "tcp://127.0.0.1:5552", c->bitbucket_endpoint,
+                           sizeof c->bitbucket_endpoint);
+    config_endpoint_or_die("PORTICO_BROKER_BIND", "tcp://127.0.0.1:5553", c->broker_bind, sizeof c->broker_bind);
+    c->threads = config_int_or_die("PORTICO_WEB_THREADS", 32, 2, 512);
+    c->session_idle_s = config_int_or_die("PORTICO_SESSION_IDLE_MINUTES", 30, 1, 24 * 60) * 60;
+    c->session_max_s = config_int_or_die("PORTICO_SESSION_MAX_HOURS", 12, 1, 24 * 30) * 3600;
+    c->bus_timeout_ms = config_int_or_die("PORTICO_BUS_TIMEOUT_MS", 5000, 100, 60000);
+    c->login_timeout_ms = config_int_or_die("PORTICO_LOGIN_TIMEOUT_MS", 15000, 500, 120000);
+    snprintf(c->session_cookie, sizeof c->session_cookie, "%s", c->secure ? "__Host-portico_session" : "portico_session");
+    snprintf(c->login_cookie, sizeof c->login_cookie, "%s", c->secure ? "__Host-portico_login" : "portico_login");
+    if (c->secure && c->public_path[0])
+        log_warn("PORTICO_PUBLIC_URL has a path: cookies still use Path=/ as the __Host- prefix requires", NULL);
+}
+
+/* ---- per-thread bus clients ---- */
+
+static void *s_thread_init(const struct mg_context *ctx, int thread_type)
+{
+    (void)ctx;
+    if (thread_type != 1) /* only request worker threads talk to the bus */
+        return NULL;
+    web_clients_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->registry = bus_client_new(web_cfg.registry_endpoint, "registry");
+    c->broker = bus_client_new(brokerq_frontend(web_brokerq), "broker");
+    c->bitbucket = bus_client_new(web_cfg.bitbucket_endpoint, "bitbucket");
+    return c;
+}
+
+static void s_thread_exit(const struct mg_context *ctx, int thread_type, void *ptr)
+{
+    (void)ctx;
+    (void)thread_type;
+    web_clients_t *c = ptr;
+    if (!c)
+        return;
+    bus_client_destroy(&c->registry);
+    bus_client_destroy(&c->broker);
+    bus_client_destroy(&c->bitbucket);
+    free(c);
+}
+
+/* ---- routing ---- */
+
+static const web_route_t *const s_tables[] = {web_ops_routes, web_static_routes, web_login_routes,
+                                              web_account_routes, web_admin_routes};
+
+static const web_route_t *s_match(const char *method, const char *path, bool *wrong_method)
+{
+    *wrong_method = false;
+    for (size_t t = 0; t < sizeof s_tables / sizeof s_tables[0]; t++) {
+        for (const web_route_t *rt = s_tables[t]; rt->path; rt++) {
+            bool hit = rt->prefix ? strncmp(path, rt->path, strlen(rt->path)) == 0 : strcmp(path, rt->path) == 0;
+            if (!hit)
+                continue;
+            if (!rt->method || !strcmp(rt->method, method) || (!strcmp(method, "HEAD") && !strcmp(rt->method, "GET")))
+                return rt;
+            *wrong_method = true;
+        }
+    }
+    return NULL;
+}
+
+static int s_handle(struct mg_connection *conn, void *cbdata)
+{
+    (void)cbdata;
+    int64_t started = bus_now_ms();
+    web_req_t r;
+    memset(&r, 0, sizeof r);
+    r.conn = conn;
+    r.ri = mg_get_request_info(conn);
+    r.clients = mg_get_thread_pointer(conn);
+    r.route = "unknown";
+    snprintf(r.addr, sizeof r.addr, "%s", r.ri->remote_addr);
+    uint8_t raw[8];
+    crypto_random(raw, sizeof raw);
+    crypto_hex(raw, sizeof raw, r.request_id);
+    log_set_request_id(r.request_id);
+
+    const char *path = r.ri->local_uri;
+    size_t pp = strlen(web_cfg.public_path);
+    if (pp && !strncmp(path, web_cfg.public_path, pp) && (path[pp] == '/' || path[pp] == '\0'))
+        path += pp; /* behind a proxy that keeps the prefix */
+    if (!*path)
+        path = "/";
+    bool wrong_method = false;
+    const web_route_t *rt = s_match(r.ri->request_method, path, &wrong_method);
+    if (!r.clients) {
+        web_error_page(&r, 503, "Service unavailable", "This server thread has no connection to Portico's services.",
+                       "Try again.");
+    } else if (rt) {
+        r.route = rt->name;
+        rt->fn(&r);
+        if (!r.status)
+            web_error_page(&r, 500, "Something went wrong", "The page could not be produced.", "Try again.");
+    } else if (wrong_method) {
+        r.route = "method_not_allowed";
+        web_send(&r, 405, "text/plain; charset=utf-8", "method not allowed\n", 19, NULL);
+    } else {
+        r.route = "not_found";
+        web_error_page(&r, 404, "Page not found", "There is no page at this address.", "Check the link, or start from the home page.");
+    }
+    char labels[128];
+    snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", r.route, r.status);
+    metrics_inc("portico_http_requests_total", labels, 1);
+    snprintf(labels, sizeof labels, "route=\"%s\"", r.route);
+    double secs = (double)(bus_now_ms() - started) / 1000.0;
+    metrics_observe("portico_http_request_seconds", labels, secs);
+    if (strcmp(r.route, "static") && strcmp(r.route, "metrics") && strcmp(r.route, "healthz"))
+        log_info("http request", "method=%s route=%s status=%d ms=%.1f", r.ri->request_method, r.route, r.status,
+                 secs * 1000.0);
+    free(r.body);
+    log_set_request_id(NULL);
+    return r.status ? r.status : 500;
+}
+
+int main(int argc, char **argv)
+{
+    service_init_logging("web");
+    s_config_load(&web_cfg);
+    if (argc > 1 && !strcmp(argv[1], "healthcheck")) {
+        char addr[160];
+        snprintf(addr, sizeof addr, "%s", web_cfg.http_addr);
+        return health_check(addr, argc > 2 ? argv[2] : "/healthz");
+    }
+    service_install_signals();
+    bus_init();
+    metrics_help("portico_http_requests_total", "counter", "HTTP requests by route and status");
+    metrics_help("portico_http_request_seconds", "histogram", "HTTP request latency by route");
+    metrics_help("portico_bus_call_seconds", "histogram", "Bus call latency by service and method");
+
+    web_brokerq = brokerq_new(web_cfg.broker_bind);
+    if (!web_brokerq)
+        return 1;
+    mg_init_library(0);
+    char threads[16];
+    snprintf(threads, sizeof threads, "%ld", web_cfg.threads);
+    const char *options[] = {"listening_ports", web_cfg.http_addr, "num_threads", threads, "request_timeout_ms",
+                             "30000", "enable_keep_alive", "yes", "keep_alive_timeout_ms", "15000",
+                             "max_request_size", "16384", NULL};
+    struct mg_callbacks cb;
+    memset(&cb, 0, sizeof cb);
+    cb.init_thread = s_thread_init;
+    cb.exit_thread = s_thread_exit;
+    struct mg_context *ctx = mg_start(&cb, NULL, options);
+    if (!ctx) {
+        log_error("could not listen for HTTP", "addr=%s", web_cfg.http_addr);
+        brokerq_destroy(&web_brokerq);
+        return 1;
+    }
+    mg_set_request_handler(ctx, "/", s_handle, NULL);
+    log_info("web listening", "addr=%s public_url=%s", web_cfg.http_addr, web_cfg.public_url);
+    while (!service_stopping())
+        usleep(100 * 1000);
+    log_info("stopping", NULL);
+    mg_stop(ctx); /* waits for requests in flight */
+    brokerq_destroy(&web_brokerq);
+    mg_exit_library();
+    log_info("stopped", NULL);
+    return 0;
+}

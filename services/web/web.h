@@ -1,0 +1,158 @@
+/* The web frontend: configuration, per-thread bus clients, the request
+ * context every handler gets, and the helpers that answer it.
+ *
+ * Each civetweb worker thread owns its own bus clients (created in the
+ * thread-init callback); nothing here is shared between threads but the
+ * read-only configuration and the broker queue. */
+#ifndef PORTICO_WEB_H
+#define PORTICO_WEB_H
+
+#include "brokerq.h"
+#include "bus.h"
+#include "sbuf.h"
+
+#include <civetweb.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    char public_url[512];   /* normalised, no trailing slash */
+    char public_origin[512];/* scheme://host[:port] of public_url */
+    char public_path[256];  /* path prefix of public_url ("" or "/portico") */
+    bool secure;            /* public URL is https */
+    char http_addr[128];
+    char registry_endpoint[256];
+    char bitbucket_endpoint[256];
+    char broker_bind[256];
+    long threads;
+    long session_idle_s;
+    long session_max_s;
+    long bus_timeout_ms;
+    long login_timeout_ms;
+    char session_cookie[40];
+    char login_cookie[40];
+} web_config_t;
+
+extern web_config_t web_cfg;
+extern brokerq_t *web_brokerq;
+
+typedef struct {
+    bus_client_t *registry;
+    bus_client_t *broker;
+    bus_client_t *bitbucket;
+} web_clients_t;
+
+typedef struct {
+    int64_t user_id;
+    bool setup;       /* a Setup Mode session (setup token, no account) */
+    bool is_admin;
+    bool setup_mode;  /* Setup Mode is on right now */
+    char user_name[128];
+    char display_name[256];
+    char csrf[48];
+} web_session_t;
+
+#define WEB_MAX_SET_COOKIES 3
+
+typedef struct web_req {
+    struct mg_connection *conn;
+    const struct mg_request_info *ri;
+    web_clients_t *clients;
+    const char *route;        /* metrics label */
+    int status;
+    char addr[64];
+    char request_id[24];
+    int session_state;        /* 0 not looked up, 1 none, 2 present */
+    web_session_t session;
+    char session_token[64];   /* the cookie value: never logged */
+    char *body;
+    size_t body_len;
+    int body_state;           /* 0 unread, 1 read, -1 too large or failed */
+    char set_cookie[WEB_MAX_SET_COOKIES][256];
+    int nset_cookie;
+    const char *referrer_policy; /* NULL = same-origin */
+    const char *extra_csp_form_action; /* origin allowed as form-action, or NULL */
+} web_req_t;
+
+typedef void (*web_handler_fn)(web_req_t *r);
+
+/* A route: method ("GET", "POST" or NULL for any), path, and whether the
+ * path is a prefix (then it ends with '/'). */
+typedef struct {
+    const char *method;
+    const char *path;
+    bool prefix;
+    web_handler_fn fn;
+    const char *name;
+} web_route_t;
+
+/* Route tables of each page group; each ends with a zeroed entry. */
+extern const web_route_t web_ops_routes[];
+extern const web_route_t web_admin_routes[];
+extern const web_route_t web_login_routes[];
+extern const web_route_t web_account_routes[];
+extern const web_route_t web_static_routes[];
+
+/* ---- answering (http.c) ---- */
+
+/* Send a complete response with Portico's security headers. extra_headers is
+ * NULL or CRLF-terminated header lines. */
+void web_send(web_req_t *r, int status, const char *content_type, const char *body, size_t len,
+              const char *extra_headers);
+void web_send_html(web_req_t *r, int status, const sbuf_t *page);
+/* 303 See Other to a local path or an absolute URL we built ourselves. */
+void web_redirect(web_req_t *r, const char *location);
+/* A full page that says what happened and what to do. */
+void web_error_page(web_req_t *r, int status, const char *title, const char *what, const char *todo);
+/* Map a bus error to a page: 503 unavailable, 504 timeout, 400, 404 ... */
+void web_bus_error_page(web_req_t *r, const bus_error_t *err, const char *doing);
+int web_status_for(const bus_error_t *err);
+
+/* ---- reading the request (http.c) ---- */
+
+/* Form field from an x-www-form-urlencoded POST body (max 64 KiB).
+ * Returns the decoded length, -1 when absent, -2 when longer than out. */
+int web_form(web_req_t *r, const char *name, char *out, size_t out_size);
+/* True when the body could not be read or was too large (answer 413). */
+bool web_body_failed(web_req_t *r);
+/* Query string parameter; same results as web_form. */
+int web_query(web_req_t *r, const char *name, char *out, size_t out_size);
+/* Cookie value; -1 when absent. */
+int web_cookie(web_req_t *r, const char *name, char *out, size_t out_size);
+const char *web_header(web_req_t *r, const char *name);
+/* The numeric id after prefix in the path ("/admin/integrations/12/edit"
+ * with prefix "/admin/integrations/" gives 12 and rest "/edit"). -1 when
+ * it is not a positive number. */
+int64_t web_path_id(web_req_t *r, const char *prefix, const char **rest);
+
+/* ---- sessions and CSRF (session.c) ---- */
+
+/* The session of this request, or NULL. Looks it up once. */
+const web_session_t *web_session(web_req_t *r);
+/* Start a new session (a new cookie value: rotation at login and at every
+ * privilege change) and end the request's old one. 0 or -1 with err. */
+int web_session_start(web_req_t *r, int64_t user_id, bool setup, bus_error_t *err);
+/* End the request's session on the server and clear the cookie. */
+void web_session_end(web_req_t *r);
+/* Add a Set-Cookie line to the response. */
+void web_add_cookie(web_req_t *r, const char *name, const char *value, long max_age_s, const char *path);
+/* The POST is from our own pages: Origin / Sec-Fetch-Site, and the form's
+ * csrf field matches the session. Answers 403 itself and returns false. */
+bool web_post_ok(web_req_t *r);
+/* Origin / Sec-Fetch-Site only (for forms used before a session exists). */
+bool web_same_origin(web_req_t *r);
+
+/* ---- pages (page.c) ---- */
+
+void page_begin(sbuf_t *b, web_req_t *r, const char *title);
+void page_end(sbuf_t *b);
+/* Hidden CSRF input for forms. */
+void page_csrf(sbuf_t *b, web_req_t *r);
+/* A notice box; kind is "ok", "warn" or "error". text is escaped. */
+void page_notice(sbuf_t *b, const char *kind, const char *text);
+
+/* ---- time ---- */
+/* "2026-11-29 15:04 UTC" from epoch seconds. */
+void web_format_time(int64_t epoch_s, char *out, size_t out_size);
+
+#endif

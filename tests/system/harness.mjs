@@ -1,0 +1,196 @@
+// The system-test harness: starts PostgreSQL, the Bitbucket emulator and the
+// four Portico services as real processes on loopback, on free ports, and
+// stops them again. Every test file gets its own private system.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, createWriteStream, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BIN = join(ROOT, 'build', 'bin');
+export const ARTIFACTS = join(ROOT, 'tests', 'artifacts');
+
+export async function freePort() {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor(fn, { timeout = 20000, interval = 100, what = 'condition' } = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(interval);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? ': ' + last.message : ''}`);
+}
+
+async function httpStatus(url, timeoutMs = 2000) {
+  const ac = new AbortController();
+  const t = setTimeout(() => ac.abort(), timeoutMs);
+  try {
+    const r = await fetch(url, { signal: ac.signal, redirect: 'manual' });
+    await r.arrayBuffer();
+    return r.status;
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+class Proc {
+  constructor(name, cmd, args, env, logDir) {
+    this.name = name;
+    this.cmd = cmd;
+    this.args = args;
+    this.env = env;
+    this.logPath = join(logDir, `${name}.log`);
+    this.output = '';
+    this.start();
+  }
+  start() {
+    const log = createWriteStream(this.logPath, { flags: 'a' });
+    this.child = spawn(this.cmd, this.args, { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const take = (d) => {
+      const s = d.toString();
+      log.write(s);
+      if (this.output.length < 4e6) this.output += s;
+    };
+    this.child.stdout.on('data', take);
+    this.child.stderr.on('data', take);
+    this.exited = new Promise((res) => this.child.on('exit', (code, signal) => { log.end(); res({ code, signal }); }));
+  }
+  kill(signal = 'SIGTERM') {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+  get alive() {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+}
+
+// Start a private PostgreSQL cluster; returns { conninfo, dir, stop }.
+export async function startPostgres() {
+  const dir = mkdtempSync(join(tmpdir(), 'portico-pg-'));
+  const port = String(await freePort());
+  const conninfo = execFileSync('bash', [join(ROOT, 'scripts', 'pg.sh'), 'start', dir, port], { encoding: 'utf8' }).trim().split('\n').pop();
+  return {
+    dir, port, conninfo,
+    stop: () => { try { execFileSync('bash', [join(ROOT, 'scripts', 'pg.sh'), 'stop', dir], { stdio: 'ignore' }); } catch {} rmSync(dir, { recursive: true, force: true }); },
+    pgCtl: (action) => execFileSync('bash', [join(ROOT, 'scripts', 'pg.sh'), action, dir, port], { encoding: 'utf8' }),
+  };
+}
+
+// Start the emulator; returns { url, proc, admin(path, body) }.
+export async function startEmulator({ version = '8.9.0', autoApprove, accessTtl, logDir, context = '/bitbucket', extraArgs = [] } = {}) {
+  const port = await freePort();
+  const args = ['--listen', `127.0.0.1:${port}`, '--context', context, '--version', version, '--quiet'];
+  if (autoApprove) args.push('--auto-approve', autoApprove);
+  if (accessTtl) args.push('--access-ttl', String(accessTtl));
+  args.push(...extraArgs);
+  const proc = new Proc(`emulator-${port}`, join(BIN, 'bitbucket-emulator'), args, process.env, logDir);
+  const url = `http://127.0.0.1:${port}${context}`;
+  await waitFor(async () => (await httpStatus(`${url}/rest/api/1.0/application-properties`)) === 200, { what: 'the emulator' });
+  const admin = async (path, body, method = 'POST') => {
+    const r = await fetch(`${url}/emulator/${path}`, {
+      method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await r.text();
+    let json; try { json = JSON.parse(text); } catch { json = undefined; }
+    return { status: r.status, json, text };
+  };
+  return { url, port, proc, admin, stop: () => proc.kill() };
+}
+
+// Start the whole system. Options:
+//   brokers: number of broker processes (1)
+//   emulatorVersion, autoApprove, accessTtl: for the demo Bitbucket
+//   env: extra environment for every service
+export async function startPortico(opts = {}) {
+  const name = opts.name || `sys-${Date.now()}-${randomBytes(2).toString('hex')}`;
+  const logDir = join(ARTIFACTS, 'logs', name);
+  mkdirSync(logDir, { recursive: true });
+  const pg = opts.postgres || (await startPostgres());
+  const emulator = opts.noEmulator ? null : await startEmulator({ version: opts.emulatorVersion, autoApprove: opts.autoApprove, accessTtl: opts.accessTtl, logDir });
+  const dir = mkdtempSync(join(tmpdir(), 'portico-sys-'));
+  const keyFile = join(dir, 'secret.key');
+  writeFileSync(keyFile, randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
+  const [webPort, regPort, bbPort, brokerPort, regHealth, bbHealth] = await Promise.all(Array.from({ length: 6 }, freePort));
+  const setupToken = opts.setupToken || randomBytes(24).toString('base64url');
+  const webUrl = `http://127.0.0.1:${webPort}`;
+  const base = {
+    ...process.env,
+    PORTICO_LOG_LEVEL: process.env.PORTICO_LOG_LEVEL || 'info',
+    PORTICO_PUBLIC_URL: opts.publicUrl || webUrl,
+    PORTICO_HTTP_ADDR: `127.0.0.1:${webPort}`,
+    PORTICO_DATABASE_URL: pg.conninfo,
+    PORTICO_SECRET_KEY_FILE: keyFile,
+    PORTICO_SETUP_TOKEN: setupToken,
+    PORTICO_REGISTRY_BIND: `tcp://127.0.0.1:${regPort}`,
+    PORTICO_REGISTRY_ENDPOINT: `tcp://127.0.0.1:${regPort}`,
+    PORTICO_BITBUCKET_BIND: `tcp://127.0.0.1:${bbPort}`,
+    PORTICO_BITBUCKET_ENDPOINT: `tcp://127.0.0.1:${bbPort}`,
+    PORTICO_BROKER_BIND: `tcp://127.0.0.1:${brokerPort}`,
+    PORTICO_BROKER_ENDPOINT: `tcp://127.0.0.1:${brokerPort}`,
+    ...(opts.env || {}),
+  };
+  const procs = {};
+  const sys = {
+    name, logDir, webUrl, setupToken, keyFile, pg, emulator,
+    emulatorUrl: emulator ? emulator.url : null,
+    env: base, procs,
+    start(svc, extraEnv = {}) {
+      const env = { ...base, ...extraEnv };
+      procs[svc] = new Proc(svc, join(BIN, `portico-${svc.replace(/-\d+$/, '')}`), [], env, logDir);
+      return procs[svc];
+    },
+    async startBroker(extraEnv = {}) {
+      const n = Object.keys(procs).filter((k) => k.startsWith('broker')).length;
+      const health = await freePort();
+      return sys.start(`broker-${n + 1}`, { PORTICO_HEALTH_ADDR: `127.0.0.1:${health}`, ...extraEnv });
+    },
+    kill(svc, signal = 'SIGTERM') { return procs[svc].kill(signal); },
+    async ready(timeout = 20000) {
+      return waitFor(async () => (await httpStatus(`${webUrl}/readyz`)) === 200, { timeout, what: 'web /readyz' });
+    },
+    readyz: () => httpStatus(`${webUrl}/readyz`),
+    log(svc) { return procs[svc] ? procs[svc].output : ''; },
+    allLogs() { return Object.values(procs).map((p) => p.output).join('\n'); },
+    async stop() {
+      await Promise.all(Object.values(procs).map((p) => p.kill('SIGTERM')));
+      if (emulator) await emulator.stop();
+      if (!opts.postgres) pg.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  sys.start('registry', { PORTICO_HEALTH_ADDR: `127.0.0.1:${regHealth}` });
+  sys.start('bitbucket', { PORTICO_HEALTH_ADDR: `127.0.0.1:${bbHealth}` });
+  sys.start('web');
+  for (let i = 0; i < (opts.brokers ?? 1); i++) await sys.startBroker(opts.brokerEnv || {});
+  if (opts.waitReady !== false) {
+    try {
+      await sys.ready();
+    } catch (e) {
+      const tail = Object.entries(procs).map(([k, p]) => `--- ${k} ---\n${p.output.slice(-2000)}`).join('\n');
+      await sys.stop();
+      throw new Error(`${e.message}\n${tail}`);
+    }
+  }
+  return sys;
+}

@@ -1,0 +1,178 @@
+/* brokerq: the web's load-balancing queue in front of broker workers. Fake
+ * workers run in threads; one of them dies holding a request. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "web/brokerq.h"
+#include "bus.h"
+#include "log.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BACKEND "inproc://test-brokerq-backend"
+
+typedef struct {
+    pthread_t thread;
+    char name[32];
+    bool die_on_request; /* go silent after taking a request, as kill -9 would */
+    atomic_bool stop;
+    atomic_int handled;
+} fake_worker_t;
+
+static void h_who(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    (void)msg;
+    fake_worker_t *w = ctx;
+    Portico__PingReply out = PORTICO__PING_REPLY__INIT;
+    out.instance = w->name;
+    usleep(20 * 1000);
+    atomic_fetch_add(&w->handled, 1);
+    bus_reply_ok(reply, &out.base);
+}
+
+static const bus_route_t s_routes[] = {{"who", NULL, h_who}, {0}};
+
+static void s_ctl(zsock_t *s, const char *text)
+{
+    zmsg_t *m = zmsg_new();
+    zmsg_addstr(m, text);
+    zmsg_send(&m, s);
+}
+
+static void *s_worker(void *arg)
+{
+    fake_worker_t *w = arg;
+    zsock_t *s = zsock_new(ZMQ_DEALER);
+    bus_socket_tune(s);
+    zsock_connect(s, BACKEND);
+    char ready[64];
+    snprintf(ready, sizeof ready, "%s %s", BUS_WORKER_READY, w->name);
+    s_ctl(s, ready);
+    int64_t last = bus_now_ms();
+    while (!atomic_load(&w->stop)) {
+        zmq_pollitem_t item = {zsock_resolve(s), 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 100) > 0) {
+            zmsg_t *m = zmsg_recv(s);
+            if (w->die_on_request) {
+                zmsg_destroy(&m);
+                break; /* silent from now on */
+            }
+            bus_serve(s, &m, s_routes, w);
+        }
+        if (bus_now_ms() - last >= 1000) {
+            s_ctl(s, ready);
+            last = bus_now_ms();
+        }
+    }
+    zsock_destroy(&s);
+    return NULL;
+}
+
+static void s_start(fake_worker_t *w, const char *name, bool die)
+{
+    memset(w, 0, sizeof *w);
+    snprintf(w->name, sizeof w->name, "%s", name);
+    w->die_on_request = die;
+    pthread_create(&w->thread, NULL, s_worker, w);
+}
+
+static void s_stop(fake_worker_t *w)
+{
+    atomic_store(&w->stop, true);
+    pthread_join(w->thread, NULL);
+}
+
+static void s_wait_workers(brokerq_t *q, int n)
+{
+    for (int i = 0; i < 100 && brokerq_workers(q) != n; i++)
+        usleep(50 * 1000);
+    assert_int_equal(brokerq_workers(q), n);
+}
+
+static void test_no_worker_fails_fast(void **state)
+{
+    (void)state;
+    brokerq_t *q = brokerq_new(BACKEND);
+    assert_non_null(q);
+    bus_client_t *c = bus_client_new(brokerq_frontend(q), "broker");
+    bus_error_t err;
+    int64_t t0 = bus_now_ms();
+    assert_int_equal(bus_call(c, "who", NULL, NULL, NULL, 5000, &err), -1);
+    assert_int_equal(err.code, PORTICO__ERROR_CODE__UNAVAILABLE);
+    assert_true(bus_now_ms() - t0 < 500);
+    bus_client_destroy(&c);
+    brokerq_destroy(&q);
+}
+
+static void test_spreads_over_workers(void **state)
+{
+    (void)state;
+    brokerq_t *q = brokerq_new(BACKEND);
+    fake_worker_t a, b;
+    s_start(&a, "alpha", false);
+    s_start(&b, "beta", false);
+    s_wait_workers(q, 2);
+    bus_client_t *c = bus_client_new(brokerq_frontend(q), "broker");
+    bus_error_t err;
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(bus_call(c, "who", NULL, NULL, NULL, 2000, &err), 0);
+    /* The idlest worker gets each request: both take a fair share. */
+    assert_true(atomic_load(&a.handled) >= 8);
+    assert_true(atomic_load(&b.handled) >= 8);
+    brokerq_instance_t inst[4];
+    assert_int_equal(brokerq_instances(q, inst, 4), 2);
+    assert_int_equal(inst[0].handled + inst[1].handled, 20);
+    /* A worker that stops its heartbeats is dropped within a few seconds. */
+    s_stop(&b);
+    s_wait_workers(q, 1);
+    assert_int_equal(bus_call(c, "who", NULL, NULL, NULL, 2000, &err), 0);
+    bus_client_destroy(&c);
+    s_stop(&a);
+    brokerq_destroy(&q);
+}
+
+static void test_worker_dies_mid_request(void **state)
+{
+    (void)state;
+    brokerq_t *q = brokerq_new(BACKEND);
+    fake_worker_t dying;
+    s_start(&dying, "dying", true);
+    s_wait_workers(q, 1);
+    bus_client_t *c = bus_client_new(brokerq_frontend(q), "broker");
+    bus_error_t err;
+    int64_t t0 = bus_now_ms();
+    assert_int_equal(bus_call(c, "who", NULL, NULL, NULL, 10000, &err), -1);
+    int64_t took = bus_now_ms() - t0;
+    /* Answered when the heartbeat is missed, well before the deadline. */
+    assert_int_equal(err.code, PORTICO__ERROR_CODE__UNAVAILABLE);
+    assert_true(took < 5000);
+    assert_int_equal(brokerq_workers(q), 0);
+    bus_client_destroy(&c);
+    s_stop(&dying);
+    brokerq_destroy(&q);
+}
+
+static int s_setup(void **state)
+{
+    (void)state;
+    bus_init();
+    log_set_level(LOG_LEVEL_ERROR);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_no_worker_fails_fast),
+        cmocka_unit_test(test_spreads_over_workers),
+        cmocka_unit_test(test_worker_dies_mid_request),
+    };
+    return cmocka_run_group_tests_name("brokerq", tests, s_setup, NULL);
+}

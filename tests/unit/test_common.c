@@ -1,0 +1,143 @@
+/* config, log, sbuf and metrics: the small common modules. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "sbuf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void test_config_values(void **state)
+{
+    (void)state;
+    config_error_t err;
+    long n;
+    bool b;
+    char s[64];
+    unsetenv("PORTICO_T_INT");
+    assert_int_equal(config_int("PORTICO_T_INT", 7, 1, 10, &n, &err), 0);
+    assert_int_equal(n, 7);
+    setenv("PORTICO_T_INT", "9", 1);
+    assert_int_equal(config_int("PORTICO_T_INT", 7, 1, 10, &n, &err), 0);
+    assert_int_equal(n, 9);
+    setenv("PORTICO_T_INT", "11", 1);
+    assert_int_equal(config_int("PORTICO_T_INT", 7, 1, 10, &n, &err), -1);
+    assert_non_null(strstr(err.text, "PORTICO_T_INT"));
+    assert_non_null(strstr(err.text, "from 1 to 10"));
+    setenv("PORTICO_T_INT", "12abc", 1);
+    assert_int_equal(config_int("PORTICO_T_INT", 7, 1, 10, &n, &err), -1);
+
+    setenv("PORTICO_T_BOOL", "yes", 1);
+    assert_int_equal(config_bool("PORTICO_T_BOOL", false, &b, &err), 0);
+    assert_true(b);
+    setenv("PORTICO_T_BOOL", "maybe", 1);
+    assert_int_equal(config_bool("PORTICO_T_BOOL", false, &b, &err), -1);
+
+    setenv("PORTICO_T_ADDR", "0.0.0.0:8080", 1);
+    assert_int_equal(config_addr("PORTICO_T_ADDR", NULL, false, s, sizeof s, &err), 0);
+    setenv("PORTICO_T_ADDR", "8080", 1);
+    assert_int_equal(config_addr("PORTICO_T_ADDR", NULL, false, s, sizeof s, &err), -1);
+    setenv("PORTICO_T_ADDR", "host:99999", 1);
+    assert_int_equal(config_addr("PORTICO_T_ADDR", NULL, false, s, sizeof s, &err), -1);
+
+    setenv("PORTICO_T_EP", "udp://x", 1);
+    assert_int_equal(config_endpoint("PORTICO_T_EP", NULL, s, sizeof s, &err), -1);
+    setenv("PORTICO_T_EP", "tcp://registry:5551", 1);
+    assert_int_equal(config_endpoint("PORTICO_T_EP", NULL, s, sizeof s, &err), 0);
+
+    setenv("PORTICO_T_URL", "https://portico.example.com/", 1);
+    assert_int_equal(config_url("PORTICO_T_URL", NULL, s, sizeof s, &err), 0);
+    assert_string_equal(s, "https://portico.example.com");
+    setenv("PORTICO_T_URL", "portico.example.com", 1);
+    assert_int_equal(config_url("PORTICO_T_URL", NULL, s, sizeof s, &err), -1);
+    assert_non_null(strstr(err.text, "PORTICO_T_URL"));
+
+    setenv("PORTICO_T_STR", "0123456789", 1);
+    assert_int_equal(config_string("PORTICO_T_STR", NULL, s, 5, &err), -1);
+}
+
+static void test_log_line(void **state)
+{
+    (void)state;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    log_set_stream(f);
+    assert_int_equal(log_init("web", "info"), 0);
+    assert_int_equal(log_init("web", "loud"), -1);
+    log_set_request_id("abc123");
+    log_debug("hidden", NULL);
+    log_info("login started", "integration=%d user=%s", 4, "evil\nlevel=error forged");
+    log_set_request_id(NULL);
+    fflush(f);
+    log_set_stream(NULL);
+    fclose(f);
+    assert_null(strstr(buf, "hidden"));
+    assert_non_null(strstr(buf, "level=info service=web req=abc123 msg=\"login started\" integration=4"));
+    /* The newline in a value cannot start a second line. */
+    assert_int_equal(strchr(buf, '\n') - buf, (long)strlen(buf) - 1);
+    assert_true(strncmp(buf, "ts=", 3) == 0);
+    free(buf);
+    char q[32];
+    assert_string_equal(log_quote("a \"b\"", q, sizeof q), "\"a \\\"b\\\"\"");
+}
+
+static void test_sbuf_html(void **state)
+{
+    (void)state;
+    sbuf_t b;
+    sbuf_init(&b);
+    sbuf_html(&b, "<script>alert('x' & \"y\")</script>");
+    assert_string_equal(b.data, "&lt;script&gt;alert(&#39;x&#39; &amp; &quot;y&quot;)&lt;/script&gt;");
+    sbuf_reset(&b);
+    sbuf_printf(&b, "%d-%s", 42, "x");
+    sbuf_urlenc(&b, " /é");
+    assert_string_equal(b.data, "42-x%20%2F%C3%A9");
+    sbuf_reset(&b);
+    for (int i = 0; i < 10000; i++)
+        sbuf_puts(&b, "0123456789");
+    assert_int_equal(b.len, 100000);
+    sbuf_free(&b);
+}
+
+static void test_metrics_render(void **state)
+{
+    (void)state;
+    metrics_reset();
+    metrics_help("t_requests_total", "counter", "Requests");
+    metrics_inc("t_requests_total", "route=\"a\"", 1);
+    metrics_inc("t_requests_total", "route=\"a\"", 2);
+    metrics_inc("t_requests_total", "route=\"b\"", 1);
+    metrics_set("t_gauge", NULL, 5);
+    metrics_observe("t_seconds", "route=\"a\"", 0.003);
+    metrics_observe("t_seconds", "route=\"a\"", 2.0);
+    char *text = metrics_render();
+    assert_non_null(strstr(text, "# HELP t_requests_total Requests\n# TYPE t_requests_total counter\n"));
+    assert_non_null(strstr(text, "t_requests_total{route=\"a\"} 3\n"));
+    assert_non_null(strstr(text, "t_requests_total{route=\"b\"} 1\n"));
+    assert_non_null(strstr(text, "t_gauge 5\n"));
+    assert_non_null(strstr(text, "t_seconds_bucket{route=\"a\",le=\"0.005\"} 1\n"));
+    assert_non_null(strstr(text, "t_seconds_bucket{route=\"a\",le=\"+Inf\"} 2\n"));
+    assert_non_null(strstr(text, "t_seconds_count{route=\"a\"} 2\n"));
+    free(text);
+    char l[32];
+    assert_string_equal(metrics_label("a\"b\nc", l, sizeof l), "a\\\"bc");
+    metrics_reset();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_values),
+        cmocka_unit_test(test_log_line),
+        cmocka_unit_test(test_sbuf_html),
+        cmocka_unit_test(test_metrics_render),
+    };
+    return cmocka_run_group_tests_name("common", tests, NULL, NULL);
+}
