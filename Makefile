@@ -81,7 +81,7 @@ test: deps all unit-test
 fuzz:
 	@bash tests/fuzz/run.sh 60
 
-bench: deps all
+bench: deps all $(BUILD)/bench/bus_bench
 	@bash tests/bench/run.sh
 
 run: deps all
@@ -97,3 +97,7 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+$(BUILD)/bench/bus_bench: tests/bench/bus_bench.c $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBCOMMON) $(LDLIBS)

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# make run: the whole system on this machine, in the foreground.
+#   - a private PostgreSQL under run/pg when PORTICO_DATABASE_URL is unset
+#   - a secret key in run/secret.key when PORTICO_SECRET_KEY_FILE is unset
+#   - the demo Bitbucket (the emulator) when PORTICO_DEMO_BITBUCKET is not 0
+#   - registry, bitbucket, web and PORTICO_RUN_BROKERS (default 2) brokers
+# Ctrl-C stops everything, PostgreSQL included.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+state=${PORTICO_RUN_DIR:-$root/run}
+mkdir -p "$state/logs"
+bin=$root/build/bin
+pids=()
+pg_started=0
+
+stop_all() {
+  trap - INT TERM EXIT
+  echo
+  echo "portico: stopping"
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if ((pg_started)); then bash scripts/pg.sh stop "$state/pg" >/dev/null 2>&1 || true; fi
+  echo "portico: stopped"
+}
+trap stop_all INT TERM EXIT
+
+if [ -z "${PORTICO_DATABASE_URL:-}" ]; then
+  echo "portico: starting a private PostgreSQL in $state/pg"
+  PORTICO_DATABASE_URL=$(bash scripts/pg.sh start "$state/pg" "${PORTICO_RUN_PG_PORT:-55432}" | tail -1)
+  export PORTICO_DATABASE_URL
+  pg_started=1
+fi
+if [ -z "${PORTICO_SECRET_KEY_FILE:-}" ]; then
+  if [ ! -s "$state/secret.key" ]; then
+    (umask 077 && head -c 32 /dev/urandom | base64 >"$state/secret.key")
+  fi
+  export PORTICO_SECRET_KEY_FILE=$state/secret.key
+fi
+export PORTICO_PUBLIC_URL=${PORTICO_PUBLIC_URL:-http://localhost:8080}
+
+demo_url=""
+if [ "${PORTICO_DEMO_BITBUCKET:-1}" != 0 ]; then
+  demo_addr=${PORTICO_DEMO_BITBUCKET_ADDR:-127.0.0.1:7990}
+  demo_url="http://$demo_addr/bitbucket"
+  "$bin/bitbucket-emulator" --listen "$demo_addr" --context /bitbucket --version "${PORTICO_DEMO_BITBUCKET_VERSION:-8.9.0}" \
+    >"$state/logs/demo-bitbucket.log" 2>&1 &
+  pids+=($!)
+fi
+
+start() {
+  local name=$1
+  shift
+  env "$@" "$bin/portico-${name%%-*}" >>"$state/logs/$name.log" 2>&1 &
+  pids+=($!)
+}
+
+: >"$state/logs/registry.log"
+start registry
+start bitbucket
+start web
+for i in $(seq 1 "${PORTICO_RUN_BROKERS:-2}"); do
+  start "broker-$i" PORTICO_HEALTH_ADDR="127.0.0.1:$((8082 + i))"
+done
+
+# Wait until the web says every service is ready.
+web_addr=${PORTICO_HTTP_ADDR:-0.0.0.0:8080}
+probe="http://127.0.0.1:${web_addr##*:}/readyz"
+for _ in $(seq 1 100); do
+  curl -fsS -o /dev/null "$probe" 2>/dev/null && break
+  sleep 0.2
+done
+
+token=$(sed -n 's/.*setup_token=\([A-Za-z0-9_-]*\).*/\1/p' "$state/logs/registry.log" | tail -1)
+if [ -n "$token" ]; then
+  (umask 077 && echo "$token" >"$state/setup-token")
+fi
+echo
+echo "  Portico is running: $PORTICO_PUBLIC_URL"
+echo "  Readiness:          $probe ($(curl -s -o /dev/null -w '%{http_code}' "$probe" 2>/dev/null || echo down))"
+if [ -s "$state/setup-token" ]; then
+  echo "  Setup token:        $(cat "$state/setup-token")   (open $PORTICO_PUBLIC_URL/admin; kept in $state/setup-token)"
+fi
+if [ -n "$demo_url" ]; then
+  echo "  Demo Bitbucket:     $demo_url   (users jdoe, jane.doe@example.com, zoë; password: password)"
+  echo "                      use it as the Base URL; its application-links page creates the Client ID and Secret"
+fi
+echo "  Logs:               $state/logs/   (Ctrl-C stops everything)"
+echo
+
+# Stop when any service dies, so a broken start is not mistaken for a running one.
+wait -n "${pids[@]}" || true
+echo "portico: a service exited; see $state/logs/" >&2

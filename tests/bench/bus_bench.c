@@ -1,0 +1,156 @@
+/* Bus round trip vs a bare ZeroMQ DEALER/ROUTER ping-pong, measured in the
+ * same run on loopback TCP. The server runs in a child process, as a real
+ * service would. With an endpoint argument, also measures "ping" against
+ * that running service (the registry in `make bench`).
+ *
+ *   bus_bench [iterations] [registry-endpoint] */
+#include "bus.h"
+#include "log.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int s_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int64_t s_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+typedef struct {
+    double p50, p99, rps;
+} result_t;
+
+static result_t s_summarise(int64_t *lat, int n, int64_t total_us)
+{
+    qsort(lat, (size_t)n, sizeof *lat, s_cmp);
+    result_t r = {lat[n / 2] / 1.0, lat[(int)(n * 0.99)] / 1.0, n / (total_us / 1e6)};
+    return r;
+}
+
+static void s_bare_server(const char *ep)
+{
+    zsock_t *r = zsock_new(ZMQ_ROUTER);
+    bus_socket_tune(r);
+    zsock_bind(r, "%s", ep);
+    for (;;) {
+        zmsg_t *m = zmsg_recv(r);
+        if (!m)
+            break;
+        zmsg_send(&m, r);
+    }
+    _exit(0);
+}
+
+static void s_bus_server(const char *ep)
+{
+    zsock_t *r = zsock_new(ZMQ_ROUTER);
+    bus_socket_tune(r);
+    zsock_bind(r, "%s", ep);
+    for (;;) {
+        zmsg_t *m = zmsg_recv(r);
+        if (!m)
+            break;
+        bus_serve(r, &m, NULL, NULL);
+    }
+    _exit(0);
+}
+
+static result_t s_run_bare(const char *ep, int n)
+{
+    zsock_t *d = zsock_new(ZMQ_DEALER);
+    bus_socket_tune(d);
+    zsock_connect(d, "%s", ep);
+    int64_t *lat = calloc((size_t)n, sizeof *lat);
+    char payload[48] = "ping-payload-of-similar-size-to-an-envelope";
+    for (int i = 0; i < 100; i++) { /* warm up */
+        zmq_send(zsock_resolve(d), payload, sizeof payload, 0);
+        zmsg_t *m = zmsg_recv(d);
+        zmsg_destroy(&m);
+    }
+    int64_t t0 = s_now_us();
+    for (int i = 0; i < n; i++) {
+        int64_t a = s_now_us();
+        zmq_send(zsock_resolve(d), payload, sizeof payload, 0);
+        zmsg_t *m = zmsg_recv(d);
+        zmsg_destroy(&m);
+        lat[i] = s_now_us() - a;
+    }
+    result_t r = s_summarise(lat, n, s_now_us() - t0);
+    free(lat);
+    zsock_destroy(&d);
+    return r;
+}
+
+static result_t s_run_bus(const char *ep, int n, const char *name)
+{
+    bus_client_t *c = bus_client_new(ep, name);
+    int64_t *lat = calloc((size_t)n, sizeof *lat);
+    bus_error_t err;
+    for (int i = 0; i < 100; i++)
+        bus_call(c, "ping", NULL, NULL, NULL, 2000, &err);
+    int64_t t0 = s_now_us();
+    int failures = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t a = s_now_us();
+        if (bus_call(c, "ping", NULL, NULL, NULL, 2000, &err) < 0)
+            failures++;
+        lat[i] = s_now_us() - a;
+    }
+    result_t r = s_summarise(lat, n, s_now_us() - t0);
+    if (failures)
+        printf("  (%d failed calls to %s: %s)\n", failures, name, err.message);
+    free(lat);
+    bus_client_destroy(&c);
+    return r;
+}
+
+static void s_print(const char *what, result_t r)
+{
+    printf("  %-34s p50 %7.1f us   p99 %7.1f us   %9.0f req/s\n", what, r.p50, r.p99, r.rps);
+}
+
+int main(int argc, char **argv)
+{
+    int n = argc > 1 ? atoi(argv[1]) : 20000;
+    const char *registry = argc > 2 ? argv[2] : NULL;
+    log_set_level(LOG_LEVEL_ERROR);
+    char bare_ep[64], bus_ep[64];
+    int port = 30000 + (getpid() % 20000);
+    snprintf(bare_ep, sizeof bare_ep, "tcp://127.0.0.1:%d", port);
+    snprintf(bus_ep, sizeof bus_ep, "tcp://127.0.0.1:%d", port + 1);
+    pid_t bare = fork();
+    if (bare == 0)
+        s_bare_server(bare_ep);
+    pid_t bus = fork();
+    if (bus == 0)
+        s_bus_server(bus_ep);
+    bus_init();
+    usleep(200 * 1000);
+    printf("bus round trip, %d sequential calls on loopback TCP\n", n);
+    result_t rb = s_run_bare(bare_ep, n);
+    result_t rs = s_run_bus(bus_ep, n, "bench");
+    s_print("bare DEALER/ROUTER ping-pong", rb);
+    s_print("portico bus no-op (ping)", rs);
+    printf("  ratio bus/bare p50: %.2fx   (goal: below 2x)\n", rs.p50 / rb.p50);
+    if (registry) {
+        result_t rr = s_run_bus(registry, n, "registry");
+        s_print("portico bus ping to the registry", rr);
+        printf("  ratio registry/bare p50: %.2fx\n", rr.p50 / rb.p50);
+    }
+    kill(bare, SIGKILL);
+    kill(bus, SIGKILL);
+    waitpid(bare, NULL, 0);
+    waitpid(bus, NULL, 0);
+    return 0;
+}
