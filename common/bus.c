@@ -24,7 +24,10 @@ int64_t bus_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t bus_current_deadline(void) { return s_deadline_ms; }
+int64_t bus_current_deadline(void)
+{
+    return s_deadline_ms;
+}
 
 void bus_init(void)
 {
@@ -204,8 +207,7 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
      * wait for one, but not past the deadline. */
     int w = s_wait(self, ZMQ_POLLOUT, deadline);
     if (w <= 0 || zmq_send(zsock_resolve(self->sock), env_buf, env_len, ZMQ_DONTWAIT) < 0) {
-        s_set_error(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, "", "the %s service is not reachable",
-                    self->service);
+        s_set_error(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, "", "the %s service is not reachable", self->service);
         goto out;
     }
     for (;;) {
@@ -306,7 +308,10 @@ void bus_reply_error(bus_reply_t *reply, int code, const char *detail, const cha
     va_end(ap);
 }
 
-void bus_reply_defer(bus_reply_t *reply) { reply->deferred = true; }
+void bus_reply_defer(bus_reply_t *reply)
+{
+    reply->deferred = true;
+}
 
 static void s_ping(bus_reply_t *reply)
 {

@@ -65,18 +65,16 @@ int config_bool(const char *name, bool def, bool *out, config_error_t *err)
     return -1;
 }
 
-int config_addr(const char *name, const char *def, bool allow_zero, char *out, size_t out_size,
-                config_error_t *err)
+int config_addr(const char *name, const char *def, bool allow_zero, char *out, size_t out_size, config_error_t *err)
 {
     if (config_string(name, def, out, out_size, err) < 0)
         return -1;
     const char *colon = strrchr(out, ':');
     char *end = NULL;
     long port = colon ? strtol(colon + 1, &end, 10) : -1;
-    if (!colon || colon == out || !end || *end || colon[1] == '\0' || port < (allow_zero ? 0 : 1) ||
-        port > 65535) {
-        snprintf(err->text, sizeof err->text, "%s: must be host:port, for example 127.0.0.1:8080 (got \"%.40s\")",
-                 name, out);
+    if (!colon || colon == out || !end || *end || colon[1] == '\0' || port < (allow_zero ? 0 : 1) || port > 65535) {
+        snprintf(err->text, sizeof err->text, "%s: must be host:port, for example 127.0.0.1:8080 (got \"%.40s\")", name,
+                 out);
         return -1;
     }
     return 0;

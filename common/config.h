@@ -18,8 +18,7 @@ int config_string(const char *name, const char *def, char *out, size_t out_size,
 int config_int(const char *name, long def, long min, long max, long *out, config_error_t *err);
 int config_bool(const char *name, bool def, bool *out, config_error_t *err);
 /* host:port with a numeric port 1..65535 (port 0 allowed when allow_zero). */
-int config_addr(const char *name, const char *def, bool allow_zero, char *out, size_t out_size,
-                config_error_t *err);
+int config_addr(const char *name, const char *def, bool allow_zero, char *out, size_t out_size, config_error_t *err);
 /* A ZeroMQ endpoint: tcp://host:port, ipc://path or inproc://name. */
 int config_endpoint(const char *name, const char *def, char *out, size_t out_size, config_error_t *err);
 /* An absolute http or https URL without query or fragment; trailing '/' removed. */

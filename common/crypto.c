@@ -273,7 +273,8 @@ int crypto_keyring_add_file(crypto_keyring_t *self, const char *path, bool prima
         k = more ? -1 : crypto_b64url_decode(trimmed, key, sizeof key);
     }
     if (k != CRYPTO_KEY_SIZE) {
-        snprintf(why, why_size, "key file \"%s\" must hold 32 bytes in base64 (make one with: head -c 32 /dev/urandom | base64)",
+        snprintf(why, why_size,
+                 "key file \"%s\" must hold 32 bytes in base64 (make one with: head -c 32 /dev/urandom | base64)",
                  path);
         goto out;
     }

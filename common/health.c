@@ -93,7 +93,10 @@ static size_t s_discard(char *ptr, size_t size, size_t nmemb, void *userdata)
     return size * nmemb;
 }
 
-int health_check_url(const char *addr) { return health_check(addr, "/readyz"); }
+int health_check_url(const char *addr)
+{
+    return health_check(addr, "/readyz");
+}
 
 int health_check(const char *addr, const char *path)
 {

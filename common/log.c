@@ -27,16 +27,25 @@ int log_init(const char *service, const char *level_name)
     return -1;
 }
 
-void log_set_level(log_level_t level) { s_level = level; }
+void log_set_level(log_level_t level)
+{
+    s_level = level;
+}
 
-void log_set_stream(FILE *stream) { s_stream = stream; }
+void log_set_stream(FILE *stream)
+{
+    s_stream = stream;
+}
 
 void log_set_request_id(const char *request_id)
 {
     snprintf(s_request_id, sizeof s_request_id, "%s", request_id ? request_id : "");
 }
 
-const char *log_request_id(void) { return s_request_id; }
+const char *log_request_id(void)
+{
+    return s_request_id;
+}
 
 const char *log_quote(const char *value, char *out, size_t out_size)
 {

@@ -24,8 +24,7 @@ const char *log_request_id(void);
 
 /* msg is a short lower-case sentence; kv_fmt produces "key=value key=value"
  * and may be NULL. */
-void log_write(log_level_t level, const char *msg, const char *kv_fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void log_write(log_level_t level, const char *msg, const char *kv_fmt, ...) __attribute__((format(printf, 3, 4)));
 void log_vwrite(log_level_t level, const char *msg, const char *kv_fmt, va_list ap);
 
 #define log_debug(...) log_write(LOG_LEVEL_DEBUG, __VA_ARGS__)

@@ -181,8 +181,8 @@ char *metrics_render(void)
             s_append(&b, "%s_bucket{%s%sle=\"+Inf\"} %lu\n", t->name, t->labels, sep, t->count);
             s_append(&b, "%s_sum%s%s%s %.9f\n", t->name, t->labels[0] ? "{" : "", t->labels, t->labels[0] ? "}" : "",
                      t->value);
-            s_append(&b, "%s_count%s%s%s %lu\n", t->name, t->labels[0] ? "{" : "", t->labels,
-                     t->labels[0] ? "}" : "", t->count);
+            s_append(&b, "%s_count%s%s%s %lu\n", t->name, t->labels[0] ? "{" : "", t->labels, t->labels[0] ? "}" : "",
+                     t->count);
         }
     }
     pthread_mutex_unlock(&s_lock);

@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sbuf_init(sbuf_t *b) { memset(b, 0, sizeof *b); }
+void sbuf_init(sbuf_t *b)
+{
+    memset(b, 0, sizeof *b);
+}
 
 void sbuf_free(sbuf_t *b)
 {
@@ -49,7 +52,10 @@ void sbuf_append(sbuf_t *b, const char *s, size_t n)
     b->data[b->len] = '\0';
 }
 
-void sbuf_puts(sbuf_t *b, const char *s) { sbuf_append(b, s, strlen(s)); }
+void sbuf_puts(sbuf_t *b, const char *s)
+{
+    sbuf_append(b, s, strlen(s));
+}
 
 static void s_vprintf(sbuf_t *b, const char *fmt, va_list ap)
 {
@@ -86,12 +92,23 @@ void sbuf_html(sbuf_t *b, const char *text)
     for (const char *p = text; *p; p++) {
         const char *rep = NULL;
         switch (*p) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&#39;"; break;
-        default: continue;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&#39;";
+            break;
+        default:
+            continue;
         }
         sbuf_append(b, run, (size_t)(p - run));
         sbuf_puts(b, rep);

@@ -28,9 +28,15 @@ void service_install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-bool service_stopping(void) { return s_stop != 0; }
+bool service_stopping(void)
+{
+    return s_stop != 0;
+}
 
-void service_request_stop(void) { s_stop = 1; }
+void service_request_stop(void)
+{
+    s_stop = 1;
+}
 
 void service_instance_name(char *out, size_t out_size)
 {
@@ -45,7 +51,8 @@ void service_init_logging(const char *service)
     char level[16];
     config_string_or_die("PORTICO_LOG_LEVEL", "info", level, sizeof level);
     if (log_init(service, level) < 0) {
-        fprintf(stderr, "portico: configuration error: PORTICO_LOG_LEVEL: must be debug, info, warn or error (got \"%s\")\n",
+        fprintf(stderr,
+                "portico: configuration error: PORTICO_LOG_LEVEL: must be debug, info, warn or error (got \"%s\")\n",
                 level);
         exit(2);
     }

@@ -16,8 +16,8 @@ int url_normalize_base(const char *in, char *out, size_t out_size, char *why, si
 {
     int rc = -1;
     CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *user = NULL, *password = NULL,
-         *query = NULL, *fragment = NULL;
+    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *user = NULL, *password = NULL, *query = NULL,
+         *fragment = NULL;
     if (!u)
         goto out;
     if (!in || !*in) {
@@ -172,4 +172,7 @@ int url_decode(const char *in, bool plus_is_space, char *out, size_t out_size)
     return (int)o;
 }
 
-bool url_is_https(const char *url) { return url && strncasecmp(url, "https://", 8) == 0; }
+bool url_is_https(const char *url)
+{
+    return url && strncasecmp(url, "https://", 8) == 0;
+}

@@ -25,6 +25,10 @@ typedef struct {
     bus_client_t *registry;
     bus_client_t *bitbucket;
     char holder[128]; /* names this worker in token leases */
+    /* Call at least every second while a handler waits without a bus call
+     * in progress: keeps the web's queue from declaring the worker dead. */
+    void (*idle)(void *arg);
+    void *idle_arg;
 } broker_worker_t;
 
 /* The methods (login.c, repos.c, check.c ...); ends with a zeroed entry. */

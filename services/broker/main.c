@@ -81,6 +81,8 @@ static void *s_worker(void *arg)
     }
     bus_client_set_idle(w.registry, s_heartbeat, web);
     bus_client_set_idle(w.bitbucket, s_heartbeat, web);
+    w.idle = s_heartbeat;
+    w.idle_arg = web;
 
     char ready[160];
     snprintf(ready, sizeof ready, "%s %s", BUS_WORKER_READY, s_instance);

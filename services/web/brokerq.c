@@ -278,11 +278,11 @@ static void s_on_backend(brokerq_t *self)
     } else if (zmsg_size(m) == 2 && w) {
         /* A reply: [client][envelope]. */
         w->last_seen = now;
+        s_count_handled(self, w->instance);
         zmsg_send(&m, self->frontend);
         zframe_destroy(&w->client);
         w->busy = false;
         w->idle_since = now;
-        s_count_handled(self, w->instance);
         s_stats_update(self);
     }
     zframe_destroy(&identity);
@@ -390,9 +390,15 @@ void brokerq_destroy(brokerq_t **self_p)
     *self_p = NULL;
 }
 
-const char *brokerq_frontend(const brokerq_t *self) { return self->frontend_endpoint; }
+const char *brokerq_frontend(const brokerq_t *self)
+{
+    return self->frontend_endpoint;
+}
 
-int brokerq_workers(brokerq_t *self) { return atomic_load(&self->workers_connected); }
+int brokerq_workers(brokerq_t *self)
+{
+    return atomic_load(&self->workers_connected);
+}
 
 int brokerq_instances(brokerq_t *self, brokerq_instance_t *out, int max)
 {

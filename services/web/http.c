@@ -14,23 +14,40 @@
 static const char *s_reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Status";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Status";
     }
 }
 
@@ -104,17 +121,27 @@ void web_error_page(web_req_t *r, int status, const char *title, const char *wha
 int web_status_for(const bus_error_t *err)
 {
     switch (err->code) {
-    case PORTICO__ERROR_CODE__BAD_REQUEST: return 400;
-    case PORTICO__ERROR_CODE__NOT_FOUND: return 404;
-    case PORTICO__ERROR_CODE__CONFLICT: return 409;
-    case PORTICO__ERROR_CODE__FORBIDDEN: return 403;
-    case PORTICO__ERROR_CODE__UNAUTHORIZED: return 401;
-    case PORTICO__ERROR_CODE__RATE_LIMITED: return 429;
-    case PORTICO__ERROR_CODE__TIMEOUT: return 504;
+    case PORTICO__ERROR_CODE__BAD_REQUEST:
+        return 400;
+    case PORTICO__ERROR_CODE__NOT_FOUND:
+        return 404;
+    case PORTICO__ERROR_CODE__CONFLICT:
+        return 409;
+    case PORTICO__ERROR_CODE__FORBIDDEN:
+        return 403;
+    case PORTICO__ERROR_CODE__UNAUTHORIZED:
+        return 401;
+    case PORTICO__ERROR_CODE__RATE_LIMITED:
+        return 429;
+    case PORTICO__ERROR_CODE__TIMEOUT:
+        return 504;
     case PORTICO__ERROR_CODE__UPSTREAM:
-    case PORTICO__ERROR_CODE__TLS: return 502;
-    case PORTICO__ERROR_CODE__UNAVAILABLE: return 503;
-    default: return 500;
+    case PORTICO__ERROR_CODE__TLS:
+        return 502;
+    case PORTICO__ERROR_CODE__UNAVAILABLE:
+        return 503;
+    default:
+        return 500;
     }
 }
 
@@ -130,9 +157,9 @@ void web_bus_error_page(web_req_t *r, const bus_error_t *err, const char *doing)
     const char *todo = status == 503 || status == 504
                            ? "Wait a moment and try again. If it keeps happening, ask your Portico operator to "
                              "check /readyz and the service logs."
-                           : status >= 500 ? "Try again. If it keeps happening, give the reference below to your "
-                                             "Portico operator."
-                                           : NULL;
+                       : status >= 500 ? "Try again. If it keeps happening, give the reference below to your "
+                                         "Portico operator."
+                                       : NULL;
     char what[400];
     snprintf(what, sizeof what, "%s%s%s", doing ? doing : "", doing ? ": " : "",
              err->message[0] ? err->message : "the request failed");
@@ -181,7 +208,10 @@ static int s_read_body(web_req_t *r)
     return 1;
 }
 
-bool web_body_failed(web_req_t *r) { return s_read_body(r) < 0; }
+bool web_body_failed(web_req_t *r)
+{
+    return s_read_body(r) < 0;
+}
 
 static int s_get_var(const char *data, size_t len, const char *name, char *out, size_t out_size)
 {
@@ -220,7 +250,10 @@ int web_cookie(web_req_t *r, const char *name, char *out, size_t out_size)
     return n < 0 ? -1 : n;
 }
 
-const char *web_header(web_req_t *r, const char *name) { return mg_get_header(r->conn, name); }
+const char *web_header(web_req_t *r, const char *name)
+{
+    return mg_get_header(r->conn, name);
+}
 
 int64_t web_path_id(web_req_t *r, const char *prefix, const char **rest)
 {

@@ -41,7 +41,8 @@ static void s_config_load(web_config_t *c)
     c->session_max_s = config_int_or_die("PORTICO_SESSION_MAX_HOURS", 12, 1, 24 * 30) * 3600;
     c->bus_timeout_ms = config_int_or_die("PORTICO_BUS_TIMEOUT_MS", 5000, 100, 60000);
     c->login_timeout_ms = config_int_or_die("PORTICO_LOGIN_TIMEOUT_MS", 15000, 500, 120000);
-    snprintf(c->session_cookie, sizeof c->session_cookie, "%s", c->secure ? "__Host-portico_session" : "portico_session");
+    snprintf(c->session_cookie, sizeof c->session_cookie, "%s",
+             c->secure ? "__Host-portico_session" : "portico_session");
     snprintf(c->login_cookie, sizeof c->login_cookie, "%s", c->secure ? "__Host-portico_login" : "portico_login");
     if (c->secure && c->public_path[0])
         log_warn("PORTICO_PUBLIC_URL has a path: cookies still use Path=/ as the __Host- prefix requires", NULL);
@@ -78,8 +79,8 @@ static void s_thread_exit(const struct mg_context *ctx, int thread_type, void *p
 
 /* ---- routing ---- */
 
-static const web_route_t *const s_tables[] = {web_ops_routes, web_static_routes, web_login_routes,
-                                              web_account_routes, web_admin_routes};
+static const web_route_t *const s_tables[] = {web_ops_routes, web_static_routes, web_login_routes, web_account_routes,
+                                              web_admin_routes};
 
 static const web_route_t *s_match(const char *method, const char *path, bool *wrong_method)
 {
@@ -134,7 +135,8 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
         web_send(&r, 405, "text/plain; charset=utf-8", "method not allowed\n", 19, NULL);
     } else {
         r.route = "not_found";
-        web_error_page(&r, 404, "Page not found", "There is no page at this address.", "Check the link, or start from the home page.");
+        web_error_page(&r, 404, "Page not found", "There is no page at this address.",
+                       "Check the link, or start from the home page.");
     }
     char labels[128];
     snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", r.route, r.status);
@@ -171,9 +173,19 @@ int main(int argc, char **argv)
     mg_init_library(0);
     char threads[16];
     snprintf(threads, sizeof threads, "%ld", web_cfg.threads);
-    const char *options[] = {"listening_ports", web_cfg.http_addr, "num_threads", threads, "request_timeout_ms",
-                             "30000", "enable_keep_alive", "yes", "keep_alive_timeout_ms", "15000",
-                             "max_request_size", "16384", NULL};
+    const char *options[] = {"listening_ports",
+                             web_cfg.http_addr,
+                             "num_threads",
+                             threads,
+                             "request_timeout_ms",
+                             "30000",
+                             "enable_keep_alive",
+                             "yes",
+                             "keep_alive_timeout_ms",
+                             "15000",
+                             "max_request_size",
+                             "16384",
+                             NULL};
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.init_thread = s_thread_init;

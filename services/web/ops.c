@@ -37,7 +37,10 @@ static bool s_probe(web_req_t *r, readiness_t *st)
     return st->registry_ok && st->bitbucket_ok && st->workers > 0;
 }
 
-static void h_healthz(web_req_t *r) { web_send(r, 200, "text/plain; charset=utf-8", "ok\n", 3, NULL); }
+static void h_healthz(web_req_t *r)
+{
+    web_send(r, 200, "text/plain; charset=utf-8", "ok\n", 3, NULL);
+}
 
 static void h_readyz(web_req_t *r)
 {
@@ -85,7 +88,8 @@ static void h_status(web_req_t *r)
     page_begin(&b, r, "Status");
     sbuf_printf(&b, "<h1>Status</h1><p>Portico is <span class=\"badge %s\">%s</span></p>", ready ? "ok" : "off",
                 ready ? "ready" : "not ready");
-    sbuf_puts(&b, "<section class=\"card\"><h2>Services</h2><table><tr><th>Service</th><th>State</th><th>Detail</th></tr>");
+    sbuf_puts(&b,
+              "<section class=\"card\"><h2>Services</h2><table><tr><th>Service</th><th>State</th><th>Detail</th></tr>");
     s_status_row(&b, "web", true, "ok");
     s_status_row(&b, "registry", st.registry_ok, st.registry_status);
     s_status_row(&b, "bitbucket", st.bitbucket_ok, st.bitbucket_status);

@@ -9,8 +9,9 @@ void page_begin(sbuf_t *b, web_req_t *r, const char *title)
     sbuf_puts(b, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
                  "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>");
     sbuf_html(b, title);
-    sbuf_printf(b, " · Portico</title><link rel=\"stylesheet\" href=\"%s/static/portico.css\">"
-                   "<script src=\"%s/static/portico.js\" defer></script></head><body>",
+    sbuf_printf(b,
+                " · Portico</title><link rel=\"stylesheet\" href=\"%s/static/portico.css\">"
+                "<script src=\"%s/static/portico.js\" defer></script></head><body>",
                 web_cfg.public_path, web_cfg.public_path);
     sbuf_printf(b, "<header class=\"top\"><a class=\"brand\" href=\"%s/\">Portico</a><nav>", web_cfg.public_path);
     if (s && (s->is_admin || s->setup))

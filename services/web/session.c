@@ -19,7 +19,10 @@ static void s_csrf_for(const char *token, char *out, size_t out_size)
     crypto_b64url_encode(d, 24, out, out_size);
 }
 
-static void s_hash_token(const char *token, uint8_t out[32]) { crypto_sha256(token, strlen(token), out); }
+static void s_hash_token(const char *token, uint8_t out[32])
+{
+    crypto_sha256(token, strlen(token), out);
+}
 
 const web_session_t *web_session(web_req_t *r)
 {
@@ -61,8 +64,9 @@ void web_add_cookie(web_req_t *r, const char *name, const char *value, long max_
 {
     if (r->nset_cookie == WEB_MAX_SET_COOKIES)
         return;
-    snprintf(r->set_cookie[r->nset_cookie++], sizeof r->set_cookie[0], "%s=%s; Path=%s; Max-Age=%ld; HttpOnly; SameSite=Lax%s",
-             name, value, path ? path : "/", max_age_s, web_cfg.secure ? "; Secure" : "");
+    snprintf(r->set_cookie[r->nset_cookie++], sizeof r->set_cookie[0],
+             "%s=%s; Path=%s; Max-Age=%ld; HttpOnly; SameSite=Lax%s", name, value, path ? path : "/", max_age_s,
+             web_cfg.secure ? "; Secure" : "");
 }
 
 static void s_delete_on_server(web_req_t *r, const char *token)
@@ -73,8 +77,7 @@ static void s_delete_on_server(web_req_t *r, const char *token)
     req.token_hash.data = hash;
     req.token_hash.len = sizeof hash;
     bus_error_t err;
-    if (bus_call(r->clients->registry, "session.delete", &req.base, NULL, NULL, (int)web_cfg.bus_timeout_ms, &err) <
-        0)
+    if (bus_call(r->clients->registry, "session.delete", &req.base, NULL, NULL, (int)web_cfg.bus_timeout_ms, &err) < 0)
         log_warn("could not end session", "code=%s", bus_code_name(err.code));
 }
 
@@ -142,8 +145,7 @@ bool web_post_ok(web_req_t *r)
     int n = web_form(r, "csrf", token, sizeof token);
     if (!s || n <= 0 || !crypto_str_equal(token, s->csrf)) {
         log_warn("refused a request without a valid CSRF token", "path=%s", r->ri->local_uri);
-        web_error_page(r, 403, "Request refused",
-                       "This form has expired or did not come from this Portico session.",
+        web_error_page(r, 403, "Request refused", "This form has expired or did not come from this Portico session.",
                        "Go back, reload the page and send the form again.");
         return false;
     }

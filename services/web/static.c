@@ -48,24 +48,36 @@ static const char s_js[] =
     "document.addEventListener('click',function(e){var b=e.target.closest('[data-copy]');if(!b)return;\n"
     " var t=document.getElementById(b.getAttribute('data-copy'));if(!t)return;\n"
     " var v=t.value!==undefined?t.value:t.textContent;\n"
-    " (navigator.clipboard?navigator.clipboard.writeText(v):Promise.reject()).then(function(){b.textContent='Copied';},\n"
-    "  function(){t.select&&t.select();document.execCommand&&document.execCommand('copy');b.textContent='Copied';});});\n"
+    " (navigator.clipboard?navigator.clipboard.writeText(v):Promise.reject()).then(function(){b.textContent='Copied';},"
+    "\n"
+    "  "
+    "function(){t.select&&t.select();document.execCommand&&document.execCommand('copy');b.textContent='Copied';});});\n"
     "document.addEventListener('submit',function(e){var m=e.target.getAttribute('data-confirm');\n"
     " if(m&&!window.confirm(m))e.preventDefault();});\n"
     "(function(){var f=document.getElementById('integration-form');if(!f)return;\n"
     " var base=f.querySelector('[name=base_url]'),out=document.getElementById('callback-block'),\n"
     "  link=document.getElementById('applinks-link'),oauth=f.querySelectorAll('[name=oauth_version]');\n"
-    " function update(){var v=(base.value||'').trim().replace(/\\/+$/,'');var ok=/^https?:\\/\\/[^\\s\\/?#@]+(\\/[^\\s?#]*)?$/i.test(v);\n"
-    "  if(out)out.hidden=!ok;if(link&&ok){link.href=v+'/plugins/servlet/applinks/listApplicationLinks';link.textContent=link.href;}}\n"
-    " base.addEventListener('input',update);for(var i=0;i<oauth.length;i++)oauth[i].addEventListener('change',update);update();})();\n";
+    " function update(){var v=(base.value||'').trim().replace(/\\/+$/,'');var "
+    "ok=/^https?:\\/\\/[^\\s\\/?#@]+(\\/[^\\s?#]*)?$/i.test(v);\n"
+    "  "
+    "if(out)out.hidden=!ok;if(link&&ok){link.href=v+'/plugins/servlet/applinks/"
+    "listApplicationLinks';link.textContent=link.href;}}\n"
+    " base.addEventListener('input',update);for(var "
+    "i=0;i<oauth.length;i++)oauth[i].addEventListener('change',update);update();})();\n";
 
 static void s_asset(web_req_t *r, const char *type, const char *body, size_t len)
 {
     web_send(r, 200, type, body, len, "Cache-Control: public, max-age=300\r\n");
 }
 
-static void h_css(web_req_t *r) { s_asset(r, "text/css; charset=utf-8", s_css, sizeof s_css - 1); }
-static void h_js(web_req_t *r) { s_asset(r, "text/javascript; charset=utf-8", s_js, sizeof s_js - 1); }
+static void h_css(web_req_t *r)
+{
+    s_asset(r, "text/css; charset=utf-8", s_css, sizeof s_css - 1);
+}
+static void h_js(web_req_t *r)
+{
+    s_asset(r, "text/javascript; charset=utf-8", s_js, sizeof s_js - 1);
+}
 
 const web_route_t web_static_routes[] = {
     {"GET", "/static/portico.css", false, h_css, "static"},

@@ -16,10 +16,10 @@
 #include <stdint.h>
 
 typedef struct {
-    char public_url[512];   /* normalised, no trailing slash */
-    char public_origin[512];/* scheme://host[:port] of public_url */
-    char public_path[256];  /* path prefix of public_url ("" or "/portico") */
-    bool secure;            /* public URL is https */
+    char public_url[512];    /* normalised, no trailing slash */
+    char public_origin[512]; /* scheme://host[:port] of public_url */
+    char public_path[256];   /* path prefix of public_url ("" or "/portico") */
+    bool secure;             /* public URL is https */
     char http_addr[128];
     char registry_endpoint[256];
     char bitbucket_endpoint[256];
@@ -44,9 +44,9 @@ typedef struct {
 
 typedef struct {
     int64_t user_id;
-    bool setup;       /* a Setup Mode session (setup token, no account) */
+    bool setup; /* a Setup Mode session (setup token, no account) */
     bool is_admin;
-    bool setup_mode;  /* Setup Mode is on right now */
+    bool setup_mode; /* Setup Mode is on right now */
     char user_name[128];
     char display_name[256];
     char csrf[48];
@@ -58,19 +58,19 @@ typedef struct web_req {
     struct mg_connection *conn;
     const struct mg_request_info *ri;
     web_clients_t *clients;
-    const char *route;        /* metrics label */
+    const char *route; /* metrics label */
     int status;
     char addr[64];
     char request_id[24];
-    int session_state;        /* 0 not looked up, 1 none, 2 present */
+    int session_state; /* 0 not looked up, 1 none, 2 present */
     web_session_t session;
-    char session_token[64];   /* the cookie value: never logged */
+    char session_token[64]; /* the cookie value: never logged */
     char *body;
     size_t body_len;
-    int body_state;           /* 0 unread, 1 read, -1 too large or failed */
+    int body_state; /* 0 unread, 1 read, -1 too large or failed */
     char set_cookie[WEB_MAX_SET_COOKIES][256];
     int nset_cookie;
-    const char *referrer_policy; /* NULL = same-origin */
+    const char *referrer_policy;       /* NULL = same-origin */
     const char *extra_csp_form_action; /* origin allowed as form-action, or NULL */
 } web_req_t;
 

@@ -166,6 +166,13 @@ export async function startPortico(opts = {}) {
       return sys.start(`broker-${n + 1}`, { PORTICO_HEALTH_ADDR: `127.0.0.1:${health}`, ...extraEnv });
     },
     kill(svc, signal = 'SIGTERM') { return procs[svc].kill(signal); },
+    // Start a stopped service again with the same environment.
+    async restart(svc) {
+      const p = procs[svc];
+      if (p.alive) await p.kill('SIGTERM');
+      p.start();
+      return p;
+    },
     async ready(timeout = 20000) {
       return waitFor(async () => (await httpStatus(`${webUrl}/readyz`)) === 200, { timeout, what: 'web /readyz' });
     },

@@ -15,7 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define BACKEND "inproc://test-brokerq-backend"
+static char BACKEND[64];
+static int s_backend_seq;
 
 typedef struct {
     pthread_t thread;
@@ -99,6 +100,7 @@ static void s_wait_workers(brokerq_t *q, int n)
 static void test_no_worker_fails_fast(void **state)
 {
     (void)state;
+    snprintf(BACKEND, sizeof BACKEND, "inproc://test-brokerq-backend-%d", s_backend_seq++);
     brokerq_t *q = brokerq_new(BACKEND);
     assert_non_null(q);
     bus_client_t *c = bus_client_new(brokerq_frontend(q), "broker");
@@ -114,6 +116,7 @@ static void test_no_worker_fails_fast(void **state)
 static void test_spreads_over_workers(void **state)
 {
     (void)state;
+    snprintf(BACKEND, sizeof BACKEND, "inproc://test-brokerq-backend-%d", s_backend_seq++);
     brokerq_t *q = brokerq_new(BACKEND);
     fake_worker_t a, b;
     s_start(&a, "alpha", false);
@@ -141,6 +144,7 @@ static void test_spreads_over_workers(void **state)
 static void test_worker_dies_mid_request(void **state)
 {
     (void)state;
+    snprintf(BACKEND, sizeof BACKEND, "inproc://test-brokerq-backend-%d", s_backend_seq++);
     brokerq_t *q = brokerq_new(BACKEND);
     fake_worker_t dying;
     s_start(&dying, "dying", true);

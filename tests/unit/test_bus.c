@@ -98,7 +98,8 @@ static void test_round_trip(void **state)
     req.status = "hello";
     Portico__PingReply *rep = NULL;
     bus_error_t err;
-    assert_int_equal(bus_call(c, "echo", &req.base, &portico__ping_reply__descriptor, (ProtobufCMessage **)&rep, 2000, &err), 0);
+    assert_int_equal(
+        bus_call(c, "echo", &req.base, &portico__ping_reply__descriptor, (ProtobufCMessage **)&rep, 2000, &err), 0);
     assert_string_equal(rep->status, "hello");
     assert_string_equal(rep->service, "echo");
     protobuf_c_message_free_unpacked(&rep->base, NULL);
@@ -108,7 +109,8 @@ static void test_round_trip(void **state)
     assert_string_equal(err.detail, "dup");
     assert_string_equal(err.message, "already there: x");
     /* ping is built in. */
-    assert_int_equal(bus_call(c, "ping", NULL, &portico__ping_reply__descriptor, (ProtobufCMessage **)&rep, 2000, &err), 0);
+    assert_int_equal(bus_call(c, "ping", NULL, &portico__ping_reply__descriptor, (ProtobufCMessage **)&rep, 2000, &err),
+                     0);
     assert_true(rep->ready);
     protobuf_c_message_free_unpacked(&rep->base, NULL);
     bus_client_destroy(&c);
@@ -129,7 +131,8 @@ static void test_deadline_and_late_reply(void **state)
     Portico__PingReply req = PORTICO__PING_REPLY__INIT;
     req.status = "second";
     Portico__PingReply *rep = NULL;
-    assert_int_equal(bus_call(c, "echo", &req.base, &portico__ping_reply__descriptor, (ProtobufCMessage **)&rep, 2000, &err), 0);
+    assert_int_equal(
+        bus_call(c, "echo", &req.base, &portico__ping_reply__descriptor, (ProtobufCMessage **)&rep, 2000, &err), 0);
     assert_string_equal(rep->status, "second");
     protobuf_c_message_free_unpacked(&rep->base, NULL);
     bus_client_destroy(&c);

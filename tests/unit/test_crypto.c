@@ -206,9 +206,12 @@ static void test_key_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gcm_known_answers), cmocka_unit_test(test_sha256),
-        cmocka_unit_test(test_base64),           cmocka_unit_test(test_random_and_equal),
-        cmocka_unit_test(test_keyring_seal_open), cmocka_unit_test(test_key_file),
+        cmocka_unit_test(test_gcm_known_answers),
+        cmocka_unit_test(test_sha256),
+        cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_random_and_equal),
+        cmocka_unit_test(test_keyring_seal_open),
+        cmocka_unit_test(test_key_file),
     };
     return cmocka_run_group_tests_name("crypto", tests, NULL, NULL);
 }
