@@ -96,7 +96,7 @@ check-format:
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/tests -name '*.d' 2>/dev/null)
 
 $(BUILD)/bench/bus_bench: tests/bench/bus_bench.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)

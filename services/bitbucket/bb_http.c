@@ -1,0 +1,493 @@
+#include "bb_http.h"
+
+#include "envelope.pb-c.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Answers bigger than this are cut off and refused (UPSTREAM too_large). */
+#define MAX_BODY (4 * 1024 * 1024)
+#define USER_AGENT "Portico (portico-bitbucket)"
+
+struct bb_xfer_t {
+    bb_http_t *http;
+    CURL *easy;
+    struct curl_slist *headers;
+    char *body_out; /* what we POST (may hold a secret) */
+    char *body_in;  /* what we receive */
+    size_t in_len, in_cap;
+    bool too_large;
+    char error[CURL_ERROR_SIZE];
+    bb_http_done_fn done;
+    void *arg;
+    bb_xfer_t *prev, *next;
+};
+
+struct bb_http_t {
+    zloop_t *loop;
+    CURLM *multi;
+    int timer_id; /* the one zloop timer curl asked for, 0 when none */
+    size_t in_flight;
+    bb_xfer_t *xfers; /* every transfer that is in the multi handle */
+};
+
+/* ---- transfers ---- */
+
+static void s_wipe_slist(struct curl_slist *list)
+{
+    for (struct curl_slist *l = list; l; l = l->next)
+        if (l->data)
+            explicit_bzero(l->data, strlen(l->data));
+    curl_slist_free_all(list);
+}
+
+static void s_xfer_free(bb_xfer_t *x)
+{
+    if (!x)
+        return;
+    if (x->easy)
+        curl_easy_cleanup(x->easy);
+    s_wipe_slist(x->headers);
+    if (x->body_out) {
+        explicit_bzero(x->body_out, strlen(x->body_out));
+        free(x->body_out);
+    }
+    if (x->body_in) {
+        /* Token answers pass through here too. */
+        explicit_bzero(x->body_in, x->in_cap);
+        free(x->body_in);
+    }
+    free(x);
+}
+
+static void s_link(bb_http_t *self, bb_xfer_t *x)
+{
+    x->next = self->xfers;
+    if (self->xfers)
+        self->xfers->prev = x;
+    self->xfers = x;
+    self->in_flight++;
+}
+
+static void s_unlink(bb_http_t *self, bb_xfer_t *x)
+{
+    if (self->xfers == x)
+        self->xfers = x->next;
+    if (x->prev)
+        x->prev->next = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    x->prev = x->next = NULL;
+    self->in_flight--;
+}
+
+static size_t s_on_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+    bb_xfer_t *x = arg;
+    size_t n = size * nmemb;
+    if (n > MAX_BODY || x->in_len + n > MAX_BODY) {
+        x->too_large = true;
+        return 0; /* curl ends the transfer with CURLE_WRITE_ERROR */
+    }
+    if (x->in_len + n + 1 > x->in_cap) {
+        size_t cap = x->in_cap ? x->in_cap : 4096;
+        while (cap < x->in_len + n + 1)
+            cap *= 2;
+        char *b = malloc(cap);
+        if (!b)
+            return 0;
+        if (x->body_in) {
+            memcpy(b, x->body_in, x->in_len);
+            explicit_bzero(x->body_in, x->in_cap);
+            free(x->body_in);
+        }
+        x->body_in = b;
+        x->in_cap = cap;
+    }
+    memcpy(x->body_in + x->in_len, data, n);
+    x->in_len += n;
+    x->body_in[x->in_len] = '\0';
+    return n;
+}
+
+/* A response header's value (the last one of that name), or NULL. */
+static const char *s_header(CURL *easy, const char *name)
+{
+    struct curl_header *h = NULL;
+    if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h)
+        return NULL;
+    return h->value;
+}
+
+/* curl_easy_header's result lives until its next call: copy each. */
+typedef struct {
+    char *content_type, *www_authenticate, *retry_after, *location, *x_ausername, *x_auserid;
+} headers_t;
+
+static char *s_dup_header(CURL *easy, const char *name)
+{
+    const char *v = s_header(easy, name);
+    return v ? strndup(v, 4096) : NULL;
+}
+
+static void s_headers_free(headers_t *h)
+{
+    free(h->content_type);
+    free(h->www_authenticate);
+    free(h->retry_after);
+    free(h->location);
+    free(h->x_ausername);
+    free(h->x_auserid);
+}
+
+static void s_finish(bb_http_t *self, bb_xfer_t *x, CURLcode code)
+{
+    bb_http_result_t res;
+    memset(&res, 0, sizeof res);
+    headers_t h;
+    memset(&h, 0, sizeof h);
+    long status = 0;
+    curl_off_t connect_us = 0, appconnect_us = 0, total_us = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+    curl_easy_getinfo(x->easy, CURLINFO_APPCONNECT_TIME_T, &appconnect_us);
+    curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &total_us);
+    if (code == CURLE_OK) {
+        h.content_type = s_dup_header(x->easy, "Content-Type");
+        h.www_authenticate = s_dup_header(x->easy, "WWW-Authenticate");
+        h.retry_after = s_dup_header(x->easy, "Retry-After");
+        h.location = s_dup_header(x->easy, "Location");
+        h.x_ausername = s_dup_header(x->easy, "X-AUSERNAME");
+        h.x_auserid = s_dup_header(x->easy, "X-AUSERID");
+    }
+    res.curl_code = x->too_large ? CURLE_FILESIZE_EXCEEDED : code;
+    res.curl_error = x->error[0] ? x->error : curl_easy_strerror(code);
+    res.too_large = x->too_large;
+    res.connected = connect_us > 0 || appconnect_us > 0;
+    res.status = code == CURLE_OK ? status : 0;
+    res.body = x->body_in ? x->body_in : "";
+    res.body_len = x->in_len;
+    res.content_type = h.content_type;
+    res.www_authenticate = h.www_authenticate;
+    res.retry_after = h.retry_after;
+    res.location = h.location;
+    res.x_ausername = h.x_ausername;
+    res.x_auserid = h.x_auserid;
+    res.seconds = (double)total_us / 1e6;
+
+    curl_multi_remove_handle(self->multi, x->easy);
+    s_unlink(self, x);
+    x->done(x->arg, &res);
+    s_headers_free(&h);
+    s_xfer_free(x);
+}
+
+/* Hand every finished transfer to its owner. */
+static void s_check_done(bb_http_t *self)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(self->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        bb_xfer_t *x = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        if (x)
+            s_finish(self, x, msg->data.result);
+    }
+}
+
+/* ---- curl <-> zloop ---- */
+
+static int s_on_socket(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void)loop;
+    bb_http_t *self = arg;
+    int flags = 0, running = 0;
+    if (item->revents & ZMQ_POLLIN)
+        flags |= CURL_CSELECT_IN;
+    if (item->revents & ZMQ_POLLOUT)
+        flags |= CURL_CSELECT_OUT;
+    if (item->revents & ZMQ_POLLERR)
+        flags |= CURL_CSELECT_ERR;
+    curl_multi_socket_action(self->multi, item->fd, flags, &running);
+    s_check_done(self);
+    return 0;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch s for what curl wants, or stop watching. */
+static int s_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    (void)socketp;
+    bb_http_t *self = userp;
+    zmq_pollitem_t item = {NULL, s, 0, 0};
+    zloop_poller_end(self->loop, &item);
+    if (what == CURL_POLL_REMOVE)
+        return 0;
+    if (what & CURL_POLL_IN)
+        item.events |= ZMQ_POLLIN;
+    if (what & CURL_POLL_OUT)
+        item.events |= ZMQ_POLLOUT;
+    if (zloop_poller(self->loop, &item, s_on_socket, self) < 0)
+        return -1;
+    /* curl itself decides what an error on its socket means. */
+    zloop_poller_set_tolerant(self->loop, &item);
+    return 0;
+}
+
+static int s_on_timer(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    bb_http_t *self = arg;
+    int running = 0;
+    if (timer_id == self->timer_id)
+        self->timer_id = 0; /* one-shot: zloop drops it after this call */
+    curl_multi_socket_action(self->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    s_check_done(self);
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: one timer, replaced whenever curl asks. */
+static int s_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    bb_http_t *self = userp;
+    if (self->timer_id) {
+        zloop_timer_end(self->loop, self->timer_id);
+        self->timer_id = 0;
+    }
+    if (timeout_ms >= 0) {
+        int id = zloop_timer(self->loop, (size_t)timeout_ms, 1, s_on_timer, self);
+        if (id < 0)
+            return -1;
+        self->timer_id = id;
+    }
+    return 0;
+}
+
+/* ---- public ---- */
+
+bb_http_t *bb_http_new(zloop_t *loop, long max_host_connections, long max_cached)
+{
+    bb_http_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->loop = loop;
+    self->multi = curl_multi_init();
+    if (!self->multi) {
+        free(self);
+        return NULL;
+    }
+    curl_multi_setopt(self->multi, CURLMOPT_SOCKETFUNCTION, s_socket_cb);
+    curl_multi_setopt(self->multi, CURLMOPT_SOCKETDATA, self);
+    curl_multi_setopt(self->multi, CURLMOPT_TIMERFUNCTION, s_timer_cb);
+    curl_multi_setopt(self->multi, CURLMOPT_TIMERDATA, self);
+    curl_multi_setopt(self->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host_connections);
+    curl_multi_setopt(self->multi, CURLMOPT_MAXCONNECTS, max_cached);
+    return self;
+}
+
+void bb_http_destroy(bb_http_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    bb_http_t *self = *self_p;
+    for (bb_xfer_t *x = self->xfers, *next; x; x = next) {
+        next = x->next;
+        bb_http_cancel(self, &x);
+    }
+    curl_multi_cleanup(self->multi);
+    if (self->timer_id)
+        zloop_timer_end(self->loop, self->timer_id);
+    free(self);
+    *self_p = NULL;
+}
+
+size_t bb_http_in_flight(const bb_http_t *self)
+{
+    return self->in_flight;
+}
+
+void bb_http_cancel(bb_http_t *self, bb_xfer_t **xfer_p)
+{
+    if (!xfer_p || !*xfer_p)
+        return;
+    bb_xfer_t *x = *xfer_p;
+    curl_multi_remove_handle(self->multi, x->easy);
+    s_unlink(self, x);
+    s_xfer_free(x);
+    *xfer_p = NULL;
+}
+
+static int s_add_header(bb_xfer_t *x, const char *name, const char *value)
+{
+    size_t n = strlen(name) + strlen(value) + 3;
+    char *line = malloc(n);
+    if (!line)
+        return -1;
+    snprintf(line, n, "%s: %s", name, value);
+    struct curl_slist *l = curl_slist_append(x->headers, line);
+    explicit_bzero(line, n);
+    free(line);
+    if (!l)
+        return -1;
+    x->headers = l;
+    return 0;
+}
+
+bb_xfer_t *bb_http_start(bb_http_t *self, const bb_http_request_t *req, bb_http_done_fn done, void *arg)
+{
+    bb_xfer_t *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    x->http = self;
+    x->done = done;
+    x->arg = arg;
+    x->easy = curl_easy_init();
+    if (!x->easy)
+        goto fail;
+    CURL *e = x->easy;
+    bool ok = true;
+    ok &= curl_easy_setopt(e, CURLOPT_URL, req->url) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_PRIVATE, x) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
+    /* A redirect is reported, not followed: it usually means a wrong base
+     * URL, and following it could carry credentials elsewhere. */
+    ok &= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                           req->connect_timeout_ms < req->timeout_ms ? req->connect_timeout_ms : req->timeout_ms) ==
+          CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_USERAGENT, USER_AGENT) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "") == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MAX_BODY) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_on_write) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_WRITEDATA, x) == CURLE_OK;
+    if (req->ca_pem && *req->ca_pem) {
+        struct curl_blob blob = {(void *)(uintptr_t)req->ca_pem, strlen(req->ca_pem), CURL_BLOB_COPY};
+        ok &= curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob) == CURLE_OK;
+        /* Only that PEM: no system CA directory either. */
+        ok &= curl_easy_setopt(e, CURLOPT_CAPATH, NULL) == CURLE_OK;
+    }
+    if (req->accept && s_add_header(x, "Accept", req->accept) < 0)
+        ok = false;
+    if (req->authorization && s_add_header(x, "Authorization", req->authorization) < 0)
+        ok = false;
+    if (req->method && !strcmp(req->method, "POST")) {
+        x->body_out = strdup(req->body ? req->body : "");
+        if (!x->body_out || s_add_header(x, "Content-Type", "application/x-www-form-urlencoded") < 0)
+            ok = false;
+        ok &= curl_easy_setopt(e, CURLOPT_POST, 1L) == CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body_out) == CURLE_OK;
+        ok &= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(x->body_out ? x->body_out : "")) ==
+              CURLE_OK;
+        /* Small bodies: no "Expect: 100-continue" round trip. */
+        if (s_add_header(x, "Expect", "") < 0)
+            ok = false;
+    } else {
+        ok &= curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK;
+    }
+    ok &= curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers) == CURLE_OK;
+    if (!ok || curl_multi_add_handle(self->multi, e) != CURLM_OK)
+        goto fail;
+    s_link(self, x);
+    return x;
+fail:
+    s_xfer_free(x);
+    return NULL;
+}
+
+void bb_http_error(const bb_http_result_t *res, const char *host, long timeout_ms, long connect_timeout_ms,
+                   bb_error_t *err)
+{
+    switch (res->too_large ? CURLE_FILESIZE_EXCEEDED : res->curl_code) {
+    case CURLE_OK:
+        bb_error_set(err, PORTICO__ERROR_CODE__OK, "", "ok");
+        return;
+    case CURLE_FILESIZE_EXCEEDED:
+        bb_error_set(err, PORTICO__ERROR_CODE__UPSTREAM, "too_large",
+                     "Bitbucket at %s sent an answer larger than %d MiB", host, MAX_BODY / (1024 * 1024));
+        return;
+    case CURLE_COULDNT_RESOLVE_HOST:
+        bb_error_set(err, PORTICO__ERROR_CODE__UNAVAILABLE, "unreachable",
+                     "could not resolve the host name of Bitbucket (%s); check the base URL and DNS", host);
+        return;
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        bb_error_set(err, PORTICO__ERROR_CODE__UNAVAILABLE, "unreachable",
+                     "could not resolve the proxy host name on the way to Bitbucket at %s", host);
+        return;
+    case CURLE_COULDNT_CONNECT:
+        bb_error_set(err, PORTICO__ERROR_CODE__UNAVAILABLE, "unreachable",
+                     "could not connect to Bitbucket at %s (connection refused or no route); check that it is "
+                     "running and reachable from Portico",
+                     host);
+        return;
+    case CURLE_OPERATION_TIMEDOUT:
+        if (!res->connected)
+            bb_error_set(err, PORTICO__ERROR_CODE__TIMEOUT, "timeout",
+                         "could not connect to Bitbucket at %s within %ld ms", host,
+                         connect_timeout_ms < timeout_ms ? connect_timeout_ms : timeout_ms);
+        else
+            bb_error_set(err, PORTICO__ERROR_CODE__TIMEOUT, "timeout", "Bitbucket at %s did not answer within %ld ms",
+                         host, timeout_ms);
+        return;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        if (res->curl_code == CURLE_SSL_CACERT_BADFILE)
+            bb_error_set(err, PORTICO__ERROR_CODE__TLS, "ca_cert_invalid",
+                         "the CA certificate of the integration could not be read; paste the PEM "
+                         "(-----BEGIN CERTIFICATE-----) of the authority that issued the certificate of %s",
+                         host);
+        else
+            bb_error_set(err, PORTICO__ERROR_CODE__TLS, "certificate",
+                         "the TLS certificate of %s could not be verified; if Bitbucket uses a private or "
+                         "self-signed certificate authority, add its CA certificate (PEM) to the integration",
+                         host);
+        return;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_USE_SSL_FAILED:
+    case CURLE_SSL_CLIENTCERT:
+        bb_error_set(err, PORTICO__ERROR_CODE__TLS, "handshake",
+                     "the TLS handshake with %s failed; check that the base URL's scheme (https) and port are "
+                     "right and that the certificate could be verified (add the CA certificate to the integration "
+                     "if it is private)",
+                     host);
+        return;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+        bb_error_set(err, PORTICO__ERROR_CODE__BAD_REQUEST, "base_url",
+                     "the base URL of the integration cannot be used (%s)", host);
+        return;
+    case CURLE_OUT_OF_MEMORY:
+        bb_error_set(err, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+        return;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_BAD_CONTENT_ENCODING:
+        bb_error_set(err, PORTICO__ERROR_CODE__UPSTREAM, "protocol",
+                     "%s did not answer in HTTP Portico understands; check the base URL's scheme and port", host);
+        return;
+    default:
+        bb_error_set(err, PORTICO__ERROR_CODE__UNAVAILABLE, "connection",
+                     "the connection to Bitbucket at %s failed before it answered; try again", host);
+        return;
+    }
+}

@@ -1,0 +1,1104 @@
+#include "bb_json.h"
+
+#include "envelope.pb-c.h"
+#include "url.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define C_OK PORTICO__ERROR_CODE__OK
+#define C_BAD_REQUEST PORTICO__ERROR_CODE__BAD_REQUEST
+#define C_NOT_FOUND PORTICO__ERROR_CODE__NOT_FOUND
+#define C_UNAVAILABLE PORTICO__ERROR_CODE__UNAVAILABLE
+#define C_UNAUTHORIZED PORTICO__ERROR_CODE__UNAUTHORIZED
+#define C_FORBIDDEN PORTICO__ERROR_CODE__FORBIDDEN
+#define C_RATE_LIMITED PORTICO__ERROR_CODE__RATE_LIMITED
+#define C_UPSTREAM PORTICO__ERROR_CODE__UPSTREAM
+#define C_INTERNAL PORTICO__ERROR_CODE__INTERNAL
+
+#define MAX_USERNAME 255
+#define MAX_TOKEN 4096
+#define MAX_PAGE_ITEMS 1000
+
+static const char *s_host(const bb_response_t *r)
+{
+    return r->host && *r->host ? r->host : "the server";
+}
+
+/* ---- text helpers ---- */
+
+bool bb_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        unsigned c = *p;
+        size_t len;
+        unsigned min;
+        if (c < 0x80) {
+            p++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            len = 2, min = 0x80, c &= 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3, min = 0x800, c &= 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4, min = 0x10000, c &= 0x07;
+        } else {
+            return false;
+        }
+        if ((size_t)(end - p) < len)
+            return false;
+        for (size_t i = 1; i < len; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return false;
+            c = (c << 6) | (p[i] & 0x3f);
+        }
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+            return false;
+        p += len;
+    }
+    return true;
+}
+
+void bb_safe_text(const char *in, size_t n, char *out, size_t out_size)
+{
+    if (!out_size)
+        return;
+    size_t o = 0;
+    bool space = true; /* drops leading spaces */
+    for (size_t i = 0; i < n && in[i] && o + 1 < out_size; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c < 0x20 || c == 0x7f || c == ' ') {
+            if (!space)
+                out[o++] = ' ';
+            space = true;
+            continue;
+        }
+        out[o++] = (char)c;
+        space = false;
+    }
+    /* Cut at a character boundary, not inside a UTF-8 sequence. */
+    if (o > 0 && o + 1 >= out_size) {
+        size_t k = o;
+        while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
+            k--;
+        if (k > 0 && ((unsigned char)out[k - 1] & 0x80)) {
+            unsigned char lead = (unsigned char)out[k - 1];
+            size_t need = (lead & 0xe0) == 0xc0 ? 2 : (lead & 0xf0) == 0xe0 ? 3 : (lead & 0xf8) == 0xf0 ? 4 : 1;
+            if (o - (k - 1) < need)
+                o = k - 1;
+        }
+    }
+    while (o > 0 && out[o - 1] == ' ')
+        o--;
+    out[o] = '\0';
+    if (!bb_utf8_valid(out, o))
+        snprintf(out, out_size, "(unreadable text)");
+}
+
+/* A short machine-readable word from outside: [A-Za-z0-9_.-] only. */
+static void s_token_word(const char *in, char *out, size_t out_size)
+{
+    size_t o = 0;
+    for (const char *p = in; *p && o + 1 < out_size; p++)
+        if (isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == '-')
+            out[o++] = *p;
+    out[o] = '\0';
+}
+
+static char *s_strndup_or_null(const char *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+/* ---- forms ---- */
+
+char *bb_form_get(const char *body, size_t body_len, const char *name)
+{
+    if (!body)
+        return NULL;
+    size_t name_len = strlen(name);
+    const char *p = body, *end = body + body_len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pair_end = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pair_end - p));
+        const char *name_end = eq ? eq : pair_end;
+        /* Names we look for never need decoding; compare raw. */
+        if ((size_t)(name_end - p) == name_len && !memcmp(p, name, name_len)) {
+            size_t raw_len = eq ? (size_t)(pair_end - eq - 1) : 0;
+            char *raw = s_strndup_or_null(eq ? eq + 1 : "", raw_len);
+            char *val = raw ? malloc(raw_len + 1) : NULL;
+            if (!raw || !val || memchr(raw, '\0', raw_len) || url_decode(raw, true, val, raw_len + 1) < 0 ||
+                !bb_utf8_valid(val, strlen(val))) {
+                if (raw)
+                    explicit_bzero(raw, raw_len);
+                free(raw);
+                free(val);
+                return NULL;
+            }
+            explicit_bzero(raw, raw_len);
+            free(raw);
+            return val;
+        }
+        p = amp ? amp + 1 : end;
+    }
+    return NULL;
+}
+
+/* ---- OAuth 1 problems ---- */
+
+static void s_problem_word(const char *in, size_t n, char *out, size_t out_size)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 1 < out_size; i++)
+        if (isalnum((unsigned char)in[i]) || in[i] == '_')
+            out[o++] = in[i];
+    out[o] = '\0';
+}
+
+/* Find oauth_problem among the auth-params of a WWW-Authenticate: OAuth
+ * challenge: name=token or name="quoted", comma separated. */
+static int s_problem_from_header(const char *h, char *out, size_t out_size)
+{
+    const char *p = h;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (strncasecmp(p, "OAuth", 5) != 0)
+        return -1;
+    p += 5;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *name = p;
+        while (*p && *p != '=' && *p != ',' && *p != ' ')
+            p++;
+        size_t name_len = (size_t)(p - name);
+        while (*p == ' ')
+            p++;
+        if (*p != '=') {
+            if (!*p)
+                break;
+            continue;
+        }
+        p++;
+        while (*p == ' ')
+            p++;
+        const char *val;
+        size_t val_len;
+        if (*p == '"') {
+            val = ++p;
+            while (*p && *p != '"') {
+                if (*p == '\\' && p[1])
+                    p++;
+                p++;
+            }
+            val_len = (size_t)(p - val);
+            if (*p == '"')
+                p++;
+        } else {
+            val = p;
+            while (*p && *p != ',' && *p != ' ')
+                p++;
+            val_len = (size_t)(p - val);
+        }
+        if (name_len == 13 && !strncasecmp(name, "oauth_problem", 13)) {
+            s_problem_word(val, val_len, out, out_size);
+            return out[0] ? 0 : -1;
+        }
+    }
+    return -1;
+}
+
+int bb_oauth_problem(const char *www_authenticate, const char *body, size_t body_len, char *out, size_t out_size)
+{
+    if (!out_size)
+        return -1;
+    out[0] = '\0';
+    if (www_authenticate && s_problem_from_header(www_authenticate, out, out_size) == 0)
+        return 0;
+    char *v = bb_form_get(body, body_len, "oauth_problem");
+    if (v) {
+        s_problem_word(v, strlen(v), out, out_size);
+        free(v);
+        if (out[0])
+            return 0;
+    }
+    return -1;
+}
+
+/* ---- JSON helpers ---- */
+
+static json_t *s_parse(const char *body, size_t len)
+{
+    if (!body || !len)
+        return NULL;
+    json_error_t jerr;
+    return json_loadb(body, len, 0, &jerr);
+}
+
+void bb_errors_message(const char *body, size_t body_len, char *out, size_t out_size)
+{
+    if (!out_size)
+        return;
+    out[0] = '\0';
+    json_t *root = s_parse(body, body_len);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return;
+    }
+    const char *msg = NULL;
+    json_t *errors = json_object_get(root, "errors");
+    if (json_is_array(errors) && json_array_size(errors) > 0) {
+        json_t *first = json_array_get(errors, 0);
+        if (json_is_object(first))
+            msg = json_string_value(json_object_get(first, "message"));
+    }
+    if (!msg)
+        msg = json_string_value(json_object_get(root, "message"));
+    if (msg)
+        bb_safe_text(msg, strlen(msg), out, out_size > 161 ? 161 : out_size);
+    json_decref(root);
+}
+
+/* A string member as a fresh string: "" when absent or null, -1 when it
+ * has the wrong type or is too long (numbers are accepted as text). */
+static int s_get_str(json_t *obj, const char *key, size_t max, char **out)
+{
+    *out = NULL;
+    json_t *v = json_object_get(obj, key);
+    char num[32];
+    const char *s = "";
+    if (json_is_string(v)) {
+        s = json_string_value(v);
+        if (json_string_length(v) > max || strlen(s) != json_string_length(v))
+            return -1;
+    } else if (json_is_integer(v)) {
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        s = num;
+    } else if (v && !json_is_null(v)) {
+        return -1;
+    }
+    *out = strdup(s);
+    return *out ? 0 : -1;
+}
+
+/* An integer member: integers, and decimal strings (some proxies and old
+ * versions quote ids). -1 when absent or unusable. */
+static int s_get_int(json_t *obj, const char *key, long long min, long long max, long long *out)
+{
+    json_t *v = json_object_get(obj, key);
+    long long n;
+    if (json_is_integer(v)) {
+        n = json_integer_value(v);
+    } else if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        char *end;
+        if (!*s || json_string_length(v) > 20 || !isdigit((unsigned char)s[0]))
+            return -1;
+        n = strtoll(s, &end, 10);
+        if (*end)
+            return -1;
+    } else if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (!(d >= (double)min && d <= (double)max) || d != (double)(long long)d)
+            return -1;
+        n = (long long)d;
+    } else {
+        return -1;
+    }
+    if (n < min || n > max)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+/* A boolean member; def when absent or null; -1 when of another type. */
+static int s_get_bool(json_t *obj, const char *key, bool def, bool *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_boolean(v))
+        return -1;
+    *out = json_is_true(v);
+    return 0;
+}
+
+static void s_free_str(char **s)
+{
+    if (*s && *s != protobuf_c_empty_string)
+        free(*s);
+    *s = (char *)(uintptr_t)protobuf_c_empty_string;
+}
+
+static void s_wipe_str(char **s)
+{
+    if (*s && *s != protobuf_c_empty_string)
+        explicit_bzero(*s, strlen(*s));
+    s_free_str(s);
+}
+
+/* ---- error answers ---- */
+
+static void s_oauth1_problem_error(const char *problem, long status, const char *host, bb_error_t *err)
+{
+    int code = status == 400 ? C_BAD_REQUEST : C_UNAUTHORIZED;
+    const char *m;
+    if (!strcmp(problem, "timestamp_refused"))
+        m = "Bitbucket refused the request's timestamp: the clocks of Portico and Bitbucket must agree "
+            "(within a few minutes); check time synchronisation (NTP) on both machines";
+    else if (!strcmp(problem, "signature_invalid"))
+        m = "Bitbucket could not verify the OAuth signature: check that the application link's public key "
+            "matches the integration's key and that no proxy rewrites the Host header";
+    else if (!strcmp(problem, "consumer_key_unknown"))
+        m = "Bitbucket does not know the consumer key: check the Consumer Key in the application link's "
+            "incoming authentication";
+    else if (!strcmp(problem, "nonce_used"))
+        m = "Bitbucket has already seen this request's nonce; try again";
+    else if (!strcmp(problem, "token_rejected"))
+        m = "Bitbucket rejected the OAuth token: it is unknown, was already used or has been revoked";
+    else if (!strcmp(problem, "token_expired"))
+        m = "the OAuth token has expired; sign in again";
+    else if (!strcmp(problem, "permission_denied"))
+        m = "access was denied: the user did not allow access, or the token does not permit this request";
+    else if (!strcmp(problem, "signature_method_rejected"))
+        m = "Bitbucket does not accept RSA-SHA1 signatures from this consumer";
+    else if (!strcmp(problem, "parameter_absent") || !strcmp(problem, "parameter_rejected"))
+        m = "Bitbucket reports a missing or refused OAuth parameter";
+    else if (!strcmp(problem, "version_rejected"))
+        m = "Bitbucket does not accept this OAuth version";
+    else
+        m = NULL;
+    if (m)
+        bb_error_set(err, code, problem, "%s (oauth_problem %s from %s)", m, problem, host);
+    else
+        bb_error_set(err, code, problem, "Bitbucket at %s refused the OAuth request (oauth_problem %s)", host, problem);
+}
+
+/* RFC 6749 §5.2 {"error","error_description"}; 0 when the body is one. */
+static int s_oauth2_error(const bb_response_t *r, bb_error_t *err)
+{
+    json_t *root = s_parse(r->body, r->body_len);
+    const char *e = json_is_object(root) ? json_string_value(json_object_get(root, "error")) : NULL;
+    if (!e || !*e) {
+        json_decref(root);
+        return -1;
+    }
+    char word[64], desc[160] = "";
+    s_token_word(e, word, sizeof word);
+    if (!word[0])
+        snprintf(word, sizeof word, "oauth2_error");
+    const char *d = json_string_value(json_object_get(root, "error_description"));
+    if (d)
+        bb_safe_text(d, strlen(d), desc, sizeof desc);
+    if (!strcmp(word, "invalid_grant"))
+        bb_error_set(err, C_UNAUTHORIZED, "invalid_grant",
+                     "Bitbucket refused the authorization code or refresh token: it expired, was already used "
+                     "or revoked, or the redirect URI does not match%s%s",
+                     desc[0] ? ": " : "", desc);
+    else if (!strcmp(word, "invalid_client"))
+        bb_error_set(err, C_UNAUTHORIZED, "invalid_client",
+                     "Bitbucket refused the client ID or secret of the integration: check them against the "
+                     "application link%s%s",
+                     desc[0] ? ": " : "", desc);
+    else
+        bb_error_set(err, C_UPSTREAM, word, "Bitbucket at %s refused the token request (%s)%s%s", s_host(r), word,
+                     desc[0] ? ": " : "", desc);
+    json_decref(root);
+    return 0;
+}
+
+int bb_retry_after_seconds(const char *value, time_t now)
+{
+    if (!value)
+        return -1;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    if (!*value)
+        return -1;
+    long long s;
+    if (isdigit((unsigned char)*value)) {
+        char *end;
+        errno = 0;
+        s = strtoll(value, &end, 10);
+        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+            end++;
+        if (*end || errno)
+            return -1;
+    } else {
+        time_t t = curl_getdate(value, NULL);
+        if (t == (time_t)-1)
+            return -1;
+        s = (long long)t - (long long)now;
+        if (s < 0)
+            s = 0;
+    }
+    return s > 86400 ? 86400 : (int)s;
+}
+
+void bb_error_from_response(bb_api_t api, const bb_response_t *r, bb_error_t *err)
+{
+    const char *host = s_host(r);
+    long st = r->status;
+    char msg[161], problem[64];
+    bb_errors_message(r->body, r->body_len, msg, sizeof msg);
+    const char *sep = msg[0] ? ": " : "";
+
+    if (st >= 400 && st < 500 && st != 429 &&
+        bb_oauth_problem(r->www_authenticate, r->body, r->body_len, problem, sizeof problem) == 0) {
+        s_oauth1_problem_error(problem, st, host, err);
+        return;
+    }
+    if (api == BB_API_OAUTH2_TOKEN && st >= 400 && st < 500 && st != 429 && s_oauth2_error(r, err) == 0)
+        return;
+
+    if (st == 429) {
+        int wait = bb_retry_after_seconds(r->retry_after, time(NULL));
+        if (wait >= 0)
+            bb_error_set(err, C_RATE_LIMITED, "rate_limited",
+                         "Bitbucket at %s is rate limiting requests; try again in %d s", host, wait);
+        else
+            bb_error_set(err, C_RATE_LIMITED, "rate_limited",
+                         "Bitbucket at %s is rate limiting requests; try again later", host);
+        err->retry_after_s = wait;
+        return;
+    }
+    if (st >= 500 && st <= 599) {
+        bb_error_set(err, C_UNAVAILABLE, "server_error", "Bitbucket at %s answered %ld (a server error)%s%s", host, st,
+                     sep, msg);
+        return;
+    }
+    if (st >= 300 && st <= 399) {
+        char where[160] = "";
+        if (r->location)
+            bb_safe_text(r->location, strlen(r->location), where, sizeof where);
+        bb_error_set(err, C_UPSTREAM, "redirect",
+                     "Bitbucket at %s redirected the request%s%s; check the base URL of the integration", host,
+                     where[0] ? " to " : "", where);
+        return;
+    }
+    if (st == 404) {
+        switch (api) {
+        case BB_API_SERVER_INFO:
+            bb_error_set(err, C_UPSTREAM, "not_bitbucket",
+                         "this does not look like a Bitbucket Data Center / Server instance: %s has no "
+                         "application-properties resource; check the base URL, including any context path "
+                         "such as /bitbucket",
+                         host);
+            return;
+        case BB_API_OAUTH2_TOKEN:
+            bb_error_set(err, C_UPSTREAM, "no_oauth2",
+                         "Bitbucket at %s has no OAuth 2.0 token endpoint (Bitbucket 7.20 or newer is needed, "
+                         "or the base URL is wrong)",
+                         host);
+            return;
+        case BB_API_OAUTH1:
+            bb_error_set(err, C_UPSTREAM, "no_oauth1",
+                         "Bitbucket at %s has no OAuth 1 endpoint here; check the base URL of the integration", host);
+            return;
+        case BB_API_WHOAMI:
+            bb_error_set(err, C_UPSTREAM, "no_whoami",
+                         "Bitbucket at %s has no whoami servlet; check the base URL of the integration", host);
+            return;
+        case BB_API_REST:
+            break;
+        }
+        bb_error_set(err, C_NOT_FOUND, "not_found", "Bitbucket at %s found no such resource%s%s", host, sep, msg);
+        return;
+    }
+    if (st == 401) {
+        bb_error_set(err, C_UNAUTHORIZED, "unauthorized",
+                     "Bitbucket at %s did not accept the credentials (it may have expired or been revoked)%s%s", host,
+                     sep, msg);
+        return;
+    }
+    if (st == 403) {
+        bb_error_set(err, C_FORBIDDEN, "forbidden", "Bitbucket at %s refused access%s%s", host, sep, msg);
+        return;
+    }
+    if (st == 400) {
+        bb_error_set(err, C_BAD_REQUEST, "bad_request", "Bitbucket at %s refused the request as malformed%s%s", host,
+                     sep, msg);
+        return;
+    }
+    if (st >= 200 && st <= 299) {
+        bb_error_set(err, C_UPSTREAM, "bad_response", "Bitbucket at %s sent an answer Portico cannot read", host);
+        return;
+    }
+    bb_error_set(err, C_UPSTREAM, "unexpected_status", "Bitbucket at %s answered with unexpected status %ld%s%s", host,
+                 st, sep, msg);
+}
+
+static bool s_success(long status)
+{
+    return status >= 200 && status <= 299;
+}
+
+static void s_bad_response(const bb_response_t *r, bb_error_t *err, const char *what)
+{
+    bb_error_set(err, C_UPSTREAM, "bad_response", "Bitbucket at %s sent %s Portico cannot read", s_host(r), what);
+}
+
+/* ---- server.info ---- */
+
+void bb_server_info_clear(Portico__Bitbucket__ServerInfoReply *m)
+{
+    s_free_str(&m->version);
+    s_free_str(&m->build_number);
+    s_free_str(&m->display_name);
+}
+
+int bb_decode_server_info(const bb_response_t *r, Portico__Bitbucket__ServerInfoReply *out, bb_error_t *err)
+{
+    portico__bitbucket__server_info_reply__init(out);
+    if (!s_success(r->status)) {
+        /* Bitbucket serves this resource to anyone: a 4xx other than
+         * "who are you" or "slow down" means it is some other server. */
+        long st = r->status;
+        if (st >= 400 && st <= 499 && st != 401 && st != 403 && st != 429)
+            goto not_bitbucket;
+        bb_error_from_response(BB_API_SERVER_INFO, r, err);
+        return -1;
+    }
+    json_t *root = s_parse(r->body, r->body_len);
+    json_t *version = json_is_object(root) ? json_object_get(root, "version") : NULL;
+    if (!json_is_string(version) || json_string_length(version) == 0 || json_string_length(version) > 64 ||
+        s_get_str(root, "version", 64, &out->version) < 0 ||
+        s_get_str(root, "buildNumber", 64, &out->build_number) < 0 ||
+        s_get_str(root, "displayName", 256, &out->display_name) < 0) {
+        json_decref(root);
+        bb_server_info_clear(out);
+        goto not_bitbucket;
+    }
+    json_decref(root);
+    return 0;
+not_bitbucket:
+    bb_error_set(err, C_UPSTREAM, "not_bitbucket",
+                 "this does not look like a Bitbucket Data Center / Server instance: %s did not answer like one; "
+                 "check the base URL, including any context path such as /bitbucket",
+                 s_host(r));
+    return -1;
+}
+
+/* ---- oauth2.token ---- */
+
+void bb_token_clear(Portico__Bitbucket__TokenReply *m)
+{
+    s_wipe_str(&m->access_token);
+    s_wipe_str(&m->refresh_token);
+    s_free_str(&m->scope);
+    s_free_str(&m->token_type);
+    m->expires_in = 0;
+}
+
+int bb_decode_token(const bb_response_t *r, Portico__Bitbucket__TokenReply *out, bb_error_t *err)
+{
+    portico__bitbucket__token_reply__init(out);
+    if (!s_success(r->status)) {
+        bb_error_from_response(BB_API_OAUTH2_TOKEN, r, err);
+        return -1;
+    }
+    json_t *root = s_parse(r->body, r->body_len);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        s_bad_response(r, err, "a token answer");
+        return -1;
+    }
+    json_t *at = json_object_get(root, "access_token");
+    if (!json_is_string(at) || json_string_length(at) == 0) {
+        /* Some servers answer an error with 200. */
+        bb_response_t as400 = *r;
+        as400.status = 400;
+        if (s_oauth2_error(&as400, err) != 0)
+            s_bad_response(r, err, "a token answer without an access token");
+        json_decref(root);
+        return -1;
+    }
+    long long expires = 0;
+    json_t *scope = json_object_get(root, "scope");
+    /* GCM's Data Center client reads "scopes"; accept either. */
+    const char *scope_key = scope ? "scope" : "scopes";
+    if (s_get_str(root, "access_token", MAX_TOKEN, &out->access_token) < 0 ||
+        s_get_str(root, "refresh_token", MAX_TOKEN, &out->refresh_token) < 0 ||
+        s_get_str(root, "token_type", 64, &out->token_type) < 0 ||
+        s_get_str(root, scope_key, BB_MAX_FIELD, &out->scope) < 0) {
+        json_decref(root);
+        bb_token_clear(out);
+        s_bad_response(r, err, "a token answer with fields of the wrong type");
+        return -1;
+    }
+    if (json_object_get(root, "expires_in") && s_get_int(root, "expires_in", 0, 10LL * 365 * 86400, &expires) < 0) {
+        json_decref(root);
+        bb_token_clear(out);
+        s_bad_response(r, err, "a token answer with an unusable expires_in");
+        return -1;
+    }
+    out->expires_in = expires;
+    json_decref(root);
+    if (out->token_type[0] && strcasecmp(out->token_type, "bearer") != 0) {
+        char tt[64];
+        bb_safe_text(out->token_type, strlen(out->token_type), tt, sizeof tt);
+        bb_token_clear(out);
+        bb_error_set(err, C_UPSTREAM, "token_type",
+                     "Bitbucket at %s issued a token of type \"%s\", but Portico only uses bearer tokens", s_host(r),
+                     tt);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- whoami ---- */
+
+void bb_whoami_clear(Portico__Bitbucket__WhoAmIReply *m)
+{
+    s_free_str(&m->username);
+    m->user_id = 0;
+}
+
+/* A username is one line of printable UTF-8. */
+static bool s_username_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > MAX_USERNAME || !bb_utf8_valid(s, n))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f || c == '<' || c == '>')
+            return false;
+    }
+    return true;
+}
+
+static char *s_whoami_body(const bb_response_t *r)
+{
+    if (!r->body || r->body_len > 4096)
+        return NULL;
+    const char *p = r->body, *end = r->body + r->body_len;
+    while (p < end && isspace((unsigned char)*p))
+        p++;
+    while (end > p && isspace((unsigned char)end[-1]))
+        end--;
+    if (!s_username_ok(p, (size_t)(end - p)) || memchr(p, '\0', (size_t)(end - p)))
+        return NULL;
+    return s_strndup_or_null(p, (size_t)(end - p));
+}
+
+static char *s_whoami_header(const bb_response_t *r)
+{
+    if (!r->x_ausername)
+        return NULL;
+    const char *p = r->x_ausername;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t n = strlen(p);
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r' || p[n - 1] == '\n'))
+        n--;
+    if (n == 0 || n > 3 * MAX_USERNAME)
+        return NULL;
+    char raw[3 * MAX_USERNAME + 1], dec[3 * MAX_USERNAME + 1];
+    memcpy(raw, p, n);
+    raw[n] = '\0';
+    /* Bitbucket encodes it like Java's URLEncoder: '+' is a space. */
+    if (url_decode(raw, true, dec, sizeof dec) < 0 || !s_username_ok(dec, strlen(dec)))
+        return NULL;
+    return strdup(dec);
+}
+
+int bb_decode_whoami(const bb_response_t *r, Portico__Bitbucket__WhoAmIReply *out, bb_error_t *err)
+{
+    portico__bitbucket__who_am_ireply__init(out);
+    if (!s_success(r->status)) {
+        bb_error_from_response(BB_API_WHOAMI, r, err);
+        return -1;
+    }
+    /* The servlet answers 200 whatever happened; an empty name means the
+     * credentials were not applied (anonymous). X-AUSERNAME is what
+     * Bitbucket's authentication filter asserts (URL-decoded here); the
+     * plain-text body is the fallback. */
+    char *name = s_whoami_header(r);
+    if (!name)
+        name = s_whoami_body(r);
+    if (!name) {
+        bb_error_set(err, C_UNAUTHORIZED, "anonymous",
+                     "Bitbucket at %s did not accept the credentials: the request was handled as anonymous", s_host(r));
+        return -1;
+    }
+    out->username = name;
+    if (r->x_auserid) {
+        char id[32];
+        size_t o = 0;
+        for (const char *p = r->x_auserid; *p && o + 1 < sizeof id; p++)
+            if (*p != '"' && *p != ' ')
+                id[o++] = *p;
+        id[o] = '\0';
+        char *end;
+        long long v = o ? strtoll(id, &end, 10) : 0;
+        if (o && !*end && v > 0)
+            out->user_id = v;
+    }
+    return 0;
+}
+
+/* ---- users ---- */
+
+void bb_user_clear(Portico__Bitbucket__User *m)
+{
+    s_free_str(&m->name);
+    s_free_str(&m->slug);
+    s_free_str(&m->display_name);
+    s_free_str(&m->email);
+    m->id = 0;
+    m->active = 0;
+}
+
+/* One user object; -1 when it is not one. */
+static int s_user_from_json(json_t *obj, Portico__Bitbucket__User *u)
+{
+    portico__bitbucket__user__init(u);
+    long long id = 0;
+    bool active = true;
+    json_t *name = json_is_object(obj) ? json_object_get(obj, "name") : NULL;
+    if (!json_is_string(name) || json_string_length(name) == 0)
+        return -1;
+    if (s_get_str(obj, "name", MAX_USERNAME, &u->name) < 0 || s_get_str(obj, "slug", MAX_USERNAME, &u->slug) < 0 ||
+        s_get_str(obj, "displayName", BB_MAX_FIELD, &u->display_name) < 0 ||
+        s_get_str(obj, "emailAddress", BB_MAX_FIELD, &u->email) < 0 || s_get_bool(obj, "active", true, &active) < 0 ||
+        (json_object_get(obj, "id") && s_get_int(obj, "id", 0, INT64_MAX, &id) < 0)) {
+        bb_user_clear(u);
+        return -1;
+    }
+    /* Missing slug: the name is the best guess (slugs differ only for
+     * names with characters such as '@'). */
+    if (!u->slug[0]) {
+        char *slug = strdup(u->name);
+        if (!slug) {
+            bb_user_clear(u);
+            return -1;
+        }
+        s_free_str(&u->slug);
+        u->slug = slug;
+    }
+    u->id = id;
+    u->active = active;
+    return 0;
+}
+
+int bb_decode_user(const bb_response_t *r, Portico__Bitbucket__User *out, bb_error_t *err)
+{
+    portico__bitbucket__user__init(out);
+    if (!s_success(r->status)) {
+        bb_error_from_response(BB_API_REST, r, err);
+        return -1;
+    }
+    json_t *root = s_parse(r->body, r->body_len);
+    int rc = s_user_from_json(root, out);
+    json_decref(root);
+    if (rc < 0)
+        s_bad_response(r, err, "a user");
+    return rc;
+}
+
+/* A paged answer: the values array, isLastPage and nextPageStart. */
+static int s_page(const bb_response_t *r, json_t *root, long long start, json_t **values, bool *last, int32_t *next,
+                  bb_error_t *err)
+{
+    *values = json_is_object(root) ? json_object_get(root, "values") : NULL;
+    if (!json_is_array(*values)) {
+        s_bad_response(r, err, "a page without values");
+        return -1;
+    }
+    json_t *jlast = json_object_get(root, "isLastPage");
+    json_t *jnext = json_object_get(root, "nextPageStart");
+    long long n = 0;
+    bool has_next = jnext && !json_is_null(jnext);
+    if (has_next && s_get_int(root, "nextPageStart", 0, INT32_MAX, &n) < 0) {
+        s_bad_response(r, err, "a page with an unusable nextPageStart");
+        return -1;
+    }
+    if (jlast && !json_is_null(jlast)) {
+        if (!json_is_boolean(jlast)) {
+            s_bad_response(r, err, "a page with an unusable isLastPage");
+            return -1;
+        }
+        *last = json_is_true(jlast);
+    } else {
+        *last = !has_next;
+    }
+    if (*last) {
+        *next = 0;
+        return 0;
+    }
+    if (!has_next || n <= start) {
+        bb_error_set(err, C_UPSTREAM, "bad_paging",
+                     "Bitbucket at %s sent a page that is not the last one but does not say where the next starts",
+                     s_host(r));
+        return -1;
+    }
+    *next = (int32_t)n;
+    return 0;
+}
+
+void bb_users_clear(Portico__Bitbucket__FindUsersReply *m)
+{
+    for (size_t i = 0; i < m->n_users; i++) {
+        bb_user_clear(m->users[i]);
+        free(m->users[i]);
+    }
+    free(m->users);
+    m->users = NULL;
+    m->n_users = 0;
+}
+
+int bb_decode_users(const bb_response_t *r, Portico__Bitbucket__FindUsersReply *out, size_t *skipped, bb_error_t *err)
+{
+    portico__bitbucket__find_users_reply__init(out);
+    out->n_users = 0; /* as init does; said here for static analysers */
+    *skipped = 0;
+    if (!s_success(r->status)) {
+        bb_error_from_response(BB_API_REST, r, err);
+        return -1;
+    }
+    json_t *root = s_parse(r->body, r->body_len);
+    json_t *values = json_is_object(root) ? json_object_get(root, "values") : NULL;
+    int rc = -1;
+    /* Only the first page is used (the filter matches substrings and the
+     * caller picks the exact name), so its paging fields do not matter. */
+    if (!json_is_array(values)) {
+        s_bad_response(r, err, "a page without values");
+        goto out;
+    }
+    size_t n = json_array_size(values);
+    if (n > MAX_PAGE_ITEMS)
+        n = MAX_PAGE_ITEMS;
+    out->users = calloc(n ? n : 1, sizeof *out->users);
+    if (!out->users)
+        goto oom;
+    for (size_t i = 0; i < n; i++) {
+        Portico__Bitbucket__User *u = malloc(sizeof *u);
+        if (!u)
+            goto oom;
+        if (s_user_from_json(json_array_get(values, i), u) < 0) {
+            free(u);
+            (*skipped)++;
+            continue;
+        }
+        out->users[out->n_users++] = u;
+    }
+    rc = 0;
+    goto out;
+oom:
+    bb_users_clear(out);
+    bb_error_set(err, C_INTERNAL, "", "out of memory");
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* ---- repositories ---- */
+
+static void s_repo_clear(Portico__Bitbucket__Repository *m)
+{
+    s_free_str(&m->project_key);
+    s_free_str(&m->project_name);
+    s_free_str(&m->slug);
+    s_free_str(&m->name);
+    s_free_str(&m->browse_url);
+    s_free_str(&m->clone_http);
+    s_free_str(&m->clone_ssh);
+}
+
+void bb_repos_clear(Portico__Bitbucket__ListReposReply *m)
+{
+    for (size_t i = 0; i < m->n_repositories; i++) {
+        s_repo_clear(m->repositories[i]);
+        free(m->repositories[i]);
+    }
+    free(m->repositories);
+    m->repositories = NULL;
+    m->n_repositories = 0;
+    m->is_last_page = 0;
+    m->next_page_start = 0;
+}
+
+/* links.<rel>: an array of {href, name}; the href of the first entry with
+ * this name (any entry when name is NULL). "" when there is none. */
+static int s_link(json_t *obj, const char *rel, const char *name, char **out)
+{
+    *out = NULL;
+    json_t *links = json_object_get(obj, "links");
+    json_t *arr = json_is_object(links) ? json_object_get(links, rel) : NULL;
+    size_t i;
+    json_t *item;
+    if (json_is_array(arr)) {
+        json_array_foreach(arr, i, item)
+        {
+            if (!json_is_object(item))
+                continue;
+            const char *n = json_string_value(json_object_get(item, "name"));
+            if (name && (!n || strcmp(n, name) != 0))
+                continue;
+            json_t *href = json_object_get(item, "href");
+            if (!json_is_string(href))
+                continue;
+            return s_get_str(item, "href", BB_MAX_FIELD, out);
+        }
+    }
+    *out = strdup("");
+    return *out ? 0 : -1;
+}
+
+static int s_repo_from_json(json_t *obj, Portico__Bitbucket__Repository *m)
+{
+    portico__bitbucket__repository__init(m);
+    bool pub = false;
+    json_t *slug = json_is_object(obj) ? json_object_get(obj, "slug") : NULL;
+    json_t *project = json_is_object(obj) ? json_object_get(obj, "project") : NULL;
+    json_t *key = json_is_object(project) ? json_object_get(project, "key") : NULL;
+    if (!json_is_string(slug) || json_string_length(slug) == 0 || !json_is_string(key) || json_string_length(key) == 0)
+        return -1;
+    if (s_get_str(obj, "slug", BB_MAX_FIELD, &m->slug) < 0 || s_get_str(obj, "name", BB_MAX_FIELD, &m->name) < 0 ||
+        s_get_bool(obj, "public", false, &pub) < 0 || s_get_str(project, "key", BB_MAX_FIELD, &m->project_key) < 0 ||
+        s_get_str(project, "name", BB_MAX_FIELD, &m->project_name) < 0 ||
+        s_link(obj, "self", NULL, &m->browse_url) < 0 || s_link(obj, "clone", "http", &m->clone_http) < 0 ||
+        s_link(obj, "clone", "ssh", &m->clone_ssh) < 0) {
+        s_repo_clear(m);
+        return -1;
+    }
+    if (!m->clone_http[0]) {
+        /* Some versions name the HTTPS clone link "https". */
+        s_free_str(&m->clone_http);
+        if (s_link(obj, "clone", "https", &m->clone_http) < 0) {
+            s_repo_clear(m);
+            return -1;
+        }
+    }
+    if (!m->name[0]) {
+        char *n = strdup(m->slug);
+        if (!n) {
+            s_repo_clear(m);
+            return -1;
+        }
+        s_free_str(&m->name);
+        m->name = n;
+    }
+    m->public_ = pub;
+    return 0;
+}
+
+int bb_decode_repos(const bb_response_t *r, int32_t start, Portico__Bitbucket__ListReposReply *out, size_t *skipped,
+                    bb_error_t *err)
+{
+    portico__bitbucket__list_repos_reply__init(out);
+    out->n_repositories = 0; /* as init does; said here for static analysers */
+    *skipped = 0;
+    if (!s_success(r->status)) {
+        bb_error_from_response(BB_API_REST, r, err);
+        return -1;
+    }
+    json_t *root = s_parse(r->body, r->body_len), *values;
+    bool last;
+    int32_t next;
+    int rc = -1;
+    if (s_page(r, root, start, &values, &last, &next, err) < 0)
+        goto out;
+    size_t n = json_array_size(values);
+    if (n > MAX_PAGE_ITEMS)
+        n = MAX_PAGE_ITEMS;
+    out->repositories = calloc(n ? n : 1, sizeof *out->repositories);
+    if (!out->repositories)
+        goto oom;
+    for (size_t i = 0; i < n; i++) {
+        Portico__Bitbucket__Repository *m = malloc(sizeof *m);
+        if (!m)
+            goto oom;
+        if (s_repo_from_json(json_array_get(values, i), m) < 0) {
+            free(m);
+            (*skipped)++;
+            continue;
+        }
+        out->repositories[out->n_repositories++] = m;
+    }
+    out->is_last_page = last;
+    out->next_page_start = next;
+    rc = 0;
+    goto out;
+oom:
+    bb_repos_clear(out);
+    bb_error_set(err, C_INTERNAL, "", "out of memory");
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* ---- OAuth 1 tokens ---- */
+
+void bb_oauth1_token_clear(Portico__Bitbucket__OAuth1TokenReply *m)
+{
+    s_wipe_str(&m->token);
+    s_wipe_str(&m->token_secret);
+    m->expires_in = 0;
+}
+
+static bool s_token_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > MAX_TOKEN)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+int bb_decode_oauth1_token(const bb_response_t *r, Portico__Bitbucket__OAuth1TokenReply *out, bb_error_t *err)
+{
+    portico__bitbucket__oauth1_token_reply__init(out);
+    char problem[64];
+    if (!s_success(r->status)) {
+        bb_error_from_response(BB_API_OAUTH1, r, err);
+        return -1;
+    }
+    if (bb_oauth_problem(NULL, r->body, r->body_len, problem, sizeof problem) == 0) {
+        s_oauth1_problem_error(problem, 401, s_host(r), err);
+        return -1;
+    }
+    char *token = bb_form_get(r->body, r->body_len, "oauth_token");
+    char *secret = bb_form_get(r->body, r->body_len, "oauth_token_secret");
+    char *expires = bb_form_get(r->body, r->body_len, "oauth_expires_in");
+    if (!token || !secret || !s_token_ok(token) || !s_token_ok(secret)) {
+        if (token)
+            explicit_bzero(token, strlen(token));
+        if (secret)
+            explicit_bzero(secret, strlen(secret));
+        free(token);
+        free(secret);
+        free(expires);
+        s_bad_response(r, err, "an OAuth 1 token answer");
+        return -1;
+    }
+    out->token = token;
+    out->token_secret = secret;
+    if (expires) {
+        char *end;
+        long long v = strtoll(expires, &end, 10);
+        if (*expires && !*end && v > 0)
+            out->expires_in = v;
+        free(expires);
+    }
+    return 0;
+}

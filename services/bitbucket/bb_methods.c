@@ -1,0 +1,497 @@
+#include "bb_methods.h"
+
+#include "bb_oauth1.h"
+#include "bb_url.h"
+#include "bitbucket.pb-c.h"
+#include "envelope.pb-c.h"
+#include "url.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define C_BAD_REQUEST PORTICO__ERROR_CODE__BAD_REQUEST
+#define C_UPSTREAM PORTICO__ERROR_CODE__UPSTREAM
+#define C_INTERNAL PORTICO__ERROR_CODE__INTERNAL
+
+#define MAX_FIELD_LEN 8192     /* any one string field of a request */
+#define MAX_PEM (64 * 1024)    /* CA bundles and keys */
+#define REPLY_ROOM (64 * 1024) /* envelope and routing overhead left on the bus */
+
+/* ---- plan helpers ---- */
+
+void bb_plan_clear(bb_plan_t *plan)
+{
+    free(plan->url);
+    bb_free_secret(plan->body);
+    free(plan->ca_pem);
+    free(plan->accept);
+    bb_free_secret(plan->bearer);
+    free(plan->o1_consumer_key);
+    bb_free_secret(plan->o1_private_key);
+    bb_free_secret(plan->o1_token);
+    free(plan->o1_callback);
+    bb_free_secret(plan->o1_verifier);
+    memset(plan, 0, sizeof *plan);
+}
+
+static bool s_empty(const char *s)
+{
+    return !s || !*s;
+}
+
+/* Fields from the bus are trusted to be well-formed protobuf, not more. */
+static int s_check(const char *value, const char *field, size_t max, bool required, bb_error_t *err)
+{
+    if (required && s_empty(value)) {
+        bb_error_set(err, C_BAD_REQUEST, field, "%s is missing", field);
+        return -1;
+    }
+    if (value && strlen(value) > max) {
+        bb_error_set(err, C_BAD_REQUEST, field, "%s is too long", field);
+        return -1;
+    }
+    return 0;
+}
+
+/* A value that goes into an HTTP header: printable ASCII, no spaces. */
+static int s_check_header_value(const char *value, const char *field, bb_error_t *err)
+{
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+        if (*p <= 0x20 || *p >= 0x7f) {
+            bb_error_set(err, C_BAD_REQUEST, field, "%s contains characters that cannot be sent", field);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static char *s_dup(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+/* Base URL, CA and the request's URL: base + path (+ query). */
+static int s_conn(const Portico__Bitbucket__Conn *conn, const char *path, const char *query, bb_plan_t *plan,
+                  bb_error_t *err)
+{
+    char base[2100], why[200] = "";
+    if (!conn || s_empty(conn->base_url)) {
+        bb_error_set(err, C_BAD_REQUEST, "base_url", "the base URL of the integration is missing");
+        return -1;
+    }
+    if (url_normalize_base(conn->base_url, base, sizeof base, why, sizeof why) < 0) {
+        bb_error_set(err, C_BAD_REQUEST, "base_url", "the base URL of the integration is not usable: %s", why);
+        return -1;
+    }
+    if (conn->ca_cert_pem && strlen(conn->ca_cert_pem) > MAX_PEM) {
+        bb_error_set(err, C_BAD_REQUEST, "ca_cert_pem", "the CA certificate of the integration is too long");
+        return -1;
+    }
+    char *joined = bb_url_join(base, path);
+    bb_str_t url = {0};
+    bb_str_puts(&url, joined);
+    if (query && *query) {
+        bb_str_puts(&url, "?");
+        bb_str_puts(&url, query);
+    }
+    free(joined);
+    plan->url = bb_str_take(&url);
+    plan->ca_pem = s_empty(conn->ca_cert_pem) ? NULL : strdup(conn->ca_cert_pem);
+    plan->integration_id = conn->integration_id;
+    bb_url_host(base, plan->host, sizeof plan->host);
+    if (!plan->url || (!s_empty(conn->ca_cert_pem) && !plan->ca_pem)) {
+        bb_error_set(err, C_INTERNAL, "", "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Credentials for the REST calls: a bearer token or OAuth 1. */
+static int s_auth(const Portico__Bitbucket__Auth *auth, bb_plan_t *plan, bb_error_t *err)
+{
+    if (auth && !s_empty(auth->bearer)) {
+        if (s_check(auth->bearer, "auth.bearer", MAX_FIELD_LEN, true, err) < 0 ||
+            s_check_header_value(auth->bearer, "auth.bearer", err) < 0)
+            return -1;
+        plan->bearer = s_dup(auth->bearer);
+        return plan->bearer ? 0 : -1;
+    }
+    const Portico__Bitbucket__OAuth1Credentials *o = auth ? auth->oauth1 : NULL;
+    if (o && !s_empty(o->consumer_key)) {
+        if (s_check(o->consumer_key, "auth.oauth1.consumer_key", 1024, true, err) < 0 ||
+            s_check(o->private_key_pem, "auth.oauth1.private_key_pem", MAX_PEM, true, err) < 0 ||
+            s_check(o->token, "auth.oauth1.token", MAX_FIELD_LEN, true, err) < 0)
+            return -1;
+        plan->oauth1 = true;
+        plan->o1_consumer_key = s_dup(o->consumer_key);
+        plan->o1_private_key = s_dup(o->private_key_pem);
+        plan->o1_token = s_dup(o->token);
+        return plan->o1_consumer_key && plan->o1_private_key && plan->o1_token ? 0 : -1;
+    }
+    bb_error_set(err, C_BAD_REQUEST, "auth", "no credentials were given (a bearer token or OAuth 1 credentials)");
+    return -1;
+}
+
+static void s_get(bb_plan_t *plan, const char *kind, bb_api_t api, const char *accept)
+{
+    plan->kind = kind;
+    plan->api = api;
+    plan->http_method = "GET";
+    plan->idempotent = true;
+    plan->accept = s_dup(accept);
+}
+
+static void s_post(bb_plan_t *plan, const char *kind, bb_api_t api, const char *accept)
+{
+    plan->kind = kind;
+    plan->api = api;
+    plan->http_method = "POST";
+    plan->idempotent = false;
+    plan->accept = s_dup(accept);
+}
+
+int bb_plan_authorization(const bb_plan_t *plan, char **out, bb_error_t *err)
+{
+    *out = NULL;
+    if (plan->bearer) {
+        bb_str_t s = {0};
+        bb_str_puts(&s, "Bearer ");
+        bb_str_puts(&s, plan->bearer);
+        *out = bb_str_take(&s);
+        if (!*out) {
+            bb_error_set(err, C_INTERNAL, "", "out of memory");
+            return -1;
+        }
+        return 0;
+    }
+    if (plan->oauth1) {
+        char why[200] = "";
+        bb_oauth1_t o = {
+            .consumer_key = plan->o1_consumer_key,
+            .private_key_pem = plan->o1_private_key,
+            .token = plan->o1_token,
+            .callback = plan->o1_callback,
+            .verifier = plan->o1_verifier,
+        };
+        *out = bb_oauth1_authorization(&o, plan->http_method, plan->url, plan->body, why, sizeof why);
+        if (!*out) {
+            bb_error_set(err, C_BAD_REQUEST, "private_key", "the request could not be signed: %s", why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- server.info ---- */
+
+static int s_server_info_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err)
+{
+    const Portico__Bitbucket__ServerInfoRequest *m = (const Portico__Bitbucket__ServerInfoRequest *)msg;
+    s_get(plan, "server.info", BB_API_SERVER_INFO, "application/json");
+    return s_conn(m->conn, "/rest/api/1.0/application-properties", NULL, plan, err);
+}
+
+static int s_server_info_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bb_error_t *err,
+                                char *note, size_t note_size)
+{
+    (void)plan;
+    Portico__Bitbucket__ServerInfoReply out;
+    if (bb_decode_server_info(r, &out, err) < 0)
+        return -1;
+    snprintf(note, note_size, "version=%s", out.version);
+    bus_reply_ok(reply, &out.base);
+    bb_server_info_clear(&out);
+    return 0;
+}
+
+/* ---- oauth2.token ---- */
+
+static int s_token_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err)
+{
+    const Portico__Bitbucket__TokenRequest *m = (const Portico__Bitbucket__TokenRequest *)msg;
+    s_post(plan, "oauth2.token", BB_API_OAUTH2_TOKEN, "application/json");
+    bool code_grant = m->grant_type && !strcmp(m->grant_type, "authorization_code");
+    bool refresh_grant = m->grant_type && !strcmp(m->grant_type, "refresh_token");
+    if (!code_grant && !refresh_grant) {
+        bb_error_set(err, C_BAD_REQUEST, "grant_type", "grant_type must be authorization_code or refresh_token");
+        return -1;
+    }
+    if (s_check(m->client_id, "client_id", 1024, true, err) < 0 ||
+        s_check(m->client_secret, "client_secret", MAX_FIELD_LEN, true, err) < 0 ||
+        s_check(m->redirect_uri, "redirect_uri", MAX_FIELD_LEN, true, err) < 0 ||
+        s_check(m->code, "code", MAX_FIELD_LEN, code_grant, err) < 0 ||
+        s_check(m->code_verifier, "code_verifier", 1024, false, err) < 0 ||
+        s_check(m->refresh_token, "refresh_token", MAX_FIELD_LEN, refresh_grant, err) < 0)
+        return -1;
+    if (s_conn(m->conn, "/rest/oauth2/latest/token", NULL, plan, err) < 0)
+        return -1;
+    /* client_secret_post; redirect_uri on refresh too (Data Center checks
+     * it there and answers a bare invalid_grant without it). Nothing
+     * secret ever goes into the URL. */
+    bb_str_t form = {0};
+    bb_form_add(&form, "grant_type", m->grant_type);
+    if (code_grant) {
+        bb_form_add(&form, "code", m->code);
+        if (!s_empty(m->code_verifier))
+            bb_form_add(&form, "code_verifier", m->code_verifier);
+    } else {
+        bb_form_add(&form, "refresh_token", m->refresh_token);
+    }
+    bb_form_add(&form, "redirect_uri", m->redirect_uri);
+    bb_form_add(&form, "client_id", m->client_id);
+    bb_form_add(&form, "client_secret", m->client_secret);
+    plan->body = bb_str_take(&form);
+    if (!plan->body) {
+        bb_error_set(err, C_INTERNAL, "", "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int s_token_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bb_error_t *err,
+                          char *note, size_t note_size)
+{
+    (void)plan;
+    Portico__Bitbucket__TokenReply out;
+    if (bb_decode_token(r, &out, err) < 0)
+        return -1;
+    snprintf(note, note_size, "expires_in=%lld", (long long)out.expires_in);
+    bus_reply_ok(reply, &out.base);
+    bb_token_clear(&out);
+    return 0;
+}
+
+/* ---- whoami ---- */
+
+static int s_whoami_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err)
+{
+    const Portico__Bitbucket__WhoAmIRequest *m = (const Portico__Bitbucket__WhoAmIRequest *)msg;
+    s_get(plan, "whoami", BB_API_WHOAMI, "text/plain, */*");
+    if (s_auth(m->auth, plan, err) < 0)
+        return -1;
+    return s_conn(m->conn, "/plugins/servlet/applinks/whoami", NULL, plan, err);
+}
+
+static int s_whoami_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bb_error_t *err,
+                           char *note, size_t note_size)
+{
+    (void)plan;
+    Portico__Bitbucket__WhoAmIReply out;
+    if (bb_decode_whoami(r, &out, err) < 0)
+        return -1;
+    snprintf(note, note_size, "user_id=%lld", (long long)out.user_id);
+    bus_reply_ok(reply, &out.base);
+    bb_whoami_clear(&out);
+    return 0;
+}
+
+/* ---- user.get ---- */
+
+static int s_user_get_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err)
+{
+    const Portico__Bitbucket__GetUserRequest *m = (const Portico__Bitbucket__GetUserRequest *)msg;
+    s_get(plan, "user.get", BB_API_REST, "application/json");
+    if (s_check(m->slug, "slug", 255, true, err) < 0 || s_auth(m->auth, plan, err) < 0)
+        return -1;
+    bb_str_t path = {0};
+    bb_str_puts(&path, "/rest/api/1.0/users/");
+    bb_str_encode(&path, m->slug);
+    char *p = bb_str_take(&path);
+    if (!p) {
+        bb_error_set(err, C_INTERNAL, "", "out of memory");
+        return -1;
+    }
+    int rc = s_conn(m->conn, p, NULL, plan, err);
+    free(p);
+    return rc;
+}
+
+static int s_user_get_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bb_error_t *err,
+                             char *note, size_t note_size)
+{
+    (void)plan;
+    (void)note;
+    (void)note_size;
+    Portico__Bitbucket__User user;
+    if (bb_decode_user(r, &user, err) < 0)
+        return -1;
+    Portico__Bitbucket__GetUserReply out = PORTICO__BITBUCKET__GET_USER_REPLY__INIT;
+    out.user = &user;
+    bus_reply_ok(reply, &out.base);
+    bb_user_clear(&user);
+    return 0;
+}
+
+/* ---- user.find ---- */
+
+static int s_user_find_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err)
+{
+    const Portico__Bitbucket__FindUsersRequest *m = (const Portico__Bitbucket__FindUsersRequest *)msg;
+    s_get(plan, "user.find", BB_API_REST, "application/json");
+    if (s_check(m->filter, "filter", 255, true, err) < 0 || s_auth(m->auth, plan, err) < 0)
+        return -1;
+    bb_str_t q = {0};
+    bb_form_add(&q, "filter", m->filter);
+    bb_form_add_int(&q, "limit", 100);
+    char *query = bb_str_take(&q);
+    if (!query) {
+        bb_error_set(err, C_INTERNAL, "", "out of memory");
+        return -1;
+    }
+    int rc = s_conn(m->conn, "/rest/api/1.0/users", query, plan, err);
+    free(query);
+    return rc;
+}
+
+static int s_user_find_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bb_error_t *err,
+                              char *note, size_t note_size)
+{
+    (void)plan;
+    Portico__Bitbucket__FindUsersReply out;
+    size_t skipped = 0;
+    if (bb_decode_users(r, &out, &skipped, err) < 0)
+        return -1;
+    snprintf(note, note_size, "users=%zu skipped=%zu", out.n_users, skipped);
+    bus_reply_ok(reply, &out.base);
+    bb_users_clear(&out);
+    return 0;
+}
+
+/* ---- repos.list ---- */
+
+static int s_repos_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err)
+{
+    const Portico__Bitbucket__ListReposRequest *m = (const Portico__Bitbucket__ListReposRequest *)msg;
+    s_get(plan, "repos.list", BB_API_REST, "application/json");
+    const char *perm = s_empty(m->permission) ? "REPO_READ" : m->permission;
+    if (strcmp(perm, "REPO_READ") != 0 && strcmp(perm, "REPO_WRITE") != 0 && strcmp(perm, "REPO_ADMIN") != 0) {
+        bb_error_set(err, C_BAD_REQUEST, "permission", "permission must be REPO_READ, REPO_WRITE or REPO_ADMIN");
+        return -1;
+    }
+    if (m->start < 0) {
+        bb_error_set(err, C_BAD_REQUEST, "start", "start must not be negative");
+        return -1;
+    }
+    int32_t limit = m->limit <= 0 ? 25 : m->limit > 1000 ? 1000 : m->limit;
+    if (s_auth(m->auth, plan, err) < 0)
+        return -1;
+    plan->start = m->start;
+    bb_str_t q = {0};
+    bb_form_add(&q, "permission", perm);
+    bb_form_add_int(&q, "start", m->start);
+    bb_form_add_int(&q, "limit", limit);
+    char *query = bb_str_take(&q);
+    if (!query) {
+        bb_error_set(err, C_INTERNAL, "", "out of memory");
+        return -1;
+    }
+    int rc = s_conn(m->conn, "/rest/api/1.0/repos", query, plan, err);
+    free(query);
+    return rc;
+}
+
+static int s_repos_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bb_error_t *err,
+                          char *note, size_t note_size)
+{
+    Portico__Bitbucket__ListReposReply out;
+    size_t skipped = 0;
+    if (bb_decode_repos(r, plan->start, &out, &skipped, err) < 0)
+        return -1;
+    snprintf(note, note_size, "repos=%zu skipped=%zu last=%d next=%d", out.n_repositories, skipped,
+             (int)out.is_last_page, (int)out.next_page_start);
+    if (portico__bitbucket__list_repos_reply__get_packed_size(&out) > BUS_MAX_MSG_SIZE - REPLY_ROOM) {
+        bb_repos_clear(&out);
+        bb_error_set(err, C_UPSTREAM, "too_large",
+                     "the page of repositories from Bitbucket at %s is too large to pass on; ask for fewer at once",
+                     plan->host);
+        return -1;
+    }
+    bus_reply_ok(reply, &out.base);
+    bb_repos_clear(&out);
+    return 0;
+}
+
+/* ---- OAuth 1 ---- */
+
+static int s_o1_request_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err)
+{
+    const Portico__Bitbucket__OAuth1RequestTokenRequest *m = (const Portico__Bitbucket__OAuth1RequestTokenRequest *)msg;
+    s_post(plan, "oauth1.request_token", BB_API_OAUTH1, "*/*");
+    if (s_check(m->consumer_key, "consumer_key", 1024, true, err) < 0 ||
+        s_check(m->private_key_pem, "private_key_pem", MAX_PEM, true, err) < 0 ||
+        s_check(m->callback, "callback", MAX_FIELD_LEN, true, err) < 0)
+        return -1;
+    plan->oauth1 = true;
+    plan->o1_consumer_key = s_dup(m->consumer_key);
+    plan->o1_private_key = s_dup(m->private_key_pem);
+    plan->o1_callback = s_dup(m->callback);
+    plan->body = s_dup("");
+    if (!plan->o1_consumer_key || !plan->o1_private_key || !plan->o1_callback || !plan->body) {
+        bb_error_set(err, C_INTERNAL, "", "out of memory");
+        return -1;
+    }
+    return s_conn(m->conn, "/plugins/servlet/oauth/request-token", NULL, plan, err);
+}
+
+static int s_o1_access_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err)
+{
+    const Portico__Bitbucket__OAuth1AccessTokenRequest *m = (const Portico__Bitbucket__OAuth1AccessTokenRequest *)msg;
+    s_post(plan, "oauth1.access_token", BB_API_OAUTH1, "*/*");
+    const Portico__Bitbucket__OAuth1Credentials *c = m->credentials;
+    if (!c) {
+        bb_error_set(err, C_BAD_REQUEST, "credentials", "credentials is missing");
+        return -1;
+    }
+    if (s_check(c->consumer_key, "credentials.consumer_key", 1024, true, err) < 0 ||
+        s_check(c->private_key_pem, "credentials.private_key_pem", MAX_PEM, true, err) < 0 ||
+        s_check(c->token, "credentials.token", MAX_FIELD_LEN, true, err) < 0 ||
+        s_check(m->verifier, "verifier", MAX_FIELD_LEN, true, err) < 0)
+        return -1;
+    plan->oauth1 = true;
+    plan->o1_consumer_key = s_dup(c->consumer_key);
+    plan->o1_private_key = s_dup(c->private_key_pem);
+    plan->o1_token = s_dup(c->token);
+    plan->o1_verifier = s_dup(m->verifier);
+    plan->body = s_dup("");
+    if (!plan->o1_consumer_key || !plan->o1_private_key || !plan->o1_token || !plan->o1_verifier || !plan->body) {
+        bb_error_set(err, C_INTERNAL, "", "out of memory");
+        return -1;
+    }
+    return s_conn(m->conn, "/plugins/servlet/oauth/access-token", NULL, plan, err);
+}
+
+static int s_o1_token_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bb_error_t *err,
+                             char *note, size_t note_size)
+{
+    (void)plan;
+    Portico__Bitbucket__OAuth1TokenReply out;
+    if (bb_decode_oauth1_token(r, &out, err) < 0)
+        return -1;
+    snprintf(note, note_size, "expires_in=%lld", (long long)out.expires_in);
+    bus_reply_ok(reply, &out.base);
+    bb_oauth1_token_clear(&out);
+    return 0;
+}
+
+const bb_method_t bb_methods[] = {
+    {"server.info", &portico__bitbucket__server_info_request__descriptor, s_server_info_prepare, s_server_info_finish},
+    {"oauth2.token", &portico__bitbucket__token_request__descriptor, s_token_prepare, s_token_finish},
+    {"whoami", &portico__bitbucket__who_am_irequest__descriptor, s_whoami_prepare, s_whoami_finish},
+    {"user.get", &portico__bitbucket__get_user_request__descriptor, s_user_get_prepare, s_user_get_finish},
+    {"user.find", &portico__bitbucket__find_users_request__descriptor, s_user_find_prepare, s_user_find_finish},
+    {"repos.list", &portico__bitbucket__list_repos_request__descriptor, s_repos_prepare, s_repos_finish},
+    {"oauth1.request_token", &portico__bitbucket__oauth1_request_token_request__descriptor, s_o1_request_prepare,
+     s_o1_token_finish},
+    {"oauth1.access_token", &portico__bitbucket__oauth1_access_token_request__descriptor, s_o1_access_prepare,
+     s_o1_token_finish},
+    {NULL, NULL, NULL, NULL},
+};
+
+const bb_method_t *bb_method_find(const char *name)
+{
+    for (const bb_method_t *m = bb_methods; m->name; m++)
+        if (!strcmp(m->name, name))
+            return m;
+    return NULL;
+}

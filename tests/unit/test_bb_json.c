@@ -1,0 +1,743 @@
+/* Decoding Bitbucket's answers (services/bitbucket/bb_json.c): each
+ * response shape, malformed and missing fields, wrong types, and the
+ * mapping of error answers to typed errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "bitbucket/bb_json.h"
+#include "envelope.pb-c.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OK PORTICO__ERROR_CODE__OK
+#define BAD_REQUEST PORTICO__ERROR_CODE__BAD_REQUEST
+#define NOT_FOUND PORTICO__ERROR_CODE__NOT_FOUND
+#define UNAVAILABLE PORTICO__ERROR_CODE__UNAVAILABLE
+#define UNAUTHORIZED PORTICO__ERROR_CODE__UNAUTHORIZED
+#define FORBIDDEN PORTICO__ERROR_CODE__FORBIDDEN
+#define RATE_LIMITED PORTICO__ERROR_CODE__RATE_LIMITED
+#define UPSTREAM PORTICO__ERROR_CODE__UPSTREAM
+
+static bb_response_t s_resp(long status, const char *body)
+{
+    bb_response_t r;
+    memset(&r, 0, sizeof r);
+    r.status = status;
+    r.body = body;
+    r.body_len = body ? strlen(body) : 0;
+    r.host = "git.example.com";
+    return r;
+}
+
+static void s_expect(const bb_error_t *err, int code, const char *detail)
+{
+    if (err->code != code || strcmp(err->detail, detail) != 0)
+        fail_msg("got %d/%s (%s), want %d/%s", err->code, err->detail, err->message, code, detail);
+    assert_true(strlen(err->message) > 0);
+}
+
+/* ---- server.info ---- */
+
+static void test_server_info(void **state)
+{
+    (void)state;
+    Portico__Bitbucket__ServerInfoReply out;
+    bb_error_t err;
+    bb_response_t r = s_resp(200, "{\"version\":\"7.11.2\",\"buildNumber\":\"7011002\",\"buildDate\":\"1616539597394\","
+                                  "\"displayName\":\"Bitbucket\"}");
+    assert_int_equal(bb_decode_server_info(&r, &out, &err), 0);
+    assert_string_equal(out.version, "7.11.2");
+    assert_string_equal(out.build_number, "7011002");
+    assert_string_equal(out.display_name, "Bitbucket");
+    bb_server_info_clear(&out);
+
+    /* Tolerated: a numeric buildNumber, a missing displayName. */
+    r = s_resp(200, "{\"version\":\"8.9.0\",\"buildNumber\":8009000}");
+    assert_int_equal(bb_decode_server_info(&r, &out, &err), 0);
+    assert_string_equal(out.build_number, "8009000");
+    assert_string_equal(out.display_name, "");
+    bb_server_info_clear(&out);
+}
+
+static void test_server_info_not_bitbucket(void **state)
+{
+    (void)state;
+    const char *bodies[] = {
+        "<html><body>Welcome to nginx</body></html>",
+        "{}",
+        "{\"version\":8}",
+        "{\"version\":\"\"}",
+        "{\"version\":null}",
+        "[\"version\"]",
+        "\"7.0\"",
+        "{\"version\":\"7.0\",\"buildNumber\":[1]}",
+        "{\"version\":\"7.0\"",
+        "",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        Portico__Bitbucket__ServerInfoReply out;
+        bb_error_t err;
+        bb_response_t r = s_resp(200, bodies[i]);
+        assert_int_equal(bb_decode_server_info(&r, &out, &err), -1);
+        s_expect(&err, UPSTREAM, "not_bitbucket");
+        assert_non_null(strstr(err.message, "this does not look like a Bitbucket Data Center / Server instance"));
+        assert_string_equal(out.version, "");
+    }
+    long statuses[] = {404, 400, 405};
+    for (size_t i = 0; i < 3; i++) {
+        Portico__Bitbucket__ServerInfoReply out;
+        bb_error_t err;
+        bb_response_t r = s_resp(statuses[i], "{\"message\":\"null for uri: x\",\"status-code\":404}");
+        assert_int_equal(bb_decode_server_info(&r, &out, &err), -1);
+        s_expect(&err, UPSTREAM, "not_bitbucket");
+        assert_non_null(strstr(err.message, "git.example.com"));
+    }
+}
+
+static void test_server_info_statuses(void **state)
+{
+    (void)state;
+    Portico__Bitbucket__ServerInfoReply out;
+    bb_error_t err;
+    bb_response_t r = s_resp(503, "down for maintenance");
+    assert_int_equal(bb_decode_server_info(&r, &out, &err), -1);
+    s_expect(&err, UNAVAILABLE, "server_error");
+    r = s_resp(302, "");
+    r.location = "https://sso.example.com/login?next=x";
+    assert_int_equal(bb_decode_server_info(&r, &out, &err), -1);
+    s_expect(&err, UPSTREAM, "redirect");
+    assert_non_null(strstr(err.message, "https://sso.example.com/login"));
+    r = s_resp(401, "");
+    assert_int_equal(bb_decode_server_info(&r, &out, &err), -1);
+    s_expect(&err, UNAUTHORIZED, "unauthorized");
+}
+
+/* ---- oauth2.token ---- */
+
+static void test_token(void **state)
+{
+    (void)state;
+    Portico__Bitbucket__TokenReply out;
+    bb_error_t err;
+    bb_response_t r = s_resp(200, "{\"access_token\":\"AT-1\",\"token_type\":\"bearer\",\"expires_in\":3600,"
+                                  "\"refresh_token\":\"RT-1\",\"scope\":\"REPO_READ\"}");
+    assert_int_equal(bb_decode_token(&r, &out, &err), 0);
+    assert_string_equal(out.access_token, "AT-1");
+    assert_string_equal(out.refresh_token, "RT-1");
+    assert_string_equal(out.token_type, "bearer");
+    assert_string_equal(out.scope, "REPO_READ");
+    assert_int_equal(out.expires_in, 3600);
+    bb_token_clear(&out);
+
+    /* Tolerated: "Bearer", expires_in as a string, "scopes", no refresh token. */
+    r = s_resp(200, "{\"access_token\":\"AT-2\",\"token_type\":\"Bearer\",\"expires_in\":\"7200\",\"scopes\":\"A B\"}");
+    assert_int_equal(bb_decode_token(&r, &out, &err), 0);
+    assert_int_equal(out.expires_in, 7200);
+    assert_string_equal(out.scope, "A B");
+    assert_string_equal(out.refresh_token, "");
+    bb_token_clear(&out);
+}
+
+static void test_token_errors(void **state)
+{
+    (void)state;
+    Portico__Bitbucket__TokenReply out;
+    bb_error_t err;
+    bb_response_t r = s_resp(400, "{\"error\":\"invalid_grant\",\"error_description\":\"Code expired\"}");
+    assert_int_equal(bb_decode_token(&r, &out, &err), -1);
+    s_expect(&err, UNAUTHORIZED, "invalid_grant");
+    assert_non_null(strstr(err.message, "Code expired"));
+
+    r = s_resp(401, "{\"error\":\"invalid_client\"}");
+    assert_int_equal(bb_decode_token(&r, &out, &err), -1);
+    s_expect(&err, UNAUTHORIZED, "invalid_client");
+    assert_non_null(strstr(err.message, "client ID or secret"));
+
+    r = s_resp(400, "{\"error\":\"unsupported_grant_type\",\"error_description\":\"no\\u0007\\nway\"}");
+    assert_int_equal(bb_decode_token(&r, &out, &err), -1);
+    s_expect(&err, UPSTREAM, "unsupported_grant_type");
+    assert_null(strchr(err.message, '\n'));
+    assert_null(strchr(err.message, '\a'));
+
+    /* A hostile error word is reduced to safe characters. */
+    r = s_resp(400, "{\"error\":\"<script>x\\\"y\"}");
+    assert_int_equal(bb_decode_token(&r, &out, &err), -1);
+    assert_int_equal(err.code, UPSTREAM);
+    assert_string_equal(err.detail, "scriptxy");
+
+    /* Errors with a 200. */
+    r = s_resp(200, "{\"error\":\"invalid_grant\"}");
+    assert_int_equal(bb_decode_token(&r, &out, &err), -1);
+    s_expect(&err, UNAUTHORIZED, "invalid_grant");
+
+    /* No RFC 6749 body: the status decides. */
+    r = s_resp(400, "<html>bad</html>");
+    assert_int_equal(bb_decode_token(&r, &out, &err), -1);
+    s_expect(&err, BAD_REQUEST, "bad_request");
+    r = s_resp(404, "");
+    assert_int_equal(bb_decode_token(&r, &out, &err), -1);
+    s_expect(&err, UPSTREAM, "no_oauth2");
+    r = s_resp(500, "{\"error\":\"server_error\"}");
+    assert_int_equal(bb_decode_token(&r, &out, &err), -1);
+    s_expect(&err, UNAVAILABLE, "server_error");
+}
+
+static void test_token_malformed(void **state)
+{
+    (void)state;
+    const char *bodies[] = {
+        "{\"access_token\":42}",
+        "{\"access_token\":\"\"}",
+        "{\"token_type\":\"bearer\"}",
+        "{\"access_token\":\"a\",\"refresh_token\":{}}",
+        "{\"access_token\":\"a\",\"expires_in\":-5}",
+        "{\"access_token\":\"a\",\"expires_in\":1.5}",
+        "{\"access_token\":\"a\",\"expires_in\":\"soon\"}",
+        "{\"access_token\":\"a\",\"expires_in\":99999999999999}",
+        "{\"access_token\":\"a\",\"scope\":[\"REPO_READ\"]}",
+        "not json",
+        "[]",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        Portico__Bitbucket__TokenReply out;
+        bb_error_t err;
+        bb_response_t r = s_resp(200, bodies[i]);
+        if (bb_decode_token(&r, &out, &err) != -1)
+            fail_msg("accepted %s", bodies[i]);
+        s_expect(&err, UPSTREAM, "bad_response");
+        assert_string_equal(out.access_token, "");
+    }
+    Portico__Bitbucket__TokenReply out;
+    bb_error_t err;
+    bb_response_t r = s_resp(200, "{\"access_token\":\"AT\",\"token_type\":\"mac\"}");
+    assert_int_equal(bb_decode_token(&r, &out, &err), -1);
+    s_expect(&err, UPSTREAM, "token_type");
+    assert_null(strstr(err.message, "AT\""));
+}
+
+/* ---- whoami ---- */
+
+static void test_whoami(void **state)
+{
+    (void)state;
+    Portico__Bitbucket__WhoAmIReply out;
+    bb_error_t err;
+    bb_response_t r = s_resp(200, "jcitizen\n");
+    r.x_auserid = "\"104\"";
+    assert_int_equal(bb_decode_whoami(&r, &out, &err), 0);
+    assert_string_equal(out.username, "jcitizen");
+    assert_int_equal(out.user_id, 104);
+    bb_whoami_clear(&out);
+
+    /* The header is URL-encoded (Java URLEncoder: '+' is a space). */
+    r = s_resp(200, "");
+    r.x_ausername = "jane.doe%40example.com";
+    r.x_auserid = "7";
+    assert_int_equal(bb_decode_whoami(&r, &out, &err), 0);
+    assert_string_equal(out.username, "jane.doe@example.com");
+    assert_int_equal(out.user_id, 7);
+    bb_whoami_clear(&out);
+
+    r = s_resp(200, "  \r\n");
+    r.x_ausername = "John+Smith%C3%A9";
+    assert_int_equal(bb_decode_whoami(&r, &out, &err), 0);
+    assert_string_equal(out.username, "John Smith\xc3\xa9");
+    assert_int_equal(out.user_id, 0);
+    bb_whoami_clear(&out);
+
+    /* Both: the header (decoded) is what the authentication filter says. */
+    r = s_resp(200, "jane.doe@example.com");
+    r.x_ausername = "jane.doe%40example.com";
+    assert_int_equal(bb_decode_whoami(&r, &out, &err), 0);
+    assert_string_equal(out.username, "jane.doe@example.com");
+    bb_whoami_clear(&out);
+    r = s_resp(200, "from-body");
+    r.x_ausername = "from%2Dheader";
+    assert_int_equal(bb_decode_whoami(&r, &out, &err), 0);
+    assert_string_equal(out.username, "from-header");
+    bb_whoami_clear(&out);
+    /* An unreadable header falls back to the body. */
+    r = s_resp(200, "jdoe\r\n");
+    r.x_ausername = "%ZZ";
+    assert_int_equal(bb_decode_whoami(&r, &out, &err), 0);
+    assert_string_equal(out.username, "jdoe");
+    bb_whoami_clear(&out);
+}
+
+static void test_whoami_anonymous(void **state)
+{
+    (void)state;
+    struct {
+        const char *body, *header;
+    } cases[] = {
+        {"", NULL},           {"\n", ""},          {"<html><body>Log in</body></html>", NULL},
+        {"", "%ZZ"},          {"", "evil%0Aline"}, {"", "bad%C3"},
+        {"two\nlines", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Portico__Bitbucket__WhoAmIReply out;
+        bb_error_t err;
+        bb_response_t r = s_resp(200, cases[i].body);
+        r.x_ausername = cases[i].header;
+        if (bb_decode_whoami(&r, &out, &err) != -1)
+            fail_msg("case %zu accepted as %s", i, out.username);
+        s_expect(&err, UNAUTHORIZED, "anonymous");
+        /* The broker reads "anonymous"; the message stays neutral. */
+        assert_null(strstr(err.message, "two-factor"));
+    }
+}
+
+static void test_whoami_oauth1_problem(void **state)
+{
+    (void)state;
+    Portico__Bitbucket__WhoAmIReply out;
+    bb_error_t err;
+    bb_response_t r = s_resp(401, "oauth_problem=token_rejected");
+    r.www_authenticate = "OAuth realm=\"https%3A%2F%2Fgit.example.com\", oauth_problem=\"token_rejected\"";
+    assert_int_equal(bb_decode_whoami(&r, &out, &err), -1);
+    s_expect(&err, UNAUTHORIZED, "token_rejected");
+
+    r = s_resp(401, "");
+    assert_int_equal(bb_decode_whoami(&r, &out, &err), -1);
+    s_expect(&err, UNAUTHORIZED, "unauthorized");
+}
+
+/* ---- users ---- */
+
+static const char *s_user_json =
+    "{\"name\":\"jane.doe@example.com\",\"emailAddress\":\"jane@example.com\",\"id\":101,"
+    "\"displayName\":\"Jane <b>Doe</b>\",\"active\":true,\"slug\":\"jane.doe_example.com\","
+    "\"type\":\"NORMAL\",\"links\":{\"self\":[{\"href\":\"https://x/users/jane\"}]}}";
+
+static void test_user(void **state)
+{
+    (void)state;
+    Portico__Bitbucket__User u;
+    bb_error_t err;
+    bb_response_t r = s_resp(200, s_user_json);
+    assert_int_equal(bb_decode_user(&r, &u, &err), 0);
+    assert_string_equal(u.name, "jane.doe@example.com");
+    assert_string_equal(u.slug, "jane.doe_example.com");
+    assert_string_equal(u.email, "jane@example.com");
+    assert_string_equal(u.display_name, "Jane <b>Doe</b>");
+    assert_int_equal(u.id, 101);
+    assert_true(u.active);
+    bb_user_clear(&u);
+
+    /* Tolerated: id as a string, no slug (the name stands in), no active. */
+    r = s_resp(200, "{\"name\":\"bob\",\"id\":\"7\"}");
+    assert_int_equal(bb_decode_user(&r, &u, &err), 0);
+    assert_int_equal(u.id, 7);
+    assert_string_equal(u.slug, "bob");
+    assert_true(u.active);
+    bb_user_clear(&u);
+
+    r = s_resp(200, "{\"name\":\"bob\",\"active\":false,\"emailAddress\":null}");
+    assert_int_equal(bb_decode_user(&r, &u, &err), 0);
+    assert_false(u.active);
+    assert_string_equal(u.email, "");
+    bb_user_clear(&u);
+}
+
+static void test_user_malformed(void **state)
+{
+    (void)state;
+    const char *bodies[] = {
+        "{}",
+        "{\"name\":\"\"}",
+        "{\"name\":5}",
+        "{\"name\":\"a\",\"active\":\"yes\"}",
+        "{\"name\":\"a\",\"id\":-1}",
+        "{\"name\":\"a\",\"id\":\"12x\"}",
+        "{\"name\":\"a\",\"displayName\":{}}",
+        "{\"name\":\"a\",\"slug\":[]}",
+        "[{\"name\":\"a\"}]",
+        "null",
+        "{\"name\":\"a\\u0000b\"}",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        Portico__Bitbucket__User u;
+        bb_error_t err;
+        bb_response_t r = s_resp(200, bodies[i]);
+        if (bb_decode_user(&r, &u, &err) != -1)
+            fail_msg("accepted %s", bodies[i]);
+        s_expect(&err, UPSTREAM, "bad_response");
+    }
+}
+
+static void test_user_statuses(void **state)
+{
+    (void)state;
+    Portico__Bitbucket__User u;
+    bb_error_t err;
+    bb_response_t r = s_resp(404, "{\"errors\":[{\"context\":null,\"message\":\"User jane does not exist.\","
+                                  "\"exceptionName\":\"com.atlassian.bitbucket.user.NoSuchUserException\"}]}");
+    assert_int_equal(bb_decode_user(&r, &u, &err), -1);
+    s_expect(&err, NOT_FOUND, "not_found");
+    assert_non_null(strstr(err.message, "User jane does not exist."));
+    r = s_resp(401, "{\"errors\":[{\"message\":\"Authentication failed.\"}]}");
+    assert_int_equal(bb_decode_user(&r, &u, &err), -1);
+    s_expect(&err, UNAUTHORIZED, "unauthorized");
+    r = s_resp(403, "");
+    assert_int_equal(bb_decode_user(&r, &u, &err), -1);
+    s_expect(&err, FORBIDDEN, "forbidden");
+    r = s_resp(429, "");
+    r.retry_after = "12";
+    assert_int_equal(bb_decode_user(&r, &u, &err), -1);
+    s_expect(&err, RATE_LIMITED, "rate_limited");
+    assert_int_equal(err.retry_after_s, 12);
+    assert_non_null(strstr(err.message, "12 s"));
+    r = s_resp(429, "");
+    assert_int_equal(bb_decode_user(&r, &u, &err), -1);
+    assert_int_equal(err.retry_after_s, -1);
+    r = s_resp(502, "<html>bad gateway</html>");
+    assert_int_equal(bb_decode_user(&r, &u, &err), -1);
+    s_expect(&err, UNAVAILABLE, "server_error");
+    r = s_resp(418, "");
+    assert_int_equal(bb_decode_user(&r, &u, &err), -1);
+    s_expect(&err, UPSTREAM, "unexpected_status");
+}
+
+static void test_users_page(void **state)
+{
+    (void)state;
+    char body[2048];
+    snprintf(body, sizeof body,
+             "{\"size\":3,\"limit\":100,\"isLastPage\":true,\"start\":0,\"values\":[%s,{\"name\":\"bob\"},42,"
+             "{\"displayName\":\"no name\"}]}",
+             s_user_json);
+    Portico__Bitbucket__FindUsersReply out;
+    bb_error_t err;
+    size_t skipped = 0;
+    bb_response_t r = s_resp(200, body);
+    assert_int_equal(bb_decode_users(&r, &out, &skipped, &err), 0);
+    assert_int_equal(out.n_users, 2);
+    assert_int_equal(skipped, 2);
+    assert_string_equal(out.users[0]->slug, "jane.doe_example.com");
+    assert_string_equal(out.users[1]->name, "bob");
+    bb_users_clear(&out);
+
+    r = s_resp(200, "{\"values\":[]}");
+    assert_int_equal(bb_decode_users(&r, &out, &skipped, &err), 0);
+    assert_int_equal(out.n_users, 0);
+    bb_users_clear(&out);
+
+    r = s_resp(200, "{\"values\":{}}");
+    assert_int_equal(bb_decode_users(&r, &out, &skipped, &err), -1);
+    s_expect(&err, UPSTREAM, "bad_response");
+}
+
+/* ---- repositories ---- */
+
+static const char *s_repo_json =
+    "{\"slug\":\"portico\",\"id\":1,\"name\":\"Portico\",\"hierarchyId\":\"abc\",\"scmId\":\"git\","
+    "\"state\":\"AVAILABLE\",\"statusMessage\":\"Available\",\"forkable\":true,"
+    "\"project\":{\"key\":\"PRJ\",\"id\":1,\"name\":\"Project\",\"public\":false,\"type\":\"NORMAL\"},"
+    "\"public\":true,\"links\":{\"clone\":[{\"href\":\"ssh://git@h:7999/prj/portico.git\",\"name\":\"ssh\"},"
+    "{\"href\":\"https://h/bitbucket/scm/prj/portico.git\",\"name\":\"http\"}],"
+    "\"self\":[{\"href\":\"https://h/bitbucket/projects/PRJ/repos/portico/browse\"}]}}";
+
+static void test_repos_page(void **state)
+{
+    (void)state;
+    char body[4096];
+    snprintf(body, sizeof body,
+             "{\"size\":2,\"limit\":2,\"isLastPage\":false,\"values\":[%s,"
+             "{\"slug\":\"s2\",\"project\":{\"key\":\"~JANE\",\"type\":\"PERSONAL\"},"
+             "\"links\":{\"clone\":[{\"href\":\"https://h/scm/~jane/s2.git\",\"name\":\"https\"}]}},"
+             "{\"slug\":\"noproject\"},{\"slug\":1,\"project\":{\"key\":\"K\"}},\"junk\"],"
+             "\"start\":0,\"nextPageStart\":3}",
+             s_repo_json);
+    Portico__Bitbucket__ListReposReply out;
+    bb_error_t err;
+    size_t skipped = 0;
+    bb_response_t r = s_resp(200, body);
+    assert_int_equal(bb_decode_repos(&r, 0, &out, &skipped, &err), 0);
+    assert_int_equal(out.n_repositories, 2);
+    assert_int_equal(skipped, 3);
+    assert_false(out.is_last_page);
+    /* nextPageStart is passed on as given, even when it skips. */
+    assert_int_equal(out.next_page_start, 3);
+    Portico__Bitbucket__Repository *a = out.repositories[0], *b = out.repositories[1];
+    assert_string_equal(a->project_key, "PRJ");
+    assert_string_equal(a->project_name, "Project");
+    assert_string_equal(a->slug, "portico");
+    assert_string_equal(a->name, "Portico");
+    assert_true(a->public_);
+    assert_string_equal(a->browse_url, "https://h/bitbucket/projects/PRJ/repos/portico/browse");
+    assert_string_equal(a->clone_http, "https://h/bitbucket/scm/prj/portico.git");
+    assert_string_equal(a->clone_ssh, "ssh://git@h:7999/prj/portico.git");
+    assert_string_equal(b->project_key, "~JANE");
+    assert_string_equal(b->name, "s2");
+    assert_false(b->public_);
+    assert_string_equal(b->clone_http, "https://h/scm/~jane/s2.git");
+    assert_string_equal(b->clone_ssh, "");
+    assert_string_equal(b->browse_url, "");
+    bb_repos_clear(&out);
+}
+
+static void test_repos_paging(void **state)
+{
+    (void)state;
+    Portico__Bitbucket__ListReposReply out;
+    bb_error_t err;
+    size_t skipped;
+    /* The last page has no nextPageStart. */
+    bb_response_t r = s_resp(200, "{\"isLastPage\":true,\"values\":[],\"start\":50}");
+    assert_int_equal(bb_decode_repos(&r, 50, &out, &skipped, &err), 0);
+    assert_true(out.is_last_page);
+    assert_int_equal(out.next_page_start, 0);
+    bb_repos_clear(&out);
+    /* No isLastPage: a nextPageStart means there is more. */
+    r = s_resp(200, "{\"values\":[],\"nextPageStart\":\"30\"}");
+    assert_int_equal(bb_decode_repos(&r, 25, &out, &skipped, &err), 0);
+    assert_false(out.is_last_page);
+    assert_int_equal(out.next_page_start, 30);
+    bb_repos_clear(&out);
+    r = s_resp(200, "{\"values\":[]}");
+    assert_int_equal(bb_decode_repos(&r, 25, &out, &skipped, &err), 0);
+    assert_true(out.is_last_page);
+    bb_repos_clear(&out);
+
+    const char *bad[] = {
+        "{\"isLastPage\":false,\"values\":[]}",
+        "{\"isLastPage\":false,\"values\":[],\"nextPageStart\":10}",
+        "{\"isLastPage\":false,\"values\":[],\"nextPageStart\":5}",
+    };
+    for (size_t i = 0; i < 3; i++) {
+        r = s_resp(200, bad[i]);
+        assert_int_equal(bb_decode_repos(&r, 10, &out, &skipped, &err), -1);
+        s_expect(&err, UPSTREAM, "bad_paging");
+        assert_int_equal(out.n_repositories, 0);
+    }
+    const char *malformed[] = {
+        "{\"isLastPage\":\"no\",\"values\":[]}",
+        "{\"isLastPage\":false,\"values\":[],\"nextPageStart\":-1}",
+        "{\"isLastPage\":false,\"values\":[],\"nextPageStart\":99999999999}",
+        "{\"isLastPage\":true}",
+        "{\"isLastPage\":true,\"values\":null}",
+        "<html/>",
+    };
+    for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
+        r = s_resp(200, malformed[i]);
+        assert_int_equal(bb_decode_repos(&r, 0, &out, &skipped, &err), -1);
+        s_expect(&err, UPSTREAM, "bad_response");
+    }
+}
+
+/* ---- OAuth 1 ---- */
+
+static void test_oauth1_token(void **state)
+{
+    (void)state;
+    Portico__Bitbucket__OAuth1TokenReply out;
+    bb_error_t err;
+    bb_response_t r = s_resp(200, "oauth_token=Tk%2Fabc&oauth_token_secret=S3cr3t&oauth_expires_in=157680000"
+                                  "&oauth_session_handle=h&oauth_authorization_expires_in=157680000");
+    assert_int_equal(bb_decode_oauth1_token(&r, &out, &err), 0);
+    assert_string_equal(out.token, "Tk/abc");
+    assert_string_equal(out.token_secret, "S3cr3t");
+    assert_int_equal(out.expires_in, 157680000);
+    bb_oauth1_token_clear(&out);
+
+    r = s_resp(200, "oauth_token_secret=x&oauth_token=y&oauth_callback_confirmed=true");
+    assert_int_equal(bb_decode_oauth1_token(&r, &out, &err), 0);
+    assert_string_equal(out.token, "y");
+    assert_int_equal(out.expires_in, 0);
+    bb_oauth1_token_clear(&out);
+
+    const char *bad[] = {"oauth_token=y",
+                         "oauth_token=&oauth_token_secret=x",
+                         "oauth_token=a+b&oauth_token_secret=x",
+                         "oauth_token=%ZZ&oauth_token_secret=x",
+                         "{\"oauth_token\":\"y\"}",
+                         ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = s_resp(200, bad[i]);
+        if (bb_decode_oauth1_token(&r, &out, &err) != -1)
+            fail_msg("accepted %s", bad[i]);
+        s_expect(&err, UPSTREAM, "bad_response");
+    }
+}
+
+static void test_oauth1_problems(void **state)
+{
+    (void)state;
+    Portico__Bitbucket__OAuth1TokenReply out;
+    bb_error_t err;
+    bb_response_t r = s_resp(400, "oauth_problem=timestamp_refused&oauth_acceptable_timestamps=1-2");
+    r.www_authenticate = "OAuth realm=\"http://h\", oauth_problem=timestamp_refused";
+    assert_int_equal(bb_decode_oauth1_token(&r, &out, &err), -1);
+    s_expect(&err, BAD_REQUEST, "timestamp_refused");
+    assert_non_null(strstr(err.message, "clocks"));
+
+    /* From the body when the header does not say. */
+    r = s_resp(401, "oauth_problem=signature_invalid&oauth_signature_base_string=x");
+    assert_int_equal(bb_decode_oauth1_token(&r, &out, &err), -1);
+    s_expect(&err, UNAUTHORIZED, "signature_invalid");
+
+    const char *problems[] = {"consumer_key_unknown", "nonce_used",    "token_rejected",
+                              "permission_denied",    "token_expired", "something_new"};
+    for (size_t i = 0; i < sizeof problems / sizeof problems[0]; i++) {
+        char h[128];
+        snprintf(h, sizeof h, "OAuth realm=\"x\",oauth_problem=\"%s\"", problems[i]);
+        r = s_resp(401, "");
+        r.www_authenticate = h;
+        assert_int_equal(bb_decode_oauth1_token(&r, &out, &err), -1);
+        s_expect(&err, UNAUTHORIZED, problems[i]);
+    }
+    /* A 200 whose body is a problem. */
+    r = s_resp(200, "oauth_problem=permission_denied");
+    assert_int_equal(bb_decode_oauth1_token(&r, &out, &err), -1);
+    s_expect(&err, UNAUTHORIZED, "permission_denied");
+    /* Unknown consumer on the REST API too. */
+    Portico__Bitbucket__User u;
+    r = s_resp(401, "");
+    r.www_authenticate = "OAuth realm=\"x\", oauth_problem=\"consumer_key_unknown\"";
+    assert_int_equal(bb_decode_user(&r, &u, &err), -1);
+    s_expect(&err, UNAUTHORIZED, "consumer_key_unknown");
+}
+
+static void test_oauth_problem_parsing(void **state)
+{
+    (void)state;
+    char p[64];
+    assert_int_equal(bb_oauth_problem("OAuth oauth_problem=nonce_used", NULL, 0, p, sizeof p), 0);
+    assert_string_equal(p, "nonce_used");
+    assert_int_equal(bb_oauth_problem("oauth realm=\"a, b\" , oauth_problem = \"x_y\"", NULL, 0, p, sizeof p), 0);
+    assert_string_equal(p, "x_y");
+    assert_int_equal(bb_oauth_problem("OAuth realm=\"oauth_problem=fake\"", "oauth_problem=real", 18, p, sizeof p), 0);
+    assert_string_equal(p, "real");
+    assert_int_equal(bb_oauth_problem("Basic realm=\"x\"", "a=b", 3, p, sizeof p), -1);
+    assert_int_equal(bb_oauth_problem("OAuth oauth_problem=\"<script>\"", NULL, 0, p, sizeof p), 0);
+    assert_string_equal(p, "script");
+    assert_int_equal(bb_oauth_problem("OAuth oauth_problem=\"", NULL, 0, p, sizeof p), -1);
+    assert_int_equal(bb_oauth_problem("OAuth ,,,=,=\"", NULL, 0, p, sizeof p), -1);
+    assert_int_equal(bb_oauth_problem(NULL, "x=1&oauth_problem=token_rejected&y", 33, p, sizeof p), 0);
+    assert_string_equal(p, "token_rejected");
+}
+
+/* ---- helpers ---- */
+
+static void test_retry_after(void **state)
+{
+    (void)state;
+    time_t now = 1700000000;
+    assert_int_equal(bb_retry_after_seconds("5", now), 5);
+    assert_int_equal(bb_retry_after_seconds(" 10 ", now), 10);
+    assert_int_equal(bb_retry_after_seconds("0", now), 0);
+    assert_int_equal(bb_retry_after_seconds("99999999999", now), 86400);
+    assert_int_equal(bb_retry_after_seconds("-1", now), -1);
+    assert_int_equal(bb_retry_after_seconds("5s", now), -1);
+    assert_int_equal(bb_retry_after_seconds("", now), -1);
+    assert_int_equal(bb_retry_after_seconds(NULL, now), -1);
+    /* 1700000000 is Tue, 14 Nov 2023 22:13:20 GMT */
+    assert_int_equal(bb_retry_after_seconds("Tue, 14 Nov 2023 22:13:50 GMT", now), 30);
+    assert_int_equal(bb_retry_after_seconds("Tue, 14 Nov 2023 22:00:00 GMT", now), 0);
+    assert_int_equal(bb_retry_after_seconds("someday", now), -1);
+}
+
+static void test_errors_message(void **state)
+{
+    (void)state;
+    char m[161];
+    const char *b = "{\"errors\":[{\"message\":\"first\\nline\\ttab\"},{\"message\":\"second\"}]}";
+    bb_errors_message(b, strlen(b), m, sizeof m);
+    assert_string_equal(m, "first line tab");
+    b = "{\"message\":\"null for uri: https://h//rest/api/1.0/x\",\"status-code\":404}";
+    bb_errors_message(b, strlen(b), m, sizeof m);
+    assert_string_equal(m, "null for uri: https://h//rest/api/1.0/x");
+    bb_errors_message("oops", 4, m, sizeof m);
+    assert_string_equal(m, "");
+    b = "{\"errors\":[{\"message\":7}]}";
+    bb_errors_message(b, strlen(b), m, sizeof m);
+    assert_string_equal(m, "");
+    /* Long messages are cut (at a character boundary). */
+    char big[1200] = "{\"errors\":[{\"message\":\"";
+    for (int i = 0; i < 300; i++)
+        strcat(big, "\xc3\xa9");
+    strcat(big, "\"}]}");
+    bb_errors_message(big, strlen(big), m, sizeof m);
+    assert_true(strlen(m) <= 160);
+    assert_true(bb_utf8_valid(m, strlen(m)));
+}
+
+static void test_safe_text(void **state)
+{
+    (void)state;
+    char out[8];
+    bb_safe_text("  a\r\n\x1b[31mb  ", 14, out, sizeof out);
+    assert_string_equal(out, "a [31mb");
+    bb_safe_text("ab\xe2\x82\xac\xe2\x82\xac", 8, out, 6);
+    assert_string_equal(out, "ab\xe2\x82\xac");
+    bb_safe_text("\xff\xfe", 2, out, sizeof out);
+    assert_string_equal(out, "(unread");
+}
+
+static void test_utf8(void **state)
+{
+    (void)state;
+    assert_true(bb_utf8_valid("h\xc3\xa9llo \xf0\x9f\x98\x80", 11));
+    assert_false(bb_utf8_valid("\xc0\xaf", 2));         /* overlong */
+    assert_false(bb_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    assert_false(bb_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+    assert_false(bb_utf8_valid("\xe2\x82", 2));         /* cut */
+}
+
+static void test_form_get(void **state)
+{
+    (void)state;
+    const char *b = "a=1&oauth_token=x%20y&b&oauth_token_secret=p+q";
+    char *v = bb_form_get(b, strlen(b), "oauth_token");
+    assert_string_equal(v, "x y");
+    free(v);
+    v = bb_form_get(b, strlen(b), "oauth_token_secret");
+    assert_string_equal(v, "p q");
+    free(v);
+    v = bb_form_get(b, strlen(b), "b");
+    assert_string_equal(v, "");
+    free(v);
+    assert_null(bb_form_get(b, strlen(b), "oauth"));
+    assert_null(bb_form_get("x=%00", 5, "x"));
+    assert_null(bb_form_get("x=%FF", 5, "x"));
+    /* Length-bounded: never reads past body_len ("x", not "x=1"). */
+    v = bb_form_get("x=1", 1, "x");
+    assert_string_equal(v, "");
+    free(v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_server_info),
+        cmocka_unit_test(test_server_info_not_bitbucket),
+        cmocka_unit_test(test_server_info_statuses),
+        cmocka_unit_test(test_token),
+        cmocka_unit_test(test_token_errors),
+        cmocka_unit_test(test_token_malformed),
+        cmocka_unit_test(test_whoami),
+        cmocka_unit_test(test_whoami_anonymous),
+        cmocka_unit_test(test_whoami_oauth1_problem),
+        cmocka_unit_test(test_user),
+        cmocka_unit_test(test_user_malformed),
+        cmocka_unit_test(test_user_statuses),
+        cmocka_unit_test(test_users_page),
+        cmocka_unit_test(test_repos_page),
+        cmocka_unit_test(test_repos_paging),
+        cmocka_unit_test(test_oauth1_token),
+        cmocka_unit_test(test_oauth1_problems),
+        cmocka_unit_test(test_oauth_problem_parsing),
+        cmocka_unit_test(test_retry_after),
+        cmocka_unit_test(test_errors_message),
+        cmocka_unit_test(test_safe_text),
+        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_form_get),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
