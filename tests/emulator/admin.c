@@ -5,6 +5,9 @@
  *   POST   {ctx}/emulator/applinks          s_applink_create   (OAuth 2, incoming)
  *   POST   {ctx}/emulator/applinks/oauth1   s_consumer_create  (OAuth 1 consumer)
  *   GET    {ctx}/emulator/applinks          s_applink_list     (no secrets)
+ *
+ * The rules for new links live in emu_link_create_oauth2/oauth1, which the
+ * HTML pages in applinks.c use too.
  *   GET    {ctx}/emulator/faults            s_faults
  *   POST   {ctx}/emulator/faults            s_faults
  *   POST   {ctx}/emulator/tokens/expire     s_tokens           {"username":...}
@@ -65,85 +68,25 @@ static bool s_hex_ok(const char *s, size_t len)
 	return true;
 }
 
-/* ---- OAuth 2 applinks ----------------------------------------------------- */
+/* ---- link registration (shared with the HTML pages) ----------------------- */
 
-static void s_applink_create(struct emu_req *r)
+bool emu_link_name_ok(const char *name)
 {
-	json_t *body = s_body_object(r);
-	char client_id[33], client_secret[65];
-	unsigned perms = 0;
-	if (!body)
-		return;
-	const char *name = json_string_value(json_object_get(body, "name"));
-	const char *redirect = json_string_value(json_object_get(body, "redirect_url"));
-	json_t *permissions = json_object_get(body, "permissions");
-	const char *want_id = json_string_value(json_object_get(body, "client_id"));
-	const char *want_secret = json_string_value(json_object_get(body, "client_secret"));
-
-	if (!name || !s_text_ok(name, EMU_MAX_NAME, true)) {
-		s_error(r, 400, "name is required (1-200 characters).");
-		goto out;
-	}
-	if (!redirect || !emu_is_absolute_http_url(redirect)) {
-		s_error(r, 400, "redirect_url must be an absolute http(s) URL without fragment.");
-		goto out;
-	}
-	if (permissions && !json_is_array(permissions)) {
-		s_error(r, 400, "permissions must be an array of scope names.");
-		goto out;
-	}
-	size_t i;
-	json_t *v;
-	json_array_foreach(permissions, i, v) {
-		const char *p = json_string_value(v);
-		unsigned bit = p ? emu_scope_from_name(p, strlen(p)) : 0;
-		if (!bit) {
-			s_error(r, 400, "Unknown permission; use REPO_READ, REPO_WRITE, ...");
-			goto out;
-		}
-		perms |= bit;
-	}
-	/* Optional fixed credentials, for reproducible compose setups. */
-	if ((want_id && !s_hex_ok(want_id, 32)) || (want_secret && !s_hex_ok(want_secret, 64))) {
-		s_error(r, 400, "client_id must be 32 and client_secret 64 lowercase hex digits.");
-		goto out;
-	}
-	if (want_id)
-		snprintf(client_id, sizeof client_id, "%s", want_id);
-	if (want_secret)
-		snprintf(client_secret, sizeof client_secret, "%s", want_secret);
-	if ((!want_id && emu_random_hex(client_id, 16) != 0) ||
-	    (!want_secret && emu_random_hex(client_secret, 32) != 0)) {
-		s_error(r, 500, "No randomness available.");
-		goto out;
-	}
-	emu_lock();
-	struct emu_applink *a = emu_applink_find(client_id) ? NULL : emu_applink_add();
-	if (a) {
-		snprintf(a->name, sizeof a->name, "%s", name);
-		snprintf(a->client_id, sizeof a->client_id, "%s", client_id);
-		snprintf(a->client_secret, sizeof a->client_secret, "%s", client_secret);
-		snprintf(a->redirect_url, sizeof a->redirect_url, "%s", redirect);
-		a->perms = perms;
-	}
-	emu_unlock();
-	if (!a) {
-		s_error(r, 409, "That client_id exists already, or too many application links.");
-		goto out;
-	}
-	emu_send_json(r, 201, json_pack("{s:s, s:s}", "client_id", client_id, "client_secret",
-					 client_secret));
-out:
-	json_decref(body);
+	return name && s_text_ok(name, EMU_MAX_NAME, true);
 }
 
-/* ---- OAuth 1 consumers --------------------------------------------------- */
+bool emu_consumer_key_ok(const char *key)
+{
+	return key && s_text_ok(key, 255, false);
+}
 
 /* SubjectPublicKeyInfo ("PUBLIC KEY") or PKCS#1 ("RSA PUBLIC KEY"); RSA only. */
-static EVP_PKEY *s_parse_public_key(const char *pem)
+EVP_PKEY *emu_rsa_public_key_from_pem(const char *pem)
 {
 	EVP_PKEY *pkey = NULL;
 	OSSL_DECODER_CTX *dctx = NULL;
+	if (!pem || strlen(pem) >= 16384)
+		return NULL;
 	const char *p = pem;
 	while (isspace((unsigned char)*p))
 		p++;
@@ -168,51 +111,177 @@ out:
 	return pkey;
 }
 
-static void s_consumer_create(struct emu_req *r)
+enum emu_link_error emu_link_create_oauth2(struct emu_link_oauth2 *l)
 {
-	json_t *body = s_body_object(r);
-	EVP_PKEY *pkey = NULL;
-	if (!body)
-		return;
-	const char *name = json_string_value(json_object_get(body, "name"));
-	const char *key = json_string_value(json_object_get(body, "consumer_key"));
-	const char *pem = json_string_value(json_object_get(body, "public_key"));
-	const char *callback = json_string_value(json_object_get(body, "callback_url"));
-
-	if (!name || !s_text_ok(name, EMU_MAX_NAME, true)) {
-		s_error(r, 400, "name is required (1-200 characters).");
-		goto out;
-	}
-	if (!key || !s_text_ok(key, 255, false)) {
-		s_error(r, 400, "consumer_key is required (1-255 characters, no spaces).");
-		goto out;
-	}
-	if (callback && !emu_is_absolute_http_url(callback)) {
-		s_error(r, 400, "callback_url must be an absolute http(s) URL.");
-		goto out;
-	}
-	pkey = pem && strlen(pem) < 16384 ? s_parse_public_key(pem) : NULL;
-	if (!pkey) {
-		s_error(r, 400, "public_key must be an RSA public key in PEM form (BEGIN PUBLIC KEY).");
-		goto out;
-	}
+	char client_id[33], client_secret[65];
+	if (!emu_link_name_ok(l->name))
+		return LINK_BAD_NAME;
+	if (!l->redirect_url || !emu_is_absolute_http_url(l->redirect_url))
+		return LINK_BAD_REDIRECT;
+	/* Optional fixed credentials, for reproducible compose setups. */
+	if ((l->client_id && !s_hex_ok(l->client_id, 32)) ||
+	    (l->client_secret && !s_hex_ok(l->client_secret, 64)))
+		return LINK_BAD_CREDENTIALS;
+	if (l->client_id)
+		snprintf(client_id, sizeof client_id, "%s", l->client_id);
+	if (l->client_secret)
+		snprintf(client_secret, sizeof client_secret, "%s", l->client_secret);
+	if ((!l->client_id && emu_random_hex(client_id, 16) != 0) ||
+	    (!l->client_secret && emu_random_hex(client_secret, 32) != 0))
+		return LINK_NO_RANDOM;
 	emu_lock();
-	struct emu_consumer *c = emu_consumer_find(key) ? NULL : emu_consumer_add();
+	struct emu_applink *a = emu_applink_find(client_id) ? NULL : emu_applink_add();
+	if (a) {
+		snprintf(a->name, sizeof a->name, "%s", l->name);
+		snprintf(a->client_id, sizeof a->client_id, "%s", client_id);
+		snprintf(a->client_secret, sizeof a->client_secret, "%s", client_secret);
+		snprintf(a->redirect_url, sizeof a->redirect_url, "%s", l->redirect_url);
+		a->perms = l->perms;
+	}
+	emu_unlock();
+	if (!a)
+		return LINK_EXISTS;
+	snprintf(l->out_client_id, sizeof l->out_client_id, "%s", client_id);
+	snprintf(l->out_client_secret, sizeof l->out_client_secret, "%s", client_secret);
+	return LINK_OK;
+}
+
+enum emu_link_error emu_link_create_oauth1(const struct emu_link_oauth1 *l)
+{
+	const char *url = l->link_url && l->link_url[0] ? l->link_url : NULL;
+	const char *callback = l->callback_url && l->callback_url[0] ? l->callback_url : NULL;
+	if (!emu_link_name_ok(l->link_name) || !emu_link_name_ok(l->consumer_name))
+		return LINK_BAD_NAME;
+	if (!emu_consumer_key_ok(l->consumer_key))
+		return LINK_BAD_KEY;
+	if (url && !emu_is_absolute_http_url(url))
+		return LINK_BAD_URL;
+	if (callback && !emu_is_absolute_http_url(callback))
+		return LINK_BAD_CALLBACK;
+	EVP_PKEY *pkey = emu_rsa_public_key_from_pem(l->public_key);
+	if (!pkey)
+		return LINK_BAD_PUBLIC_KEY;
+	emu_lock();
+	struct emu_consumer *c = emu_consumer_find(l->consumer_key) ? NULL : emu_consumer_add();
 	if (c) {
-		snprintf(c->name, sizeof c->name, "%s", name);
-		snprintf(c->key, sizeof c->key, "%s", key);
+		snprintf(c->name, sizeof c->name, "%s", l->consumer_name);
+		snprintf(c->key, sizeof c->key, "%s", l->consumer_key);
 		snprintf(c->callback, sizeof c->callback, "%s", callback ? callback : "");
+		snprintf(c->link_name, sizeof c->link_name, "%s", l->link_name);
+		snprintf(c->link_url, sizeof c->link_url, "%s", url ? url : "");
 		c->pkey = pkey;
 		pkey = NULL;
 	}
 	emu_unlock();
-	if (!c) {
-		s_error(r, 409, "That consumer_key exists already, or too many application links.");
+	EVP_PKEY_free(pkey);
+	return c ? LINK_OK : LINK_EXISTS;
+}
+
+/* ---- OAuth 2 applinks ----------------------------------------------------- */
+
+static void s_applink_create(struct emu_req *r)
+{
+	json_t *body = s_body_object(r);
+	if (!body)
+		return;
+	struct emu_link_oauth2 l = {
+		.name = json_string_value(json_object_get(body, "name")),
+		.redirect_url = json_string_value(json_object_get(body, "redirect_url")),
+		.client_id = json_string_value(json_object_get(body, "client_id")),
+		.client_secret = json_string_value(json_object_get(body, "client_secret")),
+	};
+	json_t *permissions = json_object_get(body, "permissions");
+
+	/* Checked in the order the API always answered in. */
+	if (!emu_link_name_ok(l.name)) {
+		s_error(r, 400, "name is required (1-200 characters).");
 		goto out;
 	}
-	emu_send_json(r, 201, json_object());
+	if (!l.redirect_url || !emu_is_absolute_http_url(l.redirect_url)) {
+		s_error(r, 400, "redirect_url must be an absolute http(s) URL without fragment.");
+		goto out;
+	}
+	if (permissions && !json_is_array(permissions)) {
+		s_error(r, 400, "permissions must be an array of scope names.");
+		goto out;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(permissions, i, v) {
+		const char *p = json_string_value(v);
+		unsigned bit = p ? emu_scope_from_name(p, strlen(p)) : 0;
+		if (!bit) {
+			s_error(r, 400, "Unknown permission; use REPO_READ, REPO_WRITE, ...");
+			goto out;
+		}
+		l.perms |= bit;
+	}
+	switch (emu_link_create_oauth2(&l)) {
+	case LINK_OK:
+		emu_send_json(r, 201, json_pack("{s:s, s:s}", "client_id", l.out_client_id,
+						 "client_secret", l.out_client_secret));
+		break;
+	case LINK_BAD_CREDENTIALS:
+		s_error(r, 400, "client_id must be 32 and client_secret 64 lowercase hex digits.");
+		break;
+	case LINK_NO_RANDOM:
+		s_error(r, 500, "No randomness available.");
+		break;
+	case LINK_EXISTS:
+		s_error(r, 409, "That client_id exists already, or too many application links.");
+		break;
+	default:
+		s_error(r, 400, "Invalid application link.");
+		break;
+	}
 out:
-	EVP_PKEY_free(pkey);
+	json_decref(body);
+}
+
+/* ---- OAuth 1 consumers --------------------------------------------------- */
+
+static void s_consumer_create(struct emu_req *r)
+{
+	json_t *body = s_body_object(r);
+	if (!body)
+		return;
+	const char *name = json_string_value(json_object_get(body, "name"));
+	struct emu_link_oauth1 l = {
+		.link_name = name,
+		.consumer_name = name,
+		.consumer_key = json_string_value(json_object_get(body, "consumer_key")),
+		.public_key = json_string_value(json_object_get(body, "public_key")),
+		.callback_url = json_string_value(json_object_get(body, "callback_url")),
+	};
+	/* JSON null means absent, but "" is not a URL here (never was). */
+	if (l.callback_url && !l.callback_url[0]) {
+		s_error(r, 400, "callback_url must be an absolute http(s) URL.");
+		goto out;
+	}
+	switch (emu_link_create_oauth1(&l)) {
+	case LINK_OK:
+		emu_send_json(r, 201, json_object());
+		break;
+	case LINK_BAD_NAME:
+		s_error(r, 400, "name is required (1-200 characters).");
+		break;
+	case LINK_BAD_KEY:
+		s_error(r, 400, "consumer_key is required (1-255 characters, no spaces).");
+		break;
+	case LINK_BAD_CALLBACK:
+		s_error(r, 400, "callback_url must be an absolute http(s) URL.");
+		break;
+	case LINK_BAD_PUBLIC_KEY:
+		s_error(r, 400, "public_key must be an RSA public key in PEM form (BEGIN PUBLIC KEY).");
+		break;
+	case LINK_EXISTS:
+		s_error(r, 409, "That consumer_key exists already, or too many application links.");
+		break;
+	default:
+		s_error(r, 400, "Invalid consumer.");
+		break;
+	}
+out:
 	json_decref(body);
 }
 
@@ -229,9 +298,10 @@ static void s_applink_list(struct emu_req *r)
 	}
 	for (size_t i = 0; i < emu_consumer_count(); i++) {
 		const struct emu_consumer *c = emu_consumer_at(i);
-		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s}", "type", "oauth1", "name",
-						      c->name, "consumer_key", c->key,
-						      "callback_url", c->callback));
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type",
+						      "oauth1", "name", c->name, "consumer_key", c->key,
+						      "callback_url", c->callback, "application_name",
+						      c->link_name, "application_url", c->link_url));
 	}
 	emu_unlock();
 	emu_send_json(r, 200, list);

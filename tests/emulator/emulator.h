@@ -9,11 +9,14 @@
  *   http.c    request parsing and response writing helpers
  *   util.c    buffers, percent/base64 coding, random tokens, HTML escaping
  *   store.c   users, repositories, applinks, tokens, faults, stats (locked)
- *   pages.c   HTML pages (login, consent, error)
+ *   pages.c   HTML page skeleton and the login, consent and error pages
  *   oauth2.c  /rest/oauth2/latest/{authorize,authorize/decision,token}, login
  *   oauth1.c  /plugins/servlet/oauth/{request-token,authorize,access-token}
  *   rest.c    whoami, application-properties, users, repos, raw
- *   admin.c   {ctx}/emulator/...
+ *   admin.c   {ctx}/emulator/... (JSON admin API) and link registration
+ *   applinks.c {ctx}/plugins/servlet/applinks/{listApplicationLinks,
+ *             createApplicationLink,configureApplicationLink}: the HTML pages
+ *             a Bitbucket administrator uses (admin login, CSRF token)
  */
 #ifndef BITBUCKET_EMULATOR_H
 #define BITBUCKET_EMULATOR_H
@@ -226,6 +229,8 @@ const struct emu_repo *emu_repo_find(const char *project_key, const char *slug);
 /* The user's own permission on the repository (public access not counted). */
 enum emu_perm emu_repo_user_perm(const struct emu_repo *repo, const struct emu_user *u);
 bool emu_password_ok(const struct emu_user *u, const char *password);
+/* Bitbucket system administrator (the user "admin"). */
+bool emu_user_is_admin(const struct emu_user *u);
 
 /* ---- OAuth 2 scopes --------------------------------------------------- */
 enum {
@@ -261,10 +266,12 @@ struct emu_applink {
 	unsigned perms;
 };
 struct emu_consumer {
-	char name[EMU_MAX_NAME + 1];
+	char name[EMU_MAX_NAME + 1];      /* Consumer Name: shown on the consent page */
 	char key[256];
 	char callback[EMU_MAX_URL + 1];
 	EVP_PKEY *pkey;
+	char link_name[EMU_MAX_NAME + 1]; /* Application Name of the link */
+	char link_url[EMU_MAX_URL + 1];   /* Application URL, "" if not given */
 };
 struct emu_applink *emu_applink_find(const char *client_id);
 struct emu_applink *emu_applink_add(void);
@@ -362,6 +369,10 @@ bool emu_sleep_ms(long ms);
 void emu_signal_stop(void);
 
 /* ---- HTML pages ------------------------------------------------------- */
+/* Every page: emu_page_begin writes the head (title escaped) and opens
+ * <main>; emu_page_end closes it and sends the page (500 on oom). */
+void emu_page_begin(struct emu_buf *b, const char *title, bool wide);
+void emu_page_end(struct emu_req *r, int status, struct emu_buf *b);
 void emu_page_error(struct emu_req *r, int status, const char *title,
 		    const char *message);
 void emu_page_login(struct emu_req *r, int status, const char *next,
@@ -418,5 +429,52 @@ void emu_user_avatar(struct emu_req *r, const char *slug);
 
 /* Everything under {ctx}/emulator/; rest is the part after it. */
 void emu_admin(struct emu_req *r, const char *rest);
+
+/* ---- application link registration (admin.c) ---------------------------
+ * One set of rules for the JSON admin API and the HTML pages, so links
+ * made either way are the same objects. Each takes the lock itself. */
+enum emu_link_error {
+	LINK_OK = 0,
+	LINK_BAD_NAME,        /* 1-200 characters, no control characters */
+	LINK_BAD_REDIRECT,    /* absolute http(s) URL without fragment */
+	LINK_BAD_CREDENTIALS, /* fixed client_id / client_secret not hex */
+	LINK_BAD_KEY,         /* consumer key: 1-255 characters, no spaces */
+	LINK_BAD_CALLBACK,    /* absolute http(s) URL */
+	LINK_BAD_URL,         /* application URL: absolute http(s) URL */
+	LINK_BAD_PUBLIC_KEY,  /* RSA >= 1024 bits, PEM */
+	LINK_EXISTS,          /* client_id / consumer key taken, or table full */
+	LINK_NO_RANDOM,
+};
+bool emu_link_name_ok(const char *name);
+bool emu_consumer_key_ok(const char *key);
+/* RSA public key of at least 1024 bits in PEM ("PUBLIC KEY" or
+ * "RSA PUBLIC KEY"); NULL otherwise. */
+EVP_PKEY *emu_rsa_public_key_from_pem(const char *pem);
+
+struct emu_link_oauth2 {
+	const char *name;
+	const char *redirect_url;
+	unsigned perms;
+	const char *client_id;     /* NULL: random */
+	const char *client_secret; /* NULL: random */
+	char out_client_id[33];    /* filled on success */
+	char out_client_secret[65];
+};
+enum emu_link_error emu_link_create_oauth2(struct emu_link_oauth2 *l);
+
+struct emu_link_oauth1 {
+	const char *link_name;     /* Application Name */
+	const char *link_url;      /* NULL or "" when not given */
+	const char *consumer_name;
+	const char *consumer_key;
+	const char *public_key;    /* PEM */
+	const char *callback_url;  /* NULL or "" when not given */
+};
+enum emu_link_error emu_link_create_oauth1(const struct emu_link_oauth1 *l);
+
+/* HTML application-link pages (applinks.c), admin session only. */
+void emu_applinks_list(struct emu_req *r);
+void emu_applinks_create(struct emu_req *r);
+void emu_applinks_configure(struct emu_req *r);
 
 #endif

@@ -985,6 +985,433 @@ describe('browser instance (no auto-approve)', () => {
 });
 
 // =============================================================================
+// The application-link pages an administrator clicks through (applinks.c).
+
+// A browser stand-in: a cookie jar and redirects followed by hand.
+class Browser {
+  constructor(base) {
+    this.origin = new URL(base).origin;
+    this.cookies = new Map();
+  }
+
+  abs(url) { return url.startsWith('/') ? this.origin + url : url; }
+
+  headers(extra = {}) {
+    if (!this.cookies.size) return extra;
+    return { cookie: [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '), ...extra };
+  }
+
+  store(res) {
+    for (const c of res.headers.getSetCookie()) {
+      const [pair, ...attrs] = c.split(';');
+      const i = pair.indexOf('=');
+      const name = pair.slice(0, i).trim();
+      const value = pair.slice(i + 1).trim();
+      if (!value || attrs.some((a) => /^\s*max-age=0\s*$/i.test(a))) this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+  }
+
+  async get(url, extra) {
+    const res = await get(this.abs(url), this.headers(extra));
+    this.store(res);
+    return res;
+  }
+
+  async post(url, fields, extra) {
+    const res = await postForm(this.abs(url), fields, this.headers(extra));
+    this.store(res);
+    return res;
+  }
+
+  // Follows redirects within the emulator; returns the last response.
+  async follow(res) {
+    for (let hops = 0; res.status === 302; hops++) {
+      assert.ok(hops < 5, 'too many redirects');
+      const loc = res.headers.get('location');
+      assert.ok(loc.startsWith('/bitbucket/'), `redirect leaves the emulator: ${loc}`);
+      res = await this.get(loc);
+    }
+    return res;
+  }
+}
+
+function readonlyValue(html, id) {
+  const m = html.match(new RegExp(`id="${id}" readonly value="([^"]*)"`));
+  assert.ok(m, `read-only field ${id} missing`);
+  return htmlUnescape(m[1]);
+}
+
+describe('application links pages (admin)', () => {
+  const LIST = '/bitbucket/plugins/servlet/applinks/listApplicationLinks';
+  const CREATE = '/bitbucket/plugins/servlet/applinks/createApplicationLink';
+  let emu;
+  let base;
+
+  before(async () => {
+    // --auto-approve only so that the login() helper can run the OAuth flow;
+    // the admin pages never look at it.
+    emu = await startEmulator(['--auto-approve', 'jdoe']);
+    base = emu.base;
+  });
+  after(async () => {
+    const { code } = await emu.stop();
+    assert.equal(code, 0);
+  });
+
+  async function logIn(username, password = 'password') {
+    const br = new Browser(base);
+    const res = await br.get(LIST);
+    assert.equal(res.status, 302);
+    const login = await br.follow(res);
+    const html = await login.text();
+    const ok = await br.post('/bitbucket/j_atl_security_check', { j_username: username, j_password: password, next: hiddenField(html, 'next') });
+    assert.equal(ok.status, 302);
+    assert.equal(ok.headers.get('location'), LIST);
+    return br;
+  }
+
+  // Opens Create link and returns the CSRF token of the first form.
+  async function startCreate(br) {
+    const res = await br.get(CREATE);
+    assert.equal(res.status, 200);
+    const html = await res.text();
+    assert.equal(hiddenField(html, 'step'), 'type');
+    return { html, token: hiddenField(html, 'atl_token') };
+  }
+
+  async function createOAuth2(br, { name = 'Portico', redirect = REDIRECT, permissions = ['REPO_READ'] } = {}) {
+    const { token } = await startCreate(br);
+    const type = await br.post(CREATE, { atl_token: token, step: 'type', application_type: 'external', direction: 'incoming' });
+    assert.equal(type.status, 200);
+    const form = await type.text();
+    assert.equal(hiddenField(form, 'step'), 'oauth2');
+    assert.equal(hiddenField(form, 'atl_token'), token, 'one token for the whole session');
+    const saved = await br.post(CREATE, [['atl_token', token], ['step', 'oauth2'], ['name', name],
+      ['redirect_url', redirect], ...permissions.map((p) => ['permission', p])]);
+    assert.equal(saved.status, 302, await saved.clone().text());
+    assert.match(saved.headers.get('location'), /\/configureApplicationLink\?client_id=[0-9a-f]{32}&created=1$/);
+    const page = await br.follow(saved);
+    assert.equal(page.status, 200);
+    const html = await page.text();
+    return { html, location: saved.headers.get('location'), client_id: readonlyValue(html, 'client-id'), client_secret: readonlyValue(html, 'client-secret') };
+  }
+
+  async function linkCount() {
+    return (await admin(base, 'GET', 'applinks')).body.length;
+  }
+
+  test('not logged in: login page, then back to the list; X-Emulator-User does not count', async () => {
+    const br = new Browser(base);
+    const res = await br.get(LIST, { 'X-Emulator-User': 'admin' });
+    assert.equal(res.status, 302);
+    assert.equal(res.headers.get('location'), `/bitbucket/login?next=${encodeURIComponent(LIST)}`);
+    const html = await (await br.follow(res)).text();
+    assert.match(html, /<label for="j_username">Username<\/label>/);
+    assert.match(html, /<label for="j_password">Password<\/label>/);
+    assert.match(html, /<button[^>]*>Log in<\/button>/);
+    assert.equal(hiddenField(html, 'next'), LIST);
+
+    const wrong = await br.post('/bitbucket/j_atl_security_check', { j_username: 'admin', j_password: 'nope', next: LIST });
+    assert.match(await wrong.text(), /Invalid username or password\./);
+    const ok = await br.post('/bitbucket/j_atl_security_check', { j_username: 'admin', j_password: 'password', next: LIST });
+    const list = await br.follow(ok);
+    assert.equal(list.status, 200);
+    assert.match(list.headers.get('content-type'), /^text\/html/);
+    const lhtml = await list.text();
+    assert.match(lhtml, /<h1>Application links<\/h1>/);
+    assert.match(lhtml, /<form method="get" action="\/bitbucket\/plugins\/servlet\/applinks\/createApplicationLink"><button type="submit" id="create-link">Create link<\/button>/);
+    assert.match(lhtml, /Logged in as Bitbucket Admin \(admin\)/);
+
+    // The other pages send a logged-out browser to the login page too.
+    for (const url of [CREATE, '/bitbucket/plugins/servlet/applinks/configureApplicationLink?client_id=x']) {
+      const r = await get(`${new URL(base).origin}${url}`);
+      assert.equal(r.status, 302, url);
+      assert.equal(r.headers.get('location'), `/bitbucket/login?next=${encodeURIComponent(url)}`);
+    }
+    const post = await postForm(`${new URL(base).origin}${CREATE}`, { step: 'type' });
+    assert.equal(post.status, 302);
+    assert.equal(post.headers.get('location'), `/bitbucket/login?next=${encodeURIComponent(LIST)}`);
+  });
+
+  test('OAuth 2 link via the form: Client ID and Client secret work with PKCE', async () => {
+    const br = await logIn('admin');
+    const before1 = await linkCount();
+    const { token, html: form1 } = await startCreate(br);
+    assert.match(form1, /<legend>Application type<\/legend>/);
+    assert.match(form1, /value="atlassian"> <label[^>]*>Atlassian product<\/label>/);
+    assert.match(form1, /value="external"> <label[^>]*>External application<\/label>/);
+    assert.match(form1, /<legend>Direction<\/legend>/);
+    assert.match(form1, />Incoming<\/label>/);
+    assert.match(form1, />Outgoing<\/label>/);
+    const step2 = await (await br.post(CREATE, { atl_token: token, step: 'type', application_type: 'external', direction: 'incoming' })).text();
+    assert.match(step2, /<label for="name">Name<\/label>/);
+    assert.match(step2, /<label for="redirect-url">Redirect URL<\/label>/);
+    assert.match(step2, /<legend>Application permissions<\/legend>/);
+    for (const [label, code] of [['Repositories: Read', 'REPO_READ'], ['Repositories: Write', 'REPO_WRITE'],
+      ['Repositories: Admin', 'REPO_ADMIN'], ['Projects: Admin', 'PROJECT_ADMIN']]) {
+      assert.match(step2, new RegExp(`type="checkbox" [^>]*name="permission" value="${code}"> <label[^>]*>${label} <code>\\(${code}\\)</code>`));
+    }
+    assert.ok(!/checked/.test(step2.split('Application permissions')[1]), 'no permission is ticked by default');
+
+    const made = await createOAuth2(br, { name: 'Portico <dev> & "co"' });
+    assert.match(made.client_id, /^[0-9a-f]{32}$/);
+    assert.match(made.client_secret, /^[0-9a-f]{64}$/);
+    assert.match(made.html, /<label for="client-id">Client ID<\/label>/);
+    assert.match(made.html, /<label for="client-secret">Client secret<\/label>/);
+    assert.match(made.html, /id="created"/);
+    assert.match(made.html, /<h1>Portico &lt;dev&gt; &amp; &quot;co&quot;<\/h1>/);
+    assert.match(made.html, /Repositories: Read <code>\(REPO_READ\)<\/code>/);
+    assert.equal(await linkCount(), before1 + 1);
+
+    // The link's page keeps showing the credentials later.
+    const again = await (await br.get(made.location.replace('&created=1', ''))).text();
+    assert.equal(readonlyValue(again, 'client-id'), made.client_id);
+    assert.equal(readonlyValue(again, 'client-secret'), made.client_secret);
+    assert.ok(!again.includes('id="created"'));
+
+    // The list shows it, escaped and without secrets.
+    const list = await (await br.get(LIST)).text();
+    assert.match(list, /<td>Portico &lt;dev&gt; &amp; &quot;co&quot;<\/td><td>External application<\/td><td>Incoming<\/td>/);
+    assert.ok(!list.includes(made.client_secret), 'no secret in the list');
+    assert.ok(!list.includes('<dev>'));
+
+    // Same object as the JSON admin API's links.
+    const json = (await admin(base, 'GET', 'applinks')).body.find((l) => l.client_id === made.client_id);
+    assert.deepEqual(json, { type: 'oauth2', name: 'Portico <dev> & "co"', client_id: made.client_id, redirect_url: REDIRECT, permissions: ['REPO_READ'] });
+
+    // And the credentials work: PKCE auth-code flow, token, identity.
+    const app = { client_id: made.client_id, client_secret: made.client_secret };
+    const t = await login(base, app);
+    assert.equal(t.scope, 'REPO_READ');
+    assert.equal(await (await get(`${base}/plugins/servlet/applinks/whoami`, bearer(t.access_token))).text(), 'jdoe');
+    const wide = authorizeUrl(base, app, { scope: 'REPO_READ REPO_WRITE' });
+    assert.equal(callbackParams(await get(wide.url)).get('error'), 'invalid_scope', 'only the ticked permissions');
+    const wrong = await tokenRequest(base, { grant_type: 'refresh_token', refresh_token: t.refresh_token, redirect_uri: REDIRECT, client_id: made.client_id, client_secret: 'f'.repeat(64) });
+    assert.equal(wrong.body.error, 'invalid_client');
+  });
+
+  test('a link made with the JSON API shows on the pages too', async () => {
+    const br = await logIn('admin');
+    const app = await createApplink(base, ['REPO_READ', 'REPO_WRITE']);
+    const list = await (await br.get(LIST)).text();
+    const href = `/bitbucket/plugins/servlet/applinks/configureApplicationLink?client_id=${app.client_id}`;
+    assert.ok(list.includes(`href="${href}"`));
+    const page = await (await br.get(href)).text();
+    assert.equal(readonlyValue(page, 'client-secret'), app.client_secret);
+    assert.match(page, /REPO_WRITE/);
+    assert.equal((await br.get('/bitbucket/plugins/servlet/applinks/configureApplicationLink?client_id=nope')).status, 404);
+    assert.equal((await br.get('/bitbucket/plugins/servlet/applinks/configureApplicationLink')).status, 400);
+  });
+
+  test('External application + Outgoing, and a missing type, are refused clearly', async () => {
+    const br = await logIn('admin');
+    const n = await linkCount();
+    const { token } = await startCreate(br);
+    const out = await br.post(CREATE, { atl_token: token, step: 'type', application_type: 'external', direction: 'outgoing' });
+    assert.equal(out.status, 400);
+    const html = await out.text();
+    assert.match(html, /role="alert" id="direction-error">Outgoing links to an External application are not supported[^<]*Choose Incoming/);
+    assert.equal(hiddenField(html, 'step'), 'type', 'the same form again');
+    assert.match(html, /value="outgoing" checked/);
+    const none = await br.post(CREATE, { atl_token: token, step: 'type' });
+    assert.equal(none.status, 400);
+    assert.match(await none.text(), /id="application-type-error">Choose an application type\./);
+    assert.equal(await linkCount(), n);
+  });
+
+  test('form errors are shown next to the fields, values kept and escaped', async () => {
+    const br = await logIn('admin');
+    const n = await linkCount();
+    const { token } = await startCreate(br);
+    const bad = await br.post(CREATE, [['atl_token', token], ['step', 'oauth2'], ['name', '<script>x</script>'],
+      ['redirect_url', 'http://h/cb#frag'], ['permission', 'REPO_READ']]);
+    assert.equal(bad.status, 400);
+    const html = await bad.text();
+    assert.match(html, /id="form-error">The application link was not created/);
+    assert.match(html, /id="redirect-url-error">Redirect URL is invalid/);
+    assert.match(html, /value="&lt;script&gt;x&lt;\/script&gt;"/);
+    assert.ok(!html.includes('<script>'));
+    assert.match(html, /value="REPO_READ" checked/);
+    const empty = await (await br.post(CREATE, { atl_token: token, step: 'oauth2' })).text();
+    assert.match(empty, /id="name-error">Enter a name\./);
+    assert.match(empty, /id="redirect-url-error">Enter the redirect URL\./);
+    const unknown = await br.post(CREATE, [['atl_token', token], ['step', 'oauth2'], ['name', 'x'], ['redirect_url', REDIRECT], ['permission', 'PUBLIC_REPOS']]);
+    assert.equal(unknown.status, 400);
+    assert.match(await unknown.text(), /id="permissions-error"/);
+    const twice = await br.post(CREATE, [['atl_token', token], ['step', 'oauth2'], ['name', 'a'], ['name', 'b'], ['redirect_url', REDIRECT]]);
+    assert.equal(twice.status, 400);
+    assert.equal((await br.post(CREATE, { atl_token: token, step: 'nope' })).status, 400);
+    assert.equal(await linkCount(), n);
+  });
+
+  test('non-admin users get a 403 page', async () => {
+    const br = await logIn('jdoe');
+    const res = await br.get(LIST);
+    assert.equal(res.status, 403);
+    const html = await res.text();
+    assert.match(html, /You need administrator permission/);
+    assert.match(html, /logged in as <strong>John Doe<\/strong> \(jdoe\)/);
+    for (const url of [CREATE, '/bitbucket/plugins/servlet/applinks/configureApplicationLink?client_id=x']) {
+      const r = await br.get(url);
+      assert.equal(r.status, 403, url);
+      assert.match(await r.text(), /You need administrator permission/);
+    }
+    // An admin's token does not help a non-admin session.
+    const adminBr = await logIn('admin');
+    const { token } = await startCreate(adminBr);
+    const n = await linkCount();
+    const post = await br.post(CREATE, { atl_token: token, step: 'oauth2', name: 'x', redirect_url: REDIRECT });
+    assert.equal(post.status, 403);
+    assert.equal(await linkCount(), n);
+    // Markup in display names is escaped on the page.
+    const jane = await (await (await logIn('jane.doe@example.com')).get(LIST)).text();
+    assert.ok(!jane.includes('<script>'));
+    assert.match(jane, /Jane &quot;JD&quot; Doe &lt;script&gt;/);
+
+    // "Log in as another user": log out, log in, back to the list.
+    const sw = html.match(/<a id="switch-user" href="([^"]*)">Log in as another user<\/a>/);
+    assert.ok(sw, 'a way to log in as an administrator');
+    const out = await br.get(htmlUnescape(sw[1]));
+    assert.equal(out.status, 302);
+    assert.equal(out.headers.get('location'), `/bitbucket/login?next=${encodeURIComponent(LIST)}`);
+    assert.equal(br.cookies.size, 0, 'the session cookie is gone');
+    const loginPage = await (await br.follow(out)).text();
+    const ok = await br.post('/bitbucket/j_atl_security_check', { j_username: 'admin', j_password: 'password', next: hiddenField(loginPage, 'next') });
+    assert.equal((await br.follow(ok)).status, 200);
+  });
+
+  test('OAuth 1 link via the form, then a signed request-token call succeeds', async () => {
+    const br = await logIn('admin');
+    const { token } = await startCreate(br);
+    const step = (fields) => br.post(CREATE, { atl_token: token, ...fields });
+
+    const urlForm = await step({ step: 'type', application_type: 'atlassian' });
+    assert.equal(urlForm.status, 200);
+    const uhtml = await urlForm.text();
+    assert.match(uhtml, /<label for="application-url">Application URL<\/label>/);
+    assert.match(uhtml, /<button type="submit" id="continue">Continue<\/button>/);
+    assert.equal((await step({ step: 'url', application_url: 'not a url' })).status, 400);
+
+    const generic = await (await step({ step: 'url', application_url: ' http://127.0.0.1:9/portico ' })).text();
+    assert.match(generic, /Generic Application/);
+    assert.match(generic, /<label for="application-name">Application Name<\/label>/);
+    assert.equal(hiddenField(generic, 'application_url'), 'http://127.0.0.1:9/portico');
+    assert.equal((await step({ step: 'generic', application_url: 'http://127.0.0.1:9/portico' })).status, 400);
+
+    const incoming = await (await step({ step: 'generic', application_url: 'http://127.0.0.1:9/portico', application_name: 'Portico OAuth1' })).text();
+    assert.match(incoming, /<h1>Incoming Authentication<\/h1>/);
+    assert.match(incoming, /<label for="consumer-key">Consumer Key<\/label>/);
+    assert.match(incoming, /<label for="consumer-name">Consumer Name<\/label>/);
+    assert.match(incoming, /<label for="public-key">Public Key<\/label>\n<textarea/);
+    assert.match(incoming, /<label for="consumer-callback-url">Consumer Callback URL \(optional\)<\/label>/);
+    const carried = { step: 'incoming', application_url: hiddenField(incoming, 'application_url'), application_name: hiddenField(incoming, 'application_name') };
+
+    const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const pem = publicKey.export({ type: 'spki', format: 'pem' });
+    const small = crypto.generateKeyPairSync('rsa', { modulusLength: 768 }).publicKey.export({ type: 'spki', format: 'pem' });
+    const n = await linkCount();
+    for (const [public_key, why] of [['garbage', 'not PEM'], [small, '768 bits'], ['', 'empty']]) {
+      const res = await step({ ...carried, consumer_key: 'form-ck', consumer_name: 'Portico', public_key });
+      assert.equal(res.status, 400, why);
+      const html = await res.text();
+      assert.match(html, /id="public-key-error">/, why);
+      assert.equal(hiddenField(html, 'step'), 'incoming');
+    }
+    const badCb = await step({ ...carried, consumer_key: 'form ck', consumer_name: 'Portico', public_key: pem, consumer_callback_url: 'nope' });
+    const badHtml = await badCb.text();
+    assert.match(badHtml, /id="consumer-key-error">/);
+    assert.match(badHtml, /id="consumer-callback-url-error">/);
+    assert.ok(badHtml.includes(pem.split('\n')[1]), 'the pasted key is kept');
+    assert.equal(await linkCount(), n);
+
+    // Browsers send textarea line breaks as CRLF.
+    const saved = await step({ ...carried, consumer_key: 'form-ck', consumer_name: 'Portico <1>', public_key: pem.replace(/\n/g, '\r\n'), consumer_callback_url: '' });
+    assert.equal(saved.status, 302, await saved.clone().text());
+    assert.equal(saved.headers.get('location'), '/bitbucket/plugins/servlet/applinks/configureApplicationLink?consumer_key=form-ck&created=1');
+    const page = await (await br.follow(saved)).text();
+    assert.equal(readonlyValue(page, 'consumer-key'), 'form-ck');
+    assert.match(page, /<dt>Consumer Name<\/dt><dd>Portico &lt;1&gt;<\/dd>/);
+    assert.match(page, /RSA, 2048 bits/);
+    const json = (await admin(base, 'GET', 'applinks')).body.find((l) => l.consumer_key === 'form-ck');
+    assert.deepEqual(json, { type: 'oauth1', name: 'Portico <1>', consumer_key: 'form-ck', callback_url: '',
+      application_name: 'Portico OAuth1', application_url: 'http://127.0.0.1:9/portico' });
+    const list = await (await br.get(LIST)).text();
+    assert.match(list, /<td>Portico OAuth1<br><span class="muted">http:\/\/127\.0\.0\.1:9\/portico<\/span><\/td><td>Generic Application<\/td><td>Incoming<\/td>/);
+    const dup = await step({ ...carried, consumer_key: 'form-ck', consumer_name: 'x', public_key: pem });
+    assert.equal(dup.status, 400);
+    assert.match(await dup.text(), /id="consumer-key-error">An application link with this consumer key exists already/);
+
+    // The consumer works: signed request-token, authorize, access-token, whoami.
+    const cb = 'http://127.0.0.1:9/portico/oauth1/callback';
+    const rtUrl = `${base}/plugins/servlet/oauth/request-token`;
+    const h = oauth1Header({ method: 'POST', url: rtUrl, consumerKey: 'form-ck', privateKey, extra: { oauth_callback: cb } });
+    const rtRes = await fetch(rtUrl, { method: 'POST', headers: { authorization: h.header } });
+    const rtBody = await rtRes.text();
+    assert.equal(rtRes.status, 200, rtBody);
+    const rt = new URLSearchParams(rtBody);
+    assert.equal(rt.get('oauth_callback_confirmed'), 'true');
+    assert.ok(rt.get('oauth_token') && rt.get('oauth_token_secret'));
+    const auth = await get(`${base}/plugins/servlet/oauth/authorize?oauth_token=${encodeURIComponent(rt.get('oauth_token'))}`);
+    const verifier = new URL(auth.headers.get('location')).searchParams.get('oauth_verifier');
+    const atUrl = `${base}/plugins/servlet/oauth/access-token`;
+    const ah = oauth1Header({ method: 'POST', url: atUrl, consumerKey: 'form-ck', privateKey, token: rt.get('oauth_token'), extra: { oauth_verifier: verifier } });
+    const at = await fetch(atUrl, { method: 'POST', headers: { authorization: ah.header } });
+    const atBody = await at.text();
+    assert.equal(at.status, 200, atBody);
+    const who = `${base}/plugins/servlet/applinks/whoami`;
+    const wh = oauth1Header({ method: 'GET', url: who, consumerKey: 'form-ck', privateKey, token: new URLSearchParams(atBody).get('oauth_token') });
+    assert.equal(await (await get(who, { authorization: wh.header })).text(), 'jdoe');
+    // A request signed with another key is still refused.
+    const other = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+    const bad = oauth1Header({ method: 'POST', url: rtUrl, consumerKey: 'form-ck', privateKey: other, extra: { oauth_callback: cb } });
+    const badRes = await fetch(rtUrl, { method: 'POST', headers: { authorization: bad.header } });
+    assert.equal(problemOf(badRes, await badRes.text()), 'signature_invalid');
+  });
+
+  test('CSRF: a wrong, missing or foreign atl_token is refused, nothing changes', async () => {
+    const br = await logIn('admin');
+    const other = await logIn('admin');
+    const { token } = await startCreate(br);
+    const { token: otherToken } = await startCreate(other);
+    assert.notEqual(token, otherToken, 'tokens are per session');
+    assert.match(token, /^[A-Za-z0-9_-]{43}$/);
+    const n = await linkCount();
+    const fields = { step: 'oauth2', name: 'csrf', redirect_url: REDIRECT, permission: 'REPO_READ' };
+    for (const [atl, why] of [[token.slice(0, -1) + (token.endsWith('A') ? 'B' : 'A'), 'wrong'], [undefined, 'missing'],
+      ['', 'empty'], [otherToken, 'another session\'s']]) {
+      const res = await br.post(CREATE, atl === undefined ? fields : { ...fields, atl_token: atl });
+      assert.equal(res.status, 403, why);
+      assert.match(await res.text(), /XSRF check failed/, why);
+    }
+    const twice = await br.post(CREATE, [['atl_token', token], ['atl_token', token], ...Object.entries(fields)]);
+    assert.equal(twice.status, 403, 'a repeated token');
+    const json = await fetch(br.abs(CREATE), {
+      method: 'POST', redirect: 'manual', headers: { ...br.headers(), 'content-type': 'application/json' },
+      body: JSON.stringify({ atl_token: token, ...fields }),
+    });
+    assert.equal(json.status, 403, 'not a form');
+    assert.equal(await linkCount(), n);
+    // A new login gets a new token; the old one dies with its session.
+    const out = await br.get('/bitbucket/j_atl_security_logout');
+    assert.equal(out.status, 302);
+    const again = await logIn('admin');
+    const { token: fresh } = await startCreate(again);
+    assert.notEqual(fresh, token);
+    const stale = await again.post(CREATE, { ...fields, atl_token: token });
+    assert.equal(stale.status, 403);
+    assert.equal((await again.post(CREATE, { ...fields, atl_token: fresh })).status, 302);
+    assert.equal(await linkCount(), n + 1);
+  });
+
+  test('only GET on the list and link pages', async () => {
+    const br = await logIn('admin');
+    assert.equal((await br.post(LIST, {})).status, 405);
+    assert.equal((await fetch(`${base}/plugins/servlet/applinks/createApplicationLink`, { method: 'DELETE' })).status, 405);
+  });
+});
+
+// =============================================================================
 
 test('a hanging request does not block SIGTERM', async () => {
   const emu = await startEmulator([]);

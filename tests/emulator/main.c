@@ -49,6 +49,10 @@ static const struct s_route s_routes[] = {
 	{ "/plugins/servlet/oauth/request-token", emu_oauth1_request_token, 0 },
 	{ "/plugins/servlet/oauth/authorize", emu_oauth1_authorize, 0 },
 	{ "/plugins/servlet/oauth/access-token", emu_oauth1_access_token, 0 },
+	/* application links administration, HTML (applinks.c) */
+	{ "/plugins/servlet/applinks/listApplicationLinks", emu_applinks_list, 0 },
+	{ "/plugins/servlet/applinks/createApplicationLink", emu_applinks_create, 0 },
+	{ "/plugins/servlet/applinks/configureApplicationLink", emu_applinks_configure, 0 },
 	/* identity (rest.c) */
 	{ "/plugins/servlet/applinks/whoami", emu_rest_whoami, 0 },
 	{ "/rest/authconfig/1.0/login-options", emu_rest_login_options, ROUTE_RATE_LIMITED },

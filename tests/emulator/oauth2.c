@@ -137,9 +137,17 @@ void emu_logout(struct emu_req *r)
 	}
 	emu_add_header(r, "Set-Cookie", SESSION_COOKIE "=; Path=%s; HttpOnly; SameSite=Lax; Max-Age=0",
 		       g_cfg.context[0] ? g_cfg.context : "/");
-	char *to = NULL;
-	if (asprintf(&to, "%s/login", g_cfg.context) < 0)
-		to = NULL;
+	/* ?next=... (a local path) is handed on to the login page. */
+	char fallback[512];
+	const char *next = r->query_ok ? emu_params_get(&r->qp, "next") : NULL;
+	struct emu_buf b = { 0 };
+	emu_buf_printf(&b, "%s/login", g_cfg.context);
+	if (next) {
+		next = s_safe_next(next, fallback, sizeof fallback);
+		emu_buf_puts(&b, "?next=");
+		emu_buf_pct(&b, next, strlen(next));
+	}
+	char *to = emu_buf_take(&b);
 	emu_redirect(r, to ? to : "/");
 	free(to);
 }

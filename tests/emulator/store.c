@@ -101,6 +101,11 @@ bool emu_password_ok(const struct emu_user *u, const char *password)
 	return u && password && emu_consttime_eq(password, "password");
 }
 
+bool emu_user_is_admin(const struct emu_user *u)
+{
+	return u && u->id == 1; /* "admin", the only system administrator */
+}
+
 /* ---- projects and repositories ----------------------------------------- */
 
 static const struct emu_project s_projects[] = {
