@@ -83,7 +83,7 @@ if [ -s "$state/setup-token" ]; then
 fi
 if [ -n "$demo_url" ]; then
   echo "  Demo Bitbucket:     $demo_url   (users jdoe, jane.doe@example.com, zoë; password: password)"
-  echo "                      use it as the Base URL; its application-links page creates the Client ID and Secret"
+  echo "                      use it as the Base URL; create the application link there as user admin"
 fi
 echo "  Logs:               $state/logs/   (Ctrl-C stops everything)"
 echo

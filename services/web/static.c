@@ -39,8 +39,34 @@ static const char s_css[] =
     ".copy-row{display:flex;gap:.5rem;align-items:center}.copy-row input{flex:1}.copy-row button{margin:0}"
     ".login-list a.button{display:block;text-align:center;margin:.5rem 0}"
     ".js-only{display:none}.js .js-only{display:inline-block}"
+    /* Admin section */
+    "[hidden]{display:none!important}.js .no-js{display:none}"
+    ".banner{display:flex;gap:1rem;align-items:center;justify-content:space-between;flex-wrap:wrap;"
+    "background:#fff6e0;border:1px solid #ecd08a;color:#5c3d00;border-radius:8px;padding:.75rem 1rem;margin:0 0 1rem}"
+    ".banner a{color:inherit}.banner-action button{margin:0;white-space:nowrap}"
+    ".subnav{display:flex;flex-wrap:wrap;border-bottom:1px solid var(--line);margin:0 0 1.25rem}"
+    ".subnav a{padding:.5rem .8rem;color:var(--muted);text-decoration:none;border-bottom:3px solid transparent}"
+    ".subnav a[aria-current=page]{color:var(--accent);border-color:var(--accent);font-weight:600}"
+    ".title-row{display:flex;align-items:center;justify-content:space-between;gap:1rem;flex-wrap:wrap}"
+    ".title-row .button{margin:0 0 1rem}.lead{color:var(--muted);margin:-.5rem 0 1rem}"
+    ".narrow{max-width:560px;margin-left:auto;margin-right:auto}.small{font-size:.8rem}"
+    "#callback-block{border-top:1px solid var(--line);margin-top:1.5rem}"
+    ".howto{background:#f0f5fb;border-radius:6px;padding:.1rem 1rem;margin:.75rem 0}"
+    ".howto h3{font-size:1rem;margin:.6rem 0 .2rem}.howto ol{margin:.25rem 0 .75rem;padding-left:1.25rem}"
+    "details.more{margin:1.25rem 0 0}details.more summary{cursor:pointer;color:var(--accent);font-weight:600}"
+    "label.check{display:flex;gap:.5rem;align-items:center;margin:.6rem 0 0}"
+    ".actions{display:flex;gap:.5rem;flex-wrap:wrap;align-items:center}.actions .button,.actions button{margin:0}"
+    "button.small{padding:.3rem .6rem;font-size:.85rem;margin:.15rem 0}.button.danger{background:var(--err)}"
+    ".table-wrap{overflow-x:auto;border:1px solid var(--line);border-radius:8px;margin:0 0 1rem}"
+    ".table-wrap table{margin:0}td.url{word-break:break-all}.nowrap{white-space:nowrap}"
+    "table.details th{width:13rem}.masked{letter-spacing:.15em}ul.plain{list-style:none;padding:0;margin:0}"
+    ".pager{display:flex;gap:1rem;margin:1rem 0}.empty p{margin:.4rem 0}.danger-zone{border-color:#f1b5af}"
+    ".card>h2:first-child{margin-top:0}.hint-card{background:#f8fafc}"
+    ".applinks,.copy-row input{overflow-wrap:anywhere;min-width:0}"
+    "table.audit td:last-child{overflow-wrap:anywhere;min-width:12rem}.row-actions form{display:block}"
     "@media (max-width:600px){header.top nav{width:100%}header.top a{margin:0 1rem 0 0}"
-    "th:nth-child(n+4),td:nth-child(n+4){display:none}}";
+    "th:nth-child(n+4),td:nth-child(n+4){display:none}"
+    ".table-wrap th,.table-wrap td{display:table-cell}table.details th{width:auto}}";
 
 /* Progressive enhancement only: every page works without it. */
 static const char s_js[] =
@@ -56,14 +82,16 @@ static const char s_js[] =
     " if(m&&!window.confirm(m))e.preventDefault();});\n"
     "(function(){var f=document.getElementById('integration-form');if(!f)return;\n"
     " var base=f.querySelector('[name=base_url]'),out=document.getElementById('callback-block'),\n"
-    "  link=document.getElementById('applinks-link'),oauth=f.querySelectorAll('[name=oauth_version]');\n"
+    "  link=document.getElementById('applinks-link'),oauth=f.querySelector('[name=oauth_version]'),\n"
+    "  parts=f.querySelectorAll('[data-oauth]');\n"
     " function update(){var v=(base.value||'').trim().replace(/\\/+$/,'');var "
     "ok=/^https?:\\/\\/[^\\s\\/?#@]+(\\/[^\\s?#]*)?$/i.test(v);\n"
     "  "
     "if(out)out.hidden=!ok;if(link&&ok){link.href=v+'/plugins/servlet/applinks/"
-    "listApplicationLinks';link.textContent=link.href;}}\n"
-    " base.addEventListener('input',update);for(var "
-    "i=0;i<oauth.length;i++)oauth[i].addEventListener('change',update);update();})();\n";
+    "listApplicationLinks';link.textContent=link.href;}\n"
+    "  var o=oauth?oauth.value:'2';for(var "
+    "i=0;i<parts.length;i++)parts[i].hidden=parts[i].getAttribute('data-oauth')!==o;}\n"
+    " base.addEventListener('input',update);if(oauth)oauth.addEventListener('change',update);update();})();\n";
 
 static void s_asset(web_req_t *r, const char *type, const char *body, size_t len)
 {
