@@ -36,7 +36,7 @@ static void s_config_load(web_config_t *c)
     config_endpoint_or_die("PORTICO_BITBUCKET_ENDPOINT", "tcp://127.0.0.1:5552", c->bitbucket_endpoint,
                            sizeof c->bitbucket_endpoint);
     config_endpoint_or_die("PORTICO_BROKER_BIND", "tcp://127.0.0.1:5553", c->broker_bind, sizeof c->broker_bind);
-    c->threads = config_int_or_die("PORTICO_WEB_THREADS", 32, 2, 512);
+    c->threads = config_int_or_die("PORTICO_WEB_THREADS", 128, 2, 1024);
     c->session_idle_s = config_int_or_die("PORTICO_SESSION_IDLE_MINUTES", 30, 1, 24 * 60) * 60;
     c->session_max_s = config_int_or_die("PORTICO_SESSION_MAX_HOURS", 12, 1, 24 * 30) * 3600;
     c->bus_timeout_ms = config_int_or_die("PORTICO_BUS_TIMEOUT_MS", 5000, 100, 60000);
@@ -173,6 +173,8 @@ int main(int argc, char **argv)
     mg_init_library(0);
     char threads[16];
     snprintf(threads, sizeof threads, "%ld", web_cfg.threads);
+    /* tcp_nodelay: a response goes out in two writes (headers, body), and
+     * with Nagle and delayed ACKs each keep-alive response waited ~40 ms. */
     const char *options[] = {"listening_ports",
                              web_cfg.http_addr,
                              "num_threads",
@@ -182,12 +184,9 @@ int main(int argc, char **argv)
                              "enable_keep_alive",
                              "yes",
                              "keep_alive_timeout_ms",
-                             "15000",
+                             "2000",
                              "max_request_size",
                              "16384",
-                             /* Headers and body go out in two writes: without
-                              * this, Nagle and delayed ACKs add ~40 ms to every
-                              * keep-alive response. */
                              "tcp_nodelay",
                              "1",
                              NULL};

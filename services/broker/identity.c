@@ -1,0 +1,114 @@
+/* Who the user is at Bitbucket. There is no API that trades a token for a
+ * user record, so: whoami gives the user name, then the user is fetched by
+ * slug (which is the name for most users), and when that misses (a name
+ * like jane.doe@example.com has the slug jane.doe_example.com) by a filter
+ * search with an exact match on the name. */
+#include "oauth.h"
+
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static void s_copy_user(broker_identity_t *out, const Portico__Bitbucket__User *u)
+{
+    out->bb_user_id = u->id;
+    snprintf(out->username, sizeof out->username, "%s", u->name);
+    snprintf(out->slug, sizeof out->slug, "%s", u->slug);
+    snprintf(out->display_name, sizeof out->display_name, "%s", u->display_name[0] ? u->display_name : u->name);
+    snprintf(out->email, sizeof out->email, "%s", u->email);
+}
+
+/* user.get by slug = name. 1 found, 0 not found, -1 error. */
+static int s_by_slug(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, Portico__Bitbucket__Auth *auth,
+                     const char *username, broker_identity_t *out, bus_error_t *err)
+{
+    Portico__Bitbucket__GetUserRequest q = PORTICO__BITBUCKET__GET_USER_REQUEST__INIT;
+    q.conn = (Portico__Bitbucket__Conn *)(uintptr_t)conn;
+    q.auth = auth;
+    q.slug = (char *)(uintptr_t)username;
+    Portico__Bitbucket__GetUserReply *rep = NULL;
+    if (broker_bitbucket_call(w, "user.get", &q.base, &portico__bitbucket__get_user_reply__descriptor,
+                              (ProtobufCMessage **)&rep, err) < 0)
+        return err->code == PORTICO__ERROR_CODE__NOT_FOUND ? 0 : -1;
+    int found = 0;
+    /* A slug that happens to equal the name of someone else is not us. */
+    if (rep->user && !strcmp(rep->user->name, username)) {
+        s_copy_user(out, rep->user);
+        found = 1;
+    }
+    protobuf_c_message_free_unpacked(&rep->base, NULL);
+    return found;
+}
+
+/* user.find with filter = name, exact match on the name (the filter matches
+ * substrings of names, display names and e-mail addresses). */
+static int s_by_filter(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, Portico__Bitbucket__Auth *auth,
+                       const char *username, broker_identity_t *out, bus_error_t *err)
+{
+    Portico__Bitbucket__FindUsersRequest q = PORTICO__BITBUCKET__FIND_USERS_REQUEST__INIT;
+    q.conn = (Portico__Bitbucket__Conn *)(uintptr_t)conn;
+    q.auth = auth;
+    q.filter = (char *)(uintptr_t)username;
+    Portico__Bitbucket__FindUsersReply *rep = NULL;
+    if (broker_bitbucket_call(w, "user.find", &q.base, &portico__bitbucket__find_users_reply__descriptor,
+                              (ProtobufCMessage **)&rep, err) < 0)
+        return err->code == PORTICO__ERROR_CODE__NOT_FOUND ? 0 : -1;
+    const Portico__Bitbucket__User *hit = NULL;
+    for (size_t i = 0; i < rep->n_users && !hit; i++)
+        if (rep->users[i] && !strcmp(rep->users[i]->name, username))
+            hit = rep->users[i];
+    /* Bitbucket compares user names without regard to case. */
+    for (size_t i = 0; i < rep->n_users && !hit; i++)
+        if (rep->users[i] && !strcasecmp(rep->users[i]->name, username))
+            hit = rep->users[i];
+    if (hit)
+        s_copy_user(out, hit);
+    protobuf_c_message_free_unpacked(&rep->base, NULL);
+    return hit ? 1 : 0;
+}
+
+int broker_identify(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, const char *access_token,
+                    broker_identity_t *out, bus_error_t *err)
+{
+    memset(out, 0, sizeof *out);
+    Portico__Bitbucket__Auth auth = PORTICO__BITBUCKET__AUTH__INIT;
+    auth.bearer = (char *)(uintptr_t)access_token;
+
+    Portico__Bitbucket__WhoAmIRequest q = PORTICO__BITBUCKET__WHO_AM_IREQUEST__INIT;
+    q.conn = (Portico__Bitbucket__Conn *)(uintptr_t)conn;
+    q.auth = &auth;
+    Portico__Bitbucket__WhoAmIReply *rep = NULL;
+    char username[256] = "";
+    if (broker_bitbucket_call(w, "whoami", &q.base, &portico__bitbucket__who_am_ireply__descriptor,
+                              (ProtobufCMessage **)&rep, err) < 0) {
+        if (err->code != PORTICO__ERROR_CODE__UNAUTHORIZED)
+            return -1;
+    } else {
+        snprintf(username, sizeof username, "%s", rep->username);
+        protobuf_c_message_free_unpacked(&rep->base, NULL);
+    }
+    if (!username[0]) {
+        /* The token was issued a moment ago, so an anonymous answer is not
+         * an expired token: the "U2F & TOTP" two-factor app blocks OAuth
+         * requests this way unless its OAuth whitelist allows Portico. */
+        broker_set_error(err, PORTICO__ERROR_CODE__UNAUTHORIZED, "tfa",
+                         "Bitbucket accepted the sign-in but then treated Portico as anonymous: a two-factor plugin "
+                         "may be blocking OAuth requests");
+        return -1;
+    }
+    int found = s_by_slug(w, conn, &auth, username, out, err);
+    if (found == 0)
+        found = s_by_filter(w, conn, &auth, username, out, err);
+    if (found < 0)
+        return -1;
+    if (found == 0) {
+        char q1[300];
+        log_warn("bitbucket user not found", "username=%s", log_quote(username, q1, sizeof q1));
+        broker_set_error(err, PORTICO__ERROR_CODE__UPSTREAM, "identity",
+                         "Bitbucket did not return the account that signed in");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,454 @@
+/* The login, as two explicit state machines, and the broker's one method
+ * table.
+ *
+ * login.start (the browser is about to leave for Bitbucket):
+ *
+ *   LOAD_INTEGRATION ─▶ MAKE_SECRETS ─▶ STORE_PENDING ─▶ STARTED
+ *
+ *   The pending login (SHA-256 of state, PKCE verifier, SHA-256 of the
+ *   browser-binding cookie, integration, return path, expiry) goes to the
+ *   registry, so whichever broker worker receives the callback can finish.
+ *
+ * login.finish (the browser is back on /oauth/callback/{id}):
+ *
+ *   CONSUME ─┬─ error= on the callback ─▶ CALLBACK_ERROR ─▶ FAILED
+ *            └─▶ LOAD_CLIENT ─▶ EXCHANGE ─▶ IDENTIFY ─▶ LINK_USER
+ *                 ─▶ STORE_TOKENS ─▶ DONE
+ *
+ *   CONSUME is the single use of the state: the registry deletes the
+ *   pending login as it hands it out, and refuses one that belongs to
+ *   another browser or another integration without deleting it. The code
+ *   is exchanged right after (Bitbucket's codes live about 10 s). Every
+ *   step may end in FAILED with an error whose detail tells the web which
+ *   page to show. */
+#include "oauth.h"
+
+#include "crypto.h"
+#include "log.h"
+#include "url.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_STATE_LEN 512
+#define MAX_CODE_LEN 2048
+#define DEFAULT_RETURN_TO "/account"
+
+/* ---- login.start ---- */
+
+typedef enum {
+    START_LOAD_INTEGRATION,
+    START_MAKE_SECRETS,
+    START_STORE_PENDING,
+    START_STARTED,
+    START_FAILED,
+} start_state_t;
+
+typedef struct {
+    broker_worker_t *w;
+    const Portico__Broker__StartLoginRequest *in;
+    Portico__Registry__GetIntegrationReply *integ;
+    char return_to[1100];
+    char state[BROKER_B64_32];
+    char verifier[BROKER_B64_32];
+    char challenge[BROKER_B64_32];
+    char redirect_uri[700];
+    char authorize_url[4096];
+    bus_error_t err;
+} start_ctx_t;
+
+static start_state_t s_start_load(start_ctx_t *c)
+{
+    if (c->in->browser_hash.len != 32) {
+        broker_set_error(&c->err, PORTICO__ERROR_CODE__BAD_REQUEST, "browser", "the browser binding is missing");
+        return START_FAILED;
+    }
+    if (broker_integration_load(c->w, c->in->integration_id, false, &c->integ, &c->err) < 0)
+        return START_FAILED;
+    const Portico__Registry__Integration *in = c->integ->integration;
+    if (in->oauth_version != 2) {
+        broker_set_error(&c->err, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth_version",
+                         "signing in through an OAuth 1 integration is not available yet");
+        return START_FAILED;
+    }
+    if (!in->client_id[0]) {
+        broker_set_error(&c->err, PORTICO__ERROR_CODE__BAD_REQUEST, "client_id",
+                         "this integration has no Client ID: ask an admin to complete it");
+        return START_FAILED;
+    }
+    return START_MAKE_SECRETS;
+}
+
+static start_state_t s_start_secrets(start_ctx_t *c)
+{
+    const Portico__Registry__Integration *in = c->integ->integration;
+    if (crypto_random_token(BROKER_SECRET_BYTES, c->state, sizeof c->state) < 0 ||
+        crypto_random_token(BROKER_SECRET_BYTES, c->verifier, sizeof c->verifier) < 0 ||
+        oauth2_challenge(c->verifier, c->challenge, sizeof c->challenge) < 0) {
+        broker_set_error(&c->err, PORTICO__ERROR_CODE__INTERNAL, "", "could not make random values");
+        return START_FAILED;
+    }
+    if (oauth2_redirect_uri(broker_cfg.public_url, in->id, c->redirect_uri, sizeof c->redirect_uri) < 0 ||
+        oauth2_authorize_url(in->base_url, in->client_id, c->redirect_uri, c->state, c->challenge, c->authorize_url,
+                             sizeof c->authorize_url) < 0) {
+        broker_set_error(&c->err, PORTICO__ERROR_CODE__INTERNAL, "", "the authorization URL is too long");
+        return START_FAILED;
+    }
+    return START_STORE_PENDING;
+}
+
+static start_state_t s_start_store(start_ctx_t *c)
+{
+    uint8_t state_hash[32];
+    crypto_sha256(c->state, strlen(c->state), state_hash);
+    Portico__Registry__PendingLogin p = PORTICO__REGISTRY__PENDING_LOGIN__INIT;
+    p.state_hash.data = state_hash;
+    p.state_hash.len = sizeof state_hash;
+    p.integration_id = c->integ->integration->id;
+    p.code_verifier = c->verifier;
+    p.browser_hash = c->in->browser_hash;
+    p.return_to = c->return_to;
+    p.ttl_seconds = (int32_t)broker_cfg.pending_ttl_s;
+    Portico__Registry__CreatePendingRequest q = PORTICO__REGISTRY__CREATE_PENDING_REQUEST__INIT;
+    q.pending = &p;
+    if (broker_registry_call(c->w, "pending.create", &q.base, NULL, NULL, &c->err) < 0)
+        return START_FAILED;
+    return START_STARTED;
+}
+
+void broker_login_start(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    start_ctx_t c;
+    memset(&c, 0, sizeof c);
+    c.w = ctx;
+    c.in = (const Portico__Broker__StartLoginRequest *)msg;
+    /* The web checked it already; a second look costs nothing. */
+    snprintf(c.return_to, sizeof c.return_to, "%s",
+             url_is_local_path(c.in->return_to) ? c.in->return_to : DEFAULT_RETURN_TO);
+
+    start_state_t st = START_LOAD_INTEGRATION;
+    while (st != START_STARTED && st != START_FAILED) {
+        switch (st) {
+        case START_LOAD_INTEGRATION:
+            st = s_start_load(&c);
+            break;
+        case START_MAKE_SECRETS:
+            st = s_start_secrets(&c);
+            break;
+        case START_STORE_PENDING:
+            st = s_start_store(&c);
+            break;
+        default:
+            st = START_FAILED;
+            break;
+        }
+    }
+    if (st == START_STARTED) {
+        Portico__Broker__StartLoginReply out = PORTICO__BROKER__START_LOGIN_REPLY__INIT;
+        out.authorize_url = c.authorize_url;
+        bus_reply_ok(reply, &out.base);
+        log_info("login started", "integration=%" PRId64, c.in->integration_id);
+    } else {
+        log_info("login not started", "integration=%" PRId64 " code=%s detail=%s", c.in->integration_id,
+                 bus_code_name(c.err.code), c.err.detail);
+        broker_reply_bus_error(reply, &c.err);
+    }
+    broker_integration_free(&c.integ);
+    explicit_bzero(c.state, sizeof c.state);
+    explicit_bzero(c.verifier, sizeof c.verifier);
+    explicit_bzero(c.authorize_url, sizeof c.authorize_url);
+}
+
+/* ---- login.finish ---- */
+
+typedef enum {
+    FIN_CONSUME,
+    FIN_CALLBACK_ERROR,
+    FIN_LOAD_CLIENT,
+    FIN_EXCHANGE,
+    FIN_IDENTIFY,
+    FIN_LINK_USER,
+    FIN_STORE_TOKENS,
+    FIN_DONE,
+    FIN_FAILED,
+} fin_state_t;
+
+static const char *const s_fin_names[] = {"consume",   "callback_error", "load_client", "exchange", "identify",
+                                          "link_user", "store_tokens",   "done",        "failed"};
+
+typedef struct {
+    broker_worker_t *w;
+    const Portico__Broker__FinishLoginRequest *in;
+    Portico__Registry__PendingLogin *pending; /* owned by consumed */
+    Portico__Registry__ConsumePendingReply *consumed;
+    Portico__Registry__GetIntegrationReply *integ;
+    Portico__Bitbucket__TokenReply *tokens;
+    Portico__Registry__LoginReply *login;
+    broker_identity_t who;
+    bool audit; /* the failure involved a real pending login: record it */
+    bus_error_t err;
+} fin_ctx_t;
+
+static fin_state_t s_fail(fin_ctx_t *c, int code, const char *detail, const char *message)
+{
+    broker_set_error(&c->err, code, detail, "%s", message);
+    return FIN_FAILED;
+}
+
+static fin_state_t s_fin_consume(fin_ctx_t *c)
+{
+    const Portico__Broker__FinishLoginRequest *in = c->in;
+    if (!in->state[0])
+        return s_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, "state_missing",
+                      "the answer from Bitbucket carried no state: start the sign-in again");
+    if (strlen(in->state) > MAX_STATE_LEN)
+        return s_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_unknown",
+                      "this sign-in link has expired or was already used: start again");
+    /* No binding cookie (another browser, or the cookie was cleared after a
+     * login that worked): ask with a hash that matches no login, so the
+     * registry still says "unknown" for a replay and "browser" for a login
+     * that is waiting for the browser that started it. */
+    uint8_t unmatchable[32];
+    ProtobufCBinaryData browser_hash = in->browser_hash;
+    if (browser_hash.len != 32) {
+        if (crypto_random(unmatchable, sizeof unmatchable) < 0)
+            return s_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "could not make random values");
+        browser_hash.data = unmatchable;
+        browser_hash.len = sizeof unmatchable;
+    }
+    uint8_t state_hash[32];
+    crypto_sha256(in->state, strlen(in->state), state_hash);
+    Portico__Registry__ConsumePendingRequest q = PORTICO__REGISTRY__CONSUME_PENDING_REQUEST__INIT;
+    q.state_hash.data = state_hash;
+    q.state_hash.len = sizeof state_hash;
+    q.browser_hash = browser_hash;
+    q.integration_id = in->integration_id;
+    if (broker_registry_call(c->w, "pending.consume", &q.base, &portico__registry__consume_pending_reply__descriptor,
+                             (ProtobufCMessage **)&c->consumed, &c->err) < 0) {
+        switch (c->err.code) {
+        case PORTICO__ERROR_CODE__NOT_FOUND:
+            if (!strcmp(c->err.detail, "expired"))
+                return s_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_expired",
+                              "this sign-in took too long and has expired: start again");
+            return s_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_unknown",
+                          "this sign-in link has expired or was already used: start again");
+        case PORTICO__ERROR_CODE__FORBIDDEN:
+            c->audit = true;
+            if (!strcmp(c->err.detail, "integration"))
+                return s_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "integration",
+                              "this sign-in was started for another Bitbucket integration: start again");
+            return s_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "browser",
+                          "this sign-in was started in another browser: start again here");
+        default:
+            return FIN_FAILED;
+        }
+    }
+    c->pending = c->consumed->pending;
+    if (!c->pending)
+        return s_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_unknown",
+                      "this sign-in link has expired or was already used: start again");
+    c->audit = true;
+    /* The registry already compared these; a second look is cheap. */
+    if (c->pending->integration_id != in->integration_id)
+        return s_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "integration",
+                      "this sign-in was started for another Bitbucket integration: start again");
+    if (in->error[0])
+        return FIN_CALLBACK_ERROR;
+    if (!in->code[0] || strlen(in->code) > MAX_CODE_LEN)
+        return s_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, "code_missing",
+                      "the answer from Bitbucket carried no authorization code: start the sign-in again");
+    return FIN_LOAD_CLIENT;
+}
+
+static fin_state_t s_fin_callback_error(fin_ctx_t *c)
+{
+    const char *error = oauth2_callback_error(c->in->error);
+    if (!strcmp(error, "access_denied"))
+        return s_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "denied", "you declined access in Bitbucket");
+    char text[200];
+    snprintf(text, sizeof text, "Bitbucket did not complete the sign-in (%s)", error);
+    return s_fail(c, PORTICO__ERROR_CODE__UPSTREAM, error, text);
+}
+
+static fin_state_t s_fin_load_client(fin_ctx_t *c)
+{
+    if (broker_integration_load(c->w, c->in->integration_id, true, &c->integ, &c->err) < 0)
+        return FIN_FAILED;
+    if (c->integ->integration->oauth_version != 2)
+        return s_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth_version",
+                      "this integration no longer uses OAuth 2: start the sign-in again");
+    return FIN_EXCHANGE;
+}
+
+static fin_state_t s_fin_exchange(fin_ctx_t *c)
+{
+    const Portico__Registry__Integration *in = c->integ->integration;
+    char redirect_uri[700];
+    if (oauth2_redirect_uri(broker_cfg.public_url, in->id, redirect_uri, sizeof redirect_uri) < 0)
+        return s_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "the callback URL is too long");
+    Portico__Bitbucket__Conn conn;
+    broker_conn_init(&conn, in);
+    Portico__Bitbucket__TokenRequest q = PORTICO__BITBUCKET__TOKEN_REQUEST__INIT;
+    q.conn = &conn;
+    q.grant_type = "authorization_code";
+    q.client_id = in->client_id;
+    q.client_secret = c->integ->secrets ? c->integ->secrets->client_secret : "";
+    q.redirect_uri = redirect_uri;
+    q.code = c->in->code;
+    q.code_verifier = c->pending->code_verifier;
+    if (broker_bitbucket_call(c->w, "oauth2.token", &q.base, &portico__bitbucket__token_reply__descriptor,
+                              (ProtobufCMessage **)&c->tokens, &c->err) < 0) {
+        if (c->err.code == PORTICO__ERROR_CODE__UNAUTHORIZED && !strcmp(c->err.detail, "invalid_client"))
+            return s_fail(c, PORTICO__ERROR_CODE__UNAUTHORIZED, "invalid_client",
+                          "Bitbucket refused Portico's client credentials: ask an admin to check the "
+                          "integration's Client Secret");
+        if (c->err.code == PORTICO__ERROR_CODE__UNAUTHORIZED || c->err.code == PORTICO__ERROR_CODE__BAD_REQUEST)
+            return s_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, "invalid_grant",
+                          "Bitbucket refused the sign-in code (it is valid for a few seconds only): start again");
+        broker_explain_bitbucket_error(&c->err, in->base_url);
+        return FIN_FAILED;
+    }
+    if (!c->tokens->access_token[0])
+        return s_fail(c, PORTICO__ERROR_CODE__UPSTREAM, "no_token", "Bitbucket answered without a token");
+    return FIN_IDENTIFY;
+}
+
+static fin_state_t s_fin_identify(fin_ctx_t *c)
+{
+    Portico__Bitbucket__Conn conn;
+    broker_conn_init(&conn, c->integ->integration);
+    if (broker_identify(c->w, &conn, c->tokens->access_token, &c->who, &c->err) < 0) {
+        if (strcmp(c->err.detail, "tfa") != 0)
+            broker_explain_bitbucket_error(&c->err, c->integ->integration->base_url);
+        return FIN_FAILED;
+    }
+    return FIN_LINK_USER;
+}
+
+static fin_state_t s_fin_link_user(fin_ctx_t *c)
+{
+    Portico__Registry__Identity id = PORTICO__REGISTRY__IDENTITY__INIT;
+    id.integration_id = c->integ->integration->id;
+    id.bb_user_id = c->who.bb_user_id;
+    id.username = c->who.username;
+    id.slug = c->who.slug;
+    id.display_name = c->who.display_name;
+    id.email = c->who.email;
+    Portico__Registry__LoginRequest q = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
+    q.identity = &id;
+    q.addr = c->in->addr;
+    if (broker_registry_call(c->w, "user.login", &q.base, &portico__registry__login_reply__descriptor,
+                             (ProtobufCMessage **)&c->login, &c->err) < 0)
+        return FIN_FAILED;
+    if (!c->login->user || c->login->identity_id <= 0)
+        return s_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "the account could not be recorded");
+    return FIN_STORE_TOKENS;
+}
+
+static fin_state_t s_fin_store_tokens(fin_ctx_t *c)
+{
+    Portico__Registry__Tokens t = PORTICO__REGISTRY__TOKENS__INIT;
+    t.access_token = c->tokens->access_token;
+    t.refresh_token = c->tokens->refresh_token;
+    t.expires_at = c->tokens->expires_in > 0 ? bus_now_ms() / 1000 + c->tokens->expires_in : 0;
+    t.scope = c->tokens->scope;
+    Portico__Registry__StoreTokensRequest q = PORTICO__REGISTRY__STORE_TOKENS_REQUEST__INIT;
+    q.identity_id = c->login->identity_id;
+    q.tokens = &t;
+    if (broker_registry_call(c->w, "token.store", &q.base, NULL, NULL, &c->err) < 0)
+        return FIN_FAILED;
+    return FIN_DONE;
+}
+
+static void s_fin_cleanup(fin_ctx_t *c)
+{
+    if (c->pending)
+        oauth2_wipe(c->pending->code_verifier);
+    if (c->consumed)
+        protobuf_c_message_free_unpacked(&c->consumed->base, NULL);
+    if (c->tokens) {
+        oauth2_wipe(c->tokens->access_token);
+        oauth2_wipe(c->tokens->refresh_token);
+        protobuf_c_message_free_unpacked(&c->tokens->base, NULL);
+    }
+    if (c->login)
+        protobuf_c_message_free_unpacked(&c->login->base, NULL);
+    broker_integration_free(&c->integ);
+}
+
+void broker_login_finish(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    fin_ctx_t c;
+    memset(&c, 0, sizeof c);
+    c.w = ctx;
+    c.in = (const Portico__Broker__FinishLoginRequest *)msg;
+
+    fin_state_t st = FIN_CONSUME;
+    while (st != FIN_DONE && st != FIN_FAILED) {
+        fin_state_t next;
+        switch (st) {
+        case FIN_CONSUME:
+            next = s_fin_consume(&c);
+            break;
+        case FIN_CALLBACK_ERROR:
+            next = s_fin_callback_error(&c);
+            break;
+        case FIN_LOAD_CLIENT:
+            next = s_fin_load_client(&c);
+            break;
+        case FIN_EXCHANGE:
+            next = s_fin_exchange(&c);
+            break;
+        case FIN_IDENTIFY:
+            next = s_fin_identify(&c);
+            break;
+        case FIN_LINK_USER:
+            next = s_fin_link_user(&c);
+            break;
+        case FIN_STORE_TOKENS:
+            next = s_fin_store_tokens(&c);
+            break;
+        default:
+            next = FIN_FAILED;
+            break;
+        }
+        if (next == FIN_FAILED)
+            log_info("login failed", "integration=%" PRId64 " step=%s code=%s detail=%s", c.in->integration_id,
+                     s_fin_names[st], bus_code_name(c.err.code), c.err.detail);
+        st = next;
+    }
+
+    if (st == FIN_DONE) {
+        const Portico__Registry__User *u = c.login->user;
+        Portico__Broker__FinishLoginReply out = PORTICO__BROKER__FINISH_LOGIN_REPLY__INIT;
+        out.user_id = u->id;
+        out.is_admin = u->is_admin;
+        out.return_to = url_is_local_path(c.pending->return_to) ? c.pending->return_to : DEFAULT_RETURN_TO;
+        out.display_name = u->display_name[0] ? u->display_name : c.who.display_name;
+        bus_reply_ok(reply, &out.base);
+        log_info("login finished", "integration=%" PRId64 " user=%" PRId64 " created=%d", c.in->integration_id, u->id,
+                 c.login->created);
+    } else {
+        if (c.audit) {
+            char object[48];
+            snprintf(object, sizeof object, "integration:%" PRId64, c.in->integration_id);
+            broker_audit(c.w, c.who.username, "login.failed", object, c.in->addr,
+                         c.err.detail[0] ? c.err.detail : bus_code_name(c.err.code));
+        }
+        broker_reply_bus_error(reply, &c.err);
+    }
+    s_fin_cleanup(&c);
+}
+
+/* ---- the method table ---- */
+
+const bus_route_t broker_routes[] = {
+    {"login.start", &portico__broker__start_login_request__descriptor, broker_login_start},
+    {"login.finish", &portico__broker__finish_login_request__descriptor, broker_login_finish},
+    {"user.repositories", &portico__broker__repositories_request__descriptor, broker_user_repositories},
+    {"integration.check", &portico__broker__check_integration_request__descriptor, broker_integration_check},
+    {0},
+};

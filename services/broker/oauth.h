@@ -1,0 +1,130 @@
+/* The broker's method groups and what they share.
+ *
+ *   login.c     login.start, login.finish (the login state machine) and
+ *               the one route table
+ *   identity.c  who the user is at Bitbucket (whoami, user.get, user.find)
+ *   tokens.c    a usable access token for an identity: read, lease,
+ *               refresh once, replace (the token state machine)
+ *   repos.c     user.repositories
+ *   check.c     integration.check
+ *   calls.c     calling the registry and the bitbucket service
+ *   oauth2.c    pure helpers: PKCE, the authorize URL, version numbers
+ *
+ * Nothing here keeps state between requests: every login and every token
+ * lives in the registry, so any broker worker can serve any step. */
+#ifndef PORTICO_BROKER_OAUTH_H
+#define PORTICO_BROKER_OAUTH_H
+
+#include "broker.h"
+
+#include "bitbucket.pb-c.h"
+#include "broker.pb-c.h"
+#include "registry.pb-c.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The only scope Portico asks for. */
+#define BROKER_SCOPE "REPO_READ"
+/* 32 random bytes in base64url: state, PKCE verifier. */
+#define BROKER_SECRET_BYTES 32
+#define BROKER_B64_32 44 /* 43 characters and the NUL */
+/* Time kept back from a request's deadline to answer it cleanly. */
+#define BROKER_REPLY_MARGIN_MS 400
+/* How long a refresh may hold an identity's tokens. */
+#define BROKER_LEASE_MS 15000
+#define BROKER_REPOS_DEFAULT_LIMIT 25
+#define BROKER_REPOS_MAX_LIMIT 100
+
+/* ---- oauth2.c: pure helpers (unit tested) ---- */
+
+/* S256 challenge of a verifier: base64url(SHA-256(verifier)). 0 or -1. */
+int oauth2_challenge(const char *verifier, char *out, size_t out_size);
+/* {base}/rest/oauth2/latest/authorize?client_id=..&redirect_uri=..&
+ * response_type=code&state=..&scope=REPO_READ&code_challenge=..&
+ * code_challenge_method=S256, every value percent-encoded. Length or -1. */
+int oauth2_authorize_url(const char *base_url, const char *client_id, const char *redirect_uri, const char *state,
+                         const char *challenge, char *out, size_t out_size);
+/* {public_url}/oauth/callback/{id}: the one redirect URI of an integration. */
+int oauth2_redirect_uri(const char *public_url, int64_t integration_id, char *out, size_t out_size);
+/* Compare dotted version numbers numerically ("7.9" < "7.21" < "8.0.1").
+ * Missing parts count as 0; a non-numeric suffix ("8.9.0-rc1") is ignored.
+ * <0, 0, >0. */
+int oauth2_version_cmp(const char *a, const char *b);
+/* True when s looks like a version number: digits and dots, starts with a digit. */
+bool oauth2_version_valid(const char *s);
+/* The RFC 6749 error codes an authorization response may carry; anything
+ * else becomes "provider_error" so that what we echo is never free text. */
+const char *oauth2_callback_error(const char *error);
+/* Overwrite a secret before its memory goes back (NULL is fine). */
+void oauth2_wipe(char *s);
+
+/* ---- calls.c ---- */
+
+int broker_registry_call(broker_worker_t *w, const char *method, const ProtobufCMessage *req,
+                         const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, bus_error_t *err);
+/* A Bitbucket call ends early enough before the incoming request's deadline
+ * that this worker can still answer with a clear error. */
+int broker_bitbucket_call(broker_worker_t *w, const char *method, const ProtobufCMessage *req,
+                          const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, bus_error_t *err);
+/* integration.get. An unknown integration is NOT_FOUND "integration_unknown",
+ * a disabled one FORBIDDEN "integration_disabled". Free *out with
+ * broker_integration_free (it wipes the secrets). */
+int broker_integration_load(broker_worker_t *w, int64_t id, bool with_secrets,
+                            Portico__Registry__GetIntegrationReply **out, bus_error_t *err);
+void broker_integration_free(Portico__Registry__GetIntegrationReply **rep_p);
+/* The bitbucket service's Conn for an integration (pointers borrowed). */
+void broker_conn_init(Portico__Bitbucket__Conn *conn, const Portico__Registry__Integration *in);
+/* Answer with err's code, detail and message. */
+void broker_reply_bus_error(bus_reply_t *reply, const bus_error_t *err);
+void broker_set_error(bus_error_t *err, int code, const char *detail, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* audit.append; failures are logged, never fatal. Never pass a secret. */
+void broker_audit(broker_worker_t *w, const char *actor, const char *action, const char *object, const char *addr,
+                  const char *detail);
+/* Reword a bitbucket service error for the person who will read it. */
+void broker_explain_bitbucket_error(bus_error_t *err, const char *base_url);
+
+/* ---- identity.c ---- */
+
+typedef struct {
+    int64_t bb_user_id;
+    char username[256];
+    char slug[256];
+    char display_name[256];
+    char email[320];
+} broker_identity_t;
+
+/* Who owns access_token. UNAUTHORIZED "tfa" when Bitbucket answers as if
+ * nobody were signed in right after handing out the token. 0 or -1. */
+int broker_identify(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, const char *access_token,
+                    broker_identity_t *out, bus_error_t *err);
+
+/* ---- tokens.c ---- */
+
+typedef struct {
+    char *access_token;  /* malloc'd, wiped on clear */
+    char *refresh_token; /* malloc'd, wiped on clear */
+    int64_t expires_at;
+    int64_t generation;
+    bool refreshed; /* a refresh happened (here or elsewhere) during this call */
+} broker_tokens_t;
+
+/* A usable access token for the identity. With force, the token in hand
+ * was refused by Bitbucket: refresh unless someone already did. Refreshes
+ * are serialised per identity through the registry's lease, so a refresh
+ * token is used once. UNAUTHORIZED "login_again" when the pair is gone or
+ * Bitbucket refused it. 0 or -1. */
+int broker_tokens_get(broker_worker_t *w, int64_t identity_id, const Portico__Registry__GetIntegrationReply *integ,
+                      bool force, broker_tokens_t *tok, bus_error_t *err);
+void broker_tokens_clear(broker_tokens_t *tok);
+
+/* ---- the methods ---- */
+
+void broker_login_start(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void broker_login_finish(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void broker_user_repositories(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void broker_integration_check(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+
+#endif

@@ -1,0 +1,157 @@
+/* user.repositories: the repositories a signed-in user can read, one page of
+ * Bitbucket's paging at a time, with the user's own token (refreshed when
+ * it has expired or Bitbucket refuses it, once). */
+#include "oauth.h"
+
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* The identity the user has at the integration asked for, or the first. */
+static const Portico__Registry__Identity *s_pick(const Portico__Registry__User *u, int64_t integration_id)
+{
+    for (size_t i = 0; i < u->n_identities; i++)
+        if (u->identities[i] && (!integration_id || u->identities[i]->integration_id == integration_id))
+            return u->identities[i];
+    return NULL;
+}
+
+static int s_list(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, const char *access_token, int32_t start,
+                  int32_t limit, Portico__Bitbucket__ListReposReply **out, bus_error_t *err)
+{
+    Portico__Bitbucket__Auth auth = PORTICO__BITBUCKET__AUTH__INIT;
+    auth.bearer = (char *)(uintptr_t)access_token;
+    Portico__Bitbucket__ListReposRequest q = PORTICO__BITBUCKET__LIST_REPOS_REQUEST__INIT;
+    q.conn = (Portico__Bitbucket__Conn *)(uintptr_t)conn;
+    q.auth = &auth;
+    q.start = start;
+    q.limit = limit;
+    q.permission = BROKER_SCOPE;
+    return broker_bitbucket_call(w, "repos.list", &q.base, &portico__bitbucket__list_repos_reply__descriptor,
+                                 (ProtobufCMessage **)out, err);
+}
+
+/* A fresh token that Bitbucket still refuses: either the two-factor app
+ * blocks OAuth (whoami then answers anonymously even though the token was
+ * just issued) or the grant is gone. */
+static void s_explain_refusal(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, const char *access_token,
+                              bus_error_t *err)
+{
+    broker_identity_t who;
+    bus_error_t e2;
+    if (broker_identify(w, conn, access_token, &who, &e2) < 0 && !strcmp(e2.detail, "tfa")) {
+        *err = e2;
+        return;
+    }
+    broker_set_error(err, PORTICO__ERROR_CODE__UNAUTHORIZED, "login_again",
+                     "your Bitbucket authorization has expired or was revoked: log in again");
+}
+
+void broker_user_repositories(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    broker_worker_t *w = ctx;
+    const Portico__Broker__RepositoriesRequest *in = (const Portico__Broker__RepositoriesRequest *)msg;
+    Portico__Registry__GetUserReply *user = NULL;
+    Portico__Registry__GetIntegrationReply *integ = NULL;
+    Portico__Bitbucket__ListReposReply *list = NULL;
+    broker_tokens_t tok = {0};
+    bus_error_t err = {0};
+    Portico__Broker__Repository *items = NULL;
+    Portico__Broker__Repository **ptrs = NULL;
+
+    int32_t start = in->start > 0 ? in->start : 0;
+    int32_t limit = in->limit > 0 ? in->limit : BROKER_REPOS_DEFAULT_LIMIT;
+    if (limit > BROKER_REPOS_MAX_LIMIT)
+        limit = BROKER_REPOS_MAX_LIMIT;
+    if (in->user_id <= 0) {
+        broker_set_error(&err, PORTICO__ERROR_CODE__BAD_REQUEST, "user", "no user given");
+        goto fail;
+    }
+
+    Portico__Registry__GetUserRequest uq = PORTICO__REGISTRY__GET_USER_REQUEST__INIT;
+    uq.id = in->user_id;
+    if (broker_registry_call(w, "user.get", &uq.base, &portico__registry__get_user_reply__descriptor,
+                             (ProtobufCMessage **)&user, &err) < 0)
+        goto fail;
+    const Portico__Registry__Identity *id = user->user ? s_pick(user->user, in->integration_id) : NULL;
+    if (!id) {
+        broker_set_error(&err, PORTICO__ERROR_CODE__NOT_FOUND, "no_identity",
+                         "this account is not linked to a Bitbucket account yet: log in with Bitbucket");
+        goto fail;
+    }
+    if (broker_integration_load(w, id->integration_id, true, &integ, &err) < 0)
+        goto fail;
+    Portico__Bitbucket__Conn conn;
+    broker_conn_init(&conn, integ->integration);
+
+    if (broker_tokens_get(w, id->id, integ, false, &tok, &err) < 0)
+        goto fail;
+    if (s_list(w, &conn, tok.access_token, start, limit, &list, &err) < 0) {
+        if (err.code != PORTICO__ERROR_CODE__UNAUTHORIZED) {
+            broker_explain_bitbucket_error(&err, integ->integration->base_url);
+            goto fail;
+        }
+        /* Refused: the access token expired early or was revoked. */
+        if (tok.refreshed || broker_tokens_get(w, id->id, integ, true, &tok, &err) < 0) {
+            if (tok.refreshed && err.code == PORTICO__ERROR_CODE__UNAUTHORIZED)
+                s_explain_refusal(w, &conn, tok.access_token, &err);
+            goto fail;
+        }
+        if (s_list(w, &conn, tok.access_token, start, limit, &list, &err) < 0) {
+            if (err.code == PORTICO__ERROR_CODE__UNAUTHORIZED)
+                s_explain_refusal(w, &conn, tok.access_token, &err);
+            else
+                broker_explain_bitbucket_error(&err, integ->integration->base_url);
+            goto fail;
+        }
+    }
+
+    Portico__Broker__RepositoriesReply out = PORTICO__BROKER__REPOSITORIES_REPLY__INIT;
+    size_t n = list->n_repositories;
+    items = n ? calloc(n, sizeof *items) : NULL;
+    ptrs = n ? calloc(n, sizeof *ptrs) : NULL;
+    if (n && (!items || !ptrs)) {
+        broker_set_error(&err, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const Portico__Bitbucket__Repository *r = list->repositories[i];
+        Portico__Broker__Repository *o = &items[i];
+        portico__broker__repository__init(o);
+        o->project_key = r->project_key;
+        o->project_name = r->project_name;
+        o->slug = r->slug;
+        o->name = r->name;
+        o->public_ = r->public_;
+        o->browse_url = r->browse_url;
+        o->clone_http = r->clone_http;
+        o->clone_ssh = r->clone_ssh;
+        ptrs[i] = o;
+    }
+    out.n_repositories = n;
+    out.repositories = ptrs;
+    out.is_last_page = list->is_last_page;
+    out.next_page_start = list->is_last_page ? 0 : list->next_page_start;
+    out.integration_id = integ->integration->id;
+    out.integration_name = integ->integration->name;
+    out.bitbucket_username = id->username;
+    bus_reply_ok(reply, &out.base);
+    goto out;
+
+fail:
+    if (err.code != PORTICO__ERROR_CODE__UNAUTHORIZED && err.code != PORTICO__ERROR_CODE__NOT_FOUND)
+        log_warn("could not list repositories", "user=%lld code=%s detail=%s", (long long)in->user_id,
+                 bus_code_name(err.code), err.detail);
+    broker_reply_bus_error(reply, &err);
+out:
+    free(items);
+    free(ptrs);
+    if (list)
+        protobuf_c_message_free_unpacked(&list->base, NULL);
+    broker_tokens_clear(&tok);
+    broker_integration_free(&integ);
+    if (user)
+        protobuf_c_message_free_unpacked(&user->base, NULL);
+}
