@@ -1,0 +1,74 @@
+/* The Admin section: what admin.c, admin_integrations.c and admin_users.c
+ * share. Every admin handler starts with admin_enter(), which decides who
+ * may be here (an admin, or the holder of the setup token while Setup Mode
+ * is on) and, for a POST, checks Origin and the CSRF token first. */
+#ifndef PORTICO_WEB_ADMIN_H
+#define PORTICO_WEB_ADMIN_H
+
+#include "web.h"
+
+#include "broker.pb-c.h"
+#include "registry.pb-c.h"
+
+/* Size limits of the admin forms (bytes, before the terminating NUL). */
+#define ADMIN_MAX_BASE_URL 2000
+#define ADMIN_MAX_CLIENT_ID 256
+#define ADMIN_MAX_CLIENT_SECRET 512
+#define ADMIN_MAX_NAME 200
+#define ADMIN_MAX_CA_PEM (64 * 1024)
+#define ADMIN_MAX_SETUP_TOKEN 256
+
+typedef struct {
+    const web_session_t *s;
+    char actor[128];   /* for the audit log: the admin's user name or "setup-token" */
+    bool setup_actor;  /* a Setup Mode session (no account) */
+    bool setup_mode;   /* Setup Mode is on */
+    bool admin_exists; /* known only when setup_mode */
+} admin_ctx_t;
+
+/* Let the request in, or answer it (setup token form, redirect to the
+ * login, 403) and return false. POSTs are checked for Origin and CSRF
+ * before anything else. */
+bool admin_enter(web_req_t *r, admin_ctx_t *a);
+
+/* The request path without the public URL's path prefix. */
+const char *admin_path(web_req_t *r);
+bool admin_is_post(web_req_t *r);
+/* The id after prefix ("/admin/integrations/") and the rest of the path. */
+int64_t admin_path_id(web_req_t *r, const char *prefix, const char **rest);
+
+/* page_begin plus the Setup Mode banner and the admin navigation; current
+ * is the navigation entry to highlight ("integrations", "users", "audit"). */
+void admin_page_begin(sbuf_t *b, web_req_t *r, const admin_ctx_t *a, const char *title, const char *current);
+void admin_page_end(sbuf_t *b);
+
+/* Bus calls with the right deadline: the registry with bus_timeout_ms, the
+ * broker (which talks to Bitbucket) with login_timeout_ms. */
+int admin_registry(web_req_t *r, const char *method, const ProtobufCMessage *req,
+                   const ProtobufCMessageDescriptor *rep_desc, ProtobufCMessage **rep, bus_error_t *err);
+int admin_broker(web_req_t *r, const char *method, const ProtobufCMessage *req,
+                 const ProtobufCMessageDescriptor *rep_desc, ProtobufCMessage **rep, bus_error_t *err);
+
+/* {PORTICO_PUBLIC_URL}/oauth/callback/{id}: the contract with the login
+ * flow. Built from configuration only, never from request headers. */
+void admin_callback_url(int64_t id, char *out, size_t out_size);
+
+/* A positive decimal id from a query parameter or form field, or 0. */
+int64_t admin_parse_id(const char *s);
+
+/* The two-factor plugin hint, shown on the integration page. */
+void admin_tfa_hint(sbuf_t *b);
+
+/* Handlers (admin_integrations.c, admin_users.c). */
+void admin_integration_new(web_req_t *r);
+void admin_integration_create(web_req_t *r);
+void admin_integration_dispatch(web_req_t *r);
+void admin_users(web_req_t *r);
+void admin_user_dispatch(web_req_t *r);
+void admin_audit(web_req_t *r);
+
+/* Used by the home page: the short "OAuth 2" / "OAuth 1" and state badges. */
+void admin_integration_state(sbuf_t *b, const Portico__Registry__Integration *in);
+void admin_test_result(sbuf_t *b, const Portico__Registry__Integration *in);
+
+#endif
