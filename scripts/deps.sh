@@ -8,10 +8,13 @@ pkgs=(
   build-essential pkg-config
   libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler
   libcurl4-openssl-dev libpq-dev libcivetweb-dev libssl-dev libjansson-dev
-  postgresql postgresql-client libcmocka-dev
+  postgresql libcmocka-dev
   clang libfuzzer-14-dev libclang-rt-14-dev
-  nodejs npm chromium wrk curl ca-certificates
+  chromium wrk curl ca-certificates faketime
 )
+# Node.js may come from elsewhere than Debian (with its own npm): take it
+# from Debian only when there is none.
+command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,98 @@
+/* handlers: the registry's bus API, one function per method.
+ *
+ * Every handler runs on a worker thread with that worker's own database
+ * connection (reg_ctx_t); nothing mutable is shared between workers. Each
+ * one validates its request, runs parameterised SQL, and answers with
+ * bus_reply_ok or a typed error. Methods whose request message has no
+ * reply message of its own answer portico.Empty unless noted in the proto. */
+#ifndef PORTICO_REGISTRY_HANDLERS_H
+#define PORTICO_REGISTRY_HANDLERS_H
+
+#include "bus.h"
+#include "crypto.h"
+#include "db.h"
+#include "options.h"
+#include "registry.pb-c.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    db_t *db;
+    const crypto_keyring_t *keys; /* may be NULL in CLI commands that need no secret */
+    const reg_options_t *opts;
+} reg_ctx_t;
+
+/* The one dispatch table: method name -> request type -> handler. */
+extern const bus_route_t reg_routes[];
+
+/* protobuf-c wants char * for strings it only reads. */
+#define REG_STR(s) ((char *)(uintptr_t)(s))
+
+/* ---- helpers shared by the handler files ---- */
+
+enum { REG_OPTIONAL = 0, REG_REQUIRED = 1, REG_MULTILINE = 2 };
+
+/* Answer OK with portico.Empty. */
+void reg_reply_empty(bus_reply_t *reply);
+/* Answer a database failure: UNAVAILABLE, TIMEOUT or INTERNAL. */
+void reg_reply_db(bus_reply_t *reply, db_rc_t rc);
+/* Valid UTF-8, no control characters (newlines allowed with MULTILINE),
+ * at most max bytes, present when REQUIRED; else BAD_REQUEST with detail
+ * set to field and label naming it in the message. */
+bool reg_check_text(bus_reply_t *reply, const char *field, const char *label, const char *value, size_t max, int flags);
+/* A SHA-256 digest: exactly 32 bytes (or empty when not required). */
+bool reg_check_hash(bus_reply_t *reply, const char *field, const ProtobufCBinaryData *h, bool required);
+bool reg_check_id(bus_reply_t *reply, const char *field, int64_t id);
+/* The actor recorded in the audit log for a request. */
+const char *reg_actor(const char *actor);
+
+/* Fill an Integration from a row of REG_INTEGRATION_COLUMNS; strings point
+ * into res, so pack the reply before clearing it. */
+#define REG_INTEGRATION_COLUMNS                                                                                        \
+    "i.id, i.platform, i.name, i.base_url, i.oauth_version, i.client_id, i.client_secret IS NOT NULL, "                \
+    "i.consumer_key, i.public_key_pem, i.ca_cert_pem, i.enabled, i.bitbucket_version, i.last_test_result, "            \
+    "coalesce(extract(epoch FROM i.last_test_at)::bigint, 0), extract(epoch FROM i.created_at)::bigint, "              \
+    "extract(epoch FROM i.updated_at)::bigint, i.created_by, i.updated_by, "                                           \
+    "(SELECT count(*) FROM identities d WHERE d.integration_id = i.id)"
+void reg_fill_integration(Portico__Registry__Integration *out, const PGresult *res, int row);
+
+/* ---- integration.* (handlers_integration.c) ---- */
+void h_integration_reserve_id(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_integration_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_integration_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_integration_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_integration_update(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_integration_delete(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_integration_set_test_result(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+
+/* ---- user.* (handlers_user.c) ---- */
+void h_user_login(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_user_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_user_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_user_set_admin(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+
+/* ---- session.* (handlers_session.c) ---- */
+void h_session_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_session_lookup(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_session_delete(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_session_delete_user(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+
+/* ---- pending.* and token.* (handlers_login.c) ---- */
+void h_pending_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_pending_consume(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_token_store(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_token_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_token_lease(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_token_replace(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_token_release(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+
+/* ---- settings.* and audit.* (handlers_settings.c) ---- */
+void h_settings_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_settings_check_setup_token(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_settings_set_setup_mode(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_audit_append(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_audit_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+
+#endif

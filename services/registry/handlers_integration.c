@@ -1,0 +1,619 @@
+/* integration.*: the Bitbucket instances Portico is connected to. */
+#include "handlers.h"
+
+#include "audit.h"
+#include "log.h"
+#include "pki.h"
+#include "secrets.h"
+#include "url.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PLATFORM_BITBUCKET_DC "bitbucket-dc"
+#define MAX_NAME 100
+#define MAX_CLIENT_ID 255
+#define MAX_CLIENT_SECRET 1024
+#define MAX_CA_CERT 65536
+#define MAX_ACTOR 200
+#define MAX_ADDR 64
+#define MAX_VERSION 64
+#define MAX_TEST_RESULT 200
+
+static const db_stmt_t s_reserve = {
+    "integration_reserve",
+    "INSERT INTO integration_reservations (id) VALUES (nextval('integration_ids')) RETURNING id"};
+static const db_stmt_t s_take_reservation = {"integration_take_reservation",
+                                             "DELETE FROM integration_reservations WHERE id = $1 RETURNING id"};
+static const db_stmt_t s_next_id = {"integration_next_id", "SELECT nextval('integration_ids')"};
+static const db_stmt_t s_exists = {"integration_exists", "SELECT 1 FROM integrations WHERE id = $1"};
+static const db_stmt_t s_insert = {
+    "integration_insert",
+    "INSERT INTO integrations (id, platform, name, base_url, oauth_version, client_id, client_secret, consumer_key, "
+    "public_key_pem, private_key, ca_cert_pem, bitbucket_version, created_by, updated_by) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)"};
+static const db_stmt_t s_select = {"integration_select",
+                                   "SELECT " REG_INTEGRATION_COLUMNS ", i.client_secret, i.private_key "
+                                   "FROM integrations i WHERE i.id = $1"};
+static const db_stmt_t s_list = {"integration_list", "SELECT " REG_INTEGRATION_COLUMNS " FROM integrations i "
+                                                     "WHERE NOT $1::boolean OR i.enabled ORDER BY i.id"};
+static const db_stmt_t s_lock = {"integration_lock",
+                                 "SELECT oauth_version, base_url FROM integrations WHERE id = $1 FOR UPDATE"};
+static const db_stmt_t s_update = {
+    "integration_update", "UPDATE integrations SET name = coalesce($2, name), base_url = coalesce($3, base_url), "
+                          "client_id = coalesce($4, client_id), client_secret = coalesce($5, client_secret), "
+                          "ca_cert_pem = CASE WHEN $6::boolean THEN $7 ELSE ca_cert_pem END, "
+                          "enabled = CASE WHEN $8::boolean THEN $9::boolean ELSE enabled END, "
+                          "updated_at = now(), updated_by = $10 WHERE id = $1"};
+static const db_stmt_t s_delete_identities = {
+    "integration_delete_identities",
+    "WITH gone AS (DELETE FROM identities WHERE integration_id = $1 RETURNING user_id) "
+    "SELECT count(*), coalesce(array_agg(DISTINCT user_id), '{}') FROM gone"};
+static const db_stmt_t s_delete_orphans = {
+    "integration_delete_orphans", "DELETE FROM users u WHERE u.id = ANY($1::bigint[]) "
+                                  "AND NOT EXISTS (SELECT 1 FROM identities d WHERE d.user_id = u.id) RETURNING u.id"};
+static const db_stmt_t s_delete = {"integration_delete", "DELETE FROM integrations WHERE id = $1"};
+static const db_stmt_t s_set_test = {
+    "integration_set_test",
+    "UPDATE integrations SET bitbucket_version = CASE WHEN $2 = '' THEN bitbucket_version ELSE $2 END, "
+    "last_test_result = $3, last_test_at = now() WHERE id = $1"};
+
+static bool s_check_actor(bus_reply_t *reply, const char *actor, const char *addr)
+{
+    return reg_check_text(reply, "actor", "actor", actor, MAX_ACTOR, REG_OPTIONAL) &&
+           reg_check_text(reply, "addr", "address", addr, MAX_ADDR, REG_OPTIONAL);
+}
+
+static void s_not_found(bus_reply_t *reply, int64_t id)
+{
+    bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "integration", "integration %" PRId64 " does not exist", id);
+}
+
+static void s_duplicate(bus_reply_t *reply, const char *base_url, int oauth_version)
+{
+    if (oauth_version == 1)
+        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "duplicate",
+                        "an OAuth 1 integration for %s already exists", base_url);
+    else
+        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "duplicate",
+                        "an integration for %s with this client ID already exists", base_url);
+}
+
+/* The host of a normalised base URL, the default display name. */
+static void s_host(const char *base_url, char *out, size_t out_size)
+{
+    const char *p = strstr(base_url, "://");
+    p = p ? p + 3 : base_url;
+    size_t n = strcspn(p, "/");
+    snprintf(out, out_size, "%.*s", (int)n, p);
+}
+
+/* Answer with the integration as stored (GetIntegrationReply, no secrets). */
+static void s_reply_integration(db_t *db, bus_reply_t *reply, int64_t id)
+{
+    PGresult *res = NULL;
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, id);
+    db_rc_t rc = db_exec(db, &s_select, &p, &res);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        s_not_found(reply, id);
+    } else {
+        Portico__Registry__Integration in;
+        reg_fill_integration(&in, res, 0);
+        Portico__Registry__GetIntegrationReply out = PORTICO__REGISTRY__GET_INTEGRATION_REPLY__INIT;
+        out.integration = &in;
+        bus_reply_ok(reply, &out.base);
+    }
+    PQclear(res);
+}
+
+void h_integration_reserve_id(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    (void)msg;
+    reg_ctx_t *c = ctx;
+    PGresult *res = NULL;
+    db_rc_t rc = db_exec(c->db, &s_reserve, NULL, &res);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    Portico__Registry__ReserveIdReply out = PORTICO__REGISTRY__RESERVE_ID_REPLY__INIT;
+    out.id = db_get_int(res, 0, 0);
+    PQclear(res);
+    bus_reply_ok(reply, &out.base);
+}
+
+typedef struct {
+    char base_url[2048];
+    char name[MAX_NAME + 1];
+    const char *platform;
+    const char *client_id;
+    const char *client_secret;
+    const char *ca_cert;
+} new_integration_t;
+
+static bool s_validate_create(const Portico__Registry__CreateIntegrationRequest *r, new_integration_t *n,
+                              bus_reply_t *reply)
+{
+    const Portico__Registry__Integration *in = r->integration;
+    char why[200];
+    if (!in) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "integration", "integration is required");
+        return false;
+    }
+    n->platform = in->platform[0] ? in->platform : PLATFORM_BITBUCKET_DC;
+    if (strcmp(n->platform, PLATFORM_BITBUCKET_DC) != 0) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "platform",
+                        "platform must be \"" PLATFORM_BITBUCKET_DC "\"");
+        return false;
+    }
+    if (in->id < 0) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "id", "id must be a reserved integration id");
+        return false;
+    }
+    if (url_normalize_base(in->base_url, n->base_url, sizeof n->base_url, why, sizeof why) < 0) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "base_url", "%s", why);
+        return false;
+    }
+    if (in->oauth_version != 1 && in->oauth_version != 2) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth_version", "OAuth version must be 1 or 2");
+        return false;
+    }
+    if (!reg_check_text(reply, "name", "name", in->name, MAX_NAME, REG_OPTIONAL))
+        return false;
+    if (in->name[0])
+        snprintf(n->name, sizeof n->name, "%s", in->name);
+    else
+        s_host(n->base_url, n->name, sizeof n->name);
+    n->client_id = n->client_secret = "";
+    if (in->oauth_version == 2) {
+        if (!reg_check_text(reply, "client_id", "client ID", in->client_id, MAX_CLIENT_ID, REG_REQUIRED) ||
+            !reg_check_text(reply, "client_secret", "client secret", r->client_secret, MAX_CLIENT_SECRET, REG_REQUIRED))
+            return false;
+        n->client_id = in->client_id;
+        n->client_secret = r->client_secret;
+    }
+    if (!reg_check_text(reply, "ca_cert", "CA certificate", in->ca_cert_pem, MAX_CA_CERT, REG_MULTILINE))
+        return false;
+    if (in->ca_cert_pem[0] && pki_check_ca_cert(in->ca_cert_pem, why, sizeof why) < 0) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "ca_cert", "%s", why);
+        return false;
+    }
+    n->ca_cert = in->ca_cert_pem;
+    return reg_check_text(reply, "bitbucket_version", "Bitbucket version", in->bitbucket_version, MAX_VERSION,
+                          REG_OPTIONAL) &&
+           s_check_actor(reply, r->actor, r->addr);
+}
+
+/* The id to create under: a reserved one (taken now) or a fresh one. */
+static db_rc_t s_take_id(db_t *db, int64_t wanted, int64_t *id, bus_reply_t *reply)
+{
+    PGresult *res = NULL;
+    db_params_t p;
+    db_params_init(&p);
+    if (wanted == 0) {
+        db_rc_t rc = db_exec(db, &s_next_id, NULL, &res);
+        if (rc == DB_OK)
+            *id = db_get_int(res, 0, 0);
+        PQclear(res);
+        return rc;
+    }
+    db_param_int(&p, wanted);
+    db_rc_t rc = db_exec(db, &s_take_reservation, &p, &res);
+    if (rc != DB_OK)
+        return rc;
+    bool reserved = PQntuples(res) == 1;
+    PQclear(res);
+    if (reserved) {
+        *id = wanted;
+        return DB_OK;
+    }
+    *id = 0;
+    rc = db_exec(db, &s_exists, &p, &res);
+    if (rc != DB_OK)
+        return rc;
+    if (PQntuples(res) > 0)
+        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "id", "integration %" PRId64 " already exists", wanted);
+    else
+        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "reservation",
+                        "integration id %" PRId64 " is not reserved (reservations last a day): reserve a new one",
+                        wanted);
+    PQclear(res);
+    return DB_OK;
+}
+
+void h_integration_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__CreateIntegrationRequest *r = (const Portico__Registry__CreateIntegrationRequest *)msg;
+    new_integration_t n;
+    pki_oauth1_t oauth1 = {0};
+    uint8_t *secret = NULL, *private_key = NULL;
+    size_t secret_n = 0, private_key_n = 0;
+    int64_t id = 0;
+    db_rc_t rc;
+    db_params_t p;
+
+    if (!s_validate_create(r, &n, reply))
+        return;
+    int version = r->integration->oauth_version;
+    /* Key generation takes a moment: do it before the transaction. */
+    if (version == 1 && pki_oauth1_generate(&oauth1) < 0) {
+        log_error("could not generate the OAuth 1 key pair", NULL);
+        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "could not generate the OAuth 1 key pair");
+        return;
+    }
+    if ((rc = db_begin(c->db)) != DB_OK)
+        goto db_fail;
+    if ((rc = s_take_id(c->db, r->integration->id, &id, reply)) != DB_OK)
+        goto db_fail;
+    if (id == 0)
+        goto out; /* s_take_id answered */
+
+    char row[24], aad[96];
+    snprintf(row, sizeof row, "%" PRId64, id);
+    secrets_aad(aad, sizeof aad, "integration", row, "client_secret");
+    if (secrets_seal(c->keys, n.client_secret, aad, &secret, &secret_n) < 0)
+        goto seal_fail;
+    secrets_aad(aad, sizeof aad, "integration", row, "private_key");
+    if (secrets_seal(c->keys, oauth1.private_pem, aad, &private_key, &private_key_n) < 0)
+        goto seal_fail;
+
+    db_params_init(&p);
+    db_param_int(&p, id);
+    db_param_text(&p, n.platform);
+    db_param_text(&p, n.name);
+    db_param_text(&p, n.base_url);
+    db_param_int(&p, version);
+    db_param_text(&p, n.client_id);
+    db_param_bytes(&p, secret, secret_n);
+    db_param_text(&p, oauth1.consumer_key);
+    db_param_text(&p, oauth1.public_pem ? oauth1.public_pem : "");
+    db_param_bytes(&p, private_key, private_key_n);
+    db_param_text(&p, n.ca_cert);
+    db_param_text(&p, r->integration->bitbucket_version);
+    db_param_text(&p, reg_actor(r->actor));
+    rc = db_exec(c->db, &s_insert, &p, NULL);
+    if (rc == DB_UNIQUE) {
+        if (!strcmp(db_constraint(c->db), "integrations_endpoint_key"))
+            s_duplicate(reply, n.base_url, version);
+        else
+            bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "id", "integration %" PRId64 " already exists", id);
+        goto out;
+    }
+    if (rc != DB_OK)
+        goto db_fail;
+
+    char object[48], detail[2300];
+    snprintf(object, sizeof object, "integration:%" PRId64, id);
+    snprintf(detail, sizeof detail, "base_url=%s oauth_version=%d", n.base_url, version);
+    if ((rc = audit_write(c->db, reg_actor(r->actor), AUDIT_INTEGRATION_CREATE, object, r->addr, detail)) != DB_OK)
+        goto db_fail;
+    if ((rc = db_commit(c->db)) != DB_OK)
+        goto db_fail;
+    log_info("integration created", "integration=%" PRId64 " oauth_version=%d", id, version);
+    s_reply_integration(c->db, reply, id);
+    goto out;
+seal_fail:
+    log_error("could not encrypt a secret", "integration=%" PRId64, id);
+    bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "could not encrypt the integration's secrets");
+    goto out;
+db_fail:
+    reg_reply_db(reply, rc);
+out:
+    db_rollback(c->db);
+    secrets_free_sealed(secret, secret_n);
+    secrets_free_sealed(private_key, private_key_n);
+    pki_oauth1_clear(&oauth1);
+}
+
+void h_integration_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__GetIntegrationRequest *r = (const Portico__Registry__GetIntegrationRequest *)msg;
+    PGresult *res = NULL;
+    char *client_secret = NULL, *private_key = NULL;
+    db_params_t p;
+    if (!reg_check_id(reply, "id", r->id))
+        return;
+    db_params_init(&p);
+    db_param_int(&p, r->id);
+    db_rc_t rc = db_exec(c->db, &s_select, &p, &res);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        s_not_found(reply, r->id);
+        goto out;
+    }
+    Portico__Registry__Integration in;
+    reg_fill_integration(&in, res, 0);
+    Portico__Registry__GetIntegrationReply out = PORTICO__REGISTRY__GET_INTEGRATION_REPLY__INIT;
+    Portico__Registry__IntegrationSecrets secrets = PORTICO__REGISTRY__INTEGRATION_SECRETS__INIT;
+    out.integration = &in;
+    if (r->with_secrets) {
+        char row[24], aad[96];
+        size_t n = 0;
+        snprintf(row, sizeof row, "%" PRId64, r->id);
+        uint8_t *sealed = db_get_bytes(res, 0, 19, &n);
+        secrets_aad(aad, sizeof aad, "integration", row, "client_secret");
+        client_secret = secrets_open(c->keys, sealed, n, aad);
+        free(sealed);
+        sealed = db_get_bytes(res, 0, 20, &n);
+        secrets_aad(aad, sizeof aad, "integration", row, "private_key");
+        private_key = secrets_open(c->keys, sealed, n, aad);
+        free(sealed);
+        if (!client_secret || !private_key) {
+            log_error("could not decrypt an integration's secrets: is PORTICO_SECRET_KEY_FILE the key they were "
+                      "sealed with?",
+                      "integration=%" PRId64, r->id);
+            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "key",
+                            "the integration's secrets could not be decrypted with the configured key");
+            goto out;
+        }
+        secrets.client_secret = client_secret;
+        secrets.private_key_pem = private_key;
+        out.secrets = &secrets;
+    }
+    bus_reply_ok(reply, &out.base);
+out:
+    secrets_free(client_secret);
+    secrets_free(private_key);
+    PQclear(res);
+}
+
+void h_integration_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__ListIntegrationsRequest *r = (const Portico__Registry__ListIntegrationsRequest *)msg;
+    PGresult *res = NULL;
+    db_params_t p;
+    db_params_init(&p);
+    db_param_bool(&p, r->only_enabled);
+    db_rc_t rc = db_exec(c->db, &s_list, &p, &res);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    int rows = PQntuples(res);
+    Portico__Registry__Integration *items = calloc((size_t)rows + 1, sizeof *items);
+    Portico__Registry__Integration **ptrs = calloc((size_t)rows + 1, sizeof *ptrs);
+    if (!items || !ptrs) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < rows; i++) {
+        reg_fill_integration(&items[i], res, i);
+        ptrs[i] = &items[i];
+    }
+    Portico__Registry__ListIntegrationsReply out = PORTICO__REGISTRY__LIST_INTEGRATIONS_REPLY__INIT;
+    out.n_integrations = (size_t)rows;
+    out.integrations = ptrs;
+    bus_reply_ok(reply, &out.base);
+out:
+    free(items);
+    free(ptrs);
+    PQclear(res);
+}
+
+typedef struct {
+    char base_url[2048];
+    bool set_base_url;
+    char changed[200];
+} update_t;
+
+static void s_changed(update_t *u, const char *field)
+{
+    size_t n = strlen(u->changed);
+    snprintf(u->changed + n, sizeof u->changed - n, "%s%s", n ? "," : "", field);
+}
+
+static bool s_validate_update(const Portico__Registry__UpdateIntegrationRequest *r, update_t *u, bus_reply_t *reply)
+{
+    char why[200];
+    if (!reg_check_id(reply, "id", r->id))
+        return false;
+    if (r->base_url[0]) {
+        if (url_normalize_base(r->base_url, u->base_url, sizeof u->base_url, why, sizeof why) < 0) {
+            bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "base_url", "%s", why);
+            return false;
+        }
+        u->set_base_url = true;
+        s_changed(u, "base_url");
+    }
+    if (!reg_check_text(reply, "name", "name", r->name, MAX_NAME, REG_OPTIONAL) ||
+        !reg_check_text(reply, "client_id", "client ID", r->client_id, MAX_CLIENT_ID, REG_OPTIONAL) ||
+        !reg_check_text(reply, "client_secret", "client secret", r->client_secret, MAX_CLIENT_SECRET, REG_OPTIONAL) ||
+        !reg_check_text(reply, "ca_cert", "CA certificate", r->ca_cert_pem, MAX_CA_CERT, REG_MULTILINE) ||
+        !s_check_actor(reply, r->actor, r->addr))
+        return false;
+    if (r->set_ca_cert && r->ca_cert_pem[0] && pki_check_ca_cert(r->ca_cert_pem, why, sizeof why) < 0) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "ca_cert", "%s", why);
+        return false;
+    }
+    if (r->name[0])
+        s_changed(u, "name");
+    if (r->client_id[0])
+        s_changed(u, "client_id");
+    if (r->client_secret[0])
+        s_changed(u, "client_secret");
+    if (r->set_ca_cert)
+        s_changed(u, "ca_cert");
+    if (r->set_enabled)
+        s_changed(u, r->enabled ? "enabled" : "disabled");
+    return true;
+}
+
+void h_integration_update(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__UpdateIntegrationRequest *r = (const Portico__Registry__UpdateIntegrationRequest *)msg;
+    update_t u = {0};
+    PGresult *res = NULL;
+    uint8_t *secret = NULL;
+    size_t secret_n = 0;
+    db_params_t p;
+    db_rc_t rc;
+
+    if (!s_validate_update(r, &u, reply))
+        return;
+    if ((rc = db_begin(c->db)) != DB_OK)
+        goto db_fail;
+    db_params_init(&p);
+    db_param_int(&p, r->id);
+    if ((rc = db_exec(c->db, &s_lock, &p, &res)) != DB_OK)
+        goto db_fail;
+    if (PQntuples(res) == 0) {
+        s_not_found(reply, r->id);
+        goto out;
+    }
+    int version = (int)db_get_int(res, 0, 0);
+    char base_url[2048];
+    snprintf(base_url, sizeof base_url, "%s", u.set_base_url ? u.base_url : db_get_text(res, 0, 1));
+    if (version == 1 && (r->client_id[0] || r->client_secret[0])) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, r->client_id[0] ? "client_id" : "client_secret",
+                        "OAuth 1 integrations have no client ID or client secret");
+        goto out;
+    }
+    if (r->client_secret[0]) {
+        char row[24], aad[96];
+        snprintf(row, sizeof row, "%" PRId64, r->id);
+        secrets_aad(aad, sizeof aad, "integration", row, "client_secret");
+        if (secrets_seal(c->keys, r->client_secret, aad, &secret, &secret_n) < 0) {
+            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "could not encrypt the client secret");
+            goto out;
+        }
+    }
+    db_params_init(&p);
+    db_param_int(&p, r->id);
+    db_param_text(&p, r->name[0] ? r->name : NULL);
+    db_param_text(&p, u.set_base_url ? u.base_url : NULL);
+    db_param_text(&p, r->client_id[0] ? r->client_id : NULL);
+    db_param_bytes(&p, secret, secret_n);
+    db_param_bool(&p, r->set_ca_cert);
+    db_param_text(&p, r->ca_cert_pem);
+    db_param_bool(&p, r->set_enabled);
+    db_param_bool(&p, r->enabled);
+    db_param_text(&p, reg_actor(r->actor));
+    rc = db_exec(c->db, &s_update, &p, NULL);
+    if (rc == DB_UNIQUE) {
+        s_duplicate(reply, base_url, version);
+        goto out;
+    }
+    if (rc != DB_OK)
+        goto db_fail;
+    char object[48], detail[256];
+    snprintf(object, sizeof object, "integration:%" PRId64, r->id);
+    snprintf(detail, sizeof detail, "changed=%s", u.changed[0] ? u.changed : "nothing");
+    if ((rc = audit_write(c->db, reg_actor(r->actor), AUDIT_INTEGRATION_UPDATE, object, r->addr, detail)) != DB_OK)
+        goto db_fail;
+    if ((rc = db_commit(c->db)) != DB_OK)
+        goto db_fail;
+    s_reply_integration(c->db, reply, r->id);
+    goto out;
+db_fail:
+    reg_reply_db(reply, rc);
+out:
+    db_rollback(c->db);
+    PQclear(res);
+    secrets_free_sealed(secret, secret_n);
+}
+
+void h_integration_delete(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__DeleteIntegrationRequest *r = (const Portico__Registry__DeleteIntegrationRequest *)msg;
+    PGresult *res = NULL;
+    db_params_t p;
+    db_rc_t rc;
+    if (!reg_check_id(reply, "id", r->id) || !s_check_actor(reply, r->actor, r->addr))
+        return;
+    if ((rc = db_begin(c->db)) != DB_OK)
+        goto db_fail;
+    db_params_init(&p);
+    db_param_int(&p, r->id);
+    if ((rc = db_exec(c->db, &s_lock, &p, &res)) != DB_OK)
+        goto db_fail;
+    if (PQntuples(res) == 0) {
+        s_not_found(reply, r->id);
+        goto out;
+    }
+    PQclear(res);
+    res = NULL;
+    /* Identities go (and their tokens with them); users left without any
+     * identity go too, which ends their sessions. */
+    if ((rc = db_exec(c->db, &s_delete_identities, &p, &res)) != DB_OK)
+        goto db_fail;
+    Portico__Registry__DeleteIntegrationReply out = PORTICO__REGISTRY__DELETE_INTEGRATION_REPLY__INIT;
+    out.identities_removed = db_get_int(res, 0, 0);
+    db_params_t q;
+    db_params_init(&q);
+    db_param_text(&q, db_get_text(res, 0, 1));
+    PGresult *orphans = NULL;
+    rc = db_exec(c->db, &s_delete_orphans, &q, &orphans);
+    if (rc != DB_OK)
+        goto db_fail;
+    out.users_removed = PQntuples(orphans);
+    PQclear(orphans);
+    if ((rc = db_exec(c->db, &s_delete, &p, NULL)) != DB_OK)
+        goto db_fail;
+    char object[48], detail[128];
+    snprintf(object, sizeof object, "integration:%" PRId64, r->id);
+    snprintf(detail, sizeof detail, "identities_removed=%" PRId64 " users_removed=%" PRId64, out.identities_removed,
+             out.users_removed);
+    if ((rc = audit_write(c->db, reg_actor(r->actor), AUDIT_INTEGRATION_DELETE, object, r->addr, detail)) != DB_OK)
+        goto db_fail;
+    if ((rc = db_commit(c->db)) != DB_OK)
+        goto db_fail;
+    log_info("integration deleted", "integration=%" PRId64 " %s", r->id, detail);
+    bus_reply_ok(reply, &out.base);
+    goto out;
+db_fail:
+    reg_reply_db(reply, rc);
+out:
+    db_rollback(c->db);
+    PQclear(res);
+}
+
+void h_integration_set_test_result(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__SetTestResultRequest *r = (const Portico__Registry__SetTestResultRequest *)msg;
+    PGresult *res = NULL;
+    db_params_t p;
+    if (!reg_check_id(reply, "id", r->id) ||
+        !reg_check_text(reply, "bitbucket_version", "Bitbucket version", r->bitbucket_version, MAX_VERSION,
+                        REG_OPTIONAL) ||
+        !reg_check_text(reply, "result", "test result", r->result, MAX_TEST_RESULT, REG_REQUIRED) ||
+        !reg_check_text(reply, "actor", "actor", r->actor, MAX_ACTOR, REG_OPTIONAL))
+        return;
+    db_params_init(&p);
+    db_param_int(&p, r->id);
+    db_param_text(&p, r->bitbucket_version);
+    db_param_text(&p, r->result);
+    db_rc_t rc = db_exec(c->db, &s_set_test, &p, &res);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    if (strcmp(PQcmdTuples(res), "0") == 0)
+        s_not_found(reply, r->id);
+    else
+        reg_reply_empty(reply);
+    PQclear(res);
+}

@@ -1,0 +1,569 @@
+/* pending.* and token.*: logins in progress and the tokens they yield.
+ *
+ * A pending login is consumed exactly once: one DELETE ... RETURNING that
+ * also checks the browser and the integration, so of several brokers
+ * racing for the same callback one gets the row and the rest find nothing.
+ *
+ * Token refresh is serialised with a lease rather than a transaction,
+ * because the refresh is a network call: token.lease hands the right to
+ * refresh to one holder for lease_ms, token.replace stores the rotated
+ * pair only while that holder still holds it and the generation it read
+ * is unchanged, and releases the lease; token.release gives it back when
+ * the tokens turned out to be fresh already. An expired lease that nobody
+ * took over still counts as held: the new pair is then still the only
+ * valid one and must be kept. */
+#include "handlers.h"
+
+#include "log.h"
+#include "secrets.h"
+#include "url.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PENDING_TTL_DEFAULT_S 600
+#define PENDING_TTL_MAX_S 3600
+#define MAX_VERIFIER 128
+#define MAX_OAUTH1_TOKEN 512
+#define MAX_RETURN_TO 1024
+#define MAX_TOKEN 8192
+#define MAX_SCOPE 512
+#define MAX_HOLDER 128
+#define LEASE_DEFAULT_MS 30000
+#define LEASE_MIN_MS 100
+#define LEASE_MAX_MS 600000
+
+#define PENDING_COLUMNS                                                                                                \
+    "state_hash, request_token_hash, integration_id, code_verifier, request_token, request_token_secret, "             \
+    "browser_hash, return_to, floor(extract(epoch FROM expires_at))::bigint, expires_at <= now()"
+
+static const db_stmt_t s_pending_insert = {
+    "pending_insert",
+    "INSERT INTO pending_logins (state_hash, request_token_hash, integration_id, code_verifier, request_token, "
+    "request_token_secret, browser_hash, return_to, expires_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second')"};
+static const db_stmt_t s_consume_by_state = {"pending_consume_state",
+                                             "DELETE FROM pending_logins WHERE state_hash = $1 AND browser_hash = $2 "
+                                             "AND integration_id = $3 RETURNING " PENDING_COLUMNS};
+static const db_stmt_t s_consume_by_token = {
+    "pending_consume_token", "DELETE FROM pending_logins WHERE request_token_hash = $1 AND browser_hash = $2 "
+                             "AND integration_id = $3 RETURNING " PENDING_COLUMNS};
+static const db_stmt_t s_why_state = {
+    "pending_why_state",
+    "SELECT browser_hash = $2, integration_id = $3, expires_at <= now() FROM pending_logins WHERE state_hash = $1"};
+static const db_stmt_t s_why_token = {"pending_why_token",
+                                      "SELECT browser_hash = $2, integration_id = $3, expires_at <= now() "
+                                      "FROM pending_logins WHERE request_token_hash = $1"};
+static const db_stmt_t s_drop_expired_state = {
+    "pending_drop_expired_state", "DELETE FROM pending_logins WHERE state_hash = $1 AND expires_at <= now()"};
+static const db_stmt_t s_drop_expired_token = {
+    "pending_drop_expired_token", "DELETE FROM pending_logins WHERE request_token_hash = $1 AND expires_at <= now()"};
+
+#define TOKEN_COLUMNS "access_token, refresh_token, token_secret, scope, expires_at, generation"
+
+static const db_stmt_t s_token_store = {
+    "token_store",
+    "INSERT INTO tokens (identity_id, access_token, refresh_token, token_secret, scope, expires_at, generation) "
+    "VALUES ($1, $2, $3, $4, $5, $6, 1) ON CONFLICT (identity_id) DO UPDATE SET "
+    "access_token = EXCLUDED.access_token, refresh_token = EXCLUDED.refresh_token, "
+    "token_secret = EXCLUDED.token_secret, scope = EXCLUDED.scope, expires_at = EXCLUDED.expires_at, "
+    "generation = tokens.generation + 1, lease_holder = NULL, lease_until = NULL, updated_at = now()"};
+static const db_stmt_t s_token_get = {"token_get", "SELECT " TOKEN_COLUMNS " FROM tokens WHERE identity_id = $1"};
+static const db_stmt_t s_token_lease = {
+    "token_lease", "UPDATE tokens SET lease_holder = $2, lease_until = now() + $3::integer * interval '1 millisecond' "
+                   "WHERE identity_id = $1 AND (lease_holder IS NULL OR lease_until <= now() OR lease_holder = $2) "
+                   "RETURNING " TOKEN_COLUMNS};
+static const db_stmt_t s_token_replace = {
+    "token_replace",
+    "UPDATE tokens SET access_token = $4, refresh_token = $5, token_secret = $6, scope = $7, expires_at = $8, "
+    "generation = generation + 1, lease_holder = NULL, lease_until = NULL, updated_at = now() "
+    "WHERE identity_id = $1 AND lease_holder = $2 AND generation = $3"};
+static const db_stmt_t s_token_revoke = {
+    "token_revoke", "DELETE FROM tokens WHERE identity_id = $1 AND lease_holder = $2 AND generation = $3"};
+static const db_stmt_t s_token_release = {
+    "token_release",
+    "UPDATE tokens SET lease_holder = NULL, lease_until = NULL WHERE identity_id = $1 AND lease_holder = $2"};
+static const db_stmt_t s_token_exists = {"token_exists", "SELECT 1 FROM tokens WHERE identity_id = $1"};
+
+/* ---- pending.create ---- */
+
+/* The row part of a pending login's additional data: the state hash, or
+ * the request token's hash for OAuth 1 logins that have no state. */
+static void s_pending_row(const uint8_t *state_hash, const uint8_t *token_hash, char *out, size_t out_size)
+{
+    char hex[65];
+    if (state_hash) {
+        crypto_hex(state_hash, 32, hex);
+        snprintf(out, out_size, "%s", hex);
+    } else {
+        crypto_hex(token_hash, 32, hex);
+        snprintf(out, out_size, "rt-%s", hex);
+    }
+}
+
+static bool s_validate_pending(const Portico__Registry__PendingLogin *pl, bus_reply_t *reply)
+{
+    if (!reg_check_hash(reply, "state_hash", &pl->state_hash, false) ||
+        !reg_check_hash(reply, "browser_hash", &pl->browser_hash, true) ||
+        !reg_check_id(reply, "integration_id", pl->integration_id) ||
+        !reg_check_text(reply, "code_verifier", "code verifier", pl->code_verifier, MAX_VERIFIER, REG_OPTIONAL) ||
+        !reg_check_text(reply, "request_token", "request token", pl->request_token, MAX_OAUTH1_TOKEN, REG_OPTIONAL) ||
+        !reg_check_text(reply, "request_token_secret", "request token secret", pl->request_token_secret,
+                        MAX_OAUTH1_TOKEN, REG_OPTIONAL) ||
+        !reg_check_text(reply, "return_to", "return path", pl->return_to, MAX_RETURN_TO, REG_OPTIONAL))
+        return false;
+    if (pl->state_hash.len == 0 && !pl->request_token[0]) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "state_hash",
+                        "a pending login needs a state hash or a request token");
+        return false;
+    }
+    if (pl->return_to[0] && !url_is_local_path(pl->return_to)) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "return_to",
+                        "the return path must be a local path starting with a single /");
+        return false;
+    }
+    if (pl->ttl_seconds < 0 || pl->ttl_seconds > PENDING_TTL_MAX_S) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "ttl_seconds",
+                        "ttl_seconds must be from 0 (the default, %d) to %d", PENDING_TTL_DEFAULT_S, PENDING_TTL_MAX_S);
+        return false;
+    }
+    return true;
+}
+
+void h_pending_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__CreatePendingRequest *r = (const Portico__Registry__CreatePendingRequest *)msg;
+    const Portico__Registry__PendingLogin *pl = r->pending;
+    uint8_t *sealed[3] = {NULL, NULL, NULL};
+    size_t sealed_n[3] = {0, 0, 0};
+    uint8_t token_hash[32];
+    char row[80], aad[160];
+    db_params_t p;
+
+    if (!pl) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "pending", "pending is required");
+        return;
+    }
+    if (!s_validate_pending(pl, reply))
+        return;
+    bool has_token = pl->request_token[0] != '\0';
+    if (has_token)
+        crypto_sha256(pl->request_token, strlen(pl->request_token), token_hash);
+    s_pending_row(pl->state_hash.len ? pl->state_hash.data : NULL, token_hash, row, sizeof row);
+    const char *columns[3] = {"code_verifier", "request_token", "request_token_secret"};
+    const char *values[3] = {pl->code_verifier, pl->request_token, pl->request_token_secret};
+    for (int i = 0; i < 3; i++) {
+        secrets_aad(aad, sizeof aad, "pending", row, columns[i]);
+        if (secrets_seal(c->keys, values[i], aad, &sealed[i], &sealed_n[i]) < 0) {
+            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "could not encrypt the pending login");
+            goto out;
+        }
+    }
+    db_params_init(&p);
+    db_param_bytes(&p, pl->state_hash.len ? pl->state_hash.data : NULL, pl->state_hash.len);
+    db_param_bytes(&p, has_token ? token_hash : NULL, 32);
+    db_param_int(&p, pl->integration_id);
+    for (int i = 0; i < 3; i++)
+        db_param_bytes(&p, sealed[i], sealed_n[i]);
+    db_param_bytes(&p, pl->browser_hash.data, pl->browser_hash.len);
+    db_param_text(&p, pl->return_to[0] ? pl->return_to : "/");
+    db_param_int(&p, pl->ttl_seconds ? pl->ttl_seconds : PENDING_TTL_DEFAULT_S);
+    db_rc_t rc = db_exec(c->db, &s_pending_insert, &p, NULL);
+    if (rc == DB_UNIQUE)
+        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "exists", "a login with this state is already pending");
+    else if (rc == DB_FOREIGN)
+        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "integration", "integration %" PRId64 " does not exist",
+                        pl->integration_id);
+    else if (rc != DB_OK)
+        reg_reply_db(reply, rc);
+    else
+        reg_reply_empty(reply);
+out:
+    for (int i = 0; i < 3; i++)
+        secrets_free_sealed(sealed[i], sealed_n[i]);
+}
+
+/* ---- pending.consume ---- */
+
+/* Why the consuming DELETE found nothing: unknown, expired (then deleted),
+ * or another browser's or integration's login (then left in place). */
+static void s_explain_miss(reg_ctx_t *c, bool by_state, const db_params_t *p, bus_reply_t *reply)
+{
+    PGresult *res = NULL;
+    db_rc_t rc = db_exec(c->db, by_state ? &s_why_state : &s_why_token, p, &res);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "unknown",
+                        "no login is waiting for this callback: it was already completed or never started");
+    } else if (db_get_bool(res, 0, 2)) {
+        db_params_t q;
+        db_params_init(&q);
+        db_param_bytes(&q, p->values[0], (size_t)p->lengths[0]);
+        rc = db_exec(c->db, by_state ? &s_drop_expired_state : &s_drop_expired_token, &q, NULL);
+        if (rc != DB_OK)
+            reg_reply_db(reply, rc);
+        else
+            bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "expired", "the login took too long and expired");
+    } else if (!db_get_bool(res, 0, 0)) {
+        log_warn("refused a login callback from another browser", NULL);
+        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "browser", "this login was started in another browser");
+    } else {
+        log_warn("refused a login callback for another integration", NULL);
+        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "integration",
+                        "this login was started for another integration");
+    }
+    PQclear(res);
+}
+
+static void s_reply_pending(reg_ctx_t *c, const PGresult *res, bus_reply_t *reply)
+{
+    char row[80], aad[160];
+    char *opened[3] = {NULL, NULL, NULL};
+    size_t sh_n = 0, th_n = 0, bh_n = 0;
+    uint8_t *state_hash = db_get_bytes(res, 0, 0, &sh_n);
+    uint8_t *token_hash = db_get_bytes(res, 0, 1, &th_n);
+    uint8_t *browser_hash = db_get_bytes(res, 0, 6, &bh_n);
+    const char *columns[3] = {"code_verifier", "request_token", "request_token_secret"};
+    if ((state_hash && sh_n != 32) || (!state_hash && (!token_hash || th_n != 32))) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "internal error in the registry");
+        goto out;
+    }
+    s_pending_row(state_hash, token_hash, row, sizeof row);
+    for (int i = 0; i < 3; i++) {
+        size_t n = 0;
+        uint8_t *sealed = db_get_bytes(res, 0, 3 + i, &n);
+        secrets_aad(aad, sizeof aad, "pending", row, columns[i]);
+        opened[i] = secrets_open(c->keys, sealed, n, aad);
+        free(sealed);
+        if (!opened[i]) {
+            log_error("could not decrypt a pending login", NULL);
+            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "key",
+                            "the pending login could not be decrypted with the configured key");
+            goto out;
+        }
+    }
+    Portico__Registry__PendingLogin pl = PORTICO__REGISTRY__PENDING_LOGIN__INIT;
+    pl.state_hash.data = state_hash;
+    pl.state_hash.len = state_hash ? sh_n : 0;
+    pl.integration_id = db_get_int(res, 0, 2);
+    pl.code_verifier = opened[0];
+    pl.request_token = opened[1];
+    pl.request_token_secret = opened[2];
+    pl.browser_hash.data = browser_hash;
+    pl.browser_hash.len = browser_hash ? bh_n : 0;
+    pl.return_to = REG_STR(db_get_text(res, 0, 7));
+    pl.expires_at = db_get_int(res, 0, 8);
+    Portico__Registry__ConsumePendingReply out = PORTICO__REGISTRY__CONSUME_PENDING_REPLY__INIT;
+    out.pending = &pl;
+    bus_reply_ok(reply, &out.base);
+out:
+    for (int i = 0; i < 3; i++)
+        secrets_free(opened[i]);
+    free(state_hash);
+    free(token_hash);
+    free(browser_hash);
+}
+
+void h_pending_consume(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__ConsumePendingRequest *r = (const Portico__Registry__ConsumePendingRequest *)msg;
+    PGresult *res = NULL;
+    uint8_t token_hash[32]; /* outlives the branch: p points at it */
+    db_params_t p;
+    if (!reg_check_hash(reply, "state_hash", &r->state_hash, false) ||
+        !reg_check_hash(reply, "browser_hash", &r->browser_hash, true) ||
+        !reg_check_id(reply, "integration_id", r->integration_id) ||
+        !reg_check_text(reply, "request_token", "request token", r->request_token, MAX_OAUTH1_TOKEN, REG_OPTIONAL))
+        return;
+    bool by_state = r->state_hash.len > 0;
+    if (!by_state && !r->request_token[0]) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "state_hash", "give a state hash or a request token");
+        return;
+    }
+    db_params_init(&p);
+    if (by_state) {
+        db_param_bytes(&p, r->state_hash.data, r->state_hash.len);
+    } else {
+        crypto_sha256(r->request_token, strlen(r->request_token), token_hash);
+        db_param_bytes(&p, token_hash, sizeof token_hash);
+    }
+    db_param_bytes(&p, r->browser_hash.data, r->browser_hash.len);
+    db_param_int(&p, r->integration_id);
+    db_rc_t rc = db_exec(c->db, by_state ? &s_consume_by_state : &s_consume_by_token, &p, &res);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    if (PQntuples(res) == 0)
+        s_explain_miss(c, by_state, &p, reply);
+    else if (db_get_bool(res, 0, 9))
+        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "expired", "the login took too long and expired");
+    else
+        s_reply_pending(c, res, reply);
+    PQclear(res);
+}
+
+/* ---- tokens ---- */
+
+static bool s_validate_tokens(const Portico__Registry__Tokens *t, bus_reply_t *reply)
+{
+    if (!t) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "tokens", "tokens are required");
+        return false;
+    }
+    if (t->expires_at < 0) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "expires_at", "expires_at must not be negative");
+        return false;
+    }
+    return reg_check_text(reply, "access_token", "access token", t->access_token, MAX_TOKEN, REG_REQUIRED) &&
+           reg_check_text(reply, "refresh_token", "refresh token", t->refresh_token, MAX_TOKEN, REG_OPTIONAL) &&
+           reg_check_text(reply, "token_secret", "token secret", t->token_secret, MAX_TOKEN, REG_OPTIONAL) &&
+           reg_check_text(reply, "scope", "scope", t->scope, MAX_SCOPE, REG_OPTIONAL);
+}
+
+typedef struct {
+    uint8_t *sealed[3];
+    size_t n[3];
+} sealed_tokens_t;
+
+static const char *const s_token_columns[3] = {"access_token", "refresh_token", "token_secret"};
+
+static void s_sealed_clear(sealed_tokens_t *s)
+{
+    for (int i = 0; i < 3; i++)
+        secrets_free_sealed(s->sealed[i], s->n[i]);
+    memset(s, 0, sizeof *s);
+}
+
+static int s_seal_tokens(const crypto_keyring_t *keys, int64_t identity_id, const Portico__Registry__Tokens *t,
+                         sealed_tokens_t *out)
+{
+    char row[24], aad[96];
+    const char *values[3] = {t->access_token, t->refresh_token, t->token_secret};
+    memset(out, 0, sizeof *out);
+    snprintf(row, sizeof row, "%" PRId64, identity_id);
+    for (int i = 0; i < 3; i++) {
+        secrets_aad(aad, sizeof aad, "token", row, s_token_columns[i]);
+        if (secrets_seal(keys, values[i], aad, &out->sealed[i], &out->n[i]) < 0) {
+            s_sealed_clear(out);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Answer GetTokensReply (the same shape as LeaseTokensReply) from a row of
+ * TOKEN_COLUMNS. */
+static void s_reply_tokens(reg_ctx_t *c, int64_t identity_id, const PGresult *res, bus_reply_t *reply)
+{
+    char row[24], aad[96];
+    char *opened[3] = {NULL, NULL, NULL};
+    snprintf(row, sizeof row, "%" PRId64, identity_id);
+    for (int i = 0; i < 3; i++) {
+        size_t n = 0;
+        uint8_t *sealed = db_get_bytes(res, 0, i, &n);
+        secrets_aad(aad, sizeof aad, "token", row, s_token_columns[i]);
+        opened[i] = secrets_open(c->keys, sealed, n, aad);
+        free(sealed);
+        if (!opened[i]) {
+            log_error("could not decrypt stored tokens", "identity=%" PRId64, identity_id);
+            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "key",
+                            "the stored tokens could not be decrypted with the configured key");
+            goto out;
+        }
+    }
+    Portico__Registry__Tokens t = PORTICO__REGISTRY__TOKENS__INIT;
+    t.access_token = opened[0];
+    t.refresh_token = opened[1];
+    t.token_secret = opened[2];
+    t.scope = REG_STR(db_get_text(res, 0, 3));
+    t.expires_at = db_get_int(res, 0, 4);
+    Portico__Registry__GetTokensReply out = PORTICO__REGISTRY__GET_TOKENS_REPLY__INIT;
+    out.tokens = &t;
+    out.generation = db_get_int(res, 0, 5);
+    bus_reply_ok(reply, &out.base);
+out:
+    for (int i = 0; i < 3; i++)
+        secrets_free(opened[i]);
+}
+
+static void s_no_tokens(bus_reply_t *reply, int64_t identity_id)
+{
+    bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "tokens",
+                    "no tokens are stored for identity %" PRId64 ": the user must log in again", identity_id);
+}
+
+void h_token_store(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__StoreTokensRequest *r = (const Portico__Registry__StoreTokensRequest *)msg;
+    sealed_tokens_t s;
+    db_params_t p;
+    if (!reg_check_id(reply, "identity_id", r->identity_id) || !s_validate_tokens(r->tokens, reply))
+        return;
+    if (s_seal_tokens(c->keys, r->identity_id, r->tokens, &s) < 0) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "could not encrypt the tokens");
+        return;
+    }
+    db_params_init(&p);
+    db_param_int(&p, r->identity_id);
+    for (int i = 0; i < 3; i++)
+        db_param_bytes(&p, s.sealed[i], s.n[i]);
+    db_param_text(&p, r->tokens->scope);
+    db_param_int(&p, r->tokens->expires_at);
+    db_rc_t rc = db_exec(c->db, &s_token_store, &p, NULL);
+    if (rc == DB_FOREIGN)
+        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "identity", "identity %" PRId64 " does not exist",
+                        r->identity_id);
+    else if (rc != DB_OK)
+        reg_reply_db(reply, rc);
+    else
+        reg_reply_empty(reply);
+    s_sealed_clear(&s);
+}
+
+void h_token_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__GetTokensRequest *r = (const Portico__Registry__GetTokensRequest *)msg;
+    PGresult *res = NULL;
+    db_params_t p;
+    if (!reg_check_id(reply, "identity_id", r->identity_id))
+        return;
+    db_params_init(&p);
+    db_param_int(&p, r->identity_id);
+    db_rc_t rc = db_exec(c->db, &s_token_get, &p, &res);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    if (PQntuples(res) == 0)
+        s_no_tokens(reply, r->identity_id);
+    else
+        s_reply_tokens(c, r->identity_id, res, reply);
+    PQclear(res);
+}
+
+/* After a conditional statement matched nothing: NOT_FOUND when there are
+ * no tokens at all, else CONFLICT with detail. */
+static void s_token_miss(reg_ctx_t *c, int64_t identity_id, const char *detail, const char *message, bus_reply_t *reply)
+{
+    PGresult *res = NULL;
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, identity_id);
+    db_rc_t rc = db_exec(c->db, &s_token_exists, &p, &res);
+    if (rc != DB_OK)
+        reg_reply_db(reply, rc);
+    else if (PQntuples(res) == 0)
+        s_no_tokens(reply, identity_id);
+    else
+        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, detail, "%s", message);
+    PQclear(res);
+}
+
+void h_token_lease(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__LeaseTokensRequest *r = (const Portico__Registry__LeaseTokensRequest *)msg;
+    PGresult *res = NULL;
+    db_params_t p;
+    if (!reg_check_id(reply, "identity_id", r->identity_id) ||
+        !reg_check_text(reply, "holder", "holder", r->holder, MAX_HOLDER, REG_REQUIRED))
+        return;
+    int lease_ms = r->lease_ms ? r->lease_ms : LEASE_DEFAULT_MS;
+    if (lease_ms < LEASE_MIN_MS || lease_ms > LEASE_MAX_MS) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "lease_ms",
+                        "lease_ms must be from %d to %d (0 means %d)", LEASE_MIN_MS, LEASE_MAX_MS, LEASE_DEFAULT_MS);
+        return;
+    }
+    db_params_init(&p);
+    db_param_int(&p, r->identity_id);
+    db_param_text(&p, r->holder);
+    db_param_int(&p, lease_ms);
+    db_rc_t rc = db_exec(c->db, &s_token_lease, &p, &res);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    if (PQntuples(res) == 0)
+        s_token_miss(c, r->identity_id, "leased",
+                     "another refresh of these tokens is in progress: wait, then read them again", reply);
+    else
+        s_reply_tokens(c, r->identity_id, res, reply);
+    PQclear(res);
+}
+
+void h_token_replace(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__ReplaceTokensRequest *r = (const Portico__Registry__ReplaceTokensRequest *)msg;
+    PGresult *res = NULL;
+    sealed_tokens_t s = {0};
+    db_params_t p;
+    db_rc_t rc;
+    if (!reg_check_id(reply, "identity_id", r->identity_id) ||
+        !reg_check_text(reply, "holder", "holder", r->holder, MAX_HOLDER, REG_REQUIRED) ||
+        !reg_check_id(reply, "generation", r->generation) || (!r->revoked && !s_validate_tokens(r->tokens, reply)))
+        return;
+    db_params_init(&p);
+    db_param_int(&p, r->identity_id);
+    db_param_text(&p, r->holder);
+    db_param_int(&p, r->generation);
+    if (r->revoked) {
+        rc = db_exec(c->db, &s_token_revoke, &p, &res);
+    } else {
+        if (s_seal_tokens(c->keys, r->identity_id, r->tokens, &s) < 0) {
+            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "could not encrypt the tokens");
+            return;
+        }
+        for (int i = 0; i < 3; i++)
+            db_param_bytes(&p, s.sealed[i], s.n[i]);
+        db_param_text(&p, r->tokens->scope);
+        db_param_int(&p, r->tokens->expires_at);
+        rc = db_exec(c->db, &s_token_replace, &p, &res);
+    }
+    if (rc != DB_OK)
+        reg_reply_db(reply, rc);
+    else if (PQcmdTuples(res)[0] == '0')
+        s_token_miss(c, r->identity_id, "lease_lost",
+                     "the refresh lease was lost or the tokens changed meanwhile: read them again", reply);
+    else
+        reg_reply_empty(reply);
+    if (rc == DB_OK && r->revoked && PQcmdTuples(res)[0] != '0')
+        log_info("stored tokens forgotten after the refresh token was refused", "identity=%" PRId64, r->identity_id);
+    PQclear(res);
+    s_sealed_clear(&s);
+}
+
+void h_token_release(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__ReleaseTokensRequest *r = (const Portico__Registry__ReleaseTokensRequest *)msg;
+    db_params_t p;
+    if (!reg_check_id(reply, "identity_id", r->identity_id) ||
+        !reg_check_text(reply, "holder", "holder", r->holder, MAX_HOLDER, REG_REQUIRED))
+        return;
+    db_params_init(&p);
+    db_param_int(&p, r->identity_id);
+    db_param_text(&p, r->holder);
+    db_rc_t rc = db_exec(c->db, &s_token_release, &p, NULL);
+    if (rc != DB_OK)
+        reg_reply_db(reply, rc);
+    else
+        reg_reply_empty(reply);
+}

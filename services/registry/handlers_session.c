@@ -1,0 +1,205 @@
+/* session.*: browser sessions, stored only as the SHA-256 of the cookie. */
+#include "handlers.h"
+
+#include "audit.h"
+#include "log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define IDLE_DEFAULT_S (30 * 60)
+#define ABSOLUTE_DEFAULT_S (12 * 60 * 60)
+#define LIFETIME_MAX_S (30 * 24 * 60 * 60)
+#define MAX_ADDR 64
+#define MAX_ACTOR 200
+
+static const db_stmt_t s_create = {
+    "session_create",
+    "INSERT INTO sessions (token_hash, user_id, setup, addr, idle_seconds, idle_expires_at, absolute_expires_at) "
+    "SELECT $1, $2, $3, $4, $5, now() + least($5::integer, $6::integer) * interval '1 second', "
+    "now() + $6::integer * interval '1 second' "
+    "FROM settings WHERE id = 1 AND (NOT $3::boolean OR setup_mode)"};
+
+/* The hot path: one read-only statement. It also says whether the session
+ * was last seen more than a tenth of its idle timeout ago (at most 10 s);
+ * only then does a second statement slide the idle expiry, so most
+ * lookups write nothing. */
+static const db_stmt_t s_lookup = {
+    "session_lookup",
+    "SELECT s.user_id, s.setup, coalesce(u.is_admin, false), coalesce(u.name, ''), coalesce(u.display_name, ''), "
+    "  st.setup_mode, floor(extract(epoch FROM s.idle_expires_at))::bigint, "
+    "  s.last_seen_at < now() - least(10000, s.idle_seconds * 100) * interval '1 millisecond' "
+    "FROM sessions s LEFT JOIN users u ON u.id = s.user_id CROSS JOIN settings st "
+    "WHERE st.id = 1 AND s.token_hash = $1 AND s.idle_expires_at > now() AND s.absolute_expires_at > now()"};
+static const db_stmt_t s_touch = {
+    "session_touch", "UPDATE sessions SET last_seen_at = now(), "
+                     "  idle_expires_at = least(now() + idle_seconds * interval '1 second', absolute_expires_at) "
+                     "WHERE token_hash = $1 AND idle_expires_at > now() "
+                     "RETURNING floor(extract(epoch FROM idle_expires_at))::bigint"};
+
+static const db_stmt_t s_delete = {"session_delete", "DELETE FROM sessions WHERE token_hash = $1"};
+static const db_stmt_t s_delete_user = {"session_delete_user", "DELETE FROM sessions WHERE user_id = $1"};
+static const db_stmt_t s_user_exists = {"session_user_exists", "SELECT 1 FROM users WHERE id = $1"};
+
+void h_session_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__CreateSessionRequest *r = (const Portico__Registry__CreateSessionRequest *)msg;
+    PGresult *res = NULL;
+    db_params_t p;
+    if (!reg_check_hash(reply, "token_hash", &r->token_hash, true) ||
+        !reg_check_text(reply, "addr", "address", r->addr, MAX_ADDR, REG_OPTIONAL))
+        return;
+    if (r->setup ? r->user_id != 0 : r->user_id <= 0) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "user_id",
+                        "a session belongs to a user (user_id > 0) or is a Setup Mode session (setup, user_id 0)");
+        return;
+    }
+    int idle = r->idle_seconds ? r->idle_seconds : IDLE_DEFAULT_S;
+    int absolute = r->absolute_seconds ? r->absolute_seconds : ABSOLUTE_DEFAULT_S;
+    if (idle < 1 || idle > LIFETIME_MAX_S || absolute < 1 || absolute > LIFETIME_MAX_S) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST,
+                        idle < 1 || idle > LIFETIME_MAX_S ? "idle_seconds" : "absolute_seconds",
+                        "session timeouts must be from 1 to %d seconds", LIFETIME_MAX_S);
+        return;
+    }
+    db_params_init(&p);
+    db_param_bytes(&p, r->token_hash.data, r->token_hash.len);
+    if (r->setup)
+        db_param_null(&p);
+    else
+        db_param_int(&p, r->user_id);
+    db_param_bool(&p, r->setup);
+    db_param_text(&p, r->addr);
+    db_param_int(&p, idle);
+    db_param_int(&p, absolute);
+    db_rc_t rc = db_exec(c->db, &s_create, &p, &res);
+    if (rc == DB_UNIQUE)
+        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "exists", "a session with this token already exists");
+    else if (rc == DB_FOREIGN)
+        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "user", "user %" PRId64 " does not exist", r->user_id);
+    else if (rc != DB_OK)
+        reg_reply_db(reply, rc);
+    else if (PQcmdTuples(res)[0] == '0')
+        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "setup_off",
+                        "Setup Mode is off: a Setup Mode session cannot be started");
+    else
+        reg_reply_empty(reply);
+    PQclear(res);
+}
+
+void h_session_lookup(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__LookupSessionRequest *r = (const Portico__Registry__LookupSessionRequest *)msg;
+    PGresult *res = NULL, *touched = NULL;
+    db_params_t p;
+    if (!reg_check_hash(reply, "token_hash", &r->token_hash, true))
+        return;
+    db_params_init(&p);
+    db_param_bytes(&p, r->token_hash.data, r->token_hash.len);
+    db_rc_t rc = db_exec(c->db, &s_lookup, &p, &res);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "session", "no such session, or it has expired");
+        goto out;
+    }
+    if (db_get_bool(res, 0, 1) && !db_get_bool(res, 0, 5)) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "setup_off",
+                        "this Setup Mode session ended when Setup Mode was turned off");
+        goto out;
+    }
+    Portico__Registry__Session s = PORTICO__REGISTRY__SESSION__INIT;
+    s.expires_at = db_get_int(res, 0, 6);
+    if (db_get_bool(res, 0, 7)) {
+        if ((rc = db_exec(c->db, &s_touch, &p, &touched)) != DB_OK) {
+            reg_reply_db(reply, rc);
+            goto out;
+        }
+        if (PQntuples(touched) == 0) {
+            bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "session", "no such session, or it has expired");
+            goto out;
+        }
+        s.expires_at = db_get_int(touched, 0, 0);
+    }
+    s.user_id = db_get_int(res, 0, 0);
+    s.setup = db_get_bool(res, 0, 1);
+    s.is_admin = db_get_bool(res, 0, 2);
+    s.user_name = REG_STR(db_get_text(res, 0, 3));
+    s.display_name = REG_STR(db_get_text(res, 0, 4));
+    s.setup_mode = db_get_bool(res, 0, 5);
+    Portico__Registry__LookupSessionReply out = PORTICO__REGISTRY__LOOKUP_SESSION_REPLY__INIT;
+    out.session = &s;
+    bus_reply_ok(reply, &out.base);
+out:
+    PQclear(res);
+    PQclear(touched);
+}
+
+void h_session_delete(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__DeleteSessionRequest *r = (const Portico__Registry__DeleteSessionRequest *)msg;
+    db_params_t p;
+    if (!reg_check_hash(reply, "token_hash", &r->token_hash, true))
+        return;
+    db_params_init(&p);
+    db_param_bytes(&p, r->token_hash.data, r->token_hash.len);
+    /* Logging out twice is not an error. */
+    db_rc_t rc = db_exec(c->db, &s_delete, &p, NULL);
+    if (rc != DB_OK)
+        reg_reply_db(reply, rc);
+    else
+        reg_reply_empty(reply);
+}
+
+void h_session_delete_user(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__DeleteUserSessionsRequest *r = (const Portico__Registry__DeleteUserSessionsRequest *)msg;
+    PGresult *res = NULL;
+    db_params_t p;
+    db_rc_t rc;
+    if (!reg_check_id(reply, "user_id", r->user_id) ||
+        !reg_check_text(reply, "actor", "actor", r->actor, MAX_ACTOR, REG_OPTIONAL) ||
+        !reg_check_text(reply, "addr", "address", r->addr, MAX_ADDR, REG_OPTIONAL))
+        return;
+    db_params_init(&p);
+    db_param_int(&p, r->user_id);
+    if ((rc = db_begin(c->db)) != DB_OK)
+        goto db_fail;
+    if ((rc = db_exec(c->db, &s_user_exists, &p, &res)) != DB_OK)
+        goto db_fail;
+    if (PQntuples(res) == 0) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "user", "user %" PRId64 " does not exist", r->user_id);
+        goto out;
+    }
+    PQclear(res);
+    res = NULL;
+    if ((rc = db_exec(c->db, &s_delete_user, &p, &res)) != DB_OK)
+        goto db_fail;
+    Portico__Registry__DeleteUserSessionsReply out = PORTICO__REGISTRY__DELETE_USER_SESSIONS_REPLY__INIT;
+    out.deleted = strtoll(PQcmdTuples(res), NULL, 10);
+    char object[48], detail[48];
+    snprintf(object, sizeof object, "user:%" PRId64, r->user_id);
+    snprintf(detail, sizeof detail, "sessions=%" PRId64, out.deleted);
+    if ((rc = audit_write(c->db, reg_actor(r->actor), AUDIT_SESSION_END, object, r->addr, detail)) != DB_OK)
+        goto db_fail;
+    if ((rc = db_commit(c->db)) != DB_OK)
+        goto db_fail;
+    bus_reply_ok(reply, &out.base);
+    goto out;
+db_fail:
+    reg_reply_db(reply, rc);
+out:
+    db_rollback(c->db);
+    PQclear(res);
+}

@@ -1,0 +1,255 @@
+/* settings.* and audit.*: Setup Mode, the setup token, the audit log. */
+#include "handlers.h"
+
+#include "audit.h"
+#include "log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Wrong setup tokens allowed per minute, from one address and overall. */
+#define SETUP_FAILURES_PER_ADDR 10
+#define SETUP_FAILURES_OVERALL 100
+#define MAX_SETUP_TOKEN 256
+#define MAX_ACTOR 200
+#define MAX_ADDR 64
+#define MAX_ACTION 64
+#define MAX_OBJECT 200
+#define MAX_DETAIL 1000
+#define AUDIT_LIST_DEFAULT 50
+#define AUDIT_LIST_MAX 500
+
+static const db_stmt_t s_get = {"settings_get", "SELECT setup_mode, EXISTS (SELECT 1 FROM users WHERE is_admin), "
+                                                "(SELECT count(*) FROM integrations) FROM settings WHERE id = 1"};
+static const db_stmt_t s_check = {"settings_check_token",
+                                  "SELECT setup_mode, setup_token_hash, "
+                                  "(SELECT count(*) FROM audit_log WHERE action = '" AUDIT_SETUP_TOKEN_FAILED "' "
+                                  "  AND at > now() - interval '1 minute' AND addr = $1), "
+                                  "(SELECT count(*) FROM audit_log WHERE action = '" AUDIT_SETUP_TOKEN_FAILED "' "
+                                  "  AND at > now() - interval '1 minute') "
+                                  "FROM settings WHERE id = 1"};
+static const db_stmt_t s_lock = {
+    "settings_lock_mode",
+    "SELECT setup_mode, EXISTS (SELECT 1 FROM users WHERE is_admin) FROM settings WHERE id = 1 FOR UPDATE"};
+static const db_stmt_t s_set_mode = {"settings_set_mode",
+                                     "UPDATE settings SET setup_mode = $1, updated_at = now() WHERE id = 1"};
+static const db_stmt_t s_end_setup_sessions = {"settings_end_setup_sessions", "DELETE FROM sessions WHERE setup"};
+static const db_stmt_t s_audit_list = {
+    "audit_list", "SELECT id, (extract(epoch FROM at) * 1000)::bigint, actor, action, object, addr, detail "
+                  "FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2"};
+
+static void s_reply_settings(db_t *db, bus_reply_t *reply)
+{
+    PGresult *res = NULL;
+    db_rc_t rc = db_exec(db, &s_get, NULL, &res);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    Portico__Registry__Settings out = PORTICO__REGISTRY__SETTINGS__INIT;
+    out.setup_mode = db_get_bool(res, 0, 0);
+    out.admin_exists = db_get_bool(res, 0, 1);
+    out.integration_count = db_get_int(res, 0, 2);
+    bus_reply_ok(reply, &out.base);
+    PQclear(res);
+}
+
+void h_settings_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    (void)msg;
+    s_reply_settings(((reg_ctx_t *)ctx)->db, reply);
+}
+
+void h_settings_check_setup_token(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__CheckSetupTokenRequest *r = (const Portico__Registry__CheckSetupTokenRequest *)msg;
+    PGresult *res = NULL;
+    db_params_t p;
+    char q[80];
+    if (!reg_check_text(reply, "addr", "address", r->addr, MAX_ADDR, REG_OPTIONAL))
+        return;
+    db_params_init(&p);
+    db_param_text(&p, r->addr);
+    db_rc_t rc = db_exec(c->db, &s_check, &p, &res);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    if (!db_get_bool(res, 0, 0)) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "setup_off",
+                        "Setup Mode is off: sign in with an admin account instead");
+        goto out;
+    }
+    if (db_get_int(res, 0, 2) >= SETUP_FAILURES_PER_ADDR || db_get_int(res, 0, 3) >= SETUP_FAILURES_OVERALL) {
+        log_warn("refused a setup token attempt: too many failures", "addr=%s", log_quote(r->addr, q, sizeof q));
+        bus_reply_error(reply, PORTICO__ERROR_CODE__RATE_LIMITED, "rate_limited",
+                        "too many wrong setup tokens: wait a minute and try again");
+        goto out;
+    }
+    size_t stored_n = 0;
+    uint8_t *stored = db_get_bytes(res, 0, 1, &stored_n);
+    uint8_t given[32];
+    crypto_sha256(r->token, strlen(r->token), given);
+    /* Digests of equal length, compared in constant time. */
+    bool ok = stored && stored_n == sizeof given && strlen(r->token) <= MAX_SETUP_TOKEN &&
+              crypto_equal(stored, given, sizeof given);
+    free(stored);
+    if (!ok) {
+        log_warn("wrong setup token", "addr=%s", log_quote(r->addr, q, sizeof q));
+        rc = audit_write(c->db, "setup", AUDIT_SETUP_TOKEN_FAILED, "settings", r->addr, "");
+        if (rc != DB_OK)
+            reg_reply_db(reply, rc);
+        else
+            bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "bad_token", "the setup token is not correct");
+        goto out;
+    }
+    rc = audit_write(c->db, "setup", AUDIT_SETUP_TOKEN_ACCEPTED, "settings", r->addr, "");
+    if (rc != DB_OK)
+        reg_reply_db(reply, rc);
+    else
+        reg_reply_empty(reply);
+out:
+    PQclear(res);
+}
+
+void h_settings_set_setup_mode(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__SetSetupModeRequest *r = (const Portico__Registry__SetSetupModeRequest *)msg;
+    PGresult *res = NULL;
+    db_params_t p;
+    db_rc_t rc;
+    if (!reg_check_text(reply, "actor", "actor", r->actor, MAX_ACTOR, REG_OPTIONAL) ||
+        !reg_check_text(reply, "addr", "address", r->addr, MAX_ADDR, REG_OPTIONAL))
+        return;
+    if ((rc = db_begin(c->db)) != DB_OK)
+        goto db_fail;
+    if ((rc = db_exec(c->db, &s_lock, NULL, &res)) != DB_OK)
+        goto db_fail;
+    bool current = db_get_bool(res, 0, 0), admin_exists = db_get_bool(res, 0, 1);
+    if (!r->on && !admin_exists) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "no_admin",
+                        "cannot end Setup Mode before an admin exists: log in with a Bitbucket account first");
+        goto out;
+    }
+    if (current != r->on) {
+        db_params_init(&p);
+        db_param_bool(&p, r->on);
+        if ((rc = db_exec(c->db, &s_set_mode, &p, NULL)) != DB_OK)
+            goto db_fail;
+        /* Setup Mode sessions end with Setup Mode. */
+        if (!r->on && (rc = db_exec(c->db, &s_end_setup_sessions, NULL, NULL)) != DB_OK)
+            goto db_fail;
+        rc = audit_write(c->db, reg_actor(r->actor), r->on ? AUDIT_SETUP_MODE_ON : AUDIT_SETUP_MODE_OFF, "settings",
+                         r->addr, "");
+        if (rc != DB_OK)
+            goto db_fail;
+    }
+    if ((rc = db_commit(c->db)) != DB_OK)
+        goto db_fail;
+    if (current != r->on) {
+        char q[MAX_ACTOR + 8];
+        log_info(r->on ? "setup mode turned on" : "setup mode turned off", "actor=%s",
+                 log_quote(reg_actor(r->actor), q, sizeof q));
+    }
+    s_reply_settings(c->db, reply);
+    goto out;
+db_fail:
+    reg_reply_db(reply, rc);
+out:
+    db_rollback(c->db);
+    PQclear(res);
+}
+
+static bool s_valid_action(const char *action)
+{
+    if (!*action)
+        return false;
+    for (const char *p = action; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-'))
+            return false;
+    return true;
+}
+
+void h_audit_append(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__AppendAuditRequest *r = (const Portico__Registry__AppendAuditRequest *)msg;
+    const Portico__Registry__AuditEntry *e = r->entry;
+    if (!e) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "entry", "entry is required");
+        return;
+    }
+    if (!reg_check_text(reply, "action", "action", e->action, MAX_ACTION, REG_REQUIRED) ||
+        !reg_check_text(reply, "actor", "actor", e->actor, MAX_ACTOR, REG_OPTIONAL) ||
+        !reg_check_text(reply, "object", "object", e->object, MAX_OBJECT, REG_OPTIONAL) ||
+        !reg_check_text(reply, "addr", "address", e->addr, MAX_ADDR, REG_OPTIONAL) ||
+        !reg_check_text(reply, "detail", "detail", e->detail, MAX_DETAIL, REG_OPTIONAL))
+        return;
+    if (!s_valid_action(e->action)) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "action",
+                        "action may contain only a-z, 0-9, '.', '_' and '-'");
+        return;
+    }
+    db_rc_t rc = audit_write(c->db, e->actor, e->action, e->object, e->addr, e->detail);
+    if (rc != DB_OK)
+        reg_reply_db(reply, rc);
+    else
+        reg_reply_empty(reply);
+}
+
+void h_audit_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__ListAuditRequest *r = (const Portico__Registry__ListAuditRequest *)msg;
+    PGresult *res = NULL;
+    db_params_t p;
+    if (r->before_id < 0 || r->limit < 0 || r->limit > AUDIT_LIST_MAX) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, r->before_id < 0 ? "before_id" : "limit",
+                        "before_id must not be negative and limit must be from 0 to %d", AUDIT_LIST_MAX);
+        return;
+    }
+    db_params_init(&p);
+    db_param_int(&p, r->before_id ? r->before_id : INT64_MAX);
+    db_param_int(&p, r->limit ? r->limit : AUDIT_LIST_DEFAULT);
+    db_rc_t rc = db_exec(c->db, &s_audit_list, &p, &res);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    int rows = PQntuples(res);
+    Portico__Registry__AuditEntry *items = calloc((size_t)rows + 1, sizeof *items);
+    Portico__Registry__AuditEntry **ptrs = calloc((size_t)rows + 1, sizeof *ptrs);
+    if (!items || !ptrs) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < rows; i++) {
+        Portico__Registry__AuditEntry *e = &items[i];
+        portico__registry__audit_entry__init(e);
+        e->id = db_get_int(res, i, 0);
+        e->at = db_get_int(res, i, 1);
+        e->actor = REG_STR(db_get_text(res, i, 2));
+        e->action = REG_STR(db_get_text(res, i, 3));
+        e->object = REG_STR(db_get_text(res, i, 4));
+        e->addr = REG_STR(db_get_text(res, i, 5));
+        e->detail = REG_STR(db_get_text(res, i, 6));
+        ptrs[i] = e;
+    }
+    Portico__Registry__ListAuditReply out = PORTICO__REGISTRY__LIST_AUDIT_REPLY__INIT;
+    out.n_entries = (size_t)rows;
+    out.entries = ptrs;
+    bus_reply_ok(reply, &out.base);
+out:
+    free(items);
+    free(ptrs);
+    PQclear(res);
+}

@@ -1,0 +1,548 @@
+/* user.*: Portico users, their Bitbucket identities and the admin role. */
+#include "handlers.h"
+
+#include "audit.h"
+#include "log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_USERNAME 255
+#define MAX_DISPLAY_NAME 255
+#define MAX_EMAIL 320
+#define MAX_ADDR 64
+#define MAX_ACTOR 200
+#define LIST_DEFAULT 50
+#define LIST_MAX 500
+
+#define USER_COLUMNS "id, name, display_name, is_admin, extract(epoch FROM created_at)::bigint"
+static const db_stmt_t s_user_by_id = {"user_by_id", "SELECT " USER_COLUMNS " FROM users WHERE id = $1"};
+static const db_stmt_t s_users_after = {"user_list",
+                                        "SELECT " USER_COLUMNS " FROM users WHERE id > $1 ORDER BY id LIMIT $2"};
+static const db_stmt_t s_identities = {
+    "user_identities",
+    "SELECT d.id, d.integration_id, d.user_id, d.bb_user_id, d.username, d.slug, d.display_name, d.email, i.name, "
+    "extract(epoch FROM d.last_login_at)::bigint "
+    "FROM identities d JOIN integrations i ON i.id = d.integration_id "
+    "WHERE d.user_id = ANY($1::bigint[]) ORDER BY d.user_id, d.id"};
+static const db_stmt_t s_integration = {"login_integration", "SELECT enabled, name FROM integrations WHERE id = $1"};
+static const db_stmt_t s_find_identity = {
+    "login_find_identity",
+    "SELECT id, user_id FROM identities WHERE integration_id = $1 AND bb_user_id = $2 FOR UPDATE"};
+static const db_stmt_t s_update_identity = {
+    "login_update_identity",
+    "UPDATE identities SET username = $2, slug = $3, display_name = $4, email = $5, last_login_at = now() "
+    "WHERE id = $1"};
+static const db_stmt_t s_touch_user = {
+    "login_touch_user",
+    "UPDATE users SET display_name = CASE WHEN $2 = '' THEN display_name ELSE $2 END, last_login_at = now(), "
+    "updated_at = now() WHERE id = $1 RETURNING id"};
+static const db_stmt_t s_insert_user = {
+    "login_insert_user", "INSERT INTO users (name, display_name, last_login_at) VALUES ($1, $2, now()) RETURNING id"};
+static const db_stmt_t s_insert_identity = {
+    "login_insert_identity",
+    "INSERT INTO identities (integration_id, user_id, bb_user_id, username, slug, display_name, email) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id"};
+static const db_stmt_t s_may_become_admin = {
+    "login_may_become_admin",
+    "SELECT setup_mode AND NOT EXISTS (SELECT 1 FROM users WHERE is_admin) FROM settings WHERE id = 1"};
+static const db_stmt_t s_lock_settings = {"settings_lock", "SELECT setup_mode FROM settings WHERE id = 1 FOR UPDATE"};
+static const db_stmt_t s_grant_first = {
+    "login_grant_first_admin", "UPDATE users SET is_admin = true, updated_at = now() WHERE id = $1 AND NOT is_admin "
+                               "AND NOT EXISTS (SELECT 1 FROM users WHERE is_admin) RETURNING id"};
+static const db_stmt_t s_find_by_name = {"user_find_by_name",
+                                         "SELECT id FROM users WHERE name = $1 ORDER BY id LIMIT 2"};
+static const db_stmt_t s_other_admins = {
+    "user_other_admins",
+    "SELECT s.setup_mode, (SELECT count(*) FROM users WHERE is_admin AND id <> $1) FROM settings s WHERE s.id = 1"};
+static const db_stmt_t s_set_admin = {
+    "user_set_admin",
+    "UPDATE users SET is_admin = $2, updated_at = now() WHERE id = $1 AND is_admin <> $2 RETURNING name"};
+static const db_stmt_t s_user_exists = {"user_exists", "SELECT 1 FROM users WHERE id = $1"};
+
+/* ---- loading users with their identities ---- */
+
+typedef struct {
+    size_t n;
+    Portico__Registry__User *users;
+    Portico__Registry__User **user_ptrs;
+    Portico__Registry__Identity *identities;
+    Portico__Registry__Identity **identity_ptrs;
+    PGresult *user_res, *identity_res;
+} users_t;
+
+static void s_users_clear(users_t *u)
+{
+    free(u->users);
+    free(u->user_ptrs);
+    free(u->identities);
+    free(u->identity_ptrs);
+    PQclear(u->user_res);
+    PQclear(u->identity_res);
+    memset(u, 0, sizeof *u);
+}
+
+static void s_fill_identity(Portico__Registry__Identity *d, const PGresult *res, int row)
+{
+    portico__registry__identity__init(d);
+    d->id = db_get_int(res, row, 0);
+    d->integration_id = db_get_int(res, row, 1);
+    d->user_id = db_get_int(res, row, 2);
+    d->bb_user_id = db_get_int(res, row, 3);
+    d->username = REG_STR(db_get_text(res, row, 4));
+    d->slug = REG_STR(db_get_text(res, row, 5));
+    d->display_name = REG_STR(db_get_text(res, row, 6));
+    d->email = REG_STR(db_get_text(res, row, 7));
+    d->integration_name = REG_STR(db_get_text(res, row, 8));
+    d->last_login_at = db_get_int(res, row, 9);
+}
+
+/* Users with id > after_id (or exactly only_id), identities attached. */
+static db_rc_t s_users_load(db_t *db, int64_t only_id, int64_t after_id, int limit, users_t *u)
+{
+    db_params_t p;
+    db_rc_t rc;
+    char *ids = NULL;
+    memset(u, 0, sizeof *u);
+    db_params_init(&p);
+    if (only_id) {
+        db_param_int(&p, only_id);
+        rc = db_exec(db, &s_user_by_id, &p, &u->user_res);
+    } else {
+        db_param_int(&p, after_id);
+        db_param_int(&p, limit);
+        rc = db_exec(db, &s_users_after, &p, &u->user_res);
+    }
+    if (rc != DB_OK)
+        return rc;
+    u->n = (size_t)PQntuples(u->user_res);
+    ids = malloc(u->n * 21 + 3);
+    u->users = calloc(u->n + 1, sizeof *u->users);
+    u->user_ptrs = calloc(u->n + 1, sizeof *u->user_ptrs);
+    if (!ids || !u->users || !u->user_ptrs)
+        goto oom;
+    size_t o = 0;
+    ids[o++] = '{';
+    for (size_t i = 0; i < u->n; i++) {
+        Portico__Registry__User *user = &u->users[i];
+        portico__registry__user__init(user);
+        user->id = db_get_int(u->user_res, (int)i, 0);
+        user->name = REG_STR(db_get_text(u->user_res, (int)i, 1));
+        user->display_name = REG_STR(db_get_text(u->user_res, (int)i, 2));
+        user->is_admin = db_get_bool(u->user_res, (int)i, 3);
+        user->created_at = db_get_int(u->user_res, (int)i, 4);
+        u->user_ptrs[i] = user;
+        o += (size_t)sprintf(ids + o, "%s%" PRId64, i ? "," : "", user->id);
+    }
+    ids[o++] = '}';
+    ids[o] = '\0';
+
+    db_params_init(&p);
+    db_param_text(&p, ids);
+    if ((rc = db_exec(db, &s_identities, &p, &u->identity_res)) != DB_OK)
+        goto out;
+    size_t n = (size_t)PQntuples(u->identity_res);
+    u->identities = calloc(n + 1, sizeof *u->identities);
+    u->identity_ptrs = calloc(n + 1, sizeof *u->identity_ptrs);
+    if (!u->identities || !u->identity_ptrs)
+        goto oom;
+    /* Both lists are ordered by user id: attach each run of identities. */
+    size_t k = 0;
+    for (size_t i = 0; i < u->n; i++) {
+        Portico__Registry__User *user = &u->users[i];
+        user->identities = &u->identity_ptrs[k];
+        while (k < n && db_get_int(u->identity_res, (int)k, 2) == user->id) {
+            s_fill_identity(&u->identities[k], u->identity_res, (int)k);
+            u->identity_ptrs[k] = &u->identities[k];
+            user->n_identities++;
+            k++;
+        }
+    }
+    rc = DB_OK;
+    goto out;
+oom:
+    log_error("out of memory", NULL);
+    rc = DB_FAIL;
+out:
+    free(ids);
+    if (rc != DB_OK)
+        s_users_clear(u);
+    return rc;
+}
+
+static void s_reply_user(db_t *db, bus_reply_t *reply, int64_t id)
+{
+    users_t u;
+    db_rc_t rc = s_users_load(db, id, 0, 1, &u);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    if (u.n == 0) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "user", "user %" PRId64 " does not exist", id);
+    } else {
+        Portico__Registry__GetUserReply out = PORTICO__REGISTRY__GET_USER_REPLY__INIT;
+        out.user = &u.users[0];
+        bus_reply_ok(reply, &out.base);
+    }
+    s_users_clear(&u);
+}
+
+/* ---- user.login ---- */
+
+static bool s_validate_login(const Portico__Registry__LoginRequest *r, bus_reply_t *reply)
+{
+    const Portico__Registry__Identity *d = r->identity;
+    if (!d) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "identity", "identity is required");
+        return false;
+    }
+    if (d->user_id < 0) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "user_id", "user_id must not be negative");
+        return false;
+    }
+    return reg_check_id(reply, "integration_id", d->integration_id) &&
+           reg_check_id(reply, "bb_user_id", d->bb_user_id) &&
+           reg_check_text(reply, "username", "username", d->username, MAX_USERNAME, REG_REQUIRED) &&
+           reg_check_text(reply, "slug", "slug", d->slug, MAX_USERNAME, REG_OPTIONAL) &&
+           reg_check_text(reply, "display_name", "display name", d->display_name, MAX_DISPLAY_NAME, REG_OPTIONAL) &&
+           reg_check_text(reply, "email", "email", d->email, MAX_EMAIL, REG_OPTIONAL) &&
+           reg_check_text(reply, "addr", "address", r->addr, MAX_ADDR, REG_OPTIONAL);
+}
+
+typedef struct {
+    int64_t user_id;
+    int64_t identity_id;
+    bool created;
+    bool became_admin;
+} login_result_t;
+
+/* Make this identity's user the first admin when Setup Mode is on and no
+ * admin exists. The settings row lock serialises concurrent first logins,
+ * and the check runs after the lock is held (a fresh snapshot under READ
+ * COMMITTED), so exactly one of them wins. */
+static db_rc_t s_maybe_first_admin(db_t *db, login_result_t *out)
+{
+    PGresult *res = NULL;
+    db_params_t p;
+    db_rc_t rc = db_exec(db, &s_may_become_admin, NULL, &res);
+    if (rc != DB_OK)
+        return rc;
+    bool candidate = db_get_bool(res, 0, 0);
+    PQclear(res);
+    if (!candidate)
+        return DB_OK;
+    if ((rc = db_exec(db, &s_lock_settings, NULL, &res)) != DB_OK)
+        return rc;
+    bool setup_mode = db_get_bool(res, 0, 0);
+    PQclear(res);
+    if (!setup_mode)
+        return DB_OK;
+    db_params_init(&p);
+    db_param_int(&p, out->user_id);
+    if ((rc = db_exec(db, &s_grant_first, &p, &res)) != DB_OK)
+        return rc;
+    out->became_admin = PQntuples(res) == 1;
+    PQclear(res);
+    if (!out->became_admin)
+        return DB_OK;
+    char object[48];
+    snprintf(object, sizeof object, "user:%" PRId64, out->user_id);
+    return audit_write(db, "setup", AUDIT_ADMIN_GRANT, object, "", "first user to log in during Setup Mode");
+}
+
+/* One attempt at the login transaction. DB_UNIQUE means another login of
+ * the same new identity won the race: the caller tries again. */
+static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r, login_result_t *out,
+                          bus_reply_t *reply)
+{
+    const Portico__Registry__Identity *d = r->identity;
+    PGresult *res = NULL;
+    db_params_t p;
+    db_rc_t rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = db_begin(c->db)) != DB_OK)
+        goto out;
+    db_params_init(&p);
+    db_param_int(&p, d->integration_id);
+    if ((rc = db_exec(c->db, &s_integration, &p, &res)) != DB_OK)
+        goto out;
+    if (PQntuples(res) == 0) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "integration", "integration %" PRId64 " does not exist",
+                        d->integration_id);
+        goto out;
+    }
+    if (!db_get_bool(res, 0, 0)) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "disabled", "the integration \"%s\" is disabled",
+                        db_get_text(res, 0, 1));
+        goto out;
+    }
+    PQclear(res);
+    res = NULL;
+
+    db_param_int(&p, d->bb_user_id);
+    if ((rc = db_exec(c->db, &s_find_identity, &p, &res)) != DB_OK)
+        goto out;
+    if (PQntuples(res) == 1) {
+        out->identity_id = db_get_int(res, 0, 0);
+        out->user_id = db_get_int(res, 0, 1);
+        if (d->user_id && d->user_id != out->user_id) {
+            bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "linked",
+                            "this Bitbucket account is already linked to another Portico user");
+            goto out;
+        }
+        db_params_init(&p);
+        db_param_int(&p, out->identity_id);
+        db_param_text(&p, d->username);
+        db_param_text(&p, d->slug);
+        db_param_text(&p, d->display_name);
+        db_param_text(&p, d->email);
+        if ((rc = db_exec(c->db, &s_update_identity, &p, NULL)) != DB_OK)
+            goto out;
+    }
+    PQclear(res);
+    res = NULL;
+
+    if (out->identity_id == 0 && d->user_id == 0) {
+        db_params_init(&p);
+        db_param_text(&p, d->username);
+        db_param_text(&p, d->display_name);
+        if ((rc = db_exec(c->db, &s_insert_user, &p, &res)) != DB_OK)
+            goto out;
+        out->user_id = db_get_int(res, 0, 0);
+        out->created = true;
+        PQclear(res);
+        res = NULL;
+    } else {
+        db_params_init(&p);
+        db_param_int(&p, out->identity_id ? out->user_id : d->user_id);
+        db_param_text(&p, d->display_name);
+        if ((rc = db_exec(c->db, &s_touch_user, &p, &res)) != DB_OK)
+            goto out;
+        if (PQntuples(res) == 0) {
+            bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "user", "user %" PRId64 " does not exist",
+                            d->user_id);
+            goto out;
+        }
+        out->user_id = db_get_int(res, 0, 0);
+        PQclear(res);
+        res = NULL;
+    }
+    if (out->identity_id == 0) {
+        db_params_init(&p);
+        db_param_int(&p, d->integration_id);
+        db_param_int(&p, out->user_id);
+        db_param_int(&p, d->bb_user_id);
+        db_param_text(&p, d->username);
+        db_param_text(&p, d->slug);
+        db_param_text(&p, d->display_name);
+        db_param_text(&p, d->email);
+        if ((rc = db_exec(c->db, &s_insert_identity, &p, &res)) != DB_OK)
+            goto out;
+        out->identity_id = db_get_int(res, 0, 0);
+        PQclear(res);
+        res = NULL;
+    }
+    if ((rc = s_maybe_first_admin(c->db, out)) != DB_OK)
+        goto out;
+    char object[48], detail[128];
+    snprintf(object, sizeof object, "user:%" PRId64, out->user_id);
+    snprintf(detail, sizeof detail, "integration=%" PRId64 " identity=%" PRId64 "%s", d->integration_id,
+             out->identity_id, out->created ? " created=true" : "");
+    if ((rc = audit_write(c->db, d->username, AUDIT_USER_LOGIN, object, r->addr, detail)) != DB_OK)
+        goto out;
+    rc = db_commit(c->db);
+out:
+    db_rollback(c->db);
+    PQclear(res);
+    return rc;
+}
+
+void h_user_login(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__LoginRequest *r = (const Portico__Registry__LoginRequest *)msg;
+    login_result_t result;
+    db_rc_t rc;
+    if (!s_validate_login(r, reply))
+        return;
+    /* Clear any answer a lost race left behind before retrying. */
+    for (int attempt = 0;; attempt++) {
+        reply->code = 0;
+        rc = s_login_tx(c, r, &result, reply);
+        if (rc != DB_UNIQUE || attempt == 2)
+            break;
+    }
+    if (rc == DB_FOREIGN) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "integration",
+                        "integration %" PRId64 " or user %" PRId64 " does not exist", r->identity->integration_id,
+                        r->identity->user_id);
+        return;
+    }
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    if (reply->code != 0)
+        return;
+    if (result.became_admin)
+        log_info("first user to log in during Setup Mode is now an admin", "user=%" PRId64, result.user_id);
+    log_info("user logged in", "user=%" PRId64 " identity=%" PRId64 " created=%s", result.user_id, result.identity_id,
+             result.created ? "true" : "false");
+    users_t u;
+    if ((rc = s_users_load(c->db, result.user_id, 0, 1, &u)) != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    if (u.n == 0) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "user", "user %" PRId64 " no longer exists",
+                        result.user_id);
+    } else {
+        Portico__Registry__LoginReply out = PORTICO__REGISTRY__LOGIN_REPLY__INIT;
+        out.user = &u.users[0];
+        out.identity_id = result.identity_id;
+        out.created = result.created;
+        bus_reply_ok(reply, &out.base);
+    }
+    s_users_clear(&u);
+}
+
+/* ---- user.get, user.list ---- */
+
+void h_user_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__GetUserRequest *r = (const Portico__Registry__GetUserRequest *)msg;
+    if (!reg_check_id(reply, "id", r->id))
+        return;
+    s_reply_user(c->db, reply, r->id);
+}
+
+void h_user_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__ListUsersRequest *r = (const Portico__Registry__ListUsersRequest *)msg;
+    if (r->after_id < 0 || r->limit < 0 || r->limit > LIST_MAX) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, r->after_id < 0 ? "after_id" : "limit",
+                        "after_id must not be negative and limit must be from 0 to %d", LIST_MAX);
+        return;
+    }
+    users_t u;
+    db_rc_t rc = s_users_load(c->db, 0, r->after_id, r->limit ? r->limit : LIST_DEFAULT, &u);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    Portico__Registry__ListUsersReply out = PORTICO__REGISTRY__LIST_USERS_REPLY__INIT;
+    out.n_users = u.n;
+    out.users = u.user_ptrs;
+    bus_reply_ok(reply, &out.base);
+    s_users_clear(&u);
+}
+
+/* ---- user.set_admin ---- */
+
+/* The user a SetAdminRequest names: by id, or by name when it is unique. */
+static db_rc_t s_resolve_user(db_t *db, const Portico__Registry__SetAdminRequest *r, int64_t *id, bus_reply_t *reply)
+{
+    PGresult *res = NULL;
+    db_params_t p;
+    db_rc_t rc;
+    *id = 0;
+    db_params_init(&p);
+    if (r->id > 0) {
+        db_param_int(&p, r->id);
+        if ((rc = db_exec(db, &s_user_exists, &p, &res)) != DB_OK)
+            return rc;
+        if (PQntuples(res) == 1)
+            *id = r->id;
+        else
+            bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "user", "user %" PRId64 " does not exist", r->id);
+        PQclear(res);
+        return DB_OK;
+    }
+    db_param_text(&p, r->name);
+    if ((rc = db_exec(db, &s_find_by_name, &p, &res)) != DB_OK)
+        return rc;
+    int n = PQntuples(res);
+    if (n == 1)
+        *id = db_get_int(res, 0, 0);
+    else if (n == 0)
+        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "user", "user \"%s\" does not exist", r->name);
+    else
+        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "ambiguous",
+                        "more than one user is named \"%s\": give the user id instead", r->name);
+    PQclear(res);
+    return DB_OK;
+}
+
+void h_user_set_admin(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__SetAdminRequest *r = (const Portico__Registry__SetAdminRequest *)msg;
+    PGresult *res = NULL;
+    db_params_t p;
+    db_rc_t rc;
+    int64_t id = 0;
+    if (r->id < 0 || (r->id == 0 && !r->name[0])) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "id", "give the user's id or name");
+        return;
+    }
+    if (!reg_check_text(reply, "name", "name", r->name, MAX_USERNAME, REG_OPTIONAL) ||
+        !reg_check_text(reply, "actor", "actor", r->actor, MAX_ACTOR, REG_OPTIONAL) ||
+        !reg_check_text(reply, "addr", "address", r->addr, MAX_ADDR, REG_OPTIONAL))
+        return;
+    if ((rc = db_begin(c->db)) != DB_OK)
+        goto db_fail;
+    /* Admin changes take the settings lock so "the last admin" stays true
+     * while we act on it. */
+    if ((rc = db_exec(c->db, &s_lock_settings, NULL, NULL)) != DB_OK)
+        goto db_fail;
+    if ((rc = s_resolve_user(c->db, r, &id, reply)) != DB_OK)
+        goto db_fail;
+    if (id == 0)
+        goto out;
+    db_params_init(&p);
+    db_param_int(&p, id);
+    if (!r->admin) {
+        if ((rc = db_exec(c->db, &s_other_admins, &p, &res)) != DB_OK)
+            goto db_fail;
+        bool setup_mode = db_get_bool(res, 0, 0);
+        int64_t others = db_get_int(res, 0, 1);
+        PQclear(res);
+        res = NULL;
+        if (!setup_mode && others == 0) {
+            bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "last_admin",
+                            "cannot revoke the last admin while Setup Mode is off: grant another admin first");
+            goto out;
+        }
+    }
+    db_param_bool(&p, r->admin);
+    if ((rc = db_exec(c->db, &s_set_admin, &p, &res)) != DB_OK)
+        goto db_fail;
+    if (PQntuples(res) == 1) {
+        char object[48], detail[300];
+        snprintf(object, sizeof object, "user:%" PRId64, id);
+        snprintf(detail, sizeof detail, "name=%s", db_get_text(res, 0, 0));
+        rc = audit_write(c->db, reg_actor(r->actor), r->admin ? AUDIT_ADMIN_GRANT : AUDIT_ADMIN_REVOKE, object, r->addr,
+                         detail);
+        if (rc != DB_OK)
+            goto db_fail;
+        log_info(r->admin ? "admin role granted" : "admin role revoked", "user=%" PRId64, id);
+    }
+    if ((rc = db_commit(c->db)) != DB_OK)
+        goto db_fail;
+    s_reply_user(c->db, reply, id);
+    goto out;
+db_fail:
+    reg_reply_db(reply, rc);
+out:
+    db_rollback(c->db);
+    PQclear(res);
+}

@@ -1,0 +1,226 @@
+#include "migrations.h"
+
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Any fixed number: identifies "a portico registry is migrating". */
+#define MIGRATION_LOCK_KEY "7075821340022370131"
+
+typedef struct {
+    const char *description;
+    const char *sql;
+} migration_t;
+
+/* Append only: never edit a migration that has shipped. */
+static const migration_t s_migrations[] = {
+    {"initial schema", "CREATE SEQUENCE integration_ids;\n"
+                       "CREATE TABLE integration_reservations (\n"
+                       "  id bigint PRIMARY KEY,\n"
+                       "  created_at timestamptz NOT NULL DEFAULT now()\n"
+                       ");\n"
+                       "CREATE TABLE integrations (\n"
+                       "  id bigint PRIMARY KEY,\n"
+                       "  platform text NOT NULL,\n"
+                       "  name text NOT NULL,\n"
+                       "  base_url text NOT NULL,\n"
+                       "  oauth_version smallint NOT NULL CHECK (oauth_version IN (1, 2)),\n"
+                       "  client_id text NOT NULL DEFAULT '',\n"
+                       "  client_secret bytea,\n"
+                       "  consumer_key text NOT NULL DEFAULT '',\n"
+                       "  public_key_pem text NOT NULL DEFAULT '',\n"
+                       "  private_key bytea,\n"
+                       "  ca_cert_pem text NOT NULL DEFAULT '',\n"
+                       "  enabled boolean NOT NULL DEFAULT true,\n"
+                       "  bitbucket_version text NOT NULL DEFAULT '',\n"
+                       "  last_test_result text NOT NULL DEFAULT '',\n"
+                       "  last_test_at timestamptz,\n"
+                       "  created_at timestamptz NOT NULL DEFAULT now(),\n"
+                       "  updated_at timestamptz NOT NULL DEFAULT now(),\n"
+                       "  created_by text NOT NULL DEFAULT '',\n"
+                       "  updated_by text NOT NULL DEFAULT '',\n"
+                       "  CONSTRAINT integrations_endpoint_key UNIQUE (base_url, oauth_version, client_id)\n"
+                       ");\n"
+                       "CREATE TABLE users (\n"
+                       "  id bigserial PRIMARY KEY,\n"
+                       "  name text NOT NULL,\n"
+                       "  display_name text NOT NULL DEFAULT '',\n"
+                       "  is_admin boolean NOT NULL DEFAULT false,\n"
+                       "  created_at timestamptz NOT NULL DEFAULT now(),\n"
+                       "  updated_at timestamptz NOT NULL DEFAULT now(),\n"
+                       "  last_login_at timestamptz\n"
+                       ");\n"
+                       "CREATE INDEX users_name_idx ON users (name);\n"
+                       "CREATE INDEX users_admin_idx ON users (id) WHERE is_admin;\n"
+                       "CREATE TABLE identities (\n"
+                       "  id bigserial PRIMARY KEY,\n"
+                       "  integration_id bigint NOT NULL REFERENCES integrations ON DELETE CASCADE,\n"
+                       "  user_id bigint NOT NULL REFERENCES users ON DELETE CASCADE,\n"
+                       "  bb_user_id bigint NOT NULL,\n"
+                       "  username text NOT NULL,\n"
+                       "  slug text NOT NULL DEFAULT '',\n"
+                       "  display_name text NOT NULL DEFAULT '',\n"
+                       "  email text NOT NULL DEFAULT '',\n"
+                       "  created_at timestamptz NOT NULL DEFAULT now(),\n"
+                       "  last_login_at timestamptz NOT NULL DEFAULT now(),\n"
+                       "  CONSTRAINT identities_bb_user_key UNIQUE (integration_id, bb_user_id)\n"
+                       ");\n"
+                       "CREATE INDEX identities_user_idx ON identities (user_id);\n"
+                       "CREATE TABLE sessions (\n"
+                       "  token_hash bytea PRIMARY KEY CHECK (length(token_hash) = 32),\n"
+                       "  user_id bigint REFERENCES users ON DELETE CASCADE,\n"
+                       "  setup boolean NOT NULL DEFAULT false,\n"
+                       "  addr text NOT NULL DEFAULT '',\n"
+                       "  idle_seconds integer NOT NULL CHECK (idle_seconds > 0),\n"
+                       "  created_at timestamptz NOT NULL DEFAULT now(),\n"
+                       "  last_seen_at timestamptz NOT NULL DEFAULT now(),\n"
+                       "  idle_expires_at timestamptz NOT NULL,\n"
+                       "  absolute_expires_at timestamptz NOT NULL,\n"
+                       "  CHECK ((user_id IS NULL) = setup)\n"
+                       ");\n"
+                       "CREATE INDEX sessions_user_idx ON sessions (user_id);\n"
+                       "CREATE INDEX sessions_idle_expiry_idx ON sessions (idle_expires_at);\n"
+                       "CREATE INDEX sessions_absolute_expiry_idx ON sessions (absolute_expires_at);\n"
+                       "CREATE TABLE pending_logins (\n"
+                       "  id bigserial PRIMARY KEY,\n"
+                       "  state_hash bytea UNIQUE CHECK (length(state_hash) = 32),\n"
+                       "  request_token_hash bytea UNIQUE CHECK (length(request_token_hash) = 32),\n"
+                       "  integration_id bigint NOT NULL REFERENCES integrations ON DELETE CASCADE,\n"
+                       "  code_verifier bytea,\n"
+                       "  request_token bytea,\n"
+                       "  request_token_secret bytea,\n"
+                       "  browser_hash bytea NOT NULL,\n"
+                       "  return_to text NOT NULL DEFAULT '/',\n"
+                       "  created_at timestamptz NOT NULL DEFAULT now(),\n"
+                       "  expires_at timestamptz NOT NULL,\n"
+                       "  CHECK (state_hash IS NOT NULL OR request_token_hash IS NOT NULL)\n"
+                       ");\n"
+                       "CREATE INDEX pending_logins_expiry_idx ON pending_logins (expires_at);\n"
+                       "CREATE TABLE tokens (\n"
+                       "  identity_id bigint PRIMARY KEY REFERENCES identities ON DELETE CASCADE,\n"
+                       "  access_token bytea,\n"
+                       "  refresh_token bytea,\n"
+                       "  token_secret bytea,\n"
+                       "  scope text NOT NULL DEFAULT '',\n"
+                       "  expires_at bigint NOT NULL DEFAULT 0,\n"
+                       "  generation bigint NOT NULL,\n"
+                       "  lease_holder text,\n"
+                       "  lease_until timestamptz,\n"
+                       "  updated_at timestamptz NOT NULL DEFAULT now()\n"
+                       ");\n"
+                       "CREATE TABLE settings (\n"
+                       "  id integer PRIMARY KEY CHECK (id = 1),\n"
+                       "  setup_mode boolean NOT NULL DEFAULT true,\n"
+                       "  setup_token_hash bytea,\n"
+                       "  updated_at timestamptz NOT NULL DEFAULT now()\n"
+                       ");\n"
+                       "INSERT INTO settings (id) VALUES (1);\n"
+                       "CREATE TABLE audit_log (\n"
+                       "  id bigserial PRIMARY KEY,\n"
+                       "  at timestamptz NOT NULL DEFAULT now(),\n"
+                       "  actor text NOT NULL,\n"
+                       "  action text NOT NULL,\n"
+                       "  object text NOT NULL DEFAULT '',\n"
+                       "  addr text NOT NULL DEFAULT '',\n"
+                       "  detail text NOT NULL DEFAULT ''\n"
+                       ");\n"
+                       "CREATE INDEX audit_log_action_at_idx ON audit_log (action, at);\n"},
+};
+
+#define MIGRATION_COUNT ((int)(sizeof s_migrations / sizeof s_migrations[0]))
+
+int migrations_latest(void)
+{
+    return MIGRATION_COUNT;
+}
+
+static const char *s_create_table = "CREATE TABLE IF NOT EXISTS schema_migrations (\n"
+                                    "  version integer PRIMARY KEY,\n"
+                                    "  description text NOT NULL,\n"
+                                    "  applied_at timestamptz NOT NULL DEFAULT now()\n"
+                                    ")";
+
+static int s_read_version(db_t *db, int *version, char *why, size_t why_size)
+{
+    PGresult *res = NULL;
+    db_rc_t rc = db_exec_sql(db,
+                             "SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN 0 "
+                             "ELSE (SELECT coalesce(max(version), 0) FROM schema_migrations) END",
+                             NULL, &res);
+    if (rc != DB_OK) {
+        snprintf(why, why_size, "could not read the schema version: %s", db_last_error(db));
+        return -1;
+    }
+    *version = (int)db_get_int(res, 0, 0);
+    PQclear(res);
+    return 0;
+}
+
+int migrations_current(db_t *db, int *version, char *why, size_t why_size)
+{
+    return s_read_version(db, version, why, why_size);
+}
+
+static int s_apply_one(db_t *db, int version, char *why, size_t why_size)
+{
+    const migration_t *m = &s_migrations[version - 1];
+    db_params_t p;
+    if (db_begin(db) != DB_OK)
+        goto fail;
+    if (db_exec_script(db, m->sql) != DB_OK)
+        goto fail;
+    db_params_init(&p);
+    db_param_int(&p, version);
+    db_param_text(&p, m->description);
+    if (db_exec_sql(db, "INSERT INTO schema_migrations (version, description) VALUES ($1, $2)", &p, NULL) != DB_OK)
+        goto fail;
+    if (db_commit(db) != DB_OK)
+        goto fail;
+    log_info("applied schema migration", "version=%d description=\"%s\"", version, m->description);
+    return 0;
+fail:
+    snprintf(why, why_size, "could not apply schema migration %d (%s): %s", version, m->description, db_last_error(db));
+    db_rollback(db);
+    return -1;
+}
+
+int migrations_apply(db_t *db, int *applied, int *version, char *why, size_t why_size)
+{
+    int rc = -1;
+    bool locked = false;
+    *applied = 0;
+    *version = 0;
+    /* Migrations may take longer than a request: no statement timeout here. */
+    if (db_set_timeout(db, 0) != DB_OK)
+        goto db_fail;
+    if (db_exec_sql(db, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", NULL, NULL) != DB_OK)
+        goto db_fail;
+    locked = true;
+    if (db_exec_sql(db, s_create_table, NULL, NULL) != DB_OK)
+        goto db_fail;
+    if (s_read_version(db, version, why, why_size) < 0)
+        goto out;
+    if (*version > MIGRATION_COUNT) {
+        snprintf(why, why_size,
+                 "database schema version %d is newer than this portico-registry knows (%d): "
+                 "run a portico-registry at least as new as the one that migrated it",
+                 *version, MIGRATION_COUNT);
+        goto out;
+    }
+    for (int v = *version + 1; v <= MIGRATION_COUNT; v++) {
+        if (s_apply_one(db, v, why, why_size) < 0)
+            goto out;
+        *version = v;
+        (*applied)++;
+    }
+    rc = 0;
+    goto out;
+db_fail:
+    snprintf(why, why_size, "could not prepare the schema migrations: %s", db_last_error(db));
+out:
+    if (locked)
+        db_exec_sql(db, "SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY ")", NULL, NULL);
+    db_set_timeout(db, -1);
+    return rc;
+}

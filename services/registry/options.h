@@ -1,0 +1,32 @@
+/* options: the PORTICO_* settings the registry reads, with their defaults.
+ *
+ *   PORTICO_DATABASE_URL              libpq connection string or URI (required)
+ *   PORTICO_SECRET_KEY_FILE           32-byte base64 key that seals secrets (required)
+ *   PORTICO_SECRET_KEY_FILE_PREVIOUS  an older key that still opens secrets
+ *   PORTICO_SETUP_TOKEN               preset setup token, at least 22 characters
+ *   PORTICO_REGISTRY_BIND             ROUTER endpoint (tcp://127.0.0.1:5551)
+ *   PORTICO_REGISTRY_WORKERS          worker threads, one connection each (4)
+ *   PORTICO_HEALTH_ADDR               /healthz /readyz /metrics (127.0.0.1:8081)
+ *   PORTICO_DB_STATEMENT_TIMEOUT_MS   statement_timeout on every connection (5000)
+ *   PORTICO_SWEEP_INTERVAL_S          how often expired rows are deleted (60) */
+#ifndef PORTICO_REGISTRY_OPTIONS_H
+#define PORTICO_REGISTRY_OPTIONS_H
+
+#define REG_SETUP_TOKEN_MIN 22
+
+typedef struct {
+    char database_url[2048];
+    char key_file[1024];
+    char key_file_previous[1024];
+    char setup_token[256];
+    char bind[256];
+    char health_addr[256];
+    int workers;
+    int statement_timeout_ms;
+    int sweep_interval_s;
+} reg_options_t;
+
+/* Read every setting; print what is wrong and exit(2) on a bad value. */
+void reg_options_load(reg_options_t *opts);
+
+#endif

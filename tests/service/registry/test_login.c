@@ -1,0 +1,300 @@
+/* pending.*: logins in progress, consumed exactly once. */
+#include "harness.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONSUMERS 8
+#define ROUNDS 10
+
+static int64_t s_integration, s_other;
+
+typedef struct {
+    const char *state; /* NULL for OAuth 1 */
+    const char *browser;
+    int64_t integration;
+    const char *verifier;
+    const char *request_token;
+    const char *request_token_secret;
+    const char *return_to;
+    int ttl;
+} pending_t;
+
+static int s_create(const pending_t *p, bus_error_t *err)
+{
+    uint8_t sb[32], bb[32];
+    Portico__Registry__PendingLogin pl = PORTICO__REGISTRY__PENDING_LOGIN__INIT;
+    if (p->state)
+        pl.state_hash = h_hash(p->state, sb);
+    pl.browser_hash = h_hash(p->browser, bb);
+    pl.integration_id = p->integration;
+    pl.code_verifier = (char *)(uintptr_t)(p->verifier ? p->verifier : "");
+    pl.request_token = (char *)(uintptr_t)(p->request_token ? p->request_token : "");
+    pl.request_token_secret = (char *)(uintptr_t)(p->request_token_secret ? p->request_token_secret : "");
+    pl.return_to = (char *)(uintptr_t)(p->return_to ? p->return_to : "");
+    pl.ttl_seconds = p->ttl;
+    Portico__Registry__CreatePendingRequest req = PORTICO__REGISTRY__CREATE_PENDING_REQUEST__INIT;
+    req.pending = &pl;
+    return h_call("pending.create", &req.base, NULL, NULL, err);
+}
+
+static int s_consume_with(bus_client_t *client, const char *state, const char *request_token, const char *browser,
+                          int64_t integration, Portico__Registry__ConsumePendingReply **out, bus_error_t *err)
+{
+    uint8_t sb[32], bb[32];
+    Portico__Registry__ConsumePendingRequest req = PORTICO__REGISTRY__CONSUME_PENDING_REQUEST__INIT;
+    if (state)
+        req.state_hash = h_hash(state, sb);
+    req.request_token = (char *)(uintptr_t)(request_token ? request_token : "");
+    req.browser_hash = h_hash(browser, bb);
+    req.integration_id = integration;
+    ProtobufCMessage *m = NULL;
+    int rc = h_call_with(client, "pending.consume", &req.base, &portico__registry__consume_pending_reply__descriptor,
+                         out ? &m : NULL, err);
+    if (out)
+        *out = (Portico__Registry__ConsumePendingReply *)m;
+    return rc;
+}
+
+static int s_consume(const char *state, const char *browser, int64_t integration,
+                     Portico__Registry__ConsumePendingReply **out, bus_error_t *err)
+{
+    return s_consume_with(h_client(), state, NULL, browser, integration, out, err);
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    s_integration = h_make_integration(NULL);
+    s_other = h_make_integration(NULL);
+    pending_t p = {"state-1", "browser-1", s_integration,        "verifier-0123456789-0123456789-0123456789-abc",
+                   NULL,      NULL,        "/account?tab=repos", 0};
+    assert_code(0, s_create(&p, &err), err);
+    Portico__Registry__ConsumePendingReply *r = NULL;
+    assert_code(0, s_consume("state-1", "browser-1", s_integration, &r, &err), err);
+    Portico__Registry__PendingLogin *pl = r->pending;
+    assert_string_equal(pl->code_verifier, p.verifier);
+    assert_string_equal(pl->return_to, "/account?tab=repos");
+    assert_int_equal(pl->integration_id, s_integration);
+    assert_int_equal(pl->state_hash.len, 32);
+    assert_int_equal(pl->browser_hash.len, 32);
+    int64_t now = h_now_ms() / 1000;
+    /* Ten minutes by default. */
+    assert_true(pl->expires_at >= now + 590 && pl->expires_at <= now + 601);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    /* Once only. */
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_consume("state-1", "browser-1", s_integration, NULL, &err), err);
+    assert_string_equal(err.detail, "unknown");
+}
+
+static void test_other_browser_or_integration_is_refused_and_kept(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    pending_t p = {"state-2", "browser-2", s_integration, "verifier-2", NULL, NULL, NULL, 0};
+    assert_code(0, s_create(&p, &err), err);
+    assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_consume("state-2", "attacker-browser", s_integration, NULL, &err),
+                err);
+    assert_string_equal(err.detail, "browser");
+    assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_consume("state-2", "browser-2", s_other, NULL, &err), err);
+    assert_string_equal(err.detail, "integration");
+    /* The victim's login still completes. */
+    Portico__Registry__ConsumePendingReply *r = NULL;
+    assert_code(0, s_consume("state-2", "browser-2", s_integration, &r, &err), err);
+    assert_string_equal(r->pending->code_verifier, "verifier-2");
+    assert_string_equal(r->pending->return_to, "/");
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+}
+
+/* On a database and registry of their own, whose sweep never runs: the
+ * main registry sweeps every second and would delete the row first. */
+static void test_expired_is_deleted_and_says_so(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    h_create_database("expiry");
+    const char *env[] = {"PORTICO_SWEEP_INTERVAL_S=3600", NULL};
+    h_registry_t r;
+    assert_int_equal(h_registry_start(&r, "expiry", env), 0);
+    bus_client_t *client = bus_client_new(r.endpoint, "registry");
+    Portico__Registry__Integration in = PORTICO__REGISTRY__INTEGRATION__INIT;
+    in.base_url = "https://expiry.example.com";
+    in.oauth_version = 2;
+    in.client_id = "c";
+    Portico__Registry__CreateIntegrationRequest cr = PORTICO__REGISTRY__CREATE_INTEGRATION_REQUEST__INIT;
+    cr.integration = &in;
+    cr.client_secret = "s";
+    ProtobufCMessage *out = NULL;
+    assert_code(0,
+                h_call_with(client, "integration.create", &cr.base,
+                            &portico__registry__get_integration_reply__descriptor, &out, &err),
+                err);
+    int64_t integration = ((Portico__Registry__GetIntegrationReply *)out)->integration->id;
+    protobuf_c_message_free_unpacked(out, NULL);
+
+    uint8_t sb[32], bb[32];
+    Portico__Registry__PendingLogin pl = PORTICO__REGISTRY__PENDING_LOGIN__INIT;
+    pl.browser_hash = h_hash("browser-3", bb);
+    pl.integration_id = integration;
+    pl.code_verifier = "verifier-3";
+    pl.ttl_seconds = 1;
+    Portico__Registry__CreatePendingRequest pr = PORTICO__REGISTRY__CREATE_PENDING_REQUEST__INIT;
+    pr.pending = &pl;
+    pl.state_hash = h_hash("state-3", sb);
+    assert_code(0, h_call_with(client, "pending.create", &pr.base, NULL, NULL, &err), err);
+    pl.state_hash = h_hash("state-3b", sb);
+    assert_code(0, h_call_with(client, "pending.create", &pr.base, NULL, NULL, &err), err);
+    h_sleep_ms(1200);
+
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND,
+                s_consume_with(client, "state-3", NULL, "browser-3", integration, NULL, &err), err);
+    assert_string_equal(err.detail, "expired");
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND,
+                s_consume_with(client, "state-3", NULL, "browser-3", integration, NULL, &err), err);
+    assert_string_equal(err.detail, "unknown");
+    /* Also when another browser asks first: expired, and gone. */
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND,
+                s_consume_with(client, "state-3b", NULL, "elsewhere", integration, NULL, &err), err);
+    assert_string_equal(err.detail, "expired");
+    PGconn *c = h_pg("expiry");
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM pending_logins"), 0);
+    PQfinish(c);
+    bus_client_destroy(&client);
+    assert_int_equal(h_registry_stop(&r, NULL), 0);
+}
+
+static void test_oauth1_by_request_token(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    pending_t p = {NULL, "browser-4", s_integration, NULL, "request-token-4", "request-secret-4", "/x", 0};
+    assert_code(0, s_create(&p, &err), err);
+    Portico__Registry__ConsumePendingReply *r = NULL;
+    assert_code(0, s_consume_with(h_client(), NULL, "request-token-4", "browser-4", s_integration, &r, &err), err);
+    assert_string_equal(r->pending->request_token, "request-token-4");
+    assert_string_equal(r->pending->request_token_secret, "request-secret-4");
+    assert_string_equal(r->pending->code_verifier, "");
+    assert_int_equal(r->pending->state_hash.len, 0);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND,
+                s_consume_with(h_client(), NULL, "request-token-4", "browser-4", s_integration, NULL, &err), err);
+}
+
+static void test_validation(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    pending_t cases[] = {
+        {"s-v1", "b", s_integration, "v", NULL, NULL, "//evil.example.com", 0},
+        {"s-v2", "b", s_integration, "v", NULL, NULL, "https://evil.example.com/", 0},
+        {"s-v3", "b", s_integration, "v", NULL, NULL, "/\\evil", 0},
+        {NULL, "b", s_integration, "v", NULL, NULL, NULL, 0},
+        {"s-v5", "b", 0, "v", NULL, NULL, NULL, 0},
+        {"s-v6", "b", s_integration, "v", NULL, NULL, NULL, 7200},
+    };
+    const char *fields[] = {"return_to", "return_to", "return_to", "state_hash", "integration_id", "ttl_seconds"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = s_create(&cases[i], &err);
+        if (rc != PORTICO__ERROR_CODE__BAD_REQUEST || strcmp(err.detail, fields[i])) {
+            print_error("case %zu: got %s \"%s\"\n", i, bus_code_name(rc), err.detail);
+            fail();
+        }
+    }
+    pending_t unknown = {"s-v7", "b", 99999999, "v", NULL, NULL, NULL, 0};
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_create(&unknown, &err), err);
+    pending_t dup = {"s-v8", "b", s_integration, "v", NULL, NULL, NULL, 0};
+    assert_code(0, s_create(&dup, &err), err);
+    assert_code(PORTICO__ERROR_CODE__CONFLICT, s_create(&dup, &err), err);
+    assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_consume("s-v8", "b", 0, NULL, &err), err);
+}
+
+typedef struct {
+    pthread_barrier_t *barrier;
+    const char *state;
+    int64_t integration;
+    int code;
+    char detail[64];
+} consumer_t;
+
+static void *s_consumer(void *arg)
+{
+    consumer_t *c = arg;
+    bus_client_t *client = bus_client_new(h_env("REG_TEST_ENDPOINT"), "registry");
+    bus_error_t err;
+    /* Connect before the race so every consumer starts together. */
+    h_call_with(client, "ping", NULL, NULL, NULL, &err);
+    pthread_barrier_wait(c->barrier);
+    c->code = s_consume_with(client, c->state, NULL, "browser-race", c->integration, NULL, &err);
+    snprintf(c->detail, sizeof c->detail, "%s", err.detail);
+    bus_client_destroy(&client);
+    return NULL;
+}
+
+static void test_eight_consumers_exactly_one_wins(void **state)
+{
+    (void)state;
+    for (int round = 0; round < ROUNDS; round++) {
+        char st[32];
+        snprintf(st, sizeof st, "race-%d", round);
+        bus_error_t err;
+        pending_t p = {st, "browser-race", s_integration, "race-verifier", NULL, NULL, NULL, 0};
+        assert_code(0, s_create(&p, &err), err);
+        pthread_barrier_t barrier;
+        pthread_barrier_init(&barrier, NULL, CONSUMERS);
+        consumer_t consumers[CONSUMERS];
+        pthread_t threads[CONSUMERS];
+        for (int i = 0; i < CONSUMERS; i++) {
+            consumers[i] = (consumer_t){&barrier, st, s_integration, -1, ""};
+            pthread_create(&threads[i], NULL, s_consumer, &consumers[i]);
+        }
+        int wins = 0, unknown = 0;
+        for (int i = 0; i < CONSUMERS; i++) {
+            pthread_join(threads[i], NULL);
+            wins += consumers[i].code == 0;
+            unknown += consumers[i].code == PORTICO__ERROR_CODE__NOT_FOUND && !strcmp(consumers[i].detail, "unknown");
+        }
+        pthread_barrier_destroy(&barrier);
+        if (wins != 1 || unknown != CONSUMERS - 1) {
+            print_error("round %d: %d winners, %d told unknown\n", round, wins, unknown);
+            fail();
+        }
+    }
+}
+
+static void test_expired_pending_logins_are_swept(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    pending_t p = {"state-sweep", "browser-sweep", s_integration, "v", NULL, NULL, NULL, 1};
+    assert_code(0, s_create(&p, &err), err);
+    PGconn *c = h_pg(NULL);
+    assert_non_null(c);
+    char hex[65], sql[200];
+    h_hash_hex("state-sweep", hex);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pending_logins WHERE state_hash = '\\x%s'", hex);
+    assert_int_equal(h_pg_scalar(c, sql), 1);
+    /* Sweeps run every second in this test setup. */
+    int64_t until = h_now_ms() + 6000;
+    long long n;
+    while ((n = h_pg_scalar(c, sql)) != 0 && h_now_ms() < until)
+        h_sleep_ms(200);
+    assert_int_equal(n, 0);
+    PQfinish(c);
+}
+
+int run_login_tests(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_other_browser_or_integration_is_refused_and_kept),
+        cmocka_unit_test(test_expired_is_deleted_and_says_so),
+        cmocka_unit_test(test_oauth1_by_request_token),
+        cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_eight_consumers_exactly_one_wins),
+        cmocka_unit_test(test_expired_pending_logins_are_swept),
+    };
+    return cmocka_run_group_tests_name("pending logins", tests, NULL, NULL);
+}

@@ -1,0 +1,248 @@
+/* user.*: logins, the first admin, listing and the admin role. */
+#include "harness.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RACERS 8
+
+static int64_t s_integration;
+
+typedef struct {
+    pthread_barrier_t *barrier;
+    int64_t bb_user_id;
+    char username[32];
+    int code;
+    bool is_admin;
+    bool created;
+    int64_t user_id;
+} racer_t;
+
+static void *s_racer(void *arg)
+{
+    racer_t *r = arg;
+    bus_client_t *client = bus_client_new(h_env("REG_TEST_ENDPOINT"), "registry");
+    Portico__Registry__Identity d = PORTICO__REGISTRY__IDENTITY__INIT;
+    d.integration_id = s_integration;
+    d.bb_user_id = r->bb_user_id;
+    d.username = r->username;
+    Portico__Registry__LoginRequest req = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
+    req.identity = &d;
+    ProtobufCMessage *out = NULL;
+    pthread_barrier_wait(r->barrier);
+    r->code = h_call_with(client, "user.login", &req.base, &portico__registry__login_reply__descriptor, &out, NULL);
+    if (r->code == 0) {
+        Portico__Registry__LoginReply *lr = (Portico__Registry__LoginReply *)out;
+        r->is_admin = lr->user->is_admin;
+        r->created = lr->created;
+        r->user_id = lr->user->id;
+        protobuf_c_message_free_unpacked(out, NULL);
+    }
+    bus_client_destroy(&client);
+    return NULL;
+}
+
+static void test_first_login_in_setup_mode_makes_exactly_one_admin(void **state)
+{
+    (void)state;
+    s_integration = h_make_integration(NULL);
+    assert_true(s_integration > 0);
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, RACERS);
+    racer_t racers[RACERS];
+    pthread_t threads[RACERS];
+    for (int i = 0; i < RACERS; i++) {
+        memset(&racers[i], 0, sizeof racers[i]);
+        racers[i].barrier = &barrier;
+        racers[i].bb_user_id = 1000 + i;
+        snprintf(racers[i].username, sizeof racers[i].username, "racer%d", i);
+        pthread_create(&threads[i], NULL, s_racer, &racers[i]);
+    }
+    int admins = 0;
+    for (int i = 0; i < RACERS; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(racers[i].code, 0);
+        assert_true(racers[i].created);
+        admins += racers[i].is_admin;
+    }
+    pthread_barrier_destroy(&barrier);
+    assert_int_equal(admins, 1);
+
+    PGconn *c = h_pg(NULL);
+    assert_non_null(c);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM users WHERE is_admin"), 1);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM audit_log WHERE action = 'admin.grant' AND actor = 'setup'"),
+                     1);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM audit_log WHERE action = 'user.login'"), RACERS);
+    PQfinish(c);
+
+    ProtobufCMessage *out = NULL;
+    bus_error_t err;
+    assert_code(0, h_call("settings.get", NULL, &portico__registry__settings__descriptor, &out, &err), err);
+    assert_true(((Portico__Registry__Settings *)out)->admin_exists);
+    protobuf_c_message_free_unpacked(out, NULL);
+}
+
+static void test_login_again_updates_the_same_user(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    Portico__Registry__Identity d = PORTICO__REGISTRY__IDENTITY__INIT;
+    d.integration_id = s_integration;
+    d.bb_user_id = 1000;
+    d.username = "racer0";
+    d.slug = "racer0";
+    d.display_name = "Racer Zero <b>";
+    d.email = "zero@example.com";
+    Portico__Registry__LoginRequest req = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
+    req.identity = &d;
+    req.addr = "198.51.100.9";
+    ProtobufCMessage *out = NULL;
+    assert_code(0, h_call("user.login", &req.base, &portico__registry__login_reply__descriptor, &out, &err), err);
+    Portico__Registry__LoginReply *r = (Portico__Registry__LoginReply *)out;
+    assert_false(r->created);
+    assert_string_equal(r->user->name, "racer0");
+    assert_string_equal(r->user->display_name, "Racer Zero <b>");
+    assert_int_equal(r->user->n_identities, 1);
+    Portico__Registry__Identity *id = r->user->identities[0];
+    assert_int_equal(id->id, r->identity_id);
+    assert_int_equal(id->bb_user_id, 1000);
+    assert_string_equal(id->email, "zero@example.com");
+    assert_true(id->last_login_at > 0);
+    assert_true(strlen(id->integration_name) > 0);
+    protobuf_c_message_free_unpacked(out, NULL);
+}
+
+static int s_login(int64_t integration, int64_t bb_user_id, const char *username, int64_t user_id, bus_error_t *err)
+{
+    Portico__Registry__Identity d = PORTICO__REGISTRY__IDENTITY__INIT;
+    d.integration_id = integration;
+    d.bb_user_id = bb_user_id;
+    d.username = (char *)(uintptr_t)username;
+    d.user_id = user_id;
+    Portico__Registry__LoginRequest req = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
+    req.identity = &d;
+    return h_call("user.login", &req.base, NULL, NULL, err);
+}
+
+static void test_login_errors(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_login(99999999, 5, "ghost", 0, &err), err);
+    assert_string_equal(err.detail, "integration");
+    assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_login(s_integration, 5, "", 0, &err), err);
+    assert_string_equal(err.detail, "username");
+    assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_login(s_integration, 0, "zero", 0, &err), err);
+    assert_string_equal(err.detail, "bb_user_id");
+    assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_login(s_integration, 5, "bad\001name", 0, &err), err);
+    assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_login(s_integration, 5, "bad\xff", 0, &err), err);
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_login(s_integration, 77777, "linker", 99999999, &err), err);
+    assert_string_equal(err.detail, "user");
+    assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, h_call("user.login", NULL, NULL, NULL, &err), err);
+
+    int64_t disabled = h_make_integration(NULL);
+    Portico__Registry__UpdateIntegrationRequest up = PORTICO__REGISTRY__UPDATE_INTEGRATION_REQUEST__INIT;
+    up.id = disabled;
+    up.set_enabled = true;
+    up.enabled = false;
+    assert_code(0, h_call("integration.update", &up.base, NULL, NULL, &err), err);
+    assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_login(disabled, 5, "late", 0, &err), err);
+    assert_string_equal(err.detail, "disabled");
+}
+
+static void test_get_and_list_users(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    ProtobufCMessage *out = NULL;
+    Portico__Registry__ListUsersRequest lr = PORTICO__REGISTRY__LIST_USERS_REQUEST__INIT;
+    lr.limit = 3;
+    assert_code(0, h_call("user.list", &lr.base, &portico__registry__list_users_reply__descriptor, &out, &err), err);
+    Portico__Registry__ListUsersReply *page = (Portico__Registry__ListUsersReply *)out;
+    assert_int_equal(page->n_users, 3);
+    assert_true(page->users[0]->id < page->users[1]->id && page->users[1]->id < page->users[2]->id);
+    for (size_t i = 0; i < page->n_users; i++)
+        assert_int_equal(page->users[i]->n_identities, 1);
+    lr.after_id = page->users[2]->id;
+    int64_t first = page->users[0]->id;
+    protobuf_c_message_free_unpacked(out, NULL);
+    assert_code(0, h_call("user.list", &lr.base, &portico__registry__list_users_reply__descriptor, &out, &err), err);
+    page = (Portico__Registry__ListUsersReply *)out;
+    assert_true(page->n_users >= 3);
+    assert_true(page->users[0]->id > lr.after_id);
+    protobuf_c_message_free_unpacked(out, NULL);
+
+    Portico__Registry__GetUserRequest gu = PORTICO__REGISTRY__GET_USER_REQUEST__INIT;
+    gu.id = first;
+    assert_code(0, h_call("user.get", &gu.base, &portico__registry__get_user_reply__descriptor, &out, &err), err);
+    assert_int_equal(((Portico__Registry__GetUserReply *)out)->user->id, first);
+    protobuf_c_message_free_unpacked(out, NULL);
+    gu.id = 99999999;
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, h_call("user.get", &gu.base, NULL, NULL, &err), err);
+    lr.limit = 100000;
+    assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, h_call("user.list", &lr.base, NULL, NULL, &err), err);
+}
+
+static int s_set_admin(int64_t id, const char *name, bool admin, bus_error_t *err,
+                       Portico__Registry__GetUserReply **out)
+{
+    Portico__Registry__SetAdminRequest req = PORTICO__REGISTRY__SET_ADMIN_REQUEST__INIT;
+    req.id = id;
+    req.name = (char *)(uintptr_t)(name ? name : "");
+    req.admin = admin;
+    req.actor = "admin-test";
+    req.addr = "203.0.113.5";
+    ProtobufCMessage *m = NULL;
+    int rc = h_call("user.set_admin", &req.base, &portico__registry__get_user_reply__descriptor, out ? &m : NULL, err);
+    if (out)
+        *out = (Portico__Registry__GetUserReply *)m;
+    return rc;
+}
+
+static void test_set_admin(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    Portico__Registry__GetUserReply *r = NULL;
+    int64_t uid = 0;
+    h_login(s_integration, 2000, "promote-me", &uid);
+    assert_code(0, s_set_admin(0, "promote-me", true, &err, &r), err);
+    assert_true(r->user->is_admin);
+    assert_int_equal(r->user->id, uid);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    assert_code(0, s_set_admin(uid, NULL, false, &err, &r), err);
+    assert_false(r->user->is_admin);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_set_admin(0, "nobody-by-that-name", true, &err, NULL), err);
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_set_admin(99999999, NULL, true, &err, NULL), err);
+    assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_set_admin(0, NULL, true, &err, NULL), err);
+
+    /* Same user name on two instances: the name alone is ambiguous. */
+    int64_t other = h_make_integration(NULL);
+    h_login(other, 2001, "promote-me", NULL);
+    assert_code(PORTICO__ERROR_CODE__CONFLICT, s_set_admin(0, "promote-me", true, &err, NULL), err);
+    assert_string_equal(err.detail, "ambiguous");
+
+    PGconn *c = h_pg(NULL);
+    assert_non_null(c);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM audit_log WHERE actor = 'admin-test' "
+                                    "AND action IN ('admin.grant', 'admin.revoke') AND addr = '203.0.113.5'"),
+                     2);
+    PQfinish(c);
+}
+
+int run_user_tests(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_first_login_in_setup_mode_makes_exactly_one_admin),
+        cmocka_unit_test(test_login_again_updates_the_same_user),
+        cmocka_unit_test(test_login_errors),
+        cmocka_unit_test(test_get_and_list_users),
+        cmocka_unit_test(test_set_admin),
+    };
+    return cmocka_run_group_tests_name("users", tests, NULL, NULL);
+}
