@@ -106,6 +106,19 @@ void broker_conn_init(Portico__Bitbucket__Conn *conn, const Portico__Registry__I
     conn->integration_id = in->id;
 }
 
+void broker_oauth1_auth(Portico__Bitbucket__Auth *auth, Portico__Bitbucket__OAuth1Credentials *cred,
+                        const Portico__Registry__GetIntegrationReply *integ, const char *token,
+                        const char *token_secret)
+{
+    portico__bitbucket__auth__init(auth);
+    portico__bitbucket__oauth1_credentials__init(cred);
+    cred->consumer_key = integ->integration->consumer_key;
+    cred->private_key_pem = integ->secrets ? integ->secrets->private_key_pem : (char *)(uintptr_t) "";
+    cred->token = (char *)(uintptr_t)(token ? token : "");
+    cred->token_secret = (char *)(uintptr_t)(token_secret ? token_secret : "");
+    auth->oauth1 = cred;
+}
+
 void broker_audit(broker_worker_t *w, const char *actor, const char *action, const char *object, const char *addr,
                   const char *detail)
 {
@@ -126,6 +139,13 @@ void broker_audit(broker_worker_t *w, const char *actor, const char *action, con
 void broker_explain_bitbucket_error(bus_error_t *err, const char *base_url)
 {
     const char *url = base_url && *base_url ? base_url : "the Bitbucket server";
+    /* OAuth 1: the bitbucket service names Bitbucket's oauth_problem in the
+     * detail; say what it asks of whom. */
+    const char *problem = oauth1_problem_message(err->detail);
+    if (problem && (err->code == PORTICO__ERROR_CODE__BAD_REQUEST || err->code == PORTICO__ERROR_CODE__UNAUTHORIZED)) {
+        snprintf(err->message, sizeof err->message, "%s", problem);
+        return;
+    }
     switch (err->code) {
     case PORTICO__ERROR_CODE__UNAVAILABLE:
         if (!strcmp(err->detail, "unreachable"))

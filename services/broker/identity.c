@@ -69,21 +69,26 @@ static int s_by_filter(broker_worker_t *w, const Portico__Bitbucket__Conn *conn,
     return hit ? 1 : 0;
 }
 
-int broker_identify(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, const char *access_token,
+int broker_identify(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, const Portico__Bitbucket__Auth *auth_in,
                     broker_identity_t *out, bus_error_t *err)
 {
     memset(out, 0, sizeof *out);
-    Portico__Bitbucket__Auth auth = PORTICO__BITBUCKET__AUTH__INIT;
-    auth.bearer = (char *)(uintptr_t)access_token;
+    Portico__Bitbucket__Auth *auth = (Portico__Bitbucket__Auth *)(uintptr_t)auth_in;
+    bool oauth1 = auth->oauth1 != NULL;
 
     Portico__Bitbucket__WhoAmIRequest q = PORTICO__BITBUCKET__WHO_AM_IREQUEST__INIT;
     q.conn = (Portico__Bitbucket__Conn *)(uintptr_t)conn;
-    q.auth = &auth;
+    q.auth = auth;
     Portico__Bitbucket__WhoAmIReply *rep = NULL;
     char username[256] = "";
     if (broker_bitbucket_call(w, "whoami", &q.base, &portico__bitbucket__who_am_ireply__descriptor,
                               (ProtobufCMessage **)&rep, err) < 0) {
         if (err->code != PORTICO__ERROR_CODE__UNAUTHORIZED)
+            return -1;
+        /* A signed OAuth 1 request that Bitbucket refuses gets 401 with an
+         * oauth_problem from its OAuth filter; only the servlet's
+         * anonymous answer is what the two-factor app causes. */
+        if (oauth1 && strcmp(err->detail, "anonymous") != 0)
             return -1;
     } else {
         snprintf(username, sizeof username, "%s", rep->username);
@@ -98,9 +103,9 @@ int broker_identify(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, co
                          "may be blocking OAuth requests");
         return -1;
     }
-    int found = s_by_slug(w, conn, &auth, username, out, err);
+    int found = s_by_slug(w, conn, auth, username, out, err);
     if (found == 0)
-        found = s_by_filter(w, conn, &auth, username, out, err);
+        found = s_by_filter(w, conn, auth, username, out, err);
     if (found < 0)
         return -1;
     if (found == 0) {

@@ -1,27 +1,37 @@
-/* The login, as two explicit state machines, and the broker's one method
- * table.
+/* The login, as two explicit state machines for both OAuth versions, and
+ * the broker's one method table. The OAuth 1 steps are in login_oauth1.c.
  *
  * login.start (the browser is about to leave for Bitbucket):
  *
- *   LOAD_INTEGRATION ─▶ MAKE_SECRETS ─▶ STORE_PENDING ─▶ STARTED
+ *   LOAD_INTEGRATION ─┬─ OAuth 2 ─▶ MAKE_SECRETS ─▶ STORE_PENDING ──────┬─▶ STARTED
+ *                     └─ OAuth 1 ─▶ O1_LOAD_KEY ─▶ O1_REQUEST_TOKEN      │
+ *                                    ─▶ O1_STORE_PENDING ────────────────┘
  *
- *   The pending login (SHA-256 of state, PKCE verifier, SHA-256 of the
- *   browser-binding cookie, integration, return path, expiry) goes to the
- *   registry, so whichever broker worker receives the callback can finish.
+ *   The pending login goes to the registry, so whichever broker worker
+ *   receives the callback can finish. OAuth 2: SHA-256 of state, PKCE
+ *   verifier. OAuth 1: the request token and its secret (a request token
+ *   signed with the integration's private key, oauth_callback = the
+ *   integration's callback URL). Both: SHA-256 of the browser-binding
+ *   cookie, integration, return path, expiry.
  *
  * login.finish (the browser is back on /oauth/callback/{id}):
  *
- *   CONSUME ─┬─ error= on the callback ─▶ CALLBACK_ERROR ─▶ FAILED
- *            └─▶ LOAD_CLIENT ─▶ EXCHANGE ─▶ IDENTIFY ─▶ LINK_USER
- *                 ─▶ STORE_TOKENS ─▶ DONE
+ *   CONSUME ─┬─ OAuth 2, error= ─▶ CALLBACK_ERROR ─────────────▶ FAILED
+ *            ├─ OAuth 2 ─▶ LOAD_CLIENT ─▶ EXCHANGE ──────────────┐
+ *            ├─ OAuth 1, oauth_verifier=denied ─▶ O1_DENIED ─▶ FAILED
+ *            └─ OAuth 1 ─▶ O1_LOAD_KEY ─▶ O1_ACCESS_TOKEN ───────┤
+ *                                                                ▼
+ *                        IDENTIFY ─▶ LINK_USER ─▶ STORE_TOKENS ─▶ DONE
  *
- *   CONSUME is the single use of the state: the registry deletes the
- *   pending login as it hands it out, and refuses one that belongs to
- *   another browser or another integration without deleting it. The code
- *   is exchanged right after (Bitbucket's codes live about 10 s). Every
- *   step may end in FAILED with an error whose detail tells the web which
- *   page to show. */
-#include "oauth.h"
+ *   The callback says which: OAuth 2 brings state (and code or error),
+ *   OAuth 1 brings oauth_token and oauth_verifier. CONSUME is the single
+ *   use of the pending login, found by the hash of state or of the request
+ *   token: the registry deletes it as it hands it out, and refuses one
+ *   that belongs to another browser or another integration without
+ *   deleting it. The code (or verifier) is exchanged right after
+ *   (Bitbucket's codes live about 10 s). Every step may end in FAILED with
+ *   an error whose detail tells the web which page to show. */
+#include "login.h"
 
 #include "crypto.h"
 #include "log.h"
@@ -33,30 +43,9 @@
 
 #define MAX_STATE_LEN 512
 #define MAX_CODE_LEN 2048
-#define DEFAULT_RETURN_TO "/account"
+#define DEFAULT_RETURN_TO LOGIN_DEFAULT_RETURN_TO
 
 /* ---- login.start ---- */
-
-typedef enum {
-    START_LOAD_INTEGRATION,
-    START_MAKE_SECRETS,
-    START_STORE_PENDING,
-    START_STARTED,
-    START_FAILED,
-} start_state_t;
-
-typedef struct {
-    broker_worker_t *w;
-    const Portico__Broker__StartLoginRequest *in;
-    Portico__Registry__GetIntegrationReply *integ;
-    char return_to[1100];
-    char state[BROKER_B64_32];
-    char verifier[BROKER_B64_32];
-    char challenge[BROKER_B64_32];
-    char redirect_uri[700];
-    char authorize_url[4096];
-    bus_error_t err;
-} start_ctx_t;
 
 static start_state_t s_start_load(start_ctx_t *c)
 {
@@ -67,9 +56,11 @@ static start_state_t s_start_load(start_ctx_t *c)
     if (broker_integration_load(c->w, c->in->integration_id, false, &c->integ, &c->err) < 0)
         return START_FAILED;
     const Portico__Registry__Integration *in = c->integ->integration;
+    if (in->oauth_version == 1)
+        return START_O1_LOAD_KEY;
     if (in->oauth_version != 2) {
         broker_set_error(&c->err, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth_version",
-                         "signing in through an OAuth 1 integration is not available yet");
+                         "this integration uses an OAuth version Portico does not know");
         return START_FAILED;
     }
     if (!in->client_id[0]) {
@@ -140,6 +131,15 @@ void broker_login_start(void *ctx, bus_request_t *req, const ProtobufCMessage *m
         case START_STORE_PENDING:
             st = s_start_store(&c);
             break;
+        case START_O1_LOAD_KEY:
+            st = login_o1_start_load_key(&c);
+            break;
+        case START_O1_REQUEST_TOKEN:
+            st = login_o1_start_request_token(&c);
+            break;
+        case START_O1_STORE_PENDING:
+            st = login_o1_start_store(&c);
+            break;
         default:
             st = START_FAILED;
             break;
@@ -149,12 +149,13 @@ void broker_login_start(void *ctx, bus_request_t *req, const ProtobufCMessage *m
         Portico__Broker__StartLoginReply out = PORTICO__BROKER__START_LOGIN_REPLY__INIT;
         out.authorize_url = c.authorize_url;
         bus_reply_ok(reply, &out.base);
-        log_info("login started", "integration=%" PRId64, c.in->integration_id);
+        log_info("login started", "integration=%" PRId64 " oauth=%d", c.in->integration_id, c.request ? 1 : 2);
     } else {
         log_info("login not started", "integration=%" PRId64 " code=%s detail=%s", c.in->integration_id,
                  bus_code_name(c.err.code), c.err.detail);
         broker_reply_bus_error(reply, &c.err);
     }
+    login_o1_start_cleanup(&c);
     broker_integration_free(&c.integ);
     explicit_bzero(c.state, sizeof c.state);
     explicit_bzero(c.verifier, sizeof c.verifier);
@@ -163,49 +164,49 @@ void broker_login_start(void *ctx, bus_request_t *req, const ProtobufCMessage *m
 
 /* ---- login.finish ---- */
 
-typedef enum {
-    FIN_CONSUME,
-    FIN_CALLBACK_ERROR,
-    FIN_LOAD_CLIENT,
-    FIN_EXCHANGE,
-    FIN_IDENTIFY,
-    FIN_LINK_USER,
-    FIN_STORE_TOKENS,
-    FIN_DONE,
-    FIN_FAILED,
-} fin_state_t;
+static const char *const s_fin_names[] = {"consume",     "callback_error",  "load_client", "exchange",  "o1_denied",
+                                          "o1_load_key", "o1_access_token", "identify",    "link_user", "store_tokens",
+                                          "done",        "failed"};
 
-static const char *const s_fin_names[] = {"consume",   "callback_error", "load_client", "exchange", "identify",
-                                          "link_user", "store_tokens",   "done",        "failed"};
-
-typedef struct {
-    broker_worker_t *w;
-    const Portico__Broker__FinishLoginRequest *in;
-    Portico__Registry__PendingLogin *pending; /* owned by consumed */
-    Portico__Registry__ConsumePendingReply *consumed;
-    Portico__Registry__GetIntegrationReply *integ;
-    Portico__Bitbucket__TokenReply *tokens;
-    Portico__Registry__LoginReply *login;
-    broker_identity_t who;
-    bool audit; /* the failure involved a real pending login: record it */
-    bus_error_t err;
-} fin_ctx_t;
-
-static fin_state_t s_fail(fin_ctx_t *c, int code, const char *detail, const char *message)
+fin_state_t login_fail(fin_ctx_t *c, int code, const char *detail, const char *message)
 {
     broker_set_error(&c->err, code, detail, "%s", message);
     return FIN_FAILED;
 }
 
+fin_state_t login_consume_failed(fin_ctx_t *c)
+{
+    switch (c->err.code) {
+    case PORTICO__ERROR_CODE__NOT_FOUND:
+        if (!strcmp(c->err.detail, "expired"))
+            return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_expired",
+                              "this sign-in took too long and has expired: start again");
+        return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_unknown",
+                          "this sign-in link has expired or was already used: start again");
+    case PORTICO__ERROR_CODE__FORBIDDEN:
+        c->audit = true;
+        if (!strcmp(c->err.detail, "integration"))
+            return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "integration",
+                              "this sign-in was started for another Bitbucket integration: start again");
+        return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "browser",
+                          "this sign-in was started in another browser: start again here");
+    default:
+        return FIN_FAILED;
+    }
+}
+
 static fin_state_t s_fin_consume(fin_ctx_t *c)
 {
     const Portico__Broker__FinishLoginRequest *in = c->in;
+    if (!in->state[0] && in->oauth_token[0])
+        return login_o1_consume(c);
+    c->oauth_version = 2;
     if (!in->state[0])
-        return s_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, "state_missing",
-                      "the answer from Bitbucket carried no state: start the sign-in again");
+        return login_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, "state_missing",
+                          "the answer from Bitbucket carried no state: start the sign-in again");
     if (strlen(in->state) > MAX_STATE_LEN)
-        return s_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_unknown",
-                      "this sign-in link has expired or was already used: start again");
+        return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_unknown",
+                          "this sign-in link has expired or was already used: start again");
     /* No binding cookie (another browser, or the cookie was cleared after a
      * login that worked): ask with a hash that matches no login, so the
      * registry still says "unknown" for a replay and "browser" for a login
@@ -214,7 +215,7 @@ static fin_state_t s_fin_consume(fin_ctx_t *c)
     ProtobufCBinaryData browser_hash = in->browser_hash;
     if (browser_hash.len != 32) {
         if (crypto_random(unmatchable, sizeof unmatchable) < 0)
-            return s_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "could not make random values");
+            return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "could not make random values");
         browser_hash.data = unmatchable;
         browser_hash.len = sizeof unmatchable;
     }
@@ -226,39 +227,22 @@ static fin_state_t s_fin_consume(fin_ctx_t *c)
     q.browser_hash = browser_hash;
     q.integration_id = in->integration_id;
     if (broker_registry_call(c->w, "pending.consume", &q.base, &portico__registry__consume_pending_reply__descriptor,
-                             (ProtobufCMessage **)&c->consumed, &c->err) < 0) {
-        switch (c->err.code) {
-        case PORTICO__ERROR_CODE__NOT_FOUND:
-            if (!strcmp(c->err.detail, "expired"))
-                return s_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_expired",
-                              "this sign-in took too long and has expired: start again");
-            return s_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_unknown",
-                          "this sign-in link has expired or was already used: start again");
-        case PORTICO__ERROR_CODE__FORBIDDEN:
-            c->audit = true;
-            if (!strcmp(c->err.detail, "integration"))
-                return s_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "integration",
-                              "this sign-in was started for another Bitbucket integration: start again");
-            return s_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "browser",
-                          "this sign-in was started in another browser: start again here");
-        default:
-            return FIN_FAILED;
-        }
-    }
+                             (ProtobufCMessage **)&c->consumed, &c->err) < 0)
+        return login_consume_failed(c);
     c->pending = c->consumed->pending;
     if (!c->pending)
-        return s_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_unknown",
-                      "this sign-in link has expired or was already used: start again");
+        return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_unknown",
+                          "this sign-in link has expired or was already used: start again");
     c->audit = true;
     /* The registry already compared these; a second look is cheap. */
     if (c->pending->integration_id != in->integration_id)
-        return s_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "integration",
-                      "this sign-in was started for another Bitbucket integration: start again");
+        return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "integration",
+                          "this sign-in was started for another Bitbucket integration: start again");
     if (in->error[0])
         return FIN_CALLBACK_ERROR;
     if (!in->code[0] || strlen(in->code) > MAX_CODE_LEN)
-        return s_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, "code_missing",
-                      "the answer from Bitbucket carried no authorization code: start the sign-in again");
+        return login_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, "code_missing",
+                          "the answer from Bitbucket carried no authorization code: start the sign-in again");
     return FIN_LOAD_CLIENT;
 }
 
@@ -266,10 +250,10 @@ static fin_state_t s_fin_callback_error(fin_ctx_t *c)
 {
     const char *error = oauth2_callback_error(c->in->error);
     if (!strcmp(error, "access_denied"))
-        return s_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "denied", "you declined access in Bitbucket");
+        return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "denied", "you declined access in Bitbucket");
     char text[200];
     snprintf(text, sizeof text, "Bitbucket did not complete the sign-in (%s)", error);
-    return s_fail(c, PORTICO__ERROR_CODE__UPSTREAM, error, text);
+    return login_fail(c, PORTICO__ERROR_CODE__UPSTREAM, error, text);
 }
 
 static fin_state_t s_fin_load_client(fin_ctx_t *c)
@@ -277,8 +261,8 @@ static fin_state_t s_fin_load_client(fin_ctx_t *c)
     if (broker_integration_load(c->w, c->in->integration_id, true, &c->integ, &c->err) < 0)
         return FIN_FAILED;
     if (c->integ->integration->oauth_version != 2)
-        return s_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth_version",
-                      "this integration no longer uses OAuth 2: start the sign-in again");
+        return login_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth_version",
+                          "this integration no longer uses OAuth 2: start the sign-in again");
     return FIN_EXCHANGE;
 }
 
@@ -287,7 +271,7 @@ static fin_state_t s_fin_exchange(fin_ctx_t *c)
     const Portico__Registry__Integration *in = c->integ->integration;
     char redirect_uri[700];
     if (oauth2_redirect_uri(broker_cfg.public_url, in->id, redirect_uri, sizeof redirect_uri) < 0)
-        return s_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "the callback URL is too long");
+        return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "the callback URL is too long");
     Portico__Bitbucket__Conn conn;
     broker_conn_init(&conn, in);
     Portico__Bitbucket__TokenRequest q = PORTICO__BITBUCKET__TOKEN_REQUEST__INIT;
@@ -301,17 +285,17 @@ static fin_state_t s_fin_exchange(fin_ctx_t *c)
     if (broker_bitbucket_call(c->w, "oauth2.token", &q.base, &portico__bitbucket__token_reply__descriptor,
                               (ProtobufCMessage **)&c->tokens, &c->err) < 0) {
         if (c->err.code == PORTICO__ERROR_CODE__UNAUTHORIZED && !strcmp(c->err.detail, "invalid_client"))
-            return s_fail(c, PORTICO__ERROR_CODE__UNAUTHORIZED, "invalid_client",
-                          "Bitbucket refused Portico's client credentials: ask an admin to check the "
-                          "integration's Client Secret");
+            return login_fail(c, PORTICO__ERROR_CODE__UNAUTHORIZED, "invalid_client",
+                              "Bitbucket refused Portico's client credentials: ask an admin to check the "
+                              "integration's Client Secret");
         if (c->err.code == PORTICO__ERROR_CODE__UNAUTHORIZED || c->err.code == PORTICO__ERROR_CODE__BAD_REQUEST)
-            return s_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, "invalid_grant",
-                          "Bitbucket refused the sign-in code (it is valid for a few seconds only): start again");
+            return login_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, "invalid_grant",
+                              "Bitbucket refused the sign-in code (it is valid for a few seconds only): start again");
         broker_explain_bitbucket_error(&c->err, in->base_url);
         return FIN_FAILED;
     }
     if (!c->tokens->access_token[0])
-        return s_fail(c, PORTICO__ERROR_CODE__UPSTREAM, "no_token", "Bitbucket answered without a token");
+        return login_fail(c, PORTICO__ERROR_CODE__UPSTREAM, "no_token", "Bitbucket answered without a token");
     return FIN_IDENTIFY;
 }
 
@@ -319,7 +303,13 @@ static fin_state_t s_fin_identify(fin_ctx_t *c)
 {
     Portico__Bitbucket__Conn conn;
     broker_conn_init(&conn, c->integ->integration);
-    if (broker_identify(c->w, &conn, c->tokens->access_token, &c->who, &c->err) < 0) {
+    Portico__Bitbucket__Auth auth = PORTICO__BITBUCKET__AUTH__INIT;
+    Portico__Bitbucket__OAuth1Credentials cred;
+    if (c->oauth_version == 1)
+        broker_oauth1_auth(&auth, &cred, c->integ, c->o1_tokens->token, c->o1_tokens->token_secret);
+    else
+        auth.bearer = c->tokens->access_token;
+    if (broker_identify(c->w, &conn, &auth, &c->who, &c->err) < 0) {
         if (strcmp(c->err.detail, "tfa") != 0)
             broker_explain_bitbucket_error(&c->err, c->integ->integration->base_url);
         return FIN_FAILED;
@@ -343,17 +333,25 @@ static fin_state_t s_fin_link_user(fin_ctx_t *c)
                              (ProtobufCMessage **)&c->login, &c->err) < 0)
         return FIN_FAILED;
     if (!c->login->user || c->login->identity_id <= 0)
-        return s_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "the account could not be recorded");
+        return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "the account could not be recorded");
     return FIN_STORE_TOKENS;
 }
 
 static fin_state_t s_fin_store_tokens(fin_ctx_t *c)
 {
     Portico__Registry__Tokens t = PORTICO__REGISTRY__TOKENS__INIT;
-    t.access_token = c->tokens->access_token;
-    t.refresh_token = c->tokens->refresh_token;
-    t.expires_at = c->tokens->expires_in > 0 ? bus_now_ms() / 1000 + c->tokens->expires_in : 0;
-    t.scope = c->tokens->scope;
+    if (c->oauth_version == 1) {
+        /* No refresh token: the pair lasts until oauth_expires_in, or until
+         * revoked when Bitbucket did not say. */
+        t.access_token = c->o1_tokens->token;
+        t.token_secret = c->o1_tokens->token_secret;
+        t.expires_at = c->o1_tokens->expires_in > 0 ? bus_now_ms() / 1000 + c->o1_tokens->expires_in : 0;
+    } else {
+        t.access_token = c->tokens->access_token;
+        t.refresh_token = c->tokens->refresh_token;
+        t.expires_at = c->tokens->expires_in > 0 ? bus_now_ms() / 1000 + c->tokens->expires_in : 0;
+        t.scope = c->tokens->scope;
+    }
     Portico__Registry__StoreTokensRequest q = PORTICO__REGISTRY__STORE_TOKENS_REQUEST__INIT;
     q.identity_id = c->login->identity_id;
     q.tokens = &t;
@@ -364,6 +362,7 @@ static fin_state_t s_fin_store_tokens(fin_ctx_t *c)
 
 static void s_fin_cleanup(fin_ctx_t *c)
 {
+    login_o1_finish_cleanup(c);
     if (c->pending)
         oauth2_wipe(c->pending->code_verifier);
     if (c->consumed)
@@ -402,6 +401,15 @@ void broker_login_finish(void *ctx, bus_request_t *req, const ProtobufCMessage *
         case FIN_EXCHANGE:
             next = s_fin_exchange(&c);
             break;
+        case FIN_O1_DENIED:
+            next = login_o1_denied(&c);
+            break;
+        case FIN_O1_LOAD_KEY:
+            next = login_o1_load_key(&c);
+            break;
+        case FIN_O1_ACCESS_TOKEN:
+            next = login_o1_access_token(&c);
+            break;
         case FIN_IDENTIFY:
             next = s_fin_identify(&c);
             break;
@@ -429,8 +437,8 @@ void broker_login_finish(void *ctx, bus_request_t *req, const ProtobufCMessage *
         out.return_to = url_is_local_path(c.pending->return_to) ? c.pending->return_to : DEFAULT_RETURN_TO;
         out.display_name = u->display_name[0] ? u->display_name : c.who.display_name;
         bus_reply_ok(reply, &out.base);
-        log_info("login finished", "integration=%" PRId64 " user=%" PRId64 " created=%d", c.in->integration_id, u->id,
-                 c.login->created);
+        log_info("login finished", "integration=%" PRId64 " user=%" PRId64 " created=%d oauth=%d", c.in->integration_id,
+                 u->id, c.login->created, c.oauth_version);
     } else {
         if (c.audit) {
             char object[48];

@@ -1,14 +1,20 @@
 /* The broker's method groups and what they share.
  *
- *   login.c     login.start, login.finish (the login state machine) and
- *               the one route table
+ *   login.c     login.start, login.finish (the login state machines, for
+ *               both OAuth versions), the OAuth 2 steps and the one route
+ *               table; login.h is what it shares with
+ *   login_oauth1.c  the OAuth 1.0a steps: request token, consume by
+ *               request token, access token
  *   identity.c  who the user is at Bitbucket (whoami, user.get, user.find)
  *   tokens.c    a usable access token for an identity: read, lease,
- *               refresh once, replace (the token state machine)
+ *               refresh once, replace (the token state machine); OAuth 1
+ *               tokens are only read: they are never refreshed
  *   repos.c     user.repositories
  *   check.c     integration.check
  *   calls.c     calling the registry and the bitbucket service
  *   oauth2.c    pure helpers: PKCE, the authorize URL, version numbers
+ *   oauth1.c    pure helpers: the OAuth 1 authorize URL, oauth_problem
+ *               answers explained
  *
  * Nothing here keeps state between requests: every login and every token
  * lives in the registry, so any broker worker can serve any step. */
@@ -60,6 +66,30 @@ const char *oauth2_callback_error(const char *error);
 /* Overwrite a secret before its memory goes back (NULL is fine). */
 void oauth2_wipe(char *s);
 
+/* ---- oauth1.c: pure helpers (unit tested) ---- */
+
+/* {base}/plugins/servlet/oauth/authorize?oauth_token=.. (percent-encoded).
+ * Length or -1. */
+int oauth1_authorize_url(const char *base_url, const char *request_token, char *out, size_t out_size);
+/* True for the verifier Bitbucket sends back when the user pressed Deny. */
+bool oauth1_verifier_denied(const char *verifier);
+
+/* What an oauth_problem (the bitbucket service puts its name in the error
+ * detail) asks of whom. */
+typedef enum {
+    OAUTH1_PROBLEM_NONE,     /* not an oauth_problem Portico knows */
+    OAUTH1_PROBLEM_LINK,     /* the application link's Incoming Authentication: an admin */
+    OAUTH1_PROBLEM_CLOCK,    /* the clocks of Portico and Bitbucket: the operator */
+    OAUTH1_PROBLEM_RETRY,    /* a one-off: try again */
+    OAUTH1_PROBLEM_TOKEN,    /* the token is gone or was refused: the user logs in again */
+    OAUTH1_PROBLEM_PROTOCOL, /* Bitbucket refused the request's form */
+} oauth1_problem_t;
+oauth1_problem_t oauth1_problem_kind(const char *problem);
+/* A sentence that says what happened and what to do, at most 200
+ * characters (it is also an integration's test result); NULL for a problem
+ * Portico does not know. */
+const char *oauth1_problem_message(const char *problem);
+
 /* ---- calls.c ---- */
 
 int broker_registry_call(broker_worker_t *w, const char *method, const ProtobufCMessage *req,
@@ -76,6 +106,11 @@ int broker_integration_load(broker_worker_t *w, int64_t id, bool with_secrets,
 void broker_integration_free(Portico__Registry__GetIntegrationReply **rep_p);
 /* The bitbucket service's Conn for an integration (pointers borrowed). */
 void broker_conn_init(Portico__Bitbucket__Conn *conn, const Portico__Registry__Integration *in);
+/* The Auth for OAuth 1 signed calls: the integration's consumer key and
+ * private key with the user's token (pointers borrowed). */
+void broker_oauth1_auth(Portico__Bitbucket__Auth *auth, Portico__Bitbucket__OAuth1Credentials *cred,
+                        const Portico__Registry__GetIntegrationReply *integ, const char *token,
+                        const char *token_secret);
 /* Answer with err's code, detail and message. */
 void broker_reply_bus_error(bus_reply_t *reply, const bus_error_t *err);
 void broker_set_error(bus_error_t *err, int code, const char *detail, const char *fmt, ...)
@@ -96,9 +131,10 @@ typedef struct {
     char email[320];
 } broker_identity_t;
 
-/* Who owns access_token. UNAUTHORIZED "tfa" when Bitbucket answers as if
+/* Who the credentials in auth (an OAuth 2 bearer token or OAuth 1
+ * credentials) belong to. UNAUTHORIZED "tfa" when Bitbucket answers as if
  * nobody were signed in right after handing out the token. 0 or -1. */
-int broker_identify(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, const char *access_token,
+int broker_identify(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, const Portico__Bitbucket__Auth *auth,
                     broker_identity_t *out, bus_error_t *err);
 
 /* ---- tokens.c ---- */
@@ -106,6 +142,7 @@ int broker_identify(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, co
 typedef struct {
     char *access_token;  /* malloc'd, wiped on clear */
     char *refresh_token; /* malloc'd, wiped on clear */
+    char *token_secret;  /* OAuth 1; malloc'd, wiped on clear */
     int64_t expires_at;
     int64_t generation;
     bool refreshed; /* a refresh happened (here or elsewhere) during this call */
@@ -118,6 +155,10 @@ typedef struct {
  * Bitbucket refused it. 0 or -1. */
 int broker_tokens_get(broker_worker_t *w, int64_t identity_id, const Portico__Registry__GetIntegrationReply *integ,
                       bool force, broker_tokens_t *tok, bus_error_t *err);
+/* OAuth 1: the stored access token and its secret. OAuth 1 tokens are not
+ * refreshed: UNAUTHORIZED "login_again" when none is stored or it has
+ * expired. 0 or -1. */
+int broker_tokens_get_oauth1(broker_worker_t *w, int64_t identity_id, broker_tokens_t *tok, bus_error_t *err);
 void broker_tokens_clear(broker_tokens_t *tok);
 
 /* ---- the methods ---- */

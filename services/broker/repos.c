@@ -1,6 +1,8 @@
 /* user.repositories: the repositories a signed-in user can read, one page of
- * Bitbucket's paging at a time, with the user's own token (refreshed when
- * it has expired or Bitbucket refuses it, once). */
+ * Bitbucket's paging at a time, with the user's own token: OAuth 2 tokens
+ * are refreshed when they have expired or Bitbucket refuses them, once;
+ * OAuth 1 tokens are signed with the integration's key and never
+ * refreshed. */
 #include "oauth.h"
 
 #include "log.h"
@@ -17,14 +19,12 @@ static const Portico__Registry__Identity *s_pick(const Portico__Registry__User *
     return NULL;
 }
 
-static int s_list(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, const char *access_token, int32_t start,
-                  int32_t limit, Portico__Bitbucket__ListReposReply **out, bus_error_t *err)
+static int s_list(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, const Portico__Bitbucket__Auth *auth,
+                  int32_t start, int32_t limit, Portico__Bitbucket__ListReposReply **out, bus_error_t *err)
 {
-    Portico__Bitbucket__Auth auth = PORTICO__BITBUCKET__AUTH__INIT;
-    auth.bearer = (char *)(uintptr_t)access_token;
     Portico__Bitbucket__ListReposRequest q = PORTICO__BITBUCKET__LIST_REPOS_REQUEST__INIT;
     q.conn = (Portico__Bitbucket__Conn *)(uintptr_t)conn;
-    q.auth = &auth;
+    q.auth = (Portico__Bitbucket__Auth *)(uintptr_t)auth;
     q.start = start;
     q.limit = limit;
     q.permission = BROKER_SCOPE;
@@ -35,17 +35,64 @@ static int s_list(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, cons
 /* A fresh token that Bitbucket still refuses: either the two-factor app
  * blocks OAuth (whoami then answers anonymously even though the token was
  * just issued) or the grant is gone. */
-static void s_explain_refusal(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, const char *access_token,
-                              bus_error_t *err)
+static void s_explain_refusal(broker_worker_t *w, const Portico__Bitbucket__Conn *conn,
+                              const Portico__Bitbucket__Auth *auth, bus_error_t *err)
 {
     broker_identity_t who;
     bus_error_t e2;
-    if (broker_identify(w, conn, access_token, &who, &e2) < 0 && !strcmp(e2.detail, "tfa")) {
+    if (broker_identify(w, conn, auth, &who, &e2) < 0 && !strcmp(e2.detail, "tfa")) {
         *err = e2;
         return;
     }
     broker_set_error(err, PORTICO__ERROR_CODE__UNAUTHORIZED, "login_again",
                      "your Bitbucket authorization has expired or was revoked: log in again");
+}
+
+static int s_list_bearer(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, const char *access_token,
+                         int32_t start, int32_t limit, Portico__Bitbucket__ListReposReply **out, bus_error_t *err)
+{
+    Portico__Bitbucket__Auth auth = PORTICO__BITBUCKET__AUTH__INIT;
+    auth.bearer = (char *)(uintptr_t)access_token;
+    return s_list(w, conn, &auth, start, limit, out, err);
+}
+
+static void s_explain_bearer_refusal(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, const char *access_token,
+                                     bus_error_t *err)
+{
+    Portico__Bitbucket__Auth auth = PORTICO__BITBUCKET__AUTH__INIT;
+    auth.bearer = (char *)(uintptr_t)access_token;
+    s_explain_refusal(w, conn, &auth, err);
+}
+
+/* OAuth 1: the stored token signed with the integration's key, no refresh.
+ * A token Bitbucket no longer accepts means logging in again; a link or
+ * clock problem is said as such. */
+static int s_list_oauth1(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, int64_t identity_id,
+                         const Portico__Registry__GetIntegrationReply *integ, int32_t start, int32_t limit,
+                         Portico__Bitbucket__ListReposReply **out, bus_error_t *err)
+{
+    broker_tokens_t tok = {0};
+    int rc = -1;
+    if (broker_tokens_get_oauth1(w, identity_id, &tok, err) < 0)
+        goto out;
+    Portico__Bitbucket__Auth auth;
+    Portico__Bitbucket__OAuth1Credentials cred;
+    broker_oauth1_auth(&auth, &cred, integ, tok.access_token, tok.token_secret);
+    if (s_list(w, conn, &auth, start, limit, out, err) == 0) {
+        rc = 0;
+        goto out;
+    }
+    oauth1_problem_t kind = oauth1_problem_kind(err->detail);
+    if (kind == OAUTH1_PROBLEM_TOKEN)
+        broker_set_error(err, PORTICO__ERROR_CODE__UNAUTHORIZED, "login_again",
+                         "your Bitbucket authorization has expired or was revoked: log in again");
+    else if (err->code == PORTICO__ERROR_CODE__UNAUTHORIZED && kind == OAUTH1_PROBLEM_NONE)
+        s_explain_refusal(w, conn, &auth, err);
+    else
+        broker_explain_bitbucket_error(err, integ->integration->base_url);
+out:
+    broker_tokens_clear(&tok);
+    return rc;
 }
 
 void broker_user_repositories(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
@@ -86,9 +133,12 @@ void broker_user_repositories(void *ctx, bus_request_t *req, const ProtobufCMess
     Portico__Bitbucket__Conn conn;
     broker_conn_init(&conn, integ->integration);
 
-    if (broker_tokens_get(w, id->id, integ, false, &tok, &err) < 0)
+    if (integ->integration->oauth_version == 1) {
+        if (s_list_oauth1(w, &conn, id->id, integ, start, limit, &list, &err) < 0)
+            goto fail;
+    } else if (broker_tokens_get(w, id->id, integ, false, &tok, &err) < 0) {
         goto fail;
-    if (s_list(w, &conn, tok.access_token, start, limit, &list, &err) < 0) {
+    } else if (s_list_bearer(w, &conn, tok.access_token, start, limit, &list, &err) < 0) {
         if (err.code != PORTICO__ERROR_CODE__UNAUTHORIZED) {
             broker_explain_bitbucket_error(&err, integ->integration->base_url);
             goto fail;
@@ -96,12 +146,12 @@ void broker_user_repositories(void *ctx, bus_request_t *req, const ProtobufCMess
         /* Refused: the access token expired early or was revoked. */
         if (tok.refreshed || broker_tokens_get(w, id->id, integ, true, &tok, &err) < 0) {
             if (tok.refreshed && err.code == PORTICO__ERROR_CODE__UNAUTHORIZED)
-                s_explain_refusal(w, &conn, tok.access_token, &err);
+                s_explain_bearer_refusal(w, &conn, tok.access_token, &err);
             goto fail;
         }
-        if (s_list(w, &conn, tok.access_token, start, limit, &list, &err) < 0) {
+        if (s_list_bearer(w, &conn, tok.access_token, start, limit, &list, &err) < 0) {
             if (err.code == PORTICO__ERROR_CODE__UNAUTHORIZED)
-                s_explain_refusal(w, &conn, tok.access_token, &err);
+                s_explain_bearer_refusal(w, &conn, tok.access_token, &err);
             else
                 broker_explain_bitbucket_error(&err, integ->integration->base_url);
             goto fail;

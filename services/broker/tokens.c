@@ -67,8 +67,10 @@ void broker_tokens_clear(broker_tokens_t *tok)
         return;
     oauth2_wipe(tok->access_token);
     oauth2_wipe(tok->refresh_token);
+    oauth2_wipe(tok->token_secret);
     free(tok->access_token);
     free(tok->refresh_token);
+    free(tok->token_secret);
     memset(tok, 0, sizeof *tok);
 }
 
@@ -100,6 +102,7 @@ static void s_free_tokens_msg(ProtobufCMessage *m, Portico__Registry__Tokens *t)
     if (t) {
         oauth2_wipe(t->access_token);
         oauth2_wipe(t->refresh_token);
+        oauth2_wipe(t->token_secret);
     }
     if (m)
         protobuf_c_message_free_unpacked(m, NULL);
@@ -353,4 +356,46 @@ int broker_tokens_get(broker_worker_t *w, int64_t identity_id, const Portico__Re
     }
     tok->refreshed = tok->refreshed || was_refreshed;
     return st == TOK_READY ? 0 : -1;
+}
+
+/* ---- OAuth 1 ----
+ *
+ * Bitbucket's OAuth 1 access tokens have no refresh: they last until
+ * oauth_expires_in (when Bitbucket said) or until revoked, and then the user
+ * logs in again. So no lease, no generations: read and check. */
+
+static int s_take_secret(broker_tokens_t *tok, const Portico__Registry__Tokens *t)
+{
+    oauth2_wipe(tok->token_secret);
+    free(tok->token_secret);
+    tok->token_secret = strdup(t->token_secret ? t->token_secret : "");
+    return tok->token_secret ? 0 : -1;
+}
+
+int broker_tokens_get_oauth1(broker_worker_t *w, int64_t identity_id, broker_tokens_t *tok, bus_error_t *err)
+{
+    tok_ctx_t c = {.w = w, .identity_id = identity_id, .tok = tok, .err = err};
+    Portico__Registry__GetTokensRequest q = PORTICO__REGISTRY__GET_TOKENS_REQUEST__INIT;
+    q.identity_id = identity_id;
+    Portico__Registry__GetTokensReply *rep = NULL;
+    if (broker_registry_call(w, "token.get", &q.base, &portico__registry__get_tokens_reply__descriptor,
+                             (ProtobufCMessage **)&rep, err) < 0) {
+        if (err->code == PORTICO__ERROR_CODE__NOT_FOUND)
+            s_login_again(&c);
+        return -1;
+    }
+    int rc = -1;
+    const Portico__Registry__Tokens *t = rep->tokens;
+    if (!t || !t->access_token || !t->access_token[0]) {
+        s_login_again(&c);
+    } else if (t->expires_at && t->expires_at <= bus_now_ms() / 1000) {
+        log_info("oauth 1 token expired", "identity=%lld", (long long)identity_id);
+        s_login_again(&c);
+    } else if (s_take(tok, t, rep->generation) == 0 && s_take_secret(tok, t) == 0) {
+        rc = 0;
+    } else {
+        broker_set_error(err, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+    }
+    s_free_tokens_msg(&rep->base, rep->tokens);
+    return rc;
 }

@@ -6,7 +6,7 @@
  * cookie and hands only its SHA-256 to the broker; the callback hands the
  * hash again, so a callback URL opened in another browser (login CSRF, a
  * leaked URL) is refused. Everything else about the login (state, PKCE,
- * tokens) stays in the broker and the registry. */
+ * OAuth 1 request tokens, tokens) stays in the broker and the registry. */
 #include "web.h"
 
 #include "broker.pb-c.h"
@@ -200,13 +200,50 @@ static void s_login_error(web_req_t *r, const bus_error_t *err)
         what = "Bitbucket refused what Portico asked for (read access to repositories).";
         todo = "Ask your Bitbucket administrator to check that Portico's application link grants Repositories "
                "Read, then start again.";
-    } else if (!strcmp(d, "code_missing") || !strcmp(d, "provider_error") || !strcmp(d, "invalid_request") ||
-               !strcmp(d, "unsupported_response_type") || !strcmp(d, "server_error") ||
+    } else if (!strcmp(d, "code_missing") || !strcmp(d, "verifier_missing") || !strcmp(d, "provider_error") ||
+               !strcmp(d, "invalid_request") || !strcmp(d, "unsupported_response_type") || !strcmp(d, "server_error") ||
                !strcmp(d, "temporarily_unavailable")) {
         title = "Bitbucket did not complete the sign-in";
         what = "Bitbucket sent Portico back without a usable answer.";
         todo = "Start again. If it keeps happening, ask your Bitbucket administrator to check Portico's "
                "application link.";
+    } else if (!strcmp(d, "consumer_key_unknown")) {
+        status = 502;
+        title = "Bitbucket does not know Portico's consumer key yet";
+        what = "This integration signs in with OAuth 1, and Bitbucket did not recognise its consumer key: the "
+               "application link's Incoming Authentication in Bitbucket is missing or has another Consumer Key.";
+        todo = "Ask a Portico admin to finish the application link in Bitbucket (Incoming Authentication with the "
+               "Consumer Key and Public Key from the integration's page in Portico), then start again.";
+    } else if (!strcmp(d, "signature_invalid") || !strcmp(d, "signature_method_rejected")) {
+        status = 502;
+        title = "Bitbucket could not verify Portico's signature";
+        what = "Bitbucket knows this integration's consumer key, but not with the public key Portico signs with: "
+               "the application link's Incoming Authentication has another Public Key (or a proxy in front of "
+               "Bitbucket rewrites the Host header).";
+        todo = "Ask a Portico admin to paste the Public Key from the integration's page in Portico into the "
+               "application link's Incoming Authentication in Bitbucket, then start again.";
+    } else if (!strcmp(d, "timestamp_refused")) {
+        status = 502;
+        title = "The clocks of Portico and Bitbucket disagree";
+        what = "Bitbucket refused Portico's signed request because its time is too far from Bitbucket's own. "
+               "OAuth 1 works only when the clocks of Portico and Bitbucket agree within a few minutes.";
+        todo = "Ask your operator to synchronise the clocks of the Portico and Bitbucket servers (NTP), then start "
+               "again.";
+    } else if (!strcmp(d, "nonce_used")) {
+        status = 502;
+        title = "Bitbucket refused a repeated request";
+        what = "Bitbucket has already seen one of Portico's signed requests for this sign-in.";
+    } else if (!strcmp(d, "token_rejected") || !strcmp(d, "token_expired") || !strcmp(d, "permission_unknown")) {
+        status = 400;
+        title = "Bitbucket no longer accepts this sign-in";
+        what = "Bitbucket refused the sign-in's request token: it was already used, or the sign-in took too long.";
+    } else if (!strcmp(d, "parameter_absent") || !strcmp(d, "parameter_rejected") || !strcmp(d, "version_rejected") ||
+               !strcmp(d, "oauth1_keys") || !strcmp(d, "no_oauth1")) {
+        status = 502;
+        title = "Bitbucket refused Portico's OAuth 1 request";
+        snprintf(what_buf, sizeof what_buf, "%s.", err->message);
+        what = what_buf;
+        todo = "Ask a Portico admin to check the integration (Test connection on its page).";
     } else if (!strcmp(d, "oauth_version") || !strcmp(d, "client_id")) {
         title = "This Bitbucket integration cannot be used to log in";
         snprintf(what_buf, sizeof what_buf, "%s.", err->message);
@@ -381,14 +418,19 @@ static void h_callback(web_req_t *r)
                        "Start from the login page.");
         return;
     }
-    char state[600], code[2100], error[80];
+    /* OAuth 2 answers with state and code (or error); OAuth 1 with
+     * oauth_token and oauth_verifier. The broker tells them apart. */
+    char state[600], code[2100], error[80], oauth_token[600], verifier[600];
     bus_error_t err = {0};
     int ns = web_query(r, "state", state, sizeof state);
     if (web_query(r, "code", code, sizeof code) < 0)
         code[0] = '\0';
     if (web_query(r, "error", error, sizeof error) == -2)
         snprintf(error, sizeof error, "provider_error");
-    if (ns == -2) {
+    int nt = web_query(r, "oauth_token", oauth_token, sizeof oauth_token);
+    if (web_query(r, "oauth_verifier", verifier, sizeof verifier) < 0)
+        verifier[0] = '\0';
+    if (ns == -2 || nt == -2) {
         err.code = PORTICO__ERROR_CODE__NOT_FOUND;
         snprintf(err.detail, sizeof err.detail, "state_unknown");
         s_login_error(r, &err);
@@ -407,6 +449,8 @@ static void h_callback(web_req_t *r)
     q.state = state;
     q.code = code;
     q.error = error;
+    q.oauth_token = oauth_token;
+    q.oauth_verifier = verifier;
     q.browser_hash.data = bound ? hash : NULL;
     q.browser_hash.len = bound ? sizeof hash : 0;
     q.addr = r->addr;
@@ -415,6 +459,8 @@ static void h_callback(web_req_t *r)
                       (ProtobufCMessage **)&rep, (int)web_cfg.login_timeout_ms, &err);
     explicit_bzero(code, sizeof code);
     explicit_bzero(state, sizeof state);
+    explicit_bzero(oauth_token, sizeof oauth_token);
+    explicit_bzero(verifier, sizeof verifier);
     if (rc < 0) {
         s_login_error(r, &err);
         return;

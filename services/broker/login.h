@@ -1,0 +1,85 @@
+/* The login state machines' states and context, shared by login.c (the
+ * machines and the OAuth 2 steps) and login_oauth1.c (the OAuth 1 steps).
+ * Nothing outside these two files includes it. */
+#ifndef PORTICO_BROKER_LOGIN_H
+#define PORTICO_BROKER_LOGIN_H
+
+#include "oauth.h"
+
+#define LOGIN_DEFAULT_RETURN_TO "/account"
+
+/* ---- login.start ---- */
+
+typedef enum {
+    START_LOAD_INTEGRATION,
+    START_MAKE_SECRETS,  /* OAuth 2 */
+    START_STORE_PENDING, /* OAuth 2 */
+    START_O1_LOAD_KEY,   /* OAuth 1 */
+    START_O1_REQUEST_TOKEN,
+    START_O1_STORE_PENDING,
+    START_STARTED,
+    START_FAILED,
+} start_state_t;
+
+typedef struct {
+    broker_worker_t *w;
+    const Portico__Broker__StartLoginRequest *in;
+    Portico__Registry__GetIntegrationReply *integ;
+    char return_to[1100];
+    char state[BROKER_B64_32];
+    char verifier[BROKER_B64_32];
+    char challenge[BROKER_B64_32];
+    char redirect_uri[700];
+    char authorize_url[4096];
+    Portico__Bitbucket__OAuth1TokenReply *request; /* OAuth 1 request token and secret */
+    bus_error_t err;
+} start_ctx_t;
+
+start_state_t login_o1_start_load_key(start_ctx_t *c);
+start_state_t login_o1_start_request_token(start_ctx_t *c);
+start_state_t login_o1_start_store(start_ctx_t *c);
+void login_o1_start_cleanup(start_ctx_t *c);
+
+/* ---- login.finish ---- */
+
+typedef enum {
+    FIN_CONSUME,
+    FIN_CALLBACK_ERROR, /* OAuth 2: error= on the callback */
+    FIN_LOAD_CLIENT,    /* OAuth 2 */
+    FIN_EXCHANGE,       /* OAuth 2 */
+    FIN_O1_DENIED,      /* OAuth 1: oauth_verifier=denied */
+    FIN_O1_LOAD_KEY,
+    FIN_O1_ACCESS_TOKEN,
+    FIN_IDENTIFY,
+    FIN_LINK_USER,
+    FIN_STORE_TOKENS,
+    FIN_DONE,
+    FIN_FAILED,
+} fin_state_t;
+
+typedef struct {
+    broker_worker_t *w;
+    const Portico__Broker__FinishLoginRequest *in;
+    int oauth_version;                        /* 1 when the callback carried oauth_token */
+    Portico__Registry__PendingLogin *pending; /* owned by consumed */
+    Portico__Registry__ConsumePendingReply *consumed;
+    Portico__Registry__GetIntegrationReply *integ;
+    Portico__Bitbucket__TokenReply *tokens;          /* OAuth 2 */
+    Portico__Bitbucket__OAuth1TokenReply *o1_tokens; /* OAuth 1 access token and secret */
+    Portico__Registry__LoginReply *login;
+    broker_identity_t who;
+    bool audit; /* the failure involved a real pending login: record it */
+    bus_error_t err;
+} fin_ctx_t;
+
+fin_state_t login_fail(fin_ctx_t *c, int code, const char *detail, const char *message);
+/* The registry's answer to pending.consume, reworded for the callback page. */
+fin_state_t login_consume_failed(fin_ctx_t *c);
+
+fin_state_t login_o1_consume(fin_ctx_t *c);
+fin_state_t login_o1_denied(fin_ctx_t *c);
+fin_state_t login_o1_load_key(fin_ctx_t *c);
+fin_state_t login_o1_access_token(fin_ctx_t *c);
+void login_o1_finish_cleanup(fin_ctx_t *c);
+
+#endif
