@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# Container tests: Portico as compose.yaml deploys it, for real.
+#   1. Docker: start dockerd when it is not running (installing docker.io,
+#      docker-compose and debootstrap when missing).
+#   2. Make debian:bookworm-slim locally when it cannot be pulled.
+#   3. Build the images (docker/Dockerfile targets, docker/postgres).
+#   4. `compose --profile demo up -d` with throwaway secrets, on loopback ports.
+#   5. tests/container/drive.mjs: isolation checks, the setup walkthrough, logins,
+#      broker scaling 1 -> 3, a broker killed during a burst of logins, the
+#      registry and PostgreSQL restarted.
+#   6. `compose down -v`, and nothing of the project is left.
+#   7. (CTEST_SWARM=1, the default) the same compose.yaml on a single-node
+#      Swarm: `docker stack deploy`, every service healthy, one login; removed.
+# Prints timings and one closing line "container: N passed, N failed".
+# Environment: CTEST_PROJECT (portico-ctest), CTEST_WEB_PORT (18080),
+# CTEST_DEMO_PORT (17990), CTEST_SWARM (1), CTEST_KEEP=1 leaves it running.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+
+# compose.yaml reads PORTICO_* from the environment: start from a clean slate
+# so a variable meant for other tests (PORTICO_DATABASE_URL...) cannot leak in.
+for v in $(compgen -e | grep '^PORTICO_' || true); do unset "$v"; done
+
+project=${CTEST_PROJECT:-portico-ctest}
+web_port=${CTEST_WEB_PORT:-18080}
+demo_port=${CTEST_DEMO_PORT:-17990}
+swarm=${CTEST_SWARM:-1}
+artifacts=$root/tests/artifacts/container
+mkdir -p "$artifacts"
+work=$(mktemp -d /tmp/portico-ctest.XXXXXX)
+started_dockerd=""
+pass=0
+fail=0
+failed=()
+timings=()
+t_all=$(date +%s)
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+say() { echo "[container] $*"; }
+check() { # check NAME COMMAND...: one counted result
+  local name=$1
+  shift
+  if "$@"; then
+    pass=$((pass + 1))
+    say "ok   $name"
+  else
+    fail=$((fail + 1))
+    failed+=("$name")
+    say "FAIL $name"
+  fi
+}
+
+# ---- 1. Docker ---------------------------------------------------------------
+t=$(now)
+if ! docker info >/dev/null 2>&1; then
+  need=()
+  command -v dockerd >/dev/null || need+=(docker.io)
+  command -v docker-compose >/dev/null || need+=(docker-compose)
+  command -v debootstrap >/dev/null || need+=(debootstrap)
+  if ((${#need[@]})); then
+    say "installing ${need[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null ||
+      { say "could not install ${need[*]}"; echo "container: 0 passed, 1 failed"; exit 1; }
+  fi
+  say "starting dockerd (log: /tmp/dockerd.log)"
+  dockerd >/tmp/dockerd.log 2>&1 &
+  started_dockerd=$!
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+fi
+if ! docker info >/dev/null 2>&1; then
+  say "Docker does not answer; see /tmp/dockerd.log"
+  echo "container: 0 passed, 1 failed"
+  exit 1
+fi
+# Compose: v2 when the docker CLI has it, else Debian's docker-compose 1.29.
+if docker compose version >/dev/null 2>&1; then
+  compose_bin=(docker compose)
+else
+  command -v docker-compose >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+  compose_bin=(docker-compose)
+fi
+compose=("${compose_bin[@]}" -p "$project" -f "$root/compose.yaml" --profile demo)
+say "compose: $("${compose_bin[@]}" version 2>/dev/null | head -1); engine: $(docker version -f '{{.Server.Version}}')"
+timings+=("docker ready: $(since "$t")s")
+
+cleanup() {
+  local rc=$?
+  if [ "${CTEST_KEEP:-0}" != 1 ]; then
+    "${compose[@]}" down -v --remove-orphans -t 5 >/dev/null 2>&1 || true
+    PORTICO_DATABASE_URL=x "${compose_bin[@]}" -p "$project-ext" -f "$root/compose.yaml" -f "$root/docker/external-db.yaml" \
+      down -v -t 2 >/dev/null 2>&1 || true
+    docker rm -f -v "$project-extdb" >/dev/null 2>&1 || true
+    docker stack rm "$project" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+  if [ -n "$started_dockerd" ] && [ "${CTEST_KEEP:-0}" != 1 ]; then
+    kill "$started_dockerd" 2>/dev/null && wait "$started_dockerd" 2>/dev/null
+  fi
+  return $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Leftovers of an earlier, interrupted run.
+"${compose[@]}" down -v --remove-orphans -t 2 >/dev/null 2>&1 || true
+
+# ---- 2. base image -------------------------------------------------------------
+t=$(now)
+check "base image debian:bookworm-slim" bash tests/container/make-base-image.sh
+timings+=("base image: $(since "$t")s")
+
+# ---- 3. images -----------------------------------------------------------------
+t=$(now)
+build_images() {
+  local t2 target
+  # The shared build stage first, so each target after it is a cache hit.
+  for target in build registry bitbucket broker web demo-bitbucket; do
+    t2=$(now)
+    docker build -q --force-rm -f docker/Dockerfile --target "$target" -t "portico/$target:latest" . \
+      >"$artifacts/build-$target.log" 2>&1 || { tail -30 "$artifacts/build-$target.log"; return 1; }
+    say "built portico/$target in $(since "$t2")s"
+  done
+  t2=$(now)
+  docker build -q --force-rm -t portico/postgres:latest docker/postgres >"$artifacts/build-postgres.log" 2>&1 ||
+    { tail -30 "$artifacts/build-postgres.log"; return 1; }
+  say "built portico/postgres in $(since "$t2")s"
+  docker rmi portico/build:latest >/dev/null 2>&1 || true # the stage stays cached by id
+}
+check "images build" build_images
+timings+=("image builds: $(since "$t")s")
+summary() {
+  echo
+  say "timings:"
+  for x in "${timings[@]}"; do say "  $x"; done
+  say "  total: $(($(date +%s) - t_all))s"
+  ((fail)) && say "failed: ${failed[*]}"
+  echo "container: $pass passed, $fail failed"
+  ((fail == 0))
+}
+if ((fail)); then
+  say "the images do not build: nothing to test (logs: $artifacts/build-*.log)"
+  summary
+  exit 1
+fi
+sizes() {
+  local i s ok=0
+  for i in web registry broker bitbucket demo-bitbucket postgres; do
+    s=$(docker image inspect -f '{{.Size}}' "portico/$i:latest" 2>/dev/null || echo 0)
+    say "image portico/$i: $(awk -v s="$s" 'BEGIN { printf "%.1f MB", s / 1e6 }')"
+    if [ "$s" = 0 ] || { [ "$i" != postgres ] && [ "$s" -ge 100000000 ]; }; then ok=1; fi
+  done
+  return $ok
+}
+check "service images under 100 MB" sizes
+
+# ---- 4. up -----------------------------------------------------------------------
+bash docker/make-secrets.sh "$work/secrets" >/dev/null
+export PORTICO_SECRETS_DIR=$work/secrets
+export PORTICO_PUBLISH=127.0.0.1:$web_port
+export PORTICO_PUBLIC_URL=http://127.0.0.1:$web_port
+export PORTICO_DEMO_PUBLISH=127.0.0.1:$demo_port
+export PORTICO_DEMO_AUTO_APPROVE=jdoe
+t=$(now)
+up() {
+  timeout 300 "${compose[@]}" up -d --no-build >"$artifacts/up.log" 2>&1 || { tail -20 "$artifacts/up.log"; return 1; }
+  local i
+  for i in $(seq 1 120); do
+    curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$web_port/readyz" 2>/dev/null && return 0
+    sleep 0.5
+  done
+  return 1
+}
+check "compose --profile demo up: web ready" up
+timings+=("compose up until /readyz: $(since "$t")s")
+"${compose[@]}" ps
+if [ "${failed[*]}" != "${failed[*]/compose --profile demo up/}" ]; then
+  for s in web registry broker bitbucket postgres demo-bitbucket; do
+    "${compose[@]}" logs --no-color "$s" >"$artifacts/$s.log" 2>&1 || true
+    say "--- last lines of $s"; tail -5 "$artifacts/$s.log"
+  done
+  summary
+  exit 1
+fi
+
+# ---- 5. drive ----------------------------------------------------------------------
+t=$(now)
+drive() {
+  CTEST_WEB=http://127.0.0.1:$web_port CTEST_DEMO_INTERNAL=http://demo-bitbucket:7990/bitbucket \
+    CTEST_DEMO_HOST=http://127.0.0.1:$demo_port CTEST_PROJECT=$project \
+    CTEST_COMPOSE=$(printf '%s\n' "${compose[@]}" | node -e 'console.log(JSON.stringify(require("fs").readFileSync(0,"utf8").trim().split("\n")))') \
+    timeout 900 node tests/container/drive.mjs 2>&1 | tee "$artifacts/drive.log"
+  local rc=${PIPESTATUS[0]}
+  local line
+  line=$(grep -E '^drive: [0-9]+ passed, [0-9]+ failed' "$artifacts/drive.log" | tail -1)
+  if [ -n "$line" ]; then
+    set -- $line
+    pass=$((pass + $2))
+    fail=$((fail + $4))
+    (($4)) && failed+=("drive: $4 step(s)")
+  else
+    fail=$((fail + 1))
+    failed+=("drive (crashed)")
+  fi
+  return "$rc"
+}
+drive
+timings+=("drive: $(since "$t")s")
+
+# Logs for a later look (secrets never reach the logs; the setup token does).
+for s in web registry broker bitbucket postgres demo-bitbucket; do
+  "${compose[@]}" logs --no-color "$s" >"$artifacts/$s.log" 2>&1 || true
+done
+
+# ---- 6. down -v ------------------------------------------------------------------
+t=$(now)
+down_clean() {
+  timeout 120 "${compose[@]}" down -v --remove-orphans -t 10 >"$artifacts/down.log" 2>&1 || return 1
+  local c n v
+  c=$(docker ps -aq --filter "label=com.docker.compose.project=$project" | wc -l)
+  n=$(docker network ls -q --filter "label=com.docker.compose.project=$project" | wc -l)
+  v=$(docker volume ls -q --filter "label=com.docker.compose.project=$project" | wc -l)
+  say "after down -v: $c containers, $n networks, $v volumes of project $project"
+  [ "$c$n$v" = 000 ]
+}
+if [ "${CTEST_KEEP:-0}" = 1 ]; then
+  say "CTEST_KEEP=1: leaving $project running"
+else
+  check "down -v leaves nothing behind" down_clean
+fi
+timings+=("down -v: $(since "$t")s")
+
+# ---- 6b. external PostgreSQL -----------------------------------------------------
+# What the README says: another PostgreSQL (here a container of our own
+# image, published on the docker0 address of this host), PORTICO_DATABASE_URL
+# and docker/external-db.yaml, the bundled postgres scaled to 0.
+external_db() {
+  local gw ext=${project}-extdb rc=0
+  gw=$(docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}')
+  [ -n "$gw" ] || gw=$(ip -4 -o addr show docker0 2>/dev/null | awk '{ sub(/\/.*/, "", $4); print $4; exit }')
+  [ -n "$gw" ] || { say "no address of docker0 found"; return 1; }
+  docker rm -f -v "$ext" >/dev/null 2>&1 || true
+  docker run -d --name "$ext" -v "$work/secrets/db_password:/run/secrets/db_password:ro" \
+    -p "$gw:25432:5432" portico/postgres >/dev/null || return 1
+  for _ in $(seq 1 60); do
+    [ "$(docker inspect -f '{{.State.Health.Status}}' "$ext")" = healthy ] && break
+    sleep 1
+  done
+  local ext_compose=("${compose_bin[@]}" -p "$project-ext" -f "$root/compose.yaml" -f "$root/docker/external-db.yaml")
+  PORTICO_DATABASE_URL="postgresql://portico@$gw:25432/portico?connect_timeout=5" \
+    timeout 300 "${ext_compose[@]}" up -d --no-build --scale postgres=0 >"$artifacts/external-db.log" 2>&1 || rc=1
+  if ((rc == 0)); then
+    rc=1
+    for _ in $(seq 1 120); do
+      curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$web_port/readyz" 2>/dev/null && { rc=0; break; }
+      sleep 0.5
+    done
+  fi
+  "${ext_compose[@]}" logs --no-color registry >>"$artifacts/external-db.log" 2>&1
+  grep -q "connected to the database.*db=$gw:25432/portico" "$artifacts/external-db.log" || rc=1
+  [ -z "$(docker ps -q --filter "label=com.docker.compose.project=$project-ext" --filter label=com.docker.compose.service=postgres)" ] || rc=1
+  PORTICO_DATABASE_URL=x timeout 120 "${ext_compose[@]}" down -v -t 5 >>"$artifacts/external-db.log" 2>&1 || rc=1
+  docker rm -f -v "$ext" >/dev/null 2>&1 || rc=1
+  return $rc
+}
+if [ "${CTEST_KEEP:-0}" != 1 ]; then
+  t=$(now)
+  check "external PostgreSQL (docker/external-db.yaml, postgres scaled to 0)" external_db
+  timings+=("external PostgreSQL: $(since "$t")s")
+fi
+
+# ---- 7. swarm ----------------------------------------------------------------------
+if [ "$swarm" = 1 ] && [ "${CTEST_KEEP:-0}" != 1 ]; then
+  t=$(now)
+  check "docker stack deploy on a single-node swarm" bash tests/container/swarm.sh "$project" "$work/secrets" "$web_port" "$demo_port"
+  timings+=("swarm: $(since "$t")s")
+fi
+
+summary
