@@ -22,6 +22,7 @@ stop_all() {
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   if ((pg_started)); then bash scripts/pg.sh stop "$state/pg" >/dev/null 2>&1 || true; fi
   echo "portico: stopped"
+  exit 0
 }
 trap stop_all INT TERM EXIT
 
