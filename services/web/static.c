@@ -107,7 +107,18 @@ static void h_js(web_req_t *r)
     s_asset(r, "text/javascript; charset=utf-8", s_js, sizeof s_js - 1);
 }
 
+/* A small mark in the brand colour, so browsers stop asking for a missing icon. */
+static const char s_icon[] = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\">"
+                             "<rect width=\"16\" height=\"16\" rx=\"3\" fill=\"#102a43\"/>"
+                             "<path d=\"M4 13V3h5a3 3 0 0 1 0 6H6v4z\" fill=\"#fff\"/></svg>";
+
+static void h_icon(web_req_t *r)
+{
+    s_asset(r, "image/svg+xml", s_icon, sizeof s_icon - 1);
+}
+
 const web_route_t web_static_routes[] = {
+    {"GET", "/favicon.ico", false, h_icon, "static"},
     {"GET", "/static/portico.css", false, h_css, "static"},
     {"GET", "/static/portico.js", false, h_js, "static"},
     {0},
