@@ -33,9 +33,21 @@ int url_normalize_base(const char *in, char *out, size_t out_size, char *why, si
             s_why(why, why_size, "The URL contains spaces, backslashes or control characters.");
             goto out;
         }
+        if (*p >= 0x80) {
+            s_why(why, why_size,
+                  "The URL contains characters outside ASCII: use the host's punycode form and "
+                  "percent-encode the path.");
+            goto out;
+        }
     }
     if (strncasecmp(in, "http://", 7) != 0 && strncasecmp(in, "https://", 8) != 0) {
         s_why(why, why_size, "The URL must start with http:// or https://.");
+        goto out;
+    }
+    const char *authority = strstr(in, "://") + 3;
+    size_t alen = strcspn(authority, "/");
+    if (memchr(authority, '%', alen)) {
+        s_why(why, why_size, "The host name must not contain percent-encoded characters.");
         goto out;
     }
     if (strstr(in, ":///")) {

@@ -51,6 +51,8 @@ static void test_refused(void **state)
     s_bad("https://git.example.com/a b", "spaces");
     s_bad("https://git.example.com\\evil", "backslashes");
     s_bad("https:///nohost", "host name");
+    s_bad("https://gït.example.com", "outside ASCII");
+    s_bad("https://%ee8s10/x", "percent-encoded");
     /* libcurl resolves dot segments: the normalised URL has none left. */
     s_ok("https://git.example.com/a/../b", "https://git.example.com/b");
 }

@@ -1,0 +1,53 @@
+/* libFuzzer target: what the web reads from a browser before any handler
+ * trusts it: form bodies and query strings (civetweb's decoder, as the web's
+ * web_form/web_query call it), cookie headers, return_to paths and base URLs
+ * typed into the Add Integration form.
+ * fuzz-sources: */
+#include "url.h"
+
+#include <civetweb.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *s = malloc(size + 1);
+    memcpy(s, data, size);
+    s[size] = '\0';
+    static const char *const names[] = {"csrf", "base_url", "client_secret", "return_to", "state", "code"};
+    char out[512];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int n = mg_get_var2(s, size, names[i], out, sizeof out, 0);
+        if (n >= (int)sizeof out)
+            abort();
+        char cookie[128];
+        int c = mg_get_cookie(s, names[i], cookie, sizeof cookie);
+        if (c >= (int)sizeof cookie)
+            abort();
+    }
+    char norm[2048], why[200];
+    if (url_normalize_base(s, norm, sizeof norm, why, sizeof why) == 0) {
+        /* A normalised URL is stable and never keeps what we refuse. */
+        char again[2048];
+        if (url_normalize_base(norm, again, sizeof again, why, sizeof why) != 0 || strcmp(norm, again) != 0)
+            abort();
+        const char *authority = strstr(norm, "://") + 3;
+        const char *path = strchr(authority, '/');
+        size_t alen = path ? (size_t)(path - authority) : strlen(authority);
+        if (strchr(norm, '?') || strchr(norm, '#') || memchr(authority, '@', alen) || strstr(authority, "//"))
+            abort();
+        for (const unsigned char *p = (const unsigned char *)norm; *p; p++)
+            if (*p <= 0x20 || *p >= 0x7f)
+                abort();
+    }
+    if (url_is_local_path(s) && (s[1] == '/' || s[1] == '\\' || strchr(s, '\\') || strchr(s, '\r')))
+        abort();
+    char dec[4096];
+    int d = url_decode(s, true, dec, sizeof dec);
+    if (d >= 0 && (size_t)d != strlen(dec))
+        abort(); /* an encoded NUL must never get through */
+    free(s);
+    return 0;
+}
