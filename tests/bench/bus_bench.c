@@ -38,11 +38,21 @@ static result_t s_summarise(int64_t *lat, int n, int64_t total_us)
     return r;
 }
 
-static void s_bare_server(const char *ep)
+/* Bind a free port and tell the parent which, through the pipe. */
+static zsock_t *s_bind_free(int report_fd)
 {
     zsock_t *r = zsock_new(ZMQ_ROUTER);
     bus_socket_tune(r);
-    zsock_bind(r, "%s", ep);
+    int port = zsock_bind(r, "tcp://127.0.0.1:*");
+    if (write(report_fd, &port, sizeof port) != sizeof port || port <= 0)
+        _exit(1);
+    close(report_fd);
+    return r;
+}
+
+static void s_bare_server(int report_fd)
+{
+    zsock_t *r = s_bind_free(report_fd);
     for (;;) {
         zmsg_t *m = zmsg_recv(r);
         if (!m)
@@ -52,11 +62,9 @@ static void s_bare_server(const char *ep)
     _exit(0);
 }
 
-static void s_bus_server(const char *ep)
+static void s_bus_server(int report_fd)
 {
-    zsock_t *r = zsock_new(ZMQ_ROUTER);
-    bus_socket_tune(r);
-    zsock_bind(r, "%s", ep);
+    zsock_t *r = s_bind_free(report_fd);
     for (;;) {
         zmsg_t *m = zmsg_recv(r);
         if (!m)
@@ -70,12 +78,17 @@ static result_t s_run_bare(const char *ep, int n)
 {
     zsock_t *d = zsock_new(ZMQ_DEALER);
     bus_socket_tune(d);
+    zsock_set_rcvtimeo(d, 2000); /* a lost server ends the run instead of hanging it */
     zsock_connect(d, "%s", ep);
     int64_t *lat = calloc((size_t)n, sizeof *lat);
     char payload[48] = "ping-payload-of-similar-size-to-an-envelope";
     for (int i = 0; i < 100; i++) { /* warm up */
         zmq_send(zsock_resolve(d), payload, sizeof payload, 0);
         zmsg_t *m = zmsg_recv(d);
+        if (!m) {
+            fprintf(stderr, "bus_bench: the bare server does not answer\n");
+            exit(1);
+        }
         zmsg_destroy(&m);
     }
     int64_t t0 = s_now_us();
@@ -83,6 +96,10 @@ static result_t s_run_bare(const char *ep, int n)
         int64_t a = s_now_us();
         zmq_send(zsock_resolve(d), payload, sizeof payload, 0);
         zmsg_t *m = zmsg_recv(d);
+        if (!m) {
+            fprintf(stderr, "bus_bench: the bare server stopped answering\n");
+            exit(1);
+        }
         zmsg_destroy(&m);
         lat[i] = s_now_us() - a;
     }
@@ -97,8 +114,15 @@ static result_t s_run_bus(const char *ep, int n, const char *name)
     bus_client_t *c = bus_client_new(ep, name);
     int64_t *lat = calloc((size_t)n, sizeof *lat);
     bus_error_t err;
-    for (int i = 0; i < 100; i++)
-        bus_call(c, "ping", NULL, NULL, NULL, 2000, &err);
+    for (int i = 0; i < 100; i++) {
+        if (bus_call(c, "ping", NULL, NULL, NULL, 2000, &err) < 0) {
+            fprintf(stderr, "bus_bench: %s does not answer: %s\n", name, err.message);
+            free(lat);
+            bus_client_destroy(&c);
+            result_t none = {0, 0, 0};
+            return none;
+        }
+    }
     int64_t t0 = s_now_us();
     int failures = 0;
     for (int i = 0; i < n; i++) {
@@ -125,18 +149,25 @@ int main(int argc, char **argv)
     int n = argc > 1 ? atoi(argv[1]) : 20000;
     const char *registry = argc > 2 ? argv[2] : NULL;
     log_set_level(LOG_LEVEL_ERROR);
-    char bare_ep[64], bus_ep[64];
-    int port = 30000 + (getpid() % 20000);
-    snprintf(bare_ep, sizeof bare_ep, "tcp://127.0.0.1:%d", port);
-    snprintf(bus_ep, sizeof bus_ep, "tcp://127.0.0.1:%d", port + 1);
+    int bare_pipe[2], bus_pipe[2];
+    if (pipe(bare_pipe) < 0 || pipe(bus_pipe) < 0)
+        return 1;
     pid_t bare = fork();
     if (bare == 0)
-        s_bare_server(bare_ep);
+        s_bare_server(bare_pipe[1]);
     pid_t bus = fork();
     if (bus == 0)
-        s_bus_server(bus_ep);
+        s_bus_server(bus_pipe[1]);
+    int bare_port = 0, bus_port = 0;
+    if (read(bare_pipe[0], &bare_port, sizeof bare_port) != sizeof bare_port ||
+        read(bus_pipe[0], &bus_port, sizeof bus_port) != sizeof bus_port) {
+        fprintf(stderr, "bus_bench: the servers could not bind\n");
+        return 1;
+    }
+    char bare_ep[64], bus_ep[64];
+    snprintf(bare_ep, sizeof bare_ep, "tcp://127.0.0.1:%d", bare_port);
+    snprintf(bus_ep, sizeof bus_ep, "tcp://127.0.0.1:%d", bus_port);
     bus_init();
-    usleep(200 * 1000);
     printf("bus round trip, %d sequential calls on loopback TCP\n", n);
     result_t rb = s_run_bare(bare_ep, n);
     result_t rs = s_run_bus(bus_ep, n, "bench");
