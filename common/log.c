@@ -1,9 +1,11 @@
 #include "log.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 static char s_service[32] = "portico";
 static log_level_t s_level = LOG_LEVEL_INFO;
@@ -91,21 +93,36 @@ void log_vwrite(log_level_t level, const char *msg, const char *kv_fmt, va_list 
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
 
-    char line[2304];
+    char line[2304 + 1]; /* and the newline */
     int n = snprintf(line, sizeof line, "ts=%s.%03ldZ level=%s service=%s", when, ts.tv_nsec / 1000000L,
                      s_level_names[level], s_service);
-    if (s_request_id[0] && n > 0 && (size_t)n < sizeof line)
-        n += snprintf(line + n, sizeof line - (size_t)n, " req=%s", s_request_id);
-    if (n > 0 && (size_t)n < sizeof line)
-        snprintf(line + n, sizeof line - (size_t)n, " msg=%s%s%s", qmsg, kv[0] ? " " : "", kv);
+    if (s_request_id[0] && n > 0 && (size_t)n < sizeof line - 1)
+        n += snprintf(line + n, sizeof line - 1 - (size_t)n, " req=%s", s_request_id);
+    if (n > 0 && (size_t)n < sizeof line - 1)
+        snprintf(line + n, sizeof line - 1 - (size_t)n, " msg=%s%s%s", qmsg, kv[0] ? " " : "", kv);
     s_sanitise(line);
 
-    pthread_mutex_lock(&s_lock);
-    FILE *out = s_stream ? s_stream : stderr;
-    fputs(line, out);
-    fputc('\n', out);
-    fflush(out);
-    pthread_mutex_unlock(&s_lock);
+    FILE *stream = s_stream;
+    if (stream) {
+        pthread_mutex_lock(&s_lock);
+        fputs(line, stream);
+        fputc('\n', stream);
+        fflush(stream);
+        pthread_mutex_unlock(&s_lock);
+        return;
+    }
+    /* stderr: one write(2) per line, no lock. A line is shorter than
+     * PIPE_BUF, so lines from several threads never interleave on a pipe. */
+    size_t len = strlen(line);
+    line[len++] = '\n';
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(STDERR_FILENO, line + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
 }
 
 void log_write(log_level_t level, const char *msg, const char *kv_fmt, ...)

@@ -10,6 +10,8 @@
 #include "metrics.h"
 #include "sbuf.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,13 +133,70 @@ static void test_metrics_render(void **state)
     metrics_reset();
 }
 
+#define RACERS 4
+#define RACES 20000
+
+static void *s_race(void *arg)
+{
+    (void)arg;
+    char labels[32];
+    for (int i = 0; i < RACES; i++) {
+        snprintf(labels, sizeof labels, "n=\"%d\"", i % 8);
+        metrics_inc("t_race_total", labels, 1);
+        metrics_observe("t_race_seconds", NULL, (i % 3) ? 0.002 : 20.0);
+    }
+    return NULL;
+}
+
+/* Many threads creating and updating the same series: nothing is lost,
+ * and each series exists once. */
+static void test_metrics_threads(void **state)
+{
+    (void)state;
+    metrics_reset();
+    pthread_t t[RACERS];
+    for (int i = 0; i < RACERS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, s_race, NULL), 0);
+    for (int i = 0; i < RACERS; i++)
+        pthread_join(t[i], NULL);
+    char *text = metrics_render();
+    char line[96];
+    for (int n = 0; n < 8; n++) {
+        snprintf(line, sizeof line, "t_race_total{n=\"%d\"} %d\n", n, RACERS * RACES / 8);
+        assert_non_null(strstr(text, line));
+        snprintf(line, sizeof line, "t_race_total{n=\"%d\"}", n);
+        int seen = 0;
+        for (const char *p = strstr(text, line); p; p = strstr(p + 1, line))
+            seen++;
+        assert_int_equal(seen, 1);
+    }
+    long slow = 0;
+    for (int i = 0; i < RACES; i++)
+        slow += (i % 3) == 0;
+    snprintf(line, sizeof line, "t_race_seconds_bucket{le=\"0.0025\"} %ld\n", RACERS * (RACES - slow));
+    assert_non_null(strstr(text, line));
+    snprintf(line, sizeof line, "t_race_seconds_bucket{le=\"10\"} %ld\n", RACERS * (RACES - slow));
+    assert_non_null(strstr(text, line));
+    snprintf(line, sizeof line, "t_race_seconds_count %d\n", RACERS * RACES);
+    assert_non_null(strstr(text, line));
+    free(text);
+    /* Names and labels longer than a series keeps still find their series. */
+    char long_labels[400];
+    memset(long_labels, 'x', sizeof long_labels - 1);
+    long_labels[sizeof long_labels - 1] = '\0';
+    for (int i = 0; i < 3; i++)
+        metrics_inc("t_long_total", long_labels, 1);
+    text = metrics_render();
+    assert_non_null(strstr(text, "} 3\n"));
+    free(text);
+    metrics_reset();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_values),
-        cmocka_unit_test(test_log_line),
-        cmocka_unit_test(test_sbuf_html),
-        cmocka_unit_test(test_metrics_render),
+        cmocka_unit_test(test_config_values),  cmocka_unit_test(test_log_line),        cmocka_unit_test(test_sbuf_html),
+        cmocka_unit_test(test_metrics_render), cmocka_unit_test(test_metrics_threads),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
