@@ -81,7 +81,7 @@ test: deps all unit-test
 fuzz:
 	@bash tests/fuzz/run.sh 60
 
-bench: deps all $(BUILD)/bench/bus_bench
+bench: deps all $(BUILD)/bench/bus_bench $(BUILD)/bench/login_load
 	@bash tests/bench/run.sh
 
 run: deps all
@@ -101,3 +101,7 @@ clean:
 $(BUILD)/bench/bus_bench: tests/bench/bus_bench.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBCOMMON) $(LDLIBS)
+
+$(BUILD)/bench/login_load: tests/bench/login_load.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -o $@ $< $(shell pkg-config --libs libcurl)

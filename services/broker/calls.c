@@ -63,6 +63,7 @@ int broker_integration_load(broker_worker_t *w, int64_t id, bool with_secrets,
     Portico__Registry__GetIntegrationRequest q = PORTICO__REGISTRY__GET_INTEGRATION_REQUEST__INIT;
     q.id = id;
     q.with_secrets = with_secrets;
+    q.without_count = true;
     Portico__Registry__GetIntegrationReply *rep = NULL;
     if (broker_registry_call(w, "integration.get", &q.base, &portico__registry__get_integration_reply__descriptor,
                              (ProtobufCMessage **)&rep, err) < 0) {
@@ -107,13 +108,13 @@ void broker_conn_init(Portico__Bitbucket__Conn *conn, const Portico__Registry__I
 }
 
 void broker_oauth1_auth(Portico__Bitbucket__Auth *auth, Portico__Bitbucket__OAuth1Credentials *cred,
-                        const Portico__Registry__GetIntegrationReply *integ, const char *token,
-                        const char *token_secret)
+                        const Portico__Registry__Integration *in, const Portico__Registry__IntegrationSecrets *secrets,
+                        const char *token, const char *token_secret)
 {
     portico__bitbucket__auth__init(auth);
     portico__bitbucket__oauth1_credentials__init(cred);
-    cred->consumer_key = integ->integration->consumer_key;
-    cred->private_key_pem = integ->secrets ? integ->secrets->private_key_pem : (char *)(uintptr_t) "";
+    cred->consumer_key = in->consumer_key;
+    cred->private_key_pem = secrets ? secrets->private_key_pem : (char *)(uintptr_t) "";
     cred->token = (char *)(uintptr_t)(token ? token : "");
     cred->token_secret = (char *)(uintptr_t)(token_secret ? token_secret : "");
     auth->oauth1 = cred;

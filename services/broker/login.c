@@ -3,16 +3,21 @@
  *
  * login.start (the browser is about to leave for Bitbucket):
  *
- *   LOAD_INTEGRATION ─┬─ OAuth 2 ─▶ MAKE_SECRETS ─▶ STORE_PENDING ──────┬─▶ STARTED
- *                     └─ OAuth 1 ─▶ O1_LOAD_KEY ─▶ O1_REQUEST_TOKEN      │
- *                                    ─▶ O1_STORE_PENDING ────────────────┘
+ *   MAKE_SECRETS ─▶ STORE_PENDING ─┬─ stored ─▶ AUTHORIZE_URL ──────────┬─▶ STARTED
+ *                                  └─ not stored ─▶ CHECK_INTEGRATION   │
+ *                                       └─ OAuth 1 ─▶ O1_LOAD_KEY       │
+ *                                          ─▶ O1_REQUEST_TOKEN          │
+ *                                          ─▶ O1_STORE_PENDING ─────────┘
  *
  *   The pending login goes to the registry, so whichever broker worker
  *   receives the callback can finish. OAuth 2: SHA-256 of state, PKCE
- *   verifier. OAuth 1: the request token and its secret (a request token
- *   signed with the integration's private key, oauth_callback = the
- *   integration's callback URL). Both: SHA-256 of the browser-binding
- *   cookie, integration, return path, expiry.
+ *   verifier; the registry stores it only when the integration is enabled,
+ *   uses OAuth 2 and has a client id, and answers with the integration in
+ *   the same call (one round trip for the usual case). Otherwise
+ *   CHECK_INTEGRATION says why, or goes on with OAuth 1: the request token
+ *   and its secret (a request token signed with the integration's private
+ *   key, oauth_callback = the integration's callback URL). Both: SHA-256 of
+ *   the browser-binding cookie, integration, return path, expiry.
  *
  * login.finish (the browser is back on /oauth/callback/{id}):
  *
@@ -21,7 +26,13 @@
  *            ├─ OAuth 1, oauth_verifier=denied ─▶ O1_DENIED ─▶ FAILED
  *            └─ OAuth 1 ─▶ O1_LOAD_KEY ─▶ O1_ACCESS_TOKEN ───────┤
  *                                                                ▼
- *                        IDENTIFY ─▶ LINK_USER ─▶ STORE_TOKENS ─▶ DONE
+ *                                     IDENTIFY ─▶ LINK_USER ─▶ DONE
+ *
+ *   The integration and its secrets come with the consumed pending login
+ *   (LOAD_CLIENT and O1_LOAD_KEY only check them). LINK_USER records the
+ *   user and identity, stores the tokens and starts the browser's new
+ *   session (the web sends only the SHA-256 of its cookie) in one registry
+ *   transaction.
  *
  *   The callback says which: OAuth 2 brings state (and code or error),
  *   OAuth 1 brings oauth_token and oauth_verifier. CONSUME is the single
@@ -47,43 +58,21 @@
 
 /* ---- login.start ---- */
 
-static start_state_t s_start_load(start_ctx_t *c)
+static start_state_t s_start_secrets(start_ctx_t *c)
 {
     if (c->in->browser_hash.len != 32) {
         broker_set_error(&c->err, PORTICO__ERROR_CODE__BAD_REQUEST, "browser", "the browser binding is missing");
         return START_FAILED;
     }
-    if (broker_integration_load(c->w, c->in->integration_id, false, &c->integ, &c->err) < 0)
-        return START_FAILED;
-    const Portico__Registry__Integration *in = c->integ->integration;
-    if (in->oauth_version == 1)
-        return START_O1_LOAD_KEY;
-    if (in->oauth_version != 2) {
-        broker_set_error(&c->err, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth_version",
-                         "this integration uses an OAuth version Portico does not know");
+    if (c->in->integration_id <= 0) {
+        broker_set_error(&c->err, PORTICO__ERROR_CODE__NOT_FOUND, "integration_unknown",
+                         "there is no such integration");
         return START_FAILED;
     }
-    if (!in->client_id[0]) {
-        broker_set_error(&c->err, PORTICO__ERROR_CODE__BAD_REQUEST, "client_id",
-                         "this integration has no Client ID: ask an admin to complete it");
-        return START_FAILED;
-    }
-    return START_MAKE_SECRETS;
-}
-
-static start_state_t s_start_secrets(start_ctx_t *c)
-{
-    const Portico__Registry__Integration *in = c->integ->integration;
     if (crypto_random_token(BROKER_SECRET_BYTES, c->state, sizeof c->state) < 0 ||
         crypto_random_token(BROKER_SECRET_BYTES, c->verifier, sizeof c->verifier) < 0 ||
         oauth2_challenge(c->verifier, c->challenge, sizeof c->challenge) < 0) {
         broker_set_error(&c->err, PORTICO__ERROR_CODE__INTERNAL, "", "could not make random values");
-        return START_FAILED;
-    }
-    if (oauth2_redirect_uri(broker_cfg.public_url, in->id, c->redirect_uri, sizeof c->redirect_uri) < 0 ||
-        oauth2_authorize_url(in->base_url, in->client_id, c->redirect_uri, c->state, c->challenge, c->authorize_url,
-                             sizeof c->authorize_url) < 0) {
-        broker_set_error(&c->err, PORTICO__ERROR_CODE__INTERNAL, "", "the authorization URL is too long");
         return START_FAILED;
     }
     return START_STORE_PENDING;
@@ -96,15 +85,63 @@ static start_state_t s_start_store(start_ctx_t *c)
     Portico__Registry__PendingLogin p = PORTICO__REGISTRY__PENDING_LOGIN__INIT;
     p.state_hash.data = state_hash;
     p.state_hash.len = sizeof state_hash;
-    p.integration_id = c->integ->integration->id;
+    p.integration_id = c->in->integration_id;
     p.code_verifier = c->verifier;
     p.browser_hash = c->in->browser_hash;
     p.return_to = c->return_to;
     p.ttl_seconds = (int32_t)broker_cfg.pending_ttl_s;
     Portico__Registry__CreatePendingRequest q = PORTICO__REGISTRY__CREATE_PENDING_REQUEST__INIT;
     q.pending = &p;
-    if (broker_registry_call(c->w, "pending.create", &q.base, NULL, NULL, &c->err) < 0)
+    q.oauth2_integration = true;
+    if (broker_registry_call(c->w, "pending.create", &q.base, &portico__registry__create_pending_reply__descriptor,
+                             (ProtobufCMessage **)&c->created, &c->err) < 0) {
+        if (c->err.code == PORTICO__ERROR_CODE__NOT_FOUND)
+            broker_set_error(&c->err, PORTICO__ERROR_CODE__NOT_FOUND, "integration_unknown",
+                             "there is no such integration");
         return START_FAILED;
+    }
+    if (!c->created->integration) {
+        broker_set_error(&c->err, PORTICO__ERROR_CODE__NOT_FOUND, "integration_unknown",
+                         "there is no such integration");
+        return START_FAILED;
+    }
+    return c->created->stored ? START_AUTHORIZE_URL : START_CHECK_INTEGRATION;
+}
+
+/* Nothing was stored: say why, or go on with OAuth 1. */
+static start_state_t s_start_check(start_ctx_t *c)
+{
+    const Portico__Registry__Integration *in = c->created->integration;
+    if (!in->enabled) {
+        broker_set_error(&c->err, PORTICO__ERROR_CODE__FORBIDDEN, "integration_disabled",
+                         "this integration is disabled");
+        return START_FAILED;
+    }
+    if (in->oauth_version == 1)
+        return START_O1_LOAD_KEY;
+    if (in->oauth_version != 2) {
+        broker_set_error(&c->err, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth_version",
+                         "this integration uses an OAuth version Portico does not know");
+        return START_FAILED;
+    }
+    if (!in->client_id[0]) {
+        broker_set_error(&c->err, PORTICO__ERROR_CODE__BAD_REQUEST, "client_id",
+                         "this integration has no Client ID: ask an admin to complete it");
+        return START_FAILED;
+    }
+    broker_set_error(&c->err, PORTICO__ERROR_CODE__INTERNAL, "", "the sign-in could not be recorded");
+    return START_FAILED;
+}
+
+static start_state_t s_start_authorize_url(start_ctx_t *c)
+{
+    const Portico__Registry__Integration *in = c->created->integration;
+    if (oauth2_redirect_uri(broker_cfg.public_url, in->id, c->redirect_uri, sizeof c->redirect_uri) < 0 ||
+        oauth2_authorize_url(in->base_url, in->client_id, c->redirect_uri, c->state, c->challenge, c->authorize_url,
+                             sizeof c->authorize_url) < 0) {
+        broker_set_error(&c->err, PORTICO__ERROR_CODE__INTERNAL, "", "the authorization URL is too long");
+        return START_FAILED;
+    }
     return START_STARTED;
 }
 
@@ -119,17 +156,20 @@ void broker_login_start(void *ctx, bus_request_t *req, const ProtobufCMessage *m
     snprintf(c.return_to, sizeof c.return_to, "%s",
              url_is_local_path(c.in->return_to) ? c.in->return_to : DEFAULT_RETURN_TO);
 
-    start_state_t st = START_LOAD_INTEGRATION;
+    start_state_t st = START_MAKE_SECRETS;
     while (st != START_STARTED && st != START_FAILED) {
         switch (st) {
-        case START_LOAD_INTEGRATION:
-            st = s_start_load(&c);
-            break;
         case START_MAKE_SECRETS:
             st = s_start_secrets(&c);
             break;
         case START_STORE_PENDING:
             st = s_start_store(&c);
+            break;
+        case START_CHECK_INTEGRATION:
+            st = s_start_check(&c);
+            break;
+        case START_AUTHORIZE_URL:
+            st = s_start_authorize_url(&c);
             break;
         case START_O1_LOAD_KEY:
             st = login_o1_start_load_key(&c);
@@ -156,6 +196,8 @@ void broker_login_start(void *ctx, bus_request_t *req, const ProtobufCMessage *m
         broker_reply_bus_error(reply, &c.err);
     }
     login_o1_start_cleanup(&c);
+    if (c.created)
+        protobuf_c_message_free_unpacked(&c.created->base, NULL);
     broker_integration_free(&c.integ);
     explicit_bzero(c.state, sizeof c.state);
     explicit_bzero(c.verifier, sizeof c.verifier);
@@ -164,9 +206,9 @@ void broker_login_start(void *ctx, bus_request_t *req, const ProtobufCMessage *m
 
 /* ---- login.finish ---- */
 
-static const char *const s_fin_names[] = {"consume",     "callback_error",  "load_client", "exchange",  "o1_denied",
-                                          "o1_load_key", "o1_access_token", "identify",    "link_user", "store_tokens",
-                                          "done",        "failed"};
+static const char *const s_fin_names[] = {"consume",   "callback_error", "load_client",     "exchange",
+                                          "o1_denied", "o1_load_key",    "o1_access_token", "identify",
+                                          "link_user", "done",           "failed"};
 
 fin_state_t login_fail(fin_ctx_t *c, int code, const char *detail, const char *message)
 {
@@ -226,6 +268,7 @@ static fin_state_t s_fin_consume(fin_ctx_t *c)
     q.state_hash.len = sizeof state_hash;
     q.browser_hash = browser_hash;
     q.integration_id = in->integration_id;
+    q.with_integration = true;
     if (broker_registry_call(c->w, "pending.consume", &q.base, &portico__registry__consume_pending_reply__descriptor,
                              (ProtobufCMessage **)&c->consumed, &c->err) < 0)
         return login_consume_failed(c);
@@ -256,11 +299,32 @@ static fin_state_t s_fin_callback_error(fin_ctx_t *c)
     return login_fail(c, PORTICO__ERROR_CODE__UPSTREAM, error, text);
 }
 
+int login_integration(fin_ctx_t *c)
+{
+    const Portico__Registry__ConsumePendingReply *p = c->consumed;
+    if (p && p->integration && p->integration->id == c->in->integration_id) {
+        if (!p->integration->enabled) {
+            broker_set_error(&c->err, PORTICO__ERROR_CODE__FORBIDDEN, "integration_disabled",
+                             "this integration is disabled");
+            return -1;
+        }
+        c->integration = p->integration;
+        c->secrets = p->secrets;
+        return 0;
+    }
+    /* A registry that does not send the integration with the login. */
+    if (broker_integration_load(c->w, c->in->integration_id, true, &c->integ, &c->err) < 0)
+        return -1;
+    c->integration = c->integ->integration;
+    c->secrets = c->integ->secrets;
+    return 0;
+}
+
 static fin_state_t s_fin_load_client(fin_ctx_t *c)
 {
-    if (broker_integration_load(c->w, c->in->integration_id, true, &c->integ, &c->err) < 0)
+    if (login_integration(c) < 0)
         return FIN_FAILED;
-    if (c->integ->integration->oauth_version != 2)
+    if (c->integration->oauth_version != 2)
         return login_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth_version",
                           "this integration no longer uses OAuth 2: start the sign-in again");
     return FIN_EXCHANGE;
@@ -268,7 +332,7 @@ static fin_state_t s_fin_load_client(fin_ctx_t *c)
 
 static fin_state_t s_fin_exchange(fin_ctx_t *c)
 {
-    const Portico__Registry__Integration *in = c->integ->integration;
+    const Portico__Registry__Integration *in = c->integration;
     char redirect_uri[700];
     if (oauth2_redirect_uri(broker_cfg.public_url, in->id, redirect_uri, sizeof redirect_uri) < 0)
         return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "the callback URL is too long");
@@ -278,7 +342,7 @@ static fin_state_t s_fin_exchange(fin_ctx_t *c)
     q.conn = &conn;
     q.grant_type = "authorization_code";
     q.client_id = in->client_id;
-    q.client_secret = c->integ->secrets ? c->integ->secrets->client_secret : "";
+    q.client_secret = c->secrets ? c->secrets->client_secret : "";
     q.redirect_uri = redirect_uri;
     q.code = c->in->code;
     q.code_verifier = c->pending->code_verifier;
@@ -302,16 +366,16 @@ static fin_state_t s_fin_exchange(fin_ctx_t *c)
 static fin_state_t s_fin_identify(fin_ctx_t *c)
 {
     Portico__Bitbucket__Conn conn;
-    broker_conn_init(&conn, c->integ->integration);
+    broker_conn_init(&conn, c->integration);
     Portico__Bitbucket__Auth auth = PORTICO__BITBUCKET__AUTH__INIT;
     Portico__Bitbucket__OAuth1Credentials cred;
     if (c->oauth_version == 1)
-        broker_oauth1_auth(&auth, &cred, c->integ, c->o1_tokens->token, c->o1_tokens->token_secret);
+        broker_oauth1_auth(&auth, &cred, c->integration, c->secrets, c->o1_tokens->token, c->o1_tokens->token_secret);
     else
         auth.bearer = c->tokens->access_token;
     if (broker_identify(c->w, &conn, &auth, &c->who, &c->err) < 0) {
         if (strcmp(c->err.detail, "tfa") != 0)
-            broker_explain_bitbucket_error(&c->err, c->integ->integration->base_url);
+            broker_explain_bitbucket_error(&c->err, c->integration->base_url);
         return FIN_FAILED;
     }
     return FIN_LINK_USER;
@@ -320,25 +384,12 @@ static fin_state_t s_fin_identify(fin_ctx_t *c)
 static fin_state_t s_fin_link_user(fin_ctx_t *c)
 {
     Portico__Registry__Identity id = PORTICO__REGISTRY__IDENTITY__INIT;
-    id.integration_id = c->integ->integration->id;
+    id.integration_id = c->integration->id;
     id.bb_user_id = c->who.bb_user_id;
     id.username = c->who.username;
     id.slug = c->who.slug;
     id.display_name = c->who.display_name;
     id.email = c->who.email;
-    Portico__Registry__LoginRequest q = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
-    q.identity = &id;
-    q.addr = c->in->addr;
-    if (broker_registry_call(c->w, "user.login", &q.base, &portico__registry__login_reply__descriptor,
-                             (ProtobufCMessage **)&c->login, &c->err) < 0)
-        return FIN_FAILED;
-    if (!c->login->user || c->login->identity_id <= 0)
-        return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "the account could not be recorded");
-    return FIN_STORE_TOKENS;
-}
-
-static fin_state_t s_fin_store_tokens(fin_ctx_t *c)
-{
     Portico__Registry__Tokens t = PORTICO__REGISTRY__TOKENS__INIT;
     if (c->oauth_version == 1) {
         /* No refresh token: the pair lasts until oauth_expires_in, or until
@@ -352,11 +403,22 @@ static fin_state_t s_fin_store_tokens(fin_ctx_t *c)
         t.expires_at = c->tokens->expires_in > 0 ? bus_now_ms() / 1000 + c->tokens->expires_in : 0;
         t.scope = c->tokens->scope;
     }
-    Portico__Registry__StoreTokensRequest q = PORTICO__REGISTRY__STORE_TOKENS_REQUEST__INIT;
-    q.identity_id = c->login->identity_id;
+    Portico__Registry__CreateSessionRequest session = PORTICO__REGISTRY__CREATE_SESSION_REQUEST__INIT;
+    session.token_hash = c->in->session_hash;
+    session.idle_seconds = c->in->session_idle_seconds;
+    session.absolute_seconds = c->in->session_absolute_seconds;
+    session.addr = c->in->addr;
+    Portico__Registry__LoginRequest q = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
+    q.identity = &id;
+    q.addr = c->in->addr;
     q.tokens = &t;
-    if (broker_registry_call(c->w, "token.store", &q.base, NULL, NULL, &c->err) < 0)
+    q.session = c->in->session_hash.len ? &session : NULL;
+    q.brief = true;
+    if (broker_registry_call(c->w, "user.login", &q.base, &portico__registry__login_reply__descriptor,
+                             (ProtobufCMessage **)&c->login, &c->err) < 0)
         return FIN_FAILED;
+    if (!c->login->user || c->login->identity_id <= 0)
+        return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "the account could not be recorded");
     return FIN_DONE;
 }
 
@@ -365,6 +427,10 @@ static void s_fin_cleanup(fin_ctx_t *c)
     login_o1_finish_cleanup(c);
     if (c->pending)
         oauth2_wipe(c->pending->code_verifier);
+    if (c->consumed && c->consumed->secrets) {
+        oauth2_wipe(c->consumed->secrets->client_secret);
+        oauth2_wipe(c->consumed->secrets->private_key_pem);
+    }
     if (c->consumed)
         protobuf_c_message_free_unpacked(&c->consumed->base, NULL);
     if (c->tokens) {
@@ -416,9 +482,6 @@ void broker_login_finish(void *ctx, bus_request_t *req, const ProtobufCMessage *
         case FIN_LINK_USER:
             next = s_fin_link_user(&c);
             break;
-        case FIN_STORE_TOKENS:
-            next = s_fin_store_tokens(&c);
-            break;
         default:
             next = FIN_FAILED;
             break;
@@ -436,6 +499,7 @@ void broker_login_finish(void *ctx, bus_request_t *req, const ProtobufCMessage *
         out.is_admin = u->is_admin;
         out.return_to = url_is_local_path(c.pending->return_to) ? c.pending->return_to : DEFAULT_RETURN_TO;
         out.display_name = u->display_name[0] ? u->display_name : c.who.display_name;
+        out.session_started = c.in->session_hash.len > 0;
         bus_reply_ok(reply, &out.base);
         log_info("login finished", "integration=%" PRId64 " user=%" PRId64 " created=%d oauth=%d", c.in->integration_id,
                  u->id, c.login->created, c.oauth_version);

@@ -11,9 +11,10 @@
 /* ---- login.start ---- */
 
 typedef enum {
-    START_LOAD_INTEGRATION,
-    START_MAKE_SECRETS,  /* OAuth 2 */
-    START_STORE_PENDING, /* OAuth 2 */
+    START_MAKE_SECRETS,  /* state and PKCE verifier */
+    START_STORE_PENDING, /* stored when the integration takes OAuth 2 logins */
+    START_CHECK_INTEGRATION,
+    START_AUTHORIZE_URL, /* OAuth 2 */
     START_O1_LOAD_KEY,   /* OAuth 1 */
     START_O1_REQUEST_TOKEN,
     START_O1_STORE_PENDING,
@@ -24,7 +25,8 @@ typedef enum {
 typedef struct {
     broker_worker_t *w;
     const Portico__Broker__StartLoginRequest *in;
-    Portico__Registry__GetIntegrationReply *integ;
+    Portico__Registry__CreatePendingReply *created; /* OAuth 2: what pending.create found */
+    Portico__Registry__GetIntegrationReply *integ;  /* OAuth 1: the integration with its key */
     char return_to[1100];
     char state[BROKER_B64_32];
     char verifier[BROKER_B64_32];
@@ -51,8 +53,7 @@ typedef enum {
     FIN_O1_LOAD_KEY,
     FIN_O1_ACCESS_TOKEN,
     FIN_IDENTIFY,
-    FIN_LINK_USER,
-    FIN_STORE_TOKENS,
+    FIN_LINK_USER, /* user, identity, tokens and session in one transaction */
     FIN_DONE,
     FIN_FAILED,
 } fin_state_t;
@@ -63,6 +64,10 @@ typedef struct {
     int oauth_version;                        /* 1 when the callback carried oauth_token */
     Portico__Registry__PendingLogin *pending; /* owned by consumed */
     Portico__Registry__ConsumePendingReply *consumed;
+    /* The integration and its secrets: those that came with the pending
+     * login, or integ when the registry did not send them. */
+    const Portico__Registry__Integration *integration;
+    const Portico__Registry__IntegrationSecrets *secrets;
     Portico__Registry__GetIntegrationReply *integ;
     Portico__Bitbucket__TokenReply *tokens;          /* OAuth 2 */
     Portico__Bitbucket__OAuth1TokenReply *o1_tokens; /* OAuth 1 access token and secret */
@@ -73,6 +78,10 @@ typedef struct {
 } fin_ctx_t;
 
 fin_state_t login_fail(fin_ctx_t *c, int code, const char *detail, const char *message);
+/* Point c->integration and c->secrets at the integration that came with the
+ * pending login, or load it (with secrets) when it did not. 0, or -1 with
+ * c->err set (unknown or disabled integration). */
+int login_integration(fin_ctx_t *c);
 /* The registry's answer to pending.consume, reworded for the callback page. */
 fin_state_t login_consume_failed(fin_ctx_t *c);
 

@@ -36,26 +36,31 @@ static void s_wipe_tokens(Portico__Bitbucket__OAuth1TokenReply **t)
     *t = NULL;
 }
 
-/* The private key is needed only here, so it is fetched only for OAuth 1,
- * and an integration without its key pair cannot be used. */
+/* An integration without its key pair cannot be used for OAuth 1. */
+static int s_check_key(const Portico__Registry__Integration *in, const Portico__Registry__IntegrationSecrets *secrets,
+                       bus_error_t *err)
+{
+    if (in->oauth_version != 1) {
+        broker_set_error(err, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth_version",
+                         "this integration no longer uses OAuth 1: start the sign-in again");
+        return -1;
+    }
+    if (!in->consumer_key[0] || !secrets || !secrets->private_key_pem[0]) {
+        broker_set_error(err, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth1_keys",
+                         "this OAuth 1 integration has no consumer key or key pair: ask an admin to recreate it");
+        return -1;
+    }
+    return 0;
+}
+
+/* The private key is needed only for OAuth 1, so it is fetched only then. */
 static int s_load_key(broker_worker_t *w, int64_t integration_id, Portico__Registry__GetIntegrationReply **integ,
                       bus_error_t *err)
 {
     broker_integration_free(integ);
     if (broker_integration_load(w, integration_id, true, integ, err) < 0)
         return -1;
-    const Portico__Registry__Integration *in = (*integ)->integration;
-    if (in->oauth_version != 1) {
-        broker_set_error(err, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth_version",
-                         "this integration no longer uses OAuth 1: start the sign-in again");
-        return -1;
-    }
-    if (!in->consumer_key[0] || !(*integ)->secrets || !(*integ)->secrets->private_key_pem[0]) {
-        broker_set_error(err, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth1_keys",
-                         "this OAuth 1 integration has no consumer key or key pair: ask an admin to recreate it");
-        return -1;
-    }
-    return 0;
+    return s_check_key((*integ)->integration, (*integ)->secrets, err);
 }
 
 /* A failed oauth1.* call, reworded: what the oauth_problem asks of whom. */
@@ -163,6 +168,7 @@ fin_state_t login_o1_consume(fin_ctx_t *c)
     q.request_token = in->oauth_token;
     q.browser_hash = browser_hash;
     q.integration_id = in->integration_id;
+    q.with_integration = true;
     if (broker_registry_call(c->w, "pending.consume", &q.base, &portico__registry__consume_pending_reply__descriptor,
                              (ProtobufCMessage **)&c->consumed, &c->err) < 0)
         return login_consume_failed(c);
@@ -193,17 +199,19 @@ fin_state_t login_o1_denied(fin_ctx_t *c)
 
 fin_state_t login_o1_load_key(fin_ctx_t *c)
 {
-    return s_load_key(c->w, c->in->integration_id, &c->integ, &c->err) < 0 ? FIN_FAILED : FIN_O1_ACCESS_TOKEN;
+    if (login_integration(c) < 0 || s_check_key(c->integration, c->secrets, &c->err) < 0)
+        return FIN_FAILED;
+    return FIN_O1_ACCESS_TOKEN;
 }
 
 fin_state_t login_o1_access_token(fin_ctx_t *c)
 {
-    const Portico__Registry__Integration *in = c->integ->integration;
+    const Portico__Registry__Integration *in = c->integration;
     Portico__Bitbucket__Conn conn;
     broker_conn_init(&conn, in);
     Portico__Bitbucket__OAuth1Credentials cred = PORTICO__BITBUCKET__OAUTH1_CREDENTIALS__INIT;
     cred.consumer_key = in->consumer_key;
-    cred.private_key_pem = c->integ->secrets->private_key_pem;
+    cred.private_key_pem = c->secrets->private_key_pem;
     cred.token = c->pending->request_token;
     cred.token_secret = c->pending->request_token_secret;
     Portico__Bitbucket__OAuth1AccessTokenRequest q = PORTICO__BITBUCKET__OAUTH1_ACCESS_TOKEN_REQUEST__INIT;

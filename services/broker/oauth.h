@@ -109,8 +109,8 @@ void broker_conn_init(Portico__Bitbucket__Conn *conn, const Portico__Registry__I
 /* The Auth for OAuth 1 signed calls: the integration's consumer key and
  * private key with the user's token (pointers borrowed). */
 void broker_oauth1_auth(Portico__Bitbucket__Auth *auth, Portico__Bitbucket__OAuth1Credentials *cred,
-                        const Portico__Registry__GetIntegrationReply *integ, const char *token,
-                        const char *token_secret);
+                        const Portico__Registry__Integration *in, const Portico__Registry__IntegrationSecrets *secrets,
+                        const char *token, const char *token_secret);
 /* Answer with err's code, detail and message. */
 void broker_reply_bus_error(bus_reply_t *reply, const bus_error_t *err);
 void broker_set_error(bus_error_t *err, int code, const char *detail, const char *fmt, ...)

@@ -77,7 +77,7 @@ static int s_list_oauth1(broker_worker_t *w, const Portico__Bitbucket__Conn *con
         goto out;
     Portico__Bitbucket__Auth auth;
     Portico__Bitbucket__OAuth1Credentials cred;
-    broker_oauth1_auth(&auth, &cred, integ, tok.access_token, tok.token_secret);
+    broker_oauth1_auth(&auth, &cred, integ->integration, integ->secrets, tok.access_token, tok.token_secret);
     if (s_list(w, conn, &auth, start, limit, out, err) == 0) {
         rc = 0;
         goto out;

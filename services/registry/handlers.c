@@ -140,26 +140,32 @@ const char *reg_actor(const char *actor)
     return actor && *actor ? actor : "unknown";
 }
 
+void reg_fill_integration_at(Portico__Registry__Integration *out, const PGresult *res, int row, int first)
+{
+    const int f = first;
+    portico__registry__integration__init(out);
+    out->id = db_get_int(res, row, f + 0);
+    out->platform = REG_STR(db_get_text(res, row, f + 1));
+    out->name = REG_STR(db_get_text(res, row, f + 2));
+    out->base_url = REG_STR(db_get_text(res, row, f + 3));
+    out->oauth_version = (int32_t)db_get_int(res, row, f + 4);
+    out->client_id = REG_STR(db_get_text(res, row, f + 5));
+    out->has_client_secret = db_get_bool(res, row, f + 6);
+    out->consumer_key = REG_STR(db_get_text(res, row, f + 7));
+    out->public_key_pem = REG_STR(db_get_text(res, row, f + 8));
+    out->ca_cert_pem = REG_STR(db_get_text(res, row, f + 9));
+    out->enabled = db_get_bool(res, row, f + 10);
+    out->bitbucket_version = REG_STR(db_get_text(res, row, f + 11));
+    out->last_test_result = REG_STR(db_get_text(res, row, f + 12));
+    out->last_test_at = db_get_int(res, row, f + 13);
+    out->created_at = db_get_int(res, row, f + 14);
+    out->updated_at = db_get_int(res, row, f + 15);
+    out->created_by = REG_STR(db_get_text(res, row, f + 16));
+    out->updated_by = REG_STR(db_get_text(res, row, f + 17));
+    out->identity_count = db_get_int(res, row, f + 18);
+}
+
 void reg_fill_integration(Portico__Registry__Integration *out, const PGresult *res, int row)
 {
-    portico__registry__integration__init(out);
-    out->id = db_get_int(res, row, 0);
-    out->platform = REG_STR(db_get_text(res, row, 1));
-    out->name = REG_STR(db_get_text(res, row, 2));
-    out->base_url = REG_STR(db_get_text(res, row, 3));
-    out->oauth_version = (int32_t)db_get_int(res, row, 4);
-    out->client_id = REG_STR(db_get_text(res, row, 5));
-    out->has_client_secret = db_get_bool(res, row, 6);
-    out->consumer_key = REG_STR(db_get_text(res, row, 7));
-    out->public_key_pem = REG_STR(db_get_text(res, row, 8));
-    out->ca_cert_pem = REG_STR(db_get_text(res, row, 9));
-    out->enabled = db_get_bool(res, row, 10);
-    out->bitbucket_version = REG_STR(db_get_text(res, row, 11));
-    out->last_test_result = REG_STR(db_get_text(res, row, 12));
-    out->last_test_at = db_get_int(res, row, 13);
-    out->created_at = db_get_int(res, row, 14);
-    out->updated_at = db_get_int(res, row, 15);
-    out->created_by = REG_STR(db_get_text(res, row, 16));
-    out->updated_by = REG_STR(db_get_text(res, row, 17));
-    out->identity_count = db_get_int(res, row, 18);
+    reg_fill_integration_at(out, res, row, 0);
 }

@@ -50,13 +50,39 @@ const char *reg_actor(const char *actor);
 
 /* Fill an Integration from a row of REG_INTEGRATION_COLUMNS; strings point
  * into res, so pack the reply before clearing it. */
-#define REG_INTEGRATION_COLUMNS                                                                                        \
+#define REG_INTEGRATION_BASE_COLUMNS                                                                                   \
     "i.id, i.platform, i.name, i.base_url, i.oauth_version, i.client_id, i.client_secret IS NOT NULL, "                \
     "i.consumer_key, i.public_key_pem, i.ca_cert_pem, i.enabled, i.bitbucket_version, i.last_test_result, "            \
     "coalesce(extract(epoch FROM i.last_test_at)::bigint, 0), extract(epoch FROM i.created_at)::bigint, "              \
-    "extract(epoch FROM i.updated_at)::bigint, i.created_by, i.updated_by, "                                           \
-    "(SELECT count(*) FROM identities d WHERE d.integration_id = i.id)"
+    "extract(epoch FROM i.updated_at)::bigint, i.created_by, i.updated_by"
+#define REG_INTEGRATION_COLUMNS                                                                                        \
+    REG_INTEGRATION_BASE_COLUMNS ", (SELECT count(*) FROM identities d WHERE d.integration_id = i.id)"
+/* For the login path: counting an integration's identities costs a scan of
+ * them, and the broker never shows the count. */
+#define REG_INTEGRATION_COLUMNS_NO_COUNT REG_INTEGRATION_BASE_COLUMNS ", 0::bigint"
+#define REG_INTEGRATION_NCOLUMNS 19
 void reg_fill_integration(Portico__Registry__Integration *out, const PGresult *res, int row);
+/* Fill an Integration from the REG_INTEGRATION_NCOLUMNS columns that start
+ * at column first. */
+void reg_fill_integration_at(Portico__Registry__Integration *out, const PGresult *res, int row, int first);
+/* Decrypt an integration's client secret and private key from the two
+ * sealed columns at col and col + 1. 0, or -1 (logged) when they do not
+ * open with the configured key; free both with secrets_free. */
+int reg_open_integration_secrets(const crypto_keyring_t *keys, int64_t id, const PGresult *res, int row, int col,
+                                 char **client_secret, char **private_key);
+
+/* Checks and the insert behind session.create, shared with user.login.
+ * reg_check_session answers BAD_REQUEST itself and gives the timeouts to use. */
+bool reg_check_session(bus_reply_t *reply, const Portico__Registry__CreateSessionRequest *r, int *idle, int *absolute);
+/* *started is false when a Setup Mode session was refused (Setup Mode off). */
+db_rc_t reg_session_insert(db_t *db, const Portico__Registry__CreateSessionRequest *r, int64_t user_id, int idle,
+                           int absolute, bool *started);
+
+/* Checks and the upsert behind token.store, shared with user.login.
+ * reg_check_tokens answers BAD_REQUEST itself; reg_tokens_store answers
+ * INTERNAL itself when the tokens cannot be sealed (and returns DB_FAIL). */
+bool reg_check_tokens(const Portico__Registry__Tokens *t, bus_reply_t *reply);
+db_rc_t reg_tokens_store(reg_ctx_t *c, int64_t identity_id, const Portico__Registry__Tokens *t, bus_reply_t *reply);
 
 /* ---- integration.* (handlers_integration.c) ---- */
 void h_integration_reserve_id(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);

@@ -37,6 +37,9 @@ static const db_stmt_t s_insert = {
 static const db_stmt_t s_select = {"integration_select",
                                    "SELECT " REG_INTEGRATION_COLUMNS ", i.client_secret, i.private_key "
                                    "FROM integrations i WHERE i.id = $1"};
+static const db_stmt_t s_select_no_count = {"integration_select_no_count",
+                                            "SELECT " REG_INTEGRATION_COLUMNS_NO_COUNT ", i.client_secret, "
+                                            "i.private_key FROM integrations i WHERE i.id = $1"};
 static const db_stmt_t s_list = {"integration_list", "SELECT " REG_INTEGRATION_COLUMNS " FROM integrations i "
                                                      "WHERE NOT $1::boolean OR i.enabled ORDER BY i.id"};
 static const db_stmt_t s_lock = {"integration_lock",
@@ -316,6 +319,30 @@ out:
     pki_oauth1_clear(&oauth1);
 }
 
+int reg_open_integration_secrets(const crypto_keyring_t *keys, int64_t id, const PGresult *res, int row, int col,
+                                 char **client_secret, char **private_key)
+{
+    char rowid[24], aad[96];
+    size_t n = 0;
+    snprintf(rowid, sizeof rowid, "%" PRId64, id);
+    uint8_t *sealed = db_get_bytes(res, row, col, &n);
+    secrets_aad(aad, sizeof aad, "integration", rowid, "client_secret");
+    *client_secret = secrets_open(keys, sealed, n, aad);
+    free(sealed);
+    sealed = db_get_bytes(res, row, col + 1, &n);
+    secrets_aad(aad, sizeof aad, "integration", rowid, "private_key");
+    *private_key = secrets_open(keys, sealed, n, aad);
+    free(sealed);
+    if (*client_secret && *private_key)
+        return 0;
+    log_error("could not decrypt an integration's secrets: is PORTICO_SECRET_KEY_FILE the key they were sealed with?",
+              "integration=%" PRId64, id);
+    secrets_free(*client_secret);
+    secrets_free(*private_key);
+    *client_secret = *private_key = NULL;
+    return -1;
+}
+
 void h_integration_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
 {
     (void)req;
@@ -328,7 +355,7 @@ void h_integration_get(void *ctx, bus_request_t *req, const ProtobufCMessage *ms
         return;
     db_params_init(&p);
     db_param_int(&p, r->id);
-    db_rc_t rc = db_exec(c->db, &s_select, &p, &res);
+    db_rc_t rc = db_exec(c->db, r->without_count ? &s_select_no_count : &s_select, &p, &res);
     if (rc != DB_OK) {
         reg_reply_db(reply, rc);
         return;
@@ -343,21 +370,7 @@ void h_integration_get(void *ctx, bus_request_t *req, const ProtobufCMessage *ms
     Portico__Registry__IntegrationSecrets secrets = PORTICO__REGISTRY__INTEGRATION_SECRETS__INIT;
     out.integration = &in;
     if (r->with_secrets) {
-        char row[24], aad[96];
-        size_t n = 0;
-        snprintf(row, sizeof row, "%" PRId64, r->id);
-        uint8_t *sealed = db_get_bytes(res, 0, 19, &n);
-        secrets_aad(aad, sizeof aad, "integration", row, "client_secret");
-        client_secret = secrets_open(c->keys, sealed, n, aad);
-        free(sealed);
-        sealed = db_get_bytes(res, 0, 20, &n);
-        secrets_aad(aad, sizeof aad, "integration", row, "private_key");
-        private_key = secrets_open(c->keys, sealed, n, aad);
-        free(sealed);
-        if (!client_secret || !private_key) {
-            log_error("could not decrypt an integration's secrets: is PORTICO_SECRET_KEY_FILE the key they were "
-                      "sealed with?",
-                      "integration=%" PRId64, r->id);
+        if (reg_open_integration_secrets(c->keys, r->id, res, 0, 19, &client_secret, &private_key) < 0) {
             bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "key",
                             "the integration's secrets could not be decrypted with the configured key");
             goto out;

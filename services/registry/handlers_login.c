@@ -44,12 +44,41 @@ static const db_stmt_t s_pending_insert = {
     "INSERT INTO pending_logins (state_hash, request_token_hash, integration_id, code_verifier, request_token, "
     "request_token_secret, browser_hash, return_to, expires_at) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second')"};
+/* login.start of an OAuth 2 integration: the login is stored only when the
+ * integration can take it, and the integration comes back in the same
+ * statement (a data-modifying CTE runs whether or not it is read; the main
+ * query reads its RETURNING rows to tell whether it stored). */
+static const db_stmt_t s_pending_insert_oauth2 = {
+    "pending_insert_oauth2",
+    "WITH ins AS (INSERT INTO pending_logins (state_hash, request_token_hash, integration_id, code_verifier, "
+    "request_token, request_token_secret, browser_hash, return_to, expires_at) "
+    "SELECT $1, $2, i.id, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second' FROM integrations i "
+    "WHERE i.id = $3 AND i.enabled AND i.oauth_version = 2 AND i.client_id <> '' RETURNING 1) "
+    "SELECT " REG_INTEGRATION_COLUMNS_NO_COUNT ", EXISTS (SELECT 1 FROM ins) FROM integrations i WHERE i.id = $3"};
 static const db_stmt_t s_consume_by_state = {"pending_consume_state",
                                              "DELETE FROM pending_logins WHERE state_hash = $1 AND browser_hash = $2 "
                                              "AND integration_id = $3 RETURNING " PENDING_COLUMNS};
 static const db_stmt_t s_consume_by_token = {
     "pending_consume_token", "DELETE FROM pending_logins WHERE request_token_hash = $1 AND browser_hash = $2 "
                              "AND integration_id = $3 RETURNING " PENDING_COLUMNS};
+/* The same, with the login's integration and its sealed secrets, which the
+ * broker needs next (the integration outlives its pending logins: ON DELETE
+ * CASCADE). */
+#define PENDING_COLUMNS_P                                                                                              \
+    "p.state_hash, p.request_token_hash, p.integration_id, p.code_verifier, p.request_token, "                         \
+    "p.request_token_secret, p.browser_hash, p.return_to, floor(extract(epoch FROM p.expires_at))::bigint, "           \
+    "p.expires_at <= now()"
+#define PENDING_NCOLUMNS 10
+static const db_stmt_t s_consume_by_state_integ = {
+    "pending_consume_state_integ",
+    "DELETE FROM pending_logins p USING integrations i WHERE p.state_hash = $1 AND p.browser_hash = $2 "
+    "AND p.integration_id = $3 AND i.id = p.integration_id "
+    "RETURNING " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", i.client_secret, i.private_key"};
+static const db_stmt_t s_consume_by_token_integ = {
+    "pending_consume_token_integ",
+    "DELETE FROM pending_logins p USING integrations i WHERE p.request_token_hash = $1 AND p.browser_hash = $2 "
+    "AND p.integration_id = $3 AND i.id = p.integration_id "
+    "RETURNING " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", i.client_secret, i.private_key"};
 static const db_stmt_t s_why_state = {
     "pending_why_state",
     "SELECT browser_hash = $2, integration_id = $3, expires_at <= now() FROM pending_logins WHERE state_hash = $1"};
@@ -132,6 +161,28 @@ static bool s_validate_pending(const Portico__Registry__PendingLogin *pl, bus_re
     return true;
 }
 
+static void s_pending_insert_for_oauth2(reg_ctx_t *c, const db_params_t *p, int64_t integration_id, bus_reply_t *reply)
+{
+    PGresult *res = NULL;
+    db_rc_t rc = db_exec(c->db, &s_pending_insert_oauth2, p, &res);
+    if (rc == DB_UNIQUE) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "exists", "a login with this state is already pending");
+    } else if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+    } else if (PQntuples(res) == 0) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "integration", "integration %" PRId64 " does not exist",
+                        integration_id);
+    } else {
+        Portico__Registry__Integration in;
+        reg_fill_integration_at(&in, res, 0, 0);
+        Portico__Registry__CreatePendingReply out = PORTICO__REGISTRY__CREATE_PENDING_REPLY__INIT;
+        out.integration = &in;
+        out.stored = db_get_bool(res, 0, REG_INTEGRATION_NCOLUMNS);
+        bus_reply_ok(reply, &out.base);
+    }
+    PQclear(res);
+}
+
 void h_pending_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
 {
     (void)req;
@@ -172,6 +223,10 @@ void h_pending_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
     db_param_bytes(&p, pl->browser_hash.data, pl->browser_hash.len);
     db_param_text(&p, pl->return_to[0] ? pl->return_to : "/");
     db_param_int(&p, pl->ttl_seconds ? pl->ttl_seconds : PENDING_TTL_DEFAULT_S);
+    if (r->oauth2_integration) {
+        s_pending_insert_for_oauth2(c, &p, pl->integration_id, reply);
+        goto out;
+    }
     db_rc_t rc = db_exec(c->db, &s_pending_insert, &p, NULL);
     if (rc == DB_UNIQUE)
         bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "exists", "a login with this state is already pending");
@@ -222,10 +277,13 @@ static void s_explain_miss(reg_ctx_t *c, bool by_state, const db_params_t *p, bu
     PQclear(res);
 }
 
-static void s_reply_pending(reg_ctx_t *c, const PGresult *res, bus_reply_t *reply)
+static void s_reply_pending(reg_ctx_t *c, const PGresult *res, bool with_integration, bus_reply_t *reply)
 {
     char row[80], aad[160];
     char *opened[3] = {NULL, NULL, NULL};
+    char *client_secret = NULL, *private_key = NULL;
+    Portico__Registry__Integration in;
+    Portico__Registry__IntegrationSecrets secrets = PORTICO__REGISTRY__INTEGRATION_SECRETS__INIT;
     size_t sh_n = 0, th_n = 0, bh_n = 0;
     uint8_t *state_hash = db_get_bytes(res, 0, 0, &sh_n);
     uint8_t *token_hash = db_get_bytes(res, 0, 1, &th_n);
@@ -262,8 +320,23 @@ static void s_reply_pending(reg_ctx_t *c, const PGresult *res, bus_reply_t *repl
     pl.expires_at = db_get_int(res, 0, 8);
     Portico__Registry__ConsumePendingReply out = PORTICO__REGISTRY__CONSUME_PENDING_REPLY__INIT;
     out.pending = &pl;
+    if (with_integration) {
+        reg_fill_integration_at(&in, res, 0, PENDING_NCOLUMNS);
+        if (reg_open_integration_secrets(c->keys, in.id, res, 0, PENDING_NCOLUMNS + REG_INTEGRATION_NCOLUMNS,
+                                         &client_secret, &private_key) < 0) {
+            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "key",
+                            "the integration's secrets could not be decrypted with the configured key");
+            goto out;
+        }
+        secrets.client_secret = client_secret;
+        secrets.private_key_pem = private_key;
+        out.integration = &in;
+        out.secrets = &secrets;
+    }
     bus_reply_ok(reply, &out.base);
 out:
+    secrets_free(client_secret);
+    secrets_free(private_key);
     for (int i = 0; i < 3; i++)
         secrets_free(opened[i]);
     free(state_hash);
@@ -298,7 +371,9 @@ void h_pending_consume(void *ctx, bus_request_t *req, const ProtobufCMessage *ms
     }
     db_param_bytes(&p, r->browser_hash.data, r->browser_hash.len);
     db_param_int(&p, r->integration_id);
-    db_rc_t rc = db_exec(c->db, by_state ? &s_consume_by_state : &s_consume_by_token, &p, &res);
+    const db_stmt_t *stmt = r->with_integration ? (by_state ? &s_consume_by_state_integ : &s_consume_by_token_integ)
+                                                : (by_state ? &s_consume_by_state : &s_consume_by_token);
+    db_rc_t rc = db_exec(c->db, stmt, &p, &res);
     if (rc != DB_OK) {
         reg_reply_db(reply, rc);
         return;
@@ -308,13 +383,13 @@ void h_pending_consume(void *ctx, bus_request_t *req, const ProtobufCMessage *ms
     else if (db_get_bool(res, 0, 9))
         bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "expired", "the login took too long and expired");
     else
-        s_reply_pending(c, res, reply);
+        s_reply_pending(c, res, r->with_integration, reply);
     PQclear(res);
 }
 
 /* ---- tokens ---- */
 
-static bool s_validate_tokens(const Portico__Registry__Tokens *t, bus_reply_t *reply)
+bool reg_check_tokens(const Portico__Registry__Tokens *t, bus_reply_t *reply)
 {
     if (!t) {
         bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "tokens", "tokens are required");
@@ -402,26 +477,35 @@ static void s_no_tokens(bus_reply_t *reply, int64_t identity_id)
                     "no tokens are stored for identity %" PRId64 ": the user must log in again", identity_id);
 }
 
+db_rc_t reg_tokens_store(reg_ctx_t *c, int64_t identity_id, const Portico__Registry__Tokens *t, bus_reply_t *reply)
+{
+    sealed_tokens_t s;
+    db_params_t p;
+    if (s_seal_tokens(c->keys, identity_id, t, &s) < 0) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "could not encrypt the tokens");
+        return DB_FAIL;
+    }
+    db_params_init(&p);
+    db_param_int(&p, identity_id);
+    for (int i = 0; i < 3; i++)
+        db_param_bytes(&p, s.sealed[i], s.n[i]);
+    db_param_text(&p, t->scope);
+    db_param_int(&p, t->expires_at);
+    db_rc_t rc = db_exec(c->db, &s_token_store, &p, NULL);
+    s_sealed_clear(&s);
+    return rc;
+}
+
 void h_token_store(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
 {
     (void)req;
     reg_ctx_t *c = ctx;
     const Portico__Registry__StoreTokensRequest *r = (const Portico__Registry__StoreTokensRequest *)msg;
-    sealed_tokens_t s;
-    db_params_t p;
-    if (!reg_check_id(reply, "identity_id", r->identity_id) || !s_validate_tokens(r->tokens, reply))
+    if (!reg_check_id(reply, "identity_id", r->identity_id) || !reg_check_tokens(r->tokens, reply))
         return;
-    if (s_seal_tokens(c->keys, r->identity_id, r->tokens, &s) < 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "could not encrypt the tokens");
-        return;
-    }
-    db_params_init(&p);
-    db_param_int(&p, r->identity_id);
-    for (int i = 0; i < 3; i++)
-        db_param_bytes(&p, s.sealed[i], s.n[i]);
-    db_param_text(&p, r->tokens->scope);
-    db_param_int(&p, r->tokens->expires_at);
-    db_rc_t rc = db_exec(c->db, &s_token_store, &p, NULL);
+    db_rc_t rc = reg_tokens_store(c, r->identity_id, r->tokens, reply);
+    if (reply->code)
+        return; /* answered already */
     if (rc == DB_FOREIGN)
         bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "identity", "identity %" PRId64 " does not exist",
                         r->identity_id);
@@ -429,7 +513,6 @@ void h_token_store(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, b
         reg_reply_db(reply, rc);
     else
         reg_reply_empty(reply);
-    s_sealed_clear(&s);
 }
 
 void h_token_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
@@ -517,7 +600,7 @@ void h_token_replace(void *ctx, bus_request_t *req, const ProtobufCMessage *msg,
     db_rc_t rc;
     if (!reg_check_id(reply, "identity_id", r->identity_id) ||
         !reg_check_text(reply, "holder", "holder", r->holder, MAX_HOLDER, REG_REQUIRED) ||
-        !reg_check_id(reply, "generation", r->generation) || (!r->revoked && !s_validate_tokens(r->tokens, reply)))
+        !reg_check_id(reply, "generation", r->generation) || (!r->revoked && !reg_check_tokens(r->tokens, reply)))
         return;
     db_params_init(&p);
     db_param_int(&p, r->identity_id);

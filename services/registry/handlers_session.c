@@ -42,52 +42,69 @@ static const db_stmt_t s_delete = {"session_delete", "DELETE FROM sessions WHERE
 static const db_stmt_t s_delete_user = {"session_delete_user", "DELETE FROM sessions WHERE user_id = $1"};
 static const db_stmt_t s_user_exists = {"session_user_exists", "SELECT 1 FROM users WHERE id = $1"};
 
+bool reg_check_session(bus_reply_t *reply, const Portico__Registry__CreateSessionRequest *r, int *idle, int *absolute)
+{
+    if (!reg_check_hash(reply, "token_hash", &r->token_hash, true) ||
+        !reg_check_text(reply, "addr", "address", r->addr, MAX_ADDR, REG_OPTIONAL))
+        return false;
+    *idle = r->idle_seconds ? r->idle_seconds : IDLE_DEFAULT_S;
+    *absolute = r->absolute_seconds ? r->absolute_seconds : ABSOLUTE_DEFAULT_S;
+    if (*idle < 1 || *idle > LIFETIME_MAX_S || *absolute < 1 || *absolute > LIFETIME_MAX_S) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST,
+                        *idle < 1 || *idle > LIFETIME_MAX_S ? "idle_seconds" : "absolute_seconds",
+                        "session timeouts must be from 1 to %d seconds", LIFETIME_MAX_S);
+        return false;
+    }
+    return true;
+}
+
+db_rc_t reg_session_insert(db_t *db, const Portico__Registry__CreateSessionRequest *r, int64_t user_id, int idle,
+                           int absolute, bool *started)
+{
+    PGresult *res = NULL;
+    db_params_t p;
+    db_params_init(&p);
+    db_param_bytes(&p, r->token_hash.data, r->token_hash.len);
+    if (user_id)
+        db_param_int(&p, user_id);
+    else
+        db_param_null(&p);
+    db_param_bool(&p, user_id == 0);
+    db_param_text(&p, r->addr);
+    db_param_int(&p, idle);
+    db_param_int(&p, absolute);
+    db_rc_t rc = db_exec(db, &s_create, &p, &res);
+    *started = rc == DB_OK && PQcmdTuples(res)[0] != '0';
+    PQclear(res);
+    return rc;
+}
+
 void h_session_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
 {
     (void)req;
     reg_ctx_t *c = ctx;
     const Portico__Registry__CreateSessionRequest *r = (const Portico__Registry__CreateSessionRequest *)msg;
-    PGresult *res = NULL;
-    db_params_t p;
-    if (!reg_check_hash(reply, "token_hash", &r->token_hash, true) ||
-        !reg_check_text(reply, "addr", "address", r->addr, MAX_ADDR, REG_OPTIONAL))
+    int idle, absolute;
+    bool started = false;
+    if (!reg_check_session(reply, r, &idle, &absolute))
         return;
     if (r->setup ? r->user_id != 0 : r->user_id <= 0) {
         bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "user_id",
                         "a session belongs to a user (user_id > 0) or is a Setup Mode session (setup, user_id 0)");
         return;
     }
-    int idle = r->idle_seconds ? r->idle_seconds : IDLE_DEFAULT_S;
-    int absolute = r->absolute_seconds ? r->absolute_seconds : ABSOLUTE_DEFAULT_S;
-    if (idle < 1 || idle > LIFETIME_MAX_S || absolute < 1 || absolute > LIFETIME_MAX_S) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST,
-                        idle < 1 || idle > LIFETIME_MAX_S ? "idle_seconds" : "absolute_seconds",
-                        "session timeouts must be from 1 to %d seconds", LIFETIME_MAX_S);
-        return;
-    }
-    db_params_init(&p);
-    db_param_bytes(&p, r->token_hash.data, r->token_hash.len);
-    if (r->setup)
-        db_param_null(&p);
-    else
-        db_param_int(&p, r->user_id);
-    db_param_bool(&p, r->setup);
-    db_param_text(&p, r->addr);
-    db_param_int(&p, idle);
-    db_param_int(&p, absolute);
-    db_rc_t rc = db_exec(c->db, &s_create, &p, &res);
+    db_rc_t rc = reg_session_insert(c->db, r, r->setup ? 0 : r->user_id, idle, absolute, &started);
     if (rc == DB_UNIQUE)
         bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "exists", "a session with this token already exists");
     else if (rc == DB_FOREIGN)
         bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "user", "user %" PRId64 " does not exist", r->user_id);
     else if (rc != DB_OK)
         reg_reply_db(reply, rc);
-    else if (PQcmdTuples(res)[0] == '0')
+    else if (!started)
         bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "setup_off",
                         "Setup Mode is off: a Setup Mode session cannot be started");
     else
         reg_reply_empty(reply);
-    PQclear(res);
 }
 
 void h_session_lookup(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)

@@ -27,27 +27,17 @@ static const db_stmt_t s_identities = {
     "extract(epoch FROM d.last_login_at)::bigint "
     "FROM identities d JOIN integrations i ON i.id = d.integration_id "
     "WHERE d.user_id = ANY($1::bigint[]) ORDER BY d.user_id, d.id"};
-static const db_stmt_t s_integration = {"login_integration", "SELECT enabled, name FROM integrations WHERE id = $1"};
-static const db_stmt_t s_find_identity = {
-    "login_find_identity",
-    "SELECT id, user_id FROM identities WHERE integration_id = $1 AND bb_user_id = $2 FOR UPDATE"};
-static const db_stmt_t s_update_identity = {
-    "login_update_identity",
-    "UPDATE identities SET username = $2, slug = $3, display_name = $4, email = $5, last_login_at = now() "
-    "WHERE id = $1"};
 static const db_stmt_t s_touch_user = {
     "login_touch_user",
     "UPDATE users SET display_name = CASE WHEN $2 = '' THEN display_name ELSE $2 END, last_login_at = now(), "
-    "updated_at = now() WHERE id = $1 RETURNING id"};
-static const db_stmt_t s_insert_user = {
-    "login_insert_user", "INSERT INTO users (name, display_name, last_login_at) VALUES ($1, $2, now()) RETURNING id"};
+    "updated_at = now() WHERE id = $1 RETURNING " USER_COLUMNS};
+static const db_stmt_t s_insert_user = {"login_insert_user",
+                                        "INSERT INTO users (name, display_name, last_login_at) VALUES ($1, $2, now()) "
+                                        "RETURNING " USER_COLUMNS};
 static const db_stmt_t s_insert_identity = {
     "login_insert_identity",
     "INSERT INTO identities (integration_id, user_id, bb_user_id, username, slug, display_name, email) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id"};
-static const db_stmt_t s_may_become_admin = {
-    "login_may_become_admin",
-    "SELECT setup_mode AND NOT EXISTS (SELECT 1 FROM users WHERE is_admin) FROM settings WHERE id = 1"};
 static const db_stmt_t s_lock_settings = {"settings_lock", "SELECT setup_mode FROM settings WHERE id = 1 FOR UPDATE"};
 static const db_stmt_t s_grant_first = {
     "login_grant_first_admin", "UPDATE users SET is_admin = true, updated_at = now() WHERE id = $1 AND NOT is_admin "
@@ -192,7 +182,7 @@ static void s_reply_user(db_t *db, bus_reply_t *reply, int64_t id)
 
 /* ---- user.login ---- */
 
-static bool s_validate_login(const Portico__Registry__LoginRequest *r, bus_reply_t *reply)
+static bool s_validate_login(const Portico__Registry__LoginRequest *r, bus_reply_t *reply, int *idle, int *absolute)
 {
     const Portico__Registry__Identity *d = r->identity;
     if (!d) {
@@ -209,7 +199,9 @@ static bool s_validate_login(const Portico__Registry__LoginRequest *r, bus_reply
            reg_check_text(reply, "slug", "slug", d->slug, MAX_USERNAME, REG_OPTIONAL) &&
            reg_check_text(reply, "display_name", "display name", d->display_name, MAX_DISPLAY_NAME, REG_OPTIONAL) &&
            reg_check_text(reply, "email", "email", d->email, MAX_EMAIL, REG_OPTIONAL) &&
-           reg_check_text(reply, "addr", "address", r->addr, MAX_ADDR, REG_OPTIONAL);
+           reg_check_text(reply, "addr", "address", r->addr, MAX_ADDR, REG_OPTIONAL) &&
+           (!r->tokens || reg_check_tokens(r->tokens, reply)) &&
+           (!r->session || reg_check_session(reply, r->session, idle, absolute));
 }
 
 typedef struct {
@@ -217,7 +209,24 @@ typedef struct {
     int64_t identity_id;
     bool created;
     bool became_admin;
+    bool admin_candidate; /* Setup Mode is on and nobody is admin yet */
+    /* The user as the login left it, for a brief reply. */
+    char name[MAX_USERNAME + 1];
+    char display_name[MAX_DISPLAY_NAME + 1];
+    bool is_admin;
+    int64_t created_at;
 } login_result_t;
+
+/* The user columns of the statements below: id, name, display_name,
+ * is_admin, created_at. */
+static void s_take_user(login_result_t *out, const PGresult *res, int col)
+{
+    out->user_id = db_get_int(res, 0, col);
+    snprintf(out->name, sizeof out->name, "%s", db_get_text(res, 0, col + 1));
+    snprintf(out->display_name, sizeof out->display_name, "%s", db_get_text(res, 0, col + 2));
+    out->is_admin = db_get_bool(res, 0, col + 3);
+    out->created_at = db_get_int(res, 0, col + 4);
+}
 
 /* Make this identity's user the first admin when Setup Mode is on and no
  * admin exists. The settings row lock serialises concurrent first logins,
@@ -227,13 +236,7 @@ static db_rc_t s_maybe_first_admin(db_t *db, login_result_t *out)
 {
     PGresult *res = NULL;
     db_params_t p;
-    db_rc_t rc = db_exec(db, &s_may_become_admin, NULL, &res);
-    if (rc != DB_OK)
-        return rc;
-    bool candidate = db_get_bool(res, 0, 0);
-    PQclear(res);
-    if (!candidate)
-        return DB_OK;
+    db_rc_t rc;
     if ((rc = db_exec(db, &s_lock_settings, NULL, &res)) != DB_OK)
         return rc;
     bool setup_mode = db_get_bool(res, 0, 0);
@@ -248,15 +251,81 @@ static db_rc_t s_maybe_first_admin(db_t *db, login_result_t *out)
     PQclear(res);
     if (!out->became_admin)
         return DB_OK;
+    out->is_admin = true;
     char object[48];
     snprintf(object, sizeof object, "user:%" PRId64, out->user_id);
     return audit_write(db, "setup", AUDIT_ADMIN_GRANT, object, "", "first user to log in during Setup Mode");
 }
 
+/* A known identity (every login but the first of an account), in one
+ * statement: the integration must exist and be enabled, the identity and
+ * its user are updated, and whether this user may become the first admin
+ * is read along. Columns: integration enabled, name; identity id, user id;
+ * the user (USER_COLUMNS, NULL when the identity belongs to another user
+ * than the one asked for); admin candidate. No row: no such integration. */
+static const db_stmt_t s_login_known = {
+    "login_known_identity",
+    "WITH i AS (SELECT enabled, name FROM integrations WHERE id = $1), "
+    "d AS (UPDATE identities SET username = $3, slug = $4, display_name = $5, email = $6, last_login_at = now() "
+    "  WHERE integration_id = $1 AND bb_user_id = $2 AND (SELECT enabled FROM i) RETURNING id, user_id), "
+    "u AS (UPDATE users SET display_name = CASE WHEN $5 = '' THEN display_name ELSE $5 END, "
+    "  last_login_at = now(), updated_at = now() "
+    "  WHERE id = (SELECT user_id FROM d) AND ($7::bigint = 0 OR id = $7) RETURNING " USER_COLUMNS ") "
+    "SELECT i.enabled, i.name, d.id, d.user_id, u.*, "
+    "  (SELECT setup_mode AND NOT EXISTS (SELECT 1 FROM users WHERE is_admin) FROM settings WHERE id = 1) "
+    "FROM i LEFT JOIN d ON true LEFT JOIN u ON true"};
+
+/* The first login of an identity: a new user (or the one asked for) and the
+ * identity linking it. */
+static db_rc_t s_login_new_identity(reg_ctx_t *c, const Portico__Registry__LoginRequest *r, login_result_t *out,
+                                    bus_reply_t *reply)
+{
+    const Portico__Registry__Identity *d = r->identity;
+    PGresult *res = NULL;
+    db_params_t p;
+    db_rc_t rc;
+    db_params_init(&p);
+    if (d->user_id == 0) {
+        db_param_text(&p, d->username);
+        db_param_text(&p, d->display_name);
+        if ((rc = db_exec(c->db, &s_insert_user, &p, &res)) != DB_OK)
+            goto out;
+        out->created = true;
+    } else {
+        db_param_int(&p, d->user_id);
+        db_param_text(&p, d->display_name);
+        if ((rc = db_exec(c->db, &s_touch_user, &p, &res)) != DB_OK)
+            goto out;
+        if (PQntuples(res) == 0) {
+            bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "user", "user %" PRId64 " does not exist",
+                            d->user_id);
+            goto out;
+        }
+    }
+    s_take_user(out, res, 0);
+    PQclear(res);
+    res = NULL;
+    db_params_init(&p);
+    db_param_int(&p, d->integration_id);
+    db_param_int(&p, out->user_id);
+    db_param_int(&p, d->bb_user_id);
+    db_param_text(&p, d->username);
+    db_param_text(&p, d->slug);
+    db_param_text(&p, d->display_name);
+    db_param_text(&p, d->email);
+    if ((rc = db_exec(c->db, &s_insert_identity, &p, &res)) != DB_OK)
+        goto out;
+    out->identity_id = db_get_int(res, 0, 0);
+out:
+    PQclear(res);
+    return rc;
+}
+
 /* One attempt at the login transaction. DB_UNIQUE means another login of
- * the same new identity won the race: the caller tries again. */
-static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r, login_result_t *out,
-                          bus_reply_t *reply)
+ * the same new identity won the race: the caller tries again. An answer
+ * already given in reply (an error) means: roll back, nothing to add. */
+static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r, int idle, int absolute,
+                          login_result_t *out, bus_reply_t *reply)
 {
     const Portico__Registry__Identity *d = r->identity;
     PGresult *res = NULL;
@@ -267,7 +336,13 @@ static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r
         goto out;
     db_params_init(&p);
     db_param_int(&p, d->integration_id);
-    if ((rc = db_exec(c->db, &s_integration, &p, &res)) != DB_OK)
+    db_param_int(&p, d->bb_user_id);
+    db_param_text(&p, d->username);
+    db_param_text(&p, d->slug);
+    db_param_text(&p, d->display_name);
+    db_param_text(&p, d->email);
+    db_param_int(&p, d->user_id);
+    if ((rc = db_exec(c->db, &s_login_known, &p, &res)) != DB_OK)
         goto out;
     if (PQntuples(res) == 0) {
         bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "integration", "integration %" PRId64 " does not exist",
@@ -279,73 +354,21 @@ static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r
                         db_get_text(res, 0, 1));
         goto out;
     }
-    PQclear(res);
-    res = NULL;
-
-    db_param_int(&p, d->bb_user_id);
-    if ((rc = db_exec(c->db, &s_find_identity, &p, &res)) != DB_OK)
-        goto out;
-    if (PQntuples(res) == 1) {
-        out->identity_id = db_get_int(res, 0, 0);
-        out->user_id = db_get_int(res, 0, 1);
-        if (d->user_id && d->user_id != out->user_id) {
+    out->admin_candidate = db_get_bool(res, 0, 9);
+    if (!db_get_null(res, 0, 2)) {
+        out->identity_id = db_get_int(res, 0, 2);
+        if (db_get_null(res, 0, 4)) {
             bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "linked",
                             "this Bitbucket account is already linked to another Portico user");
             goto out;
         }
-        db_params_init(&p);
-        db_param_int(&p, out->identity_id);
-        db_param_text(&p, d->username);
-        db_param_text(&p, d->slug);
-        db_param_text(&p, d->display_name);
-        db_param_text(&p, d->email);
-        if ((rc = db_exec(c->db, &s_update_identity, &p, NULL)) != DB_OK)
-            goto out;
+        s_take_user(out, res, 4);
+    } else if ((rc = s_login_new_identity(c, r, out, reply)) != DB_OK || reply->code) {
+        goto out;
     }
     PQclear(res);
     res = NULL;
-
-    if (out->identity_id == 0 && d->user_id == 0) {
-        db_params_init(&p);
-        db_param_text(&p, d->username);
-        db_param_text(&p, d->display_name);
-        if ((rc = db_exec(c->db, &s_insert_user, &p, &res)) != DB_OK)
-            goto out;
-        out->user_id = db_get_int(res, 0, 0);
-        out->created = true;
-        PQclear(res);
-        res = NULL;
-    } else {
-        db_params_init(&p);
-        db_param_int(&p, out->identity_id ? out->user_id : d->user_id);
-        db_param_text(&p, d->display_name);
-        if ((rc = db_exec(c->db, &s_touch_user, &p, &res)) != DB_OK)
-            goto out;
-        if (PQntuples(res) == 0) {
-            bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "user", "user %" PRId64 " does not exist",
-                            d->user_id);
-            goto out;
-        }
-        out->user_id = db_get_int(res, 0, 0);
-        PQclear(res);
-        res = NULL;
-    }
-    if (out->identity_id == 0) {
-        db_params_init(&p);
-        db_param_int(&p, d->integration_id);
-        db_param_int(&p, out->user_id);
-        db_param_int(&p, d->bb_user_id);
-        db_param_text(&p, d->username);
-        db_param_text(&p, d->slug);
-        db_param_text(&p, d->display_name);
-        db_param_text(&p, d->email);
-        if ((rc = db_exec(c->db, &s_insert_identity, &p, &res)) != DB_OK)
-            goto out;
-        out->identity_id = db_get_int(res, 0, 0);
-        PQclear(res);
-        res = NULL;
-    }
-    if ((rc = s_maybe_first_admin(c->db, out)) != DB_OK)
+    if (out->admin_candidate && (rc = s_maybe_first_admin(c->db, out)) != DB_OK)
         goto out;
     char object[48], detail[128];
     snprintf(object, sizeof object, "user:%" PRId64, out->user_id);
@@ -353,6 +376,17 @@ static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r
              out->identity_id, out->created ? " created=true" : "");
     if ((rc = audit_write(c->db, d->username, AUDIT_USER_LOGIN, object, r->addr, detail)) != DB_OK)
         goto out;
+    if (r->tokens && ((rc = reg_tokens_store(c, out->identity_id, r->tokens, reply)) != DB_OK || reply->code))
+        goto out;
+    if (r->session) {
+        bool started = false;
+        if ((rc = reg_session_insert(c->db, r->session, out->user_id, idle, absolute, &started)) != DB_OK)
+            goto out;
+        if (!started) {
+            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "internal error in the registry");
+            goto out;
+        }
+    }
     rc = db_commit(c->db);
 out:
     db_rollback(c->db);
@@ -367,15 +401,18 @@ void h_user_login(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
     const Portico__Registry__LoginRequest *r = (const Portico__Registry__LoginRequest *)msg;
     login_result_t result;
     db_rc_t rc;
-    if (!s_validate_login(r, reply))
+    int idle = 0, absolute = 0;
+    if (!s_validate_login(r, reply, &idle, &absolute))
         return;
     /* Clear any answer a lost race left behind before retrying. */
     for (int attempt = 0;; attempt++) {
         reply->code = 0;
-        rc = s_login_tx(c, r, &result, reply);
+        rc = s_login_tx(c, r, idle, absolute, &result, reply);
         if (rc != DB_UNIQUE || attempt == 2)
             break;
     }
+    if (reply->code != 0 && rc == DB_OK)
+        return;
     if (rc == DB_FOREIGN) {
         bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "integration",
                         "integration %" PRId64 " or user %" PRId64 " does not exist", r->identity->integration_id,
@@ -383,15 +420,28 @@ void h_user_login(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
         return;
     }
     if (rc != DB_OK) {
-        reg_reply_db(reply, rc);
+        if (!reply->code)
+            reg_reply_db(reply, rc);
         return;
     }
-    if (reply->code != 0)
-        return;
     if (result.became_admin)
         log_info("first user to log in during Setup Mode is now an admin", "user=%" PRId64, result.user_id);
     log_info("user logged in", "user=%" PRId64 " identity=%" PRId64 " created=%s", result.user_id, result.identity_id,
              result.created ? "true" : "false");
+    Portico__Registry__LoginReply out = PORTICO__REGISTRY__LOGIN_REPLY__INIT;
+    out.identity_id = result.identity_id;
+    out.created = result.created;
+    if (r->brief) {
+        Portico__Registry__User user = PORTICO__REGISTRY__USER__INIT;
+        user.id = result.user_id;
+        user.name = result.name;
+        user.display_name = result.display_name;
+        user.is_admin = result.is_admin;
+        user.created_at = result.created_at;
+        out.user = &user;
+        bus_reply_ok(reply, &out.base);
+        return;
+    }
     users_t u;
     if ((rc = s_users_load(c->db, result.user_id, 0, 1, &u)) != DB_OK) {
         reg_reply_db(reply, rc);
@@ -401,10 +451,7 @@ void h_user_login(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
         bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "user", "user %" PRId64 " no longer exists",
                         result.user_id);
     } else {
-        Portico__Registry__LoginReply out = PORTICO__REGISTRY__LOGIN_REPLY__INIT;
         out.user = &u.users[0];
-        out.identity_id = result.identity_id;
-        out.created = result.created;
         bus_reply_ok(reply, &out.base);
     }
     s_users_clear(&u);

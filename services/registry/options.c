@@ -16,7 +16,7 @@ void reg_options_load(reg_options_t *opts)
     config_string_or_die("PORTICO_SETUP_TOKEN", "", opts->setup_token, sizeof opts->setup_token);
     config_endpoint_or_die("PORTICO_REGISTRY_BIND", "tcp://127.0.0.1:5551", opts->bind, sizeof opts->bind);
     config_addr_or_die("PORTICO_HEALTH_ADDR", "127.0.0.1:8081", false, opts->health_addr, sizeof opts->health_addr);
-    opts->workers = (int)config_int_or_die("PORTICO_REGISTRY_WORKERS", 4, 1, 64);
+    opts->workers = (int)config_int_or_die("PORTICO_REGISTRY_WORKERS", 8, 1, 64);
     opts->statement_timeout_ms = (int)config_int_or_die("PORTICO_DB_STATEMENT_TIMEOUT_MS", 5000, 100, 600000);
     opts->sweep_interval_s = (int)config_int_or_die("PORTICO_SWEEP_INTERVAL_S", 60, 1, 86400);
 

@@ -1,10 +1,20 @@
 /* The signed-in user's page: who you are in Portico and in Bitbucket, and
  * the repositories Bitbucket lets you read, one page at a time. Every value
- * that comes from Bitbucket or an admin is escaped. */
+ * that comes from Bitbucket or an admin is escaped.
+ *
+ * Both answers behind the page are kept in web_cache for a while, keyed by
+ * the user id of the request's session: the account record (user.get) as
+ * long as a session is (PORTICO_SESSION_CACHE_SECONDS, 5 s), the repository
+ * list per integration, start and page size for
+ * PORTICO_REPOSITORY_CACHE_SECONDS (30 s). Errors are never kept. They are
+ * forgotten when the user logs in or out, and on any admin change (see
+ * session.c); so a repository Bitbucket stopped listing for the user, or a
+ * revoked Bitbucket authorization, shows for at most that long. */
 #include "web.h"
 
 #include "broker.pb-c.h"
 #include "log.h"
+#include "metrics.h"
 #include "registry.pb-c.h"
 
 #include <stdio.h>
@@ -62,6 +72,58 @@ static void s_identities(sbuf_t *b, const Portico__Registry__User *u)
     sbuf_puts(b, "</table></section>");
 }
 
+/* A cache key: a kind letter and up to four numbers. */
+typedef struct {
+    uint8_t bytes[1 + 4 * 8];
+    size_t len;
+} cache_key_t;
+
+static void s_key(cache_key_t *k, char kind, int n, const int64_t *v)
+{
+    k->bytes[0] = (uint8_t)kind;
+    memcpy(k->bytes + 1, v, (size_t)n * sizeof *v);
+    k->len = 1 + (size_t)n * sizeof *v;
+}
+
+/* A reply kept in web_cache (packed), or fetched with call and kept.
+ * Returns the unpacked reply (free it), or NULL with err set. */
+static ProtobufCMessage *s_cached_call(bus_client_t *client, const char *method, const ProtobufCMessage *req,
+                                       const ProtobufCMessageDescriptor *desc, const cache_key_t *key, int64_t owner,
+                                       long ttl_ms, int timeout_ms, bus_error_t *err)
+{
+    bool cached = web_cache && ttl_ms > 0;
+    bool repos = key->bytes[0] == 'r';
+    const char *hit = repos ? "cache=\"repositories\",result=\"hit\"" : "cache=\"account\",result=\"hit\"";
+    const char *miss = repos ? "cache=\"repositories\",result=\"miss\"" : "cache=\"account\",result=\"miss\"";
+    if (cached) {
+        size_t n = 0;
+        uint8_t *packed = webcache_get_copy(web_cache, key->bytes, key->len, web_cache_now(), &n);
+        if (packed) {
+            ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, n, packed);
+            free(packed);
+            if (m) {
+                metrics_inc("portico_web_cache_total", hit, 1);
+                return m;
+            }
+        }
+        metrics_inc("portico_web_cache_total", miss, 1);
+    }
+    uint64_t epoch = cached ? webcache_epoch(web_cache) : 0;
+    ProtobufCMessage *rep = NULL;
+    if (bus_call(client, method, req, desc, &rep, timeout_ms, err) < 0)
+        return NULL;
+    if (cached) {
+        size_t n = protobuf_c_message_get_packed_size(rep);
+        uint8_t *packed = malloc(n ? n : 1);
+        if (packed) {
+            protobuf_c_message_pack(rep, packed);
+            webcache_put(web_cache, epoch, key->bytes, key->len, owner, packed, n, web_cache_now() + ttl_ms);
+            free(packed);
+        }
+    }
+    return rep;
+}
+
 /* The repositories part, or a notice saying why it is missing. */
 static void s_repositories(sbuf_t *b, web_req_t *r, const Portico__Registry__User *u, int64_t integration_id,
                            long start)
@@ -76,10 +138,13 @@ static void s_repositories(sbuf_t *b, web_req_t *r, const Portico__Registry__Use
     q.integration_id = integration_id;
     q.start = (int32_t)start;
     q.limit = PAGE_SIZE;
-    Portico__Broker__RepositoriesReply *rep = NULL;
+    cache_key_t key;
+    s_key(&key, 'r', 4, (const int64_t[]){q.user_id, q.integration_id, q.start, q.limit});
     bus_error_t err;
-    if (bus_call(r->clients->broker, "user.repositories", &q.base, &portico__broker__repositories_reply__descriptor,
-                 (ProtobufCMessage **)&rep, (int)web_cfg.login_timeout_ms, &err) < 0) {
+    Portico__Broker__RepositoriesReply *rep = (Portico__Broker__RepositoriesReply *)s_cached_call(
+        r->clients->broker, "user.repositories", &q.base, &portico__broker__repositories_reply__descriptor, &key, u->id,
+        web_cfg.repos_cache_ms, (int)web_cfg.login_timeout_ms, &err);
+    if (!rep) {
         int64_t again = integration_id;
         for (size_t i = 0; !again && i < u->n_identities; i++)
             if (u->identities[i])
@@ -165,10 +230,13 @@ static void h_account(web_req_t *r)
 
     Portico__Registry__GetUserRequest q = PORTICO__REGISTRY__GET_USER_REQUEST__INIT;
     q.id = s->user_id;
-    Portico__Registry__GetUserReply *rep = NULL;
+    cache_key_t key;
+    s_key(&key, 'u', 1, (const int64_t[]){q.id});
     bus_error_t err;
-    if (bus_call(r->clients->registry, "user.get", &q.base, &portico__registry__get_user_reply__descriptor,
-                 (ProtobufCMessage **)&rep, (int)web_cfg.bus_timeout_ms, &err) < 0) {
+    Portico__Registry__GetUserReply *rep = (Portico__Registry__GetUserReply *)s_cached_call(
+        r->clients->registry, "user.get", &q.base, &portico__registry__get_user_reply__descriptor, &key, q.id,
+        web_cfg.session_cache_ms, (int)web_cfg.bus_timeout_ms, &err);
+    if (!rep) {
         web_bus_error_page(r, &err, "Portico could not load your account");
         return;
     }

@@ -65,10 +65,24 @@ int64_t admin_path_id(web_req_t *r, const char *prefix, const char **rest)
     return id;
 }
 
+/* Methods that only read. */
+static bool s_reads(const char *method)
+{
+    size_t n = strlen(method);
+    return (n > 4 && !strcmp(method + n - 4, ".get")) || (n > 5 && !strcmp(method + n - 5, ".list"));
+}
+
 int admin_registry(web_req_t *r, const char *method, const ProtobufCMessage *req,
                    const ProtobufCMessageDescriptor *rep_desc, ProtobufCMessage **rep, bus_error_t *err)
 {
-    return bus_call(r->clients->registry, method, req, rep_desc, rep, (int)web_cfg.bus_timeout_ms, err);
+    int rc = bus_call(r->clients->registry, method, req, rep_desc, rep, (int)web_cfg.bus_timeout_ms, err);
+    /* An admin change (roles, sessions ended, Setup Mode, integrations) may
+     * touch any cached session, account or repository list: forget them
+     * all. Admin changes are rare; a few lookups more are cheap. Also after
+     * a failure: the change may have happened all the same. */
+    if (!s_reads(method))
+        web_cache_forget_all();
+    return rc;
 }
 
 int admin_broker(web_req_t *r, const char *method, const ProtobufCMessage *req,

@@ -454,6 +454,18 @@ static void h_callback(web_req_t *r)
     q.browser_hash.data = bound ? hash : NULL;
     q.browser_hash.len = bound ? sizeof hash : 0;
     q.addr = r->addr;
+    /* The new session (rotation at login) is started by the registry in the
+     * login's own transaction: it gets only the SHA-256 of the cookie. */
+    char session[64];
+    uint8_t session_hash[32];
+    if (web_session_token(session, sizeof session, session_hash) < 0) {
+        web_error_page(r, 500, "Something went wrong", "Portico could not start your session.", "Try again.");
+        return;
+    }
+    q.session_hash.data = session_hash;
+    q.session_hash.len = sizeof session_hash;
+    q.session_idle_seconds = (int32_t)web_cfg.session_idle_s;
+    q.session_absolute_seconds = (int32_t)web_cfg.session_max_s;
     Portico__Broker__FinishLoginReply *rep = NULL;
     int rc = bus_call(r->clients->broker, "login.finish", &q.base, &portico__broker__finish_login_reply__descriptor,
                       (ProtobufCMessage **)&rep, (int)web_cfg.login_timeout_ms, &err);
@@ -462,17 +474,24 @@ static void h_callback(web_req_t *r)
     explicit_bzero(oauth_token, sizeof oauth_token);
     explicit_bzero(verifier, sizeof verifier);
     if (rc < 0) {
+        explicit_bzero(session, sizeof session);
         s_login_error(r, &err);
         return;
     }
     char return_to[1100];
     snprintf(return_to, sizeof return_to, "%s", url_is_local_path(rep->return_to) ? rep->return_to : DEFAULT_RETURN_TO);
     int64_t user_id = rep->user_id;
+    bool started = rep->session_started;
     protobuf_c_message_free_unpacked(&rep->base, NULL);
-    if (web_session_start(r, user_id, false, &err) < 0) {
+    if (started) {
+        web_session_started(r, user_id, session);
+    } else if (web_session_start(r, user_id, false, &err) < 0) {
+        /* A broker that does not start sessions itself. */
+        explicit_bzero(session, sizeof session);
         web_bus_error_page(r, &err, "Portico could not start your session");
         return;
     }
+    explicit_bzero(session, sizeof session);
     web_add_cookie(r, web_cfg.login_cookie, "", 0, "/");
     log_info("signed in", "user=%lld integration=%lld", (long long)user_id, (long long)id);
     web_redirect(r, return_to);

@@ -18,6 +18,11 @@
 
 web_config_t web_cfg;
 brokerq_t *web_brokerq;
+webcache_t *web_cache;
+
+/* What the cache may hold at most. */
+#define CACHE_MAX_ENTRIES 65536
+#define CACHE_MAX_BYTES (64L * 1024 * 1024)
 
 static void s_config_load(web_config_t *c)
 {
@@ -41,6 +46,8 @@ static void s_config_load(web_config_t *c)
     c->session_max_s = config_int_or_die("PORTICO_SESSION_MAX_HOURS", 12, 1, 24 * 30) * 3600;
     c->bus_timeout_ms = config_int_or_die("PORTICO_BUS_TIMEOUT_MS", 5000, 100, 60000);
     c->login_timeout_ms = config_int_or_die("PORTICO_LOGIN_TIMEOUT_MS", 15000, 500, 120000);
+    c->session_cache_ms = config_int_or_die("PORTICO_SESSION_CACHE_SECONDS", 5, 0, 60) * 1000;
+    c->repos_cache_ms = config_int_or_die("PORTICO_REPOSITORY_CACHE_SECONDS", 30, 0, 600) * 1000;
     snprintf(c->session_cookie, sizeof c->session_cookie, "%s",
              c->secure ? "__Host-portico_session" : "portico_session");
     snprintf(c->login_cookie, sizeof c->login_cookie, "%s", c->secure ? "__Host-portico_login" : "portico_login");
@@ -127,6 +134,8 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
                        "Try again.");
     } else if (rt) {
         r.route = rt->name;
+        /* Admin pages never trust a cached session. */
+        r.session_fresh = !strncmp(rt->name, "admin", 5);
         rt->fn(&r);
         if (!r.status)
             web_error_page(&r, 500, "Something went wrong", "The page could not be produced.", "Try again.");
@@ -166,10 +175,18 @@ int main(int argc, char **argv)
     metrics_help("portico_http_requests_total", "counter", "HTTP requests by route and status");
     metrics_help("portico_http_request_seconds", "histogram", "HTTP request latency by route");
     metrics_help("portico_bus_call_seconds", "histogram", "Bus call latency by service and method");
+    metrics_help("portico_web_cache_total", "counter", "Web cache lookups by cache (session, account, repositories)");
 
     web_brokerq = brokerq_new(web_cfg.broker_bind);
     if (!web_brokerq)
         return 1;
+    if (web_cfg.session_cache_ms || web_cfg.repos_cache_ms) {
+        web_cache = webcache_new(CACHE_MAX_ENTRIES, CACHE_MAX_BYTES);
+        if (!web_cache) {
+            brokerq_destroy(&web_brokerq);
+            return 1;
+        }
+    }
     mg_init_library(0);
     char threads[16];
     snprintf(threads, sizeof threads, "%ld", web_cfg.threads);
@@ -198,6 +215,7 @@ int main(int argc, char **argv)
     if (!ctx) {
         log_error("could not listen for HTTP", "addr=%s", web_cfg.http_addr);
         brokerq_destroy(&web_brokerq);
+        webcache_destroy(&web_cache);
         return 1;
     }
     mg_set_request_handler(ctx, "/", s_handle, NULL);
@@ -207,6 +225,7 @@ int main(int argc, char **argv)
     log_info("stopping", NULL);
     mg_stop(ctx); /* waits for requests in flight */
     brokerq_destroy(&web_brokerq);
+    webcache_destroy(&web_cache);
     mg_exit_library();
     log_info("stopped", NULL);
     return 0;

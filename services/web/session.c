@@ -1,14 +1,67 @@
 /* Sessions and CSRF. The cookie holds 256 random bits; the registry stores
  * only their SHA-256. The CSRF token is derived from the cookie value, so it
- * is bound to the session and needs no storage of its own. */
+ * is bound to the session and needs no storage of its own.
+ *
+ * The session cache. A session the registry confirmed is remembered in
+ * web_cache under the SHA-256 of its cookie (never the cookie) for
+ * PORTICO_SESSION_CACHE_SECONDS (5 s), and never past the idle expiry the
+ * registry gave with it (which the absolute lifetime also bounds). Only
+ * sessions that exist are remembered. What this web changes is forgotten at
+ * once: logout and the rotation at login forget that user's entries, and
+ * every admin action (ending a user's sessions, granting or revoking admin,
+ * Setup Mode, integrations) forgets everything; a lookup that was on its
+ * way during such a change is not stored (webcache's epoch). Admin pages
+ * always ask the registry. So the only staleness is for changes made
+ * elsewhere (the registry's CLI, or the database by hand): a session ended
+ * or a role or Setup Mode changed there is still seen as before by
+ * non-admin pages of this web for at most the cache time. While requests
+ * are answered from the cache the registry does not see them, so the idle
+ * timeout slides at least once per cache time instead of on every request. */
 #include "web.h"
 
 #include "crypto.h"
 #include "log.h"
+#include "metrics.h"
 #include "registry.pb-c.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+int64_t web_cache_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void web_cache_forget_user(int64_t user_id)
+{
+    if (web_cache)
+        webcache_remove_owner(web_cache, user_id);
+}
+
+void web_cache_forget_all(void)
+{
+    if (web_cache)
+        webcache_clear(web_cache);
+}
+
+/* 's' and the SHA-256 of the cookie. */
+static void s_cache_key(const uint8_t hash[32], uint8_t key[33])
+{
+    key[0] = 's';
+    memcpy(key + 1, hash, 32);
+}
+
+static void s_forget_session(const uint8_t hash[32])
+{
+    uint8_t key[33];
+    if (!web_cache)
+        return;
+    s_cache_key(hash, key);
+    webcache_remove(web_cache, key, sizeof key);
+}
 
 static void s_csrf_for(const char *token, char *out, size_t out_size)
 {
@@ -33,8 +86,22 @@ const web_session_t *web_session(web_req_t *r)
     int n = web_cookie(r, web_cfg.session_cookie, token, sizeof token);
     if (n != 43) /* 32 bytes in base64url */
         return NULL;
-    uint8_t hash[32];
+    uint8_t hash[32], key[33];
     s_hash_token(token, hash);
+    s_cache_key(hash, key);
+    web_session_t *s = &r->session;
+    bool cached = web_cache && web_cfg.session_cache_ms > 0;
+    if (cached && !r->session_fresh &&
+        webcache_get(web_cache, key, sizeof key, web_cache_now(), s, sizeof *s) == (long)sizeof *s) {
+        metrics_inc("portico_web_cache_total", "cache=\"session\",result=\"hit\"", 1);
+        snprintf(r->session_token, sizeof r->session_token, "%s", token);
+        s_csrf_for(token, s->csrf, sizeof s->csrf);
+        r->session_state = 2;
+        return s;
+    }
+    if (cached)
+        metrics_inc("portico_web_cache_total", "cache=\"session\",result=\"miss\"", 1);
+    uint64_t epoch = cached ? webcache_epoch(web_cache) : 0;
     Portico__Registry__LookupSessionRequest req = PORTICO__REGISTRY__LOOKUP_SESSION_REQUEST__INIT;
     req.token_hash.data = hash;
     req.token_hash.len = sizeof hash;
@@ -42,16 +109,27 @@ const web_session_t *web_session(web_req_t *r)
     bus_error_t err;
     if (bus_call(r->clients->registry, "session.lookup", &req.base,
                  &portico__registry__lookup_session_reply__descriptor, (ProtobufCMessage **)&rep,
-                 (int)web_cfg.bus_timeout_ms, &err) < 0)
+                 (int)web_cfg.bus_timeout_ms, &err) < 0) {
+        /* Gone (or unreadable): forget it here too. */
+        if (cached && err.code == PORTICO__ERROR_CODE__NOT_FOUND)
+            s_forget_session(hash);
         return NULL;
+    }
     if (rep->session) {
-        web_session_t *s = &r->session;
+        memset(s, 0, sizeof *s);
         s->user_id = rep->session->user_id;
         s->setup = rep->session->setup;
         s->is_admin = rep->session->is_admin;
         s->setup_mode = rep->session->setup_mode;
         snprintf(s->user_name, sizeof s->user_name, "%s", rep->session->user_name);
         snprintf(s->display_name, sizeof s->display_name, "%s", rep->session->display_name);
+        if (cached) {
+            /* Never past the idle expiry the registry just gave. */
+            int64_t now = web_cache_now(), left_ms = rep->session->expires_at * 1000 - bus_now_ms();
+            int64_t ttl = left_ms < web_cfg.session_cache_ms ? left_ms : web_cfg.session_cache_ms;
+            if (ttl > 0)
+                webcache_put(web_cache, epoch, key, sizeof key, s->user_id, s, sizeof *s, now + ttl);
+        }
         snprintf(r->session_token, sizeof r->session_token, "%s", token);
         s_csrf_for(token, s->csrf, sizeof s->csrf);
         r->session_state = 2;
@@ -73,6 +151,7 @@ static void s_delete_on_server(web_req_t *r, const char *token)
 {
     uint8_t hash[32];
     s_hash_token(token, hash);
+    s_forget_session(hash);
     Portico__Registry__DeleteSessionRequest req = PORTICO__REGISTRY__DELETE_SESSION_REQUEST__INIT;
     req.token_hash.data = hash;
     req.token_hash.len = sizeof hash;
@@ -81,19 +160,36 @@ static void s_delete_on_server(web_req_t *r, const char *token)
         log_warn("could not end session", "code=%s", bus_code_name(err.code));
 }
 
-int web_session_start(web_req_t *r, int64_t user_id, bool setup, bus_error_t *err)
+int web_session_token(char *token, size_t token_size, uint8_t hash[32])
+{
+    if (crypto_random_token(32, token, token_size) < 0)
+        return -1;
+    s_hash_token(token, hash);
+    return 0;
+}
+
+void web_session_started(web_req_t *r, int64_t user_id, const char *token)
 {
     char old[64];
-    if (web_cookie(r, web_cfg.session_cookie, old, sizeof old) == 43)
+    if (web_cookie(r, web_cfg.session_cookie, old, sizeof old) == 43 && strcmp(old, token) != 0)
         s_delete_on_server(r, old);
+    /* A new login: what was cached about this user is from before it. */
+    if (user_id)
+        web_cache_forget_user(user_id);
+    web_add_cookie(r, web_cfg.session_cookie, token, web_cfg.session_max_s, "/");
+    snprintf(r->session_token, sizeof r->session_token, "%s", token);
+    r->session_state = 0; /* look it up again if asked */
+}
+
+int web_session_start(web_req_t *r, int64_t user_id, bool setup, bus_error_t *err)
+{
     char token[64];
-    if (crypto_random_token(32, token, sizeof token) < 0) {
+    uint8_t hash[32];
+    if (web_session_token(token, sizeof token, hash) < 0) {
         snprintf(err->message, sizeof err->message, "could not create a session");
         err->code = PORTICO__ERROR_CODE__INTERNAL;
         return -1;
     }
-    uint8_t hash[32];
-    s_hash_token(token, hash);
     Portico__Registry__CreateSessionRequest req = PORTICO__REGISTRY__CREATE_SESSION_REQUEST__INIT;
     req.token_hash.data = hash;
     req.token_hash.len = sizeof hash;
@@ -104,15 +200,16 @@ int web_session_start(web_req_t *r, int64_t user_id, bool setup, bus_error_t *er
     req.addr = r->addr;
     if (bus_call(r->clients->registry, "session.create", &req.base, NULL, NULL, (int)web_cfg.bus_timeout_ms, err) < 0)
         return -1;
-    web_add_cookie(r, web_cfg.session_cookie, token, web_cfg.session_max_s, "/");
-    snprintf(r->session_token, sizeof r->session_token, "%s", token);
-    r->session_state = 0; /* look it up again if asked */
+    web_session_started(r, user_id, token);
     return 0;
 }
 
 void web_session_end(web_req_t *r)
 {
     char token[64];
+    /* Logging out also forgets the user's cached account and repositories. */
+    if (r->session_state == 2 && r->session.user_id)
+        web_cache_forget_user(r->session.user_id);
     if (web_cookie(r, web_cfg.session_cookie, token, sizeof token) == 43)
         s_delete_on_server(r, token);
     web_add_cookie(r, web_cfg.session_cookie, "", 0, "/");

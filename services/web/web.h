@@ -10,6 +10,7 @@
 #include "brokerq.h"
 #include "bus.h"
 #include "sbuf.h"
+#include "webcache.h"
 
 #include <civetweb.h>
 #include <stdbool.h>
@@ -29,12 +30,17 @@ typedef struct {
     long session_max_s;
     long bus_timeout_ms;
     long login_timeout_ms;
+    long session_cache_ms; /* 0: every request asks the registry */
+    long repos_cache_ms;   /* 0: every account page asks the broker */
     char session_cookie[40];
     char login_cookie[40];
 } web_config_t;
 
 extern web_config_t web_cfg;
 extern brokerq_t *web_brokerq;
+/* Sessions, account records and repository lists seen lately (session.c
+ * says what may be stale and for how long); NULL when both caches are off. */
+extern webcache_t *web_cache;
 
 typedef struct {
     bus_client_t *registry;
@@ -62,7 +68,8 @@ typedef struct web_req {
     int status;
     char addr[64];
     char request_id[24];
-    int session_state; /* 0 not looked up, 1 none, 2 present */
+    int session_state;  /* 0 not looked up, 1 none, 2 present */
+    bool session_fresh; /* ask the registry, not the cache (admin pages) */
     web_session_t session;
     char session_token[64]; /* the cookie value: never logged */
     char *body;
@@ -127,11 +134,24 @@ int64_t web_path_id(web_req_t *r, const char *prefix, const char **rest);
 
 /* ---- sessions and CSRF (session.c) ---- */
 
+/* The clock of web_cache entries: monotonic milliseconds. */
+int64_t web_cache_now(void);
+/* Forget what is cached about a user (sessions, account, repositories),
+ * or about everyone. */
+void web_cache_forget_user(int64_t user_id);
+void web_cache_forget_all(void);
+
 /* The session of this request, or NULL. Looks it up once. */
 const web_session_t *web_session(web_req_t *r);
 /* Start a new session (a new cookie value: rotation at login and at every
  * privilege change) and end the request's old one. 0 or -1 with err. */
 int web_session_start(web_req_t *r, int64_t user_id, bool setup, bus_error_t *err);
+/* A new session cookie value (256 random bits) and the SHA-256 the registry
+ * keeps of it, for a session another service starts (the login). 0 or -1. */
+int web_session_token(char *token, size_t token_size, uint8_t hash[32]);
+/* The session with this cookie value now exists: end the request's old one
+ * on the server, if any, and set the cookie. */
+void web_session_started(web_req_t *r, int64_t user_id, const char *token);
 /* End the request's session on the server and clear the cookie. */
 void web_session_end(web_req_t *r);
 /* Add a Set-Cookie line to the response. */

@@ -1,8 +1,9 @@
 /* Registry throughput over the bus, with N concurrent clients:
  *   - session lookups per second (the hot read path)
  *   - login write paths per second: what one login costs the registry
- *     (pending.create, pending.consume, user.login, token.store,
- *     session.create)
+ *     (pending.create, pending.consume, and user.login that also stores the
+ *     tokens and starts the session), and the same work as five separate
+ *     calls (user.login, token.store and session.create apart) to compare
  * Figures are printed, never asserted; registry_bench.sh prints them next
  * to pgbench -S and -N on the same cluster in the same run.
  *
@@ -12,6 +13,7 @@
 #include "registry.pb-c.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,8 +139,12 @@ static void *s_lookups(void *arg)
     return NULL;
 }
 
-/* One login as the registry sees it. */
-static int s_one_login(bus_client_t *c, worker_t *w, long n)
+/* One login as the registry sees it. combined: what the broker does, three
+ * calls (pending.create that checks the integration, pending.consume that
+ * returns it, user.login that also stores the tokens and starts the
+ * session in one transaction); otherwise the five separate calls of the
+ * same work, for comparison. */
+static int s_one_login(bus_client_t *c, worker_t *w, long n, bool combined)
 {
     uint8_t state[32], browser[32], cookie[32];
     s_hash("bench-state", n, state);
@@ -155,6 +161,7 @@ static int s_one_login(bus_client_t *c, worker_t *w, long n)
     pl.return_to = "/account";
     Portico__Registry__CreatePendingRequest cp = PORTICO__REGISTRY__CREATE_PENDING_REQUEST__INIT;
     cp.pending = &pl;
+    cp.oauth2_integration = combined;
     if (s_call(c, "pending.create", &cp.base, NULL, NULL) < 0)
         return -1;
 
@@ -162,6 +169,7 @@ static int s_one_login(bus_client_t *c, worker_t *w, long n)
     cons.state_hash = pl.state_hash;
     cons.browser_hash = pl.browser_hash;
     cons.integration_id = s_integration;
+    cons.with_integration = combined;
     if (s_call(c, "pending.consume", &cons.base, NULL, NULL) < 0)
         return -1;
 
@@ -173,9 +181,22 @@ static int s_one_login(bus_client_t *c, worker_t *w, long n)
     d.bb_user_id = 1000000 + w->index * 1000 + n % 50;
     d.username = username;
     d.display_name = username;
+    Portico__Registry__Tokens t = PORTICO__REGISTRY__TOKENS__INIT;
+    t.access_token = "bench-access-token-0123456789abcdef0123456789abcdef";
+    t.refresh_token = "bench-refresh-token-0123456789abcdef0123456789abcdef";
+    t.expires_at = (int64_t)time(NULL) + 3600;
+    Portico__Registry__CreateSessionRequest cs = PORTICO__REGISTRY__CREATE_SESSION_REQUEST__INIT;
+    cs.token_hash.data = cookie;
+    cs.token_hash.len = 32;
     Portico__Registry__LoginRequest lr = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
     lr.identity = &d;
     lr.addr = "127.0.0.1";
+    if (combined) {
+        lr.tokens = &t;
+        lr.session = &cs;
+        lr.brief = true;
+        return s_call(c, "user.login", &lr.base, NULL, NULL);
+    }
     ProtobufCMessage *out = NULL;
     if (s_call(c, "user.login", &lr.base, &portico__registry__login_reply__descriptor, &out) < 0)
         return -1;
@@ -183,32 +204,24 @@ static int s_one_login(bus_client_t *c, worker_t *w, long n)
     int64_t identity = login->identity_id, user = login->user->id;
     protobuf_c_message_free_unpacked(out, NULL);
 
-    Portico__Registry__Tokens t = PORTICO__REGISTRY__TOKENS__INIT;
-    t.access_token = "bench-access-token-0123456789abcdef0123456789abcdef";
-    t.refresh_token = "bench-refresh-token-0123456789abcdef0123456789abcdef";
-    t.expires_at = (int64_t)time(NULL) + 3600;
     Portico__Registry__StoreTokensRequest st = PORTICO__REGISTRY__STORE_TOKENS_REQUEST__INIT;
     st.identity_id = identity;
     st.tokens = &t;
     if (s_call(c, "token.store", &st.base, NULL, NULL) < 0)
         return -1;
-
-    Portico__Registry__CreateSessionRequest cs = PORTICO__REGISTRY__CREATE_SESSION_REQUEST__INIT;
-    cs.token_hash.data = cookie;
-    cs.token_hash.len = 32;
     cs.user_id = user;
     return s_call(c, "session.create", &cs.base, NULL, NULL);
 }
 
-static void *s_logins(void *arg)
+static void *s_logins(void *arg, bool combined)
 {
     worker_t *w = arg;
     bus_client_t *c = bus_client_new(s_endpoint, "registry");
-    long n = (long)time(NULL) * 100000 + (long)w->index * 10000000000L;
+    long n = (long)time(NULL) * 100000 + (long)w->index * 10000000000L + (combined ? 0 : 5000000000L);
     pthread_barrier_wait(&s_start);
     while (s_now_us() < w->until_us) {
         int64_t t0 = s_now_us();
-        if (s_one_login(c, w, n++) < 0)
+        if (s_one_login(c, w, n++, combined) < 0)
             w->errors++;
         else
             w->ops++;
@@ -216,6 +229,16 @@ static void *s_logins(void *arg)
     }
     bus_client_destroy(&c);
     return NULL;
+}
+
+static void *s_logins_combined(void *arg)
+{
+    return s_logins(arg, true);
+}
+
+static void *s_logins_separate(void *arg)
+{
+    return s_logins(arg, false);
 }
 
 static int s_cmp(const void *a, const void *b)
@@ -285,8 +308,9 @@ int main(int argc, char **argv)
         return 1;
     printf("registry over the bus, %d clients, %d s per phase\n", clients, seconds);
     s_phase("session_lookup", s_lookups, clients, seconds);
-    s_phase("login_write_path", s_logins, clients, seconds);
-    printf("  (a login write path = pending.create + pending.consume + user.login + token.store + "
-           "session.create)\n");
+    s_phase("login_write_path", s_logins_combined, clients, seconds);
+    s_phase("login_five_calls", s_logins_separate, clients, seconds);
+    printf("  (a login write path = pending.create + pending.consume + user.login with tokens and session, as the\n"
+           "   broker calls them; login_five_calls = the same work as the five separate calls of before)\n");
     return 0;
 }

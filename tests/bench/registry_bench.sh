@@ -74,5 +74,5 @@ printf '  %-22s %9.0f /s   (pgbench -S -M prepared, %d clients)\n' "pgbench_sele
 printf '  %-22s %9.0f /s   (pgbench -N -M prepared, %d clients)\n' "pgbench_simple_update" "$upd" "$clients"
 awk -v a="$lookup" -v b="$sel" -v c="$login" -v d="$upd" 'BEGIN {
     printf "  ratio session_lookup / pgbench -S:   %.3f\n", a / b
-    printf "  ratio login_write_path / pgbench -N: %.3f  (one login = 5 registry calls; pgbench -N = 3 statements + BEGIN/END)\n", c / d
+    printf "  ratio login_write_path / pgbench -N: %.3f  (one login = 3 registry calls, 3 commits; pgbench -N = 3 statements + BEGIN/END)\n", c / d
 }'

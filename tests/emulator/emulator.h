@@ -64,6 +64,7 @@ struct emu_config {
 	char auto_approve[128];
 	int threads;
 	bool quiet;
+	bool keep_alive;
 };
 extern struct emu_config g_cfg;
 

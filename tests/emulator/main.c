@@ -4,7 +4,11 @@
  *
  *   bitbucket-emulator --listen 127.0.0.1:7990 --context /bitbucket
  *       --version 8.9.0 [--access-ttl 3600] [--code-ttl 10]
- *       [--auto-approve USERNAME] [--threads 16] [--quiet]
+ *       [--auto-approve USERNAME] [--threads 16] [--keep-alive] [--quiet]
+ *
+ * --keep-alive keeps connections open between requests as Bitbucket's
+ * Tomcat does (the benchmark uses it); without it every answer closes its
+ * connection, which the fault tests rely on.
  *
  * Port 0 binds a free port; the start line tells which.
  */
@@ -69,7 +73,8 @@ static void s_usage(FILE *f)
 	fprintf(f,
 		"usage: bitbucket-emulator [--listen HOST:PORT] [--context /PATH] [--version X.Y.Z]\n"
 		"                          [--access-ttl SECONDS] [--code-ttl SECONDS]\n"
-		"                          [--auto-approve USERNAME] [--threads N] [--quiet]\n"
+		"                          [--auto-approve USERNAME] [--threads N] [--keep-alive]\n"
+		"                          [--quiet]\n"
 		"defaults: --listen 127.0.0.1:7990 --context /bitbucket --version 8.9.0\n"
 		"          --access-ttl 3600 --code-ttl 10 --threads 16 (port 0 picks a free port)\n");
 }
@@ -136,6 +141,7 @@ static int s_parse_args(int argc, char **argv)
 		{ "auto-approve", required_argument, NULL, 'u' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "keep-alive", no_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -192,6 +198,9 @@ static int s_parse_args(int argc, char **argv)
 			break;
 		case 'q':
 			g_cfg.quiet = true;
+			break;
+		case 'K':
+			g_cfg.keep_alive = true;
 			break;
 		case 'h':
 			s_usage(stdout);
@@ -552,10 +561,12 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	snprintf(threads, sizeof threads, "%d", g_cfg.threads);
-	/* Keep-alive off: every answer closes its connection, so a "hang"
-	 * fault that gives up really closes, and idle clients hold no thread. */
+	/* Keep-alive off by default: every answer closes its connection, so a
+	 * "hang" fault that gives up really closes, and idle clients hold no
+	 * thread. With --keep-alive an idle connection is closed after 2 s. */
 	const char *options[] = {
-		"listening_ports", g_cfg.listen, "num_threads", threads, "enable_keep_alive", "no",
+		"listening_ports", g_cfg.listen, "num_threads", threads, "enable_keep_alive",
+		g_cfg.keep_alive ? "yes" : "no", "keep_alive_timeout_ms", "2000", "tcp_nodelay", "1",
 		"request_timeout_ms", "30000", NULL,
 	};
 	struct mg_callbacks callbacks;

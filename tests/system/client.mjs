@@ -1,5 +1,18 @@
 // An HTTP client with a cookie jar, for driving Portico like a browser does
 // (without following redirects, so every hop can be checked).
+// The web closes keep-alive connections idle for 2 s; a request that fetch
+// sends on such a connection just as it closes fails with "other side closed"
+// before the server read it. That request never ran: send it once more.
+async function fetchOnce(url, init) {
+  try {
+    return await fetch(url, init);
+  } catch (e) {
+    const code = e.cause && (e.cause.code || e.cause.message);
+    if (!/UND_ERR_SOCKET|ECONNRESET|other side closed/.test(String(code))) throw e;
+    return fetch(url, init);
+  }
+}
+
 export class Client {
   constructor(base, { origin } = {}) {
     this.base = base.replace(/\/$/, '');
@@ -49,7 +62,7 @@ export class Client {
       h['content-type'] = 'application/x-www-form-urlencoded';
       if (this.origin && !('origin' in h) && url.startsWith(this.base)) h.origin = this.origin;
     }
-    const r = await fetch(url, { method, headers: h, body, redirect: 'manual' });
+    const r = await fetchOnce(url, { method, headers: h, body, redirect: 'manual' });
     this.storeCookies(url, r.headers);
     const text = await r.text();
     return { status: r.status, headers: r.headers, text, location: r.headers.get('location'), url };

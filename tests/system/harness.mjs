@@ -121,13 +121,14 @@ export async function startEmulator({ version = '8.9.0', autoApprove, accessTtl,
 // Start the whole system. Options:
 //   brokers: number of broker processes (1)
 //   emulatorVersion, autoApprove, accessTtl: for the demo Bitbucket
+//   emulatorArgs: more command-line arguments for it (the benchmark's --keep-alive)
 //   env: extra environment for every service
 export async function startPortico(opts = {}) {
   const name = opts.name || `sys-${Date.now()}-${randomBytes(2).toString('hex')}`;
   const logDir = join(ARTIFACTS, 'logs', name);
   mkdirSync(logDir, { recursive: true });
   const pg = opts.postgres || (await startPostgres());
-  const emulator = opts.noEmulator ? null : await startEmulator({ version: opts.emulatorVersion, autoApprove: opts.autoApprove, accessTtl: opts.accessTtl, logDir });
+  const emulator = opts.noEmulator ? null : await startEmulator({ version: opts.emulatorVersion, autoApprove: opts.autoApprove, accessTtl: opts.accessTtl, logDir, extraArgs: opts.emulatorArgs || [] });
   const dir = mkdtempSync(join(tmpdir(), 'portico-sys-'));
   const keyFile = join(dir, 'secret.key');
   writeFileSync(keyFile, randomBytes(32).toString('base64') + '\n', { mode: 0o600 });

@@ -25,7 +25,13 @@ before(async () => {
   sys = await startPortico({
     name: 'login',
     brokers: 2,
-    env: { PORTICO_LOGIN_TTL_SECONDS: String(LOGIN_TTL), PORTICO_BITBUCKET_TIMEOUT_MS: String(BB_TIMEOUT_MS) },
+    // The token tests below expect every account page to reach Bitbucket:
+    // the web's repository cache (tests/system/cache.test.mjs) is off here.
+    env: {
+      PORTICO_LOGIN_TTL_SECONDS: String(LOGIN_TTL),
+      PORTICO_BITBUCKET_TIMEOUT_MS: String(BB_TIMEOUT_MS),
+      PORTICO_REPOSITORY_CACHE_SECONDS: '0',
+    },
   });
   emuB = await startEmulator({ autoApprove: 'jdoe', logDir: sys.logDir });
   emuD = await startEmulator({ autoApprove: 'jdoe', logDir: sys.logDir });

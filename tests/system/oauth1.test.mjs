@@ -93,7 +93,9 @@ async function restartBitbucket(extra = {}) {
 }
 
 before(async () => {
-  sys = await startPortico({ name: 'oauth1', emulatorVersion: VERSION });
+  // A revoked token must show on the next account page: the web's
+  // repository cache (tests/system/cache.test.mjs) is off here.
+  sys = await startPortico({ name: 'oauth1', emulatorVersion: VERSION, env: { PORTICO_REPOSITORY_CACHE_SECONDS: '0' } });
   emuK = await startEmulator({ version: VERSION, logDir: sys.logDir });
   emuS = await startEmulator({ version: VERSION, logDir: sys.logDir });
   admin = await setupAdmin(sys);

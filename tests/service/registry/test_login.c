@@ -90,6 +90,86 @@ static void test_round_trip(void **state)
     assert_string_equal(err.detail, "unknown");
 }
 
+/* login.start's call: stored only for an enabled OAuth 2 integration with a
+ * client id, the integration in the answer; and the callback's consume
+ * with the integration and its secrets. */
+static int s_create_for_oauth2(const char *state, int64_t integration, Portico__Registry__CreatePendingReply **out,
+                               bus_error_t *err)
+{
+    uint8_t sb[32], bb[32];
+    Portico__Registry__PendingLogin pl = PORTICO__REGISTRY__PENDING_LOGIN__INIT;
+    pl.state_hash = h_hash(state, sb);
+    pl.browser_hash = h_hash("browser-o2", bb);
+    pl.integration_id = integration;
+    pl.code_verifier = "verifier-oauth2-0123456789-0123456789-0123456789";
+    pl.return_to = "/account";
+    Portico__Registry__CreatePendingRequest req = PORTICO__REGISTRY__CREATE_PENDING_REQUEST__INIT;
+    req.pending = &pl;
+    req.oauth2_integration = true;
+    ProtobufCMessage *m = NULL;
+    int rc = h_call("pending.create", &req.base, &portico__registry__create_pending_reply__descriptor, &m, err);
+    *out = (Portico__Registry__CreatePendingReply *)m;
+    return rc;
+}
+
+static void test_oauth2_start_and_consume_with_the_integration(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    int64_t id = h_make_integration("the-client-secret");
+    Portico__Registry__CreatePendingReply *cr = NULL;
+    assert_code(0, s_create_for_oauth2("state-o2", id, &cr, &err), err);
+    assert_true(cr->stored);
+    assert_int_equal(cr->integration->id, id);
+    assert_int_equal(cr->integration->oauth_version, 2);
+    assert_true(cr->integration->enabled);
+    assert_true(strncmp(cr->integration->client_id, "client-", 7) == 0);
+    assert_true(strncmp(cr->integration->base_url, "https://bb", 10) == 0);
+    protobuf_c_message_free_unpacked(&cr->base, NULL);
+
+    uint8_t sb[32], bb[32];
+    Portico__Registry__ConsumePendingRequest q = PORTICO__REGISTRY__CONSUME_PENDING_REQUEST__INIT;
+    q.state_hash = h_hash("state-o2", sb);
+    q.browser_hash = h_hash("browser-o2", bb);
+    q.integration_id = id;
+    q.with_integration = true;
+    ProtobufCMessage *m = NULL;
+    assert_code(0, h_call("pending.consume", &q.base, &portico__registry__consume_pending_reply__descriptor, &m, &err),
+                err);
+    Portico__Registry__ConsumePendingReply *r = (Portico__Registry__ConsumePendingReply *)m;
+    assert_string_equal(r->pending->code_verifier, "verifier-oauth2-0123456789-0123456789-0123456789");
+    assert_string_equal(r->pending->return_to, "/account");
+    assert_non_null(r->integration);
+    assert_int_equal(r->integration->id, id);
+    assert_non_null(r->secrets);
+    assert_string_equal(r->secrets->client_secret, "the-client-secret");
+    protobuf_c_message_free_unpacked(m, NULL);
+    /* Consumed: a second time finds nothing. */
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND,
+                h_call("pending.consume", &q.base, &portico__registry__consume_pending_reply__descriptor, &m, &err),
+                err);
+
+    /* A disabled integration: nothing stored, the integration says why. */
+    Portico__Registry__UpdateIntegrationRequest up = PORTICO__REGISTRY__UPDATE_INTEGRATION_REQUEST__INIT;
+    up.id = id;
+    up.set_enabled = true;
+    up.enabled = false;
+    assert_code(0, h_call("integration.update", &up.base, NULL, NULL, &err), err);
+    assert_code(0, s_create_for_oauth2("state-o2-disabled", id, &cr, &err), err);
+    assert_false(cr->stored);
+    assert_false(cr->integration->enabled);
+    protobuf_c_message_free_unpacked(&cr->base, NULL);
+    PGconn *c = h_pg(NULL);
+    char hex[65], sql[200];
+    h_hash_hex("state-o2-disabled", hex);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pending_logins WHERE state_hash = '\\x%s'", hex);
+    assert_int_equal(h_pg_scalar(c, sql), 0);
+    PQfinish(c);
+    /* No such integration. */
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_create_for_oauth2("state-o2-none", 99999999, &cr, &err), err);
+    assert_string_equal(err.detail, "integration");
+}
+
 static void test_other_browser_or_integration_is_refused_and_kept(void **state)
 {
     (void)state;
@@ -289,6 +369,7 @@ int run_login_tests(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_oauth2_start_and_consume_with_the_integration),
         cmocka_unit_test(test_other_browser_or_integration_is_refused_and_kept),
         cmocka_unit_test(test_expired_is_deleted_and_says_so),
         cmocka_unit_test(test_oauth1_by_request_token),

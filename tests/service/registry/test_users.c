@@ -153,6 +153,115 @@ static void test_login_errors(void **state)
     assert_string_equal(err.detail, "disabled");
 }
 
+/* The broker's one call at the end of a login: user, identity, tokens and
+ * the browser's new session in one transaction, with a brief reply. */
+static int s_login_all(int64_t bb_user_id, const char *username, const char *session, const char *access,
+                       Portico__Registry__LoginReply **out, bus_error_t *err)
+{
+    uint8_t sh[32];
+    Portico__Registry__Identity d = PORTICO__REGISTRY__IDENTITY__INIT;
+    d.integration_id = s_integration;
+    d.bb_user_id = bb_user_id;
+    d.username = (char *)(uintptr_t)username;
+    d.display_name = "All In One";
+    Portico__Registry__Tokens t = PORTICO__REGISTRY__TOKENS__INIT;
+    t.access_token = (char *)(uintptr_t)access;
+    t.refresh_token = "refresh-all-in-one";
+    t.expires_at = 4102444800;
+    Portico__Registry__CreateSessionRequest cs = PORTICO__REGISTRY__CREATE_SESSION_REQUEST__INIT;
+    cs.token_hash = h_hash(session, sh);
+    cs.idle_seconds = 600;
+    cs.absolute_seconds = 3600;
+    cs.addr = "198.51.100.10";
+    Portico__Registry__LoginRequest req = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
+    req.identity = &d;
+    req.addr = "198.51.100.10";
+    req.tokens = &t;
+    req.session = &cs;
+    req.brief = true;
+    ProtobufCMessage *m = NULL;
+    int rc = h_call("user.login", &req.base, &portico__registry__login_reply__descriptor, out ? &m : NULL, err);
+    if (out)
+        *out = (Portico__Registry__LoginReply *)m;
+    return rc;
+}
+
+static int64_t s_session_user(const char *session)
+{
+    uint8_t sh[32];
+    Portico__Registry__LookupSessionRequest q = PORTICO__REGISTRY__LOOKUP_SESSION_REQUEST__INIT;
+    q.token_hash = h_hash(session, sh);
+    ProtobufCMessage *out = NULL;
+    bus_error_t err;
+    if (h_call("session.lookup", &q.base, &portico__registry__lookup_session_reply__descriptor, &out, &err))
+        return -1;
+    int64_t id = ((Portico__Registry__LookupSessionReply *)out)->session->user_id;
+    protobuf_c_message_free_unpacked(out, NULL);
+    return id;
+}
+
+static void test_login_with_tokens_and_session(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    Portico__Registry__LoginReply *r = NULL;
+    /* A first login (new user), then the same identity again. */
+    for (int round = 0; round < 2; round++) {
+        char session[32];
+        snprintf(session, sizeof session, "all-in-one-%d", round);
+        assert_code(0, s_login_all(5000, "allinone", session, round ? "access-2" : "access-1", &r, &err), err);
+        assert_int_equal(r->created, round == 0);
+        assert_true(r->identity_id > 0);
+        assert_string_equal(r->user->name, "allinone");
+        assert_string_equal(r->user->display_name, "All In One");
+        assert_false(r->user->is_admin); /* an admin exists already */
+        assert_true(r->user->created_at > 0);
+        assert_int_equal(r->user->n_identities, 0); /* brief */
+        int64_t user = r->user->id, identity = r->identity_id;
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+        assert_int_equal(s_session_user(session), user);
+        Portico__Registry__GetTokensRequest g = PORTICO__REGISTRY__GET_TOKENS_REQUEST__INIT;
+        g.identity_id = identity;
+        ProtobufCMessage *out = NULL;
+        assert_code(0, h_call("token.get", &g.base, &portico__registry__get_tokens_reply__descriptor, &out, &err), err);
+        Portico__Registry__GetTokensReply *tr = (Portico__Registry__GetTokensReply *)out;
+        assert_string_equal(tr->tokens->access_token, round ? "access-2" : "access-1");
+        assert_string_equal(tr->tokens->refresh_token, "refresh-all-in-one");
+        protobuf_c_message_free_unpacked(out, NULL);
+    }
+    PGconn *c = h_pg(NULL);
+    assert_non_null(c);
+    long long logins = h_pg_scalar(c, "SELECT count(*) FROM audit_log WHERE action = 'user.login' AND actor = "
+                                      "'allinone'");
+    assert_int_equal(logins, 2);
+    /* All or nothing: a session that cannot be stored (its hash is taken)
+     * leaves no login record and the old tokens. */
+    assert_code(PORTICO__ERROR_CODE__INTERNAL, s_login_all(5000, "allinone", "all-in-one-1", "access-3", NULL, &err),
+                err);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM audit_log WHERE action = 'user.login' AND actor = "
+                                    "'allinone'"),
+                     logins);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM tokens t JOIN identities d ON d.id = t.identity_id "
+                                    "WHERE d.bb_user_id = 5000 AND t.generation = 2"),
+                     1);
+    PQfinish(c);
+    /* Both parts are checked like token.store and session.create check them. */
+    assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_login_all(5000, "allinone", "all-in-one-9", "", NULL, &err), err);
+    assert_string_equal(err.detail, "access_token");
+    Portico__Registry__Identity d = PORTICO__REGISTRY__IDENTITY__INIT;
+    d.integration_id = s_integration;
+    d.bb_user_id = 5000;
+    d.username = "allinone";
+    Portico__Registry__CreateSessionRequest cs = PORTICO__REGISTRY__CREATE_SESSION_REQUEST__INIT;
+    cs.token_hash.data = (uint8_t *)"short";
+    cs.token_hash.len = 5;
+    Portico__Registry__LoginRequest req = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
+    req.identity = &d;
+    req.session = &cs;
+    assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, h_call("user.login", &req.base, NULL, NULL, &err), err);
+    assert_string_equal(err.detail, "token_hash");
+}
+
 static void test_get_and_list_users(void **state)
 {
     (void)state;
@@ -241,6 +350,7 @@ int run_user_tests(void)
         cmocka_unit_test(test_first_login_in_setup_mode_makes_exactly_one_admin),
         cmocka_unit_test(test_login_again_updates_the_same_user),
         cmocka_unit_test(test_login_errors),
+        cmocka_unit_test(test_login_with_tokens_and_session),
         cmocka_unit_test(test_get_and_list_users),
         cmocka_unit_test(test_set_admin),
     };

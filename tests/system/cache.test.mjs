@@ -1,0 +1,128 @@
+// The web's caches of sessions, account records and repository lists
+// (services/web/session.c and account.c): what they save, and that what they
+// may show stale is bounded: changes made through this web count at once,
+// changes made elsewhere within the cache time, and admin pages never use a
+// cached session. Short cache times keep the waits short.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { startPortico, waitFor, sleep, BIN } from './harness.mjs';
+import { Client, csrfFrom } from './client.mjs';
+import { setupAdmin, createIntegration, loginAuto, text } from './login_lib.mjs';
+
+const SESSION_CACHE_S = 2;
+const REPOS_CACHE_S = 3;
+
+let sys, admin, A;
+
+before(async () => {
+  sys = await startPortico({
+    name: 'cache',
+    autoApprove: 'jdoe',
+    env: { PORTICO_SESSION_CACHE_SECONDS: String(SESSION_CACHE_S), PORTICO_REPOSITORY_CACHE_SECONDS: String(REPOS_CACHE_S) },
+  });
+  admin = await setupAdmin(sys);
+  A = await createIntegration(admin, sys.emulator, { name: 'Bitbucket A' });
+});
+
+after(async () => {
+  if (sys) await sys.stop();
+});
+
+const restRequests = async () => (await sys.emulator.admin('stats', undefined, 'GET')).json.rest.requests;
+
+async function signedIn(user) {
+  const c = new Client(sys.webUrl);
+  assert.equal((await loginAuto(c, A.id, { user })).status, 303);
+  return c;
+}
+
+// SQL on the private cluster, as its owner: "the database by hand".
+function psql(sql) {
+  execFileSync('runuser', ['-u', 'postgres', '--', 'psql', '-h', sys.pg.dir, '-p', sys.pg.port, '-U', 'portico', '-d', 'portico', '-XqAtc', sql]);
+}
+
+test('repeated account pages are answered from the cache: no new request reaches Bitbucket', async () => {
+  const c = await signedIn('user50');
+  assert.match((await c.get('/account')).text, /<table class="repositories">/);
+  const seen = await restRequests();
+  for (let i = 0; i < 5; i++) assert.match((await c.get('/account')).text, /<table class="repositories">/);
+  assert.equal(await restRequests(), seen);
+  // Another page of the list is another entry.
+  await c.get('/account?start=25');
+  assert.ok((await restRequests()) > seen);
+});
+
+test('a revoked grant shows once the repository cache time is over, not later; logging in again shows the list at once', async () => {
+  const c = await signedIn('user51');
+  assert.match((await c.get('/account')).text, /<table class="repositories">/);
+  await sys.emulator.admin('tokens/revoke', { username: 'user51' });
+  const revokedAt = Date.now();
+  await waitFor(async () => /log in again/.test(text((await c.get('/account')).text)), {
+    timeout: REPOS_CACHE_S * 1000 + 2000, interval: 200, what: 'the account page to say "log in again"',
+  });
+  assert.ok(Date.now() - revokedAt <= REPOS_CACHE_S * 1000 + 2000);
+  assert.equal((await loginAuto(c, A.id, { user: 'user51' })).status, 303);
+  assert.match((await c.get('/account')).text, /<table class="repositories">/);
+});
+
+test('logout forgets the cached account: after logging in again the list is fetched afresh', async () => {
+  const c = await signedIn('user52');
+  const page = await c.get('/account');
+  const seen = await restRequests();
+  const old = c.cookie('portico_session');
+  assert.equal((await c.post('/logout', { csrf: csrfFrom(page.text) })).status, 303);
+  const replay = new Client(sys.webUrl);
+  replay.setCookie('portico_session', old);
+  assert.equal((await replay.get('/account')).status, 303, 'the old cookie is refused at once');
+  assert.equal((await replay.get('/')).text.includes('You are signed in'), false);
+  assert.equal((await loginAuto(c, A.id, { user: 'user52' })).status, 303);
+  assert.match((await c.get('/account')).text, /<table class="repositories">/);
+  assert.ok((await restRequests()) > seen);
+});
+
+test('an admin ending a user\'s sessions through the Admin section counts at once', async () => {
+  const c = await signedIn('user53');
+  assert.equal((await c.get('/account')).status, 200);
+  assert.equal((await c.get('/account')).status, 200);
+  const users = await admin.get('/admin/users');
+  const id = users.text.match(/<tr data-user-id="(\d+)"><td><strong>User 53/)[1];
+  const end = await admin.post(`/admin/users/${id}/sessions`, { csrf: csrfFrom(users.text) });
+  assert.equal(end.location, '/admin/users?ended=1');
+  const r = await c.get('/account');
+  assert.equal(r.status, 303);
+  assert.equal(r.location, '/login?return_to=/account');
+});
+
+test('a session ended in the database by hand is refused within the session cache time', async () => {
+  const c = await signedIn('user54');
+  assert.equal((await c.get('/account')).status, 200);
+  psql("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = 'user54')");
+  const endedAt = Date.now();
+  await waitFor(async () => (await c.get('/account')).status === 303, {
+    timeout: SESSION_CACHE_S * 1000 + 2000, interval: 100, what: 'the ended session to be refused',
+  });
+  assert.ok(Date.now() - endedAt <= SESSION_CACHE_S * 1000 + 2000);
+});
+
+test('admin pages never use a cached session: an admin role revoked with the registry CLI is refused at once', async () => {
+  // An admin granted through the Admin section logs in again (a privilege
+  // change ends the sessions).
+  let c = await signedIn('user55');
+  const users = await admin.get('/admin/users');
+  const id = users.text.match(/<tr data-user-id="(\d+)"><td><strong>User 55/)[1];
+  const grant = await admin.post(`/admin/users/${id}/admin`, { csrf: csrfFrom(users.text), admin: '1' });
+  assert.equal(grant.location, '/admin/users?granted=1');
+  c = await signedIn('user55');
+  assert.equal((await c.get('/admin/users')).status, 200);
+  assert.match((await c.get('/')).text, /href="\/admin">Admin</);
+  execFileSync(join(BIN, 'portico-registry'), ['admin', 'revoke', 'user55'], { env: sys.env, stdio: 'ignore' });
+  // (Setup Mode is still on here, so a non-admin is sent to the setup token form.)
+  const r = await c.get('/admin/users');
+  assert.equal(r.status, 303);
+  assert.equal(r.location, '/admin');
+  // Other pages catch up within the session cache time.
+  await sleep(SESSION_CACHE_S * 1000 + 200);
+  assert.doesNotMatch((await c.get('/')).text, /href="\/admin">Admin</);
+});
