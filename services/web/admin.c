@@ -20,11 +20,7 @@
 
 const char *admin_path(web_req_t *r)
 {
-    const char *path = r->ri->local_uri;
-    size_t pp = strlen(web_cfg.public_path);
-    if (pp && !strncmp(path, web_cfg.public_path, pp) && (path[pp] == '/' || path[pp] == '\0'))
-        path += pp;
-    return *path ? path : "/";
+    return r->path ? r->path : "/";
 }
 
 bool admin_is_post(web_req_t *r)
@@ -41,27 +37,6 @@ int64_t admin_parse_id(const char *s)
             return 0;
         id = id * 10 + (*s - '0');
     }
-    return id;
-}
-
-int64_t admin_path_id(web_req_t *r, const char *prefix, const char **rest)
-{
-    const char *path = admin_path(r);
-    size_t pl = strlen(prefix);
-    if (strncmp(path, prefix, pl) != 0)
-        return -1;
-    const char *p = path + pl;
-    int64_t id = 0;
-    int digits = 0;
-    while (*p >= '0' && *p <= '9' && digits < 15) {
-        id = id * 10 + (*p - '0');
-        p++;
-        digits++;
-    }
-    if (!digits || id <= 0 || (*p && *p != '/'))
-        return -1;
-    if (rest)
-        *rest = p;
     return id;
 }
 

@@ -34,8 +34,6 @@ bool admin_enter(web_req_t *r, admin_ctx_t *a);
 /* The request path without the public URL's path prefix. */
 const char *admin_path(web_req_t *r);
 bool admin_is_post(web_req_t *r);
-/* The id after prefix ("/admin/integrations/") and the rest of the path. */
-int64_t admin_path_id(web_req_t *r, const char *prefix, const char **rest);
 
 /* page_begin plus the Setup Mode banner and the admin navigation; current
  * is the navigation entry to highlight ("integrations", "users", "audit"). */

@@ -1080,7 +1080,7 @@ out:
 void admin_integration_dispatch(web_req_t *r)
 {
     const char *rest = NULL;
-    int64_t id = admin_path_id(r, "/admin/integrations/", &rest);
+    int64_t id = web_path_id(r, "/admin/integrations/", &rest);
     bool post = admin_is_post(r);
     bool get = !post && (!strcmp(r->ri->request_method, "GET") || !strcmp(r->ri->request_method, "HEAD"));
     if (id <= 0 || (!post && !get)) {

@@ -140,7 +140,7 @@ static int s_end_sessions(web_req_t *r, admin_ctx_t *a, int64_t user_id, bus_err
 void admin_user_dispatch(web_req_t *r)
 {
     const char *rest = NULL;
-    int64_t id = admin_path_id(r, "/admin/users/", &rest);
+    int64_t id = web_path_id(r, "/admin/users/", &rest);
     if (id <= 0 || (strcmp(rest, "/admin") && strcmp(rest, "/sessions"))) {
         web_error_page(r, 404, "Page not found", "There is no page at this address.", "Start from the Users page.");
         return;

@@ -257,7 +257,7 @@ const char *web_header(web_req_t *r, const char *name)
 
 int64_t web_path_id(web_req_t *r, const char *prefix, const char **rest)
 {
-    const char *path = r->ri->local_uri;
+    const char *path = r->path ? r->path : r->ri->local_uri;
     size_t pl = strlen(prefix);
     if (strncmp(path, prefix, pl) != 0)
         return -1;

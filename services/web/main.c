@@ -127,6 +127,7 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
         path += pp; /* behind a proxy that keeps the prefix */
     if (!*path)
         path = "/";
+    r.path = path;
     bool wrong_method = false;
     const web_route_t *rt = s_match(r.ri->request_method, path, &wrong_method);
     if (!r.clients) {

@@ -64,6 +64,7 @@ typedef struct web_req {
     struct mg_connection *conn;
     const struct mg_request_info *ri;
     web_clients_t *clients;
+    const char *path;  /* the routed path, without PORTICO_PUBLIC_URL's prefix */
     const char *route; /* metrics label */
     int status;
     char addr[64];
