@@ -49,23 +49,13 @@ static bool s_b64url_token(const char *s, size_t len)
     return true;
 }
 
-/* The integration id after prefix in the request path ("/login/start/12"),
- * behind a public URL path prefix too; -1 unless the rest is only digits. */
+/* The integration id after prefix in the request path ("/login/start/12");
+ * -1 unless nothing follows the digits. */
 static int64_t s_path_id(web_req_t *r, const char *prefix)
 {
-    const char *path = r->ri->local_uri;
-    size_t pp = strlen(web_cfg.public_path);
-    if (pp && !strncmp(path, web_cfg.public_path, pp) && path[pp] == '/')
-        path += pp;
-    size_t n = strlen(prefix);
-    if (strncmp(path, prefix, n) != 0)
-        return -1;
-    const char *p = path + n;
-    int64_t id = 0;
-    int digits = 0;
-    for (; *p >= '0' && *p <= '9' && digits < 15; p++, digits++)
-        id = id * 10 + (*p - '0');
-    return digits && !*p && id > 0 ? id : -1;
+    const char *rest = NULL;
+    int64_t id = web_path_id(r, prefix, &rest);
+    return id > 0 && rest && !*rest ? id : -1;
 }
 
 /* return_to from the query, when it is a local path; else the default. */
