@@ -210,6 +210,18 @@ static const char *const s_fin_names[] = {"consume",   "callback_error", "load_c
                                           "o1_denied", "o1_load_key",    "o1_access_token", "identify",
                                           "link_user", "done",           "failed"};
 
+int login_browser_hash(const fin_ctx_t *c, uint8_t scratch[32], ProtobufCBinaryData *out)
+{
+    *out = c->in->browser_hash;
+    if (out->len == 32)
+        return 0;
+    if (crypto_random(scratch, 32) < 0)
+        return -1;
+    out->data = scratch;
+    out->len = 32;
+    return 0;
+}
+
 fin_state_t login_fail(fin_ctx_t *c, int code, const char *detail, const char *message)
 {
     broker_set_error(&c->err, code, detail, "%s", message);
@@ -249,18 +261,10 @@ static fin_state_t s_fin_consume(fin_ctx_t *c)
     if (strlen(in->state) > MAX_STATE_LEN)
         return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_unknown",
                           "this sign-in link has expired or was already used: start again");
-    /* No binding cookie (another browser, or the cookie was cleared after a
-     * login that worked): ask with a hash that matches no login, so the
-     * registry still says "unknown" for a replay and "browser" for a login
-     * that is waiting for the browser that started it. */
     uint8_t unmatchable[32];
-    ProtobufCBinaryData browser_hash = in->browser_hash;
-    if (browser_hash.len != 32) {
-        if (crypto_random(unmatchable, sizeof unmatchable) < 0)
-            return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "could not make random values");
-        browser_hash.data = unmatchable;
-        browser_hash.len = sizeof unmatchable;
-    }
+    ProtobufCBinaryData browser_hash;
+    if (login_browser_hash(c, unmatchable, &browser_hash) < 0)
+        return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "could not make random values");
     uint8_t state_hash[32];
     crypto_sha256(in->state, strlen(in->state), state_hash);
     Portico__Registry__ConsumePendingRequest q = PORTICO__REGISTRY__CONSUME_PENDING_REQUEST__INIT;

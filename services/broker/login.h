@@ -78,6 +78,12 @@ typedef struct {
 } fin_ctx_t;
 
 fin_state_t login_fail(fin_ctx_t *c, int code, const char *detail, const char *message);
+/* The browser binding to ask the registry with. Without a binding cookie
+ * (another browser, or the cookie was cleared after a login that worked)
+ * it is a random hash that matches no login, so the registry still says
+ * "unknown" for a replay and "browser" for a login waiting for the browser
+ * that started it. scratch holds that random hash. 0, or -1 on failure. */
+int login_browser_hash(const fin_ctx_t *c, uint8_t scratch[32], ProtobufCBinaryData *out);
 /* Point c->integration and c->secrets at the integration that came with the
  * pending login, or load it (with secrets) when it did not. 0, or -1 with
  * c->err set (unknown or disabled integration). */

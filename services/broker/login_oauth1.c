@@ -153,17 +153,10 @@ fin_state_t login_o1_consume(fin_ctx_t *c)
     if (strlen(in->oauth_token) > MAX_O1_TOKEN_LEN)
         return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_unknown",
                           "this sign-in link has expired or was already used: start again");
-    /* As for OAuth 2: without the binding cookie, ask with a hash that
-     * matches no login, so a replay is "unknown" and a waiting login is
-     * "another browser". */
     uint8_t unmatchable[32];
-    ProtobufCBinaryData browser_hash = in->browser_hash;
-    if (browser_hash.len != 32) {
-        if (crypto_random(unmatchable, sizeof unmatchable) < 0)
-            return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "could not make random values");
-        browser_hash.data = unmatchable;
-        browser_hash.len = sizeof unmatchable;
-    }
+    ProtobufCBinaryData browser_hash;
+    if (login_browser_hash(c, unmatchable, &browser_hash) < 0)
+        return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "could not make random values");
     Portico__Registry__ConsumePendingRequest q = PORTICO__REGISTRY__CONSUME_PENDING_REQUEST__INIT;
     q.request_token = in->oauth_token;
     q.browser_hash = browser_hash;
