@@ -18,7 +18,8 @@ LDLIBS  := $(PKG_LIBS) -lcivetweb -lpthread
 
 PROTOS   := $(wildcard proto/*.proto)
 GEN_C    := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
-GEN_H    := $(GEN_C:.c=.h)
+GEN_H    := $(GEN_C:.c=.h) $(BUILD)/gen/bus_methods.h
+ROUTED   := registry broker bitbucket
 GEN_O    := $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(GEN_C))
 COMMON_O := $(patsubst common/%.c,$(BUILD)/obj/common/%.o,$(wildcard common/*.c))
 LIBCOMMON := $(BUILD)/libportico.a
@@ -42,6 +43,16 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/gen
 	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
 
+# The bus methods, declared once in proto/*.proto (service blocks): typed
+# client functions, dispatch tables, and a JSON list for the tests.
+$(BUILD)/gen/bus_methods.h $(BUILD)/gen/bus_methods.json $(foreach s,$(ROUTED),$(BUILD)/gen/bus_routes_$(s).c) &: scripts/busgen.py $(PROTOS)
+	@mkdir -p $(BUILD)/gen
+	python3 scripts/busgen.py $(BUILD)/gen $(PROTOS)
+
+$(BUILD)/obj/gen/bus_routes_%.o: $(BUILD)/gen/bus_routes_%.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c17 $(CFLAGS) -I$(BUILD)/gen $(PKG_CFLAGS) -c $< -o $@
@@ -57,7 +68,7 @@ $(LIBCOMMON): $(COMMON_O) $(GEN_O)
 
 # ---- services: every .c under services/<name>/ makes portico-<name> ----
 define service_rule
-$(BUILD)/bin/portico-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard services/$(1)/*.c)) $(LIBCOMMON)
+$(BUILD)/bin/portico-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard services/$(1)/*.c)) $(if $(filter $(1),$(ROUTED)),$(BUILD)/obj/gen/bus_routes_$(1).o) $(LIBCOMMON)
 	@mkdir -p $(BUILD)/bin
 	$(CC) -o $$@ $$^ $(LDLIBS)
 endef
@@ -75,7 +86,7 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBCOMMON)
 unit-test: $(UNIT_BIN)
 	@bash tests/run-unit.sh $(UNIT_BIN)
 
-test: deps all unit-test
+test: deps all unit-test $(BUILD)/tests/bus_probe
 	@bash tests/run-all.sh
 
 fuzz:
@@ -99,6 +110,10 @@ clean:
 -include $(shell find $(BUILD)/obj $(BUILD)/tests -name '*.d' 2>/dev/null)
 
 $(BUILD)/bench/bus_bench: tests/bench/bus_bench.c $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBCOMMON) $(LDLIBS)
+
+$(BUILD)/tests/bus_probe: tests/system/bus_probe.c $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBCOMMON) $(LDLIBS)
 

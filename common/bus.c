@@ -4,6 +4,7 @@
 #include "log.h"
 #include "metrics.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,11 @@ struct bus_client_t {
 
 bus_client_t *bus_client_new(const char *endpoint, const char *service)
 {
+    return bus_client_new_as(endpoint, service, NULL);
+}
+
+bus_client_t *bus_client_new_as(const char *endpoint, const char *service, const char *as)
+{
     bus_client_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
@@ -97,6 +103,12 @@ bus_client_t *bus_client_new(const char *endpoint, const char *service)
     zsock_set_immediate(self->sock, 1);
     zsock_set_reconnect_ivl(self->sock, 100);
     zsock_set_reconnect_ivl_max(self->sock, 1000);
+    bool secure = (busauth_enabled() || as) && strncmp(endpoint, "inproc://", 9) != 0;
+    if (secure && busauth_client(self->sock, service, as) < 0) {
+        zsock_destroy(&self->sock);
+        free(self);
+        return NULL;
+    }
     if (zsock_connect(self->sock, "%s", endpoint) < 0) {
         log_error("could not connect bus socket", "endpoint=%s", endpoint);
         zsock_destroy(&self->sock);
@@ -117,6 +129,11 @@ void bus_client_destroy(bus_client_t **self_p)
     zsock_destroy(&(*self_p)->sock);
     free(*self_p);
     *self_p = NULL;
+}
+
+const char *bus_client_endpoint(const bus_client_t *self)
+{
+    return self->endpoint;
 }
 
 void bus_client_set_idle(bus_client_t *self, void (*fn)(void *arg), void *arg)
@@ -260,6 +277,13 @@ out:
     return rc;
 }
 
+int bus_call_method(bus_client_t *self, const bus_method_t *m, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                    int timeout_ms, bus_error_t *err)
+{
+    assert(!req || req->descriptor == m->req);
+    return bus_call(self, m->name, req, resp ? m->rep : NULL, resp, timeout_ms, err);
+}
+
 /* ---- server ---- */
 
 void bus_set_identity(const char *service, const char *instance, bus_ready_fn ready, void *arg)
@@ -362,6 +386,14 @@ int bus_process(const bus_route_t *routes, void *ctx, const uint8_t *data, size_
         bus_reply_error(reply, PORTICO__ERROR_CODE__UNKNOWN_METHOD, "", "unknown method");
         goto out;
     }
+    if (!(route->callers & busauth_bit(req->caller))) {
+        busauth_log_refused(route->method, req->caller[0] ? req->caller : "unauthenticated", "");
+        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "caller", "this service may not call this method");
+        goto out;
+    }
+    /* A caller cannot buy more time than the method is declared to take. */
+    if (route->deadline_ms && (!req->deadline_ms || req->deadline_ms > req->received_ms + route->deadline_ms))
+        req->deadline_ms = req->received_ms + route->deadline_ms;
     ProtobufCMessage *msg = NULL;
     if (route->desc) {
         msg = protobuf_c_message_unpack(route->desc, NULL, env->body.len, env->body.data);
@@ -431,6 +463,12 @@ int bus_send_reply(zsock_t *sock, bus_request_t **req_p, bus_reply_t *reply)
 
 void bus_serve(zsock_t *sock, zmsg_t **msg_p, const bus_route_t *routes, void *ctx)
 {
+    const char *peer = *msg_p ? busauth_peer(zmsg_last(*msg_p)) : NULL;
+    bus_serve_as(sock, msg_p, routes, ctx, peer ? peer : "");
+}
+
+void bus_serve_as(zsock_t *sock, zmsg_t **msg_p, const bus_route_t *routes, void *ctx, const char *caller)
+{
     zmsg_t *msg = *msg_p;
     *msg_p = NULL;
     bus_request_t *req = calloc(1, sizeof *req);
@@ -447,6 +485,7 @@ void bus_serve(zsock_t *sock, zmsg_t **msg_p, const bus_route_t *routes, void *c
     }
     zmsg_remove(msg, env);
     req->routing = msg;
+    snprintf(req->caller, sizeof req->caller, "%s", caller ? caller : "");
     bus_process(routes, ctx, zframe_data(env), zframe_size(env), req, &reply);
     zframe_destroy(&env);
     if (!reply.deferred)

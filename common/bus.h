@@ -13,6 +13,7 @@
 #ifndef PORTICO_BUS_H
 #define PORTICO_BUS_H
 
+#include "busauth.h"
 #include "envelope.pb-c.h"
 
 #include <czmq.h>
@@ -44,9 +45,15 @@ const char *bus_code_name(int code);
 
 typedef struct bus_client_t bus_client_t;
 
-/* A DEALER connected to endpoint. service names the peer in logs/metrics. */
+/* A DEALER connected to endpoint. service names the peer in logs/metrics;
+ * once busauth_init ran, it is also the peer whose public key the
+ * connection must present (CURVE), unless the endpoint is inproc. */
 bus_client_t *bus_client_new(const char *endpoint, const char *service);
+/* The same, speaking with the secret certificate of the service `as` from
+ * the keys folder: for tests that play another service. */
+bus_client_t *bus_client_new_as(const char *endpoint, const char *service, const char *as);
 void bus_client_destroy(bus_client_t **self_p);
+const char *bus_client_endpoint(const bus_client_t *self);
 /* Called every ~250 ms while a call waits (the broker sends heartbeats). */
 void bus_client_set_idle(bus_client_t *self, void (*fn)(void *arg), void *arg);
 
@@ -57,6 +64,20 @@ void bus_client_set_idle(bus_client_t *self, void (*fn)(void *arg), void *arg);
 int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req,
              const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, int timeout_ms, bus_error_t *err);
 
+/* A declared method (build/gen/bus_methods.h has one constant per method). */
+typedef struct {
+    const char *name;
+    const char *service;
+    const ProtobufCMessageDescriptor *req; /* request type */
+    const ProtobufCMessageDescriptor *rep; /* reply type */
+} bus_method_t;
+
+/* bus_call for a declared method: a request of another type is a
+ * programming error (asserted); resp may be NULL when the reply is not
+ * wanted. */
+int bus_call_method(bus_client_t *self, const bus_method_t *m, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                    int timeout_ms, bus_error_t *err);
+
 /* ---- server ---- */
 
 typedef struct bus_request_t {
@@ -64,6 +85,7 @@ typedef struct bus_request_t {
     uint64_t call_id;
     char request_id[64];
     char method[64];
+    char caller[16]; /* the authenticated service that sent it ("" unknown) */
     int64_t deadline_ms;
     int64_t received_ms;
 } bus_request_t;
@@ -83,6 +105,8 @@ typedef struct {
     const char *method;
     const ProtobufCMessageDescriptor *desc; /* request body type */
     bus_handler_fn fn;
+    unsigned callers;    /* BUS_WEB | BUS_BROKER ...: who may call it */
+    int64_t deadline_ms; /* the longest the server works on one call (0: the caller's) */
 } bus_route_t;
 
 /* What "ping" answers: service name, instance and readiness. */
@@ -97,7 +121,8 @@ void bus_reply_defer(bus_reply_t *reply);
 
 /* Decode one envelope and run its handler: the pure part of serving, no
  * socket involved (the fuzz target drives this). req must be zeroed with
- * routing set (or NULL). Returns 0 when the envelope decoded, -1 otherwise;
+ * routing set (or NULL) and caller set to the authenticated peer; a method
+ * whose callers do not include it is refused (FORBIDDEN, no body). Returns 0 when the envelope decoded, -1 otherwise;
  * either way reply holds what to send. */
 int bus_process(const bus_route_t *routes, void *ctx, const uint8_t *data, size_t len, bus_request_t *req,
                 bus_reply_t *reply);
@@ -105,8 +130,12 @@ int bus_process(const bus_route_t *routes, void *ctx, const uint8_t *data, size_
 int bus_encode_reply(uint64_t call_id, const bus_reply_t *reply, uint8_t **out, size_t *out_len);
 
 /* Receive-side entry for a server socket: takes the message, answers it on
- * sock unless the handler deferred it. */
+ * sock unless the handler deferred it. The caller is the authenticated
+ * peer of the message (its ZAP user id). */
 void bus_serve(zsock_t *sock, zmsg_t **msg_p, const bus_route_t *routes, void *ctx);
+/* The same for a caller known another way: a queue that checked it, or
+ * the server key a client socket verified. */
+void bus_serve_as(zsock_t *sock, zmsg_t **msg_p, const bus_route_t *routes, void *ctx, const char *caller);
 /* Answer a deferred request and free it. */
 int bus_send_reply(zsock_t *sock, bus_request_t **req_p, bus_reply_t *reply);
 void bus_request_destroy(bus_request_t **req_p);

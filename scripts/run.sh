@@ -2,6 +2,8 @@
 # make run: the whole system on this machine, in the foreground.
 #   - a private PostgreSQL under run/pg when PORTICO_DATABASE_URL is unset
 #   - a secret key in run/secret.key when PORTICO_SECRET_KEY_FILE is unset
+#   - the bus's CURVE key pairs in run/bus-keys when PORTICO_BUS_KEYS_DIR is
+#     unset (made once, secret halves mode 0600, reused afterwards)
 #   - the demo Bitbucket (the emulator) when PORTICO_DEMO_BITBUCKET is not 0
 #   - registry, bitbucket, web and PORTICO_RUN_BROKERS (default 2) brokers
 # Ctrl-C stops everything, PostgreSQL included.
@@ -38,6 +40,11 @@ if [ -z "${PORTICO_SECRET_KEY_FILE:-}" ]; then
   fi
   export PORTICO_SECRET_KEY_FILE=$state/secret.key
 fi
+# One CURVE key pair per service; each service admits only its callers' keys.
+export PORTICO_BUS_KEYS_DIR=${PORTICO_BUS_KEYS_DIR:-$state/bus-keys}
+for s in web registry broker bitbucket; do
+  "$bin/portico-$s" bus-keygen
+done
 export PORTICO_PUBLIC_URL=${PORTICO_PUBLIC_URL:-http://localhost:8080}
 
 demo_url=""

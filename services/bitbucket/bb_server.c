@@ -4,6 +4,7 @@
 #include "bb_methods.h"
 #include "bb_url.h"
 #include "bus.h"
+#include "bus_methods.h"
 #include "envelope.pb-c.h"
 #include "log.h"
 #include "metrics.h"
@@ -41,7 +42,7 @@ struct bb_server_t {
     zloop_t *loop;
     zsock_t *router;
     bb_http_t *http;
-    bus_route_t *routes;
+    const bus_route_t *routes;
     bb_call_t *calls;
     size_t n_calls;
     atomic_bool ready;
@@ -260,7 +261,9 @@ static void s_on_done(void *arg, const bb_http_result_t *res)
 
 /* ---- bus ---- */
 
-static void s_handle(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+/* Every method of the declared table (bitbucket_routes, generated from
+ * proto/bitbucket.proto) runs through here. */
+void bb_server_handle(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
 {
     bb_server_t *self = ctx;
     const bb_method_t *m = bb_method_find(req->method);
@@ -378,20 +381,26 @@ bb_server_t *bb_server_new(const bb_server_config_t *cfg)
     self->cfg = *cfg;
     atomic_init(&self->ready, false);
     atomic_init(&self->draining, false);
-    size_t n = 0;
-    while (bb_methods[n].name)
-        n++;
-    self->routes = calloc(n + 1, sizeof *self->routes);
+    /* Each declared method must have its plan, for the very request type
+     * the declaration decodes. */
+    self->routes = bitbucket_routes;
+    for (const bus_route_t *r = self->routes; r->method; r++) {
+        const bb_method_t *m = bb_method_find(r->method);
+        if (!m || m->desc != r->desc) {
+            log_error("a declared method has no plan of its type", "method=%s", r->method);
+            goto fail;
+        }
+    }
     self->loop = zloop_new();
     self->router = zsock_new(ZMQ_ROUTER);
-    if (!self->routes || !self->loop || !self->router)
+    if (!self->loop || !self->router)
         goto fail;
-    for (size_t i = 0; i < n; i++)
-        self->routes[i] = (bus_route_t){bb_methods[i].name, bb_methods[i].desc, s_handle};
     self->http = bb_http_new(self->loop, cfg->max_host_connections, MAX_CACHED_CONNECTIONS);
     if (!self->http)
         goto fail;
     bus_socket_tune(self->router);
+    if (busauth_enabled() && busauth_server(self->router) < 0)
+        goto fail;
     if (zsock_bind(self->router, "%s", cfg->bind) < 0) {
         log_error("could not bind the bus endpoint", "endpoint=%s error=\"%s\"", cfg->bind, zmq_strerror(zmq_errno()));
         goto fail;
@@ -421,7 +430,6 @@ void bb_server_destroy(bb_server_t **self_p)
     bb_http_destroy(&self->http);
     zloop_destroy(&self->loop);
     zsock_destroy(&self->router);
-    free(self->routes);
     free(self);
     *self_p = NULL;
 }

@@ -44,6 +44,8 @@ static void *s_health_stopper(void *arg)
 int main(int argc, char **argv)
 {
     char health_addr[128];
+    if (argc >= 2 && !strcmp(argv[1], "bus-keygen"))
+        return busauth_keygen_main("bitbucket", argc, argv);
     if (argc == 2 && !strcmp(argv[1], "healthcheck")) {
         config_addr_or_die("PORTICO_HEALTH_ADDR", DEFAULT_HEALTH, false, health_addr, sizeof health_addr);
         return health_check_url(health_addr);
@@ -65,6 +67,8 @@ int main(int argc, char **argv)
 
     service_install_signals();
     bus_init();
+    /* The broker calls it; the web only asks whether it is ready (ping). */
+    busauth_init_or_die("bitbucket", BUS_BROKER | BUS_WEB, 0);
     /* Before any thread starts (the health endpoint runs threads). */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         log_error("could not initialise libcurl", NULL);

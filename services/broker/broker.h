@@ -32,6 +32,5 @@ typedef struct {
 } broker_worker_t;
 
 /* The methods (login.c, repos.c, check.c ...); ends with a zeroed entry. */
-extern const bus_route_t broker_routes[];
 
 #endif

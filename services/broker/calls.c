@@ -8,14 +8,14 @@
 #include <stdio.h>
 #include <string.h>
 
-int broker_registry_call(broker_worker_t *w, const char *method, const ProtobufCMessage *req,
-                         const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, bus_error_t *err)
+int broker_registry_call(broker_worker_t *w, const bus_method_t *m, const ProtobufCMessage *req,
+                         ProtobufCMessage **resp, bus_error_t *err)
 {
-    return bus_call(w->registry, method, req, resp_desc, resp, (int)broker_cfg.bus_timeout_ms, err);
+    return bus_call_method(w->registry, m, req, resp, (int)broker_cfg.bus_timeout_ms, err);
 }
 
-int broker_bitbucket_call(broker_worker_t *w, const char *method, const ProtobufCMessage *req,
-                          const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, bus_error_t *err)
+int broker_bitbucket_call(broker_worker_t *w, const bus_method_t *m, const ProtobufCMessage *req,
+                          ProtobufCMessage **resp, bus_error_t *err)
 {
     int64_t budget = broker_cfg.bitbucket_timeout_ms;
     int64_t deadline = bus_current_deadline();
@@ -30,7 +30,7 @@ int broker_bitbucket_call(broker_worker_t *w, const char *method, const Protobuf
         broker_set_error(err, PORTICO__ERROR_CODE__TIMEOUT, "", "Bitbucket did not answer in time");
         return -1;
     }
-    int rc = bus_call(w->bitbucket, method, req, resp_desc, resp, (int)budget, err);
+    int rc = bus_call_method(w->bitbucket, m, req, resp, (int)budget, err);
     if (rc < 0 && err->code == PORTICO__ERROR_CODE__TIMEOUT && !err->detail[0])
         snprintf(err->message, sizeof err->message, "Bitbucket did not answer in time");
     return rc;
@@ -65,8 +65,7 @@ int broker_integration_load(broker_worker_t *w, int64_t id, bool with_secrets,
     q.with_secrets = with_secrets;
     q.without_count = true;
     Portico__Registry__GetIntegrationReply *rep = NULL;
-    if (broker_registry_call(w, "integration.get", &q.base, &portico__registry__get_integration_reply__descriptor,
-                             (ProtobufCMessage **)&rep, err) < 0) {
+    if (broker_registry_call(w, &registry_m_integration_get, &q.base, (ProtobufCMessage **)&rep, err) < 0) {
         if (err->code == PORTICO__ERROR_CODE__NOT_FOUND)
             broker_set_error(err, PORTICO__ERROR_CODE__NOT_FOUND, "integration_unknown",
                              "there is no such integration");
@@ -133,7 +132,7 @@ void broker_audit(broker_worker_t *w, const char *actor, const char *action, con
     Portico__Registry__AppendAuditRequest q = PORTICO__REGISTRY__APPEND_AUDIT_REQUEST__INIT;
     q.entry = &e;
     bus_error_t err;
-    if (broker_registry_call(w, "audit.append", &q.base, NULL, NULL, &err) < 0)
+    if (broker_registry_call(w, &registry_m_audit_append, &q.base, NULL, &err) < 0)
         log_warn("could not append to the audit log", "action=%s code=%s", action, bus_code_name(err.code));
 }
 

@@ -32,7 +32,7 @@ static void s_record(broker_worker_t *w, const Portico__Broker__CheckIntegration
     q.result = text;
     q.actor = in->actor;
     bus_error_t err;
-    if (broker_registry_call(w, "integration.set_test_result", &q.base, NULL, NULL, &err) < 0)
+    if (broker_registry_call(w, &registry_m_integration_set_test_result, &q.base, NULL, &err) < 0)
         log_warn("could not record the test result", "integration=%lld code=%s", (long long)in->integration_id,
                  bus_code_name(err.code));
 }
@@ -55,8 +55,7 @@ static int s_probe_oauth1(broker_worker_t *w, const Portico__Broker__CheckIntegr
     int rc = 0;
     /* Test connection on a disabled integration is allowed, so not
      * broker_integration_load. */
-    if (broker_registry_call(w, "integration.get", &q.base, &portico__registry__get_integration_reply__descriptor,
-                             (ProtobufCMessage **)&integ, &e2) < 0)
+    if (broker_registry_call(w, &registry_m_integration_get, &q.base, (ProtobufCMessage **)&integ, &e2) < 0)
         goto out;
     const Portico__Registry__Integration *i = integ->integration;
     if (!i || i->oauth_version != 1 || !i->consumer_key[0] || !integ->secrets || !integ->secrets->private_key_pem[0])
@@ -69,8 +68,7 @@ static int s_probe_oauth1(broker_worker_t *w, const Portico__Broker__CheckIntegr
     r.consumer_key = i->consumer_key;
     r.private_key_pem = integ->secrets->private_key_pem;
     r.callback = callback;
-    if (broker_bitbucket_call(w, "oauth1.request_token", &r.base, &portico__bitbucket__oauth1_token_reply__descriptor,
-                              (ProtobufCMessage **)&tok, err) < 0) {
+    if (broker_bitbucket_call(w, &bitbucket_m_oauth1_request_token, &r.base, (ProtobufCMessage **)&tok, err) < 0) {
         broker_explain_bitbucket_error(err, conn->base_url);
         rc = -1;
         goto out;
@@ -110,8 +108,7 @@ void broker_integration_check(void *ctx, bus_request_t *req, const ProtobufCMess
     conn.integration_id = in->integration_id;
     Portico__Bitbucket__ServerInfoRequest q = PORTICO__BITBUCKET__SERVER_INFO_REQUEST__INIT;
     q.conn = &conn;
-    if (broker_bitbucket_call(w, "server.info", &q.base, &portico__bitbucket__server_info_reply__descriptor,
-                              (ProtobufCMessage **)&info, &err) < 0) {
+    if (broker_bitbucket_call(w, &bitbucket_m_server_info, &q.base, (ProtobufCMessage **)&info, &err) < 0) {
         if (err.code == PORTICO__ERROR_CODE__UNAUTHORIZED)
             snprintf(err.message, sizeof err.message,
                      "%s asks for credentials to read its version: this does not look like Bitbucket Data "

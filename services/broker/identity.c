@@ -29,8 +29,7 @@ static int s_by_slug(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, P
     q.auth = auth;
     q.slug = (char *)(uintptr_t)username;
     Portico__Bitbucket__GetUserReply *rep = NULL;
-    if (broker_bitbucket_call(w, "user.get", &q.base, &portico__bitbucket__get_user_reply__descriptor,
-                              (ProtobufCMessage **)&rep, err) < 0)
+    if (broker_bitbucket_call(w, &bitbucket_m_user_get, &q.base, (ProtobufCMessage **)&rep, err) < 0)
         return err->code == PORTICO__ERROR_CODE__NOT_FOUND ? 0 : -1;
     int found = 0;
     /* A slug that happens to equal the name of someone else is not us. */
@@ -52,8 +51,7 @@ static int s_by_filter(broker_worker_t *w, const Portico__Bitbucket__Conn *conn,
     q.auth = auth;
     q.filter = (char *)(uintptr_t)username;
     Portico__Bitbucket__FindUsersReply *rep = NULL;
-    if (broker_bitbucket_call(w, "user.find", &q.base, &portico__bitbucket__find_users_reply__descriptor,
-                              (ProtobufCMessage **)&rep, err) < 0)
+    if (broker_bitbucket_call(w, &bitbucket_m_user_find, &q.base, (ProtobufCMessage **)&rep, err) < 0)
         return err->code == PORTICO__ERROR_CODE__NOT_FOUND ? 0 : -1;
     const Portico__Bitbucket__User *hit = NULL;
     for (size_t i = 0; i < rep->n_users && !hit; i++)
@@ -81,8 +79,7 @@ int broker_identify(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, co
     q.auth = auth;
     Portico__Bitbucket__WhoAmIReply *rep = NULL;
     char username[256] = "";
-    if (broker_bitbucket_call(w, "whoami", &q.base, &portico__bitbucket__who_am_ireply__descriptor,
-                              (ProtobufCMessage **)&rep, err) < 0) {
+    if (broker_bitbucket_call(w, &bitbucket_m_whoami, &q.base, (ProtobufCMessage **)&rep, err) < 0) {
         if (err->code != PORTICO__ERROR_CODE__UNAUTHORIZED)
             return -1;
         /* A signed OAuth 1 request that Bitbucket refuses gets 401 with an

@@ -93,8 +93,8 @@ static start_state_t s_start_store(start_ctx_t *c)
     Portico__Registry__CreatePendingRequest q = PORTICO__REGISTRY__CREATE_PENDING_REQUEST__INIT;
     q.pending = &p;
     q.oauth2_integration = true;
-    if (broker_registry_call(c->w, "pending.create", &q.base, &portico__registry__create_pending_reply__descriptor,
-                             (ProtobufCMessage **)&c->created, &c->err) < 0) {
+    if (broker_registry_call(c->w, &registry_m_pending_create, &q.base, (ProtobufCMessage **)&c->created, &c->err) <
+        0) {
         if (c->err.code == PORTICO__ERROR_CODE__NOT_FOUND)
             broker_set_error(&c->err, PORTICO__ERROR_CODE__NOT_FOUND, "integration_unknown",
                              "there is no such integration");
@@ -273,8 +273,8 @@ static fin_state_t s_fin_consume(fin_ctx_t *c)
     q.browser_hash = browser_hash;
     q.integration_id = in->integration_id;
     q.with_integration = true;
-    if (broker_registry_call(c->w, "pending.consume", &q.base, &portico__registry__consume_pending_reply__descriptor,
-                             (ProtobufCMessage **)&c->consumed, &c->err) < 0)
+    if (broker_registry_call(c->w, &registry_m_pending_consume, &q.base, (ProtobufCMessage **)&c->consumed, &c->err) <
+        0)
         return login_consume_failed(c);
     c->pending = c->consumed->pending;
     if (!c->pending)
@@ -350,8 +350,7 @@ static fin_state_t s_fin_exchange(fin_ctx_t *c)
     q.redirect_uri = redirect_uri;
     q.code = c->in->code;
     q.code_verifier = c->pending->code_verifier;
-    if (broker_bitbucket_call(c->w, "oauth2.token", &q.base, &portico__bitbucket__token_reply__descriptor,
-                              (ProtobufCMessage **)&c->tokens, &c->err) < 0) {
+    if (broker_bitbucket_call(c->w, &bitbucket_m_oauth2_token, &q.base, (ProtobufCMessage **)&c->tokens, &c->err) < 0) {
         if (c->err.code == PORTICO__ERROR_CODE__UNAUTHORIZED && !strcmp(c->err.detail, "invalid_client"))
             return login_fail(c, PORTICO__ERROR_CODE__UNAUTHORIZED, "invalid_client",
                               "Bitbucket refused Portico's client credentials: ask an admin to check the "
@@ -418,8 +417,7 @@ static fin_state_t s_fin_link_user(fin_ctx_t *c)
     q.tokens = &t;
     q.session = c->in->session_hash.len ? &session : NULL;
     q.brief = true;
-    if (broker_registry_call(c->w, "user.login", &q.base, &portico__registry__login_reply__descriptor,
-                             (ProtobufCMessage **)&c->login, &c->err) < 0)
+    if (broker_registry_call(c->w, &registry_m_user_login, &q.base, (ProtobufCMessage **)&c->login, &c->err) < 0)
         return FIN_FAILED;
     if (!c->login->user || c->login->identity_id <= 0)
         return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "the account could not be recorded");
@@ -518,13 +516,3 @@ void broker_login_finish(void *ctx, bus_request_t *req, const ProtobufCMessage *
     }
     s_fin_cleanup(&c);
 }
-
-/* ---- the method table ---- */
-
-const bus_route_t broker_routes[] = {
-    {"login.start", &portico__broker__start_login_request__descriptor, broker_login_start},
-    {"login.finish", &portico__broker__finish_login_request__descriptor, broker_login_finish},
-    {"user.repositories", &portico__broker__repositories_request__descriptor, broker_user_repositories},
-    {"integration.check", &portico__broker__check_integration_request__descriptor, broker_integration_check},
-    {0},
-};

@@ -94,8 +94,7 @@ start_state_t login_o1_start_request_token(start_ctx_t *c)
     q.consumer_key = in->consumer_key;
     q.private_key_pem = c->integ->secrets->private_key_pem;
     q.callback = c->redirect_uri;
-    if (broker_bitbucket_call(c->w, "oauth1.request_token", &q.base,
-                              &portico__bitbucket__oauth1_token_reply__descriptor, (ProtobufCMessage **)&c->request,
+    if (broker_bitbucket_call(c->w, &bitbucket_m_oauth1_request_token, &q.base, (ProtobufCMessage **)&c->request,
                               &c->err) < 0) {
         s_explain(&c->err, in->base_url);
         /* A link that is not finished is the admin's to fix: leave a trace
@@ -134,7 +133,7 @@ start_state_t login_o1_start_store(start_ctx_t *c)
     p.ttl_seconds = (int32_t)broker_cfg.pending_ttl_s;
     Portico__Registry__CreatePendingRequest q = PORTICO__REGISTRY__CREATE_PENDING_REQUEST__INIT;
     q.pending = &p;
-    if (broker_registry_call(c->w, "pending.create", &q.base, NULL, NULL, &c->err) < 0)
+    if (broker_registry_call(c->w, &registry_m_pending_create, &q.base, NULL, &c->err) < 0)
         return START_FAILED;
     return START_STARTED;
 }
@@ -162,8 +161,8 @@ fin_state_t login_o1_consume(fin_ctx_t *c)
     q.browser_hash = browser_hash;
     q.integration_id = in->integration_id;
     q.with_integration = true;
-    if (broker_registry_call(c->w, "pending.consume", &q.base, &portico__registry__consume_pending_reply__descriptor,
-                             (ProtobufCMessage **)&c->consumed, &c->err) < 0)
+    if (broker_registry_call(c->w, &registry_m_pending_consume, &q.base, (ProtobufCMessage **)&c->consumed, &c->err) <
+        0)
         return login_consume_failed(c);
     c->pending = c->consumed->pending;
     if (!c->pending || !c->pending->request_token[0])
@@ -211,8 +210,8 @@ fin_state_t login_o1_access_token(fin_ctx_t *c)
     q.conn = &conn;
     q.credentials = &cred;
     q.verifier = (char *)(uintptr_t)c->in->oauth_verifier;
-    if (broker_bitbucket_call(c->w, "oauth1.access_token", &q.base, &portico__bitbucket__oauth1_token_reply__descriptor,
-                              (ProtobufCMessage **)&c->o1_tokens, &c->err) < 0) {
+    if (broker_bitbucket_call(c->w, &bitbucket_m_oauth1_access_token, &q.base, (ProtobufCMessage **)&c->o1_tokens,
+                              &c->err) < 0) {
         if (!strcmp(c->err.detail, "permission_denied"))
             return login_o1_denied(c);
         if (!strcmp(c->err.detail, "token_rejected") || !strcmp(c->err.detail, "token_expired"))

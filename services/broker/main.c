@@ -2,6 +2,7 @@
  * thread connects to the web's queue and announces itself; nobody else is
  * reconfigured. */
 #include "broker.h"
+#include "bus_methods.h"
 
 #include "config.h"
 #include "health.h"
@@ -73,6 +74,10 @@ static void *s_worker(void *arg)
         goto out;
     }
     bus_socket_tune(web);
+    /* The web is the server here: its public key is what makes the
+     * requests that arrive on this socket the web's. */
+    if (busauth_client(web, "web", NULL) < 0)
+        goto out;
     zsock_set_reconnect_ivl(web, 100);
     zsock_set_reconnect_ivl_max(web, 1000);
     if (zsock_connect(web, "%s", broker_cfg.web_endpoint) < 0) {
@@ -98,7 +103,7 @@ static void *s_worker(void *arg)
         if (item.revents & ZMQ_POLLIN) {
             zmsg_t *msg = zmsg_recv(web);
             if (msg) {
-                bus_serve(web, &msg, broker_routes, &w);
+                bus_serve_as(web, &msg, broker_routes, &w, "web");
                 now = bus_now_ms();
             }
         }
@@ -128,11 +133,15 @@ static bool s_ready(void *arg, char *status, size_t status_size)
 int main(int argc, char **argv)
 {
     service_init_logging("broker");
+    if (argc >= 2 && !strcmp(argv[1], "bus-keygen"))
+        return busauth_keygen_main("broker", argc, argv);
     s_config_load(&broker_cfg);
     if (argc > 1 && !strcmp(argv[1], "healthcheck"))
         return health_check_url(broker_cfg.health_addr);
     service_install_signals();
     bus_init();
+    /* A client only: of the web (which hands it work), registry, bitbucket. */
+    busauth_init_or_die("broker", 0, BUS_WEB | BUS_REGISTRY | BUS_BITBUCKET);
     service_instance_name(s_instance, sizeof s_instance);
     bus_set_identity("broker", s_instance, s_ready, NULL);
     health_t *health = NULL;

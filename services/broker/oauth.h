@@ -22,6 +22,7 @@
 #define PORTICO_BROKER_OAUTH_H
 
 #include "broker.h"
+#include "bus_methods.h"
 
 #include "bitbucket.pb-c.h"
 #include "broker.pb-c.h"
@@ -92,12 +93,14 @@ const char *oauth1_problem_message(const char *problem);
 
 /* ---- calls.c ---- */
 
-int broker_registry_call(broker_worker_t *w, const char *method, const ProtobufCMessage *req,
-                         const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, bus_error_t *err);
+/* Calls of declared methods (registry_m_..., bitbucket_m_... from
+ * bus_methods.h): *resp is of the method's reply type. */
+int broker_registry_call(broker_worker_t *w, const bus_method_t *m, const ProtobufCMessage *req,
+                         ProtobufCMessage **resp, bus_error_t *err);
 /* A Bitbucket call ends early enough before the incoming request's deadline
  * that this worker can still answer with a clear error. */
-int broker_bitbucket_call(broker_worker_t *w, const char *method, const ProtobufCMessage *req,
-                          const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, bus_error_t *err);
+int broker_bitbucket_call(broker_worker_t *w, const bus_method_t *m, const ProtobufCMessage *req,
+                          ProtobufCMessage **resp, bus_error_t *err);
 /* integration.get. An unknown integration is NOT_FOUND "integration_unknown",
  * a disabled one FORBIDDEN "integration_disabled". Free *out with
  * broker_integration_free (it wipes the secrets). */

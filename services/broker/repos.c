@@ -28,8 +28,7 @@ static int s_list(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, cons
     q.start = start;
     q.limit = limit;
     q.permission = BROKER_SCOPE;
-    return broker_bitbucket_call(w, "repos.list", &q.base, &portico__bitbucket__list_repos_reply__descriptor,
-                                 (ProtobufCMessage **)out, err);
+    return broker_bitbucket_call(w, &bitbucket_m_repos_list, &q.base, (ProtobufCMessage **)out, err);
 }
 
 /* A fresh token that Bitbucket still refuses: either the two-factor app
@@ -119,8 +118,7 @@ void broker_user_repositories(void *ctx, bus_request_t *req, const ProtobufCMess
 
     Portico__Registry__GetUserRequest uq = PORTICO__REGISTRY__GET_USER_REQUEST__INIT;
     uq.id = in->user_id;
-    if (broker_registry_call(w, "user.get", &uq.base, &portico__registry__get_user_reply__descriptor,
-                             (ProtobufCMessage **)&user, &err) < 0)
+    if (broker_registry_call(w, &registry_m_user_get, &uq.base, (ProtobufCMessage **)&user, &err) < 0)
         goto fail;
     const Portico__Registry__Identity *id = user->user ? s_pick(user->user, in->integration_id) : NULL;
     if (!id) {

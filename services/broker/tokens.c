@@ -115,7 +115,7 @@ static void s_release(tok_ctx_t *c)
     r.identity_id = c->identity_id;
     r.holder = c->w->holder;
     bus_error_t e2;
-    if (broker_registry_call(c->w, "token.release", &r.base, NULL, NULL, &e2) < 0)
+    if (broker_registry_call(c->w, &registry_m_token_release, &r.base, NULL, &e2) < 0)
         log_warn("could not release a token lease", "identity=%lld code=%s", (long long)c->identity_id,
                  bus_code_name(e2.code));
 }
@@ -132,8 +132,7 @@ static tok_state_t s_read(tok_ctx_t *c)
     Portico__Registry__GetTokensRequest q = PORTICO__REGISTRY__GET_TOKENS_REQUEST__INIT;
     q.identity_id = c->identity_id;
     Portico__Registry__GetTokensReply *rep = NULL;
-    if (broker_registry_call(c->w, "token.get", &q.base, &portico__registry__get_tokens_reply__descriptor,
-                             (ProtobufCMessage **)&rep, c->err) < 0)
+    if (broker_registry_call(c->w, &registry_m_token_get, &q.base, (ProtobufCMessage **)&rep, c->err) < 0)
         return c->err->code == PORTICO__ERROR_CODE__NOT_FOUND ? s_login_again(c) : TOK_FAILED;
     tok_state_t next;
     if (!s_usable(rep->tokens)) {
@@ -159,8 +158,7 @@ static tok_state_t s_lease(tok_ctx_t *c)
     q.lease_ms = BROKER_LEASE_MS;
     q.holder = c->w->holder;
     Portico__Registry__LeaseTokensReply *rep = NULL;
-    if (broker_registry_call(c->w, "token.lease", &q.base, &portico__registry__lease_tokens_reply__descriptor,
-                             (ProtobufCMessage **)&rep, c->err) < 0) {
+    if (broker_registry_call(c->w, &registry_m_token_lease, &q.base, (ProtobufCMessage **)&rep, c->err) < 0) {
         if (c->err->code == PORTICO__ERROR_CODE__CONFLICT) {
             log_info("waiting for a refresh in progress elsewhere", "identity=%lld", (long long)c->identity_id);
             c->wait_until = bus_now_ms() + BROKER_LEASE_MS + 500;
@@ -203,8 +201,7 @@ static tok_state_t s_wait(tok_ctx_t *c)
         Portico__Registry__GetTokensRequest q = PORTICO__REGISTRY__GET_TOKENS_REQUEST__INIT;
         q.identity_id = c->identity_id;
         Portico__Registry__GetTokensReply *rep = NULL;
-        if (broker_registry_call(c->w, "token.get", &q.base, &portico__registry__get_tokens_reply__descriptor,
-                                 (ProtobufCMessage **)&rep, c->err) < 0)
+        if (broker_registry_call(c->w, &registry_m_token_get, &q.base, (ProtobufCMessage **)&rep, c->err) < 0)
             return c->err->code == PORTICO__ERROR_CODE__NOT_FOUND ? s_login_again(c) : TOK_FAILED;
         tok_state_t next = TOK_WAIT;
         if (!s_usable(rep->tokens)) {
@@ -238,8 +235,7 @@ static tok_state_t s_refresh(tok_ctx_t *c)
     q.client_secret = c->integ->secrets ? c->integ->secrets->client_secret : "";
     q.redirect_uri = redirect_uri; /* Bitbucket checks it on refresh too */
     q.refresh_token = c->tok->refresh_token;
-    if (broker_bitbucket_call(c->w, "oauth2.token", &q.base, &portico__bitbucket__token_reply__descriptor,
-                              (ProtobufCMessage **)&c->fresh, c->err) < 0) {
+    if (broker_bitbucket_call(c->w, &bitbucket_m_oauth2_token, &q.base, (ProtobufCMessage **)&c->fresh, c->err) < 0) {
         if (c->err->code == PORTICO__ERROR_CODE__UNAUTHORIZED && !strcmp(c->err->detail, "invalid_grant"))
             return TOK_REVOKE;
         /* Nothing was rotated when the request never got through or the
@@ -280,7 +276,7 @@ static tok_state_t s_store(tok_ctx_t *c)
     q.generation = c->leased_generation;
     q.tokens = &t;
     bus_error_t e2;
-    if (broker_registry_call(c->w, "token.replace", &q.base, NULL, NULL, &e2) < 0)
+    if (broker_registry_call(c->w, &registry_m_token_replace, &q.base, NULL, &e2) < 0)
         /* Bitbucket has already rotated: the pair in hand is the only live
          * one, so this request still uses it. */
         log_error("could not store refreshed tokens", "identity=%lld code=%s", (long long)c->identity_id,
@@ -300,7 +296,7 @@ static tok_state_t s_revoke(tok_ctx_t *c)
     q.generation = c->leased_generation;
     q.revoked = true;
     bus_error_t e2;
-    if (broker_registry_call(c->w, "token.replace", &q.base, NULL, NULL, &e2) < 0)
+    if (broker_registry_call(c->w, &registry_m_token_replace, &q.base, NULL, &e2) < 0)
         log_warn("could not forget refused tokens", "identity=%lld code=%s", (long long)c->identity_id,
                  bus_code_name(e2.code));
     log_info("refresh token refused by bitbucket", "identity=%lld", (long long)c->identity_id);
@@ -378,8 +374,7 @@ int broker_tokens_get_oauth1(broker_worker_t *w, int64_t identity_id, broker_tok
     Portico__Registry__GetTokensRequest q = PORTICO__REGISTRY__GET_TOKENS_REQUEST__INIT;
     q.identity_id = identity_id;
     Portico__Registry__GetTokensReply *rep = NULL;
-    if (broker_registry_call(w, "token.get", &q.base, &portico__registry__get_tokens_reply__descriptor,
-                             (ProtobufCMessage **)&rep, err) < 0) {
+    if (broker_registry_call(w, &registry_m_token_get, &q.base, (ProtobufCMessage **)&rep, err) < 0) {
         if (err->code == PORTICO__ERROR_CODE__NOT_FOUND)
             s_login_again(&c);
         return -1;

@@ -5,44 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define R(name, type, fn)                                                                                              \
-    {                                                                                                                  \
-        name, type, fn                                                                                                 \
-    }
-
-const bus_route_t reg_routes[] = {
-    R("integration.reserve_id", NULL, h_integration_reserve_id),
-    R("integration.create", &portico__registry__create_integration_request__descriptor, h_integration_create),
-    R("integration.get", &portico__registry__get_integration_request__descriptor, h_integration_get),
-    R("integration.list", &portico__registry__list_integrations_request__descriptor, h_integration_list),
-    R("integration.update", &portico__registry__update_integration_request__descriptor, h_integration_update),
-    R("integration.delete", &portico__registry__delete_integration_request__descriptor, h_integration_delete),
-    R("integration.set_test_result", &portico__registry__set_test_result_request__descriptor,
-      h_integration_set_test_result),
-    R("user.login", &portico__registry__login_request__descriptor, h_user_login),
-    R("user.get", &portico__registry__get_user_request__descriptor, h_user_get),
-    R("user.list", &portico__registry__list_users_request__descriptor, h_user_list),
-    R("user.set_admin", &portico__registry__set_admin_request__descriptor, h_user_set_admin),
-    R("session.create", &portico__registry__create_session_request__descriptor, h_session_create),
-    R("session.lookup", &portico__registry__lookup_session_request__descriptor, h_session_lookup),
-    R("session.delete", &portico__registry__delete_session_request__descriptor, h_session_delete),
-    R("session.delete_user", &portico__registry__delete_user_sessions_request__descriptor, h_session_delete_user),
-    R("pending.create", &portico__registry__create_pending_request__descriptor, h_pending_create),
-    R("pending.consume", &portico__registry__consume_pending_request__descriptor, h_pending_consume),
-    R("token.store", &portico__registry__store_tokens_request__descriptor, h_token_store),
-    R("token.get", &portico__registry__get_tokens_request__descriptor, h_token_get),
-    R("token.lease", &portico__registry__lease_tokens_request__descriptor, h_token_lease),
-    R("token.replace", &portico__registry__replace_tokens_request__descriptor, h_token_replace),
-    R("token.release", &portico__registry__release_tokens_request__descriptor, h_token_release),
-    R("settings.get", NULL, h_settings_get),
-    R("settings.check_setup_token", &portico__registry__check_setup_token_request__descriptor,
-      h_settings_check_setup_token),
-    R("settings.set_setup_mode", &portico__registry__set_setup_mode_request__descriptor, h_settings_set_setup_mode),
-    R("audit.append", &portico__registry__append_audit_request__descriptor, h_audit_append),
-    R("audit.list", &portico__registry__list_audit_request__descriptor, h_audit_list),
-    {NULL, NULL, NULL},
-};
-
 void reg_reply_empty(bus_reply_t *reply)
 {
     Portico__Empty empty = PORTICO__EMPTY__INIT;

@@ -25,7 +25,6 @@ typedef struct {
 } reg_ctx_t;
 
 /* The one dispatch table: method name -> request type -> handler. */
-extern const bus_route_t reg_routes[];
 
 /* protobuf-c wants char * for strings it only reads. */
 #define REG_STR(s) ((char *)(uintptr_t)(s))
@@ -100,7 +99,6 @@ void h_user_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus
 void h_user_set_admin(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
 
 /* ---- session.* (handlers_session.c) ---- */
-void h_session_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
 void h_session_lookup(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
 void h_session_delete(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
 void h_session_delete_user(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);

@@ -345,12 +345,18 @@ int reg_open_integration_secrets(const crypto_keyring_t *keys, int64_t id, const
 
 void h_integration_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
 {
-    (void)req;
     reg_ctx_t *c = ctx;
     const Portico__Registry__GetIntegrationRequest *r = (const Portico__Registry__GetIntegrationRequest *)msg;
     PGresult *res = NULL;
     char *client_secret = NULL, *private_key = NULL;
     db_params_t p;
+    /* Only the broker signs requests with an integration's secrets: the web
+     * (facing the internet) never receives them. */
+    if (r->with_secrets && strcmp(req->caller, "broker") != 0) {
+        busauth_log_refused("integration.get with_secrets", req->caller, "");
+        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "caller", "this service may not read secrets");
+        return;
+    }
     if (!reg_check_id(reply, "id", r->id))
         return;
     db_params_init(&p);

@@ -79,34 +79,6 @@ db_rc_t reg_session_insert(db_t *db, const Portico__Registry__CreateSessionReque
     return rc;
 }
 
-void h_session_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
-{
-    (void)req;
-    reg_ctx_t *c = ctx;
-    const Portico__Registry__CreateSessionRequest *r = (const Portico__Registry__CreateSessionRequest *)msg;
-    int idle, absolute;
-    bool started = false;
-    if (!reg_check_session(reply, r, &idle, &absolute))
-        return;
-    if (r->setup ? r->user_id != 0 : r->user_id <= 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "user_id",
-                        "a session belongs to a user (user_id > 0) or is a Setup Mode session (setup, user_id 0)");
-        return;
-    }
-    db_rc_t rc = reg_session_insert(c->db, r, r->setup ? 0 : r->user_id, idle, absolute, &started);
-    if (rc == DB_UNIQUE)
-        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "exists", "a session with this token already exists");
-    else if (rc == DB_FOREIGN)
-        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "user", "user %" PRId64 " does not exist", r->user_id);
-    else if (rc != DB_OK)
-        reg_reply_db(reply, rc);
-    else if (!started)
-        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "setup_off",
-                        "Setup Mode is off: a Setup Mode session cannot be started");
-    else
-        reg_reply_empty(reply);
-}
-
 void h_session_lookup(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
 {
     (void)req;

@@ -71,7 +71,15 @@ void h_settings_check_setup_token(void *ctx, bus_request_t *req, const ProtobufC
     PGresult *res = NULL;
     db_params_t p;
     char q[80];
+    int idle = 0, absolute = 0;
+    bool started = false;
     if (!reg_check_text(reply, "addr", "address", r->addr, MAX_ADDR, REG_OPTIONAL))
+        return;
+    if (!r->session) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "session", "the new session is required");
+        return;
+    }
+    if (!reg_check_session(reply, r->session, &idle, &absolute))
         return;
     db_params_init(&p);
     db_param_text(&p, r->addr);
@@ -108,9 +116,20 @@ void h_settings_check_setup_token(void *ctx, bus_request_t *req, const ProtobufC
             bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "bad_token", "the setup token is not correct");
         goto out;
     }
-    rc = audit_write(c->db, "setup", AUDIT_SETUP_TOKEN_ACCEPTED, "settings", r->addr, "");
-    if (rc != DB_OK)
+    /* The accepted token and the Setup Mode session it opens: one
+     * transaction, so there is no session without a checked token. */
+    if ((rc = db_begin(c->db)) == DB_OK &&
+        (rc = audit_write(c->db, "setup", AUDIT_SETUP_TOKEN_ACCEPTED, "settings", r->addr, "")) == DB_OK &&
+        (rc = reg_session_insert(c->db, r->session, 0, idle, absolute, &started)) == DB_OK && started)
+        rc = db_commit(c->db);
+    db_rollback(c->db);
+    if (rc == DB_UNIQUE)
+        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "exists", "a session with this token already exists");
+    else if (rc != DB_OK)
         reg_reply_db(reply, rc);
+    else if (!started)
+        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "setup_off",
+                        "Setup Mode is off: sign in with an admin account instead");
     else
         reg_reply_empty(reply);
 out:

@@ -2,6 +2,7 @@
  * Without arguments (or with "serve") it serves the registry API on the
  * bus; "healthcheck" probes a running one; the rest are operator commands
  * (cli.h). */
+#include "busauth.h"
 #include "cli.h"
 #include "config.h"
 #include "health.h"
@@ -15,6 +16,8 @@
 int main(int argc, char **argv)
 {
     service_init_logging("registry");
+    if (argc >= 2 && !strcmp(argv[1], "bus-keygen"))
+        return busauth_keygen_main("registry", argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "healthcheck")) {
         char addr[256];
         config_addr_or_die("PORTICO_HEALTH_ADDR", "127.0.0.1:8081", false, addr, sizeof addr);

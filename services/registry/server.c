@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include "bus.h"
+#include "bus_methods.h"
 #include "db.h"
 #include "handlers.h"
 #include "health.h"
@@ -69,7 +70,10 @@ static void *s_worker(void *arg)
         /* Never wait long for a database that is away: the handler then
          * answers UNAVAILABLE at once. */
         db_ensure(db, REQUEST_RECONNECT_BUDGET_MS);
-        bus_serve(sock, &msg, reg_routes, &ctx);
+        /* The shuttle put the caller's authenticated name in front. */
+        char *caller = zmsg_popstr(msg);
+        bus_serve_as(sock, &msg, registry_routes, &ctx, caller ? caller : "");
+        zstr_free(&caller);
     }
 out:
     zsock_destroy(&sock);
@@ -105,6 +109,37 @@ static int s_drain(void *from, void *to)
     int n = 0;
     while (n < 256 && s_forward(from, to) == 1)
         n++;
+    return n;
+}
+
+/* Move one request from the bus to the workers, with the name of the
+ * service that sent it (its CURVE key, as the ZAP handler admitted it) in
+ * a frame of its own in front: the workers know the caller only this way.
+ * 1 when one was waiting (forwarded or dropped), 0 when none. */
+static int s_forward_request(zsock_t *front, zsock_t *back)
+{
+    if (!(zsock_events(front) & ZMQ_POLLIN))
+        return 0;
+    zmsg_t *msg = zmsg_recv(front);
+    if (!msg)
+        return 0;
+    const char *peer = busauth_peer(zmsg_last(msg));
+    if (!peer) {
+        busauth_log_refused("request", "unauthenticated", "");
+        zmsg_destroy(&msg);
+        return 1;
+    }
+    zmsg_pushstr(msg, peer);
+    if (zmsg_send(&msg, back) < 0)
+        zmsg_destroy(&msg);
+    return 2;
+}
+
+static int s_drain_requests(zsock_t *front, zsock_t *back)
+{
+    int n = 0, rc;
+    for (int i = 0; i < 256 && (rc = s_forward_request(front, back)) > 0; i++)
+        n += rc == 2;
     return n;
 }
 
@@ -200,7 +235,7 @@ static int64_t s_shuttle(shuttle_t *s, monitor_t *monitor)
         if (rc <= 0)
             continue;
         if (items[0].revents & ZMQ_POLLIN)
-            s->inflight += s_drain(front, back);
+            s->inflight += s_drain_requests(s->front, s->back);
         if (items[1].revents & ZMQ_POLLIN)
             s->inflight -= s_drain(back, front);
     }
@@ -263,6 +298,8 @@ int server_run(const reg_options_t *opts)
     shuttle_t shuttle = {NULL, NULL, 0};
 
     bus_init();
+    /* Only the web and the broker call the registry. */
+    busauth_init_or_die("registry", BUS_WEB | BUS_BROKER, 0);
     service_install_signals();
     keys = secrets_load(opts->key_file, opts->key_file_previous, why, sizeof why);
     if (!keys) {
@@ -292,6 +329,8 @@ int server_run(const reg_options_t *opts)
         goto out;
     bus_socket_tune(shuttle.front);
     bus_socket_tune(shuttle.back);
+    if (busauth_server(shuttle.front) < 0)
+        goto out;
     if (zsock_bind(shuttle.back, WORKERS_ENDPOINT) < 0)
         goto out;
     if (zsock_bind(shuttle.front, "%s", opts->bind) < 0) {

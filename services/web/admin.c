@@ -47,10 +47,11 @@ static bool s_reads(const char *method)
     return (n > 4 && !strcmp(method + n - 4, ".get")) || (n > 5 && !strcmp(method + n - 5, ".list"));
 }
 
-int admin_registry(web_req_t *r, const char *method, const ProtobufCMessage *req,
-                   const ProtobufCMessageDescriptor *rep_desc, ProtobufCMessage **rep, bus_error_t *err)
+int admin_registry(web_req_t *r, const bus_method_t *m, const ProtobufCMessage *req, ProtobufCMessage **rep,
+                   bus_error_t *err)
 {
-    int rc = bus_call(r->clients->registry, method, req, rep_desc, rep, (int)web_cfg.bus_timeout_ms, err);
+    const char *method = m->name;
+    int rc = bus_call_method(r->clients->registry, m, req, rep, (int)web_cfg.bus_timeout_ms, err);
     /* An admin change (roles, sessions ended, Setup Mode, integrations) may
      * touch any cached session, account or repository list: forget them
      * all. Admin changes are rare; a few lookups more are cheap. Also after
@@ -60,10 +61,10 @@ int admin_registry(web_req_t *r, const char *method, const ProtobufCMessage *req
     return rc;
 }
 
-int admin_broker(web_req_t *r, const char *method, const ProtobufCMessage *req,
-                 const ProtobufCMessageDescriptor *rep_desc, ProtobufCMessage **rep, bus_error_t *err)
+int admin_broker(web_req_t *r, const bus_method_t *m, const ProtobufCMessage *req, ProtobufCMessage **rep,
+                 bus_error_t *err)
 {
-    return bus_call(r->clients->broker, method, req, rep_desc, rep, (int)web_cfg.login_timeout_ms, err);
+    return bus_call_method(r->clients->broker, m, req, rep, (int)web_cfg.login_timeout_ms, err);
 }
 
 void admin_callback_url(int64_t id, char *out, size_t out_size)
@@ -142,8 +143,7 @@ static void s_setup_form(web_req_t *r, int status, const char *error)
 
 static int s_settings(web_req_t *r, Portico__Registry__Settings **out, bus_error_t *err)
 {
-    return admin_registry(r, "settings.get", NULL, &portico__registry__settings__descriptor, (ProtobufCMessage **)out,
-                          err);
+    return admin_registry(r, &registry_m_settings_get, NULL, (ProtobufCMessage **)out, err);
 }
 
 static void h_setup_token(web_req_t *r)
@@ -183,12 +183,31 @@ static void h_setup_token(web_req_t *r)
         s_setup_form(r, 403, "This setup token is not right. Copy it again from the log and paste it exactly.");
         return;
     }
+    /* The registry starts the Setup Mode session itself, in the step that
+     * accepts the token: the web sends only the new cookie's SHA-256. */
+    char session[64];
+    uint8_t session_hash[32];
+    if (web_session_token(session, sizeof session, session_hash) < 0) {
+        explicit_bzero(token, sizeof token);
+        web_error_page(r, 500, "Something went wrong", "Portico could not start your session.", "Try again.");
+        return;
+    }
+    Portico__Registry__CreateSessionRequest cs = PORTICO__REGISTRY__CREATE_SESSION_REQUEST__INIT;
+    cs.token_hash.data = session_hash;
+    cs.token_hash.len = sizeof session_hash;
+    cs.setup = true;
+    cs.idle_seconds = (int32_t)web_cfg.session_idle_s;
+    cs.absolute_seconds = (int32_t)web_cfg.session_max_s;
+    cs.addr = r->addr;
     Portico__Registry__CheckSetupTokenRequest req = PORTICO__REGISTRY__CHECK_SETUP_TOKEN_REQUEST__INIT;
     req.token = token;
     req.addr = r->addr;
+    req.session = &cs;
     bus_error_t err;
-    int rc = admin_registry(r, "settings.check_setup_token", &req.base, NULL, NULL, &err);
+    int rc = admin_registry(r, &registry_m_settings_check_setup_token, &req.base, NULL, &err);
     explicit_bzero(token, sizeof token);
+    if (rc < 0)
+        explicit_bzero(session, sizeof session);
     if (rc < 0) {
         switch (err.code) {
         case PORTICO__ERROR_CODE__RATE_LIMITED:
@@ -213,10 +232,8 @@ static void h_setup_token(web_req_t *r)
             return;
         }
     }
-    if (web_session_start(r, 0, true, &err) < 0) {
-        web_bus_error_page(r, &err, "Could not start a session");
-        return;
-    }
+    web_session_started(r, 0, session);
+    explicit_bzero(session, sizeof session);
     web_add_cookie(r, s_setup_cookie(), "", 0, "/");
     log_info("setup session started", NULL);
     web_redirect(r, "/admin");
@@ -413,8 +430,7 @@ static void h_home(web_req_t *r)
     Portico__Registry__ListIntegrationsRequest req = PORTICO__REGISTRY__LIST_INTEGRATIONS_REQUEST__INIT;
     Portico__Registry__ListIntegrationsReply *rep = NULL;
     bus_error_t err;
-    if (admin_registry(r, "integration.list", &req.base, &portico__registry__list_integrations_reply__descriptor,
-                       (ProtobufCMessage **)&rep, &err) < 0) {
+    if (admin_registry(r, &registry_m_integration_list, &req.base, (ProtobufCMessage **)&rep, &err) < 0) {
         web_bus_error_page(r, &err, "Could not load the integrations");
         return;
     }
@@ -480,7 +496,7 @@ static void h_finish_setup(web_req_t *r)
     req.actor = a.actor;
     req.addr = r->addr;
     bus_error_t err;
-    if (admin_registry(r, "settings.set_setup_mode", &req.base, NULL, NULL, &err) < 0) {
+    if (admin_registry(r, &registry_m_settings_set_setup_mode, &req.base, NULL, &err) < 0) {
         web_bus_error_page(r, &err, "Could not finish setup");
         return;
     }

@@ -5,6 +5,7 @@
 #ifndef PORTICO_WEB_ADMIN_H
 #define PORTICO_WEB_ADMIN_H
 
+#include "bus_methods.h"
 #include "web.h"
 
 #include "broker.pb-c.h"
@@ -42,10 +43,10 @@ void admin_page_end(sbuf_t *b);
 
 /* Bus calls with the right deadline: the registry with bus_timeout_ms, the
  * broker (which talks to Bitbucket) with login_timeout_ms. */
-int admin_registry(web_req_t *r, const char *method, const ProtobufCMessage *req,
-                   const ProtobufCMessageDescriptor *rep_desc, ProtobufCMessage **rep, bus_error_t *err);
-int admin_broker(web_req_t *r, const char *method, const ProtobufCMessage *req,
-                 const ProtobufCMessageDescriptor *rep_desc, ProtobufCMessage **rep, bus_error_t *err);
+int admin_registry(web_req_t *r, const bus_method_t *m, const ProtobufCMessage *req, ProtobufCMessage **rep,
+                   bus_error_t *err);
+int admin_broker(web_req_t *r, const bus_method_t *m, const ProtobufCMessage *req, ProtobufCMessage **rep,
+                 bus_error_t *err);
 
 /* {PORTICO_PUBLIC_URL}/oauth/callback/{id}: the contract with the login
  * flow. Built from configuration only, never from request headers. */

@@ -312,8 +312,7 @@ static void s_render_form(web_req_t *r, const admin_ctx_t *a, const iform_t *f, 
 static int64_t s_reserve_id(web_req_t *r, bus_error_t *err)
 {
     Portico__Registry__ReserveIdReply *rep = NULL;
-    if (admin_registry(r, "integration.reserve_id", NULL, &portico__registry__reserve_id_reply__descriptor,
-                       (ProtobufCMessage **)&rep, err) < 0)
+    if (admin_registry(r, &registry_m_integration_reserve_id, NULL, (ProtobufCMessage **)&rep, err) < 0)
         return -1;
     int64_t id = rep->id;
     protobuf_c_message_free_unpacked(&rep->base, NULL);
@@ -527,8 +526,7 @@ void admin_integration_create(web_req_t *r)
     creq.oauth_version = f.oauth_version;
     creq.actor = a.actor;
     bus_error_t err;
-    if (admin_broker(r, "integration.check", &creq.base, &portico__broker__check_integration_reply__descriptor,
-                     (ProtobufCMessage **)&chk, &err) < 0) {
+    if (admin_broker(r, &broker_m_integration_check, &creq.base, (ProtobufCMessage **)&chk, &err) < 0) {
         log_info("integration check failed", "code=%s detail=%s", bus_code_name(err.code), err.detail);
         s_check_failed(&f, &err);
         status = f.e_top[0] ? 503 : 400;
@@ -563,7 +561,7 @@ void admin_integration_create(web_req_t *r)
     req.client_secret = f.oauth_version == 2 ? secret : "";
     req.actor = a.actor;
     req.addr = r->addr;
-    if (admin_registry(r, "integration.create", &req.base, NULL, NULL, &err) < 0) {
+    if (admin_registry(r, &registry_m_integration_create, &req.base, NULL, &err) < 0) {
         log_info("integration create refused", "code=%s detail=%s", bus_code_name(err.code), err.detail);
         s_store_failed(&f, &err);
         status = err.code == PORTICO__ERROR_CODE__CONFLICT ? 409 : 400;
@@ -578,7 +576,7 @@ void admin_integration_create(web_req_t *r)
     tr.bitbucket_version = chk->version;
     tr.result = "ok";
     tr.actor = a.actor;
-    if (admin_registry(r, "integration.set_test_result", &tr.base, NULL, NULL, &err) < 0)
+    if (admin_registry(r, &registry_m_integration_set_test_result, &tr.base, NULL, &err) < 0)
         log_warn("could not record the first test result", "id=%lld code=%s", (long long)f.id, bus_code_name(err.code));
     log_info("integration created", "id=%lld oauth=%d", (long long)f.id, f.oauth_version);
     char loc[64];
@@ -605,8 +603,7 @@ static Portico__Registry__GetIntegrationReply *s_get(web_req_t *r, int64_t id)
     req.id = id;
     Portico__Registry__GetIntegrationReply *rep = NULL;
     bus_error_t err;
-    if (admin_registry(r, "integration.get", &req.base, &portico__registry__get_integration_reply__descriptor,
-                       (ProtobufCMessage **)&rep, &err) < 0) {
+    if (admin_registry(r, &registry_m_integration_get, &req.base, (ProtobufCMessage **)&rep, &err) < 0) {
         if (err.code == PORTICO__ERROR_CODE__NOT_FOUND)
             web_error_page(r, 404, "Integration not found", "There is no integration with this number.",
                            "Go back to the Admin page; it may have been deleted.");
@@ -825,8 +822,7 @@ static void s_test(web_req_t *r, admin_ctx_t *a, int64_t id)
     Portico__Broker__CheckIntegrationReply *chk = NULL;
     bus_error_t err;
     char q[48];
-    if (admin_broker(r, "integration.check", &req.base, &portico__broker__check_integration_reply__descriptor,
-                     (ProtobufCMessage **)&chk, &err) < 0) {
+    if (admin_broker(r, &broker_m_integration_check, &req.base, (ProtobufCMessage **)&chk, &err) < 0) {
         snprintf(q, sizeof q, "tested=%s", s_test_code(&err));
     } else {
         snprintf(q, sizeof q, "tested=%s", chk->warning[0] ? "warn" : "ok");
@@ -845,7 +841,7 @@ static void s_set_enabled(web_req_t *r, admin_ctx_t *a, int64_t id, bool on)
     req.actor = a->actor;
     req.addr = r->addr;
     bus_error_t err;
-    if (admin_registry(r, "integration.update", &req.base, NULL, NULL, &err) < 0) {
+    if (admin_registry(r, &registry_m_integration_update, &req.base, NULL, &err) < 0) {
         web_bus_error_page(r, &err, on ? "Could not enable the integration" : "Could not disable the integration");
         return;
     }
@@ -897,8 +893,7 @@ static void s_delete(web_req_t *r, admin_ctx_t *a, int64_t id)
     req.addr = r->addr;
     Portico__Registry__DeleteIntegrationReply *rep = NULL;
     bus_error_t err;
-    if (admin_registry(r, "integration.delete", &req.base, &portico__registry__delete_integration_reply__descriptor,
-                       (ProtobufCMessage **)&rep, &err) < 0) {
+    if (admin_registry(r, &registry_m_integration_delete, &req.base, (ProtobufCMessage **)&rep, &err) < 0) {
         web_bus_error_page(r, &err, "Could not delete the integration");
         return;
     }
@@ -1043,8 +1038,7 @@ static void s_edit(web_req_t *r, admin_ctx_t *a, int64_t id)
         creq.oauth_version = in->oauth_version;
         creq.actor = a->actor;
         Portico__Broker__CheckIntegrationReply *chk = NULL;
-        if (admin_broker(r, "integration.check", &creq.base, &portico__broker__check_integration_reply__descriptor,
-                         (ProtobufCMessage **)&chk, &err) < 0) {
+        if (admin_broker(r, &broker_m_integration_check, &creq.base, (ProtobufCMessage **)&chk, &err) < 0) {
             s_check_failed(&f, &err);
             snprintf(f.base_url, sizeof f.base_url, "%s", f.base_norm);
             s_render_edit(r, a, in, &f, 400);
@@ -1062,7 +1056,7 @@ static void s_edit(web_req_t *r, admin_ctx_t *a, int64_t id)
     req.ca_cert_pem = f.ca_pem;
     req.actor = a->actor;
     req.addr = r->addr;
-    if (admin_registry(r, "integration.update", &req.base, NULL, NULL, &err) < 0) {
+    if (admin_registry(r, &registry_m_integration_update, &req.base, NULL, &err) < 0) {
         s_store_failed(&f, &err);
         snprintf(f.base_url, sizeof f.base_url, "%s", f.base_norm);
         s_render_edit(r, a, in, &f, err.code == PORTICO__ERROR_CODE__CONFLICT ? 409 : 400);

@@ -50,8 +50,7 @@ void admin_users(web_req_t *r)
     req.limit = USERS_PAGE;
     Portico__Registry__ListUsersReply *rep = NULL;
     bus_error_t err;
-    if (admin_registry(r, "user.list", &req.base, &portico__registry__list_users_reply__descriptor,
-                       (ProtobufCMessage **)&rep, &err) < 0) {
+    if (admin_registry(r, &registry_m_user_list, &req.base, (ProtobufCMessage **)&rep, &err) < 0) {
         web_bus_error_page(r, &err, "Could not load the users");
         return;
     }
@@ -133,7 +132,7 @@ static int s_end_sessions(web_req_t *r, admin_ctx_t *a, int64_t user_id, bus_err
     req.user_id = user_id;
     req.actor = a->actor;
     req.addr = r->addr;
-    return admin_registry(r, "session.delete_user", &req.base, NULL, NULL, err);
+    return admin_registry(r, &registry_m_session_delete_user, &req.base, NULL, err);
 }
 
 /* POST /admin/users/{id}/admin (admin=1|0) and /admin/users/{id}/sessions */
@@ -170,7 +169,7 @@ void admin_user_dispatch(web_req_t *r)
     req.admin = grant;
     req.actor = a.actor;
     req.addr = r->addr;
-    if (admin_registry(r, "user.set_admin", &req.base, NULL, NULL, &err) < 0) {
+    if (admin_registry(r, &registry_m_user_set_admin, &req.base, NULL, &err) < 0) {
         web_bus_error_page(r, &err, "Could not change the admin role");
         return;
     }
@@ -195,8 +194,7 @@ void admin_audit(web_req_t *r)
     req.limit = AUDIT_PAGE;
     Portico__Registry__ListAuditReply *rep = NULL;
     bus_error_t err;
-    if (admin_registry(r, "audit.list", &req.base, &portico__registry__list_audit_reply__descriptor,
-                       (ProtobufCMessage **)&rep, &err) < 0) {
+    if (admin_registry(r, &registry_m_audit_list, &req.base, (ProtobufCMessage **)&rep, &err) < 0) {
         web_bus_error_page(r, &err, "Could not load the audit log");
         return;
     }

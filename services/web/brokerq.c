@@ -247,6 +247,16 @@ static void s_on_backend(brokerq_t *self)
     if (!m)
         return;
     int64_t now = bus_now_ms();
+    /* Only broker workers get past the ZAP handler; check it again on every
+     * message all the same, by the authenticated name. */
+    if (busauth_enabled()) {
+        const char *peer = busauth_peer(zmsg_last(m));
+        if (!peer || strcmp(peer, "broker") != 0) {
+            busauth_log_refused("broker worker", peer ? peer : "unauthenticated", "");
+            zmsg_destroy(&m);
+            return;
+        }
+    }
     zframe_t *identity = zmsg_pop(m);
     worker_t *w = identity ? s_find(self, identity) : NULL;
     if (zmsg_size(m) == 1) {
@@ -347,6 +357,8 @@ brokerq_t *brokerq_new(const char *bind_endpoint)
     bus_socket_tune(self->frontend);
     bus_socket_tune(self->backend);
     zsock_set_router_mandatory(self->backend, 1);
+    if (busauth_enabled() && busauth_server(self->backend) < 0)
+        goto fail;
     /* A name of its own: an inproc name is released only some time after
      * its socket closes. */
     static atomic_int instances;

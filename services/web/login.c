@@ -7,6 +7,7 @@
  * hash again, so a callback URL opened in another browser (login CSRF, a
  * leaked URL) is refused. Everything else about the login (state, PKCE,
  * OAuth 1 request tokens, tokens) stays in the broker and the registry. */
+#include "bus_methods.h"
 #include "web.h"
 
 #include "broker.pb-c.h"
@@ -73,9 +74,8 @@ static Portico__Registry__ListIntegrationsReply *s_enabled_integrations(web_req_
     Portico__Registry__ListIntegrationsRequest q = PORTICO__REGISTRY__LIST_INTEGRATIONS_REQUEST__INIT;
     q.only_enabled = true;
     Portico__Registry__ListIntegrationsReply *rep = NULL;
-    if (bus_call(r->clients->registry, "integration.list", &q.base,
-                 &portico__registry__list_integrations_reply__descriptor, (ProtobufCMessage **)&rep,
-                 (int)web_cfg.bus_timeout_ms, err) < 0)
+    if (bus_call_method(r->clients->registry, &registry_m_integration_list, &q.base, (ProtobufCMessage **)&rep,
+                        (int)web_cfg.bus_timeout_ms, err) < 0)
         return NULL;
     return rep;
 }
@@ -84,8 +84,8 @@ static Portico__Registry__Settings *s_settings(web_req_t *r)
 {
     Portico__Registry__Settings *rep = NULL;
     bus_error_t err;
-    if (bus_call(r->clients->registry, "settings.get", NULL, &portico__registry__settings__descriptor,
-                 (ProtobufCMessage **)&rep, (int)web_cfg.bus_timeout_ms, &err) < 0)
+    if (bus_call_method(r->clients->registry, &registry_m_settings_get, NULL, (ProtobufCMessage **)&rep,
+                        (int)web_cfg.bus_timeout_ms, &err) < 0)
         return NULL;
     return rep;
 }
@@ -379,8 +379,8 @@ static void h_login_start(web_req_t *r)
     q.addr = r->addr;
     Portico__Broker__StartLoginReply *rep = NULL;
     bus_error_t err;
-    if (bus_call(r->clients->broker, "login.start", &q.base, &portico__broker__start_login_reply__descriptor,
-                 (ProtobufCMessage **)&rep, (int)web_cfg.login_timeout_ms, &err) < 0) {
+    if (bus_call_method(r->clients->broker, &broker_m_login_start, &q.base, (ProtobufCMessage **)&rep,
+                        (int)web_cfg.login_timeout_ms, &err) < 0) {
         explicit_bzero(binding, sizeof binding);
         s_login_error(r, &err);
         return;
@@ -457,8 +457,8 @@ static void h_callback(web_req_t *r)
     q.session_idle_seconds = (int32_t)web_cfg.session_idle_s;
     q.session_absolute_seconds = (int32_t)web_cfg.session_max_s;
     Portico__Broker__FinishLoginReply *rep = NULL;
-    int rc = bus_call(r->clients->broker, "login.finish", &q.base, &portico__broker__finish_login_reply__descriptor,
-                      (ProtobufCMessage **)&rep, (int)web_cfg.login_timeout_ms, &err);
+    int rc = bus_call_method(r->clients->broker, &broker_m_login_finish, &q.base, (ProtobufCMessage **)&rep,
+                             (int)web_cfg.login_timeout_ms, &err);
     explicit_bzero(code, sizeof code);
     explicit_bzero(state, sizeof state);
     explicit_bzero(oauth_token, sizeof oauth_token);
@@ -473,14 +473,15 @@ static void h_callback(web_req_t *r)
     int64_t user_id = rep->user_id;
     bool started = rep->session_started;
     protobuf_c_message_free_unpacked(&rep->base, NULL);
-    if (started) {
-        web_session_started(r, user_id, session);
-    } else if (web_session_start(r, user_id, false, &err) < 0) {
-        /* A broker that does not start sessions itself. */
+    /* Only the registry starts sessions, in the login's own transaction:
+     * a worker's word ("signed in as user N") never starts one here. */
+    if (!started || user_id <= 0) {
         explicit_bzero(session, sizeof session);
-        web_bus_error_page(r, &err, "Portico could not start your session");
+        log_warn("a login finished without a session", "integration=%lld", (long long)id);
+        web_error_page(r, 502, "Sign-in failed", "Portico could not start your session.", "Try signing in again.");
         return;
     }
+    web_session_started(r, user_id, session);
     explicit_bzero(session, sizeof session);
     web_add_cookie(r, web_cfg.login_cookie, "", 0, "/");
     log_info("signed in", "user=%lld integration=%lld", (long long)user_id, (long long)id);

@@ -165,6 +165,8 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
 int main(int argc, char **argv)
 {
     service_init_logging("web");
+    if (argc >= 2 && !strcmp(argv[1], "bus-keygen"))
+        return busauth_keygen_main("web", argc, argv);
     s_config_load(&web_cfg);
     if (argc > 1 && !strcmp(argv[1], "healthcheck")) {
         char addr[160];
@@ -173,6 +175,8 @@ int main(int argc, char **argv)
     }
     service_install_signals();
     bus_init();
+    /* Only broker workers may connect to the web's broker port. */
+    busauth_init_or_die("web", BUS_BROKER, BUS_REGISTRY | BUS_BITBUCKET);
     metrics_help("portico_http_requests_total", "counter", "HTTP requests by route and status");
     metrics_help("portico_http_request_seconds", "histogram", "HTTP request latency by route");
     metrics_help("portico_bus_call_seconds", "histogram", "Bus call latency by service and method");

@@ -17,6 +17,7 @@
  * non-admin pages of this web for at most the cache time. While requests
  * are answered from the cache the registry does not see them, so the idle
  * timeout slides at least once per cache time instead of on every request. */
+#include "bus_methods.h"
 #include "web.h"
 
 #include "crypto.h"
@@ -107,9 +108,8 @@ const web_session_t *web_session(web_req_t *r)
     req.token_hash.len = sizeof hash;
     Portico__Registry__LookupSessionReply *rep = NULL;
     bus_error_t err;
-    if (bus_call(r->clients->registry, "session.lookup", &req.base,
-                 &portico__registry__lookup_session_reply__descriptor, (ProtobufCMessage **)&rep,
-                 (int)web_cfg.bus_timeout_ms, &err) < 0) {
+    if (bus_call_method(r->clients->registry, &registry_m_session_lookup, &req.base, (ProtobufCMessage **)&rep,
+                        (int)web_cfg.bus_timeout_ms, &err) < 0) {
         /* Gone (or unreadable): forget it here too. */
         if (cached && err.code == PORTICO__ERROR_CODE__NOT_FOUND)
             s_forget_session(hash);
@@ -156,7 +156,8 @@ static void s_delete_on_server(web_req_t *r, const char *token)
     req.token_hash.data = hash;
     req.token_hash.len = sizeof hash;
     bus_error_t err;
-    if (bus_call(r->clients->registry, "session.delete", &req.base, NULL, NULL, (int)web_cfg.bus_timeout_ms, &err) < 0)
+    if (bus_call_method(r->clients->registry, &registry_m_session_delete, &req.base, NULL, (int)web_cfg.bus_timeout_ms,
+                        &err) < 0)
         log_warn("could not end session", "code=%s", bus_code_name(err.code));
 }
 
@@ -179,29 +180,6 @@ void web_session_started(web_req_t *r, int64_t user_id, const char *token)
     web_add_cookie(r, web_cfg.session_cookie, token, web_cfg.session_max_s, "/");
     snprintf(r->session_token, sizeof r->session_token, "%s", token);
     r->session_state = 0; /* look it up again if asked */
-}
-
-int web_session_start(web_req_t *r, int64_t user_id, bool setup, bus_error_t *err)
-{
-    char token[64];
-    uint8_t hash[32];
-    if (web_session_token(token, sizeof token, hash) < 0) {
-        snprintf(err->message, sizeof err->message, "could not create a session");
-        err->code = PORTICO__ERROR_CODE__INTERNAL;
-        return -1;
-    }
-    Portico__Registry__CreateSessionRequest req = PORTICO__REGISTRY__CREATE_SESSION_REQUEST__INIT;
-    req.token_hash.data = hash;
-    req.token_hash.len = sizeof hash;
-    req.user_id = user_id;
-    req.setup = setup;
-    req.idle_seconds = (int32_t)web_cfg.session_idle_s;
-    req.absolute_seconds = (int32_t)web_cfg.session_max_s;
-    req.addr = r->addr;
-    if (bus_call(r->clients->registry, "session.create", &req.base, NULL, NULL, (int)web_cfg.bus_timeout_ms, err) < 0)
-        return -1;
-    web_session_started(r, user_id, token);
-    return 0;
 }
 
 void web_session_end(web_req_t *r)

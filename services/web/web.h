@@ -144,11 +144,9 @@ void web_cache_forget_all(void);
 
 /* The session of this request, or NULL. Looks it up once. */
 const web_session_t *web_session(web_req_t *r);
-/* Start a new session (a new cookie value: rotation at login and at every
- * privilege change) and end the request's old one. 0 or -1 with err. */
-int web_session_start(web_req_t *r, int64_t user_id, bool setup, bus_error_t *err);
 /* A new session cookie value (256 random bits) and the SHA-256 the registry
- * keeps of it, for a session another service starts (the login). 0 or -1. */
+ * keeps of it. Only the registry starts sessions, in the step that checks
+ * a login or the setup token (rotation at login). 0 or -1. */
 int web_session_token(char *token, size_t token_size, uint8_t hash[32]);
 /* The session with this cookie value now exists: end the request's old one
  * on the server, if any, and set the cookie. */

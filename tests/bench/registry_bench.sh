@@ -45,6 +45,8 @@ free_port() {
 conninfo=$(bash scripts/pg.sh start "$tmp/pg" 5432)
 head -c 32 /dev/urandom | base64 >"$tmp/key"
 export PORTICO_DATABASE_URL=$conninfo PORTICO_SECRET_KEY_FILE=$tmp/key
+export PORTICO_BUS_KEYS_DIR=$tmp/bus-keys
+for s in web registry broker; do build/bin/portico-registry bus-keygen "$s"; done
 bus_port=$(free_port)
 health_port=$(free_port)
 export PORTICO_REGISTRY_BIND=tcp://127.0.0.1:$bus_port PORTICO_HEALTH_ADDR=127.0.0.1:$health_port

@@ -5,6 +5,7 @@
 #include "log.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 static void h_echo(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
@@ -15,8 +16,8 @@ static void h_echo(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, b
 }
 
 static const bus_route_t s_routes[] = {
-    {"echo", &portico__ping_reply__descriptor, h_echo},
-    {"bare", NULL, h_echo},
+    {"echo", &portico__ping_reply__descriptor, h_echo, BUS_WEB, 0},
+    {"bare", NULL, h_echo, BUS_WEB, 0},
     {0},
 };
 
@@ -30,6 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     bus_request_t req = {0};
     bus_reply_t reply = {0};
+    snprintf(req.caller, sizeof req.caller, "web");
     bus_process(s_routes, NULL, data, size, &req, &reply);
     uint8_t *out = NULL;
     size_t n = 0;

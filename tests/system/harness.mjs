@@ -10,7 +10,8 @@ import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const BIN = join(ROOT, 'build', 'bin');
+export const BIN = process.env.PORTICO_TEST_BIN || join(ROOT, 'build', 'bin');
+const OWN_BIN = join(ROOT, 'build', 'bin');
 export const ARTIFACTS = join(ROOT, 'tests', 'artifacts');
 
 export async function freePort() {
@@ -85,6 +86,17 @@ class Proc {
   }
 }
 
+export const SERVICES = ['web', 'registry', 'broker', 'bitbucket'];
+
+// Make a CURVE key pair (NAME.cert, NAME.cert_secret) for each service in
+// dir, or for the names given ("web.2" is a second key of the web).
+export function makeBusKeys(dir, names = SERVICES) {
+  for (const n of names) {
+    const svc = n.split('.')[0];
+    execFileSync(join(OWN_BIN, `portico-${svc}`), ['bus-keygen', n], { env: { ...process.env, PORTICO_BUS_KEYS_DIR: dir }, stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+}
+
 // Start a private PostgreSQL cluster; returns { conninfo, dir, stop }.
 export async function startPostgres() {
   const dir = mkdtempSync(join(tmpdir(), 'portico-pg-'));
@@ -132,6 +144,9 @@ export async function startPortico(opts = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'portico-sys-'));
   const keyFile = join(dir, 'secret.key');
   writeFileSync(keyFile, randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
+  // The bus's CURVE key pairs, one per service (each binary makes its own).
+  const busKeys = join(dir, 'bus-keys');
+  makeBusKeys(busKeys);
   const [webPort, regPort, bbPort, brokerPort, regHealth, bbHealth] = await Promise.all(Array.from({ length: 6 }, freePort));
   const setupToken = opts.setupToken || randomBytes(24).toString('base64url');
   const webUrl = `http://127.0.0.1:${webPort}`;
@@ -142,6 +157,7 @@ export async function startPortico(opts = {}) {
     PORTICO_HTTP_ADDR: `127.0.0.1:${webPort}`,
     PORTICO_DATABASE_URL: pg.conninfo,
     PORTICO_SECRET_KEY_FILE: keyFile,
+    PORTICO_BUS_KEYS_DIR: busKeys,
     PORTICO_SETUP_TOKEN: setupToken,
     PORTICO_REGISTRY_BIND: `tcp://127.0.0.1:${regPort}`,
     PORTICO_REGISTRY_ENDPOINT: `tcp://127.0.0.1:${regPort}`,
@@ -153,7 +169,7 @@ export async function startPortico(opts = {}) {
   };
   const procs = {};
   const sys = {
-    name, logDir, webUrl, setupToken, keyFile, pg, emulator,
+    name, logDir, webUrl, setupToken, keyFile, busKeys, pg, emulator,
     emulatorUrl: emulator ? emulator.url : null,
     env: base, procs,
     start(svc, extraEnv = {}) {

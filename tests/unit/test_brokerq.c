@@ -38,7 +38,7 @@ static void h_who(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
     bus_reply_ok(reply, &out.base);
 }
 
-static const bus_route_t s_routes[] = {{"who", NULL, h_who}, {0}};
+static const bus_route_t s_routes[] = {{"who", NULL, h_who, BUS_WEB, 0}, {0}};
 
 static void s_ctl(zsock_t *s, const char *text)
 {
@@ -65,7 +65,7 @@ static void *s_worker(void *arg)
                 zmsg_destroy(&m);
                 break; /* silent from now on */
             }
-            bus_serve(s, &m, s_routes, w);
+            bus_serve_as(s, &m, s_routes, w, "web");
         }
         if (bus_now_ms() - last >= 1000) {
             s_ctl(s, ready);

@@ -48,9 +48,10 @@ static void h_fail(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, b
 }
 
 static const bus_route_t s_routes[] = {
-    {"echo", &portico__ping_reply__descriptor, h_echo},
-    {"slow", NULL, h_slow},
-    {"fail", NULL, h_fail},
+    {"echo", &portico__ping_reply__descriptor, h_echo, BUS_WEB, 0},
+    {"slow", NULL, h_slow, BUS_WEB, 0},
+    {"fail", NULL, h_fail, BUS_WEB, 0},
+    {"broker_only", NULL, h_fail, BUS_BROKER, 0},
     {0},
 };
 
@@ -62,7 +63,7 @@ static void *s_server(void *arg)
         if (zmq_poll(&item, 1, 50) > 0) {
             zmsg_t *m = zmsg_recv(router);
             if (m)
-                bus_serve(router, &m, s_routes, NULL);
+                bus_serve_as(router, &m, s_routes, NULL, "web");
         }
     }
     zsock_destroy(&router);
@@ -108,6 +109,10 @@ static void test_round_trip(void **state)
     assert_int_equal(err.code, PORTICO__ERROR_CODE__CONFLICT);
     assert_string_equal(err.detail, "dup");
     assert_string_equal(err.message, "already there: x");
+    /* A method this caller (the web) is not declared for: refused, no body. */
+    assert_int_equal(bus_call(c, "broker_only", NULL, NULL, NULL, 2000, &err), -1);
+    assert_int_equal(err.code, PORTICO__ERROR_CODE__FORBIDDEN);
+    assert_string_equal(err.detail, "caller");
     /* ping is built in. */
     assert_int_equal(bus_call(c, "ping", NULL, &portico__ping_reply__descriptor, (ProtobufCMessage **)&rep, 2000, &err),
                      0);

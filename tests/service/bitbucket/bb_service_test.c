@@ -909,6 +909,8 @@ static int s_shutdown(bool abort)
 int main(int argc, char **argv)
 {
     bus_init();
+    /* Only the broker calls the Bitbucket service: the tests speak as it. */
+    busauth_init_or_die("broker", 0, BUS_BITBUCKET);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     s_endpoint = getenv("BB_ENDPOINT");
     s_emu = getenv("EMU_BASE");

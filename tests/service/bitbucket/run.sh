@@ -87,6 +87,8 @@ wait_http "http://127.0.0.1:$emu_port/bitbucket/rest/api/1.0/application-propert
 wait_http "http://127.0.0.1:$slow_port/bitbucket/rest/api/1.0/application-properties"
 [[ -n "$tls_base" ]] && wait_http "$tls_base/" insecure
 
+export PORTICO_BUS_KEYS_DIR="$work/bus-keys"
+for s in web registry broker bitbucket; do "$bin" bus-keygen "$s"; done
 export PORTICO_BITBUCKET_BIND="tcp://127.0.0.1:$bus_port"
 export PORTICO_HEALTH_ADDR="127.0.0.1:$health_port"
 export PORTICO_LOG_LEVEL=info

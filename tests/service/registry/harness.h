@@ -108,6 +108,11 @@ void h_sleep_ms(int ms);
 
 /* The setup token the main registry logged at first start (settings group). */
 const char *test_setup_token(void);
+/* Sessions start only in the registry's login and setup steps: these make
+ * one as the broker (user.login) and the web (settings.check_setup_token) do. */
+int h_login_session(int64_t integration_id, int64_t bb_user_id, const char *username, const char *cookie, int idle,
+                    int absolute, bus_error_t *err);
+int h_setup_session(const char *setup_token, const char *cookie, bus_error_t *err);
 
 /* The test groups, run in this order by main.c (each returns failures). */
 int run_settings_tests(void);

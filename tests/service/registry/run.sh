@@ -55,6 +55,9 @@ free_port() {
 }
 
 conninfo=$(bash scripts/pg.sh start "$tmp/pg" 5432)
+# The bus's CURVE keys: the registry's, and the web's and broker's the tests speak with.
+export PORTICO_BUS_KEYS_DIR=$tmp/bus-keys
+for s in web registry broker bitbucket; do "$bin" bus-keygen "$s"; done
 head -c 32 /dev/urandom | base64 >"$tmp/key"
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/ca.key" -subj "/CN=Portico Test CA" -days 2 \
     -out "$tmp/ca.pem" >/dev/null 2>&1

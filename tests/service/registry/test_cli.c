@@ -16,9 +16,17 @@ static int s_cli(const char *args)
 
 static int s_check_token(const char *token, bus_error_t *err)
 {
+    static int seq;
+    char cookie[48];
+    uint8_t buf[32];
+    snprintf(cookie, sizeof cookie, "%s-%d-%ld", __FILE__, seq++, h_unique());
+    Portico__Registry__CreateSessionRequest cs = PORTICO__REGISTRY__CREATE_SESSION_REQUEST__INIT;
+    cs.token_hash = h_hash(cookie, buf);
+    cs.setup = true;
     Portico__Registry__CheckSetupTokenRequest req = PORTICO__REGISTRY__CHECK_SETUP_TOKEN_REQUEST__INIT;
     req.token = (char *)(uintptr_t)token;
     req.addr = "198.51.100.40";
+    req.session = &cs;
     return h_call("settings.check_setup_token", &req.base, NULL, NULL, err);
 }
 
@@ -74,10 +82,7 @@ static void test_setup_mode_off_then_back_on(void **state)
     bus_error_t err;
     uint8_t buf[32];
     /* A Setup Mode session, which must end with Setup Mode. */
-    Portico__Registry__CreateSessionRequest cs = PORTICO__REGISTRY__CREATE_SESSION_REQUEST__INIT;
-    cs.token_hash = h_hash("cookie-setup-cli", buf);
-    cs.setup = true;
-    assert_code(0, h_call("session.create", &cs.base, NULL, NULL, &err), err);
+    assert_code(0, h_setup_session(test_setup_token(), "cookie-setup-cli", &err), err);
 
     /* Finishing setup (as the admin pages do) turns it off. */
     Portico__Registry__SetSetupModeRequest sm = PORTICO__REGISTRY__SET_SETUP_MODE_REQUEST__INIT;
@@ -90,8 +95,7 @@ static void test_setup_mode_off_then_back_on(void **state)
     Portico__Registry__LookupSessionRequest ls = PORTICO__REGISTRY__LOOKUP_SESSION_REQUEST__INIT;
     ls.token_hash = h_hash("cookie-setup-cli", buf);
     assert_code(PORTICO__ERROR_CODE__NOT_FOUND, h_call("session.lookup", &ls.base, NULL, NULL, &err), err);
-    cs.token_hash = h_hash("cookie-setup-cli-2", buf);
-    assert_code(PORTICO__ERROR_CODE__FORBIDDEN, h_call("session.create", &cs.base, NULL, NULL, &err), err);
+    assert_code(PORTICO__ERROR_CODE__FORBIDDEN, h_setup_session(test_setup_token(), "cookie-setup-cli-2", &err), err);
     assert_string_equal(err.detail, "setup_off");
 
     /* The operator is locked out: Setup Mode back on, with a new token. */

@@ -44,13 +44,7 @@ static void test_requests_fail_fast_while_the_database_is_down(void **state)
     bus_error_t err;
     /* Committed before the outage. */
     s_integration = h_make_integration("outage-secret");
-    int64_t uid = 0;
-    h_login(s_integration, 7000, "outage-user", &uid);
-    uint8_t buf[32];
-    Portico__Registry__CreateSessionRequest cs = PORTICO__REGISTRY__CREATE_SESSION_REQUEST__INIT;
-    cs.token_hash = h_hash("cookie-outage", buf);
-    cs.user_id = uid;
-    assert_code(0, h_call("session.create", &cs.base, NULL, NULL, &err), err);
+    assert_code(0, h_login_session(s_integration, 7000, "outage-user", "cookie-outage", 0, 0, &err), err);
     assert_true(s_ready());
 
     assert_int_equal(s_pg("stop"), 0);

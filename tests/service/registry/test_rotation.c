@@ -70,8 +70,13 @@ static void test_seed_with_a_preset_setup_token(void **state)
     assert_int_equal(h_registry_start(&r, "rot", env), 0);
 
     /* The preset token works and no token is logged. */
+    uint8_t hbuf[32];
+    Portico__Registry__CreateSessionRequest cs = PORTICO__REGISTRY__CREATE_SESSION_REQUEST__INIT;
+    cs.token_hash = h_hash("rotation-setup-cookie", hbuf);
+    cs.setup = true;
     Portico__Registry__CheckSetupTokenRequest ct = PORTICO__REGISTRY__CHECK_SETUP_TOKEN_REQUEST__INIT;
     ct.token = PRESET_TOKEN;
+    ct.session = &cs;
     assert_code(0, s_call(&r, "settings.check_setup_token", &ct.base, NULL, NULL, &err), err);
     char *log = h_read_file(r.log);
     assert_null(strstr(log, "setup_token="));

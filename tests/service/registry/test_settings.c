@@ -45,9 +45,17 @@ static void test_initial_settings(void **state)
 
 static int s_check(const char *token, const char *addr, bus_error_t *err)
 {
+    static int seq;
+    char cookie[48];
+    uint8_t buf[32];
+    snprintf(cookie, sizeof cookie, "%s-%d-%ld", __FILE__, seq++, h_unique());
+    Portico__Registry__CreateSessionRequest cs = PORTICO__REGISTRY__CREATE_SESSION_REQUEST__INIT;
+    cs.token_hash = h_hash(cookie, buf);
+    cs.setup = true;
     Portico__Registry__CheckSetupTokenRequest req = PORTICO__REGISTRY__CHECK_SETUP_TOKEN_REQUEST__INIT;
     req.token = (char *)(uintptr_t)token;
     req.addr = (char *)(uintptr_t)addr;
+    req.session = &cs;
     return h_call("settings.check_setup_token", &req.base, NULL, NULL, err);
 }
 
