@@ -1,6 +1,7 @@
 /* Bus round trip vs a bare ZeroMQ DEALER/ROUTER ping-pong, measured in the
- * same run on loopback TCP. The server runs in a child process, as a real
- * service would. With an endpoint argument, also measures "ping" against
+ * same run on loopback TCP: the bus without CURVE, and with CURVE and the
+ * ZAP handler as every service runs it (keys made in a temporary folder).
+ * The servers run in child processes, as a real service would. With an endpoint argument, also measures "ping" against
  * that running service (the registry in `make bench`).
  *
  *   bus_bench [iterations] [registry-endpoint] */
@@ -74,6 +75,27 @@ static void s_bus_server(int report_fd)
     _exit(0);
 }
 
+/* The bus as the services run it: CURVE server, ZAP handler admitting the
+ * web's key, the caller checked per method. */
+static void s_curve_server(int report_fd)
+{
+    busauth_init_or_die("registry", BUS_WEB, 0);
+    zsock_t *r = zsock_new(ZMQ_ROUTER);
+    bus_socket_tune(r);
+    busauth_server(r);
+    int port = zsock_bind(r, "tcp://127.0.0.1:*");
+    if (write(report_fd, &port, sizeof port) != sizeof port || port <= 0)
+        _exit(1);
+    close(report_fd);
+    for (;;) {
+        zmsg_t *m = zmsg_recv(r);
+        if (!m)
+            break;
+        bus_serve(r, &m, NULL, NULL);
+    }
+    _exit(0);
+}
+
 static result_t s_run_bare(const char *ep, int n)
 {
     zsock_t *d = zsock_new(ZMQ_DEALER);
@@ -109,9 +131,9 @@ static result_t s_run_bare(const char *ep, int n)
     return r;
 }
 
-static result_t s_run_bus(const char *ep, int n, const char *name)
+static result_t s_run_bus(const char *ep, int n, const char *name, const char *as)
 {
-    bus_client_t *c = bus_client_new(ep, name);
+    bus_client_t *c = as ? bus_client_new_as(ep, name, as) : bus_client_new(ep, name);
     int64_t *lat = calloc((size_t)n, sizeof *lat);
     bus_error_t err;
     for (int i = 0; i < 100; i++) {
@@ -141,7 +163,7 @@ static result_t s_run_bus(const char *ep, int n, const char *name)
 
 static void s_print(const char *what, result_t r)
 {
-    printf("  %-34s p50 %7.1f us   p99 %7.1f us   %9.0f req/s\n", what, r.p50, r.p99, r.rps);
+    printf("  %-36s p50 %7.1f us   p99 %7.1f us   %9.0f req/s\n", what, r.p50, r.p99, r.rps);
 }
 
 int main(int argc, char **argv)
@@ -149,39 +171,61 @@ int main(int argc, char **argv)
     int n = argc > 1 ? atoi(argv[1]) : 20000;
     const char *registry = argc > 2 ? argv[2] : NULL;
     log_set_level(LOG_LEVEL_ERROR);
-    int bare_pipe[2], bus_pipe[2];
-    if (pipe(bare_pipe) < 0 || pipe(bus_pipe) < 0)
+    int bare_pipe[2], bus_pipe[2], curve_pipe[2];
+    if (pipe(bare_pipe) < 0 || pipe(bus_pipe) < 0 || pipe(curve_pipe) < 0)
         return 1;
+    char keys[] = "/tmp/portico-bus-bench.XXXXXX", err[700];
+    if (!mkdtemp(keys) || busauth_keygen(keys, "registry", err, sizeof err) < 0 ||
+        busauth_keygen(keys, "web", err, sizeof err) < 0) {
+        fprintf(stderr, "bus_bench: could not make keys\n");
+        return 1;
+    }
+    setenv("PORTICO_BUS_KEYS_DIR", keys, 1);
+    unsetenv("PORTICO_BUS_SECRET_FILE");
     pid_t bare = fork();
     if (bare == 0)
         s_bare_server(bare_pipe[1]);
     pid_t bus = fork();
     if (bus == 0)
         s_bus_server(bus_pipe[1]);
-    int bare_port = 0, bus_port = 0;
+    pid_t curve = fork();
+    if (curve == 0)
+        s_curve_server(curve_pipe[1]);
+    int bare_port = 0, bus_port = 0, curve_port = 0;
     if (read(bare_pipe[0], &bare_port, sizeof bare_port) != sizeof bare_port ||
-        read(bus_pipe[0], &bus_port, sizeof bus_port) != sizeof bus_port) {
+        read(bus_pipe[0], &bus_port, sizeof bus_port) != sizeof bus_port ||
+        read(curve_pipe[0], &curve_port, sizeof curve_port) != sizeof curve_port) {
         fprintf(stderr, "bus_bench: the servers could not bind\n");
         return 1;
     }
-    char bare_ep[64], bus_ep[64];
+    char bare_ep[64], bus_ep[64], curve_ep[64];
     snprintf(bare_ep, sizeof bare_ep, "tcp://127.0.0.1:%d", bare_port);
     snprintf(bus_ep, sizeof bus_ep, "tcp://127.0.0.1:%d", bus_port);
+    snprintf(curve_ep, sizeof curve_ep, "tcp://127.0.0.1:%d", curve_port);
     bus_init();
     printf("bus round trip, %d sequential calls on loopback TCP\n", n);
     result_t rb = s_run_bare(bare_ep, n);
-    result_t rs = s_run_bus(bus_ep, n, "bench");
+    result_t rs = s_run_bus(bus_ep, n, "bench", NULL);
+    result_t rc = s_run_bus(curve_ep, n, "registry", "web");
     s_print("bare DEALER/ROUTER ping-pong", rb);
     s_print("portico bus no-op (ping)", rs);
+    s_print("portico bus with CURVE + ZAP (ping)", rc);
     printf("  ratio bus/bare p50: %.2fx   (goal: below 2x)\n", rs.p50 / rb.p50);
+    printf("  ratio CURVE/no CURVE p50: %.2fx   CURVE/bare p50: %.2fx\n", rc.p50 / rs.p50, rc.p50 / rb.p50);
     if (registry) {
-        result_t rr = s_run_bus(registry, n, "registry");
+        result_t rr = s_run_bus(registry, n, "registry", "web");
         s_print("portico bus ping to the registry", rr);
         printf("  ratio registry/bare p50: %.2fx\n", rr.p50 / rb.p50);
     }
     kill(bare, SIGKILL);
     kill(bus, SIGKILL);
+    kill(curve, SIGKILL);
     waitpid(bare, NULL, 0);
     waitpid(bus, NULL, 0);
+    waitpid(curve, NULL, 0);
+    char rm[128];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", keys);
+    if (system(rm) != 0)
+        fprintf(stderr, "bus_bench: could not remove %s\n", keys);
     return 0;
 }
