@@ -52,6 +52,12 @@ void bus_socket_tune(zsock_t *sock)
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
 }
 
+void bus_socket_serve(zsock_t *sock)
+{
+    int ivl = 0;
+    zmq_setsockopt(zsock_resolve(sock), ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+}
+
 const char *bus_code_name(int code)
 {
     const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&portico__error_code__descriptor, code);

@@ -36,6 +36,11 @@ typedef struct {
 
 /* Message size cap, heartbeats, no linger: every Portico socket gets these. */
 void bus_socket_tune(zsock_t *sock);
+/* A server's socket (after bus_socket_tune): it sends no heartbeats of its
+ * own. Its clients send them, with the TTL after which the server drops a
+ * silent connection, so each link carries one heartbeat a second, not two
+ * (every one of them encrypted under CURVE). */
+void bus_socket_serve(zsock_t *sock);
 /* Call once per process before any socket: keeps czmq off our signals. */
 void bus_init(void);
 int64_t bus_now_ms(void);

@@ -399,6 +399,7 @@ bb_server_t *bb_server_new(const bb_server_config_t *cfg)
     if (!self->http)
         goto fail;
     bus_socket_tune(self->router);
+    bus_socket_serve(self->router);
     if (busauth_enabled() && busauth_server(self->router) < 0)
         goto fail;
     if (zsock_bind(self->router, "%s", cfg->bind) < 0) {

@@ -328,6 +328,7 @@ int server_run(const reg_options_t *opts)
     if (!shuttle.front || !shuttle.back)
         goto out;
     bus_socket_tune(shuttle.front);
+    bus_socket_serve(shuttle.front);
     bus_socket_tune(shuttle.back);
     if (busauth_server(shuttle.front) < 0)
         goto out;

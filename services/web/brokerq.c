@@ -356,6 +356,7 @@ brokerq_t *brokerq_new(const char *bind_endpoint)
         goto fail;
     bus_socket_tune(self->frontend);
     bus_socket_tune(self->backend);
+    bus_socket_serve(self->backend);
     zsock_set_router_mandatory(self->backend, 1);
     if (busauth_enabled() && busauth_server(self->backend) < 0)
         goto fail;

@@ -74,8 +74,7 @@ static Portico__Registry__ListIntegrationsReply *s_enabled_integrations(web_req_
     Portico__Registry__ListIntegrationsRequest q = PORTICO__REGISTRY__LIST_INTEGRATIONS_REQUEST__INIT;
     q.only_enabled = true;
     Portico__Registry__ListIntegrationsReply *rep = NULL;
-    if (bus_call_method(r->clients->registry, &registry_m_integration_list, &q.base, (ProtobufCMessage **)&rep,
-                        (int)web_cfg.bus_timeout_ms, err) < 0)
+    if (registry_call_integration_list(r->clients->registry, &q, &rep, (int)web_cfg.bus_timeout_ms, err) < 0)
         return NULL;
     return rep;
 }
@@ -84,8 +83,7 @@ static Portico__Registry__Settings *s_settings(web_req_t *r)
 {
     Portico__Registry__Settings *rep = NULL;
     bus_error_t err;
-    if (bus_call_method(r->clients->registry, &registry_m_settings_get, NULL, (ProtobufCMessage **)&rep,
-                        (int)web_cfg.bus_timeout_ms, &err) < 0)
+    if (registry_call_settings_get(r->clients->registry, NULL, &rep, (int)web_cfg.bus_timeout_ms, &err) < 0)
         return NULL;
     return rep;
 }
@@ -379,8 +377,7 @@ static void h_login_start(web_req_t *r)
     q.addr = r->addr;
     Portico__Broker__StartLoginReply *rep = NULL;
     bus_error_t err;
-    if (bus_call_method(r->clients->broker, &broker_m_login_start, &q.base, (ProtobufCMessage **)&rep,
-                        (int)web_cfg.login_timeout_ms, &err) < 0) {
+    if (broker_call_login_start(r->clients->broker, &q, &rep, (int)web_cfg.login_timeout_ms, &err) < 0) {
         explicit_bzero(binding, sizeof binding);
         s_login_error(r, &err);
         return;
@@ -457,8 +454,7 @@ static void h_callback(web_req_t *r)
     q.session_idle_seconds = (int32_t)web_cfg.session_idle_s;
     q.session_absolute_seconds = (int32_t)web_cfg.session_max_s;
     Portico__Broker__FinishLoginReply *rep = NULL;
-    int rc = bus_call_method(r->clients->broker, &broker_m_login_finish, &q.base, (ProtobufCMessage **)&rep,
-                             (int)web_cfg.login_timeout_ms, &err);
+    int rc = broker_call_login_finish(r->clients->broker, &q, &rep, (int)web_cfg.login_timeout_ms, &err);
     explicit_bzero(code, sizeof code);
     explicit_bzero(state, sizeof state);
     explicit_bzero(oauth_token, sizeof oauth_token);

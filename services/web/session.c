@@ -108,8 +108,7 @@ const web_session_t *web_session(web_req_t *r)
     req.token_hash.len = sizeof hash;
     Portico__Registry__LookupSessionReply *rep = NULL;
     bus_error_t err;
-    if (bus_call_method(r->clients->registry, &registry_m_session_lookup, &req.base, (ProtobufCMessage **)&rep,
-                        (int)web_cfg.bus_timeout_ms, &err) < 0) {
+    if (registry_call_session_lookup(r->clients->registry, &req, &rep, (int)web_cfg.bus_timeout_ms, &err) < 0) {
         /* Gone (or unreadable): forget it here too. */
         if (cached && err.code == PORTICO__ERROR_CODE__NOT_FOUND)
             s_forget_session(hash);
@@ -156,8 +155,7 @@ static void s_delete_on_server(web_req_t *r, const char *token)
     req.token_hash.data = hash;
     req.token_hash.len = sizeof hash;
     bus_error_t err;
-    if (bus_call_method(r->clients->registry, &registry_m_session_delete, &req.base, NULL, (int)web_cfg.bus_timeout_ms,
-                        &err) < 0)
+    if (registry_call_session_delete(r->clients->registry, &req, NULL, (int)web_cfg.bus_timeout_ms, &err) < 0)
         log_warn("could not end session", "code=%s", bus_code_name(err.code));
 }
 
