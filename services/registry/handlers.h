@@ -70,7 +70,7 @@ void reg_fill_integration_at(Portico__Registry__Integration *out, const PGresult
 int reg_open_integration_secrets(const crypto_keyring_t *keys, int64_t id, const PGresult *res, int row, int col,
                                  char **client_secret, char **private_key);
 
-/* Checks and the insert behind session.create, shared with user.login.
+/* Checks and the insert of a new session, for user.login and the setup token.
  * reg_check_session answers BAD_REQUEST itself and gives the timeouts to use. */
 bool reg_check_session(bus_reply_t *reply, const Portico__Registry__CreateSessionRequest *r, int *idle, int *absolute);
 /* *started is false when a Setup Mode session was refused (Setup Mode off). */

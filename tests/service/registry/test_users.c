@@ -245,7 +245,7 @@ static void test_login_with_tokens_and_session(void **state)
                                     "WHERE d.bb_user_id = 5000 AND t.generation = 2"),
                      1);
     PQfinish(c);
-    /* Both parts are checked like token.store and session.create check them. */
+    /* Both parts are checked like token.store and a setup session check them. */
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_login_all(5000, "allinone", "all-in-one-9", "", NULL, &err), err);
     assert_string_equal(err.detail, "access_token");
     Portico__Registry__Identity d = PORTICO__REGISTRY__IDENTITY__INIT;
