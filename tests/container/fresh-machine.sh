@@ -49,14 +49,14 @@ if [ -n "$ca" ] && [ "$ca" != null ] && [ -s "$ca" ]; then
   say "the machine's extra CA file for Node goes in as NODE_EXTRA_CA_CERTS"
 fi
 t=$(date +%s)
-timeout 2400 docker run --name "$name" --shm-size=1g -e CI=true "${ca_args[@]}" \
+timeout 2400 docker run --name "$name" --shm-size=1g -e CI=true "${ca_args[@]}" -e FRESH_COMMAND="$command" \
   -v "$work/portico:/src/portico" -w /src/portico "$image" \
   bash -c 'set -e
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends make >/dev/null
-    echo "[fresh-machine] only make installed; running: '"$command"'"
-    '"$command" >"$log" 2>&1
+    echo "[fresh-machine] only make installed; running: $FRESH_COMMAND"
+    exec bash -c "$FRESH_COMMAND"' >"$log" 2>&1
 rc=$?
 say "finished in $(($(date +%s) - t)) s with exit $rc (log: tests/artifacts/container/fresh-machine.log)"
 if ((rc)); then

@@ -1,6 +1,7 @@
 // Tests for the strict Bitbucket DC emulator.
 // Run: node --test tests/emulator/   (builds the binary with make if needed;
 // set BITBUCKET_EMULATOR=/path/to/bitbucket-emulator to use another build)
+import '../compat.mjs';
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
