@@ -420,6 +420,10 @@ void bb_server_destroy(bb_server_t **self_p)
     }
     bb_http_destroy(&self->http);
     zloop_destroy(&self->loop);
+    /* Bus sockets close with linger 0; the last replies of the drain were
+     * only queued, so give them up to a second to leave. */
+    if (self->router)
+        zsock_set_linger(self->router, 1000);
     zsock_destroy(&self->router);
     free(self->routes);
     free(self);
