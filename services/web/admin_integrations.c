@@ -7,6 +7,7 @@
  * travels in a hidden field until Create Integration. Before anything is
  * stored, the broker checks the base URL against the real instance. */
 #include "admin.h"
+#include "admin_access.h"
 
 #include "log.h"
 #include "url.h"
@@ -780,6 +781,8 @@ static void s_show(web_req_t *r, admin_ctx_t *a, int64_t id)
     }
     sbuf_puts(&b, "</section>");
 
+    admin_access_card(&b, r, in->id);
+
     sbuf_puts(&b, "<section class=\"card\"><h2>Actions</h2><p class=\"hint\">Test connection asks Bitbucket for "
                   "its version with the current settings");
     if (in->oauth_version == 1)
@@ -1076,7 +1079,7 @@ out:
     protobuf_c_message_free_unpacked(&rep->base, NULL);
 }
 
-/* /admin/integrations/{id}[/edit|/test|/enable|/disable|/delete] */
+/* /admin/integrations/{id}[/edit|/test|/enable|/disable|/delete|/access] */
 void admin_integration_dispatch(web_req_t *r)
 {
     const char *rest = NULL;
@@ -1101,6 +1104,8 @@ void admin_integration_dispatch(web_req_t *r)
         s_set_enabled(r, &a, id, true);
     else if (!strcmp(rest, "/disable") && post)
         s_set_enabled(r, &a, id, false);
+    else if (!strcmp(rest, "/access"))
+        admin_access_edit(r, &a, id);
     else if (!strcmp(rest, "/delete") && get)
         s_delete_page(r, &a, id);
     else if (!strcmp(rest, "/delete") && post)
