@@ -46,6 +46,7 @@ const bus_route_t reg_routes[] = {
     R("access.due", &portico__registry__due_access_request__descriptor, h_access_due),
     R("access.result", &portico__registry__access_result_request__descriptor, h_access_result),
     R("access.ended", &portico__registry__list_access_ended_request__descriptor, h_access_ended),
+    R("access.refused", &portico__registry__list_refused_request__descriptor, h_access_refused),
     {NULL, NULL, NULL},
 };
 

@@ -7,7 +7,9 @@
  * (access.due), check them against Bitbucket with the user's own token,
  * and report (access.result). A failed check marks the account in
  * access_ended (never deletes it), ends its sessions and forgets the
- * identity's tokens, in one transaction with its audit entry. */
+ * identity's tokens, in one transaction with its audit entry. Refused
+ * logins are audit entries (login.refused, written by the broker);
+ * access.refused lists them for the Users page. */
 #include "handlers_access.h"
 
 #include "access_rules.h"
@@ -25,6 +27,8 @@
 #define MAX_EMAIL 320
 #define DUE_MAX 100
 #define ENDED_MAX 500
+#define REFUSED_MAX 200
+#define REFUSED_DEFAULT 20
 
 #define AUDIT_ACCESS_RULES "integration.access"
 #define AUDIT_ACCESS_ENDED "access.ended"
@@ -87,6 +91,10 @@ static const db_stmt_t s_forget_tokens = {"access_forget_tokens", "DELETE FROM t
 static const db_stmt_t s_ended_list = {
     "access_ended_list", "SELECT user_id, (extract(epoch FROM at) * 1000)::bigint, coalesce(integration_id, 0), "
                          "reason FROM access_ended ORDER BY at DESC LIMIT $1"};
+
+static const db_stmt_t s_refused_list = {
+    "access_refused_list", "SELECT id, (extract(epoch FROM at) * 1000)::bigint, actor, action, object, addr, detail "
+                           "FROM audit_log WHERE action = 'login.refused' ORDER BY action, at DESC LIMIT $1"};
 
 /* ---- rules as a message ---- */
 
@@ -470,6 +478,55 @@ void h_access_ended(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, 
     Portico__Registry__ListAccessEndedReply out = PORTICO__REGISTRY__LIST_ACCESS_ENDED_REPLY__INIT;
     out.n_ended = (size_t)rows;
     out.ended = ptrs;
+    bus_reply_ok(reply, &out.base);
+out:
+    free(items);
+    free(ptrs);
+    PQclear(res);
+}
+
+/* ---- access.refused ---- */
+
+void h_access_refused(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__ListRefusedRequest *r = (const Portico__Registry__ListRefusedRequest *)msg;
+    if (r->limit < 0 || r->limit > REFUSED_MAX) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "limit", "limit must be from 0 to %d", REFUSED_MAX);
+        return;
+    }
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, r->limit ? r->limit : REFUSED_DEFAULT);
+    PGresult *res = NULL;
+    db_rc_t rc = db_exec(c->db, &s_refused_list, &p, &res);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    int rows = PQntuples(res);
+    Portico__Registry__AuditEntry *items = calloc((size_t)rows + 1, sizeof *items);
+    Portico__Registry__AuditEntry **ptrs = calloc((size_t)rows + 1, sizeof *ptrs);
+    if (!items || !ptrs) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < rows; i++) {
+        Portico__Registry__AuditEntry *e = &items[i];
+        portico__registry__audit_entry__init(e);
+        e->id = db_get_int(res, i, 0);
+        e->at = db_get_int(res, i, 1);
+        e->actor = REG_STR(db_get_text(res, i, 2));
+        e->action = REG_STR(db_get_text(res, i, 3));
+        e->object = REG_STR(db_get_text(res, i, 4));
+        e->addr = REG_STR(db_get_text(res, i, 5));
+        e->detail = REG_STR(db_get_text(res, i, 6));
+        ptrs[i] = e;
+    }
+    Portico__Registry__ListAuditReply out = PORTICO__REGISTRY__LIST_AUDIT_REPLY__INIT;
+    out.n_entries = (size_t)rows;
+    out.entries = ptrs;
     bus_reply_ok(reply, &out.base);
 out:
     free(items);

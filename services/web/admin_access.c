@@ -12,6 +12,7 @@
 #define MAX_PATTERNS_TEXT (200 * 321)
 #define MAX_CONTACT 200
 #define MAX_PATTERNS 200
+#define REFUSED_SHOWN 20
 
 /* One sentence, the same on the card and the form. */
 #define ACCESS_RULE_SENTENCE                                                                                           \
@@ -363,4 +364,61 @@ void admin_access_user_mark(sbuf_t *b, const Portico__Registry__ListAccessEndedR
         sbuf_puts(b, ". Sessions ended; they may log in again once Bitbucket and the rules allow it.</span>");
         return;
     }
+}
+
+/* "integration:12" -> 12, or 0. */
+static int64_t s_object_id(const char *object)
+{
+    const char *p = object && !strncmp(object, "integration:", 12) ? object + 12 : NULL;
+    return p ? admin_parse_id(p) : 0;
+}
+
+void admin_access_refused_section(sbuf_t *b, web_req_t *r)
+{
+    Portico__Registry__ListRefusedRequest q = PORTICO__REGISTRY__LIST_REFUSED_REQUEST__INIT;
+    q.limit = REFUSED_SHOWN;
+    Portico__Registry__ListAuditReply *rep = NULL;
+    bus_error_t err;
+    sbuf_puts(b, "<section class=\"card\" id=\"refused-logins\"><h2>Refused logins</h2>");
+    if (admin_registry(r, "access.refused", &q.base, &portico__registry__list_audit_reply__descriptor,
+                       (ProtobufCMessage **)&rep, &err) < 0) {
+        page_notice(b, "error", "The refused logins could not be loaded. Reload the page in a moment.");
+        sbuf_puts(b, "</section>");
+        return;
+    }
+    if (rep->n_entries == 0) {
+        sbuf_puts(b, "<p class=\"muted\">Nobody was refused by an integration's access rules.</p></section>");
+        protobuf_c_message_free_unpacked(&rep->base, NULL);
+        return;
+    }
+    sbuf_puts(b, "<p class=\"hint\">People with a Bitbucket account whom an integration's access rules kept out; no "
+                 "Portico account was created for them. The Audit log lists every one.</p><div "
+                 "class=\"table-wrap\"><table class=\"refused\">"
+                 "<thead><tr><th>When</th><th>Bitbucket user</th><th>Integration</th><th>Rule</th></tr></thead>"
+                 "<tbody>");
+    for (size_t i = 0; i < rep->n_entries; i++) {
+        const Portico__Registry__AuditEntry *e = rep->entries[i];
+        char when[40];
+        web_format_time(e->at / 1000, when, sizeof when);
+        sbuf_printf(b, "<tr><td>%s</td><td>", when);
+        sbuf_html(b, e->actor[0] ? e->actor : "unknown");
+        int64_t id = s_object_id(e->object);
+        if (id > 0)
+            sbuf_printf(b, "</td><td><a href=\"%s/admin/integrations/%lld#access\">#%lld</a></td><td>",
+                        web_cfg.public_path, (long long)id, (long long)id);
+        else
+            sbuf_puts(b, "</td><td>—</td><td>");
+        if (strstr(e->detail, "rule=resource")) {
+            const char *res = strstr(e->detail, "resource=");
+            sbuf_puts(b, "cannot read ");
+            sbuf_html(b, res ? res + 9 : "the project or repository");
+        } else if (strstr(e->detail, "rule=patterns")) {
+            sbuf_puts(b, "matches no user name or e-mail pattern");
+        } else {
+            sbuf_html(b, e->detail);
+        }
+        sbuf_puts(b, "</td></tr>");
+    }
+    sbuf_puts(b, "</tbody></table></div></section>");
+    protobuf_c_message_free_unpacked(&rep->base, NULL);
 }

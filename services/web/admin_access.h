@@ -18,4 +18,7 @@ void admin_access_ended_free(Portico__Registry__ListAccessEndedReply **rep_p);
 /* The mark of one user on the Users page, if any. */
 void admin_access_user_mark(sbuf_t *b, const Portico__Registry__ListAccessEndedReply *ended, int64_t user_id);
 
+/* The newest refused logins, as a section of the Users page. */
+void admin_access_refused_section(sbuf_t *b, web_req_t *r);
+
 #endif

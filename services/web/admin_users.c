@@ -124,6 +124,7 @@ void admin_users(web_req_t *r)
                         (long long)rep->users[rep->n_users - 1]->id);
         sbuf_puts(&b, "</nav>");
     }
+    admin_access_refused_section(&b, r);
     admin_page_end(&b);
     admin_access_ended_free(&ended);
     protobuf_c_message_free_unpacked(&rep->base, NULL);

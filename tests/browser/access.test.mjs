@@ -107,6 +107,12 @@ test('a pattern rule: refused by pattern', async () => {
   await adminPage.goto(`${sys.webUrl}/admin/audit`);
   assert.match(await adminPage.textContent('body'), /login\.refused/);
   await shot(adminPage, '06-audit');
+  await adminPage.goto(`${sys.webUrl}/admin/users`);
+  const refusedRows = adminPage.locator('#refused-logins table tr');
+  assert.match(await adminPage.textContent('#refused-logins'), /jane\.doe@example\.com.*matches no user name or e-mail pattern/s);
+  assert.match(await adminPage.textContent('#refused-logins'), /zoë.*cannot read PROJ/s);
+  assert.ok((await refusedRows.count()) >= 3);
+  await shot(adminPage, '06-users-refused');
 });
 
 test('a user disabled in Bitbucket while signed in is signed out and marked', async () => {

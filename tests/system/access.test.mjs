@@ -7,16 +7,16 @@
 // they lose the permission, or a rule changes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startPortico, waitFor } from './harness.mjs';
-import { Client, csrfFrom } from './client.mjs';
-import { setupAdmin, createIntegration, loginAuto, text } from './login_lib.mjs';
+import { startPortico, startEmulator, waitFor } from './harness.mjs';
+import { Client, csrfFrom, formField } from './client.mjs';
+import { setupAdmin, createIntegration, loginAuto, startLogin, text } from './login_lib.mjs';
 
 // The bound under test: sessions end within the re-check interval (plus the
 // web's 5 s session cache and the time of one check).
 const RECHECK_S = 3;
 const BOUND_MS = (RECHECK_S + 5 + 7) * 1000;
 
-let sys, admin, I;
+let sys, admin, I, emu7;
 
 before(async () => {
   sys = await startPortico({
@@ -29,13 +29,14 @@ before(async () => {
 });
 
 after(async () => {
+  if (emu7) await emu7.stop();
   if (sys) await sys.stop();
 });
 
-async function setRules({ resource = '', patterns = '', contact = '' } = {}) {
-  const form = await admin.get(`/admin/integrations/${I.id}/access`);
+async function setRules({ resource = '', patterns = '', contact = '' } = {}, id = I.id) {
+  const form = await admin.get(`/admin/integrations/${id}/access`);
   assert.equal(form.status, 200);
-  const r = await admin.post(`/admin/integrations/${I.id}/access`, { csrf: csrfFrom(form.text), resource, patterns, contact });
+  const r = await admin.post(`/admin/integrations/${id}/access`, { csrf: csrfFrom(form.text), resource, patterns, contact });
   return r;
 }
 
@@ -91,7 +92,11 @@ test('a project rule: people who can read it get in, others get a refusal page, 
   assert.match(t, /Ask the platform team \(#registry-help\) for access\./);
   assert.match(t, /No Portico account was created/);
   assert.equal(c.cookie('portico_session'), undefined);
-  assert.doesNotMatch(await users(), /zo&#235;|zoë|Zoë/);
+  const u = await users();
+  const table = u.match(/<table class="users">[\s\S]*?<\/table>/)[0];
+  assert.doesNotMatch(table, /zo&#235;|zoë|Zoë/, 'no account for zoë');
+  const refusedSection = text(u.match(/<section class="card" id="refused-logins">[\s\S]*?<\/section>/)[0]);
+  assert.match(refusedSection, /Refused logins .* zoë #\d+ cannot read PROJ/, 'the Users page lists the refused login');
   assert.match(await audit(), /login\.refused integration:\d+ .*rule=resource resource=PROJ/);
 });
 
@@ -189,6 +194,52 @@ test('a changed rule applies to existing sessions within the bound', async () =>
   assert.ok(await signedIn(keep), 'jdoe still passes the rules');
   assert.match(await audit(), /access\.ended .*reason=rule_patterns/);
   assert.equal((await setRules({})).status, 303);
+});
+
+// OAuth 1 (Bitbucket older than 7.21): the same rules with signed requests,
+// and a token revoked in Bitbucket (OAuth 1 tokens are never refreshed).
+async function createOAuth1(baseUrl, name) {
+  const form = await admin.get('/admin/integrations/new');
+  const id = formField(form.text, 'id');
+  const r = await admin.post('/admin/integrations', {
+    csrf: csrfFrom(form.text), id, platform: 'bitbucket-dc', base_url: baseUrl, oauth_version: '1', name, ca_cert: '',
+  });
+  assert.equal(r.status, 303, text(r.text).slice(0, 400));
+  const page = (await admin.get(`/admin/integrations/${id}`)).text;
+  const consumerKey = page.match(/id="consumer-key" readonly value="([^"]+)"/)[1];
+  const pem = page.match(/<textarea id="public-key"[^>]*>([^<]+)<\/textarea>/)[1];
+  return { id: Number(id), consumerKey, publicKey: pem.replace(/&#39;/g, "'").replace(/&amp;/g, '&') };
+}
+
+async function loginOAuth1(id, user) {
+  const c = new Client(sys.webUrl);
+  const start = await startLogin(c, id);
+  let r = await c.get(start.location);
+  const action = r.text.match(/<form method="post" action="([^"]+)"/)[1];
+  r = await c.post(new URL(action, start.location).toString(), { j_username: user, j_password: 'password', next: formField(r.text, 'next') });
+  r = await c.follow(r);
+  const consent = r.text.match(/<form method="post" action="([^"]+)"/)[1];
+  const hidden = Object.fromEntries([...r.text.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)].map((m) => [m[1], m[2]]));
+  r = await c.post(new URL(consent, start.location).toString(), { ...hidden, decision: 'allow' });
+  assert.ok(r.status === 302 || r.status === 303, `consent: ${r.status}`);
+  return { c, r: await c.get(r.location) };
+}
+
+test('OAuth 1: the rules apply with signed requests, and a revoked token ends the session', async () => {
+  emu7 = await startEmulator({ version: '7.6.0', logDir: sys.logDir });
+  const O = await createOAuth1(emu7.url, 'Old Bitbucket');
+  const reg = await emu7.admin('applinks/oauth1', { name: 'Portico', consumer_key: O.consumerKey, public_key: O.publicKey });
+  assert.ok(reg.status === 200 || reg.status === 201, reg.text);
+  assert.equal((await setRules({ resource: 'PROJ' }, O.id)).status, 303);
+  const refused = await loginOAuth1(O.id, 'zoë');
+  assert.equal(refused.r.status, 403);
+  assert.match(text(refused.r.text), /Access is restricted/);
+  const { c, r } = await loginOAuth1(O.id, 'user13');
+  assert.equal(r.status, 303, text(r.text).slice(0, 400));
+  assert.ok(await signedIn(c));
+  assert.equal((await emu7.admin('tokens/revoke', { username: 'user13' })).status, 200);
+  await waitFor(async () => !(await signedIn(c)), { timeout: BOUND_MS, interval: 250, what: 'the OAuth 1 session to end' });
+  assert.match(await audit(), /access\.ended .*reason=authorization_ended/);
 });
 
 test('a bad PORTICO_ACCESS_RECHECK_SECONDS stops the broker, naming the variable', async () => {
