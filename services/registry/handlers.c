@@ -47,6 +47,7 @@ const bus_route_t reg_routes[] = {
     R("access.result", &portico__registry__access_result_request__descriptor, h_access_result),
     R("access.ended", &portico__registry__list_access_ended_request__descriptor, h_access_ended),
     R("access.refused", &portico__registry__list_refused_request__descriptor, h_access_refused),
+    R("access.list", NULL, h_access_list),
     {NULL, NULL, NULL},
 };
 

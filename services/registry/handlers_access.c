@@ -92,6 +92,7 @@ static const db_stmt_t s_ended_list = {
     "access_ended_list", "SELECT user_id, (extract(epoch FROM at) * 1000)::bigint, coalesce(integration_id, 0), "
                          "reason FROM access_ended ORDER BY at DESC LIMIT $1"};
 
+static const db_stmt_t s_list = {"access_list", "SELECT " RULES_COLUMNS " FROM access_rules ORDER BY integration_id"};
 static const db_stmt_t s_refused_list = {
     "access_refused_list", "SELECT id, (extract(epoch FROM at) * 1000)::bigint, actor, action, object, addr, detail "
                            "FROM audit_log WHERE action = 'login.refused' ORDER BY action, at DESC LIMIT $1"};
@@ -530,6 +531,49 @@ void h_access_refused(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
     bus_reply_ok(reply, &out.base);
 out:
     free(items);
+    free(ptrs);
+    PQclear(res);
+}
+
+/* ---- access.list ---- */
+
+void h_access_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    (void)msg;
+    reg_ctx_t *c = ctx;
+    PGresult *res = NULL;
+    db_rc_t rc = db_exec(c->db, &s_list, NULL, &res);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    int rows = PQntuples(res), filled = 0;
+    reg_access_rules_t *rules = calloc((size_t)rows + 1, sizeof *rules);
+    Portico__Registry__AccessRules **ptrs = calloc((size_t)rows + 1, sizeof *ptrs);
+    if (!rules || !ptrs) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < rows; i++) {
+        filled++;
+        if (s_rules_fill(&rules[i], db_get_int(res, i, 0), db_get_text(res, i, 1), db_get_text(res, i, 2),
+                         db_get_text(res, i, 3)) < 0) {
+            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+            goto out;
+        }
+        rules[i].msg.updated_at = db_get_int(res, i, 4);
+        rules[i].msg.updated_by = REG_STR(db_get_text(res, i, 5));
+        ptrs[i] = &rules[i].msg;
+    }
+    Portico__Registry__ListAccessReply out = PORTICO__REGISTRY__LIST_ACCESS_REPLY__INIT;
+    out.n_rules = (size_t)rows;
+    out.rules = ptrs;
+    bus_reply_ok(reply, &out.base);
+out:
+    for (int i = 0; rules && i < filled; i++)
+        s_rules_clear(&rules[i]);
+    free(rules);
     free(ptrs);
     PQclear(res);
 }

@@ -28,6 +28,7 @@ void h_access_set(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
 void h_access_due(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
 void h_access_result(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
 void h_access_ended(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_access_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
 void h_access_refused(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
 
 #endif

@@ -65,10 +65,87 @@ static void s_summary(sbuf_t *b, const Portico__Registry__AccessRules *a)
     }
 }
 
-void admin_access_card(sbuf_t *b, web_req_t *r, int64_t id)
+Portico__Registry__AccessRules *admin_access_load(web_req_t *r, int64_t id)
 {
     bus_error_t err;
     Portico__Registry__AccessRules *a = s_load(r, id, &err);
+    if (!a)
+        log_warn("could not load access rules", "integration=%lld code=%s", (long long)id, bus_code_name(err.code));
+    return a;
+}
+
+void admin_access_free(Portico__Registry__AccessRules **rules_p)
+{
+    if (rules_p && *rules_p) {
+        protobuf_c_message_free_unpacked(&(*rules_p)->base, NULL);
+        *rules_p = NULL;
+    }
+}
+
+/* "PROJ · 3 names or patterns", "everyone", into b (escaped). */
+static void s_short(sbuf_t *b, const Portico__Registry__AccessRules *a)
+{
+    if (!s_has_rules(a)) {
+        sbuf_puts(b, "everyone");
+        return;
+    }
+    if (a->resource[0])
+        sbuf_html(b, a->resource);
+    if (a->resource[0] && a->n_patterns)
+        sbuf_puts(b, " · ");
+    if (a->n_patterns)
+        sbuf_printf(b, "%zu %s", a->n_patterns, a->n_patterns == 1 ? "name or pattern" : "names or patterns");
+}
+
+void admin_access_details_row(sbuf_t *b, const Portico__Registry__AccessRules *a)
+{
+    sbuf_puts(b, "<tr><th scope=\"row\">Who may log in</th><td id=\"access-details\">");
+    if (!a)
+        sbuf_puts(b, "<span class=\"muted\">unknown (the rules could not be loaded)</span>");
+    else if (!s_has_rules(a))
+        sbuf_puts(b, "everyone with an account on this Bitbucket");
+    else
+        s_short(b, a);
+    sbuf_puts(b, " <a href=\"#access\" class=\"small\">details</a></td></tr>");
+}
+
+Portico__Registry__ListAccessReply *admin_access_list_load(web_req_t *r)
+{
+    Portico__Registry__ListAccessReply *rep = NULL;
+    bus_error_t err;
+    if (admin_registry(r, "access.list", NULL, &portico__registry__list_access_reply__descriptor,
+                       (ProtobufCMessage **)&rep, &err) < 0) {
+        log_warn("could not load the access rules", "code=%s", bus_code_name(err.code));
+        return NULL;
+    }
+    return rep;
+}
+
+void admin_access_list_free(Portico__Registry__ListAccessReply **rep_p)
+{
+    if (rep_p && *rep_p) {
+        protobuf_c_message_free_unpacked(&(*rep_p)->base, NULL);
+        *rep_p = NULL;
+    }
+}
+
+void admin_access_list_cell(sbuf_t *b, const Portico__Registry__ListAccessReply *list, int64_t id)
+{
+    sbuf_puts(b, "<td class=\"access\">");
+    if (!list) {
+        sbuf_puts(b, "<span class=\"muted\">unknown</span></td>");
+        return;
+    }
+    const Portico__Registry__AccessRules *a = NULL;
+    for (size_t i = 0; i < list->n_rules && !a; i++)
+        if (list->rules[i]->integration_id == id)
+            a = list->rules[i];
+    s_short(b, a);
+    sbuf_puts(b, "</td>");
+}
+
+void admin_access_card(sbuf_t *b, web_req_t *r, int64_t id, const Portico__Registry__AccessRules *a)
+{
     char v[16];
     sbuf_puts(b, "<section class=\"card\" id=\"access\"><h2>Who may log in</h2>");
     if (web_query(r, "access", v, sizeof v) > 0 && !strcmp(v, "saved"))
@@ -93,8 +170,6 @@ void admin_access_card(sbuf_t *b, web_req_t *r, int64_t id)
                 "<div class=\"actions\"><a class=\"button secondary\" id=\"edit-access\" "
                 "href=\"%s/admin/integrations/%lld/access\">Edit access rules</a></div></section>",
                 web_cfg.public_path, (long long)id);
-    if (a)
-        protobuf_c_message_free_unpacked(&a->base, NULL);
 }
 
 /* ---- the form ---- */

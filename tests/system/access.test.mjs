@@ -53,6 +53,10 @@ const users = async () => (await admin.get('/admin/users')).text;
 test('by default everyone with an account on the Bitbucket may log in, and the page says so', async () => {
   const page = await admin.get(`/admin/integrations/${I.id}`);
   assert.match(text(page.text), /Who may log in Everyone with an account on this Bitbucket may log in\./);
+  assert.match(text(page.text), /Who may log in everyone with an account on this Bitbucket details/);
+  const home = (await admin.get('/admin')).text;
+  assert.match(home, /<th>Who may log in<\/th>/);
+  assert.match(home.match(new RegExp(`<tr data-integration-id="${I.id}">.*?</tr>`))[0], /<td class="access">everyone<\/td>/);
   const form = await admin.get(`/admin/integrations/${I.id}/access`);
   assert.match(text(form.text), /A person may log in only when they pass every rule that is set; with no rule set, everyone/);
   for (const label of ['Bitbucket project or repository', 'User names and e-mail addresses', 'Whom to ask for access', 'Save access rules'])
@@ -80,6 +84,10 @@ test('a project rule: people who can read it get in, others get a refusal page, 
   assert.match(r.location, /access=saved/);
   const page = text((await admin.get(`/admin/integrations/${I.id}`)).text);
   assert.match(page, /Only people who can read the Bitbucket project PROJ may log in\./);
+  assert.match(page, /Who may log in PROJ details/, 'the Details table summarises the rules');
+  const home = (await admin.get('/admin')).text;
+  const row = home.match(new RegExp(`<tr data-integration-id="${I.id}">.*?</tr>`))[0];
+  assert.match(row, /<td class="access">PROJ<\/td>/, 'and so does the list of integrations');
 
   // jane reads three PROJ repositories: Bitbucket lets her see the project.
   assert.equal((await login('jane.doe@example.com')).r.status, 303);
@@ -133,6 +141,7 @@ test('a pattern rule: exact names and *@domain, combined with the resource rule'
   assert.equal((await setRules({ resource: 'PROJ', patterns: '*@example.com' })).status, 303);
   const page = text((await admin.get(`/admin/integrations/${I.id}`)).text);
   assert.match(page, /Only people who can read the Bitbucket project PROJ and match one of 1 user names/);
+  assert.match((await admin.get('/admin')).text, /<td class="access">PROJ · 1 name or pattern<\/td>/);
   assert.equal((await login('zoë')).r.status, 403);
   assert.equal((await login('jane.doe@example.com')).r.status, 303);
   assert.equal((await setRules({})).status, 303);
