@@ -4,6 +4,7 @@
 #include "access_rules.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "service.h"
 
 #include <inttypes.h>
@@ -78,6 +79,8 @@ static fin_state_t s_refuse(fin_ctx_t *c, const Portico__Registry__AccessRules *
     else
         snprintf(detail, sizeof detail, "access_restricted rule=patterns");
     broker_audit(c->w, c->who.username, "login.refused", object, c->in->addr, detail);
+    metrics_inc("portico_logins_refused_total", !strcmp(rule, "resource") ? "rule=\"resource\"" : "rule=\"patterns\"",
+                1);
     c->audit = false; /* recorded above, with the rule */
     char q[300];
     log_info("login refused by access rules", "integration=%" PRId64 " rule=%s username=%s", c->integration->id, rule,
@@ -246,6 +249,11 @@ static void s_recheck(broker_worker_t *w, const Portico__Registry__AccessCheck *
     r.w = w;
     r.k = k;
     int rc = s_decide(&r);
+    metrics_inc("portico_access_checks_total",
+                rc < 0     ? "result=\"postponed\""
+                : r.reason ? "result=\"ended\""
+                           : "result=\"ok\"",
+                1);
     if (rc == 0) {
         Portico__Registry__AccessResultRequest q = PORTICO__REGISTRY__ACCESS_RESULT_REQUEST__INIT;
         q.identity_id = k->identity_id;
@@ -319,6 +327,10 @@ out:
 int broker_access_start(const char *instance)
 {
     snprintf(s_holder, sizeof s_holder, "%s/access", instance);
+    metrics_help("portico_access_checks_total", "counter",
+                 "Re-checks of signed-in people's access: ok, ended (sessions ended), postponed (Bitbucket or a "
+                 "service did not answer)");
+    metrics_help("portico_logins_refused_total", "counter", "Logins refused by an integration's access rules");
     if (pthread_create(&s_thread, NULL, s_checker, NULL) != 0)
         return -1;
     s_started = true;

@@ -258,6 +258,15 @@ test('a bad PORTICO_ACCESS_RECHECK_SECONDS stops the broker, naming the variable
   assert.match(p.output, /PORTICO_ACCESS_RECHECK_SECONDS/);
 });
 
+test('the broker counts re-checks and refused logins in its metrics', async () => {
+  const addr = sys.procs['broker-1'].env.PORTICO_HEALTH_ADDR;
+  const m = await (await fetch(`http://${addr}/metrics`)).text();
+  assert.match(m, /portico_access_checks_total\{result="ok"\} [1-9]/);
+  assert.match(m, /portico_access_checks_total\{result="ended"\} [1-9]/);
+  assert.match(m, /portico_logins_refused_total\{rule="resource"\} [1-9]/);
+  assert.match(m, /portico_logins_refused_total\{rule="patterns"\} [1-9]/);
+});
+
 test('no token or secret in any log line', async () => {
   const logs = sys.allLogs();
   assert.doesNotMatch(logs, new RegExp(I.clientSecret));
