@@ -3,6 +3,8 @@
  * reconfigured. */
 #include "broker.h"
 
+#include "access.h"
+
 #include "config.h"
 #include "health.h"
 #include "log.h"
@@ -129,6 +131,7 @@ int main(int argc, char **argv)
 {
     service_init_logging("broker");
     s_config_load(&broker_cfg);
+    broker_access_config();
     if (argc > 1 && !strcmp(argv[1], "healthcheck"))
         return health_check_url(broker_cfg.health_addr);
     service_install_signals();
@@ -148,6 +151,8 @@ int main(int argc, char **argv)
         slots[i].index = i;
         pthread_create(&slots[i].thread, NULL, s_worker, &slots[i]);
     }
+    if (broker_access_start(s_instance) < 0)
+        log_error("could not start the access re-checks", NULL);
     log_info("broker started", "instance=%s workers=%ld web=%s", s_instance, broker_cfg.workers,
              broker_cfg.web_endpoint);
     while (!service_stopping())
@@ -155,6 +160,7 @@ int main(int argc, char **argv)
     log_info("stopping", NULL);
     for (int i = 0; i < broker_cfg.workers; i++)
         pthread_join(slots[i].thread, NULL);
+    broker_access_stop();
     free(slots);
     health_destroy(&health);
     log_info("stopped", NULL);

@@ -1,4 +1,5 @@
 #include "handlers.h"
+#include "handlers_access.h"
 
 #include "log.h"
 
@@ -40,6 +41,13 @@ const bus_route_t reg_routes[] = {
     R("settings.set_setup_mode", &portico__registry__set_setup_mode_request__descriptor, h_settings_set_setup_mode),
     R("audit.append", &portico__registry__append_audit_request__descriptor, h_audit_append),
     R("audit.list", &portico__registry__list_audit_request__descriptor, h_audit_list),
+    R("access.get", &portico__registry__get_access_request__descriptor, h_access_get),
+    R("access.set", &portico__registry__set_access_request__descriptor, h_access_set),
+    R("access.due", &portico__registry__due_access_request__descriptor, h_access_due),
+    R("access.result", &portico__registry__access_result_request__descriptor, h_access_result),
+    R("access.ended", &portico__registry__list_access_ended_request__descriptor, h_access_ended),
+    R("access.refused", &portico__registry__list_refused_request__descriptor, h_access_refused),
+    R("access.list", NULL, h_access_list),
     {NULL, NULL, NULL},
 };
 
