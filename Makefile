@@ -11,6 +11,18 @@ BUILD   ?= build
 PKGS    := libczmq libzmq libprotobuf-c libcurl libpq libcrypto jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# The flags above are read when make parses this file. On a fresh machine that
+# is before `deps` has installed anything, so the entry points (run, test,
+# bench, fuzz) install first and then build in a new make that parses again.
+# Every other goal that compiles needs the packages already there.
+ENTRY_GOALS := run test bench fuzz
+NO_PKG_GOALS := deps clean format check-format $(ENTRY_GOALS)
+ifneq ($(filter-out $(NO_PKG_GOALS),$(or $(MAKECMDGOALS),all)),)
+ifeq ($(PKG_LIBS),)
+$(error the libraries Portico builds on are missing: run `make deps` (as root or with sudo) first, or `make run` / `make test`, which install them)
+endif
+endif
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wcast-qual -Wno-format-truncation -Werror
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS := -std=c17 -D_GNU_SOURCE $(WARN) $(CFLAGS) -isystem $(BUILD)/gen -Icommon $(PKG_CFLAGS) -MMD -MP
@@ -32,7 +44,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .SECONDARY:
-.PHONY: all deps run test unit-test service-test system-test browser-test fuzz fuzz-smoke bench clean format check-format
+.PHONY: all deps run test do-run do-test do-bench do-fuzz unit-test service-test system-test browser-test fuzz fuzz-smoke bench clean format check-format
 all: $(BINS) $(EMULATOR)
 
 deps:
@@ -86,16 +98,19 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBCOMMON)
 unit-test: $(UNIT_BIN)
 	@bash tests/run-unit.sh $(UNIT_BIN)
 
-test: deps all unit-test $(BUILD)/tests/bus_probe
+$(ENTRY_GOALS): deps
+	@$(MAKE) --no-print-directory do-$@
+
+do-test: all unit-test $(BUILD)/tests/bus_probe
 	@bash tests/run-all.sh
 
-fuzz:
+do-fuzz:
 	@bash tests/fuzz/run.sh 60
 
-bench: deps all $(BUILD)/bench/bus_bench $(BUILD)/bench/login_load
+do-bench: all $(BUILD)/bench/bus_bench $(BUILD)/bench/login_load
 	@bash tests/bench/run.sh
 
-run: deps all
+do-run: all
 	@bash scripts/run.sh
 
 format:

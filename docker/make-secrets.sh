@@ -1,5 +1,7 @@
 #!/bin/sh
-# Make the two secrets compose.yaml reads, once, next to compose.yaml:
+# Make the two secrets docker/own-secrets.yaml and docker/stack-deploy.sh
+# read, once, next to compose.yaml (plain `docker compose up` needs none of
+# this: its init-secrets service makes them in a volume on first start):
 #   secrets/db_password  PostgreSQL password of the "portico" role (40 letters and digits)
 #   secrets/secret_key   32 random bytes, base64: PORTICO_SECRET_KEY_FILE (AES-256-GCM)
 # Existing files are kept: the password is baked into the database volume and
@@ -20,6 +22,7 @@ if [ ! -s "$dir/db_password" ]; then
 fi
 if [ ! -s "$dir/secret_key" ]; then
     head -c 32 /dev/urandom | base64 >"$dir/secret_key"
-    echo "made $dir/secret_key"
+    echo "made $dir/secret_key: it encrypts every secret and token Portico stores;"
+    echo "  BACK IT UP with the database's backups (a backup without it cannot be decrypted)"
 fi
 chmod 0644 "$dir/db_password" "$dir/secret_key"

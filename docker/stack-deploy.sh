@@ -15,6 +15,14 @@
 # registry: set PORTICO_IMAGE_PREFIX (e.g. registry.example.com/portico/).
 # PORTICO_STACK_ENCRYPT=1 encrypts the overlay networks (for several nodes).
 # Like compose, reads .env next to compose.yaml (the environment wins).
+# PORTICO_STACK_PRINT=1 prints the stack file instead of deploying it.
+# Secrets: Swarm secrets named portico_db_password and portico_secret_key
+# that you made (`docker secret create`) are used as they are. Otherwise the
+# files in PORTICO_SECRETS_DIR (default ./secrets) are, and this script makes
+# them on the first deploy (docker/make-secrets.sh: never replaced): back
+# that folder up, the key in it decrypts every stored secret and token.
+# compose.yaml's init-secrets service and "secrets" volume are left out:
+# a volume is per node, a Swarm secret follows the task to any node.
 # Needs python3 with PyYAML (Debian: python3-yaml, also pulled in by docker-compose).
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,10 +36,26 @@ if [ -f "$here/.env" ]; then
         if eval "[ -z \"\${$key+set}\" ]"; then export "$key=$val"; fi
     done <"$here/.env"
 fi
+secrets_dir=${PORTICO_SECRETS_DIR:-$here/secrets}
+external=""
+for name in db_password secret_key; do
+    if docker secret inspect "portico_$name" >/dev/null 2>&1; then
+        external="$external $name"
+        echo "stack-deploy: $name: the Swarm secret portico_$name"
+    fi
+done
+case $external in
+*db_password*secret_key*) ;;
+*)
+    sh "$here/docker/make-secrets.sh" "$secrets_dir"
+    secrets_dir=$(cd "$secrets_dir" && pwd)
+    ;;
+esac
 # Written next to compose.yaml, so relative paths (./secrets) mean the same.
 out=$(mktemp "$here/.stack-deploy.XXXXXX.yaml")
 trap 'rm -f "$out"' EXIT
-PORTICO_STACK_PROFILES=${PORTICO_STACK_PROFILES:-} PORTICO_STACK_ENCRYPT=${PORTICO_STACK_ENCRYPT:-0} python3 - "$here/compose.yaml" "$out" <<'PY'
+PORTICO_STACK_PROFILES=${PORTICO_STACK_PROFILES:-} PORTICO_STACK_ENCRYPT=${PORTICO_STACK_ENCRYPT:-0} \
+    STACK_SECRETS_DIR=$secrets_dir STACK_EXTERNAL_SECRETS=$external python3 - "$here/compose.yaml" "$out" <<'PY'
 import os, re, sys, yaml
 
 src, dst = sys.argv[1], sys.argv[2]
@@ -69,10 +93,43 @@ def host_port(p):
 
 out = {"version": "3.9"}
 services = {}
+# Secrets: Swarm secrets (external) or files, never the per-node volume
+# that compose's init-secrets fills.
+needs = {"registry": ["db_password", "secret_key"], "postgres": ["db_password"]}
+external = set(os.environ.get("STACK_EXTERNAL_SECRETS", "").split())
 for name, svc in doc.get("services", {}).items():
     profiles = svc.pop("profiles", None)
     if profiles and not wanted.intersection(profiles):
         continue
+    if name == "init-secrets":
+        continue
+    if svc.get("volumes"):
+        svc["volumes"] = [v for v in svc["volumes"] if not str(v.get("source") if isinstance(v, dict) else v).startswith("secrets:") and not (isinstance(v, dict) and v.get("source") == "secrets")]
+        if not svc["volumes"]:
+            del svc["volumes"]
+    if name in needs:
+        svc["secrets"] = needs[name]
+    # Hardening in the forms version 3 knows: the memory limit as a resource
+    # limit, tmpfs as tmpfs mounts (Swarm's are mode 1777). Swarm ignores
+    # cap_drop and security_opt and has no pids limit in this format.
+    mem = svc.pop("mem_limit", None)
+    if mem:
+        svc.setdefault("deploy", {}).setdefault("resources", {}).setdefault("limits", {})["memory"] = str(mem)
+    svc.pop("pids_limit", None)
+    for t in svc.pop("tmpfs", None) or []:
+        target, _, opts = str(t).partition(":")
+        mount = {"type": "tmpfs", "target": target}
+        opts = dict(o.split("=", 1) for o in opts.split(",") if "=" in o)
+        if "uid" in opts:
+            # version 3 cannot give a tmpfs an owner (postgres' socket
+            # folder): keep the image's folder, and a writable root.
+            svc.pop("read_only", None)
+            continue
+        size = opts.get("size")
+        if size:
+            units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+            mount["tmpfs"] = {"size": int(size[:-1]) * units[size[-1].lower()] if size[-1].lower() in units else int(size)}
+        svc.setdefault("volumes", []).append(mount)
     for key in ("build", "restart", "container_name"):
         svc.pop(key, None)
     # DNS round robin instead of a virtual IP: ZeroMQ keeps long-lived
@@ -103,14 +160,25 @@ for name, net in (doc.get("networks") or {}).items():
         net.setdefault("driver_opts", {})["encrypted"] = ""
     networks[name] = net
 out["networks"] = networks
-for key in ("volumes", "secrets", "configs"):
-    if doc.get(key):
-        out[key] = doc[key]
+volumes = {k: v for k, v in (doc.get("volumes") or {}).items() if k != "secrets"}
+if volumes:
+    out["volumes"] = volumes
+out["secrets"] = {
+    n: ({"external": True, "name": "portico_" + n} if n in external
+        else {"file": os.path.join(os.environ["STACK_SECRETS_DIR"], n)})
+    for n in ("db_password", "secret_key")
+}
+if doc.get("configs"):
+    out["configs"] = doc["configs"]
 
 with open(dst, "w") as f:
     yaml.safe_dump(out, f, default_flow_style=False, sort_keys=False)
 PY
 cd "$here"
+if [ "${PORTICO_STACK_PRINT:-0}" = 1 ]; then # show what would be deployed
+    cat "$out"
+    exit 0
+fi
 # --resolve-image never: images built locally are used as they are, and no
 # registry is asked (set PORTICO_RESOLVE_IMAGE=always with a real registry).
 docker stack deploy --resolve-image "${PORTICO_RESOLVE_IMAGE:-never}" -c "$out" "$stack"

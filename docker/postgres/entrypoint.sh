@@ -17,6 +17,13 @@ if [ "$(id -u)" = 0 ]; then
     exit 1
 fi
 
+# No secret provided at POSTGRES_PASSWORD_FILE: the one compose's
+# init-secrets service made on first start (docker/init-secrets.sh).
+generated=/var/lib/portico/secrets/db_password
+if [ ! -e "$POSTGRES_PASSWORD_FILE" ] && [ -e "$generated" ]; then
+    POSTGRES_PASSWORD_FILE=$generated
+fi
+
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     if [ ! -r "$POSTGRES_PASSWORD_FILE" ] || [ ! -s "$POSTGRES_PASSWORD_FILE" ]; then
         log "empty data directory and no password: mount one at POSTGRES_PASSWORD_FILE ($POSTGRES_PASSWORD_FILE)"

@@ -474,6 +474,54 @@ static int s_o1_token_finish(const bb_plan_t *plan, const bb_response_t *r, bus_
     return 0;
 }
 
+/* ---- resource.readable (access rules) ---- */
+
+static int s_readable_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err)
+{
+    const Portico__Bitbucket__ReadableRequest *m = (const Portico__Bitbucket__ReadableRequest *)msg;
+    s_get(plan, "resource.readable", BB_API_REST, "application/json");
+    if (s_check(m->project_key, "project_key", 255, true, err) < 0 ||
+        s_check(m->repo_slug, "repo_slug", 255, false, err) < 0 || s_auth(m->auth, plan, err) < 0)
+        return -1;
+    bb_str_t path = {0};
+    bb_str_puts(&path, "/rest/api/1.0/projects/");
+    bb_str_encode(&path, m->project_key);
+    if (!s_empty(m->repo_slug)) {
+        bb_str_puts(&path, "/repos/");
+        bb_str_encode(&path, m->repo_slug);
+    }
+    char *p = bb_str_take(&path);
+    if (!p) {
+        bb_error_set(err, C_INTERNAL, "", "out of memory");
+        return -1;
+    }
+    int rc = s_conn(m->conn, p, NULL, plan, err);
+    free(p);
+    return rc;
+}
+
+/* 2xx: readable. 403, 404, and a 401 that names an AuthorisationException
+ * (the user may not see it, as opposed to credentials Bitbucket refused):
+ * not readable. Anything else is the usual typed error. */
+static int s_readable_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bb_error_t *err,
+                             char *note, size_t note_size)
+{
+    (void)plan;
+    bool readable = r->status >= 200 && r->status <= 299;
+    bool refused = r->status == 403 || r->status == 404 ||
+                   (r->status == 401 && r->body && memmem(r->body, r->body_len, "AuthorisationException", 22));
+    if (!readable && !refused) {
+        bb_error_from_response(BB_API_REST, r, err);
+        return -1;
+    }
+    Portico__Bitbucket__ReadableReply out = PORTICO__BITBUCKET__READABLE_REPLY__INIT;
+    out.readable = readable;
+    out.status = (int32_t)r->status;
+    snprintf(note, note_size, "readable=%d status=%ld", (int)readable, r->status);
+    bus_reply_ok(reply, &out.base);
+    return 0;
+}
+
 const bb_method_t bb_methods[] = {
     {"server.info", &portico__bitbucket__server_info_request__descriptor, s_server_info_prepare, s_server_info_finish},
     {"oauth2.token", &portico__bitbucket__token_request__descriptor, s_token_prepare, s_token_finish},
@@ -485,6 +533,7 @@ const bb_method_t bb_methods[] = {
      s_o1_token_finish},
     {"oauth1.access_token", &portico__bitbucket__oauth1_access_token_request__descriptor, s_o1_access_prepare,
      s_o1_token_finish},
+    {"resource.readable", &portico__bitbucket__readable_request__descriptor, s_readable_prepare, s_readable_finish},
     {NULL, NULL, NULL, NULL},
 };
 

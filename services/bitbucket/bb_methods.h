@@ -13,7 +13,8 @@
  *   user.find              GET  /rest/api/1.0/users?filter=&limit=100         broker
  *   repos.list             GET  /rest/api/1.0/repos?permission=&start=&limit= broker
  *   oauth1.request_token   POST /plugins/servlet/oauth/request-token          broker
- *   oauth1.access_token    POST /plugins/servlet/oauth/access-token           broker */
+ *   oauth1.access_token    POST /plugins/servlet/oauth/access-token           broker
+ *   resource.readable      GET  /rest/api/1.0/projects/{key}[/repos/{slug}]   broker */
 #ifndef PORTICO_BB_METHODS_H
 #define PORTICO_BB_METHODS_H
 

@@ -21,6 +21,7 @@
 #define MAX_ATTEMPTS 3
 #define TICK_MS 100
 #define MAX_CACHED_CONNECTIONS 64
+#define FLUSH_LINGER_MS 1000 /* at exit, for answers still queued */
 
 /* One bus request being served: its plan, its transfer or retry timer. */
 typedef struct bb_call_t {
@@ -430,6 +431,10 @@ void bb_server_destroy(bb_server_t **self_p)
     }
     bb_http_destroy(&self->http);
     zloop_destroy(&self->loop);
+    /* Bus sockets do not linger, but the answers given at the end of the
+     * drain were queued a moment ago: let them leave before the process. */
+    if (self->router)
+        zsock_set_linger(self->router, FLUSH_LINGER_MS);
     zsock_destroy(&self->router);
     free(self);
     *self_p = NULL;

@@ -26,7 +26,8 @@
  *            ├─ OAuth 1, oauth_verifier=denied ─▶ O1_DENIED ─▶ FAILED
  *            └─ OAuth 1 ─▶ O1_LOAD_KEY ─▶ O1_ACCESS_TOKEN ───────┤
  *                                                                ▼
- *                                     IDENTIFY ─▶ LINK_USER ─▶ DONE
+ *                      IDENTIFY ─▶ CHECK_ACCESS ─▶ LINK_USER ─▶ DONE
+ *                                    └─ refused ─▶ FAILED (no account)
  *
  *   The integration and its secrets come with the consumed pending login
  *   (LOAD_CLIENT and O1_LOAD_KEY only check them). LINK_USER records the
@@ -43,6 +44,8 @@
  *   (Bitbucket's codes live about 10 s). Every step may end in FAILED with
  *   an error whose detail tells the web which page to show. */
 #include "login.h"
+
+#include "access.h"
 
 #include "crypto.h"
 #include "log.h"
@@ -206,9 +209,9 @@ void broker_login_start(void *ctx, bus_request_t *req, const ProtobufCMessage *m
 
 /* ---- login.finish ---- */
 
-static const char *const s_fin_names[] = {"consume",   "callback_error", "load_client",     "exchange",
-                                          "o1_denied", "o1_load_key",    "o1_access_token", "identify",
-                                          "link_user", "done",           "failed"};
+static const char *const s_fin_names[] = {"consume",     "callback_error",  "load_client", "exchange",     "o1_denied",
+                                          "o1_load_key", "o1_access_token", "identify",    "check_access", "link_user",
+                                          "done",        "failed"};
 
 int login_browser_hash(const fin_ctx_t *c, uint8_t scratch[32], ProtobufCBinaryData *out)
 {
@@ -381,7 +384,7 @@ static fin_state_t s_fin_identify(fin_ctx_t *c)
             broker_explain_bitbucket_error(&c->err, c->integration->base_url);
         return FIN_FAILED;
     }
-    return FIN_LINK_USER;
+    return FIN_CHECK_ACCESS;
 }
 
 static fin_state_t s_fin_link_user(fin_ctx_t *c)
@@ -480,6 +483,9 @@ void broker_login_finish(void *ctx, bus_request_t *req, const ProtobufCMessage *
             break;
         case FIN_IDENTIFY:
             next = s_fin_identify(&c);
+            break;
+        case FIN_CHECK_ACCESS:
+            next = login_check_access(&c);
             break;
         case FIN_LINK_USER:
             next = s_fin_link_user(&c);

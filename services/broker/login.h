@@ -53,7 +53,8 @@ typedef enum {
     FIN_O1_LOAD_KEY,
     FIN_O1_ACCESS_TOKEN,
     FIN_IDENTIFY,
-    FIN_LINK_USER, /* user, identity, tokens and session in one transaction */
+    FIN_CHECK_ACCESS, /* the integration's access rules (access.c) */
+    FIN_LINK_USER,    /* user, identity, tokens and session in one transaction */
     FIN_DONE,
     FIN_FAILED,
 } fin_state_t;

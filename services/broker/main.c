@@ -4,6 +4,8 @@
 #include "broker.h"
 #include "bus_methods.h"
 
+#include "access.h"
+
 #include "config.h"
 #include "health.h"
 #include "log.h"
@@ -136,6 +138,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "bus-keygen"))
         return busauth_keygen_main("broker", argc, argv);
     s_config_load(&broker_cfg);
+    broker_access_config();
     if (argc > 1 && !strcmp(argv[1], "healthcheck"))
         return health_check_url(broker_cfg.health_addr);
     service_install_signals();
@@ -157,6 +160,8 @@ int main(int argc, char **argv)
         slots[i].index = i;
         pthread_create(&slots[i].thread, NULL, s_worker, &slots[i]);
     }
+    if (broker_access_start(s_instance) < 0)
+        log_error("could not start the access re-checks", NULL);
     log_info("broker started", "instance=%s workers=%ld web=%s", s_instance, broker_cfg.workers,
              broker_cfg.web_endpoint);
     while (!service_stopping())
@@ -164,6 +169,7 @@ int main(int argc, char **argv)
     log_info("stopping", NULL);
     for (int i = 0; i < broker_cfg.workers; i++)
         pthread_join(slots[i].thread, NULL);
+    broker_access_stop();
     free(slots);
     health_destroy(&health);
     log_info("stopped", NULL);

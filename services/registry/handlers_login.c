@@ -13,6 +13,7 @@
  * took over still counts as held: the new pair is then still the only
  * valid one and must be kept. */
 #include "handlers.h"
+#include "handlers_access.h"
 
 #include "log.h"
 #include "secrets.h"
@@ -284,6 +285,8 @@ static void s_reply_pending(reg_ctx_t *c, const PGresult *res, bool with_integra
     char *client_secret = NULL, *private_key = NULL;
     Portico__Registry__Integration in;
     Portico__Registry__IntegrationSecrets secrets = PORTICO__REGISTRY__INTEGRATION_SECRETS__INIT;
+    reg_access_rules_t access;
+    memset(&access, 0, sizeof access);
     size_t sh_n = 0, th_n = 0, bh_n = 0;
     uint8_t *state_hash = db_get_bytes(res, 0, 0, &sh_n);
     uint8_t *token_hash = db_get_bytes(res, 0, 1, &th_n);
@@ -332,9 +335,16 @@ static void s_reply_pending(reg_ctx_t *c, const PGresult *res, bool with_integra
         secrets.private_key_pem = private_key;
         out.integration = &in;
         out.secrets = &secrets;
+        db_rc_t arc = reg_access_load(c->db, in.id, &access);
+        if (arc != DB_OK) {
+            reg_reply_db(reply, arc);
+            goto out;
+        }
+        out.access = &access.msg;
     }
     bus_reply_ok(reply, &out.base);
 out:
+    reg_access_clear(&access);
     secrets_free(client_secret);
     secrets_free(private_key);
     for (int i = 0; i < 3; i++)

@@ -1,5 +1,6 @@
 /* user.*: Portico users, their Bitbucket identities and the admin role. */
 #include "handlers.h"
+#include "handlers_access.h"
 
 #include "audit.h"
 #include "log.h"
@@ -375,6 +376,8 @@ static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r
     snprintf(detail, sizeof detail, "integration=%" PRId64 " identity=%" PRId64 "%s", d->integration_id,
              out->identity_id, out->created ? " created=true" : "");
     if ((rc = audit_write(c->db, d->username, AUDIT_USER_LOGIN, object, r->addr, detail)) != DB_OK)
+        goto out;
+    if ((rc = reg_access_after_login(c->db, out->user_id, out->identity_id)) != DB_OK)
         goto out;
     if (r->tokens && ((rc = reg_tokens_store(c, out->identity_id, r->tokens, reply)) != DB_OK || reply->code))
         goto out;

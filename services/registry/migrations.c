@@ -126,6 +126,27 @@ static const migration_t s_migrations[] = {
                        "  detail text NOT NULL DEFAULT ''\n"
                        ");\n"
                        "CREATE INDEX audit_log_action_at_idx ON audit_log (action, at);\n"},
+    {"access rules per integration, access checks, ended access",
+     "CREATE TABLE access_rules (\n"
+     "  integration_id bigint PRIMARY KEY REFERENCES integrations ON DELETE CASCADE,\n"
+     "  resource text NOT NULL DEFAULT '',\n"
+     "  patterns text[] NOT NULL DEFAULT '{}',\n"
+     "  contact text NOT NULL DEFAULT '',\n"
+     "  updated_at timestamptz NOT NULL DEFAULT now(),\n"
+     "  updated_by text NOT NULL DEFAULT ''\n"
+     ");\n"
+     "CREATE TABLE access_checks (\n"
+     "  identity_id bigint PRIMARY KEY REFERENCES identities ON DELETE CASCADE,\n"
+     "  checked_at timestamptz NOT NULL DEFAULT now(),\n"
+     "  claimed_until timestamptz\n"
+     ");\n"
+     "CREATE TABLE access_ended (\n"
+     "  user_id bigint PRIMARY KEY REFERENCES users ON DELETE CASCADE,\n"
+     "  at timestamptz NOT NULL DEFAULT now(),\n"
+     "  integration_id bigint,\n"
+     "  reason text NOT NULL\n"
+     ");\n"
+     "CREATE INDEX access_ended_at_idx ON access_ended (at);\n"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof s_migrations / sizeof s_migrations[0]))

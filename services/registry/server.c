@@ -358,6 +358,9 @@ int server_run(const reg_options_t *opts)
     s_stop_threads(&pool, workers, opts->workers, monitor, &health, shuttle.front, stop_seen);
     status = 0;
 out:
+    /* Replies the drain queued leave within a second (bus sockets linger 0). */
+    if (shuttle.front)
+        zsock_set_linger(shuttle.front, 1000);
     zsock_destroy(&shuttle.front);
     zsock_destroy(&shuttle.back);
     free(workers);

@@ -8,6 +8,7 @@
  * random HttpOnly SameSite=Lax cookie set with the form and a field derived
  * from it, checked together with Origin / Sec-Fetch-Site. */
 #include "admin.h"
+#include "admin_access.h"
 
 #include "crypto.h"
 #include "log.h"
@@ -448,9 +449,10 @@ static void h_home(web_req_t *r)
                       "can log in with their Bitbucket account. Press <em>Add Integration</em> to connect the "
                       "first one.</p></section>");
     } else {
+        Portico__Registry__ListAccessReply *access = admin_access_list_load(r);
         sbuf_puts(&b, "<div class=\"table-wrap\"><table class=\"integrations\"><thead><tr><th>Name</th>"
-                      "<th>Base URL</th><th>OAuth</th><th>State</th><th>Last test</th><th>Bitbucket</th></tr>"
-                      "</thead><tbody>");
+                      "<th>Base URL</th><th>OAuth</th><th>State</th><th>Last test</th><th>Bitbucket</th>"
+                      "<th>Who may log in</th></tr></thead><tbody>");
         for (size_t i = 0; i < rep->n_integrations; i++) {
             const Portico__Registry__Integration *in = rep->integrations[i];
             sbuf_printf(&b, "<tr data-integration-id=\"%lld\"><td><a href=\"%s/admin/integrations/%lld\">",
@@ -464,9 +466,12 @@ static void h_home(web_req_t *r)
             admin_test_result(&b, in);
             sbuf_puts(&b, "</td><td>");
             sbuf_html(&b, in->bitbucket_version[0] ? in->bitbucket_version : "unknown");
-            sbuf_puts(&b, "</td></tr>");
+            sbuf_puts(&b, "</td>");
+            admin_access_list_cell(&b, access, in->id);
+            sbuf_puts(&b, "</tr>");
         }
         sbuf_puts(&b, "</tbody></table></div>");
+        admin_access_list_free(&access);
     }
     admin_page_end(&b);
     protobuf_c_message_free_unpacked(&rep->base, NULL);

@@ -7,6 +7,7 @@
  * travels in a hidden field until Create Integration. Before anything is
  * stored, the broker checks the base URL against the real instance. */
 #include "admin.h"
+#include "admin_access.h"
 
 #include "log.h"
 #include "url.h"
@@ -707,6 +708,7 @@ static void s_show(web_req_t *r, admin_ctx_t *a, int64_t id)
     if (!rep)
         return;
     const Portico__Registry__Integration *in = rep->integration;
+    Portico__Registry__AccessRules *access = admin_access_load(r, in->id);
     char callback[700], when[40];
     admin_callback_url(in->id, callback, sizeof callback);
     sbuf_t b;
@@ -740,6 +742,7 @@ static void s_show(web_req_t *r, admin_ctx_t *a, int64_t id)
     char users[32];
     snprintf(users, sizeof users, "%lld", (long long)in->identity_count);
     s_row(&b, "Linked Bitbucket accounts", users);
+    admin_access_details_row(&b, access);
     web_format_time(in->created_at, when, sizeof when);
     char by[400];
     snprintf(by, sizeof by, "%s%s%s", when, in->created_by[0] ? " by " : "", in->created_by);
@@ -777,6 +780,8 @@ static void s_show(web_req_t *r, admin_ctx_t *a, int64_t id)
     }
     sbuf_puts(&b, "</section>");
 
+    admin_access_card(&b, r, in->id, access);
+
     sbuf_puts(&b, "<section class=\"card\"><h2>Actions</h2><p class=\"hint\">Test connection asks Bitbucket for "
                   "its version with the current settings");
     if (in->oauth_version == 1)
@@ -795,6 +800,7 @@ static void s_show(web_req_t *r, admin_ctx_t *a, int64_t id)
     sbuf_puts(&b, "</div></section>");
     admin_tfa_hint(&b);
     admin_page_end(&b);
+    admin_access_free(&access);
     protobuf_c_message_free_unpacked(&rep->base, NULL);
     web_send_html(r, 200, &b);
     sbuf_free(&b);
@@ -1070,7 +1076,7 @@ out:
     protobuf_c_message_free_unpacked(&rep->base, NULL);
 }
 
-/* /admin/integrations/{id}[/edit|/test|/enable|/disable|/delete] */
+/* /admin/integrations/{id}[/edit|/test|/enable|/disable|/delete|/access] */
 void admin_integration_dispatch(web_req_t *r)
 {
     const char *rest = NULL;
@@ -1095,6 +1101,8 @@ void admin_integration_dispatch(web_req_t *r)
         s_set_enabled(r, &a, id, true);
     else if (!strcmp(rest, "/disable") && post)
         s_set_enabled(r, &a, id, false);
+    else if (!strcmp(rest, "/access"))
+        admin_access_edit(r, &a, id);
     else if (!strcmp(rest, "/delete") && get)
         s_delete_page(r, &a, id);
     else if (!strcmp(rest, "/delete") && post)

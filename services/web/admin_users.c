@@ -2,6 +2,7 @@
  * Bitbucket identities, the admin role, ending sessions; and the record of
  * what admins did, newest first. */
 #include "admin.h"
+#include "admin_access.h"
 
 #include "log.h"
 
@@ -54,6 +55,7 @@ void admin_users(web_req_t *r)
         web_bus_error_page(r, &err, "Could not load the users");
         return;
     }
+    Portico__Registry__ListAccessEndedReply *ended = admin_access_ended_load(r);
     sbuf_t b;
     sbuf_init(&b);
     admin_page_begin(&b, r, &a, "Users", "users");
@@ -77,6 +79,7 @@ void admin_users(web_req_t *r)
             sbuf_printf(&b, " · since %s</span></td><td>%s%s</td><td>", when,
                         u->is_admin ? "<span class=\"badge ok\">admin</span>" : "<span class=\"badge\">user</span>",
                         self ? " <span class=\"muted small\">(you)</span>" : "");
+            admin_access_user_mark(&b, ended, u->id);
             if (u->n_identities == 0)
                 sbuf_puts(&b, "<span class=\"muted\">none</span>");
             else
@@ -120,7 +123,9 @@ void admin_users(web_req_t *r)
                         (long long)rep->users[rep->n_users - 1]->id);
         sbuf_puts(&b, "</nav>");
     }
+    admin_access_refused_section(&b, r);
     admin_page_end(&b);
+    admin_access_ended_free(&ended);
     protobuf_c_message_free_unpacked(&rep->base, NULL);
     web_send_html(r, 200, &b);
     sbuf_free(&b);

@@ -175,6 +175,13 @@ static void s_login_error(web_req_t *r, const bus_error_t *err)
                "two-factor app for Bitbucket does this when its OAuth whitelist does not allow Portico.";
         todo = "Ask your Bitbucket administrator to allow Portico in the OAuth whitelist of the \"U2F & TOTP\" "
                "two-factor app, then start again.";
+    } else if (!strcmp(d, "access_restricted")) {
+        status = 403;
+        title = "Access is restricted";
+        what = "The operator of this Portico lets only some people of this Bitbucket sign in, and your Bitbucket "
+               "account is not one of them. No Portico account was created for you.";
+        snprintf(what_buf, sizeof what_buf, "%s", err->message[0] ? err->message : "Ask a Portico admin for access.");
+        todo = what_buf;
     } else if (!strcmp(d, "integration_unknown")) {
         status = 404;
         title = "Unknown Bitbucket integration";

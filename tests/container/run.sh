@@ -54,26 +54,11 @@ check() { # check NAME COMMAND...: one counted result
 
 # ---- 1. Docker ---------------------------------------------------------------
 t=$(now)
-if ! docker info >/dev/null 2>&1; then
-  need=()
-  command -v dockerd >/dev/null || need+=(docker.io)
-  command -v docker-compose >/dev/null || need+=(docker-compose)
-  command -v debootstrap >/dev/null || need+=(debootstrap)
-  if ((${#need[@]})); then
-    say "installing ${need[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null ||
-      { say "could not install ${need[*]}"; echo "container: 0 passed, 1 failed"; exit 1; }
-  fi
-  say "starting dockerd (log: /tmp/dockerd.log)"
-  dockerd >/tmp/dockerd.log 2>&1 &
-  started_dockerd=$!
-  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
-fi
-if ! docker info >/dev/null 2>&1; then
-  say "Docker does not answer; see /tmp/dockerd.log"
+if ! bash tests/container/ensure-docker.sh 3>"$work/dockerd.pid"; then
   echo "container: 0 passed, 1 failed"
   exit 1
 fi
+started_dockerd=$(cat "$work/dockerd.pid")
 # Compose: v2 when the docker CLI has it, else Debian's docker-compose 1.29.
 if docker compose version >/dev/null 2>&1; then
   compose_bin=(docker compose)
@@ -96,7 +81,8 @@ cleanup() {
   fi
   rm -rf "$work"
   if [ -n "$started_dockerd" ] && [ "${CTEST_KEEP:-0}" != 1 ]; then
-    kill "$started_dockerd" 2>/dev/null && wait "$started_dockerd" 2>/dev/null
+    kill "$started_dockerd" 2>/dev/null
+    for _ in $(seq 1 30); do kill -0 "$started_dockerd" 2>/dev/null || break; sleep 0.5; done
   fi
   return $rc
 }
@@ -156,8 +142,8 @@ sizes() {
 check "service images under 100 MB" sizes
 
 # ---- 4. up -----------------------------------------------------------------------
-bash docker/make-secrets.sh "$work/secrets" >/dev/null
-export PORTICO_SECRETS_DIR=$work/secrets
+# As on a fresh clone: no secrets/ folder and nothing made by hand; the
+# init-secrets service makes the key and the password on this first start.
 export PORTICO_PUBLISH=127.0.0.1:$web_port
 export PORTICO_PUBLIC_URL=http://127.0.0.1:$web_port
 export PORTICO_DEMO_PUBLISH=127.0.0.1:$demo_port
@@ -172,8 +158,58 @@ up() {
   done
   return 1
 }
-check "compose --profile demo up: web ready" up
+check "compose --profile demo up (no secrets made beforehand): web ready" up
 timings+=("compose up until /readyz: $(since "$t")s")
+[ ! -e "$root/secrets" ] || say "note: $root/secrets exists, but compose.yaml does not read it"
+
+# The generated secrets: where the first-start log says, with the modes
+# init-secrets promises, and the same after another `up` (never replaced).
+secrets_volume() {
+  docker run --rm --network none --entrypoint sh -v "${project}_secrets:/s:ro" portico/registry:latest \
+    -c 'cd /s && stat -c "%n %a %u:%g %s" db_password secret_key && sha256sum secret_key db_password'
+}
+generated_secrets() {
+  local before after
+  "${compose[@]}" logs --no-color init-secrets >"$artifacts/init-secrets.log" 2>&1
+  grep -q 'BACK IT UP' "$artifacts/init-secrets.log" || { say "the first-start log does not ask for a backup"; return 1; }
+  grep -q 'made a new database password' "$artifacts/init-secrets.log" || return 1
+  ! grep -E -q '[A-Za-z0-9+/]{43}=' "$artifacts/init-secrets.log" || { say "a key-like value in the log"; return 1; }
+  before=$(secrets_volume) || return 1
+  say "generated secrets: $(echo "$before" | head -2 | tr '\n' ';')"
+  echo "$before" | grep -q '^db_password 440 10001:10001 40$' || return 1
+  echo "$before" | grep -q '^secret_key 400 10001:10001 45$' || return 1
+  timeout 300 "${compose[@]}" up -d --no-build >>"$artifacts/up.log" 2>&1 || return 1
+  "${compose[@]}" logs --no-color init-secrets 2>&1 | grep -q 'kept (made on first start; never replaced)' || return 1
+  after=$(secrets_volume) || return 1
+  [ "$before" = "$after" ] || { say "the secrets changed on a second up"; return 1; }
+}
+check "secrets made on first start: 0440/0400, logged with a backup note, kept on the next up" generated_secrets
+
+# Every container of the project (init-secrets included): no capabilities, no
+# privilege gain, a read-only root, a pids and a memory limit; and a write to
+# the root file system really fails.
+hardened() {
+  local c line bad=0
+  for c in $(docker ps -aq --filter "label=com.docker.compose.project=$project"); do
+    line=$(docker inspect -f '{{index .Config.Labels "com.docker.compose.service"}} caps={{.HostConfig.CapDrop}} ro={{.HostConfig.ReadonlyRootfs}} sec={{.HostConfig.SecurityOpt}} pids={{.HostConfig.PidsLimit}} mem={{.HostConfig.Memory}}' "$c")
+    case $line in
+    *"caps=[ALL]"*"ro=true"*"no-new-privileges:true"*) ;;
+    *) say "not hardened: $line"; bad=1; continue ;;
+    esac
+    echo "$line" | grep -Eq 'pids=[1-9][0-9]* mem=[1-9][0-9]*$' || { say "no limits: $line"; bad=1; }
+  done
+  for c in web registry broker bitbucket postgres demo-bitbucket; do
+    if "${compose[@]}" exec -T "$c" sh -c 'echo x > /usr/local/probe' >/dev/null 2>&1; then
+      say "$c: the root file system is writable"; bad=1
+    fi
+    "${compose[@]}" exec -T "$c" sh -c 'echo x > /tmp/probe && rm /tmp/probe' >/dev/null 2>&1 ||
+      { say "$c: /tmp is not writable"; bad=1; }
+  done
+  grep -q 'NoNewPrivs:[[:space:]]*1' <("${compose[@]}" exec -T web cat /proc/self/status) || { say "web: NoNewPrivs not set"; bad=1; }
+  grep -q 'CapEff:[[:space:]]*0000000000000000' <("${compose[@]}" exec -T registry cat /proc/self/status) || { say "registry: has capabilities"; bad=1; }
+  return $bad
+}
+check "containers: cap_drop ALL, no-new-privileges, read-only root with /tmp, pids and memory limits" hardened
 "${compose[@]}" ps
 if [ "${failed[*]}" != "${failed[*]/compose --profile demo up/}" ]; then
   for s in web registry broker bitbucket postgres demo-bitbucket; do
@@ -241,6 +277,10 @@ external_db() {
   [ -n "$gw" ] || gw=$(ip -4 -o addr show docker0 2>/dev/null | awk '{ sub(/\/.*/, "", $4); print $4; exit }')
   [ -n "$gw" ] || { say "no address of docker0 found"; return 1; }
   docker rm -f -v "$ext" >/dev/null 2>&1 || true
+  # The operator's own database and its password, given as a file: it wins
+  # over a generated one (docker/external-db.yaml).
+  bash docker/make-secrets.sh "$work/secrets" >/dev/null || return 1
+  export PORTICO_SECRETS_DIR=$work/secrets
   docker run -d --name "$ext" -v "$work/secrets/db_password:/run/secrets/db_password:ro" \
     -p "$gw:25432:5432" portico/postgres >/dev/null || return 1
   for _ in $(seq 1 60); do
@@ -273,7 +313,9 @@ fi
 # ---- 7. swarm ----------------------------------------------------------------------
 if [ "$swarm" = 1 ] && [ "${CTEST_KEEP:-0}" != 1 ]; then
   t=$(now)
-  check "docker stack deploy on a single-node swarm" bash tests/container/swarm.sh "$project" "$work/secrets" "$web_port" "$demo_port"
+  # No secrets folder beforehand: stack-deploy.sh makes it on the first deploy.
+  check "docker stack deploy on a single-node swarm (no secrets made beforehand)" \
+    bash tests/container/swarm.sh "$project" "$work/swarm-secrets" "$web_port" "$demo_port"
   timings+=("swarm: $(since "$t")s")
 fi
 

@@ -50,6 +50,11 @@ export PORTICO_DEMO_AUTO_APPROVE=jdoe
 export PORTICO_STACK_PROFILES=demo
 t=$(date +%s)
 bash docker/stack-deploy.sh "$stack" >"$artifacts/swarm-deploy.log" 2>&1 || { cat "$artifacts/swarm-deploy.log"; exit 1; }
+# The first deploy made the secrets nobody provided, and said to back them up.
+if [ ! -s "$secrets/secret_key" ] || [ ! -s "$secrets/db_password" ] || ! grep -q 'BACK IT UP' "$artifacts/swarm-deploy.log"; then
+  say "stack-deploy.sh did not make the secrets in $secrets"
+  exit 1
+fi
 
 # Converged: every service n/n, every task container healthy.
 converged() {

@@ -415,6 +415,82 @@ static void s_tokens(struct emu_req *r, bool revoke)
 	emu_send_json(r, 200, json_pack("{s:I}", revoke ? "revoked" : "expired", (json_int_t)op.count));
 }
 
+/* ---- permissions and disabled users ---------------------------------------- */
+
+static const struct {
+	const char *name;
+	enum emu_perm perm;
+	bool project;
+} s_perm_names[] = {
+	{ "NONE", PERM_NONE, true },          { "NONE", PERM_NONE, false },
+	{ "PROJECT_READ", PERM_READ, true },   { "PROJECT_WRITE", PERM_WRITE, true },
+	{ "PROJECT_ADMIN", PERM_ADMIN, true }, { "REPO_READ", PERM_READ, false },
+	{ "REPO_WRITE", PERM_WRITE, false },   { "REPO_ADMIN", PERM_ADMIN, false },
+};
+
+/* POST {"username", "project", "repository" (optional), "permission"}:
+ * PROJECT_READ/WRITE/ADMIN for a project, REPO_READ/WRITE/ADMIN for a
+ * repository, NONE to take access away (also built-in access). */
+static void s_permissions(struct emu_req *r)
+{
+	json_t *body = s_body_object(r);
+	if (!body)
+		return;
+	const char *username = json_string_value(json_object_get(body, "username"));
+	const char *key = json_string_value(json_object_get(body, "project"));
+	const char *slug = json_string_value(json_object_get(body, "repository"));
+	const char *perm = json_string_value(json_object_get(body, "permission"));
+	const struct emu_user *u = username ? emu_user_by_name(username) : NULL;
+	const struct emu_project *p = key ? emu_project_find(key) : NULL;
+	bool is_project = !slug || !slug[0];
+	int k = -1;
+	for (size_t i = 0; perm && i < sizeof s_perm_names / sizeof s_perm_names[0] && k < 0; i++)
+		if (!strcmp(s_perm_names[i].name, perm) && s_perm_names[i].project == is_project)
+			k = (int)i;
+	if (!u)
+		s_error(r, 404, "No such user.");
+	else if (!p)
+		s_error(r, 404, "No such project.");
+	else if (!is_project && !emu_repo_find(p->key, slug))
+		s_error(r, 404, "No such repository.");
+	else if (k < 0)
+		s_error(r, 400, "permission must be PROJECT_READ/WRITE/ADMIN for a project, REPO_READ/WRITE/ADMIN "
+				"for a repository, or NONE.");
+	else if (emu_grant_set(u, p, is_project ? "" : slug, s_perm_names[k].perm) < 0)
+		s_error(r, 507, "Too many grants.");
+	else
+		emu_send_json(r, 200, json_pack("{s:s, s:s, s:s, s:s}", "username", u->name, "project",
+						p->key, "repository", is_project ? "" : slug, "permission",
+						perm));
+	json_decref(body);
+}
+
+static void s_user_disabled(struct emu_req *r, bool disabled)
+{
+	json_t *body = s_body_object(r);
+	if (!body)
+		return;
+	const char *username = json_string_value(json_object_get(body, "username"));
+	const struct emu_user *u = username ? emu_user_by_name(username) : NULL;
+	if (!u) {
+		s_error(r, 404, "No such user.");
+	} else {
+		emu_user_set_disabled(u, disabled);
+		emu_send_json(r, 200, json_pack("{s:s, s:b}", "username", u->name, "active", !disabled));
+	}
+	json_decref(body);
+}
+
+static void s_users_disable(struct emu_req *r)
+{
+	s_user_disabled(r, true);
+}
+
+static void s_users_enable(struct emu_req *r)
+{
+	s_user_disabled(r, false);
+}
+
 /* ---- request log, stats, reset ------------------------------------------- */
 
 static void s_requests(struct emu_req *r)
@@ -498,6 +574,9 @@ static const struct s_admin_route s_routes[] = {
 	{ "POST", "faults", s_faults },
 	{ "POST", "tokens/expire", s_tokens_expire },
 	{ "POST", "tokens/revoke", s_tokens_revoke },
+	{ "POST", "permissions", s_permissions },
+	{ "POST", "users/disable", s_users_disable },
+	{ "POST", "users/enable", s_users_enable },
 	{ "GET", "requests", s_requests },
 	{ "DELETE", "requests", s_requests },
 	{ "GET", "stats", s_stats },

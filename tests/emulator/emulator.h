@@ -230,6 +230,20 @@ const struct emu_repo *emu_repo_find(const char *project_key, const char *slug);
 /* The user's own permission on the repository (public access not counted). */
 enum emu_perm emu_repo_user_perm(const struct emu_repo *repo, const struct emu_user *u);
 bool emu_password_ok(const struct emu_user *u, const char *password);
+
+/* ---- permissions and users an administrator changed (own lock) -------
+ * Grants set through {ctx}/emulator/permissions replace the built-in ones:
+ * a repository grant wins over a project grant, which replaces every
+ * built-in grant in that project. A disabled user cannot log in, and
+ * Bitbucket refuses their tokens (401 on REST, invalid_grant on refresh). */
+const struct emu_project *emu_project_find(const char *key);
+/* The user's own permission on the project (explicit grants only). */
+enum emu_perm emu_project_user_perm(const struct emu_project *p, const struct emu_user *u);
+/* perm PERM_NONE removes access; slug NULL or "" for the project. -1 when full. */
+int emu_grant_set(const struct emu_user *u, const struct emu_project *p, const char *slug, enum emu_perm perm);
+void emu_user_set_disabled(const struct emu_user *u, bool disabled);
+bool emu_user_disabled(const struct emu_user *u);
+void emu_access_reset(void);
 /* Bitbucket system administrator (the user "admin"). */
 bool emu_user_is_admin(const struct emu_user *u);
 

@@ -1,6 +1,7 @@
 // Tests for the strict Bitbucket DC emulator.
 // Run: node --test tests/emulator/   (builds the binary with make if needed;
 // set BITBUCKET_EMULATOR=/path/to/bitbucket-emulator to use another build)
+import '../compat.mjs';
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -629,6 +630,55 @@ describe('auto-approve instance', () => {
     const r2 = await tokenRequest(base, { ...fields, refresh_token: r.body.refresh_token });
     assert.equal(r2.body.error, 'invalid_grant');
     assert.equal((await admin(base, 'POST', 'tokens/revoke', { username: 'nobody' })).status, 404);
+  });
+
+  test('admin: per-user project and repository permissions, and GET project', async () => {
+    const t = await login(base, app, 'user11');
+    const project = (key) => get(`${base}/rest/api/1.0/projects/${key}`, bearer(t.access_token));
+    const repo = (slug) => get(`${base}/rest/api/1.0/projects/PROJ/repos/${slug}`, bearer(t.access_token));
+    // user11 reads five PROJ repositories (n % 8 == 3): Bitbucket shows the project.
+    assert.equal((await project('PROJ')).status, 200);
+    assert.equal((await project('OPEN')).status, 200, 'public');
+    const nope = await project('NOPE');
+    assert.equal(nope.status, 404);
+    assert.match((await nope.json()).errors[0].exceptionName, /NoSuchProjectException/);
+    assert.equal((await repo('service-03')).status, 200);
+    assert.equal((await repo('service-04')).status, 404);
+    // NONE on the project replaces the built-in grants.
+    let g = await admin(base, 'POST', 'permissions', { username: 'user11', project: 'PROJ', permission: 'NONE' });
+    assert.equal(g.status, 200);
+    const hidden = await project('PROJ');
+    assert.equal(hidden.status, 401);
+    assert.match((await hidden.json()).errors[0].exceptionName, /AuthorisationException/);
+    assert.equal((await repo('service-03')).status, 404);
+    // A repository grant wins over the project's.
+    g = await admin(base, 'POST', 'permissions', { username: 'user11', project: 'PROJ', repository: 'service-04', permission: 'REPO_READ' });
+    assert.equal(g.status, 200);
+    assert.equal((await repo('service-04')).status, 200);
+    assert.equal((await project('PROJ')).status, 200, 'implicit project view');
+    g = await admin(base, 'POST', 'permissions', { username: 'user11', project: 'PROJ', permission: 'PROJECT_READ' });
+    assert.equal((await repo('service-06')).status, 200);
+    assert.equal((await admin(base, 'POST', 'permissions', { username: 'user11', project: 'PROJ', permission: 'REPO_READ' })).status, 400);
+    assert.equal((await admin(base, 'POST', 'permissions', { username: 'nobody', project: 'PROJ', permission: 'NONE' })).status, 404);
+    assert.equal((await admin(base, 'POST', 'permissions', { username: 'user11', project: 'NOPE', permission: 'NONE' })).status, 404);
+  });
+
+  test('admin: a disabled user\'s tokens stop working and refreshes fail', async () => {
+    const t = await login(base, app, 'user12');
+    assert.equal((await get(`${base}/rest/api/1.0/users/user12`, bearer(t.access_token))).status, 200);
+    assert.equal((await admin(base, 'POST', 'users/disable', { username: 'user12' })).status, 200);
+    const res = await get(`${base}/rest/api/1.0/users/user12`, bearer(t.access_token));
+    assert.equal(res.status, 401);
+    const r = await tokenRequest(base, {
+      grant_type: 'refresh_token', refresh_token: t.refresh_token, redirect_uri: REDIRECT,
+      client_id: app.client_id, client_secret: app.client_secret,
+    });
+    assert.equal(r.body.error, 'invalid_grant');
+    assert.equal((await admin(base, 'POST', 'users/enable', { username: 'user12' })).status, 200);
+    const t2 = await login(base, app, 'user12');
+    const u = await (await get(`${base}/rest/api/1.0/users/user12`, bearer(t2.access_token))).json();
+    assert.equal(u.active, true);
+    assert.equal((await admin(base, 'POST', 'users/disable', { username: 'nobody' })).status, 404);
   });
 
   test('admin: applink validation', async () => {

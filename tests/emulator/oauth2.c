@@ -47,6 +47,10 @@ int emu_auto_approve_user(struct emu_req *r, const struct emu_user **out)
 	const char *h = emu_req_header(r, "X-Emulator-User");
 	if (!h) {
 		*out = emu_user_by_name(g_cfg.auto_approve);
+		if (*out && emu_user_disabled(*out)) {
+			emu_page_error(r, 403, "Account disabled", "This Bitbucket account has been disabled.");
+			return -1;
+		}
 		return *out ? 1 : 0;
 	}
 	/* Percent-decoded so that non-ASCII names (zoë) fit in a header. */
@@ -55,6 +59,10 @@ int emu_auto_approve_user(struct emu_req *r, const struct emu_user **out)
 	free(name);
 	if (!*out) {
 		emu_page_error(r, 400, "Unknown user", "X-Emulator-User names no user of this instance.");
+		return -1;
+	}
+	if (emu_user_disabled(*out)) {
+		emu_page_error(r, 403, "Account disabled", "This Bitbucket account has been disabled.");
 		return -1;
 	}
 	return 1;
@@ -99,6 +107,13 @@ void emu_login_check(struct emu_req *r)
 	const char *next = s_safe_next(emu_req_form(r, "next"), fallback, sizeof fallback);
 	const char *username = emu_req_form(r, "j_username");
 	const struct emu_user *user = username ? emu_user_by_name(username) : NULL;
+	if (emu_password_ok(user, emu_req_form(r, "j_password")) && emu_user_disabled(user)) {
+		emu_lock();
+		g_stats.failed_logins++;
+		emu_unlock();
+		emu_page_login(r, 200, next, "Your account has been disabled. Contact your Bitbucket administrator.");
+		return;
+	}
 	if (!emu_password_ok(user, emu_req_form(r, "j_password"))) {
 		emu_lock();
 		g_stats.failed_logins++;
@@ -708,7 +723,7 @@ static void s_grant_refresh_token(struct emu_req *r, const char *client_id,
 	emu_lock();
 	struct emu_rec *rec = emu_rec_find(REC_REFRESH2, refresh);
 	if (!rec || rec->dead_at || rec->expires <= emu_now() ||
-	    strcmp(rec->client, client_id) != 0) {
+	    strcmp(rec->client, client_id) != 0 || emu_user_disabled(emu_user_by_name(rec->owner))) {
 		/* A rotated token coming back usually means two refreshes raced. */
 		if (rec && rec->dead_at)
 			g_stats.refresh_token_reuse++;

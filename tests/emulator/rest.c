@@ -6,6 +6,7 @@
  *   GET {ctx}/rest/api/{1.0,latest}/users                  s_users_list
  *   GET {ctx}/rest/api/{1.0,latest}/users/{slug}           s_user_get
  *   GET {ctx}/rest/api/{1.0,latest}/repos                  s_repos_list
+ *   GET {ctx}/rest/api/{1.0,latest}/projects/{key}         s_project_get
  *   GET {ctx}/rest/api/{1.0,latest}/projects/{key}/repos/{slug}[/raw/{path}]
  *   GET {ctx}/rest/api/{1.0,latest}/users/{slug}/repos/{slug}[/raw/{path}]
  *   GET {ctx}/rest/oauth2/{1.0,latest}/client              (GCM's plugin probe)
@@ -24,6 +25,7 @@
 #define EXC_LOGIN "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException"
 #define EXC_NO_USER "com.atlassian.bitbucket.user.NoSuchUserException"
 #define EXC_NO_REPO "com.atlassian.bitbucket.repository.NoSuchRepositoryException"
+#define EXC_NO_PROJECT "com.atlassian.bitbucket.project.NoSuchProjectException"
 #define EXC_NO_PATH "com.atlassian.bitbucket.content.NoSuchPathException"
 #define EXC_BAD_PARAM "com.atlassian.bitbucket.validation.ArgumentValidationException"
 #define EXC_TFA "com.alphaserve.bitbucket.tfa.TwoFactorAuthenticationRequiredException"
@@ -44,7 +46,8 @@ static int s_bearer(struct emu_req *r, const char *token, bool whoami, struct s_
 		if (rec->expires > emu_now()) {
 			a->user = emu_user_by_name(rec->owner);
 			a->cap = emu_scope_cap(rec->scope);
-			valid = a->user != NULL;
+			/* A disabled user's tokens stop working at once. */
+			valid = a->user != NULL && !emu_user_disabled(a->user);
 		} else {
 			expired = true;
 		}
@@ -73,7 +76,7 @@ static int s_basic(struct emu_req *r, const char *b64, struct s_auth *a)
 		if (colon && strlen((char *)raw) == (size_t)n) {
 			*colon = '\0';
 			const struct emu_user *u = emu_user_by_name((char *)raw);
-			if (emu_password_ok(u, colon + 1)) {
+			if (emu_password_ok(u, colon + 1) && !emu_user_disabled(u)) {
 				a->user = u;
 				a->cap = PERM_ADMIN;
 				return 0;
@@ -109,6 +112,15 @@ static int s_authenticate(struct emu_req *r, bool whoami, struct s_auth *a)
 			g_stats.rest_unauthorized++;
 			emu_unlock();
 			return -1; /* the OAuth filter answers first, even for whoami */
+		}
+		if (emu_user_disabled(v.user)) {
+			emu_lock();
+			g_stats.rest_unauthorized++;
+			emu_unlock();
+			emu_send_errors(r, 401,
+					"Authentication failed. Please check your credentials and try again.",
+					EXC_LOGIN);
+			return -1;
 		}
 		a->user = v.user;
 		a->cap = PERM_ADMIN;
@@ -202,7 +214,7 @@ static json_t *s_user_json(const struct emu_user *u, long avatar_size)
 	char *self = s_join(g_cfg.base_url, "/users/", slug ? slug : "");
 	json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:b, s:s, s:s, s:{s:o}}", "name", u->name,
 			      "emailAddress", u->email, "id", u->id, "displayName", u->display,
-			      "active", 1, "slug", u->slug, "type", "NORMAL", "links", "self",
+			      "active", !emu_user_disabled(u), "slug", u->slug, "type", "NORMAL", "links", "self",
 			      s_link_list(self));
 	if (j && avatar_size >= 0) {
 		/* Server-relative, like Bitbucket: clients prefix the host. */
@@ -523,6 +535,34 @@ static json_t *s_composer_json(const struct emu_repo *repo)
 	return j;
 }
 
+/* /projects/{key}: a project is visible to whoever holds a permission on
+ * it, or may read one of its repositories (Bitbucket's implicit project
+ * view), and to everyone when it is public. */
+static void s_project_get(struct emu_req *r, const char *key)
+{
+	struct s_auth a;
+	char msg[300];
+	if (!s_get_only(r) || s_authenticate(r, false, &a) != 0)
+		return;
+	const struct emu_project *p = emu_project_find(key);
+	if (!p) {
+		snprintf(msg, sizeof msg, "Project %.200s does not exist.", key);
+		emu_send_errors(r, 404, msg, EXC_NO_PROJECT);
+		return;
+	}
+	bool visible = p->is_public || (a.user && emu_project_user_perm(p, a.user) >= PERM_READ &&
+					 a.cap >= PERM_READ);
+	for (size_t i = 0; i < emu_repo_count() && !visible; i++) {
+		const struct emu_repo *repo = emu_repo_at(i);
+		visible = repo->project == p && a.user && s_effective(repo, &a) >= PERM_READ;
+	}
+	if (!visible) {
+		emu_send_errors(r, 401, "You are not permitted to access this resource", EXC_AUTH);
+		return;
+	}
+	emu_send_json(r, 200, s_project_json(p));
+}
+
 /* /projects/{key}/repos/{slug}[/raw/{path}] and the /users/{slug}/repos form */
 static void s_repo_resource(struct emu_req *r, const char *key, const char *slug,
 			    const char *raw_path)
@@ -615,6 +655,8 @@ void emu_rest_api(struct emu_req *r, const char *rest)
 		s_user_get(r, s[1]);
 	} else if (n == 1 && strcmp(s[0], "repos") == 0) {
 		s_repos_list(r);
+	} else if (n == 2 && strcmp(s[0], "projects") == 0) {
+		s_project_get(r, s[1]);
 	} else if ((n == 4 || (n == 6 && strcmp(s[4], "raw") == 0)) && strcmp(s[2], "repos") == 0 &&
 		   (strcmp(s[0], "projects") == 0 || strcmp(s[0], "users") == 0)) {
 		char key[130];

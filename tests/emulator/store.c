@@ -197,7 +197,133 @@ const struct emu_repo *emu_repo_find(const char *project_key, const char *slug)
  *   userN   5 PROJ repos spread over the project.
  *   admin   admin everywhere (system administrator).
  */
+/* ---- grants and disabled users set by the admin API ---------------------- */
+
+#define MAX_GRANTS 256
+
+struct s_grant {
+	int user_id;
+	const struct emu_project *project;
+	char slug[64]; /* "" for the project */
+	enum emu_perm perm;
+};
+
+static pthread_mutex_t s_access_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct s_grant s_grants[MAX_GRANTS];
+static size_t s_ngrants;
+static int s_disabled[BUILTIN_USERS + BENCH_USERS];
+static size_t s_ndisabled;
+
+const struct emu_project *emu_project_find(const char *key)
+{
+	for (size_t i = 0; i < sizeof s_projects / sizeof s_projects[0]; i++)
+		if (strcasecmp(s_projects[i].key, key) == 0)
+			return &s_projects[i];
+	return NULL;
+}
+
+/* 1 found (perm in *out), 0 not. Needs s_access_lock. */
+static int s_grant_find(int user_id, const struct emu_project *p, const char *slug, enum emu_perm *out)
+{
+	for (size_t i = 0; i < s_ngrants; i++)
+		if (s_grants[i].user_id == user_id && s_grants[i].project == p &&
+		    strcasecmp(s_grants[i].slug, slug) == 0) {
+			*out = s_grants[i].perm;
+			return 1;
+		}
+	return 0;
+}
+
+enum emu_perm emu_project_user_perm(const struct emu_project *p, const struct emu_user *u)
+{
+	enum emu_perm perm = PERM_NONE;
+	if (!u || !p)
+		return PERM_NONE;
+	if (u->id == 1)
+		return PERM_ADMIN;
+	pthread_mutex_lock(&s_access_lock);
+	s_grant_find(u->id, p, "", &perm);
+	pthread_mutex_unlock(&s_access_lock);
+	return perm;
+}
+
+int emu_grant_set(const struct emu_user *u, const struct emu_project *p, const char *slug, enum emu_perm perm)
+{
+	int rc = 0;
+	slug = slug ? slug : "";
+	pthread_mutex_lock(&s_access_lock);
+	size_t i = 0;
+	for (; i < s_ngrants; i++)
+		if (s_grants[i].user_id == u->id && s_grants[i].project == p &&
+		    strcasecmp(s_grants[i].slug, slug) == 0)
+			break;
+	if (i == s_ngrants) {
+		if (s_ngrants == MAX_GRANTS) {
+			rc = -1;
+			goto out;
+		}
+		s_ngrants++;
+	}
+	s_grants[i].user_id = u->id;
+	s_grants[i].project = p;
+	snprintf(s_grants[i].slug, sizeof s_grants[i].slug, "%s", slug);
+	s_grants[i].perm = perm;
+out:
+	pthread_mutex_unlock(&s_access_lock);
+	return rc;
+}
+
+void emu_user_set_disabled(const struct emu_user *u, bool disabled)
+{
+	pthread_mutex_lock(&s_access_lock);
+	size_t i = 0;
+	while (i < s_ndisabled && s_disabled[i] != u->id)
+		i++;
+	if (disabled && i == s_ndisabled && s_ndisabled < sizeof s_disabled / sizeof s_disabled[0])
+		s_disabled[s_ndisabled++] = u->id;
+	else if (!disabled && i < s_ndisabled)
+		s_disabled[i] = s_disabled[--s_ndisabled];
+	pthread_mutex_unlock(&s_access_lock);
+}
+
+bool emu_user_disabled(const struct emu_user *u)
+{
+	bool found = false;
+	if (!u)
+		return false;
+	pthread_mutex_lock(&s_access_lock);
+	for (size_t i = 0; i < s_ndisabled && !found; i++)
+		found = s_disabled[i] == u->id;
+	pthread_mutex_unlock(&s_access_lock);
+	return found;
+}
+
+void emu_access_reset(void)
+{
+	pthread_mutex_lock(&s_access_lock);
+	s_ngrants = 0;
+	s_ndisabled = 0;
+	pthread_mutex_unlock(&s_access_lock);
+}
+
+static enum emu_perm s_builtin_perm(const struct emu_repo *repo, const struct emu_user *u);
+
 enum emu_perm emu_repo_user_perm(const struct emu_repo *repo, const struct emu_user *u)
+{
+	enum emu_perm perm = PERM_NONE;
+	if (!u)
+		return PERM_NONE;
+	if (u->id == 1)
+		return PERM_ADMIN;
+	pthread_mutex_lock(&s_access_lock);
+	int found = s_grant_find(u->id, repo->project, repo->slug, &perm);
+	if (!found)
+		found = s_grant_find(u->id, repo->project, "", &perm);
+	pthread_mutex_unlock(&s_access_lock);
+	return found ? perm : s_builtin_perm(repo, u);
+}
+
+static enum emu_perm s_builtin_perm(const struct emu_repo *repo, const struct emu_user *u)
 {
 	if (!u)
 		return PERM_NONE;
@@ -535,6 +661,7 @@ void emu_state_reset(void)
 	memset(&g_faults, 0, sizeof g_faults);
 	memset(&g_stats, 0, sizeof g_stats);
 	emu_log_clear();
+	emu_access_reset();
 }
 
 int emu_store_init(void)

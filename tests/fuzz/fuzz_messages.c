@@ -43,6 +43,12 @@ static const ProtobufCMessageDescriptor *const s_types[] = {
     &portico__bitbucket__list_repos_request__descriptor,
     &portico__bitbucket__list_repos_reply__descriptor,
     &portico__bitbucket__oauth1_access_token_request__descriptor,
+    &portico__registry__set_access_request__descriptor,
+    &portico__registry__access_rules__descriptor,
+    &portico__registry__due_access_reply__descriptor,
+    &portico__registry__access_result_request__descriptor,
+    &portico__registry__list_access_ended_reply__descriptor,
+    &portico__bitbucket__readable_request__descriptor,
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

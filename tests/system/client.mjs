@@ -3,6 +3,7 @@
 // The web closes keep-alive connections idle for 2 s; a request that fetch
 // sends on such a connection just as it closes fails with "other side closed"
 // before the server read it. That request never ran: send it once more.
+import '../compat.mjs';
 async function fetchOnce(url, init) {
   try {
     return await fetch(url, init);
@@ -32,7 +33,7 @@ export class Client {
 
   storeCookies(url, headers) {
     const host = new URL(url).host;
-    const set = headers.getSetCookie ? headers.getSetCookie() : [];
+    const set = headers.getSetCookie();
     for (const line of set) {
       const [pair, ...attrs] = line.split(';');
       const eq = pair.indexOf('=');

@@ -1,6 +1,7 @@
 // The system-test harness: starts PostgreSQL, the Bitbucket emulator and the
 // four Portico services as real processes on loopback, on free ports, and
 // stops them again. Every test file gets its own private system.
+import '../compat.mjs';
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, createWriteStream, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

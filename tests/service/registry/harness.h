@@ -121,6 +121,7 @@ int run_integration_tests(void);
 int run_session_tests(void);
 int run_login_tests(void);
 int run_token_tests(void);
+int run_access_tests(void);
 int run_audit_tests(void);
 int run_raw_tests(void);
 int run_cli_tests(void);

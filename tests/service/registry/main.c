@@ -20,6 +20,7 @@ static const group_t s_groups[] = {
     {"sessions", run_session_tests},
     {"login", run_login_tests},
     {"tokens", run_token_tests},
+    {"access", run_access_tests},
     {"audit", run_audit_tests},
     {"raw", run_raw_tests},
     {"cli", run_cli_tests},

@@ -1,0 +1,37 @@
+/* Access rules in the Admin section (admin_access.c): the "Who may log in"
+ * card on an integration's page, its edit form, and the "access ended"
+ * marks on the Users page. */
+#ifndef PORTICO_WEB_ADMIN_ACCESS_H
+#define PORTICO_WEB_ADMIN_ACCESS_H
+
+#include "admin.h"
+
+/* An integration's rules, or NULL when they could not be loaded (the
+ * page then says so). Free with admin_access_free. */
+Portico__Registry__AccessRules *admin_access_load(web_req_t *r, int64_t integration_id);
+void admin_access_free(Portico__Registry__AccessRules **rules_p);
+/* The "Who may log in" row of the integration page's Details table. */
+void admin_access_details_row(sbuf_t *b, const Portico__Registry__AccessRules *rules);
+/* The card on the integration page (with its flash after a save). */
+void admin_access_card(sbuf_t *b, web_req_t *r, int64_t integration_id, const Portico__Registry__AccessRules *rules);
+
+/* The rules of every integration, for the Admin page's list (NULL when they
+ * could not be loaded: the cells then say "unknown"). */
+Portico__Registry__ListAccessReply *admin_access_list_load(web_req_t *r);
+void admin_access_list_free(Portico__Registry__ListAccessReply **rep_p);
+/* One integration's cell in that list: "everyone", "PROJ", "PROJ · 3 names". */
+void admin_access_list_cell(sbuf_t *b, const Portico__Registry__ListAccessReply *list, int64_t integration_id);
+/* GET and POST /admin/integrations/{id}/access */
+void admin_access_edit(web_req_t *r, admin_ctx_t *a, int64_t integration_id);
+
+/* The accounts whose access ended (NULL when it could not be loaded: the
+ * Users page then shows no marks). Free with admin_access_ended_free. */
+Portico__Registry__ListAccessEndedReply *admin_access_ended_load(web_req_t *r);
+void admin_access_ended_free(Portico__Registry__ListAccessEndedReply **rep_p);
+/* The mark of one user on the Users page, if any. */
+void admin_access_user_mark(sbuf_t *b, const Portico__Registry__ListAccessEndedReply *ended, int64_t user_id);
+
+/* The newest refused logins, as a section of the Users page. */
+void admin_access_refused_section(sbuf_t *b, web_req_t *r);
+
+#endif
