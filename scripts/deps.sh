@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(
-  build-essential pkg-config
+  build-essential pkg-config python3
   libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler
   libcurl4-openssl-dev libpq-dev libcivetweb-dev libssl-dev libjansson-dev
   postgresql libcmocka-dev
@@ -31,8 +31,14 @@ if ((${#missing[@]})); then
 fi
 
 # Browser tests drive Debian's Chromium with playwright-core (never a
-# downloaded browser).
-if [ -f tests/package.json ] && [ ! -d tests/node_modules/playwright-core ]; then
-  echo "deps: installing the test's npm packages"
-  (cd tests && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+# downloaded browser), at the exact versions of tests/package-lock.json
+# (playwright-core is pinned to the last release that runs on Debian 12's
+# Node 18). Installed again whenever the lock file changes.
+if [ -f tests/package-lock.json ]; then
+  want=$(sha256sum tests/package-lock.json | cut -d' ' -f1)
+  if [ "$(cat tests/node_modules/.portico-lock 2>/dev/null)" != "$want" ]; then
+    echo "deps: installing the test's npm packages"
+    (cd tests && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$want" >tests/node_modules/.portico-lock
+  fi
 fi

@@ -282,6 +282,9 @@ static void *s_checker(void *arg)
     broker_worker_t w;
     memset(&w, 0, sizeof w);
     snprintf(w.holder, sizeof w.holder, "%s", s_holder);
+    /* Like the workers' clients: CURVE with the broker's key (busauth is set
+     * up in main before this thread starts), so the registry and bitbucket
+     * admit them as the broker. */
     w.registry = bus_client_new(broker_cfg.registry_endpoint, "registry");
     w.bitbucket = bus_client_new(broker_cfg.bitbucket_endpoint, "bitbucket");
     if (!w.registry || !w.bitbucket) {
