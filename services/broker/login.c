@@ -418,6 +418,7 @@ static fin_state_t s_fin_link_user(fin_ctx_t *c)
     q.tokens = &t;
     q.session = c->in->session_hash.len ? &session : NULL;
     q.brief = true;
+    q.setup_session_hash = c->in->setup_session_hash;
     if (broker_registry_call(c->w, "user.login", &q.base, &portico__registry__login_reply__descriptor,
                              (ProtobufCMessage **)&c->login, &c->err) < 0)
         return FIN_FAILED;

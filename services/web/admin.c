@@ -130,8 +130,9 @@ static void s_setup_form(web_req_t *r, int status, const char *error)
                 "<label for=\"setup-token\">Setup token</label>"
                 "<input type=\"password\" id=\"setup-token\" name=\"token\" maxlength=\"%d\" "
                 "autocomplete=\"off\" spellcheck=\"false\" aria-describedby=\"setup-token-hint\" autofocus>"
-                "<p class=\"hint\" id=\"setup-token-hint\">Printed in the log of the registry service when "
-                "Portico first started (look for \"setup token\"), or the value of "
+                "<p class=\"hint\" id=\"setup-token-hint\">On the registry's machine, "
+                "<code>portico-registry setup-token</code> shows it (it is kept in the file "
+                "<code>PORTICO_SETUP_TOKEN_FILE</code>), or it is the value of "
                 "<code>PORTICO_SETUP_TOKEN</code> if your operator set one.</p>"
                 "<button type=\"submit\">Open the Admin section</button></form></section>",
                 web_cfg.public_path, field, ADMIN_MAX_SETUP_TOKEN);
@@ -180,7 +181,7 @@ static void h_setup_token(web_req_t *r)
         return;
     }
     if (tn == -2) {
-        s_setup_form(r, 403, "This setup token is not right. Copy it again from the log and paste it exactly.");
+        s_setup_form(r, 403, "This setup token is not right. Copy it again and paste it exactly.");
         return;
     }
     Portico__Registry__CheckSetupTokenRequest req = PORTICO__REGISTRY__CHECK_SETUP_TOKEN_REQUEST__INIT;
@@ -209,7 +210,13 @@ static void h_setup_token(web_req_t *r)
                                "operator can turn Setup Mode back on from the command line.");
                 return;
             }
-            s_setup_form(r, 403, "This setup token is not right. Copy it again from the log and paste it exactly.");
+            if (!strcmp(err.detail, "token_expired")) {
+                s_setup_form(r, 403,
+                             "This setup token has expired. Get a new one on the registry's machine with "
+                             "`portico-registry setup-mode on` (it prints the new token).");
+                return;
+            }
+            s_setup_form(r, 403, "This setup token is not right. Copy it again and paste it exactly.");
             return;
         }
     }
@@ -307,9 +314,9 @@ static void s_setup_banner(sbuf_t *b, web_req_t *r, const admin_ctx_t *a)
         sbuf_puts(b, "<button type=\"submit\">Finish setup</button></form>");
     } else {
         sbuf_printf(b,
-                    "Add an integration, then <a href=\"%s/login\">log in with Bitbucket</a>: the first "
-                    "person to log in while Setup Mode is on becomes an admin. Once an admin exists you can "
-                    "finish setup here.</div>",
+                    "Add an integration, then <a href=\"%s/login\">log in with Bitbucket</a> in this "
+                    "browser: your Bitbucket account becomes the first admin (logins from other browsers do "
+                    "not). Once an admin exists you can finish setup here.</div>",
                     web_cfg.public_path);
     }
     sbuf_puts(b, "</section>");

@@ -123,8 +123,8 @@ static void s_login_list(sbuf_t *b, web_req_t *r, const char *return_to)
     if (st && st->setup_mode)
         sbuf_printf(b,
                     "<p>Nobody can log in yet: Portico has no Bitbucket integration. Portico is in Setup Mode: "
-                    "open <a href=\"%s/admin\">the Admin section</a> with the setup token from the log and add "
-                    "an integration.</p>",
+                    "open <a href=\"%s/admin\">the Admin section</a> with the setup token (on the registry's "
+                    "machine, <code>portico-registry setup-token</code> shows it) and add an integration.</p>",
                     web_cfg.public_path);
     else
         sbuf_puts(b, "<p>Nobody can log in right now: there is no enabled Bitbucket integration. Ask a Portico "
@@ -454,6 +454,17 @@ static void h_callback(web_req_t *r)
     }
     q.session_hash.data = session_hash;
     q.session_hash.len = sizeof session_hash;
+    /* Setup Mode belongs to whoever proved the setup token: only a login in
+     * the browser holding that Setup Mode session may make the first admin
+     * (the binding cookie already ties this callback to the browser that
+     * started the login). */
+    const web_session_t *current = web_session(r);
+    uint8_t setup_hash[32];
+    if (current && current->setup && current->user_id == 0 && r->session_token[0]) {
+        crypto_sha256(r->session_token, strlen(r->session_token), setup_hash);
+        q.setup_session_hash.data = setup_hash;
+        q.setup_session_hash.len = sizeof setup_hash;
+    }
     q.session_idle_seconds = (int32_t)web_cfg.session_idle_s;
     q.session_absolute_seconds = (int32_t)web_cfg.session_max_s;
     Portico__Broker__FinishLoginReply *rep = NULL;
