@@ -46,6 +46,9 @@ demo_url=""
 if [ "${PORTICO_DEMO_BITBUCKET:-1}" != 0 ]; then
   demo_addr=${PORTICO_DEMO_BITBUCKET_ADDR:-127.0.0.1:7990}
   demo_url="http://$demo_addr/bitbucket"
+  # The demo listens on loopback, which integrations may reach only as a
+  # named exception.
+  export PORTICO_BITBUCKET_ALLOW=${PORTICO_BITBUCKET_ALLOW:+$PORTICO_BITBUCKET_ALLOW,}${demo_addr%:*}
   "$bin/bitbucket-emulator" --listen "$demo_addr" --context /bitbucket --version "${PORTICO_DEMO_BITBUCKET_VERSION:-8.9.0}" \
     >"$state/logs/demo-bitbucket.log" 2>&1 &
   pids+=($!)

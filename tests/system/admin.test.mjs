@@ -220,6 +220,24 @@ test('malformed base URLs are explained next to the field, with the form kept', 
   assert.match(fieldError(badCa.text, 'ca-cert'), /PEM/);
 });
 
+test('a Base URL on loopback (outside the operator\'s exception), unspecified or the web itself is refused before connecting', async () => {
+  // The harness allows 127.0.0.1 for its emulators; every other loopback
+  // address, and ::1, stays refused on the address actually connected to.
+  const port = new URL(sys.emulatorUrl).port;
+  for (const [url, re] of [
+    [`http://127.0.0.2:${port}/bitbucket`, /127\.0\.0\.2 is a loopback address/],
+    [`http://[::1]:${port}/bitbucket`, /::1 is a loopback address/],
+    [`http://0.0.0.0:${port}/bitbucket`, /0\.0\.0\.0 is an unspecified address/],
+  ]) {
+    const r = await create(admin, { base_url: url, client_id: 'cid', client_secret: 's3cret-value' });
+    assert.equal(r.status, 400, `${url}: ${r.status}`);
+    const e = fieldError(r.text, 'base-url');
+    assert.match(e, /Portico does not connect to this address/, url);
+    assert.match(e, re, url);
+    assert.match(e, /PORTICO_BITBUCKET_ALLOW/, url);
+  }
+});
+
 test('an unreachable instance (a closed port) is explained', async () => {
   const port = await freePort();
   const r = await create(admin, { base_url: `http://127.0.0.1:${port}`, client_id: 'cid', client_secret: 'sec' });

@@ -149,6 +149,9 @@ export async function startPortico(opts = {}) {
     PORTICO_BITBUCKET_ENDPOINT: `tcp://127.0.0.1:${bbPort}`,
     PORTICO_BROKER_BIND: `tcp://127.0.0.1:${brokerPort}`,
     PORTICO_BROKER_ENDPOINT: `tcp://127.0.0.1:${brokerPort}`,
+    // The emulators listen on loopback, which an integration may reach only
+    // as an exception the operator names.
+    PORTICO_BITBUCKET_ALLOW: '127.0.0.1',
     ...(opts.env || {}),
   };
   const procs = {};
