@@ -7,6 +7,8 @@
  *   PORTICO_SETUP_TOKEN_FILE          where a generated token is kept, mode 0600
  *                                     (/var/lib/portico/setup-token)
  *   PORTICO_SETUP_TOKEN_TTL_HOURS     how long a setup token works (24)
+ *   PORTICO_PENDING_LOGINS_PER_BROWSER unfinished logins per browser (10)
+ *   PORTICO_PENDING_LOGINS_MAX        unfinished logins in all (10000)
  *   PORTICO_REGISTRY_BIND             ROUTER endpoint (tcp://127.0.0.1:5551)
  *   PORTICO_REGISTRY_WORKERS          worker threads, one connection each (4)
  *   PORTICO_HEALTH_ADDR               /healthz /readyz /metrics (127.0.0.1:8081)
@@ -25,6 +27,8 @@ typedef struct {
     char setup_token[256];
     char setup_token_file[1024];
     int setup_token_ttl_hours;
+    int pending_per_browser; /* unfinished logins one browser may have */
+    int pending_max;         /* and everyone together */
     char bind[256];
     char health_addr[256];
     int workers;

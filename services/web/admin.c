@@ -174,6 +174,12 @@ static void h_setup_token(web_req_t *r)
         return;
     }
 
+    /* Only wrong tokens use this client's budget: an address that made no
+     * wrong attempt always gets its right token checked. */
+    if (web_rate_wait(r, "setup_token", web_cfg.setup_failure_rate, false)) {
+        s_setup_form(r, 429, "Too many attempts, wait a minute and try again.");
+        return;
+    }
     char token[ADMIN_MAX_SETUP_TOKEN + 1];
     int tn = web_form(r, "token", token, sizeof token);
     if (tn == 0 || tn == -1) {
@@ -181,6 +187,7 @@ static void h_setup_token(web_req_t *r)
         return;
     }
     if (tn == -2) {
+        web_rate_charge(r, "setup_token", web_cfg.setup_failure_rate);
         s_setup_form(r, 403, "This setup token is not right. Copy it again and paste it exactly.");
         return;
     }
@@ -193,6 +200,7 @@ static void h_setup_token(web_req_t *r)
     if (rc < 0) {
         switch (err.code) {
         case PORTICO__ERROR_CODE__RATE_LIMITED:
+            r->retry_after_s = 60;
             s_setup_form(r, 429, "Too many attempts, wait a minute and try again.");
             return;
         case PORTICO__ERROR_CODE__UNAVAILABLE:
@@ -216,6 +224,8 @@ static void h_setup_token(web_req_t *r)
                              "`portico-registry setup-mode on` (it prints the new token).");
                 return;
             }
+            if (!strcmp(err.detail, "bad_token"))
+                web_rate_charge(r, "setup_token", web_cfg.setup_failure_rate);
             s_setup_form(r, 403, "This setup token is not right. Copy it again and paste it exactly.");
             return;
         }

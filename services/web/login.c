@@ -177,6 +177,13 @@ static void s_login_error(web_req_t *r, const bus_error_t *err)
                "two-factor app for Bitbucket does this when its OAuth whitelist does not allow Portico.";
         todo = "Ask your Bitbucket administrator to allow Portico in the OAuth whitelist of the \"U2F & TOTP\" "
                "two-factor app, then start again.";
+    } else if (!strcmp(d, "pending_browser") || !strcmp(d, "pending_total")) {
+        status = 429;
+        r->retry_after_s = 60;
+        title = "Too many sign-ins in progress";
+        what = !strcmp(d, "pending_browser") ? "This browser has started many sign-ins that have not finished yet."
+                                             : "Portico has too many unfinished sign-ins right now.";
+        todo = "Finish or abandon the sign-ins already open, wait a minute, and start again.";
     } else if (!strcmp(d, "integration_unknown")) {
         status = 404;
         title = "Unknown Bitbucket integration";
@@ -350,6 +357,10 @@ static void h_login(web_req_t *r)
 static void h_login_start(web_req_t *r)
 {
     pthread_once(&s_once, s_init_once);
+    /* Each start stores a pending login (and, for OAuth 1, makes a signed
+     * call to Bitbucket): a budget per client. */
+    if (!web_rate_ok(r, "login_start", web_cfg.login_rate, true))
+        return;
     int64_t id = s_path_id(r, "/login/start/");
     if (id <= 0) {
         web_error_page(r, 404, "Page not found", "There is no Bitbucket integration at this address.",
@@ -402,6 +413,8 @@ static void h_callback(web_req_t *r)
 {
     /* The callback URL carries the code: it must not leak through Referer. */
     r->referrer_policy = "no-referrer";
+    if (!web_rate_ok(r, "callback", web_cfg.callback_rate, true))
+        return;
     int64_t id = s_path_id(r, "/oauth/callback/");
     if (id <= 0) {
         web_error_page(r, 404, "Page not found", "There is no Bitbucket integration at this address.",

@@ -19,6 +19,11 @@
 web_config_t web_cfg;
 brokerq_t *web_brokerq;
 webcache_t *web_cache;
+ratelimit_t *web_limits;
+
+/* Clients the rate limits remember at once (beyond that, the quietest are
+ * forgotten: see ratelimit.h). */
+#define LIMIT_SLOTS 65536
 
 /* What the cache may hold at most. */
 #define CACHE_MAX_ENTRIES 65536
@@ -51,8 +56,49 @@ static void s_config_load(web_config_t *c)
     snprintf(c->session_cookie, sizeof c->session_cookie, "%s",
              c->secure ? "__Host-portico_session" : "portico_session");
     snprintf(c->login_cookie, sizeof c->login_cookie, "%s", c->secure ? "__Host-portico_login" : "portico_login");
+    char proxies[2048];
+    config_string_or_die("PORTICO_TRUSTED_PROXIES", "", proxies, sizeof proxies);
+    char why[200];
+    if (netaddr_list_parse(proxies, &c->trusted_proxies, why, sizeof why) < 0) {
+        fprintf(stderr, "portico: configuration error: PORTICO_TRUSTED_PROXIES: %s\n", why);
+        exit(2);
+    }
+    c->login_rate = config_int_or_die("PORTICO_LOGIN_RATE_PER_MINUTE", 20, 1, 100000);
+    c->callback_rate = config_int_or_die("PORTICO_CALLBACK_RATE_PER_MINUTE", 20, 1, 100000);
+    c->setup_failure_rate = config_int_or_die("PORTICO_SETUP_TOKEN_FAILURES_PER_MINUTE", 5, 1, 1000);
     if (c->secure && c->public_path[0])
         log_warn("PORTICO_PUBLIC_URL has a path: cookies still use Path=/ as the __Host- prefix requires", NULL);
+}
+
+/* The client of this request: the peer, unless the peer is a trusted
+ * proxy; then the right-most X-Forwarded-For entry that is not one (what
+ * the proxies nearest to us saw; entries further left are whatever the
+ * client chose to send). */
+static void s_client_addr(web_req_t *r)
+{
+    snprintf(r->addr, sizeof r->addr, "%s", r->ri->remote_addr);
+    if (!web_cfg.trusted_proxies.n || !netaddr_list_contains(&web_cfg.trusted_proxies, r->addr))
+        return;
+    const char *xff = mg_get_header(r->conn, "X-Forwarded-For");
+    if (!xff)
+        return;
+    char list[1024];
+    snprintf(list, sizeof list, "%s", xff);
+    for (;;) {
+        char *comma = strrchr(list, ',');
+        char *item = comma ? comma + 1 : list;
+        while (*item == ' ' || *item == '\t')
+            item++;
+        size_t n = strlen(item);
+        while (n && (item[n - 1] == ' ' || item[n - 1] == '\t'))
+            item[--n] = '\0';
+        if (!netaddr_is_ip(item))
+            return; /* garbage: believe nothing further */
+        snprintf(r->addr, sizeof r->addr, "%s", item);
+        if (!netaddr_list_contains(&web_cfg.trusted_proxies, item) || !comma)
+            return;
+        *comma = '\0';
+    }
 }
 
 /* ---- per-thread bus clients ---- */
@@ -115,7 +161,7 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
     r.ri = mg_get_request_info(conn);
     r.clients = mg_get_thread_pointer(conn);
     r.route = "unknown";
-    snprintf(r.addr, sizeof r.addr, "%s", r.ri->remote_addr);
+    s_client_addr(&r);
     uint8_t raw[8];
     crypto_random(raw, sizeof raw);
     crypto_hex(raw, sizeof raw, r.request_id);
@@ -178,6 +224,10 @@ int main(int argc, char **argv)
     metrics_help("portico_bus_call_seconds", "histogram", "Bus call latency by service and method");
     metrics_help("portico_web_cache_total", "counter", "Web cache lookups by cache (session, account, repositories)");
 
+    metrics_help("portico_http_rate_limited_total", "counter", "Requests refused by a per-client limit");
+    web_limits = ratelimit_new(LIMIT_SLOTS);
+    if (!web_limits)
+        return 1;
     web_brokerq = brokerq_new(web_cfg.broker_bind);
     if (!web_brokerq)
         return 1;
@@ -227,6 +277,8 @@ int main(int argc, char **argv)
     mg_stop(ctx); /* waits for requests in flight */
     brokerq_destroy(&web_brokerq);
     webcache_destroy(&web_cache);
+    ratelimit_destroy(&web_limits);
+    netaddr_list_free(&web_cfg.trusted_proxies);
     mg_exit_library();
     log_info("stopped", NULL);
     return 0;

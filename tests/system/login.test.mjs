@@ -31,6 +31,10 @@ before(async () => {
       PORTICO_LOGIN_TTL_SECONDS: String(LOGIN_TTL),
       PORTICO_BITBUCKET_TIMEOUT_MS: String(BB_TIMEOUT_MS),
       PORTICO_REPOSITORY_CACHE_SECONDS: '0',
+      // Dozens of logins a minute from this one address: the per-client
+      // limits are tested in edge.test.mjs.
+      PORTICO_LOGIN_RATE_PER_MINUTE: '1000',
+      PORTICO_CALLBACK_RATE_PER_MINUTE: '1000',
     },
   });
   emuB = await startEmulator({ autoApprove: 'jdoe', logDir: sys.logDir });
