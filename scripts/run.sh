@@ -80,6 +80,8 @@ done
 echo
 echo "  Portico is running: $PORTICO_PUBLIC_URL"
 echo "  Readiness:          $probe ($(curl -s -o /dev/null -w '%{http_code}' "$probe" 2>/dev/null || echo down))"
+ops=${PORTICO_OPS_ADDR:-127.0.0.1:9090}
+echo "  Operations:         http://$ops/metrics and http://$ops/readyz (details; not on the public port)"
 if [ -n "${PORTICO_SETUP_TOKEN:-}" ]; then
   echo "  Setup token:        the value of PORTICO_SETUP_TOKEN   (open $PORTICO_PUBLIC_URL/admin)"
 else

@@ -150,7 +150,8 @@ static int s_settings(web_req_t *r, Portico__Registry__Settings **out, bus_error
 static void h_setup_token(web_req_t *r)
 {
     if (!web_same_origin(r)) {
-        log_warn("refused a cross-site request", "path=%s", r->ri->local_uri);
+        char q[300];
+        log_warn("refused a cross-site request", "path=%s", log_quote(r->ri->local_uri, q, sizeof q));
         web_error_page(r, 403, "Request refused", "This form was sent from another site.",
                        "Open Portico at its configured address and try again.");
         return;
@@ -210,7 +211,9 @@ static void h_setup_token(web_req_t *r)
             web_bus_error_page(r, &err, "Could not check the setup token");
             return;
         default:
-            log_info("setup token refused", "code=%s detail=%s", bus_code_name(err.code), err.detail);
+            char q[100];
+            log_info("setup token refused", "code=%s detail=%s", bus_code_name(err.code),
+                     log_quote(err.detail, q, sizeof q));
             if (!strcmp(err.detail, "setup_off")) {
                 web_error_page(r, 403, "Setup Mode is off",
                                "The setup token no longer opens the Admin section: setup has been finished.",

@@ -534,7 +534,9 @@ void admin_integration_create(web_req_t *r)
     bus_error_t err;
     if (admin_broker(r, "integration.check", &creq.base, &portico__broker__check_integration_reply__descriptor,
                      (ProtobufCMessage **)&chk, &err) < 0) {
-        log_info("integration check failed", "code=%s detail=%s", bus_code_name(err.code), err.detail);
+        char q[100];
+        log_info("integration check failed", "code=%s detail=%s", bus_code_name(err.code),
+                 log_quote(err.detail, q, sizeof q));
         s_check_failed(&f, &err);
         status = f.e_top[0] ? 503 : 400;
         goto render;
@@ -569,7 +571,9 @@ void admin_integration_create(web_req_t *r)
     req.actor = a.actor;
     req.addr = r->addr;
     if (admin_registry(r, "integration.create", &req.base, NULL, NULL, &err) < 0) {
-        log_info("integration create refused", "code=%s detail=%s", bus_code_name(err.code), err.detail);
+        char q[100];
+        log_info("integration create refused", "code=%s detail=%s", bus_code_name(err.code),
+                 log_quote(err.detail, q, sizeof q));
         s_store_failed(&f, &err);
         status = err.code == PORTICO__ERROR_CODE__CONFLICT ? 409 : 400;
         if (err.code != PORTICO__ERROR_CODE__BAD_REQUEST && err.code != PORTICO__ERROR_CODE__CONFLICT &&

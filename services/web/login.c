@@ -285,7 +285,9 @@ static void s_login_error(web_req_t *r, const bus_error_t *err)
             break;
         }
     }
-    log_info("login error page", "code=%s detail=%s status=%d", bus_code_name(err->code), d, status);
+    char q[100];
+    log_info("login error page", "code=%s detail=%s status=%d", bus_code_name(err->code), log_quote(d, q, sizeof q),
+             status);
     /* The error page itself offers the way back. */
     sbuf_t b;
     sbuf_init(&b);

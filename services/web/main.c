@@ -11,6 +11,7 @@
 #include "service.h"
 #include "url.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,14 @@ static void s_config_load(web_config_t *c)
     snprintf(c->public_origin, sizeof c->public_origin, "%.*s", (int)olen, c->public_url);
     snprintf(c->public_path, sizeof c->public_path, "%s", slash ? slash : "");
     config_addr_or_die("PORTICO_HTTP_ADDR", "0.0.0.0:8080", false, c->http_addr, sizeof c->http_addr);
+    config_addr_or_die("PORTICO_OPS_ADDR", "127.0.0.1:9090", false, c->ops_addr, sizeof c->ops_addr);
+    if (!strcmp(strrchr(c->ops_addr, ':'), strrchr(c->http_addr, ':'))) {
+        fprintf(stderr,
+                "portico: configuration error: PORTICO_OPS_ADDR: must use another port than "
+                "PORTICO_HTTP_ADDR (%s)\n",
+                c->http_addr);
+        exit(2);
+    }
     config_endpoint_or_die("PORTICO_REGISTRY_ENDPOINT", "tcp://127.0.0.1:5551", c->registry_endpoint,
                            sizeof c->registry_endpoint);
     config_endpoint_or_die("PORTICO_BITBUCKET_ENDPOINT", "tcp://127.0.0.1:5552", c->bitbucket_endpoint,
@@ -151,9 +160,14 @@ static const web_route_t *s_match(const char *method, const char *path, bool *wr
     return NULL;
 }
 
+/* The operations listener serves only these (from web_ops_routes). */
+static bool s_ops_route(const web_route_t *rt)
+{
+    return rt && (!strcmp(rt->name, "healthz") || !strcmp(rt->name, "readyz") || !strcmp(rt->name, "metrics"));
+}
+
 static int s_handle(struct mg_connection *conn, void *cbdata)
 {
-    (void)cbdata;
     int64_t started = bus_now_ms();
     web_req_t r;
     memset(&r, 0, sizeof r);
@@ -161,6 +175,7 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
     r.ri = mg_get_request_info(conn);
     r.clients = mg_get_thread_pointer(conn);
     r.route = "unknown";
+    r.ops = cbdata != NULL;
     s_client_addr(&r);
     uint8_t raw[8];
     crypto_random(raw, sizeof raw);
@@ -176,6 +191,10 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
     r.path = path;
     bool wrong_method = false;
     const web_route_t *rt = s_match(r.ri->request_method, path, &wrong_method);
+    if (r.ops && !s_ops_route(rt)) {
+        rt = NULL;
+        wrong_method = false;
+    }
     if (!r.clients) {
         web_error_page(&r, 503, "Service unavailable", "This server thread has no connection to Portico's services.",
                        "Try again.");
@@ -200,12 +219,19 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
     snprintf(labels, sizeof labels, "route=\"%s\"", r.route);
     double secs = (double)(bus_now_ms() - started) / 1000.0;
     metrics_observe("portico_http_request_seconds", labels, secs);
+    char q[40];
     if (strcmp(r.route, "static") && strcmp(r.route, "metrics") && strcmp(r.route, "healthz"))
-        log_info("http request", "method=%s route=%s status=%d ms=%.1f", r.ri->request_method, r.route, r.status,
-                 secs * 1000.0);
+        log_info("http request", "method=%s route=%s status=%d ms=%.1f", log_quote(r.ri->request_method, q, sizeof q),
+                 r.route, r.status, secs * 1000.0);
     free(r.body);
     log_set_request_id(NULL);
     return r.status ? r.status : 500;
+}
+
+static void *s_stop_context(void *arg)
+{
+    mg_stop(arg);
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -270,11 +296,42 @@ int main(int argc, char **argv)
         return 1;
     }
     mg_set_request_handler(ctx, "/", s_handle, NULL);
-    log_info("web listening", "addr=%s public_url=%s", web_cfg.http_addr, web_cfg.public_url);
+    /* Operations (/metrics, the detailed /readyz) on their own listener and
+     * threads: private by default, and still answering when the public
+     * port is busy. */
+    const char *ops_options[] = {"listening_ports",
+                                 web_cfg.ops_addr,
+                                 "num_threads",
+                                 "4",
+                                 "request_timeout_ms",
+                                 "10000",
+                                 "enable_keep_alive",
+                                 "no",
+                                 "max_request_size",
+                                 "8192",
+                                 NULL};
+    struct mg_context *ops = mg_start(&cb, NULL, ops_options);
+    if (!ops) {
+        log_error("could not listen for operations (PORTICO_OPS_ADDR)", "addr=%s", web_cfg.ops_addr);
+        mg_stop(ctx);
+        brokerq_destroy(&web_brokerq);
+        webcache_destroy(&web_cache);
+        return 1;
+    }
+    mg_set_request_handler(ops, "/", s_handle, &web_cfg);
+    log_info("web listening", "addr=%s ops_addr=%s public_url=%s", web_cfg.http_addr, web_cfg.ops_addr,
+             web_cfg.public_url);
     while (!service_stopping())
         usleep(100 * 1000);
     log_info("stopping", NULL);
+    /* mg_stop waits up to its listener's poll interval: both at once. */
+    pthread_t ops_stopper;
+    bool stopping_ops = pthread_create(&ops_stopper, NULL, s_stop_context, ops) == 0;
+    if (!stopping_ops)
+        mg_stop(ops);
     mg_stop(ctx); /* waits for requests in flight */
+    if (stopping_ops)
+        pthread_join(ops_stopper, NULL);
     brokerq_destroy(&web_brokerq);
     webcache_destroy(&web_cache);
     ratelimit_destroy(&web_limits);

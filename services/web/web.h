@@ -24,6 +24,7 @@ typedef struct {
     char public_path[256];   /* path prefix of public_url ("" or "/portico") */
     bool secure;             /* public URL is https */
     char http_addr[128];
+    char ops_addr[128]; /* /metrics and the detailed /readyz */
     char registry_endpoint[256];
     char bitbucket_endpoint[256];
     char broker_bind[256];
@@ -74,6 +75,7 @@ typedef struct web_req {
     web_clients_t *clients;
     const char *path;  /* the routed path, without PORTICO_PUBLIC_URL's prefix */
     const char *route; /* metrics label */
+    bool ops;          /* arrived on the operations listener (PORTICO_OPS_ADDR) */
     int status;
     char addr[64];     /* the client: the peer, or from a trusted proxy's X-Forwarded-For */
     int retry_after_s; /* > 0: a Retry-After header on the answer */

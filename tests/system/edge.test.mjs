@@ -118,3 +118,33 @@ test('wrong setup tokens lock out only their own address; the owner\'s right tok
   const ok = await owner.post('/admin/setup-token', { csrf: csrfFrom(of.text), token: sys.setupToken });
   assert.equal(ok.status, 303, text(ok.text).slice(0, 300));
 });
+
+test('request-derived values are quoted in log lines: a path cannot forge fields', async () => {
+  const r = await fetch(`${sys.webUrl}/admin/integrations/1/x%22%20forged=%22yes`, {
+    method: 'POST', headers: { origin: 'http://evil.example', 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=b',
+  });
+  assert.equal(r.status, 403);
+  await r.text();
+  const log = sys.log('web');
+  const line = log.split('\n').find((l) => l.includes('refused a cross-site request') && l.includes('forged'));
+  assert.ok(line, 'the refusal is logged');
+  assert.ok(line.includes('path="/admin/integrations/1/x\\" forged=\\"yes"'), line);
+  assert.doesNotMatch(line, / forged="yes/);
+});
+
+test('an https public URL sends Strict-Transport-Security; operations stay off the public port', async () => {
+  const own = await startPortico({ name: 'edge-https', noEmulator: true, publicUrl: 'https://portico.example.com' });
+  try {
+    const r = await fetch(`${own.webUrl}/healthz`);
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('strict-transport-security') || '', /^max-age=\d{7,}/);
+    assert.equal((await fetch(`${own.webUrl}/metrics`)).status, 404);
+    const ready = await fetch(`${own.webUrl}/readyz`);
+    assert.doesNotMatch(await ready.text(), /registry|bitbucket|broker/);
+    assert.equal((await fetch(`${own.opsUrl}/metrics`)).status, 200);
+  } finally {
+    await own.stop();
+  }
+  // Plain http: no HSTS (it would be ignored, and wrong behind no TLS).
+  assert.equal((await fetch(`${sys.webUrl}/healthz`)).headers.get('strict-transport-security'), null);
+});

@@ -275,7 +275,7 @@ test('PKCE and redirect_uri on every token request; no token in any URL or log',
 
 test('a broker killed between login start and callback: another broker finishes', async () => {
   const metric = async () => {
-    const t = await (await fetch(`${sys.webUrl}/metrics`)).text();
+    const t = await (await fetch(`${sys.opsUrl}/metrics`)).text();
     const m = t.match(/^portico_broker_workers_connected (\d+)/m);
     return m ? Number(m[1]) : 0;
   };
