@@ -15,12 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 web_config_t web_cfg;
 brokerq_t *web_brokerq;
 webcache_t *web_cache;
 ratelimit_t *web_limits;
+gate_t *web_gate;
 
 /* Clients the rate limits remember at once (beyond that, the quietest are
  * forgotten: see ratelimit.h). */
@@ -75,6 +77,9 @@ static void s_config_load(web_config_t *c)
     c->login_rate = config_int_or_die("PORTICO_LOGIN_RATE_PER_MINUTE", 20, 1, 100000);
     c->callback_rate = config_int_or_die("PORTICO_CALLBACK_RATE_PER_MINUTE", 20, 1, 100000);
     c->setup_failure_rate = config_int_or_die("PORTICO_SETUP_TOKEN_FAILURES_PER_MINUTE", 5, 1, 1000);
+    c->header_timeout_ms = config_int_or_die("PORTICO_HEADER_TIMEOUT_MS", 10000, 100, 120000);
+    c->max_conns_per_client = config_int_or_die("PORTICO_MAX_CONNECTIONS_PER_CLIENT", 32, 1, 100000);
+    c->max_conns = config_int_or_die("PORTICO_MAX_CONNECTIONS", 4096, 16, 1000000);
     if (c->secure && c->public_path[0])
         log_warn("PORTICO_PUBLIC_URL has a path: cookies still use Path=/ as the __Host- prefix requires", NULL);
 }
@@ -86,6 +91,21 @@ static void s_config_load(web_config_t *c)
 static void s_client_addr(web_req_t *r)
 {
     snprintf(r->addr, sizeof r->addr, "%s", r->ri->remote_addr);
+    /* Through the gate civetweb sees loopback: the gate names the client
+     * on a connection's first request; later ones on it are the same. */
+    if (web_gate) {
+        char gated[64];
+        char *known = mg_get_user_connection_data(r->conn);
+        if (gate_client(web_gate, mg_get_header(r->conn, GATE_HEADER), gated, sizeof gated)) {
+            snprintf(r->addr, sizeof r->addr, "%s", gated);
+            if (!known && (known = malloc(sizeof gated)))
+                mg_set_user_connection_data(r->conn, known);
+            if (known)
+                snprintf(known, sizeof gated, "%s", gated);
+        } else if (known) {
+            snprintf(r->addr, sizeof r->addr, "%s", known);
+        }
+    }
     if (!web_cfg.trusted_proxies.n || !netaddr_list_contains(&web_cfg.trusted_proxies, r->addr))
         return;
     const char *xff = mg_get_header(r->conn, "X-Forwarded-For");
@@ -124,6 +144,14 @@ static void *s_thread_init(const struct mg_context *ctx, int thread_type)
     c->broker = bus_client_new(brokerq_frontend(web_brokerq), "broker");
     c->bitbucket = bus_client_new(web_cfg.bitbucket_endpoint, "bitbucket");
     return c;
+}
+
+/* civetweb reuses a worker's connection object for its next connection:
+ * forget the address with the connection. */
+static void s_connection_close(const struct mg_connection *conn)
+{
+    free(mg_get_user_connection_data(conn));
+    mg_set_user_connection_data(conn, NULL);
 }
 
 static void s_thread_exit(const struct mg_context *ctx, int thread_type, void *ptr)
@@ -264,17 +292,25 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    /* Every connection the gate relays costs two descriptors. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     mg_init_library(0);
     char threads[16];
     snprintf(threads, sizeof threads, "%ld", web_cfg.threads);
     /* tcp_nodelay: a response goes out in two writes (headers, body), and
      * with Nagle and delayed ACKs each keep-alive response waited ~40 ms. */
+    /* civetweb serves from a private loopback port; the gate (gate.h)
+     * holds the public one and hands over complete requests only. */
     const char *options[] = {"listening_ports",
-                             web_cfg.http_addr,
+                             "127.0.0.1:0",
                              "num_threads",
                              threads,
                              "request_timeout_ms",
-                             "30000",
+                             "10000",
                              "enable_keep_alive",
                              "yes",
                              "keep_alive_timeout_ms",
@@ -288,6 +324,7 @@ int main(int argc, char **argv)
     memset(&cb, 0, sizeof cb);
     cb.init_thread = s_thread_init;
     cb.exit_thread = s_thread_exit;
+    cb.connection_close = s_connection_close;
     struct mg_context *ctx = mg_start(&cb, NULL, options);
     if (!ctx) {
         log_error("could not listen for HTTP", "addr=%s", web_cfg.http_addr);
@@ -296,6 +333,22 @@ int main(int argc, char **argv)
         return 1;
     }
     mg_set_request_handler(ctx, "/", s_handle, NULL);
+    struct mg_server_port port;
+    memset(&port, 0, sizeof port);
+    gate_config_t gc = {.listen_addr = web_cfg.http_addr,
+                        .header_timeout_ms = web_cfg.header_timeout_ms,
+                        .max_per_client = web_cfg.max_conns_per_client,
+                        .max_total = web_cfg.max_conns,
+                        .trusted = &web_cfg.trusted_proxies};
+    if (mg_get_server_ports(ctx, 1, &port) == 1)
+        gc.backend_port = port.port;
+    web_gate = gc.backend_port > 0 ? gate_new(&gc) : NULL;
+    if (!web_gate) {
+        mg_stop(ctx);
+        brokerq_destroy(&web_brokerq);
+        webcache_destroy(&web_cache);
+        return 1;
+    }
     /* Operations (/metrics, the detailed /readyz) on their own listener and
      * threads: private by default, and still answering when the public
      * port is busy. */
@@ -313,6 +366,7 @@ int main(int argc, char **argv)
     struct mg_context *ops = mg_start(&cb, NULL, ops_options);
     if (!ops) {
         log_error("could not listen for operations (PORTICO_OPS_ADDR)", "addr=%s", web_cfg.ops_addr);
+        gate_destroy(&web_gate);
         mg_stop(ctx);
         brokerq_destroy(&web_brokerq);
         webcache_destroy(&web_cache);
@@ -324,6 +378,7 @@ int main(int argc, char **argv)
     while (!service_stopping())
         usleep(100 * 1000);
     log_info("stopping", NULL);
+    gate_destroy(&web_gate);
     /* mg_stop waits up to its listener's poll interval: both at once. */
     pthread_t ops_stopper;
     bool stopping_ops = pthread_create(&ops_stopper, NULL, s_stop_context, ops) == 0;

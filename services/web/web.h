@@ -8,6 +8,7 @@
 #define PORTICO_WEB_H
 
 #include "brokerq.h"
+#include "gate.h"
 #include "bus.h"
 #include "netaddr.h"
 #include "ratelimit.h"
@@ -41,6 +42,9 @@ typedef struct {
     long login_rate;                /* login starts per client and minute */
     long callback_rate;             /* OAuth callbacks per client and minute */
     long setup_failure_rate;        /* wrong setup tokens per client and minute */
+    long header_timeout_ms;         /* the gate: request headers complete within this */
+    long max_conns_per_client;      /* the gate: open connections per client address */
+    long max_conns;                 /* the gate: open connections in all */
 } web_config_t;
 
 extern web_config_t web_cfg;
@@ -50,6 +54,8 @@ extern brokerq_t *web_brokerq;
 extern webcache_t *web_cache;
 /* Per-client request budgets (web_rate_ok). */
 extern ratelimit_t *web_limits;
+/* The front door (gate.h): who the client of a gated request is. */
+extern gate_t *web_gate;
 
 typedef struct {
     bus_client_t *registry;
