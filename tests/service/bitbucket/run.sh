@@ -160,6 +160,7 @@ for _ in $(seq 1 100); do
 done
 BB_ENDPOINT="tcp://127.0.0.1:$egress_bus" build/tests/bb_service_test egress || status=1
 kill "$egress_pid" 2>/dev/null || true
+wait "$egress_pid" 2>/dev/null || true
 bad_out=$(PORTICO_BITBUCKET_ALLOW="10.0.0.0/99" PORTICO_BITBUCKET_BIND="tcp://127.0.0.1:$(free_port)" \
 	PORTICO_HEALTH_ADDR="127.0.0.1:$(free_port)" timeout 10 "$bin" 2>&1) && bad_rc=0 || bad_rc=$?
 if [[ "$bad_rc" == 2 && "$bad_out" == *PORTICO_BITBUCKET_ALLOW* ]]; then
