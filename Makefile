@@ -95,6 +95,11 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBCOMMON)
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Iservices -o $@ $< $(wildcard services/*/$*.c) $(LIBCOMMON) $(LDLIBS) -lcmocka
 
+# The HTTP layer consults the egress policy on every connection.
+$(BUILD)/tests/test_bb_http: tests/unit/test_bb_http.c services/bitbucket/bb_http.c services/bitbucket/bb_egress.c $(LIBCOMMON)
+	@mkdir -p $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Iservices -o $@ $< services/bitbucket/bb_http.c services/bitbucket/bb_egress.c $(LIBCOMMON) $(LDLIBS) -lcmocka
+
 unit-test: $(UNIT_BIN)
 	@bash tests/run-unit.sh $(UNIT_BIN)
 

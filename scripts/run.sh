@@ -46,11 +46,16 @@ for s in web registry broker bitbucket; do
   "$bin/portico-$s" bus-keygen
 done
 export PORTICO_PUBLIC_URL=${PORTICO_PUBLIC_URL:-http://localhost:8080}
+# The generated setup token goes to a file only its owner can read, never to a log.
+export PORTICO_SETUP_TOKEN_FILE=${PORTICO_SETUP_TOKEN_FILE:-$state/setup-token}
 
 demo_url=""
 if [ "${PORTICO_DEMO_BITBUCKET:-1}" != 0 ]; then
   demo_addr=${PORTICO_DEMO_BITBUCKET_ADDR:-127.0.0.1:7990}
   demo_url="http://$demo_addr/bitbucket"
+  # The demo listens on loopback, which integrations may reach only as a
+  # named exception.
+  export PORTICO_BITBUCKET_ALLOW=${PORTICO_BITBUCKET_ALLOW:+$PORTICO_BITBUCKET_ALLOW,}${demo_addr%:*}
   "$bin/bitbucket-emulator" --listen "$demo_addr" --context /bitbucket --version "${PORTICO_DEMO_BITBUCKET_VERSION:-8.9.0}" \
     >"$state/logs/demo-bitbucket.log" 2>&1 &
   pids+=($!)
@@ -79,15 +84,18 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
-token=$(sed -n 's/.*setup_token=\([A-Za-z0-9_-]*\).*/\1/p' "$state/logs/registry.log" | tail -1)
-if [ -n "$token" ]; then
-  (umask 077 && echo "$token" >"$state/setup-token")
-fi
 echo
 echo "  Portico is running: $PORTICO_PUBLIC_URL"
 echo "  Readiness:          $probe ($(curl -s -o /dev/null -w '%{http_code}' "$probe" 2>/dev/null || echo down))"
-if [ -s "$state/setup-token" ]; then
-  echo "  Setup token:        $(cat "$state/setup-token")   (open $PORTICO_PUBLIC_URL/admin; kept in $state/setup-token)"
+ops=${PORTICO_OPS_ADDR:-127.0.0.1:9090}
+echo "  Operations:         http://$ops/metrics and http://$ops/readyz (details; not on the public port)"
+if [ -n "${PORTICO_SETUP_TOKEN:-}" ]; then
+  echo "  Setup token:        the value of PORTICO_SETUP_TOKEN   (open $PORTICO_PUBLIC_URL/admin)"
+else
+  # The registry's own command: the token from its file, with its expiry, or
+  # what to do when Setup Mode is off or the token has expired.
+  "$bin/portico-registry" setup-token 2>&1 | sed 's/^/  /' || true
+  echo "  (kept in $PORTICO_SETUP_TOKEN_FILE; build/bin/portico-registry setup-token shows it again)"
 fi
 if [ -n "$demo_url" ]; then
   echo "  Demo Bitbucket:     $demo_url   (users jdoe, jane.doe@example.com, zoë; password: password)"

@@ -1,6 +1,9 @@
 #include "bb_http.h"
 
+#include "bb_egress.h"
 #include "envelope.pb-c.h"
+
+#include <sys/socket.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,8 @@ struct bb_xfer_t {
     char *body_in;  /* what we receive */
     size_t in_len, in_cap;
     bool too_large;
+    char host[256];    /* the URL's host, for PORTICO_BITBUCKET_ALLOW's names */
+    char refused[160]; /* why a connection was refused by the egress policy */
     char error[CURL_ERROR_SIZE];
     bb_http_done_fn done;
     void *arg;
@@ -163,6 +168,7 @@ static void s_finish(bb_http_t *self, bb_xfer_t *x, CURLcode code)
     res.curl_code = x->too_large ? CURLE_FILESIZE_EXCEEDED : code;
     res.curl_error = x->error[0] ? x->error : curl_easy_strerror(code);
     res.too_large = x->too_large;
+    res.refused = x->refused[0] ? x->refused : NULL;
     res.connected = connect_us > 0 || appconnect_us > 0;
     res.status = code == CURLE_OK ? status : 0;
     res.body = x->body_in ? x->body_in : "";
@@ -336,6 +342,56 @@ static int s_add_header(bb_xfer_t *x, const char *name, const char *value)
     return 0;
 }
 
+/* ---- the egress policy, on the address actually connected to ---- */
+
+/* Before curl connects: refuse the socket for an address the policy does
+ * not permit (curl then tries the host's next address, if any). */
+static curl_socket_t s_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    bb_xfer_t *x = arg;
+    (void)purpose;
+    char why[128];
+    if (!bb_egress_permits(bb_egress_global(), x->host, &addr->addr, why, sizeof why)) {
+        snprintf(x->refused, sizeof x->refused, "%s", why);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
+/* Before the request goes out, on a new or a reused connection: the same
+ * rule on the address it is connected to. */
+static int s_prereq(void *arg, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    bb_xfer_t *x = arg;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    char why[128];
+    if (!bb_egress_permits_text(bb_egress_global(), x->host, primary_ip, why, sizeof why)) {
+        snprintf(x->refused, sizeof x->refused, "%s", why);
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
+
+static void s_url_host(const char *url, char *out, size_t out_size)
+{
+    out[0] = '\0';
+    CURLU *u = curl_url();
+    char *host = NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        size_t n = strlen(host);
+        /* "[::1]" names the address ::1. */
+        if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
+            snprintf(out, out_size, "%.*s", (int)(n - 2), host + 1);
+        else
+            snprintf(out, out_size, "%s", host);
+    }
+    curl_free(host);
+    curl_url_cleanup(u);
+}
+
 bb_xfer_t *bb_http_start(bb_http_t *self, const bb_http_request_t *req, bb_http_done_fn done, void *arg)
 {
     bb_xfer_t *x = calloc(1, sizeof *x);
@@ -350,6 +406,11 @@ bb_xfer_t *bb_http_start(bb_http_t *self, const bb_http_request_t *req, bb_http_
     CURL *e = x->easy;
     bool ok = true;
     ok &= curl_easy_setopt(e, CURLOPT_URL, req->url) == CURLE_OK;
+    s_url_host(req->url, x->host, sizeof x->host);
+    ok &= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, s_open_socket) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, s_prereq) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_PREREQDATA, x) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_PRIVATE, x) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
@@ -407,6 +468,13 @@ fail:
 void bb_http_error(const bb_http_result_t *res, const char *host, long timeout_ms, long connect_timeout_ms,
                    bb_error_t *err)
 {
+    if (res->refused && res->curl_code != CURLE_OK) {
+        bb_error_set(err, PORTICO__ERROR_CODE__FORBIDDEN, "address_refused",
+                     "Portico does not connect to %s: %s. If Bitbucket really is there, the operator can allow it "
+                     "with PORTICO_BITBUCKET_ALLOW",
+                     host, res->refused);
+        return;
+    }
     switch (res->too_large ? CURLE_FILESIZE_EXCEEDED : res->curl_code) {
     case CURLE_OK:
         bb_error_set(err, PORTICO__ERROR_CODE__OK, "", "ok");

@@ -43,6 +43,7 @@ typedef struct {
     CURLcode curl_code;
     const char *curl_error; /* curl's own text for the log; names hosts, never secrets */
     bool too_large;         /* the body passed the size cap */
+    const char *refused;    /* why the egress policy refused the address (bb_egress.h), or NULL */
     bool connected;         /* a connection was established (tells connect from answer timeouts) */
     long status;            /* HTTP status, 0 when there was no answer */
     const char *body;       /* NUL-terminated for convenience; may contain NUL bytes */

@@ -123,7 +123,9 @@ static void s_attempt(bb_server_t *self, bb_call_t *call)
     }
     char *authorization = NULL;
     if (bb_plan_authorization(&call->plan, &authorization, &err) < 0) {
-        log_warn("could not prepare credentials", "kind=%s detail=%s", call->plan.kind, err.detail);
+        char q[100];
+        log_warn("could not prepare credentials", "kind=%s detail=%s", call->plan.kind,
+                 log_quote(err.detail, q, sizeof q));
         s_reply_error(self, call, &err);
         return;
     }
@@ -291,7 +293,8 @@ void bb_server_handle(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
         return;
     }
     if (m->prepare(msg, &call->plan, &err) < 0) {
-        log_warn("refused a request", "method=%s detail=%s", m->name, err.detail);
+        char q[100];
+        log_warn("refused a request", "method=%s detail=%s", m->name, log_quote(err.detail, q, sizeof q));
         bus_reply_error(reply, err.code, err.detail, "%s", err.message);
         bb_plan_clear(&call->plan);
         free(call);

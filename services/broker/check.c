@@ -144,16 +144,18 @@ void broker_integration_check(void *ctx, bus_request_t *req, const ProtobufCMess
                  "From Bitbucket 8 on, OAuth 1 application links cannot be used for synchronization: prefer "
                  "OAuth 2");
     if (oauth_version == 1 && s_probe_oauth1(w, in, &conn, &err) < 0) {
+        char dq[100];
         log_info("integration check failed", "integration=%lld oauth=1 code=%s detail=%s",
-                 (long long)in->integration_id, bus_code_name(err.code), err.detail);
+                 (long long)in->integration_id, bus_code_name(err.code), log_quote(err.detail, dq, sizeof dq));
         s_record(w, in, info->version, err.message);
         broker_reply_bus_error(reply, &err);
         goto out;
     }
     out.warning = warning;
     s_record(w, in, info->version, "ok");
+    char vq[100];
     log_info("integration checked", "integration=%lld version=%s oauth=%d", (long long)in->integration_id,
-             info->version, oauth_version);
+             log_quote(info->version, vq, sizeof vq), oauth_version);
     bus_reply_ok(reply, &out.base);
 out:
     if (info)

@@ -194,8 +194,9 @@ void broker_login_start(void *ctx, bus_request_t *req, const ProtobufCMessage *m
         bus_reply_ok(reply, &out.base);
         log_info("login started", "integration=%" PRId64 " oauth=%d", c.in->integration_id, c.request ? 1 : 2);
     } else {
+        char q[100];
         log_info("login not started", "integration=%" PRId64 " code=%s detail=%s", c.in->integration_id,
-                 bus_code_name(c.err.code), c.err.detail);
+                 bus_code_name(c.err.code), log_quote(c.err.detail, q, sizeof q));
         broker_reply_bus_error(reply, &c.err);
     }
     login_o1_start_cleanup(&c);
@@ -420,6 +421,7 @@ static fin_state_t s_fin_link_user(fin_ctx_t *c)
     q.tokens = &t;
     q.session = c->in->session_hash.len ? &session : NULL;
     q.brief = true;
+    q.setup_session_hash = c->in->setup_session_hash;
     if (broker_registry_call(c->w, &registry_m_user_login, &q.base, (ProtobufCMessage **)&c->login, &c->err) < 0)
         return FIN_FAILED;
     if (!c->login->user || c->login->identity_id <= 0)
@@ -494,9 +496,10 @@ void broker_login_finish(void *ctx, bus_request_t *req, const ProtobufCMessage *
             next = FIN_FAILED;
             break;
         }
+        char q[100];
         if (next == FIN_FAILED)
             log_info("login failed", "integration=%" PRId64 " step=%s code=%s detail=%s", c.in->integration_id,
-                     s_fin_names[st], bus_code_name(c.err.code), c.err.detail);
+                     s_fin_names[st], bus_code_name(c.err.code), log_quote(c.err.detail, q, sizeof q));
         st = next;
     }
 

@@ -189,9 +189,10 @@ void broker_user_repositories(void *ctx, bus_request_t *req, const ProtobufCMess
     goto out;
 
 fail:
+    char q[100];
     if (err.code != PORTICO__ERROR_CODE__UNAUTHORIZED && err.code != PORTICO__ERROR_CODE__NOT_FOUND)
         log_warn("could not list repositories", "user=%lld code=%s detail=%s", (long long)in->user_id,
-                 bus_code_name(err.code), err.detail);
+                 bus_code_name(err.code), log_quote(err.detail, q, sizeof q));
     broker_reply_bus_error(reply, &err);
 out:
     free(items);

@@ -7,6 +7,8 @@
 
 #include "db.h"
 
+#include <stdbool.h>
+
 /* Actions the registry writes itself. */
 #define AUDIT_INTEGRATION_CREATE "integration.create"
 #define AUDIT_INTEGRATION_UPDATE "integration.update"
@@ -21,6 +23,11 @@
 #define AUDIT_USER_LOGIN "user.login"
 #define AUDIT_SESSION_END "session.end"
 #define AUDIT_KEY_ROTATE "key.rotate"
+
+/* Failures (actions ending in ".failed") from the same address, for the
+ * same object and detail, within this window are counted on one row
+ * (repeats, last_at) instead of adding rows. */
+#define AUDIT_REPEAT_WINDOW "10 minutes"
 
 db_rc_t audit_write(db_t *db, const char *actor, const char *action, const char *object, const char *addr,
                     const char *detail);

@@ -30,6 +30,7 @@ void cli_usage(void)
             "       portico-registry healthcheck                   exit 0 when /readyz answers 200\n"
             "       portico-registry migrate                       apply schema migrations\n"
             "       portico-registry setup-mode on|off             turn Setup Mode on (new setup token) or off\n"
+            "       portico-registry setup-token                   show the setup token and when it expires\n"
             "       portico-registry admin grant|revoke NAME|#ID   grant or revoke the admin role\n"
             "       portico-registry integrations list             list integrations\n"
             "       portico-registry rotate-key NEW_KEY_FILE       re-encrypt every secret under a new key\n");
@@ -100,19 +101,28 @@ static int s_setup_mode(int argc, char **argv, reg_ctx_t *ctx)
     }
     /* Whoever is locked out has usually lost the old token too. */
     char token[64];
-    if (setup_token_issue(ctx->db, ctx->opts->setup_token, CLI_ACTOR, token, sizeof token) < 0) {
+    if (setup_token_issue(ctx->db, ctx->opts, CLI_ACTOR, token, sizeof token) < 0) {
         s_fail("could not store a new setup token: %s", db_last_error(ctx->db));
         return 1;
     }
     if (token[0])
         printf("Setup Mode is on.\n"
                "Setup token: %s\n"
-               "Open /admin and enter it in the Setup token field. It is shown only here;\n"
-               "run this command again for a new one.\n",
-               token);
+               "Open /admin and enter it in the Setup token field. It works for %d hours and is kept in\n"
+               "%s (`portico-registry setup-token` shows it again). Earlier setup tokens\n"
+               "and the Setup Mode sessions they opened no longer work.\n",
+               token, ctx->opts->setup_token_ttl_hours, ctx->opts->setup_token_file);
     else
         printf("Setup Mode is on. Open /admin with the setup token from PORTICO_SETUP_TOKEN.\n");
     return 0;
+}
+
+static int s_setup_token(int argc, char **argv, reg_ctx_t *ctx)
+{
+    (void)argv;
+    if (argc != 1)
+        return 2;
+    return setup_token_show(ctx->db, ctx->opts);
 }
 
 static int s_admin(int argc, char **argv, reg_ctx_t *ctx)
@@ -222,6 +232,7 @@ out:
 static const command_t s_commands[] = {
     {"migrate", s_migrate, false},
     {"setup-mode", s_setup_mode, true},
+    {"setup-token", s_setup_token, true},
     {"admin", s_admin, true},
     {"integrations", s_integrations, true},
     {"rotate-key", s_rotate_key, true},

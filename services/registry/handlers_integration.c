@@ -7,10 +7,12 @@
 #include "secrets.h"
 #include "url.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define PLATFORM_BITBUCKET_DC "bitbucket-dc"
 #define MAX_NAME 100
@@ -58,6 +60,10 @@ static const db_stmt_t s_delete_orphans = {
     "integration_delete_orphans", "DELETE FROM users u WHERE u.id = ANY($1::bigint[]) "
                                   "AND NOT EXISTS (SELECT 1 FROM identities d WHERE d.user_id = u.id) RETURNING u.id"};
 static const db_stmt_t s_delete = {"integration_delete", "DELETE FROM integrations WHERE id = $1"};
+/* When the Base URL moves to another host, logins started against the old
+ * one are void too. */
+static const db_stmt_t s_delete_pending = {"integration_delete_pending",
+                                           "DELETE FROM pending_logins WHERE integration_id = $1"};
 static const db_stmt_t s_set_test = {
     "integration_set_test",
     "UPDATE integrations SET bitbucket_version = CASE WHEN $2 = '' THEN bitbucket_version ELSE $2 END, "
@@ -475,6 +481,52 @@ static bool s_validate_update(const Portico__Registry__UpdateIntegrationRequest 
     return true;
 }
 
+/* "host:port" of a normalised base URL, lower case, with the scheme's
+ * default port: what decides which server receives the credentials. */
+static void s_authority(const char *url, char *out, size_t out_size)
+{
+    const char *p = strstr(url, "://");
+    bool https = !strncasecmp(url, "https", 5);
+    p = p ? p + 3 : url;
+    size_t n = strcspn(p, "/");
+    char host[600];
+    snprintf(host, sizeof host, "%.*s", (int)(n < sizeof host ? n : sizeof host - 1), p);
+    for (char *h = host; *h; h++)
+        *h = (char)tolower((unsigned char)*h);
+    const char *close = strrchr(host, ']');
+    const char *colon = strrchr(host, ':');
+    if (!colon || (close && colon < close))
+        snprintf(out, out_size, "%s:%s", host, https ? "443" : "80");
+    else
+        snprintf(out, out_size, "%s", host);
+}
+
+/* A Base URL on another host (or port) is another Bitbucket, as far as
+ * anyone can tell: its user ids name other people. So the identities
+ * linked through this integration go, with their tokens (and users left
+ * without any identity, as on delete), and pending logins are void. */
+static db_rc_t s_forget_links(reg_ctx_t *c, int64_t id, int64_t *identities, int64_t *users)
+{
+    PGresult *res = NULL, *orphans = NULL;
+    db_params_t p, q;
+    db_params_init(&p);
+    db_param_int(&p, id);
+    db_rc_t rc = db_exec(c->db, &s_delete_pending, &p, NULL);
+    if (rc == DB_OK)
+        rc = db_exec(c->db, &s_delete_identities, &p, &res);
+    if (rc == DB_OK) {
+        *identities = db_get_int(res, 0, 0);
+        db_params_init(&q);
+        db_param_text(&q, db_get_text(res, 0, 1));
+        rc = db_exec(c->db, &s_delete_orphans, &q, &orphans);
+        if (rc == DB_OK)
+            *users = PQntuples(orphans);
+    }
+    PQclear(orphans);
+    PQclear(res);
+    return rc;
+}
+
 void h_integration_update(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
 {
     (void)req;
@@ -507,6 +559,18 @@ void h_integration_update(void *ctx, bus_request_t *req, const ProtobufCMessage 
                         "OAuth 1 integrations have no client ID or client secret");
         goto out;
     }
+    char was[700], now[700];
+    s_authority(db_get_text(res, 0, 1), was, sizeof was);
+    s_authority(base_url, now, sizeof now);
+    bool moved = u.set_base_url && strcmp(was, now) != 0;
+    /* The client secret was issued by the old server's application link:
+     * a new server needs new credentials, never the old ones sent to it. */
+    if (moved && version == 2 && (!r->client_id[0] || !r->client_secret[0])) {
+        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, r->client_id[0] ? "client_secret" : "client_id",
+                        "a Base URL on another host needs this integration's Client ID and Client Secret again, from "
+                        "the application link on that Bitbucket");
+        goto out;
+    }
     if (r->client_secret[0]) {
         char row[24], aad[96];
         snprintf(row, sizeof row, "%" PRId64, r->id);
@@ -534,9 +598,18 @@ void h_integration_update(void *ctx, bus_request_t *req, const ProtobufCMessage 
     }
     if (rc != DB_OK)
         goto db_fail;
+    int64_t identities_removed = 0, users_removed = 0;
+    if (moved && (rc = s_forget_links(c, r->id, &identities_removed, &users_removed)) != DB_OK)
+        goto db_fail;
     char object[48], detail[256];
     snprintf(object, sizeof object, "integration:%" PRId64, r->id);
     snprintf(detail, sizeof detail, "changed=%s", u.changed[0] ? u.changed : "nothing");
+    if (moved) {
+        size_t dn = strlen(detail);
+        snprintf(detail + dn, sizeof detail - dn,
+                 " host_changed=true identities_removed=%" PRId64 " users_removed=%" PRId64, identities_removed,
+                 users_removed);
+    }
     if ((rc = audit_write(c->db, reg_actor(r->actor), AUDIT_INTEGRATION_UPDATE, object, r->addr, detail)) != DB_OK)
         goto db_fail;
     if ((rc = db_commit(c->db)) != DB_OK)

@@ -56,6 +56,13 @@ static const db_stmt_t s_pending_insert_oauth2 = {
     "SELECT $1, $2, i.id, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second' FROM integrations i "
     "WHERE i.id = $3 AND i.enabled AND i.oauth_version = 2 AND i.client_id <> '' RETURNING 1) "
     "SELECT " REG_INTEGRATION_COLUMNS_NO_COUNT ", EXISTS (SELECT 1 FROM ins) FROM integrations i WHERE i.id = $3"};
+/* How many unfinished logins this browser, and everyone, has (each count
+ * stops at its cap, so a full table costs no more than the cap). */
+static const db_stmt_t s_pending_counts = {
+    "pending_counts",
+    "SELECT (SELECT count(*) FROM (SELECT 1 FROM pending_logins WHERE browser_hash = $1 AND expires_at > now() "
+    "  LIMIT $2) b), "
+    "(SELECT count(*) FROM (SELECT 1 FROM pending_logins WHERE expires_at > now() LIMIT $3) t)"};
 static const db_stmt_t s_consume_by_state = {"pending_consume_state",
                                              "DELETE FROM pending_logins WHERE state_hash = $1 AND browser_hash = $2 "
                                              "AND integration_id = $3 RETURNING " PENDING_COLUMNS};
@@ -202,6 +209,29 @@ void h_pending_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
     }
     if (!s_validate_pending(pl, reply))
         return;
+    /* Every start stores a row for up to PORTICO_LOGIN_TTL_SECONDS: bound
+     * them per browser and in all. */
+    PGresult *counts = NULL;
+    db_params_init(&p);
+    db_param_bytes(&p, pl->browser_hash.data, pl->browser_hash.len);
+    db_param_int(&p, c->opts->pending_per_browser);
+    db_param_int(&p, c->opts->pending_max);
+    db_rc_t crc = db_exec(c->db, &s_pending_counts, &p, &counts);
+    if (crc != DB_OK) {
+        reg_reply_db(reply, crc);
+        return;
+    }
+    bool browser_full = db_get_int(counts, 0, 0) >= c->opts->pending_per_browser;
+    bool all_full = db_get_int(counts, 0, 1) >= c->opts->pending_max;
+    PQclear(counts);
+    if (browser_full || all_full) {
+        log_warn(browser_full ? "refused a login start: too many pending logins for one browser"
+                              : "refused a login start: too many pending logins",
+                 NULL);
+        bus_reply_error(reply, PORTICO__ERROR_CODE__RATE_LIMITED, browser_full ? "pending_browser" : "pending_total",
+                        "too many sign-ins are in progress: finish one or wait a few minutes");
+        return;
+    }
     bool has_token = pl->request_token[0] != '\0';
     if (has_token)
         crypto_sha256(pl->request_token, strlen(pl->request_token), token_hash);

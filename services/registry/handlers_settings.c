@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Wrong setup tokens allowed per minute, from one address and overall. */
+/* Wrong setup tokens allowed from one address before it waits a minute
+ * after its last failure. There is no overall limit: behind a proxy, or
+ * with many attackers, it would let anyone lock the owner out, and the
+ * token's 256 bits make guessing hopeless anyway. */
 #define SETUP_FAILURES_PER_ADDR 10
-#define SETUP_FAILURES_OVERALL 100
 #define MAX_SETUP_TOKEN 256
 #define MAX_ACTOR 200
 #define MAX_ADDR 64
@@ -23,13 +25,12 @@
 
 static const db_stmt_t s_get = {"settings_get", "SELECT setup_mode, EXISTS (SELECT 1 FROM users WHERE is_admin), "
                                                 "(SELECT count(*) FROM integrations) FROM settings WHERE id = 1"};
-static const db_stmt_t s_check = {"settings_check_token",
-                                  "SELECT setup_mode, setup_token_hash, "
-                                  "(SELECT count(*) FROM audit_log WHERE action = '" AUDIT_SETUP_TOKEN_FAILED "' "
-                                  "  AND at > now() - interval '1 minute' AND addr = $1), "
-                                  "(SELECT count(*) FROM audit_log WHERE action = '" AUDIT_SETUP_TOKEN_FAILED "' "
-                                  "  AND at > now() - interval '1 minute') "
-                                  "FROM settings WHERE id = 1"};
+static const db_stmt_t s_check = {
+    "settings_check_token",
+    "SELECT setup_mode, setup_token_hash, coalesce(setup_token_expires_at > now(), false), "
+    "(SELECT coalesce(sum(repeats), 0) FROM audit_log WHERE action = '" AUDIT_SETUP_TOKEN_FAILED "' "
+    "  AND addr = $1 AND coalesce(last_at, at) > now() - interval '1 minute') "
+    "FROM settings WHERE id = 1"};
 static const db_stmt_t s_lock = {
     "settings_lock_mode",
     "SELECT setup_mode, EXISTS (SELECT 1 FROM users WHERE is_admin) FROM settings WHERE id = 1 FOR UPDATE"};
@@ -37,7 +38,9 @@ static const db_stmt_t s_set_mode = {"settings_set_mode",
                                      "UPDATE settings SET setup_mode = $1, updated_at = now() WHERE id = 1"};
 static const db_stmt_t s_end_setup_sessions = {"settings_end_setup_sessions", "DELETE FROM sessions WHERE setup"};
 static const db_stmt_t s_audit_list = {
-    "audit_list", "SELECT id, (extract(epoch FROM at) * 1000)::bigint, actor, action, object, addr, detail "
+    "audit_list", "SELECT id, (extract(epoch FROM at) * 1000)::bigint, actor, action, object, addr, "
+                  "detail || CASE WHEN repeats > 1 THEN format(' (%s times, the last at %s UTC)', repeats, "
+                  "to_char(last_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')) ELSE '' END "
                   "FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2"};
 
 static void s_reply_settings(db_t *db, bus_reply_t *reply)
@@ -93,7 +96,7 @@ void h_settings_check_setup_token(void *ctx, bus_request_t *req, const ProtobufC
                         "Setup Mode is off: sign in with an admin account instead");
         goto out;
     }
-    if (db_get_int(res, 0, 2) >= SETUP_FAILURES_PER_ADDR || db_get_int(res, 0, 3) >= SETUP_FAILURES_OVERALL) {
+    if (db_get_int(res, 0, 3) >= SETUP_FAILURES_PER_ADDR) {
         log_warn("refused a setup token attempt: too many failures", "addr=%s", log_quote(r->addr, q, sizeof q));
         bus_reply_error(reply, PORTICO__ERROR_CODE__RATE_LIMITED, "rate_limited",
                         "too many wrong setup tokens: wait a minute and try again");
@@ -114,6 +117,13 @@ void h_settings_check_setup_token(void *ctx, bus_request_t *req, const ProtobufC
             reg_reply_db(reply, rc);
         else
             bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "bad_token", "the setup token is not correct");
+        goto out;
+    }
+    if (!db_get_bool(res, 0, 2)) {
+        log_warn("refused an expired setup token", "addr=%s", log_quote(r->addr, q, sizeof q));
+        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "token_expired",
+                        "this setup token has expired: get a new one on the registry's machine with "
+                        "`portico-registry setup-mode on`");
         goto out;
     }
     /* The accepted token and the Setup Mode session it opens: one

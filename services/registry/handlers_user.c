@@ -40,9 +40,14 @@ static const db_stmt_t s_insert_identity = {
     "INSERT INTO identities (integration_id, user_id, bb_user_id, username, slug, display_name, email) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id"};
 static const db_stmt_t s_lock_settings = {"settings_lock", "SELECT setup_mode FROM settings WHERE id = 1 FOR UPDATE"};
+/* $2: the SHA-256 of the browser's Setup Mode session, which must still
+ * be alive (a new setup token ends them all). */
 static const db_stmt_t s_grant_first = {
-    "login_grant_first_admin", "UPDATE users SET is_admin = true, updated_at = now() WHERE id = $1 AND NOT is_admin "
-                               "AND NOT EXISTS (SELECT 1 FROM users WHERE is_admin) RETURNING id"};
+    "login_grant_first_admin",
+    "UPDATE users SET is_admin = true, updated_at = now() WHERE id = $1 AND NOT is_admin "
+    "AND NOT EXISTS (SELECT 1 FROM users WHERE is_admin) "
+    "AND EXISTS (SELECT 1 FROM sessions WHERE token_hash = $2 AND setup AND idle_expires_at > now() "
+    "  AND absolute_expires_at > now()) RETURNING id"};
 static const db_stmt_t s_find_by_name = {"user_find_by_name",
                                          "SELECT id FROM users WHERE name = $1 ORDER BY id LIMIT 2"};
 static const db_stmt_t s_other_admins = {
@@ -229,11 +234,12 @@ static void s_take_user(login_result_t *out, const PGresult *res, int col)
     out->created_at = db_get_int(res, 0, col + 4);
 }
 
-/* Make this identity's user the first admin when Setup Mode is on and no
- * admin exists. The settings row lock serialises concurrent first logins,
+/* Make this identity's user the first admin when Setup Mode is on, no
+ * admin exists and the login came from a browser holding a live Setup Mode
+ * session. The settings row lock serialises concurrent first logins,
  * and the check runs after the lock is held (a fresh snapshot under READ
  * COMMITTED), so exactly one of them wins. */
-static db_rc_t s_maybe_first_admin(db_t *db, login_result_t *out)
+static db_rc_t s_maybe_first_admin(db_t *db, const ProtobufCBinaryData *setup_session, login_result_t *out)
 {
     PGresult *res = NULL;
     db_params_t p;
@@ -246,6 +252,7 @@ static db_rc_t s_maybe_first_admin(db_t *db, login_result_t *out)
         return DB_OK;
     db_params_init(&p);
     db_param_int(&p, out->user_id);
+    db_param_bytes(&p, setup_session->data, setup_session->len);
     if ((rc = db_exec(db, &s_grant_first, &p, &res)) != DB_OK)
         return rc;
     out->became_admin = PQntuples(res) == 1;
@@ -369,7 +376,8 @@ static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r
     }
     PQclear(res);
     res = NULL;
-    if (out->admin_candidate && (rc = s_maybe_first_admin(c->db, out)) != DB_OK)
+    if (out->admin_candidate && r->setup_session_hash.len == 32 &&
+        (rc = s_maybe_first_admin(c->db, &r->setup_session_hash, out)) != DB_OK)
         goto out;
     char object[48], detail[128];
     snprintf(object, sizeof object, "user:%" PRId64, out->user_id);

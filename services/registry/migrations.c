@@ -147,6 +147,16 @@ static const migration_t s_migrations[] = {
      "  reason text NOT NULL\n"
      ");\n"
      "CREATE INDEX access_ended_at_idx ON access_ended (at);\n"},
+    /* A setup token that was never shown again may still sit in an old log:
+     * give it a day, as a new one gets. Repeated failures are one row with
+     * a count, so a flood cannot grow the audit log without bound. */
+    {"setup token expiry, repeated audit entries, pending logins per browser",
+     "ALTER TABLE settings ADD COLUMN setup_token_expires_at timestamptz;\n"
+     "UPDATE settings SET setup_token_expires_at = now() + interval '24 hours' WHERE setup_token_hash IS NOT NULL;\n"
+     "ALTER TABLE audit_log ADD COLUMN repeats integer NOT NULL DEFAULT 1;\n"
+     "ALTER TABLE audit_log ADD COLUMN last_at timestamptz;\n"
+     "CREATE INDEX audit_log_repeat_idx ON audit_log (action, addr, at);\n"
+     "CREATE INDEX pending_logins_browser_idx ON pending_logins (browser_hash);\n"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof s_migrations / sizeof s_migrations[0]))

@@ -4,6 +4,11 @@
  *   PORTICO_SECRET_KEY_FILE           32-byte base64 key that seals secrets (required)
  *   PORTICO_SECRET_KEY_FILE_PREVIOUS  an older key that still opens secrets
  *   PORTICO_SETUP_TOKEN               preset setup token, at least 22 characters
+ *   PORTICO_SETUP_TOKEN_FILE          where a generated token is kept, mode 0600
+ *                                     (/var/lib/portico/setup-token)
+ *   PORTICO_SETUP_TOKEN_TTL_HOURS     how long a setup token works (24)
+ *   PORTICO_PENDING_LOGINS_PER_BROWSER unfinished logins per browser (10)
+ *   PORTICO_PENDING_LOGINS_MAX        unfinished logins in all (10000)
  *   PORTICO_REGISTRY_BIND             ROUTER endpoint (tcp://127.0.0.1:5551)
  *   PORTICO_REGISTRY_WORKERS          worker threads, one connection each (4)
  *   PORTICO_HEALTH_ADDR               /healthz /readyz /metrics (127.0.0.1:8081)
@@ -13,12 +18,17 @@
 #define PORTICO_REGISTRY_OPTIONS_H
 
 #define REG_SETUP_TOKEN_MIN 22
+#define REG_SETUP_TOKEN_FILE "/var/lib/portico/setup-token"
 
 typedef struct {
     char database_url[2048];
     char key_file[1024];
     char key_file_previous[1024];
     char setup_token[256];
+    char setup_token_file[1024];
+    int setup_token_ttl_hours;
+    int pending_per_browser; /* unfinished logins one browser may have */
+    int pending_max;         /* and everyone together */
     char bind[256];
     char health_addr[256];
     int workers;

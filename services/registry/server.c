@@ -170,7 +170,7 @@ static int s_prepare_database(const reg_options_t *opts)
         goto out;
     }
     log_info("database schema is current", "version=%d applied=%d db=%s", version, applied, db_describe(db));
-    if (setup_token_init(db, opts->setup_token) < 0) {
+    if (setup_token_init(db, opts) < 0) {
         log_error("could not initialise the setup token", NULL);
         goto out;
     }

@@ -149,7 +149,9 @@ static void s_repositories(sbuf_t *b, web_req_t *r, const Portico__Registry__Use
         for (size_t i = 0; !again && i < u->n_identities; i++)
             if (u->identities[i])
                 again = u->identities[i]->integration_id;
-        log_info("repositories unavailable", "code=%s detail=%s", bus_code_name(err.code), err.detail);
+        char dq[100];
+        log_info("repositories unavailable", "code=%s detail=%s", bus_code_name(err.code),
+                 log_quote(err.detail, dq, sizeof dq));
         if (!strcmp(err.detail, "login_again")) {
             page_notice(b, "error", "Your Bitbucket authorization has expired or was revoked: log in again.");
             sbuf_printf(b,

@@ -132,8 +132,9 @@ static void s_setup_form(web_req_t *r, int status, const char *error)
                 "<label for=\"setup-token\">Setup token</label>"
                 "<input type=\"password\" id=\"setup-token\" name=\"token\" maxlength=\"%d\" "
                 "autocomplete=\"off\" spellcheck=\"false\" aria-describedby=\"setup-token-hint\" autofocus>"
-                "<p class=\"hint\" id=\"setup-token-hint\">Printed in the log of the registry service when "
-                "Portico first started (look for \"setup token\"), or the value of "
+                "<p class=\"hint\" id=\"setup-token-hint\">On the registry's machine, "
+                "<code>portico-registry setup-token</code> shows it (it is kept in the file "
+                "<code>PORTICO_SETUP_TOKEN_FILE</code>), or it is the value of "
                 "<code>PORTICO_SETUP_TOKEN</code> if your operator set one.</p>"
                 "<button type=\"submit\">Open the Admin section</button></form></section>",
                 web_cfg.public_path, field, ADMIN_MAX_SETUP_TOKEN);
@@ -150,7 +151,8 @@ static int s_settings(web_req_t *r, Portico__Registry__Settings **out, bus_error
 static void h_setup_token(web_req_t *r)
 {
     if (!web_same_origin(r)) {
-        log_warn("refused a cross-site request", "path=%s", r->ri->local_uri);
+        char q[300];
+        log_warn("refused a cross-site request", "path=%s", log_quote(r->ri->local_uri, q, sizeof q));
         web_error_page(r, 403, "Request refused", "This form was sent from another site.",
                        "Open Portico at its configured address and try again.");
         return;
@@ -174,6 +176,12 @@ static void h_setup_token(web_req_t *r)
         return;
     }
 
+    /* Only wrong tokens use this client's budget: an address that made no
+     * wrong attempt always gets its right token checked. */
+    if (web_rate_wait(r, "setup_token", web_cfg.setup_failure_rate, false)) {
+        s_setup_form(r, 429, "Too many attempts, wait a minute and try again.");
+        return;
+    }
     char token[ADMIN_MAX_SETUP_TOKEN + 1];
     int tn = web_form(r, "token", token, sizeof token);
     if (tn == 0 || tn == -1) {
@@ -181,7 +189,8 @@ static void h_setup_token(web_req_t *r)
         return;
     }
     if (tn == -2) {
-        s_setup_form(r, 403, "This setup token is not right. Copy it again from the log and paste it exactly.");
+        web_rate_charge(r, "setup_token", web_cfg.setup_failure_rate);
+        s_setup_form(r, 403, "This setup token is not right. Copy it again and paste it exactly.");
         return;
     }
     /* The registry starts the Setup Mode session itself, in the step that
@@ -212,6 +221,7 @@ static void h_setup_token(web_req_t *r)
     if (rc < 0) {
         switch (err.code) {
         case PORTICO__ERROR_CODE__RATE_LIMITED:
+            r->retry_after_s = 60;
             s_setup_form(r, 429, "Too many attempts, wait a minute and try again.");
             return;
         case PORTICO__ERROR_CODE__UNAVAILABLE:
@@ -221,7 +231,9 @@ static void h_setup_token(web_req_t *r)
             web_bus_error_page(r, &err, "Could not check the setup token");
             return;
         default:
-            log_info("setup token refused", "code=%s detail=%s", bus_code_name(err.code), err.detail);
+            char q[100];
+            log_info("setup token refused", "code=%s detail=%s", bus_code_name(err.code),
+                     log_quote(err.detail, q, sizeof q));
             if (!strcmp(err.detail, "setup_off")) {
                 web_error_page(r, 403, "Setup Mode is off",
                                "The setup token no longer opens the Admin section: setup has been finished.",
@@ -229,7 +241,15 @@ static void h_setup_token(web_req_t *r)
                                "operator can turn Setup Mode back on from the command line.");
                 return;
             }
-            s_setup_form(r, 403, "This setup token is not right. Copy it again from the log and paste it exactly.");
+            if (!strcmp(err.detail, "token_expired")) {
+                s_setup_form(r, 403,
+                             "This setup token has expired. Get a new one on the registry's machine with "
+                             "`portico-registry setup-mode on` (it prints the new token).");
+                return;
+            }
+            if (!strcmp(err.detail, "bad_token"))
+                web_rate_charge(r, "setup_token", web_cfg.setup_failure_rate);
+            s_setup_form(r, 403, "This setup token is not right. Copy it again and paste it exactly.");
             return;
         }
     }
@@ -325,9 +345,9 @@ static void s_setup_banner(sbuf_t *b, web_req_t *r, const admin_ctx_t *a)
         sbuf_puts(b, "<button type=\"submit\">Finish setup</button></form>");
     } else {
         sbuf_printf(b,
-                    "Add an integration, then <a href=\"%s/login\">log in with Bitbucket</a>: the first "
-                    "person to log in while Setup Mode is on becomes an admin. Once an admin exists you can "
-                    "finish setup here.</div>",
+                    "Add an integration, then <a href=\"%s/login\">log in with Bitbucket</a> in this "
+                    "browser: your Bitbucket account becomes the first admin (logins from other browsers do "
+                    "not). Once an admin exists you can finish setup here.</div>",
                     web_cfg.public_path);
     }
     sbuf_puts(b, "</section>");

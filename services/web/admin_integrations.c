@@ -380,7 +380,12 @@ static void s_check_failed(iform_t *f, const bus_error_t *err)
     case PORTICO__ERROR_CODE__UPSTREAM:
     case PORTICO__ERROR_CODE__UNAUTHORIZED:
     case PORTICO__ERROR_CODE__FORBIDDEN:
-        if (!strcmp(d, "not_bitbucket") || err->code != PORTICO__ERROR_CODE__UPSTREAM)
+        if (!strcmp(d, "address_refused"))
+            snprintf(f->e_base, sizeof f->e_base,
+                     "Portico does not connect to this address: it is loopback, link-local, multicast or one of "
+                     "Portico's own services (%s).",
+                     err->message);
+        else if (!strcmp(d, "not_bitbucket") || err->code != PORTICO__ERROR_CODE__UPSTREAM)
             snprintf(f->e_base, sizeof f->e_base,
                      "This address answered, but not as Bitbucket Data Center / Server: it gave no Bitbucket "
                      "version at /rest/api/1.0/application-properties. Check the URL, including the context path "
@@ -528,7 +533,9 @@ void admin_integration_create(web_req_t *r)
     creq.actor = a.actor;
     bus_error_t err;
     if (admin_broker(r, &broker_m_integration_check, &creq.base, (ProtobufCMessage **)&chk, &err) < 0) {
-        log_info("integration check failed", "code=%s detail=%s", bus_code_name(err.code), err.detail);
+        char q[100];
+        log_info("integration check failed", "code=%s detail=%s", bus_code_name(err.code),
+                 log_quote(err.detail, q, sizeof q));
         s_check_failed(&f, &err);
         status = f.e_top[0] ? 503 : 400;
         goto render;
@@ -563,7 +570,9 @@ void admin_integration_create(web_req_t *r)
     req.actor = a.actor;
     req.addr = r->addr;
     if (admin_registry(r, &registry_m_integration_create, &req.base, NULL, &err) < 0) {
-        log_info("integration create refused", "code=%s detail=%s", bus_code_name(err.code), err.detail);
+        char q[100];
+        log_info("integration create refused", "code=%s detail=%s", bus_code_name(err.code),
+                 log_quote(err.detail, q, sizeof q));
         s_store_failed(&f, &err);
         status = err.code == PORTICO__ERROR_CODE__CONFLICT ? 409 : 400;
         if (err.code != PORTICO__ERROR_CODE__BAD_REQUEST && err.code != PORTICO__ERROR_CODE__CONFLICT &&
@@ -944,7 +953,9 @@ static void s_render_edit(web_req_t *r, admin_ctx_t *a, const Portico__Registry_
     sbuf_printf(&b, "\" maxlength=\"%d\"", ADMIN_MAX_BASE_URL);
     s_describedby(&b, "base-url-hint", "base-url-error", f->e_base);
     sbuf_puts(&b, "><p class=\"hint\" id=\"base-url-hint\">Change it when Bitbucket moves. Portico checks the new "
-                  "address before saving. The callback URL stays the same.</p>");
+                  "address before saving. The callback URL stays the same. A new host (or port) counts as another "
+                  "Bitbucket: it needs the Client Secret again (OAuth 2), and the Bitbucket accounts linked through "
+                  "this integration are unlinked, with their stored tokens, as on Delete.</p>");
     s_error(&b, "base-url-error", f->e_base);
     sbuf_puts(&b, "</div>");
     if (in->oauth_version == 2) {

@@ -119,7 +119,8 @@ static worker_t *s_find(brokerq_t *self, zframe_t *identity)
 
 static void s_remove(brokerq_t *self, worker_t *w, const char *why)
 {
-    log_warn("broker worker dropped", "instance=%s reason=%s", w->instance, why);
+    char q[200];
+    log_warn("broker worker dropped", "instance=%s reason=%s", log_quote(w->instance, q, sizeof q), why);
     if (w->busy && w->client)
         s_answer_error(self, w->client, w->call_id, PORTICO__ERROR_CODE__UNAVAILABLE,
                        "the sign-in service stopped while handling this request; please try again");
@@ -280,7 +281,9 @@ static void s_on_backend(brokerq_t *self)
                     *p = '?';
             w->idle_since = now;
             w->last_seen = now;
-            log_info("broker worker connected", "instance=%s workers=%d", w->instance, self->nworkers);
+            char q[200];
+            log_info("broker worker connected", "instance=%s workers=%d", log_quote(w->instance, q, sizeof q),
+                     self->nworkers);
             s_stats_update(self);
         } else if (w) {
             w->last_seen = now;

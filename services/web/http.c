@@ -2,6 +2,8 @@
  * carries the security headers; bodies and fields have size limits. */
 #include "web.h"
 
+#include "metrics.h"
+
 #include "log.h"
 
 #include <stdio.h>
@@ -67,6 +69,11 @@ void web_send(web_req_t *r, int status, const char *content_type, const char *bo
                 "connect-src 'self'; form-action 'self'%s%s; frame-ancestors 'none'; base-uri 'none'\r\n",
                 r->extra_csp_form_action ? " " : "", r->extra_csp_form_action ? r->extra_csp_form_action : "");
     sbuf_printf(&h, "X-Request-Id: %s\r\n", r->request_id);
+    /* Browsers that reached us over https stay on https. */
+    if (web_cfg.secure)
+        sbuf_puts(&h, "Strict-Transport-Security: max-age=31536000\r\n");
+    if (r->retry_after_s > 0)
+        sbuf_printf(&h, "Retry-After: %d\r\n", r->retry_after_s);
     for (int i = 0; i < r->nset_cookie; i++)
         sbuf_printf(&h, "Set-Cookie: %s\r\n", r->set_cookie[i]);
     if (extra_headers)
@@ -77,6 +84,46 @@ void web_send(web_req_t *r, int status, const char *content_type, const char *bo
         mg_write(r->conn, body, len);
     sbuf_free(&h);
     r->status = status;
+}
+
+static void s_rate_key(web_req_t *r, const char *what, char *key, size_t key_size)
+{
+    snprintf(key, key_size, "%s|%s", what, r->addr);
+}
+
+int web_rate_wait(web_req_t *r, const char *what, long per_minute, bool take)
+{
+    char key[128];
+    s_rate_key(r, what, key, sizeof key);
+    int wait = ratelimit_check(web_limits, key, (double)per_minute, (double)per_minute, bus_now_ms(), take);
+    if (wait) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "what=\"%s\"", what);
+        metrics_inc("portico_http_rate_limited_total", labels, 1);
+        r->retry_after_s = wait;
+    }
+    return wait;
+}
+
+bool web_rate_ok(web_req_t *r, const char *what, long per_minute, bool take)
+{
+    int wait = web_rate_wait(r, what, per_minute, take);
+    if (!wait)
+        return true;
+    char todo[120];
+    snprintf(todo, sizeof todo, "Wait %d second%s and try again.", wait, wait == 1 ? "" : "s");
+    web_error_page(r, 429, "Too many attempts",
+                   "This address has sent more of these requests than Portico accepts "
+                   "in a minute.",
+                   todo);
+    return false;
+}
+
+void web_rate_charge(web_req_t *r, const char *what, long per_minute)
+{
+    char key[128];
+    s_rate_key(r, what, key, sizeof key);
+    ratelimit_check(web_limits, key, (double)per_minute, (double)per_minute, bus_now_ms(), true);
 }
 
 void web_send_html(web_req_t *r, int status, const sbuf_t *page)

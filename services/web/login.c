@@ -121,8 +121,8 @@ static void s_login_list(sbuf_t *b, web_req_t *r, const char *return_to)
     if (st && st->setup_mode)
         sbuf_printf(b,
                     "<p>Nobody can log in yet: Portico has no Bitbucket integration. Portico is in Setup Mode: "
-                    "open <a href=\"%s/admin\">the Admin section</a> with the setup token from the log and add "
-                    "an integration.</p>",
+                    "open <a href=\"%s/admin\">the Admin section</a> with the setup token (on the registry's "
+                    "machine, <code>portico-registry setup-token</code> shows it) and add an integration.</p>",
                     web_cfg.public_path);
     else
         sbuf_puts(b, "<p>Nobody can log in right now: there is no enabled Bitbucket integration. Ask a Portico "
@@ -182,6 +182,13 @@ static void s_login_error(web_req_t *r, const bus_error_t *err)
                "account is not one of them. No Portico account was created for you.";
         snprintf(what_buf, sizeof what_buf, "%s", err->message[0] ? err->message : "Ask a Portico admin for access.");
         todo = what_buf;
+    } else if (!strcmp(d, "pending_browser") || !strcmp(d, "pending_total")) {
+        status = 429;
+        r->retry_after_s = 60;
+        title = "Too many sign-ins in progress";
+        what = !strcmp(d, "pending_browser") ? "This browser has started many sign-ins that have not finished yet."
+                                             : "Portico has too many unfinished sign-ins right now.";
+        todo = "Finish or abandon the sign-ins already open, wait a minute, and start again.";
     } else if (!strcmp(d, "integration_unknown")) {
         status = 404;
         title = "Unknown Bitbucket integration";
@@ -283,7 +290,9 @@ static void s_login_error(web_req_t *r, const bus_error_t *err)
             break;
         }
     }
-    log_info("login error page", "code=%s detail=%s status=%d", bus_code_name(err->code), d, status);
+    char q[100];
+    log_info("login error page", "code=%s detail=%s status=%d", bus_code_name(err->code), log_quote(d, q, sizeof q),
+             status);
     /* The error page itself offers the way back. */
     sbuf_t b;
     sbuf_init(&b);
@@ -355,6 +364,10 @@ static void h_login(web_req_t *r)
 static void h_login_start(web_req_t *r)
 {
     pthread_once(&s_once, s_init_once);
+    /* Each start stores a pending login (and, for OAuth 1, makes a signed
+     * call to Bitbucket): a budget per client. */
+    if (!web_rate_ok(r, "login_start", web_cfg.login_rate, true))
+        return;
     int64_t id = s_path_id(r, "/login/start/");
     if (id <= 0) {
         web_error_page(r, 404, "Page not found", "There is no Bitbucket integration at this address.",
@@ -406,6 +419,8 @@ static void h_callback(web_req_t *r)
 {
     /* The callback URL carries the code: it must not leak through Referer. */
     r->referrer_policy = "no-referrer";
+    if (!web_rate_ok(r, "callback", web_cfg.callback_rate, true))
+        return;
     int64_t id = s_path_id(r, "/oauth/callback/");
     if (id <= 0) {
         web_error_page(r, 404, "Page not found", "There is no Bitbucket integration at this address.",
@@ -458,6 +473,17 @@ static void h_callback(web_req_t *r)
     }
     q.session_hash.data = session_hash;
     q.session_hash.len = sizeof session_hash;
+    /* Setup Mode belongs to whoever proved the setup token: only a login in
+     * the browser holding that Setup Mode session may make the first admin
+     * (the binding cookie already ties this callback to the browser that
+     * started the login). */
+    const web_session_t *current = web_session(r);
+    uint8_t setup_hash[32];
+    if (current && current->setup && current->user_id == 0 && r->session_token[0]) {
+        crypto_sha256(r->session_token, strlen(r->session_token), setup_hash);
+        q.setup_session_hash.data = setup_hash;
+        q.setup_session_hash.len = sizeof setup_hash;
+    }
     q.session_idle_seconds = (int32_t)web_cfg.session_idle_s;
     q.session_absolute_seconds = (int32_t)web_cfg.session_max_s;
     Portico__Broker__FinishLoginReply *rep = NULL;

@@ -11,14 +11,22 @@
 #include "service.h"
 #include "url.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 web_config_t web_cfg;
 brokerq_t *web_brokerq;
 webcache_t *web_cache;
+ratelimit_t *web_limits;
+gate_t *web_gate;
+
+/* Clients the rate limits remember at once (beyond that, the quietest are
+ * forgotten: see ratelimit.h). */
+#define LIMIT_SLOTS 65536
 
 /* What the cache may hold at most. */
 #define CACHE_MAX_ENTRIES 65536
@@ -36,6 +44,14 @@ static void s_config_load(web_config_t *c)
     snprintf(c->public_origin, sizeof c->public_origin, "%.*s", (int)olen, c->public_url);
     snprintf(c->public_path, sizeof c->public_path, "%s", slash ? slash : "");
     config_addr_or_die("PORTICO_HTTP_ADDR", "0.0.0.0:8080", false, c->http_addr, sizeof c->http_addr);
+    config_addr_or_die("PORTICO_OPS_ADDR", "127.0.0.1:9090", false, c->ops_addr, sizeof c->ops_addr);
+    if (!strcmp(strrchr(c->ops_addr, ':'), strrchr(c->http_addr, ':'))) {
+        fprintf(stderr,
+                "portico: configuration error: PORTICO_OPS_ADDR: must use another port than "
+                "PORTICO_HTTP_ADDR (%s)\n",
+                c->http_addr);
+        exit(2);
+    }
     config_endpoint_or_die("PORTICO_REGISTRY_ENDPOINT", "tcp://127.0.0.1:5551", c->registry_endpoint,
                            sizeof c->registry_endpoint);
     config_endpoint_or_die("PORTICO_BITBUCKET_ENDPOINT", "tcp://127.0.0.1:5552", c->bitbucket_endpoint,
@@ -51,8 +67,67 @@ static void s_config_load(web_config_t *c)
     snprintf(c->session_cookie, sizeof c->session_cookie, "%s",
              c->secure ? "__Host-portico_session" : "portico_session");
     snprintf(c->login_cookie, sizeof c->login_cookie, "%s", c->secure ? "__Host-portico_login" : "portico_login");
+    char proxies[2048];
+    config_string_or_die("PORTICO_TRUSTED_PROXIES", "", proxies, sizeof proxies);
+    char why[200];
+    if (netaddr_list_parse(proxies, &c->trusted_proxies, why, sizeof why) < 0) {
+        fprintf(stderr, "portico: configuration error: PORTICO_TRUSTED_PROXIES: %s\n", why);
+        exit(2);
+    }
+    c->login_rate = config_int_or_die("PORTICO_LOGIN_RATE_PER_MINUTE", 20, 1, 100000);
+    c->callback_rate = config_int_or_die("PORTICO_CALLBACK_RATE_PER_MINUTE", 20, 1, 100000);
+    c->setup_failure_rate = config_int_or_die("PORTICO_SETUP_TOKEN_FAILURES_PER_MINUTE", 5, 1, 1000);
+    c->header_timeout_ms = config_int_or_die("PORTICO_HEADER_TIMEOUT_MS", 10000, 100, 120000);
+    c->max_conns_per_client = config_int_or_die("PORTICO_MAX_CONNECTIONS_PER_CLIENT", 32, 1, 100000);
+    c->max_conns = config_int_or_die("PORTICO_MAX_CONNECTIONS", 4096, 16, 1000000);
     if (c->secure && c->public_path[0])
         log_warn("PORTICO_PUBLIC_URL has a path: cookies still use Path=/ as the __Host- prefix requires", NULL);
+}
+
+/* The client of this request: the peer, unless the peer is a trusted
+ * proxy; then the right-most X-Forwarded-For entry that is not one (what
+ * the proxies nearest to us saw; entries further left are whatever the
+ * client chose to send). */
+static void s_client_addr(web_req_t *r)
+{
+    snprintf(r->addr, sizeof r->addr, "%s", r->ri->remote_addr);
+    /* Through the gate civetweb sees loopback: the gate names the client
+     * on a connection's first request; later ones on it are the same. */
+    if (web_gate) {
+        char gated[64];
+        char *known = mg_get_user_connection_data(r->conn);
+        if (gate_client(web_gate, mg_get_header(r->conn, GATE_HEADER), gated, sizeof gated)) {
+            snprintf(r->addr, sizeof r->addr, "%s", gated);
+            if (!known && (known = malloc(sizeof gated)))
+                mg_set_user_connection_data(r->conn, known);
+            if (known)
+                snprintf(known, sizeof gated, "%s", gated);
+        } else if (known) {
+            snprintf(r->addr, sizeof r->addr, "%s", known);
+        }
+    }
+    if (!web_cfg.trusted_proxies.n || !netaddr_list_contains(&web_cfg.trusted_proxies, r->addr))
+        return;
+    const char *xff = mg_get_header(r->conn, "X-Forwarded-For");
+    if (!xff)
+        return;
+    char list[1024];
+    snprintf(list, sizeof list, "%s", xff);
+    for (;;) {
+        char *comma = strrchr(list, ',');
+        char *item = comma ? comma + 1 : list;
+        while (*item == ' ' || *item == '\t')
+            item++;
+        size_t n = strlen(item);
+        while (n && (item[n - 1] == ' ' || item[n - 1] == '\t'))
+            item[--n] = '\0';
+        if (!netaddr_is_ip(item))
+            return; /* garbage: believe nothing further */
+        snprintf(r->addr, sizeof r->addr, "%s", item);
+        if (!netaddr_list_contains(&web_cfg.trusted_proxies, item) || !comma)
+            return;
+        *comma = '\0';
+    }
 }
 
 /* ---- per-thread bus clients ---- */
@@ -69,6 +144,14 @@ static void *s_thread_init(const struct mg_context *ctx, int thread_type)
     c->broker = bus_client_new(brokerq_frontend(web_brokerq), "broker");
     c->bitbucket = bus_client_new(web_cfg.bitbucket_endpoint, "bitbucket");
     return c;
+}
+
+/* civetweb reuses a worker's connection object for its next connection:
+ * forget the address with the connection. */
+static void s_connection_close(const struct mg_connection *conn)
+{
+    free(mg_get_user_connection_data(conn));
+    mg_set_user_connection_data(conn, NULL);
 }
 
 static void s_thread_exit(const struct mg_context *ctx, int thread_type, void *ptr)
@@ -105,9 +188,14 @@ static const web_route_t *s_match(const char *method, const char *path, bool *wr
     return NULL;
 }
 
+/* The operations listener serves only these (from web_ops_routes). */
+static bool s_ops_route(const web_route_t *rt)
+{
+    return rt && (!strcmp(rt->name, "healthz") || !strcmp(rt->name, "readyz") || !strcmp(rt->name, "metrics"));
+}
+
 static int s_handle(struct mg_connection *conn, void *cbdata)
 {
-    (void)cbdata;
     int64_t started = bus_now_ms();
     web_req_t r;
     memset(&r, 0, sizeof r);
@@ -115,7 +203,8 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
     r.ri = mg_get_request_info(conn);
     r.clients = mg_get_thread_pointer(conn);
     r.route = "unknown";
-    snprintf(r.addr, sizeof r.addr, "%s", r.ri->remote_addr);
+    r.ops = cbdata != NULL;
+    s_client_addr(&r);
     uint8_t raw[8];
     crypto_random(raw, sizeof raw);
     crypto_hex(raw, sizeof raw, r.request_id);
@@ -130,6 +219,10 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
     r.path = path;
     bool wrong_method = false;
     const web_route_t *rt = s_match(r.ri->request_method, path, &wrong_method);
+    if (r.ops && !s_ops_route(rt)) {
+        rt = NULL;
+        wrong_method = false;
+    }
     if (!r.clients) {
         web_error_page(&r, 503, "Service unavailable", "This server thread has no connection to Portico's services.",
                        "Try again.");
@@ -154,12 +247,19 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
     snprintf(labels, sizeof labels, "route=\"%s\"", r.route);
     double secs = (double)(bus_now_ms() - started) / 1000.0;
     metrics_observe("portico_http_request_seconds", labels, secs);
+    char q[40];
     if (strcmp(r.route, "static") && strcmp(r.route, "metrics") && strcmp(r.route, "healthz"))
-        log_info("http request", "method=%s route=%s status=%d ms=%.1f", r.ri->request_method, r.route, r.status,
-                 secs * 1000.0);
+        log_info("http request", "method=%s route=%s status=%d ms=%.1f", log_quote(r.ri->request_method, q, sizeof q),
+                 r.route, r.status, secs * 1000.0);
     free(r.body);
     log_set_request_id(NULL);
     return r.status ? r.status : 500;
+}
+
+static void *s_stop_context(void *arg)
+{
+    mg_stop(arg);
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -182,6 +282,10 @@ int main(int argc, char **argv)
     metrics_help("portico_bus_call_seconds", "histogram", "Bus call latency by service and method");
     metrics_help("portico_web_cache_total", "counter", "Web cache lookups by cache (session, account, repositories)");
 
+    metrics_help("portico_http_rate_limited_total", "counter", "Requests refused by a per-client limit");
+    web_limits = ratelimit_new(LIMIT_SLOTS);
+    if (!web_limits)
+        return 1;
     web_brokerq = brokerq_new(web_cfg.broker_bind);
     if (!web_brokerq)
         return 1;
@@ -192,17 +296,25 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    /* Every connection the gate relays costs two descriptors. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     mg_init_library(0);
     char threads[16];
     snprintf(threads, sizeof threads, "%ld", web_cfg.threads);
     /* tcp_nodelay: a response goes out in two writes (headers, body), and
      * with Nagle and delayed ACKs each keep-alive response waited ~40 ms. */
+    /* civetweb serves from a private loopback port; the gate (gate.h)
+     * holds the public one and hands over complete requests only. */
     const char *options[] = {"listening_ports",
-                             web_cfg.http_addr,
+                             "127.0.0.1:0",
                              "num_threads",
                              threads,
                              "request_timeout_ms",
-                             "30000",
+                             "10000",
                              "enable_keep_alive",
                              "yes",
                              "keep_alive_timeout_ms",
@@ -216,6 +328,7 @@ int main(int argc, char **argv)
     memset(&cb, 0, sizeof cb);
     cb.init_thread = s_thread_init;
     cb.exit_thread = s_thread_exit;
+    cb.connection_close = s_connection_close;
     struct mg_context *ctx = mg_start(&cb, NULL, options);
     if (!ctx) {
         log_error("could not listen for HTTP", "addr=%s", web_cfg.http_addr);
@@ -224,13 +337,64 @@ int main(int argc, char **argv)
         return 1;
     }
     mg_set_request_handler(ctx, "/", s_handle, NULL);
-    log_info("web listening", "addr=%s public_url=%s", web_cfg.http_addr, web_cfg.public_url);
+    struct mg_server_port port;
+    memset(&port, 0, sizeof port);
+    gate_config_t gc = {.listen_addr = web_cfg.http_addr,
+                        .header_timeout_ms = web_cfg.header_timeout_ms,
+                        .max_per_client = web_cfg.max_conns_per_client,
+                        .max_total = web_cfg.max_conns,
+                        .trusted = &web_cfg.trusted_proxies};
+    if (mg_get_server_ports(ctx, 1, &port) == 1)
+        gc.backend_port = port.port;
+    web_gate = gc.backend_port > 0 ? gate_new(&gc) : NULL;
+    if (!web_gate) {
+        mg_stop(ctx);
+        brokerq_destroy(&web_brokerq);
+        webcache_destroy(&web_cache);
+        return 1;
+    }
+    /* Operations (/metrics, the detailed /readyz) on their own listener and
+     * threads: private by default, and still answering when the public
+     * port is busy. */
+    const char *ops_options[] = {"listening_ports",
+                                 web_cfg.ops_addr,
+                                 "num_threads",
+                                 "4",
+                                 "request_timeout_ms",
+                                 "10000",
+                                 "enable_keep_alive",
+                                 "no",
+                                 "max_request_size",
+                                 "8192",
+                                 NULL};
+    struct mg_context *ops = mg_start(&cb, NULL, ops_options);
+    if (!ops) {
+        log_error("could not listen for operations (PORTICO_OPS_ADDR)", "addr=%s", web_cfg.ops_addr);
+        gate_destroy(&web_gate);
+        mg_stop(ctx);
+        brokerq_destroy(&web_brokerq);
+        webcache_destroy(&web_cache);
+        return 1;
+    }
+    mg_set_request_handler(ops, "/", s_handle, &web_cfg);
+    log_info("web listening", "addr=%s ops_addr=%s public_url=%s", web_cfg.http_addr, web_cfg.ops_addr,
+             web_cfg.public_url);
     while (!service_stopping())
         usleep(100 * 1000);
     log_info("stopping", NULL);
+    gate_destroy(&web_gate);
+    /* mg_stop waits up to its listener's poll interval: both at once. */
+    pthread_t ops_stopper;
+    bool stopping_ops = pthread_create(&ops_stopper, NULL, s_stop_context, ops) == 0;
+    if (!stopping_ops)
+        mg_stop(ops);
     mg_stop(ctx); /* waits for requests in flight */
+    if (stopping_ops)
+        pthread_join(ops_stopper, NULL);
     brokerq_destroy(&web_brokerq);
     webcache_destroy(&web_cache);
+    ratelimit_destroy(&web_limits);
+    netaddr_list_free(&web_cfg.trusted_proxies);
     mg_exit_library();
     log_info("stopped", NULL);
     return 0;

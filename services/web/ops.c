@@ -46,6 +46,13 @@ static void h_readyz(web_req_t *r)
 {
     readiness_t st;
     bool ready = s_probe(r, &st);
+    if (!r->ops) {
+        /* The public port says only yes or no: which service is down, and
+         * why, is for operators (PORTICO_OPS_ADDR). */
+        web_send(r, ready ? 200 : 503, "text/plain; charset=utf-8", ready ? "ready\n" : "not ready\n", ready ? 6 : 10,
+                 NULL);
+        return;
+    }
     sbuf_t b;
     sbuf_init(&b);
     sbuf_printf(&b, "%s\nregistry: %s\nbitbucket: %s\nbroker: %s (%d workers connected)\n",
@@ -58,6 +65,11 @@ static void h_readyz(web_req_t *r)
 
 static void h_metrics(web_req_t *r)
 {
+    if (!r->ops) {
+        web_error_page(r, 404, "Page not found", "There is no page at this address.",
+                       "Check the link, or start from the home page.");
+        return;
+    }
     metrics_set("portico_broker_workers_connected", NULL, brokerq_workers(web_brokerq));
     char *text = metrics_render();
     web_send(r, 200, "text/plain; version=0.0.4; charset=utf-8", text ? text : "", text ? strlen(text) : 0, NULL);
@@ -107,7 +119,7 @@ static void h_status(web_req_t *r)
     if (n == 0)
         sbuf_puts(&b, "<tr><td colspan=\"4\">No broker is connected: nobody can log in until one starts.</td></tr>");
     sbuf_puts(&b, "</table></section><p class=\"muted\">The same data is at <code>/readyz</code> and "
-                  "<code>/metrics</code>.</p>");
+                  "<code>/metrics</code> on the operations address (<code>PORTICO_OPS_ADDR</code>).</p>");
     page_end(&b);
     web_send_html(r, 200, &b);
     sbuf_free(&b);

@@ -206,7 +206,8 @@ bool web_same_origin(web_req_t *r)
 bool web_post_ok(web_req_t *r)
 {
     if (!web_same_origin(r)) {
-        log_warn("refused a cross-site request", "path=%s", r->ri->local_uri);
+        char q[300];
+        log_warn("refused a cross-site request", "path=%s", log_quote(r->ri->local_uri, q, sizeof q));
         web_error_page(r, 403, "Request refused",
                        "This form was sent from another site, or from an address other than the one Portico is "
                        "configured for.",
@@ -217,7 +218,8 @@ bool web_post_ok(web_req_t *r)
     char token[64];
     int n = web_form(r, "csrf", token, sizeof token);
     if (!s || n <= 0 || !crypto_str_equal(token, s->csrf)) {
-        log_warn("refused a request without a valid CSRF token", "path=%s", r->ri->local_uri);
+        char q[300];
+        log_warn("refused a request without a valid CSRF token", "path=%s", log_quote(r->ri->local_uri, q, sizeof q));
         web_error_page(r, 403, "Request refused", "This form has expired or did not come from this Portico session.",
                        "Go back, reload the page and send the form again.");
         return false;

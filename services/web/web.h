@@ -8,7 +8,10 @@
 #define PORTICO_WEB_H
 
 #include "brokerq.h"
+#include "gate.h"
 #include "bus.h"
+#include "netaddr.h"
+#include "ratelimit.h"
 #include "sbuf.h"
 #include "webcache.h"
 
@@ -22,6 +25,7 @@ typedef struct {
     char public_path[256];   /* path prefix of public_url ("" or "/portico") */
     bool secure;             /* public URL is https */
     char http_addr[128];
+    char ops_addr[128]; /* /metrics and the detailed /readyz */
     char registry_endpoint[256];
     char bitbucket_endpoint[256];
     char broker_bind[256];
@@ -34,6 +38,13 @@ typedef struct {
     long repos_cache_ms;   /* 0: every account page asks the broker */
     char session_cookie[40];
     char login_cookie[40];
+    netaddr_list_t trusted_proxies; /* whose X-Forwarded-For names the client */
+    long login_rate;                /* login starts per client and minute */
+    long callback_rate;             /* OAuth callbacks per client and minute */
+    long setup_failure_rate;        /* wrong setup tokens per client and minute */
+    long header_timeout_ms;         /* the gate: request headers complete within this */
+    long max_conns_per_client;      /* the gate: open connections per client address */
+    long max_conns;                 /* the gate: open connections in all */
 } web_config_t;
 
 extern web_config_t web_cfg;
@@ -41,6 +52,10 @@ extern brokerq_t *web_brokerq;
 /* Sessions, account records and repository lists seen lately (session.c
  * says what may be stale and for how long); NULL when both caches are off. */
 extern webcache_t *web_cache;
+/* Per-client request budgets (web_rate_ok). */
+extern ratelimit_t *web_limits;
+/* The front door (gate.h): who the client of a gated request is. */
+extern gate_t *web_gate;
 
 typedef struct {
     bus_client_t *registry;
@@ -66,8 +81,10 @@ typedef struct web_req {
     web_clients_t *clients;
     const char *path;  /* the routed path, without PORTICO_PUBLIC_URL's prefix */
     const char *route; /* metrics label */
+    bool ops;          /* arrived on the operations listener (PORTICO_OPS_ADDR) */
     int status;
-    char addr[64];
+    char addr[64];     /* the client: the peer, or from a trusted proxy's X-Forwarded-For */
+    int retry_after_s; /* > 0: a Retry-After header on the answer */
     char request_id[24];
     int session_state;  /* 0 not looked up, 1 none, 2 present */
     bool session_fresh; /* ask the registry, not the cache (admin pages) */
@@ -115,6 +132,16 @@ void web_error_page(web_req_t *r, int status, const char *title, const char *wha
 /* Map a bus error to a page: 503 unavailable, 504 timeout, 400, 404 ... */
 void web_bus_error_page(web_req_t *r, const bus_error_t *err, const char *doing);
 int web_status_for(const bus_error_t *err);
+
+/* Per-client limits: true when the client (r->addr) may go on (a token is
+ * used when take); otherwise a 429 page with Retry-After is sent and false
+ * returned. what names the budget ("login_start", ...). */
+bool web_rate_ok(web_req_t *r, const char *what, long per_minute, bool take);
+/* The same without answering: 0, or the seconds to wait (then
+ * r->retry_after_s is set for the answer the caller sends). */
+int web_rate_wait(web_req_t *r, const char *what, long per_minute, bool take);
+/* Use one token of a budget after the fact (a wrong setup token). */
+void web_rate_charge(web_req_t *r, const char *what, long per_minute);
 
 /* ---- reading the request (http.c) ---- */
 

@@ -98,7 +98,14 @@ const loader = build('login_load', join(ROOT, 'tests', 'bench', 'login_load.c'),
 const sys = await startPortico({
   name: 'bench-logins', brokers: BROKERS, autoApprove: 'user0',
   emulatorArgs: ['--keep-alive', '--threads', '128'],
-  env: { PORTICO_LOG_LEVEL: process.env.PORTICO_BENCH_LOG_LEVEL || 'warn' },
+  // One load generator is one client: lift the per-client budgets that
+  // would otherwise (rightly) stop it.
+  env: {
+    PORTICO_LOG_LEVEL: process.env.PORTICO_BENCH_LOG_LEVEL || 'warn',
+    PORTICO_LOGIN_RATE_PER_MINUTE: '100000', PORTICO_CALLBACK_RATE_PER_MINUTE: '100000',
+    PORTICO_PENDING_LOGINS_PER_BROWSER: '1000', PORTICO_PENDING_LOGINS_MAX: '10000000',
+    PORTICO_MAX_CONNECTIONS_PER_CLIENT: '1024',
+  },
 });
 let hello;
 try {

@@ -23,6 +23,9 @@ import { Client, csrfFrom, formField } from '../system/client.mjs';
 
 const run = promisify(execFile);
 const WEB = process.env.CTEST_WEB || 'http://127.0.0.1:18080';
+// The web's operations listener (PORTICO_OPS_ADDR: detailed /readyz, /metrics),
+// never published: run.sh gives its address on the web container's network.
+const OPS = process.env.CTEST_OPS || WEB;
 const DEMO_INTERNAL = (process.env.CTEST_DEMO_INTERNAL || 'http://demo-bitbucket:7990/bitbucket').replace(/\/$/, '');
 const DEMO_HOST = process.env.CTEST_DEMO_HOST || 'http://127.0.0.1:17990';
 const PROJECT = process.env.CTEST_PROJECT || 'portico-ctest';
@@ -94,14 +97,14 @@ async function waitFor(what, fn, timeoutMs = 60000, intervalMs = 250) {
 }
 
 async function readyz() {
-  const r = await fetch(`${WEB}/readyz`, { signal: AbortSignal.timeout(3000) });
+  const r = await fetch(`${OPS}/readyz`, { signal: AbortSignal.timeout(3000) });
   return { status: r.status, text: await r.text() };
 }
 const workersIn = (text) => Number((text.match(/\((\d+) workers connected\)/) || [])[1] || 0);
 
 // portico_broker_requests_total{instance="..."} from the web's /metrics.
 async function brokerCounts() {
-  const text = await (await fetch(`${WEB}/metrics`)).text();
+  const text = await (await fetch(`${OPS}/metrics`)).text();
   const out = {};
   for (const m of text.matchAll(/^portico_broker_requests_total\{instance="([^"]+)"\} (\d+(?:\.\d+)?)/gm)) out[m[1]] = Number(m[2]);
   return out;
@@ -314,12 +317,13 @@ async function main() {
     return `ports published only by web (+ the demo); bus and db internal; edge without outbound NAT; ${want.length} connect checks as designed (postgres only from registry, the demo Bitbucket only from bitbucket)`;
   });
 
-  await step('setup walkthrough: token from the registry log, Add Integration, Create Integration', async () => {
+  await step('setup walkthrough: token from `portico-registry setup-token`, Add Integration, Create Integration', async () => {
+    // The token is never logged: the registry's own command shows it.
     const logs = REGISTRY_LOGS
       ? await run(REGISTRY_LOGS[0], REGISTRY_LOGS.slice(1), { timeout: 60000, maxBuffer: 64 << 20 }).then((o) => o.stdout + o.stderr)
-      : await compose('logs', '--no-color', 'registry');
-    const token = [...logs.matchAll(/setup_token=([A-Za-z0-9_-]+)/g)].map((m) => m[1]).pop();
-    expect(token, 'no setup_token= in `compose logs registry`');
+      : await compose('exec', '-T', 'registry', 'portico-registry', 'setup-token');
+    const token = [...logs.matchAll(/(?:setup_token=|Setup token: )([A-Za-z0-9_-]+)/g)].map((m) => m[1]).pop();
+    expect(token, 'no setup token from `portico-registry setup-token` in the registry container');
     admin = new Browser(WEB);
     let r = await admin.get('/admin');
     expect(r.status === 200, `/admin answered ${r.status}`);

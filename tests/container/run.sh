@@ -223,7 +223,10 @@ fi
 # ---- 5. drive ----------------------------------------------------------------------
 t=$(now)
 drive() {
-  CTEST_WEB=http://127.0.0.1:$web_port CTEST_DEMO_INTERNAL=http://demo-bitbucket:7990/bitbucket \
+  local web_ip
+  web_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' \
+    "$("${compose[@]}" ps -q web)" | awk '{print $1}')
+  CTEST_OPS=http://$web_ip:9090 CTEST_WEB=http://127.0.0.1:$web_port CTEST_DEMO_INTERNAL=http://demo-bitbucket:7990/bitbucket \
     CTEST_DEMO_HOST=http://127.0.0.1:$demo_port CTEST_PROJECT=$project \
     CTEST_COMPOSE=$(printf '%s\n' "${compose[@]}" | node -e 'console.log(JSON.stringify(require("fs").readFileSync(0,"utf8").trim().split("\n")))') \
     timeout 900 node tests/container/drive.mjs 2>&1 | tee "$artifacts/drive.log"

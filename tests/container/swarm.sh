@@ -77,7 +77,7 @@ fi
 say "all services converged and healthy in $(($(date +%s) - t))s"
 
 CTEST_MODE=swarm CTEST_WEB=http://127.0.0.1:$web_port CTEST_DEMO_INTERNAL=http://demo-bitbucket:7990/bitbucket \
-  CTEST_DEMO_HOST=http://127.0.0.1:$demo_port CTEST_REGISTRY_LOGS="[\"docker\",\"service\",\"logs\",\"--raw\",\"${stack}_registry\"]" \
+  CTEST_DEMO_HOST=http://127.0.0.1:$demo_port CTEST_REGISTRY_LOGS="[\"sh\",\"-c\",\"docker exec \$(docker ps -q --filter label=com.docker.swarm.service.name=${stack}_registry | head -1) portico-registry setup-token\"]" \
   timeout 300 node tests/container/drive.mjs 2>&1 | tee "$artifacts/swarm-drive.log"
 rc=${PIPESTATUS[0]}
 ((rc)) && say "drive failed (exit $rc)"

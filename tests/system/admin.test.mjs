@@ -126,7 +126,7 @@ test('Setup Mode: /admin asks for the setup token; a wrong token is refused, the
   const home = await c.get('/admin');
   assert.equal(home.status, 200);
   assert.match(home.text, /Setup Mode is on/);
-  assert.match(home.text, /first person to log in/);
+  assert.match(home.text, /in this browser: your Bitbucket account becomes the first admin/);
   assert.match(home.text, />Add Integration</);
   assert.doesNotMatch(home.text, /Finish setup/, 'no Finish setup button before an admin exists');
   for (const link of ['/admin/users', '/admin/audit', '/admin/status']) assert.ok(home.text.includes(`href="${link}"`), link);
@@ -220,6 +220,24 @@ test('malformed base URLs are explained next to the field, with the form kept', 
   assert.match(fieldError(missing.text, 'client-secret'), /Enter the client secret/);
   const badCa = await create(admin, { base_url: sys.emulatorUrl, client_id: 'c', client_secret: 's', ca_cert: 'hello' });
   assert.match(fieldError(badCa.text, 'ca-cert'), /PEM/);
+});
+
+test('a Base URL on loopback (outside the operator\'s exception), unspecified or the web itself is refused before connecting', async () => {
+  // The harness allows 127.0.0.1 for its emulators; every other loopback
+  // address, and ::1, stays refused on the address actually connected to.
+  const port = new URL(sys.emulatorUrl).port;
+  for (const [url, re] of [
+    [`http://127.0.0.2:${port}/bitbucket`, /127\.0\.0\.2 is a loopback address/],
+    [`http://[::1]:${port}/bitbucket`, /::1 is a loopback address/],
+    [`http://0.0.0.0:${port}/bitbucket`, /0\.0\.0\.0 is an unspecified address/],
+  ]) {
+    const r = await create(admin, { base_url: url, client_id: 'cid', client_secret: 's3cret-value' });
+    assert.equal(r.status, 400, `${url}: ${r.status}`);
+    const e = fieldError(r.text, 'base-url');
+    assert.match(e, /Portico does not connect to this address/, url);
+    assert.match(e, re, url);
+    assert.match(e, /PORTICO_BITBUCKET_ALLOW/, url);
+  }
 });
 
 test('an unreachable instance (a closed port) is explained', async () => {
@@ -442,14 +460,30 @@ test('delete: the confirmation page, then the integration is gone', async () => 
 
 // ---- Finish setup ----
 
-test('the first login becomes admin; Finish setup ends the setup token and the setup session', async () => {
+test('a login from a browser without the setup session does not become admin in Setup Mode', async () => {
+  // The integration is on the public login page: anyone may log in, but
+  // Setup Mode belongs to whoever proved the setup token.
+  const stranger = new Client(sys.webUrl);
+  let r = await stranger.get(`/login/start/${created.id}?return_to=/admin`);
+  r = await stranger.get(new URL(r.location, sys.webUrl).toString(), { headers: { 'x-emulator-user': encodeURIComponent('zoë') } });
+  r = await stranger.follow(r);
+  assert.ok(stranger.cookie('portico_session'), `zoë is logged in (${r.status} ${r.url})`);
+  const denied = await stranger.get('/admin');
+  assert.equal(denied.status, 200, 'Setup Mode still shows the token form');
+  assert.match(denied.text, /Setup token/);
+  const users = await admin.get('/admin/users');
+  assert.doesNotMatch(users.text, /badge ok">admin/, 'nobody is admin yet');
+});
+
+test('the first login from the setup session becomes admin; Finish setup ends the setup token and the setup session', async () => {
   // A visitor who fetched the token form before setup ends.
   const late = new Client(sys.webUrl);
   const lateForm = await late.get('/admin');
   const oldSetupCookie = admin.cookie('portico_session');
 
-  // jdoe logs in through the integration (the emulator approves at once).
-  const user = new Client(sys.webUrl);
+  // jdoe logs in through the integration (the emulator approves at once),
+  // in a browser that proved the setup token.
+  const user = await setupSession();
   let r = await user.get(`/login/start/${created.id}?return_to=/admin`);
   r = await user.follow(r);
   assert.equal(r.status, 200, `${r.url}\n${r.text.slice(0, 500)}`);

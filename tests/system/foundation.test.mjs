@@ -8,8 +8,22 @@ let sys;
 before(async () => { sys = await startPortico({ name: 'foundation', brokers: 1 }); });
 after(async () => { if (sys) await sys.stop(); });
 
+test('the public port answers only yes or no; metrics and the details are on the operations listener', async () => {
+  const pub = await fetch(`${sys.webUrl}/readyz`);
+  assert.equal(pub.status, 200);
+  assert.equal(await pub.text(), 'ready\n');
+  const m = await fetch(`${sys.webUrl}/metrics`);
+  assert.equal(m.status, 404);
+  assert.doesNotMatch(await m.text(), /portico_/);
+  // The operations listener has nothing but health and metrics.
+  assert.equal((await fetch(`${sys.opsUrl}/admin`)).status, 404);
+  assert.equal((await fetch(`${sys.opsUrl}/login`)).status, 404);
+  assert.equal((await fetch(`${sys.opsUrl}/healthz`)).status, 200);
+  assert.match(await (await fetch(`${sys.opsUrl}/metrics`)).text(), /portico_http_requests_total/);
+});
+
 test('readyz is 200 with every dependency and lists them', async () => {
-  const r = await fetch(`${sys.webUrl}/readyz`);
+  const r = await fetch(`${sys.opsUrl}/readyz`);
   const body = await r.text();
   assert.equal(r.status, 200, body);
   assert.match(body, /registry: ok/);
@@ -25,7 +39,7 @@ test('kill -9 the only broker: readyz turns non-200 within 5 s, a new broker res
   await waitFor(async () => (await sys.readyz()) === 503, { timeout: 5000, what: 'readyz 503' });
   const took = Date.now() - t0;
   assert.ok(took <= 5000, `readyz turned after ${took} ms`);
-  const body = await (await fetch(`${sys.webUrl}/readyz`)).text();
+  const body = await (await fetch(`${sys.opsUrl}/readyz`)).text();
   assert.match(body, /broker: no workers connected/);
   await sys.startBroker();
   await sys.ready(10000);
@@ -34,12 +48,12 @@ test('kill -9 the only broker: readyz turns non-200 within 5 s, a new broker res
 test('a second broker process takes work without anyone being reconfigured', async () => {
   await sys.startBroker();
   const metric = async () => {
-    const text = await (await fetch(`${sys.webUrl}/metrics`)).text();
+    const text = await (await fetch(`${sys.opsUrl}/metrics`)).text();
     const m = text.match(/^portico_broker_workers_connected (\d+)/m);
     return m ? Number(m[1]) : 0;
   };
   await waitFor(async () => (await metric()) >= 16, { timeout: 10000, what: 'two brokers of 8 workers' });
-  const text = await (await fetch(`${sys.webUrl}/metrics`)).text();
+  const text = await (await fetch(`${sys.opsUrl}/metrics`)).text();
   assert.match(text, /portico_http_requests_total\{route="readyz",status="200"\}/);
   assert.match(text, /portico_bus_call_seconds_bucket\{service="registry",method="ping"/);
 });
@@ -47,7 +61,7 @@ test('a second broker process takes work without anyone being reconfigured', asy
 test('metrics and readyz say when the registry is gone, and recover when it is back', async () => {
   await sys.kill('registry', 'SIGKILL');
   await waitFor(async () => (await sys.readyz()) === 503, { timeout: 5000, what: 'readyz 503 without registry' });
-  const body = await (await fetch(`${sys.webUrl}/readyz`)).text();
+  const body = await (await fetch(`${sys.opsUrl}/readyz`)).text();
   assert.match(body, /registry: (?!ok)/);
   await sys.restart('registry');
   await sys.ready(15000);

@@ -148,14 +148,17 @@ export async function startPortico(opts = {}) {
   // The bus's CURVE key pairs, one per service (each binary makes its own).
   const busKeys = join(dir, 'bus-keys');
   makeBusKeys(busKeys);
-  const [webPort, regPort, bbPort, brokerPort, regHealth, bbHealth] = await Promise.all(Array.from({ length: 6 }, freePort));
+  const [webPort, regPort, bbPort, brokerPort, regHealth, bbHealth, opsPort] = await Promise.all(Array.from({ length: 7 }, freePort));
   const setupToken = opts.setupToken || randomBytes(24).toString('base64url');
   const webUrl = `http://127.0.0.1:${webPort}`;
+  // /metrics and the detailed /readyz: the web's operations listener.
+  const opsUrl = `http://127.0.0.1:${opsPort}`;
   const base = {
     ...process.env,
     PORTICO_LOG_LEVEL: process.env.PORTICO_LOG_LEVEL || 'info',
     PORTICO_PUBLIC_URL: opts.publicUrl || webUrl,
     PORTICO_HTTP_ADDR: `127.0.0.1:${webPort}`,
+    PORTICO_OPS_ADDR: `127.0.0.1:${opsPort}`,
     PORTICO_DATABASE_URL: pg.conninfo,
     PORTICO_SECRET_KEY_FILE: keyFile,
     PORTICO_BUS_KEYS_DIR: busKeys,
@@ -166,11 +169,14 @@ export async function startPortico(opts = {}) {
     PORTICO_BITBUCKET_ENDPOINT: `tcp://127.0.0.1:${bbPort}`,
     PORTICO_BROKER_BIND: `tcp://127.0.0.1:${brokerPort}`,
     PORTICO_BROKER_ENDPOINT: `tcp://127.0.0.1:${brokerPort}`,
+    // The emulators listen on loopback, which an integration may reach only
+    // as an exception the operator names.
+    PORTICO_BITBUCKET_ALLOW: '127.0.0.1',
     ...(opts.env || {}),
   };
   const procs = {};
   const sys = {
-    name, logDir, webUrl, setupToken, keyFile, busKeys, pg, emulator,
+    name, logDir, webUrl, opsUrl, setupToken, keyFile, busKeys, pg, emulator,
     emulatorUrl: emulator ? emulator.url : null,
     env: base, procs,
     start(svc, extraEnv = {}) {

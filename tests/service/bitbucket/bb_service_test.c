@@ -690,6 +690,48 @@ static void test_refused(void **state)
     s_expect(&err, PORTICO__ERROR_CODE__UNAVAILABLE, "unreachable");
 }
 
+/* Against a service allowing loopback only as 127.0.0.1
+ * (PORTICO_BITBUCKET_ALLOW): another loopback address is refused before
+ * any connection. */
+static void test_egress_exception_is_narrow(void **state)
+{
+    (void)state;
+    Portico__Bitbucket__ServerInfoReply *r = NULL;
+    char base[512];
+    const char *port = strrchr(s_emu, ':');
+    snprintf(base, sizeof base, "http://127.0.0.2%s", port);
+    bus_error_t err = s_server_info(s_bus, base, NULL, &r, 5000);
+    s_expect(&err, PORTICO__ERROR_CODE__FORBIDDEN, "address_refused");
+    assert_non_null(strstr(err.message, "127.0.0.2 is a loopback address"));
+    assert_non_null(strstr(err.message, "PORTICO_BITBUCKET_ALLOW"));
+}
+
+/* Against a service without exceptions (run.sh starts one): loopback is
+ * refused whether the URL names it or a host name resolves to it. */
+static void test_egress_refused(void **state)
+{
+    (void)state;
+    Portico__Bitbucket__ServerInfoReply *r = NULL;
+    const char *port = strrchr(s_emu, ':');
+    static const struct {
+        const char *host, *why;
+    } cases[] = {
+        {"127.0.0.1", "127.0.0.1 is a loopback address"},
+        /* A name that resolves to loopback gets nowhere either. */
+        {"localhost", "is a loopback address"},
+        {"[::1]", "::1 is a loopback address"},
+        {"0.0.0.0", "0.0.0.0 is an unspecified address"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char base[512];
+        snprintf(base, sizeof base, "http://%s%s", cases[i].host, port);
+        bus_error_t err = s_server_info(s_bus, base, NULL, &r, 5000);
+        s_expect(&err, PORTICO__ERROR_CODE__FORBIDDEN, "address_refused");
+        if (!strstr(err.message, cases[i].why))
+            fail_msg("%s: %s", base, err.message);
+    }
+}
+
 static void test_tls(void **state)
 {
     (void)state;
@@ -925,7 +967,13 @@ int main(int argc, char **argv)
     }
     s_bus = bus_client_new(s_endpoint, "bitbucket");
     int rc;
-    if (argc == 2 && (!strcmp(argv[1], "shutdown") || !strcmp(argv[1], "shutdown-abort"))) {
+    if (argc == 2 && !strcmp(argv[1], "egress")) {
+        const struct CMUnitTest tests[] = {cmocka_unit_test(test_egress_refused)};
+        rc = cmocka_run_group_tests_name("egress", tests, NULL, NULL);
+    } else if (argc == 2 && !strcmp(argv[1], "egress-narrow")) {
+        const struct CMUnitTest tests[] = {cmocka_unit_test(test_egress_exception_is_narrow)};
+        rc = cmocka_run_group_tests_name("egress-narrow", tests, NULL, NULL);
+    } else if (argc == 2 && (!strcmp(argv[1], "shutdown") || !strcmp(argv[1], "shutdown-abort"))) {
         rc = s_shutdown(!strcmp(argv[1], "shutdown-abort"));
     } else {
         const struct CMUnitTest tests[] = {

@@ -92,6 +92,9 @@ for s in web registry broker bitbucket; do "$bin" bus-keygen "$s"; done
 export PORTICO_BITBUCKET_BIND="tcp://127.0.0.1:$bus_port"
 export PORTICO_HEALTH_ADDR="127.0.0.1:$health_port"
 export PORTICO_LOG_LEVEL=info
+# The emulators listen on loopback, which an integration may reach only as
+# an exception the operator names.
+export PORTICO_BITBUCKET_ALLOW=127.0.0.1
 start_service() { # log file
 	"$bin" >"$1" 2>&1 &
 	bb_pid=$!
@@ -164,6 +167,38 @@ sigterm_test() { # mode
 sigterm_test shutdown
 start_service "$work/bitbucket-2.log"
 sigterm_test shutdown-abort
+
+# (After the shutdown tests, which measure time.)
+# The egress policy without exceptions: loopback refused on the address
+# actually connected to, whether the Base URL names it or a host name
+# resolves to it (no traffic leaves loopback: the refusal comes before the
+# connection). A bad PORTICO_BITBUCKET_ALLOW stops the service, naming it.
+egress_run() { # allow-list mode
+	local bus health pid
+	bus=$(free_port)
+	health=$(free_port)
+	PORTICO_BITBUCKET_ALLOW="$1" PORTICO_BITBUCKET_BIND="tcp://127.0.0.1:$bus" \
+		PORTICO_HEALTH_ADDR="127.0.0.1:$health" "$bin" >>"$work/bitbucket-egress.log" 2>&1 &
+	pid=$!
+	pids+=("$pid")
+	for _ in $(seq 1 100); do
+		PORTICO_HEALTH_ADDR="127.0.0.1:$health" "$bin" healthcheck && break
+		sleep 0.05
+	done
+	BB_ENDPOINT="tcp://127.0.0.1:$bus" build/tests/bb_service_test "$2" || status=1
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+egress_run "" egress
+egress_run 127.0.0.1 egress-narrow
+bad_out=$(PORTICO_BITBUCKET_ALLOW="10.0.0.0/99" PORTICO_BITBUCKET_BIND="tcp://127.0.0.1:$(free_port)" \
+	PORTICO_HEALTH_ADDR="127.0.0.1:$(free_port)" timeout 10 "$bin" 2>&1) && bad_rc=0 || bad_rc=$?
+if [[ "$bad_rc" == 2 && "$bad_out" == *PORTICO_BITBUCKET_ALLOW* ]]; then
+	echo "ok: a bad PORTICO_BITBUCKET_ALLOW stops the service, naming the variable"
+else
+	echo "FAIL: PORTICO_BITBUCKET_ALLOW=10.0.0.0/99 -> exit $bad_rc: $bad_out"
+	status=1
+fi
 
 if [[ "$status" != 0 ]]; then
 	echo "--- portico-bitbucket log (last 40 lines)"

@@ -70,6 +70,7 @@ export PORTICO_SECRET_KEY_FILE=$tmp/key
 export PORTICO_REGISTRY_BIND=tcp://127.0.0.1:$bus_port
 export PORTICO_HEALTH_ADDR=127.0.0.1:$health_port
 export PORTICO_SWEEP_INTERVAL_S=1
+export PORTICO_SETUP_TOKEN_FILE=$tmp/setup-token
 # REG_TEST_WRAPPER runs the registry under a tool, e.g. "valgrind --leak-check=full".
 # shellcheck disable=SC2086
 ${REG_TEST_WRAPPER:-} "$bin" >"$tmp/registry.log" 2>&1 &

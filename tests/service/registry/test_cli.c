@@ -119,6 +119,29 @@ static void test_setup_mode_off_then_back_on(void **state)
     assert_null(strstr(log, token));
     free(log);
 
+    /* `setup-token` shows the same token (from the 0600 file). */
+    assert_int_equal(s_cli("setup-token"), 0);
+    assert_non_null(strstr(s_out, token));
+    assert_non_null(strstr(s_out, "Valid until"));
+
+    /* A new token ends every Setup Mode session: whoever held the old one
+     * holds nothing any more. */
+    cs.token_hash = h_hash("cookie-setup-cli-3", buf);
+    assert_code(0, h_call("session.create", &cs.base, NULL, NULL, &err), err);
+    ls.token_hash = h_hash("cookie-setup-cli-3", buf);
+    assert_code(0, h_call("session.lookup", &ls.base, NULL, NULL, &err), err);
+    assert_int_equal(s_cli("setup-mode on"), 0);
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, h_call("session.lookup", &ls.base, NULL, NULL, &err), err);
+    assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_check_token(token, &err), err);
+    p = strstr(s_out, "Setup token: ");
+    assert_non_null(p);
+    p += strlen("Setup token: ");
+    n = strcspn(p, "\n");
+    assert_true(n >= 43 && n < sizeof token);
+    memcpy(token, p, n);
+    token[n] = '\0';
+    assert_code(0, s_check_token(token, &err), err);
+
     assert_int_equal(s_cli("setup-mode off"), 0);
     assert_non_null(strstr(s_out, "Setup Mode is off."));
     assert_false(s_setup_mode());

@@ -283,6 +283,76 @@ static void test_unknown_ids(void **state)
     assert_code(PORTICO__ERROR_CODE__UNKNOWN_METHOD, h_call("integration.nope", NULL, NULL, NULL, &err), err);
 }
 
+/* Another host is another Bitbucket: it needs the credentials again, and
+ * what was linked through the old one (identities, their tokens, users
+ * left without identity, pending logins) goes. The same host keeps all. */
+static void test_host_change_needs_credentials_and_drops_links(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    int64_t id = h_make_integration("old-secret");
+    int64_t only_uid = 0, both_uid = 0;
+    int64_t only = h_login(id, 7001, "only-here", &only_uid);
+    int64_t other_integration = h_make_integration(NULL);
+    h_login(other_integration, 7002, "both", &both_uid);
+    Portico__Registry__Identity d = PORTICO__REGISTRY__IDENTITY__INIT;
+    d.integration_id = id;
+    d.bb_user_id = 7003;
+    d.username = "both";
+    d.user_id = both_uid;
+    Portico__Registry__LoginRequest lr = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
+    lr.identity = &d;
+    assert_code(0, h_call("user.login", &lr.base, NULL, NULL, &err), err);
+    PGconn *c = h_pg(NULL);
+    assert_non_null(c);
+    char sql[300];
+    snprintf(sql, sizeof sql, "INSERT INTO tokens (identity_id, generation) VALUES (%lld, 1)", (long long)only);
+    assert_int_equal(h_pg_exec(c, sql), 0);
+
+    /* The same host, another path: nothing is asked, nothing goes. */
+    Portico__Registry__GetIntegrationReply *g = s_get(id, false, 0);
+    char base[300];
+    snprintf(base, sizeof base, "%s/context", g->integration->base_url);
+    protobuf_c_message_free_unpacked(&g->base, NULL);
+    Portico__Registry__UpdateIntegrationRequest up = PORTICO__REGISTRY__UPDATE_INTEGRATION_REQUEST__INIT;
+    up.id = id;
+    up.base_url = base;
+    assert_code(0, h_call("integration.update", &up.base, NULL, NULL, &err), err);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM identities WHERE integration_id = %lld", (long long)id);
+    assert_int_equal(h_pg_scalar(c, sql), 2);
+
+    /* Another host without the credentials: refused, nothing changes. */
+    up.base_url = "https://elsewhere.example.com/bb";
+    assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, h_call("integration.update", &up.base, NULL, NULL, &err), err);
+    assert_string_equal(err.detail, "client_id");
+    up.client_id = "new-client";
+    assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, h_call("integration.update", &up.base, NULL, NULL, &err), err);
+    assert_string_equal(err.detail, "client_secret");
+    assert_non_null(strstr(err.message, "another host"));
+    assert_int_equal(h_pg_scalar(c, sql), 2);
+
+    /* With them: the links go, the users who had no other go too. */
+    up.client_secret = "new-secret";
+    assert_code(0, h_call("integration.update", &up.base, NULL, NULL, &err), err);
+    assert_int_equal(h_pg_scalar(c, sql), 0);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM tokens WHERE identity_id = %lld", (long long)only);
+    assert_int_equal(h_pg_scalar(c, sql), 0);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM users WHERE id = %lld", (long long)only_uid);
+    assert_int_equal(h_pg_scalar(c, sql), 0);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM users WHERE id = %lld", (long long)both_uid);
+    assert_int_equal(h_pg_scalar(c, sql), 1);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM audit_log WHERE action = 'integration.update' AND object = 'integration:%lld' "
+             "AND detail LIKE '%%host_changed=true identities_removed=2 users_removed=1'",
+             (long long)id);
+    assert_int_equal(h_pg_scalar(c, sql), 1);
+    Portico__Registry__GetIntegrationReply *r = s_get(id, true, 0);
+    assert_string_equal(r->secrets->client_secret, "new-secret");
+    assert_string_equal(r->integration->client_id, "new-client");
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    PQfinish(c);
+}
+
 static void test_update(void **state)
 {
     (void)state;
@@ -293,6 +363,7 @@ static void test_update(void **state)
     up.id = id;
     up.name = "Renamed";
     up.base_url = "https://moved.example.com/bb/";
+    up.client_id = "client-moved";
     up.client_secret = "second-secret";
     up.set_enabled = true;
     up.enabled = false;
@@ -350,6 +421,7 @@ static void test_update(void **state)
     dup.id = id;
     dup.base_url = "https://dup.example.com/bb";
     dup.client_id = "client-dup";
+    dup.client_secret = "dup-secret";
     assert_code(PORTICO__ERROR_CODE__CONFLICT, h_call("integration.update", &dup.base, NULL, NULL, &err), err);
     assert_string_equal(err.detail, "duplicate");
 }
@@ -448,6 +520,7 @@ int run_integration_tests(void)
         cmocka_unit_test(test_update),
         cmocka_unit_test(test_set_test_result),
         cmocka_unit_test(test_delete_removes_identities_and_orphaned_users),
+        cmocka_unit_test(test_host_change_needs_credentials_and_drops_links),
         cmocka_unit_test(test_changes_are_audited),
     };
     return cmocka_run_group_tests_name("integrations", tests, NULL, NULL);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static char s_token[128];
 
@@ -15,18 +16,26 @@ static int s_count(const char *hay, const char *needle)
     return n;
 }
 
-static void test_token_logged_once_at_first_start(void **state)
+static void test_token_in_a_private_file_not_in_the_log(void **state)
 {
     (void)state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/setup-token", h_env("REG_TEST_TMP"));
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    char *file = h_read_file(path);
+    assert_non_null(file);
+    size_t n = strcspn(file, "\n");
+    assert_true(n >= 43 && n < sizeof s_token);
+    memcpy(s_token, file, n);
+    s_token[n] = '\0';
+    free(file);
     char *log = h_read_file(h_env("REG_TEST_LOG"));
     assert_non_null(log);
-    assert_int_equal(s_count(log, "setup_token="), 1);
-    const char *p = strstr(log, "setup_token=") + strlen("setup_token=");
-    size_t n = strcspn(p, " \n");
-    assert_true(n >= 43 && n < sizeof s_token);
-    memcpy(s_token, p, n);
-    s_token[n] = '\0';
-    assert_non_null(strstr(log, "msg=\"setup mode is on: use this setup token to open /admin\""));
+    assert_null(strstr(log, s_token));
+    assert_null(strstr(log, "setup_token="));
+    assert_non_null(strstr(log, "portico-registry setup-token"));
     free(log);
 }
 
@@ -87,10 +96,47 @@ static void test_failures_are_rate_limited_per_address(void **state)
     assert_string_equal(err.detail, "rate_limited");
     assert_code(0, s_check(s_token, "192.0.2.78", &err), err);
 
+    /* The failures are one audit row that counts them. */
     PGconn *c = h_pg(NULL);
     assert_non_null(c);
     assert_true(h_pg_scalar(c, "SELECT count(*) FROM audit_log WHERE action = 'setup_token.failed' "
+                               "AND addr = '192.0.2.77'") == 1);
+    assert_true(h_pg_scalar(c, "SELECT sum(repeats) FROM audit_log WHERE action = 'setup_token.failed' "
                                "AND addr = '192.0.2.77'") == 10);
+    PQfinish(c);
+}
+
+/* Many addresses failing (one proxy's clients, or an attacker with many)
+ * never lock out an address that made no wrong attempt: there is no
+ * overall limit. */
+static void test_no_global_lockout(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    char addr[64];
+    for (int i = 0; i < 120; i++) {
+        snprintf(addr, sizeof addr, "203.0.113.%d", i + 1);
+        assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_check("wrong-token-wrong-token-wrong", addr, &err), err);
+    }
+    assert_code(0, s_check(s_token, "198.51.100.200", &err), err);
+}
+
+/* An expired token is refused with a message that says how to get a new
+ * one; a wrong token still reads as wrong. */
+static void test_expired_token(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    PGconn *c = h_pg(NULL);
+    assert_non_null(c);
+    assert_int_equal(h_pg_exec(c, "UPDATE settings SET setup_token_expires_at = now() - interval '1 second'"), 0);
+    assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_check(s_token, "198.51.100.201", &err), err);
+    assert_string_equal(err.detail, "token_expired");
+    assert_non_null(strstr(err.message, "portico-registry setup-mode on"));
+    assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_check("wrong-token-wrong-token-wrong", "198.51.100.201", &err), err);
+    assert_string_equal(err.detail, "bad_token");
+    assert_int_equal(h_pg_exec(c, "UPDATE settings SET setup_token_expires_at = now() + interval '1 hour'"), 0);
+    assert_code(0, s_check(s_token, "198.51.100.201", &err), err);
     PQfinish(c);
 }
 
@@ -99,7 +145,7 @@ static void test_token_never_logged_again_nor_stored(void **state)
     (void)state;
     char *log = h_read_file(h_env("REG_TEST_LOG"));
     assert_non_null(log);
-    assert_int_equal(s_count(log, s_token), 1);
+    assert_int_equal(s_count(log, s_token), 0);
     free(log);
     PGconn *c = h_pg(NULL);
     assert_non_null(c);
@@ -137,10 +183,12 @@ static void test_short_preset_token_refused(void **state)
 int run_settings_tests(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_token_logged_once_at_first_start),
+        cmocka_unit_test(test_token_in_a_private_file_not_in_the_log),
         cmocka_unit_test(test_initial_settings),
         cmocka_unit_test(test_check_setup_token),
         cmocka_unit_test(test_failures_are_rate_limited_per_address),
+        cmocka_unit_test(test_no_global_lockout),
+        cmocka_unit_test(test_expired_token),
         cmocka_unit_test(test_token_never_logged_again_nor_stored),
         cmocka_unit_test(test_start_refused_without_key_file),
         cmocka_unit_test(test_short_preset_token_refused),

@@ -18,7 +18,10 @@ typedef struct {
     bool is_admin;
     bool created;
     int64_t user_id;
+    const uint8_t *setup_hash; /* a Setup Mode session's, or NULL */
 } racer_t;
+
+static uint8_t s_setup_hash[32];
 
 static void *s_racer(void *arg)
 {
@@ -30,8 +33,13 @@ static void *s_racer(void *arg)
     d.username = r->username;
     Portico__Registry__LoginRequest req = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
     req.identity = &d;
+    if (r->setup_hash) {
+        req.setup_session_hash.data = (uint8_t *)(uintptr_t)r->setup_hash;
+        req.setup_session_hash.len = 32;
+    }
     ProtobufCMessage *out = NULL;
-    pthread_barrier_wait(r->barrier);
+    if (r->barrier)
+        pthread_barrier_wait(r->barrier);
     r->code = h_call_with(client, "user.login", &req.base, &portico__registry__login_reply__descriptor, &out, NULL);
     if (r->code == 0) {
         Portico__Registry__LoginReply *lr = (Portico__Registry__LoginReply *)out;
@@ -49,6 +57,29 @@ static void test_first_login_in_setup_mode_makes_exactly_one_admin(void **state)
     (void)state;
     s_integration = h_make_integration(NULL);
     assert_true(s_integration > 0);
+    bus_error_t err;
+
+    /* Setup Mode belongs to whoever holds the setup session: a login
+     * without it (someone who found the public login page) is an ordinary
+     * user, and so is one naming a session that is not a setup session. */
+    racer_t stranger = {.bb_user_id = 999, .username = "stranger"};
+    s_racer(&stranger);
+    assert_int_equal(stranger.code, 0);
+    assert_false(stranger.is_admin);
+    Portico__Registry__CreateSessionRequest cs = PORTICO__REGISTRY__CREATE_SESSION_REQUEST__INIT;
+    cs.token_hash = h_hash("cookie-not-setup", s_setup_hash);
+    cs.user_id = stranger.user_id;
+    assert_code(0, h_call("session.create", &cs.base, NULL, NULL, &err), err);
+    racer_t impostor = {.bb_user_id = 998, .username = "impostor", .setup_hash = s_setup_hash};
+    s_racer(&impostor);
+    assert_int_equal(impostor.code, 0);
+    assert_false(impostor.is_admin);
+
+    /* The setup session's browser: exactly one of its racing logins wins. */
+    cs.token_hash = h_hash("cookie-first-admin", s_setup_hash);
+    cs.user_id = 0;
+    cs.setup = true;
+    assert_code(0, h_call("session.create", &cs.base, NULL, NULL, &err), err);
     pthread_barrier_t barrier;
     pthread_barrier_init(&barrier, NULL, RACERS);
     racer_t racers[RACERS];
@@ -56,6 +87,7 @@ static void test_first_login_in_setup_mode_makes_exactly_one_admin(void **state)
     for (int i = 0; i < RACERS; i++) {
         memset(&racers[i], 0, sizeof racers[i]);
         racers[i].barrier = &barrier;
+        racers[i].setup_hash = s_setup_hash;
         racers[i].bb_user_id = 1000 + i;
         snprintf(racers[i].username, sizeof racers[i].username, "racer%d", i);
         pthread_create(&threads[i], NULL, s_racer, &racers[i]);
@@ -75,11 +107,10 @@ static void test_first_login_in_setup_mode_makes_exactly_one_admin(void **state)
     assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM users WHERE is_admin"), 1);
     assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM audit_log WHERE action = 'admin.grant' AND actor = 'setup'"),
                      1);
-    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM audit_log WHERE action = 'user.login'"), RACERS);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM audit_log WHERE action = 'user.login'"), RACERS + 2);
     PQfinish(c);
 
     ProtobufCMessage *out = NULL;
-    bus_error_t err;
     assert_code(0, h_call("settings.get", NULL, &portico__registry__settings__descriptor, &out, &err), err);
     assert_true(((Portico__Registry__Settings *)out)->admin_exists);
     protobuf_c_message_free_unpacked(out, NULL);

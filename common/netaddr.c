@@ -1,0 +1,114 @@
+#include "netaddr.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int s_from_text(const char *text, uint8_t out[16])
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, text, &a4) == 1) {
+        memset(out, 0, 10);
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &a4, 4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, text, &a6) == 1) {
+        memcpy(out, &a6, 16);
+        return 0;
+    }
+    return -1;
+}
+
+bool netaddr_is_ip(const char *text)
+{
+    uint8_t a[16];
+    return text && s_from_text(text, a) == 0;
+}
+
+static int s_parse_net(const char *text, netaddr_net_t *out)
+{
+    char buf[80];
+    if (strlen(text) >= sizeof buf)
+        return -1;
+    snprintf(buf, sizeof buf, "%s", text);
+    char *slash = strchr(buf, '/');
+    long prefix = -1;
+    if (slash) {
+        *slash = '\0';
+        char *end = NULL;
+        prefix = strtol(slash + 1, &end, 10);
+        if (!slash[1] || *end || prefix < 0)
+            return -1;
+    }
+    bool v4 = strchr(buf, ':') == NULL;
+    if (s_from_text(buf, out->addr) < 0)
+        return -1;
+    if (prefix < 0)
+        prefix = v4 ? 32 : 128;
+    if (prefix > (v4 ? 32 : 128))
+        return -1;
+    out->prefix = (int)(v4 ? prefix + 96 : prefix);
+    return 0;
+}
+
+int netaddr_list_parse(const char *text, netaddr_list_t *list, char *why, size_t why_size)
+{
+    list->nets = NULL;
+    list->n = 0;
+    size_t cap = 0;
+    const char *p = text ? text : "";
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ", ");
+        if (!n)
+            break;
+        char entry[80];
+        snprintf(entry, sizeof entry, "%.*s", (int)(n < sizeof entry ? n : sizeof entry - 1), p);
+        p += n;
+        netaddr_net_t net;
+        if (n >= sizeof entry || s_parse_net(entry, &net) < 0) {
+            snprintf(why, why_size, "\"%s\" is not an IP address or CIDR range", entry);
+            netaddr_list_free(list);
+            return -1;
+        }
+        if (list->n == cap) {
+            cap = cap ? cap * 2 : 4;
+            netaddr_net_t *nets = realloc(list->nets, cap * sizeof *nets);
+            if (!nets) {
+                snprintf(why, why_size, "out of memory");
+                netaddr_list_free(list);
+                return -1;
+            }
+            list->nets = nets;
+        }
+        list->nets[list->n++] = net;
+    }
+    return 0;
+}
+
+void netaddr_list_free(netaddr_list_t *list)
+{
+    free(list->nets);
+    list->nets = NULL;
+    list->n = 0;
+}
+
+bool netaddr_list_contains(const netaddr_list_t *list, const char *ip)
+{
+    uint8_t a[16];
+    if (!list || !ip || s_from_text(ip, a) < 0)
+        return false;
+    for (size_t i = 0; i < list->n; i++) {
+        const netaddr_net_t *net = &list->nets[i];
+        int full = net->prefix / 8, rest = net->prefix % 8;
+        if (memcmp(a, net->addr, (size_t)full) != 0)
+            continue;
+        if (!rest || (a[full] & (uint8_t)(0xff << (8 - rest))) == (net->addr[full] & (uint8_t)(0xff << (8 - rest))))
+            return true;
+    }
+    return false;
+}

@@ -1,0 +1,30 @@
+/* netaddr: lists of IP addresses and CIDR ranges, from settings such as
+ * PORTICO_TRUSTED_PROXIES, and whether an address is in one. IPv4 is held
+ * as IPv4-mapped IPv6, so "::ffff:10.0.0.1" and "10.0.0.1" are the same. */
+#ifndef PORTICO_NETADDR_H
+#define PORTICO_NETADDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    uint8_t addr[16];
+    int prefix; /* 0..128, on the mapped form */
+} netaddr_net_t;
+
+typedef struct {
+    netaddr_net_t *nets;
+    size_t n;
+} netaddr_list_t;
+
+/* Parse "10.0.0.0/8, 192.0.2.7, ::1" into list (empty text: empty list).
+ * 0, or -1 with why naming the bad entry. Free with netaddr_list_free. */
+int netaddr_list_parse(const char *text, netaddr_list_t *list, char *why, size_t why_size);
+void netaddr_list_free(netaddr_list_t *list);
+/* Is ip (text) in the list? False for anything that is not an address. */
+bool netaddr_list_contains(const netaddr_list_t *list, const char *ip);
+/* Is text an IPv4 or IPv6 address? */
+bool netaddr_is_ip(const char *text);
+
+#endif

@@ -1,0 +1,51 @@
+/* gate: the web's front door, one thread with epoll in front of civetweb.
+ *
+ * civetweb holds a thread per connection from its first byte, so a few
+ * hundred connections that trickle their headers (or just sit there) take
+ * every thread and nobody else is served. The gate accepts the public
+ * connections itself and hands a connection to civetweb (listening on a
+ * private loopback port) only once its request headers are complete:
+ *
+ *   - a connection must deliver its headers within header_timeout_ms of
+ *     being accepted (then 408 and closed); headers larger than 16 KiB get
+ *     431;
+ *   - one client address may hold at most max_per_client connections
+ *     (trusted proxies excepted: they carry everyone), all clients together
+ *     max_total; beyond that a connection gets 503 and is closed at once.
+ *
+ * The gate tells civetweb who the client is in a header only it can write
+ * (X-Portico-Gate: <per-process secret> <address>), since civetweb sees
+ * every connection coming from loopback. After the first request the
+ * connection is relayed as it is: civetweb's keep-alive timeout bounds a
+ * slow second request. */
+#ifndef PORTICO_WEB_GATE_H
+#define PORTICO_WEB_GATE_H
+
+#include "netaddr.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define GATE_HEADER "X-Portico-Gate"
+
+typedef struct gate_t gate_t;
+
+typedef struct {
+    const char *listen_addr; /* host:port of the public listener */
+    int backend_port;        /* civetweb on 127.0.0.1 */
+    long header_timeout_ms;
+    long max_per_client;
+    long max_total;
+    const netaddr_list_t *trusted; /* not capped per client */
+} gate_config_t;
+
+/* Listen and start the gate's thread. NULL (and a log line) on failure. */
+gate_t *gate_new(const gate_config_t *cfg);
+/* Stop the thread and close every connection. */
+void gate_destroy(gate_t **self_p);
+
+/* The client address for the value of an X-Portico-Gate header, when it
+ * carries this process's secret; NULL otherwise. */
+const char *gate_client(const gate_t *self, const char *header, char *out, size_t out_size);
+
+#endif

@@ -1,0 +1,150 @@
+// The edge holds (#12): per-client limits on login starts, callbacks and
+// setup tokens (429 with Retry-After), the trusted proxy's X-Forwarded-For,
+// caps on pending logins, repeated failures aggregated in the audit log.
+// Only loopback traffic, bounded loops.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startPortico } from './harness.mjs';
+import { Client, csrfFrom } from './client.mjs';
+import { setupAdmin, createIntegration, text } from './login_lib.mjs';
+
+let sys;
+let admin;
+let integ;
+
+before(async () => {
+  sys = await startPortico({
+    name: 'edge', autoApprove: 'jdoe',
+    // The harness's own address is the proxy: X-Forwarded-For then names
+    // the clients, so one test process can be many clients.
+    env: { PORTICO_TRUSTED_PROXIES: '127.0.0.1/32' },
+  });
+  admin = await setupAdmin(sys);
+  integ = await createIntegration(admin, sys.emulator, { name: 'Edge Bitbucket' });
+});
+after(async () => {
+  if (sys) await sys.stop();
+});
+
+function as(ip, c = new Client(sys.webUrl)) {
+  const get = c.get.bind(c);
+  const post = c.post.bind(c);
+  c.get = (p, o = {}) => get(p, { ...o, headers: { 'x-forwarded-for': ip, ...(o.headers || {}) } });
+  c.post = (p, f, o = {}) => post(p, f, { ...o, headers: { 'x-forwarded-for': ip, ...(o.headers || {}) } });
+  return c;
+}
+
+test('login starts are limited per client with 429 and Retry-After; other clients go on', async () => {
+  let refused;
+  for (let i = 0; i < 30 && !refused; i++) {
+    const r = await as('198.51.100.10').get(`/login/start/${integ.id}`);
+    if (r.status === 429) refused = r;
+    else assert.equal(r.status, 303, `start ${i}: ${r.status}`);
+  }
+  assert.ok(refused, 'one client cannot start 30 logins in a minute');
+  assert.match(refused.headers.get('retry-after') || '', /^\d+$/);
+  assert.match(text(refused.text), /Too many attempts/);
+  // Another client behind the same proxy is not affected.
+  const other = await as('198.51.100.11').get(`/login/start/${integ.id}`);
+  assert.equal(other.status, 303);
+});
+
+test('X-Forwarded-For from the trusted proxy: the right-most untrusted entry is the client', async () => {
+  // A client cannot escape its limit by prepending addresses: the proxy
+  // appends the real one last.
+  let refused = false;
+  for (let i = 0; i < 30 && !refused; i++) {
+    const r = await as(`10.9.${i}.1, 198.51.100.20`).get(`/login/start/${integ.id}`);
+    refused = r.status === 429;
+  }
+  assert.ok(refused, 'spoofed left-hand entries do not make new clients');
+});
+
+test('a browser can hold only a few unfinished logins', async () => {
+  const c = new Client(sys.webUrl);
+  let capped;
+  for (let i = 0; i < 12 && !capped; i++) {
+    // Distinct addresses: this is the per-browser cap, not the rate limit.
+    const r = await as(`198.51.100.${100 + i}`, c).get(`/login/start/${integ.id}`);
+    if (r.status === 429) capped = r;
+    else assert.equal(r.status, 303, `start ${i}: ${r.status} ${text(r.text).slice(0, 200)}`);
+  }
+  assert.ok(capped, 'the 11th unfinished login of one browser is refused');
+  assert.match(text(capped.text), /Too many sign-ins in progress/);
+  assert.ok(capped.headers.get('retry-after'));
+});
+
+test('callbacks are limited per client; failures from one address are one audit row with a count', async () => {
+  const starter = as('198.51.100.30');
+  const start = await starter.get(`/login/start/${integ.id}`);
+  const state = new URL(start.location).searchParams.get('state');
+  let refused;
+  let failed = 0;
+  for (let i = 0; i < 30 && !refused; i++) {
+    // Valid state, but no binding cookie: another browser.
+    const r = await as('198.51.100.31').get(`/oauth/callback/${integ.id}?state=${state}&code=x`);
+    if (r.status === 429) refused = r;
+    else {
+      assert.equal(r.status, 403, `callback ${i}: ${r.status}`);
+      failed++;
+    }
+  }
+  assert.ok(refused, 'one client cannot send 30 callbacks in a minute');
+  assert.ok(refused.headers.get('retry-after'));
+  const audit = await admin.get('/admin/audit');
+  const rows = (audit.text.match(/<tr[^>]*>.*?<\/tr>/gs) || []).filter((r) => /login\.failed/.test(r) && /198\.51\.100\.31/.test(r));
+  assert.equal(rows.length, 1, 'one row for the repeated failure');
+  assert.match(text(rows[0]), new RegExp(`${failed} times`));
+});
+
+test('wrong setup tokens lock out only their own address; the owner\'s right token always works', async () => {
+  // Many wrong tokens from many addresses (a flood behind the proxy)...
+  for (let i = 0; i < 40; i++) {
+    const c = as(`203.0.113.${10 + i}`);
+    const f = await c.get('/admin');
+    const r = await c.post('/admin/setup-token', { csrf: csrfFrom(f.text), token: `wrong-${i}-${'x'.repeat(30)}` });
+    assert.equal(r.status, 403);
+  }
+  // ...and many from one, which is then refused, with Retry-After.
+  const bad = as('203.0.113.99');
+  const bf = await bad.get('/admin');
+  let last;
+  for (let i = 0; i < 8; i++) last = await bad.post('/admin/setup-token', { csrf: csrfFrom(bf.text), token: `wrong-${'y'.repeat(30)}` });
+  assert.equal(last.status, 429);
+  assert.ok(last.headers.get('retry-after'));
+  // The owner, from an address that made no wrong attempt, gets in at once.
+  const owner = as('192.0.2.200');
+  const of = await owner.get('/admin');
+  const ok = await owner.post('/admin/setup-token', { csrf: csrfFrom(of.text), token: sys.setupToken });
+  assert.equal(ok.status, 303, text(ok.text).slice(0, 300));
+});
+
+test('request-derived values are quoted in log lines: a path cannot forge fields', async () => {
+  const r = await fetch(`${sys.webUrl}/admin/integrations/1/x%22%20forged=%22yes`, {
+    method: 'POST', headers: { origin: 'http://evil.example', 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=b',
+  });
+  assert.equal(r.status, 403);
+  await r.text();
+  const log = sys.log('web');
+  const line = log.split('\n').find((l) => l.includes('refused a cross-site request') && l.includes('forged'));
+  assert.ok(line, 'the refusal is logged');
+  assert.ok(line.includes('path="/admin/integrations/1/x\\" forged=\\"yes"'), line);
+  assert.doesNotMatch(line, / forged="yes/);
+});
+
+test('an https public URL sends Strict-Transport-Security; operations stay off the public port', async () => {
+  const own = await startPortico({ name: 'edge-https', noEmulator: true, publicUrl: 'https://portico.example.com' });
+  try {
+    const r = await fetch(`${own.webUrl}/healthz`);
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('strict-transport-security') || '', /^max-age=\d{7,}/);
+    assert.equal((await fetch(`${own.webUrl}/metrics`)).status, 404);
+    const ready = await fetch(`${own.webUrl}/readyz`);
+    assert.doesNotMatch(await ready.text(), /registry|bitbucket|broker/);
+    assert.equal((await fetch(`${own.opsUrl}/metrics`)).status, 200);
+  } finally {
+    await own.stop();
+  }
+  // Plain http: no HSTS (it would be ignored, and wrong behind no TLS).
+  assert.equal((await fetch(`${sys.webUrl}/healthz`)).headers.get('strict-transport-security'), null);
+});
