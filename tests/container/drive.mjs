@@ -23,9 +23,17 @@ import { Client, csrfFrom, formField } from '../system/client.mjs';
 
 const run = promisify(execFile);
 const WEB = process.env.CTEST_WEB || 'http://127.0.0.1:18080';
-// The web's operations listener (PORTICO_OPS_ADDR: detailed /readyz, /metrics),
-// never published: run.sh gives its address on the web container's network.
-const OPS = process.env.CTEST_OPS || WEB;
+// The web's operations listener (PORTICO_OPS_ADDR: detailed /readyz, /metrics)
+// is never published: it is read from inside the web container (ops-get.sh).
+// CTEST_OPS_CONTAINER is a JSON command that prints that container's id.
+const OPS_CONTAINER = process.env.CTEST_OPS_CONTAINER ? JSON.parse(process.env.CTEST_OPS_CONTAINER) : null;
+async function opsGet(path) {
+  expect(OPS_CONTAINER, 'CTEST_OPS_CONTAINER is not set');
+  const id = (await run(OPS_CONTAINER[0], OPS_CONTAINER.slice(1), { timeout: 20000 })).stdout.trim().split('\n')[0];
+  const { stdout } = await run('bash', [new URL('./ops-get.sh', import.meta.url).pathname, id, path], { timeout: 20000 });
+  const nl = stdout.indexOf('\n');
+  return { status: Number(stdout.slice(0, nl)), text: stdout.slice(nl + 1) };
+}
 const DEMO_INTERNAL = (process.env.CTEST_DEMO_INTERNAL || 'http://demo-bitbucket:7990/bitbucket').replace(/\/$/, '');
 const DEMO_HOST = process.env.CTEST_DEMO_HOST || 'http://127.0.0.1:17990';
 const PROJECT = process.env.CTEST_PROJECT || 'portico-ctest';
@@ -97,14 +105,13 @@ async function waitFor(what, fn, timeoutMs = 60000, intervalMs = 250) {
 }
 
 async function readyz() {
-  const r = await fetch(`${OPS}/readyz`, { signal: AbortSignal.timeout(3000) });
-  return { status: r.status, text: await r.text() };
+  return opsGet('/readyz');
 }
 const workersIn = (text) => Number((text.match(/\((\d+) workers connected\)/) || [])[1] || 0);
 
 // portico_broker_requests_total{instance="..."} from the web's /metrics.
 async function brokerCounts() {
-  const text = await (await fetch(`${OPS}/metrics`)).text();
+  const { text } = await opsGet('/metrics');
   const out = {};
   for (const m of text.matchAll(/^portico_broker_requests_total\{instance="([^"]+)"\} (\d+(?:\.\d+)?)/gm)) out[m[1]] = Number(m[2]);
   return out;

@@ -47,6 +47,7 @@ export PORTICO_PUBLISH=$web_port
 export PORTICO_PUBLIC_URL=http://127.0.0.1:$web_port
 export PORTICO_DEMO_PUBLISH=$demo_port
 export PORTICO_DEMO_AUTO_APPROVE=jdoe
+export PORTICO_LOGIN_RATE_PER_MINUTE=100000 PORTICO_CALLBACK_RATE_PER_MINUTE=100000
 export PORTICO_STACK_PROFILES=demo
 t=$(date +%s)
 bash docker/stack-deploy.sh "$stack" >"$artifacts/swarm-deploy.log" 2>&1 || { cat "$artifacts/swarm-deploy.log"; exit 1; }
@@ -77,6 +78,7 @@ fi
 say "all services converged and healthy in $(($(date +%s) - t))s"
 
 CTEST_MODE=swarm CTEST_WEB=http://127.0.0.1:$web_port CTEST_DEMO_INTERNAL=http://demo-bitbucket:7990/bitbucket \
+  CTEST_OPS_CONTAINER="[\"docker\",\"ps\",\"-q\",\"--filter\",\"label=com.docker.swarm.service.name=${stack}_web\"]" \
   CTEST_DEMO_HOST=http://127.0.0.1:$demo_port CTEST_REGISTRY_LOGS="[\"sh\",\"-c\",\"docker exec \$(docker ps -q --filter label=com.docker.swarm.service.name=${stack}_registry | head -1) portico-registry setup-token\"]" \
   timeout 300 node tests/container/drive.mjs 2>&1 | tee "$artifacts/swarm-drive.log"
 rc=${PIPESTATUS[0]}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# GET a path from the web's operations listener (PORTICO_OPS_ADDR, port 9090,
+# never published) from inside the web container, with bash's /dev/tcp (the
+# image has no curl). Prints the status code on the first line, then the body.
+#   tests/container/ops-get.sh CONTAINER PATH
+set -euo pipefail
+docker exec "$1" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9090 &&
+  printf "GET %s HTTP/1.0\r\nHost: ops\r\n\r\n" "$1" >&3 && timeout 5 cat <&3' _ "$2" |
+  tr -d '\r' | awk 'NR == 1 { print $2; next } body { print } /^$/ { body = 1 }'
