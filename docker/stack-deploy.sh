@@ -46,11 +46,22 @@ for name in db_password secret_key; do
 done
 case $external in
 *db_password*secret_key*) ;;
-*)
-    sh "$here/docker/make-secrets.sh" "$secrets_dir"
-    secrets_dir=$(cd "$secrets_dir" && pwd)
-    ;;
+*) sh "$here/docker/make-secrets.sh" "$secrets_dir" ;;
 esac
+mkdir -p "$secrets_dir"
+secrets_dir=$(cd "$secrets_dir" && pwd)
+# The bus's CURVE key pairs, made once in $secrets_dir/bus by the registry
+# image's `bus-keygen` (no network) and kept: each service gets its own pair
+# and every public key as Swarm secrets, in /run/secrets.
+umask 077
+mkdir -p "$secrets_dir/bus"
+for svc in web registry broker bitbucket; do
+    [ -s "$secrets_dir/bus/$svc.cert_secret" ] && continue
+    docker run --rm --network none --user "$(id -u):$(id -g)" -v "$secrets_dir/bus:/keys" \
+        -e PORTICO_BUS_KEYS_DIR=/keys --entrypoint /usr/local/lib/portico/portico-registry \
+        "${PORTICO_IMAGE_PREFIX:-portico/}registry:${PORTICO_TAG:-latest}" bus-keygen "$svc" >/dev/null
+    echo "stack-deploy: made the bus key pair of $svc in $secrets_dir/bus"
+done
 # Written next to compose.yaml, so relative paths (./secrets) mean the same.
 out=$(mktemp "$here/.stack-deploy.XXXXXX.yaml")
 trap 'rm -f "$out"' EXIT
@@ -96,6 +107,7 @@ services = {}
 # Secrets: Swarm secrets (external) or files, never the per-node volume
 # that compose's init-secrets fills.
 needs = {"registry": ["db_password", "secret_key"], "postgres": ["db_password"]}
+bus = ["web", "registry", "broker", "bitbucket"]
 external = set(os.environ.get("STACK_EXTERNAL_SECRETS", "").split())
 for name, svc in doc.get("services", {}).items():
     profiles = svc.pop("profiles", None)
@@ -104,11 +116,21 @@ for name, svc in doc.get("services", {}).items():
     if name == "init-secrets":
         continue
     if svc.get("volumes"):
-        svc["volumes"] = [v for v in svc["volumes"] if not str(v.get("source") if isinstance(v, dict) else v).startswith("secrets:") and not (isinstance(v, dict) and v.get("source") == "secrets")]
+        def per_node(v):  # the volumes init-secrets fills: secrets, bus-*
+            src = v.get("source") if isinstance(v, dict) else str(v).split(":")[0]
+            return src == "secrets" or src.startswith("bus-")
+        svc["volumes"] = [v for v in svc["volumes"] if not per_node(v)]
         if not svc["volumes"]:
             del svc["volumes"]
     if name in needs:
-        svc["secrets"] = needs[name]
+        svc["secrets"] = list(needs[name])
+    if name in bus:
+        svc.setdefault("environment", {})["PORTICO_BUS_KEYS_DIR"] = "/run/secrets"
+        svc.setdefault("secrets", [])
+        svc["secrets"].append({"source": "bus_%s_key" % name, "target": "%s.cert_secret" % name,
+                               "uid": "10001", "gid": "10001", "mode": 0o400})
+        svc["secrets"] += [{"source": "bus_%s_pub" % p, "target": "%s.cert" % p, "mode": 0o444}
+                           for p in bus if p != name]
     # Hardening in the forms version 3 knows: the memory limit as a resource
     # limit, tmpfs as tmpfs mounts (Swarm's are mode 1777). Swarm ignores
     # cap_drop and security_opt and has no pids limit in this format.
@@ -160,7 +182,7 @@ for name, net in (doc.get("networks") or {}).items():
         net.setdefault("driver_opts", {})["encrypted"] = ""
     networks[name] = net
 out["networks"] = networks
-volumes = {k: v for k, v in (doc.get("volumes") or {}).items() if k != "secrets"}
+volumes = {k: v for k, v in (doc.get("volumes") or {}).items() if k != "secrets" and not k.startswith("bus-")}
 if volumes:
     out["volumes"] = volumes
 out["secrets"] = {
@@ -168,6 +190,10 @@ out["secrets"] = {
         else {"file": os.path.join(os.environ["STACK_SECRETS_DIR"], n)})
     for n in ("db_password", "secret_key")
 }
+for n in bus:
+    d = os.path.join(os.environ["STACK_SECRETS_DIR"], "bus")
+    out["secrets"]["bus_%s_key" % n] = {"file": os.path.join(d, n + ".cert_secret")}
+    out["secrets"]["bus_%s_pub" % n] = {"file": os.path.join(d, n + ".cert")}
 if doc.get("configs"):
     out["configs"] = doc["configs"]
 

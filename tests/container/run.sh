@@ -216,6 +216,25 @@ hardened() {
   return $bad
 }
 check "containers: cap_drop ALL, no-new-privileges, read-only root with /tmp, pids and memory limits" hardened
+
+# The bus between containers is CURVE: each server's ZMTP greeting, read by a
+# keyless peer on the bus network, names the CURVE mechanism (and the peer
+# then gets nothing more). The greeting sent is a NULL one, as any plain
+# ZeroMQ client's.
+bus_is_curve() {
+  local ep out bad=0
+  for ep in registry/5551 bitbucket/5552 web/5553; do
+    out=$(docker run --rm --network "${project}_bus" --entrypoint bash portico/web:latest -c '
+      exec 3<>"/dev/tcp/$0" || exit 1
+      printf "\xff\x00\x00\x00\x00\x00\x00\x00\x01\x7f\x03\x00NULL" >&3
+      head -c 48 /dev/zero >&3
+      timeout 3 head -c 64 <&3 | tr -c "A-Z" "."' "$ep" 2>/dev/null)
+    say "bus greeting of $ep: $(echo "$out" | tr -s '.')"
+    case $out in *CURVE*) ;; *) bad=1 ;; esac
+  done
+  return $bad
+}
+check "the bus between containers is CURVE (registry, bitbucket, the web's broker port)" bus_is_curve
 "${compose[@]}" ps
 if [ "${failed[*]}" != "${failed[*]/compose --profile demo up/}" ]; then
   for s in web registry broker bitbucket postgres demo-bitbucket; do

@@ -28,6 +28,7 @@ remove() {
     sleep 1
   done
   docker volume rm "${stack}_pgdata" >/dev/null 2>&1 || true
+  docker volume ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker volume rm >/dev/null 2>&1 || true
   if ((made_swarm)); then
     docker swarm leave --force >/dev/null 2>&1 || true
     docker network rm docker_gwbridge >/dev/null 2>&1 || true
