@@ -99,7 +99,7 @@ test('attack: Bitbucket tokens reach the broker only', async () => {
 test('attack: a broker worker without the broker key is never handed work', async () => {
   const admin = await setupAdmin(sys);
   const integ = await createIntegration(admin, sys.emulator);
-  const before = await (await fetch(`${sys.webUrl}/readyz`)).text();
+  const before = await (await fetch(`${sys.opsUrl}/readyz`)).text();
   const workers = Number(before.match(/\((\d+) workers connected\)/)[1]);
   const fakes = ['none', 'stranger', 'web', 'registry', 'bitbucket'].map((as) => probe('web', as, '@worker', { timeout: 3000 }));
   await new Promise((r) => setTimeout(r, 500));
@@ -108,7 +108,7 @@ test('attack: a broker worker without the broker key is never handed work', asyn
     const r = await loginAuto(new Client(sys.webUrl), integ.id);
     assert.equal(r.status, 303, `login ${i}: ${r.status}`);
   }
-  const during = await (await fetch(`${sys.webUrl}/readyz`)).text();
+  const during = await (await fetch(`${sys.opsUrl}/readyz`)).text();
   assert.equal(Number(during.match(/\((\d+) workers connected\)/)[1]), workers, during);
   for (const f of await Promise.all(fakes)) assert.equal(f.detail, '0', 'a fake worker was handed a request');
 });

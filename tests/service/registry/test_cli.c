@@ -126,8 +126,7 @@ static void test_setup_mode_off_then_back_on(void **state)
 
     /* A new token ends every Setup Mode session: whoever held the old one
      * holds nothing any more. */
-    cs.token_hash = h_hash("cookie-setup-cli-3", buf);
-    assert_code(0, h_call("session.create", &cs.base, NULL, NULL, &err), err);
+    assert_code(0, h_setup_session(token, "cookie-setup-cli-3", &err), err);
     ls.token_hash = h_hash("cookie-setup-cli-3", buf);
     assert_code(0, h_call("session.lookup", &ls.base, NULL, NULL, &err), err);
     assert_int_equal(s_cli("setup-mode on"), 0);
