@@ -20,7 +20,7 @@ before(async () => {
   // tested in edge.test.mjs.
   sys = await startPortico({
     autoApprove: 'jdoe',
-    env: { PORTICO_LOGIN_RATE_PER_MINUTE: '1000000', PORTICO_CALLBACK_RATE_PER_MINUTE: '1000000' },
+    env: { PORTICO_LOGIN_RATE_PER_MINUTE: '100000', PORTICO_CALLBACK_RATE_PER_MINUTE: '100000' },
   });
 });
 after(async () => { if (sys) await sys.stop(); });
