@@ -28,7 +28,7 @@ bool netaddr_is_ip(const char *text)
     return text && s_from_text(text, a) == 0;
 }
 
-static int s_parse_net(const char *text, netaddr_net_t *out)
+int netaddr_parse_net(const char *text, netaddr_net_t *out)
 {
     char buf[80];
     if (strlen(text) >= sizeof buf)
@@ -70,7 +70,7 @@ int netaddr_list_parse(const char *text, netaddr_list_t *list, char *why, size_t
         snprintf(entry, sizeof entry, "%.*s", (int)(n < sizeof entry ? n : sizeof entry - 1), p);
         p += n;
         netaddr_net_t net;
-        if (n >= sizeof entry || s_parse_net(entry, &net) < 0) {
+        if (n >= sizeof entry || netaddr_parse_net(entry, &net) < 0) {
             snprintf(why, why_size, "\"%s\" is not an IP address or CIDR range", entry);
             netaddr_list_free(list);
             return -1;

@@ -24,6 +24,9 @@ int netaddr_list_parse(const char *text, netaddr_list_t *list, char *why, size_t
 void netaddr_list_free(netaddr_list_t *list);
 /* Is ip (text) in the list? False for anything that is not an address. */
 bool netaddr_list_contains(const netaddr_list_t *list, const char *ip);
+/* One entry: "10.0.0.0/8", "fd00::/8", "192.0.2.7", "::1". 0, or -1 when
+ * it is none. */
+int netaddr_parse_net(const char *text, netaddr_net_t *out);
 /* Is text an IPv4 or IPv6 address? */
 bool netaddr_is_ip(const char *text);
 

@@ -1,5 +1,7 @@
 #include "bb_egress.h"
 
+#include "netaddr.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <ifaddrs.h>
@@ -13,10 +15,8 @@
 
 #define MAX_HOST 256
 
-typedef struct {
-    uint8_t addr[16]; /* IPv4 as IPv4-mapped IPv6 */
-    int prefix;       /* 0..128 on the mapped form */
-} net_t;
+/* IPv4 as IPv4-mapped IPv6, prefix 0..128 on the mapped form. */
+typedef netaddr_net_t net_t;
 
 typedef struct {
     char **items;
@@ -138,33 +138,6 @@ static int s_push_net(nets_t *v, const uint8_t addr[16], int prefix)
     return 0;
 }
 
-/* "10.0.0.0/8", "fd00::/8", "192.0.2.7", "::1": 0, or -1 when it is none. */
-static int s_parse_net(const char *text, net_t *out)
-{
-    char buf[80];
-    if (strlen(text) >= sizeof buf)
-        return -1;
-    snprintf(buf, sizeof buf, "%s", text);
-    char *slash = strchr(buf, '/');
-    long prefix = -1;
-    if (slash) {
-        *slash = '\0';
-        char *end = NULL;
-        prefix = strtol(slash + 1, &end, 10);
-        if (!slash[1] || *end || prefix < 0)
-            return -1;
-    }
-    bool v4 = strchr(buf, ':') == NULL;
-    if (s_from_text(buf, out->addr) < 0)
-        return -1;
-    if (prefix < 0)
-        prefix = v4 ? 32 : 128;
-    if (prefix > (v4 ? 32 : 128))
-        return -1;
-    out->prefix = (int)(v4 ? prefix + 96 : prefix);
-    return 0;
-}
-
 static bool s_host_name_ok(const char *s)
 {
     size_t n = strlen(s);
@@ -200,7 +173,7 @@ int bb_egress_allow(bb_egress_t *self, const char *list, char *why, size_t why_s
             e++;
         }
         net_t net;
-        if (s_parse_net(e, &net) == 0) {
+        if (netaddr_parse_net(e, &net) == 0) {
             if (s_push_net(&self->allow_nets, net.addr, net.prefix) < 0)
                 goto oom;
             continue;
@@ -289,7 +262,7 @@ static const char *s_forbidden_kind(const uint8_t a[16])
     };
     for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
         net_t n;
-        if (s_parse_net(ranges[i].net, &n) < 0)
+        if (netaddr_parse_net(ranges[i].net, &n) < 0)
             continue;
         if (s_in(a, &n))
             return ranges[i].kind;
