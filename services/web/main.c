@@ -52,9 +52,9 @@ static void s_config_load(web_config_t *c)
                 c->http_addr);
         exit(2);
     }
-    config_endpoint_or_die("PORTICO_REGISTRY_ENDPOINT", "tcp://127.0.0.1:5551", c->registry_endpoint,
+    config_endpoints_or_die("PORTICO_REGISTRY_ENDPOINT", "tcp://127.0.0.1:5551", c->registry_endpoint,
                            sizeof c->registry_endpoint);
-    config_endpoint_or_die("PORTICO_BITBUCKET_ENDPOINT", "tcp://127.0.0.1:5552", c->bitbucket_endpoint,
+    config_endpoints_or_die("PORTICO_BITBUCKET_ENDPOINT", "tcp://127.0.0.1:5552", c->bitbucket_endpoint,
                            sizeof c->bitbucket_endpoint);
     config_endpoint_or_die("PORTICO_BROKER_BIND", "tcp://127.0.0.1:5553", c->broker_bind, sizeof c->broker_bind);
     c->threads = config_int_or_die("PORTICO_WEB_THREADS", 128, 2, 1024);
