@@ -428,6 +428,20 @@ int bus_call_method(bus_client_t *self, const bus_method_t *m, const ProtobufCMe
 
 /* ---- server ---- */
 
+#ifndef PORTICO_VERSION
+#define PORTICO_VERSION "unknown"
+#endif
+
+const char *bus_version(void)
+{
+    return PORTICO_VERSION;
+}
+
+const char *bus_instance(void)
+{
+    return s_instance;
+}
+
 void bus_set_identity(const char *service, const char *instance, bus_ready_fn ready, void *arg)
 {
     snprintf(s_service, sizeof s_service, "%s", service);
@@ -487,6 +501,7 @@ static void s_ping(bus_reply_t *reply)
     p.instance = s_instance;
     p.ready = s_ready_fn ? s_ready_fn(s_ready_arg, status, sizeof status) : true;
     p.status = status;
+    p.version = (char *)(uintptr_t)bus_version();
     bus_reply_ok(reply, &p.base);
 }
 

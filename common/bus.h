@@ -130,6 +130,9 @@ typedef struct {
 /* What "ping" answers: service name, instance and readiness. */
 typedef bool (*bus_ready_fn)(void *arg, char *status, size_t status_size);
 void bus_set_identity(const char *service, const char *instance, bus_ready_fn ready, void *arg);
+/* This process's instance name (bus_set_identity) and build. */
+const char *bus_instance(void);
+const char *bus_version(void);
 
 void bus_reply_ok(bus_reply_t *reply, const ProtobufCMessage *msg);
 void bus_reply_error(bus_reply_t *reply, int code, const char *detail, const char *fmt, ...)

@@ -275,6 +275,9 @@ int main(int argc, char **argv)
     }
     service_install_signals();
     bus_init();
+    char instance[96];
+    service_instance_name(instance, sizeof instance);
+    bus_set_identity("web", instance, NULL, NULL);
     /* Only broker workers may connect to the web's broker port. */
     busauth_init_or_die("web", BUS_BROKER, BUS_REGISTRY | BUS_BITBUCKET);
     metrics_help("portico_http_requests_total", "counter", "HTTP requests by route and status");
