@@ -384,8 +384,8 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
                         self->service);
             goto out;
         }
-        log_warn("bus instance vanished during a call", "service=%s endpoint=%s method=%s", self->service,
-                 c->endpoint, method);
+        log_warn("bus instance vanished during a call", "service=%s endpoint=%s method=%s", self->service, c->endpoint,
+                 method);
         if (!repeatable || attempt >= 2) {
             s_set_error(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, "",
                         "the %s service instance handling the request went away", self->service);

@@ -50,8 +50,8 @@ static int s_parse_item(const char *text, item_t *it, char *why, size_t why_size
         return -1;
     }
     if (strncmp(text, "tcp://", 6)) {
-        snprintf(why, why_size, "must be ZeroMQ endpoints such as tcp://registry:5551, separated by commas (got \"%.40s\")",
-                 text);
+        snprintf(why, why_size,
+                 "must be ZeroMQ endpoints such as tcp://registry:5551, separated by commas (got \"%.40s\")", text);
         return -1;
     }
     const char *hostport = text + 6;

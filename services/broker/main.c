@@ -28,9 +28,9 @@ static void s_config_load(broker_config_t *c)
     config_url_or_die("PORTICO_PUBLIC_URL", "http://localhost:8080", c->public_url, sizeof c->public_url);
     config_endpoints_or_die("PORTICO_BROKER_ENDPOINT", "tcp://127.0.0.1:5553", c->web_endpoint, sizeof c->web_endpoint);
     config_endpoints_or_die("PORTICO_REGISTRY_ENDPOINT", "tcp://127.0.0.1:5551", c->registry_endpoint,
-                           sizeof c->registry_endpoint);
+                            sizeof c->registry_endpoint);
     config_endpoints_or_die("PORTICO_BITBUCKET_ENDPOINT", "tcp://127.0.0.1:5552", c->bitbucket_endpoint,
-                           sizeof c->bitbucket_endpoint);
+                            sizeof c->bitbucket_endpoint);
     config_addr_or_die("PORTICO_HEALTH_ADDR", "127.0.0.1:8083", true, c->health_addr, sizeof c->health_addr);
     c->workers = config_int_or_die("PORTICO_BROKER_WORKERS", 8, 1, 256);
     c->bus_timeout_ms = config_int_or_die("PORTICO_BUS_TIMEOUT_MS", 5000, 100, 60000);

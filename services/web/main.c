@@ -53,9 +53,9 @@ static void s_config_load(web_config_t *c)
         exit(2);
     }
     config_endpoints_or_die("PORTICO_REGISTRY_ENDPOINT", "tcp://127.0.0.1:5551", c->registry_endpoint,
-                           sizeof c->registry_endpoint);
+                            sizeof c->registry_endpoint);
     config_endpoints_or_die("PORTICO_BITBUCKET_ENDPOINT", "tcp://127.0.0.1:5552", c->bitbucket_endpoint,
-                           sizeof c->bitbucket_endpoint);
+                            sizeof c->bitbucket_endpoint);
     config_endpoint_or_die("PORTICO_BROKER_BIND", "tcp://127.0.0.1:5553", c->broker_bind, sizeof c->broker_bind);
     c->threads = config_int_or_die("PORTICO_WEB_THREADS", 128, 2, 1024);
     c->session_idle_s = config_int_or_die("PORTICO_SESSION_IDLE_MINUTES", 30, 1, 24 * 60) * 60;

@@ -103,15 +103,16 @@ static void s_instance_rows(sbuf_t *b, const char *service, const char *spec)
     char eps[ENDPOINTS_MAX][ENDPOINTS_LEN];
     int n = endpoints_resolve_once(spec, eps, ENDPOINTS_MAX);
     if (n <= 0)
-        sbuf_printf(b, "<tr><td>%s</td><td colspan=\"3\"></td><td><span class=\"badge off\">not found</span></td>"
-                       "<td>no instance behind the configured endpoint</td></tr>",
+        sbuf_printf(b,
+                    "<tr><td>%s</td><td colspan=\"3\"></td><td><span class=\"badge off\">not found</span></td>"
+                    "<td>no instance behind the configured endpoint</td></tr>",
                     service);
     for (int i = 0; i < n; i++) {
         bus_client_t *c = bus_client_new(eps[i], service);
         Portico__PingReply *rep = NULL;
         bus_error_t err = {0};
-        int rc = c ? bus_call(c, "ping", NULL, &portico__ping_reply__descriptor, (ProtobufCMessage **)&rep, 1000, &err)
-                   : -1;
+        int rc =
+            c ? bus_call(c, "ping", NULL, &portico__ping_reply__descriptor, (ProtobufCMessage **)&rep, 1000, &err) : -1;
         bool ok = rc == 0 && rep->ready;
         sbuf_printf(b, "<tr><td>%s</td><td>", service);
         sbuf_html(b, rc == 0 ? rep->instance : "");
@@ -161,8 +162,9 @@ static void h_status(web_req_t *r)
     for (int i = 0; i < n; i++) {
         sbuf_puts(&b, "<tr><td>broker</td><td>");
         sbuf_html(&b, inst[i].instance);
-        sbuf_printf(&b, "</td><td></td><td>connected to this web</td><td><span class=\"badge ok\">ready</span></td>"
-                        "<td>%d workers, %d busy</td></tr>",
+        sbuf_printf(&b,
+                    "</td><td></td><td>connected to this web</td><td><span class=\"badge ok\">ready</span></td>"
+                    "<td>%d workers, %d busy</td></tr>",
                     inst[i].workers, inst[i].busy);
     }
     sbuf_puts(&b, "</table></section><section class=\"card\"><h2>Broker instances</h2>"

@@ -40,7 +40,8 @@ static void test_check_accepts_lists_and_refuses_garbage(void **state)
     (void)state;
     char why[200];
     assert_int_equal(endpoints_check("tcp://127.0.0.1:5551", why, sizeof why), 0);
-    assert_int_equal(endpoints_check("tcp://registry:5551, tcp://[::1]:5551,ipc:///run/x,inproc://q", why, sizeof why), 0);
+    assert_int_equal(endpoints_check("tcp://registry:5551, tcp://[::1]:5551,ipc:///run/x,inproc://q", why, sizeof why),
+                     0);
     assert_int_equal(endpoints_check("", why, sizeof why), -1);
     assert_int_equal(endpoints_check(" , ", why, sizeof why), -1);
     assert_int_equal(endpoints_check("http://registry:5551", why, sizeof why), -1);
