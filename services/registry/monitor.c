@@ -40,6 +40,7 @@ static const sweep_t s_sweeps[] = {
                         "OR (setup AND NOT (SELECT setup_mode FROM settings WHERE id = 1))"}},
     {"reservation",
      {"sweep_reservations", "DELETE FROM integration_reservations WHERE created_at < now() - interval '1 day'"}},
+    {"web_instance", {"sweep_web_instances", "DELETE FROM web_instances WHERE seen_at < now() - interval '1 hour'"}},
 };
 
 static const db_stmt_t s_version = {"monitor_schema_version",

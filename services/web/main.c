@@ -8,6 +8,7 @@
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
+#include "presence.h"
 #include "service.h"
 #include "url.h"
 
@@ -382,9 +383,12 @@ int main(int argc, char **argv)
     mg_set_request_handler(ops, "/", s_handle, &web_cfg);
     log_info("web listening", "addr=%s ops_addr=%s public_url=%s", web_cfg.http_addr, web_cfg.ops_addr,
              web_cfg.public_url);
+    if (presence_start(web_cfg.registry_endpoint) < 0)
+        log_error("could not start reporting this web to the registry", NULL);
     while (!service_stopping())
         usleep(100 * 1000);
     log_info("stopping", NULL);
+    presence_stop();
     gate_destroy(&web_gate);
     /* mg_stop waits up to its listener's poll interval: both at once. */
     pthread_t ops_stopper;

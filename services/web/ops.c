@@ -1,5 +1,7 @@
 /* What operators look at: /healthz, /readyz, /metrics, and the admins'
  * /admin/status page, all from the same readiness probe. */
+#include "bus_methods.h"
+#include "presence.h"
 #include "web.h"
 
 #include "endpoints.h"
@@ -85,15 +87,44 @@ static void s_status_row(sbuf_t *b, const char *name, bool ok, const char *statu
     sbuf_puts(b, "</td></tr>");
 }
 
-/* The web answering this page. */
+/* Every web that reported to the registry lately (presence.h), this one
+ * first; this one alone when the registry does not answer. */
 static void s_web_rows(sbuf_t *b, web_req_t *r)
 {
-    (void)r;
     sbuf_puts(b, "<tr><td>web</td><td>");
     sbuf_html(b, bus_instance());
     sbuf_puts(b, "</td><td>");
     sbuf_html(b, bus_version());
-    sbuf_puts(b, "</td><td>this page</td><td><span class=\"badge ok\">ready</span></td><td>ok</td></tr>");
+    sbuf_puts(b,
+              "</td><td>this web</td><td><span class=\"badge ok\">ready</span></td><td>answering this page</td></tr>");
+    Portico__Registry__ListInstancesReply *rep = NULL;
+    bus_error_t err = {0};
+    if (!r->clients || registry_call_instance_list(r->clients->registry, NULL, &rep, 2000, &err) < 0) {
+        sbuf_puts(b, "<tr><td>web</td><td colspan=\"3\"></td><td><span class=\"badge off\">unknown</span></td><td>"
+                     "other webs: ");
+        sbuf_html(b, r->clients ? err.message : "no connection");
+        sbuf_puts(b, "</td></tr>");
+        return;
+    }
+    for (size_t i = 0; i < rep->n_instances; i++) {
+        const Portico__Registry__WebInstance *w = rep->instances[i];
+        if (!strcmp(w->instance, bus_instance()))
+            continue;
+        bool fresh = w->seen_seconds_ago <= PRESENCE_STALE_S;
+        bool ok = fresh && w->ready;
+        sbuf_puts(b, "<tr><td>web</td><td>");
+        sbuf_html(b, w->instance);
+        sbuf_puts(b, "</td><td>");
+        sbuf_html(b, w->version);
+        sbuf_printf(b, "</td><td>reported %llds ago</td><td><span class=\"badge %s\">%s</span></td><td>",
+                    (long long)w->seen_seconds_ago, ok ? "ok" : "off",
+                    ok      ? "ready"
+                    : fresh ? "not ready"
+                            : "gone");
+        sbuf_html(b, fresh ? w->status : "not heard from");
+        sbuf_puts(b, "</td></tr>");
+    }
+    protobuf_c_message_free_unpacked(&rep->base, NULL);
 }
 
 /* One row per instance behind an endpoint setting: each address is asked

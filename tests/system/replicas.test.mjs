@@ -99,18 +99,25 @@ test('registries take turns at the sweep: one holding its lock makes the others 
 });
 
 test('/admin/status lists every instance of every service', async () => {
-  const r = await admin.get('/admin/status');
-  assert.equal(r.status, 200);
-  const rows = [...r.text.matchAll(/<tr><td>(web|registry|bitbucket|broker)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><td><span class="badge (\w+)">/g)]
-    .map((m) => ({ service: m[1], instance: m[2], version: m[3], where: m[4], badge: m[5] }));
-  for (const svc of ['registry', 'bitbucket', 'broker']) {
+  const statusRows = async () => {
+    const r = await admin.get('/admin/status');
+    assert.equal(r.status, 200);
+    return [...r.text.matchAll(/<tr><td>(web|registry|bitbucket|broker)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><td>([^<]*)<\/td><td><span class="badge (\w+)">/g)]
+      .map((m) => ({ service: m[1], instance: m[2], version: m[3], where: m[4], badge: m[5] }));
+  };
+  // Webs report themselves every few seconds: wait for the second one.
+  let rows = [];
+  await waitFor(async () => {
+    rows = await statusRows();
+    return rows.filter((x) => x.service === 'web' && x.badge === 'ok').length === 2;
+  }, { what: 'both webs on the status page', timeout: 20000 }).catch(() => {});
+  for (const svc of ['web', 'registry', 'bitbucket', 'broker']) {
     const mine = rows.filter((x) => x.service === svc);
     assert.equal(mine.length, 2, `${svc}: ${JSON.stringify(mine)}`);
     assert.equal(new Set(mine.map((x) => x.instance)).size, 2, `${svc} instances are told apart`);
-    assert.ok(mine.every((x) => x.badge === 'ok' && x.instance), `${svc} instances are ready`);
+    assert.ok(mine.every((x) => x.badge === 'ok' && x.instance), `${svc} instances are ready: ${JSON.stringify(mine)}`);
   }
-  assert.ok(rows.filter((x) => x.service === 'registry').every((x) => x.version), 'versions are shown');
-  assert.ok(rows.some((x) => x.service === 'web'));
+  assert.ok(rows.filter((x) => x.service !== 'broker').every((x) => x.version), 'versions are shown');
 });
 
 test('one instance of each service killed mid-stream: logins resume, no session is lost', async () => {
