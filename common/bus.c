@@ -238,8 +238,8 @@ static bool s_connected(const conn_t *c)
 }
 
 /* An instance to send to: the next connected one in turn, or, while none
- * is, wait for one until the deadline. NULL when none came. */
-static conn_t *s_pick(bus_client_t *self, int64_t deadline, const conn_t *avoid)
+ * is, wait for one until the deadline (when wait). NULL when none came. */
+static conn_t *s_pick(bus_client_t *self, int64_t deadline, const conn_t *avoid, bool wait)
 {
     for (;;) {
         endpoints_refresh(self->endpoints, s_mono_ms(), false, s_conn_change, self);
@@ -251,7 +251,7 @@ static conn_t *s_pick(bus_client_t *self, int64_t deadline, const conn_t *avoid)
             }
         }
         int64_t left = deadline - bus_now_ms();
-        if (left <= 0)
+        if (left <= 0 || !wait)
             return NULL;
         zmq_pollitem_t items[ENDPOINTS_MAX];
         for (int i = 0; i < self->nconns; i++)
@@ -350,7 +350,9 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
             goto out;
         portico__request__pack(&env, env_buf);
 
-        c = s_pick(self, deadline, c);
+        /* A call sent again goes to an instance connected now, or fails:
+         * waiting for the vanished one to come back is what it must not do. */
+        c = s_pick(self, deadline, c, attempt == 0);
         if (!c || zmq_send(zsock_resolve(c->sock), env_buf, env_len, ZMQ_DONTWAIT) < 0) {
             s_set_error(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, "", "the %s service is not reachable",
                         self->service);
