@@ -122,7 +122,7 @@ static void s_conn_change(void *arg, const char *endpoint, bool added)
             if (!strcmp(self->conns[i].endpoint, endpoint)) {
                 zsock_destroy(&self->conns[i].sock);
                 self->conns[i] = self->conns[--self->nconns];
-                log_info("bus instance gone", "service=%s endpoint=%s", self->service, endpoint);
+                log_debug("bus instance gone", "service=%s endpoint=%s", self->service, endpoint);
                 return;
             }
         return;
@@ -136,7 +136,7 @@ static void s_conn_change(void *arg, const char *endpoint, bool added)
     c->sock = sock;
     snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
     if (self->resolved_once)
-        log_info("bus instance found", "service=%s endpoint=%s", self->service, endpoint);
+        log_debug("bus instance found", "service=%s endpoint=%s", self->service, endpoint);
 }
 
 zsock_t *bus_socket_connect(const char *endpoint, const char *service, const char *as)
