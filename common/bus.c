@@ -93,7 +93,7 @@ static void s_set_error(bus_error_t *err, int code, const char *detail, const ch
 /* ---- client ---- */
 
 /* One socket per instance: a call then knows which instance holds it, and
- * sees that instance vanish (its socket is no longer writable, see s_gone)
+ * sees that instance vanish (its socket is no longer writable, s_connected)
  * instead of waiting out the deadline. */
 typedef struct {
     zsock_t *sock;
@@ -239,13 +239,13 @@ static bool s_connected(const conn_t *c)
 
 /* An instance to send to: the next connected one in turn, or, while none
  * is, wait for one until the deadline (when wait). NULL when none came. */
-static conn_t *s_pick(bus_client_t *self, int64_t deadline, const conn_t *avoid, bool wait)
+static conn_t *s_pick(bus_client_t *self, int64_t deadline, const char *avoid, bool wait)
 {
     for (;;) {
         endpoints_refresh(self->endpoints, s_mono_ms(), false, s_conn_change, self);
         for (int k = 0; k < self->nconns; k++) {
             conn_t *c = &self->conns[(self->next_conn + (unsigned)k) % (unsigned)self->nconns];
-            if (c != avoid && s_connected(c)) {
+            if ((!avoid || strcmp(c->endpoint, avoid)) && s_connected(c)) {
                 self->next_conn += (unsigned)k + 1;
                 return c;
             }
@@ -261,7 +261,6 @@ static conn_t *s_pick(bus_client_t *self, int64_t deadline, const conn_t *avoid,
             return NULL;
         if (rc == 0 && self->idle_fn)
             self->idle_fn(self->idle_arg);
-        avoid = NULL; /* after a wait, any instance will do */
     }
 }
 
@@ -337,6 +336,7 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
      * UNAVAILABLE at once, since it may or may not have been carried out. */
     bool repeatable = bus_method_repeatable(method);
     conn_t *c = NULL;
+    char gone[ENDPOINTS_LEN] = ""; /* the instance that vanished holding the call */
     for (int attempt = 0;; attempt++) {
         env.call_id = ++self->next_call_id;
         size_t env_len = portico__request__get_packed_size(&env);
@@ -352,7 +352,7 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
 
         /* A call sent again goes to an instance connected now, or fails:
          * waiting for the vanished one to come back is what it must not do. */
-        c = s_pick(self, deadline, c, attempt == 0);
+        c = s_pick(self, deadline, gone[0] ? gone : NULL, attempt == 0);
         if (!c || zmq_send(zsock_resolve(c->sock), env_buf, env_len, ZMQ_DONTWAIT) < 0) {
             s_set_error(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, "", "the %s service is not reachable",
                         self->service);
@@ -388,6 +388,7 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
         }
         log_warn("bus instance vanished during a call", "service=%s endpoint=%s method=%s", self->service, c->endpoint,
                  method);
+        snprintf(gone, sizeof gone, "%s", c->endpoint);
         if (!repeatable || attempt >= 2) {
             s_set_error(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, "",
                         "the %s service instance handling the request went away", self->service);
