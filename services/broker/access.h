@@ -12,7 +12,7 @@
 #ifndef PORTICO_BROKER_ACCESS_H
 #define PORTICO_BROKER_ACCESS_H
 
-#include "login.h"
+#include "login_steps.h"
 
 /* Read PORTICO_ACCESS_RECHECK_SECONDS (exits naming it when bad). */
 void broker_access_config(void);
