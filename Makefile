@@ -100,6 +100,13 @@ $(BUILD)/tests/test_bb_http: tests/unit/test_bb_http.c services/bitbucket/bb_htt
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Iservices -o $@ $< services/bitbucket/bb_http.c services/bitbucket/bb_egress.c $(LIBCOMMON) $(LDLIBS) -lcmocka
 
+# Every service's configuration table, with what its checks use.
+CONFIG_TABLES := services/bitbucket/bb_config.c services/bitbucket/bb_egress.c services/broker/broker_config.c \
+	services/registry/options.c services/web/web_config.c
+$(BUILD)/tests/test_config_tables: tests/unit/test_config_tables.c $(CONFIG_TABLES) $(LIBCOMMON)
+	@mkdir -p $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Iservices -o $@ $< $(CONFIG_TABLES) $(LIBCOMMON) $(LDLIBS) -lcmocka
+
 unit-test: $(UNIT_BIN)
 	@bash tests/run-unit.sh $(UNIT_BIN)
 
