@@ -7,23 +7,13 @@
 #include "url.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
-#include <errno.h>
 #include <jansson.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define C_OK PORTICO__ERROR_CODE__OK
-#define C_BAD_REQUEST PORTICO__ERROR_CODE__BAD_REQUEST
-#define C_NOT_FOUND PORTICO__ERROR_CODE__NOT_FOUND
-#define C_UNAVAILABLE PORTICO__ERROR_CODE__UNAVAILABLE
 #define C_UNAUTHORIZED PORTICO__ERROR_CODE__UNAUTHORIZED
-#define C_FORBIDDEN PORTICO__ERROR_CODE__FORBIDDEN
-#define C_RATE_LIMITED PORTICO__ERROR_CODE__RATE_LIMITED
 #define C_UPSTREAM PORTICO__ERROR_CODE__UPSTREAM
 #define C_INTERNAL PORTICO__ERROR_CODE__INTERNAL
 
