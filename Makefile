@@ -61,6 +61,16 @@ $(BUILD)/gen/bus_methods.h $(BUILD)/gen/bus_methods.json $(foreach s,$(ROUTED),$
 	@mkdir -p $(BUILD)/gen
 	python3 scripts/busgen.py $(BUILD)/gen $(PROTOS)
 
+# The web's HTML templates, checked and compiled in (scripts/tmplgen.py).
+WEB_TEMPLATES := $(wildcard services/web/templates/*.html)
+$(BUILD)/gen/web_templates.c: scripts/tmplgen.py $(WEB_TEMPLATES)
+	@mkdir -p $(BUILD)/gen
+	python3 scripts/tmplgen.py $@ $(WEB_TEMPLATES)
+
+$(BUILD)/obj/gen/web_templates.o: $(BUILD)/gen/web_templates.c services/web/tmpl.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iservices -c $< -o $@
+
 $(BUILD)/obj/gen/bus_routes_%.o: $(BUILD)/gen/bus_routes_%.c $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -80,7 +90,7 @@ $(LIBCOMMON): $(COMMON_O) $(GEN_O)
 
 # ---- services: every .c under services/<name>/ makes portico-<name> ----
 define service_rule
-$(BUILD)/bin/portico-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard services/$(1)/*.c)) $(if $(filter $(1),$(ROUTED)),$(BUILD)/obj/gen/bus_routes_$(1).o) $(LIBCOMMON)
+$(BUILD)/bin/portico-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard services/$(1)/*.c)) $(if $(filter $(1),$(ROUTED)),$(BUILD)/obj/gen/bus_routes_$(1).o) $(if $(filter $(1),web),$(BUILD)/obj/gen/web_templates.o) $(LIBCOMMON)
 	@mkdir -p $(BUILD)/bin
 	$(CC) -o $$@ $$^ $(LDLIBS)
 endef
@@ -99,6 +109,11 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBCOMMON)
 $(BUILD)/tests/test_bb_http: tests/unit/test_bb_http.c services/bitbucket/bb_http.c services/bitbucket/bb_egress.c $(LIBCOMMON)
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Iservices -o $@ $< services/bitbucket/bb_http.c services/bitbucket/bb_egress.c $(LIBCOMMON) $(LDLIBS) -lcmocka
+
+# The engine's test also loads every template the web is built with.
+$(BUILD)/tests/test_tmpl: tests/unit/test_tmpl.c services/web/tmpl.c $(BUILD)/obj/gen/web_templates.o $(LIBCOMMON)
+	@mkdir -p $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Iservices -o $@ $< services/web/tmpl.c $(BUILD)/obj/gen/web_templates.o $(LIBCOMMON) $(LDLIBS) -lcmocka
 
 unit-test: $(UNIT_BIN)
 	@bash tests/run-unit.sh $(UNIT_BIN)
