@@ -44,7 +44,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .SECONDARY:
-.PHONY: all deps run test do-run do-test do-bench do-fuzz unit-test service-test system-test browser-test fuzz fuzz-smoke bench clean format check-format
+.PHONY: all deps run test do-run do-test do-bench do-fuzz unit-test module-cycles service-test system-test browser-test fuzz fuzz-smoke bench clean format check-format
 all: $(BINS) $(EMULATOR)
 
 deps:
@@ -115,7 +115,12 @@ $(BUILD)/tests/test_tmpl: tests/unit/test_tmpl.c services/web/tmpl.c $(BUILD)/ob
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Iservices -o $@ $< services/web/tmpl.c $(BUILD)/obj/gen/web_templates.o $(LIBCOMMON) $(LDLIBS) -lcmocka
 
-unit-test: $(UNIT_BIN)
+# No file of a service may depend on another that depends back on it. The
+# broker's circle is reported and not yet failed on.
+module-cycles: $(BINS)
+	@python3 scripts/module-cycles.py $(BUILD)/obj --fail web
+
+unit-test: $(UNIT_BIN) module-cycles
 	@bash tests/run-unit.sh $(UNIT_BIN)
 
 $(ENTRY_GOALS): deps

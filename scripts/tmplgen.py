@@ -76,9 +76,17 @@ def c_string(s):
             out.append(ch)
         else:
             out.append("".join("\\%03o" % b for b in ch.encode("utf-8")))
-    # Split long literals: compilers cap one literal's length.
-    text = "".join(out)
-    return "\n".join('    "%s"' % text[i:i + 100] for i in range(0, max(len(text), 1), 100))
+    # Split long literals (compilers cap one literal's length), never
+    # inside an escape sequence.
+    lines, cur = [], ""
+    for piece in out:
+        cur += piece
+        if len(cur) >= 100:
+            lines.append(cur)
+            cur = ""
+    if cur or not lines:
+        lines.append(cur)
+    return "\n".join('    "%s"' % line for line in lines)
 
 
 def main(argv):

@@ -6,7 +6,7 @@
 #define PORTICO_WEB_ADMIN_H
 
 #include "bus_methods.h"
-#include "web.h"
+#include "reply.h"
 
 #include "broker.pb-c.h"
 #include "registry.pb-c.h"
@@ -57,6 +57,9 @@ int64_t admin_parse_id(const char *s);
 
 /* The two-factor plugin hint, shown on the integration page. */
 void admin_tfa_hint(sbuf_t *b);
+
+/* The setup token form's POST (admin.c). */
+void admin_setup_token(web_req_t *r);
 
 /* Handlers (admin_integrations.c, admin_users.c). */
 void admin_integration_new(web_req_t *r);

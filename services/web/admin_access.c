@@ -147,11 +147,11 @@ void admin_access_card(sbuf_t *b, web_req_t *r, int64_t id, const Portico__Regis
     char v[16];
     sbuf_puts(b, "<section class=\"card\" id=\"access\"><h2>Who may log in</h2>");
     if (web_query(r, "access", v, sizeof v) > 0 && !strcmp(v, "saved"))
-        page_notice(b, "ok",
+        page_notice_out(b, "ok",
                     "Access rules saved. They apply to the next login now, and to people already signed in "
                     "at their next re-check.");
     if (!a) {
-        page_notice(b, "error", "The access rules could not be loaded. Reload the page in a moment.");
+        page_notice_out(b, "error", "The access rules could not be loaded. Reload the page in a moment.");
     } else {
         s_summary(b, a);
         sbuf_puts(b, "<p class=\"hint\">Refused people are told: ");
@@ -203,14 +203,14 @@ static void s_render(web_req_t *r, admin_ctx_t *a, int64_t id, const char *name,
     sbuf_html(&b, name);
     sbuf_puts(&b, "</h1><p class=\"lead\" id=\"access-rule-sentence\">" ACCESS_RULE_SENTENCE "</p>");
     if (f->e_top[0])
-        page_notice(&b, "error", f->e_top);
+        page_notice_out(&b, "error", f->e_top);
     else if (f->e_resource[0] || f->e_patterns[0] || f->e_contact[0])
-        page_notice(&b, "error", "Nothing was saved. Correct the fields marked below and save again.");
+        page_notice_out(&b, "error", "Nothing was saved. Correct the fields marked below and save again.");
     sbuf_printf(&b,
                 "<form class=\"card form\" method=\"post\" action=\"%s/admin/integrations/%lld/access\" "
                 "novalidate>",
                 web_cfg.public_path, (long long)id);
-    page_csrf(&b, r);
+    page_csrf_out(&b, web_session(r));
     sbuf_puts(&b, "<div class=\"field\"><label for=\"access-resource\">Bitbucket project or repository</label>"
                   "<input type=\"text\" id=\"access-resource\" name=\"resource\" autocomplete=\"off\" "
                   "spellcheck=\"false\" placeholder=\"PKG or PKG/registry\" value=\"");
@@ -452,7 +452,7 @@ void admin_access_refused_section(sbuf_t *b, web_req_t *r)
     bus_error_t err;
     sbuf_puts(b, "<section class=\"card\" id=\"refused-logins\"><h2>Refused logins</h2>");
     if (admin_registry(r, &registry_m_access_refused, &q.base, (ProtobufCMessage **)&rep, &err) < 0) {
-        page_notice(b, "error", "The refused logins could not be loaded. Reload the page in a moment.");
+        page_notice_out(b, "error", "The refused logins could not be loaded. Reload the page in a moment.");
         sbuf_puts(b, "</section>");
         return;
     }

@@ -186,16 +186,16 @@ static void s_render_form(web_req_t *r, const admin_ctx_t *a, const iform_t *f, 
     sbuf_puts(&b, "<h1>Add Integration</h1><p class=\"lead\">Connect a Bitbucket Data Center / Server instance "
                   "so people can log in to Portico with their Bitbucket account.</p>");
     if (f->e_top[0])
-        page_notice(&b, "error", f->e_top);
+        page_notice_out(&b, "error", f->e_top);
     else if (s_form_has_errors(f))
-        page_notice(&b, "error",
+        page_notice_out(&b, "error",
                     "The integration was not created. Correct the fields marked below and send the "
                     "form again.");
     sbuf_printf(&b,
                 "<form id=\"integration-form\" class=\"card form\" method=\"post\" "
                 "action=\"%s/admin/integrations\" novalidate>",
                 web_cfg.public_path);
-    page_csrf(&b, r);
+    page_csrf_out(&b, web_session(r));
     sbuf_printf(&b, "<input type=\"hidden\" name=\"id\" value=\"%lld\">", (long long)f->id);
 
     sbuf_puts(&b, "<div class=\"field\"><label for=\"platform\">Platform</label>"
@@ -691,7 +691,7 @@ static void s_show_flash(sbuf_t *b, web_req_t *r)
     char v[24];
     for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++)
         if (web_query(r, msgs[i].param, v, sizeof v) > 0 && !strcmp(v, msgs[i].value)) {
-            page_notice(b, msgs[i].kind, msgs[i].text);
+            page_notice_out(b, msgs[i].kind, msgs[i].text);
             return;
         }
 }
@@ -707,7 +707,7 @@ static void s_post_button(sbuf_t *b, web_req_t *r, int64_t id, const char *actio
 {
     sbuf_printf(b, "<form method=\"post\" action=\"%s/admin/integrations/%lld/%s\" class=\"inline\">",
                 web_cfg.public_path, (long long)id, action);
-    page_csrf(b, r);
+    page_csrf_out(b, web_session(r));
     sbuf_printf(b, "<button type=\"submit\" class=\"%s\">%s</button></form>", cls, label);
 }
 
@@ -888,7 +888,7 @@ static void s_delete_page(web_req_t *r, admin_ctx_t *a, int64_t id)
                   "<p class=\"hint\">To stop logins for a while instead, disable the integration.</p>");
     sbuf_printf(&b, "<form method=\"post\" action=\"%s/admin/integrations/%lld/delete\">", web_cfg.public_path,
                 (long long)in->id);
-    page_csrf(&b, r);
+    page_csrf_out(&b, web_session(r));
     sbuf_printf(&b,
                 "<div class=\"actions\"><button type=\"submit\" class=\"danger\">Delete integration</button>"
                 "<a class=\"button secondary\" href=\"%s/admin/integrations/%lld\">Cancel</a></div></form>"
@@ -932,14 +932,14 @@ static void s_render_edit(web_req_t *r, admin_ctx_t *a, const Portico__Registry_
     sbuf_html(&b, in->name);
     sbuf_puts(&b, "</h1>");
     if (f->e_top[0])
-        page_notice(&b, "error", f->e_top);
+        page_notice_out(&b, "error", f->e_top);
     else if (s_form_has_errors(f))
-        page_notice(&b, "error", "Nothing was saved. Correct the fields marked below and save again.");
+        page_notice_out(&b, "error", "Nothing was saved. Correct the fields marked below and save again.");
     sbuf_printf(&b,
                 "<form class=\"card form\" method=\"post\" action=\"%s/admin/integrations/%lld/edit\" "
                 "novalidate>",
                 web_cfg.public_path, (long long)in->id);
-    page_csrf(&b, r);
+    page_csrf_out(&b, web_session(r));
     sbuf_puts(&b, "<div class=\"field\"><label for=\"display-name\">Display name</label><input type=\"text\" "
                   "id=\"display-name\" name=\"name\" autocomplete=\"off\" value=\"");
     sbuf_html(&b, f->name);

@@ -16,13 +16,13 @@ static void s_user_flash(sbuf_t *b, web_req_t *r)
 {
     char v[24];
     if (web_query(r, "granted", v, sizeof v) > 0)
-        page_notice(b, "ok", "Admin role granted. Their sessions were ended: they log in again to use it.");
+        page_notice_out(b, "ok", "Admin role granted. Their sessions were ended: they log in again to use it.");
     else if (web_query(r, "revoked", v, sizeof v) > 0)
-        page_notice(b, "ok", "Admin role removed. Their sessions were ended.");
+        page_notice_out(b, "ok", "Admin role removed. Their sessions were ended.");
     else if (web_query(r, "ended", v, sizeof v) > 0)
-        page_notice(b, "ok", "Sessions ended. They are logged out everywhere and must log in again.");
+        page_notice_out(b, "ok", "Sessions ended. They are logged out everywhere and must log in again.");
     else if (web_query(r, "refused", v, sizeof v) > 0 && !strcmp(v, "self"))
-        page_notice(b, "error", "You cannot remove your own admin role. Ask another admin to do it.");
+        page_notice_out(b, "error", "You cannot remove your own admin role. Ask another admin to do it.");
 }
 
 static void s_user_button(sbuf_t *b, web_req_t *r, const Portico__Registry__User *u, const char *action,
@@ -33,7 +33,7 @@ static void s_user_button(sbuf_t *b, web_req_t *r, const Portico__Registry__User
     if (confirm)
         sbuf_printf(b, " data-confirm=\"%s\"", confirm);
     sbuf_puts(b, ">");
-    page_csrf(b, r);
+    page_csrf_out(b, web_session(r));
     if (field)
         sbuf_printf(b, "<input type=\"hidden\" name=\"%s\" value=\"%s\">", field, value);
     sbuf_printf(b, "<button type=\"submit\" class=\"%s small\">%s</button></form>", cls, label);

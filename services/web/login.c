@@ -8,7 +8,7 @@
  * leaked URL) is refused. Everything else about the login (state, PKCE,
  * OAuth 1 request tokens, tokens) stays in the broker and the registry. */
 #include "bus_methods.h"
-#include "web.h"
+#include "reply.h"
 
 #include "broker.pb-c.h"
 #include "config.h"
@@ -94,7 +94,7 @@ static void s_login_list(sbuf_t *b, web_req_t *r, const char *return_to)
     bus_error_t err;
     Portico__Registry__ListIntegrationsReply *list = s_enabled_integrations(r, &err);
     if (!list) {
-        page_notice(b, "error",
+        page_notice_out(b, "error",
                     "Portico cannot list its Bitbucket integrations right now: one of its services is not "
                     "answering. Wait a moment and reload this page.");
         return;
@@ -296,7 +296,7 @@ static void s_login_error(web_req_t *r, const bus_error_t *err)
     /* The error page itself offers the way back. */
     sbuf_t b;
     sbuf_init(&b);
-    page_begin(&b, r, title);
+    page_begin(&b, web_session(r), title);
     sbuf_puts(&b, "<section class=\"card error-page\"><h1>");
     sbuf_html(&b, title);
     sbuf_puts(&b, "</h1><p>");
@@ -317,7 +317,7 @@ static void h_home(web_req_t *r)
     const web_session_t *s = web_session(r);
     sbuf_t b;
     sbuf_init(&b);
-    page_begin(&b, r, "Home");
+    page_begin(&b, web_session(r), "Home");
     sbuf_puts(&b, "<h1>Portico</h1><section class=\"card\">");
     if (s && s->user_id) {
         sbuf_puts(&b, "<p>You are signed in as <strong>");
@@ -344,7 +344,7 @@ static void h_login(web_req_t *r)
     const web_session_t *s = web_session(r);
     sbuf_t b;
     sbuf_init(&b);
-    page_begin(&b, r, "Log in");
+    page_begin(&b, web_session(r), "Log in");
     sbuf_puts(&b, "<h1>Log in</h1><section class=\"card\">");
     if (s && s->user_id) {
         sbuf_puts(&b, "<p>You are already signed in as <strong>");

@@ -1,7 +1,7 @@
 /* portico-web: the edge. civetweb serves the pages; each worker thread owns
  * its bus clients; the broker queue thread spreads login work over every
  * connected broker worker. */
-#include "web.h"
+#include "reply.h"
 
 #include "config.h"
 #include "crypto.h"
@@ -17,12 +17,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
-
-web_config_t web_cfg;
-brokerq_t *web_brokerq;
-webcache_t *web_cache;
-ratelimit_t *web_limits;
-gate_t *web_gate;
 
 /* Clients the rate limits remember at once (beyond that, the quietest are
  * forgotten: see ratelimit.h). */
@@ -273,6 +267,12 @@ int main(int argc, char **argv)
         snprintf(addr, sizeof addr, "%s", web_cfg.http_addr);
         return health_check(addr, argc > 2 ? argv[2] : "/healthz");
     }
+    /* The templates were checked at build; a broken one stops the start too. */
+    char terr[300];
+    if (page_templates_load(terr, sizeof terr) < 0) {
+        log_error("could not load the page templates", "why=%s", terr);
+        return 1;
+    }
     service_install_signals();
     bus_init();
     /* Only broker workers may connect to the web's broker port. */
@@ -396,6 +396,7 @@ int main(int argc, char **argv)
     ratelimit_destroy(&web_limits);
     netaddr_list_free(&web_cfg.trusted_proxies);
     mg_exit_library();
+    page_templates_free();
     log_info("stopped", NULL);
     return 0;
 }

@@ -526,7 +526,7 @@ int tmpl_render(const tmpl_lib_t *lib, const char *template_name, const tmpl_ctx
         s_err(err, err_size, "no template %s", template_name);
         return -1;
     }
-    if (!values || s_failed(values)) {
+    if (values && s_failed(values)) {
         s_err(err, err_size, "template %s: out of memory", template_name);
         return -1;
     }

@@ -63,7 +63,7 @@ tmpl_ctx_t *tmpl_add(tmpl_ctx_t *self, const char *list);
 int tmpl_set_render(tmpl_ctx_t *self, const char *name, const tmpl_lib_t *lib, const char *template_name,
                     const tmpl_ctx_t *values, char *err, size_t err_size);
 
-/* Append the rendered template to out. 0, or -1 with a message in err
+/* Append the rendered template to out (values NULL: none). 0, or -1 with a message in err
  * (unknown template, a variable not set, a raw tag naming plain text,
  * out of memory). */
 int tmpl_render(const tmpl_lib_t *lib, const char *template_name, const tmpl_ctx_t *values, sbuf_t *out, char *err,

@@ -3,7 +3,11 @@
  *
  * Each civetweb worker thread owns its own bus clients (created in the
  * thread-init callback); nothing here is shared between threads but the
- * read-only configuration and the broker queue. */
+ * read-only configuration and the broker queue.
+ *
+ * This header is the bottom layer: the configuration and shared state
+ * (web.c) and the transport (http.c). session.h, page.h and reply.h build
+ * on it; nothing here knows about pages. */
 #ifndef PORTICO_WEB_H
 #define PORTICO_WEB_H
 
@@ -118,27 +122,19 @@ extern const web_route_t web_login_routes[];
 extern const web_route_t web_account_routes[];
 extern const web_route_t web_static_routes[];
 
-/* ---- answering (http.c) ---- */
+/* ---- answering (http.c: transport only, no pages; reply.h has those) ---- */
 
 /* Send a complete response with Portico's security headers. extra_headers is
  * NULL or CRLF-terminated header lines. */
 void web_send(web_req_t *r, int status, const char *content_type, const char *body, size_t len,
               const char *extra_headers);
-void web_send_html(web_req_t *r, int status, const sbuf_t *page);
 /* 303 See Other to a local path or an absolute URL we built ourselves. */
 void web_redirect(web_req_t *r, const char *location);
-/* A full page that says what happened and what to do. */
-void web_error_page(web_req_t *r, int status, const char *title, const char *what, const char *todo);
-/* Map a bus error to a page: 503 unavailable, 504 timeout, 400, 404 ... */
-void web_bus_error_page(web_req_t *r, const bus_error_t *err, const char *doing);
 int web_status_for(const bus_error_t *err);
 
-/* Per-client limits: true when the client (r->addr) may go on (a token is
- * used when take); otherwise a 429 page with Retry-After is sent and false
- * returned. what names the budget ("login_start", ...). */
-bool web_rate_ok(web_req_t *r, const char *what, long per_minute, bool take);
-/* The same without answering: 0, or the seconds to wait (then
- * r->retry_after_s is set for the answer the caller sends). */
+/* Per-client limits (web_rate_ok in reply.h answers for you): 0, or the
+ * seconds to wait (then r->retry_after_s is set for the answer the caller
+ * sends). what names the budget ("login_start", ...). */
 int web_rate_wait(web_req_t *r, const char *what, long per_minute, bool take);
 /* Use one token of a budget after the fact (a wrong setup token). */
 void web_rate_charge(web_req_t *r, const char *what, long per_minute);
@@ -159,43 +155,6 @@ const char *web_header(web_req_t *r, const char *name);
  * with prefix "/admin/integrations/" gives 12 and rest "/edit"). -1 when
  * it is not a positive number. */
 int64_t web_path_id(web_req_t *r, const char *prefix, const char **rest);
-
-/* ---- sessions and CSRF (session.c) ---- */
-
-/* The clock of web_cache entries: monotonic milliseconds. */
-int64_t web_cache_now(void);
-/* Forget what is cached about a user (sessions, account, repositories),
- * or about everyone. */
-void web_cache_forget_user(int64_t user_id);
-void web_cache_forget_all(void);
-
-/* The session of this request, or NULL. Looks it up once. */
-const web_session_t *web_session(web_req_t *r);
-/* A new session cookie value (256 random bits) and the SHA-256 the registry
- * keeps of it. Only the registry starts sessions, in the step that checks
- * a login or the setup token (rotation at login). 0 or -1. */
-int web_session_token(char *token, size_t token_size, uint8_t hash[32]);
-/* The session with this cookie value now exists: end the request's old one
- * on the server, if any, and set the cookie. */
-void web_session_started(web_req_t *r, int64_t user_id, const char *token);
-/* End the request's session on the server and clear the cookie. */
-void web_session_end(web_req_t *r);
-/* Add a Set-Cookie line to the response. */
-void web_add_cookie(web_req_t *r, const char *name, const char *value, long max_age_s, const char *path);
-/* The POST is from our own pages: Origin / Sec-Fetch-Site, and the form's
- * csrf field matches the session. Answers 403 itself and returns false. */
-bool web_post_ok(web_req_t *r);
-/* Origin / Sec-Fetch-Site only (for forms used before a session exists). */
-bool web_same_origin(web_req_t *r);
-
-/* ---- pages (page.c) ---- */
-
-void page_begin(sbuf_t *b, web_req_t *r, const char *title);
-void page_end(sbuf_t *b);
-/* Hidden CSRF input for forms. */
-void page_csrf(sbuf_t *b, web_req_t *r);
-/* A notice box; kind is "ok", "warn" or "error". text is escaped. */
-void page_notice(sbuf_t *b, const char *kind, const char *text);
 
 /* ---- time ---- */
 /* "2026-11-29 15:04 UTC" from epoch seconds. */
