@@ -64,9 +64,7 @@ void admin_setup_token(web_req_t *r);
 /* Handlers (admin_integrations.c, admin_users.c). */
 void admin_integration_new(web_req_t *r);
 void admin_integration_create(web_req_t *r);
-void admin_integration_dispatch(web_req_t *r);
 void admin_users(web_req_t *r);
-void admin_user_dispatch(web_req_t *r);
 void admin_audit(web_req_t *r);
 
 /* Used by the home page: the short "OAuth 2" / "OAuth 1" and state badges. */

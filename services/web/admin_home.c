@@ -163,9 +163,7 @@ const web_route_t web_admin_routes[] = {
     {"GET", "/admin/integrations/new", false, admin_integration_new, "admin_integration_new"},
     {"POST", "/admin/integrations/new", false, admin_integration_new, "admin_integration_new"},
     {"POST", "/admin/integrations", false, admin_integration_create, "admin_integration_create"},
-    {NULL, "/admin/integrations/", true, admin_integration_dispatch, "admin_integration"},
     {"GET", "/admin/users", false, admin_users, "admin_users"},
-    {"POST", "/admin/users/", true, admin_user_dispatch, "admin_user"},
     {"GET", "/admin/audit", false, admin_audit, "admin_audit"},
     {0},
 };

@@ -1087,11 +1087,29 @@ out:
     protobuf_c_message_free_unpacked(&rep->base, NULL);
 }
 
-/* /admin/integrations/{id}[/edit|/test|/enable|/disable|/delete|/access] */
-void admin_integration_dispatch(web_req_t *r)
+/* /admin/integrations/{id}[/edit|/test|/enable|/disable|/delete|/access]:
+ * one handler per page or action, each behind the admin guard. */
+#define ADMIN_ID_HANDLER(name, call)                                                                                   \
+    static void name(web_req_t *r)                                                                                     \
+    {                                                                                                                  \
+        admin_ctx_t a;                                                                                                 \
+        if (admin_enter(r, &a))                                                                                        \
+            call;                                                                                                      \
+    }
+
+ADMIN_ID_HANDLER(h_show, s_show(r, &a, r->path_id))
+ADMIN_ID_HANDLER(h_edit, s_edit(r, &a, r->path_id))
+ADMIN_ID_HANDLER(h_test, s_test(r, &a, r->path_id))
+ADMIN_ID_HANDLER(h_enable, s_set_enabled(r, &a, r->path_id, true))
+ADMIN_ID_HANDLER(h_disable, s_set_enabled(r, &a, r->path_id, false))
+ADMIN_ID_HANDLER(h_access, admin_access_edit(r, &a, r->path_id))
+ADMIN_ID_HANDLER(h_delete_page, s_delete_page(r, &a, r->path_id))
+ADMIN_ID_HANDLER(h_delete, s_delete(r, &a, r->path_id))
+
+/* Anything else under /admin/integrations/: the answers it always had. */
+static void h_other(web_req_t *r)
 {
-    const char *rest = NULL;
-    int64_t id = web_path_id(r, "/admin/integrations/", &rest);
+    int64_t id = web_path_id(r, "/admin/integrations/", NULL);
     bool post = admin_is_post(r);
     bool get = !post && (!strcmp(r->ri->request_method, "GET") || !strcmp(r->ri->request_method, "HEAD"));
     if (id <= 0 || (!post && !get)) {
@@ -1100,24 +1118,21 @@ void admin_integration_dispatch(web_req_t *r)
         return;
     }
     admin_ctx_t a;
-    if (!admin_enter(r, &a))
-        return;
-    if (!strcmp(rest, "") && get)
-        s_show(r, &a, id);
-    else if (!strcmp(rest, "/edit"))
-        s_edit(r, &a, id);
-    else if (!strcmp(rest, "/test") && post)
-        s_test(r, &a, id);
-    else if (!strcmp(rest, "/enable") && post)
-        s_set_enabled(r, &a, id, true);
-    else if (!strcmp(rest, "/disable") && post)
-        s_set_enabled(r, &a, id, false);
-    else if (!strcmp(rest, "/access"))
-        admin_access_edit(r, &a, id);
-    else if (!strcmp(rest, "/delete") && get)
-        s_delete_page(r, &a, id);
-    else if (!strcmp(rest, "/delete") && post)
-        s_delete(r, &a, id);
-    else
+    if (admin_enter(r, &a))
         web_error_page(r, 404, "Page not found", "There is no page at this address.", "Start from the Admin page.");
 }
+
+const web_route_t web_admin_integration_routes[] = {
+    {"GET", "/admin/integrations/{id}", false, h_show, "admin_integration_show"},
+    {"GET", "/admin/integrations/{id}/edit", false, h_edit, "admin_integration_edit"},
+    {"POST", "/admin/integrations/{id}/edit", false, h_edit, "admin_integration_save"},
+    {"POST", "/admin/integrations/{id}/test", false, h_test, "admin_integration_test"},
+    {"POST", "/admin/integrations/{id}/enable", false, h_enable, "admin_integration_enable"},
+    {"POST", "/admin/integrations/{id}/disable", false, h_disable, "admin_integration_disable"},
+    {"GET", "/admin/integrations/{id}/access", false, h_access, "admin_integration_access"},
+    {"POST", "/admin/integrations/{id}/access", false, h_access, "admin_integration_access_save"},
+    {"GET", "/admin/integrations/{id}/delete", false, h_delete_page, "admin_integration_delete_confirm"},
+    {"POST", "/admin/integrations/{id}/delete", false, h_delete, "admin_integration_delete"},
+    {NULL, "/admin/integrations/", true, h_other, "admin_integration_other"},
+    {0},
+};

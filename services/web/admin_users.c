@@ -140,29 +140,30 @@ static int s_end_sessions(web_req_t *r, admin_ctx_t *a, int64_t user_id, bus_err
     return admin_registry(r, &registry_m_session_delete_user, &req.base, NULL, err);
 }
 
-/* POST /admin/users/{id}/admin (admin=1|0) and /admin/users/{id}/sessions */
-void admin_user_dispatch(web_req_t *r)
+/* POST /admin/users/{id}/sessions */
+static void h_end_sessions(web_req_t *r)
 {
-    const char *rest = NULL;
-    int64_t id = web_path_id(r, "/admin/users/", &rest);
-    if (id <= 0 || (strcmp(rest, "/admin") && strcmp(rest, "/sessions"))) {
-        web_error_page(r, 404, "Page not found", "There is no page at this address.", "Start from the Users page.");
+    admin_ctx_t a;
+    if (!admin_enter(r, &a))
+        return;
+    bus_error_t err;
+    if (s_end_sessions(r, &a, r->path_id, &err) < 0) {
+        web_bus_error_page(r, &err, "Could not end the sessions");
         return;
     }
+    log_info("user sessions ended", "user=%lld", (long long)r->path_id);
+    web_redirect(r, "/admin/users?ended=1");
+}
+
+/* POST /admin/users/{id}/admin (admin=1|0) */
+static void h_set_admin(web_req_t *r)
+{
+    int64_t id = r->path_id;
     admin_ctx_t a;
     if (!admin_enter(r, &a))
         return;
     bus_error_t err;
     char loc[64];
-    if (!strcmp(rest, "/sessions")) {
-        if (s_end_sessions(r, &a, id, &err) < 0) {
-            web_bus_error_page(r, &err, "Could not end the sessions");
-            return;
-        }
-        log_info("user sessions ended", "user=%lld", (long long)id);
-        web_redirect(r, "/admin/users?ended=1");
-        return;
-    }
     char v[8];
     bool grant = web_form(r, "admin", v, sizeof v) > 0 && !strcmp(v, "1");
     if (!grant && !a.setup_actor && a.s->user_id == id) {
@@ -243,3 +244,16 @@ void admin_audit(web_req_t *r)
     web_send_html(r, 200, &b);
     sbuf_free(&b);
 }
+
+/* Anything else posted under /admin/users/. */
+static void h_other(web_req_t *r)
+{
+    web_error_page(r, 404, "Page not found", "There is no page at this address.", "Start from the Users page.");
+}
+
+const web_route_t web_admin_user_routes[] = {
+    {"POST", "/admin/users/{id}/admin", false, h_set_admin, "admin_user_set_admin"},
+    {"POST", "/admin/users/{id}/sessions", false, h_end_sessions, "admin_user_end_sessions"},
+    {"POST", "/admin/users/", true, h_other, "admin_user_other"},
+    {0},
+};

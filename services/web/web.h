@@ -85,6 +85,7 @@ typedef struct web_req {
     web_clients_t *clients;
     const char *path;  /* the routed path, without PORTICO_PUBLIC_URL's prefix */
     const char *route; /* metrics label */
+    int64_t path_id;   /* the {id} in the route's path, or 0 */
     bool ops;          /* arrived on the operations listener (PORTICO_OPS_ADDR) */
     int status;
     char addr[64];     /* the client: the peer, or from a trusted proxy's X-Forwarded-For */
@@ -106,7 +107,10 @@ typedef struct web_req {
 typedef void (*web_handler_fn)(web_req_t *r);
 
 /* A route: method ("GET", "POST" or NULL for any), path, and whether the
- * path is a prefix (then it ends with '/'). */
+ * path is a prefix (then it ends with '/'). A path may hold {id}: a
+ * positive decimal number, given to the handler in r->path_id. The first
+ * route that matches wins; a handler is one page or action, never a
+ * dispatcher of its own, so each has its own metrics label (name). */
 typedef struct {
     const char *method;
     const char *path;
@@ -118,6 +122,8 @@ typedef struct {
 /* Route tables of each page group; each ends with a zeroed entry. */
 extern const web_route_t web_ops_routes[];
 extern const web_route_t web_admin_routes[];
+extern const web_route_t web_admin_integration_routes[];
+extern const web_route_t web_admin_user_routes[];
 extern const web_route_t web_login_routes[];
 extern const web_route_t web_account_routes[];
 extern const web_route_t web_static_routes[];
