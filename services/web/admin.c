@@ -107,35 +107,13 @@ static void s_setup_form(web_req_t *r, int status, const char *error)
     char field[48];
     s_setup_csrf_field(cookie, field, sizeof field);
     const web_session_t *s = web_session(r);
-
-    sbuf_t b;
-    sbuf_init(&b);
-    page_begin(&b, web_session(r), "Setup Mode");
-    sbuf_puts(&b, "<section class=\"card narrow\"><h1>Setup Mode</h1>"
-                  "<p>Portico has just been installed and is in Setup Mode. Enter the setup token to open the Admin "
-                  "section and add your first Bitbucket integration. No account is needed yet.</p>");
-    if (s && s->user_id) {
-        sbuf_puts(&b, "<p class=\"muted\">You are logged in as ");
-        sbuf_html(&b, s->display_name[0] ? s->display_name : s->user_name);
-        sbuf_puts(&b, ", who is not an admin. The setup token replaces this session with a setup session.</p>");
-    }
+    tmpl_ctx_t *c = web_page_ctx(r, "Setup Mode");
+    tmpl_set_bool(c, "logged_in", s && s->user_id);
+    tmpl_set(c, "setup_csrf", field);
+    tmpl_set_int(c, "max", ADMIN_MAX_SETUP_TOKEN);
     if (error)
-        page_notice_out(&b, "error", error);
-    sbuf_printf(&b,
-                "<form method=\"post\" action=\"%s/admin/setup-token\" autocomplete=\"off\">"
-                "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
-                "<label for=\"setup-token\">Setup token</label>"
-                "<input type=\"password\" id=\"setup-token\" name=\"token\" maxlength=\"%d\" "
-                "autocomplete=\"off\" spellcheck=\"false\" aria-describedby=\"setup-token-hint\" autofocus>"
-                "<p class=\"hint\" id=\"setup-token-hint\">On the registry's machine, "
-                "<code>portico-registry setup-token</code> shows it (it is kept in the file "
-                "<code>PORTICO_SETUP_TOKEN_FILE</code>), or it is the value of "
-                "<code>PORTICO_SETUP_TOKEN</code> if your operator set one.</p>"
-                "<button type=\"submit\">Open the Admin section</button></form></section>",
-                web_cfg.public_path, field, ADMIN_MAX_SETUP_TOKEN);
-    page_end(&b);
-    web_send_html(r, status, &b);
-    sbuf_free(&b);
+        page_notice(c, "error", error);
+    web_page(r, status, "setup_form", &c);
 }
 
 static int s_settings(web_req_t *r, Portico__Registry__Settings **out, bus_error_t *err)
@@ -325,45 +303,28 @@ bool admin_enter(web_req_t *r, admin_ctx_t *a)
 
 /* ---- layout ---- */
 
-static void s_setup_banner(sbuf_t *b, web_req_t *r, const admin_ctx_t *a)
-{
-    sbuf_puts(b, "<section class=\"banner\" role=\"status\"><div><strong>Setup Mode is on.</strong> "
-                 "Anyone holding the setup token can open this Admin section without an account. ");
-    if (a->admin_exists) {
-        sbuf_puts(b, "An admin account exists now: finish setup to close this door. Afterwards the setup token "
-                     "stops working and only admins, logged in with Bitbucket, can come here.</div>");
-        sbuf_printf(b,
-                    "<form method=\"post\" action=\"%s/admin/finish-setup\" class=\"banner-action\" "
-                    "data-confirm=\"Finish setup? The setup token will stop working.\">",
-                    web_cfg.public_path);
-        page_csrf_out(b, web_session(r));
-        sbuf_puts(b, "<button type=\"submit\">Finish setup</button></form>");
-    } else {
-        sbuf_printf(b,
-                    "Add an integration, then <a href=\"%s/login\">log in with Bitbucket</a> in this "
-                    "browser: your Bitbucket account becomes the first admin (logins from other browsers do "
-                    "not). Once an admin exists you can finish setup here.</div>",
-                    web_cfg.public_path);
-    }
-    sbuf_puts(b, "</section>");
-}
-
 void admin_page_begin(sbuf_t *b, web_req_t *r, const admin_ctx_t *a, const char *title, const char *current)
 {
-    page_begin(b, web_session(r), title);
-    if (a->setup_mode)
-        s_setup_banner(b, r, a);
     static const struct {
         const char *key, *path, *label;
     } nav[] = {{"integrations", "/admin", "Integrations"},
                {"users", "/admin/users", "Users"},
                {"audit", "/admin/audit", "Audit log"},
                {"status", "/admin/status", "Status"}};
-    sbuf_puts(b, "<nav class=\"subnav\" aria-label=\"Admin\">");
-    for (size_t i = 0; i < sizeof nav / sizeof nav[0]; i++)
-        sbuf_printf(b, "<a href=\"%s%s\"%s>%s</a>", web_cfg.public_path, nav[i].path,
-                    current && !strcmp(current, nav[i].key) ? " aria-current=\"page\"" : "", nav[i].label);
-    sbuf_puts(b, "</nav>");
+    tmpl_ctx_t *c = web_page_ctx(r, title);
+    tmpl_set_bool(c, "setup_mode", a->setup_mode);
+    tmpl_set_bool(c, "admin_exists", a->admin_exists);
+    tmpl_set_list(c, "nav");
+    for (size_t i = 0; i < sizeof nav / sizeof nav[0]; i++) {
+        tmpl_ctx_t *item = tmpl_add(c, "nav");
+        tmpl_set(item, "href", nav[i].path);
+        tmpl_set(item, "label", nav[i].label);
+        tmpl_set_bool(item, "current", current && !strcmp(current, nav[i].key));
+    }
+    char err[200] = "";
+    if (page_render("admin_top", c, b, err, sizeof err) < 0)
+        log_error("page not rendered", "template=admin_top why=%s", err);
+    tmpl_ctx_destroy(&c);
 }
 
 void admin_page_end(sbuf_t *b)

@@ -141,19 +141,8 @@ static void h_finish_setup(web_req_t *r)
     }
     /* The setup session is over with Setup Mode: say so, and end it here too. */
     web_session_end(r);
-    sbuf_t b;
-    sbuf_init(&b);
-    page_begin(&b, web_session(r), "Setup finished");
-    sbuf_printf(&b,
-                "<section class=\"card narrow\"><h1>Setup finished</h1>"
-                "<p>Setup Mode is off. The setup token no longer opens the Admin section, and this setup "
-                "session has ended.</p><p>From now on, log in with your Bitbucket account as an admin to "
-                "manage Portico.</p><a class=\"button\" href=\"%s/login?return_to=%%2Fadmin\">Log in</a>"
-                "</section>",
-                web_cfg.public_path);
-    page_end(&b);
-    web_send_html(r, 200, &b);
-    sbuf_free(&b);
+    tmpl_ctx_t *c = web_page_ctx(r, "Setup finished");
+    web_page(r, 200, "setup_finished", &c);
 }
 
 const web_route_t web_admin_routes[] = {
