@@ -6,17 +6,13 @@
 #define PORTICO_WEB_ADMIN_H
 
 #include "bus_methods.h"
+#include "iform.h"
 #include "reply.h"
 
 #include "broker.pb-c.h"
 #include "registry.pb-c.h"
 
-/* Size limits of the admin forms (bytes, before the terminating NUL). */
-#define ADMIN_MAX_BASE_URL 2000
-#define ADMIN_MAX_CLIENT_ID 256
-#define ADMIN_MAX_CLIENT_SECRET 512
-#define ADMIN_MAX_NAME 200
-#define ADMIN_MAX_CA_PEM (64 * 1024)
+/* Size limit of the setup token (the integration form's are in iform.h). */
 #define ADMIN_MAX_SETUP_TOKEN 256
 
 typedef struct {

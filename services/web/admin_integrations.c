@@ -8,6 +8,7 @@
  * stored, the broker checks the base URL against the real instance. */
 #include "admin.h"
 #include "admin_access.h"
+#include "iform.h"
 
 #include "log.h"
 #include "url.h"
@@ -16,113 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ERR_LEN 400
-
-typedef struct {
-    int64_t id;
-    char platform[32];
-    char base_url[ADMIN_MAX_BASE_URL + 1];
-    char base_norm[ADMIN_MAX_BASE_URL + 64];
-    bool base_ok;
-    int oauth_version;
-    char client_id[ADMIN_MAX_CLIENT_ID + 1];
-    char name[ADMIN_MAX_NAME + 1];
-    char *ca_pem; /* heap: up to ADMIN_MAX_CA_PEM bytes */
-    bool accept_warning;
-    bool secret_typed; /* the user typed a secret that we do not send back */
-    char e_base[ERR_LEN], e_oauth[ERR_LEN], e_client_id[ERR_LEN], e_secret[ERR_LEN], e_name[ERR_LEN], e_ca[ERR_LEN],
-        e_top[ERR_LEN];
-    char warning[ERR_LEN];
-} iform_t;
-
-static int s_form_init(iform_t *f)
+/* The form's fields from the request body (iform_get_fn). */
+static int s_form_get(void *r, const char *name, char *out, size_t out_size)
 {
-    memset(f, 0, sizeof *f);
-    snprintf(f->platform, sizeof f->platform, "bitbucket-dc");
-    f->oauth_version = 2;
-    f->ca_pem = calloc(1, ADMIN_MAX_CA_PEM + 1);
-    return f->ca_pem ? 0 : -1;
-}
-
-static void s_form_free(iform_t *f)
-{
-    free(f->ca_pem);
-    f->ca_pem = NULL;
-}
-
-static bool s_form_has_errors(const iform_t *f)
-{
-    return f->e_base[0] || f->e_oauth[0] || f->e_client_id[0] || f->e_secret[0] || f->e_name[0] || f->e_ca[0] ||
-           f->e_top[0];
-}
-
-/* Copy-and-paste brings spaces and line ends around values. */
-static void s_trim(char *s)
-{
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
-        s[--n] = '\0';
-    size_t i = 0;
-    while (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')
-        i++;
-    if (i)
-        memmove(s, s + i, n - i + 1);
-}
-
-/* Read a field with its size limit; a value that is too long is an error
- * next to the field, and no part of it is kept. */
-static void s_field(web_req_t *r, const char *name, char *out, size_t size, char *err, const char *label)
-{
-    if (web_form(r, name, out, size) == -2) {
-        out[0] = '\0';
-        snprintf(err, ERR_LEN, "%s is too long: at most %zu characters.", label, size - 1);
-    }
-}
-
-static void s_check_base(iform_t *f)
-{
-    char why[200];
-    if (f->e_base[0])
-        return;
-    if (!f->base_url[0]) {
-        snprintf(f->e_base, sizeof f->e_base, "Enter the base URL, for example https://git.example.com/bitbucket.");
-        return;
-    }
-    if (url_normalize_base(f->base_url, f->base_norm, sizeof f->base_norm, why, sizeof why) < 0) {
-        snprintf(f->e_base, sizeof f->e_base, "%s", why);
-        f->base_ok = false;
-        return;
-    }
-    f->base_ok = true;
-}
-
-static void s_check_ca(iform_t *f)
-{
-    if (f->e_ca[0] || !f->ca_pem[0])
-        return;
-    if (!strstr(f->ca_pem, "-----BEGIN CERTIFICATE-----") || !strstr(f->ca_pem, "-----END CERTIFICATE-----"))
-        snprintf(f->e_ca, sizeof f->e_ca,
-                 "Paste the certificate in PEM form, from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----.");
-}
-
-/* The first-step fields: platform, base URL, OAuth version, plus the id. */
-static void s_read_step1(web_req_t *r, iform_t *f)
-{
-    char v[32];
-    if (web_form(r, "id", v, sizeof v) > 0)
-        f->id = admin_parse_id(v);
-    if (web_form(r, "platform", f->platform, sizeof f->platform) <= 0 || strcmp(f->platform, "bitbucket-dc") != 0)
-        snprintf(f->platform, sizeof f->platform, "bitbucket-dc"); /* the only platform */
-    s_field(r, "base_url", f->base_url, sizeof f->base_url, f->e_base, "The base URL");
-    s_trim(f->base_url);
-    f->oauth_version = 2;
-    if (web_form(r, "oauth_version", v, sizeof v) > 0) {
-        if (!strcmp(v, "1"))
-            f->oauth_version = 1;
-        else if (strcmp(v, "2") != 0)
-            snprintf(f->e_oauth, sizeof f->e_oauth, "Choose OAuth 2 or OAuth 1.");
-    }
-    s_check_base(f);
+    return web_form(r, name, out, out_size);
 }
 
 /* ---- rendering the Add Integration form ---- */
@@ -187,7 +85,7 @@ static void s_render_form(web_req_t *r, const admin_ctx_t *a, const iform_t *f, 
                   "so people can log in to Portico with their Bitbucket account.</p>");
     if (f->e_top[0])
         page_notice_out(&b, "error", f->e_top);
-    else if (s_form_has_errors(f))
+    else if (iform_has_errors(f))
         page_notice_out(&b, "error",
                     "The integration was not created. Correct the fields marked below and send the "
                     "form again.");
@@ -334,14 +232,14 @@ void admin_integration_new(web_req_t *r)
     if (!admin_enter(r, &a))
         return;
     iform_t f;
-    if (s_form_init(&f) < 0) {
+    if (iform_init(&f) < 0) {
         web_error_page(r, 500, "Something went wrong", "Portico ran out of memory.", "Try again.");
         return;
     }
     bool step2 = false;
     int status = 200;
     if (admin_is_post(r)) {
-        s_read_step1(r, &f);
+        iform_read_step1(&f, s_form_get, r);
         step2 = f.base_ok && !f.e_oauth[0];
         if (!step2)
             status = 400;
@@ -351,129 +249,14 @@ void admin_integration_new(web_req_t *r)
         f.id = s_reserve_id(r, &err);
         if (f.id < 0) {
             web_bus_error_page(r, &err, "Could not prepare a new integration");
-            s_form_free(&f);
+            iform_free(&f);
             return;
         }
     }
     if (f.base_ok)
         snprintf(f.base_url, sizeof f.base_url, "%s", f.base_norm);
     s_render_form(r, &a, &f, step2, status);
-    s_form_free(&f);
-}
-
-/* Map a failed integration.check onto the form: which field, and what the
- * admin should do about it. Returns false for errors that belong to no field. */
-static void s_check_failed(iform_t *f, const bus_error_t *err)
-{
-    const char *d = err->detail;
-    switch (err->code) {
-    case PORTICO__ERROR_CODE__UNAVAILABLE:
-        if (!strcmp(d, "unreachable"))
-            snprintf(f->e_base, sizeof f->e_base,
-                     "Portico could not connect to this address. Check the host name and port, and that the "
-                     "machine running Portico can reach it (firewall, proxy, DNS).");
-        else
-            snprintf(f->e_top, sizeof f->e_top,
-                     "Portico could not check the instance: one of its services is not running. Ask your operator "
-                     "to look at the Status page, then press Create Integration again.");
-        break;
-    case PORTICO__ERROR_CODE__UPSTREAM:
-    case PORTICO__ERROR_CODE__UNAUTHORIZED:
-    case PORTICO__ERROR_CODE__FORBIDDEN:
-        if (!strcmp(d, "address_refused"))
-            snprintf(f->e_base, sizeof f->e_base,
-                     "Portico does not connect to this address: it is loopback, link-local, multicast or one of "
-                     "Portico's own services (%s).",
-                     err->message);
-        else if (!strcmp(d, "not_bitbucket") || err->code != PORTICO__ERROR_CODE__UPSTREAM)
-            snprintf(f->e_base, sizeof f->e_base,
-                     "This address answered, but not as Bitbucket Data Center / Server: it gave no Bitbucket "
-                     "version at /rest/api/1.0/application-properties. Check the URL, including the context path "
-                     "(for example /bitbucket).");
-        else
-            snprintf(f->e_base, sizeof f->e_base,
-                     "Bitbucket answered with an error (%s). Check the URL and that the instance is healthy.",
-                     err->message);
-        break;
-    case PORTICO__ERROR_CODE__TLS:
-        snprintf(f->e_base, sizeof f->e_base,
-                 "Portico could not verify this instance's HTTPS certificate. If Bitbucket uses a certificate from "
-                 "your own certificate authority, paste that CA certificate below.");
-        snprintf(f->e_ca, sizeof f->e_ca,
-                 "Paste the PEM certificate of the authority that signed Bitbucket's certificate%s.",
-                 f->ca_pem[0] ? ": the one given did not verify it" : "");
-        break;
-    case PORTICO__ERROR_CODE__TIMEOUT:
-        snprintf(f->e_base, sizeof f->e_base,
-                 "The instance did not answer in time. Check that it is up and reachable, then try again.");
-        break;
-    case PORTICO__ERROR_CODE__BAD_REQUEST:
-        if (!strcmp(d, "oauth2_too_old"))
-            snprintf(f->e_oauth, sizeof f->e_oauth,
-                     "This Bitbucket is older than 7.21 and has no OAuth 2 application links. Choose OAuth 1, "
-                     "or upgrade Bitbucket.");
-        else if (!strcmp(d, "ca_cert"))
-            snprintf(f->e_ca, sizeof f->e_ca, "%s", err->message[0] ? err->message : "This certificate is not valid.");
-        else
-            snprintf(f->e_base, sizeof f->e_base, "%s", err->message[0] ? err->message : "This URL is not valid.");
-        break;
-    default:
-        snprintf(f->e_top, sizeof f->e_top, "Portico could not check the instance (%s). Try again.",
-                 err->message[0] ? err->message : bus_code_name(err->code));
-        break;
-    }
-}
-
-/* A registry refusal: BAD_REQUEST names the field in detail. */
-static void s_store_failed(iform_t *f, const bus_error_t *err)
-{
-    const char *d = err->detail;
-    const char *m = err->message[0] ? err->message : "This value was refused.";
-    if (err->code == PORTICO__ERROR_CODE__BAD_REQUEST || err->code == PORTICO__ERROR_CODE__CONFLICT) {
-        if (!strcmp(d, "base_url") || !strcmp(d, "duplicate"))
-            snprintf(f->e_base, sizeof f->e_base, "%s", m);
-        else if (!strcmp(d, "client_id"))
-            snprintf(f->e_client_id, sizeof f->e_client_id, "%s", m);
-        else if (!strcmp(d, "client_secret"))
-            snprintf(f->e_secret, sizeof f->e_secret, "%s", m);
-        else if (!strcmp(d, "name"))
-            snprintf(f->e_name, sizeof f->e_name, "%s", m);
-        else if (!strcmp(d, "ca_cert"))
-            snprintf(f->e_ca, sizeof f->e_ca, "%s", m);
-        else if (err->code == PORTICO__ERROR_CODE__CONFLICT)
-            snprintf(f->e_top, sizeof f->e_top, "%s", m);
-        else
-            snprintf(f->e_top, sizeof f->e_top, "The integration was refused: %s", m);
-    } else if (err->code == PORTICO__ERROR_CODE__NOT_FOUND) {
-        snprintf(f->e_top, sizeof f->e_top,
-                 "This form has expired. Open Add Integration again; the callback URL will change, so update it in "
-                 "Bitbucket too.");
-    } else {
-        snprintf(f->e_top, sizeof f->e_top, "The integration could not be saved (%s). Try again.",
-                 err->message[0] ? err->message : bus_code_name(err->code));
-    }
-}
-
-/* The default display name: the host (and context path) of the base URL. */
-static void s_default_name(const char *base, char *out, size_t out_size)
-{
-    const char *p = strstr(base, "://");
-    snprintf(out, out_size, "%s", p ? p + 3 : base);
-}
-
-/* The broker warns about OAuth 1 on Bitbucket 8 and newer; say it in the
- * form's words, and pass any other warning through (it is safe to show). */
-static void s_oauth1_warning(iform_t *f, const char *version, const char *broker_warning)
-{
-    if (atoi(version) >= 8 || !broker_warning[0])
-        snprintf(f->warning, sizeof f->warning,
-                 "This is Bitbucket %s. From Bitbucket 8 on, OAuth 1 application links can no longer be used for "
-                 "synchronisation. Logging in with OAuth 1 still works, but OAuth 2 is the better choice here. "
-                 "To keep OAuth 1, tick the box and press Create Integration again.",
-                 version[0] ? version : "8 or newer");
-    else
-        snprintf(f->warning, sizeof f->warning, "%s To keep OAuth 1, tick the box and press Create Integration again.",
-                 broker_warning);
+    iform_free(&f);
 }
 
 void admin_integration_create(web_req_t *r)
@@ -490,40 +273,15 @@ void admin_integration_create(web_req_t *r)
     }
     iform_t f;
     char secret[ADMIN_MAX_CLIENT_SECRET + 1] = "";
-    if (s_form_init(&f) < 0) {
+    if (iform_init(&f) < 0) {
         web_error_page(r, 500, "Something went wrong", "Portico ran out of memory.", "Try again.");
         return;
     }
-    s_read_step1(r, &f);
-    s_field(r, "client_id", f.client_id, sizeof f.client_id, f.e_client_id, "The client ID");
-    s_trim(f.client_id);
-    s_field(r, "client_secret", secret, sizeof secret, f.e_secret, "The client secret");
-    s_trim(secret);
-    f.secret_typed = secret[0] != '\0';
-    s_field(r, "name", f.name, sizeof f.name, f.e_name, "The display name");
-    s_trim(f.name);
-    if (web_form(r, "ca_cert", f.ca_pem, ADMIN_MAX_CA_PEM + 1) == -2) {
-        f.ca_pem[0] = '\0';
-        snprintf(f.e_ca, sizeof f.e_ca, "The CA certificate is too long: at most 64 KiB.");
-    }
-    s_trim(f.ca_pem);
-    char v[8];
-    f.accept_warning = web_form(r, "accept_warning", v, sizeof v) > 0 && !strcmp(v, "1");
-    if (f.oauth_version == 2) {
-        if (!f.client_id[0] && !f.e_client_id[0])
-            snprintf(f.e_client_id, sizeof f.e_client_id,
-                     "Enter the client ID that Bitbucket showed when you saved the application link.");
-        if (!secret[0] && !f.e_secret[0])
-            snprintf(f.e_secret, sizeof f.e_secret,
-                     "Enter the client secret that Bitbucket showed next to the client ID.");
-    }
-    s_check_ca(&f);
-    if (f.id <= 0)
-        snprintf(f.e_top, sizeof f.e_top, "This form has expired. Open Add Integration again.");
+    iform_read_create(&f, secret, sizeof secret, s_form_get, r);
 
     int status = 400;
     Portico__Broker__CheckIntegrationReply *chk = NULL;
-    if (s_form_has_errors(&f))
+    if (iform_has_errors(&f))
         goto render;
 
     Portico__Broker__CheckIntegrationRequest creq = PORTICO__BROKER__CHECK_INTEGRATION_REQUEST__INIT;
@@ -536,12 +294,12 @@ void admin_integration_create(web_req_t *r)
         char q[100];
         log_info("integration check failed", "code=%s detail=%s", bus_code_name(err.code),
                  log_quote(err.detail, q, sizeof q));
-        s_check_failed(&f, &err);
+        iform_check_failed(&f, &err);
         status = f.e_top[0] ? 503 : 400;
         goto render;
     }
     if (chk->warning[0] && f.oauth_version == 1 && !f.accept_warning) {
-        s_oauth1_warning(&f, chk->version, chk->warning);
+        iform_oauth1_warning(&f, chk->version, chk->warning);
         status = 200;
         goto render;
     }
@@ -551,7 +309,7 @@ void admin_integration_create(web_req_t *r)
     if (f.name[0])
         snprintf(name, sizeof name, "%s", f.name);
     else
-        s_default_name(f.base_norm, name, sizeof name);
+        iform_default_name(f.base_norm, name, sizeof name);
     in.id = f.id;
     in.platform = f.platform;
     in.name = name;
@@ -573,7 +331,7 @@ void admin_integration_create(web_req_t *r)
         char q[100];
         log_info("integration create refused", "code=%s detail=%s", bus_code_name(err.code),
                  log_quote(err.detail, q, sizeof q));
-        s_store_failed(&f, &err);
+        iform_store_failed(&f, &err);
         status = err.code == PORTICO__ERROR_CODE__CONFLICT ? 409 : 400;
         if (err.code != PORTICO__ERROR_CODE__BAD_REQUEST && err.code != PORTICO__ERROR_CODE__CONFLICT &&
             err.code != PORTICO__ERROR_CODE__NOT_FOUND)
@@ -602,7 +360,7 @@ out:
     if (chk)
         protobuf_c_message_free_unpacked(&chk->base, NULL);
     explicit_bzero(secret, sizeof secret);
-    s_form_free(&f);
+    iform_free(&f);
 }
 
 /* ---- the integration page ---- */
@@ -628,31 +386,6 @@ static Portico__Registry__GetIntegrationReply *s_get(web_req_t *r, int64_t id)
         return NULL;
     }
     return rep;
-}
-
-/* Test results as short fixed codes, so a redirect can carry them. */
-static const char *s_test_code(const bus_error_t *err)
-{
-    switch (err->code) {
-    case PORTICO__ERROR_CODE__UNAVAILABLE:
-        return strcmp(err->detail, "unreachable") ? "service" : "unreachable";
-    case PORTICO__ERROR_CODE__UPSTREAM:
-        return "not_bitbucket";
-    case PORTICO__ERROR_CODE__TLS:
-        return "tls";
-    case PORTICO__ERROR_CODE__TIMEOUT:
-        return "timeout";
-    case PORTICO__ERROR_CODE__BAD_REQUEST:
-    case PORTICO__ERROR_CODE__UNAUTHORIZED:
-        /* OAuth 1: the broker names Bitbucket's oauth_problem. */
-        if (!strcmp(err->detail, "consumer_key_unknown") || !strcmp(err->detail, "signature_invalid"))
-            return "oauth1_link";
-        if (!strcmp(err->detail, "timestamp_refused"))
-            return "clock";
-        return strcmp(err->detail, "oauth2_too_old") ? "failed" : "too_old";
-    default:
-        return "failed";
-    }
 }
 
 static void s_show_flash(sbuf_t *b, web_req_t *r)
@@ -838,7 +571,7 @@ static void s_test(web_req_t *r, admin_ctx_t *a, int64_t id)
     bus_error_t err;
     char q[48];
     if (admin_broker(r, &broker_m_integration_check, &req.base, (ProtobufCMessage **)&chk, &err) < 0) {
-        snprintf(q, sizeof q, "tested=%s", s_test_code(&err));
+        snprintf(q, sizeof q, "tested=%s", iform_test_code(&err));
     } else {
         snprintf(q, sizeof q, "tested=%s", chk->warning[0] ? "warn" : "ok");
         protobuf_c_message_free_unpacked(&chk->base, NULL);
@@ -933,7 +666,7 @@ static void s_render_edit(web_req_t *r, admin_ctx_t *a, const Portico__Registry_
     sbuf_puts(&b, "</h1>");
     if (f->e_top[0])
         page_notice_out(&b, "error", f->e_top);
-    else if (s_form_has_errors(f))
+    else if (iform_has_errors(f))
         page_notice_out(&b, "error", "Nothing was saved. Correct the fields marked below and save again.");
     sbuf_printf(&b,
                 "<form class=\"card form\" method=\"post\" action=\"%s/admin/integrations/%lld/edit\" "
@@ -1003,7 +736,7 @@ static void s_edit(web_req_t *r, admin_ctx_t *a, int64_t id)
     const Portico__Registry__Integration *in = rep->integration;
     iform_t f;
     char secret[ADMIN_MAX_CLIENT_SECRET + 1] = "";
-    if (s_form_init(&f) < 0) {
+    if (iform_init(&f) < 0) {
         protobuf_c_message_free_unpacked(&rep->base, NULL);
         web_error_page(r, 500, "Something went wrong", "Portico ran out of memory.", "Try again.");
         return;
@@ -1023,26 +756,8 @@ static void s_edit(web_req_t *r, admin_ctx_t *a, int64_t id)
                        "Go back, shorten the CA certificate, and save again.");
         goto out;
     }
-    s_field(r, "name", f.name, sizeof f.name, f.e_name, "The display name");
-    s_trim(f.name);
-    s_field(r, "base_url", f.base_url, sizeof f.base_url, f.e_base, "The base URL");
-    s_trim(f.base_url);
-    s_check_base(&f);
-    s_field(r, "client_id", f.client_id, sizeof f.client_id, f.e_client_id, "The client ID");
-    s_trim(f.client_id);
-    s_field(r, "client_secret", secret, sizeof secret, f.e_secret, "The client secret");
-    s_trim(secret);
-    if (web_form(r, "ca_cert", f.ca_pem, ADMIN_MAX_CA_PEM + 1) == -2) {
-        f.ca_pem[0] = '\0';
-        snprintf(f.e_ca, sizeof f.e_ca, "The CA certificate is too long: at most 64 KiB.");
-    }
-    s_trim(f.ca_pem);
-    s_check_ca(&f);
-    if (!f.name[0] && !f.e_name[0])
-        snprintf(f.e_name, sizeof f.e_name, "Enter a display name.");
-    if (in->oauth_version == 2 && !f.client_id[0] && !f.e_client_id[0])
-        snprintf(f.e_client_id, sizeof f.e_client_id, "Enter the client ID from the application link.");
-    if (s_form_has_errors(&f)) {
+    iform_read_edit(&f, secret, sizeof secret, s_form_get, r);
+    if (iform_has_errors(&f)) {
         s_render_edit(r, a, in, &f, 400);
         goto out;
     }
@@ -1056,7 +771,7 @@ static void s_edit(web_req_t *r, admin_ctx_t *a, int64_t id)
         creq.actor = a->actor;
         Portico__Broker__CheckIntegrationReply *chk = NULL;
         if (admin_broker(r, &broker_m_integration_check, &creq.base, (ProtobufCMessage **)&chk, &err) < 0) {
-            s_check_failed(&f, &err);
+            iform_check_failed(&f, &err);
             snprintf(f.base_url, sizeof f.base_url, "%s", f.base_norm);
             s_render_edit(r, a, in, &f, 400);
             goto out;
@@ -1074,7 +789,7 @@ static void s_edit(web_req_t *r, admin_ctx_t *a, int64_t id)
     req.actor = a->actor;
     req.addr = r->addr;
     if (admin_registry(r, &registry_m_integration_update, &req.base, NULL, &err) < 0) {
-        s_store_failed(&f, &err);
+        iform_store_failed(&f, &err);
         snprintf(f.base_url, sizeof f.base_url, "%s", f.base_norm);
         s_render_edit(r, a, in, &f, err.code == PORTICO__ERROR_CODE__CONFLICT ? 409 : 400);
         goto out;
@@ -1083,7 +798,7 @@ static void s_edit(web_req_t *r, admin_ctx_t *a, int64_t id)
     s_redirect_id(r, in->id, "updated=1");
 out:
     explicit_bzero(secret, sizeof secret);
-    s_form_free(&f);
+    iform_free(&f);
     protobuf_c_message_free_unpacked(&rep->base, NULL);
 }
 
