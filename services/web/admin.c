@@ -303,7 +303,7 @@ bool admin_enter(web_req_t *r, admin_ctx_t *a)
 
 /* ---- layout ---- */
 
-void admin_page_begin(sbuf_t *b, web_req_t *r, const admin_ctx_t *a, const char *title, const char *current)
+tmpl_ctx_t *admin_page_ctx(web_req_t *r, const admin_ctx_t *a, const char *title, const char *current)
 {
     static const struct {
         const char *key, *path, *label;
@@ -321,6 +321,12 @@ void admin_page_begin(sbuf_t *b, web_req_t *r, const admin_ctx_t *a, const char 
         tmpl_set(item, "label", nav[i].label);
         tmpl_set_bool(item, "current", current && !strcmp(current, nav[i].key));
     }
+    return c;
+}
+
+void admin_page_begin(sbuf_t *b, web_req_t *r, const admin_ctx_t *a, const char *title, const char *current)
+{
+    tmpl_ctx_t *c = admin_page_ctx(r, a, title, current);
     char err[200] = "";
     if (page_render("admin_top", c, b, err, sizeof err) < 0)
         log_error("page not rendered", "template=admin_top why=%s", err);

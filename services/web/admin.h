@@ -34,6 +34,9 @@ bool admin_is_post(web_req_t *r);
 
 /* page_begin plus the Setup Mode banner and the admin navigation; current
  * is the navigation entry to highlight ("integrations", "users", "audit"). */
+/* The values of an admin page's template: the layout's, the banner's and
+ * the navigation's (templates/admin_top.html). */
+tmpl_ctx_t *admin_page_ctx(web_req_t *r, const admin_ctx_t *a, const char *title, const char *current);
 void admin_page_begin(sbuf_t *b, web_req_t *r, const admin_ctx_t *a, const char *title, const char *current);
 void admin_page_end(sbuf_t *b);
 

@@ -23,189 +23,48 @@ static int s_form_get(void *r, const char *name, char *out, size_t out_size)
     return web_form(r, name, out, out_size);
 }
 
-/* ---- rendering the Add Integration form ---- */
+/* ---- rendering the forms (templates/integration_new.html, _edit.html) ---- */
 
-static void s_error(sbuf_t *b, const char *id, const char *text)
+/* What both forms show of the model: values, errors, limits, the notice. */
+static void s_form_values(tmpl_ctx_t *c, const iform_t *f, const char *invalid_text)
 {
-    if (!text || !text[0])
-        return;
-    sbuf_printf(b, "<p class=\"field-error\" id=\"%s\">", id);
-    sbuf_html(b, text);
-    sbuf_puts(b, "</p>");
-}
-
-static void s_describedby(sbuf_t *b, const char *hint_id, const char *err_id, const char *err)
-{
-    sbuf_printf(b, " aria-describedby=\"%s%s%s\"%s", hint_id, err[0] ? " " : "", err[0] ? err_id : "",
-                err[0] ? " aria-invalid=\"true\"" : "");
-}
-
-static void s_applinks_href(sbuf_t *b, const char *base)
-{
-    sbuf_html(b, base);
-    sbuf_puts(b, "/plugins/servlet/applinks/listApplicationLinks");
-}
-
-static void s_oauth_instructions(sbuf_t *b, int shown_version)
-{
-    sbuf_printf(b,
-                "<div class=\"howto\" data-oauth=\"2\"%s><h3>In Bitbucket (OAuth 2)</h3><ol>"
-                "<li>Open the application links page above (you need Bitbucket admin rights) and press "
-                "<em>Create link</em>.</li>"
-                "<li>Choose <em>External application</em> as the type and <em>Incoming</em> as the "
-                "direction, then continue.</li>"
-                "<li>Give the link a name people will recognise, such as Portico, and paste the callback "
-                "URL shown above into <em>Redirect URL</em>.</li>"
-                "<li>Under application permissions tick <em>Repositories: Read</em> and nothing more, then "
-                "save.</li>"
-                "<li>Bitbucket now shows a client ID and a client secret. Copy them into the two fields "
-                "below.</li></ol></div>",
-                shown_version == 2 ? "" : " hidden");
-    sbuf_printf(b,
-                "<div class=\"howto\" data-oauth=\"1\"%s><h3>In Bitbucket (OAuth 1)</h3><ol>"
-                "<li>Press <em>Create Integration</em> first: Portico then makes an RSA key pair and a "
-                "consumer key for this integration and shows them on the integration's page.</li>"
-                "<li>On the application links page above, create a link to Portico's address (on 7.21 and "
-                "newer pick <em>Atlassian product</em>; older versions create a generic application). Only "
-                "a name is needed.</li>"
-                "<li>Edit the new link, open <em>Incoming Authentication</em>, and paste the Consumer Key and "
-                "the Public Key from Portico. Leave the consumer callback URL empty.</li></ol>"
-                "<p class=\"hint\">No client ID or secret is needed for OAuth 1.</p></div>",
-                shown_version == 1 ? "" : " hidden");
+    tmpl_set_int(c, "id", (long long)f->id);
+    tmpl_set(c, "base_url", f->base_url);
+    tmpl_set(c, "e_base", f->e_base);
+    tmpl_set(c, "client_id", f->client_id);
+    tmpl_set(c, "e_client_id", f->e_client_id);
+    tmpl_set(c, "e_secret", f->e_secret);
+    tmpl_set(c, "name", f->name);
+    tmpl_set(c, "e_name", f->e_name);
+    tmpl_set(c, "ca_pem", f->ca_pem);
+    tmpl_set(c, "e_ca", f->e_ca);
+    tmpl_set_bool(c, "oauth2", f->oauth_version == 2);
+    tmpl_set_int(c, "max_base", ADMIN_MAX_BASE_URL);
+    tmpl_set_int(c, "max_client_id", ADMIN_MAX_CLIENT_ID);
+    tmpl_set_int(c, "max_secret", ADMIN_MAX_CLIENT_SECRET);
+    tmpl_set_int(c, "max_name", ADMIN_MAX_NAME);
+    if (f->e_top[0])
+        page_notice(c, "error", f->e_top);
+    else if (iform_has_errors(f))
+        page_notice(c, "error", invalid_text);
 }
 
 static void s_render_form(web_req_t *r, const admin_ctx_t *a, const iform_t *f, bool step2, int status)
 {
     char callback[700];
     admin_callback_url(f->id, callback, sizeof callback);
-    sbuf_t b;
-    sbuf_init(&b);
-    admin_page_begin(&b, r, a, "Add Integration", "integrations");
-    sbuf_puts(&b, "<h1>Add Integration</h1><p class=\"lead\">Connect a Bitbucket Data Center / Server instance "
-                  "so people can log in to Portico with their Bitbucket account.</p>");
-    if (f->e_top[0])
-        page_notice_out(&b, "error", f->e_top);
-    else if (iform_has_errors(f))
-        page_notice_out(&b, "error",
-                    "The integration was not created. Correct the fields marked below and send the "
-                    "form again.");
-    sbuf_printf(&b,
-                "<form id=\"integration-form\" class=\"card form\" method=\"post\" "
-                "action=\"%s/admin/integrations\" novalidate>",
-                web_cfg.public_path);
-    page_csrf_out(&b, web_session(r));
-    sbuf_printf(&b, "<input type=\"hidden\" name=\"id\" value=\"%lld\">", (long long)f->id);
-
-    sbuf_puts(&b, "<div class=\"field\"><label for=\"platform\">Platform</label>"
-                  "<select id=\"platform\" name=\"platform\"><option value=\"bitbucket-dc\" selected>"
-                  "Bitbucket Data Center / Server</option></select></div>");
-
-    sbuf_puts(&b, "<div class=\"field\"><label for=\"base-url\">Base URL</label><input type=\"url\" id=\"base-url\" "
-                  "name=\"base_url\" inputmode=\"url\" autocomplete=\"off\" spellcheck=\"false\" "
-                  "placeholder=\"https://git.example.com/bitbucket\" value=\"");
-    sbuf_html(&b, f->base_url);
-    sbuf_printf(&b, "\" maxlength=\"%d\"", ADMIN_MAX_BASE_URL);
-    s_describedby(&b, "base-url-hint", "base-url-error", f->e_base);
-    sbuf_puts(&b, "><p class=\"hint\" id=\"base-url-hint\">The address of your Bitbucket as people open it in the "
-                  "browser, with its context path if it has one (such as <code>/bitbucket</code>).</p>");
-    s_error(&b, "base-url-error", f->e_base);
-    sbuf_puts(&b, "</div>");
-
-    sbuf_puts(&b, "<div class=\"field\"><label for=\"oauth-version\">OAuth version</label>"
-                  "<select id=\"oauth-version\" name=\"oauth_version\"");
-    s_describedby(&b, "oauth-version-hint", "oauth-version-error", f->e_oauth);
-    sbuf_printf(&b, "><option value=\"2\"%s>OAuth 2</option><option value=\"1\"%s>OAuth 1</option></select>",
-                f->oauth_version == 2 ? " selected" : "", f->oauth_version == 1 ? " selected" : "");
-    sbuf_puts(&b, "<p class=\"hint\" id=\"oauth-version-hint\">OAuth 2 needs Bitbucket 7.21 or newer. Choose "
-                  "OAuth 1 only for older versions.</p>");
-    s_error(&b, "oauth-version-error", f->e_oauth);
-    sbuf_puts(&b, "</div>");
-
-    if (!step2)
-        sbuf_printf(&b,
-                    "<div class=\"no-js step-next\"><button type=\"submit\" class=\"secondary\" "
-                    "formaction=\"%s/admin/integrations/new\" name=\"step\" value=\"continue\">Continue</button>"
-                    "<p class=\"hint\">Portico then shows the callback URL to register in Bitbucket.</p></div>",
-                    web_cfg.public_path);
-
-    sbuf_printf(&b, "<div id=\"callback-block\"%s><h2>Register Portico in Bitbucket</h2>", step2 ? "" : " hidden");
-    sbuf_puts(&b, "<div class=\"field\"><label for=\"callback-url\">Callback URL / Redirect URL</label>"
-                  "<div class=\"copy-row\"><input type=\"text\" id=\"callback-url\" readonly value=\"");
-    sbuf_html(&b, callback);
-    sbuf_puts(&b, "\" aria-describedby=\"callback-url-hint\"><button type=\"button\" class=\"secondary js-only\" "
-                  "data-copy=\"callback-url\">Copy</button></div><p class=\"hint\" id=\"callback-url-hint\">This "
-                  "address belongs to this integration only. Bitbucket sends people back to it after they "
-                  "approve.</p></div>");
-    sbuf_puts(&b, "<p class=\"applinks\">Application links in Bitbucket: <a id=\"applinks-link\" target=\"_blank\" "
-                  "rel=\"noopener noreferrer\" href=\"");
-    if (f->base_ok)
-        s_applinks_href(&b, f->base_norm);
-    else
-        sbuf_puts(&b, "#");
-    sbuf_puts(&b, "\">");
-    if (f->base_ok)
-        s_applinks_href(&b, f->base_norm);
-    else
-        sbuf_puts(&b, "enter the base URL first");
-    sbuf_puts(&b, "</a></p>");
-    s_oauth_instructions(&b, f->oauth_version);
-
-    sbuf_printf(&b, "<div class=\"oauth2-fields\" data-oauth=\"2\"%s>", f->oauth_version == 2 ? "" : " hidden");
-    sbuf_puts(&b, "<div class=\"field\"><label for=\"client-id\">Client ID</label><input type=\"text\" "
-                  "id=\"client-id\" name=\"client_id\" autocomplete=\"off\" spellcheck=\"false\" value=\"");
-    sbuf_html(&b, f->client_id);
-    sbuf_printf(&b, "\" maxlength=\"%d\"", ADMIN_MAX_CLIENT_ID);
-    s_describedby(&b, "client-id-hint", "client-id-error", f->e_client_id);
-    sbuf_puts(&b, "><p class=\"hint\" id=\"client-id-hint\">Shown by Bitbucket after you save the application "
-                  "link.</p>");
-    s_error(&b, "client-id-error", f->e_client_id);
-    sbuf_puts(&b, "</div><div class=\"field\"><label for=\"client-secret\">Client Secret</label><input "
-                  "type=\"password\" id=\"client-secret\" name=\"client_secret\" autocomplete=\"new-password\" "
-                  "spellcheck=\"false\"");
-    sbuf_printf(&b, " maxlength=\"%d\"", ADMIN_MAX_CLIENT_SECRET);
-    s_describedby(&b, "client-secret-hint", "client-secret-error", f->e_secret);
-    sbuf_printf(&b, "><p class=\"hint\" id=\"client-secret-hint\">%s</p>",
-                f->secret_typed ? "Enter the client secret again: Portico never sends a secret back to the browser."
-                                : "Stored encrypted. After this form it is never shown again.");
-    s_error(&b, "client-secret-error", f->e_secret);
-    sbuf_puts(&b, "</div></div>");
-
-    sbuf_puts(&b, "<details class=\"more\"");
-    if (f->name[0] || f->ca_pem[0] || f->e_name[0] || f->e_ca[0])
-        sbuf_puts(&b, " open");
-    sbuf_puts(&b, "><summary>More options: display name, private CA</summary>");
-    sbuf_puts(&b, "<div class=\"field\"><label for=\"display-name\">Display name (optional)</label><input "
-                  "type=\"text\" id=\"display-name\" name=\"name\" autocomplete=\"off\" value=\"");
-    sbuf_html(&b, f->name);
-    sbuf_printf(&b, "\" maxlength=\"%d\"", ADMIN_MAX_NAME);
-    s_describedby(&b, "display-name-hint", "display-name-error", f->e_name);
-    sbuf_puts(&b, "><p class=\"hint\" id=\"display-name-hint\">Shown on the login page, as in <em>Log in with "
-                  "Acme Bitbucket</em>. Defaults to the instance's host name.</p>");
-    s_error(&b, "display-name-error", f->e_name);
-    sbuf_puts(&b, "</div><div class=\"field\"><label for=\"ca-cert\">CA certificate (optional)</label><textarea "
-                  "id=\"ca-cert\" name=\"ca_cert\" spellcheck=\"false\" "
-                  "placeholder=\"-----BEGIN CERTIFICATE-----\"");
-    s_describedby(&b, "ca-cert-hint", "ca-cert-error", f->e_ca);
-    sbuf_puts(&b, ">");
-    sbuf_html(&b, f->ca_pem);
-    sbuf_puts(&b, "</textarea><p class=\"hint\" id=\"ca-cert-hint\">Only when Bitbucket's HTTPS certificate comes "
-                  "from your own certificate authority: paste that CA's certificate in PEM form (at most "
-                  "64 KiB).</p>");
-    s_error(&b, "ca-cert-error", f->e_ca);
-    sbuf_puts(&b, "</div></details>");
-
-    if (f->warning[0]) {
-        sbuf_puts(&b, "<div class=\"notice warn\" role=\"alert\" id=\"oauth-warning\">");
-        sbuf_html(&b, f->warning);
-        sbuf_puts(&b, "<label class=\"check\" for=\"accept-warning\"><input type=\"checkbox\" id=\"accept-warning\" "
-                      "name=\"accept_warning\" value=\"1\"> Use OAuth 1 anyway</label></div>");
-    }
-    sbuf_puts(&b, "<button type=\"submit\" class=\"primary\">Create Integration</button>"
-                  "<p class=\"hint\">Portico first checks that the instance answers as Bitbucket and that its "
-                  "version suits the chosen OAuth version.</p></div></form>");
-    admin_page_end(&b);
-    web_send_html(r, status, &b);
-    sbuf_free(&b);
+    tmpl_ctx_t *c = admin_page_ctx(r, a, "Add Integration", "integrations");
+    s_form_values(c, f, "The integration was not created. Correct the fields marked below and send the form again.");
+    tmpl_set_bool(c, "step2", step2);
+    tmpl_set_bool(c, "oauth1", f->oauth_version == 1);
+    tmpl_set(c, "e_oauth", f->e_oauth);
+    tmpl_set(c, "callback", callback);
+    tmpl_set_bool(c, "base_ok", f->base_ok);
+    tmpl_set(c, "applinks", f->base_ok ? f->base_norm : "");
+    tmpl_set_bool(c, "secret_typed", f->secret_typed);
+    tmpl_set_bool(c, "more_open", f->name[0] || f->ca_pem[0] || f->e_name[0] || f->e_ca[0]);
+    tmpl_set(c, "warning", f->warning);
+    web_page(r, status, "integration_new", &c);
 }
 
 static int64_t s_reserve_id(web_req_t *r, bus_error_t *err)
@@ -429,6 +288,12 @@ static void s_show_flash(sbuf_t *b, web_req_t *r)
         }
 }
 
+static void s_applinks_href(sbuf_t *b, const char *base)
+{
+    sbuf_html(b, base);
+    sbuf_puts(b, "/plugins/servlet/applinks/listApplicationLinks");
+}
+
 static void s_row(sbuf_t *b, const char *label, const char *value)
 {
     sbuf_printf(b, "<tr><th scope=\"row\">%s</th><td>", label);
@@ -604,33 +469,13 @@ static void s_delete_page(web_req_t *r, admin_ctx_t *a, int64_t id)
     if (!rep)
         return;
     const Portico__Registry__Integration *in = rep->integration;
-    sbuf_t b;
-    sbuf_init(&b);
-    admin_page_begin(&b, r, a, "Delete integration", "integrations");
-    sbuf_puts(&b, "<section class=\"card narrow danger-zone\"><h1>Delete ");
-    sbuf_html(&b, in->name);
-    sbuf_puts(&b, "?</h1><p>Deleting this integration cannot be undone. This is what happens:</p><ul>");
-    sbuf_printf(&b, "<li>Nobody can log in through it any more. %lld Bitbucket account%s linked to it now.</li>",
-                (long long)in->identity_count, in->identity_count == 1 ? " is" : "s are");
-    sbuf_puts(&b, "<li>People who log in <strong>only</strong> through this integration lose access: their "
-                  "Portico accounts and sessions are removed. People linked through another integration keep "
-                  "their account and lose only this link.</li>"
-                  "<li>The tokens Portico holds for this Bitbucket (access and refresh tokens) are deleted, and "
-                  "so is the stored client secret or key pair.</li>"
-                  "<li>The application link in Bitbucket stays: delete it there too.</li></ul>"
-                  "<p class=\"hint\">To stop logins for a while instead, disable the integration.</p>");
-    sbuf_printf(&b, "<form method=\"post\" action=\"%s/admin/integrations/%lld/delete\">", web_cfg.public_path,
-                (long long)in->id);
-    page_csrf_out(&b, web_session(r));
-    sbuf_printf(&b,
-                "<div class=\"actions\"><button type=\"submit\" class=\"danger\">Delete integration</button>"
-                "<a class=\"button secondary\" href=\"%s/admin/integrations/%lld\">Cancel</a></div></form>"
-                "</section>",
-                web_cfg.public_path, (long long)in->id);
-    admin_page_end(&b);
+    tmpl_ctx_t *c = admin_page_ctx(r, a, "Delete integration", "integrations");
+    tmpl_set_int(c, "id", (long long)in->id);
+    tmpl_set(c, "title_name", in->name);
+    tmpl_set_int(c, "identity_count", (long long)in->identity_count);
+    tmpl_set_bool(c, "one_identity", in->identity_count == 1);
     protobuf_c_message_free_unpacked(&rep->base, NULL);
-    web_send_html(r, 200, &b);
-    sbuf_free(&b);
+    web_page(r, 200, "integration_delete", &c);
 }
 
 static void s_delete(web_req_t *r, admin_ctx_t *a, int64_t id)
@@ -658,74 +503,13 @@ static void s_delete(web_req_t *r, admin_ctx_t *a, int64_t id)
 static void s_render_edit(web_req_t *r, admin_ctx_t *a, const Portico__Registry__Integration *in, const iform_t *f,
                           int status)
 {
-    sbuf_t b;
-    sbuf_init(&b);
-    admin_page_begin(&b, r, a, "Edit integration", "integrations");
-    sbuf_puts(&b, "<h1>Edit ");
-    sbuf_html(&b, in->name);
-    sbuf_puts(&b, "</h1>");
-    if (f->e_top[0])
-        page_notice_out(&b, "error", f->e_top);
-    else if (iform_has_errors(f))
-        page_notice_out(&b, "error", "Nothing was saved. Correct the fields marked below and save again.");
-    sbuf_printf(&b,
-                "<form class=\"card form\" method=\"post\" action=\"%s/admin/integrations/%lld/edit\" "
-                "novalidate>",
-                web_cfg.public_path, (long long)in->id);
-    page_csrf_out(&b, web_session(r));
-    sbuf_puts(&b, "<div class=\"field\"><label for=\"display-name\">Display name</label><input type=\"text\" "
-                  "id=\"display-name\" name=\"name\" autocomplete=\"off\" value=\"");
-    sbuf_html(&b, f->name);
-    sbuf_printf(&b, "\" maxlength=\"%d\"", ADMIN_MAX_NAME);
-    s_describedby(&b, "display-name-hint", "display-name-error", f->e_name);
-    sbuf_puts(&b, "><p class=\"hint\" id=\"display-name-hint\">Shown on the login page.</p>");
-    s_error(&b, "display-name-error", f->e_name);
-    sbuf_puts(&b, "</div><div class=\"field\"><label for=\"base-url\">Base URL</label><input type=\"url\" "
-                  "id=\"base-url\" name=\"base_url\" autocomplete=\"off\" spellcheck=\"false\" value=\"");
-    sbuf_html(&b, f->base_url);
-    sbuf_printf(&b, "\" maxlength=\"%d\"", ADMIN_MAX_BASE_URL);
-    s_describedby(&b, "base-url-hint", "base-url-error", f->e_base);
-    sbuf_puts(&b, "><p class=\"hint\" id=\"base-url-hint\">Change it when Bitbucket moves. Portico checks the new "
-                  "address before saving. The callback URL stays the same. A new host (or port) counts as another "
-                  "Bitbucket: it needs the Client Secret again (OAuth 2), and the Bitbucket accounts linked through "
-                  "this integration are unlinked, with their stored tokens, as on Delete.</p>");
-    s_error(&b, "base-url-error", f->e_base);
-    sbuf_puts(&b, "</div>");
-    if (in->oauth_version == 2) {
-        sbuf_puts(&b, "<div class=\"field\"><label for=\"client-id\">Client ID</label><input type=\"text\" "
-                      "id=\"client-id\" name=\"client_id\" autocomplete=\"off\" spellcheck=\"false\" value=\"");
-        sbuf_html(&b, f->client_id);
-        sbuf_printf(&b, "\" maxlength=\"%d\"", ADMIN_MAX_CLIENT_ID);
-        s_describedby(&b, "client-id-hint", "client-id-error", f->e_client_id);
-        sbuf_puts(&b, "><p class=\"hint\" id=\"client-id-hint\">As shown in the application link in "
-                      "Bitbucket.</p>");
-        s_error(&b, "client-id-error", f->e_client_id);
-        sbuf_printf(&b,
-                    "</div><div class=\"field\"><label for=\"client-secret\">Client Secret</label><input "
-                    "type=\"password\" id=\"client-secret\" name=\"client_secret\" autocomplete=\"new-password\" "
-                    "placeholder=\"%s\" maxlength=\"%d\"",
-                    in->has_client_secret ? "••••••••" : "", ADMIN_MAX_CLIENT_SECRET);
-        s_describedby(&b, "client-secret-hint", "client-secret-error", f->e_secret);
-        sbuf_puts(&b, "><p class=\"hint\" id=\"client-secret-hint\">Leave empty to keep the stored secret. Type a "
-                      "new one to rotate it, for example after resetting it in Bitbucket.</p>");
-        s_error(&b, "client-secret-error", f->e_secret);
-        sbuf_puts(&b, "</div>");
-    }
-    sbuf_puts(&b, "<div class=\"field\"><label for=\"ca-cert\">CA certificate</label><textarea id=\"ca-cert\" "
-                  "name=\"ca_cert\" spellcheck=\"false\" placeholder=\"-----BEGIN CERTIFICATE-----\"");
-    s_describedby(&b, "ca-cert-hint", "ca-cert-error", f->e_ca);
-    sbuf_puts(&b, ">");
-    sbuf_html(&b, f->ca_pem);
-    sbuf_puts(&b, "</textarea><p class=\"hint\" id=\"ca-cert-hint\">Only for a Bitbucket whose HTTPS certificate "
-                  "comes from your own certificate authority. Empty means the system's trusted CAs.</p>");
-    s_error(&b, "ca-cert-error", f->e_ca);
-    sbuf_printf(&b,
-                "</div><div class=\"actions\"><button type=\"submit\">Save changes</button>"
-                "<a class=\"button secondary\" href=\"%s/admin/integrations/%lld\">Cancel</a></div></form>",
-                web_cfg.public_path, (long long)in->id);
-    admin_page_end(&b);
-    web_send_html(r, status, &b);
-    sbuf_free(&b);
+    tmpl_ctx_t *c = admin_page_ctx(r, a, "Edit integration", "integrations");
+    s_form_values(c, f, "Nothing was saved. Correct the fields marked below and save again.");
+    tmpl_set_int(c, "id", (long long)in->id);
+    tmpl_set(c, "title_name", in->name);
+    tmpl_set_bool(c, "oauth2", in->oauth_version == 2);
+    tmpl_set_bool(c, "has_secret", in->has_client_secret);
+    web_page(r, status, "integration_edit", &c);
 }
 
 static void s_edit(web_req_t *r, admin_ctx_t *a, int64_t id)
