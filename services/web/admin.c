@@ -72,15 +72,6 @@ void admin_callback_url(int64_t id, char *out, size_t out_size)
     snprintf(out, out_size, "%s/oauth/callback/%lld", web_cfg.public_url, (long long)id);
 }
 
-void admin_tfa_hint(sbuf_t *b)
-{
-    sbuf_puts(b, "<section class=\"card hint-card\"><h2>Two-factor app on Bitbucket</h2>"
-                 "<p>If the <strong>U2F &amp; TOTP</strong> two-factor app is installed on this Bitbucket, it "
-                 "blocks OAuth requests from applications it does not know. Add Portico to that app's OAuth "
-                 "whitelist in Bitbucket's administration, or people will see their Bitbucket login fail "
-                 "when they try to log in to Portico.</p></section>");
-}
-
 /* ---- the Setup Mode token form ---- */
 
 static const char *s_setup_cookie(void)
@@ -340,26 +331,17 @@ void admin_page_end(sbuf_t *b)
 
 /* ---- the integrations list ---- */
 
-void admin_integration_state(sbuf_t *b, const Portico__Registry__Integration *in)
+void admin_integration_values(tmpl_ctx_t *c, const Portico__Registry__Integration *in)
 {
-    sbuf_printf(b, "<span class=\"badge %s\">%s</span>", in->enabled ? "ok" : "off",
-                in->enabled ? "enabled" : "disabled");
-}
-
-void admin_test_result(sbuf_t *b, const Portico__Registry__Integration *in)
-{
-    if (!in->last_test_result || !in->last_test_result[0]) {
-        sbuf_puts(b, "<span class=\"muted\">not tested</span>");
-        return;
-    }
-    bool ok = !strcmp(in->last_test_result, "ok");
-    sbuf_printf(b, "<span class=\"badge %s\">", ok ? "ok" : "off");
-    sbuf_html(b, ok ? "OK" : in->last_test_result);
-    sbuf_puts(b, "</span>");
-    if (in->last_test_at > 0) {
-        char when[40];
+    bool tested = in->last_test_result && in->last_test_result[0];
+    bool ok = tested && !strcmp(in->last_test_result, "ok");
+    char when[40] = "";
+    if (tested && in->last_test_at > 0)
         web_format_time(in->last_test_at, when, sizeof when);
-        sbuf_printf(b, "<br><span class=\"muted small\">%s</span>", when);
-    }
+    tmpl_set_bool(c, "enabled", in->enabled);
+    tmpl_set_bool(c, "tested", tested);
+    tmpl_set_bool(c, "test_ok", ok);
+    tmpl_set(c, "test_text", ok ? "OK" : tested ? in->last_test_result : "");
+    tmpl_set(c, "test_when", when);
 }
 

@@ -54,8 +54,6 @@ void admin_callback_url(int64_t id, char *out, size_t out_size);
 /* A positive decimal id from a query parameter or form field, or 0. */
 int64_t admin_parse_id(const char *s);
 
-/* The two-factor plugin hint, shown on the integration page. */
-void admin_tfa_hint(sbuf_t *b);
 
 /* The setup token form's POST (admin.c). */
 void admin_setup_token(web_req_t *r);
@@ -66,8 +64,9 @@ void admin_integration_create(web_req_t *r);
 void admin_users(web_req_t *r);
 void admin_audit(web_req_t *r);
 
-/* Used by the home page: the short "OAuth 2" / "OAuth 1" and state badges. */
-void admin_integration_state(sbuf_t *b, const Portico__Registry__Integration *in);
-void admin_test_result(sbuf_t *b, const Portico__Registry__Integration *in);
+/* Used by the home page and the integration page. */
+/* The values of the state badge and the last test result
+ * (templates/integration_state.html, test_result.html) for in. */
+void admin_integration_values(tmpl_ctx_t *c, const Portico__Registry__Integration *in);
 
 #endif

@@ -35,35 +35,6 @@ static bool s_has_rules(const Portico__Registry__AccessRules *a)
     return a && ((a->resource && a->resource[0]) || a->n_patterns > 0);
 }
 
-static void s_summary(sbuf_t *b, const Portico__Registry__AccessRules *a)
-{
-    sbuf_puts(b, "<p class=\"access-summary\" id=\"access-summary\">");
-    if (!s_has_rules(a)) {
-        sbuf_puts(b, "Everyone with an account on this Bitbucket may log in.</p>");
-        return;
-    }
-    sbuf_puts(b, "Only people who ");
-    if (a->resource[0]) {
-        sbuf_printf(b, "can read the Bitbucket %s <code>", strchr(a->resource, '/') ? "repository" : "project");
-        sbuf_html(b, a->resource);
-        sbuf_puts(b, "</code>");
-        if (a->n_patterns)
-            sbuf_puts(b, " and ");
-    }
-    if (a->n_patterns)
-        sbuf_printf(b, "match one of %zu user names, e-mail addresses or patterns", a->n_patterns);
-    sbuf_puts(b, " may log in.</p>");
-    if (a->n_patterns) {
-        sbuf_puts(b, "<ul class=\"plain access-patterns\">");
-        for (size_t i = 0; i < a->n_patterns; i++) {
-            sbuf_puts(b, "<li><code>");
-            sbuf_html(b, a->patterns[i]);
-            sbuf_puts(b, "</code></li>");
-        }
-        sbuf_puts(b, "</ul>");
-    }
-}
-
 Portico__Registry__AccessRules *admin_access_load(web_req_t *r, int64_t id)
 {
     bus_error_t err;
@@ -81,31 +52,43 @@ void admin_access_free(Portico__Registry__AccessRules **rules_p)
     }
 }
 
-/* "PROJ · 3 names or patterns", "everyone", into b (escaped). */
-static void s_short(sbuf_t *b, const Portico__Registry__AccessRules *a)
+/* "PROJ · 3 names or patterns", "everyone" (text, escaped when shown). */
+static void s_short(const Portico__Registry__AccessRules *a, char *out, size_t out_size)
 {
     if (!s_has_rules(a)) {
-        sbuf_puts(b, "everyone");
+        snprintf(out, out_size, "everyone");
         return;
     }
-    if (a->resource[0])
-        sbuf_html(b, a->resource);
-    if (a->resource[0] && a->n_patterns)
-        sbuf_puts(b, " · ");
+    char n[64] = "";
     if (a->n_patterns)
-        sbuf_printf(b, "%zu %s", a->n_patterns, a->n_patterns == 1 ? "name or pattern" : "names or patterns");
+        snprintf(n, sizeof n, "%zu %s", a->n_patterns, a->n_patterns == 1 ? "name or pattern" : "names or patterns");
+    snprintf(out, out_size, "%s%s%s", a->resource, a->resource[0] && a->n_patterns ? " · " : "", n);
 }
 
-void admin_access_details_row(sbuf_t *b, const Portico__Registry__AccessRules *a)
+void admin_access_values(tmpl_ctx_t *c, const Portico__Registry__AccessRules *a, bool saved)
 {
-    sbuf_puts(b, "<tr><th scope=\"row\">Who may log in</th><td id=\"access-details\">");
+    tmpl_ctx_t *v = tmpl_add(c, "access");
+    tmpl_set_list(v, "notices");
+    if (saved)
+        page_notice(v, "ok",
+                    "Access rules saved. They apply to the next login now, and to people already signed in "
+                    "at their next re-check.");
     if (!a)
-        sbuf_puts(b, "<span class=\"muted\">unknown (the rules could not be loaded)</span>");
-    else if (!s_has_rules(a))
-        sbuf_puts(b, "everyone with an account on this Bitbucket");
-    else
-        s_short(b, a);
-    sbuf_puts(b, " <a href=\"#access\" class=\"small\">details</a></td></tr>");
+        page_notice(v, "error", "The access rules could not be loaded. Reload the page in a moment.");
+    tmpl_set_bool(v, "loaded", a != NULL);
+    tmpl_set_bool(v, "has_rules", s_has_rules(a));
+    char text[400];
+    s_short(a, text, sizeof text);
+    tmpl_set(v, "short", text);
+    tmpl_set(v, "resource", a ? a->resource : "");
+    tmpl_set(v, "resource_kind", a && strchr(a->resource, '/') ? "repository" : "project");
+    tmpl_set_bool(v, "both", a && a->resource[0] && a->n_patterns);
+    tmpl_set_bool(v, "has_patterns", a && a->n_patterns);
+    tmpl_set_int(v, "n_patterns", a ? (long long)a->n_patterns : 0);
+    tmpl_set_list(v, "patterns");
+    for (size_t i = 0; a && i < a->n_patterns; i++)
+        tmpl_set(tmpl_add(v, "patterns"), "pattern", a->patterns[i]);
+    tmpl_set(v, "contact", a ? a->contact : "");
 }
 
 Portico__Registry__ListAccessReply *admin_access_list_load(web_req_t *r)
@@ -127,47 +110,13 @@ void admin_access_list_free(Portico__Registry__ListAccessReply **rep_p)
     }
 }
 
-void admin_access_list_cell(sbuf_t *b, const Portico__Registry__ListAccessReply *list, int64_t id)
+void admin_access_short(const Portico__Registry__ListAccessReply *list, int64_t id, char *out, size_t out_size)
 {
-    sbuf_puts(b, "<td class=\"access\">");
-    if (!list) {
-        sbuf_puts(b, "<span class=\"muted\">unknown</span></td>");
-        return;
-    }
     const Portico__Registry__AccessRules *a = NULL;
-    for (size_t i = 0; i < list->n_rules && !a; i++)
+    for (size_t i = 0; list && i < list->n_rules && !a; i++)
         if (list->rules[i]->integration_id == id)
             a = list->rules[i];
-    s_short(b, a);
-    sbuf_puts(b, "</td>");
-}
-
-void admin_access_card(sbuf_t *b, web_req_t *r, int64_t id, const Portico__Registry__AccessRules *a)
-{
-    char v[16];
-    sbuf_puts(b, "<section class=\"card\" id=\"access\"><h2>Who may log in</h2>");
-    if (web_query(r, "access", v, sizeof v) > 0 && !strcmp(v, "saved"))
-        page_notice_out(b, "ok",
-                    "Access rules saved. They apply to the next login now, and to people already signed in "
-                    "at their next re-check.");
-    if (!a) {
-        page_notice_out(b, "error", "The access rules could not be loaded. Reload the page in a moment.");
-    } else {
-        s_summary(b, a);
-        sbuf_puts(b, "<p class=\"hint\">Refused people are told: ");
-        if (a->contact[0]) {
-            sbuf_puts(b, "ask ");
-            sbuf_html(b, a->contact);
-            sbuf_puts(b, ".");
-        } else {
-            sbuf_puts(b, "ask a Portico admin.");
-        }
-        sbuf_puts(b, " Refused logins are in the Audit log as <code>login.refused</code>.</p>");
-    }
-    sbuf_printf(b,
-                "<div class=\"actions\"><a class=\"button secondary\" id=\"edit-access\" "
-                "href=\"%s/admin/integrations/%lld/access\">Edit access rules</a></div></section>",
-                web_cfg.public_path, (long long)id);
+    s_short(a, out, out_size);
 }
 
 /* ---- the form ---- */

@@ -20,35 +20,31 @@ static const Portico__Registry__Integration *s_find(const Portico__Registry__Lis
 
 /* Confirmations after a redirect: fixed texts chosen by the query, never
  * the query's own text. */
-static void s_home_flash(sbuf_t *b, web_req_t *r, const Portico__Registry__ListIntegrationsReply *l)
+static void s_home_flash(tmpl_ctx_t *c, web_req_t *r, const Portico__Registry__ListIntegrationsReply *l)
 {
     char v[24];
+    tmpl_set(c, "created_name", "");
+    tmpl_set(c, "created_id", "");
+    tmpl_set_bool(c, "created_oauth1", false);
     if (web_query(r, "created", v, sizeof v) > 0) {
         const Portico__Registry__Integration *in = s_find(l, admin_parse_id(v));
         if (!in)
             return;
-        sbuf_puts(b, "<div class=\"notice ok\" role=\"status\">Integration <strong>");
-        sbuf_html(b, in->name);
-        if (in->oauth_version == 1)
-            sbuf_printf(b,
-                        "</strong> created. One step is left: <a href=\"%s/admin/integrations/%lld\">open it</a> "
-                        "and paste its Consumer Key and Public Key into the application link's Incoming "
-                        "Authentication in Bitbucket.</div>",
-                        web_cfg.public_path, (long long)in->id);
-        else
-            sbuf_puts(b, "</strong> created. People can now log in with their Bitbucket account.</div>");
+        tmpl_set(c, "created_name", in->name);
+        tmpl_set_int(c, "created_id", (long long)in->id);
+        tmpl_set_bool(c, "created_oauth1", in->oauth_version == 1);
     } else if (web_query(r, "deleted", v, sizeof v) > 0) {
-        char users[24];
+        char users[24], text[200];
         int64_t n = web_query(r, "users", users, sizeof users) > 0 ? admin_parse_id(users) : 0;
         if (n > 0)
-            sbuf_printf(b,
-                        "<div class=\"notice ok\" role=\"status\">Integration deleted. %lld Portico account%s "
-                        "that could only log in through it %s removed.</div>",
-                        (long long)n, n == 1 ? "" : "s", n == 1 ? "was" : "were");
+            snprintf(text, sizeof text,
+                     "Integration deleted. %lld Portico account%s that could only log in through it %s removed.",
+                     (long long)n, n == 1 ? "" : "s", n == 1 ? "was" : "were");
         else
-            page_notice_out(b, "ok", "Integration deleted.");
+            snprintf(text, sizeof text, "Integration deleted.");
+        page_notice(c, "ok", text);
     } else if (web_query(r, "finished", v, sizeof v) > 0) {
-        page_notice_out(b, "ok", "Setup finished. The setup token no longer works; admins log in with Bitbucket.");
+        page_notice(c, "ok", "Setup finished. The setup token no longer works; admins log in with Bitbucket.");
     }
 }
 
@@ -64,48 +60,28 @@ static void h_home(web_req_t *r)
         web_bus_error_page(r, &err, "Could not load the integrations");
         return;
     }
-    sbuf_t b;
-    sbuf_init(&b);
-    admin_page_begin(&b, r, &a, "Admin", "integrations");
-    s_home_flash(&b, r, rep);
-    sbuf_printf(&b,
-                "<div class=\"title-row\"><h1>Integrations</h1>"
-                "<a class=\"button\" href=\"%s/admin/integrations/new\">Add Integration</a></div>",
-                web_cfg.public_path);
-    if (rep->n_integrations == 0) {
-        sbuf_puts(&b, "<section class=\"card empty\"><p><strong>No integration yet.</strong></p>"
-                      "<p>An integration connects Portico to a Bitbucket Data Center / Server instance, so people "
-                      "can log in with their Bitbucket account. Press <em>Add Integration</em> to connect the "
-                      "first one.</p></section>");
-    } else {
-        Portico__Registry__ListAccessReply *access = admin_access_list_load(r);
-        sbuf_puts(&b, "<div class=\"table-wrap\"><table class=\"integrations\"><thead><tr><th>Name</th>"
-                      "<th>Base URL</th><th>OAuth</th><th>State</th><th>Last test</th><th>Bitbucket</th>"
-                      "<th>Who may log in</th></tr></thead><tbody>");
-        for (size_t i = 0; i < rep->n_integrations; i++) {
-            const Portico__Registry__Integration *in = rep->integrations[i];
-            sbuf_printf(&b, "<tr data-integration-id=\"%lld\"><td><a href=\"%s/admin/integrations/%lld\">",
-                        (long long)in->id, web_cfg.public_path, (long long)in->id);
-            sbuf_html(&b, in->name[0] ? in->name : "(unnamed)");
-            sbuf_puts(&b, "</a></td><td class=\"url\">");
-            sbuf_html(&b, in->base_url);
-            sbuf_printf(&b, "</td><td>OAuth %d</td><td>", in->oauth_version);
-            admin_integration_state(&b, in);
-            sbuf_puts(&b, "</td><td>");
-            admin_test_result(&b, in);
-            sbuf_puts(&b, "</td><td>");
-            sbuf_html(&b, in->bitbucket_version[0] ? in->bitbucket_version : "unknown");
-            sbuf_puts(&b, "</td>");
-            admin_access_list_cell(&b, access, in->id);
-            sbuf_puts(&b, "</tr>");
-        }
-        sbuf_puts(&b, "</tbody></table></div>");
-        admin_access_list_free(&access);
+    tmpl_ctx_t *c = admin_page_ctx(r, &a, "Admin", "integrations");
+    s_home_flash(c, r, rep);
+    tmpl_set_bool(c, "any", rep->n_integrations > 0);
+    tmpl_set_list(c, "integrations");
+    Portico__Registry__ListAccessReply *access = rep->n_integrations ? admin_access_list_load(r) : NULL;
+    for (size_t i = 0; i < rep->n_integrations; i++) {
+        const Portico__Registry__Integration *in = rep->integrations[i];
+        tmpl_ctx_t *row = tmpl_add(c, "integrations");
+        tmpl_set_int(row, "id", (long long)in->id);
+        tmpl_set(row, "name", in->name[0] ? in->name : "(unnamed)");
+        tmpl_set(row, "base_url", in->base_url);
+        tmpl_set_int(row, "oauth_version", in->oauth_version);
+        admin_integration_values(row, in);
+        tmpl_set(row, "bb_version", in->bitbucket_version[0] ? in->bitbucket_version : "unknown");
+        char text[400];
+        tmpl_set_bool(row, "access_known", access != NULL);
+        admin_access_short(access, in->id, text, sizeof text);
+        tmpl_set(row, "access_short", text);
     }
-    admin_page_end(&b);
+    admin_access_list_free(&access);
     protobuf_c_message_free_unpacked(&rep->base, NULL);
-    web_send_html(r, 200, &b);
-    sbuf_free(&b);
+    web_page(r, 200, "admin_home", &c);
 }
 
 /* ---- Finish setup ---- */

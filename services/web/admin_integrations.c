@@ -247,7 +247,7 @@ static Portico__Registry__GetIntegrationReply *s_get(web_req_t *r, int64_t id)
     return rep;
 }
 
-static void s_show_flash(sbuf_t *b, web_req_t *r)
+static void s_show_flash(tmpl_ctx_t *c, web_req_t *r)
 {
     static const struct {
         const char *param, *value, *kind, *text;
@@ -283,30 +283,23 @@ static void s_show_flash(sbuf_t *b, web_req_t *r)
     char v[24];
     for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++)
         if (web_query(r, msgs[i].param, v, sizeof v) > 0 && !strcmp(v, msgs[i].value)) {
-            page_notice_out(b, msgs[i].kind, msgs[i].text);
+            page_notice(c, msgs[i].kind, msgs[i].text);
             return;
         }
 }
 
-static void s_applinks_href(sbuf_t *b, const char *base)
+/* A Details value: a dash for nothing. */
+static const char *s_dash(const char *text)
 {
-    sbuf_html(b, base);
-    sbuf_puts(b, "/plugins/servlet/applinks/listApplicationLinks");
+    return text && *text ? text : "—";
 }
 
-static void s_row(sbuf_t *b, const char *label, const char *value)
+/* "2026-11-29 15:04 UTC by someone" */
+static void s_when_by(int64_t at, const char *by, char *out, size_t out_size)
 {
-    sbuf_printf(b, "<tr><th scope=\"row\">%s</th><td>", label);
-    sbuf_html(b, value && *value ? value : "—");
-    sbuf_puts(b, "</td></tr>");
-}
-
-static void s_post_button(sbuf_t *b, web_req_t *r, int64_t id, const char *action, const char *label, const char *cls)
-{
-    sbuf_printf(b, "<form method=\"post\" action=\"%s/admin/integrations/%lld/%s\" class=\"inline\">",
-                web_cfg.public_path, (long long)id, action);
-    page_csrf_out(b, web_session(r));
-    sbuf_printf(b, "<button type=\"submit\" class=\"%s\">%s</button></form>", cls, label);
+    char when[40];
+    web_format_time(at, when, sizeof when);
+    snprintf(out, out_size, "%s%s%s", when, by[0] ? " by " : "", by);
 }
 
 static void s_show(web_req_t *r, admin_ctx_t *a, int64_t id)
@@ -316,101 +309,37 @@ static void s_show(web_req_t *r, admin_ctx_t *a, int64_t id)
         return;
     const Portico__Registry__Integration *in = rep->integration;
     Portico__Registry__AccessRules *access = admin_access_load(r, in->id);
-    char callback[700], when[40];
+    char callback[700], text[400], v[16];
     admin_callback_url(in->id, callback, sizeof callback);
-    sbuf_t b;
-    sbuf_init(&b);
-    admin_page_begin(&b, r, a, in->name[0] ? in->name : "Integration", "integrations");
-    s_show_flash(&b, r);
-    sbuf_puts(&b, "<div class=\"title-row\"><h1>");
-    sbuf_html(&b, in->name[0] ? in->name : "(unnamed)");
-    sbuf_puts(&b, " ");
-    admin_integration_state(&b, in);
-    sbuf_printf(&b, "</h1><a class=\"button secondary\" href=\"%s/admin/integrations/%lld/edit\">Edit</a></div>",
-                web_cfg.public_path, (long long)in->id);
-
-    sbuf_puts(&b, "<section class=\"card\"><h2>Details</h2><table class=\"details\"><tbody>");
-    s_row(&b, "Platform", "Bitbucket Data Center / Server");
-    s_row(&b, "Base URL", in->base_url);
-    s_row(&b, "OAuth version", in->oauth_version == 1 ? "OAuth 1" : "OAuth 2");
-    if (in->oauth_version == 2) {
-        s_row(&b, "Client ID", in->client_id);
-        sbuf_printf(&b, "<tr><th scope=\"row\">Client Secret</th><td>%s</td></tr>",
-                    in->has_client_secret ? "<span class=\"masked\" aria-label=\"hidden\">••••••••</span> "
-                                            "<span class=\"muted small\">stored encrypted; type a new one in Edit "
-                                            "to replace it</span>"
-                                          : "<span class=\"muted\">not set</span>");
-    }
-    s_row(&b, "Bitbucket version", in->bitbucket_version[0] ? in->bitbucket_version : "unknown");
-    sbuf_puts(&b, "<tr><th scope=\"row\">Last test</th><td>");
-    admin_test_result(&b, in);
-    sbuf_puts(&b, "</td></tr>");
-    s_row(&b, "CA certificate", in->ca_cert_pem[0] ? "custom CA certificate set" : "the system's trusted CAs");
-    char users[32];
-    snprintf(users, sizeof users, "%lld", (long long)in->identity_count);
-    s_row(&b, "Linked Bitbucket accounts", users);
-    admin_access_details_row(&b, access);
-    web_format_time(in->created_at, when, sizeof when);
-    char by[400];
-    snprintf(by, sizeof by, "%s%s%s", when, in->created_by[0] ? " by " : "", in->created_by);
-    s_row(&b, "Created", by);
-    if (in->updated_at > 0) {
-        web_format_time(in->updated_at, when, sizeof when);
-        snprintf(by, sizeof by, "%s%s%s", when, in->updated_by[0] ? " by " : "", in->updated_by);
-        s_row(&b, "Last changed", by);
-    }
-    sbuf_puts(&b, "</tbody></table></section>");
-
-    sbuf_puts(&b, "<section class=\"card\"><h2>Bitbucket side</h2><div class=\"field\"><label for=\"callback-url\">"
-                  "Callback URL / Redirect URL</label><div class=\"copy-row\"><input type=\"text\" "
-                  "id=\"callback-url\" readonly value=\"");
-    sbuf_html(&b, callback);
-    sbuf_puts(&b, "\"><button type=\"button\" class=\"secondary js-only\" data-copy=\"callback-url\">Copy</button>"
-                  "</div></div><p class=\"applinks\">Application links in Bitbucket: <a id=\"applinks-link\" "
-                  "target=\"_blank\" rel=\"noopener noreferrer\" href=\"");
-    s_applinks_href(&b, in->base_url);
-    sbuf_puts(&b, "\">");
-    s_applinks_href(&b, in->base_url);
-    sbuf_puts(&b, "</a></p>");
-    if (in->oauth_version == 1) {
-        sbuf_puts(&b, "<p>In Bitbucket, edit the application link to Portico, open <em>Incoming "
-                      "Authentication</em>, and paste these two values. Leave the consumer callback URL "
-                      "empty.</p><div class=\"field\"><label for=\"consumer-key\">Consumer Key</label>"
-                      "<div class=\"copy-row\"><input type=\"text\" id=\"consumer-key\" readonly value=\"");
-        sbuf_html(&b, in->consumer_key);
-        sbuf_puts(&b, "\"><button type=\"button\" class=\"secondary js-only\" data-copy=\"consumer-key\">Copy</button>"
-                      "</div></div><div class=\"field\"><label for=\"public-key\">Public Key</label>"
-                      "<textarea id=\"public-key\" readonly rows=\"9\" spellcheck=\"false\">");
-        sbuf_html(&b, in->public_key_pem);
-        sbuf_puts(&b, "</textarea><button type=\"button\" class=\"secondary js-only\" data-copy=\"public-key\">"
-                      "Copy</button></div>");
-    }
-    sbuf_puts(&b, "</section>");
-
-    admin_access_card(&b, r, in->id, access);
-
-    sbuf_puts(&b, "<section class=\"card\"><h2>Actions</h2><p class=\"hint\">Test connection asks Bitbucket for "
-                  "its version with the current settings");
-    if (in->oauth_version == 1)
-        sbuf_puts(&b, " and for an OAuth 1 request token signed with this integration's key (which shows whether the "
-                      "application link's Incoming Authentication is complete)");
-    sbuf_puts(&b, ", and records the result.</p><div class=\"actions\">");
-    s_post_button(&b, r, in->id, "test", "Test connection", "primary");
-    sbuf_printf(&b, "<a class=\"button secondary\" href=\"%s/admin/integrations/%lld/edit\">Edit</a>",
-                web_cfg.public_path, (long long)in->id);
-    if (in->enabled)
-        s_post_button(&b, r, in->id, "disable", "Disable", "secondary");
-    else
-        s_post_button(&b, r, in->id, "enable", "Enable", "secondary");
-    sbuf_printf(&b, "<a class=\"button danger\" href=\"%s/admin/integrations/%lld/delete\">Delete…</a>",
-                web_cfg.public_path, (long long)in->id);
-    sbuf_puts(&b, "</div></section>");
-    admin_tfa_hint(&b);
-    admin_page_end(&b);
+    tmpl_ctx_t *c = admin_page_ctx(r, a, in->name[0] ? in->name : "Integration", "integrations");
+    s_show_flash(c, r);
+    tmpl_set_int(c, "id", (long long)in->id);
+    tmpl_set(c, "title_name", in->name[0] ? in->name : "(unnamed)");
+    admin_integration_values(c, in);
+    tmpl_set(c, "platform", "Bitbucket Data Center / Server");
+    tmpl_set(c, "base_url", s_dash(in->base_url));
+    tmpl_set(c, "oauth_text", in->oauth_version == 1 ? "OAuth 1" : "OAuth 2");
+    tmpl_set_bool(c, "oauth2", in->oauth_version == 2);
+    tmpl_set_bool(c, "oauth1", in->oauth_version == 1);
+    tmpl_set(c, "client_id", s_dash(in->client_id));
+    tmpl_set_bool(c, "has_secret", in->has_client_secret);
+    tmpl_set(c, "bb_version", in->bitbucket_version[0] ? in->bitbucket_version : "unknown");
+    tmpl_set(c, "ca_text", in->ca_cert_pem[0] ? "custom CA certificate set" : "the system's trusted CAs");
+    tmpl_set_int(c, "linked", (long long)in->identity_count);
+    admin_access_values(c, access, web_query(r, "access", v, sizeof v) > 0 && !strcmp(v, "saved"));
+    s_when_by(in->created_at, in->created_by, text, sizeof text);
+    tmpl_set(c, "created", s_dash(text));
+    text[0] = '\0';
+    if (in->updated_at > 0)
+        s_when_by(in->updated_at, in->updated_by, text, sizeof text);
+    tmpl_set(c, "changed", text);
+    tmpl_set(c, "callback", callback);
+    tmpl_set(c, "applinks", in->base_url);
+    tmpl_set(c, "consumer_key", in->consumer_key);
+    tmpl_set(c, "public_key", in->public_key_pem);
     admin_access_free(&access);
     protobuf_c_message_free_unpacked(&rep->base, NULL);
-    web_send_html(r, 200, &b);
-    sbuf_free(&b);
+    web_page(r, 200, "integration_show", &c);
 }
 
 static void s_redirect_id(web_req_t *r, int64_t id, const char *query)
