@@ -367,23 +367,18 @@ static const char *s_reason_text(const char *reason)
     return reason;
 }
 
-void admin_access_user_mark(sbuf_t *b, const Portico__Registry__ListAccessEndedReply *ended, int64_t user_id)
+bool admin_access_ended_mark(const Portico__Registry__ListAccessEndedReply *ended, int64_t user_id, char *when,
+                             size_t when_size, char *reason, size_t reason_size)
 {
-    if (!ended)
-        return;
-    for (size_t i = 0; i < ended->n_ended; i++) {
+    for (size_t i = 0; ended && i < ended->n_ended; i++) {
         const Portico__Registry__AccessEnded *e = ended->ended[i];
         if (e->user_id != user_id)
             continue;
-        char when[40];
-        web_format_time(e->at / 1000, when, sizeof when);
-        sbuf_puts(b, "<br><span class=\"badge warn access-ended\">access ended</span> <span class=\"muted small "
-                     "access-ended-reason\">");
-        sbuf_printf(b, "%s: ", when);
-        sbuf_html(b, s_reason_text(e->reason));
-        sbuf_puts(b, ". Sessions ended; they may log in again once Bitbucket and the rules allow it.</span>");
-        return;
+        web_format_time(e->at / 1000, when, when_size);
+        snprintf(reason, reason_size, "%s", s_reason_text(e->reason));
+        return true;
     }
+    return false;
 }
 
 /* "integration:12" -> 12, or 0. */
@@ -393,51 +388,41 @@ static int64_t s_object_id(const char *object)
     return p ? admin_parse_id(p) : 0;
 }
 
-void admin_access_refused_section(sbuf_t *b, web_req_t *r)
+void admin_access_refused_values(tmpl_ctx_t *c, web_req_t *r)
 {
     Portico__Registry__ListRefusedRequest q = PORTICO__REGISTRY__LIST_REFUSED_REQUEST__INIT;
     q.limit = REFUSED_SHOWN;
     Portico__Registry__ListAuditReply *rep = NULL;
     bus_error_t err;
-    sbuf_puts(b, "<section class=\"card\" id=\"refused-logins\"><h2>Refused logins</h2>");
-    if (admin_registry(r, &registry_m_access_refused, &q.base, (ProtobufCMessage **)&rep, &err) < 0) {
-        page_notice_out(b, "error", "The refused logins could not be loaded. Reload the page in a moment.");
-        sbuf_puts(b, "</section>");
+    tmpl_ctx_t *v = tmpl_add(c, "refused");
+    tmpl_set_list(v, "notices");
+    tmpl_set_list(v, "entries");
+    bool loaded = admin_registry(r, &registry_m_access_refused, &q.base, (ProtobufCMessage **)&rep, &err) == 0;
+    tmpl_set_bool(v, "loaded", loaded);
+    tmpl_set_bool(v, "any", loaded && rep->n_entries > 0);
+    if (!loaded) {
+        page_notice(v, "error", "The refused logins could not be loaded. Reload the page in a moment.");
         return;
     }
-    if (rep->n_entries == 0) {
-        sbuf_puts(b, "<p class=\"muted\">Nobody was refused by an integration's access rules.</p></section>");
-        protobuf_c_message_free_unpacked(&rep->base, NULL);
-        return;
-    }
-    sbuf_puts(b, "<p class=\"hint\">People with a Bitbucket account whom an integration's access rules kept out; no "
-                 "Portico account was created for them. The Audit log lists every one.</p><div "
-                 "class=\"table-wrap\"><table class=\"refused\">"
-                 "<thead><tr><th>When</th><th>Bitbucket user</th><th>Integration</th><th>Rule</th></tr></thead>"
-                 "<tbody>");
     for (size_t i = 0; i < rep->n_entries; i++) {
         const Portico__Registry__AuditEntry *e = rep->entries[i];
-        char when[40];
+        char when[40], rule[400];
         web_format_time(e->at / 1000, when, sizeof when);
-        sbuf_printf(b, "<tr><td>%s</td><td>", when);
-        sbuf_html(b, e->actor[0] ? e->actor : "unknown");
+        tmpl_ctx_t *row = tmpl_add(v, "entries");
+        tmpl_set(row, "when", when);
+        tmpl_set(row, "who", e->actor[0] ? e->actor : "unknown");
         int64_t id = s_object_id(e->object);
-        if (id > 0)
-            sbuf_printf(b, "</td><td><a href=\"%s/admin/integrations/%lld#access\">#%lld</a></td><td>",
-                        web_cfg.public_path, (long long)id, (long long)id);
-        else
-            sbuf_puts(b, "</td><td>—</td><td>");
+        tmpl_set_bool(row, "has_id", id > 0);
+        tmpl_set_int(row, "int_id", (long long)id);
         if (strstr(e->detail, "rule=resource")) {
             const char *res = strstr(e->detail, "resource=");
-            sbuf_puts(b, "cannot read ");
-            sbuf_html(b, res ? res + 9 : "the project or repository");
+            snprintf(rule, sizeof rule, "cannot read %s", res ? res + 9 : "the project or repository");
         } else if (strstr(e->detail, "rule=patterns")) {
-            sbuf_puts(b, "matches no user name or e-mail pattern");
+            snprintf(rule, sizeof rule, "matches no user name or e-mail pattern");
         } else {
-            sbuf_html(b, e->detail);
+            snprintf(rule, sizeof rule, "%s", e->detail);
         }
-        sbuf_puts(b, "</td></tr>");
+        tmpl_set(row, "rule", rule);
     }
-    sbuf_puts(b, "</tbody></table></div></section>");
     protobuf_c_message_free_unpacked(&rep->base, NULL);
 }

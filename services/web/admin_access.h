@@ -30,10 +30,13 @@ void admin_access_edit(web_req_t *r, admin_ctx_t *a, int64_t integration_id);
  * Users page then shows no marks). Free with admin_access_ended_free. */
 Portico__Registry__ListAccessEndedReply *admin_access_ended_load(web_req_t *r);
 void admin_access_ended_free(Portico__Registry__ListAccessEndedReply **rep_p);
-/* The mark of one user on the Users page, if any. */
-void admin_access_user_mark(sbuf_t *b, const Portico__Registry__ListAccessEndedReply *ended, int64_t user_id);
+/* When and why one user's access ended, for the mark on the Users page:
+ * true when it did. */
+bool admin_access_ended_mark(const Portico__Registry__ListAccessEndedReply *ended, int64_t user_id, char *when,
+                             size_t when_size, char *reason, size_t reason_size);
 
-/* The newest refused logins, as a section of the Users page. */
-void admin_access_refused_section(sbuf_t *b, web_req_t *r);
+/* The newest refused logins, for the Users page's section
+ * (templates/refused_logins.html): the one item of the list "refused". */
+void admin_access_refused_values(tmpl_ctx_t *c, web_req_t *r);
 
 #endif
