@@ -1,6 +1,7 @@
 /* Who may log in through an integration: the summary on its page, the form
  * that edits the rules, and why an account's access ended. */
 #include "admin_access.h"
+#include "aform.h"
 
 #include "log.h"
 
@@ -8,17 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_RESOURCE 300
-#define MAX_PATTERNS_TEXT (200 * 321)
-#define MAX_CONTACT 200
-#define MAX_PATTERNS 200
 #define REFUSED_SHOWN 20
-
-/* One sentence, the same on the card and the form. */
-#define ACCESS_RULE_SENTENCE                                                                                           \
-    "A person may log in only when they pass every rule that is set; with no rule set, everyone with an account on "   \
-    "this Bitbucket may. Rules apply to the next login at once, and to people already signed in at their next "        \
-    "re-check (every 15 minutes unless the operator set PORTICO_ACCESS_RECHECK_SECONDS)."
 
 static Portico__Registry__AccessRules *s_load(web_req_t *r, int64_t id, bus_error_t *err)
 {
@@ -119,108 +110,31 @@ void admin_access_short(const Portico__Registry__ListAccessReply *list, int64_t 
     s_short(a, out, out_size);
 }
 
-/* ---- the form ---- */
+/* ---- the form (model and rules in aform.c) ---- */
 
-typedef struct {
-    char resource[MAX_RESOURCE + 1];
-    char *patterns; /* MAX_PATTERNS_TEXT + 1 */
-    char contact[MAX_CONTACT + 1];
-    char e_resource[300], e_patterns[300], e_contact[300], e_top[300];
-} aform_t;
-
-static void s_describedby(sbuf_t *b, const char *hint_id, const char *err_id, const char *err)
+static int s_form_get(void *r, const char *name, char *out, size_t out_size)
 {
-    sbuf_printf(b, " aria-describedby=\"%s%s%s\"%s", hint_id, err[0] ? " " : "", err[0] ? err_id : "",
-                err[0] ? " aria-invalid=\"true\"" : "");
-}
-
-static void s_error(sbuf_t *b, const char *id, const char *text)
-{
-    if (!text[0])
-        return;
-    sbuf_printf(b, "<p class=\"field-error\" id=\"%s\">", id);
-    sbuf_html(b, text);
-    sbuf_puts(b, "</p>");
+    return web_form(r, name, out, out_size);
 }
 
 static void s_render(web_req_t *r, admin_ctx_t *a, int64_t id, const char *name, const aform_t *f, int status)
 {
-    sbuf_t b;
-    sbuf_init(&b);
-    admin_page_begin(&b, r, a, "Who may log in", "integrations");
-    sbuf_puts(&b, "<h1>Who may log in with ");
-    sbuf_html(&b, name);
-    sbuf_puts(&b, "</h1><p class=\"lead\" id=\"access-rule-sentence\">" ACCESS_RULE_SENTENCE "</p>");
+    tmpl_ctx_t *c = admin_page_ctx(r, a, "Who may log in", "integrations");
     if (f->e_top[0])
-        page_notice_out(&b, "error", f->e_top);
-    else if (f->e_resource[0] || f->e_patterns[0] || f->e_contact[0])
-        page_notice_out(&b, "error", "Nothing was saved. Correct the fields marked below and save again.");
-    sbuf_printf(&b,
-                "<form class=\"card form\" method=\"post\" action=\"%s/admin/integrations/%lld/access\" "
-                "novalidate>",
-                web_cfg.public_path, (long long)id);
-    page_csrf_out(&b, web_session(r));
-    sbuf_puts(&b, "<div class=\"field\"><label for=\"access-resource\">Bitbucket project or repository</label>"
-                  "<input type=\"text\" id=\"access-resource\" name=\"resource\" autocomplete=\"off\" "
-                  "spellcheck=\"false\" placeholder=\"PKG or PKG/registry\" value=\"");
-    sbuf_html(&b, f->resource);
-    sbuf_printf(&b, "\" maxlength=\"%d\"", MAX_RESOURCE);
-    s_describedby(&b, "access-resource-hint", "access-resource-error", f->e_resource);
-    sbuf_puts(&b, "><p class=\"hint\" id=\"access-resource-hint\">A project key, or a project key and repository "
-                  "slug: only people who can read it in Bitbucket may log in. Portico asks Bitbucket with each "
-                  "person's own authorization, so it needs no admin credentials. Empty: no such rule.</p>");
-    s_error(&b, "access-resource-error", f->e_resource);
-    sbuf_puts(&b, "</div><div class=\"field\"><label for=\"access-patterns\">User names and e-mail addresses</label>"
-                  "<textarea id=\"access-patterns\" name=\"patterns\" rows=\"6\" spellcheck=\"false\" "
-                  "placeholder=\"jdoe&#10;jane.doe@example.com&#10;*@example.com\"");
-    s_describedby(&b, "access-patterns-hint", "access-patterns-error", f->e_patterns);
-    sbuf_puts(&b, ">");
-    sbuf_html(&b, f->patterns ? f->patterns : "");
-    sbuf_puts(&b, "</textarea><p class=\"hint\" id=\"access-patterns-hint\">One per line: a Bitbucket user name or "
-                  "e-mail address, exactly, or <code>*@example.com</code> for every address in that domain. "
-                  "Empty: no such rule.</p>");
-    s_error(&b, "access-patterns-error", f->e_patterns);
-    sbuf_puts(&b, "</div><div class=\"field\"><label for=\"access-contact\">Whom to ask for access</label>"
-                  "<input type=\"text\" id=\"access-contact\" name=\"contact\" autocomplete=\"off\" "
-                  "placeholder=\"the platform team (#registry-help)\" value=\"");
-    sbuf_html(&b, f->contact);
-    sbuf_printf(&b, "\" maxlength=\"%d\"", MAX_CONTACT);
-    s_describedby(&b, "access-contact-hint", "access-contact-error", f->e_contact);
-    sbuf_puts(&b, "><p class=\"hint\" id=\"access-contact-hint\">Shown to people who are refused. Empty: a Portico "
-                  "admin.</p>");
-    s_error(&b, "access-contact-error", f->e_contact);
-    sbuf_printf(&b,
-                "</div><div class=\"actions\"><button type=\"submit\">Save access rules</button>"
-                "<a class=\"button secondary\" href=\"%s/admin/integrations/%lld\">Cancel</a></div></form>",
-                web_cfg.public_path, (long long)id);
-    admin_page_end(&b);
-    web_send_html(r, status, &b);
-    sbuf_free(&b);
-}
-
-static void s_trim(char *s)
-{
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
-        s[--n] = '\0';
-    size_t i = 0;
-    while (s[i] == ' ' || s[i] == '\t')
-        i++;
-    if (i)
-        memmove(s, s + i, n - i + 1);
-}
-
-/* Split the textarea on newlines, commas and blanks into at most
- * MAX_PATTERNS pointers into text. -1 when there are more. */
-static int s_split(char *text, char **out, size_t *n)
-{
-    *n = 0;
-    for (char *save = NULL, *t = strtok_r(text, " \t\r\n,", &save); t; t = strtok_r(NULL, " \t\r\n,", &save)) {
-        if (*n == MAX_PATTERNS)
-            return -1;
-        out[(*n)++] = t;
-    }
-    return 0;
+        page_notice(c, "error", f->e_top);
+    else if (aform_has_errors(f))
+        page_notice(c, "error", "Nothing was saved. Correct the fields marked below and save again.");
+    tmpl_set_int(c, "id", (long long)id);
+    tmpl_set(c, "name", name);
+    tmpl_set(c, "resource", f->resource);
+    tmpl_set(c, "e_resource", f->e_resource);
+    tmpl_set_int(c, "max_resource", AFORM_MAX_RESOURCE);
+    tmpl_set(c, "patterns", f->patterns ? f->patterns : "");
+    tmpl_set(c, "e_patterns", f->e_patterns);
+    tmpl_set(c, "contact", f->contact);
+    tmpl_set(c, "e_contact", f->e_contact);
+    tmpl_set_int(c, "max_contact", AFORM_MAX_CONTACT);
+    web_page(r, status, "access_form", &c);
 }
 
 void admin_access_edit(web_req_t *r, admin_ctx_t *a, int64_t id)
@@ -230,13 +144,9 @@ void admin_access_edit(web_req_t *r, admin_ctx_t *a, int64_t id)
     gq.without_count = true;
     Portico__Registry__GetIntegrationReply *in = NULL;
     Portico__Registry__AccessRules *cur = NULL;
-    char *split_buf = NULL;
-    char **pats = NULL;
     bus_error_t err;
     aform_t f;
-    memset(&f, 0, sizeof f);
-    f.patterns = calloc(1, MAX_PATTERNS_TEXT + 1);
-    if (!f.patterns) {
+    if (aform_init(&f) < 0) {
         web_error_page(r, 500, "Something went wrong", "Portico ran out of memory.", "Try again.");
         return;
     }
@@ -258,8 +168,9 @@ void admin_access_edit(web_req_t *r, admin_ctx_t *a, int64_t id)
         snprintf(f.resource, sizeof f.resource, "%s", cur->resource);
         snprintf(f.contact, sizeof f.contact, "%s", cur->contact);
         size_t used = 0;
-        for (size_t i = 0; i < cur->n_patterns && used < MAX_PATTERNS_TEXT; i++)
-            used += (size_t)snprintf(f.patterns + used, MAX_PATTERNS_TEXT + 1 - used, "%s\n", cur->patterns[i]);
+        for (size_t i = 0; i < cur->n_patterns && used < AFORM_MAX_PATTERNS_TEXT; i++)
+            used +=
+                (size_t)snprintf(f.patterns + used, AFORM_MAX_PATTERNS_TEXT + 1 - used, "%s\n", cur->patterns[i]);
         s_render(r, a, id, name, &f, 200);
         goto out;
     }
@@ -267,35 +178,19 @@ void admin_access_edit(web_req_t *r, admin_ctx_t *a, int64_t id)
         web_error_page(r, 413, "Too much text", "The form was larger than Portico accepts.", "Shorten the list.");
         goto out;
     }
-    int rc1 = web_form(r, "resource", f.resource, sizeof f.resource);
-    int rc2 = web_form(r, "patterns", f.patterns, MAX_PATTERNS_TEXT + 1);
-    int rc3 = web_form(r, "contact", f.contact, sizeof f.contact);
-    if (rc1 == -2)
-        snprintf(f.e_resource, sizeof f.e_resource, "At most %d characters.", MAX_RESOURCE);
-    if (rc2 == -2)
-        snprintf(f.e_patterns, sizeof f.e_patterns, "The list is too long.");
-    if (rc3 == -2)
-        snprintf(f.e_contact, sizeof f.e_contact, "At most %d characters.", MAX_CONTACT);
-    s_trim(f.resource);
-    s_trim(f.contact);
-    split_buf = strdup(f.patterns);
-    pats = calloc(MAX_PATTERNS + 1, sizeof *pats);
-    size_t npats = 0;
-    if (!split_buf || !pats) {
+    if (aform_read(&f, s_form_get, r) < 0) {
         web_error_page(r, 500, "Something went wrong", "Portico ran out of memory.", "Try again.");
         goto out;
     }
-    if (s_split(split_buf, pats, &npats) < 0)
-        snprintf(f.e_patterns, sizeof f.e_patterns, "At most %d names and patterns.", MAX_PATTERNS);
-    if (f.e_resource[0] || f.e_patterns[0] || f.e_contact[0]) {
+    if (aform_has_errors(&f)) {
         s_render(r, a, id, name, &f, 400);
         goto out;
     }
     Portico__Registry__AccessRules rules = PORTICO__REGISTRY__ACCESS_RULES__INIT;
     rules.integration_id = id;
     rules.resource = f.resource;
-    rules.patterns = pats;
-    rules.n_patterns = npats;
+    rules.patterns = f.pats;
+    rules.n_patterns = f.npats;
     rules.contact = f.contact;
     Portico__Registry__SetAccessRequest q = PORTICO__REGISTRY__SET_ACCESS_REQUEST__INIT;
     q.rules = &rules;
@@ -306,12 +201,7 @@ void admin_access_edit(web_req_t *r, admin_ctx_t *a, int64_t id)
             web_bus_error_page(r, &err, "Could not save the access rules");
             goto out;
         }
-        char *target = !strcmp(err.detail, "resource")   ? f.e_resource
-                       : !strcmp(err.detail, "contact")  ? f.e_contact
-                       : !strcmp(err.detail, "patterns") ? f.e_patterns
-                                                         : f.e_top;
-        snprintf(target, 300, "%s%s", err.message, target == f.e_top ? "" : ".");
-        target[0] = target[0] >= 'a' && target[0] <= 'z' ? (char)(target[0] - 'a' + 'A') : target[0];
+        aform_store_failed(&f, &err);
         s_render(r, a, id, name, &f, 400);
         goto out;
     }
@@ -320,9 +210,7 @@ void admin_access_edit(web_req_t *r, admin_ctx_t *a, int64_t id)
     snprintf(loc, sizeof loc, "/admin/integrations/%lld?access=saved#access", (long long)id);
     web_redirect(r, loc);
 out:
-    free(split_buf);
-    free(pats);
-    free(f.patterns);
+    aform_free(&f);
     if (cur)
         protobuf_c_message_free_unpacked(&cur->base, NULL);
     if (in)
