@@ -315,20 +315,6 @@ tmpl_ctx_t *admin_page_ctx(web_req_t *r, const admin_ctx_t *a, const char *title
     return c;
 }
 
-void admin_page_begin(sbuf_t *b, web_req_t *r, const admin_ctx_t *a, const char *title, const char *current)
-{
-    tmpl_ctx_t *c = admin_page_ctx(r, a, title, current);
-    char err[200] = "";
-    if (page_render("admin_top", c, b, err, sizeof err) < 0)
-        log_error("page not rendered", "template=admin_top why=%s", err);
-    tmpl_ctx_destroy(&c);
-}
-
-void admin_page_end(sbuf_t *b)
-{
-    page_end(b);
-}
-
 /* ---- the integrations list ---- */
 
 void admin_integration_values(tmpl_ctx_t *c, const Portico__Registry__Integration *in)
@@ -344,4 +330,3 @@ void admin_integration_values(tmpl_ctx_t *c, const Portico__Registry__Integratio
     tmpl_set(c, "test_text", ok ? "OK" : tested ? in->last_test_result : "");
     tmpl_set(c, "test_when", when);
 }
-

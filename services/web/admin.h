@@ -32,13 +32,10 @@ bool admin_enter(web_req_t *r, admin_ctx_t *a);
 const char *admin_path(web_req_t *r);
 bool admin_is_post(web_req_t *r);
 
-/* page_begin plus the Setup Mode banner and the admin navigation; current
- * is the navigation entry to highlight ("integrations", "users", "audit"). */
-/* The values of an admin page's template: the layout's, the banner's and
- * the navigation's (templates/admin_top.html). */
+/* The values of an admin page's template: the layout's, the Setup Mode
+ * banner's and the admin navigation's (templates/admin_top.html); current
+ * is the entry to highlight ("integrations", "users", "audit"). */
 tmpl_ctx_t *admin_page_ctx(web_req_t *r, const admin_ctx_t *a, const char *title, const char *current);
-void admin_page_begin(sbuf_t *b, web_req_t *r, const admin_ctx_t *a, const char *title, const char *current);
-void admin_page_end(sbuf_t *b);
 
 /* Bus calls with the right deadline: the registry with bus_timeout_ms, the
  * broker (which talks to Bitbucket) with login_timeout_ms. */
@@ -53,7 +50,6 @@ void admin_callback_url(int64_t id, char *out, size_t out_size);
 
 /* A positive decimal id from a query parameter or form field, or 0. */
 int64_t admin_parse_id(const char *s);
-
 
 /* The setup token form's POST (admin.c). */
 void admin_setup_token(web_req_t *r);

@@ -169,8 +169,7 @@ void admin_access_edit(web_req_t *r, admin_ctx_t *a, int64_t id)
         snprintf(f.contact, sizeof f.contact, "%s", cur->contact);
         size_t used = 0;
         for (size_t i = 0; i < cur->n_patterns && used < AFORM_MAX_PATTERNS_TEXT; i++)
-            used +=
-                (size_t)snprintf(f.patterns + used, AFORM_MAX_PATTERNS_TEXT + 1 - used, "%s\n", cur->patterns[i]);
+            used += (size_t)snprintf(f.patterns + used, AFORM_MAX_PATTERNS_TEXT + 1 - used, "%s\n", cur->patterns[i]);
         s_render(r, a, id, name, &f, 200);
         goto out;
     }

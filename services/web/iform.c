@@ -9,7 +9,6 @@
 
 #define ERR_LEN IFORM_ERR_LEN
 
-
 int iform_init(iform_t *f)
 {
     memset(f, 0, sizeof *f);
@@ -59,8 +58,7 @@ static void s_trim(char *s)
 
 /* Read a field with its size limit; a value that is too long is an error
  * next to the field, and no part of it is kept. */
-static void s_field(iform_get_fn get, void *src, const char *name, char *out, size_t size, char *err,
-                    const char *label)
+static void s_field(iform_get_fn get, void *src, const char *name, char *out, size_t size, char *err, const char *label)
 {
     if (get(src, name, out, size) == -2) {
         out[0] = '\0';
@@ -306,4 +304,3 @@ const char *iform_test_code(const bus_error_t *err)
         return "failed";
     }
 }
-

@@ -165,9 +165,8 @@ static void s_thread_exit(const struct mg_context *ctx, int thread_type, void *p
 
 /* web_admin_routes before the others under /admin: its exact paths
  * (/admin/integrations/new) come before their prefix routes. */
-static const web_route_t *const s_tables[] = {web_ops_routes,   web_static_routes,
-                                              web_login_routes, web_account_routes,
-                                              web_admin_routes, web_admin_integration_routes,
+static const web_route_t *const s_tables[] = {web_ops_routes,       web_static_routes, web_login_routes,
+                                              web_account_routes,   web_admin_routes,  web_admin_integration_routes,
                                               web_admin_user_routes};
 
 /* path against a route's: literal text, and {id} for a positive decimal

@@ -59,19 +59,3 @@ void page_end(sbuf_t *b)
 {
     page_render("layout_bottom", NULL, b, NULL, 0);
 }
-
-void page_notice_out(sbuf_t *b, const char *kind, const char *text)
-{
-    tmpl_ctx_t *c = tmpl_ctx_new();
-    page_notice(c, kind, text);
-    page_render("notices", c, b, NULL, 0);
-    tmpl_ctx_destroy(&c);
-}
-
-void page_csrf_out(sbuf_t *b, const web_session_t *s)
-{
-    tmpl_ctx_t *c = tmpl_ctx_new();
-    tmpl_set(c, "csrf", s ? s->csrf : "");
-    page_render("csrf", c, b, NULL, 0);
-    tmpl_ctx_destroy(&c);
-}

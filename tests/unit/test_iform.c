@@ -43,8 +43,8 @@ static void test_step1(void **state)
     iform_free(&f);
 
     assert_int_equal(iform_init(&f), 0);
-    field_t ok[] = {{"id", "12"}, {"base_url", "  https://git.example.com/bitbucket/ \n"}, {"oauth_version", "1"},
-                    {NULL, NULL}};
+    field_t ok[] = {
+        {"id", "12"}, {"base_url", "  https://git.example.com/bitbucket/ \n"}, {"oauth_version", "1"}, {NULL, NULL}};
     iform_read_step1(&f, s_get, ok);
     assert_true(f.base_ok);
     assert_false(iform_has_errors(&f));

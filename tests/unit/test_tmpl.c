@@ -139,12 +139,12 @@ static void test_unknown_variable_is_an_error(void **state)
     assert_non_null(strstr(err, "unknown variable b"));
 
     const tmpl_source_t bad[][2] = {
-        {{"t", "<h1>{{title}}</h1>"}, {NULL, NULL}},           /* no declaration */
-        {{"t", "{{!vars a}}{{#a}}x"}, {NULL, NULL}},            /* not closed */
-        {{"t", "{{!vars a}}{{/a}}"}, {NULL, NULL}},             /* closes nothing */
-        {{"t", "{{!vars a}}{{a"}, {NULL, NULL}},                /* tag not closed */
-        {{"t", "{{!vars a}}{{a b}}"}, {NULL, NULL}},            /* not a name */
-        {{"t", "{{!vars a}}{{> missing}}"}, {NULL, NULL}},      /* unknown include */
+        {{"t", "<h1>{{title}}</h1>"}, {NULL, NULL}},       /* no declaration */
+        {{"t", "{{!vars a}}{{#a}}x"}, {NULL, NULL}},       /* not closed */
+        {{"t", "{{!vars a}}{{/a}}"}, {NULL, NULL}},        /* closes nothing */
+        {{"t", "{{!vars a}}{{a"}, {NULL, NULL}},           /* tag not closed */
+        {{"t", "{{!vars a}}{{a b}}"}, {NULL, NULL}},       /* not a name */
+        {{"t", "{{!vars a}}{{> missing}}"}, {NULL, NULL}}, /* unknown include */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
@@ -181,10 +181,8 @@ static void test_web_templates_load(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_escapes_by_default),
-        cmocka_unit_test(test_raw_needs_a_rendered_template),
-        cmocka_unit_test(test_sections_and_lists),
-        cmocka_unit_test(test_unknown_variable_is_an_error),
+        cmocka_unit_test(test_escapes_by_default), cmocka_unit_test(test_raw_needs_a_rendered_template),
+        cmocka_unit_test(test_sections_and_lists), cmocka_unit_test(test_unknown_variable_is_an_error),
         cmocka_unit_test(test_web_templates_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
