@@ -5,29 +5,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "form_fields.h"
 #include "web/aform.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct {
-    const char *name, *value;
-} field_t;
-
-static int s_get(void *src, const char *name, char *out, size_t out_size)
-{
-    for (const field_t *f = src; f->name; f++) {
-        if (strcmp(f->name, name) != 0)
-            continue;
-        size_t n = strlen(f->value);
-        if (n >= out_size)
-            return -2;
-        memcpy(out, f->value, n + 1);
-        return (int)n;
-    }
-    out[0] = '\0';
-    return -1;
-}
 
 static void test_read(void **state)
 {
@@ -38,7 +20,7 @@ static void test_read(void **state)
                         {"patterns", "jdoe\r\njane@example.com, *@example.com\n\n"},
                         {"contact", "\tthe platform team "},
                         {NULL, NULL}};
-    assert_int_equal(aform_read(&f, s_get, fields), 0);
+    assert_int_equal(aform_read(&f, form_fields_get, fields), 0);
     assert_false(aform_has_errors(&f));
     assert_string_equal(f.resource, "PKG/registry");
     assert_string_equal(f.contact, "the platform team");
@@ -61,7 +43,7 @@ static void test_limits(void **state)
     aform_t f;
     assert_int_equal(aform_init(&f), 0);
     field_t fields[] = {{"resource", long_resource}, {"patterns", list}, {NULL, NULL}};
-    assert_int_equal(aform_read(&f, s_get, fields), 0);
+    assert_int_equal(aform_read(&f, form_fields_get, fields), 0);
     assert_true(aform_has_errors(&f));
     assert_non_null(strstr(f.e_resource, "At most 300"));
     assert_non_null(strstr(f.e_patterns, "At most 200 names"));

@@ -6,29 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "form_fields.h"
 #include "web/iform.h"
 #include <stdio.h>
 #include <string.h>
-
-/* A request body as name/value pairs; NULL name ends it. */
-typedef struct {
-    const char *name, *value;
-} field_t;
-
-static int s_get(void *src, const char *name, char *out, size_t out_size)
-{
-    for (const field_t *f = src; f->name; f++) {
-        if (strcmp(f->name, name) != 0)
-            continue;
-        size_t n = strlen(f->value);
-        if (n >= out_size)
-            return -2;
-        memcpy(out, f->value, n + 1);
-        return (int)n;
-    }
-    out[0] = '\0';
-    return -1;
-}
 
 static void test_step1(void **state)
 {
@@ -36,7 +17,7 @@ static void test_step1(void **state)
     iform_t f;
     assert_int_equal(iform_init(&f), 0);
     field_t empty[] = {{NULL, NULL}};
-    iform_read_step1(&f, s_get, empty);
+    iform_read_step1(&f, form_fields_get, empty);
     assert_false(f.base_ok);
     assert_non_null(strstr(f.e_base, "Enter the base URL"));
     assert_int_equal(f.oauth_version, 2);
@@ -45,7 +26,7 @@ static void test_step1(void **state)
     assert_int_equal(iform_init(&f), 0);
     field_t ok[] = {
         {"id", "12"}, {"base_url", "  https://git.example.com/bitbucket/ \n"}, {"oauth_version", "1"}, {NULL, NULL}};
-    iform_read_step1(&f, s_get, ok);
+    iform_read_step1(&f, form_fields_get, ok);
     assert_true(f.base_ok);
     assert_false(iform_has_errors(&f));
     assert_int_equal(f.id, 12);
@@ -55,7 +36,7 @@ static void test_step1(void **state)
 
     assert_int_equal(iform_init(&f), 0);
     field_t bad[] = {{"id", "x1"}, {"base_url", "ftp://x"}, {"oauth_version", "3"}, {NULL, NULL}};
-    iform_read_step1(&f, s_get, bad);
+    iform_read_step1(&f, form_fields_get, bad);
     assert_int_equal(f.id, 0);
     assert_false(f.base_ok);
     assert_true(f.e_base[0] != '\0');
@@ -70,7 +51,7 @@ static void test_create(void **state)
     iform_t f;
     assert_int_equal(iform_init(&f), 0);
     field_t missing[] = {{"base_url", "https://git.example.com"}, {NULL, NULL}};
-    iform_read_create(&f, secret, sizeof secret, s_get, missing);
+    iform_read_create(&f, secret, sizeof secret, form_fields_get, missing);
     assert_true(iform_has_errors(&f));
     assert_non_null(strstr(f.e_client_id, "Enter the client ID"));
     assert_non_null(strstr(f.e_secret, "Enter the client secret"));
@@ -88,7 +69,7 @@ static void test_create(void **state)
                       {"ca_cert", "not a certificate"},
                       {"accept_warning", "1"},
                       {NULL, NULL}};
-    iform_read_create(&f, secret, sizeof secret, s_get, rest);
+    iform_read_create(&f, secret, sizeof secret, form_fields_get, rest);
     assert_string_equal(f.client_id, "abc");
     assert_string_equal(f.name, "Acme");
     assert_non_null(strstr(f.e_secret, "too long"));
@@ -101,7 +82,7 @@ static void test_create(void **state)
     /* OAuth 1 needs no credentials. */
     assert_int_equal(iform_init(&f), 0);
     field_t oauth1[] = {{"id", "7"}, {"base_url", "https://git.example.com"}, {"oauth_version", "1"}, {NULL, NULL}};
-    iform_read_create(&f, secret, sizeof secret, s_get, oauth1);
+    iform_read_create(&f, secret, sizeof secret, form_fields_get, oauth1);
     assert_false(iform_has_errors(&f));
     iform_free(&f);
 }
@@ -114,7 +95,7 @@ static void test_edit(void **state)
     assert_int_equal(iform_init(&f), 0);
     f.oauth_version = 2;
     field_t fields[] = {{"name", " "}, {"base_url", "https://git.example.com"}, {NULL, NULL}};
-    iform_read_edit(&f, secret, sizeof secret, s_get, fields);
+    iform_read_edit(&f, secret, sizeof secret, form_fields_get, fields);
     assert_string_equal(f.e_name, "Enter a display name.");
     assert_non_null(strstr(f.e_client_id, "client ID"));
     assert_string_equal(f.e_secret, ""); /* empty keeps the stored one */
