@@ -44,7 +44,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .SECONDARY:
-.PHONY: all deps run test do-run do-test do-bench do-fuzz unit-test service-test system-test browser-test fuzz fuzz-smoke bench clean format check-format
+.PHONY: all deps run test do-run do-test do-bench do-fuzz unit-test module-cycles service-test system-test browser-test fuzz fuzz-smoke bench clean format check-format
 all: $(BINS) $(EMULATOR)
 
 deps:
@@ -60,6 +60,16 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 $(BUILD)/gen/bus_methods.h $(BUILD)/gen/bus_methods.json $(foreach s,$(ROUTED),$(BUILD)/gen/bus_routes_$(s).c) &: scripts/busgen.py $(PROTOS)
 	@mkdir -p $(BUILD)/gen
 	python3 scripts/busgen.py $(BUILD)/gen $(PROTOS)
+
+# The web's HTML templates, checked and compiled in (scripts/tmplgen.py).
+WEB_TEMPLATES := $(wildcard services/web/templates/*.html)
+$(BUILD)/gen/web_templates.c: scripts/tmplgen.py $(WEB_TEMPLATES)
+	@mkdir -p $(BUILD)/gen
+	python3 scripts/tmplgen.py $@ $(WEB_TEMPLATES)
+
+$(BUILD)/obj/gen/web_templates.o: $(BUILD)/gen/web_templates.c services/web/tmpl.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iservices -c $< -o $@
 
 $(BUILD)/obj/gen/bus_routes_%.o: $(BUILD)/gen/bus_routes_%.c $(GEN_H)
 	@mkdir -p $(dir $@)
@@ -85,7 +95,7 @@ $(LIBCOMMON): $(COMMON_O) $(GEN_O)
 
 # ---- services: every .c under services/<name>/ makes portico-<name> ----
 define service_rule
-$(BUILD)/bin/portico-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard services/$(1)/*.c)) $(if $(filter $(1),$(ROUTED)),$(BUILD)/obj/gen/bus_routes_$(1).o) $(LIBCOMMON)
+$(BUILD)/bin/portico-$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard services/$(1)/*.c)) $(if $(filter $(1),$(ROUTED)),$(BUILD)/obj/gen/bus_routes_$(1).o) $(if $(filter $(1),web),$(BUILD)/obj/gen/web_templates.o) $(LIBCOMMON)
 	@mkdir -p $(BUILD)/bin
 	$(CC) -o $$@ $$^ $(LDLIBS)
 endef
@@ -105,6 +115,17 @@ $(BUILD)/tests/test_bb_http: tests/unit/test_bb_http.c services/bitbucket/bb_htt
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Iservices -o $@ $< services/bitbucket/bb_http.c services/bitbucket/bb_egress.c $(LIBCOMMON) $(LDLIBS) -lcmocka
 
+# The engine's test also loads every template the web is built with.
+$(BUILD)/tests/test_tmpl: tests/unit/test_tmpl.c services/web/tmpl.c $(BUILD)/obj/gen/web_templates.o $(LIBCOMMON)
+	@mkdir -p $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Iservices -o $@ $< services/web/tmpl.c $(BUILD)/obj/gen/web_templates.o $(LIBCOMMON) $(LDLIBS) -lcmocka
+
+# No file of a service may depend on another that depends back on it. The
+# broker's circle is reported and not yet failed on.
+module-cycles: $(BINS)
+	@python3 scripts/module-cycles.py $(BUILD)/obj --fail web
+
+
 # What portico-bitbucket reads from Bitbucket's answers, module by module;
 # the tests of each link them all (the decoders build on the others).
 BB_DECODE := $(addprefix services/bitbucket/,bb_text.c bb_form.c bb_header.c bb_status.c bb_json.c)
@@ -120,7 +141,7 @@ $(BUILD)/tests/test_config_tables: tests/unit/test_config_tables.c $(CONFIG_TABL
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Iservices -o $@ $< $(CONFIG_TABLES) $(LIBCOMMON) $(LDLIBS) -lcmocka
 
-unit-test: $(UNIT_BIN)
+unit-test: $(UNIT_BIN) module-cycles
 	@bash tests/run-unit.sh $(UNIT_BIN)
 
 $(ENTRY_GOALS): deps

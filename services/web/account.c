@@ -10,7 +10,7 @@
  * forgotten when the user logs in or out, and on any admin change (see
  * session.c); so a repository Bitbucket stopped listing for the user, or a
  * revoked Bitbucket authorization, shows for at most that long. */
-#include "web.h"
+#include "reply.h"
 
 #include "broker.pb-c.h"
 #include "log.h"
@@ -36,40 +36,29 @@ static long s_query_long(web_req_t *r, const char *name, long max)
     return n;
 }
 
-static void s_cell(sbuf_t *b, const char *text)
+/* A table cell's text: a dash for nothing. */
+static const char *s_cell(const char *text)
 {
-    sbuf_puts(b, "<td>");
-    sbuf_html(b, text && *text ? text : "—");
-    sbuf_puts(b, "</td>");
+    return text && *text ? text : "—";
 }
 
-static void s_identities(sbuf_t *b, const Portico__Registry__User *u)
+static void s_identities(tmpl_ctx_t *c, const Portico__Registry__User *u)
 {
-    sbuf_puts(b, "<section class=\"card\"><h2>Linked Bitbucket account</h2>");
-    if (!u || !u->n_identities) {
-        sbuf_printf(b,
-                    "<p>No Bitbucket account is linked yet. <a href=\"%s/login?return_to=/account\">Log in with "
-                    "Bitbucket</a> to link one.</p></section>",
-                    web_cfg.public_path);
-        return;
-    }
-    sbuf_puts(b, "<table class=\"identities\"><tr><th>Bitbucket</th><th>Username</th><th>Display name</th>"
-                 "<th>Email</th><th>Last login</th></tr>");
-    for (size_t i = 0; i < u->n_identities; i++) {
+    tmpl_set_bool(c, "linked", u && u->n_identities);
+    tmpl_set_list(c, "identities");
+    for (size_t i = 0; u && i < u->n_identities; i++) {
         const Portico__Registry__Identity *id = u->identities[i];
         if (!id)
             continue;
         char when[40];
         web_format_time(id->last_login_at, when, sizeof when);
-        sbuf_puts(b, "<tr>");
-        s_cell(b, id->integration_name);
-        s_cell(b, id->username);
-        s_cell(b, id->display_name);
-        s_cell(b, id->email);
-        s_cell(b, when);
-        sbuf_puts(b, "</tr>");
+        tmpl_ctx_t *row = tmpl_add(c, "identities");
+        tmpl_set(row, "integration", s_cell(id->integration_name));
+        tmpl_set(row, "username", s_cell(id->username));
+        tmpl_set(row, "name", s_cell(id->display_name));
+        tmpl_set(row, "email", s_cell(id->email));
+        tmpl_set(row, "when", when);
     }
-    sbuf_puts(b, "</table></section>");
 }
 
 /* A cache key: a kind letter and up to four numbers. */
@@ -124,15 +113,59 @@ static ProtobufCMessage *s_cached_call(bus_client_t *client, const char *method,
     return rep;
 }
 
+/* Why the repositories are missing, for the notice. */
+static void s_repositories_failed(tmpl_ctx_t *c, const Portico__Registry__User *u, int64_t integration_id,
+                                  const bus_error_t *err)
+{
+    int64_t again = integration_id;
+    for (size_t i = 0; !again && i < u->n_identities; i++)
+        if (u->identities[i])
+            again = u->identities[i]->integration_id;
+    char dq[100];
+    log_info("repositories unavailable", "code=%s detail=%s", bus_code_name(err->code),
+             log_quote(err->detail, dq, sizeof dq));
+    if (!strcmp(err->detail, "login_again")) {
+        page_notice(c, "error", "Your Bitbucket authorization has expired or was revoked: log in again.");
+        tmpl_set_bool(c, "login_again", true);
+        tmpl_set_int(c, "again_id", (long long)again);
+    } else if (!strcmp(err->detail, "tfa")) {
+        page_notice(c, "error",
+                    "Bitbucket treated Portico as anonymous: the \"U2F & TOTP\" two-factor app blocks OAuth "
+                    "requests unless its OAuth whitelist allows Portico. Ask your Bitbucket administrator to "
+                    "allow Portico there.");
+    } else if (!strcmp(err->detail, "integration_disabled")) {
+        page_notice(c, "warn", "The Bitbucket integration of your account is disabled: ask a Portico admin.");
+    } else if (!strcmp(err->detail, "invalid_client")) {
+        page_notice(c, "error",
+                    "Bitbucket refused Portico's client credentials: ask a Portico admin to check the "
+                    "integration's Client Secret.");
+    } else if (err->code == PORTICO__ERROR_CODE__UNAVAILABLE || err->code == PORTICO__ERROR_CODE__TIMEOUT ||
+               err->code == PORTICO__ERROR_CODE__TLS || err->code == PORTICO__ERROR_CODE__RATE_LIMITED ||
+               err->code == PORTICO__ERROR_CODE__UPSTREAM) {
+        char text[400];
+        snprintf(text, sizeof text,
+                 "Portico could not get your repositories from Bitbucket right now (%s). "
+                 "Reload the page in a moment.",
+                 err->code == PORTICO__ERROR_CODE__TIMEOUT        ? "Bitbucket did not answer in time"
+                 : err->code == PORTICO__ERROR_CODE__UNAVAILABLE  ? "a service is not reachable"
+                 : err->code == PORTICO__ERROR_CODE__TLS          ? "the secure connection failed"
+                 : err->code == PORTICO__ERROR_CODE__RATE_LIMITED ? "Bitbucket is limiting requests"
+                                                                  : "Bitbucket answered something unexpected");
+        page_notice(c, "error", text);
+    } else {
+        page_notice(c, "error", "Portico could not get your repositories. Reload the page in a moment.");
+    }
+}
+
 /* The repositories part, or a notice saying why it is missing. */
-static void s_repositories(sbuf_t *b, web_req_t *r, const Portico__Registry__User *u, int64_t integration_id,
+static void s_repositories(tmpl_ctx_t *c, web_req_t *r, const Portico__Registry__User *u, int64_t integration_id,
                            long start)
 {
-    sbuf_puts(b, "<section class=\"card\" id=\"repositories\"><h2>Repositories you can read</h2>");
-    if (!u || !u->n_identities) {
-        sbuf_puts(b, "<p>Link a Bitbucket account to see your repositories.</p></section>");
+    tmpl_set_bool(c, "repos_ok", false);
+    tmpl_set_bool(c, "login_again", false);
+    tmpl_set(c, "again_id", "");
+    if (!u || !u->n_identities)
         return;
-    }
     Portico__Broker__RepositoriesRequest q = PORTICO__BROKER__REPOSITORIES_REQUEST__INIT;
     q.user_id = u->id;
     q.integration_id = integration_id;
@@ -145,78 +178,26 @@ static void s_repositories(sbuf_t *b, web_req_t *r, const Portico__Registry__Use
         r->clients->broker, "user.repositories", &q.base, &portico__broker__repositories_reply__descriptor, &key, u->id,
         web_cfg.repos_cache_ms, (int)web_cfg.login_timeout_ms, &err);
     if (!rep) {
-        int64_t again = integration_id;
-        for (size_t i = 0; !again && i < u->n_identities; i++)
-            if (u->identities[i])
-                again = u->identities[i]->integration_id;
-        char dq[100];
-        log_info("repositories unavailable", "code=%s detail=%s", bus_code_name(err.code),
-                 log_quote(err.detail, dq, sizeof dq));
-        if (!strcmp(err.detail, "login_again")) {
-            page_notice(b, "error", "Your Bitbucket authorization has expired or was revoked: log in again.");
-            sbuf_printf(b,
-                        "<p><a class=\"button\" href=\"%s/login/start/%lld?return_to=/account\">Log in again</a></p>",
-                        web_cfg.public_path, (long long)again);
-        } else if (!strcmp(err.detail, "tfa")) {
-            page_notice(b, "error",
-                        "Bitbucket treated Portico as anonymous: the \"U2F & TOTP\" two-factor app blocks OAuth "
-                        "requests unless its OAuth whitelist allows Portico. Ask your Bitbucket administrator to "
-                        "allow Portico there.");
-        } else if (!strcmp(err.detail, "integration_disabled")) {
-            page_notice(b, "warn", "The Bitbucket integration of your account is disabled: ask a Portico admin.");
-        } else if (!strcmp(err.detail, "invalid_client")) {
-            page_notice(b, "error",
-                        "Bitbucket refused Portico's client credentials: ask a Portico admin to check the "
-                        "integration's Client Secret.");
-        } else if (err.code == PORTICO__ERROR_CODE__UNAVAILABLE || err.code == PORTICO__ERROR_CODE__TIMEOUT ||
-                   err.code == PORTICO__ERROR_CODE__TLS || err.code == PORTICO__ERROR_CODE__RATE_LIMITED ||
-                   err.code == PORTICO__ERROR_CODE__UPSTREAM) {
-            char text[400];
-            snprintf(text, sizeof text,
-                     "Portico could not get your repositories from Bitbucket right now (%s). "
-                     "Reload the page in a moment.",
-                     err.code == PORTICO__ERROR_CODE__TIMEOUT        ? "Bitbucket did not answer in time"
-                     : err.code == PORTICO__ERROR_CODE__UNAVAILABLE  ? "a service is not reachable"
-                     : err.code == PORTICO__ERROR_CODE__TLS          ? "the secure connection failed"
-                     : err.code == PORTICO__ERROR_CODE__RATE_LIMITED ? "Bitbucket is limiting requests"
-                                                                     : "Bitbucket answered something unexpected");
-            page_notice(b, "error", text);
-        } else {
-            page_notice(b, "error", "Portico could not get your repositories. Reload the page in a moment.");
-        }
-        sbuf_puts(b, "</section>");
+        s_repositories_failed(c, u, integration_id, &err);
         return;
     }
-    sbuf_puts(b, "<p class=\"muted\">From ");
-    sbuf_html(b, rep->integration_name);
-    sbuf_puts(b, ", as ");
-    sbuf_html(b, rep->bitbucket_username);
-    sbuf_puts(b, ".</p>");
-    if (!rep->n_repositories) {
-        sbuf_puts(b, start ? "<p>No more repositories.</p>" : "<p>Bitbucket lists no repository you can read.</p>");
-    } else {
-        sbuf_puts(b, "<table class=\"repositories\"><tr><th>Project</th><th>Repository</th><th>Visibility</th>"
-                     "<th>Clone URL</th></tr>");
-        for (size_t i = 0; i < rep->n_repositories; i++) {
-            const Portico__Broker__Repository *it = rep->repositories[i];
-            sbuf_puts(b, "<tr>");
-            s_cell(b, it->project_name[0] ? it->project_name : it->project_key);
-            s_cell(b, it->name[0] ? it->name : it->slug);
-            s_cell(b, it->public_ ? "public" : "private");
-            sbuf_puts(b, "<td><code>");
-            sbuf_html(b, it->clone_http[0] ? it->clone_http : it->clone_ssh);
-            sbuf_puts(b, "</code></td></tr>");
-        }
-        sbuf_puts(b, "</table>");
+    tmpl_set_bool(c, "repos_ok", true);
+    tmpl_set(c, "from", rep->integration_name);
+    tmpl_set(c, "as", rep->bitbucket_username);
+    tmpl_set_bool(c, "has_repos", rep->n_repositories > 0);
+    tmpl_set(c, "empty_text", start ? "No more repositories." : "Bitbucket lists no repository you can read.");
+    tmpl_set_list(c, "repos");
+    for (size_t i = 0; i < rep->n_repositories; i++) {
+        const Portico__Broker__Repository *it = rep->repositories[i];
+        tmpl_ctx_t *row = tmpl_add(c, "repos");
+        tmpl_set(row, "project", s_cell(it->project_name[0] ? it->project_name : it->project_key));
+        tmpl_set(row, "name", s_cell(it->name[0] ? it->name : it->slug));
+        tmpl_set(row, "visibility", it->public_ ? "public" : "private");
+        tmpl_set(row, "clone", it->clone_http[0] ? it->clone_http : it->clone_ssh);
     }
-    sbuf_puts(b, "<nav class=\"pager\">");
-    if (start > 0)
-        sbuf_printf(b, "<a class=\"button secondary\" href=\"%s/account?start=0#repositories\">First page</a> ",
-                    web_cfg.public_path);
-    if (!rep->is_last_page && rep->next_page_start > start)
-        sbuf_printf(b, "<a class=\"button\" rel=\"next\" href=\"%s/account?start=%d#repositories\">Next page</a>",
-                    web_cfg.public_path, rep->next_page_start);
-    sbuf_puts(b, "</nav></section>");
+    tmpl_set_bool(c, "first", start > 0);
+    tmpl_set_bool(c, "next", !rep->is_last_page && rep->next_page_start > start);
+    tmpl_set_int(c, "next_start", rep->next_page_start);
     protobuf_c_message_free_unpacked(&rep->base, NULL);
 }
 
@@ -243,27 +224,14 @@ static void h_account(web_req_t *r)
         return;
     }
     const Portico__Registry__User *u = rep->user;
-    sbuf_t b;
-    sbuf_init(&b);
-    page_begin(&b, r, "Your account");
-    sbuf_puts(&b, "<h1>Your account</h1><section class=\"card\"><h2>Portico</h2><table class=\"who\">");
-    sbuf_puts(&b, "<tr><th>User</th>");
-    s_cell(&b, u ? u->name : s->user_name);
-    sbuf_puts(&b, "</tr><tr><th>Display name</th>");
-    s_cell(&b, u ? u->display_name : s->display_name);
-    sbuf_puts(&b, "</tr><tr><th>Role</th><td>");
-    if (u ? u->is_admin : s->is_admin)
-        sbuf_printf(&b, "<span class=\"badge ok\">admin</span> <a href=\"%s/admin\">Admin section</a>",
-                    web_cfg.public_path);
-    else
-        sbuf_puts(&b, "<span class=\"badge\">user</span>");
-    sbuf_puts(&b, "</td></tr></table></section>");
-    s_identities(&b, u);
-    s_repositories(&b, r, u, integration_id, start);
-    page_end(&b);
-    web_send_html(r, 200, &b);
-    sbuf_free(&b);
+    tmpl_ctx_t *c = web_page_ctx(r, "Your account");
+    tmpl_set(c, "user", s_cell(u ? u->name : s->user_name));
+    tmpl_set(c, "display_name", s_cell(u ? u->display_name : s->display_name));
+    tmpl_set_bool(c, "admin", u ? u->is_admin : s->is_admin);
+    s_identities(c, u);
+    s_repositories(c, r, u, integration_id, start);
     protobuf_c_message_free_unpacked(&rep->base, NULL);
+    web_page(r, 200, "account", &c);
 }
 
 const web_route_t web_account_routes[] = {

@@ -8,7 +8,6 @@
  * random HttpOnly SameSite=Lax cookie set with the form and a field derived
  * from it, checked together with Origin / Sec-Fetch-Site. */
 #include "admin.h"
-#include "admin_access.h"
 
 #include "crypto.h"
 #include "log.h"
@@ -73,15 +72,6 @@ void admin_callback_url(int64_t id, char *out, size_t out_size)
     snprintf(out, out_size, "%s/oauth/callback/%lld", web_cfg.public_url, (long long)id);
 }
 
-void admin_tfa_hint(sbuf_t *b)
-{
-    sbuf_puts(b, "<section class=\"card hint-card\"><h2>Two-factor app on Bitbucket</h2>"
-                 "<p>If the <strong>U2F &amp; TOTP</strong> two-factor app is installed on this Bitbucket, it "
-                 "blocks OAuth requests from applications it does not know. Add Portico to that app's OAuth "
-                 "whitelist in Bitbucket's administration, or people will see their Bitbucket login fail "
-                 "when they try to log in to Portico.</p></section>");
-}
-
 /* ---- the Setup Mode token form ---- */
 
 static const char *s_setup_cookie(void)
@@ -92,11 +82,7 @@ static const char *s_setup_cookie(void)
 /* The form field that goes with a setup CSRF cookie value. */
 static void s_setup_csrf_field(const char *cookie, char *out, size_t out_size)
 {
-    char input[96];
-    snprintf(input, sizeof input, "portico-setup-form:%s", cookie);
-    uint8_t d[32];
-    crypto_sha256(input, strlen(input), d);
-    crypto_b64url_encode(d, 24, out, out_size);
+    web_csrf_derive("portico-setup-form", cookie, out, out_size);
 }
 
 static void s_setup_form(web_req_t *r, int status, const char *error)
@@ -112,35 +98,13 @@ static void s_setup_form(web_req_t *r, int status, const char *error)
     char field[48];
     s_setup_csrf_field(cookie, field, sizeof field);
     const web_session_t *s = web_session(r);
-
-    sbuf_t b;
-    sbuf_init(&b);
-    page_begin(&b, r, "Setup Mode");
-    sbuf_puts(&b, "<section class=\"card narrow\"><h1>Setup Mode</h1>"
-                  "<p>Portico has just been installed and is in Setup Mode. Enter the setup token to open the Admin "
-                  "section and add your first Bitbucket integration. No account is needed yet.</p>");
-    if (s && s->user_id) {
-        sbuf_puts(&b, "<p class=\"muted\">You are logged in as ");
-        sbuf_html(&b, s->display_name[0] ? s->display_name : s->user_name);
-        sbuf_puts(&b, ", who is not an admin. The setup token replaces this session with a setup session.</p>");
-    }
+    tmpl_ctx_t *c = web_page_ctx(r, "Setup Mode");
+    tmpl_set_bool(c, "logged_in", s && s->user_id);
+    tmpl_set(c, "setup_csrf", field);
+    tmpl_set_int(c, "max", ADMIN_MAX_SETUP_TOKEN);
     if (error)
-        page_notice(&b, "error", error);
-    sbuf_printf(&b,
-                "<form method=\"post\" action=\"%s/admin/setup-token\" autocomplete=\"off\">"
-                "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
-                "<label for=\"setup-token\">Setup token</label>"
-                "<input type=\"password\" id=\"setup-token\" name=\"token\" maxlength=\"%d\" "
-                "autocomplete=\"off\" spellcheck=\"false\" aria-describedby=\"setup-token-hint\" autofocus>"
-                "<p class=\"hint\" id=\"setup-token-hint\">On the registry's machine, "
-                "<code>portico-registry setup-token</code> shows it (it is kept in the file "
-                "<code>PORTICO_SETUP_TOKEN_FILE</code>), or it is the value of "
-                "<code>PORTICO_SETUP_TOKEN</code> if your operator set one.</p>"
-                "<button type=\"submit\">Open the Admin section</button></form></section>",
-                web_cfg.public_path, field, ADMIN_MAX_SETUP_TOKEN);
-    page_end(&b);
-    web_send_html(r, status, &b);
-    sbuf_free(&b);
+        page_notice(c, "error", error);
+    web_page(r, status, "setup_form", &c);
 }
 
 static int s_settings(web_req_t *r, Portico__Registry__Settings **out, bus_error_t *err)
@@ -148,7 +112,7 @@ static int s_settings(web_req_t *r, Portico__Registry__Settings **out, bus_error
     return admin_registry(r, &registry_m_settings_get, NULL, (ProtobufCMessage **)out, err);
 }
 
-static void h_setup_token(web_req_t *r)
+void admin_setup_token(web_req_t *r)
 {
     if (!web_same_origin(r)) {
         char q[300];
@@ -330,233 +294,39 @@ bool admin_enter(web_req_t *r, admin_ctx_t *a)
 
 /* ---- layout ---- */
 
-static void s_setup_banner(sbuf_t *b, web_req_t *r, const admin_ctx_t *a)
+tmpl_ctx_t *admin_page_ctx(web_req_t *r, const admin_ctx_t *a, const char *title, const char *current)
 {
-    sbuf_puts(b, "<section class=\"banner\" role=\"status\"><div><strong>Setup Mode is on.</strong> "
-                 "Anyone holding the setup token can open this Admin section without an account. ");
-    if (a->admin_exists) {
-        sbuf_puts(b, "An admin account exists now: finish setup to close this door. Afterwards the setup token "
-                     "stops working and only admins, logged in with Bitbucket, can come here.</div>");
-        sbuf_printf(b,
-                    "<form method=\"post\" action=\"%s/admin/finish-setup\" class=\"banner-action\" "
-                    "data-confirm=\"Finish setup? The setup token will stop working.\">",
-                    web_cfg.public_path);
-        page_csrf(b, r);
-        sbuf_puts(b, "<button type=\"submit\">Finish setup</button></form>");
-    } else {
-        sbuf_printf(b,
-                    "Add an integration, then <a href=\"%s/login\">log in with Bitbucket</a> in this "
-                    "browser: your Bitbucket account becomes the first admin (logins from other browsers do "
-                    "not). Once an admin exists you can finish setup here.</div>",
-                    web_cfg.public_path);
-    }
-    sbuf_puts(b, "</section>");
-}
-
-void admin_page_begin(sbuf_t *b, web_req_t *r, const admin_ctx_t *a, const char *title, const char *current)
-{
-    page_begin(b, r, title);
-    if (a->setup_mode)
-        s_setup_banner(b, r, a);
     static const struct {
         const char *key, *path, *label;
     } nav[] = {{"integrations", "/admin", "Integrations"},
                {"users", "/admin/users", "Users"},
                {"audit", "/admin/audit", "Audit log"},
                {"status", "/admin/status", "Status"}};
-    sbuf_puts(b, "<nav class=\"subnav\" aria-label=\"Admin\">");
-    for (size_t i = 0; i < sizeof nav / sizeof nav[0]; i++)
-        sbuf_printf(b, "<a href=\"%s%s\"%s>%s</a>", web_cfg.public_path, nav[i].path,
-                    current && !strcmp(current, nav[i].key) ? " aria-current=\"page\"" : "", nav[i].label);
-    sbuf_puts(b, "</nav>");
-}
-
-void admin_page_end(sbuf_t *b)
-{
-    page_end(b);
+    tmpl_ctx_t *c = web_page_ctx(r, title);
+    tmpl_set_bool(c, "setup_mode", a->setup_mode);
+    tmpl_set_bool(c, "admin_exists", a->admin_exists);
+    tmpl_set_list(c, "nav");
+    for (size_t i = 0; i < sizeof nav / sizeof nav[0]; i++) {
+        tmpl_ctx_t *item = tmpl_add(c, "nav");
+        tmpl_set(item, "href", nav[i].path);
+        tmpl_set(item, "label", nav[i].label);
+        tmpl_set_bool(item, "current", current && !strcmp(current, nav[i].key));
+    }
+    return c;
 }
 
 /* ---- the integrations list ---- */
 
-void admin_integration_state(sbuf_t *b, const Portico__Registry__Integration *in)
+void admin_integration_values(tmpl_ctx_t *c, const Portico__Registry__Integration *in)
 {
-    sbuf_printf(b, "<span class=\"badge %s\">%s</span>", in->enabled ? "ok" : "off",
-                in->enabled ? "enabled" : "disabled");
-}
-
-void admin_test_result(sbuf_t *b, const Portico__Registry__Integration *in)
-{
-    if (!in->last_test_result || !in->last_test_result[0]) {
-        sbuf_puts(b, "<span class=\"muted\">not tested</span>");
-        return;
-    }
-    bool ok = !strcmp(in->last_test_result, "ok");
-    sbuf_printf(b, "<span class=\"badge %s\">", ok ? "ok" : "off");
-    sbuf_html(b, ok ? "OK" : in->last_test_result);
-    sbuf_puts(b, "</span>");
-    if (in->last_test_at > 0) {
-        char when[40];
+    bool tested = in->last_test_result && in->last_test_result[0];
+    bool ok = tested && !strcmp(in->last_test_result, "ok");
+    char when[40] = "";
+    if (tested && in->last_test_at > 0)
         web_format_time(in->last_test_at, when, sizeof when);
-        sbuf_printf(b, "<br><span class=\"muted small\">%s</span>", when);
-    }
+    tmpl_set_bool(c, "enabled", in->enabled);
+    tmpl_set_bool(c, "tested", tested);
+    tmpl_set_bool(c, "test_ok", ok);
+    tmpl_set(c, "test_text", ok ? "OK" : tested ? in->last_test_result : "");
+    tmpl_set(c, "test_when", when);
 }
-
-static const Portico__Registry__Integration *s_find(const Portico__Registry__ListIntegrationsReply *l, int64_t id)
-{
-    for (size_t i = 0; l && i < l->n_integrations; i++)
-        if (l->integrations[i]->id == id)
-            return l->integrations[i];
-    return NULL;
-}
-
-/* Confirmations after a redirect: fixed texts chosen by the query, never
- * the query's own text. */
-static void s_home_flash(sbuf_t *b, web_req_t *r, const Portico__Registry__ListIntegrationsReply *l)
-{
-    char v[24];
-    if (web_query(r, "created", v, sizeof v) > 0) {
-        const Portico__Registry__Integration *in = s_find(l, admin_parse_id(v));
-        if (!in)
-            return;
-        sbuf_puts(b, "<div class=\"notice ok\" role=\"status\">Integration <strong>");
-        sbuf_html(b, in->name);
-        if (in->oauth_version == 1)
-            sbuf_printf(b,
-                        "</strong> created. One step is left: <a href=\"%s/admin/integrations/%lld\">open it</a> "
-                        "and paste its Consumer Key and Public Key into the application link's Incoming "
-                        "Authentication in Bitbucket.</div>",
-                        web_cfg.public_path, (long long)in->id);
-        else
-            sbuf_puts(b, "</strong> created. People can now log in with their Bitbucket account.</div>");
-    } else if (web_query(r, "deleted", v, sizeof v) > 0) {
-        char users[24];
-        int64_t n = web_query(r, "users", users, sizeof users) > 0 ? admin_parse_id(users) : 0;
-        if (n > 0)
-            sbuf_printf(b,
-                        "<div class=\"notice ok\" role=\"status\">Integration deleted. %lld Portico account%s "
-                        "that could only log in through it %s removed.</div>",
-                        (long long)n, n == 1 ? "" : "s", n == 1 ? "was" : "were");
-        else
-            page_notice(b, "ok", "Integration deleted.");
-    } else if (web_query(r, "finished", v, sizeof v) > 0) {
-        page_notice(b, "ok", "Setup finished. The setup token no longer works; admins log in with Bitbucket.");
-    }
-}
-
-static void h_home(web_req_t *r)
-{
-    admin_ctx_t a;
-    if (!admin_enter(r, &a))
-        return;
-    Portico__Registry__ListIntegrationsRequest req = PORTICO__REGISTRY__LIST_INTEGRATIONS_REQUEST__INIT;
-    Portico__Registry__ListIntegrationsReply *rep = NULL;
-    bus_error_t err;
-    if (admin_registry(r, &registry_m_integration_list, &req.base, (ProtobufCMessage **)&rep, &err) < 0) {
-        web_bus_error_page(r, &err, "Could not load the integrations");
-        return;
-    }
-    sbuf_t b;
-    sbuf_init(&b);
-    admin_page_begin(&b, r, &a, "Admin", "integrations");
-    s_home_flash(&b, r, rep);
-    sbuf_printf(&b,
-                "<div class=\"title-row\"><h1>Integrations</h1>"
-                "<a class=\"button\" href=\"%s/admin/integrations/new\">Add Integration</a></div>",
-                web_cfg.public_path);
-    if (rep->n_integrations == 0) {
-        sbuf_puts(&b, "<section class=\"card empty\"><p><strong>No integration yet.</strong></p>"
-                      "<p>An integration connects Portico to a Bitbucket Data Center / Server instance, so people "
-                      "can log in with their Bitbucket account. Press <em>Add Integration</em> to connect the "
-                      "first one.</p></section>");
-    } else {
-        Portico__Registry__ListAccessReply *access = admin_access_list_load(r);
-        sbuf_puts(&b, "<div class=\"table-wrap\"><table class=\"integrations\"><thead><tr><th>Name</th>"
-                      "<th>Base URL</th><th>OAuth</th><th>State</th><th>Last test</th><th>Bitbucket</th>"
-                      "<th>Who may log in</th></tr></thead><tbody>");
-        for (size_t i = 0; i < rep->n_integrations; i++) {
-            const Portico__Registry__Integration *in = rep->integrations[i];
-            sbuf_printf(&b, "<tr data-integration-id=\"%lld\"><td><a href=\"%s/admin/integrations/%lld\">",
-                        (long long)in->id, web_cfg.public_path, (long long)in->id);
-            sbuf_html(&b, in->name[0] ? in->name : "(unnamed)");
-            sbuf_puts(&b, "</a></td><td class=\"url\">");
-            sbuf_html(&b, in->base_url);
-            sbuf_printf(&b, "</td><td>OAuth %d</td><td>", in->oauth_version);
-            admin_integration_state(&b, in);
-            sbuf_puts(&b, "</td><td>");
-            admin_test_result(&b, in);
-            sbuf_puts(&b, "</td><td>");
-            sbuf_html(&b, in->bitbucket_version[0] ? in->bitbucket_version : "unknown");
-            sbuf_puts(&b, "</td>");
-            admin_access_list_cell(&b, access, in->id);
-            sbuf_puts(&b, "</tr>");
-        }
-        sbuf_puts(&b, "</tbody></table></div>");
-        admin_access_list_free(&access);
-    }
-    admin_page_end(&b);
-    protobuf_c_message_free_unpacked(&rep->base, NULL);
-    web_send_html(r, 200, &b);
-    sbuf_free(&b);
-}
-
-/* ---- Finish setup ---- */
-
-static void h_finish_setup(web_req_t *r)
-{
-    admin_ctx_t a;
-    if (!admin_enter(r, &a))
-        return;
-    if (!a.setup_mode) {
-        web_redirect(r, "/admin");
-        return;
-    }
-    if (!a.admin_exists) {
-        web_error_page(r, 409, "No admin yet", "Finishing setup now would leave nobody able to open the Admin section.",
-                       "Log in with Bitbucket first: the first person to log in while Setup Mode is on becomes an "
-                       "admin. Then finish setup.");
-        return;
-    }
-    Portico__Registry__SetSetupModeRequest req = PORTICO__REGISTRY__SET_SETUP_MODE_REQUEST__INIT;
-    req.on = false;
-    req.actor = a.actor;
-    req.addr = r->addr;
-    bus_error_t err;
-    if (admin_registry(r, &registry_m_settings_set_setup_mode, &req.base, NULL, &err) < 0) {
-        web_bus_error_page(r, &err, "Could not finish setup");
-        return;
-    }
-    log_info("setup mode finished", NULL);
-    if (!a.setup_actor) {
-        web_redirect(r, "/admin?finished=1");
-        return;
-    }
-    /* The setup session is over with Setup Mode: say so, and end it here too. */
-    web_session_end(r);
-    sbuf_t b;
-    sbuf_init(&b);
-    page_begin(&b, r, "Setup finished");
-    sbuf_printf(&b,
-                "<section class=\"card narrow\"><h1>Setup finished</h1>"
-                "<p>Setup Mode is off. The setup token no longer opens the Admin section, and this setup "
-                "session has ended.</p><p>From now on, log in with your Bitbucket account as an admin to "
-                "manage Portico.</p><a class=\"button\" href=\"%s/login?return_to=%%2Fadmin\">Log in</a>"
-                "</section>",
-                web_cfg.public_path);
-    page_end(&b);
-    web_send_html(r, 200, &b);
-    sbuf_free(&b);
-}
-
-const web_route_t web_admin_routes[] = {
-    {"GET", "/admin", false, h_home, "admin"},
-    {"POST", "/admin/setup-token", false, h_setup_token, "admin_setup_token"},
-    {"POST", "/admin/finish-setup", false, h_finish_setup, "admin_finish_setup"},
-    {"GET", "/admin/integrations/new", false, admin_integration_new, "admin_integration_new"},
-    {"POST", "/admin/integrations/new", false, admin_integration_new, "admin_integration_new"},
-    {"POST", "/admin/integrations", false, admin_integration_create, "admin_integration_create"},
-    {NULL, "/admin/integrations/", true, admin_integration_dispatch, "admin_integration"},
-    {"GET", "/admin/users", false, admin_users, "admin_users"},
-    {"POST", "/admin/users/", true, admin_user_dispatch, "admin_user"},
-    {"GET", "/admin/audit", false, admin_audit, "admin_audit"},
-    {0},
-};

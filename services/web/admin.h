@@ -6,17 +6,13 @@
 #define PORTICO_WEB_ADMIN_H
 
 #include "bus_methods.h"
-#include "web.h"
+#include "iform.h"
+#include "reply.h"
 
 #include "broker.pb-c.h"
 #include "registry.pb-c.h"
 
-/* Size limits of the admin forms (bytes, before the terminating NUL). */
-#define ADMIN_MAX_BASE_URL 2000
-#define ADMIN_MAX_CLIENT_ID 256
-#define ADMIN_MAX_CLIENT_SECRET 512
-#define ADMIN_MAX_NAME 200
-#define ADMIN_MAX_CA_PEM (64 * 1024)
+/* Size limit of the setup token (the integration form's are in iform.h). */
 #define ADMIN_MAX_SETUP_TOKEN 256
 
 typedef struct {
@@ -36,10 +32,10 @@ bool admin_enter(web_req_t *r, admin_ctx_t *a);
 const char *admin_path(web_req_t *r);
 bool admin_is_post(web_req_t *r);
 
-/* page_begin plus the Setup Mode banner and the admin navigation; current
- * is the navigation entry to highlight ("integrations", "users", "audit"). */
-void admin_page_begin(sbuf_t *b, web_req_t *r, const admin_ctx_t *a, const char *title, const char *current);
-void admin_page_end(sbuf_t *b);
+/* The values of an admin page's template: the layout's, the Setup Mode
+ * banner's and the admin navigation's (templates/admin_top.html); current
+ * is the entry to highlight ("integrations", "users", "audit"). */
+tmpl_ctx_t *admin_page_ctx(web_req_t *r, const admin_ctx_t *a, const char *title, const char *current);
 
 /* Bus calls with the right deadline: the registry with bus_timeout_ms, the
  * broker (which talks to Bitbucket) with login_timeout_ms. */
@@ -55,19 +51,18 @@ void admin_callback_url(int64_t id, char *out, size_t out_size);
 /* A positive decimal id from a query parameter or form field, or 0. */
 int64_t admin_parse_id(const char *s);
 
-/* The two-factor plugin hint, shown on the integration page. */
-void admin_tfa_hint(sbuf_t *b);
+/* The setup token form's POST (admin.c). */
+void admin_setup_token(web_req_t *r);
 
 /* Handlers (admin_integrations.c, admin_users.c). */
 void admin_integration_new(web_req_t *r);
 void admin_integration_create(web_req_t *r);
-void admin_integration_dispatch(web_req_t *r);
 void admin_users(web_req_t *r);
-void admin_user_dispatch(web_req_t *r);
 void admin_audit(web_req_t *r);
 
-/* Used by the home page: the short "OAuth 2" / "OAuth 1" and state badges. */
-void admin_integration_state(sbuf_t *b, const Portico__Registry__Integration *in);
-void admin_test_result(sbuf_t *b, const Portico__Registry__Integration *in);
+/* Used by the home page and the integration page. */
+/* The values of the state badge and the last test result
+ * (templates/integration_state.html, test_result.html) for in. */
+void admin_integration_values(tmpl_ctx_t *c, const Portico__Registry__Integration *in);
 
 #endif

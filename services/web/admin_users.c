@@ -12,31 +12,50 @@
 #define USERS_PAGE 50
 #define AUDIT_PAGE 50
 
-static void s_user_flash(sbuf_t *b, web_req_t *r)
+static void s_user_flash(tmpl_ctx_t *c, web_req_t *r)
 {
     char v[24];
     if (web_query(r, "granted", v, sizeof v) > 0)
-        page_notice(b, "ok", "Admin role granted. Their sessions were ended: they log in again to use it.");
+        page_notice(c, "ok", "Admin role granted. Their sessions were ended: they log in again to use it.");
     else if (web_query(r, "revoked", v, sizeof v) > 0)
-        page_notice(b, "ok", "Admin role removed. Their sessions were ended.");
+        page_notice(c, "ok", "Admin role removed. Their sessions were ended.");
     else if (web_query(r, "ended", v, sizeof v) > 0)
-        page_notice(b, "ok", "Sessions ended. They are logged out everywhere and must log in again.");
+        page_notice(c, "ok", "Sessions ended. They are logged out everywhere and must log in again.");
     else if (web_query(r, "refused", v, sizeof v) > 0 && !strcmp(v, "self"))
-        page_notice(b, "error", "You cannot remove your own admin role. Ask another admin to do it.");
+        page_notice(c, "error", "You cannot remove your own admin role. Ask another admin to do it.");
 }
 
-static void s_user_button(sbuf_t *b, web_req_t *r, const Portico__Registry__User *u, const char *action,
-                          const char *field, const char *value, const char *label, const char *cls, const char *confirm)
+static void s_user_row(tmpl_ctx_t *row, const admin_ctx_t *a, const Portico__Registry__User *u,
+                       const Portico__Registry__ListAccessEndedReply *ended)
 {
-    sbuf_printf(b, "<form method=\"post\" action=\"%s/admin/users/%lld/%s\" class=\"inline\"", web_cfg.public_path,
-                (long long)u->id, action);
-    if (confirm)
-        sbuf_printf(b, " data-confirm=\"%s\"", confirm);
-    sbuf_puts(b, ">");
-    page_csrf(b, r);
-    if (field)
-        sbuf_printf(b, "<input type=\"hidden\" name=\"%s\" value=\"%s\">", field, value);
-    sbuf_printf(b, "<button type=\"submit\" class=\"%s small\">%s</button></form>", cls, label);
+    bool self = !a->setup_actor && a->s->user_id == u->id;
+    char when[40], reason[200];
+    tmpl_set_int(row, "id", (long long)u->id);
+    tmpl_set(row, "display", u->display_name[0] ? u->display_name : u->name);
+    tmpl_set(row, "name", u->name);
+    web_format_time(u->created_at, when, sizeof when);
+    tmpl_set(row, "since", when);
+    tmpl_set_bool(row, "admin", u->is_admin);
+    tmpl_set_bool(row, "self", self);
+    tmpl_set_bool(row, "remove_admin", u->is_admin && !self);
+    tmpl_set_bool(row, "make_admin", !u->is_admin);
+    bool marked = admin_access_ended_mark(ended, u->id, when, sizeof when, reason, sizeof reason);
+    tmpl_set_bool(row, "ended", marked);
+    tmpl_set(row, "ended_when", marked ? when : "");
+    tmpl_set(row, "ended_reason", marked ? reason : "");
+    tmpl_set_bool(row, "has_identities", u->n_identities > 0);
+    tmpl_set_list(row, "identities");
+    for (size_t j = 0; j < u->n_identities; j++) {
+        const Portico__Registry__Identity *id = u->identities[j];
+        tmpl_ctx_t *it = tmpl_add(row, "identities");
+        tmpl_set(it, "username", id->username);
+        tmpl_set(it, "id_display", id->display_name);
+        tmpl_set(it, "on", id->integration_name[0] ? id->integration_name : "a deleted integration");
+        when[0] = '\0';
+        if (id->last_login_at > 0)
+            web_format_time(id->last_login_at, when, sizeof when);
+        tmpl_set(it, "last_login", when);
+    }
 }
 
 void admin_users(web_req_t *r)
@@ -56,79 +75,19 @@ void admin_users(web_req_t *r)
         return;
     }
     Portico__Registry__ListAccessEndedReply *ended = admin_access_ended_load(r);
-    sbuf_t b;
-    sbuf_init(&b);
-    admin_page_begin(&b, r, &a, "Users", "users");
-    s_user_flash(&b, r);
-    sbuf_puts(&b, "<h1>Users</h1><p class=\"lead\">Everyone who has logged in with Bitbucket. Admins manage "
-                  "integrations and other admins.</p>");
-    if (rep->n_users == 0 && !after) {
-        sbuf_puts(&b, "<section class=\"card empty\"><p>Nobody has logged in yet.</p></section>");
-    } else {
-        sbuf_puts(&b, "<div class=\"table-wrap\"><table class=\"users\"><thead><tr><th>User</th><th>Role</th>"
-                      "<th>Bitbucket identities</th><th>Actions</th></tr></thead><tbody>");
-        for (size_t i = 0; i < rep->n_users; i++) {
-            const Portico__Registry__User *u = rep->users[i];
-            bool self = !a.setup_actor && a.s->user_id == u->id;
-            sbuf_printf(&b, "<tr data-user-id=\"%lld\"><td><strong>", (long long)u->id);
-            sbuf_html(&b, u->display_name[0] ? u->display_name : u->name);
-            sbuf_puts(&b, "</strong><br><span class=\"muted small\">");
-            sbuf_html(&b, u->name);
-            char when[40];
-            web_format_time(u->created_at, when, sizeof when);
-            sbuf_printf(&b, " · since %s</span></td><td>%s%s</td><td>", when,
-                        u->is_admin ? "<span class=\"badge ok\">admin</span>" : "<span class=\"badge\">user</span>",
-                        self ? " <span class=\"muted small\">(you)</span>" : "");
-            admin_access_user_mark(&b, ended, u->id);
-            if (u->n_identities == 0)
-                sbuf_puts(&b, "<span class=\"muted\">none</span>");
-            else
-                sbuf_puts(&b, "<ul class=\"plain\">");
-            for (size_t j = 0; j < u->n_identities; j++) {
-                const Portico__Registry__Identity *id = u->identities[j];
-                sbuf_puts(&b, "<li><strong>");
-                sbuf_html(&b, id->username);
-                sbuf_puts(&b, "</strong>");
-                if (id->display_name[0]) {
-                    sbuf_puts(&b, " (");
-                    sbuf_html(&b, id->display_name);
-                    sbuf_puts(&b, ")");
-                }
-                sbuf_puts(&b, " <span class=\"muted small\">on ");
-                sbuf_html(&b, id->integration_name[0] ? id->integration_name : "a deleted integration");
-                if (id->last_login_at > 0) {
-                    web_format_time(id->last_login_at, when, sizeof when);
-                    sbuf_printf(&b, ", last login %s", when);
-                }
-                sbuf_puts(&b, "</span></li>");
-            }
-            if (u->n_identities)
-                sbuf_puts(&b, "</ul>");
-            sbuf_puts(&b, "</td><td class=\"row-actions\">");
-            if (u->is_admin && !self)
-                s_user_button(&b, r, u, "admin", "admin", "0", "Remove admin", "secondary",
-                              "Remove the admin role? Their sessions end.");
-            else if (!u->is_admin)
-                s_user_button(&b, r, u, "admin", "admin", "1", "Make admin", "secondary",
-                              "Make this user an admin? Their sessions end; they log in again.");
-            s_user_button(&b, r, u, "sessions", NULL, NULL, "End sessions", "secondary",
-                          self ? "End your own sessions? You will be logged out." : NULL);
-            sbuf_puts(&b, "</td></tr>");
-        }
-        sbuf_puts(&b, "</tbody></table></div><nav class=\"pager\">");
-        if (after)
-            sbuf_printf(&b, "<a href=\"%s/admin/users\">First page</a>", web_cfg.public_path);
-        if (rep->n_users == USERS_PAGE)
-            sbuf_printf(&b, "<a href=\"%s/admin/users?after=%lld\">Next page</a>", web_cfg.public_path,
-                        (long long)rep->users[rep->n_users - 1]->id);
-        sbuf_puts(&b, "</nav>");
-    }
-    admin_access_refused_section(&b, r);
-    admin_page_end(&b);
+    tmpl_ctx_t *c = admin_page_ctx(r, &a, "Users", "users");
+    s_user_flash(c, r);
+    tmpl_set_bool(c, "any", rep->n_users > 0 || after);
+    tmpl_set_list(c, "users");
+    for (size_t i = 0; i < rep->n_users; i++)
+        s_user_row(tmpl_add(c, "users"), &a, rep->users[i], ended);
+    tmpl_set_bool(c, "first", after != 0);
+    tmpl_set_bool(c, "next", rep->n_users == USERS_PAGE);
+    tmpl_set_int(c, "next_after", rep->n_users ? (long long)rep->users[rep->n_users - 1]->id : 0);
+    admin_access_refused_values(c, r);
     admin_access_ended_free(&ended);
     protobuf_c_message_free_unpacked(&rep->base, NULL);
-    web_send_html(r, 200, &b);
-    sbuf_free(&b);
+    web_page(r, 200, "users", &c);
 }
 
 static int s_end_sessions(web_req_t *r, admin_ctx_t *a, int64_t user_id, bus_error_t *err)
@@ -140,29 +99,30 @@ static int s_end_sessions(web_req_t *r, admin_ctx_t *a, int64_t user_id, bus_err
     return admin_registry(r, &registry_m_session_delete_user, &req.base, NULL, err);
 }
 
-/* POST /admin/users/{id}/admin (admin=1|0) and /admin/users/{id}/sessions */
-void admin_user_dispatch(web_req_t *r)
+/* POST /admin/users/{id}/sessions */
+static void h_end_sessions(web_req_t *r)
 {
-    const char *rest = NULL;
-    int64_t id = web_path_id(r, "/admin/users/", &rest);
-    if (id <= 0 || (strcmp(rest, "/admin") && strcmp(rest, "/sessions"))) {
-        web_error_page(r, 404, "Page not found", "There is no page at this address.", "Start from the Users page.");
+    admin_ctx_t a;
+    if (!admin_enter(r, &a))
+        return;
+    bus_error_t err;
+    if (s_end_sessions(r, &a, r->path_id, &err) < 0) {
+        web_bus_error_page(r, &err, "Could not end the sessions");
         return;
     }
+    log_info("user sessions ended", "user=%lld", (long long)r->path_id);
+    web_redirect(r, "/admin/users?ended=1");
+}
+
+/* POST /admin/users/{id}/admin (admin=1|0) */
+static void h_set_admin(web_req_t *r)
+{
+    int64_t id = r->path_id;
     admin_ctx_t a;
     if (!admin_enter(r, &a))
         return;
     bus_error_t err;
     char loc[64];
-    if (!strcmp(rest, "/sessions")) {
-        if (s_end_sessions(r, &a, id, &err) < 0) {
-            web_bus_error_page(r, &err, "Could not end the sessions");
-            return;
-        }
-        log_info("user sessions ended", "user=%lld", (long long)id);
-        web_redirect(r, "/admin/users?ended=1");
-        return;
-    }
     char v[8];
     bool grant = web_form(r, "admin", v, sizeof v) > 0 && !strcmp(v, "1");
     if (!grant && !a.setup_actor && a.s->user_id == id) {
@@ -203,43 +163,38 @@ void admin_audit(web_req_t *r)
         web_bus_error_page(r, &err, "Could not load the audit log");
         return;
     }
-    sbuf_t b;
-    sbuf_init(&b);
-    admin_page_begin(&b, r, &a, "Audit log", "audit");
-    sbuf_puts(&b, "<h1>Audit log</h1><p class=\"lead\">What admins changed and who logged in, newest first.</p>");
-    if (rep->n_entries == 0) {
-        sbuf_puts(&b, "<section class=\"card empty\"><p>No entries");
-        sbuf_puts(&b, before ? " before this point.</p></section>" : " yet.</p></section>");
-    } else {
-        sbuf_puts(&b, "<div class=\"table-wrap\"><table class=\"audit\"><thead><tr><th>When</th><th>Who</th>"
-                      "<th>What</th><th>Object</th><th>From</th><th>Detail</th></tr></thead><tbody>");
-        for (size_t i = 0; i < rep->n_entries; i++) {
-            const Portico__Registry__AuditEntry *e = rep->entries[i];
-            char when[40];
-            web_format_time(e->at / 1000, when, sizeof when);
-            sbuf_printf(&b, "<tr><td class=\"nowrap\">%s</td><td>", when);
-            sbuf_html(&b, e->actor);
-            sbuf_puts(&b, "</td><td><code>");
-            sbuf_html(&b, e->action);
-            sbuf_puts(&b, "</code></td><td>");
-            sbuf_html(&b, e->object);
-            sbuf_puts(&b, "</td><td>");
-            sbuf_html(&b, e->addr);
-            sbuf_puts(&b, "</td><td>");
-            sbuf_html(&b, e->detail);
-            sbuf_puts(&b, "</td></tr>");
-        }
-        sbuf_puts(&b, "</tbody></table></div>");
+    tmpl_ctx_t *c = admin_page_ctx(r, &a, "Audit log", "audit");
+    tmpl_set_bool(c, "any", rep->n_entries > 0);
+    tmpl_set(c, "empty_text", before ? "No entries before this point." : "No entries yet.");
+    tmpl_set_list(c, "entries");
+    for (size_t i = 0; i < rep->n_entries; i++) {
+        const Portico__Registry__AuditEntry *e = rep->entries[i];
+        char when[40];
+        web_format_time(e->at / 1000, when, sizeof when);
+        tmpl_ctx_t *row = tmpl_add(c, "entries");
+        tmpl_set(row, "when", when);
+        tmpl_set(row, "actor", e->actor);
+        tmpl_set(row, "action", e->action);
+        tmpl_set(row, "object", e->object);
+        tmpl_set(row, "addr", e->addr);
+        tmpl_set(row, "detail", e->detail);
     }
-    sbuf_puts(&b, "<nav class=\"pager\">");
-    if (before)
-        sbuf_printf(&b, "<a href=\"%s/admin/audit\">Newest</a>", web_cfg.public_path);
-    if (rep->n_entries == AUDIT_PAGE)
-        sbuf_printf(&b, "<a href=\"%s/admin/audit?before=%lld\">Older entries</a>", web_cfg.public_path,
-                    (long long)rep->entries[rep->n_entries - 1]->id);
-    sbuf_puts(&b, "</nav>");
-    admin_page_end(&b);
+    tmpl_set_bool(c, "newest", before != 0);
+    tmpl_set_bool(c, "older", rep->n_entries == AUDIT_PAGE);
+    tmpl_set_int(c, "older_before", rep->n_entries ? (long long)rep->entries[rep->n_entries - 1]->id : 0);
     protobuf_c_message_free_unpacked(&rep->base, NULL);
-    web_send_html(r, 200, &b);
-    sbuf_free(&b);
+    web_page(r, 200, "audit", &c);
 }
+
+/* Anything else posted under /admin/users/. */
+static void h_other(web_req_t *r)
+{
+    web_error_page(r, 404, "Page not found", "There is no page at this address.", "Start from the Users page.");
+}
+
+const web_route_t web_admin_user_routes[] = {
+    {"POST", "/admin/users/{id}/admin", false, h_set_admin, "admin_user_set_admin"},
+    {"POST", "/admin/users/{id}/sessions", false, h_end_sessions, "admin_user_end_sessions"},
+    {"POST", "/admin/users/", true, h_other, "admin_user_other"},
+    {0},
+};

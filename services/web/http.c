@@ -1,10 +1,9 @@
 /* Answering and reading HTTP requests with Portico's rules: every response
- * carries the security headers; bodies and fields have size limits. */
+ * carries the security headers; bodies and fields have size limits. The
+ * transport only: pages are rendered above it (reply.h). */
 #include "web.h"
 
 #include "metrics.h"
-
-#include "log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,30 +104,11 @@ int web_rate_wait(web_req_t *r, const char *what, long per_minute, bool take)
     return wait;
 }
 
-bool web_rate_ok(web_req_t *r, const char *what, long per_minute, bool take)
-{
-    int wait = web_rate_wait(r, what, per_minute, take);
-    if (!wait)
-        return true;
-    char todo[120];
-    snprintf(todo, sizeof todo, "Wait %d second%s and try again.", wait, wait == 1 ? "" : "s");
-    web_error_page(r, 429, "Too many attempts",
-                   "This address has sent more of these requests than Portico accepts "
-                   "in a minute.",
-                   todo);
-    return false;
-}
-
 void web_rate_charge(web_req_t *r, const char *what, long per_minute)
 {
     char key[128];
     s_rate_key(r, what, key, sizeof key);
     ratelimit_check(web_limits, key, (double)per_minute, (double)per_minute, bus_now_ms(), true);
-}
-
-void web_send_html(web_req_t *r, int status, const sbuf_t *page)
-{
-    web_send(r, status, "text/html; charset=utf-8", page->data ? page->data : "", page->len, NULL);
 }
 
 void web_redirect(web_req_t *r, const char *location)
@@ -142,27 +122,6 @@ void web_redirect(web_req_t *r, const char *location)
         sbuf_printf(&h, "Location: %s\r\n", location);
     web_send(r, 303, "text/plain; charset=utf-8", "", 0, h.data);
     sbuf_free(&h);
-}
-
-void web_error_page(web_req_t *r, int status, const char *title, const char *what, const char *todo)
-{
-    sbuf_t b;
-    sbuf_init(&b);
-    page_begin(&b, r, title);
-    sbuf_puts(&b, "<section class=\"card error-page\"><h1>");
-    sbuf_html(&b, title);
-    sbuf_puts(&b, "</h1><p>");
-    sbuf_html(&b, what);
-    sbuf_puts(&b, "</p>");
-    if (todo && *todo) {
-        sbuf_puts(&b, "<p class=\"todo\">");
-        sbuf_html(&b, todo);
-        sbuf_puts(&b, "</p>");
-    }
-    sbuf_printf(&b, "<p class=\"muted\">Reference: %s</p></section>", r->request_id);
-    page_end(&b);
-    web_send_html(r, status, &b);
-    sbuf_free(&b);
 }
 
 int web_status_for(const bus_error_t *err)
@@ -190,28 +149,6 @@ int web_status_for(const bus_error_t *err)
     default:
         return 500;
     }
-}
-
-void web_bus_error_page(web_req_t *r, const bus_error_t *err, const char *doing)
-{
-    int status = web_status_for(err);
-    const char *title = status == 503   ? "Service unavailable"
-                        : status == 504 ? "This took too long"
-                        : status == 404 ? "Not found"
-                        : status == 429 ? "Too many attempts"
-                        : status >= 500 ? "Something went wrong"
-                                        : "This did not work";
-    const char *todo = status == 503 || status == 504
-                           ? "Wait a moment and try again. If it keeps happening, ask your Portico operator to "
-                             "check /readyz and the service logs."
-                       : status >= 500 ? "Try again. If it keeps happening, give the reference below to your "
-                                         "Portico operator."
-                                       : NULL;
-    char what[400];
-    snprintf(what, sizeof what, "%s%s%s", doing ? doing : "", doing ? ": " : "",
-             err->message[0] ? err->message : "the request failed");
-    log_warn("request failed", "code=%s status=%d", bus_code_name(err->code), status);
-    web_error_page(r, status, title, what, todo);
 }
 
 static int s_read_body(web_req_t *r)

@@ -8,7 +8,7 @@
  * leaked URL) is refused. Everything else about the login (state, PKCE,
  * OAuth 1 request tokens, tokens) stays in the broker and the registry. */
 #include "bus_methods.h"
-#include "web.h"
+#include "reply.h"
 
 #include "broker.pb-c.h"
 #include "crypto.h"
@@ -74,45 +74,43 @@ static Portico__Registry__Settings *s_settings(web_req_t *r)
     return rep;
 }
 
-/* The "Log in with ..." links, or what to do when there are none. */
-static void s_login_list(sbuf_t *b, web_req_t *r, const char *return_to)
+/* The values of the "Log in with ..." links (templates/login_list.html),
+ * or of what to do when there are none. */
+static void s_login_list(tmpl_ctx_t *c, web_req_t *r, const char *return_to)
 {
     bus_error_t err;
+    tmpl_set_list(c, "logins");
+    tmpl_set_bool(c, "nobody", false);
+    tmpl_set_bool(c, "setup_mode", false);
     Portico__Registry__ListIntegrationsReply *list = s_enabled_integrations(r, &err);
+    tmpl_set_bool(c, "list_loaded", list != NULL);
     if (!list) {
-        page_notice(b, "error",
+        page_notice(c, "error",
                     "Portico cannot list its Bitbucket integrations right now: one of its services is not "
                     "answering. Wait a moment and reload this page.");
         return;
     }
+    sbuf_t enc;
+    sbuf_init(&enc);
+    sbuf_urlenc(&enc, return_to);
+    tmpl_set(c, "return_enc", enc.data ? enc.data : "");
+    sbuf_free(&enc);
     size_t shown = 0;
-    sbuf_puts(b, "<div class=\"login-list\">");
     for (size_t i = 0; i < list->n_integrations; i++) {
         const Portico__Registry__Integration *in = list->integrations[i];
         if (!in || !in->enabled)
             continue;
-        sbuf_printf(b, "<a class=\"button\" href=\"%s/login/start/%lld?return_to=", web_cfg.public_path,
-                    (long long)in->id);
-        sbuf_urlenc(b, return_to);
-        sbuf_puts(b, "\">Log in with ");
-        sbuf_html(b, in->name[0] ? in->name : in->base_url);
-        sbuf_puts(b, "</a>");
+        tmpl_ctx_t *item = tmpl_add(c, "logins");
+        tmpl_set_int(item, "login_id", (long long)in->id);
+        tmpl_set(item, "login_name", in->name[0] ? in->name : in->base_url);
         shown++;
     }
-    sbuf_puts(b, "</div>");
     protobuf_c_message_free_unpacked(&list->base, NULL);
     if (shown)
         return;
+    tmpl_set_bool(c, "nobody", true);
     Portico__Registry__Settings *st = s_settings(r);
-    if (st && st->setup_mode)
-        sbuf_printf(b,
-                    "<p>Nobody can log in yet: Portico has no Bitbucket integration. Portico is in Setup Mode: "
-                    "open <a href=\"%s/admin\">the Admin section</a> with the setup token (on the registry's "
-                    "machine, <code>portico-registry setup-token</code> shows it) and add an integration.</p>",
-                    web_cfg.public_path);
-    else
-        sbuf_puts(b, "<p>Nobody can log in right now: there is no enabled Bitbucket integration. Ask a Portico "
-                     "admin to add or enable one.</p>");
+    tmpl_set_bool(c, "setup_mode", st && st->setup_mode);
     if (st)
         protobuf_c_message_free_unpacked(&st->base, NULL);
 }
@@ -282,7 +280,7 @@ static void s_login_error(web_req_t *r, const bus_error_t *err)
     /* The error page itself offers the way back. */
     sbuf_t b;
     sbuf_init(&b);
-    page_begin(&b, r, title);
+    page_begin(&b, web_session(r), title);
     sbuf_puts(&b, "<section class=\"card error-page\"><h1>");
     sbuf_html(&b, title);
     sbuf_puts(&b, "</h1><p>");
@@ -301,26 +299,12 @@ static void s_login_error(web_req_t *r, const bus_error_t *err)
 static void h_home(web_req_t *r)
 {
     const web_session_t *s = web_session(r);
-    sbuf_t b;
-    sbuf_init(&b);
-    page_begin(&b, r, "Home");
-    sbuf_puts(&b, "<h1>Portico</h1><section class=\"card\">");
-    if (s && s->user_id) {
-        sbuf_puts(&b, "<p>You are signed in as <strong>");
-        sbuf_html(&b, s->display_name[0] ? s->display_name : s->user_name);
-        sbuf_printf(&b, "</strong>.</p><p><a class=\"button\" href=\"%s/account\">Your account and repositories</a>",
-                    web_cfg.public_path);
-        if (s->is_admin)
-            sbuf_printf(&b, " <a class=\"button secondary\" href=\"%s/admin\">Admin</a>", web_cfg.public_path);
-        sbuf_puts(&b, "</p>");
-    } else {
-        sbuf_puts(&b, "<p>Log in with your Bitbucket account to see the repositories you can read.</p>");
-        s_login_list(&b, r, DEFAULT_RETURN_TO);
-    }
-    sbuf_puts(&b, "</section>");
-    page_end(&b);
-    web_send_html(r, 200, &b);
-    sbuf_free(&b);
+    tmpl_ctx_t *c = web_page_ctx(r, "Home");
+    tmpl_set_bool(c, "signed_in", s && s->user_id);
+    tmpl_set_bool(c, "is_admin", s && s->is_admin);
+    if (!s || !s->user_id)
+        s_login_list(c, r, DEFAULT_RETURN_TO);
+    web_page(r, 200, "home", &c);
 }
 
 static void h_login(web_req_t *r)
@@ -328,23 +312,10 @@ static void h_login(web_req_t *r)
     char return_to[1100];
     s_return_to(r, return_to, sizeof return_to);
     const web_session_t *s = web_session(r);
-    sbuf_t b;
-    sbuf_init(&b);
-    page_begin(&b, r, "Log in");
-    sbuf_puts(&b, "<h1>Log in</h1><section class=\"card\">");
-    if (s && s->user_id) {
-        sbuf_puts(&b, "<p>You are already signed in as <strong>");
-        sbuf_html(&b, s->display_name[0] ? s->display_name : s->user_name);
-        sbuf_printf(&b, "</strong>: <a href=\"%s/account\">go to your account</a>, or log in again below.</p>",
-                    web_cfg.public_path);
-    }
-    sbuf_puts(&b, "<p>Portico signs you in with your Bitbucket account. Bitbucket asks you to allow Portico to "
-                  "read your repositories; Portico never sees your Bitbucket password.</p>");
-    s_login_list(&b, r, return_to);
-    sbuf_puts(&b, "</section>");
-    page_end(&b);
-    web_send_html(r, 200, &b);
-    sbuf_free(&b);
+    tmpl_ctx_t *c = web_page_ctx(r, "Log in");
+    tmpl_set_bool(c, "signed_in", s && s->user_id);
+    s_login_list(c, r, return_to);
+    web_page(r, 200, "login", &c);
 }
 
 static void h_login_start(web_req_t *r)

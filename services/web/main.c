@@ -1,7 +1,7 @@
 /* portico-web: the edge. civetweb serves the pages; each worker thread owns
  * its bus clients; the broker queue thread spreads login work over every
  * connected broker worker. */
-#include "web.h"
+#include "reply.h"
 
 #include "crypto.h"
 #include "log.h"
@@ -16,12 +16,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
-
-web_config_t web_cfg;
-brokerq_t *web_brokerq;
-webcache_t *web_cache;
-ratelimit_t *web_limits;
-gate_t *web_gate;
 
 /* Clients the rate limits remember at once (beyond that, the quietest are
  * forgotten: see ratelimit.h). */
@@ -116,16 +110,42 @@ static void s_thread_exit(const struct mg_context *ctx, int thread_type, void *p
 
 /* ---- routing ---- */
 
-static const web_route_t *const s_tables[] = {web_ops_routes, web_static_routes, web_login_routes, web_account_routes,
-                                              web_admin_routes};
+/* web_admin_routes before the others under /admin: its exact paths
+ * (/admin/integrations/new) come before their prefix routes. */
+static const web_route_t *const s_tables[] = {web_ops_routes,       web_static_routes, web_login_routes,
+                                              web_account_routes,   web_admin_routes,  web_admin_integration_routes,
+                                              web_admin_user_routes};
 
-static const web_route_t *s_match(const char *method, const char *path, bool *wrong_method)
+/* path against a route's: literal text, and {id} for a positive decimal
+ * number (put in *id). A prefix route matches the start of a path. */
+static bool s_path_match(const web_route_t *rt, const char *path, int64_t *id)
+{
+    const char *p = rt->path, *q = path;
+    while (*p) {
+        if (!strncmp(p, "{id}", 4)) {
+            int64_t v = 0;
+            int digits = 0;
+            while (*q >= '0' && *q <= '9' && digits < 15) {
+                v = v * 10 + (*q++ - '0');
+                digits++;
+            }
+            if (!digits || v <= 0 || (*q >= '0' && *q <= '9'))
+                return false;
+            *id = v;
+            p += 4;
+        } else if (*p++ != *q++) {
+            return false;
+        }
+    }
+    return rt->prefix || *q == '\0';
+}
+
+static const web_route_t *s_match(const char *method, const char *path, bool *wrong_method, int64_t *id)
 {
     *wrong_method = false;
     for (size_t t = 0; t < sizeof s_tables / sizeof s_tables[0]; t++) {
         for (const web_route_t *rt = s_tables[t]; rt->path; rt++) {
-            bool hit = rt->prefix ? strncmp(path, rt->path, strlen(rt->path)) == 0 : strcmp(path, rt->path) == 0;
-            if (!hit)
+            if (!s_path_match(rt, path, id))
                 continue;
             if (!rt->method || !strcmp(rt->method, method) || (!strcmp(method, "HEAD") && !strcmp(rt->method, "GET")))
                 return rt;
@@ -165,7 +185,7 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
         path = "/";
     r.path = path;
     bool wrong_method = false;
-    const web_route_t *rt = s_match(r.ri->request_method, path, &wrong_method);
+    const web_route_t *rt = s_match(r.ri->request_method, path, &wrong_method, &r.path_id);
     if (r.ops && !s_ops_route(rt)) {
         rt = NULL;
         wrong_method = false;
@@ -224,6 +244,12 @@ static int s_run(void)
     char instance[96];
     service_instance_name(instance, sizeof instance);
     bus_set_identity("web", instance, NULL, NULL);
+    /* The templates were checked at build; a broken one stops the start too. */
+    char terr[300];
+    if (page_templates_load(terr, sizeof terr) < 0) {
+        log_error("could not load the page templates", "why=%s", terr);
+        return 1;
+    }
     metrics_help("portico_http_requests_total", "counter", "HTTP requests by route and status");
     metrics_help("portico_http_request_seconds", "histogram", "HTTP request latency by route");
     metrics_help("portico_bus_call_seconds", "histogram", "Bus call latency by service and method");
@@ -346,6 +372,7 @@ static int s_run(void)
     ratelimit_destroy(&web_limits);
     netaddr_list_free(&web_cfg.trusted_proxies);
     mg_exit_library();
+    page_templates_free();
     log_info("stopped", NULL);
     return 0;
 }

@@ -2,7 +2,7 @@
  * /admin/status page, all from the same readiness probe. */
 #include "bus_methods.h"
 #include "presence.h"
-#include "web.h"
+#include "reply.h"
 
 #include "endpoints.h"
 #include "log.h"
@@ -174,7 +174,7 @@ static void h_status(web_req_t *r)
     int n = brokerq_instances(web_brokerq, inst, 64);
     sbuf_t b;
     sbuf_init(&b);
-    page_begin(&b, r, "Status");
+    page_begin(&b, web_session(r), "Status");
     sbuf_printf(&b, "<h1>Status</h1><p>Portico is <span class=\"badge %s\">%s</span></p>", ready ? "ok" : "off",
                 ready ? "ready" : "not ready");
     sbuf_puts(&b,

@@ -1,52 +1,61 @@
-/* The page layout shared by every HTML page, and the static assets. */
-#include "web.h"
+/* The page layout shared by every HTML page (page.h). */
+#include "page.h"
 
 #include <string.h>
 
-void page_begin(sbuf_t *b, web_req_t *r, const char *title)
+extern const tmpl_source_t web_templates[]; /* build/gen/web_templates.c */
+
+tmpl_lib_t *page_templates;
+
+int page_templates_load(char *err, size_t err_size)
 {
-    const web_session_t *s = web_session(r);
-    sbuf_puts(b, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>");
-    sbuf_html(b, title);
-    sbuf_printf(b,
-                " · Portico</title><link rel=\"stylesheet\" href=\"%s/static/portico.css\">"
-                "<script src=\"%s/static/portico.js\" defer></script></head><body>",
-                web_cfg.public_path, web_cfg.public_path);
-    sbuf_printf(b, "<header class=\"top\"><a class=\"brand\" href=\"%s/\">Portico</a><nav>", web_cfg.public_path);
-    if (s && (s->is_admin || s->setup))
-        sbuf_printf(b, "<a href=\"%s/admin\">Admin</a>", web_cfg.public_path);
-    if (s && s->user_id) {
-        sbuf_printf(b, "<a href=\"%s/account\">", web_cfg.public_path);
-        sbuf_html(b, s->display_name[0] ? s->display_name : s->user_name);
-        sbuf_puts(b, "</a>");
-    }
-    if (s) {
-        sbuf_printf(b, "<form method=\"post\" action=\"%s/logout\" class=\"inline\">", web_cfg.public_path);
-        page_csrf(b, r);
-        sbuf_puts(b, "<button type=\"submit\" class=\"link\">Log out</button></form>");
-    } else {
-        sbuf_printf(b, "<a href=\"%s/login\">Log in</a>", web_cfg.public_path);
-    }
-    sbuf_puts(b, "</nav></header><main>");
+    page_templates = tmpl_lib_new(web_templates, err, err_size);
+    return page_templates ? 0 : -1;
+}
+
+void page_templates_free(void)
+{
+    tmpl_lib_destroy(&page_templates);
+}
+
+tmpl_ctx_t *page_ctx_new(const char *title, const web_session_t *s)
+{
+    tmpl_ctx_t *c = tmpl_ctx_new();
+    if (!c)
+        return NULL;
+    tmpl_set(c, "title", title);
+    tmpl_set(c, "base", web_cfg.public_path);
+    tmpl_set_bool(c, "show_admin", s && (s->is_admin || s->setup));
+    tmpl_set_bool(c, "account", s && s->user_id);
+    tmpl_set(c, "who", s ? (s->display_name[0] ? s->display_name : s->user_name) : "");
+    tmpl_set_bool(c, "session", s != NULL);
+    tmpl_set(c, "csrf", s ? s->csrf : "");
+    tmpl_set_list(c, "notices");
+    return c;
+}
+
+void page_notice(tmpl_ctx_t *c, const char *kind, const char *text)
+{
+    tmpl_ctx_t *n = tmpl_add(c, "notices");
+    tmpl_set(n, "kind", kind);
+    tmpl_set(n, "role", strcmp(kind, "error") ? "status" : "alert");
+    tmpl_set(n, "text", text);
+}
+
+int page_render(const char *name, const tmpl_ctx_t *values, sbuf_t *out, char *err, size_t err_size)
+{
+    return tmpl_render(page_templates, name, values, out, err, err_size);
+}
+
+int page_begin(sbuf_t *b, const web_session_t *s, const char *title)
+{
+    tmpl_ctx_t *c = page_ctx_new(title, s);
+    int rc = page_render("layout_top", c, b, NULL, 0);
+    tmpl_ctx_destroy(&c);
+    return rc;
 }
 
 void page_end(sbuf_t *b)
 {
-    sbuf_puts(b, "</main><footer>Portico</footer></body></html>");
-}
-
-void page_csrf(sbuf_t *b, web_req_t *r)
-{
-    const web_session_t *s = web_session(r);
-    sbuf_puts(b, "<input type=\"hidden\" name=\"csrf\" value=\"");
-    sbuf_html(b, s ? s->csrf : "");
-    sbuf_puts(b, "\">");
-}
-
-void page_notice(sbuf_t *b, const char *kind, const char *text)
-{
-    sbuf_printf(b, "<div class=\"notice %s\" role=\"%s\">", kind, strcmp(kind, "error") ? "status" : "alert");
-    sbuf_html(b, text);
-    sbuf_puts(b, "</div>");
+    page_render("layout_bottom", NULL, b, NULL, 0);
 }

@@ -18,7 +18,7 @@
  * are answered from the cache the registry does not see them, so the idle
  * timeout slides at least once per cache time instead of on every request. */
 #include "bus_methods.h"
-#include "web.h"
+#include "session.h"
 
 #include "crypto.h"
 #include "log.h"
@@ -64,13 +64,20 @@ static void s_forget_session(const uint8_t hash[32])
     webcache_remove(web_cache, key, sizeof key);
 }
 
-static void s_csrf_for(const char *token, char *out, size_t out_size)
+void web_csrf_derive(const char *purpose, const char *secret, char *out, size_t out_size)
 {
-    char input[96];
-    snprintf(input, sizeof input, "portico-csrf:%s", token);
+    char input[128];
+    snprintf(input, sizeof input, "%s:%s", purpose, secret);
     uint8_t d[32];
     crypto_sha256(input, strlen(input), d);
     crypto_b64url_encode(d, 24, out, out_size);
+}
+
+/* The CSRF token of a session: derived from its cookie, so it needs no
+ * storage and ends with the session. */
+static void s_csrf_for(const char *token, char *out, size_t out_size)
+{
+    web_csrf_derive("portico-csrf", token, out, out_size);
 }
 
 static void s_hash_token(const char *token, uint8_t out[32])
@@ -203,26 +210,10 @@ bool web_same_origin(web_req_t *r)
     return strcmp(origin, web_cfg.public_origin) == 0;
 }
 
-bool web_post_ok(web_req_t *r)
+bool web_csrf_ok(web_req_t *r)
 {
-    if (!web_same_origin(r)) {
-        char q[300];
-        log_warn("refused a cross-site request", "path=%s", log_quote(r->ri->local_uri, q, sizeof q));
-        web_error_page(r, 403, "Request refused",
-                       "This form was sent from another site, or from an address other than the one Portico is "
-                       "configured for.",
-                       "Open Portico at its configured address and try again.");
-        return false;
-    }
     const web_session_t *s = web_session(r);
     char token[64];
     int n = web_form(r, "csrf", token, sizeof token);
-    if (!s || n <= 0 || !crypto_str_equal(token, s->csrf)) {
-        char q[300];
-        log_warn("refused a request without a valid CSRF token", "path=%s", log_quote(r->ri->local_uri, q, sizeof q));
-        web_error_page(r, 403, "Request refused", "This form has expired or did not come from this Portico session.",
-                       "Go back, reload the page and send the form again.");
-        return false;
-    }
-    return true;
+    return s && n > 0 && crypto_str_equal(token, s->csrf);
 }

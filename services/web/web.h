@@ -3,7 +3,11 @@
  *
  * Each civetweb worker thread owns its own bus clients (created in the
  * thread-init callback); nothing here is shared between threads but the
- * read-only configuration and the broker queue. */
+ * read-only configuration and the broker queue.
+ *
+ * This header is the bottom layer: the configuration and shared state
+ * (web.c) and the transport (http.c). session.h, page.h and reply.h build
+ * on it; nothing here knows about pages. */
 #ifndef PORTICO_WEB_H
 #define PORTICO_WEB_H
 
@@ -90,6 +94,7 @@ typedef struct web_req {
     web_clients_t *clients;
     const char *path;  /* the routed path, without PORTICO_PUBLIC_URL's prefix */
     const char *route; /* metrics label */
+    int64_t path_id;   /* the {id} in the route's path, or 0 */
     bool ops;          /* arrived on the operations listener (PORTICO_OPS_ADDR) */
     int status;
     char addr[64];     /* the client: the peer, or from a trusted proxy's X-Forwarded-For */
@@ -111,7 +116,10 @@ typedef struct web_req {
 typedef void (*web_handler_fn)(web_req_t *r);
 
 /* A route: method ("GET", "POST" or NULL for any), path, and whether the
- * path is a prefix (then it ends with '/'). */
+ * path is a prefix (then it ends with '/'). A path may hold {id}: a
+ * positive decimal number, given to the handler in r->path_id. The first
+ * route that matches wins; a handler is one page or action, never a
+ * dispatcher of its own, so each has its own metrics label (name). */
 typedef struct {
     const char *method;
     const char *path;
@@ -123,31 +131,25 @@ typedef struct {
 /* Route tables of each page group; each ends with a zeroed entry. */
 extern const web_route_t web_ops_routes[];
 extern const web_route_t web_admin_routes[];
+extern const web_route_t web_admin_integration_routes[];
+extern const web_route_t web_admin_user_routes[];
 extern const web_route_t web_login_routes[];
 extern const web_route_t web_account_routes[];
 extern const web_route_t web_static_routes[];
 
-/* ---- answering (http.c) ---- */
+/* ---- answering (http.c: transport only, no pages; reply.h has those) ---- */
 
 /* Send a complete response with Portico's security headers. extra_headers is
  * NULL or CRLF-terminated header lines. */
 void web_send(web_req_t *r, int status, const char *content_type, const char *body, size_t len,
               const char *extra_headers);
-void web_send_html(web_req_t *r, int status, const sbuf_t *page);
 /* 303 See Other to a local path or an absolute URL we built ourselves. */
 void web_redirect(web_req_t *r, const char *location);
-/* A full page that says what happened and what to do. */
-void web_error_page(web_req_t *r, int status, const char *title, const char *what, const char *todo);
-/* Map a bus error to a page: 503 unavailable, 504 timeout, 400, 404 ... */
-void web_bus_error_page(web_req_t *r, const bus_error_t *err, const char *doing);
 int web_status_for(const bus_error_t *err);
 
-/* Per-client limits: true when the client (r->addr) may go on (a token is
- * used when take); otherwise a 429 page with Retry-After is sent and false
- * returned. what names the budget ("login_start", ...). */
-bool web_rate_ok(web_req_t *r, const char *what, long per_minute, bool take);
-/* The same without answering: 0, or the seconds to wait (then
- * r->retry_after_s is set for the answer the caller sends). */
+/* Per-client limits (web_rate_ok in reply.h answers for you): 0, or the
+ * seconds to wait (then r->retry_after_s is set for the answer the caller
+ * sends). what names the budget ("login_start", ...). */
 int web_rate_wait(web_req_t *r, const char *what, long per_minute, bool take);
 /* Use one token of a budget after the fact (a wrong setup token). */
 void web_rate_charge(web_req_t *r, const char *what, long per_minute);
@@ -168,43 +170,6 @@ const char *web_header(web_req_t *r, const char *name);
  * with prefix "/admin/integrations/" gives 12 and rest "/edit"). -1 when
  * it is not a positive number. */
 int64_t web_path_id(web_req_t *r, const char *prefix, const char **rest);
-
-/* ---- sessions and CSRF (session.c) ---- */
-
-/* The clock of web_cache entries: monotonic milliseconds. */
-int64_t web_cache_now(void);
-/* Forget what is cached about a user (sessions, account, repositories),
- * or about everyone. */
-void web_cache_forget_user(int64_t user_id);
-void web_cache_forget_all(void);
-
-/* The session of this request, or NULL. Looks it up once. */
-const web_session_t *web_session(web_req_t *r);
-/* A new session cookie value (256 random bits) and the SHA-256 the registry
- * keeps of it. Only the registry starts sessions, in the step that checks
- * a login or the setup token (rotation at login). 0 or -1. */
-int web_session_token(char *token, size_t token_size, uint8_t hash[32]);
-/* The session with this cookie value now exists: end the request's old one
- * on the server, if any, and set the cookie. */
-void web_session_started(web_req_t *r, int64_t user_id, const char *token);
-/* End the request's session on the server and clear the cookie. */
-void web_session_end(web_req_t *r);
-/* Add a Set-Cookie line to the response. */
-void web_add_cookie(web_req_t *r, const char *name, const char *value, long max_age_s, const char *path);
-/* The POST is from our own pages: Origin / Sec-Fetch-Site, and the form's
- * csrf field matches the session. Answers 403 itself and returns false. */
-bool web_post_ok(web_req_t *r);
-/* Origin / Sec-Fetch-Site only (for forms used before a session exists). */
-bool web_same_origin(web_req_t *r);
-
-/* ---- pages (page.c) ---- */
-
-void page_begin(sbuf_t *b, web_req_t *r, const char *title);
-void page_end(sbuf_t *b);
-/* Hidden CSRF input for forms. */
-void page_csrf(sbuf_t *b, web_req_t *r);
-/* A notice box; kind is "ok", "warn" or "error". text is escaped. */
-void page_notice(sbuf_t *b, const char *kind, const char *text);
 
 /* ---- time ---- */
 /* "2026-11-29 15:04 UTC" from epoch seconds. */

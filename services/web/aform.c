@@ -1,0 +1,84 @@
+/* The access rules form's model and validation (aform.h). */
+#include "aform.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int aform_init(aform_t *f)
+{
+    memset(f, 0, sizeof *f);
+    f->patterns = calloc(1, AFORM_MAX_PATTERNS_TEXT + 1);
+    return f->patterns ? 0 : -1;
+}
+
+void aform_free(aform_t *f)
+{
+    free(f->patterns);
+    free(f->pats);
+    free(f->split_buf);
+    f->patterns = f->split_buf = NULL;
+    f->pats = NULL;
+}
+
+bool aform_has_errors(const aform_t *f)
+{
+    return f->e_resource[0] || f->e_patterns[0] || f->e_contact[0] || f->e_top[0];
+}
+
+static void s_trim(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        s[--n] = '\0';
+    size_t i = 0;
+    while (s[i] == ' ' || s[i] == '\t')
+        i++;
+    if (i)
+        memmove(s, s + i, n - i + 1);
+}
+
+/* Split the textarea on newlines, commas and blanks into at most
+ * AFORM_MAX_PATTERNS pointers into text. -1 when there are more. */
+static int s_split(char *text, char **out, size_t *n)
+{
+    *n = 0;
+    for (char *save = NULL, *t = strtok_r(text, " \t\r\n,", &save); t; t = strtok_r(NULL, " \t\r\n,", &save)) {
+        if (*n == AFORM_MAX_PATTERNS)
+            return -1;
+        out[(*n)++] = t;
+    }
+    return 0;
+}
+
+int aform_read(aform_t *f, aform_get_fn get, void *src)
+{
+    int rc1 = get(src, "resource", f->resource, sizeof f->resource);
+    int rc2 = get(src, "patterns", f->patterns, AFORM_MAX_PATTERNS_TEXT + 1);
+    int rc3 = get(src, "contact", f->contact, sizeof f->contact);
+    if (rc1 == -2)
+        snprintf(f->e_resource, sizeof f->e_resource, "At most %d characters.", AFORM_MAX_RESOURCE);
+    if (rc2 == -2)
+        snprintf(f->e_patterns, sizeof f->e_patterns, "The list is too long.");
+    if (rc3 == -2)
+        snprintf(f->e_contact, sizeof f->e_contact, "At most %d characters.", AFORM_MAX_CONTACT);
+    s_trim(f->resource);
+    s_trim(f->contact);
+    f->split_buf = strdup(f->patterns);
+    f->pats = calloc(AFORM_MAX_PATTERNS + 1, sizeof *f->pats);
+    if (!f->split_buf || !f->pats)
+        return -1;
+    if (s_split(f->split_buf, f->pats, &f->npats) < 0)
+        snprintf(f->e_patterns, sizeof f->e_patterns, "At most %d names and patterns.", AFORM_MAX_PATTERNS);
+    return 0;
+}
+
+void aform_store_failed(aform_t *f, const bus_error_t *err)
+{
+    char *target = !strcmp(err->detail, "resource")   ? f->e_resource
+                   : !strcmp(err->detail, "contact")  ? f->e_contact
+                   : !strcmp(err->detail, "patterns") ? f->e_patterns
+                                                      : f->e_top;
+    snprintf(target, AFORM_ERR_LEN, "%s%s", err->message, target == f->e_top ? "" : ".");
+    target[0] = target[0] >= 'a' && target[0] <= 'z' ? (char)(target[0] - 'a' + 'A') : target[0];
+}

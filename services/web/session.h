@@ -1,0 +1,39 @@
+/* Sessions and CSRF (session.c): the session cookie, its lookup in the
+ * registry (and the short cache in front of it), and the tokens that bind
+ * a form to a session. */
+#ifndef PORTICO_WEB_SESSION_H
+#define PORTICO_WEB_SESSION_H
+
+#include "web.h"
+
+/* The clock of web_cache entries: monotonic milliseconds. */
+int64_t web_cache_now(void);
+/* Forget what is cached about a user (sessions, account, repositories),
+ * or about everyone. */
+void web_cache_forget_user(int64_t user_id);
+void web_cache_forget_all(void);
+
+/* The session of this request, or NULL. Looks it up once. */
+const web_session_t *web_session(web_req_t *r);
+/* A new session cookie value (256 random bits) and the SHA-256 the registry
+ * keeps of it. Only the registry starts sessions, in the step that checks
+ * a login or the setup token (rotation at login). 0 or -1. */
+int web_session_token(char *token, size_t token_size, uint8_t hash[32]);
+/* The session with this cookie value now exists: end the request's old one
+ * on the server, if any, and set the cookie. */
+void web_session_started(web_req_t *r, int64_t user_id, const char *token);
+/* End the request's session on the server and clear the cookie. */
+void web_session_end(web_req_t *r);
+/* Add a Set-Cookie line to the response. */
+void web_add_cookie(web_req_t *r, const char *name, const char *value, long max_age_s, const char *path);
+/* The form's csrf field matches the session's (web_post_ok in reply.h
+ * checks this and Origin, and answers the refusal). */
+bool web_csrf_ok(web_req_t *r);
+/* The one CSRF derivation: a form token bound to secret (a session cookie,
+ * or the setup form's double-submit cookie), for purpose ("portico-csrf",
+ * "portico-setup-form"). 32 base64url characters into out. */
+void web_csrf_derive(const char *purpose, const char *secret, char *out, size_t out_size);
+/* Origin / Sec-Fetch-Site only (for forms used before a session exists). */
+bool web_same_origin(web_req_t *r);
+
+#endif

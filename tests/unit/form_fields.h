@@ -1,0 +1,29 @@
+/* A request body for the form tests (test_iform.c, test_aform.c): name and
+ * value pairs ending with {NULL, NULL}, read as web_form reads a body. */
+#ifndef PORTICO_TEST_FORM_FIELDS_H
+#define PORTICO_TEST_FORM_FIELDS_H
+
+#include <stddef.h>
+#include <string.h>
+
+typedef struct {
+    const char *name, *value;
+} field_t;
+
+/* The value's length, -1 when absent, -2 when longer than out. */
+static inline int form_fields_get(void *src, const char *name, char *out, size_t out_size)
+{
+    for (const field_t *f = src; f->name; f++) {
+        if (strcmp(f->name, name) != 0)
+            continue;
+        size_t n = strlen(f->value);
+        if (n >= out_size)
+            return -2;
+        memcpy(out, f->value, n + 1);
+        return (int)n;
+    }
+    out[0] = '\0';
+    return -1;
+}
+
+#endif
