@@ -3,6 +3,9 @@
 #include "crypto.h"
 #include "log.h"
 #include "metrics.h"
+#include "netaddr.h"
+#include <arpa/inet.h>
+#include <net/if.h>
 
 #include <assert.h>
 #include <stdarg.h>
@@ -76,6 +79,42 @@ static void s_set_error(bus_error_t *err, int code, const char *detail, const ch
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
     va_end(ap);
+}
+
+/* ---- binding ---- */
+
+int bus_bind(zsock_t *sock, const char *endpoint)
+{
+    char host[256], addr[INET6_ADDRSTRLEN], bound[320];
+    const char *target = endpoint;
+    if (!strncmp(endpoint, "tcp://", 6)) {
+        const char *h = endpoint + 6, *colon = strrchr(h, ':');
+        size_t n = colon ? (size_t)(colon - h) : 0;
+        bool name = colon && n > 0 && n < sizeof host && h[0] != '[';
+        if (name) {
+            memcpy(host, h, n);
+            host[n] = '\0';
+            name = strcmp(host, "*") != 0 && !netaddr_is_ip(host) && if_nametoindex(host) == 0;
+        }
+        if (name) {
+            if (netaddr_own_address(host, addr, sizeof addr) < 0) {
+                log_error("bind host names no address of this machine", "endpoint=%s", endpoint);
+                return -1;
+            }
+            bool v6 = strchr(addr, ':') != NULL;
+            if (v6)
+                zsock_set_ipv6(sock, 1);
+            snprintf(bound, sizeof bound, v6 ? "tcp://[%s]%s" : "tcp://%s%s", addr, colon);
+            target = bound;
+        }
+    }
+    if (zsock_bind(sock, "%s", target) < 0) {
+        log_error("could not bind the bus endpoint", "endpoint=%s error=\"%s\"", target, zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    if (target != endpoint)
+        log_info("bus endpoint bound", "endpoint=%s address=%s", endpoint, target);
+    return 0;
 }
 
 /* ---- client ---- */

@@ -85,6 +85,13 @@ int bus_call_method(bus_client_t *self, const bus_method_t *m, const ProtobufCMe
 
 /* ---- server ---- */
 
+/* Bind a server socket to endpoint. A tcp:// host that is a name (not an
+ * address, "*" or an interface) is resolved now, and the socket binds the
+ * one of its addresses that is this machine's own: compose names each
+ * service on the "bus" network alone, so the port listens nowhere else.
+ * 0, or -1 after logging why. */
+int bus_bind(zsock_t *sock, const char *endpoint);
+
 typedef struct bus_request_t {
     zmsg_t *routing; /* routing frames, echoed on reply */
     uint64_t call_id;

@@ -406,10 +406,8 @@ bb_server_t *bb_server_new(const bb_server_config_t *cfg)
     bus_socket_serve(self->router);
     if (busauth_enabled() && busauth_server(self->router) < 0)
         goto fail;
-    if (zsock_bind(self->router, "%s", cfg->bind) < 0) {
-        log_error("could not bind the bus endpoint", "endpoint=%s error=\"%s\"", cfg->bind, zmq_strerror(zmq_errno()));
+    if (bus_bind(self->router, cfg->bind) < 0)
         goto fail;
-    }
     metrics_help("portico_bitbucket_requests_total", "counter",
                  "HTTP requests to Bitbucket by kind, status and result");
     metrics_help("portico_bitbucket_request_seconds", "histogram", "Duration of HTTP requests to Bitbucket");

@@ -334,10 +334,8 @@ int server_run(const reg_options_t *opts)
         goto out;
     if (zsock_bind(shuttle.back, WORKERS_ENDPOINT) < 0)
         goto out;
-    if (zsock_bind(shuttle.front, "%s", opts->bind) < 0) {
-        log_error("could not bind the bus endpoint", "endpoint=%s error=\"%s\"", opts->bind, zmq_strerror(zmq_errno()));
+    if (bus_bind(shuttle.front, opts->bind) < 0)
         goto out;
-    }
     workers = calloc((size_t)opts->workers, sizeof *workers);
     if (!workers)
         goto out;

@@ -372,10 +372,8 @@ brokerq_t *brokerq_new(const char *bind_endpoint)
         log_error("could not bind the broker queue", "endpoint=%s", self->frontend_endpoint);
         goto fail;
     }
-    if (zsock_bind(self->backend, "%s", bind_endpoint) < 0) {
-        log_error("could not bind the broker endpoint", "endpoint=%s", bind_endpoint);
+    if (bus_bind(self->backend, bind_endpoint) < 0)
         goto fail;
-    }
     metrics_help("portico_broker_workers_connected", "gauge", "Broker worker threads connected to the web");
     metrics_set("portico_broker_workers_connected", NULL, 0);
     snprintf(self->bind_endpoint, sizeof self->bind_endpoint, "%s", bind_endpoint);

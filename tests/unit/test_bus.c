@@ -8,6 +8,7 @@
 
 #include "bus.h"
 #include "log.h"
+#include "netaddr.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -220,6 +221,26 @@ static void test_peer_absent(void **state)
     bus_client_destroy(&c);
 }
 
+/* A bind host that is a name binds the machine's own address it names, and
+ * only that one; a name of no address here is refused. */
+static void test_bind_host(void **state)
+{
+    (void)state;
+    zsock_t *s = zsock_new(ZMQ_ROUTER);
+    assert_int_equal(bus_bind(s, "tcp://localhost:*"), 0);
+    const char *last = zsock_last_endpoint(s);
+    assert_true(!strncmp(last, "tcp://127.0.0.1:", 16) || !strncmp(last, "tcp://[::1]:", 12));
+    zsock_destroy(&s);
+    s = zsock_new(ZMQ_ROUTER);
+    assert_int_equal(bus_bind(s, "tcp://no-such-host.invalid:*"), -1);
+    assert_int_equal(bus_bind(s, "tcp://127.0.0.1:*"), 0);
+    zsock_destroy(&s);
+    char addr[64];
+    assert_int_equal(netaddr_own_address("127.0.0.1", addr, sizeof addr), 0);
+    assert_string_equal(addr, "127.0.0.1");
+    assert_int_equal(netaddr_own_address("192.0.2.1", addr, sizeof addr), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +248,7 @@ int main(void)
         cmocka_unit_test(test_deadline_and_late_reply),
         cmocka_unit_test(test_malformed_and_unknown),
         cmocka_unit_test(test_peer_absent),
+        cmocka_unit_test(test_bind_host),
     };
     return cmocka_run_group_tests_name("bus", tests, s_setup, s_teardown);
 }
