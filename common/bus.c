@@ -61,26 +61,6 @@ void bus_socket_serve(zsock_t *sock)
     zmq_setsockopt(zsock_resolve(sock), ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
 }
 
-const char *bus_code_name(int code)
-{
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&portico__error_code__descriptor, code);
-    return v ? v->name : "UNKNOWN";
-}
-
-static void s_set_error(bus_error_t *err, int code, const char *detail, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void s_set_error(bus_error_t *err, int code, const char *detail, const char *fmt, ...)
-{
-    if (!err)
-        return;
-    err->code = code;
-    snprintf(err->detail, sizeof err->detail, "%s", detail ? detail : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- binding ---- */
 
 int bus_bind(zsock_t *sock, const char *endpoint)
@@ -230,7 +210,7 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
     int code = PORTICO__ERROR_CODE__INTERNAL;
 
     if (deadline <= started) {
-        s_set_error(err, code = PORTICO__ERROR_CODE__TIMEOUT, "", "the request ran out of time");
+        bus_error_set(err, code = PORTICO__ERROR_CODE__TIMEOUT, DETAIL(NONE), "the request ran out of time");
         goto out;
     }
     Portico__Request env = PORTICO__REQUEST__INIT;
@@ -257,7 +237,7 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
     }
     size_t env_len = portico__request__get_packed_size(&env);
     if (env_len > BUS_MAX_MSG_SIZE) {
-        s_set_error(err, code = PORTICO__ERROR_CODE__BAD_REQUEST, "", "the request is too large");
+        bus_error_set(err, code = PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(NONE), "the request is too large");
         goto out;
     }
     env_buf = malloc(env_len ? env_len : 1);
@@ -269,14 +249,15 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
      * wait for one, but not past the deadline. */
     int w = s_wait(self, ZMQ_POLLOUT, deadline);
     if (w <= 0 || zmq_send(zsock_resolve(self->sock), env_buf, env_len, ZMQ_DONTWAIT) < 0) {
-        s_set_error(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, "", "the %s service is not reachable", self->service);
+        bus_error_set(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(NONE), "the %s service is not reachable",
+                      self->service);
         goto out;
     }
     for (;;) {
         w = s_wait(self, ZMQ_POLLIN, deadline);
         if (w <= 0) {
-            s_set_error(err, code = PORTICO__ERROR_CODE__TIMEOUT, "", "the %s service did not answer in time",
-                        self->service);
+            bus_error_set(err, code = PORTICO__ERROR_CODE__TIMEOUT, DETAIL(NONE),
+                          "the %s service did not answer in time", self->service);
             goto out;
         }
         zmsg_t *msg = zmsg_recv(self->sock);
@@ -297,23 +278,28 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
     }
     code = reply->code;
     if (reply->code != PORTICO__ERROR_CODE__OK) {
-        s_set_error(err, reply->code, reply->detail, "%s", reply->message);
+        bus_error_t peer;
+        bus_error_set(&peer, reply->code, reply->detail, "%s", reply->message);
+        bus_error_from_peer(&peer);
+        code = peer.code;
+        if (err)
+            *err = peer;
         goto out;
     }
     if (resp_desc && resp) {
         *resp = protobuf_c_message_unpack(resp_desc, NULL, reply->body.len, reply->body.data);
         if (!*resp) {
-            s_set_error(err, code = PORTICO__ERROR_CODE__INTERNAL, "", "the %s service sent a reply we cannot read",
-                        self->service);
+            bus_error_set(err, code = PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE),
+                          "the %s service sent a reply we cannot read", self->service);
             goto out;
         }
     }
     rc = 0;
 out:
     if (rc < 0 && code != PORTICO__ERROR_CODE__INTERNAL && err && !err->message[0])
-        s_set_error(err, code, "", "the %s service failed", self->service);
+        bus_error_set(err, code, DETAIL(NONE), "the %s service failed", self->service);
     if (rc < 0 && code == PORTICO__ERROR_CODE__INTERNAL && err && !err->message[0])
-        s_set_error(err, code, "", "internal error calling the %s service", self->service);
+        bus_error_set(err, code, DETAIL(NONE), "internal error calling the %s service", self->service);
     s_record(self, method, rc == 0 ? 0 : code, started);
     if (reply)
         portico__reply__free_unpacked(reply, NULL);
@@ -350,31 +336,16 @@ void bus_reply_ok(bus_reply_t *reply, const ProtobufCMessage *msg)
     free(reply->body);
     reply->body = NULL;
     reply->body_len = 0;
-    reply->code = PORTICO__ERROR_CODE__OK;
-    reply->message[0] = reply->detail[0] = '\0';
+    bus_error_set(&reply->err, PORTICO__ERROR_CODE__OK, DETAIL(NONE), "%s", "");
     if (!msg)
         return;
     size_t n = protobuf_c_message_get_packed_size(msg);
     reply->body = malloc(n ? n : 1);
     if (!reply->body) {
-        reply->code = PORTICO__ERROR_CODE__INTERNAL;
-        snprintf(reply->message, sizeof reply->message, "out of memory");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         return;
     }
     reply->body_len = protobuf_c_message_pack(msg, reply->body);
-}
-
-void bus_reply_error(bus_reply_t *reply, int code, const char *detail, const char *fmt, ...)
-{
-    free(reply->body);
-    reply->body = NULL;
-    reply->body_len = 0;
-    reply->code = code;
-    snprintf(reply->detail, sizeof reply->detail, "%s", detail ? detail : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reply->message, sizeof reply->message, fmt, ap);
-    va_end(ap);
 }
 
 void bus_reply_defer(bus_reply_t *reply)
@@ -399,7 +370,8 @@ int bus_process(const bus_route_t *routes, void *ctx, const uint8_t *data, size_
     Portico__Request *env = portico__request__unpack(NULL, len, data);
     if (!env) {
         log_warn("dropped malformed bus message", "bytes=%zu", len);
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "envelope", "the message could not be decoded");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(ENVELOPE),
+                      "the message could not be decoded");
         return -1;
     }
     req->call_id = env->call_id;
@@ -410,11 +382,12 @@ int bus_process(const bus_route_t *routes, void *ctx, const uint8_t *data, size_
     log_set_request_id(req->request_id);
 
     if (strlen(env->method) >= sizeof req->method) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__UNKNOWN_METHOD, "", "unknown method");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__UNKNOWN_METHOD, DETAIL(NONE), "unknown method");
         goto out;
     }
     if (req->deadline_ms && req->deadline_ms <= req->received_ms) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__TIMEOUT, "", "the request expired before it was handled");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__TIMEOUT, DETAIL(NONE),
+                      "the request expired before it was handled");
         goto out;
     }
     if (!strcmp(env->method, "ping")) {
@@ -428,12 +401,13 @@ int bus_process(const bus_route_t *routes, void *ctx, const uint8_t *data, size_
     if (!route) {
         char q[96];
         log_warn("unknown bus method", "method=%s", log_quote(env->method, q, sizeof q));
-        bus_reply_error(reply, PORTICO__ERROR_CODE__UNKNOWN_METHOD, "", "unknown method");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__UNKNOWN_METHOD, DETAIL(NONE), "unknown method");
         goto out;
     }
     if (!(route->callers & busauth_bit(req->caller))) {
         busauth_log_refused(route->method, req->caller[0] ? req->caller : "unauthenticated", "");
-        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "caller", "this service may not call this method");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(CALLER),
+                      "this service may not call this method");
         goto out;
     }
     /* A caller cannot buy more time than the method is declared to take. */
@@ -444,7 +418,8 @@ int bus_process(const bus_route_t *routes, void *ctx, const uint8_t *data, size_
         msg = protobuf_c_message_unpack(route->desc, NULL, env->body.len, env->body.data);
         if (!msg) {
             log_warn("dropped bus request with a malformed body", "method=%s", route->method);
-            bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "body", "the request body could not be decoded");
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(BODY),
+                          "the request body could not be decoded");
             goto out;
         }
     }
@@ -462,11 +437,14 @@ int bus_encode_reply(uint64_t call_id, const bus_reply_t *reply, uint8_t **out, 
 {
     Portico__Reply r = PORTICO__REPLY__INIT;
     r.call_id = call_id;
-    r.code = (Portico__ErrorCode)reply->code;
-    r.message = (char *)(uintptr_t)reply->message;
-    r.detail = (char *)(uintptr_t)reply->detail;
-    r.body.data = reply->body;
-    r.body.len = reply->body_len;
+    r.code = (Portico__ErrorCode)reply->err.code;
+    r.message = (char *)(uintptr_t)reply->err.message;
+    r.detail = (Portico__ErrorDetail)reply->err.detail;
+    /* An error carries no data, whatever a handler had put there. */
+    if (reply->err.code == PORTICO__ERROR_CODE__OK) {
+        r.body.data = reply->body;
+        r.body.len = reply->body_len;
+    }
     size_t n = portico__reply__get_packed_size(&r);
     *out = malloc(n ? n : 1);
     if (!*out)
@@ -499,7 +477,7 @@ int bus_send_reply(zsock_t *sock, bus_request_t **req_p, bus_reply_t *reply)
     }
     char labels[160];
     snprintf(labels, sizeof labels, "method=\"%s\",code=\"%s\"", req->method[0] ? req->method : "?",
-             bus_code_name(reply->code));
+             bus_code_name(reply->err.code));
     metrics_inc("portico_bus_handled_total", labels, 1);
     free(buf);
     bus_request_destroy(req_p);

@@ -14,6 +14,7 @@
 #define PORTICO_BUS_H
 
 #include "busauth.h"
+#include "buserr.h"
 #include "envelope.pb-c.h"
 
 #include <czmq.h>
@@ -28,12 +29,6 @@
 #define BUS_WORKER_READY "\001READY"
 #define BUS_WORKER_HEARTBEAT "\001HB"
 
-typedef struct {
-    int code; /* Portico__ErrorCode */
-    char message[256];
-    char detail[64];
-} bus_error_t;
-
 /* Message size cap, heartbeats, no linger: every Portico socket gets these. */
 void bus_socket_tune(zsock_t *sock);
 /* A server's socket (after bus_socket_tune): it sends no heartbeats of its
@@ -44,7 +39,6 @@ void bus_socket_serve(zsock_t *sock);
 /* Call once per process before any socket: keeps czmq off our signals. */
 void bus_init(void);
 int64_t bus_now_ms(void);
-const char *bus_code_name(int code);
 
 /* ---- client ---- */
 
@@ -103,9 +97,7 @@ typedef struct bus_request_t {
 } bus_request_t;
 
 typedef struct {
-    int code;
-    char message[256];
-    char detail[64];
+    bus_error_t err; /* code OK, or the error to answer (bus_error_set(&reply->err, ...)) */
     uint8_t *body;
     size_t body_len;
     bool deferred; /* the handler keeps the request and answers later */
@@ -126,8 +118,6 @@ typedef bool (*bus_ready_fn)(void *arg, char *status, size_t status_size);
 void bus_set_identity(const char *service, const char *instance, bus_ready_fn ready, void *arg);
 
 void bus_reply_ok(bus_reply_t *reply, const ProtobufCMessage *msg);
-void bus_reply_error(bus_reply_t *reply, int code, const char *detail, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 /* Keep the request: the caller answers later with bus_send_reply. */
 void bus_reply_defer(bus_reply_t *reply);
 

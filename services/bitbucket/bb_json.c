@@ -356,7 +356,7 @@ static void s_wipe_str(char **s)
 
 /* ---- error answers ---- */
 
-static void s_oauth1_problem_error(const char *problem, long status, const char *host, bb_error_t *err)
+static void s_oauth1_problem_error(const char *problem, long status, const char *host, bus_error_t *err)
 {
     int code = status == 400 ? C_BAD_REQUEST : C_UNAUTHORIZED;
     const char *m;
@@ -385,14 +385,31 @@ static void s_oauth1_problem_error(const char *problem, long status, const char 
         m = "Bitbucket does not accept this OAuth version";
     else
         m = NULL;
+    /* Only the problems above (and permission_unknown, which needs no
+     * wording here) name a detail; any other is OAUTH1_PROBLEM. */
+    int detail = m || !strcmp(problem, "permission_unknown") ? bus_detail_parse(problem, DETAIL(OAUTH1_PROBLEM))
+                                                             : DETAIL(OAUTH1_PROBLEM);
     if (m)
-        bb_error_set(err, code, problem, "%s (oauth_problem %s from %s)", m, problem, host);
+        bus_error_set(err, code, detail, "%s (oauth_problem %s from %s)", m, problem, host);
     else
-        bb_error_set(err, code, problem, "Bitbucket at %s refused the OAuth request (oauth_problem %s)", host, problem);
+        bus_error_set(err, code, detail, "Bitbucket at %s refused the OAuth request (oauth_problem %s)", host, problem);
+}
+
+/* The detail of a token endpoint's error word: one of RFC 6749 §5.2's, else
+ * OAUTH2_ERROR (the word itself goes to the message, reduced to safe
+ * characters). */
+static int s_oauth2_token_detail(const char *word)
+{
+    static const char *const rfc[] = {"invalid_request",     "invalid_client",         "invalid_grant",
+                                      "unauthorized_client", "unsupported_grant_type", "invalid_scope"};
+    for (size_t i = 0; i < sizeof rfc / sizeof rfc[0]; i++)
+        if (!strcmp(word, rfc[i]))
+            return bus_detail_parse(word, DETAIL(OAUTH2_ERROR));
+    return DETAIL(OAUTH2_ERROR);
 }
 
 /* RFC 6749 §5.2 {"error","error_description"}; 0 when the body is one. */
-static int s_oauth2_error(const bb_response_t *r, bb_error_t *err)
+static int s_oauth2_error(const bb_response_t *r, bus_error_t *err)
 {
     json_t *root = s_parse(r->body, r->body_len);
     const char *e = json_is_object(root) ? json_string_value(json_object_get(root, "error")) : NULL;
@@ -408,18 +425,18 @@ static int s_oauth2_error(const bb_response_t *r, bb_error_t *err)
     if (d)
         bb_safe_text(d, strlen(d), desc, sizeof desc);
     if (!strcmp(word, "invalid_grant"))
-        bb_error_set(err, C_UNAUTHORIZED, "invalid_grant",
-                     "Bitbucket refused the authorization code or refresh token: it expired, was already used "
-                     "or revoked, or the redirect URI does not match%s%s",
-                     desc[0] ? ": " : "", desc);
+        bus_error_set(err, C_UNAUTHORIZED, DETAIL(INVALID_GRANT),
+                      "Bitbucket refused the authorization code or refresh token: it expired, was already used "
+                      "or revoked, or the redirect URI does not match%s%s",
+                      desc[0] ? ": " : "", desc);
     else if (!strcmp(word, "invalid_client"))
-        bb_error_set(err, C_UNAUTHORIZED, "invalid_client",
-                     "Bitbucket refused the client ID or secret of the integration: check them against the "
-                     "application link%s%s",
-                     desc[0] ? ": " : "", desc);
+        bus_error_set(err, C_UNAUTHORIZED, DETAIL(INVALID_CLIENT),
+                      "Bitbucket refused the client ID or secret of the integration: check them against the "
+                      "application link%s%s",
+                      desc[0] ? ": " : "", desc);
     else
-        bb_error_set(err, C_UPSTREAM, word, "Bitbucket at %s refused the token request (%s)%s%s", s_host(r), word,
-                     desc[0] ? ": " : "", desc);
+        bus_error_set(err, C_UPSTREAM, s_oauth2_token_detail(word),
+                      "Bitbucket at %s refused the token request (%s)%s%s", s_host(r), word, desc[0] ? ": " : "", desc);
     json_decref(root);
     return 0;
 }
@@ -452,7 +469,7 @@ int bb_retry_after_seconds(const char *value, time_t now)
     return s > 86400 ? 86400 : (int)s;
 }
 
-void bb_error_from_response(bb_api_t api, const bb_response_t *r, bb_error_t *err)
+void bb_error_from_response(bb_api_t api, const bb_response_t *r, bus_error_t *err)
 {
     const char *host = s_host(r);
     long st = r->status;
@@ -471,78 +488,80 @@ void bb_error_from_response(bb_api_t api, const bb_response_t *r, bb_error_t *er
     if (st == 429) {
         int wait = bb_retry_after_seconds(r->retry_after, time(NULL));
         if (wait >= 0)
-            bb_error_set(err, C_RATE_LIMITED, "rate_limited",
-                         "Bitbucket at %s is rate limiting requests; try again in %d s", host, wait);
+            bus_error_set(err, C_RATE_LIMITED, DETAIL(RATE_LIMITED),
+                          "Bitbucket at %s is rate limiting requests; try again in %d s", host, wait);
         else
-            bb_error_set(err, C_RATE_LIMITED, "rate_limited",
-                         "Bitbucket at %s is rate limiting requests; try again later", host);
+            bus_error_set(err, C_RATE_LIMITED, DETAIL(RATE_LIMITED),
+                          "Bitbucket at %s is rate limiting requests; try again later", host);
         err->retry_after_s = wait;
         return;
     }
     if (st >= 500 && st <= 599) {
-        bb_error_set(err, C_UNAVAILABLE, "server_error", "Bitbucket at %s answered %ld (a server error)%s%s", host, st,
-                     sep, msg);
+        bus_error_set(err, C_UNAVAILABLE, DETAIL(SERVER_ERROR), "Bitbucket at %s answered %ld (a server error)%s%s",
+                      host, st, sep, msg);
         return;
     }
     if (st >= 300 && st <= 399) {
         char where[160] = "";
         if (r->location)
             bb_safe_text(r->location, strlen(r->location), where, sizeof where);
-        bb_error_set(err, C_UPSTREAM, "redirect",
-                     "Bitbucket at %s redirected the request%s%s; check the base URL of the integration", host,
-                     where[0] ? " to " : "", where);
+        bus_error_set(err, C_UPSTREAM, DETAIL(REDIRECT),
+                      "Bitbucket at %s redirected the request%s%s; check the base URL of the integration", host,
+                      where[0] ? " to " : "", where);
         return;
     }
     if (st == 404) {
         switch (api) {
         case BB_API_SERVER_INFO:
-            bb_error_set(err, C_UPSTREAM, "not_bitbucket",
-                         "this does not look like a Bitbucket Data Center / Server instance: %s has no "
-                         "application-properties resource; check the base URL, including any context path "
-                         "such as /bitbucket",
-                         host);
+            bus_error_set(err, C_UPSTREAM, DETAIL(NOT_BITBUCKET),
+                          "this does not look like a Bitbucket Data Center / Server instance: %s has no "
+                          "application-properties resource; check the base URL, including any context path "
+                          "such as /bitbucket",
+                          host);
             return;
         case BB_API_OAUTH2_TOKEN:
-            bb_error_set(err, C_UPSTREAM, "no_oauth2",
-                         "Bitbucket at %s has no OAuth 2.0 token endpoint (Bitbucket 7.20 or newer is needed, "
-                         "or the base URL is wrong)",
-                         host);
+            bus_error_set(err, C_UPSTREAM, DETAIL(NO_OAUTH2),
+                          "Bitbucket at %s has no OAuth 2.0 token endpoint (Bitbucket 7.20 or newer is needed, "
+                          "or the base URL is wrong)",
+                          host);
             return;
         case BB_API_OAUTH1:
-            bb_error_set(err, C_UPSTREAM, "no_oauth1",
-                         "Bitbucket at %s has no OAuth 1 endpoint here; check the base URL of the integration", host);
+            bus_error_set(err, C_UPSTREAM, DETAIL(NO_OAUTH1),
+                          "Bitbucket at %s has no OAuth 1 endpoint here; check the base URL of the integration", host);
             return;
         case BB_API_WHOAMI:
-            bb_error_set(err, C_UPSTREAM, "no_whoami",
-                         "Bitbucket at %s has no whoami servlet; check the base URL of the integration", host);
+            bus_error_set(err, C_UPSTREAM, DETAIL(NO_WHOAMI),
+                          "Bitbucket at %s has no whoami servlet; check the base URL of the integration", host);
             return;
         case BB_API_REST:
             break;
         }
-        bb_error_set(err, C_NOT_FOUND, "not_found", "Bitbucket at %s found no such resource%s%s", host, sep, msg);
+        bus_error_set(err, C_NOT_FOUND, DETAIL(NOT_FOUND), "Bitbucket at %s found no such resource%s%s", host, sep,
+                      msg);
         return;
     }
     if (st == 401) {
-        bb_error_set(err, C_UNAUTHORIZED, "unauthorized",
-                     "Bitbucket at %s did not accept the credentials (it may have expired or been revoked)%s%s", host,
-                     sep, msg);
+        bus_error_set(err, C_UNAUTHORIZED, DETAIL(UNAUTHORIZED),
+                      "Bitbucket at %s did not accept the credentials (it may have expired or been revoked)%s%s", host,
+                      sep, msg);
         return;
     }
     if (st == 403) {
-        bb_error_set(err, C_FORBIDDEN, "forbidden", "Bitbucket at %s refused access%s%s", host, sep, msg);
+        bus_error_set(err, C_FORBIDDEN, DETAIL(FORBIDDEN), "Bitbucket at %s refused access%s%s", host, sep, msg);
         return;
     }
     if (st == 400) {
-        bb_error_set(err, C_BAD_REQUEST, "bad_request", "Bitbucket at %s refused the request as malformed%s%s", host,
-                     sep, msg);
+        bus_error_set(err, C_BAD_REQUEST, DETAIL(BAD_REQUEST), "Bitbucket at %s refused the request as malformed%s%s",
+                      host, sep, msg);
         return;
     }
     if (st >= 200 && st <= 299) {
-        bb_error_set(err, C_UPSTREAM, "bad_response", "Bitbucket at %s sent an answer Portico cannot read", host);
+        bus_error_set(err, C_UPSTREAM, DETAIL(BAD_RESPONSE), "Bitbucket at %s sent an answer Portico cannot read",
+                      host);
         return;
     }
-    bb_error_set(err, C_UPSTREAM, "unexpected_status", "Bitbucket at %s answered with unexpected status %ld%s%s", host,
-                 st, sep, msg);
+    bus_error_set(err, C_UPSTREAM, DETAIL(UNEXPECTED_STATUS), "Bitbucket at %s answered with unexpected status %ld%s%s",
+                  host, st, sep, msg);
 }
 
 static bool s_success(long status)
@@ -550,9 +569,10 @@ static bool s_success(long status)
     return status >= 200 && status <= 299;
 }
 
-static void s_bad_response(const bb_response_t *r, bb_error_t *err, const char *what)
+static void s_bad_response(const bb_response_t *r, bus_error_t *err, const char *what)
 {
-    bb_error_set(err, C_UPSTREAM, "bad_response", "Bitbucket at %s sent %s Portico cannot read", s_host(r), what);
+    bus_error_set(err, C_UPSTREAM, DETAIL(BAD_RESPONSE), "Bitbucket at %s sent %s Portico cannot read", s_host(r),
+                  what);
 }
 
 /* ---- server.info ---- */
@@ -564,7 +584,7 @@ void bb_server_info_clear(Portico__Bitbucket__ServerInfoReply *m)
     s_free_str(&m->display_name);
 }
 
-int bb_decode_server_info(const bb_response_t *r, Portico__Bitbucket__ServerInfoReply *out, bb_error_t *err)
+int bb_decode_server_info(const bb_response_t *r, Portico__Bitbucket__ServerInfoReply *out, bus_error_t *err)
 {
     portico__bitbucket__server_info_reply__init(out);
     if (!s_success(r->status)) {
@@ -589,10 +609,10 @@ int bb_decode_server_info(const bb_response_t *r, Portico__Bitbucket__ServerInfo
     json_decref(root);
     return 0;
 not_bitbucket:
-    bb_error_set(err, C_UPSTREAM, "not_bitbucket",
-                 "this does not look like a Bitbucket Data Center / Server instance: %s did not answer like one; "
-                 "check the base URL, including any context path such as /bitbucket",
-                 s_host(r));
+    bus_error_set(err, C_UPSTREAM, DETAIL(NOT_BITBUCKET),
+                  "this does not look like a Bitbucket Data Center / Server instance: %s did not answer like one; "
+                  "check the base URL, including any context path such as /bitbucket",
+                  s_host(r));
     return -1;
 }
 
@@ -607,7 +627,7 @@ void bb_token_clear(Portico__Bitbucket__TokenReply *m)
     m->expires_in = 0;
 }
 
-int bb_decode_token(const bb_response_t *r, Portico__Bitbucket__TokenReply *out, bb_error_t *err)
+int bb_decode_token(const bb_response_t *r, Portico__Bitbucket__TokenReply *out, bus_error_t *err)
 {
     portico__bitbucket__token_reply__init(out);
     if (!s_success(r->status)) {
@@ -655,9 +675,9 @@ int bb_decode_token(const bb_response_t *r, Portico__Bitbucket__TokenReply *out,
         char tt[64];
         bb_safe_text(out->token_type, strlen(out->token_type), tt, sizeof tt);
         bb_token_clear(out);
-        bb_error_set(err, C_UPSTREAM, "token_type",
-                     "Bitbucket at %s issued a token of type \"%s\", but Portico only uses bearer tokens", s_host(r),
-                     tt);
+        bus_error_set(err, C_UPSTREAM, DETAIL(TOKEN_TYPE),
+                      "Bitbucket at %s issued a token of type \"%s\", but Portico only uses bearer tokens", s_host(r),
+                      tt);
         return -1;
     }
     return 0;
@@ -719,7 +739,7 @@ static char *s_whoami_header(const bb_response_t *r)
     return strdup(dec);
 }
 
-int bb_decode_whoami(const bb_response_t *r, Portico__Bitbucket__WhoAmIReply *out, bb_error_t *err)
+int bb_decode_whoami(const bb_response_t *r, Portico__Bitbucket__WhoAmIReply *out, bus_error_t *err)
 {
     portico__bitbucket__who_am_ireply__init(out);
     if (!s_success(r->status)) {
@@ -734,8 +754,9 @@ int bb_decode_whoami(const bb_response_t *r, Portico__Bitbucket__WhoAmIReply *ou
     if (!name)
         name = s_whoami_body(r);
     if (!name) {
-        bb_error_set(err, C_UNAUTHORIZED, "anonymous",
-                     "Bitbucket at %s did not accept the credentials: the request was handled as anonymous", s_host(r));
+        bus_error_set(err, C_UNAUTHORIZED, DETAIL(ANONYMOUS),
+                      "Bitbucket at %s did not accept the credentials: the request was handled as anonymous",
+                      s_host(r));
         return -1;
     }
     out->username = name;
@@ -798,7 +819,7 @@ static int s_user_from_json(json_t *obj, Portico__Bitbucket__User *u)
     return 0;
 }
 
-int bb_decode_user(const bb_response_t *r, Portico__Bitbucket__User *out, bb_error_t *err)
+int bb_decode_user(const bb_response_t *r, Portico__Bitbucket__User *out, bus_error_t *err)
 {
     portico__bitbucket__user__init(out);
     if (!s_success(r->status)) {
@@ -815,7 +836,7 @@ int bb_decode_user(const bb_response_t *r, Portico__Bitbucket__User *out, bb_err
 
 /* A paged answer: the values array, isLastPage and nextPageStart. */
 static int s_page(const bb_response_t *r, json_t *root, long long start, json_t **values, bool *last, int32_t *next,
-                  bb_error_t *err)
+                  bus_error_t *err)
 {
     *values = json_is_object(root) ? json_object_get(root, "values") : NULL;
     if (!json_is_array(*values)) {
@@ -844,9 +865,9 @@ static int s_page(const bb_response_t *r, json_t *root, long long start, json_t 
         return 0;
     }
     if (!has_next || n <= start) {
-        bb_error_set(err, C_UPSTREAM, "bad_paging",
-                     "Bitbucket at %s sent a page that is not the last one but does not say where the next starts",
-                     s_host(r));
+        bus_error_set(err, C_UPSTREAM, DETAIL(BAD_PAGING),
+                      "Bitbucket at %s sent a page that is not the last one but does not say where the next starts",
+                      s_host(r));
         return -1;
     }
     *next = (int32_t)n;
@@ -864,7 +885,7 @@ void bb_users_clear(Portico__Bitbucket__FindUsersReply *m)
     m->n_users = 0;
 }
 
-int bb_decode_users(const bb_response_t *r, Portico__Bitbucket__FindUsersReply *out, size_t *skipped, bb_error_t *err)
+int bb_decode_users(const bb_response_t *r, Portico__Bitbucket__FindUsersReply *out, size_t *skipped, bus_error_t *err)
 {
     portico__bitbucket__find_users_reply__init(out);
     out->n_users = 0; /* as init does; said here for static analysers */
@@ -903,7 +924,7 @@ int bb_decode_users(const bb_response_t *r, Portico__Bitbucket__FindUsersReply *
     goto out;
 oom:
     bb_users_clear(out);
-    bb_error_set(err, C_INTERNAL, "", "out of memory");
+    bus_error_set(err, C_INTERNAL, DETAIL(NONE), "out of memory");
 out:
     json_decref(root);
     return rc;
@@ -1001,7 +1022,7 @@ static int s_repo_from_json(json_t *obj, Portico__Bitbucket__Repository *m)
 }
 
 int bb_decode_repos(const bb_response_t *r, int32_t start, Portico__Bitbucket__ListReposReply *out, size_t *skipped,
-                    bb_error_t *err)
+                    bus_error_t *err)
 {
     portico__bitbucket__list_repos_reply__init(out);
     out->n_repositories = 0; /* as init does; said here for static analysers */
@@ -1039,7 +1060,7 @@ int bb_decode_repos(const bb_response_t *r, int32_t start, Portico__Bitbucket__L
     goto out;
 oom:
     bb_repos_clear(out);
-    bb_error_set(err, C_INTERNAL, "", "out of memory");
+    bus_error_set(err, C_INTERNAL, DETAIL(NONE), "out of memory");
 out:
     json_decref(root);
     return rc;
@@ -1065,7 +1086,7 @@ static bool s_token_ok(const char *s)
     return true;
 }
 
-int bb_decode_oauth1_token(const bb_response_t *r, Portico__Bitbucket__OAuth1TokenReply *out, bb_error_t *err)
+int bb_decode_oauth1_token(const bb_response_t *r, Portico__Bitbucket__OAuth1TokenReply *out, bus_error_t *err)
 {
     portico__bitbucket__oauth1_token_reply__init(out);
     char problem[64];

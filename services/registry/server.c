@@ -204,8 +204,8 @@ static void s_refuse(zsock_t *front)
             req->call_id = env->call_id;
             snprintf(req->method, sizeof req->method, "%.63s", env->method);
             bus_reply_t reply = {0};
-            bus_reply_error(&reply, PORTICO__ERROR_CODE__UNAVAILABLE, "stopping",
-                            "the registry is restarting; try again in a moment");
+            bus_error_set(&reply.err, PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(STOPPING),
+                          "the registry is restarting; try again in a moment");
             bus_send_reply(front, &req, &reply);
             bus_reply_clear(&reply);
         }

@@ -151,20 +151,20 @@ static void s_repositories(sbuf_t *b, web_req_t *r, const Portico__Registry__Use
                 again = u->identities[i]->integration_id;
         char dq[100];
         log_info("repositories unavailable", "code=%s detail=%s", bus_code_name(err.code),
-                 log_quote(err.detail, dq, sizeof dq));
-        if (!strcmp(err.detail, "login_again")) {
+                 log_quote(bus_detail_name(err.detail), dq, sizeof dq));
+        if (err.detail == DETAIL(LOGIN_AGAIN)) {
             page_notice(b, "error", "Your Bitbucket authorization has expired or was revoked: log in again.");
             sbuf_printf(b,
                         "<p><a class=\"button\" href=\"%s/login/start/%lld?return_to=/account\">Log in again</a></p>",
                         web_cfg.public_path, (long long)again);
-        } else if (!strcmp(err.detail, "tfa")) {
+        } else if (err.detail == DETAIL(TFA)) {
             page_notice(b, "error",
                         "Bitbucket treated Portico as anonymous: the \"U2F & TOTP\" two-factor app blocks OAuth "
                         "requests unless its OAuth whitelist allows Portico. Ask your Bitbucket administrator to "
                         "allow Portico there.");
-        } else if (!strcmp(err.detail, "integration_disabled")) {
+        } else if (err.detail == DETAIL(INTEGRATION_DISABLED)) {
             page_notice(b, "warn", "The Bitbucket integration of your account is disabled: ask a Portico admin.");
-        } else if (!strcmp(err.detail, "invalid_client")) {
+        } else if (err.detail == DETAIL(INVALID_CLIENT)) {
             page_notice(b, "error",
                         "Bitbucket refused Portico's client credentials: ask a Portico admin to check the "
                         "integration's Client Secret.");

@@ -357,10 +357,10 @@ void admin_access_edit(web_req_t *r, admin_ctx_t *a, int64_t id)
             web_bus_error_page(r, &err, "Could not save the access rules");
             goto out;
         }
-        char *target = !strcmp(err.detail, "resource")   ? f.e_resource
-                       : !strcmp(err.detail, "contact")  ? f.e_contact
-                       : !strcmp(err.detail, "patterns") ? f.e_patterns
-                                                         : f.e_top;
+        char *target = err.detail == DETAIL(RESOURCE)   ? f.e_resource
+                       : err.detail == DETAIL(CONTACT)  ? f.e_contact
+                       : err.detail == DETAIL(PATTERNS) ? f.e_patterns
+                                                        : f.e_top;
         snprintf(target, 300, "%s%s", err.message, target == f.e_top ? "" : ".");
         target[0] = target[0] >= 'a' && target[0] <= 'z' ? (char)(target[0] - 'a' + 'A') : target[0];
         s_render(r, a, id, name, &f, 400);

@@ -50,7 +50,7 @@ struct brokerq_t {
 static void s_answer_error(brokerq_t *self, zframe_t *client, uint64_t call_id, int code, const char *text)
 {
     bus_reply_t reply = {0};
-    bus_reply_error(&reply, code, "broker", "%s", text);
+    bus_error_set(&reply.err, code, DETAIL(BROKER), "%s", text);
     uint8_t *buf = NULL;
     size_t n = 0;
     if (bus_encode_reply(call_id, &reply, &buf, &n) == 0) {

@@ -45,7 +45,7 @@ static void h_fail(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, b
     (void)ctx;
     (void)req;
     (void)msg;
-    bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "dup", "already there: %s", "x");
+    bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(DUPLICATE), "already there: %s", "x");
 }
 
 static const bus_route_t s_routes[] = {
@@ -108,12 +108,12 @@ static void test_round_trip(void **state)
     /* A typed error comes back with its detail. */
     assert_int_equal(bus_call(c, "fail", NULL, NULL, NULL, 2000, &err), -1);
     assert_int_equal(err.code, PORTICO__ERROR_CODE__CONFLICT);
-    assert_string_equal(err.detail, "dup");
+    assert_int_equal(err.detail, DETAIL(DUPLICATE));
     assert_string_equal(err.message, "already there: x");
     /* A method this caller (the web) is not declared for: refused, no body. */
     assert_int_equal(bus_call(c, "broker_only", NULL, NULL, NULL, 2000, &err), -1);
     assert_int_equal(err.code, PORTICO__ERROR_CODE__FORBIDDEN);
-    assert_string_equal(err.detail, "caller");
+    assert_int_equal(err.detail, DETAIL(CALLER));
     /* ping is built in. */
     assert_int_equal(bus_call(c, "ping", NULL, &portico__ping_reply__descriptor, (ProtobufCMessage **)&rep, 2000, &err),
                      0);
