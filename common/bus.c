@@ -8,6 +8,7 @@
 #include <net/if.h>
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,14 +100,104 @@ int bus_bind(zsock_t *sock, const char *endpoint)
 
 /* ---- client ---- */
 
+/* A client has one DEALER per public key the server may have: normally
+ * one; during a rotation of the server's key two (the old and the new), of
+ * which only the one the server answers to completes its handshake, and
+ * ZMQ_IMMEDIATE keeps requests off the other. */
+#define CLIENT_KEYS 4
+
 struct bus_client_t {
-    zsock_t *sock;
+    zsock_t *socks[CLIENT_KEYS];
+    char keys[CLIENT_KEYS][41]; /* the server key of each ("" : the default one) */
+    int nsocks;
+    bool follow; /* re-read the server's keys from the keys folder */
+    int64_t keys_ms;
     char service[32];
     char endpoint[256];
+    char as[256];
     uint64_t next_call_id;
     void (*idle_fn)(void *);
     void *idle_arg;
 };
+
+/* When this process last got ROTATING from each service (ms, 0 never). */
+static atomic_llong s_rotating_ms[8];
+
+static atomic_llong *s_rotating_of(const char *service)
+{
+    unsigned bit = busauth_bit(service);
+    int i = 0;
+    while (bit > 1 && i < 7) {
+        bit >>= 1;
+        i++;
+    }
+    return &s_rotating_ms[bit ? i : 7];
+}
+
+/* One DEALER towards the endpoint with server key `key` ("" : the
+ * default). 0 or -1. */
+static int s_add_socket(bus_client_t *self, const char *key, bool secure)
+{
+    if (self->nsocks >= CLIENT_KEYS)
+        return -1;
+    zsock_t *sock = zsock_new(ZMQ_DEALER);
+    if (!sock)
+        return -1;
+    bus_socket_tune(sock);
+    /* Do not queue requests for a peer that is not there: fail fast instead. */
+    zsock_set_immediate(sock, 1);
+    zsock_set_reconnect_ivl(sock, 100);
+    zsock_set_reconnect_ivl_max(sock, 1000);
+    if (secure && busauth_client_key(sock, self->service, key[0] ? key : NULL, self->as[0] ? self->as : NULL) < 0) {
+        zsock_destroy(&sock);
+        return -1;
+    }
+    if (zsock_connect(sock, "%s", self->endpoint) < 0) {
+        log_error("could not connect bus socket", "endpoint=%s", self->endpoint);
+        zsock_destroy(&sock);
+        return -1;
+    }
+    self->socks[self->nsocks] = sock;
+    snprintf(self->keys[self->nsocks], sizeof self->keys[0], "%s", key);
+    self->nsocks++;
+    return 0;
+}
+
+/* Follow the server's keys: a socket for a key that appeared, none for a
+ * key that went. Between calls only, so no request is ever in flight on a
+ * socket that closes. */
+static void s_follow_keys(bus_client_t *self)
+{
+    int64_t now = bus_now_ms();
+    if (!self->follow || now - self->keys_ms < 1000)
+        return;
+    self->keys_ms = now;
+    char keys[CLIENT_KEYS][41];
+    int n = busauth_server_keys(self->service, keys, CLIENT_KEYS);
+    if (n <= 0)
+        return; /* nothing readable: keep what works */
+    for (int i = 0; i < self->nsocks;) {
+        bool keep = false;
+        for (int k = 0; k < n && !keep; k++)
+            keep = !strcmp(self->keys[i], keys[k]);
+        if (keep) {
+            i++;
+            continue;
+        }
+        log_info("bus server key gone; closing its connection", "service=%s key=%.12s", self->service, self->keys[i]);
+        zsock_destroy(&self->socks[i]);
+        self->nsocks--;
+        self->socks[i] = self->socks[self->nsocks];
+        memcpy(self->keys[i], self->keys[self->nsocks], sizeof self->keys[0]);
+    }
+    for (int k = 0; k < n; k++) {
+        bool have = false;
+        for (int i = 0; i < self->nsocks && !have; i++)
+            have = !strcmp(self->keys[i], keys[k]);
+        if (!have && s_add_socket(self, keys[k], true) == 0)
+            log_info("bus server key added; connecting with it too", "service=%s key=%.12s", self->service, keys[k]);
+    }
+}
 
 bus_client_t *bus_client_new(const char *endpoint, const char *service)
 {
@@ -118,40 +209,37 @@ bus_client_t *bus_client_new_as(const char *endpoint, const char *service, const
     bus_client_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
-    self->sock = zsock_new(ZMQ_DEALER);
-    if (!self->sock) {
-        free(self);
-        return NULL;
-    }
-    bus_socket_tune(self->sock);
-    /* Do not queue requests for a peer that is not there: fail fast instead. */
-    zsock_set_immediate(self->sock, 1);
-    zsock_set_reconnect_ivl(self->sock, 100);
-    zsock_set_reconnect_ivl_max(self->sock, 1000);
-    bool secure = (busauth_enabled() || as) && strncmp(endpoint, "inproc://", 9) != 0;
-    if (secure && busauth_client(self->sock, service, as) < 0) {
-        zsock_destroy(&self->sock);
-        free(self);
-        return NULL;
-    }
-    if (zsock_connect(self->sock, "%s", endpoint) < 0) {
-        log_error("could not connect bus socket", "endpoint=%s", endpoint);
-        zsock_destroy(&self->sock);
-        free(self);
-        return NULL;
-    }
     snprintf(self->service, sizeof self->service, "%s", service);
     snprintf(self->endpoint, sizeof self->endpoint, "%s", endpoint);
+    snprintf(self->as, sizeof self->as, "%s", as ? as : "");
+    bool secure = (busauth_enabled() || as) && strncmp(endpoint, "inproc://", 9) != 0;
+    if (secure && busauth_enabled()) {
+        char keys[CLIENT_KEYS][41];
+        int n = busauth_server_keys(service, keys, CLIENT_KEYS);
+        for (int k = 0; k < n; k++)
+            if (s_add_socket(self, keys[k], true) < 0)
+                goto fail;
+        self->follow = n > 0;
+        self->keys_ms = bus_now_ms();
+    }
+    if (self->nsocks == 0 && s_add_socket(self, "", secure) < 0)
+        goto fail;
     crypto_random(&self->next_call_id, sizeof self->next_call_id);
     self->next_call_id &= 0x7fffffffffffULL;
     return self;
+fail:
+    for (int i = 0; i < self->nsocks; i++)
+        zsock_destroy(&self->socks[i]);
+    free(self);
+    return NULL;
 }
 
 void bus_client_destroy(bus_client_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    zsock_destroy(&(*self_p)->sock);
+    for (int i = 0; i < (*self_p)->nsocks; i++)
+        zsock_destroy(&(*self_p)->socks[i]);
     free(*self_p);
     *self_p = NULL;
 }
@@ -177,19 +265,35 @@ static void s_record(const bus_client_t *self, const char *method, int code, int
     metrics_observe("portico_bus_call_seconds", labels, (double)(bus_now_ms() - started) / 1000.0);
 }
 
-/* Wait until the socket is ready for `events` or the deadline passes. */
-static int s_wait(bus_client_t *self, short events, int64_t deadline)
+/* Wait until one of the sockets is ready for `events` or the deadline
+ * passes: 1 with *which set, 0 at the deadline, -1 on error. Every ~250 ms
+ * the idle callback runs and, while a reply is awaited (sent >= 0), the
+ * socket it went out on is checked: *lost is set when that connection is
+ * gone (with ZMQ_IMMEDIATE it can no longer take a message). */
+static int s_wait(bus_client_t *self, short events, int64_t deadline, int *which, int sent, bool *lost)
 {
     for (;;) {
         int64_t left = deadline - bus_now_ms();
         if (left <= 0)
             return 0;
-        zmq_pollitem_t item = {zsock_resolve(self->sock), 0, events, 0};
-        int rc = zmq_poll(&item, 1, left > 250 ? 250 : (long)left);
+        zmq_pollitem_t items[CLIENT_KEYS];
+        for (int i = 0; i < self->nsocks; i++)
+            items[i] = (zmq_pollitem_t){zsock_resolve(self->socks[i]), 0, events, 0};
+        int rc = zmq_poll(items, self->nsocks, left > 250 ? 250 : (long)left);
         if (rc < 0 && zmq_errno() != EINTR)
             return -1;
-        if (rc > 0)
-            return 1;
+        for (int i = 0; rc > 0 && i < self->nsocks; i++)
+            if (items[i].revents & events) {
+                *which = i;
+                return 1;
+            }
+        if (sent >= 0 && lost) {
+            zmq_pollitem_t out = {zsock_resolve(self->socks[sent]), 0, ZMQ_POLLOUT, 0};
+            if (zmq_poll(&out, 1, 0) == 0) {
+                *lost = true;
+                return 0;
+            }
+        }
         if (self->idle_fn)
             self->idle_fn(self->idle_arg);
     }
@@ -245,36 +349,65 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
         goto out;
     portico__request__pack(&env, env_buf);
 
-    /* With ZMQ_IMMEDIATE a DEALER has no pipe until the peer is connected:
-     * wait for one, but not past the deadline. */
-    int w = s_wait(self, ZMQ_POLLOUT, deadline);
-    if (w <= 0 || zmq_send(zsock_resolve(self->sock), env_buf, env_len, ZMQ_DONTWAIT) < 0) {
-        bus_error_set(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(NONE), "the %s service is not reachable",
-                      self->service);
-        goto out;
-    }
+    s_follow_keys(self);
+    atomic_llong *rotating = s_rotating_of(self->service);
     for (;;) {
-        w = s_wait(self, ZMQ_POLLIN, deadline);
-        if (w <= 0) {
+        /* With ZMQ_IMMEDIATE a DEALER has no pipe until the peer is
+         * connected (and, under CURVE, has accepted our handshake): wait
+         * for one, but not past the deadline. */
+        int which = 0;
+        int w = s_wait(self, ZMQ_POLLOUT, deadline, &which, -1, NULL);
+        if (w <= 0 || zmq_send(zsock_resolve(self->socks[which]), env_buf, env_len, ZMQ_DONTWAIT) < 0) {
+            bus_error_set(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(NONE), "the %s service is not reachable",
+                          self->service);
+            goto out;
+        }
+        bool lost = false;
+        int from = 0;
+        for (;;) {
+            /* Watch the connection only while the server is known to be
+             * changing its key; otherwise wait for the answer as always. */
+            bool watch = bus_now_ms() - atomic_load(rotating) < 10000;
+            w = s_wait(self, ZMQ_POLLIN, deadline, &from, which, watch ? &lost : NULL);
+            if (w <= 0)
+                break;
+            zmsg_t *msg = zmsg_recv(self->socks[from]);
+            if (!msg)
+                continue;
+            zframe_t *last = zmsg_last(msg);
+            reply = last ? portico__reply__unpack(NULL, zframe_size(last), zframe_data(last)) : NULL;
+            zmsg_destroy(&msg);
+            if (!reply) {
+                log_warn("bad reply envelope", "service=%s", self->service);
+                continue;
+            }
+            if (reply->call_id == env.call_id)
+                break;
+            /* A late answer to an earlier call that already timed out. */
+            portico__reply__free_unpacked(reply, NULL);
+            reply = NULL;
+        }
+        /* The server is changing its key (README, Bus keys): it ran
+         * nothing and answers on the new key in a moment. */
+        if (reply && reply->code == PORTICO__ERROR_CODE__UNAVAILABLE &&
+            reply->detail == PORTICO__ERROR_DETAIL__DETAIL_ROTATING) {
+            atomic_store(rotating, bus_now_ms());
+            portico__reply__free_unpacked(reply, NULL);
+            reply = NULL;
+            zclock_sleep(20);
+            continue;
+        }
+        /* The connection went away with the request unanswered while that
+         * server was changing its key: it answers everything it read before
+         * it lets the old key's connections go, so this one was never read. */
+        if (!reply && lost)
+            continue;
+        if (!reply) {
             bus_error_set(err, code = PORTICO__ERROR_CODE__TIMEOUT, DETAIL(NONE),
                           "the %s service did not answer in time", self->service);
             goto out;
         }
-        zmsg_t *msg = zmsg_recv(self->sock);
-        if (!msg)
-            continue;
-        zframe_t *last = zmsg_last(msg);
-        reply = last ? portico__reply__unpack(NULL, zframe_size(last), zframe_data(last)) : NULL;
-        zmsg_destroy(&msg);
-        if (!reply) {
-            log_warn("bad reply envelope", "service=%s", self->service);
-            continue;
-        }
-        if (reply->call_id == env.call_id)
-            break;
-        /* A late answer to an earlier call that already timed out. */
-        portico__reply__free_unpacked(reply, NULL);
-        reply = NULL;
+        break;
     }
     code = reply->code;
     if (reply->code != PORTICO__ERROR_CODE__OK) {

@@ -23,6 +23,7 @@
 #define WORKERS_ENDPOINT "inproc://registry-workers"
 #define POLL_MS 200
 #define DRAIN_MS 4000
+#define ROTATE_GRACE_MS 300
 #define STOP_BUDGET_MS 4800
 #define CONNECT_BUDGET_MS 3000
 #define REQUEST_RECONNECT_BUDGET_MS 1000
@@ -183,11 +184,13 @@ out:
 typedef struct {
     zsock_t *front, *back;
     int64_t inflight;
+    const char *bind;
 } shuttle_t;
 
-/* While stopping: answer a new request at once with UNAVAILABLE rather
- * than leave its caller waiting for the deadline. */
-static void s_refuse(zsock_t *front)
+/* While stopping or changing keys: answer a new request at once with
+ * UNAVAILABLE rather than leave its caller waiting for the deadline. */
+/* Answer one request without running it: UNAVAILABLE with `detail`. */
+static void s_refuse_with(zsock_t *front, int detail, const char *message)
 {
     zmsg_t *msg = zmsg_recv(front);
     if (!msg)
@@ -204,14 +207,60 @@ static void s_refuse(zsock_t *front)
             req->call_id = env->call_id;
             snprintf(req->method, sizeof req->method, "%.63s", env->method);
             bus_reply_t reply = {0};
-            bus_error_set(&reply.err, PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(STOPPING),
-                          "the registry is restarting; try again in a moment");
+            bus_error_set(&reply.err, PORTICO__ERROR_CODE__UNAVAILABLE, detail, "%s", message);
             bus_send_reply(front, &req, &reply);
             bus_reply_clear(&reply);
         }
         portico__request__free_unpacked(env, NULL);
     }
     zmsg_destroy(&msg);
+}
+
+static void s_refuse(zsock_t *front)
+{
+    s_refuse_with(front, DETAIL(STOPPING), "the registry is restarting; try again in a moment");
+}
+
+/* Serve with the bus key just read again (SIGHUP, README: Bus keys). A
+ * socket's CURVE key is fixed when it binds, and unbinding ends the
+ * connections made on the old key: so first answer ROTATING (nothing
+ * run; callers send again, and stop using the old key's connection) for
+ * a moment and carry the answers of everything in flight, then let the old
+ * connections go, with time to deliver the last answers, and bind again.
+ * Callers that know the new key are connected with it within a second. */
+static int s_rotate(shuttle_t *s, const char *bind)
+{
+    void *front = zsock_resolve(s->front), *back = zsock_resolve(s->back);
+    zmq_pollitem_t items[] = {{front, 0, ZMQ_POLLIN, 0}, {back, 0, ZMQ_POLLIN, 0}};
+    int64_t started = bus_now_ms(), grace = started + ROTATE_GRACE_MS, limit = started + DRAIN_MS;
+    while ((bus_now_ms() < grace || s->inflight > 0) && bus_now_ms() < limit) {
+        if (zmq_poll(items, 2, 20) <= 0)
+            continue;
+        if (items[0].revents & ZMQ_POLLIN)
+            s_refuse_with(s->front, DETAIL(ROTATING), "the registry is changing its bus key; send again");
+        if (items[1].revents & ZMQ_POLLIN)
+            s->inflight -= s_drain(back, front);
+    }
+    zmq_pollitem_t one = {front, 0, ZMQ_POLLIN, 0};
+    while (zmq_poll(&one, 1, 0) > 0)
+        s_refuse_with(s->front, DETAIL(ROTATING), "the registry is changing its bus key; send again");
+    char bound[320];
+    snprintf(bound, sizeof bound, "%s", zsock_last_endpoint(s->front) ? zsock_last_endpoint(s->front) : "");
+    zsock_set_linger(s->front, 2000);
+    if (bound[0] && zsock_unbind(s->front, "%s", bound) < 0)
+        log_warn("could not unbind the old bus key's endpoint", "endpoint=%s", bound);
+    zsock_set_linger(s->front, 0);
+    if (busauth_server(s->front) < 0)
+        return -1;
+    /* The old listener closes in the background: try until its port is free. */
+    for (int i = 0; i < 100; i++) {
+        if (bus_bind(s->front, bind) == 0) {
+            log_info("serving with the new bus key", "endpoint=%s ms=%lld", bind, (long long)(bus_now_ms() - started));
+            return 0;
+        }
+        zclock_sleep(20);
+    }
+    return -1;
 }
 
 static void *s_health_teardown(void *arg)
@@ -227,6 +276,11 @@ static int64_t s_shuttle(shuttle_t *s, monitor_t *monitor)
     void *front = zsock_resolve(s->front), *back = zsock_resolve(s->back);
     zmq_pollitem_t items[] = {{front, 0, ZMQ_POLLIN, 0}, {back, 0, ZMQ_POLLIN, 0}};
     while (!service_stopping()) {
+        if (service_take_reload() && busauth_reload_secret() == 1 && s_rotate(s, s->bind) < 0) {
+            log_error("could not bind again with the new bus key", "endpoint=%s", s->bind);
+            service_request_stop();
+            break;
+        }
         int rc = zmq_poll(items, 2, POLL_MS);
         if (rc < 0 && zmq_errno() != EINTR) {
             log_error("polling the bus failed", "error=\"%s\"", zmq_strerror(zmq_errno()));
@@ -295,7 +349,7 @@ int server_run(const reg_options_t *opts)
     health_t *health = NULL;
     worker_t *workers = NULL;
     pool_t pool = {opts, NULL, false};
-    shuttle_t shuttle = {NULL, NULL, 0};
+    shuttle_t shuttle = {NULL, NULL, 0, opts->bind};
 
     bus_init();
     /* Only the web and the broker call the registry. */

@@ -153,6 +153,7 @@ static const entry_t s_by_detail[SLOTS] = {
     /* The code's page: details that never reach the sign-in page, or
      * that say nothing a person could act on beyond what the code says. */
     [DETAIL(NONE)] = BY_CODE,
+    [DETAIL(ROTATING)] = BY_CODE,
     [DETAIL(ABSOLUTE_SECONDS)] = BY_CODE,
     [DETAIL(ACCESS_RULES)] = BY_CODE,
     [DETAIL(ADDRESS_REFUSED)] = BY_CODE,
