@@ -649,3 +649,66 @@ void bus_serve_as(zsock_t *sock, zmsg_t **msg_p, const bus_route_t *routes, void
     bus_reply_clear(&reply);
     log_set_request_id(NULL);
 }
+
+void bus_refuse(zsock_t *sock, zmsg_t **msg_p, int detail, const char *message)
+{
+    zmsg_t *msg = *msg_p;
+    *msg_p = NULL;
+    zframe_t *last = msg ? zmsg_last(msg) : NULL;
+    Portico__Request *env = last ? portico__request__unpack(NULL, zframe_size(last), zframe_data(last)) : NULL;
+    if (env) {
+        bus_request_t *req = calloc(1, sizeof *req);
+        if (req) {
+            zmsg_remove(msg, last);
+            zframe_destroy(&last);
+            req->routing = msg;
+            msg = NULL;
+            req->call_id = env->call_id;
+            snprintf(req->method, sizeof req->method, "%.63s", env->method);
+            bus_reply_t reply = {0};
+            bus_error_set(&reply.err, PORTICO__ERROR_CODE__UNAVAILABLE, detail, "%s", message);
+            bus_send_reply(sock, &req, &reply);
+            bus_reply_clear(&reply);
+        }
+        portico__request__free_unpacked(env, NULL);
+    }
+    zmsg_destroy(&msg);
+}
+
+#define REBIND_SETTLE_MS 150
+
+int bus_rebind(zsock_t *sock, const char *endpoint)
+{
+    char bound[320];
+    const char *last = zsock_last_endpoint(sock);
+    snprintf(bound, sizeof bound, "%s", last ? last : "");
+    /* Unbinding ends the connections made on the old key (the listener
+     * owns them); the linger in force now lets their last answers go. */
+    zsock_set_linger(sock, 500);
+    if (bound[0] && zsock_unbind(sock, "%s", bound) < 0)
+        log_warn("could not unbind the old bus key's endpoint", "endpoint=%s", bound);
+    zsock_set_linger(sock, 0);
+    /* What those connections had sent can still be read for a moment, but
+     * an answer could no longer reach them: refuse it unrun (their callers
+     * send it again on the new key) until they are surely gone, before any
+     * connection on the new key exists. */
+    int64_t until = bus_now_ms() + REBIND_SETTLE_MS;
+    for (int64_t left; (left = until - bus_now_ms()) > 0;) {
+        zmq_pollitem_t item = {zsock_resolve(sock), 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, (long)left) <= 0)
+            continue;
+        zmsg_t *msg = zmsg_recv(sock);
+        bus_refuse(sock, &msg, DETAIL(ROTATING), "changing the bus key; send again");
+    }
+    if (busauth_server(sock) < 0)
+        return -1;
+    /* The old listener closes in the background: try until its port is free. */
+    for (int i = 0; i < 100; i++) {
+        if (bus_bind(sock, endpoint) == 0) {
+            log_info("serving with the new bus key", "endpoint=%s", endpoint);
+            return 0;
+        }
+        zclock_sleep(20);
+    }
+    return -1;
+}

@@ -131,6 +131,15 @@ int bus_process(const bus_route_t *routes, void *ctx, const uint8_t *data, size_
 /* Encode a reply envelope. *out is malloc'd. 0 or -1. */
 int bus_encode_reply(uint64_t call_id, const bus_reply_t *reply, uint8_t **out, size_t *out_len);
 
+/* Answer the request in *msg_p (taken) without running it: UNAVAILABLE
+ * with detail (STOPPING, ROTATING) and message. */
+void bus_refuse(zsock_t *sock, zmsg_t **msg_p, int detail, const char *message);
+/* The second half of a server's key rotation (README: Bus keys), once it
+ * answered everything it read: let the old key's connections go, with
+ * time to deliver the last answers, and bind endpoint again with the key
+ * busauth holds now. 0, or -1 when the port cannot be bound again. */
+int bus_rebind(zsock_t *sock, const char *endpoint);
+
 /* Receive-side entry for a server socket: takes the message, answers it on
  * sock unless the handler deferred it. The caller is the authenticated
  * peer of the message (its ZAP user id). */

@@ -146,6 +146,23 @@ static int s_load_keys(const char *dir, known_key_t *keys, int max, char *err, s
     return n;
 }
 
+/* Read the folder again into keys/n when the last read is a second old
+ * (or there was none: *n < 0); a folder that cannot be read keeps them. */
+static void s_refresh_keys(known_key_t *keys, int *n, int64_t *loaded_ms)
+{
+    int64_t now = s_now_ms();
+    if (*n >= 0 && now - *loaded_ms < RELOAD_MS)
+        return;
+    char err[600];
+    known_key_t found[MAX_KEYS];
+    int k = s_load_keys(s_dir, found, MAX_KEYS, err, sizeof err);
+    if (k >= 0) {
+        memcpy(keys, found, sizeof found);
+        *n = k;
+    }
+    *loaded_ms = now;
+}
+
 /* Load the z85 public key of <dir>/<server>.cert. 0 or -1. */
 static int s_load_server_key(const char *server, char out[41], char *err, size_t err_size)
 {
@@ -241,17 +258,7 @@ static int s_zap_once(void *sock)
     }
     if (n < MECHANISM + 1)
         return 0;
-    int64_t now = s_now_ms();
-    if (now - s_loaded_ms >= RELOAD_MS) {
-        char err[600];
-        known_key_t keys[MAX_KEYS];
-        int k = s_load_keys(s_dir, keys, MAX_KEYS, err, sizeof err);
-        if (k >= 0) {
-            memcpy(s_keys, keys, sizeof keys);
-            s_nkeys = k;
-        }
-        s_loaded_ms = now;
-    }
+    s_refresh_keys(s_keys, &s_nkeys, &s_loaded_ms);
     unsigned service = 0;
     if (!strcmp(parts[MECHANISM], "CURVE") && n > KEY && sizes[KEY] == 32)
         for (int i = 0; i < s_nkeys && !service; i++)
@@ -481,17 +488,7 @@ int busauth_server_keys(const char *server, char keys[][41], int max)
     if (!bit || !s_dir[0])
         return 0;
     pthread_mutex_lock(&s_pub_lock);
-    int64_t now = s_now_ms();
-    if (s_npub < 0 || now - s_pub_ms >= RELOAD_MS) {
-        char err[600];
-        known_key_t found[MAX_KEYS];
-        int k = s_load_keys(s_dir, found, MAX_KEYS, err, sizeof err);
-        if (k >= 0) {
-            memcpy(s_pub, found, sizeof found);
-            s_npub = k;
-        }
-        s_pub_ms = now;
-    }
+    s_refresh_keys(s_pub, &s_npub, &s_pub_ms);
     int n = 0;
     for (int i = 0; i < s_npub && n < max; i++) {
         if (s_pub[i].service != bit)

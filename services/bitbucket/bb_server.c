@@ -20,6 +20,7 @@
 #define MIN_RETRY_WAIT_MS 50
 #define MAX_ATTEMPTS 3
 #define TICK_MS 100
+#define ROTATE_GRACE_MS 300 /* ROTATING answers before binding again with a new bus key */
 #define MAX_CACHED_CONNECTIONS 64
 #define FLUSH_LINGER_MS 1000 /* at exit, for answers still queued */
 
@@ -50,6 +51,9 @@ struct bb_server_t {
     atomic_bool draining;
     int64_t drain_until;
     bool finished;
+    bool rotating;        /* changing the bus key: new calls get ROTATING */
+    int64_t rotate_until; /* the earliest moment to bind again */
+    int64_t rotate_limit; /* bind again then, calls in flight or not */
 };
 
 /* ---- calls ---- */
@@ -325,9 +329,44 @@ static int s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
         zmsg_t *msg = zmsg_recv(sock);
         if (!msg)
             break;
-        bus_serve(sock, &msg, self->routes, self);
+        if (self->rotating)
+            bus_refuse(sock, &msg, DETAIL(ROTATING), "the Bitbucket service is changing its bus key; send again");
+        else
+            bus_serve(sock, &msg, self->routes, self);
     }
     return 0;
+}
+
+/* ---- a new bus key (SIGHUP; README: Bus keys) ---- */
+
+/* A socket's CURVE key is fixed when it binds, and unbinding ends the
+ * connections made on the old key: so answer ROTATING (nothing run; the
+ * callers send again) for a moment and let the calls in flight finish,
+ * then bind again with the new key. */
+static void s_rotate(bb_server_t *self)
+{
+    int64_t now = bus_now_ms();
+    if (!self->rotating && service_take_reload() && busauth_reload_secret() == 1) {
+        self->rotating = true;
+        self->rotate_until = now + ROTATE_GRACE_MS;
+        self->rotate_limit = now + self->cfg.drain_ms;
+        log_info("changing the bus key: answering the calls in flight", "calls=%zu", self->n_calls);
+    }
+    if (!self->rotating || now < self->rotate_until || (self->calls && now < self->rotate_limit))
+        return;
+    if (self->calls)
+        log_warn("changing the bus key with calls still in flight", "calls=%zu", self->n_calls);
+    while (zsock_events(self->router) & ZMQ_POLLIN) {
+        zmsg_t *msg = zmsg_recv(self->router);
+        if (!msg)
+            break;
+        bus_refuse(self->router, &msg, DETAIL(ROTATING), "the Bitbucket service is changing its bus key; send again");
+    }
+    self->rotating = false;
+    if (bus_rebind(self->router, self->cfg.bind) < 0) {
+        log_error("could not bind again with the new bus key", "endpoint=%s", self->cfg.bind);
+        service_request_stop();
+    }
 }
 
 /* ---- stopping ---- */
@@ -337,6 +376,7 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     (void)loop;
     (void)timer_id;
     bb_server_t *self = arg;
+    s_rotate(self);
     if (!service_stopping())
         return 0;
     int64_t now = bus_now_ms();

@@ -189,31 +189,10 @@ typedef struct {
 
 /* While stopping or changing keys: answer a new request at once with
  * UNAVAILABLE rather than leave its caller waiting for the deadline. */
-/* Answer one request without running it: UNAVAILABLE with `detail`. */
 static void s_refuse_with(zsock_t *front, int detail, const char *message)
 {
     zmsg_t *msg = zmsg_recv(front);
-    if (!msg)
-        return;
-    zframe_t *last = zmsg_last(msg);
-    Portico__Request *env = last ? portico__request__unpack(NULL, zframe_size(last), zframe_data(last)) : NULL;
-    if (env) {
-        bus_request_t *req = calloc(1, sizeof *req);
-        if (req) {
-            zmsg_remove(msg, last);
-            zframe_destroy(&last);
-            req->routing = msg;
-            msg = NULL;
-            req->call_id = env->call_id;
-            snprintf(req->method, sizeof req->method, "%.63s", env->method);
-            bus_reply_t reply = {0};
-            bus_error_set(&reply.err, PORTICO__ERROR_CODE__UNAVAILABLE, detail, "%s", message);
-            bus_send_reply(front, &req, &reply);
-            bus_reply_clear(&reply);
-        }
-        portico__request__free_unpacked(env, NULL);
-    }
-    zmsg_destroy(&msg);
+    bus_refuse(front, &msg, detail, message);
 }
 
 static void s_refuse(zsock_t *front)
@@ -244,23 +223,7 @@ static int s_rotate(shuttle_t *s, const char *bind)
     zmq_pollitem_t one = {front, 0, ZMQ_POLLIN, 0};
     while (zmq_poll(&one, 1, 0) > 0)
         s_refuse_with(s->front, DETAIL(ROTATING), "the registry is changing its bus key; send again");
-    char bound[320];
-    snprintf(bound, sizeof bound, "%s", zsock_last_endpoint(s->front) ? zsock_last_endpoint(s->front) : "");
-    zsock_set_linger(s->front, 2000);
-    if (bound[0] && zsock_unbind(s->front, "%s", bound) < 0)
-        log_warn("could not unbind the old bus key's endpoint", "endpoint=%s", bound);
-    zsock_set_linger(s->front, 0);
-    if (busauth_server(s->front) < 0)
-        return -1;
-    /* The old listener closes in the background: try until its port is free. */
-    for (int i = 0; i < 100; i++) {
-        if (bus_bind(s->front, bind) == 0) {
-            log_info("serving with the new bus key", "endpoint=%s ms=%lld", bind, (long long)(bus_now_ms() - started));
-            return 0;
-        }
-        zclock_sleep(20);
-    }
-    return -1;
+    return bus_rebind(s->front, bind);
 }
 
 static void *s_health_teardown(void *arg)
