@@ -521,8 +521,7 @@ int busauth_reload_secret(void)
     if (same) {
         zcert_destroy(&cert);
     } else {
-        /* The old one is kept: a socket set up with it may still refer to
-         * it (zcert_apply copies the keys, but keep this cheap and safe). */
+        /* Sockets set up with the old one hold copies of its keys. */
         zcert_destroy(&s_cert);
         s_cert = cert;
     }
