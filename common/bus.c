@@ -4,8 +4,12 @@
 #include "endpoints.h"
 #include "log.h"
 #include "metrics.h"
+#include "netaddr.h"
+#include <arpa/inet.h>
+#include <net/if.h>
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,33 +74,57 @@ void bus_socket_serve(zsock_t *sock)
     zmq_setsockopt(zsock_resolve(sock), ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
 }
 
-const char *bus_code_name(int code)
-{
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&portico__error_code__descriptor, code);
-    return v ? v->name : "UNKNOWN";
-}
+/* ---- binding ---- */
 
-static void s_set_error(bus_error_t *err, int code, const char *detail, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void s_set_error(bus_error_t *err, int code, const char *detail, const char *fmt, ...)
+int bus_bind(zsock_t *sock, const char *endpoint)
 {
-    if (!err)
-        return;
-    err->code = code;
-    snprintf(err->detail, sizeof err->detail, "%s", detail ? detail : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
+    char host[256], addr[INET6_ADDRSTRLEN], bound[320];
+    const char *target = endpoint;
+    if (!strncmp(endpoint, "tcp://", 6)) {
+        const char *h = endpoint + 6, *colon = strrchr(h, ':');
+        size_t n = colon ? (size_t)(colon - h) : 0;
+        bool name = colon && n > 0 && n < sizeof host && h[0] != '[';
+        if (name) {
+            memcpy(host, h, n);
+            host[n] = '\0';
+            name = strcmp(host, "*") != 0 && !netaddr_is_ip(host) && if_nametoindex(host) == 0;
+        }
+        if (name) {
+            if (netaddr_own_address(host, addr, sizeof addr) < 0) {
+                log_error("bind host names no address of this machine", "endpoint=%s", endpoint);
+                return -1;
+            }
+            bool v6 = strchr(addr, ':') != NULL;
+            if (v6)
+                zsock_set_ipv6(sock, 1);
+            snprintf(bound, sizeof bound, v6 ? "tcp://[%s]%s" : "tcp://%s%s", addr, colon);
+            target = bound;
+        }
+    }
+    if (zsock_bind(sock, "%s", target) < 0) {
+        log_error("could not bind the bus endpoint", "endpoint=%s error=\"%s\"", target, zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    if (target != endpoint)
+        log_info("bus endpoint bound", "endpoint=%s address=%s", endpoint, target);
+    return 0;
 }
 
 /* ---- client ---- */
 
-/* One socket per instance: a call then knows which instance holds it, and
- * sees that instance vanish (its socket is no longer writable, s_connected)
- * instead of waiting out the deadline. */
+/* One connection per instance: a call then knows which instance holds it,
+ * and sees that instance vanish (its socket is no longer writable,
+ * s_connected) instead of waiting out the deadline. An instance has one
+ * DEALER per public key its service may have: normally one; during a
+ * rotation of the server's key two (the old and the new), of which only
+ * the one the server answers to completes its handshake, and ZMQ_IMMEDIATE
+ * keeps requests off the other. */
+#define CLIENT_KEYS 4
+
 typedef struct {
-    zsock_t *sock;
+    zsock_t *socks[CLIENT_KEYS];
+    char keys[CLIENT_KEYS][41]; /* the server key of each ("" : the default one) */
+    int nsocks;
     char endpoint[ENDPOINTS_LEN];
 } conn_t;
 
@@ -105,6 +133,11 @@ struct bus_client_t {
     conn_t conns[ENDPOINTS_MAX];
     int nconns;
     unsigned next_conn; /* round robin */
+    bool secure;
+    bool follow; /* re-read the server's keys from the keys folder */
+    int64_t keys_ms;
+    char keys[CLIENT_KEYS][41]; /* the server keys every connection uses */
+    int nkeys;
     char service[32];
     char as[32];
     char endpoint[1024];
@@ -114,32 +147,23 @@ struct bus_client_t {
     void *idle_arg;
 };
 
-static void s_conn_change(void *arg, const char *endpoint, bool added)
+/* When this process last got ROTATING from each service (ms, 0 never). */
+static atomic_llong s_rotating_ms[8];
+
+static atomic_llong *s_rotating_of(const char *service)
 {
-    bus_client_t *self = arg;
-    if (!added) {
-        for (int i = 0; i < self->nconns; i++)
-            if (!strcmp(self->conns[i].endpoint, endpoint)) {
-                zsock_destroy(&self->conns[i].sock);
-                self->conns[i] = self->conns[--self->nconns];
-                log_debug("bus instance gone", "service=%s endpoint=%s", self->service, endpoint);
-                return;
-            }
-        return;
+    unsigned bit = busauth_bit(service);
+    int i = 0;
+    while (bit > 1 && i < 7) {
+        bit >>= 1;
+        i++;
     }
-    if (self->nconns == ENDPOINTS_MAX)
-        return;
-    zsock_t *sock = bus_socket_connect(endpoint, self->service, self->as[0] ? self->as : NULL);
-    if (!sock)
-        return;
-    conn_t *c = &self->conns[self->nconns++];
-    c->sock = sock;
-    snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
-    if (self->resolved_once)
-        log_debug("bus instance found", "service=%s endpoint=%s", self->service, endpoint);
+    return &s_rotating_ms[bit ? i : 7];
 }
 
-zsock_t *bus_socket_connect(const char *endpoint, const char *service, const char *as)
+/* One tuned DEALER towards endpoint, with server key `key` (NULL or "":
+ * the one in the keys folder) when secure. */
+static zsock_t *s_connect(const char *endpoint, const char *service, const char *key, const char *as, bool secure)
 {
     zsock_t *sock = zsock_new(ZMQ_DEALER);
     if (!sock)
@@ -150,8 +174,7 @@ zsock_t *bus_socket_connect(const char *endpoint, const char *service, const cha
     zsock_set_ipv6(sock, 1);
     zsock_set_reconnect_ivl(sock, 100);
     zsock_set_reconnect_ivl_max(sock, 1000);
-    bool secure = (busauth_enabled() || as) && strncmp(endpoint, "inproc://", 9) != 0;
-    if (secure && busauth_client(sock, service, as) < 0) {
+    if (secure && busauth_client_key(sock, service, key && key[0] ? key : NULL, as) < 0) {
         zsock_destroy(&sock);
         return NULL;
     }
@@ -161,6 +184,110 @@ zsock_t *bus_socket_connect(const char *endpoint, const char *service, const cha
         return NULL;
     }
     return sock;
+}
+
+zsock_t *bus_socket_connect(const char *endpoint, const char *service, const char *as)
+{
+    bool secure = (busauth_enabled() || as) && strncmp(endpoint, "inproc://", 9) != 0;
+    return s_connect(endpoint, service, NULL, as, secure);
+}
+
+/* A socket of c for server key `key`. 0 or -1. */
+static int s_conn_add_key(bus_client_t *self, conn_t *c, const char *key)
+{
+    if (c->nsocks >= CLIENT_KEYS)
+        return -1;
+    zsock_t *sock = s_connect(c->endpoint, self->service, key, self->as[0] ? self->as : NULL, self->secure);
+    if (!sock)
+        return -1;
+    c->socks[c->nsocks] = sock;
+    snprintf(c->keys[c->nsocks], sizeof c->keys[0], "%s", key);
+    c->nsocks++;
+    return 0;
+}
+
+static void s_conn_close(conn_t *c)
+{
+    for (int i = 0; i < c->nsocks; i++)
+        zsock_destroy(&c->socks[i]);
+    c->nsocks = 0;
+}
+
+static void s_conn_change(void *arg, const char *endpoint, bool added)
+{
+    bus_client_t *self = arg;
+    if (!added) {
+        for (int i = 0; i < self->nconns; i++)
+            if (!strcmp(self->conns[i].endpoint, endpoint)) {
+                s_conn_close(&self->conns[i]);
+                self->conns[i] = self->conns[--self->nconns];
+                log_debug("bus instance gone", "service=%s endpoint=%s", self->service, endpoint);
+                return;
+            }
+        return;
+    }
+    if (self->nconns == ENDPOINTS_MAX)
+        return;
+    conn_t *c = &self->conns[self->nconns];
+    memset(c, 0, sizeof *c);
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
+    for (int k = 0; k < self->nkeys; k++)
+        if (s_conn_add_key(self, c, self->keys[k]) < 0) {
+            s_conn_close(c);
+            return;
+        }
+    self->nconns++;
+    if (self->resolved_once)
+        log_debug("bus instance found", "service=%s endpoint=%s", self->service, endpoint);
+}
+
+/* Follow the server's keys: a socket per instance for a key that
+ * appeared, none for a key that went. Between calls only, so no request is
+ * ever in flight on a socket that closes. */
+static void s_follow_keys(bus_client_t *self)
+{
+    int64_t now = bus_now_ms();
+    if (!self->follow || now - self->keys_ms < 1000)
+        return;
+    self->keys_ms = now;
+    char keys[CLIENT_KEYS][41];
+    int n = busauth_server_keys(self->service, keys, CLIENT_KEYS);
+    if (n <= 0)
+        return; /* nothing readable: keep what works */
+    for (int i = 0; i < self->nkeys;) {
+        bool keep = false;
+        for (int k = 0; k < n && !keep; k++)
+            keep = !strcmp(self->keys[i], keys[k]);
+        if (keep) {
+            i++;
+            continue;
+        }
+        log_info("bus server key gone; closing its connections", "service=%s key=%.12s", self->service, self->keys[i]);
+        for (int j = 0; j < self->nconns; j++) {
+            conn_t *c = &self->conns[j];
+            for (int s = 0; s < c->nsocks; s++)
+                if (!strcmp(c->keys[s], self->keys[i])) {
+                    zsock_destroy(&c->socks[s]);
+                    c->nsocks--;
+                    c->socks[s] = c->socks[c->nsocks];
+                    memcpy(c->keys[s], c->keys[c->nsocks], sizeof c->keys[0]);
+                    break;
+                }
+        }
+        self->nkeys--;
+        memcpy(self->keys[i], self->keys[self->nkeys], sizeof self->keys[0]);
+    }
+    for (int k = 0; k < n; k++) {
+        bool have = false;
+        for (int i = 0; i < self->nkeys && !have; i++)
+            have = !strcmp(self->keys[i], keys[k]);
+        if (have || self->nkeys >= CLIENT_KEYS)
+            continue;
+        snprintf(self->keys[self->nkeys++], sizeof self->keys[0], "%s", keys[k]);
+        for (int j = 0; j < self->nconns; j++)
+            s_conn_add_key(self, &self->conns[j], keys[k]);
+        log_info("bus server key added; connecting with it too", "service=%s key=%.12s", self->service, keys[k]);
+    }
 }
 
 bus_client_t *bus_client_new(const char *endpoint, const char *service)
@@ -176,6 +303,16 @@ bus_client_t *bus_client_new_as(const char *endpoint, const char *service, const
     snprintf(self->service, sizeof self->service, "%s", service);
     snprintf(self->as, sizeof self->as, "%s", as ? as : "");
     snprintf(self->endpoint, sizeof self->endpoint, "%s", endpoint);
+    self->secure = (busauth_enabled() || as) && strncmp(endpoint, "inproc://", 9) != 0;
+    if (self->secure && busauth_enabled()) {
+        self->nkeys = busauth_server_keys(service, self->keys, CLIENT_KEYS);
+        if (self->nkeys < 0)
+            self->nkeys = 0;
+        self->follow = self->nkeys > 0;
+        self->keys_ms = bus_now_ms();
+    }
+    if (self->nkeys == 0)
+        self->nkeys = 1; /* keys[0] is "": the default key */
     self->endpoints = endpoints_new(endpoint, NULL);
     if (!self->endpoints) {
         log_error("not a bus endpoint list", "service=%s", service);
@@ -196,7 +333,7 @@ void bus_client_destroy(bus_client_t **self_p)
         return;
     bus_client_t *self = *self_p;
     for (int i = 0; i < self->nconns; i++)
-        zsock_destroy(&self->conns[i].sock);
+        s_conn_close(&self->conns[i]);
     endpoints_destroy(&self->endpoints);
     free(self);
     *self_p = NULL;
@@ -230,22 +367,34 @@ static void s_record(const bus_client_t *self, const char *method, int code, int
 }
 
 /* With ZMQ_IMMEDIATE a DEALER is writable only while its peer is
- * connected: one that is not has vanished (its process ended, or ZMTP
- * heartbeats gave up on it). */
-static bool s_connected(const conn_t *c)
+ * connected (and, under CURVE, has accepted our handshake): one that is not
+ * has vanished (its process ended, or ZMTP heartbeats gave up on it). */
+static bool s_sock_connected(zsock_t *sock)
 {
-    return (zsock_events(c->sock) & ZMQ_POLLOUT) != 0;
+    return (zsock_events(sock) & ZMQ_POLLOUT) != 0;
 }
 
-/* An instance to send to: the next connected one in turn, or, while none
- * is, wait for one until the deadline (when wait). NULL when none came. */
-static conn_t *s_pick(bus_client_t *self, int64_t deadline, const char *avoid, bool wait)
+/* The socket of c that can take a request now, or -1. */
+static int s_connected(const conn_t *c)
+{
+    for (int s = 0; s < c->nsocks; s++)
+        if (s_sock_connected(c->socks[s]))
+            return s;
+    return -1;
+}
+
+/* An instance to send to: the next connected one in turn (its socket in
+ * *sock), or, while none is, wait for one until the deadline (when wait).
+ * NULL when none came. */
+static conn_t *s_pick(bus_client_t *self, int64_t deadline, const char *avoid, bool wait, int *sock)
 {
     for (;;) {
         endpoints_refresh(self->endpoints, s_mono_ms(), false, s_conn_change, self);
         for (int k = 0; k < self->nconns; k++) {
             conn_t *c = &self->conns[(self->next_conn + (unsigned)k) % (unsigned)self->nconns];
-            if ((!avoid || strcmp(c->endpoint, avoid)) && s_connected(c)) {
+            if (avoid && !strcmp(c->endpoint, avoid))
+                continue;
+            if ((*sock = s_connected(c)) >= 0) {
                 self->next_conn += (unsigned)k + 1;
                 return c;
             }
@@ -253,10 +402,12 @@ static conn_t *s_pick(bus_client_t *self, int64_t deadline, const char *avoid, b
         int64_t left = deadline - bus_now_ms();
         if (left <= 0 || !wait)
             return NULL;
-        zmq_pollitem_t items[ENDPOINTS_MAX];
+        zmq_pollitem_t items[ENDPOINTS_MAX * CLIENT_KEYS];
+        int n = 0;
         for (int i = 0; i < self->nconns; i++)
-            items[i] = (zmq_pollitem_t){zsock_resolve(self->conns[i].sock), 0, ZMQ_POLLOUT, 0};
-        int rc = zmq_poll(items, self->nconns, left > 250 ? 250 : (long)left);
+            for (int s = 0; s < self->conns[i].nsocks; s++)
+                items[n++] = (zmq_pollitem_t){zsock_resolve(self->conns[i].socks[s]), 0, ZMQ_POLLOUT, 0};
+        int rc = n ? zmq_poll(items, n, left > 250 ? 250 : (long)left) : (zclock_sleep(left > 250 ? 250 : (int)left), 0);
         if (rc < 0 && zmq_errno() != EINTR)
             return NULL;
         if (rc == 0 && self->idle_fn)
@@ -264,21 +415,21 @@ static conn_t *s_pick(bus_client_t *self, int64_t deadline, const char *avoid, b
     }
 }
 
-/* Wait for a reply on c until the deadline: 1 when one is there, 0 on
- * timeout, -1 when the instance vanished meanwhile. */
-static int s_wait_reply(bus_client_t *self, conn_t *c, int64_t deadline)
+/* Wait for a reply on c's socket s until the deadline: 1 when one is
+ * there, 0 on timeout, -1 when the instance vanished meanwhile. */
+static int s_wait_reply(bus_client_t *self, conn_t *c, int s, int64_t deadline)
 {
     for (;;) {
         int64_t left = deadline - bus_now_ms();
         if (left <= 0)
             return 0;
-        zmq_pollitem_t item = {zsock_resolve(c->sock), 0, ZMQ_POLLIN, 0};
+        zmq_pollitem_t item = {zsock_resolve(c->socks[s]), 0, ZMQ_POLLIN, 0};
         int rc = zmq_poll(&item, 1, left > 250 ? 250 : (long)left);
         if (rc < 0 && zmq_errno() != EINTR)
             return 0;
         if (rc > 0)
             return 1;
-        if (!s_connected(c))
+        if (!s_sock_connected(c->socks[s]))
             return -1;
         if (self->idle_fn)
             self->idle_fn(self->idle_arg);
@@ -307,7 +458,7 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
     int code = PORTICO__ERROR_CODE__INTERNAL;
 
     if (deadline <= started) {
-        s_set_error(err, code = PORTICO__ERROR_CODE__TIMEOUT, "", "the request ran out of time");
+        bus_error_set(err, code = PORTICO__ERROR_CODE__TIMEOUT, DETAIL(NONE), "the request ran out of time");
         goto out;
     }
     Portico__Request env = PORTICO__REQUEST__INIT;
@@ -333,15 +484,23 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
     }
     /* A request that may run twice without harm is sent again, to another
      * instance, when the one holding it vanishes; any other is answered
-     * UNAVAILABLE at once, since it may or may not have been carried out. */
+     * UNAVAILABLE at once, since it may or may not have been carried out.
+     * The exception is a server changing its key (README, Bus keys): it
+     * ran nothing it did not answer, so the request goes again, on the new
+     * key, whatever it is. */
+    s_follow_keys(self);
+    atomic_llong *rotating = s_rotating_of(self->service);
     bool repeatable = bus_method_repeatable(method);
     conn_t *c = NULL;
+    int s = -1;
+    bool wait = true;
+    int vanished = 0;
     char gone[ENDPOINTS_LEN] = ""; /* the instance that vanished holding the call */
-    for (int attempt = 0;; attempt++) {
+    for (;;) {
         env.call_id = ++self->next_call_id;
         size_t env_len = portico__request__get_packed_size(&env);
         if (env_len > BUS_MAX_MSG_SIZE) {
-            s_set_error(err, code = PORTICO__ERROR_CODE__BAD_REQUEST, "", "the request is too large");
+            bus_error_set(err, code = PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(NONE), "the request is too large");
             goto out;
         }
         free(env_buf);
@@ -350,20 +509,21 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
             goto out;
         portico__request__pack(&env, env_buf);
 
-        /* A call sent again goes to an instance connected now, or fails:
-         * waiting for the vanished one to come back is what it must not do. */
-        c = s_pick(self, deadline, gone[0] ? gone : NULL, attempt == 0);
-        if (!c || zmq_send(zsock_resolve(c->sock), env_buf, env_len, ZMQ_DONTWAIT) < 0) {
-            s_set_error(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, "", "the %s service is not reachable",
-                        self->service);
+        /* A call sent again after its instance vanished goes to an instance
+         * connected now, or fails: waiting for the vanished one to come
+         * back is what it must not do. */
+        c = s_pick(self, deadline, gone[0] ? gone : NULL, wait, &s);
+        if (!c || zmq_send(zsock_resolve(c->socks[s]), env_buf, env_len, ZMQ_DONTWAIT) < 0) {
+            bus_error_set(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(NONE), "the %s service is not reachable",
+                          self->service);
             goto out;
         }
         int w;
         for (;;) {
-            w = s_wait_reply(self, c, deadline);
+            w = s_wait_reply(self, c, s, deadline);
             if (w <= 0)
                 break;
-            zmsg_t *msg = zmsg_recv(c->sock);
+            zmsg_t *msg = zmsg_recv(c->socks[s]);
             if (!msg)
                 continue;
             zframe_t *last = zmsg_last(msg);
@@ -379,41 +539,66 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
             portico__reply__free_unpacked(reply, NULL);
             reply = NULL;
         }
+        if (w > 0 && reply->code == PORTICO__ERROR_CODE__UNAVAILABLE &&
+            reply->detail == PORTICO__ERROR_DETAIL__DETAIL_ROTATING) {
+            /* It ran nothing and answers on the new key in a moment. */
+            atomic_store(rotating, bus_now_ms());
+            portico__reply__free_unpacked(reply, NULL);
+            reply = NULL;
+            zclock_sleep(20);
+            gone[0] = '\0';
+            wait = true;
+            continue;
+        }
         if (w > 0)
             break;
         if (w == 0) {
-            s_set_error(err, code = PORTICO__ERROR_CODE__TIMEOUT, "", "the %s service did not answer in time",
-                        self->service);
+            bus_error_set(err, code = PORTICO__ERROR_CODE__TIMEOUT, DETAIL(NONE),
+                          "the %s service did not answer in time", self->service);
             goto out;
+        }
+        if (bus_now_ms() - atomic_load(rotating) < 10000) {
+            /* The connection went away unanswered while that server was
+             * changing its key: it answers everything it read before it
+             * lets the old key's connections go, so this one was never read. */
+            gone[0] = '\0';
+            wait = true;
+            continue;
         }
         log_warn("bus instance vanished during a call", "service=%s endpoint=%s method=%s", self->service, c->endpoint,
                  method);
         snprintf(gone, sizeof gone, "%s", c->endpoint);
-        if (!repeatable || attempt >= 2) {
-            s_set_error(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, "",
-                        "the %s service instance handling the request went away", self->service);
+        wait = false;
+        if (!repeatable || ++vanished > 2) {
+            bus_error_set(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(NONE),
+                          "the %s service instance handling the request went away", self->service);
             goto out;
         }
     }
     code = reply->code;
     if (reply->code != PORTICO__ERROR_CODE__OK) {
-        s_set_error(err, reply->code, reply->detail, "%s", reply->message);
+        bus_error_t peer;
+        bus_error_set(&peer, reply->code, reply->detail, "%s", reply->message);
+        bus_error_from_peer(&peer);
+        code = peer.code;
+        if (err)
+            *err = peer;
         goto out;
     }
     if (resp_desc && resp) {
         *resp = protobuf_c_message_unpack(resp_desc, NULL, reply->body.len, reply->body.data);
         if (!*resp) {
-            s_set_error(err, code = PORTICO__ERROR_CODE__INTERNAL, "", "the %s service sent a reply we cannot read",
-                        self->service);
+            bus_error_set(err, code = PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE),
+                          "the %s service sent a reply we cannot read", self->service);
             goto out;
         }
     }
     rc = 0;
 out:
     if (rc < 0 && code != PORTICO__ERROR_CODE__INTERNAL && err && !err->message[0])
-        s_set_error(err, code, "", "the %s service failed", self->service);
+        bus_error_set(err, code, DETAIL(NONE), "the %s service failed", self->service);
     if (rc < 0 && code == PORTICO__ERROR_CODE__INTERNAL && err && !err->message[0])
-        s_set_error(err, code, "", "internal error calling the %s service", self->service);
+        bus_error_set(err, code, DETAIL(NONE), "internal error calling the %s service", self->service);
     s_record(self, method, rc == 0 ? 0 : code, started);
     if (reply)
         portico__reply__free_unpacked(reply, NULL);
@@ -464,31 +649,16 @@ void bus_reply_ok(bus_reply_t *reply, const ProtobufCMessage *msg)
     free(reply->body);
     reply->body = NULL;
     reply->body_len = 0;
-    reply->code = PORTICO__ERROR_CODE__OK;
-    reply->message[0] = reply->detail[0] = '\0';
+    bus_error_set(&reply->err, PORTICO__ERROR_CODE__OK, DETAIL(NONE), "%s", "");
     if (!msg)
         return;
     size_t n = protobuf_c_message_get_packed_size(msg);
     reply->body = malloc(n ? n : 1);
     if (!reply->body) {
-        reply->code = PORTICO__ERROR_CODE__INTERNAL;
-        snprintf(reply->message, sizeof reply->message, "out of memory");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         return;
     }
     reply->body_len = protobuf_c_message_pack(msg, reply->body);
-}
-
-void bus_reply_error(bus_reply_t *reply, int code, const char *detail, const char *fmt, ...)
-{
-    free(reply->body);
-    reply->body = NULL;
-    reply->body_len = 0;
-    reply->code = code;
-    snprintf(reply->detail, sizeof reply->detail, "%s", detail ? detail : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reply->message, sizeof reply->message, fmt, ap);
-    va_end(ap);
 }
 
 void bus_reply_defer(bus_reply_t *reply)
@@ -514,7 +684,8 @@ int bus_process(const bus_route_t *routes, void *ctx, const uint8_t *data, size_
     Portico__Request *env = portico__request__unpack(NULL, len, data);
     if (!env) {
         log_warn("dropped malformed bus message", "bytes=%zu", len);
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "envelope", "the message could not be decoded");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(ENVELOPE),
+                      "the message could not be decoded");
         return -1;
     }
     req->call_id = env->call_id;
@@ -525,11 +696,12 @@ int bus_process(const bus_route_t *routes, void *ctx, const uint8_t *data, size_
     log_set_request_id(req->request_id);
 
     if (strlen(env->method) >= sizeof req->method) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__UNKNOWN_METHOD, "", "unknown method");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__UNKNOWN_METHOD, DETAIL(NONE), "unknown method");
         goto out;
     }
     if (req->deadline_ms && req->deadline_ms <= req->received_ms) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__TIMEOUT, "", "the request expired before it was handled");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__TIMEOUT, DETAIL(NONE),
+                      "the request expired before it was handled");
         goto out;
     }
     if (!strcmp(env->method, "ping")) {
@@ -543,12 +715,13 @@ int bus_process(const bus_route_t *routes, void *ctx, const uint8_t *data, size_
     if (!route) {
         char q[96];
         log_warn("unknown bus method", "method=%s", log_quote(env->method, q, sizeof q));
-        bus_reply_error(reply, PORTICO__ERROR_CODE__UNKNOWN_METHOD, "", "unknown method");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__UNKNOWN_METHOD, DETAIL(NONE), "unknown method");
         goto out;
     }
     if (!(route->callers & busauth_bit(req->caller))) {
         busauth_log_refused(route->method, req->caller[0] ? req->caller : "unauthenticated", "");
-        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "caller", "this service may not call this method");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(CALLER),
+                      "this service may not call this method");
         goto out;
     }
     /* A caller cannot buy more time than the method is declared to take. */
@@ -559,7 +732,8 @@ int bus_process(const bus_route_t *routes, void *ctx, const uint8_t *data, size_
         msg = protobuf_c_message_unpack(route->desc, NULL, env->body.len, env->body.data);
         if (!msg) {
             log_warn("dropped bus request with a malformed body", "method=%s", route->method);
-            bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "body", "the request body could not be decoded");
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(BODY),
+                          "the request body could not be decoded");
             goto out;
         }
     }
@@ -577,11 +751,14 @@ int bus_encode_reply(uint64_t call_id, const bus_reply_t *reply, uint8_t **out, 
 {
     Portico__Reply r = PORTICO__REPLY__INIT;
     r.call_id = call_id;
-    r.code = (Portico__ErrorCode)reply->code;
-    r.message = (char *)(uintptr_t)reply->message;
-    r.detail = (char *)(uintptr_t)reply->detail;
-    r.body.data = reply->body;
-    r.body.len = reply->body_len;
+    r.code = (Portico__ErrorCode)reply->err.code;
+    r.message = (char *)(uintptr_t)reply->err.message;
+    r.detail = (Portico__ErrorDetail)reply->err.detail;
+    /* An error carries no data, whatever a handler had put there. */
+    if (reply->err.code == PORTICO__ERROR_CODE__OK) {
+        r.body.data = reply->body;
+        r.body.len = reply->body_len;
+    }
     size_t n = portico__reply__get_packed_size(&r);
     *out = malloc(n ? n : 1);
     if (!*out)
@@ -614,7 +791,7 @@ int bus_send_reply(zsock_t *sock, bus_request_t **req_p, bus_reply_t *reply)
     }
     char labels[160];
     snprintf(labels, sizeof labels, "method=\"%s\",code=\"%s\"", req->method[0] ? req->method : "?",
-             bus_code_name(reply->code));
+             bus_code_name(reply->err.code));
     metrics_inc("portico_bus_handled_total", labels, 1);
     free(buf);
     bus_request_destroy(req_p);
@@ -652,4 +829,67 @@ void bus_serve_as(zsock_t *sock, zmsg_t **msg_p, const bus_route_t *routes, void
         bus_send_reply(sock, &req, &reply);
     bus_reply_clear(&reply);
     log_set_request_id(NULL);
+}
+
+void bus_refuse(zsock_t *sock, zmsg_t **msg_p, int detail, const char *message)
+{
+    zmsg_t *msg = *msg_p;
+    *msg_p = NULL;
+    zframe_t *last = msg ? zmsg_last(msg) : NULL;
+    Portico__Request *env = last ? portico__request__unpack(NULL, zframe_size(last), zframe_data(last)) : NULL;
+    if (env) {
+        bus_request_t *req = calloc(1, sizeof *req);
+        if (req) {
+            zmsg_remove(msg, last);
+            zframe_destroy(&last);
+            req->routing = msg;
+            msg = NULL;
+            req->call_id = env->call_id;
+            snprintf(req->method, sizeof req->method, "%.63s", env->method);
+            bus_reply_t reply = {0};
+            bus_error_set(&reply.err, PORTICO__ERROR_CODE__UNAVAILABLE, detail, "%s", message);
+            bus_send_reply(sock, &req, &reply);
+            bus_reply_clear(&reply);
+        }
+        portico__request__free_unpacked(env, NULL);
+    }
+    zmsg_destroy(&msg);
+}
+
+#define REBIND_SETTLE_MS 150
+
+int bus_rebind(zsock_t *sock, const char *endpoint)
+{
+    char bound[320];
+    const char *last = zsock_last_endpoint(sock);
+    snprintf(bound, sizeof bound, "%s", last ? last : "");
+    /* Unbinding ends the connections made on the old key (the listener
+     * owns them); the linger in force now lets their last answers go. */
+    zsock_set_linger(sock, 500);
+    if (bound[0] && zsock_unbind(sock, "%s", bound) < 0)
+        log_warn("could not unbind the old bus key's endpoint", "endpoint=%s", bound);
+    zsock_set_linger(sock, 0);
+    /* What those connections had sent can still be read for a moment, but
+     * an answer could no longer reach them: refuse it unrun (their callers
+     * send it again on the new key) until they are surely gone, before any
+     * connection on the new key exists. */
+    int64_t until = bus_now_ms() + REBIND_SETTLE_MS;
+    for (int64_t left; (left = until - bus_now_ms()) > 0;) {
+        zmq_pollitem_t item = {zsock_resolve(sock), 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, (long)left) <= 0)
+            continue;
+        zmsg_t *msg = zmsg_recv(sock);
+        bus_refuse(sock, &msg, DETAIL(ROTATING), "changing the bus key; send again");
+    }
+    if (busauth_server(sock) < 0)
+        return -1;
+    /* The old listener closes in the background: try until its port is free. */
+    for (int i = 0; i < 100; i++) {
+        if (bus_bind(sock, endpoint) == 0) {
+            log_info("serving with the new bus key", "endpoint=%s", endpoint);
+            return 0;
+        }
+        zclock_sleep(20);
+    }
+    return -1;
 }

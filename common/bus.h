@@ -14,6 +14,7 @@
 #define PORTICO_BUS_H
 
 #include "busauth.h"
+#include "buserr.h"
 #include "envelope.pb-c.h"
 
 #include <czmq.h>
@@ -30,12 +31,6 @@
 /* A stopping worker takes no new work; it still answers what it holds. */
 #define BUS_WORKER_BYE "\001BYE"
 
-typedef struct {
-    int code; /* Portico__ErrorCode */
-    char message[256];
-    char detail[64];
-} bus_error_t;
-
 /* Message size cap, heartbeats, no linger: every Portico socket gets these. */
 void bus_socket_tune(zsock_t *sock);
 /* A server's socket (after bus_socket_tune): it sends no heartbeats of its
@@ -46,7 +41,6 @@ void bus_socket_serve(zsock_t *sock);
 /* Call once per process before any socket: keeps czmq off our signals. */
 void bus_init(void);
 int64_t bus_now_ms(void);
-const char *bus_code_name(int code);
 
 /* ---- client ---- */
 
@@ -100,6 +94,13 @@ int bus_call_method(bus_client_t *self, const bus_method_t *m, const ProtobufCMe
 
 /* ---- server ---- */
 
+/* Bind a server socket to endpoint. A tcp:// host that is a name (not an
+ * address, "*" or an interface) is resolved now, and the socket binds the
+ * one of its addresses that is this machine's own: compose names each
+ * service on the "bus" network alone, so the port listens nowhere else.
+ * 0, or -1 after logging why. */
+int bus_bind(zsock_t *sock, const char *endpoint);
+
 typedef struct bus_request_t {
     zmsg_t *routing; /* routing frames, echoed on reply */
     uint64_t call_id;
@@ -111,9 +112,7 @@ typedef struct bus_request_t {
 } bus_request_t;
 
 typedef struct {
-    int code;
-    char message[256];
-    char detail[64];
+    bus_error_t err; /* code OK, or the error to answer (bus_error_set(&reply->err, ...)) */
     uint8_t *body;
     size_t body_len;
     bool deferred; /* the handler keeps the request and answers later */
@@ -137,8 +136,6 @@ const char *bus_instance(void);
 const char *bus_version(void);
 
 void bus_reply_ok(bus_reply_t *reply, const ProtobufCMessage *msg);
-void bus_reply_error(bus_reply_t *reply, int code, const char *detail, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 /* Keep the request: the caller answers later with bus_send_reply. */
 void bus_reply_defer(bus_reply_t *reply);
 
@@ -151,6 +148,15 @@ int bus_process(const bus_route_t *routes, void *ctx, const uint8_t *data, size_
                 bus_reply_t *reply);
 /* Encode a reply envelope. *out is malloc'd. 0 or -1. */
 int bus_encode_reply(uint64_t call_id, const bus_reply_t *reply, uint8_t **out, size_t *out_len);
+
+/* Answer the request in *msg_p (taken) without running it: UNAVAILABLE
+ * with detail (STOPPING, ROTATING) and message. */
+void bus_refuse(zsock_t *sock, zmsg_t **msg_p, int detail, const char *message);
+/* The second half of a server's key rotation (README: Bus keys), once it
+ * answered everything it read: let the old key's connections go, with
+ * time to deliver the last answers, and bind endpoint again with the key
+ * busauth holds now. 0, or -1 when the port cannot be bound again. */
+int bus_rebind(zsock_t *sock, const char *endpoint);
 
 /* Receive-side entry for a server socket: takes the message, answers it on
  * sock unless the handler deferred it. The caller is the authenticated

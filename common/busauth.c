@@ -32,6 +32,17 @@ static char s_self[16];
 static char s_dir[512];
 static zcert_t *s_cert;
 static char s_server_keys[NSERVICES][41];
+static char s_secret_path[1024];
+/* s_cert changes on a rotation (busauth_reload_secret) while other threads
+ * set up sockets with it. */
+static pthread_mutex_t s_cert_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Every public key of each service, for clients that follow a server's
+ * rotation: read again at most once a second. */
+static pthread_mutex_t s_pub_lock = PTHREAD_MUTEX_INITIALIZER;
+static known_key_t s_pub[MAX_KEYS];
+static int s_npub = -1;
+static int64_t s_pub_ms;
 
 /* The ZAP handler's own state: only its thread touches it after start. */
 static unsigned s_admit;
@@ -135,6 +146,23 @@ static int s_load_keys(const char *dir, known_key_t *keys, int max, char *err, s
     return n;
 }
 
+/* Read the folder again into keys/n when the last read is a second old
+ * (or there was none: *n < 0); a folder that cannot be read keeps them. */
+static void s_refresh_keys(known_key_t *keys, int *n, int64_t *loaded_ms)
+{
+    int64_t now = s_now_ms();
+    if (*n >= 0 && now - *loaded_ms < RELOAD_MS)
+        return;
+    char err[600];
+    known_key_t found[MAX_KEYS];
+    int k = s_load_keys(s_dir, found, MAX_KEYS, err, sizeof err);
+    if (k >= 0) {
+        memcpy(keys, found, sizeof found);
+        *n = k;
+    }
+    *loaded_ms = now;
+}
+
 /* Load the z85 public key of <dir>/<server>.cert. 0 or -1. */
 static int s_load_server_key(const char *server, char out[41], char *err, size_t err_size)
 {
@@ -230,17 +258,7 @@ static int s_zap_once(void *sock)
     }
     if (n < MECHANISM + 1)
         return 0;
-    int64_t now = s_now_ms();
-    if (now - s_loaded_ms >= RELOAD_MS) {
-        char err[600];
-        known_key_t keys[MAX_KEYS];
-        int k = s_load_keys(s_dir, keys, MAX_KEYS, err, sizeof err);
-        if (k >= 0) {
-            memcpy(s_keys, keys, sizeof keys);
-            s_nkeys = k;
-        }
-        s_loaded_ms = now;
-    }
+    s_refresh_keys(s_keys, &s_nkeys, &s_loaded_ms);
     unsigned service = 0;
     if (!strcmp(parts[MECHANISM], "CURVE") && n > KEY && sizes[KEY] == 32)
         for (int i = 0; i < s_nkeys && !service; i++)
@@ -300,6 +318,7 @@ int busauth_init(const char *service, unsigned admit, unsigned servers, char *er
     s_cert = s_load_secret(secret, sf && *sf ? "PORTICO_BUS_SECRET_FILE" : "PORTICO_BUS_KEYS_DIR", err, err_size);
     if (!s_cert)
         return -1;
+    snprintf(s_secret_path, sizeof s_secret_path, "%s", secret);
     for (int i = 0; i < NSERVICES; i++)
         if ((servers & (1u << i)) && s_load_server_key(s_names[i], s_server_keys[i], err, err_size) < 0)
             return -1;
@@ -349,15 +368,24 @@ void busauth_init_or_die(const char *service, unsigned admit, unsigned servers)
 
 int busauth_server(zsock_t *sock)
 {
-    if (!s_cert)
+    pthread_mutex_lock(&s_cert_lock);
+    if (!s_cert) {
+        pthread_mutex_unlock(&s_cert_lock);
         return -1;
+    }
     zcert_apply(s_cert, sock);
+    pthread_mutex_unlock(&s_cert_lock);
     zsock_set_curve_server(sock, 1);
     zsock_set_zap_domain(sock, "portico");
     return 0;
 }
 
 int busauth_client(zsock_t *sock, const char *server, const char *as)
+{
+    return busauth_client_key(sock, server, NULL, as);
+}
+
+int busauth_client_key(zsock_t *sock, const char *server, const char *server_key, const char *as)
 {
     int rc = -1;
     char err[700], key[41];
@@ -370,7 +398,9 @@ int busauth_client(zsock_t *sock, const char *server, const char *as)
     int i = 0;
     while ((1u << i) != bit)
         i++;
-    if (s_server_keys[i][0])
+    if (server_key && strlen(server_key) == 40)
+        snprintf(key, sizeof key, "%s", server_key);
+    else if (s_server_keys[i][0])
         snprintf(key, sizeof key, "%s", s_server_keys[i]);
     else if (s_load_server_key(server, key, err, sizeof err) < 0)
         goto out;
@@ -384,7 +414,9 @@ int busauth_client(zsock_t *sock, const char *server, const char *as)
         if (!cert)
             goto out;
     }
+    pthread_mutex_lock(&s_cert_lock);
     zcert_apply(cert ? cert : s_cert, sock);
+    pthread_mutex_unlock(&s_cert_lock);
     zsock_set_curve_serverkey(sock, key);
     rc = 0;
 out:
@@ -448,4 +480,51 @@ int busauth_keygen_main(const char *service, int argc, char **argv)
         return 1;
     }
     return 0;
+}
+
+int busauth_server_keys(const char *server, char keys[][41], int max)
+{
+    unsigned bit = busauth_bit(server);
+    if (!bit || !s_dir[0])
+        return 0;
+    pthread_mutex_lock(&s_pub_lock);
+    s_refresh_keys(s_pub, &s_npub, &s_pub_ms);
+    int n = 0;
+    for (int i = 0; i < s_npub && n < max; i++) {
+        if (s_pub[i].service != bit)
+            continue;
+        char z[41];
+        zmq_z85_encode(z, s_pub[i].key, 32);
+        bool dup = false;
+        for (int j = 0; j < n && !dup; j++)
+            dup = !strcmp(keys[j], z);
+        if (!dup)
+            snprintf(keys[n++], 41, "%s", z);
+    }
+    pthread_mutex_unlock(&s_pub_lock);
+    return n;
+}
+
+int busauth_reload_secret(void)
+{
+    char err[700];
+    if (!s_secret_path[0])
+        return -1;
+    zcert_t *cert = s_load_secret(s_secret_path, "PORTICO_BUS_SECRET_FILE", err, sizeof err);
+    if (!cert) {
+        char q[800];
+        log_warn("could not read the bus key again; keeping the current one", "reason=%s", log_quote(err, q, sizeof q));
+        return -1;
+    }
+    pthread_mutex_lock(&s_cert_lock);
+    bool same = s_cert && !memcmp(zcert_public_key(cert), zcert_public_key(s_cert), 32);
+    if (same) {
+        zcert_destroy(&cert);
+    } else {
+        /* Sockets set up with the old one hold copies of its keys. */
+        zcert_destroy(&s_cert);
+        s_cert = cert;
+    }
+    pthread_mutex_unlock(&s_cert_lock);
+    return same ? 0 : 1;
 }

@@ -52,6 +52,20 @@ int busauth_server(zsock_t *sock);
  * path when it has a '/'). */
 int busauth_client(zsock_t *sock, const char *server, const char *as);
 
+/* busauth_client, with the server's public key given (z85, 40 characters;
+ * NULL: the one of <server>.cert). A client that follows a server's key
+ * rotation makes one socket per key the server may have. */
+int busauth_client_key(zsock_t *sock, const char *server, const char *server_key, const char *as);
+/* Every public key of the service `server` in the keys folder
+ * (<server>.cert and <server>.<suffix>.cert), z85, at most max; the folder
+ * is read again at most once a second. The count (0 when none). */
+int busauth_server_keys(const char *server, char keys[][41], int max);
+/* Read this process's secret certificate again (a server whose key is
+ * being replaced): 1 when the key changed (sockets made from now on use
+ * it), 0 when it is the same, -1 when it cannot be read (the current one
+ * stays, and the reason is logged). */
+int busauth_reload_secret(void);
+
 /* The authenticated service a received frame came from, or NULL. */
 const char *busauth_peer(zframe_t *frame);
 

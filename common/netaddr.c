@@ -1,6 +1,8 @@
 #include "netaddr.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,4 +113,50 @@ bool netaddr_list_contains(const netaddr_list_t *list, const char *ip)
             return true;
     }
     return false;
+}
+
+/* Is the address (mapped form) one of this machine's own? */
+static bool s_is_local(const struct ifaddrs *ifs, const uint8_t addr[16])
+{
+    for (const struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+        uint8_t own[16];
+        char text[INET6_ADDRSTRLEN];
+        if (!i->ifa_addr)
+            continue;
+        if (i->ifa_addr->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr, text, sizeof text);
+        else if (i->ifa_addr->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)i->ifa_addr)->sin6_addr, text,
+                      sizeof text);
+        else
+            continue;
+        if (s_from_text(text, own) == 0 && !memcmp(own, addr, 16))
+            return true;
+    }
+    return false;
+}
+
+int netaddr_own_address(const char *host, char *out, size_t out_size)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    struct ifaddrs *ifs = NULL;
+    int rc = -1;
+    if (!host || !*host || getaddrinfo(host, NULL, &hints, &res) != 0)
+        return -1;
+    if (getifaddrs(&ifs) < 0)
+        goto out;
+    for (const struct addrinfo *a = res; a && rc < 0; a = a->ai_next) {
+        char text[INET6_ADDRSTRLEN];
+        uint8_t mapped[16];
+        if (getnameinfo(a->ai_addr, a->ai_addrlen, text, sizeof text, NULL, 0, NI_NUMERICHOST) != 0 ||
+            s_from_text(text, mapped) < 0 || !s_is_local(ifs, mapped))
+            continue;
+        if (snprintf(out, out_size, "%s", text) < (int)out_size)
+            rc = 0;
+    }
+out:
+    if (ifs)
+        freeifaddrs(ifs);
+    freeaddrinfo(res);
+    return rc;
 }

@@ -29,5 +29,12 @@ bool netaddr_list_contains(const netaddr_list_t *list, const char *ip);
 int netaddr_parse_net(const char *text, netaddr_net_t *out);
 /* Is text an IPv4 or IPv6 address? */
 bool netaddr_is_ip(const char *text);
+/* The address of this machine that host names: host is resolved and the
+ * first of its addresses that belongs to one of this machine's interfaces
+ * is written to out as text ("172.18.0.3", "::1"). A service binds there,
+ * so that a name known only on one network (compose's "bus") puts its
+ * listener on that network alone. 0, or -1 when host resolves to no
+ * address of this machine. */
+int netaddr_own_address(const char *host, char *out, size_t out_size);
 
 #endif

@@ -13,6 +13,13 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t s_stop;
+static volatile sig_atomic_t s_reload;
+
+static void s_on_hup(int sig)
+{
+    (void)sig;
+    s_reload = 1;
+}
 static const char *s_name = "portico";
 
 static void s_on_signal(int sig)
@@ -29,7 +36,17 @@ void service_install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = s_on_hup;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+bool service_take_reload(void)
+{
+    if (!s_reload)
+        return false;
+    s_reload = 0;
+    return true;
 }
 
 bool service_stopping(void)

@@ -60,6 +60,8 @@ int service_main(const service_def_t *def, int argc, char **argv);
 /* SIGTERM and SIGINT ask the process to stop; SIGPIPE is ignored. */
 void service_install_signals(void);
 bool service_stopping(void);
+/* True once after each SIGHUP: read the bus key again (README: Bus keys). */
+bool service_take_reload(void);
 void service_request_stop(void);
 /* "host-pid", used to tell broker instances apart. */
 void service_instance_name(char *out, size_t out_size);

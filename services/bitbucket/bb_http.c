@@ -466,45 +466,45 @@ fail:
 }
 
 void bb_http_error(const bb_http_result_t *res, const char *host, long timeout_ms, long connect_timeout_ms,
-                   bb_error_t *err)
+                   bus_error_t *err)
 {
     if (res->refused && res->curl_code != CURLE_OK) {
-        bb_error_set(err, PORTICO__ERROR_CODE__FORBIDDEN, "address_refused",
-                     "Portico does not connect to %s: %s. If Bitbucket really is there, the operator can allow it "
-                     "with PORTICO_BITBUCKET_ALLOW",
-                     host, res->refused);
+        bus_error_set(err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(ADDRESS_REFUSED),
+                      "Portico does not connect to %s: %s. If Bitbucket really is there, the operator can allow it "
+                      "with PORTICO_BITBUCKET_ALLOW",
+                      host, res->refused);
         return;
     }
     switch (res->too_large ? CURLE_FILESIZE_EXCEEDED : res->curl_code) {
     case CURLE_OK:
-        bb_error_set(err, PORTICO__ERROR_CODE__OK, "", "ok");
+        bus_error_set(err, PORTICO__ERROR_CODE__OK, DETAIL(NONE), "ok");
         return;
     case CURLE_FILESIZE_EXCEEDED:
-        bb_error_set(err, PORTICO__ERROR_CODE__UPSTREAM, "too_large",
-                     "Bitbucket at %s sent an answer larger than %d MiB", host, MAX_BODY / (1024 * 1024));
+        bus_error_set(err, PORTICO__ERROR_CODE__UPSTREAM, DETAIL(TOO_LARGE),
+                      "Bitbucket at %s sent an answer larger than %d MiB", host, MAX_BODY / (1024 * 1024));
         return;
     case CURLE_COULDNT_RESOLVE_HOST:
-        bb_error_set(err, PORTICO__ERROR_CODE__UNAVAILABLE, "unreachable",
-                     "could not resolve the host name of Bitbucket (%s); check the base URL and DNS", host);
+        bus_error_set(err, PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(UNREACHABLE),
+                      "could not resolve the host name of Bitbucket (%s); check the base URL and DNS", host);
         return;
     case CURLE_COULDNT_RESOLVE_PROXY:
-        bb_error_set(err, PORTICO__ERROR_CODE__UNAVAILABLE, "unreachable",
-                     "could not resolve the proxy host name on the way to Bitbucket at %s", host);
+        bus_error_set(err, PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(UNREACHABLE),
+                      "could not resolve the proxy host name on the way to Bitbucket at %s", host);
         return;
     case CURLE_COULDNT_CONNECT:
-        bb_error_set(err, PORTICO__ERROR_CODE__UNAVAILABLE, "unreachable",
-                     "could not connect to Bitbucket at %s (connection refused or no route); check that it is "
-                     "running and reachable from Portico",
-                     host);
+        bus_error_set(err, PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(UNREACHABLE),
+                      "could not connect to Bitbucket at %s (connection refused or no route); check that it is "
+                      "running and reachable from Portico",
+                      host);
         return;
     case CURLE_OPERATION_TIMEDOUT:
         if (!res->connected)
-            bb_error_set(err, PORTICO__ERROR_CODE__TIMEOUT, "timeout",
-                         "could not connect to Bitbucket at %s within %ld ms", host,
-                         connect_timeout_ms < timeout_ms ? connect_timeout_ms : timeout_ms);
+            bus_error_set(err, PORTICO__ERROR_CODE__TIMEOUT, DETAIL(TIMEOUT),
+                          "could not connect to Bitbucket at %s within %ld ms", host,
+                          connect_timeout_ms < timeout_ms ? connect_timeout_ms : timeout_ms);
         else
-            bb_error_set(err, PORTICO__ERROR_CODE__TIMEOUT, "timeout", "Bitbucket at %s did not answer within %ld ms",
-                         host, timeout_ms);
+            bus_error_set(err, PORTICO__ERROR_CODE__TIMEOUT, DETAIL(TIMEOUT),
+                          "Bitbucket at %s did not answer within %ld ms", host, timeout_ms);
         return;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
@@ -512,15 +512,15 @@ void bb_http_error(const bb_http_result_t *res, const char *host, long timeout_m
     case CURLE_SSL_INVALIDCERTSTATUS:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
         if (res->curl_code == CURLE_SSL_CACERT_BADFILE)
-            bb_error_set(err, PORTICO__ERROR_CODE__TLS, "ca_cert_invalid",
-                         "the CA certificate of the integration could not be read; paste the PEM "
-                         "(-----BEGIN CERTIFICATE-----) of the authority that issued the certificate of %s",
-                         host);
+            bus_error_set(err, PORTICO__ERROR_CODE__TLS, DETAIL(CA_CERT_INVALID),
+                          "the CA certificate of the integration could not be read; paste the PEM "
+                          "(-----BEGIN CERTIFICATE-----) of the authority that issued the certificate of %s",
+                          host);
         else
-            bb_error_set(err, PORTICO__ERROR_CODE__TLS, "certificate",
-                         "the TLS certificate of %s could not be verified; if Bitbucket uses a private or "
-                         "self-signed certificate authority, add its CA certificate (PEM) to the integration",
-                         host);
+            bus_error_set(err, PORTICO__ERROR_CODE__TLS, DETAIL(CERTIFICATE),
+                          "the TLS certificate of %s could not be verified; if Bitbucket uses a private or "
+                          "self-signed certificate authority, add its CA certificate (PEM) to the integration",
+                          host);
         return;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_SSL_CERTPROBLEM:
@@ -532,30 +532,30 @@ void bb_http_error(const bb_http_result_t *res, const char *host, long timeout_m
     case CURLE_SSL_SHUTDOWN_FAILED:
     case CURLE_USE_SSL_FAILED:
     case CURLE_SSL_CLIENTCERT:
-        bb_error_set(err, PORTICO__ERROR_CODE__TLS, "handshake",
-                     "the TLS handshake with %s failed; check that the base URL's scheme (https) and port are "
-                     "right and that the certificate could be verified (add the CA certificate to the integration "
-                     "if it is private)",
-                     host);
+        bus_error_set(err, PORTICO__ERROR_CODE__TLS, DETAIL(HANDSHAKE),
+                      "the TLS handshake with %s failed; check that the base URL's scheme (https) and port are "
+                      "right and that the certificate could be verified (add the CA certificate to the integration "
+                      "if it is private)",
+                      host);
         return;
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
-        bb_error_set(err, PORTICO__ERROR_CODE__BAD_REQUEST, "base_url",
-                     "the base URL of the integration cannot be used (%s)", host);
+        bus_error_set(err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(BASE_URL),
+                      "the base URL of the integration cannot be used (%s)", host);
         return;
     case CURLE_OUT_OF_MEMORY:
-        bb_error_set(err, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+        bus_error_set(err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         return;
     case CURLE_WEIRD_SERVER_REPLY:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
     case CURLE_BAD_CONTENT_ENCODING:
-        bb_error_set(err, PORTICO__ERROR_CODE__UPSTREAM, "protocol",
-                     "%s did not answer in HTTP Portico understands; check the base URL's scheme and port", host);
+        bus_error_set(err, PORTICO__ERROR_CODE__UPSTREAM, DETAIL(PROTOCOL),
+                      "%s did not answer in HTTP Portico understands; check the base URL's scheme and port", host);
         return;
     default:
-        bb_error_set(err, PORTICO__ERROR_CODE__UNAVAILABLE, "connection",
-                     "the connection to Bitbucket at %s failed before it answered; try again", host);
+        bus_error_set(err, PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(CONNECTION),
+                      "the connection to Bitbucket at %s failed before it answered; try again", host);
         return;
     }
 }

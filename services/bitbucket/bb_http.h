@@ -17,7 +17,7 @@
 #ifndef PORTICO_BB_HTTP_H
 #define PORTICO_BB_HTTP_H
 
-#include "bb_error.h"
+#include "buserr.h"
 
 #include <curl/curl.h>
 #include <czmq.h>
@@ -71,6 +71,6 @@ size_t bb_http_in_flight(const bb_http_t *self);
  * (res->curl_code != CURLE_OK or too_large). host names the integration in
  * the message; timeout_ms is what the transfer was allowed. */
 void bb_http_error(const bb_http_result_t *res, const char *host, long timeout_ms, long connect_timeout_ms,
-                   bb_error_t *err);
+                   bus_error_t *err);
 
 #endif

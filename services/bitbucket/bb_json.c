@@ -116,10 +116,10 @@ static bool s_success(long status)
     return status >= 200 && status <= 299;
 }
 
-static void s_bad_response(const bb_response_t *r, bb_error_t *err, const char *what)
+static void s_bad_response(const bb_response_t *r, bus_error_t *err, const char *what)
 {
-    bb_error_set(err, C_UPSTREAM, "bad_response", "Bitbucket at %s sent %s Portico cannot read", bb_response_host(r),
-                 what);
+    bus_error_set(err, C_UPSTREAM, DETAIL(BAD_RESPONSE), "Bitbucket at %s sent %s Portico cannot read",
+                  bb_response_host(r), what);
 }
 
 /* ---- server.info ---- */
@@ -131,7 +131,7 @@ void bb_server_info_clear(Portico__Bitbucket__ServerInfoReply *m)
     s_free_str(&m->display_name);
 }
 
-int bb_decode_server_info(const bb_response_t *r, Portico__Bitbucket__ServerInfoReply *out, bb_error_t *err)
+int bb_decode_server_info(const bb_response_t *r, Portico__Bitbucket__ServerInfoReply *out, bus_error_t *err)
 {
     portico__bitbucket__server_info_reply__init(out);
     if (!s_success(r->status)) {
@@ -156,10 +156,10 @@ int bb_decode_server_info(const bb_response_t *r, Portico__Bitbucket__ServerInfo
     json_decref(root);
     return 0;
 not_bitbucket:
-    bb_error_set(err, C_UPSTREAM, "not_bitbucket",
-                 "this does not look like a Bitbucket Data Center / Server instance: %s did not answer like one; "
-                 "check the base URL, including any context path such as /bitbucket",
-                 bb_response_host(r));
+    bus_error_set(err, C_UPSTREAM, DETAIL(NOT_BITBUCKET),
+                  "this does not look like a Bitbucket Data Center / Server instance: %s did not answer like one; "
+                  "check the base URL, including any context path such as /bitbucket",
+                  bb_response_host(r));
     return -1;
 }
 
@@ -174,7 +174,7 @@ void bb_token_clear(Portico__Bitbucket__TokenReply *m)
     m->expires_in = 0;
 }
 
-int bb_decode_token(const bb_response_t *r, Portico__Bitbucket__TokenReply *out, bb_error_t *err)
+int bb_decode_token(const bb_response_t *r, Portico__Bitbucket__TokenReply *out, bus_error_t *err)
 {
     portico__bitbucket__token_reply__init(out);
     if (!s_success(r->status)) {
@@ -222,9 +222,9 @@ int bb_decode_token(const bb_response_t *r, Portico__Bitbucket__TokenReply *out,
         char tt[64];
         bb_safe_text(out->token_type, strlen(out->token_type), tt, sizeof tt);
         bb_token_clear(out);
-        bb_error_set(err, C_UPSTREAM, "token_type",
-                     "Bitbucket at %s issued a token of type \"%s\", but Portico only uses bearer tokens",
-                     bb_response_host(r), tt);
+        bus_error_set(err, C_UPSTREAM, DETAIL(TOKEN_TYPE),
+                      "Bitbucket at %s issued a token of type \"%s\", but Portico only uses bearer tokens",
+                      bb_response_host(r), tt);
         return -1;
     }
     return 0;
@@ -286,7 +286,7 @@ static char *s_whoami_header(const bb_response_t *r)
     return strdup(dec);
 }
 
-int bb_decode_whoami(const bb_response_t *r, Portico__Bitbucket__WhoAmIReply *out, bb_error_t *err)
+int bb_decode_whoami(const bb_response_t *r, Portico__Bitbucket__WhoAmIReply *out, bus_error_t *err)
 {
     portico__bitbucket__who_am_ireply__init(out);
     if (!s_success(r->status)) {
@@ -301,9 +301,9 @@ int bb_decode_whoami(const bb_response_t *r, Portico__Bitbucket__WhoAmIReply *ou
     if (!name)
         name = s_whoami_body(r);
     if (!name) {
-        bb_error_set(err, C_UNAUTHORIZED, "anonymous",
-                     "Bitbucket at %s did not accept the credentials: the request was handled as anonymous",
-                     bb_response_host(r));
+        bus_error_set(err, C_UNAUTHORIZED, DETAIL(ANONYMOUS),
+                      "Bitbucket at %s did not accept the credentials: the request was handled as anonymous",
+                      bb_response_host(r));
         return -1;
     }
     out->username = name;
@@ -366,7 +366,7 @@ static int s_user_from_json(json_t *obj, Portico__Bitbucket__User *u)
     return 0;
 }
 
-int bb_decode_user(const bb_response_t *r, Portico__Bitbucket__User *out, bb_error_t *err)
+int bb_decode_user(const bb_response_t *r, Portico__Bitbucket__User *out, bus_error_t *err)
 {
     portico__bitbucket__user__init(out);
     if (!s_success(r->status)) {
@@ -383,7 +383,7 @@ int bb_decode_user(const bb_response_t *r, Portico__Bitbucket__User *out, bb_err
 
 /* A paged answer: the values array, isLastPage and nextPageStart. */
 static int s_page(const bb_response_t *r, json_t *root, long long start, json_t **values, bool *last, int32_t *next,
-                  bb_error_t *err)
+                  bus_error_t *err)
 {
     *values = json_is_object(root) ? json_object_get(root, "values") : NULL;
     if (!json_is_array(*values)) {
@@ -412,9 +412,9 @@ static int s_page(const bb_response_t *r, json_t *root, long long start, json_t 
         return 0;
     }
     if (!has_next || n <= start) {
-        bb_error_set(err, C_UPSTREAM, "bad_paging",
-                     "Bitbucket at %s sent a page that is not the last one but does not say where the next starts",
-                     bb_response_host(r));
+        bus_error_set(err, C_UPSTREAM, DETAIL(BAD_PAGING),
+                      "Bitbucket at %s sent a page that is not the last one but does not say where the next starts",
+                      bb_response_host(r));
         return -1;
     }
     *next = (int32_t)n;
@@ -432,7 +432,7 @@ void bb_users_clear(Portico__Bitbucket__FindUsersReply *m)
     m->n_users = 0;
 }
 
-int bb_decode_users(const bb_response_t *r, Portico__Bitbucket__FindUsersReply *out, size_t *skipped, bb_error_t *err)
+int bb_decode_users(const bb_response_t *r, Portico__Bitbucket__FindUsersReply *out, size_t *skipped, bus_error_t *err)
 {
     portico__bitbucket__find_users_reply__init(out);
     out->n_users = 0; /* as init does; said here for static analysers */
@@ -471,7 +471,7 @@ int bb_decode_users(const bb_response_t *r, Portico__Bitbucket__FindUsersReply *
     goto out;
 oom:
     bb_users_clear(out);
-    bb_error_set(err, C_INTERNAL, "", "out of memory");
+    bus_error_set(err, C_INTERNAL, DETAIL(NONE), "out of memory");
 out:
     json_decref(root);
     return rc;
@@ -569,7 +569,7 @@ static int s_repo_from_json(json_t *obj, Portico__Bitbucket__Repository *m)
 }
 
 int bb_decode_repos(const bb_response_t *r, int32_t start, Portico__Bitbucket__ListReposReply *out, size_t *skipped,
-                    bb_error_t *err)
+                    bus_error_t *err)
 {
     portico__bitbucket__list_repos_reply__init(out);
     out->n_repositories = 0; /* as init does; said here for static analysers */
@@ -607,7 +607,7 @@ int bb_decode_repos(const bb_response_t *r, int32_t start, Portico__Bitbucket__L
     goto out;
 oom:
     bb_repos_clear(out);
-    bb_error_set(err, C_INTERNAL, "", "out of memory");
+    bus_error_set(err, C_INTERNAL, DETAIL(NONE), "out of memory");
 out:
     json_decref(root);
     return rc;
@@ -633,7 +633,7 @@ static bool s_token_ok(const char *s)
     return true;
 }
 
-int bb_decode_oauth1_token(const bb_response_t *r, Portico__Bitbucket__OAuth1TokenReply *out, bb_error_t *err)
+int bb_decode_oauth1_token(const bb_response_t *r, Portico__Bitbucket__OAuth1TokenReply *out, bus_error_t *err)
 {
     portico__bitbucket__oauth1_token_reply__init(out);
     char problem[64];

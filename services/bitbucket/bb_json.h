@@ -28,19 +28,19 @@
 /* Each decoder takes the whole answer: a success is decoded into *out
  * (strings are fresh; release with the matching _clear), anything else
  * becomes a typed error. 0, or -1 with err set and *out cleared. */
-int bb_decode_server_info(const bb_response_t *r, Portico__Bitbucket__ServerInfoReply *out, bb_error_t *err);
-int bb_decode_token(const bb_response_t *r, Portico__Bitbucket__TokenReply *out, bb_error_t *err);
-int bb_decode_whoami(const bb_response_t *r, Portico__Bitbucket__WhoAmIReply *out, bb_error_t *err);
-int bb_decode_user(const bb_response_t *r, Portico__Bitbucket__User *out, bb_error_t *err);
+int bb_decode_server_info(const bb_response_t *r, Portico__Bitbucket__ServerInfoReply *out, bus_error_t *err);
+int bb_decode_token(const bb_response_t *r, Portico__Bitbucket__TokenReply *out, bus_error_t *err);
+int bb_decode_whoami(const bb_response_t *r, Portico__Bitbucket__WhoAmIReply *out, bus_error_t *err);
+int bb_decode_user(const bb_response_t *r, Portico__Bitbucket__User *out, bus_error_t *err);
 /* A page of /rest/api/1.0/users. *skipped counts entries that were not
  * users (wrong types, no name) and were left out. */
-int bb_decode_users(const bb_response_t *r, Portico__Bitbucket__FindUsersReply *out, size_t *skipped, bb_error_t *err);
+int bb_decode_users(const bb_response_t *r, Portico__Bitbucket__FindUsersReply *out, size_t *skipped, bus_error_t *err);
 /* A page of /rest/api/1.0/repos requested at start. nextPageStart is
  * passed on as given (it can skip); one that does not move forward is an
  * error, so a caller that follows it cannot loop. */
 int bb_decode_repos(const bb_response_t *r, int32_t start, Portico__Bitbucket__ListReposReply *out, size_t *skipped,
-                    bb_error_t *err);
-int bb_decode_oauth1_token(const bb_response_t *r, Portico__Bitbucket__OAuth1TokenReply *out, bb_error_t *err);
+                    bus_error_t *err);
+int bb_decode_oauth1_token(const bb_response_t *r, Portico__Bitbucket__OAuth1TokenReply *out, bus_error_t *err);
 
 void bb_server_info_clear(Portico__Bitbucket__ServerInfoReply *m);
 void bb_token_clear(Portico__Bitbucket__TokenReply *m); /* wipes the tokens */

@@ -41,25 +41,26 @@ static bool s_empty(const char *s)
 }
 
 /* Fields from the bus are trusted to be well-formed protobuf, not more. */
-static int s_check(const char *value, const char *field, size_t max, bool required, bb_error_t *err)
+static int s_check(const char *value, int field, size_t max, bool required, bus_error_t *err)
 {
     if (required && s_empty(value)) {
-        bb_error_set(err, C_BAD_REQUEST, field, "%s is missing", field);
+        bus_error_set(err, C_BAD_REQUEST, field, "%s is missing", bus_detail_name(field));
         return -1;
     }
     if (value && strlen(value) > max) {
-        bb_error_set(err, C_BAD_REQUEST, field, "%s is too long", field);
+        bus_error_set(err, C_BAD_REQUEST, field, "%s is too long", bus_detail_name(field));
         return -1;
     }
     return 0;
 }
 
 /* A value that goes into an HTTP header: printable ASCII, no spaces. */
-static int s_check_header_value(const char *value, const char *field, bb_error_t *err)
+static int s_check_header_value(const char *value, int field, bus_error_t *err)
 {
     for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
         if (*p <= 0x20 || *p >= 0x7f) {
-            bb_error_set(err, C_BAD_REQUEST, field, "%s contains characters that cannot be sent", field);
+            bus_error_set(err, C_BAD_REQUEST, field, "%s contains characters that cannot be sent",
+                          bus_detail_name(field));
             return -1;
         }
     }
@@ -73,19 +74,19 @@ static char *s_dup(const char *s)
 
 /* Base URL, CA and the request's URL: base + path (+ query). */
 static int s_conn(const Portico__Bitbucket__Conn *conn, const char *path, const char *query, bb_plan_t *plan,
-                  bb_error_t *err)
+                  bus_error_t *err)
 {
     char base[2100], why[200] = "";
     if (!conn || s_empty(conn->base_url)) {
-        bb_error_set(err, C_BAD_REQUEST, "base_url", "the base URL of the integration is missing");
+        bus_error_set(err, C_BAD_REQUEST, DETAIL(BASE_URL), "the base URL of the integration is missing");
         return -1;
     }
     if (url_normalize_base(conn->base_url, base, sizeof base, why, sizeof why) < 0) {
-        bb_error_set(err, C_BAD_REQUEST, "base_url", "the base URL of the integration is not usable: %s", why);
+        bus_error_set(err, C_BAD_REQUEST, DETAIL(BASE_URL), "the base URL of the integration is not usable: %s", why);
         return -1;
     }
     if (conn->ca_cert_pem && strlen(conn->ca_cert_pem) > MAX_PEM) {
-        bb_error_set(err, C_BAD_REQUEST, "ca_cert_pem", "the CA certificate of the integration is too long");
+        bus_error_set(err, C_BAD_REQUEST, DETAIL(CA_CERT_PEM), "the CA certificate of the integration is too long");
         return -1;
     }
     char *joined = bb_url_join(base, path);
@@ -101,27 +102,27 @@ static int s_conn(const Portico__Bitbucket__Conn *conn, const char *path, const 
     plan->integration_id = conn->integration_id;
     bb_url_host(base, plan->host, sizeof plan->host);
     if (!plan->url || (!s_empty(conn->ca_cert_pem) && !plan->ca_pem)) {
-        bb_error_set(err, C_INTERNAL, "", "out of memory");
+        bus_error_set(err, C_INTERNAL, DETAIL(NONE), "out of memory");
         return -1;
     }
     return 0;
 }
 
 /* Credentials for the REST calls: a bearer token or OAuth 1. */
-static int s_auth(const Portico__Bitbucket__Auth *auth, bb_plan_t *plan, bb_error_t *err)
+static int s_auth(const Portico__Bitbucket__Auth *auth, bb_plan_t *plan, bus_error_t *err)
 {
     if (auth && !s_empty(auth->bearer)) {
-        if (s_check(auth->bearer, "auth.bearer", MAX_FIELD_LEN, true, err) < 0 ||
-            s_check_header_value(auth->bearer, "auth.bearer", err) < 0)
+        if (s_check(auth->bearer, DETAIL(AUTH_BEARER), MAX_FIELD_LEN, true, err) < 0 ||
+            s_check_header_value(auth->bearer, DETAIL(AUTH_BEARER), err) < 0)
             return -1;
         plan->bearer = s_dup(auth->bearer);
         return plan->bearer ? 0 : -1;
     }
     const Portico__Bitbucket__OAuth1Credentials *o = auth ? auth->oauth1 : NULL;
     if (o && !s_empty(o->consumer_key)) {
-        if (s_check(o->consumer_key, "auth.oauth1.consumer_key", 1024, true, err) < 0 ||
-            s_check(o->private_key_pem, "auth.oauth1.private_key_pem", MAX_PEM, true, err) < 0 ||
-            s_check(o->token, "auth.oauth1.token", MAX_FIELD_LEN, true, err) < 0)
+        if (s_check(o->consumer_key, DETAIL(AUTH_OAUTH1_CONSUMER_KEY), 1024, true, err) < 0 ||
+            s_check(o->private_key_pem, DETAIL(AUTH_OAUTH1_PRIVATE_KEY_PEM), MAX_PEM, true, err) < 0 ||
+            s_check(o->token, DETAIL(AUTH_OAUTH1_TOKEN), MAX_FIELD_LEN, true, err) < 0)
             return -1;
         plan->oauth1 = true;
         plan->o1_consumer_key = s_dup(o->consumer_key);
@@ -129,7 +130,8 @@ static int s_auth(const Portico__Bitbucket__Auth *auth, bb_plan_t *plan, bb_erro
         plan->o1_token = s_dup(o->token);
         return plan->o1_consumer_key && plan->o1_private_key && plan->o1_token ? 0 : -1;
     }
-    bb_error_set(err, C_BAD_REQUEST, "auth", "no credentials were given (a bearer token or OAuth 1 credentials)");
+    bus_error_set(err, C_BAD_REQUEST, DETAIL(AUTH),
+                  "no credentials were given (a bearer token or OAuth 1 credentials)");
     return -1;
 }
 
@@ -151,7 +153,7 @@ static void s_post(bb_plan_t *plan, const char *kind, bb_api_t api, const char *
     plan->accept = s_dup(accept);
 }
 
-int bb_plan_authorization(const bb_plan_t *plan, char **out, bb_error_t *err)
+int bb_plan_authorization(const bb_plan_t *plan, char **out, bus_error_t *err)
 {
     *out = NULL;
     if (plan->bearer) {
@@ -160,7 +162,7 @@ int bb_plan_authorization(const bb_plan_t *plan, char **out, bb_error_t *err)
         sbuf_puts(&s, plan->bearer);
         *out = sbuf_take(&s);
         if (!*out) {
-            bb_error_set(err, C_INTERNAL, "", "out of memory");
+            bus_error_set(err, C_INTERNAL, DETAIL(NONE), "out of memory");
             return -1;
         }
         return 0;
@@ -176,7 +178,7 @@ int bb_plan_authorization(const bb_plan_t *plan, char **out, bb_error_t *err)
         };
         *out = bb_oauth1_authorization(&o, plan->http_method, plan->url, plan->body, why, sizeof why);
         if (!*out) {
-            bb_error_set(err, C_BAD_REQUEST, "private_key", "the request could not be signed: %s", why);
+            bus_error_set(err, C_BAD_REQUEST, DETAIL(PRIVATE_KEY), "the request could not be signed: %s", why);
             return -1;
         }
     }
@@ -185,14 +187,14 @@ int bb_plan_authorization(const bb_plan_t *plan, char **out, bb_error_t *err)
 
 /* ---- server.info ---- */
 
-static int s_server_info_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err)
+static int s_server_info_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
 {
     const Portico__Bitbucket__ServerInfoRequest *m = (const Portico__Bitbucket__ServerInfoRequest *)msg;
     s_get(plan, "server.info", BB_API_SERVER_INFO, "application/json");
     return s_conn(m->conn, "/rest/api/1.0/application-properties", NULL, plan, err);
 }
 
-static int s_server_info_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bb_error_t *err,
+static int s_server_info_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bus_error_t *err,
                                 char *note, size_t note_size)
 {
     (void)plan;
@@ -207,22 +209,22 @@ static int s_server_info_finish(const bb_plan_t *plan, const bb_response_t *r, b
 
 /* ---- oauth2.token ---- */
 
-static int s_token_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err)
+static int s_token_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
 {
     const Portico__Bitbucket__TokenRequest *m = (const Portico__Bitbucket__TokenRequest *)msg;
     s_post(plan, "oauth2.token", BB_API_OAUTH2_TOKEN, "application/json");
     bool code_grant = m->grant_type && !strcmp(m->grant_type, "authorization_code");
     bool refresh_grant = m->grant_type && !strcmp(m->grant_type, "refresh_token");
     if (!code_grant && !refresh_grant) {
-        bb_error_set(err, C_BAD_REQUEST, "grant_type", "grant_type must be authorization_code or refresh_token");
+        bus_error_set(err, C_BAD_REQUEST, DETAIL(GRANT_TYPE), "grant_type must be authorization_code or refresh_token");
         return -1;
     }
-    if (s_check(m->client_id, "client_id", 1024, true, err) < 0 ||
-        s_check(m->client_secret, "client_secret", MAX_FIELD_LEN, true, err) < 0 ||
-        s_check(m->redirect_uri, "redirect_uri", MAX_FIELD_LEN, true, err) < 0 ||
-        s_check(m->code, "code", MAX_FIELD_LEN, code_grant, err) < 0 ||
-        s_check(m->code_verifier, "code_verifier", 1024, false, err) < 0 ||
-        s_check(m->refresh_token, "refresh_token", MAX_FIELD_LEN, refresh_grant, err) < 0)
+    if (s_check(m->client_id, DETAIL(CLIENT_ID), 1024, true, err) < 0 ||
+        s_check(m->client_secret, DETAIL(CLIENT_SECRET), MAX_FIELD_LEN, true, err) < 0 ||
+        s_check(m->redirect_uri, DETAIL(REDIRECT_URI), MAX_FIELD_LEN, true, err) < 0 ||
+        s_check(m->code, DETAIL(CODE), MAX_FIELD_LEN, code_grant, err) < 0 ||
+        s_check(m->code_verifier, DETAIL(CODE_VERIFIER), 1024, false, err) < 0 ||
+        s_check(m->refresh_token, DETAIL(REFRESH_TOKEN), MAX_FIELD_LEN, refresh_grant, err) < 0)
         return -1;
     if (s_conn(m->conn, "/rest/oauth2/latest/token", NULL, plan, err) < 0)
         return -1;
@@ -243,13 +245,13 @@ static int s_token_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_erro
     bb_form_add(&form, "client_secret", m->client_secret);
     plan->body = sbuf_take(&form);
     if (!plan->body) {
-        bb_error_set(err, C_INTERNAL, "", "out of memory");
+        bus_error_set(err, C_INTERNAL, DETAIL(NONE), "out of memory");
         return -1;
     }
     return 0;
 }
 
-static int s_token_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bb_error_t *err,
+static int s_token_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bus_error_t *err,
                           char *note, size_t note_size)
 {
     (void)plan;
@@ -264,7 +266,7 @@ static int s_token_finish(const bb_plan_t *plan, const bb_response_t *r, bus_rep
 
 /* ---- whoami ---- */
 
-static int s_whoami_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err)
+static int s_whoami_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
 {
     const Portico__Bitbucket__WhoAmIRequest *m = (const Portico__Bitbucket__WhoAmIRequest *)msg;
     s_get(plan, "whoami", BB_API_WHOAMI, "text/plain, */*");
@@ -273,7 +275,7 @@ static int s_whoami_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_err
     return s_conn(m->conn, "/plugins/servlet/applinks/whoami", NULL, plan, err);
 }
 
-static int s_whoami_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bb_error_t *err,
+static int s_whoami_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bus_error_t *err,
                            char *note, size_t note_size)
 {
     (void)plan;
@@ -288,18 +290,18 @@ static int s_whoami_finish(const bb_plan_t *plan, const bb_response_t *r, bus_re
 
 /* ---- user.get ---- */
 
-static int s_user_get_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err)
+static int s_user_get_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
 {
     const Portico__Bitbucket__GetUserRequest *m = (const Portico__Bitbucket__GetUserRequest *)msg;
     s_get(plan, "user.get", BB_API_REST, "application/json");
-    if (s_check(m->slug, "slug", 255, true, err) < 0 || s_auth(m->auth, plan, err) < 0)
+    if (s_check(m->slug, DETAIL(SLUG), 255, true, err) < 0 || s_auth(m->auth, plan, err) < 0)
         return -1;
     sbuf_t path = {0};
     sbuf_puts(&path, "/rest/api/1.0/users/");
     sbuf_urlenc(&path, m->slug);
     char *p = sbuf_take(&path);
     if (!p) {
-        bb_error_set(err, C_INTERNAL, "", "out of memory");
+        bus_error_set(err, C_INTERNAL, DETAIL(NONE), "out of memory");
         return -1;
     }
     int rc = s_conn(m->conn, p, NULL, plan, err);
@@ -307,7 +309,7 @@ static int s_user_get_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_e
     return rc;
 }
 
-static int s_user_get_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bb_error_t *err,
+static int s_user_get_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bus_error_t *err,
                              char *note, size_t note_size)
 {
     (void)plan;
@@ -325,18 +327,18 @@ static int s_user_get_finish(const bb_plan_t *plan, const bb_response_t *r, bus_
 
 /* ---- user.find ---- */
 
-static int s_user_find_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err)
+static int s_user_find_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
 {
     const Portico__Bitbucket__FindUsersRequest *m = (const Portico__Bitbucket__FindUsersRequest *)msg;
     s_get(plan, "user.find", BB_API_REST, "application/json");
-    if (s_check(m->filter, "filter", 255, true, err) < 0 || s_auth(m->auth, plan, err) < 0)
+    if (s_check(m->filter, DETAIL(FILTER), 255, true, err) < 0 || s_auth(m->auth, plan, err) < 0)
         return -1;
     sbuf_t q = {0};
     bb_form_add(&q, "filter", m->filter);
     bb_form_add_int(&q, "limit", 100);
     char *query = sbuf_take(&q);
     if (!query) {
-        bb_error_set(err, C_INTERNAL, "", "out of memory");
+        bus_error_set(err, C_INTERNAL, DETAIL(NONE), "out of memory");
         return -1;
     }
     int rc = s_conn(m->conn, "/rest/api/1.0/users", query, plan, err);
@@ -344,7 +346,7 @@ static int s_user_find_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_
     return rc;
 }
 
-static int s_user_find_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bb_error_t *err,
+static int s_user_find_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bus_error_t *err,
                               char *note, size_t note_size)
 {
     (void)plan;
@@ -360,17 +362,17 @@ static int s_user_find_finish(const bb_plan_t *plan, const bb_response_t *r, bus
 
 /* ---- repos.list ---- */
 
-static int s_repos_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err)
+static int s_repos_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
 {
     const Portico__Bitbucket__ListReposRequest *m = (const Portico__Bitbucket__ListReposRequest *)msg;
     s_get(plan, "repos.list", BB_API_REST, "application/json");
     const char *perm = s_empty(m->permission) ? "REPO_READ" : m->permission;
     if (strcmp(perm, "REPO_READ") != 0 && strcmp(perm, "REPO_WRITE") != 0 && strcmp(perm, "REPO_ADMIN") != 0) {
-        bb_error_set(err, C_BAD_REQUEST, "permission", "permission must be REPO_READ, REPO_WRITE or REPO_ADMIN");
+        bus_error_set(err, C_BAD_REQUEST, DETAIL(PERMISSION), "permission must be REPO_READ, REPO_WRITE or REPO_ADMIN");
         return -1;
     }
     if (m->start < 0) {
-        bb_error_set(err, C_BAD_REQUEST, "start", "start must not be negative");
+        bus_error_set(err, C_BAD_REQUEST, DETAIL(START), "start must not be negative");
         return -1;
     }
     int32_t limit = m->limit <= 0 ? 25 : m->limit > 1000 ? 1000 : m->limit;
@@ -383,7 +385,7 @@ static int s_repos_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_erro
     bb_form_add_int(&q, "limit", limit);
     char *query = sbuf_take(&q);
     if (!query) {
-        bb_error_set(err, C_INTERNAL, "", "out of memory");
+        bus_error_set(err, C_INTERNAL, DETAIL(NONE), "out of memory");
         return -1;
     }
     int rc = s_conn(m->conn, "/rest/api/1.0/repos", query, plan, err);
@@ -391,7 +393,7 @@ static int s_repos_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_erro
     return rc;
 }
 
-static int s_repos_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bb_error_t *err,
+static int s_repos_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bus_error_t *err,
                           char *note, size_t note_size)
 {
     Portico__Bitbucket__ListReposReply out;
@@ -402,9 +404,9 @@ static int s_repos_finish(const bb_plan_t *plan, const bb_response_t *r, bus_rep
              (int)out.is_last_page, (int)out.next_page_start);
     if (portico__bitbucket__list_repos_reply__get_packed_size(&out) > BUS_MAX_MSG_SIZE - REPLY_ROOM) {
         bb_repos_clear(&out);
-        bb_error_set(err, C_UPSTREAM, "too_large",
-                     "the page of repositories from Bitbucket at %s is too large to pass on; ask for fewer at once",
-                     plan->host);
+        bus_error_set(err, C_UPSTREAM, DETAIL(TOO_LARGE),
+                      "the page of repositories from Bitbucket at %s is too large to pass on; ask for fewer at once",
+                      plan->host);
         return -1;
     }
     bus_reply_ok(reply, &out.base);
@@ -414,13 +416,13 @@ static int s_repos_finish(const bb_plan_t *plan, const bb_response_t *r, bus_rep
 
 /* ---- OAuth 1 ---- */
 
-static int s_o1_request_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err)
+static int s_o1_request_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
 {
     const Portico__Bitbucket__OAuth1RequestTokenRequest *m = (const Portico__Bitbucket__OAuth1RequestTokenRequest *)msg;
     s_post(plan, "oauth1.request_token", BB_API_OAUTH1, "*/*");
-    if (s_check(m->consumer_key, "consumer_key", 1024, true, err) < 0 ||
-        s_check(m->private_key_pem, "private_key_pem", MAX_PEM, true, err) < 0 ||
-        s_check(m->callback, "callback", MAX_FIELD_LEN, true, err) < 0)
+    if (s_check(m->consumer_key, DETAIL(CONSUMER_KEY), 1024, true, err) < 0 ||
+        s_check(m->private_key_pem, DETAIL(PRIVATE_KEY_PEM), MAX_PEM, true, err) < 0 ||
+        s_check(m->callback, DETAIL(CALLBACK), MAX_FIELD_LEN, true, err) < 0)
         return -1;
     plan->oauth1 = true;
     plan->o1_consumer_key = s_dup(m->consumer_key);
@@ -428,25 +430,25 @@ static int s_o1_request_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb
     plan->o1_callback = s_dup(m->callback);
     plan->body = s_dup("");
     if (!plan->o1_consumer_key || !plan->o1_private_key || !plan->o1_callback || !plan->body) {
-        bb_error_set(err, C_INTERNAL, "", "out of memory");
+        bus_error_set(err, C_INTERNAL, DETAIL(NONE), "out of memory");
         return -1;
     }
     return s_conn(m->conn, "/plugins/servlet/oauth/request-token", NULL, plan, err);
 }
 
-static int s_o1_access_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err)
+static int s_o1_access_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
 {
     const Portico__Bitbucket__OAuth1AccessTokenRequest *m = (const Portico__Bitbucket__OAuth1AccessTokenRequest *)msg;
     s_post(plan, "oauth1.access_token", BB_API_OAUTH1, "*/*");
     const Portico__Bitbucket__OAuth1Credentials *c = m->credentials;
     if (!c) {
-        bb_error_set(err, C_BAD_REQUEST, "credentials", "credentials is missing");
+        bus_error_set(err, C_BAD_REQUEST, DETAIL(CREDENTIALS), "credentials is missing");
         return -1;
     }
-    if (s_check(c->consumer_key, "credentials.consumer_key", 1024, true, err) < 0 ||
-        s_check(c->private_key_pem, "credentials.private_key_pem", MAX_PEM, true, err) < 0 ||
-        s_check(c->token, "credentials.token", MAX_FIELD_LEN, true, err) < 0 ||
-        s_check(m->verifier, "verifier", MAX_FIELD_LEN, true, err) < 0)
+    if (s_check(c->consumer_key, DETAIL(CREDENTIALS_CONSUMER_KEY), 1024, true, err) < 0 ||
+        s_check(c->private_key_pem, DETAIL(CREDENTIALS_PRIVATE_KEY_PEM), MAX_PEM, true, err) < 0 ||
+        s_check(c->token, DETAIL(CREDENTIALS_TOKEN), MAX_FIELD_LEN, true, err) < 0 ||
+        s_check(m->verifier, DETAIL(VERIFIER), MAX_FIELD_LEN, true, err) < 0)
         return -1;
     plan->oauth1 = true;
     plan->o1_consumer_key = s_dup(c->consumer_key);
@@ -455,13 +457,13 @@ static int s_o1_access_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_
     plan->o1_verifier = s_dup(m->verifier);
     plan->body = s_dup("");
     if (!plan->o1_consumer_key || !plan->o1_private_key || !plan->o1_token || !plan->o1_verifier || !plan->body) {
-        bb_error_set(err, C_INTERNAL, "", "out of memory");
+        bus_error_set(err, C_INTERNAL, DETAIL(NONE), "out of memory");
         return -1;
     }
     return s_conn(m->conn, "/plugins/servlet/oauth/access-token", NULL, plan, err);
 }
 
-static int s_o1_token_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bb_error_t *err,
+static int s_o1_token_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bus_error_t *err,
                              char *note, size_t note_size)
 {
     (void)plan;
@@ -476,12 +478,12 @@ static int s_o1_token_finish(const bb_plan_t *plan, const bb_response_t *r, bus_
 
 /* ---- resource.readable (access rules) ---- */
 
-static int s_readable_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err)
+static int s_readable_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
 {
     const Portico__Bitbucket__ReadableRequest *m = (const Portico__Bitbucket__ReadableRequest *)msg;
     s_get(plan, "resource.readable", BB_API_REST, "application/json");
-    if (s_check(m->project_key, "project_key", 255, true, err) < 0 ||
-        s_check(m->repo_slug, "repo_slug", 255, false, err) < 0 || s_auth(m->auth, plan, err) < 0)
+    if (s_check(m->project_key, DETAIL(PROJECT_KEY), 255, true, err) < 0 ||
+        s_check(m->repo_slug, DETAIL(REPO_SLUG), 255, false, err) < 0 || s_auth(m->auth, plan, err) < 0)
         return -1;
     sbuf_t path = {0};
     sbuf_puts(&path, "/rest/api/1.0/projects/");
@@ -492,7 +494,7 @@ static int s_readable_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_e
     }
     char *p = sbuf_take(&path);
     if (!p) {
-        bb_error_set(err, C_INTERNAL, "", "out of memory");
+        bus_error_set(err, C_INTERNAL, DETAIL(NONE), "out of memory");
         return -1;
     }
     int rc = s_conn(m->conn, p, NULL, plan, err);
@@ -503,7 +505,7 @@ static int s_readable_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_e
 /* 2xx: readable. 403, 404, and a 401 that names an AuthorisationException
  * (the user may not see it, as opposed to credentials Bitbucket refused):
  * not readable. Anything else is the usual typed error. */
-static int s_readable_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bb_error_t *err,
+static int s_readable_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bus_error_t *err,
                              char *note, size_t note_size)
 {
     (void)plan;

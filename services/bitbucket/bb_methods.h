@@ -18,7 +18,7 @@
 #ifndef PORTICO_BB_METHODS_H
 #define PORTICO_BB_METHODS_H
 
-#include "bb_error.h"
+#include "buserr.h"
 #include "bb_json.h"
 #include "bus.h"
 
@@ -49,10 +49,10 @@ typedef struct {
     const char *name;
     const ProtobufCMessageDescriptor *desc;
     /* Build the plan from the request. 0, or -1 with err (BAD_REQUEST). */
-    int (*prepare)(const ProtobufCMessage *msg, bb_plan_t *plan, bb_error_t *err);
+    int (*prepare)(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err);
     /* Decode the answer into reply (bus_reply_ok) or fill err. note
      * receives a short remark for the log line ("skipped=2"). 0 or -1. */
-    int (*finish)(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bb_error_t *err, char *note,
+    int (*finish)(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bus_error_t *err, char *note,
                   size_t note_size);
 } bb_method_t;
 
@@ -63,7 +63,7 @@ const bb_method_t *bb_method_find(const char *name);
 /* The Authorization header value for one attempt (fresh, a secret), or
  * NULL with err when there are no credentials to send: *out stays NULL
  * and 0 is returned for anonymous plans. */
-int bb_plan_authorization(const bb_plan_t *plan, char **out, bb_error_t *err);
+int bb_plan_authorization(const bb_plan_t *plan, char **out, bus_error_t *err);
 void bb_plan_clear(bb_plan_t *plan);
 
 #endif

@@ -20,6 +20,7 @@
 #define MIN_RETRY_WAIT_MS 50
 #define MAX_ATTEMPTS 3
 #define TICK_MS 100
+#define ROTATE_GRACE_MS 300 /* ROTATING answers before binding again with a new bus key */
 #define MAX_CACHED_CONNECTIONS 64
 #define FLUSH_LINGER_MS 1000 /* at exit, for answers still queued */
 
@@ -29,9 +30,9 @@ typedef struct bb_call_t {
     bus_request_t *req;
     const bb_method_t *method;
     bb_plan_t plan;
-    bb_xfer_t *xfer;     /* the transfer in flight, or NULL */
-    int retry_timer;     /* zloop timer while waiting to retry, or 0 */
-    bb_error_t last_err; /* what the last attempt got (answered if a retry cannot run) */
+    bb_xfer_t *xfer;      /* the transfer in flight, or NULL */
+    int retry_timer;      /* zloop timer while waiting to retry, or 0 */
+    bus_error_t last_err; /* what the last attempt got (answered if a retry cannot run) */
     int attempt;
     long timeout_ms; /* of the current attempt */
     int64_t deadline_ms;
@@ -50,6 +51,9 @@ struct bb_server_t {
     atomic_bool draining;
     int64_t drain_until;
     bool finished;
+    bool rotating;        /* changing the bus key: new calls get ROTATING */
+    int64_t rotate_until; /* the earliest moment to bind again */
+    int64_t rotate_limit; /* bind again then, calls in flight or not */
 };
 
 /* ---- calls ---- */
@@ -92,11 +96,11 @@ static void s_reply(bb_server_t *self, bb_call_t *call, bus_reply_t *reply)
     s_call_free(self, call);
 }
 
-static void s_reply_error(bb_server_t *self, bb_call_t *call, const bb_error_t *err)
+static void s_reply_error(bb_server_t *self, bb_call_t *call, const bus_error_t *err)
 {
     bus_reply_t reply;
     memset(&reply, 0, sizeof reply);
-    bus_reply_error(&reply, err->code, err->detail, "%s", err->message);
+    bus_error_set(&reply.err, err->code, err->detail, "%s", err->message);
     s_reply(self, call, &reply);
 }
 
@@ -104,7 +108,7 @@ static void s_on_done(void *arg, const bb_http_result_t *res);
 
 static void s_attempt(bb_server_t *self, bb_call_t *call)
 {
-    bb_error_t err;
+    bus_error_t err;
     memset(&err, 0, sizeof err);
     int64_t now = bus_now_ms();
     long timeout = self->cfg.timeout_ms;
@@ -115,8 +119,8 @@ static void s_attempt(bb_server_t *self, bb_call_t *call)
         if (call->attempt > 0)
             s_reply_error(self, call, &call->last_err);
         else {
-            bb_error_set(&err, PORTICO__ERROR_CODE__TIMEOUT, "deadline",
-                         "the request ran out of time before Bitbucket at %s could be asked", call->plan.host);
+            bus_error_set(&err, PORTICO__ERROR_CODE__TIMEOUT, DETAIL(DEADLINE),
+                          "the request ran out of time before Bitbucket at %s could be asked", call->plan.host);
             s_reply_error(self, call, &err);
         }
         return;
@@ -125,7 +129,7 @@ static void s_attempt(bb_server_t *self, bb_call_t *call)
     if (bb_plan_authorization(&call->plan, &authorization, &err) < 0) {
         char q[100];
         log_warn("could not prepare credentials", "kind=%s detail=%s", call->plan.kind,
-                 log_quote(err.detail, q, sizeof q));
+                 log_quote(bus_detail_name(err.detail), q, sizeof q));
         s_reply_error(self, call, &err);
         return;
     }
@@ -144,7 +148,8 @@ static void s_attempt(bb_server_t *self, bb_call_t *call)
     call->xfer = bb_http_start(self->http, &hr, s_on_done, call);
     bb_free_secret(authorization);
     if (!call->xfer) {
-        bb_error_set(&err, PORTICO__ERROR_CODE__INTERNAL, "", "the request to Bitbucket could not be started");
+        bus_error_set(&err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE),
+                      "the request to Bitbucket could not be started");
         s_reply_error(self, call, &err);
         return;
     }
@@ -165,7 +170,7 @@ static int s_on_retry(zloop_t *loop, int timer_id, void *arg)
 
 /* A 429 on a GET is retried when Bitbucket said how long to wait and that
  * wait plus a useful attempt still fits before the caller's deadline. */
-static bool s_schedule_retry(bb_server_t *self, bb_call_t *call, const bb_error_t *err)
+static bool s_schedule_retry(bb_server_t *self, bb_call_t *call, const bus_error_t *err)
 {
     if (err->code != PORTICO__ERROR_CODE__RATE_LIMITED || !call->plan.idempotent || err->retry_after_s < 0 ||
         call->attempt >= MAX_ATTEMPTS || atomic_load(&self->draining))
@@ -186,7 +191,7 @@ static bool s_schedule_retry(bb_server_t *self, bb_call_t *call, const bb_error_
     return true;
 }
 
-static void s_record(const bb_call_t *call, const bb_http_result_t *res, const bb_error_t *err, const char *note)
+static void s_record(const bb_call_t *call, const bb_http_result_t *res, const bus_error_t *err, const char *note)
 {
     char labels[160], path[512], q[600];
     char status[16] = "none";
@@ -207,7 +212,7 @@ static void s_record(const bb_call_t *call, const bb_http_result_t *res, const b
                  "kind=%s http_method=%s host=%s path=%s integration=%lld ms=%.0f "
                  "attempt=%d result=%s detail=%s curl=%s",
                  call->plan.kind, call->plan.http_method, call->plan.host, q, (long long)call->plan.integration_id,
-                 res->seconds * 1000, call->attempt, bus_code_name(err->code), err->detail,
+                 res->seconds * 1000, call->attempt, bus_code_name(err->code), bus_detail_name(err->detail),
                  log_quote(res->curl_error, cq, sizeof cq));
         return;
     }
@@ -216,7 +221,7 @@ static void s_record(const bb_call_t *call, const bb_http_result_t *res, const b
              "detail=%s %s",
              call->plan.kind, call->plan.http_method, call->plan.host, q, (long long)call->plan.integration_id,
              res->status, res->seconds * 1000, call->attempt, bus_code_name(err->code),
-             err->detail[0] ? err->detail : "-", note);
+             err->detail ? bus_detail_name(err->detail) : "-", note);
 }
 
 static void s_on_done(void *arg, const bb_http_result_t *res)
@@ -228,7 +233,7 @@ static void s_on_done(void *arg, const bb_http_result_t *res)
 
     bus_reply_t reply;
     memset(&reply, 0, sizeof reply);
-    bb_error_t err;
+    bus_error_t err;
     memset(&err, 0, sizeof err);
     err.retry_after_s = -1;
     char note[160] = "";
@@ -248,7 +253,7 @@ static void s_on_done(void *arg, const bb_http_result_t *res)
             .host = call->plan.host,
         };
         if (call->method->finish(&call->plan, &r, &reply, &err, note, sizeof note) == 0)
-            err.code = reply.code;
+            err.code = reply.err.code;
     }
     s_record(call, res, &err, note);
     if (s_schedule_retry(self, call, &err)) {
@@ -256,8 +261,8 @@ static void s_on_done(void *arg, const bb_http_result_t *res)
         log_set_request_id(NULL);
         return;
     }
-    if (err.code != PORTICO__ERROR_CODE__OK && reply.code == PORTICO__ERROR_CODE__OK)
-        bus_reply_error(&reply, err.code, err.detail, "%s", err.message);
+    if (err.code != PORTICO__ERROR_CODE__OK && reply.err.code == PORTICO__ERROR_CODE__OK)
+        bus_error_set(&reply.err, err.code, err.detail, "%s", err.message);
     s_reply(self, call, &reply);
     log_set_request_id(NULL);
 }
@@ -271,31 +276,32 @@ void bb_server_handle(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
     bb_server_t *self = ctx;
     const bb_method_t *m = bb_method_find(req->method);
     if (!m || !msg) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__UNKNOWN_METHOD, "", "unknown method");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__UNKNOWN_METHOD, DETAIL(NONE), "unknown method");
         return;
     }
     if (atomic_load(&self->draining)) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__UNAVAILABLE, "shutting_down",
-                        "the Bitbucket service is shutting down; try again in a moment");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(SHUTTING_DOWN),
+                      "the Bitbucket service is shutting down; try again in a moment");
         return;
     }
     if ((long)self->n_calls >= self->cfg.max_calls) {
         log_warn("too many calls in flight", "calls=%zu", self->n_calls);
-        bus_reply_error(reply, PORTICO__ERROR_CODE__UNAVAILABLE, "busy",
-                        "the Bitbucket service has too many requests in flight; try again in a moment");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(BUSY),
+                      "the Bitbucket service has too many requests in flight; try again in a moment");
         return;
     }
-    bb_error_t err;
+    bus_error_t err;
     memset(&err, 0, sizeof err);
     bb_call_t *call = calloc(1, sizeof *call);
     if (!call) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         return;
     }
     if (m->prepare(msg, &call->plan, &err) < 0) {
         char q[100];
-        log_warn("refused a request", "method=%s detail=%s", m->name, log_quote(err.detail, q, sizeof q));
-        bus_reply_error(reply, err.code, err.detail, "%s", err.message);
+        log_warn("refused a request", "method=%s detail=%s", m->name,
+                 log_quote(bus_detail_name(err.detail), q, sizeof q));
+        bus_error_set(&reply->err, err.code, err.detail, "%s", err.message);
         bb_plan_clear(&call->plan);
         free(call);
         return;
@@ -323,9 +329,44 @@ static int s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
         zmsg_t *msg = zmsg_recv(sock);
         if (!msg)
             break;
-        bus_serve(sock, &msg, self->routes, self);
+        if (self->rotating)
+            bus_refuse(sock, &msg, DETAIL(ROTATING), "the Bitbucket service is changing its bus key; send again");
+        else
+            bus_serve(sock, &msg, self->routes, self);
     }
     return 0;
+}
+
+/* ---- a new bus key (SIGHUP; README: Bus keys) ---- */
+
+/* A socket's CURVE key is fixed when it binds, and unbinding ends the
+ * connections made on the old key: so answer ROTATING (nothing run; the
+ * callers send again) for a moment and let the calls in flight finish,
+ * then bind again with the new key. */
+static void s_rotate(bb_server_t *self)
+{
+    int64_t now = bus_now_ms();
+    if (!self->rotating && service_take_reload() && busauth_reload_secret() == 1) {
+        self->rotating = true;
+        self->rotate_until = now + ROTATE_GRACE_MS;
+        self->rotate_limit = now + self->cfg.drain_ms;
+        log_info("changing the bus key: answering the calls in flight", "calls=%zu", self->n_calls);
+    }
+    if (!self->rotating || now < self->rotate_until || (self->calls && now < self->rotate_limit))
+        return;
+    if (self->calls)
+        log_warn("changing the bus key with calls still in flight", "calls=%zu", self->n_calls);
+    while (zsock_events(self->router) & ZMQ_POLLIN) {
+        zmsg_t *msg = zmsg_recv(self->router);
+        if (!msg)
+            break;
+        bus_refuse(self->router, &msg, DETAIL(ROTATING), "the Bitbucket service is changing its bus key; send again");
+    }
+    self->rotating = false;
+    if (bus_rebind(self->router, self->cfg.bind) < 0) {
+        log_error("could not bind again with the new bus key", "endpoint=%s", self->cfg.bind);
+        service_request_stop();
+    }
 }
 
 /* ---- stopping ---- */
@@ -335,6 +376,7 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     (void)loop;
     (void)timer_id;
     bb_server_t *self = arg;
+    s_rotate(self);
     if (!service_stopping())
         return 0;
     int64_t now = bus_now_ms();
@@ -352,9 +394,9 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     }
     if (self->calls && now >= self->drain_until) {
         log_warn("stopping: aborting calls still in flight", "calls=%zu", self->n_calls);
-        bb_error_t err;
-        bb_error_set(&err, PORTICO__ERROR_CODE__UNAVAILABLE, "shutting_down",
-                     "the Bitbucket service stopped before Bitbucket answered; try again");
+        bus_error_t err;
+        bus_error_set(&err, PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(SHUTTING_DOWN),
+                      "the Bitbucket service stopped before Bitbucket answered; try again");
         for (bb_call_t *c = self->calls, *next; c; c = next) {
             next = c->next;
             s_reply_error(self, c, &err);
@@ -406,10 +448,8 @@ bb_server_t *bb_server_new(const bb_server_config_t *cfg)
     bus_socket_serve(self->router);
     if (busauth_enabled() && busauth_server(self->router) < 0)
         goto fail;
-    if (zsock_bind(self->router, "%s", cfg->bind) < 0) {
-        log_error("could not bind the bus endpoint", "endpoint=%s error=\"%s\"", cfg->bind, zmq_strerror(zmq_errno()));
+    if (bus_bind(self->router, cfg->bind) < 0)
         goto fail;
-    }
     metrics_help("portico_bitbucket_requests_total", "counter",
                  "HTTP requests to Bitbucket by kind, status and result");
     metrics_help("portico_bitbucket_request_seconds", "histogram", "Duration of HTTP requests to Bitbucket");

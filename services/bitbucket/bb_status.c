@@ -57,7 +57,7 @@ void bb_errors_message(const char *body, size_t body_len, char *out, size_t out_
     json_decref(root);
 }
 
-void bb_oauth1_problem_error(const char *problem, long status, const char *host, bb_error_t *err)
+void bb_oauth1_problem_error(const char *problem, long status, const char *host, bus_error_t *err)
 {
     int code = status == 400 ? C_BAD_REQUEST : C_UNAUTHORIZED;
     const char *m;
@@ -86,14 +86,31 @@ void bb_oauth1_problem_error(const char *problem, long status, const char *host,
         m = "Bitbucket does not accept this OAuth version";
     else
         m = NULL;
+    /* Only the problems above (and permission_unknown, which needs no
+     * wording here) name a detail; any other is OAUTH1_PROBLEM. */
+    int detail = m || !strcmp(problem, "permission_unknown") ? bus_detail_parse(problem, DETAIL(OAUTH1_PROBLEM))
+                                                             : DETAIL(OAUTH1_PROBLEM);
     if (m)
-        bb_error_set(err, code, problem, "%s (oauth_problem %s from %s)", m, problem, host);
+        bus_error_set(err, code, detail, "%s (oauth_problem %s from %s)", m, problem, host);
     else
-        bb_error_set(err, code, problem, "Bitbucket at %s refused the OAuth request (oauth_problem %s)", host, problem);
+        bus_error_set(err, code, detail, "Bitbucket at %s refused the OAuth request (oauth_problem %s)", host, problem);
+}
+
+/* The detail of a token endpoint's error word: one of RFC 6749 §5.2's, else
+ * OAUTH2_ERROR (the word itself goes to the message, reduced to safe
+ * characters). */
+static int s_oauth2_token_detail(const char *word)
+{
+    static const char *const rfc[] = {"invalid_request",     "invalid_client",         "invalid_grant",
+                                      "unauthorized_client", "unsupported_grant_type", "invalid_scope"};
+    for (size_t i = 0; i < sizeof rfc / sizeof rfc[0]; i++)
+        if (!strcmp(word, rfc[i]))
+            return bus_detail_parse(word, DETAIL(OAUTH2_ERROR));
+    return DETAIL(OAUTH2_ERROR);
 }
 
 /* RFC 6749 §5.2 {"error","error_description"}; 0 when the body is one. */
-int bb_oauth2_error(const bb_response_t *r, bb_error_t *err)
+int bb_oauth2_error(const bb_response_t *r, bus_error_t *err)
 {
     json_t *root = r->body && r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
     const char *e = json_is_object(root) ? json_string_value(json_object_get(root, "error")) : NULL;
@@ -109,23 +126,24 @@ int bb_oauth2_error(const bb_response_t *r, bb_error_t *err)
     if (d)
         bb_safe_text(d, strlen(d), desc, sizeof desc);
     if (!strcmp(word, "invalid_grant"))
-        bb_error_set(err, C_UNAUTHORIZED, "invalid_grant",
-                     "Bitbucket refused the authorization code or refresh token: it expired, was already used "
-                     "or revoked, or the redirect URI does not match%s%s",
-                     desc[0] ? ": " : "", desc);
+        bus_error_set(err, C_UNAUTHORIZED, DETAIL(INVALID_GRANT),
+                      "Bitbucket refused the authorization code or refresh token: it expired, was already used "
+                      "or revoked, or the redirect URI does not match%s%s",
+                      desc[0] ? ": " : "", desc);
     else if (!strcmp(word, "invalid_client"))
-        bb_error_set(err, C_UNAUTHORIZED, "invalid_client",
-                     "Bitbucket refused the client ID or secret of the integration: check them against the "
-                     "application link%s%s",
-                     desc[0] ? ": " : "", desc);
+        bus_error_set(err, C_UNAUTHORIZED, DETAIL(INVALID_CLIENT),
+                      "Bitbucket refused the client ID or secret of the integration: check them against the "
+                      "application link%s%s",
+                      desc[0] ? ": " : "", desc);
     else
-        bb_error_set(err, C_UPSTREAM, word, "Bitbucket at %s refused the token request (%s)%s%s", bb_response_host(r),
-                     word, desc[0] ? ": " : "", desc);
+        bus_error_set(err, C_UPSTREAM, s_oauth2_token_detail(word),
+                      "Bitbucket at %s refused the token request (%s)%s%s", bb_response_host(r), word,
+                      desc[0] ? ": " : "", desc);
     json_decref(root);
     return 0;
 }
 
-void bb_error_from_response(bb_api_t api, const bb_response_t *r, bb_error_t *err)
+void bb_error_from_response(bb_api_t api, const bb_response_t *r, bus_error_t *err)
 {
     const char *host = bb_response_host(r);
     long st = r->status;
@@ -144,76 +162,78 @@ void bb_error_from_response(bb_api_t api, const bb_response_t *r, bb_error_t *er
     if (st == 429) {
         int wait = bb_retry_after_seconds(r->retry_after, time(NULL));
         if (wait >= 0)
-            bb_error_set(err, C_RATE_LIMITED, "rate_limited",
-                         "Bitbucket at %s is rate limiting requests; try again in %d s", host, wait);
+            bus_error_set(err, C_RATE_LIMITED, DETAIL(RATE_LIMITED),
+                          "Bitbucket at %s is rate limiting requests; try again in %d s", host, wait);
         else
-            bb_error_set(err, C_RATE_LIMITED, "rate_limited",
-                         "Bitbucket at %s is rate limiting requests; try again later", host);
+            bus_error_set(err, C_RATE_LIMITED, DETAIL(RATE_LIMITED),
+                          "Bitbucket at %s is rate limiting requests; try again later", host);
         err->retry_after_s = wait;
         return;
     }
     if (st >= 500 && st <= 599) {
-        bb_error_set(err, C_UNAVAILABLE, "server_error", "Bitbucket at %s answered %ld (a server error)%s%s", host, st,
-                     sep, msg);
+        bus_error_set(err, C_UNAVAILABLE, DETAIL(SERVER_ERROR), "Bitbucket at %s answered %ld (a server error)%s%s",
+                      host, st, sep, msg);
         return;
     }
     if (st >= 300 && st <= 399) {
         char where[160] = "";
         if (r->location)
             bb_safe_text(r->location, strlen(r->location), where, sizeof where);
-        bb_error_set(err, C_UPSTREAM, "redirect",
-                     "Bitbucket at %s redirected the request%s%s; check the base URL of the integration", host,
-                     where[0] ? " to " : "", where);
+        bus_error_set(err, C_UPSTREAM, DETAIL(REDIRECT),
+                      "Bitbucket at %s redirected the request%s%s; check the base URL of the integration", host,
+                      where[0] ? " to " : "", where);
         return;
     }
     if (st == 404) {
         switch (api) {
         case BB_API_SERVER_INFO:
-            bb_error_set(err, C_UPSTREAM, "not_bitbucket",
-                         "this does not look like a Bitbucket Data Center / Server instance: %s has no "
-                         "application-properties resource; check the base URL, including any context path "
-                         "such as /bitbucket",
-                         host);
+            bus_error_set(err, C_UPSTREAM, DETAIL(NOT_BITBUCKET),
+                          "this does not look like a Bitbucket Data Center / Server instance: %s has no "
+                          "application-properties resource; check the base URL, including any context path "
+                          "such as /bitbucket",
+                          host);
             return;
         case BB_API_OAUTH2_TOKEN:
-            bb_error_set(err, C_UPSTREAM, "no_oauth2",
-                         "Bitbucket at %s has no OAuth 2.0 token endpoint (Bitbucket 7.20 or newer is needed, "
-                         "or the base URL is wrong)",
-                         host);
+            bus_error_set(err, C_UPSTREAM, DETAIL(NO_OAUTH2),
+                          "Bitbucket at %s has no OAuth 2.0 token endpoint (Bitbucket 7.20 or newer is needed, "
+                          "or the base URL is wrong)",
+                          host);
             return;
         case BB_API_OAUTH1:
-            bb_error_set(err, C_UPSTREAM, "no_oauth1",
-                         "Bitbucket at %s has no OAuth 1 endpoint here; check the base URL of the integration", host);
+            bus_error_set(err, C_UPSTREAM, DETAIL(NO_OAUTH1),
+                          "Bitbucket at %s has no OAuth 1 endpoint here; check the base URL of the integration", host);
             return;
         case BB_API_WHOAMI:
-            bb_error_set(err, C_UPSTREAM, "no_whoami",
-                         "Bitbucket at %s has no whoami servlet; check the base URL of the integration", host);
+            bus_error_set(err, C_UPSTREAM, DETAIL(NO_WHOAMI),
+                          "Bitbucket at %s has no whoami servlet; check the base URL of the integration", host);
             return;
         case BB_API_REST:
             break;
         }
-        bb_error_set(err, C_NOT_FOUND, "not_found", "Bitbucket at %s found no such resource%s%s", host, sep, msg);
+        bus_error_set(err, C_NOT_FOUND, DETAIL(NOT_FOUND), "Bitbucket at %s found no such resource%s%s", host, sep,
+                      msg);
         return;
     }
     if (st == 401) {
-        bb_error_set(err, C_UNAUTHORIZED, "unauthorized",
-                     "Bitbucket at %s did not accept the credentials (it may have expired or been revoked)%s%s", host,
-                     sep, msg);
+        bus_error_set(err, C_UNAUTHORIZED, DETAIL(UNAUTHORIZED),
+                      "Bitbucket at %s did not accept the credentials (it may have expired or been revoked)%s%s", host,
+                      sep, msg);
         return;
     }
     if (st == 403) {
-        bb_error_set(err, C_FORBIDDEN, "forbidden", "Bitbucket at %s refused access%s%s", host, sep, msg);
+        bus_error_set(err, C_FORBIDDEN, DETAIL(FORBIDDEN), "Bitbucket at %s refused access%s%s", host, sep, msg);
         return;
     }
     if (st == 400) {
-        bb_error_set(err, C_BAD_REQUEST, "bad_request", "Bitbucket at %s refused the request as malformed%s%s", host,
-                     sep, msg);
+        bus_error_set(err, C_BAD_REQUEST, DETAIL(BAD_REQUEST), "Bitbucket at %s refused the request as malformed%s%s",
+                      host, sep, msg);
         return;
     }
     if (st >= 200 && st <= 299) {
-        bb_error_set(err, C_UPSTREAM, "bad_response", "Bitbucket at %s sent an answer Portico cannot read", host);
+        bus_error_set(err, C_UPSTREAM, DETAIL(BAD_RESPONSE), "Bitbucket at %s sent an answer Portico cannot read",
+                      host);
         return;
     }
-    bb_error_set(err, C_UPSTREAM, "unexpected_status", "Bitbucket at %s answered with unexpected status %ld%s%s", host,
-                 st, sep, msg);
+    bus_error_set(err, C_UPSTREAM, DETAIL(UNEXPECTED_STATUS), "Bitbucket at %s answered with unexpected status %ld%s%s",
+                  host, st, sep, msg);
 }

@@ -7,7 +7,7 @@
 #ifndef PORTICO_BB_STATUS_H
 #define PORTICO_BB_STATUS_H
 
-#include "bb_error.h"
+#include "buserr.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,7 +42,7 @@ typedef enum {
 
 /* The typed error for an answer that is not a success (any status outside
  * 200..299, or a 2xx whose body says it is an error). */
-void bb_error_from_response(bb_api_t api, const bb_response_t *r, bb_error_t *err);
+void bb_error_from_response(bb_api_t api, const bb_response_t *r, bus_error_t *err);
 
 /* "host[:port]" of the answer for messages ("the server" when unknown). */
 const char *bb_response_host(const bb_response_t *r);
@@ -50,9 +50,9 @@ const char *bb_response_host(const bb_response_t *r);
  * Jersey's {"message":...}), made safe to show; "" when there is none. */
 void bb_errors_message(const char *body, size_t body_len, char *out, size_t out_size);
 /* The typed error for an oauth_problem the server at host answered with. */
-void bb_oauth1_problem_error(const char *problem, long status, const char *host, bb_error_t *err);
+void bb_oauth1_problem_error(const char *problem, long status, const char *host, bus_error_t *err);
 /* RFC 6749 section 5.2 {"error","error_description"}: 0 with err set when
  * the body is one, else -1. */
-int bb_oauth2_error(const bb_response_t *r, bb_error_t *err);
+int bb_oauth2_error(const bb_response_t *r, bus_error_t *err);
 
 #endif

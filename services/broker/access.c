@@ -48,7 +48,7 @@ static int s_readable(broker_worker_t *w, const Portico__Registry__Integration *
 {
     char key[ACCESS_MAX_KEY + 1], slug[ACCESS_MAX_SLUG + 1];
     if (access_resource_split(resource, key, sizeof key, slug, sizeof slug) < 0) {
-        broker_set_error(err, PORTICO__ERROR_CODE__INTERNAL, "access_rules", "the access rule is not usable");
+        bus_error_set(err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(ACCESS_RULES), "the access rule is not usable");
         return -1;
     }
     Portico__Bitbucket__Conn conn;
@@ -86,7 +86,7 @@ static fin_state_t s_refuse(fin_ctx_t *c, const Portico__Registry__AccessRules *
     char ask[300];
     snprintf(ask, sizeof ask, "Ask %s for access.",
              rules->contact && rules->contact[0] ? rules->contact : "a Portico admin");
-    return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "access_restricted", ask);
+    return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(ACCESS_RESTRICTED), ask);
 }
 
 fin_state_t login_check_access(fin_ctx_t *c)
@@ -231,7 +231,7 @@ static int s_decide(recheck_t *r)
     }
     return 0;
 token_failed:
-    if (err.code == PORTICO__ERROR_CODE__UNAUTHORIZED && !strcmp(err.detail, "login_again")) {
+    if (err.code == PORTICO__ERROR_CODE__UNAUTHORIZED && err.detail == DETAIL(LOGIN_AGAIN)) {
         r->reason = "authorization_ended";
         return 0;
     }

@@ -27,29 +27,19 @@ int broker_bitbucket_call(broker_worker_t *w, const bus_method_t *m, const Proto
     if (budget <= 0) {
         if (resp)
             *resp = NULL;
-        broker_set_error(err, PORTICO__ERROR_CODE__TIMEOUT, "", "Bitbucket did not answer in time");
+        bus_error_set(err, PORTICO__ERROR_CODE__TIMEOUT, DETAIL(NONE), "Bitbucket did not answer in time");
         return -1;
     }
     int rc = bus_call_method(w->bitbucket, m, req, resp, (int)budget, err);
-    if (rc < 0 && err->code == PORTICO__ERROR_CODE__TIMEOUT && !err->detail[0])
+    if (rc < 0 && err->code == PORTICO__ERROR_CODE__TIMEOUT && err->detail == DETAIL(NONE))
         snprintf(err->message, sizeof err->message, "Bitbucket did not answer in time");
     return rc;
 }
 
-void broker_set_error(bus_error_t *err, int code, const char *detail, const char *fmt, ...)
-{
-    err->code = code;
-    snprintf(err->detail, sizeof err->detail, "%s", detail ? detail : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-}
-
 void broker_reply_bus_error(bus_reply_t *reply, const bus_error_t *err)
 {
-    bus_reply_error(reply, err->code ? err->code : PORTICO__ERROR_CODE__INTERNAL, err->detail, "%s",
-                    err->message[0] ? err->message : "the request failed");
+    bus_error_set(&reply->err, err->code ? err->code : PORTICO__ERROR_CODE__INTERNAL, err->detail, "%s",
+                  err->message[0] ? err->message : "the request failed");
 }
 
 int broker_integration_load(broker_worker_t *w, int64_t id, bool with_secrets,
@@ -57,7 +47,7 @@ int broker_integration_load(broker_worker_t *w, int64_t id, bool with_secrets,
 {
     *out = NULL;
     if (id <= 0) {
-        broker_set_error(err, PORTICO__ERROR_CODE__NOT_FOUND, "integration_unknown", "there is no such integration");
+        bus_error_set(err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION_UNKNOWN), "there is no such integration");
         return -1;
     }
     Portico__Registry__GetIntegrationRequest q = PORTICO__REGISTRY__GET_INTEGRATION_REQUEST__INIT;
@@ -67,18 +57,19 @@ int broker_integration_load(broker_worker_t *w, int64_t id, bool with_secrets,
     Portico__Registry__GetIntegrationReply *rep = NULL;
     if (broker_registry_call(w, &registry_m_integration_get, &q.base, (ProtobufCMessage **)&rep, err) < 0) {
         if (err->code == PORTICO__ERROR_CODE__NOT_FOUND)
-            broker_set_error(err, PORTICO__ERROR_CODE__NOT_FOUND, "integration_unknown",
-                             "there is no such integration");
+            bus_error_set(err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION_UNKNOWN),
+                          "there is no such integration");
         return -1;
     }
     if (!rep->integration) {
         broker_integration_free(&rep);
-        broker_set_error(err, PORTICO__ERROR_CODE__NOT_FOUND, "integration_unknown", "there is no such integration");
+        bus_error_set(err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION_UNKNOWN), "there is no such integration");
         return -1;
     }
     if (!rep->integration->enabled) {
         broker_integration_free(&rep);
-        broker_set_error(err, PORTICO__ERROR_CODE__FORBIDDEN, "integration_disabled", "this integration is disabled");
+        bus_error_set(err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(INTEGRATION_DISABLED),
+                      "this integration is disabled");
         return -1;
     }
     *out = rep;
@@ -148,7 +139,7 @@ void broker_explain_bitbucket_error(bus_error_t *err, const char *base_url)
     }
     switch (err->code) {
     case PORTICO__ERROR_CODE__UNAVAILABLE:
-        if (!strcmp(err->detail, "unreachable"))
+        if (err->detail == DETAIL(UNREACHABLE))
             snprintf(err->message, sizeof err->message,
                      "Portico could not connect to Bitbucket at %s: it may be down, or the address is wrong", url);
         break;
@@ -165,7 +156,7 @@ void broker_explain_bitbucket_error(bus_error_t *err, const char *base_url)
         snprintf(err->message, sizeof err->message, "Bitbucket at %s is limiting requests: try again in a minute", url);
         break;
     case PORTICO__ERROR_CODE__UPSTREAM:
-        if (!strcmp(err->detail, "not_bitbucket"))
+        if (err->detail == DETAIL(NOT_BITBUCKET))
             snprintf(err->message, sizeof err->message,
                      "%s does not answer like Bitbucket Data Center: check the Base URL, including a context path "
                      "such as /bitbucket",

@@ -95,11 +95,12 @@ void broker_integration_check(void *ctx, bus_request_t *req, const ProtobufCMess
 
     int oauth_version = in->oauth_version ? in->oauth_version : 2;
     if (oauth_version != 1 && oauth_version != 2) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth_version", "choose OAuth 1 or OAuth 2");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(OAUTH_VERSION),
+                      "choose OAuth 1 or OAuth 2");
         return;
     }
     if (url_normalize_base(in->base_url, base, sizeof base, why, sizeof why) < 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "base_url", "%s", why);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(BASE_URL), "%s", why);
         return;
     }
     Portico__Bitbucket__Conn conn = PORTICO__BITBUCKET__CONN__INIT;
@@ -121,7 +122,7 @@ void broker_integration_check(void *ctx, bus_request_t *req, const ProtobufCMess
         goto out;
     }
     if (!oauth2_version_valid(info->version)) {
-        broker_set_error(&err, PORTICO__ERROR_CODE__UPSTREAM, "not_bitbucket", "x");
+        bus_error_set(&err, PORTICO__ERROR_CODE__UPSTREAM, DETAIL(NOT_BITBUCKET), "x");
         broker_explain_bitbucket_error(&err, base);
         s_record(w, in, "", err.message);
         broker_reply_bus_error(reply, &err);
@@ -132,11 +133,11 @@ void broker_integration_check(void *ctx, bus_request_t *req, const ProtobufCMess
     out.display_name = info->display_name;
     char warning[256] = "";
     if (oauth_version == 2 && oauth2_version_cmp(info->version, OAUTH2_MIN_VERSION) < 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth2_too_old",
-                        "Bitbucket %s is older than " OAUTH2_MIN_VERSION
-                        " and has no OAuth 2 application links: choose OAuth 1",
-                        info->version);
-        s_record(w, in, info->version, reply->message);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(OAUTH2_TOO_OLD),
+                      "Bitbucket %s is older than " OAUTH2_MIN_VERSION
+                      " and has no OAuth 2 application links: choose OAuth 1",
+                      info->version);
+        s_record(w, in, info->version, reply->err.message);
         goto out;
     }
     if (oauth_version == 1 && oauth2_version_cmp(info->version, OAUTH1_SYNC_MAX_VERSION) >= 0)
@@ -146,7 +147,8 @@ void broker_integration_check(void *ctx, bus_request_t *req, const ProtobufCMess
     if (oauth_version == 1 && s_probe_oauth1(w, in, &conn, &err) < 0) {
         char dq[100];
         log_info("integration check failed", "integration=%lld oauth=1 code=%s detail=%s",
-                 (long long)in->integration_id, bus_code_name(err.code), log_quote(err.detail, dq, sizeof dq));
+                 (long long)in->integration_id, bus_code_name(err.code),
+                 log_quote(bus_detail_name(err.detail), dq, sizeof dq));
         s_record(w, in, info->version, err.message);
         broker_reply_bus_error(reply, &err);
         goto out;

@@ -85,7 +85,7 @@ int broker_identify(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, co
         /* A signed OAuth 1 request that Bitbucket refuses gets 401 with an
          * oauth_problem from its OAuth filter; only the servlet's
          * anonymous answer is what the two-factor app causes. */
-        if (oauth1 && strcmp(err->detail, "anonymous") != 0)
+        if (oauth1 && err->detail != DETAIL(ANONYMOUS))
             return -1;
     } else {
         snprintf(username, sizeof username, "%s", rep->username);
@@ -95,9 +95,9 @@ int broker_identify(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, co
         /* The token was issued a moment ago, so an anonymous answer is not
          * an expired token: the "U2F & TOTP" two-factor app blocks OAuth
          * requests this way unless its OAuth whitelist allows Portico. */
-        broker_set_error(err, PORTICO__ERROR_CODE__UNAUTHORIZED, "tfa",
-                         "Bitbucket accepted the sign-in but then treated Portico as anonymous: a two-factor plugin "
-                         "may be blocking OAuth requests");
+        bus_error_set(err, PORTICO__ERROR_CODE__UNAUTHORIZED, DETAIL(TFA),
+                      "Bitbucket accepted the sign-in but then treated Portico as anonymous: a two-factor plugin "
+                      "may be blocking OAuth requests");
         return -1;
     }
     int found = s_by_slug(w, conn, auth, username, out, err);
@@ -108,8 +108,8 @@ int broker_identify(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, co
     if (found == 0) {
         char q1[300];
         log_warn("bitbucket user not found", "username=%s", log_quote(username, q1, sizeof q1));
-        broker_set_error(err, PORTICO__ERROR_CODE__UPSTREAM, "identity",
-                         "Bitbucket did not return the account that signed in");
+        bus_error_set(err, PORTICO__ERROR_CODE__UPSTREAM, DETAIL(IDENTITY),
+                      "Bitbucket did not return the account that signed in");
         return -1;
     }
     return 0;

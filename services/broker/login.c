@@ -65,18 +65,18 @@
 static start_state_t s_start_secrets(start_ctx_t *c)
 {
     if (c->in->browser_hash.len != 32) {
-        broker_set_error(&c->err, PORTICO__ERROR_CODE__BAD_REQUEST, "browser", "the browser binding is missing");
+        bus_error_set(&c->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(BROWSER), "the browser binding is missing");
         return START_FAILED;
     }
     if (c->in->integration_id <= 0) {
-        broker_set_error(&c->err, PORTICO__ERROR_CODE__NOT_FOUND, "integration_unknown",
-                         "there is no such integration");
+        bus_error_set(&c->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION_UNKNOWN),
+                      "there is no such integration");
         return START_FAILED;
     }
     if (crypto_random_token(BROKER_SECRET_BYTES, c->state, sizeof c->state) < 0 ||
         crypto_random_token(BROKER_SECRET_BYTES, c->verifier, sizeof c->verifier) < 0 ||
         oauth2_challenge(c->verifier, c->challenge, sizeof c->challenge) < 0) {
-        broker_set_error(&c->err, PORTICO__ERROR_CODE__INTERNAL, "", "could not make random values");
+        bus_error_set(&c->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "could not make random values");
         return START_FAILED;
     }
     return START_STORE_PENDING;
@@ -100,13 +100,13 @@ static start_state_t s_start_store(start_ctx_t *c)
     if (broker_registry_call(c->w, &registry_m_pending_create, &q.base, (ProtobufCMessage **)&c->created, &c->err) <
         0) {
         if (c->err.code == PORTICO__ERROR_CODE__NOT_FOUND)
-            broker_set_error(&c->err, PORTICO__ERROR_CODE__NOT_FOUND, "integration_unknown",
-                             "there is no such integration");
+            bus_error_set(&c->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION_UNKNOWN),
+                          "there is no such integration");
         return START_FAILED;
     }
     if (!c->created->integration) {
-        broker_set_error(&c->err, PORTICO__ERROR_CODE__NOT_FOUND, "integration_unknown",
-                         "there is no such integration");
+        bus_error_set(&c->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION_UNKNOWN),
+                      "there is no such integration");
         return START_FAILED;
     }
     return c->created->stored ? START_AUTHORIZE_URL : START_CHECK_INTEGRATION;
@@ -117,23 +117,23 @@ static start_state_t s_start_check(start_ctx_t *c)
 {
     const Portico__Registry__Integration *in = c->created->integration;
     if (!in->enabled) {
-        broker_set_error(&c->err, PORTICO__ERROR_CODE__FORBIDDEN, "integration_disabled",
-                         "this integration is disabled");
+        bus_error_set(&c->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(INTEGRATION_DISABLED),
+                      "this integration is disabled");
         return START_FAILED;
     }
     if (in->oauth_version == 1)
         return START_O1_LOAD_KEY;
     if (in->oauth_version != 2) {
-        broker_set_error(&c->err, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth_version",
-                         "this integration uses an OAuth version Portico does not know");
+        bus_error_set(&c->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(OAUTH_VERSION),
+                      "this integration uses an OAuth version Portico does not know");
         return START_FAILED;
     }
     if (!in->client_id[0]) {
-        broker_set_error(&c->err, PORTICO__ERROR_CODE__BAD_REQUEST, "client_id",
-                         "this integration has no Client ID: ask an admin to complete it");
+        bus_error_set(&c->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(CLIENT_ID),
+                      "this integration has no Client ID: ask an admin to complete it");
         return START_FAILED;
     }
-    broker_set_error(&c->err, PORTICO__ERROR_CODE__INTERNAL, "", "the sign-in could not be recorded");
+    bus_error_set(&c->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "the sign-in could not be recorded");
     return START_FAILED;
 }
 
@@ -143,7 +143,7 @@ static start_state_t s_start_authorize_url(start_ctx_t *c)
     if (oauth2_redirect_uri(broker_cfg.public_url, in->id, c->redirect_uri, sizeof c->redirect_uri) < 0 ||
         oauth2_authorize_url(in->base_url, in->client_id, c->redirect_uri, c->state, c->challenge, c->authorize_url,
                              sizeof c->authorize_url) < 0) {
-        broker_set_error(&c->err, PORTICO__ERROR_CODE__INTERNAL, "", "the authorization URL is too long");
+        bus_error_set(&c->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "the authorization URL is too long");
         return START_FAILED;
     }
     return START_STARTED;
@@ -197,7 +197,7 @@ void broker_login_start(void *ctx, bus_request_t *req, const ProtobufCMessage *m
     } else {
         char q[100];
         log_info("login not started", "integration=%" PRId64 " code=%s detail=%s", c.in->integration_id,
-                 bus_code_name(c.err.code), log_quote(c.err.detail, q, sizeof q));
+                 bus_code_name(c.err.code), log_quote(bus_detail_name(c.err.detail), q, sizeof q));
         broker_reply_bus_error(reply, &c.err);
     }
     login_o1_start_cleanup(&c);
@@ -222,15 +222,15 @@ static fin_state_t s_fin_consume(fin_ctx_t *c)
         return login_o1_consume(c);
     c->oauth_version = 2;
     if (!in->state[0])
-        return login_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, "state_missing",
+        return login_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(STATE_MISSING),
                           "the answer from Bitbucket carried no state: start the sign-in again");
     if (strlen(in->state) > MAX_STATE_LEN)
-        return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_unknown",
+        return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(STATE_UNKNOWN),
                           "this sign-in link has expired or was already used: start again");
     uint8_t unmatchable[32];
     ProtobufCBinaryData browser_hash;
     if (login_browser_hash(c, unmatchable, &browser_hash) < 0)
-        return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "could not make random values");
+        return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "could not make random values");
     uint8_t state_hash[32];
     crypto_sha256(in->state, strlen(in->state), state_hash);
     Portico__Registry__ConsumePendingRequest q = PORTICO__REGISTRY__CONSUME_PENDING_REQUEST__INIT;
@@ -244,17 +244,17 @@ static fin_state_t s_fin_consume(fin_ctx_t *c)
         return login_consume_failed(c);
     c->pending = c->consumed->pending;
     if (!c->pending)
-        return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_unknown",
+        return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(STATE_UNKNOWN),
                           "this sign-in link has expired or was already used: start again");
     c->audit = true;
     /* The registry already compared these; a second look is cheap. */
     if (c->pending->integration_id != in->integration_id)
-        return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "integration",
+        return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(INTEGRATION),
                           "this sign-in was started for another Bitbucket integration: start again");
     if (in->error[0])
         return FIN_CALLBACK_ERROR;
     if (!in->code[0] || strlen(in->code) > MAX_CODE_LEN)
-        return login_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, "code_missing",
+        return login_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(CODE_MISSING),
                           "the answer from Bitbucket carried no authorization code: start the sign-in again");
     return FIN_LOAD_CLIENT;
 }
@@ -263,10 +263,10 @@ static fin_state_t s_fin_callback_error(fin_ctx_t *c)
 {
     const char *error = oauth2_callback_error(c->in->error);
     if (!strcmp(error, "access_denied"))
-        return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "denied", "you declined access in Bitbucket");
+        return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(DENIED), "you declined access in Bitbucket");
     char text[200];
     snprintf(text, sizeof text, "Bitbucket did not complete the sign-in (%s)", error);
-    return login_fail(c, PORTICO__ERROR_CODE__UPSTREAM, error, text);
+    return login_fail(c, PORTICO__ERROR_CODE__UPSTREAM, bus_detail_parse(error, DETAIL(PROVIDER_ERROR)), text);
 }
 
 static fin_state_t s_fin_load_client(fin_ctx_t *c)
@@ -274,7 +274,7 @@ static fin_state_t s_fin_load_client(fin_ctx_t *c)
     if (login_integration(c) < 0)
         return FIN_FAILED;
     if (c->integration->oauth_version != 2)
-        return login_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth_version",
+        return login_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(OAUTH_VERSION),
                           "this integration no longer uses OAuth 2: start the sign-in again");
     return FIN_EXCHANGE;
 }
@@ -284,7 +284,7 @@ static fin_state_t s_fin_exchange(fin_ctx_t *c)
     const Portico__Registry__Integration *in = c->integration;
     char redirect_uri[700];
     if (oauth2_redirect_uri(broker_cfg.public_url, in->id, redirect_uri, sizeof redirect_uri) < 0)
-        return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "the callback URL is too long");
+        return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "the callback URL is too long");
     Portico__Bitbucket__Conn conn;
     broker_conn_init(&conn, in);
     Portico__Bitbucket__TokenRequest q = PORTICO__BITBUCKET__TOKEN_REQUEST__INIT;
@@ -296,18 +296,18 @@ static fin_state_t s_fin_exchange(fin_ctx_t *c)
     q.code = c->in->code;
     q.code_verifier = c->pending->code_verifier;
     if (broker_bitbucket_call(c->w, &bitbucket_m_oauth2_token, &q.base, (ProtobufCMessage **)&c->tokens, &c->err) < 0) {
-        if (c->err.code == PORTICO__ERROR_CODE__UNAUTHORIZED && !strcmp(c->err.detail, "invalid_client"))
-            return login_fail(c, PORTICO__ERROR_CODE__UNAUTHORIZED, "invalid_client",
+        if (c->err.code == PORTICO__ERROR_CODE__UNAUTHORIZED && c->err.detail == DETAIL(INVALID_CLIENT))
+            return login_fail(c, PORTICO__ERROR_CODE__UNAUTHORIZED, DETAIL(INVALID_CLIENT),
                               "Bitbucket refused Portico's client credentials: ask an admin to check the "
                               "integration's Client Secret");
         if (c->err.code == PORTICO__ERROR_CODE__UNAUTHORIZED || c->err.code == PORTICO__ERROR_CODE__BAD_REQUEST)
-            return login_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, "invalid_grant",
+            return login_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(INVALID_GRANT),
                               "Bitbucket refused the sign-in code (it is valid for a few seconds only): start again");
         broker_explain_bitbucket_error(&c->err, in->base_url);
         return FIN_FAILED;
     }
     if (!c->tokens->access_token[0])
-        return login_fail(c, PORTICO__ERROR_CODE__UPSTREAM, "no_token", "Bitbucket answered without a token");
+        return login_fail(c, PORTICO__ERROR_CODE__UPSTREAM, DETAIL(NO_TOKEN), "Bitbucket answered without a token");
     return FIN_IDENTIFY;
 }
 
@@ -322,7 +322,7 @@ static fin_state_t s_fin_identify(fin_ctx_t *c)
     else
         auth.bearer = c->tokens->access_token;
     if (broker_identify(c->w, &conn, &auth, &c->who, &c->err) < 0) {
-        if (strcmp(c->err.detail, "tfa") != 0)
+        if (c->err.detail != DETAIL(TFA))
             broker_explain_bitbucket_error(&c->err, c->integration->base_url);
         return FIN_FAILED;
     }
@@ -366,7 +366,7 @@ static fin_state_t s_fin_link_user(fin_ctx_t *c)
     if (broker_registry_call(c->w, &registry_m_user_login, &q.base, (ProtobufCMessage **)&c->login, &c->err) < 0)
         return FIN_FAILED;
     if (!c->login->user || c->login->identity_id <= 0)
-        return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "the account could not be recorded");
+        return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "the account could not be recorded");
     return FIN_DONE;
 }
 
@@ -440,7 +440,7 @@ void broker_login_finish(void *ctx, bus_request_t *req, const ProtobufCMessage *
         char q[100];
         if (next == FIN_FAILED)
             log_info("login failed", "integration=%" PRId64 " step=%s code=%s detail=%s", c.in->integration_id,
-                     s_fin_names[st], bus_code_name(c.err.code), log_quote(c.err.detail, q, sizeof q));
+                     s_fin_names[st], bus_code_name(c.err.code), log_quote(bus_detail_name(c.err.detail), q, sizeof q));
         st = next;
     }
 
@@ -460,7 +460,7 @@ void broker_login_finish(void *ctx, bus_request_t *req, const ProtobufCMessage *
             char object[48];
             snprintf(object, sizeof object, "integration:%" PRId64, c.in->integration_id);
             broker_audit(c.w, c.who.username, "login.failed", object, c.in->addr,
-                         c.err.detail[0] ? c.err.detail : bus_code_name(c.err.code));
+                         c.err.detail ? bus_detail_name(c.err.detail) : bus_code_name(c.err.code));
         }
         broker_reply_bus_error(reply, &c.err);
     }

@@ -41,13 +41,13 @@ static int s_check_key(const Portico__Registry__Integration *in, const Portico__
                        bus_error_t *err)
 {
     if (in->oauth_version != 1) {
-        broker_set_error(err, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth_version",
-                         "this integration no longer uses OAuth 1: start the sign-in again");
+        bus_error_set(err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(OAUTH_VERSION),
+                      "this integration no longer uses OAuth 1: start the sign-in again");
         return -1;
     }
     if (!in->consumer_key[0] || !secrets || !secrets->private_key_pem[0]) {
-        broker_set_error(err, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth1_keys",
-                         "this OAuth 1 integration has no consumer key or key pair: ask an admin to recreate it");
+        bus_error_set(err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(OAUTH1_KEYS),
+                      "this OAuth 1 integration has no consumer key or key pair: ask an admin to recreate it");
         return -1;
     }
     return 0;
@@ -67,7 +67,7 @@ static int s_load_key(broker_worker_t *w, int64_t integration_id, Portico__Regis
 static void s_explain(bus_error_t *err, const char *base_url)
 {
     broker_explain_bitbucket_error(err, base_url);
-    if (err->code == PORTICO__ERROR_CODE__UPSTREAM && !strcmp(err->detail, "no_oauth1"))
+    if (err->code == PORTICO__ERROR_CODE__UPSTREAM && err->detail == DETAIL(NO_OAUTH1))
         snprintf(err->message, sizeof err->message,
                  "%s has no OAuth 1 endpoints: check the Base URL, including a context path such as /bitbucket",
                  base_url);
@@ -84,7 +84,7 @@ start_state_t login_o1_start_request_token(start_ctx_t *c)
 {
     const Portico__Registry__Integration *in = c->integ->integration;
     if (oauth2_redirect_uri(broker_cfg.public_url, in->id, c->redirect_uri, sizeof c->redirect_uri) < 0) {
-        broker_set_error(&c->err, PORTICO__ERROR_CODE__INTERNAL, "", "the callback URL is too long");
+        bus_error_set(&c->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "the callback URL is too long");
         return START_FAILED;
     }
     Portico__Bitbucket__Conn conn;
@@ -103,18 +103,18 @@ start_state_t login_o1_start_request_token(start_ctx_t *c)
         if (kind == OAUTH1_PROBLEM_LINK || kind == OAUTH1_PROBLEM_CLOCK) {
             char object[48];
             snprintf(object, sizeof object, "integration:%" PRId64, in->id);
-            broker_audit(c->w, "", "login.failed", object, c->in->addr, c->err.detail);
+            broker_audit(c->w, "", "login.failed", object, c->in->addr, bus_detail_name(c->err.detail));
         }
         return START_FAILED;
     }
     if (!c->request->token[0] || strlen(c->request->token) > MAX_O1_TOKEN_LEN ||
         strlen(c->request->token_secret) > MAX_O1_TOKEN_LEN) {
-        broker_set_error(&c->err, PORTICO__ERROR_CODE__UPSTREAM, "no_token",
-                         "Bitbucket answered without a usable request token");
+        bus_error_set(&c->err, PORTICO__ERROR_CODE__UPSTREAM, DETAIL(NO_TOKEN),
+                      "Bitbucket answered without a usable request token");
         return START_FAILED;
     }
     if (oauth1_authorize_url(in->base_url, c->request->token, c->authorize_url, sizeof c->authorize_url) < 0) {
-        broker_set_error(&c->err, PORTICO__ERROR_CODE__INTERNAL, "", "the authorization URL is too long");
+        bus_error_set(&c->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "the authorization URL is too long");
         return START_FAILED;
     }
     return START_O1_STORE_PENDING;
@@ -150,12 +150,12 @@ fin_state_t login_o1_consume(fin_ctx_t *c)
     const Portico__Broker__FinishLoginRequest *in = c->in;
     c->oauth_version = 1;
     if (strlen(in->oauth_token) > MAX_O1_TOKEN_LEN)
-        return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_unknown",
+        return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(STATE_UNKNOWN),
                           "this sign-in link has expired or was already used: start again");
     uint8_t unmatchable[32];
     ProtobufCBinaryData browser_hash;
     if (login_browser_hash(c, unmatchable, &browser_hash) < 0)
-        return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, "", "could not make random values");
+        return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "could not make random values");
     Portico__Registry__ConsumePendingRequest q = PORTICO__REGISTRY__CONSUME_PENDING_REQUEST__INIT;
     q.request_token = in->oauth_token;
     q.browser_hash = browser_hash;
@@ -166,18 +166,18 @@ fin_state_t login_o1_consume(fin_ctx_t *c)
         return login_consume_failed(c);
     c->pending = c->consumed->pending;
     if (!c->pending || !c->pending->request_token[0])
-        return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_unknown",
+        return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(STATE_UNKNOWN),
                           "this sign-in link has expired or was already used: start again");
     c->audit = true;
     if (c->pending->integration_id != in->integration_id)
-        return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "integration",
+        return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(INTEGRATION),
                           "this sign-in was started for another Bitbucket integration: start again");
     /* The login is consumed now, whatever follows: a denial or a broken
      * answer cannot be replayed. */
     if (oauth1_verifier_denied(in->oauth_verifier))
         return FIN_O1_DENIED;
     if (!in->oauth_verifier[0] || strlen(in->oauth_verifier) > MAX_O1_TOKEN_LEN)
-        return login_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, "verifier_missing",
+        return login_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(VERIFIER_MISSING),
                           "the answer from Bitbucket carried no verifier: start the sign-in again");
     return FIN_O1_LOAD_KEY;
 }
@@ -186,7 +186,7 @@ fin_state_t login_o1_denied(fin_ctx_t *c)
 {
     /* Bitbucket would answer the access-token request with
      * permission_denied; there is nothing to ask it. */
-    return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "denied", "you declined access in Bitbucket");
+    return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(DENIED), "you declined access in Bitbucket");
 }
 
 fin_state_t login_o1_load_key(fin_ctx_t *c)
@@ -212,9 +212,9 @@ fin_state_t login_o1_access_token(fin_ctx_t *c)
     q.verifier = (char *)(uintptr_t)c->in->oauth_verifier;
     if (broker_bitbucket_call(c->w, &bitbucket_m_oauth1_access_token, &q.base, (ProtobufCMessage **)&c->o1_tokens,
                               &c->err) < 0) {
-        if (!strcmp(c->err.detail, "permission_denied"))
+        if (c->err.detail == DETAIL(PERMISSION_DENIED))
             return login_o1_denied(c);
-        if (!strcmp(c->err.detail, "token_rejected") || !strcmp(c->err.detail, "token_expired"))
+        if (c->err.detail == DETAIL(TOKEN_REJECTED) || c->err.detail == DETAIL(TOKEN_EXPIRED))
             return login_fail(c, PORTICO__ERROR_CODE__BAD_REQUEST, c->err.detail,
                               "Bitbucket no longer accepts this sign-in (it was already used or took too long): "
                               "start again");
@@ -222,7 +222,7 @@ fin_state_t login_o1_access_token(fin_ctx_t *c)
         return FIN_FAILED;
     }
     if (!c->o1_tokens->token[0])
-        return login_fail(c, PORTICO__ERROR_CODE__UPSTREAM, "no_token", "Bitbucket answered without a token");
+        return login_fail(c, PORTICO__ERROR_CODE__UPSTREAM, DETAIL(NO_TOKEN), "Bitbucket answered without a token");
     return FIN_IDENTIFY;
 }
 

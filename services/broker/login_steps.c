@@ -21,9 +21,9 @@ int login_browser_hash(const fin_ctx_t *c, uint8_t scratch[32], ProtobufCBinaryD
     return 0;
 }
 
-fin_state_t login_fail(fin_ctx_t *c, int code, const char *detail, const char *message)
+fin_state_t login_fail(fin_ctx_t *c, int code, int detail, const char *message)
 {
-    broker_set_error(&c->err, code, detail, "%s", message);
+    bus_error_set(&c->err, code, detail, "%s", message);
     return FIN_FAILED;
 }
 
@@ -31,17 +31,17 @@ fin_state_t login_consume_failed(fin_ctx_t *c)
 {
     switch (c->err.code) {
     case PORTICO__ERROR_CODE__NOT_FOUND:
-        if (!strcmp(c->err.detail, "expired"))
-            return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_expired",
+        if (c->err.detail == DETAIL(EXPIRED))
+            return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(STATE_EXPIRED),
                               "this sign-in took too long and has expired: start again");
-        return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_unknown",
+        return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(STATE_UNKNOWN),
                           "this sign-in link has expired or was already used: start again");
     case PORTICO__ERROR_CODE__FORBIDDEN:
         c->audit = true;
-        if (!strcmp(c->err.detail, "integration"))
-            return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "integration",
+        if (c->err.detail == DETAIL(INTEGRATION))
+            return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(INTEGRATION),
                               "this sign-in was started for another Bitbucket integration: start again");
-        return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "browser",
+        return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(BROWSER),
                           "this sign-in was started in another browser: start again here");
     default:
         return FIN_FAILED;
@@ -53,8 +53,8 @@ int login_integration(fin_ctx_t *c)
     const Portico__Registry__ConsumePendingReply *p = c->consumed;
     if (p && p->integration && p->integration->id == c->in->integration_id) {
         if (!p->integration->enabled) {
-            broker_set_error(&c->err, PORTICO__ERROR_CODE__FORBIDDEN, "integration_disabled",
-                             "this integration is disabled");
+            bus_error_set(&c->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(INTEGRATION_DISABLED),
+                          "this integration is disabled");
             return -1;
         }
         c->integration = p->integration;

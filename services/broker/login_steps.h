@@ -74,7 +74,7 @@ typedef struct {
     bus_error_t err;
 } fin_ctx_t;
 
-fin_state_t login_fail(fin_ctx_t *c, int code, const char *detail, const char *message);
+fin_state_t login_fail(fin_ctx_t *c, int code, int detail, const char *message);
 /* The browser binding to ask the registry with. Without a binding cookie
  * (another browser, or the cookie was cleared after a login that worked)
  * it is a random hash that matches no login, so the registry still says

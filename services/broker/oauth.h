@@ -87,11 +87,11 @@ typedef enum {
     OAUTH1_PROBLEM_TOKEN,    /* the token is gone or was refused: the user logs in again */
     OAUTH1_PROBLEM_PROTOCOL, /* Bitbucket refused the request's form */
 } oauth1_problem_t;
-oauth1_problem_t oauth1_problem_kind(const char *problem);
+oauth1_problem_t oauth1_problem_kind(int detail);
 /* A sentence that says what happened and what to do, at most 200
  * characters (it is also an integration's test result); NULL for a problem
  * Portico does not know. */
-const char *oauth1_problem_message(const char *problem);
+const char *oauth1_problem_message(int detail);
 
 /* ---- calls.c ---- */
 
@@ -118,8 +118,6 @@ void broker_oauth1_auth(Portico__Bitbucket__Auth *auth, Portico__Bitbucket__OAut
                         const char *token, const char *token_secret);
 /* Answer with err's code, detail and message. */
 void broker_reply_bus_error(bus_reply_t *reply, const bus_error_t *err);
-void broker_set_error(bus_error_t *err, int code, const char *detail, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 /* audit.append; failures are logged, never fatal. Never pass a secret. */
 void broker_audit(broker_worker_t *w, const char *actor, const char *action, const char *object, const char *addr,
                   const char *detail);

@@ -38,47 +38,50 @@ bool oauth1_verifier_denied(const char *verifier)
 /* Each message fits the integration's "last test result" (200 characters)
  * and says what to do; tests/unit/test_oauth1.c checks both. */
 static const struct {
-    const char *problem;
+    int detail;
     oauth1_problem_t kind;
     const char *message;
 } s_problems[] = {
-    {"consumer_key_unknown", OAUTH1_PROBLEM_LINK,
+    {DETAIL(CONSUMER_KEY_UNKNOWN), OAUTH1_PROBLEM_LINK,
      "Bitbucket does not know this consumer key yet: finish the application link's Incoming Authentication with "
      "the Consumer Key and Public Key shown in Portico"},
-    {"signature_invalid", OAUTH1_PROBLEM_LINK,
+    {DETAIL(SIGNATURE_INVALID), OAUTH1_PROBLEM_LINK,
      "Bitbucket does not know this public key yet: the application link's Incoming Authentication needs the "
      "Public Key shown in Portico (a proxy that rewrites Host breaks it too)"},
-    {"signature_method_rejected", OAUTH1_PROBLEM_LINK,
+    {DETAIL(SIGNATURE_METHOD_REJECTED), OAUTH1_PROBLEM_LINK,
      "Bitbucket does not accept RSA-SHA1 signatures from this consumer: check the application link's Incoming "
      "Authentication"},
-    {"timestamp_refused", OAUTH1_PROBLEM_CLOCK,
+    {DETAIL(TIMESTAMP_REFUSED), OAUTH1_PROBLEM_CLOCK,
      "Bitbucket refused the time of Portico's request: the clocks of Portico and Bitbucket must agree within a "
      "few minutes; keep both synchronised with NTP"},
-    {"nonce_used", OAUTH1_PROBLEM_RETRY, "Bitbucket has already seen this signed request (nonce_used): try again"},
-    {"token_rejected", OAUTH1_PROBLEM_TOKEN,
+    {DETAIL(NONCE_USED), OAUTH1_PROBLEM_RETRY,
+     "Bitbucket has already seen this signed request (nonce_used): try again"},
+    {DETAIL(TOKEN_REJECTED), OAUTH1_PROBLEM_TOKEN,
      "Bitbucket no longer accepts this OAuth token: it was already used, has expired or was revoked"},
-    {"token_expired", OAUTH1_PROBLEM_TOKEN, "the OAuth token has expired: log in again"},
-    {"permission_denied", OAUTH1_PROBLEM_TOKEN,
+    {DETAIL(TOKEN_EXPIRED), OAUTH1_PROBLEM_TOKEN, "the OAuth token has expired: log in again"},
+    {DETAIL(PERMISSION_DENIED), OAUTH1_PROBLEM_TOKEN,
      "access was denied: the user declined it in Bitbucket, or the authorization was revoked"},
-    {"permission_unknown", OAUTH1_PROBLEM_TOKEN, "Bitbucket has no decision of the user for this sign-in yet"},
-    {"parameter_absent", OAUTH1_PROBLEM_PROTOCOL, "Bitbucket reports a missing OAuth parameter (parameter_absent)"},
-    {"parameter_rejected", OAUTH1_PROBLEM_PROTOCOL,
+    {DETAIL(PERMISSION_UNKNOWN), OAUTH1_PROBLEM_TOKEN, "Bitbucket has no decision of the user for this sign-in yet"},
+    {DETAIL(PARAMETER_ABSENT), OAUTH1_PROBLEM_PROTOCOL,
+     "Bitbucket reports a missing OAuth parameter (parameter_absent)"},
+    {DETAIL(PARAMETER_REJECTED), OAUTH1_PROBLEM_PROTOCOL,
      "Bitbucket refused an OAuth parameter (parameter_rejected): check the Base URL and the callback URL"},
-    {"version_rejected", OAUTH1_PROBLEM_PROTOCOL, "Bitbucket does not accept OAuth 1.0a requests (version_rejected)"},
+    {DETAIL(VERSION_REJECTED), OAUTH1_PROBLEM_PROTOCOL,
+     "Bitbucket does not accept OAuth 1.0a requests (version_rejected)"},
 };
 
-oauth1_problem_t oauth1_problem_kind(const char *problem)
+oauth1_problem_t oauth1_problem_kind(int detail)
 {
-    for (size_t i = 0; problem && i < sizeof s_problems / sizeof s_problems[0]; i++)
-        if (!strcmp(problem, s_problems[i].problem))
+    for (size_t i = 0; i < sizeof s_problems / sizeof s_problems[0]; i++)
+        if (detail == s_problems[i].detail)
             return s_problems[i].kind;
     return OAUTH1_PROBLEM_NONE;
 }
 
-const char *oauth1_problem_message(const char *problem)
+const char *oauth1_problem_message(int detail)
 {
-    for (size_t i = 0; problem && i < sizeof s_problems / sizeof s_problems[0]; i++)
-        if (!strcmp(problem, s_problems[i].problem))
+    for (size_t i = 0; i < sizeof s_problems / sizeof s_problems[0]; i++)
+        if (detail == s_problems[i].detail)
             return s_problems[i].message;
     return NULL;
 }

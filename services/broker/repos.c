@@ -39,12 +39,12 @@ static void s_explain_refusal(broker_worker_t *w, const Portico__Bitbucket__Conn
 {
     broker_identity_t who;
     bus_error_t e2;
-    if (broker_identify(w, conn, auth, &who, &e2) < 0 && !strcmp(e2.detail, "tfa")) {
+    if (broker_identify(w, conn, auth, &who, &e2) < 0 && e2.detail == DETAIL(TFA)) {
         *err = e2;
         return;
     }
-    broker_set_error(err, PORTICO__ERROR_CODE__UNAUTHORIZED, "login_again",
-                     "your Bitbucket authorization has expired or was revoked: log in again");
+    bus_error_set(err, PORTICO__ERROR_CODE__UNAUTHORIZED, DETAIL(LOGIN_AGAIN),
+                  "your Bitbucket authorization has expired or was revoked: log in again");
 }
 
 static int s_list_bearer(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, const char *access_token,
@@ -83,8 +83,8 @@ static int s_list_oauth1(broker_worker_t *w, const Portico__Bitbucket__Conn *con
     }
     oauth1_problem_t kind = oauth1_problem_kind(err->detail);
     if (kind == OAUTH1_PROBLEM_TOKEN)
-        broker_set_error(err, PORTICO__ERROR_CODE__UNAUTHORIZED, "login_again",
-                         "your Bitbucket authorization has expired or was revoked: log in again");
+        bus_error_set(err, PORTICO__ERROR_CODE__UNAUTHORIZED, DETAIL(LOGIN_AGAIN),
+                      "your Bitbucket authorization has expired or was revoked: log in again");
     else if (err->code == PORTICO__ERROR_CODE__UNAUTHORIZED && kind == OAUTH1_PROBLEM_NONE)
         s_explain_refusal(w, conn, &auth, err);
     else
@@ -112,7 +112,7 @@ void broker_user_repositories(void *ctx, bus_request_t *req, const ProtobufCMess
     if (limit > BROKER_REPOS_MAX_LIMIT)
         limit = BROKER_REPOS_MAX_LIMIT;
     if (in->user_id <= 0) {
-        broker_set_error(&err, PORTICO__ERROR_CODE__BAD_REQUEST, "user", "no user given");
+        bus_error_set(&err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(USER), "no user given");
         goto fail;
     }
 
@@ -122,8 +122,8 @@ void broker_user_repositories(void *ctx, bus_request_t *req, const ProtobufCMess
         goto fail;
     const Portico__Registry__Identity *id = user->user ? s_pick(user->user, in->integration_id) : NULL;
     if (!id) {
-        broker_set_error(&err, PORTICO__ERROR_CODE__NOT_FOUND, "no_identity",
-                         "this account is not linked to a Bitbucket account yet: log in with Bitbucket");
+        bus_error_set(&err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(NO_IDENTITY),
+                      "this account is not linked to a Bitbucket account yet: log in with Bitbucket");
         goto fail;
     }
     if (broker_integration_load(w, id->integration_id, true, &integ, &err) < 0)
@@ -161,7 +161,7 @@ void broker_user_repositories(void *ctx, bus_request_t *req, const ProtobufCMess
     items = n ? calloc(n, sizeof *items) : NULL;
     ptrs = n ? calloc(n, sizeof *ptrs) : NULL;
     if (n && (!items || !ptrs)) {
-        broker_set_error(&err, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+        bus_error_set(&err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         goto fail;
     }
     for (size_t i = 0; i < n; i++) {
@@ -192,7 +192,7 @@ fail:
     char q[100];
     if (err.code != PORTICO__ERROR_CODE__UNAUTHORIZED && err.code != PORTICO__ERROR_CODE__NOT_FOUND)
         log_warn("could not list repositories", "user=%lld code=%s detail=%s", (long long)in->user_id,
-                 bus_code_name(err.code), log_quote(err.detail, q, sizeof q));
+                 bus_code_name(err.code), log_quote(bus_detail_name(err.detail), q, sizeof q));
     broker_reply_bus_error(reply, &err);
 out:
     free(items);

@@ -122,8 +122,8 @@ static void s_release(tok_ctx_t *c)
 
 static tok_state_t s_login_again(tok_ctx_t *c)
 {
-    broker_set_error(c->err, PORTICO__ERROR_CODE__UNAUTHORIZED, "login_again",
-                     "your Bitbucket authorization has expired or was revoked: log in again");
+    bus_error_set(c->err, PORTICO__ERROR_CODE__UNAUTHORIZED, DETAIL(LOGIN_AGAIN),
+                  "your Bitbucket authorization has expired or was revoked: log in again");
     return TOK_LOGIN_AGAIN;
 }
 
@@ -191,8 +191,8 @@ static tok_state_t s_wait(tok_ctx_t *c)
         int64_t now = bus_now_ms();
         int64_t deadline = bus_current_deadline();
         if (deadline && deadline - now < BROKER_REPLY_MARGIN_MS + WAIT_POLL_MS) {
-            broker_set_error(c->err, PORTICO__ERROR_CODE__TIMEOUT, "refresh_wait",
-                             "Bitbucket is slow to renew your authorization: try again in a moment");
+            bus_error_set(c->err, PORTICO__ERROR_CODE__TIMEOUT, DETAIL(REFRESH_WAIT),
+                          "Bitbucket is slow to renew your authorization: try again in a moment");
             return TOK_FAILED;
         }
         if (c->w->idle)
@@ -223,7 +223,7 @@ static tok_state_t s_refresh(tok_ctx_t *c)
     const Portico__Registry__Integration *in = c->integ->integration;
     char redirect_uri[700];
     if (oauth2_redirect_uri(broker_cfg.public_url, in->id, redirect_uri, sizeof redirect_uri) < 0) {
-        broker_set_error(c->err, PORTICO__ERROR_CODE__INTERNAL, "", "the callback URL is too long");
+        bus_error_set(c->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "the callback URL is too long");
         return TOK_FAILED;
     }
     Portico__Bitbucket__Conn conn;
@@ -236,27 +236,27 @@ static tok_state_t s_refresh(tok_ctx_t *c)
     q.redirect_uri = redirect_uri; /* Bitbucket checks it on refresh too */
     q.refresh_token = c->tok->refresh_token;
     if (broker_bitbucket_call(c->w, &bitbucket_m_oauth2_token, &q.base, (ProtobufCMessage **)&c->fresh, c->err) < 0) {
-        if (c->err->code == PORTICO__ERROR_CODE__UNAUTHORIZED && !strcmp(c->err->detail, "invalid_grant"))
+        if (c->err->code == PORTICO__ERROR_CODE__UNAUTHORIZED && c->err->detail == DETAIL(INVALID_GRANT))
             return TOK_REVOKE;
         /* Nothing was rotated when the request never got through or the
          * client was refused: let the next request try at once. An
          * unanswered request may have rotated the pair, so its lease runs out
          * on its own. */
         if ((c->err->code == PORTICO__ERROR_CODE__UNAVAILABLE &&
-             (!c->err->detail[0] || !strcmp(c->err->detail, "unreachable"))) ||
-            (c->err->code == PORTICO__ERROR_CODE__UNAUTHORIZED && !strcmp(c->err->detail, "invalid_client")))
+             (c->err->detail == DETAIL(NONE) || c->err->detail == DETAIL(UNREACHABLE))) ||
+            (c->err->code == PORTICO__ERROR_CODE__UNAUTHORIZED && c->err->detail == DETAIL(INVALID_CLIENT)))
             s_release(c);
-        if (c->err->code == PORTICO__ERROR_CODE__UNAUTHORIZED && !strcmp(c->err->detail, "invalid_client")) {
-            broker_set_error(c->err, PORTICO__ERROR_CODE__UNAUTHORIZED, "invalid_client",
-                             "Bitbucket refused Portico's client credentials: ask an admin to check the "
-                             "integration's Client ID and Client Secret");
+        if (c->err->code == PORTICO__ERROR_CODE__UNAUTHORIZED && c->err->detail == DETAIL(INVALID_CLIENT)) {
+            bus_error_set(c->err, PORTICO__ERROR_CODE__UNAUTHORIZED, DETAIL(INVALID_CLIENT),
+                          "Bitbucket refused Portico's client credentials: ask an admin to check the "
+                          "integration's Client ID and Client Secret");
             return TOK_FAILED;
         }
         broker_explain_bitbucket_error(c->err, in->base_url);
         return TOK_FAILED;
     }
     if (!c->fresh->access_token[0]) {
-        broker_set_error(c->err, PORTICO__ERROR_CODE__UPSTREAM, "no_token", "Bitbucket answered without a token");
+        bus_error_set(c->err, PORTICO__ERROR_CODE__UPSTREAM, DETAIL(NO_TOKEN), "Bitbucket answered without a token");
         return TOK_FAILED;
     }
     return TOK_STORE;
@@ -389,7 +389,7 @@ int broker_tokens_get_oauth1(broker_worker_t *w, int64_t identity_id, broker_tok
     } else if (s_take(tok, t, rep->generation) == 0 && s_take_secret(tok, t) == 0) {
         rc = 0;
     } else {
-        broker_set_error(err, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+        bus_error_set(err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
     }
     s_free_tokens_msg(&rep->base, rep->tokens);
     return rc;

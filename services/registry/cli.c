@@ -55,8 +55,8 @@ static int s_call(reg_ctx_t *ctx, bus_handler_fn fn, const ProtobufCMessage *req
     snprintf(r.method, sizeof r.method, "cli");
     fn(ctx, &r, req, &reply);
     int rc = 0;
-    if (reply.code != PORTICO__ERROR_CODE__OK) {
-        s_fail("%s", reply.message);
+    if (reply.err.code != PORTICO__ERROR_CODE__OK) {
+        s_fail("%s", reply.err.message);
         rc = -1;
     } else if (desc && out) {
         *out = protobuf_c_message_unpack(desc, NULL, reply.body_len, reply.body);

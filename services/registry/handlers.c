@@ -16,15 +16,15 @@ void reg_reply_db(bus_reply_t *reply, db_rc_t rc)
 {
     switch (rc) {
     case DB_DOWN:
-        bus_reply_error(reply, PORTICO__ERROR_CODE__UNAVAILABLE, "database",
-                        "the registry's database is not reachable; try again in a moment");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(DATABASE),
+                      "the registry's database is not reachable; try again in a moment");
         break;
     case DB_TIMEOUT:
-        bus_reply_error(reply, PORTICO__ERROR_CODE__TIMEOUT, "database",
-                        "the registry's database did not answer in time");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__TIMEOUT, DETAIL(DATABASE),
+                      "the registry's database did not answer in time");
         break;
     default:
-        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "internal error in the registry");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "internal error in the registry");
         break;
     }
 }
@@ -47,29 +47,29 @@ static size_t s_utf8_len(const unsigned char *p)
     return n;
 }
 
-bool reg_check_text(bus_reply_t *reply, const char *field, const char *label, const char *value, size_t max, int flags)
+bool reg_check_text(bus_reply_t *reply, int field, const char *label, const char *value, size_t max, int flags)
 {
     const char *v = value ? value : "";
     size_t len = strlen(v);
     if (!len && (flags & REG_REQUIRED)) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, field, "%s is required", label);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, field, "%s is required", label);
         return false;
     }
     if (len > max) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, field, "%s must be at most %zu characters", label,
-                        max);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, field, "%s must be at most %zu characters", label,
+                      max);
         return false;
     }
     for (const unsigned char *p = (const unsigned char *)v; *p;) {
         bool newline = *p == '\n' || *p == '\r' || *p == '\t';
         if ((*p < 0x20 && !(newline && (flags & REG_MULTILINE))) || *p == 0x7f) {
-            bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, field, "%s must not contain control characters",
-                            label);
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, field,
+                          "%s must not contain control characters", label);
             return false;
         }
         size_t n = s_utf8_len(p);
         if (!n) {
-            bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, field, "%s is not valid UTF-8", label);
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, field, "%s is not valid UTF-8", label);
             return false;
         }
         p += n;
@@ -77,22 +77,23 @@ bool reg_check_text(bus_reply_t *reply, const char *field, const char *label, co
     return true;
 }
 
-bool reg_check_hash(bus_reply_t *reply, const char *field, const ProtobufCBinaryData *h, bool required)
+bool reg_check_hash(bus_reply_t *reply, int field, const ProtobufCBinaryData *h, bool required)
 {
     if (h->len == 0 && !required)
         return true;
     if (h->len != 32) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, field, "%s must be a SHA-256 digest (32 bytes)",
-                        field);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, field, "%s must be a SHA-256 digest (32 bytes)",
+                      bus_detail_name(field));
         return false;
     }
     return true;
 }
 
-bool reg_check_id(bus_reply_t *reply, const char *field, int64_t id)
+bool reg_check_id(bus_reply_t *reply, int field, int64_t id)
 {
     if (id <= 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, field, "%s must be a positive number", field);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, field, "%s must be a positive number",
+                      bus_detail_name(field));
         return false;
     }
     return true;

@@ -40,10 +40,10 @@ void reg_reply_db(bus_reply_t *reply, db_rc_t rc);
 /* Valid UTF-8, no control characters (newlines allowed with MULTILINE),
  * at most max bytes, present when REQUIRED; else BAD_REQUEST with detail
  * set to field and label naming it in the message. */
-bool reg_check_text(bus_reply_t *reply, const char *field, const char *label, const char *value, size_t max, int flags);
+bool reg_check_text(bus_reply_t *reply, int field, const char *label, const char *value, size_t max, int flags);
 /* A SHA-256 digest: exactly 32 bytes (or empty when not required). */
-bool reg_check_hash(bus_reply_t *reply, const char *field, const ProtobufCBinaryData *h, bool required);
-bool reg_check_id(bus_reply_t *reply, const char *field, int64_t id);
+bool reg_check_hash(bus_reply_t *reply, int field, const ProtobufCBinaryData *h, bool required);
+bool reg_check_id(bus_reply_t *reply, int field, int64_t id);
 /* The actor recorded in the audit log for a request. */
 const char *reg_actor(const char *actor);
 

@@ -189,7 +189,7 @@ void h_access_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
     (void)req;
     reg_ctx_t *c = ctx;
     const Portico__Registry__GetAccessRequest *r = (const Portico__Registry__GetAccessRequest *)msg;
-    if (!reg_check_id(reply, "integration_id", r->integration_id))
+    if (!reg_check_id(reply, DETAIL(INTEGRATION_ID), r->integration_id))
         return;
     reg_access_rules_t rules;
     db_rc_t rc = reg_access_load(c->db, r->integration_id, &rules);
@@ -205,34 +205,34 @@ void h_access_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
 
 static bool s_check_rules(const Portico__Registry__AccessRules *in, bus_reply_t *reply, char *joined, size_t size)
 {
-    if (!reg_check_text(reply, "resource", "Bitbucket project or repository", in->resource, ACCESS_MAX_RESOURCE,
+    if (!reg_check_text(reply, DETAIL(RESOURCE), "Bitbucket project or repository", in->resource, ACCESS_MAX_RESOURCE,
                         REG_OPTIONAL) ||
-        !reg_check_text(reply, "contact", "whom to ask", in->contact, ACCESS_MAX_CONTACT, REG_OPTIONAL))
+        !reg_check_text(reply, DETAIL(CONTACT), "whom to ask", in->contact, ACCESS_MAX_CONTACT, REG_OPTIONAL))
         return false;
     if (!access_resource_valid(in->resource)) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "resource",
-                        "write a project key (PROJ) or a project key and repository slug (PROJ/repo)");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(RESOURCE),
+                      "write a project key (PROJ) or a project key and repository slug (PROJ/repo)");
         return false;
     }
     if (in->n_patterns > ACCESS_MAX_PATTERNS) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "patterns", "at most %d names or patterns",
-                        ACCESS_MAX_PATTERNS);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(PATTERNS), "at most %d names or patterns",
+                      ACCESS_MAX_PATTERNS);
         return false;
     }
     size_t used = 0;
     joined[0] = '\0';
     for (size_t i = 0; i < in->n_patterns; i++) {
         const char *p = in->patterns[i];
-        if (!reg_check_text(reply, "patterns", "names and patterns", p, ACCESS_MAX_PATTERN, REG_REQUIRED))
+        if (!reg_check_text(reply, DETAIL(PATTERNS), "names and patterns", p, ACCESS_MAX_PATTERN, REG_REQUIRED))
             return false;
         if (!access_pattern_valid(p)) {
-            bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "patterns",
-                            "\"%.60s\" is neither a user name, an e-mail address nor *@domain", p);
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(PATTERNS),
+                          "\"%.60s\" is neither a user name, an e-mail address nor *@domain", p);
             return false;
         }
         int n = snprintf(joined + used, size - used, "%s%s", used ? "\n" : "", p);
         if (n < 0 || (size_t)n >= size - used) {
-            bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "patterns", "the list is too long");
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(PATTERNS), "the list is too long");
             return false;
         }
         used += (size_t)n;
@@ -251,12 +251,12 @@ void h_access_set(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
     memset(&rules, 0, sizeof rules);
     db_rc_t rc;
     if (!r->rules) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "rules", "rules are required");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(RULES), "rules are required");
         return;
     }
-    if (!reg_check_id(reply, "integration_id", r->rules->integration_id) ||
-        !reg_check_text(reply, "actor", "actor", r->actor, MAX_ACTOR, REG_OPTIONAL) ||
-        !reg_check_text(reply, "addr", "address", r->addr, MAX_ADDR, REG_OPTIONAL) ||
+    if (!reg_check_id(reply, DETAIL(INTEGRATION_ID), r->rules->integration_id) ||
+        !reg_check_text(reply, DETAIL(ACTOR), "actor", r->actor, MAX_ACTOR, REG_OPTIONAL) ||
+        !reg_check_text(reply, DETAIL(ADDR), "address", r->addr, MAX_ADDR, REG_OPTIONAL) ||
         !s_check_rules(r->rules, reply, joined, sizeof joined))
         return;
     db_params_t p;
@@ -269,8 +269,8 @@ void h_access_set(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
     if ((rc = db_begin(c->db)) != DB_OK || (rc = db_exec(c->db, &s_set, &p, &res)) != DB_OK)
         goto db_fail;
     if (PQntuples(res) == 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "integration", "integration %" PRId64 " does not exist",
-                        r->rules->integration_id);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION),
+                      "integration %" PRId64 " does not exist", r->rules->integration_id);
         goto out;
     }
     db_params_t q;
@@ -287,7 +287,7 @@ void h_access_set(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
         goto db_fail;
     if (s_rules_fill(&rules, r->rules->integration_id, db_get_text(res, 0, 1), db_get_text(res, 0, 2),
                      db_get_text(res, 0, 3)) < 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         goto out;
     }
     rules.msg.updated_at = db_get_int(res, 0, 4);
@@ -312,9 +312,8 @@ void h_access_due(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
     reg_ctx_t *c = ctx;
     const Portico__Registry__DueAccessRequest *r = (const Portico__Registry__DueAccessRequest *)msg;
     if (r->older_than_s < 0 || r->limit < 0 || r->limit > DUE_MAX || r->claim_s < 0 || r->claim_s > 3600) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "limit",
-                        "older_than_s must not be negative, limit must be from 0 to %d, claim_s from 0 to 3600",
-                        DUE_MAX);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(LIMIT),
+                      "older_than_s must not be negative, limit must be from 0 to %d, claim_s from 0 to 3600", DUE_MAX);
         return;
     }
     db_params_t p;
@@ -334,7 +333,7 @@ void h_access_due(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
     reg_access_rules_t *rules = calloc((size_t)rows + 1, sizeof *rules);
     int filled = 0;
     if (!items || !ptrs || !rules) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         goto out;
     }
     for (int i = 0; i < rows; i++, filled++) {
@@ -349,7 +348,7 @@ void h_access_due(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
         if (s_rules_fill(&rules[i], k->integration_id, db_get_text(res, i, 6), db_get_text(res, i, 7),
                          db_get_text(res, i, 8)) < 0) {
             filled++;
-            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
             goto out;
         }
         k->rules = &rules[i].msg;
@@ -378,9 +377,9 @@ void h_access_result(void *ctx, bus_request_t *req, const ProtobufCMessage *msg,
     const Portico__Registry__AccessResultRequest *r = (const Portico__Registry__AccessResultRequest *)msg;
     PGresult *res = NULL, *del = NULL;
     db_rc_t rc;
-    if (!reg_check_id(reply, "identity_id", r->identity_id) ||
-        !reg_check_text(reply, "reason", "reason", r->reason, MAX_REASON, r->ok ? REG_OPTIONAL : REG_REQUIRED) ||
-        !reg_check_text(reply, "email", "e-mail address", r->email, MAX_EMAIL, REG_OPTIONAL))
+    if (!reg_check_id(reply, DETAIL(IDENTITY_ID), r->identity_id) ||
+        !reg_check_text(reply, DETAIL(REASON), "reason", r->reason, MAX_REASON, r->ok ? REG_OPTIONAL : REG_REQUIRED) ||
+        !reg_check_text(reply, DETAIL(EMAIL), "e-mail address", r->email, MAX_EMAIL, REG_OPTIONAL))
         return;
     db_params_t p;
     db_params_init(&p);
@@ -389,8 +388,8 @@ void h_access_result(void *ctx, bus_request_t *req, const ProtobufCMessage *msg,
     if ((rc = db_begin(c->db)) != DB_OK || (rc = db_exec(c->db, &s_identity, &p, &res)) != DB_OK)
         goto db_fail;
     if (PQntuples(res) == 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "identity", "identity %" PRId64 " does not exist",
-                        r->identity_id);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(IDENTITY),
+                      "identity %" PRId64 " does not exist", r->identity_id);
         goto out;
     }
     int64_t user_id = db_get_int(res, 0, 0), integration_id = db_get_int(res, 0, 1);
@@ -449,7 +448,8 @@ void h_access_ended(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, 
     reg_ctx_t *c = ctx;
     const Portico__Registry__ListAccessEndedRequest *r = (const Portico__Registry__ListAccessEndedRequest *)msg;
     if (r->limit < 0 || r->limit > ENDED_MAX) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "limit", "limit must be from 0 to %d", ENDED_MAX);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(LIMIT), "limit must be from 0 to %d",
+                      ENDED_MAX);
         return;
     }
     db_params_t p;
@@ -465,7 +465,7 @@ void h_access_ended(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, 
     Portico__Registry__AccessEnded *items = calloc((size_t)rows + 1, sizeof *items);
     Portico__Registry__AccessEnded **ptrs = calloc((size_t)rows + 1, sizeof *ptrs);
     if (!items || !ptrs) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         goto out;
     }
     for (int i = 0; i < rows; i++) {
@@ -494,7 +494,8 @@ void h_access_refused(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
     reg_ctx_t *c = ctx;
     const Portico__Registry__ListRefusedRequest *r = (const Portico__Registry__ListRefusedRequest *)msg;
     if (r->limit < 0 || r->limit > REFUSED_MAX) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "limit", "limit must be from 0 to %d", REFUSED_MAX);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(LIMIT), "limit must be from 0 to %d",
+                      REFUSED_MAX);
         return;
     }
     db_params_t p;
@@ -510,7 +511,7 @@ void h_access_refused(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
     Portico__Registry__AuditEntry *items = calloc((size_t)rows + 1, sizeof *items);
     Portico__Registry__AuditEntry **ptrs = calloc((size_t)rows + 1, sizeof *ptrs);
     if (!items || !ptrs) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         goto out;
     }
     for (int i = 0; i < rows; i++) {
@@ -552,14 +553,14 @@ void h_access_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, b
     reg_access_rules_t *rules = calloc((size_t)rows + 1, sizeof *rules);
     Portico__Registry__AccessRules **ptrs = calloc((size_t)rows + 1, sizeof *ptrs);
     if (!rules || !ptrs) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         goto out;
     }
     for (int i = 0; i < rows; i++) {
         filled++;
         if (s_rules_fill(&rules[i], db_get_int(res, i, 0), db_get_text(res, i, 1), db_get_text(res, i, 2),
                          db_get_text(res, i, 3)) < 0) {
-            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
             goto out;
         }
         rules[i].msg.updated_at = db_get_int(res, i, 4);

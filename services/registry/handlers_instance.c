@@ -25,9 +25,9 @@ void h_instance_report(void *ctx, bus_request_t *req, const ProtobufCMessage *ms
     (void)req;
     reg_ctx_t *c = ctx;
     const Portico__Registry__InstanceReportRequest *r = (const Portico__Registry__InstanceReportRequest *)msg;
-    if (!reg_check_text(reply, "instance", "instance", r->instance, MAX_INSTANCE, REG_REQUIRED) ||
-        !reg_check_text(reply, "version", "version", r->version, MAX_VERSION, REG_OPTIONAL) ||
-        !reg_check_text(reply, "status", "status", r->status, MAX_STATUS, REG_OPTIONAL))
+    if (!reg_check_text(reply, DETAIL(INSTANCE), "instance", r->instance, MAX_INSTANCE, REG_REQUIRED) ||
+        !reg_check_text(reply, DETAIL(VERSION), "version", r->version, MAX_VERSION, REG_OPTIONAL) ||
+        !reg_check_text(reply, DETAIL(STATUS), "status", r->status, MAX_STATUS, REG_OPTIONAL))
         return;
     db_params_t p;
     db_params_init(&p);

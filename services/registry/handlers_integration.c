@@ -71,23 +71,24 @@ static const db_stmt_t s_set_test = {
 
 static bool s_check_actor(bus_reply_t *reply, const char *actor, const char *addr)
 {
-    return reg_check_text(reply, "actor", "actor", actor, MAX_ACTOR, REG_OPTIONAL) &&
-           reg_check_text(reply, "addr", "address", addr, MAX_ADDR, REG_OPTIONAL);
+    return reg_check_text(reply, DETAIL(ACTOR), "actor", actor, MAX_ACTOR, REG_OPTIONAL) &&
+           reg_check_text(reply, DETAIL(ADDR), "address", addr, MAX_ADDR, REG_OPTIONAL);
 }
 
 static void s_not_found(bus_reply_t *reply, int64_t id)
 {
-    bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "integration", "integration %" PRId64 " does not exist", id);
+    bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION),
+                  "integration %" PRId64 " does not exist", id);
 }
 
 static void s_duplicate(bus_reply_t *reply, const char *base_url, int oauth_version)
 {
     if (oauth_version == 1)
-        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "duplicate",
-                        "an OAuth 1 integration for %s already exists", base_url);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(DUPLICATE),
+                      "an OAuth 1 integration for %s already exists", base_url);
     else
-        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "duplicate",
-                        "an integration for %s with this client ID already exists", base_url);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(DUPLICATE),
+                      "an integration for %s with this client ID already exists", base_url);
 }
 
 /* The host of a normalised base URL, the default display name. */
@@ -156,28 +157,30 @@ static bool s_validate_create(const Portico__Registry__CreateIntegrationRequest 
     const Portico__Registry__Integration *in = r->integration;
     char why[200];
     if (!in) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "integration", "integration is required");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(INTEGRATION), "integration is required");
         return false;
     }
     n->platform = in->platform[0] ? in->platform : PLATFORM_BITBUCKET_DC;
     if (strcmp(n->platform, PLATFORM_BITBUCKET_DC) != 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "platform",
-                        "platform must be \"" PLATFORM_BITBUCKET_DC "\"");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(PLATFORM),
+                      "platform must be \"" PLATFORM_BITBUCKET_DC "\"");
         return false;
     }
     if (in->id < 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "id", "id must be a reserved integration id");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(ID),
+                      "id must be a reserved integration id");
         return false;
     }
     if (url_normalize_base(in->base_url, n->base_url, sizeof n->base_url, why, sizeof why) < 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "base_url", "%s", why);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(BASE_URL), "%s", why);
         return false;
     }
     if (in->oauth_version != 1 && in->oauth_version != 2) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "oauth_version", "OAuth version must be 1 or 2");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(OAUTH_VERSION),
+                      "OAuth version must be 1 or 2");
         return false;
     }
-    if (!reg_check_text(reply, "name", "name", in->name, MAX_NAME, REG_OPTIONAL))
+    if (!reg_check_text(reply, DETAIL(NAME), "name", in->name, MAX_NAME, REG_OPTIONAL))
         return false;
     if (in->name[0])
         snprintf(n->name, sizeof n->name, "%s", in->name);
@@ -185,20 +188,21 @@ static bool s_validate_create(const Portico__Registry__CreateIntegrationRequest 
         s_host(n->base_url, n->name, sizeof n->name);
     n->client_id = n->client_secret = "";
     if (in->oauth_version == 2) {
-        if (!reg_check_text(reply, "client_id", "client ID", in->client_id, MAX_CLIENT_ID, REG_REQUIRED) ||
-            !reg_check_text(reply, "client_secret", "client secret", r->client_secret, MAX_CLIENT_SECRET, REG_REQUIRED))
+        if (!reg_check_text(reply, DETAIL(CLIENT_ID), "client ID", in->client_id, MAX_CLIENT_ID, REG_REQUIRED) ||
+            !reg_check_text(reply, DETAIL(CLIENT_SECRET), "client secret", r->client_secret, MAX_CLIENT_SECRET,
+                            REG_REQUIRED))
             return false;
         n->client_id = in->client_id;
         n->client_secret = r->client_secret;
     }
-    if (!reg_check_text(reply, "ca_cert", "CA certificate", in->ca_cert_pem, MAX_CA_CERT, REG_MULTILINE))
+    if (!reg_check_text(reply, DETAIL(CA_CERT), "CA certificate", in->ca_cert_pem, MAX_CA_CERT, REG_MULTILINE))
         return false;
     if (in->ca_cert_pem[0] && pki_check_ca_cert(in->ca_cert_pem, why, sizeof why) < 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "ca_cert", "%s", why);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(CA_CERT), "%s", why);
         return false;
     }
     n->ca_cert = in->ca_cert_pem;
-    return reg_check_text(reply, "bitbucket_version", "Bitbucket version", in->bitbucket_version, MAX_VERSION,
+    return reg_check_text(reply, DETAIL(BITBUCKET_VERSION), "Bitbucket version", in->bitbucket_version, MAX_VERSION,
                           REG_OPTIONAL) &&
            s_check_actor(reply, r->actor, r->addr);
 }
@@ -231,11 +235,12 @@ static db_rc_t s_take_id(db_t *db, int64_t wanted, int64_t *id, bus_reply_t *rep
     if (rc != DB_OK)
         return rc;
     if (PQntuples(res) > 0)
-        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "id", "integration %" PRId64 " already exists", wanted);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(ID), "integration %" PRId64 " already exists",
+                      wanted);
     else
-        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "reservation",
-                        "integration id %" PRId64 " is not reserved (reservations last a day): reserve a new one",
-                        wanted);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(RESERVATION),
+                      "integration id %" PRId64 " is not reserved (reservations last a day): reserve a new one",
+                      wanted);
     PQclear(res);
     return DB_OK;
 }
@@ -259,7 +264,8 @@ void h_integration_create(void *ctx, bus_request_t *req, const ProtobufCMessage 
     /* Key generation takes a moment: do it before the transaction. */
     if (version == 1 && pki_oauth1_generate(&oauth1) < 0) {
         log_error("could not generate the OAuth 1 key pair", NULL);
-        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "could not generate the OAuth 1 key pair");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE),
+                      "could not generate the OAuth 1 key pair");
         return;
     }
     if ((rc = db_begin(c->db)) != DB_OK)
@@ -297,7 +303,8 @@ void h_integration_create(void *ctx, bus_request_t *req, const ProtobufCMessage 
         if (!strcmp(db_constraint(c->db), "integrations_endpoint_key"))
             s_duplicate(reply, n.base_url, version);
         else
-            bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "id", "integration %" PRId64 " already exists", id);
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(ID),
+                          "integration %" PRId64 " already exists", id);
         goto out;
     }
     if (rc != DB_OK)
@@ -315,7 +322,8 @@ void h_integration_create(void *ctx, bus_request_t *req, const ProtobufCMessage 
     goto out;
 seal_fail:
     log_error("could not encrypt a secret", "integration=%" PRId64, id);
-    bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "could not encrypt the integration's secrets");
+    bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE),
+                  "could not encrypt the integration's secrets");
     goto out;
 db_fail:
     reg_reply_db(reply, rc);
@@ -361,10 +369,10 @@ void h_integration_get(void *ctx, bus_request_t *req, const ProtobufCMessage *ms
      * (facing the internet) never receives them. */
     if (r->with_secrets && strcmp(req->caller, "broker") != 0) {
         busauth_log_refused("integration.get with_secrets", req->caller, "");
-        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "caller", "this service may not read secrets");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(CALLER), "this service may not read secrets");
         return;
     }
-    if (!reg_check_id(reply, "id", r->id))
+    if (!reg_check_id(reply, DETAIL(ID), r->id))
         return;
     db_params_init(&p);
     db_param_int(&p, r->id);
@@ -385,8 +393,8 @@ void h_integration_get(void *ctx, bus_request_t *req, const ProtobufCMessage *ms
     out.integration = &in;
     if (r->with_secrets) {
         if (reg_open_integration_secrets(c->keys, r->id, res, 0, 19, &client_secret, &private_key) < 0) {
-            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "key",
-                            "the integration's secrets could not be decrypted with the configured key");
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(KEY),
+                          "the integration's secrets could not be decrypted with the configured key");
             goto out;
         }
         secrets.client_secret = client_secret;
@@ -418,7 +426,7 @@ void h_integration_list(void *ctx, bus_request_t *req, const ProtobufCMessage *m
     Portico__Registry__Integration *items = calloc((size_t)rows + 1, sizeof *items);
     Portico__Registry__Integration **ptrs = calloc((size_t)rows + 1, sizeof *ptrs);
     if (!items || !ptrs) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         goto out;
     }
     reg_integration_cols_t cols = reg_integration_columns(res);
@@ -451,24 +459,25 @@ static void s_changed(update_t *u, const char *field)
 static bool s_validate_update(const Portico__Registry__UpdateIntegrationRequest *r, update_t *u, bus_reply_t *reply)
 {
     char why[200];
-    if (!reg_check_id(reply, "id", r->id))
+    if (!reg_check_id(reply, DETAIL(ID), r->id))
         return false;
     if (r->base_url[0]) {
         if (url_normalize_base(r->base_url, u->base_url, sizeof u->base_url, why, sizeof why) < 0) {
-            bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "base_url", "%s", why);
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(BASE_URL), "%s", why);
             return false;
         }
         u->set_base_url = true;
         s_changed(u, "base_url");
     }
-    if (!reg_check_text(reply, "name", "name", r->name, MAX_NAME, REG_OPTIONAL) ||
-        !reg_check_text(reply, "client_id", "client ID", r->client_id, MAX_CLIENT_ID, REG_OPTIONAL) ||
-        !reg_check_text(reply, "client_secret", "client secret", r->client_secret, MAX_CLIENT_SECRET, REG_OPTIONAL) ||
-        !reg_check_text(reply, "ca_cert", "CA certificate", r->ca_cert_pem, MAX_CA_CERT, REG_MULTILINE) ||
+    if (!reg_check_text(reply, DETAIL(NAME), "name", r->name, MAX_NAME, REG_OPTIONAL) ||
+        !reg_check_text(reply, DETAIL(CLIENT_ID), "client ID", r->client_id, MAX_CLIENT_ID, REG_OPTIONAL) ||
+        !reg_check_text(reply, DETAIL(CLIENT_SECRET), "client secret", r->client_secret, MAX_CLIENT_SECRET,
+                        REG_OPTIONAL) ||
+        !reg_check_text(reply, DETAIL(CA_CERT), "CA certificate", r->ca_cert_pem, MAX_CA_CERT, REG_MULTILINE) ||
         !s_check_actor(reply, r->actor, r->addr))
         return false;
     if (r->set_ca_cert && r->ca_cert_pem[0] && pki_check_ca_cert(r->ca_cert_pem, why, sizeof why) < 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "ca_cert", "%s", why);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(CA_CERT), "%s", why);
         return false;
     }
     if (r->name[0])
@@ -558,8 +567,9 @@ void h_integration_update(void *ctx, bus_request_t *req, const ProtobufCMessage 
     char base_url[2048];
     snprintf(base_url, sizeof base_url, "%s", u.set_base_url ? u.base_url : db_get_text(res, 0, 1));
     if (version == 1 && (r->client_id[0] || r->client_secret[0])) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, r->client_id[0] ? "client_id" : "client_secret",
-                        "OAuth 1 integrations have no client ID or client secret");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST,
+                      r->client_id[0] ? DETAIL(CLIENT_ID) : DETAIL(CLIENT_SECRET),
+                      "OAuth 1 integrations have no client ID or client secret");
         goto out;
     }
     char was[700], now[700];
@@ -569,9 +579,10 @@ void h_integration_update(void *ctx, bus_request_t *req, const ProtobufCMessage 
     /* The client secret was issued by the old server's application link:
      * a new server needs new credentials, never the old ones sent to it. */
     if (moved && version == 2 && (!r->client_id[0] || !r->client_secret[0])) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, r->client_id[0] ? "client_secret" : "client_id",
-                        "a Base URL on another host needs this integration's Client ID and Client Secret again, from "
-                        "the application link on that Bitbucket");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST,
+                      r->client_id[0] ? DETAIL(CLIENT_SECRET) : DETAIL(CLIENT_ID),
+                      "a Base URL on another host needs this integration's Client ID and Client Secret again, from "
+                      "the application link on that Bitbucket");
         goto out;
     }
     if (r->client_secret[0]) {
@@ -579,7 +590,8 @@ void h_integration_update(void *ctx, bus_request_t *req, const ProtobufCMessage 
         snprintf(row, sizeof row, "%" PRId64, r->id);
         secrets_aad(aad, sizeof aad, "integration", row, "client_secret");
         if (secrets_seal(c->keys, r->client_secret, aad, &secret, &secret_n) < 0) {
-            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "could not encrypt the client secret");
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE),
+                          "could not encrypt the client secret");
             goto out;
         }
     }
@@ -635,7 +647,7 @@ void h_integration_delete(void *ctx, bus_request_t *req, const ProtobufCMessage 
     PGresult *res = NULL;
     db_params_t p;
     db_rc_t rc;
-    if (!reg_check_id(reply, "id", r->id) || !s_check_actor(reply, r->actor, r->addr))
+    if (!reg_check_id(reply, DETAIL(ID), r->id) || !s_check_actor(reply, r->actor, r->addr))
         return;
     if ((rc = db_begin(c->db)) != DB_OK)
         goto db_fail;
@@ -691,11 +703,11 @@ void h_integration_set_test_result(void *ctx, bus_request_t *req, const Protobuf
     const Portico__Registry__SetTestResultRequest *r = (const Portico__Registry__SetTestResultRequest *)msg;
     PGresult *res = NULL;
     db_params_t p;
-    if (!reg_check_id(reply, "id", r->id) ||
-        !reg_check_text(reply, "bitbucket_version", "Bitbucket version", r->bitbucket_version, MAX_VERSION,
+    if (!reg_check_id(reply, DETAIL(ID), r->id) ||
+        !reg_check_text(reply, DETAIL(BITBUCKET_VERSION), "Bitbucket version", r->bitbucket_version, MAX_VERSION,
                         REG_OPTIONAL) ||
-        !reg_check_text(reply, "result", "test result", r->result, MAX_TEST_RESULT, REG_REQUIRED) ||
-        !reg_check_text(reply, "actor", "actor", r->actor, MAX_ACTOR, REG_OPTIONAL))
+        !reg_check_text(reply, DETAIL(RESULT), "test result", r->result, MAX_TEST_RESULT, REG_REQUIRED) ||
+        !reg_check_text(reply, DETAIL(ACTOR), "actor", r->actor, MAX_ACTOR, REG_OPTIONAL))
         return;
     db_params_init(&p);
     db_param_int(&p, r->id);

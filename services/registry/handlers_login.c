@@ -142,28 +142,29 @@ static void s_pending_row(const uint8_t *state_hash, const uint8_t *token_hash, 
 
 static bool s_validate_pending(const Portico__Registry__PendingLogin *pl, bus_reply_t *reply)
 {
-    if (!reg_check_hash(reply, "state_hash", &pl->state_hash, false) ||
-        !reg_check_hash(reply, "browser_hash", &pl->browser_hash, true) ||
-        !reg_check_id(reply, "integration_id", pl->integration_id) ||
-        !reg_check_text(reply, "code_verifier", "code verifier", pl->code_verifier, MAX_VERIFIER, REG_OPTIONAL) ||
-        !reg_check_text(reply, "request_token", "request token", pl->request_token, MAX_OAUTH1_TOKEN, REG_OPTIONAL) ||
-        !reg_check_text(reply, "request_token_secret", "request token secret", pl->request_token_secret,
+    if (!reg_check_hash(reply, DETAIL(STATE_HASH), &pl->state_hash, false) ||
+        !reg_check_hash(reply, DETAIL(BROWSER_HASH), &pl->browser_hash, true) ||
+        !reg_check_id(reply, DETAIL(INTEGRATION_ID), pl->integration_id) ||
+        !reg_check_text(reply, DETAIL(CODE_VERIFIER), "code verifier", pl->code_verifier, MAX_VERIFIER, REG_OPTIONAL) ||
+        !reg_check_text(reply, DETAIL(REQUEST_TOKEN), "request token", pl->request_token, MAX_OAUTH1_TOKEN,
+                        REG_OPTIONAL) ||
+        !reg_check_text(reply, DETAIL(REQUEST_TOKEN_SECRET), "request token secret", pl->request_token_secret,
                         MAX_OAUTH1_TOKEN, REG_OPTIONAL) ||
-        !reg_check_text(reply, "return_to", "return path", pl->return_to, MAX_RETURN_TO, REG_OPTIONAL))
+        !reg_check_text(reply, DETAIL(RETURN_TO), "return path", pl->return_to, MAX_RETURN_TO, REG_OPTIONAL))
         return false;
     if (pl->state_hash.len == 0 && !pl->request_token[0]) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "state_hash",
-                        "a pending login needs a state hash or a request token");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(STATE_HASH),
+                      "a pending login needs a state hash or a request token");
         return false;
     }
     if (pl->return_to[0] && !url_is_local_path(pl->return_to)) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "return_to",
-                        "the return path must be a local path starting with a single /");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(RETURN_TO),
+                      "the return path must be a local path starting with a single /");
         return false;
     }
     if (pl->ttl_seconds < 0 || pl->ttl_seconds > PENDING_TTL_MAX_S) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "ttl_seconds",
-                        "ttl_seconds must be from 0 (the default, %d) to %d", PENDING_TTL_DEFAULT_S, PENDING_TTL_MAX_S);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(TTL_SECONDS),
+                      "ttl_seconds must be from 0 (the default, %d) to %d", PENDING_TTL_DEFAULT_S, PENDING_TTL_MAX_S);
         return false;
     }
     return true;
@@ -174,12 +175,13 @@ static void s_pending_insert_for_oauth2(reg_ctx_t *c, const db_params_t *p, int6
     PGresult *res = NULL;
     db_rc_t rc = db_exec(c->db, &s_pending_insert_oauth2, p, &res);
     if (rc == DB_UNIQUE) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "exists", "a login with this state is already pending");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(EXISTS),
+                      "a login with this state is already pending");
     } else if (rc != DB_OK) {
         reg_reply_db(reply, rc);
     } else if (PQntuples(res) == 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "integration", "integration %" PRId64 " does not exist",
-                        integration_id);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION),
+                      "integration %" PRId64 " does not exist", integration_id);
     } else {
         Portico__Registry__Integration in;
         reg_integration_cols_t cols = reg_integration_columns(res);
@@ -205,7 +207,7 @@ void h_pending_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
     db_params_t p;
 
     if (!pl) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "pending", "pending is required");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(PENDING), "pending is required");
         return;
     }
     if (!s_validate_pending(pl, reply))
@@ -229,8 +231,9 @@ void h_pending_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
         log_warn(browser_full ? "refused a login start: too many pending logins for one browser"
                               : "refused a login start: too many pending logins",
                  NULL);
-        bus_reply_error(reply, PORTICO__ERROR_CODE__RATE_LIMITED, browser_full ? "pending_browser" : "pending_total",
-                        "too many sign-ins are in progress: finish one or wait a few minutes");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__RATE_LIMITED,
+                      browser_full ? DETAIL(PENDING_BROWSER) : DETAIL(PENDING_TOTAL),
+                      "too many sign-ins are in progress: finish one or wait a few minutes");
         return;
     }
     bool has_token = pl->request_token[0] != '\0';
@@ -242,7 +245,8 @@ void h_pending_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
     for (int i = 0; i < 3; i++) {
         secrets_aad(aad, sizeof aad, "pending", row, columns[i]);
         if (secrets_seal(c->keys, values[i], aad, &sealed[i], &sealed_n[i]) < 0) {
-            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "could not encrypt the pending login");
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE),
+                          "could not encrypt the pending login");
             goto out;
         }
     }
@@ -261,10 +265,11 @@ void h_pending_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
     }
     db_rc_t rc = db_exec(c->db, &s_pending_insert, &p, NULL);
     if (rc == DB_UNIQUE)
-        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "exists", "a login with this state is already pending");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(EXISTS),
+                      "a login with this state is already pending");
     else if (rc == DB_FOREIGN)
-        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "integration", "integration %" PRId64 " does not exist",
-                        pl->integration_id);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION),
+                      "integration %" PRId64 " does not exist", pl->integration_id);
     else if (rc != DB_OK)
         reg_reply_db(reply, rc);
     else
@@ -287,8 +292,8 @@ static void s_explain_miss(reg_ctx_t *c, bool by_state, const db_params_t *p, bu
         return;
     }
     if (PQntuples(res) == 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "unknown",
-                        "no login is waiting for this callback: it was already completed or never started");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(UNKNOWN),
+                      "no login is waiting for this callback: it was already completed or never started");
     } else if (db_get_bool(res, 0, 2)) {
         db_params_t q;
         db_params_init(&q);
@@ -297,14 +302,16 @@ static void s_explain_miss(reg_ctx_t *c, bool by_state, const db_params_t *p, bu
         if (rc != DB_OK)
             reg_reply_db(reply, rc);
         else
-            bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "expired", "the login took too long and expired");
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(EXPIRED),
+                          "the login took too long and expired");
     } else if (!db_get_bool(res, 0, 0)) {
         log_warn("refused a login callback from another browser", NULL);
-        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "browser", "this login was started in another browser");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(BROWSER),
+                      "this login was started in another browser");
     } else {
         log_warn("refused a login callback for another integration", NULL);
-        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "integration",
-                        "this login was started for another integration");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(INTEGRATION),
+                      "this login was started for another integration");
     }
     PQclear(res);
 }
@@ -324,7 +331,7 @@ static void s_reply_pending(reg_ctx_t *c, const PGresult *res, bool with_integra
     uint8_t *browser_hash = db_get_bytes(res, 0, 6, &bh_n);
     const char *columns[3] = {"code_verifier", "request_token", "request_token_secret"};
     if ((state_hash && sh_n != 32) || (!state_hash && (!token_hash || th_n != 32))) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "internal error in the registry");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "internal error in the registry");
         goto out;
     }
     s_pending_row(state_hash, token_hash, row, sizeof row);
@@ -336,8 +343,8 @@ static void s_reply_pending(reg_ctx_t *c, const PGresult *res, bool with_integra
         free(sealed);
         if (!opened[i]) {
             log_error("could not decrypt a pending login", NULL);
-            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "key",
-                            "the pending login could not be decrypted with the configured key");
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(KEY),
+                          "the pending login could not be decrypted with the configured key");
             goto out;
         }
     }
@@ -359,8 +366,8 @@ static void s_reply_pending(reg_ctx_t *c, const PGresult *res, bool with_integra
         reg_fill_integration(&in, res, 0, &cols);
         if (reg_open_integration_secrets(c->keys, in.id, res, 0, PENDING_NCOLUMNS + REG_INTEGRATION_NCOLUMNS,
                                          &client_secret, &private_key) < 0) {
-            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "key",
-                            "the integration's secrets could not be decrypted with the configured key");
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(KEY),
+                          "the integration's secrets could not be decrypted with the configured key");
             goto out;
         }
         secrets.client_secret = client_secret;
@@ -394,14 +401,16 @@ void h_pending_consume(void *ctx, bus_request_t *req, const ProtobufCMessage *ms
     PGresult *res = NULL;
     uint8_t token_hash[32]; /* outlives the branch: p points at it */
     db_params_t p;
-    if (!reg_check_hash(reply, "state_hash", &r->state_hash, false) ||
-        !reg_check_hash(reply, "browser_hash", &r->browser_hash, true) ||
-        !reg_check_id(reply, "integration_id", r->integration_id) ||
-        !reg_check_text(reply, "request_token", "request token", r->request_token, MAX_OAUTH1_TOKEN, REG_OPTIONAL))
+    if (!reg_check_hash(reply, DETAIL(STATE_HASH), &r->state_hash, false) ||
+        !reg_check_hash(reply, DETAIL(BROWSER_HASH), &r->browser_hash, true) ||
+        !reg_check_id(reply, DETAIL(INTEGRATION_ID), r->integration_id) ||
+        !reg_check_text(reply, DETAIL(REQUEST_TOKEN), "request token", r->request_token, MAX_OAUTH1_TOKEN,
+                        REG_OPTIONAL))
         return;
     bool by_state = r->state_hash.len > 0;
     if (!by_state && !r->request_token[0]) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "state_hash", "give a state hash or a request token");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(STATE_HASH),
+                      "give a state hash or a request token");
         return;
     }
     db_params_init(&p);
@@ -423,7 +432,8 @@ void h_pending_consume(void *ctx, bus_request_t *req, const ProtobufCMessage *ms
     if (PQntuples(res) == 0)
         s_explain_miss(c, by_state, &p, reply);
     else if (db_get_bool(res, 0, 9))
-        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "expired", "the login took too long and expired");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(EXPIRED),
+                      "the login took too long and expired");
     else
         s_reply_pending(c, res, r->with_integration, reply);
     PQclear(res);
@@ -434,17 +444,18 @@ void h_pending_consume(void *ctx, bus_request_t *req, const ProtobufCMessage *ms
 bool reg_check_tokens(const Portico__Registry__Tokens *t, bus_reply_t *reply)
 {
     if (!t) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "tokens", "tokens are required");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(TOKENS), "tokens are required");
         return false;
     }
     if (t->expires_at < 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "expires_at", "expires_at must not be negative");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(EXPIRES_AT),
+                      "expires_at must not be negative");
         return false;
     }
-    return reg_check_text(reply, "access_token", "access token", t->access_token, MAX_TOKEN, REG_REQUIRED) &&
-           reg_check_text(reply, "refresh_token", "refresh token", t->refresh_token, MAX_TOKEN, REG_OPTIONAL) &&
-           reg_check_text(reply, "token_secret", "token secret", t->token_secret, MAX_TOKEN, REG_OPTIONAL) &&
-           reg_check_text(reply, "scope", "scope", t->scope, MAX_SCOPE, REG_OPTIONAL);
+    return reg_check_text(reply, DETAIL(ACCESS_TOKEN), "access token", t->access_token, MAX_TOKEN, REG_REQUIRED) &&
+           reg_check_text(reply, DETAIL(REFRESH_TOKEN), "refresh token", t->refresh_token, MAX_TOKEN, REG_OPTIONAL) &&
+           reg_check_text(reply, DETAIL(TOKEN_SECRET), "token secret", t->token_secret, MAX_TOKEN, REG_OPTIONAL) &&
+           reg_check_text(reply, DETAIL(SCOPE), "scope", t->scope, MAX_SCOPE, REG_OPTIONAL);
 }
 
 typedef struct {
@@ -493,8 +504,8 @@ static void s_reply_tokens(reg_ctx_t *c, int64_t identity_id, const PGresult *re
         free(sealed);
         if (!opened[i]) {
             log_error("could not decrypt stored tokens", "identity=%" PRId64, identity_id);
-            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "key",
-                            "the stored tokens could not be decrypted with the configured key");
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(KEY),
+                          "the stored tokens could not be decrypted with the configured key");
             goto out;
         }
     }
@@ -515,8 +526,8 @@ out:
 
 static void s_no_tokens(bus_reply_t *reply, int64_t identity_id)
 {
-    bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "tokens",
-                    "no tokens are stored for identity %" PRId64 ": the user must log in again", identity_id);
+    bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(TOKENS),
+                  "no tokens are stored for identity %" PRId64 ": the user must log in again", identity_id);
 }
 
 db_rc_t reg_tokens_store(reg_ctx_t *c, int64_t identity_id, const Portico__Registry__Tokens *t, bus_reply_t *reply)
@@ -524,7 +535,7 @@ db_rc_t reg_tokens_store(reg_ctx_t *c, int64_t identity_id, const Portico__Regis
     sealed_tokens_t s;
     db_params_t p;
     if (s_seal_tokens(c->keys, identity_id, t, &s) < 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "could not encrypt the tokens");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "could not encrypt the tokens");
         return DB_FAIL;
     }
     db_params_init(&p);
@@ -543,14 +554,14 @@ void h_token_store(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, b
     (void)req;
     reg_ctx_t *c = ctx;
     const Portico__Registry__StoreTokensRequest *r = (const Portico__Registry__StoreTokensRequest *)msg;
-    if (!reg_check_id(reply, "identity_id", r->identity_id) || !reg_check_tokens(r->tokens, reply))
+    if (!reg_check_id(reply, DETAIL(IDENTITY_ID), r->identity_id) || !reg_check_tokens(r->tokens, reply))
         return;
     db_rc_t rc = reg_tokens_store(c, r->identity_id, r->tokens, reply);
-    if (reply->code)
+    if (reply->err.code)
         return; /* answered already */
     if (rc == DB_FOREIGN)
-        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "identity", "identity %" PRId64 " does not exist",
-                        r->identity_id);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(IDENTITY),
+                      "identity %" PRId64 " does not exist", r->identity_id);
     else if (rc != DB_OK)
         reg_reply_db(reply, rc);
     else
@@ -564,7 +575,7 @@ void h_token_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus
     const Portico__Registry__GetTokensRequest *r = (const Portico__Registry__GetTokensRequest *)msg;
     PGresult *res = NULL;
     db_params_t p;
-    if (!reg_check_id(reply, "identity_id", r->identity_id))
+    if (!reg_check_id(reply, DETAIL(IDENTITY_ID), r->identity_id))
         return;
     db_params_init(&p);
     db_param_int(&p, r->identity_id);
@@ -582,7 +593,7 @@ void h_token_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus
 
 /* After a conditional statement matched nothing: NOT_FOUND when there are
  * no tokens at all, else CONFLICT with detail. */
-static void s_token_miss(reg_ctx_t *c, int64_t identity_id, const char *detail, const char *message, bus_reply_t *reply)
+static void s_token_miss(reg_ctx_t *c, int64_t identity_id, int detail, const char *message, bus_reply_t *reply)
 {
     PGresult *res = NULL;
     db_params_t p;
@@ -594,7 +605,7 @@ static void s_token_miss(reg_ctx_t *c, int64_t identity_id, const char *detail, 
     else if (PQntuples(res) == 0)
         s_no_tokens(reply, identity_id);
     else
-        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, detail, "%s", message);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, detail, "%s", message);
     PQclear(res);
 }
 
@@ -605,13 +616,13 @@ void h_token_lease(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, b
     const Portico__Registry__LeaseTokensRequest *r = (const Portico__Registry__LeaseTokensRequest *)msg;
     PGresult *res = NULL;
     db_params_t p;
-    if (!reg_check_id(reply, "identity_id", r->identity_id) ||
-        !reg_check_text(reply, "holder", "holder", r->holder, MAX_HOLDER, REG_REQUIRED))
+    if (!reg_check_id(reply, DETAIL(IDENTITY_ID), r->identity_id) ||
+        !reg_check_text(reply, DETAIL(HOLDER), "holder", r->holder, MAX_HOLDER, REG_REQUIRED))
         return;
     int lease_ms = r->lease_ms ? r->lease_ms : LEASE_DEFAULT_MS;
     if (lease_ms < LEASE_MIN_MS || lease_ms > LEASE_MAX_MS) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "lease_ms",
-                        "lease_ms must be from %d to %d (0 means %d)", LEASE_MIN_MS, LEASE_MAX_MS, LEASE_DEFAULT_MS);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(LEASE_MS),
+                      "lease_ms must be from %d to %d (0 means %d)", LEASE_MIN_MS, LEASE_MAX_MS, LEASE_DEFAULT_MS);
         return;
     }
     db_params_init(&p);
@@ -624,7 +635,7 @@ void h_token_lease(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, b
         return;
     }
     if (PQntuples(res) == 0)
-        s_token_miss(c, r->identity_id, "leased",
+        s_token_miss(c, r->identity_id, DETAIL(LEASED),
                      "another refresh of these tokens is in progress: wait, then read them again", reply);
     else
         s_reply_tokens(c, r->identity_id, res, reply);
@@ -640,9 +651,9 @@ void h_token_replace(void *ctx, bus_request_t *req, const ProtobufCMessage *msg,
     sealed_tokens_t s = {0};
     db_params_t p;
     db_rc_t rc;
-    if (!reg_check_id(reply, "identity_id", r->identity_id) ||
-        !reg_check_text(reply, "holder", "holder", r->holder, MAX_HOLDER, REG_REQUIRED) ||
-        !reg_check_id(reply, "generation", r->generation) || (!r->revoked && !reg_check_tokens(r->tokens, reply)))
+    if (!reg_check_id(reply, DETAIL(IDENTITY_ID), r->identity_id) ||
+        !reg_check_text(reply, DETAIL(HOLDER), "holder", r->holder, MAX_HOLDER, REG_REQUIRED) ||
+        !reg_check_id(reply, DETAIL(GENERATION), r->generation) || (!r->revoked && !reg_check_tokens(r->tokens, reply)))
         return;
     db_params_init(&p);
     db_param_int(&p, r->identity_id);
@@ -652,7 +663,7 @@ void h_token_replace(void *ctx, bus_request_t *req, const ProtobufCMessage *msg,
         rc = db_exec(c->db, &s_token_revoke, &p, &res);
     } else {
         if (s_seal_tokens(c->keys, r->identity_id, r->tokens, &s) < 0) {
-            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "could not encrypt the tokens");
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "could not encrypt the tokens");
             return;
         }
         for (int i = 0; i < 3; i++)
@@ -664,7 +675,7 @@ void h_token_replace(void *ctx, bus_request_t *req, const ProtobufCMessage *msg,
     if (rc != DB_OK)
         reg_reply_db(reply, rc);
     else if (PQcmdTuples(res)[0] == '0')
-        s_token_miss(c, r->identity_id, "lease_lost",
+        s_token_miss(c, r->identity_id, DETAIL(LEASE_LOST),
                      "the refresh lease was lost or the tokens changed meanwhile: read them again", reply);
     else
         reg_reply_empty(reply);
@@ -680,8 +691,8 @@ void h_token_release(void *ctx, bus_request_t *req, const ProtobufCMessage *msg,
     reg_ctx_t *c = ctx;
     const Portico__Registry__ReleaseTokensRequest *r = (const Portico__Registry__ReleaseTokensRequest *)msg;
     db_params_t p;
-    if (!reg_check_id(reply, "identity_id", r->identity_id) ||
-        !reg_check_text(reply, "holder", "holder", r->holder, MAX_HOLDER, REG_REQUIRED))
+    if (!reg_check_id(reply, DETAIL(IDENTITY_ID), r->identity_id) ||
+        !reg_check_text(reply, DETAIL(HOLDER), "holder", r->holder, MAX_HOLDER, REG_REQUIRED))
         return;
     db_params_init(&p);
     db_param_int(&p, r->identity_id);

@@ -44,15 +44,15 @@ static const db_stmt_t s_user_exists = {"session_user_exists", "SELECT 1 FROM us
 
 bool reg_check_session(bus_reply_t *reply, const Portico__Registry__CreateSessionRequest *r, int *idle, int *absolute)
 {
-    if (!reg_check_hash(reply, "token_hash", &r->token_hash, true) ||
-        !reg_check_text(reply, "addr", "address", r->addr, MAX_ADDR, REG_OPTIONAL))
+    if (!reg_check_hash(reply, DETAIL(TOKEN_HASH), &r->token_hash, true) ||
+        !reg_check_text(reply, DETAIL(ADDR), "address", r->addr, MAX_ADDR, REG_OPTIONAL))
         return false;
     *idle = r->idle_seconds ? r->idle_seconds : IDLE_DEFAULT_S;
     *absolute = r->absolute_seconds ? r->absolute_seconds : ABSOLUTE_DEFAULT_S;
     if (*idle < 1 || *idle > LIFETIME_MAX_S || *absolute < 1 || *absolute > LIFETIME_MAX_S) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST,
-                        *idle < 1 || *idle > LIFETIME_MAX_S ? "idle_seconds" : "absolute_seconds",
-                        "session timeouts must be from 1 to %d seconds", LIFETIME_MAX_S);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST,
+                      *idle < 1 || *idle > LIFETIME_MAX_S ? DETAIL(IDLE_SECONDS) : DETAIL(ABSOLUTE_SECONDS),
+                      "session timeouts must be from 1 to %d seconds", LIFETIME_MAX_S);
         return false;
     }
     return true;
@@ -86,7 +86,7 @@ void h_session_lookup(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
     const Portico__Registry__LookupSessionRequest *r = (const Portico__Registry__LookupSessionRequest *)msg;
     PGresult *res = NULL, *touched = NULL;
     db_params_t p;
-    if (!reg_check_hash(reply, "token_hash", &r->token_hash, true))
+    if (!reg_check_hash(reply, DETAIL(TOKEN_HASH), &r->token_hash, true))
         return;
     db_params_init(&p);
     db_param_bytes(&p, r->token_hash.data, r->token_hash.len);
@@ -96,12 +96,13 @@ void h_session_lookup(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
         return;
     }
     if (PQntuples(res) == 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "session", "no such session, or it has expired");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(SESSION),
+                      "no such session, or it has expired");
         goto out;
     }
     if (db_get_bool(res, 0, 1) && !db_get_bool(res, 0, 5)) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "setup_off",
-                        "this Setup Mode session ended when Setup Mode was turned off");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(SETUP_OFF),
+                      "this Setup Mode session ended when Setup Mode was turned off");
         goto out;
     }
     Portico__Registry__Session s = PORTICO__REGISTRY__SESSION__INIT;
@@ -112,7 +113,8 @@ void h_session_lookup(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
             goto out;
         }
         if (PQntuples(touched) == 0) {
-            bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "session", "no such session, or it has expired");
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(SESSION),
+                          "no such session, or it has expired");
             goto out;
         }
         s.expires_at = db_get_int(touched, 0, 0);
@@ -137,7 +139,7 @@ void h_session_delete(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
     reg_ctx_t *c = ctx;
     const Portico__Registry__DeleteSessionRequest *r = (const Portico__Registry__DeleteSessionRequest *)msg;
     db_params_t p;
-    if (!reg_check_hash(reply, "token_hash", &r->token_hash, true))
+    if (!reg_check_hash(reply, DETAIL(TOKEN_HASH), &r->token_hash, true))
         return;
     db_params_init(&p);
     db_param_bytes(&p, r->token_hash.data, r->token_hash.len);
@@ -157,9 +159,9 @@ void h_session_delete_user(void *ctx, bus_request_t *req, const ProtobufCMessage
     PGresult *res = NULL;
     db_params_t p;
     db_rc_t rc;
-    if (!reg_check_id(reply, "user_id", r->user_id) ||
-        !reg_check_text(reply, "actor", "actor", r->actor, MAX_ACTOR, REG_OPTIONAL) ||
-        !reg_check_text(reply, "addr", "address", r->addr, MAX_ADDR, REG_OPTIONAL))
+    if (!reg_check_id(reply, DETAIL(USER_ID), r->user_id) ||
+        !reg_check_text(reply, DETAIL(ACTOR), "actor", r->actor, MAX_ACTOR, REG_OPTIONAL) ||
+        !reg_check_text(reply, DETAIL(ADDR), "address", r->addr, MAX_ADDR, REG_OPTIONAL))
         return;
     db_params_init(&p);
     db_param_int(&p, r->user_id);
@@ -168,7 +170,8 @@ void h_session_delete_user(void *ctx, bus_request_t *req, const ProtobufCMessage
     if ((rc = db_exec(c->db, &s_user_exists, &p, &res)) != DB_OK)
         goto db_fail;
     if (PQntuples(res) == 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "user", "user %" PRId64 " does not exist", r->user_id);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(USER), "user %" PRId64 " does not exist",
+                      r->user_id);
         goto out;
     }
     PQclear(res);

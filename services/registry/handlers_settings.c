@@ -76,10 +76,10 @@ void h_settings_check_setup_token(void *ctx, bus_request_t *req, const ProtobufC
     char q[80];
     int idle = 0, absolute = 0;
     bool started = false;
-    if (!reg_check_text(reply, "addr", "address", r->addr, MAX_ADDR, REG_OPTIONAL))
+    if (!reg_check_text(reply, DETAIL(ADDR), "address", r->addr, MAX_ADDR, REG_OPTIONAL))
         return;
     if (!r->session) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "session", "the new session is required");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(SESSION), "the new session is required");
         return;
     }
     if (!reg_check_session(reply, r->session, &idle, &absolute))
@@ -92,14 +92,14 @@ void h_settings_check_setup_token(void *ctx, bus_request_t *req, const ProtobufC
         return;
     }
     if (!db_get_bool(res, 0, 0)) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "setup_off",
-                        "Setup Mode is off: sign in with an admin account instead");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(SETUP_OFF),
+                      "Setup Mode is off: sign in with an admin account instead");
         goto out;
     }
     if (db_get_int(res, 0, 3) >= SETUP_FAILURES_PER_ADDR) {
         log_warn("refused a setup token attempt: too many failures", "addr=%s", log_quote(r->addr, q, sizeof q));
-        bus_reply_error(reply, PORTICO__ERROR_CODE__RATE_LIMITED, "rate_limited",
-                        "too many wrong setup tokens: wait a minute and try again");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__RATE_LIMITED, DETAIL(RATE_LIMITED),
+                      "too many wrong setup tokens: wait a minute and try again");
         goto out;
     }
     size_t stored_n = 0;
@@ -116,14 +116,15 @@ void h_settings_check_setup_token(void *ctx, bus_request_t *req, const ProtobufC
         if (rc != DB_OK)
             reg_reply_db(reply, rc);
         else
-            bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "bad_token", "the setup token is not correct");
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(BAD_TOKEN),
+                          "the setup token is not correct");
         goto out;
     }
     if (!db_get_bool(res, 0, 2)) {
         log_warn("refused an expired setup token", "addr=%s", log_quote(r->addr, q, sizeof q));
-        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "token_expired",
-                        "this setup token has expired: get a new one on the registry's machine with "
-                        "`portico-registry setup-mode on`");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(TOKEN_EXPIRED),
+                      "this setup token has expired: get a new one on the registry's machine with "
+                      "`portico-registry setup-mode on`");
         goto out;
     }
     /* The accepted token and the Setup Mode session it opens: one
@@ -134,12 +135,13 @@ void h_settings_check_setup_token(void *ctx, bus_request_t *req, const ProtobufC
         rc = db_commit(c->db);
     db_rollback(c->db);
     if (rc == DB_UNIQUE)
-        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "exists", "a session with this token already exists");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(EXISTS),
+                      "a session with this token already exists");
     else if (rc != DB_OK)
         reg_reply_db(reply, rc);
     else if (!started)
-        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "setup_off",
-                        "Setup Mode is off: sign in with an admin account instead");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(SETUP_OFF),
+                      "Setup Mode is off: sign in with an admin account instead");
     else
         reg_reply_empty(reply);
 out:
@@ -154,8 +156,8 @@ void h_settings_set_setup_mode(void *ctx, bus_request_t *req, const ProtobufCMes
     PGresult *res = NULL;
     db_params_t p;
     db_rc_t rc;
-    if (!reg_check_text(reply, "actor", "actor", r->actor, MAX_ACTOR, REG_OPTIONAL) ||
-        !reg_check_text(reply, "addr", "address", r->addr, MAX_ADDR, REG_OPTIONAL))
+    if (!reg_check_text(reply, DETAIL(ACTOR), "actor", r->actor, MAX_ACTOR, REG_OPTIONAL) ||
+        !reg_check_text(reply, DETAIL(ADDR), "address", r->addr, MAX_ADDR, REG_OPTIONAL))
         return;
     if ((rc = db_begin(c->db)) != DB_OK)
         goto db_fail;
@@ -163,8 +165,8 @@ void h_settings_set_setup_mode(void *ctx, bus_request_t *req, const ProtobufCMes
         goto db_fail;
     bool current = db_get_bool(res, 0, 0), admin_exists = db_get_bool(res, 0, 1);
     if (!r->on && !admin_exists) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "no_admin",
-                        "cannot end Setup Mode before an admin exists: log in with a Bitbucket account first");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(NO_ADMIN),
+                      "cannot end Setup Mode before an admin exists: log in with a Bitbucket account first");
         goto out;
     }
     if (current != r->on) {
@@ -213,18 +215,18 @@ void h_audit_append(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, 
     const Portico__Registry__AppendAuditRequest *r = (const Portico__Registry__AppendAuditRequest *)msg;
     const Portico__Registry__AuditEntry *e = r->entry;
     if (!e) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "entry", "entry is required");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(ENTRY), "entry is required");
         return;
     }
-    if (!reg_check_text(reply, "action", "action", e->action, MAX_ACTION, REG_REQUIRED) ||
-        !reg_check_text(reply, "actor", "actor", e->actor, MAX_ACTOR, REG_OPTIONAL) ||
-        !reg_check_text(reply, "object", "object", e->object, MAX_OBJECT, REG_OPTIONAL) ||
-        !reg_check_text(reply, "addr", "address", e->addr, MAX_ADDR, REG_OPTIONAL) ||
-        !reg_check_text(reply, "detail", "detail", e->detail, MAX_DETAIL, REG_OPTIONAL))
+    if (!reg_check_text(reply, DETAIL(ACTION), "action", e->action, MAX_ACTION, REG_REQUIRED) ||
+        !reg_check_text(reply, DETAIL(ACTOR), "actor", e->actor, MAX_ACTOR, REG_OPTIONAL) ||
+        !reg_check_text(reply, DETAIL(OBJECT), "object", e->object, MAX_OBJECT, REG_OPTIONAL) ||
+        !reg_check_text(reply, DETAIL(ADDR), "address", e->addr, MAX_ADDR, REG_OPTIONAL) ||
+        !reg_check_text(reply, DETAIL(DETAIL), "detail", e->detail, MAX_DETAIL, REG_OPTIONAL))
         return;
     if (!s_valid_action(e->action)) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "action",
-                        "action may contain only a-z, 0-9, '.', '_' and '-'");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(ACTION),
+                      "action may contain only a-z, 0-9, '.', '_' and '-'");
         return;
     }
     db_rc_t rc = audit_write(c->db, e->actor, e->action, e->object, e->addr, e->detail);
@@ -242,8 +244,9 @@ void h_audit_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
     PGresult *res = NULL;
     db_params_t p;
     if (r->before_id < 0 || r->limit < 0 || r->limit > AUDIT_LIST_MAX) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, r->before_id < 0 ? "before_id" : "limit",
-                        "before_id must not be negative and limit must be from 0 to %d", AUDIT_LIST_MAX);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST,
+                      r->before_id < 0 ? DETAIL(BEFORE_ID) : DETAIL(LIMIT),
+                      "before_id must not be negative and limit must be from 0 to %d", AUDIT_LIST_MAX);
         return;
     }
     db_params_init(&p);
@@ -258,7 +261,7 @@ void h_audit_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
     Portico__Registry__AuditEntry *items = calloc((size_t)rows + 1, sizeof *items);
     Portico__Registry__AuditEntry **ptrs = calloc((size_t)rows + 1, sizeof *ptrs);
     if (!items || !ptrs) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         goto out;
     }
     for (int i = 0; i < rows; i++) {

@@ -177,7 +177,7 @@ static void s_reply_user(db_t *db, bus_reply_t *reply, int64_t id)
         return;
     }
     if (u.n == 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "user", "user %" PRId64 " does not exist", id);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(USER), "user %" PRId64 " does not exist", id);
     } else {
         Portico__Registry__GetUserReply out = PORTICO__REGISTRY__GET_USER_REPLY__INIT;
         out.user = &u.users[0];
@@ -192,20 +192,21 @@ static bool s_validate_login(const Portico__Registry__LoginRequest *r, bus_reply
 {
     const Portico__Registry__Identity *d = r->identity;
     if (!d) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "identity", "identity is required");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(IDENTITY), "identity is required");
         return false;
     }
     if (d->user_id < 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "user_id", "user_id must not be negative");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(USER_ID), "user_id must not be negative");
         return false;
     }
-    return reg_check_id(reply, "integration_id", d->integration_id) &&
-           reg_check_id(reply, "bb_user_id", d->bb_user_id) &&
-           reg_check_text(reply, "username", "username", d->username, MAX_USERNAME, REG_REQUIRED) &&
-           reg_check_text(reply, "slug", "slug", d->slug, MAX_USERNAME, REG_OPTIONAL) &&
-           reg_check_text(reply, "display_name", "display name", d->display_name, MAX_DISPLAY_NAME, REG_OPTIONAL) &&
-           reg_check_text(reply, "email", "email", d->email, MAX_EMAIL, REG_OPTIONAL) &&
-           reg_check_text(reply, "addr", "address", r->addr, MAX_ADDR, REG_OPTIONAL) &&
+    return reg_check_id(reply, DETAIL(INTEGRATION_ID), d->integration_id) &&
+           reg_check_id(reply, DETAIL(BB_USER_ID), d->bb_user_id) &&
+           reg_check_text(reply, DETAIL(USERNAME), "username", d->username, MAX_USERNAME, REG_REQUIRED) &&
+           reg_check_text(reply, DETAIL(SLUG), "slug", d->slug, MAX_USERNAME, REG_OPTIONAL) &&
+           reg_check_text(reply, DETAIL(DISPLAY_NAME), "display name", d->display_name, MAX_DISPLAY_NAME,
+                          REG_OPTIONAL) &&
+           reg_check_text(reply, DETAIL(EMAIL), "email", d->email, MAX_EMAIL, REG_OPTIONAL) &&
+           reg_check_text(reply, DETAIL(ADDR), "address", r->addr, MAX_ADDR, REG_OPTIONAL) &&
            (!r->tokens || reg_check_tokens(r->tokens, reply)) &&
            (!r->session || reg_check_session(reply, r->session, idle, absolute));
 }
@@ -305,8 +306,8 @@ static db_rc_t s_login_new_identity(reg_ctx_t *c, const Portico__Registry__Login
         if ((rc = db_exec(c->db, &s_touch_user, &p, &res)) != DB_OK)
             goto out;
         if (PQntuples(res) == 0) {
-            bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "user", "user %" PRId64 " does not exist",
-                            d->user_id);
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(USER), "user %" PRId64 " does not exist",
+                          d->user_id);
             goto out;
         }
     }
@@ -353,25 +354,25 @@ static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r
     if ((rc = db_exec(c->db, &s_login_known, &p, &res)) != DB_OK)
         goto out;
     if (PQntuples(res) == 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "integration", "integration %" PRId64 " does not exist",
-                        d->integration_id);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION),
+                      "integration %" PRId64 " does not exist", d->integration_id);
         goto out;
     }
     if (!db_get_bool(res, 0, 0)) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "disabled", "the integration \"%s\" is disabled",
-                        db_get_text(res, 0, 1));
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(DISABLED),
+                      "the integration \"%s\" is disabled", db_get_text(res, 0, 1));
         goto out;
     }
     out->admin_candidate = db_get_bool(res, 0, 9);
     if (!db_get_null(res, 0, 2)) {
         out->identity_id = db_get_int(res, 0, 2);
         if (db_get_null(res, 0, 4)) {
-            bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "linked",
-                            "this Bitbucket account is already linked to another Portico user");
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(LINKED),
+                          "this Bitbucket account is already linked to another Portico user");
             goto out;
         }
         s_take_user(out, res, 4);
-    } else if ((rc = s_login_new_identity(c, r, out, reply)) != DB_OK || reply->code) {
+    } else if ((rc = s_login_new_identity(c, r, out, reply)) != DB_OK || reply->err.code) {
         goto out;
     }
     PQclear(res);
@@ -387,14 +388,14 @@ static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r
         goto out;
     if ((rc = reg_access_after_login(c->db, out->user_id, out->identity_id)) != DB_OK)
         goto out;
-    if (r->tokens && ((rc = reg_tokens_store(c, out->identity_id, r->tokens, reply)) != DB_OK || reply->code))
+    if (r->tokens && ((rc = reg_tokens_store(c, out->identity_id, r->tokens, reply)) != DB_OK || reply->err.code))
         goto out;
     if (r->session) {
         bool started = false;
         if ((rc = reg_session_insert(c->db, r->session, out->user_id, idle, absolute, &started)) != DB_OK)
             goto out;
         if (!started) {
-            bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "internal error in the registry");
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "internal error in the registry");
             goto out;
         }
     }
@@ -417,21 +418,21 @@ void h_user_login(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
         return;
     /* Clear any answer a lost race left behind before retrying. */
     for (int attempt = 0;; attempt++) {
-        reply->code = 0;
+        reply->err.code = 0;
         rc = s_login_tx(c, r, idle, absolute, &result, reply);
         if (rc != DB_UNIQUE || attempt == 2)
             break;
     }
-    if (reply->code != 0 && rc == DB_OK)
+    if (reply->err.code != 0 && rc == DB_OK)
         return;
     if (rc == DB_FOREIGN) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "integration",
-                        "integration %" PRId64 " or user %" PRId64 " does not exist", r->identity->integration_id,
-                        r->identity->user_id);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION),
+                      "integration %" PRId64 " or user %" PRId64 " does not exist", r->identity->integration_id,
+                      r->identity->user_id);
         return;
     }
     if (rc != DB_OK) {
-        if (!reply->code)
+        if (!reply->err.code)
             reg_reply_db(reply, rc);
         return;
     }
@@ -459,8 +460,8 @@ void h_user_login(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
         return;
     }
     if (u.n == 0) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "user", "user %" PRId64 " no longer exists",
-                        result.user_id);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(USER), "user %" PRId64 " no longer exists",
+                      result.user_id);
     } else {
         out.user = &u.users[0];
         bus_reply_ok(reply, &out.base);
@@ -475,7 +476,7 @@ void h_user_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_
     (void)req;
     reg_ctx_t *c = ctx;
     const Portico__Registry__GetUserRequest *r = (const Portico__Registry__GetUserRequest *)msg;
-    if (!reg_check_id(reply, "id", r->id))
+    if (!reg_check_id(reply, DETAIL(ID), r->id))
         return;
     s_reply_user(c->db, reply, r->id);
 }
@@ -486,8 +487,8 @@ void h_user_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus
     reg_ctx_t *c = ctx;
     const Portico__Registry__ListUsersRequest *r = (const Portico__Registry__ListUsersRequest *)msg;
     if (r->after_id < 0 || r->limit < 0 || r->limit > LIST_MAX) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, r->after_id < 0 ? "after_id" : "limit",
-                        "after_id must not be negative and limit must be from 0 to %d", LIST_MAX);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, r->after_id < 0 ? DETAIL(AFTER_ID) : DETAIL(LIMIT),
+                      "after_id must not be negative and limit must be from 0 to %d", LIST_MAX);
         return;
     }
     users_t u;
@@ -520,7 +521,8 @@ static db_rc_t s_resolve_user(db_t *db, const Portico__Registry__SetAdminRequest
         if (PQntuples(res) == 1)
             *id = r->id;
         else
-            bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "user", "user %" PRId64 " does not exist", r->id);
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(USER), "user %" PRId64 " does not exist",
+                          r->id);
         PQclear(res);
         return DB_OK;
     }
@@ -531,10 +533,10 @@ static db_rc_t s_resolve_user(db_t *db, const Portico__Registry__SetAdminRequest
     if (n == 1)
         *id = db_get_int(res, 0, 0);
     else if (n == 0)
-        bus_reply_error(reply, PORTICO__ERROR_CODE__NOT_FOUND, "user", "user \"%s\" does not exist", r->name);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(USER), "user \"%s\" does not exist", r->name);
     else
-        bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "ambiguous",
-                        "more than one user is named \"%s\": give the user id instead", r->name);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(AMBIGUOUS),
+                      "more than one user is named \"%s\": give the user id instead", r->name);
     PQclear(res);
     return DB_OK;
 }
@@ -549,12 +551,12 @@ void h_user_set_admin(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
     db_rc_t rc;
     int64_t id = 0;
     if (r->id < 0 || (r->id == 0 && !r->name[0])) {
-        bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "id", "give the user's id or name");
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(ID), "give the user's id or name");
         return;
     }
-    if (!reg_check_text(reply, "name", "name", r->name, MAX_USERNAME, REG_OPTIONAL) ||
-        !reg_check_text(reply, "actor", "actor", r->actor, MAX_ACTOR, REG_OPTIONAL) ||
-        !reg_check_text(reply, "addr", "address", r->addr, MAX_ADDR, REG_OPTIONAL))
+    if (!reg_check_text(reply, DETAIL(NAME), "name", r->name, MAX_USERNAME, REG_OPTIONAL) ||
+        !reg_check_text(reply, DETAIL(ACTOR), "actor", r->actor, MAX_ACTOR, REG_OPTIONAL) ||
+        !reg_check_text(reply, DETAIL(ADDR), "address", r->addr, MAX_ADDR, REG_OPTIONAL))
         return;
     if ((rc = db_begin(c->db)) != DB_OK)
         goto db_fail;
@@ -576,8 +578,8 @@ void h_user_set_admin(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
         PQclear(res);
         res = NULL;
         if (!setup_mode && others == 0) {
-            bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "last_admin",
-                            "cannot revoke the last admin while Setup Mode is off: grant another admin first");
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(LAST_ADMIN),
+                          "cannot revoke the last admin while Setup Mode is off: grant another admin first");
             goto out;
         }
     }

@@ -21,6 +21,7 @@
 
 #define WORKERS_ENDPOINT "inproc://registry-workers"
 #define POLL_MS 200
+#define ROTATE_GRACE_MS 300
 #define CONNECT_BUDGET_MS 3000
 #define REQUEST_RECONNECT_BUDGET_MS 1000
 
@@ -182,35 +183,46 @@ out:
 typedef struct {
     zsock_t *front, *back;
     int64_t inflight;
+    const char *bind;
 } shuttle_t;
 
-/* While stopping: answer a new request at once with UNAVAILABLE rather
- * than leave its caller waiting for the deadline. */
-static void s_refuse(zsock_t *front)
+/* While stopping or changing keys: answer a new request at once with
+ * UNAVAILABLE rather than leave its caller waiting for the deadline. */
+static void s_refuse_with(zsock_t *front, int detail, const char *message)
 {
     zmsg_t *msg = zmsg_recv(front);
-    if (!msg)
-        return;
-    zframe_t *last = zmsg_last(msg);
-    Portico__Request *env = last ? portico__request__unpack(NULL, zframe_size(last), zframe_data(last)) : NULL;
-    if (env) {
-        bus_request_t *req = calloc(1, sizeof *req);
-        if (req) {
-            zmsg_remove(msg, last);
-            zframe_destroy(&last);
-            req->routing = msg;
-            msg = NULL;
-            req->call_id = env->call_id;
-            snprintf(req->method, sizeof req->method, "%.63s", env->method);
-            bus_reply_t reply = {0};
-            bus_reply_error(&reply, PORTICO__ERROR_CODE__UNAVAILABLE, "stopping",
-                            "the registry is restarting; try again in a moment");
-            bus_send_reply(front, &req, &reply);
-            bus_reply_clear(&reply);
-        }
-        portico__request__free_unpacked(env, NULL);
+    bus_refuse(front, &msg, detail, message);
+}
+
+static void s_refuse(zsock_t *front)
+{
+    s_refuse_with(front, DETAIL(STOPPING), "the registry is restarting; try again in a moment");
+}
+
+/* Serve with the bus key just read again (SIGHUP, README: Bus keys). A
+ * socket's CURVE key is fixed when it binds, and unbinding ends the
+ * connections made on the old key: so first answer ROTATING (nothing
+ * run; callers send again, and stop using the old key's connection) for
+ * a moment and carry the answers of everything in flight, then let the old
+ * connections go, with time to deliver the last answers, and bind again.
+ * Callers that know the new key are connected with it within a second. */
+static int s_rotate(shuttle_t *s, const char *bind)
+{
+    void *front = zsock_resolve(s->front), *back = zsock_resolve(s->back);
+    zmq_pollitem_t items[] = {{front, 0, ZMQ_POLLIN, 0}, {back, 0, ZMQ_POLLIN, 0}};
+    int64_t started = bus_now_ms(), grace = started + ROTATE_GRACE_MS, limit = started + SERVICE_DRAIN_MS;
+    while ((bus_now_ms() < grace || s->inflight > 0) && bus_now_ms() < limit) {
+        if (zmq_poll(items, 2, 20) <= 0)
+            continue;
+        if (items[0].revents & ZMQ_POLLIN)
+            s_refuse_with(s->front, DETAIL(ROTATING), "the registry is changing its bus key; send again");
+        if (items[1].revents & ZMQ_POLLIN)
+            s->inflight -= s_drain(back, front);
     }
-    zmsg_destroy(&msg);
+    zmq_pollitem_t one = {front, 0, ZMQ_POLLIN, 0};
+    while (zmq_poll(&one, 1, 0) > 0)
+        s_refuse_with(s->front, DETAIL(ROTATING), "the registry is changing its bus key; send again");
+    return bus_rebind(s->front, bind);
 }
 
 /* Returns when the process was asked to stop (ms since the epoch). */
@@ -219,6 +231,11 @@ static int64_t s_shuttle(shuttle_t *s, monitor_t *monitor)
     void *front = zsock_resolve(s->front), *back = zsock_resolve(s->back);
     zmq_pollitem_t items[] = {{front, 0, ZMQ_POLLIN, 0}, {back, 0, ZMQ_POLLIN, 0}};
     while (!service_stopping()) {
+        if (service_take_reload() && busauth_reload_secret() == 1 && s_rotate(s, s->bind) < 0) {
+            log_error("could not bind again with the new bus key", "endpoint=%s", s->bind);
+            service_request_stop();
+            break;
+        }
         int rc = zmq_poll(items, 2, POLL_MS);
         if (rc < 0 && zmq_errno() != EINTR) {
             log_error("polling the bus failed", "error=\"%s\"", zmq_strerror(zmq_errno()));
@@ -282,7 +299,7 @@ int server_run(const reg_options_t *opts)
     monitor_t *monitor = NULL;
     worker_t *workers = NULL;
     pool_t pool = {opts, NULL, false};
-    shuttle_t shuttle = {NULL, NULL, 0};
+    shuttle_t shuttle = {NULL, NULL, 0, opts->bind};
 
     keys = secrets_load(opts->key_file, opts->key_file_previous, why, sizeof why);
     if (!keys) {
@@ -316,10 +333,8 @@ int server_run(const reg_options_t *opts)
         goto out;
     if (zsock_bind(shuttle.back, WORKERS_ENDPOINT) < 0)
         goto out;
-    if (zsock_bind(shuttle.front, "%s", opts->bind) < 0) {
-        log_error("could not bind the bus endpoint", "endpoint=%s error=\"%s\"", opts->bind, zmq_strerror(zmq_errno()));
+    if (bus_bind(shuttle.front, opts->bind) < 0)
         goto out;
-    }
     workers = calloc((size_t)opts->workers, sizeof *workers);
     if (!workers)
         goto out;

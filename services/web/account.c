@@ -123,19 +123,19 @@ static void s_repositories_failed(tmpl_ctx_t *c, const Portico__Registry__User *
             again = u->identities[i]->integration_id;
     char dq[100];
     log_info("repositories unavailable", "code=%s detail=%s", bus_code_name(err->code),
-             log_quote(err->detail, dq, sizeof dq));
-    if (!strcmp(err->detail, "login_again")) {
+             log_quote(bus_detail_name(err->detail), dq, sizeof dq));
+    if (err->detail == DETAIL(LOGIN_AGAIN)) {
         page_notice(c, "error", "Your Bitbucket authorization has expired or was revoked: log in again.");
         tmpl_set_bool(c, "login_again", true);
         tmpl_set_int(c, "again_id", (long long)again);
-    } else if (!strcmp(err->detail, "tfa")) {
+    } else if (err->detail == DETAIL(TFA)) {
         page_notice(c, "error",
                     "Bitbucket treated Portico as anonymous: the \"U2F & TOTP\" two-factor app blocks OAuth "
                     "requests unless its OAuth whitelist allows Portico. Ask your Bitbucket administrator to "
                     "allow Portico there.");
-    } else if (!strcmp(err->detail, "integration_disabled")) {
+    } else if (err->detail == DETAIL(INTEGRATION_DISABLED)) {
         page_notice(c, "warn", "The Bitbucket integration of your account is disabled: ask a Portico admin.");
-    } else if (!strcmp(err->detail, "invalid_client")) {
+    } else if (err->detail == DETAIL(INVALID_CLIENT)) {
         page_notice(c, "error",
                     "Bitbucket refused Portico's client credentials: ask a Portico admin to check the "
                     "integration's Client Secret.");

@@ -197,21 +197,21 @@ void admin_setup_token(web_req_t *r)
         default:
             char q[100];
             log_info("setup token refused", "code=%s detail=%s", bus_code_name(err.code),
-                     log_quote(err.detail, q, sizeof q));
-            if (!strcmp(err.detail, "setup_off")) {
+                     log_quote(bus_detail_name(err.detail), q, sizeof q));
+            if (err.detail == DETAIL(SETUP_OFF)) {
                 web_error_page(r, 403, "Setup Mode is off",
                                "The setup token no longer opens the Admin section: setup has been finished.",
                                "Log in with your Bitbucket account as an admin. If no admin can log in, your "
                                "operator can turn Setup Mode back on from the command line.");
                 return;
             }
-            if (!strcmp(err.detail, "token_expired")) {
+            if (err.detail == DETAIL(TOKEN_EXPIRED)) {
                 s_setup_form(r, 403,
                              "This setup token has expired. Get a new one on the registry's machine with "
                              "`portico-registry setup-mode on` (it prints the new token).");
                 return;
             }
-            if (!strcmp(err.detail, "bad_token"))
+            if (err.detail == DETAIL(BAD_TOKEN))
                 web_rate_charge(r, "setup_token", web_cfg.setup_failure_rate);
             s_setup_form(r, 403, "This setup token is not right. Copy it again and paste it exactly.");
             return;

@@ -152,7 +152,7 @@ void admin_integration_create(web_req_t *r)
     if (admin_broker(r, &broker_m_integration_check, &creq.base, (ProtobufCMessage **)&chk, &err) < 0) {
         char q[100];
         log_info("integration check failed", "code=%s detail=%s", bus_code_name(err.code),
-                 log_quote(err.detail, q, sizeof q));
+                 log_quote(bus_detail_name(err.detail), q, sizeof q));
         iform_check_failed(&f, &err);
         status = f.e_top[0] ? 503 : 400;
         goto render;
@@ -189,7 +189,7 @@ void admin_integration_create(web_req_t *r)
     if (admin_registry(r, &registry_m_integration_create, &req.base, NULL, &err) < 0) {
         char q[100];
         log_info("integration create refused", "code=%s detail=%s", bus_code_name(err.code),
-                 log_quote(err.detail, q, sizeof q));
+                 log_quote(bus_detail_name(err.detail), q, sizeof q));
         iform_store_failed(&f, &err);
         status = err.code == PORTICO__ERROR_CODE__CONFLICT ? 409 : 400;
         if (err.code != PORTICO__ERROR_CODE__BAD_REQUEST && err.code != PORTICO__ERROR_CODE__CONFLICT &&

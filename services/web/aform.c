@@ -75,9 +75,9 @@ int aform_read(aform_t *f, aform_get_fn get, void *src)
 
 void aform_store_failed(aform_t *f, const bus_error_t *err)
 {
-    char *target = !strcmp(err->detail, "resource")   ? f->e_resource
-                   : !strcmp(err->detail, "contact")  ? f->e_contact
-                   : !strcmp(err->detail, "patterns") ? f->e_patterns
+    char *target = err->detail == DETAIL(RESOURCE)   ? f->e_resource
+                   : err->detail == DETAIL(CONTACT)  ? f->e_contact
+                   : err->detail == DETAIL(PATTERNS) ? f->e_patterns
                                                       : f->e_top;
     snprintf(target, AFORM_ERR_LEN, "%s%s", err->message, target == f->e_top ? "" : ".");
     target[0] = target[0] >= 'a' && target[0] <= 'z' ? (char)(target[0] - 'a' + 'A') : target[0];

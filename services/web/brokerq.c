@@ -51,7 +51,7 @@ struct brokerq_t {
 static void s_answer_error(brokerq_t *self, zframe_t *client, uint64_t call_id, int code, const char *text)
 {
     bus_reply_t reply = {0};
-    bus_reply_error(&reply, code, "broker", "%s", text);
+    bus_error_set(&reply.err, code, DETAIL(BROKER), "%s", text);
     uint8_t *buf = NULL;
     size_t n = 0;
     if (bus_encode_reply(call_id, &reply, &buf, &n) == 0) {
@@ -384,10 +384,8 @@ brokerq_t *brokerq_new(const char *bind_endpoint)
         log_error("could not bind the broker queue", "endpoint=%s", self->frontend_endpoint);
         goto fail;
     }
-    if (zsock_bind(self->backend, "%s", bind_endpoint) < 0) {
-        log_error("could not bind the broker endpoint", "endpoint=%s", bind_endpoint);
+    if (bus_bind(self->backend, bind_endpoint) < 0)
         goto fail;
-    }
     metrics_help("portico_broker_workers_connected", "gauge", "Broker worker threads connected to the web");
     metrics_set("portico_broker_workers_connected", NULL, 0);
     snprintf(self->bind_endpoint, sizeof self->bind_endpoint, "%s", bind_endpoint);

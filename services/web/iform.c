@@ -169,10 +169,10 @@ void iform_read_edit(iform_t *f, char *secret, size_t secret_size, iform_get_fn 
  * admin should do about it. What belongs to no field goes to e_top. */
 void iform_check_failed(iform_t *f, const bus_error_t *err)
 {
-    const char *d = err->detail;
+    int d = err->detail;
     switch (err->code) {
     case PORTICO__ERROR_CODE__UNAVAILABLE:
-        if (!strcmp(d, "unreachable"))
+        if (d == DETAIL(UNREACHABLE))
             snprintf(f->e_base, sizeof f->e_base,
                      "Portico could not connect to this address. Check the host name and port, and that the "
                      "machine running Portico can reach it (firewall, proxy, DNS).");
@@ -184,12 +184,12 @@ void iform_check_failed(iform_t *f, const bus_error_t *err)
     case PORTICO__ERROR_CODE__UPSTREAM:
     case PORTICO__ERROR_CODE__UNAUTHORIZED:
     case PORTICO__ERROR_CODE__FORBIDDEN:
-        if (!strcmp(d, "address_refused"))
+        if (d == DETAIL(ADDRESS_REFUSED))
             snprintf(f->e_base, sizeof f->e_base,
                      "Portico does not connect to this address: it is loopback, link-local, multicast or one of "
                      "Portico's own services (%s).",
                      err->message);
-        else if (!strcmp(d, "not_bitbucket") || err->code != PORTICO__ERROR_CODE__UPSTREAM)
+        else if (d == DETAIL(NOT_BITBUCKET) || err->code != PORTICO__ERROR_CODE__UPSTREAM)
             snprintf(f->e_base, sizeof f->e_base,
                      "This address answered, but not as Bitbucket Data Center / Server: it gave no Bitbucket "
                      "version at /rest/api/1.0/application-properties. Check the URL, including the context path "
@@ -212,11 +212,11 @@ void iform_check_failed(iform_t *f, const bus_error_t *err)
                  "The instance did not answer in time. Check that it is up and reachable, then try again.");
         break;
     case PORTICO__ERROR_CODE__BAD_REQUEST:
-        if (!strcmp(d, "oauth2_too_old"))
+        if (d == DETAIL(OAUTH2_TOO_OLD))
             snprintf(f->e_oauth, sizeof f->e_oauth,
                      "This Bitbucket is older than 7.21 and has no OAuth 2 application links. Choose OAuth 1, "
                      "or upgrade Bitbucket.");
-        else if (!strcmp(d, "ca_cert"))
+        else if (d == DETAIL(CA_CERT))
             snprintf(f->e_ca, sizeof f->e_ca, "%s", err->message[0] ? err->message : "This certificate is not valid.");
         else
             snprintf(f->e_base, sizeof f->e_base, "%s", err->message[0] ? err->message : "This URL is not valid.");
@@ -231,18 +231,18 @@ void iform_check_failed(iform_t *f, const bus_error_t *err)
 /* A registry refusal: BAD_REQUEST names the field in detail. */
 void iform_store_failed(iform_t *f, const bus_error_t *err)
 {
-    const char *d = err->detail;
+    int d = err->detail;
     const char *m = err->message[0] ? err->message : "This value was refused.";
     if (err->code == PORTICO__ERROR_CODE__BAD_REQUEST || err->code == PORTICO__ERROR_CODE__CONFLICT) {
-        if (!strcmp(d, "base_url") || !strcmp(d, "duplicate"))
+        if (d == DETAIL(BASE_URL) || d == DETAIL(DUPLICATE))
             snprintf(f->e_base, sizeof f->e_base, "%s", m);
-        else if (!strcmp(d, "client_id"))
+        else if (d == DETAIL(CLIENT_ID))
             snprintf(f->e_client_id, sizeof f->e_client_id, "%s", m);
-        else if (!strcmp(d, "client_secret"))
+        else if (d == DETAIL(CLIENT_SECRET))
             snprintf(f->e_secret, sizeof f->e_secret, "%s", m);
-        else if (!strcmp(d, "name"))
+        else if (d == DETAIL(NAME))
             snprintf(f->e_name, sizeof f->e_name, "%s", m);
-        else if (!strcmp(d, "ca_cert"))
+        else if (d == DETAIL(CA_CERT))
             snprintf(f->e_ca, sizeof f->e_ca, "%s", m);
         else if (err->code == PORTICO__ERROR_CODE__CONFLICT)
             snprintf(f->e_top, sizeof f->e_top, "%s", m);
@@ -285,7 +285,7 @@ const char *iform_test_code(const bus_error_t *err)
 {
     switch (err->code) {
     case PORTICO__ERROR_CODE__UNAVAILABLE:
-        return strcmp(err->detail, "unreachable") ? "service" : "unreachable";
+        return (err->detail != DETAIL(UNREACHABLE)) ? "service" : "unreachable";
     case PORTICO__ERROR_CODE__UPSTREAM:
         return "not_bitbucket";
     case PORTICO__ERROR_CODE__TLS:
@@ -295,11 +295,11 @@ const char *iform_test_code(const bus_error_t *err)
     case PORTICO__ERROR_CODE__BAD_REQUEST:
     case PORTICO__ERROR_CODE__UNAUTHORIZED:
         /* OAuth 1: the broker names Bitbucket's oauth_problem. */
-        if (!strcmp(err->detail, "consumer_key_unknown") || !strcmp(err->detail, "signature_invalid"))
+        if (err->detail == DETAIL(CONSUMER_KEY_UNKNOWN) || err->detail == DETAIL(SIGNATURE_INVALID))
             return "oauth1_link";
-        if (!strcmp(err->detail, "timestamp_refused"))
+        if (err->detail == DETAIL(TIMESTAMP_REFUSED))
             return "clock";
-        return strcmp(err->detail, "oauth2_too_old") ? "failed" : "too_old";
+        return (err->detail != DETAIL(OAUTH2_TOO_OLD)) ? "failed" : "too_old";
     default:
         return "failed";
     }

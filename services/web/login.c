@@ -8,6 +8,7 @@
  * leaked URL) is refused. Everything else about the login (state, PKCE,
  * OAuth 1 request tokens, tokens) stays in the broker and the registry. */
 #include "bus_methods.h"
+#include "login_pages.h"
 #include "reply.h"
 
 #include "broker.pb-c.h"
@@ -116,166 +117,23 @@ static void s_login_list(tmpl_ctx_t *c, web_req_t *r, const char *return_to)
 }
 
 /* The page for a login that did not work: what happened and what to do,
- * from the error's code and detail, never its internals. */
+ * from the error's code and detail (login_pages.c), never its internals. */
 static void s_login_error(web_req_t *r, const bus_error_t *err)
 {
-    const char *d = err->detail;
-    int status = web_status_for(err);
-    const char *title = "Sign-in did not work", *what = NULL, *todo = "Start again from the login page.";
+    const login_page_t *p = login_page_for(err->code, err->detail);
+    int status = p->status ? p->status : web_status_for(err);
+    const char *title = p->title, *what = p->what, *todo = p->todo;
     char what_buf[400];
-
-    if (!strcmp(d, "state_missing")) {
-        title = "Sign-in response incomplete";
-        what = "The answer from Bitbucket did not carry the sign-in state Portico needs to finish.";
-    } else if (!strcmp(d, "state_unknown") || !strcmp(d, "state_expired")) {
-        status = 400;
-        title = "This sign-in link has expired or was already used: start again";
-        what = "Each sign-in link works once, in the browser that started it, for a few minutes.";
-    } else if (!strcmp(d, "browser")) {
-        title = "This sign-in was started in another browser";
-        what = "For your safety, Portico finishes a sign-in only in the browser that started it (or when this "
-               "browser kept its sign-in cookie).";
-        todo = "Start again from the login page, in this browser.";
-    } else if (!strcmp(d, "integration")) {
-        title = "This sign-in belongs to another Bitbucket integration";
-        what = "The answer arrived at the callback of a different Bitbucket integration than the one the sign-in "
-               "was started with, so Portico refused it.";
-    } else if (!strcmp(d, "denied")) {
-        title = "You declined access in Bitbucket";
-        what = "Portico needs read access to your repositories to sign you in, and Bitbucket reported that you "
-               "chose Deny.";
-        todo = "To sign in, start again and choose Allow on Bitbucket's page.";
-    } else if (!strcmp(d, "invalid_client")) {
-        title = "Bitbucket refused Portico's credentials";
-        what = "Bitbucket did not accept the Client ID and Client Secret that Portico has for this integration.";
-        todo = "Ask a Portico admin to check the integration's Client Secret (and Client ID) against the "
-               "application link in Bitbucket.";
-    } else if (!strcmp(d, "invalid_grant")) {
-        title = "Bitbucket refused the sign-in code";
-        what = "Bitbucket's sign-in codes are valid for a few seconds only, and once.";
-    } else if (!strcmp(d, "tfa")) {
-        title = "Bitbucket's two-factor plugin blocked the sign-in";
-        what = "Bitbucket accepted the authorization, but then treated Portico as anonymous. The \"U2F & TOTP\" "
-               "two-factor app for Bitbucket does this when its OAuth whitelist does not allow Portico.";
-        todo = "Ask your Bitbucket administrator to allow Portico in the OAuth whitelist of the \"U2F & TOTP\" "
-               "two-factor app, then start again.";
-    } else if (!strcmp(d, "access_restricted")) {
-        status = 403;
-        title = "Access is restricted";
-        what = "The operator of this Portico lets only some people of this Bitbucket sign in, and your Bitbucket "
-               "account is not one of them. No Portico account was created for you.";
-        snprintf(what_buf, sizeof what_buf, "%s", err->message[0] ? err->message : "Ask a Portico admin for access.");
+    if (p->retry_after_s > 0)
+        r->retry_after_s = p->retry_after_s;
+    if (p->message == LOGIN_PAGE_MESSAGE_WHAT) {
+        snprintf(what_buf, sizeof what_buf, "%s.", err->message);
+        what = what_buf;
+    } else if (p->message == LOGIN_PAGE_MESSAGE_TODO && err->message[0]) {
+        snprintf(what_buf, sizeof what_buf, "%s", err->message);
         todo = what_buf;
-    } else if (!strcmp(d, "pending_browser") || !strcmp(d, "pending_total")) {
-        status = 429;
-        r->retry_after_s = 60;
-        title = "Too many sign-ins in progress";
-        what = !strcmp(d, "pending_browser") ? "This browser has started many sign-ins that have not finished yet."
-                                             : "Portico has too many unfinished sign-ins right now.";
-        todo = "Finish or abandon the sign-ins already open, wait a minute, and start again.";
-    } else if (!strcmp(d, "integration_unknown")) {
-        status = 404;
-        title = "Unknown Bitbucket integration";
-        what = "There is no Bitbucket integration at this address; it may have been deleted.";
-    } else if (!strcmp(d, "integration_disabled")) {
-        title = "This Bitbucket integration is disabled";
-        what = "A Portico admin has disabled logging in with this Bitbucket integration.";
-        todo = "Choose another integration on the login page, or ask a Portico admin.";
-    } else if (!strcmp(d, "invalid_scope") || !strcmp(d, "unauthorized_client")) {
-        title = "Bitbucket did not allow this sign-in";
-        what = "Bitbucket refused what Portico asked for (read access to repositories).";
-        todo = "Ask your Bitbucket administrator to check that Portico's application link grants Repositories "
-               "Read, then start again.";
-    } else if (!strcmp(d, "code_missing") || !strcmp(d, "verifier_missing") || !strcmp(d, "provider_error") ||
-               !strcmp(d, "invalid_request") || !strcmp(d, "unsupported_response_type") || !strcmp(d, "server_error") ||
-               !strcmp(d, "temporarily_unavailable")) {
-        title = "Bitbucket did not complete the sign-in";
-        what = "Bitbucket sent Portico back without a usable answer.";
-        todo = "Start again. If it keeps happening, ask your Bitbucket administrator to check Portico's "
-               "application link.";
-    } else if (!strcmp(d, "consumer_key_unknown")) {
-        status = 502;
-        title = "Bitbucket does not know Portico's consumer key yet";
-        what = "This integration signs in with OAuth 1, and Bitbucket did not recognise its consumer key: the "
-               "application link's Incoming Authentication in Bitbucket is missing or has another Consumer Key.";
-        todo = "Ask a Portico admin to finish the application link in Bitbucket (Incoming Authentication with the "
-               "Consumer Key and Public Key from the integration's page in Portico), then start again.";
-    } else if (!strcmp(d, "signature_invalid") || !strcmp(d, "signature_method_rejected")) {
-        status = 502;
-        title = "Bitbucket could not verify Portico's signature";
-        what = "Bitbucket knows this integration's consumer key, but not with the public key Portico signs with: "
-               "the application link's Incoming Authentication has another Public Key (or a proxy in front of "
-               "Bitbucket rewrites the Host header).";
-        todo = "Ask a Portico admin to paste the Public Key from the integration's page in Portico into the "
-               "application link's Incoming Authentication in Bitbucket, then start again.";
-    } else if (!strcmp(d, "timestamp_refused")) {
-        status = 502;
-        title = "The clocks of Portico and Bitbucket disagree";
-        what = "Bitbucket refused Portico's signed request because its time is too far from Bitbucket's own. "
-               "OAuth 1 works only when the clocks of Portico and Bitbucket agree within a few minutes.";
-        todo = "Ask your operator to synchronise the clocks of the Portico and Bitbucket servers (NTP), then start "
-               "again.";
-    } else if (!strcmp(d, "nonce_used")) {
-        status = 502;
-        title = "Bitbucket refused a repeated request";
-        what = "Bitbucket has already seen one of Portico's signed requests for this sign-in.";
-    } else if (!strcmp(d, "token_rejected") || !strcmp(d, "token_expired") || !strcmp(d, "permission_unknown")) {
-        status = 400;
-        title = "Bitbucket no longer accepts this sign-in";
-        what = "Bitbucket refused the sign-in's request token: it was already used, or the sign-in took too long.";
-    } else if (!strcmp(d, "parameter_absent") || !strcmp(d, "parameter_rejected") || !strcmp(d, "version_rejected") ||
-               !strcmp(d, "oauth1_keys") || !strcmp(d, "no_oauth1")) {
-        status = 502;
-        title = "Bitbucket refused Portico's OAuth 1 request";
-        snprintf(what_buf, sizeof what_buf, "%s.", err->message);
-        what = what_buf;
-        todo = "Ask a Portico admin to check the integration (Test connection on its page).";
-    } else if (!strcmp(d, "oauth_version") || !strcmp(d, "client_id")) {
-        title = "This Bitbucket integration cannot be used to log in";
-        snprintf(what_buf, sizeof what_buf, "%s.", err->message);
-        what = what_buf;
-        todo = "Ask a Portico admin to check the integration.";
-    } else {
-        switch (err->code) {
-        case PORTICO__ERROR_CODE__UNAVAILABLE:
-            if (!strcmp(d, "unreachable")) {
-                title = "Bitbucket is not reachable";
-                what = "Portico could not connect to Bitbucket to finish your sign-in.";
-            } else {
-                title = "Sign-in is unavailable";
-                what = "A Portico service needed for signing in is not running.";
-            }
-            todo = "Wait a moment and try again. If it keeps happening, tell your Portico operator.";
-            break;
-        case PORTICO__ERROR_CODE__TIMEOUT:
-            title = "Bitbucket took too long to answer";
-            what = "Portico waited for Bitbucket, but it did not answer in time.";
-            todo = "Wait a moment and start again. If it keeps happening, tell your Bitbucket administrator.";
-            break;
-        case PORTICO__ERROR_CODE__TLS:
-            title = "Secure connection to Bitbucket failed";
-            what = "Portico could not verify Bitbucket's HTTPS certificate, so it did not send your sign-in.";
-            todo = "Ask a Portico admin to check the integration's CA certificate.";
-            break;
-        case PORTICO__ERROR_CODE__RATE_LIMITED:
-            title = "Bitbucket is limiting requests";
-            what = "Bitbucket asked Portico to slow down.";
-            todo = "Wait a minute and start again.";
-            break;
-        case PORTICO__ERROR_CODE__UPSTREAM:
-            title = "Bitbucket answered something unexpected";
-            what = "Portico could not use Bitbucket's answer to sign you in.";
-            todo = "Start again. If it keeps happening, give the reference below to your Portico operator.";
-            break;
-        default:
-            title = "Sign-in did not work";
-            what = "Something went wrong while signing you in.";
-            todo = "Start again. If it keeps happening, give the reference below to your Portico operator.";
-            break;
-        }
     }
-    char q[100];
-    log_info("login error page", "code=%s detail=%s status=%d", bus_code_name(err->code), log_quote(d, q, sizeof q),
+    log_info("login error page", "code=%s detail=%s status=%d", bus_code_name(err->code), bus_detail_name(err->detail),
              status);
     /* The error page itself offers the way back. */
     sbuf_t b;
@@ -398,7 +256,7 @@ static void h_callback(web_req_t *r)
         verifier[0] = '\0';
     if (ns == -2 || nt == -2) {
         err.code = PORTICO__ERROR_CODE__NOT_FOUND;
-        snprintf(err.detail, sizeof err.detail, "state_unknown");
+        err.detail = DETAIL(STATE_UNKNOWN);
         s_login_error(r, &err);
         return;
     }

@@ -61,7 +61,7 @@ static int s_call(bus_client_t *c, const char *method, const ProtobufCMessage *r
         c = broker;
     }
     if (bus_call(c, method, req, desc, out, CALL_TIMEOUT_MS, &err) < 0) {
-        fprintf(stderr, "registry_bench: %s: %s (%s)\n", method, err.message, err.detail);
+        fprintf(stderr, "registry_bench: %s: %s (%s)\n", method, err.message, bus_detail_name(err.detail));
         return -1;
     }
     return 0;

@@ -20,7 +20,10 @@ root=$(pwd)
 
 # compose.yaml reads PORTICO_* from the environment: start from a clean slate
 # so a variable meant for other tests (PORTICO_DATABASE_URL...) cannot leak in.
+# PORTICO_IMAGE_PREFIX alone is kept: the images are built under that name.
+prefix=${PORTICO_IMAGE_PREFIX:-portico/}
 for v in $(compgen -e | grep '^PORTICO_' || true); do unset "$v"; done
+export PORTICO_IMAGE_PREFIX=$prefix
 
 project=${CTEST_PROJECT:-portico-ctest}
 web_port=${CTEST_WEB_PORT:-18080}
@@ -104,15 +107,15 @@ build_images() {
   # The shared build stage first, so each target after it is a cache hit.
   for target in build registry bitbucket broker web demo-bitbucket; do
     t2=$(now)
-    docker build -q --force-rm -f docker/Dockerfile --target "$target" -t "portico/$target:latest" . \
+    docker build -q --force-rm -f docker/Dockerfile --target "$target" -t "${prefix}$target:latest" . \
       >"$artifacts/build-$target.log" 2>&1 || { tail -30 "$artifacts/build-$target.log"; return 1; }
-    say "built portico/$target in $(since "$t2")s"
+    say "built ${prefix}$target in $(since "$t2")s"
   done
   t2=$(now)
-  docker build -q --force-rm -t portico/postgres:latest docker/postgres >"$artifacts/build-postgres.log" 2>&1 ||
+  docker build -q --force-rm -t "${prefix}postgres:latest" docker/postgres >"$artifacts/build-postgres.log" 2>&1 ||
     { tail -30 "$artifacts/build-postgres.log"; return 1; }
-  say "built portico/postgres in $(since "$t2")s"
-  docker rmi portico/build:latest >/dev/null 2>&1 || true # the stage stays cached by id
+  say "built ${prefix}postgres in $(since "$t2")s"
+  docker rmi "${prefix}build:latest" >/dev/null 2>&1 || true # the stage stays cached by id
 }
 check "images build" build_images
 timings+=("image builds: $(since "$t")s")
@@ -133,8 +136,8 @@ fi
 sizes() {
   local i s ok=0
   for i in web registry broker bitbucket demo-bitbucket postgres; do
-    s=$(docker image inspect -f '{{.Size}}' "portico/$i:latest" 2>/dev/null || echo 0)
-    say "image portico/$i: $(awk -v s="$s" 'BEGIN { printf "%.1f MB", s / 1e6 }')"
+    s=$(docker image inspect -f '{{.Size}}' "${prefix}$i:latest" 2>/dev/null || echo 0)
+    say "image ${prefix}$i: $(awk -v s="$s" 'BEGIN { printf "%.1f MB", s / 1e6 }')"
     if [ "$s" = 0 ] || { [ "$i" != postgres ] && [ "$s" -ge 100000000 ]; }; then ok=1; fi
   done
   return $ok
@@ -169,7 +172,7 @@ timings+=("compose up until /readyz: $(since "$t")s")
 # The generated secrets: where the first-start log says, with the modes
 # init-secrets promises, and the same after another `up` (never replaced).
 secrets_volume() {
-  docker run --rm --network none --entrypoint sh -v "${project}_secrets:/s:ro" portico/registry:latest \
+  docker run --rm --network none --entrypoint sh -v "${project}_secrets:/s:ro" "${prefix}registry:latest" \
     -c 'cd /s && stat -c "%n %a %u:%g %s" db_password secret_key && sha256sum secret_key db_password'
 }
 generated_secrets() {
@@ -224,7 +227,7 @@ check "containers: cap_drop ALL, no-new-privileges, read-only root with /tmp, pi
 bus_is_curve() {
   local ep out bad=0
   for ep in registry/5551 bitbucket/5552 web/5553; do
-    out=$(docker run --rm --network "${project}_bus" --entrypoint bash portico/web:latest -c '
+    out=$(docker run --rm --network "${project}_bus" --entrypoint bash "${prefix}web:latest" -c '
       exec 3<>"/dev/tcp/$0" || exit 1
       printf "\xff\x00\x00\x00\x00\x00\x00\x00\x01\x7f\x03\x00NULL" >&3
       head -c 48 /dev/zero >&3
@@ -235,6 +238,19 @@ bus_is_curve() {
   return $bad
 }
 check "the bus between containers is CURVE (registry, bitbucket, the web's broker port)" bus_is_curve
+# The web's broker port listens on the bus network alone: from a container on
+# "edge" only, the web's HTTP port answers (so "web" resolves and is
+# reachable there) but a connection to 5553 is refused. Brokers, on "bus",
+# still reach it: bus_is_curve above and every login of the drive.
+broker_port_not_on_edge() {
+  local out
+  out=$(docker run --rm --network "${project}_edge" --entrypoint bash "${prefix}web:latest" -c '
+    exec 3<>/dev/tcp/web/8080 && echo http=open || echo http=closed
+    if timeout 3 bash -c "exec 3<>/dev/tcp/web/5553" 2>/dev/null; then echo bus=open; else echo bus=closed; fi' 2>&1)
+  say "from the edge network: $(echo $out)"
+  case $out in *http=open*bus=closed*) return 0 ;; *) return 1 ;; esac
+}
+check "the web's broker port does not answer on the edge network" broker_port_not_on_edge
 "${compose[@]}" ps
 if [ "${failed[*]}" != "${failed[*]/compose --profile demo up/}" ]; then
   for s in web registry broker bitbucket postgres demo-bitbucket; do
@@ -308,7 +324,7 @@ external_db() {
   bash docker/make-secrets.sh "$work/secrets" >/dev/null || return 1
   export PORTICO_SECRETS_DIR=$work/secrets
   docker run -d --name "$ext" -v "$work/secrets/db_password:/run/secrets/db_password:ro" \
-    -p "$gw:25432:5432" portico/postgres >/dev/null || return 1
+    -p "$gw:25432:5432" "${prefix}postgres" >/dev/null || return 1
   for _ in $(seq 1 60); do
     [ "$(docker inspect -f '{{.State.Health.Status}}' "$ext")" = healthy ] && break
     sleep 1

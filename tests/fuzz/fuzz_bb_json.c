@@ -83,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
 
-    bb_error_t err;
+    bus_error_t err;
     size_t skipped;
     Portico__Bitbucket__ServerInfoReply si;
     if (bb_decode_server_info(&r, &si, &err) == 0)

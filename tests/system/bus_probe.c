@@ -117,7 +117,7 @@ int main(int argc, char **argv)
     if (!reply) {
         printf("{\"code\":\"TIMEOUT\",\"detail\":\"\",\"body_bytes\":0}\n");
     } else {
-        printf("{\"code\":\"%s\",\"detail\":\"%s\",\"body_bytes\":%zu}\n", bus_code_name(reply->code), reply->detail,
+        printf("{\"code\":\"%s\",\"detail\":\"%s\",\"body_bytes\":%zu}\n", bus_code_name(reply->code), bus_detail_name((int)reply->detail),
                reply->body.len);
         portico__reply__free_unpacked(reply, NULL);
     }

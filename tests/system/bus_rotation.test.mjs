@@ -8,8 +8,7 @@ import { execFileSync, execFile } from 'node:child_process';
 import { copyFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startPortico, makeBusKeys, ROOT, waitFor, sleep } from './harness.mjs';
-import { setupAdmin, createIntegration, loginAuto } from './login_lib.mjs';
-import { Client } from './client.mjs';
+import { setupAdmin, createIntegration, steadyLogins } from './login_lib.mjs';
 
 const PROBE = join(ROOT, 'build', 'tests', 'bus_probe');
 let sys;
@@ -39,16 +38,7 @@ async function workers() {
 test('a broker key is rotated with logins going on, none failing', async () => {
   const admin = await setupAdmin(sys);
   const integ = await createIntegration(admin, sys.emulator);
-  let logins = 0;
-  const failures = [];
-  let running = true;
-  const load = (async () => {
-    while (running) {
-      const r = await loginAuto(new Client(sys.webUrl), integ.id).catch((e) => ({ status: String(e) }));
-      logins++;
-      if (r.status !== 303) failures.push(r.status);
-    }
-  })();
+  const load = steadyLogins(sys.webUrl, integ.id);
   await sleep(500);
   const before = await workers();
   const oldSecret = join(sys.busKeys, 'old-broker-secret');
@@ -68,8 +58,7 @@ test('a broker key is rotated with logins going on, none failing', async () => {
   await waitFor(async () => (await probe(oldSecret)).code === 'TIMEOUT', { timeout: 5000, what: 'the old key refused' });
   assert.equal((await probe(join(sys.busKeys, 'broker.2.cert_secret'))).code, 'OK');
   await sleep(1000);
-  running = false;
-  await load;
+  const { logins, failures } = await load.stop();
   assert.ok(logins >= 10, `only ${logins} logins ran`);
   assert.deepEqual(failures, [], `${failures.length} of ${logins} logins failed during the rotation`);
 });

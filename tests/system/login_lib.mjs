@@ -81,3 +81,19 @@ export function text(html) {
   return html.replace(/<[^>]+>/g, ' ').replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>')
     .replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/\s+/g, ' ');
 }
+
+// Logins one after another until stop(): resolves to { logins, failures }
+// (the status of every login that did not end in 303).
+export function steadyLogins(webUrl, integrationId) {
+  let running = true;
+  let logins = 0;
+  const failures = [];
+  const loop = (async () => {
+    while (running) {
+      const r = await loginAuto(new Client(webUrl), integrationId).catch((e) => ({ status: String(e) }));
+      logins++;
+      if (r.status !== 303) failures.push(r.status);
+    }
+  })();
+  return { async stop() { running = false; await loop; return { logins, failures }; } };
+}

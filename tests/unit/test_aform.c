@@ -58,11 +58,11 @@ static void test_store_failed(void **state)
     aform_t f;
     assert_int_equal(aform_init(&f), 0);
     bus_error_t err = {0};
-    snprintf(err.detail, sizeof err.detail, "patterns");
+    err.detail = DETAIL(PATTERNS);
     snprintf(err.message, sizeof err.message, "a pattern may hold one * only");
     aform_store_failed(&f, &err);
     assert_string_equal(f.e_patterns, "A pattern may hold one * only.");
-    snprintf(err.detail, sizeof err.detail, "other");
+    err.detail = DETAIL(NONE);
     snprintf(err.message, sizeof err.message, "refused");
     aform_store_failed(&f, &err);
     assert_string_equal(f.e_top, "Refused");

@@ -12,14 +12,14 @@
 
 #include <string.h>
 
-static bb_error_t s_map(CURLcode code, bool connected, bool too_large)
+static bus_error_t s_map(CURLcode code, bool connected, bool too_large)
 {
     bb_http_result_t res;
     memset(&res, 0, sizeof res);
     res.curl_code = code;
     res.connected = connected;
     res.too_large = too_large;
-    bb_error_t err;
+    bus_error_t err;
     memset(&err, 0, sizeof err);
     bb_http_error(&res, "git.example.com:7990", 9000, 3000, &err);
     return err;
@@ -27,9 +27,10 @@ static bb_error_t s_map(CURLcode code, bool connected, bool too_large)
 
 static void s_is(CURLcode code, bool connected, int want_code, const char *want_detail)
 {
-    bb_error_t err = s_map(code, connected, false);
-    if (err.code != want_code || strcmp(err.detail, want_detail) != 0)
-        fail_msg("curl %d: got %d/%s, want %d/%s", (int)code, err.code, err.detail, want_code, want_detail);
+    bus_error_t err = s_map(code, connected, false);
+    if (err.code != want_code || strcmp(bus_detail_name(err.detail), want_detail) != 0)
+        fail_msg("curl %d: got %d/%s, want %d/%s", (int)code, err.code, bus_detail_name(err.detail), want_code,
+                 want_detail);
     assert_non_null(strstr(err.message, "git.example.com:7990"));
 }
 
@@ -49,15 +50,15 @@ static void test_mapping(void **state)
     s_is(CURLE_UNSUPPORTED_PROTOCOL, false, PORTICO__ERROR_CODE__BAD_REQUEST, "base_url");
     s_is(CURLE_FILESIZE_EXCEEDED, true, PORTICO__ERROR_CODE__UPSTREAM, "too_large");
 
-    bb_error_t err = s_map(CURLE_WRITE_ERROR, true, true);
+    bus_error_t err = s_map(CURLE_WRITE_ERROR, true, true);
     assert_int_equal(err.code, PORTICO__ERROR_CODE__UPSTREAM);
-    assert_string_equal(err.detail, "too_large");
+    assert_int_equal(err.detail, DETAIL(TOO_LARGE));
 }
 
 static void test_messages(void **state)
 {
     (void)state;
-    bb_error_t err = s_map(CURLE_PEER_FAILED_VERIFICATION, true, false);
+    bus_error_t err = s_map(CURLE_PEER_FAILED_VERIFICATION, true, false);
     assert_non_null(strstr(err.message, "could not be verified"));
     assert_non_null(strstr(err.message, "CA certificate"));
     err = s_map(CURLE_OPERATION_TIMEDOUT, false, false);

@@ -8,6 +8,7 @@
 
 #include "bus.h"
 #include "log.h"
+#include "netaddr.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -44,7 +45,7 @@ static void h_fail(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, b
     (void)ctx;
     (void)req;
     (void)msg;
-    bus_reply_error(reply, PORTICO__ERROR_CODE__CONFLICT, "dup", "already there: %s", "x");
+    bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(DUPLICATE), "already there: %s", "x");
 }
 
 static const bus_route_t s_routes[] = {
@@ -107,12 +108,12 @@ static void test_round_trip(void **state)
     /* A typed error comes back with its detail. */
     assert_int_equal(bus_call(c, "fail", NULL, NULL, NULL, 2000, &err), -1);
     assert_int_equal(err.code, PORTICO__ERROR_CODE__CONFLICT);
-    assert_string_equal(err.detail, "dup");
+    assert_int_equal(err.detail, DETAIL(DUPLICATE));
     assert_string_equal(err.message, "already there: x");
     /* A method this caller (the web) is not declared for: refused, no body. */
     assert_int_equal(bus_call(c, "broker_only", NULL, NULL, NULL, 2000, &err), -1);
     assert_int_equal(err.code, PORTICO__ERROR_CODE__FORBIDDEN);
-    assert_string_equal(err.detail, "caller");
+    assert_int_equal(err.detail, DETAIL(CALLER));
     /* ping is built in. */
     assert_int_equal(bus_call(c, "ping", NULL, &portico__ping_reply__descriptor, (ProtobufCMessage **)&rep, 2000, &err),
                      0);
@@ -220,6 +221,26 @@ static void test_peer_absent(void **state)
     bus_client_destroy(&c);
 }
 
+/* A bind host that is a name binds the machine's own address it names, and
+ * only that one; a name of no address here is refused. */
+static void test_bind_host(void **state)
+{
+    (void)state;
+    zsock_t *s = zsock_new(ZMQ_ROUTER);
+    assert_int_equal(bus_bind(s, "tcp://localhost:*"), 0);
+    const char *last = zsock_last_endpoint(s);
+    assert_true(!strncmp(last, "tcp://127.0.0.1:", 16) || !strncmp(last, "tcp://[::1]:", 12));
+    zsock_destroy(&s);
+    s = zsock_new(ZMQ_ROUTER);
+    assert_int_equal(bus_bind(s, "tcp://no-such-host.invalid:*"), -1);
+    assert_int_equal(bus_bind(s, "tcp://127.0.0.1:*"), 0);
+    zsock_destroy(&s);
+    char addr[64];
+    assert_int_equal(netaddr_own_address("127.0.0.1", addr, sizeof addr), 0);
+    assert_string_equal(addr, "127.0.0.1");
+    assert_int_equal(netaddr_own_address("192.0.2.1", addr, sizeof addr), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +248,7 @@ int main(void)
         cmocka_unit_test(test_deadline_and_late_reply),
         cmocka_unit_test(test_malformed_and_unknown),
         cmocka_unit_test(test_peer_absent),
+        cmocka_unit_test(test_bind_host),
     };
     return cmocka_run_group_tests_name("bus", tests, s_setup, s_teardown);
 }

@@ -113,11 +113,11 @@ static void test_failures_land_on_fields(void **state)
     assert_true(f.e_base[0] && f.e_ca[0]);
     memset(&err, 0, sizeof err);
     err.code = PORTICO__ERROR_CODE__BAD_REQUEST;
-    snprintf(err.detail, sizeof err.detail, "oauth2_too_old");
+    err.detail = DETAIL(OAUTH2_TOO_OLD);
     iform_check_failed(&f, &err);
     assert_non_null(strstr(f.e_oauth, "older than 7.21"));
     assert_string_equal(iform_test_code(&err), "too_old");
-    snprintf(err.detail, sizeof err.detail, "client_secret");
+    err.detail = DETAIL(CLIENT_SECRET);
     snprintf(err.message, sizeof err.message, "refused");
     iform_store_failed(&f, &err);
     assert_string_equal(f.e_secret, "refused");

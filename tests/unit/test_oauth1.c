@@ -35,24 +35,27 @@ static void test_verifier_denied(void **state)
     assert_false(oauth1_verifier_denied(NULL));
 }
 
+/* The detail the bitbucket service sends for an oauth_problem. */
+#define P(name) bus_detail_parse(name, DETAIL(NONE))
+
 static void test_problem_kinds(void **state)
 {
     (void)state;
-    assert_int_equal(oauth1_problem_kind("consumer_key_unknown"), OAUTH1_PROBLEM_LINK);
-    assert_int_equal(oauth1_problem_kind("signature_invalid"), OAUTH1_PROBLEM_LINK);
-    assert_int_equal(oauth1_problem_kind("timestamp_refused"), OAUTH1_PROBLEM_CLOCK);
-    assert_int_equal(oauth1_problem_kind("nonce_used"), OAUTH1_PROBLEM_RETRY);
-    assert_int_equal(oauth1_problem_kind("token_rejected"), OAUTH1_PROBLEM_TOKEN);
-    assert_int_equal(oauth1_problem_kind("token_expired"), OAUTH1_PROBLEM_TOKEN);
-    assert_int_equal(oauth1_problem_kind("permission_denied"), OAUTH1_PROBLEM_TOKEN);
-    assert_int_equal(oauth1_problem_kind("parameter_absent"), OAUTH1_PROBLEM_PROTOCOL);
+    assert_int_equal(oauth1_problem_kind(P("consumer_key_unknown")), OAUTH1_PROBLEM_LINK);
+    assert_int_equal(oauth1_problem_kind(P("signature_invalid")), OAUTH1_PROBLEM_LINK);
+    assert_int_equal(oauth1_problem_kind(P("timestamp_refused")), OAUTH1_PROBLEM_CLOCK);
+    assert_int_equal(oauth1_problem_kind(P("nonce_used")), OAUTH1_PROBLEM_RETRY);
+    assert_int_equal(oauth1_problem_kind(P("token_rejected")), OAUTH1_PROBLEM_TOKEN);
+    assert_int_equal(oauth1_problem_kind(P("token_expired")), OAUTH1_PROBLEM_TOKEN);
+    assert_int_equal(oauth1_problem_kind(P("permission_denied")), OAUTH1_PROBLEM_TOKEN);
+    assert_int_equal(oauth1_problem_kind(P("parameter_absent")), OAUTH1_PROBLEM_PROTOCOL);
     /* OAuth 2 details and anything else are not oauth_problems. */
-    assert_int_equal(oauth1_problem_kind("invalid_grant"), OAUTH1_PROBLEM_NONE);
-    assert_int_equal(oauth1_problem_kind("anonymous"), OAUTH1_PROBLEM_NONE);
-    assert_int_equal(oauth1_problem_kind(""), OAUTH1_PROBLEM_NONE);
-    assert_int_equal(oauth1_problem_kind(NULL), OAUTH1_PROBLEM_NONE);
-    assert_null(oauth1_problem_message("invalid_grant"));
-    assert_null(oauth1_problem_message(NULL));
+    assert_int_equal(oauth1_problem_kind(P("invalid_grant")), OAUTH1_PROBLEM_NONE);
+    assert_int_equal(oauth1_problem_kind(P("anonymous")), OAUTH1_PROBLEM_NONE);
+    assert_int_equal(oauth1_problem_kind(P("")), OAUTH1_PROBLEM_NONE);
+    assert_int_equal(oauth1_problem_kind(P(NULL)), OAUTH1_PROBLEM_NONE);
+    assert_null(oauth1_problem_message(P("invalid_grant")));
+    assert_null(oauth1_problem_message(P(NULL)));
 }
 
 static void test_problem_messages(void **state)
@@ -63,17 +66,17 @@ static void test_problem_messages(void **state)
                                            "token_expired",        "permission_denied",  "permission_unknown",
                                            "parameter_absent",     "parameter_rejected", "version_rejected"};
     for (size_t i = 0; i < sizeof problems / sizeof problems[0]; i++) {
-        const char *m = oauth1_problem_message(problems[i]);
+        const char *m = oauth1_problem_message(P(problems[i]));
         assert_non_null(m);
         /* It is stored as an integration's last test result. */
         assert_true(strlen(m) <= 200);
         assert_true(strlen(m) > 20);
     }
-    assert_non_null(strstr(oauth1_problem_message("timestamp_refused"), "clocks"));
-    assert_non_null(strstr(oauth1_problem_message("timestamp_refused"), "NTP"));
-    assert_non_null(strstr(oauth1_problem_message("consumer_key_unknown"), "consumer key"));
-    assert_non_null(strstr(oauth1_problem_message("consumer_key_unknown"), "Incoming Authentication"));
-    assert_non_null(strstr(oauth1_problem_message("signature_invalid"), "public key"));
+    assert_non_null(strstr(oauth1_problem_message(P("timestamp_refused")), "clocks"));
+    assert_non_null(strstr(oauth1_problem_message(P("timestamp_refused")), "NTP"));
+    assert_non_null(strstr(oauth1_problem_message(P("consumer_key_unknown")), "consumer key"));
+    assert_non_null(strstr(oauth1_problem_message(P("consumer_key_unknown")), "Incoming Authentication"));
+    assert_non_null(strstr(oauth1_problem_message(P("signature_invalid")), "public key"));
 }
 
 int main(void)

@@ -65,7 +65,7 @@ int h_call_with(bus_client_t *client, const char *method, const ProtobufCMessage
     memset(err, 0, sizeof *err);
     ProtobufCMessage *resp = NULL;
     int rc = bus_call(client, method, req, desc, desc ? &resp : NULL, H_TIMEOUT_MS, err);
-    if (rc < 0 && err->code == PORTICO__ERROR_CODE__FORBIDDEN && !strcmp(err->detail, "caller")) {
+    if (rc < 0 && err->code == PORTICO__ERROR_CODE__FORBIDDEN && err->detail == DETAIL(CALLER)) {
         /* Declared for the broker only: ask again as the broker. */
         static _Thread_local bus_client_t *broker;
         if (broker && strcmp(bus_client_endpoint(broker), bus_client_endpoint(client)) != 0)
@@ -381,7 +381,7 @@ int64_t h_make_integration(const char *client_secret)
     ProtobufCMessage *out = NULL;
     bus_error_t err;
     if (h_call("integration.create", &req.base, &portico__registry__get_integration_reply__descriptor, &out, &err)) {
-        fprintf(stderr, "harness: integration.create: %s (%s)\n", err.message, err.detail);
+        fprintf(stderr, "harness: integration.create: %s (%s)\n", err.message, bus_detail_name(err.detail));
         return 0;
     }
     int64_t id = ((Portico__Registry__GetIntegrationReply *)out)->integration->id;
@@ -404,7 +404,7 @@ int64_t h_login(int64_t integration_id, int64_t bb_user_id, const char *username
     ProtobufCMessage *out = NULL;
     bus_error_t err;
     if (h_call("user.login", &req.base, &portico__registry__login_reply__descriptor, &out, &err)) {
-        fprintf(stderr, "harness: user.login: %s (%s)\n", err.message, err.detail);
+        fprintf(stderr, "harness: user.login: %s (%s)\n", err.message, bus_detail_name(err.detail));
         return 0;
     }
     Portico__Registry__LoginReply *r = (Portico__Registry__LoginReply *)out;

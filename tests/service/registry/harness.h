@@ -101,7 +101,7 @@ void h_sleep_ms(int ms);
         int a_ = (actual);                                                                                             \
         if (a_ != (expected)) {                                                                                        \
             print_error("%s:%d: expected %s, got %s: %s (detail \"%s\")\n", __FILE__, __LINE__,                        \
-                        bus_code_name(expected), bus_code_name(a_), (err).message, (err).detail);                      \
+                        bus_code_name(expected), bus_code_name(a_), (err).message, bus_detail_name((err).detail));                      \
             fail();                                                                                                    \
         }                                                                                                              \
     } while (0)

@@ -99,11 +99,11 @@ static void test_rules_are_validated_and_audited(void **state)
     char *bad_pattern[] = {"j*doe"};
     char *ok_patterns[] = {"jdoe", "*@example.com"};
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_set(s_integration, "PROJ/a/b", NULL, 0, "", NULL, &err), err);
-    assert_string_equal(err.detail, "resource");
+    assert_int_equal(err.detail, DETAIL(RESOURCE));
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_set(s_integration, "", bad_pattern, 1, "", NULL, &err), err);
-    assert_string_equal(err.detail, "patterns");
+    assert_int_equal(err.detail, DETAIL(PATTERNS));
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_set(s_integration, "", NULL, 0, "a\001b", NULL, &err), err);
-    assert_string_equal(err.detail, "contact");
+    assert_int_equal(err.detail, DETAIL(CONTACT));
     assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_set(99999999, "PROJ", NULL, 0, "", NULL, &err), err);
 
     Portico__Registry__AccessRules *got = NULL;

@@ -59,14 +59,14 @@ static void test_append_validation(void **state)
     (void)state;
     bus_error_t err;
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_append("x", "", "", &err), err);
-    assert_string_equal(err.detail, "action");
+    assert_int_equal(err.detail, DETAIL(ACTION));
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_append("x", "Bad Action", "", &err), err);
-    assert_string_equal(err.detail, "action");
+    assert_int_equal(err.detail, DETAIL(ACTION));
     char big[1200];
     memset(big, 'a', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_append("x", "login.failed", big, &err), err);
-    assert_string_equal(err.detail, "detail");
+    assert_int_equal(err.detail, DETAIL(DETAIL));
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, h_call("audit.append", NULL, NULL, NULL, &err), err);
     Portico__Registry__ListAuditRequest req = PORTICO__REGISTRY__LIST_AUDIT_REQUEST__INIT;
     req.limit = 100000;

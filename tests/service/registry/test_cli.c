@@ -91,12 +91,12 @@ static void test_setup_mode_off_then_back_on(void **state)
     assert_code(0, h_call("settings.set_setup_mode", &sm.base, NULL, NULL, &err), err);
     assert_false(s_setup_mode());
     assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_check_token(test_setup_token(), &err), err);
-    assert_string_equal(err.detail, "setup_off");
+    assert_int_equal(err.detail, DETAIL(SETUP_OFF));
     Portico__Registry__LookupSessionRequest ls = PORTICO__REGISTRY__LOOKUP_SESSION_REQUEST__INIT;
     ls.token_hash = h_hash("cookie-setup-cli", buf);
     assert_code(PORTICO__ERROR_CODE__NOT_FOUND, h_call("session.lookup", &ls.base, NULL, NULL, &err), err);
     assert_code(PORTICO__ERROR_CODE__FORBIDDEN, h_setup_session(test_setup_token(), "cookie-setup-cli-2", &err), err);
-    assert_string_equal(err.detail, "setup_off");
+    assert_int_equal(err.detail, DETAIL(SETUP_OFF));
 
     /* The operator is locked out: Setup Mode back on, with a new token. */
     assert_int_equal(s_cli("setup-mode on"), 0);
@@ -112,7 +112,7 @@ static void test_setup_mode_off_then_back_on(void **state)
     assert_true(s_setup_mode());
     assert_code(0, s_check_token(token, &err), err);
     assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_check_token(test_setup_token(), &err), err);
-    assert_string_equal(err.detail, "bad_token");
+    assert_int_equal(err.detail, DETAIL(BAD_TOKEN));
     /* Shown on the operator's terminal only. */
     char *log = h_read_file(h_env("REG_TEST_LOG"));
     assert_non_null(log);

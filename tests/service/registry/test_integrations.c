@@ -123,8 +123,8 @@ static void test_bad_base_urls_are_refused_on_the_field(void **state)
         bus_error_t err;
         create_t c = {0, bad[i], 2, "client-bad", "secret", NULL, NULL};
         int rc = s_create(&c, NULL, &err);
-        if (rc != PORTICO__ERROR_CODE__BAD_REQUEST || strcmp(err.detail, "base_url") != 0) {
-            print_error("base URL \"%s\": got %s detail \"%s\"\n", bad[i], bus_code_name(rc), err.detail);
+        if (rc != PORTICO__ERROR_CODE__BAD_REQUEST || err.detail != DETAIL(BASE_URL)) {
+            print_error("base URL \"%s\": got %s detail \"%s\"\n", bad[i], bus_code_name(rc), bus_detail_name(err.detail));
             fail();
         }
         assert_true(strlen(err.message) > 0);
@@ -169,8 +169,8 @@ static void test_field_validation_names_the_field(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bus_error_t err;
         int rc = s_create(&cases[i].c, NULL, &err);
-        if (rc != PORTICO__ERROR_CODE__BAD_REQUEST || strcmp(err.detail, cases[i].field) != 0) {
-            print_error("case %zu: got %s detail \"%s\" (%s), want BAD_REQUEST %s\n", i, bus_code_name(rc), err.detail,
+        if (rc != PORTICO__ERROR_CODE__BAD_REQUEST || strcmp(bus_detail_name(err.detail), cases[i].field) != 0) {
+            print_error("case %zu: got %s detail \"%s\" (%s), want BAD_REQUEST %s\n", i, bus_code_name(rc), bus_detail_name(err.detail),
                         err.message, cases[i].field);
             fail();
         }
@@ -200,7 +200,7 @@ static void test_duplicate_is_a_conflict(void **state)
     /* Same instance written differently, same client: a duplicate. */
     create_t again = {0, "https://DUP.example.com/bb/", 2, "client-dup", "other", NULL, NULL};
     assert_code(PORTICO__ERROR_CODE__CONFLICT, s_create(&again, NULL, &err), err);
-    assert_string_equal(err.detail, "duplicate");
+    assert_int_equal(err.detail, DETAIL(DUPLICATE));
     assert_non_null(strstr(err.message, "https://dup.example.com/bb"));
     /* Another client on the same instance is fine. */
     create_t other = {0, "https://dup.example.com/bb", 2, "client-dup-2", "s", NULL, NULL};
@@ -213,12 +213,12 @@ static void test_reserved_ids_are_enforced(void **state)
     bus_error_t err;
     create_t c = {987654321, "https://unreserved.example.com", 2, "cid", "s", NULL, NULL};
     assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_create(&c, NULL, &err), err);
-    assert_string_equal(err.detail, "reservation");
+    assert_int_equal(err.detail, DETAIL(RESERVATION));
     c.id = s_reserve();
     assert_code(0, s_create(&c, NULL, &err), err);
     create_t again = {c.id, "https://unreserved2.example.com", 2, "cid", "s", NULL, NULL};
     assert_code(PORTICO__ERROR_CODE__CONFLICT, s_create(&again, NULL, &err), err);
-    assert_string_equal(err.detail, "id");
+    assert_int_equal(err.detail, DETAIL(ID));
 }
 
 static void test_create_oauth1_generates_keys(void **state)
@@ -258,7 +258,7 @@ static void test_create_oauth1_generates_keys(void **state)
     /* A second OAuth 1 integration for the same instance is a duplicate. */
     create_t again = {0, "https://old.example.com/", 1, NULL, NULL, NULL, NULL};
     assert_code(PORTICO__ERROR_CODE__CONFLICT, s_create(&again, NULL, &err), err);
-    assert_string_equal(err.detail, "duplicate");
+    assert_int_equal(err.detail, DETAIL(DUPLICATE));
 }
 
 static void test_unknown_ids(void **state)
@@ -324,10 +324,10 @@ static void test_host_change_needs_credentials_and_drops_links(void **state)
     /* Another host without the credentials: refused, nothing changes. */
     up.base_url = "https://elsewhere.example.com/bb";
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, h_call("integration.update", &up.base, NULL, NULL, &err), err);
-    assert_string_equal(err.detail, "client_id");
+    assert_int_equal(err.detail, DETAIL(CLIENT_ID));
     up.client_id = "new-client";
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, h_call("integration.update", &up.base, NULL, NULL, &err), err);
-    assert_string_equal(err.detail, "client_secret");
+    assert_int_equal(err.detail, DETAIL(CLIENT_SECRET));
     assert_non_null(strstr(err.message, "another host"));
     assert_int_equal(h_pg_scalar(c, sql), 2);
 
@@ -409,12 +409,12 @@ static void test_update(void **state)
     bad.id = id;
     bad.base_url = "https://moved.example.com/?x=1";
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, h_call("integration.update", &bad.base, NULL, NULL, &err), err);
-    assert_string_equal(err.detail, "base_url");
+    assert_int_equal(err.detail, DETAIL(BASE_URL));
     bad.base_url = "";
     bad.set_ca_cert = true;
     bad.ca_cert_pem = "garbage";
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, h_call("integration.update", &bad.base, NULL, NULL, &err), err);
-    assert_string_equal(err.detail, "ca_cert");
+    assert_int_equal(err.detail, DETAIL(CA_CERT));
 
     /* Moving onto another integration's instance and client is a duplicate. */
     Portico__Registry__UpdateIntegrationRequest dup = PORTICO__REGISTRY__UPDATE_INTEGRATION_REQUEST__INIT;
@@ -423,7 +423,7 @@ static void test_update(void **state)
     dup.client_id = "client-dup";
     dup.client_secret = "dup-secret";
     assert_code(PORTICO__ERROR_CODE__CONFLICT, h_call("integration.update", &dup.base, NULL, NULL, &err), err);
-    assert_string_equal(err.detail, "duplicate");
+    assert_int_equal(err.detail, DETAIL(DUPLICATE));
 }
 
 static void test_set_test_result(void **state)

@@ -87,7 +87,7 @@ static void test_round_trip(void **state)
     protobuf_c_message_free_unpacked(&r->base, NULL);
     /* Once only. */
     assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_consume("state-1", "browser-1", s_integration, NULL, &err), err);
-    assert_string_equal(err.detail, "unknown");
+    assert_int_equal(err.detail, DETAIL(UNKNOWN));
 }
 
 /* login.start's call: stored only for an enabled OAuth 2 integration with a
@@ -167,7 +167,7 @@ static void test_oauth2_start_and_consume_with_the_integration(void **state)
     PQfinish(c);
     /* No such integration. */
     assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_create_for_oauth2("state-o2-none", 99999999, &cr, &err), err);
-    assert_string_equal(err.detail, "integration");
+    assert_int_equal(err.detail, DETAIL(INTEGRATION));
 }
 
 static void test_other_browser_or_integration_is_refused_and_kept(void **state)
@@ -178,9 +178,9 @@ static void test_other_browser_or_integration_is_refused_and_kept(void **state)
     assert_code(0, s_create(&p, &err), err);
     assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_consume("state-2", "attacker-browser", s_integration, NULL, &err),
                 err);
-    assert_string_equal(err.detail, "browser");
+    assert_int_equal(err.detail, DETAIL(BROWSER));
     assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_consume("state-2", "browser-2", s_other, NULL, &err), err);
-    assert_string_equal(err.detail, "integration");
+    assert_int_equal(err.detail, DETAIL(INTEGRATION));
     /* The victim's login still completes. */
     Portico__Registry__ConsumePendingReply *r = NULL;
     assert_code(0, s_consume("state-2", "browser-2", s_integration, &r, &err), err);
@@ -231,14 +231,14 @@ static void test_expired_is_deleted_and_says_so(void **state)
 
     assert_code(PORTICO__ERROR_CODE__NOT_FOUND,
                 s_consume_with(client, "state-3", NULL, "browser-3", integration, NULL, &err), err);
-    assert_string_equal(err.detail, "expired");
+    assert_int_equal(err.detail, DETAIL(EXPIRED));
     assert_code(PORTICO__ERROR_CODE__NOT_FOUND,
                 s_consume_with(client, "state-3", NULL, "browser-3", integration, NULL, &err), err);
-    assert_string_equal(err.detail, "unknown");
+    assert_int_equal(err.detail, DETAIL(UNKNOWN));
     /* Also when another browser asks first: expired, and gone. */
     assert_code(PORTICO__ERROR_CODE__NOT_FOUND,
                 s_consume_with(client, "state-3b", NULL, "elsewhere", integration, NULL, &err), err);
-    assert_string_equal(err.detail, "expired");
+    assert_int_equal(err.detail, DETAIL(EXPIRED));
     PGconn *c = h_pg("expiry");
     assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM pending_logins"), 0);
     PQfinish(c);
@@ -278,8 +278,8 @@ static void test_validation(void **state)
     const char *fields[] = {"return_to", "return_to", "return_to", "state_hash", "integration_id", "ttl_seconds"};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = s_create(&cases[i], &err);
-        if (rc != PORTICO__ERROR_CODE__BAD_REQUEST || strcmp(err.detail, fields[i])) {
-            print_error("case %zu: got %s \"%s\"\n", i, bus_code_name(rc), err.detail);
+        if (rc != PORTICO__ERROR_CODE__BAD_REQUEST || strcmp(bus_detail_name(err.detail), fields[i])) {
+            print_error("case %zu: got %s \"%s\"\n", i, bus_code_name(rc), bus_detail_name(err.detail));
             fail();
         }
     }
@@ -308,7 +308,7 @@ static void *s_consumer(void *arg)
     h_call_with(client, "ping", NULL, NULL, NULL, &err);
     pthread_barrier_wait(c->barrier);
     c->code = s_consume_with(client, c->state, NULL, "browser-race", c->integration, NULL, &err);
-    snprintf(c->detail, sizeof c->detail, "%s", err.detail);
+    snprintf(c->detail, sizeof c->detail, "%s", bus_detail_name(err.detail));
     bus_client_destroy(&client);
     return NULL;
 }

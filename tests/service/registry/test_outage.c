@@ -65,7 +65,7 @@ static void test_requests_fail_fast_while_the_database_is_down(void **state)
         }
         h_sleep_ms(250);
     }
-    assert_string_equal(err.detail, "database");
+    assert_int_equal(err.detail, DETAIL(DATABASE));
     /* Readiness follows within the monitor's interval. */
     int64_t until = h_now_ms() + 3000;
     while (s_ready() && h_now_ms() < until)

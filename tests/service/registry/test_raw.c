@@ -166,7 +166,7 @@ static void test_sealed_values_are_bound_to_their_place(void **state)
     Portico__Registry__GetTokensRequest g = PORTICO__REGISTRY__GET_TOKENS_REQUEST__INIT;
     g.identity_id = b;
     assert_code(PORTICO__ERROR_CODE__INTERNAL, h_call("token.get", &g.base, NULL, NULL, &err), err);
-    assert_string_equal(err.detail, "key");
+    assert_int_equal(err.detail, DETAIL(KEY));
     assert_null(strstr(err.message, "token-of"));
 }
 

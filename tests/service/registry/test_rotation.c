@@ -86,7 +86,7 @@ static void test_seed_with_a_preset_setup_token(void **state)
     /* Setup Mode cannot end before there is an admin. */
     Portico__Registry__SetSetupModeRequest sm = PORTICO__REGISTRY__SET_SETUP_MODE_REQUEST__INIT;
     assert_code(PORTICO__ERROR_CODE__CONFLICT, s_call(&r, "settings.set_setup_mode", &sm.base, NULL, NULL, &err), err);
-    assert_string_equal(err.detail, "no_admin");
+    assert_int_equal(err.detail, DETAIL(NO_ADMIN));
 
     Portico__Registry__Integration in = PORTICO__REGISTRY__INTEGRATION__INIT;
     Portico__Registry__CreateIntegrationRequest cr = PORTICO__REGISTRY__CREATE_INTEGRATION_REQUEST__INIT;
@@ -270,7 +270,7 @@ static void test_secrets_read_with_only_the_new_key(void **state)
         PORTICO__ERROR_CODE__INTERNAL,
         s_call(&old, "integration.get", &g.base, &portico__registry__get_integration_reply__descriptor, &out, &err),
         err);
-    assert_string_equal(err.detail, "key");
+    assert_int_equal(err.detail, DETAIL(KEY));
     assert_int_equal(h_registry_stop(&old, NULL), 0);
 }
 

@@ -59,13 +59,13 @@ static void test_lookup_errors(void **state)
     (void)state;
     bus_error_t err;
     assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_lookup("never-issued", NULL, NULL, &err), err);
-    assert_string_equal(err.detail, "session");
+    assert_int_equal(err.detail, DETAIL(SESSION));
     Portico__Registry__LookupSessionRequest req = PORTICO__REGISTRY__LOOKUP_SESSION_REQUEST__INIT;
     uint8_t shortbuf[10] = {0};
     req.token_hash.data = shortbuf;
     req.token_hash.len = sizeof shortbuf;
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, h_call("session.lookup", &req.base, NULL, NULL, &err), err);
-    assert_string_equal(err.detail, "token_hash");
+    assert_int_equal(err.detail, DETAIL(TOKEN_HASH));
 }
 
 static void test_create_errors(void **state)

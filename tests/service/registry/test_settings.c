@@ -74,7 +74,7 @@ static void test_check_setup_token(void **state)
     bus_error_t err;
     assert_code(0, s_check(s_token, "198.51.100.1", &err), err);
     assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_check("not-the-token-at-all-xxxxxxxx", "198.51.100.1", &err), err);
-    assert_string_equal(err.detail, "bad_token");
+    assert_int_equal(err.detail, DETAIL(BAD_TOKEN));
     assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_check("", "198.51.100.1", &err), err);
     /* A prefix of the right token is still wrong. */
     char prefix[64];
@@ -93,7 +93,7 @@ static void test_failures_are_rate_limited_per_address(void **state)
         assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_check("wrong-token-wrong-token-wrong", addr, &err), err);
     /* Then even the right token is refused for a while, from this address. */
     assert_code(PORTICO__ERROR_CODE__RATE_LIMITED, s_check(s_token, addr, &err), err);
-    assert_string_equal(err.detail, "rate_limited");
+    assert_int_equal(err.detail, DETAIL(RATE_LIMITED));
     assert_code(0, s_check(s_token, "192.0.2.78", &err), err);
 
     /* The failures are one audit row that counts them. */
@@ -131,10 +131,10 @@ static void test_expired_token(void **state)
     assert_non_null(c);
     assert_int_equal(h_pg_exec(c, "UPDATE settings SET setup_token_expires_at = now() - interval '1 second'"), 0);
     assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_check(s_token, "198.51.100.201", &err), err);
-    assert_string_equal(err.detail, "token_expired");
+    assert_int_equal(err.detail, DETAIL(TOKEN_EXPIRED));
     assert_non_null(strstr(err.message, "portico-registry setup-mode on"));
     assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_check("wrong-token-wrong-token-wrong", "198.51.100.201", &err), err);
-    assert_string_equal(err.detail, "bad_token");
+    assert_int_equal(err.detail, DETAIL(BAD_TOKEN));
     assert_int_equal(h_pg_exec(c, "UPDATE settings SET setup_token_expires_at = now() + interval '1 hour'"), 0);
     assert_code(0, s_check(s_token, "198.51.100.201", &err), err);
     PQfinish(c);

@@ -73,7 +73,7 @@ static void test_store_and_get(void **state)
     s_identity = h_login(integration, 4000, "token-user", NULL);
     assert_true(s_identity > 0);
     assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_get_with(h_client(), s_identity, NULL, &err), err);
-    assert_string_equal(err.detail, "tokens");
+    assert_int_equal(err.detail, DETAIL(TOKENS));
     assert_code(0, s_store(s_identity, "access-1", "refresh-1", &err), err);
     Portico__Registry__GetTokensReply *r = NULL;
     assert_code(0, s_get_with(h_client(), s_identity, &r, &err), err);
@@ -96,9 +96,9 @@ static void test_store_errors(void **state)
     (void)state;
     bus_error_t err;
     assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_store(99999999, "a", "r", &err), err);
-    assert_string_equal(err.detail, "identity");
+    assert_int_equal(err.detail, DETAIL(IDENTITY));
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_store(s_identity, "", "r", &err), err);
-    assert_string_equal(err.detail, "access_token");
+    assert_int_equal(err.detail, DETAIL(ACCESS_TOKEN));
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_store(0, "a", "r", &err), err);
     Portico__Registry__StoreTokensRequest req = PORTICO__REGISTRY__STORE_TOKENS_REQUEST__INIT;
     req.identity_id = s_identity;
@@ -117,13 +117,13 @@ static void test_lease_and_replace(void **state)
     protobuf_c_message_free_unpacked(&l->base, NULL);
     /* A second holder waits. */
     assert_code(PORTICO__ERROR_CODE__CONFLICT, s_lease_with(c, s_identity, "broker-b", 5000, NULL, &err), err);
-    assert_string_equal(err.detail, "leased");
+    assert_int_equal(err.detail, DETAIL(LEASED));
     /* The holder may renew its own lease. */
     assert_code(0, s_lease_with(c, s_identity, "broker-a", 5000, NULL, &err), err);
     /* Only the holder, at the generation it read, may replace. */
     assert_code(PORTICO__ERROR_CODE__CONFLICT, s_replace_with(c, s_identity, "broker-b", gen, "x", "y", false, &err),
                 err);
-    assert_string_equal(err.detail, "lease_lost");
+    assert_int_equal(err.detail, DETAIL(LEASE_LOST));
     assert_code(PORTICO__ERROR_CODE__CONFLICT,
                 s_replace_with(c, s_identity, "broker-a", gen - 1, "x", "y", false, &err), err);
     assert_code(0, s_replace_with(c, s_identity, "broker-a", gen, "access-3", "refresh-3", false, &err), err);

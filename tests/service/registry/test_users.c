@@ -161,15 +161,15 @@ static void test_login_errors(void **state)
     (void)state;
     bus_error_t err;
     assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_login(99999999, 5, "ghost", 0, &err), err);
-    assert_string_equal(err.detail, "integration");
+    assert_int_equal(err.detail, DETAIL(INTEGRATION));
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_login(s_integration, 5, "", 0, &err), err);
-    assert_string_equal(err.detail, "username");
+    assert_int_equal(err.detail, DETAIL(USERNAME));
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_login(s_integration, 0, "zero", 0, &err), err);
-    assert_string_equal(err.detail, "bb_user_id");
+    assert_int_equal(err.detail, DETAIL(BB_USER_ID));
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_login(s_integration, 5, "bad\001name", 0, &err), err);
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_login(s_integration, 5, "bad\xff", 0, &err), err);
     assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_login(s_integration, 77777, "linker", 99999999, &err), err);
-    assert_string_equal(err.detail, "user");
+    assert_int_equal(err.detail, DETAIL(USER));
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, h_call("user.login", NULL, NULL, NULL, &err), err);
 
     int64_t disabled = h_make_integration(NULL);
@@ -179,7 +179,7 @@ static void test_login_errors(void **state)
     up.enabled = false;
     assert_code(0, h_call("integration.update", &up.base, NULL, NULL, &err), err);
     assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_login(disabled, 5, "late", 0, &err), err);
-    assert_string_equal(err.detail, "disabled");
+    assert_int_equal(err.detail, DETAIL(DISABLED));
 }
 
 /* The broker's one call at the end of a login: user, identity, tokens and
@@ -276,7 +276,7 @@ static void test_login_with_tokens_and_session(void **state)
     PQfinish(c);
     /* Both parts are checked like token.store and a setup session check them. */
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_login_all(5000, "allinone", "all-in-one-9", "", NULL, &err), err);
-    assert_string_equal(err.detail, "access_token");
+    assert_int_equal(err.detail, DETAIL(ACCESS_TOKEN));
     Portico__Registry__Identity d = PORTICO__REGISTRY__IDENTITY__INIT;
     d.integration_id = s_integration;
     d.bb_user_id = 5000;
@@ -288,7 +288,7 @@ static void test_login_with_tokens_and_session(void **state)
     req.identity = &d;
     req.session = &cs;
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, h_call("user.login", &req.base, NULL, NULL, &err), err);
-    assert_string_equal(err.detail, "token_hash");
+    assert_int_equal(err.detail, DETAIL(TOKEN_HASH));
 }
 
 static void test_get_and_list_users(void **state)
@@ -363,7 +363,7 @@ static void test_set_admin(void **state)
     int64_t other = h_make_integration(NULL);
     h_login(other, 2001, "promote-me", NULL);
     assert_code(PORTICO__ERROR_CODE__CONFLICT, s_set_admin(0, "promote-me", true, &err, NULL), err);
-    assert_string_equal(err.detail, "ambiguous");
+    assert_int_equal(err.detail, DETAIL(AMBIGUOUS));
 
     PGconn *c = h_pg(NULL);
     assert_non_null(c);
