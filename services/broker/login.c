@@ -232,6 +232,45 @@ fin_state_t login_fail(fin_ctx_t *c, int code, const char *detail, const char *m
     return FIN_FAILED;
 }
 
+int login_pending_read(fin_ctx_t *c, Portico__Registry__ConsumePendingRequest *q, bool can_succeed)
+{
+    q->keep = can_succeed;
+    if (broker_registry_call(c->w, &registry_m_pending_consume, &q->base, (ProtobufCMessage **)&c->consumed, &c->err) <
+        0)
+        return -1;
+    if (!can_succeed)
+        return 0;
+    c->kept = true;
+    portico__registry__consume_pending_request__init(&c->finish);
+    if (q->state_hash.len == 32) {
+        memcpy(c->finish_state, q->state_hash.data, 32);
+        c->finish.state_hash.data = c->finish_state;
+        c->finish.state_hash.len = 32;
+    }
+    c->finish.request_token = q->request_token;
+    if (q->browser_hash.len == 32) {
+        memcpy(c->finish_browser, q->browser_hash.data, 32);
+        c->finish.browser_hash.data = c->finish_browser;
+        c->finish.browser_hash.len = 32;
+    }
+    c->finish.integration_id = q->integration_id;
+    return 0;
+}
+
+/* A login that was only read and then failed is used up all the same: a
+ * replayed callback finds nothing. */
+static void s_pending_burn(fin_ctx_t *c)
+{
+    bus_error_t err;
+    Portico__Registry__ConsumePendingReply *gone = NULL;
+    if (broker_registry_call(c->w, &registry_m_pending_consume, &c->finish.base, (ProtobufCMessage **)&gone, &err) ==
+        0) {
+        if (gone->pending)
+            oauth2_wipe(gone->pending->code_verifier);
+        protobuf_c_message_free_unpacked(&gone->base, NULL);
+    }
+}
+
 fin_state_t login_consume_failed(fin_ctx_t *c)
 {
     switch (c->err.code) {
@@ -277,8 +316,8 @@ static fin_state_t s_fin_consume(fin_ctx_t *c)
     q.browser_hash = browser_hash;
     q.integration_id = in->integration_id;
     q.with_integration = true;
-    if (broker_registry_call(c->w, &registry_m_pending_consume, &q.base, (ProtobufCMessage **)&c->consumed, &c->err) <
-        0)
+    bool can_succeed = !in->error[0] && in->code[0] && strlen(in->code) <= MAX_CODE_LEN;
+    if (login_pending_read(c, &q, can_succeed) < 0)
         return login_consume_failed(c);
     c->pending = c->consumed->pending;
     if (!c->pending)
@@ -422,6 +461,7 @@ static fin_state_t s_fin_link_user(fin_ctx_t *c)
     q.session = c->in->session_hash.len ? &session : NULL;
     q.brief = true;
     q.setup_session_hash = c->in->setup_session_hash;
+    q.pending = &c->finish;
     if (broker_registry_call(c->w, &registry_m_user_login, &q.base, (ProtobufCMessage **)&c->login, &c->err) < 0)
         return FIN_FAILED;
     if (!c->login->user || c->login->identity_id <= 0)
@@ -515,6 +555,8 @@ void broker_login_finish(void *ctx, bus_request_t *req, const ProtobufCMessage *
         log_info("login finished", "integration=%" PRId64 " user=%" PRId64 " created=%d oauth=%d", c.in->integration_id,
                  u->id, c.login->created, c.oauth_version);
     } else {
+        if (c.kept && st != FIN_DONE)
+            s_pending_burn(&c);
         if (c.audit) {
             char object[48];
             snprintf(object, sizeof object, "integration:%" PRId64, c.in->integration_id);

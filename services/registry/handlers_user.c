@@ -362,6 +362,18 @@ static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r
                         db_get_text(res, 0, 1));
         goto out;
     }
+    /* The single use of the login this one finishes: without it the
+     * transaction writes nothing (it rolls back). */
+    bool pending = false;
+    if (r->pending && (rc = reg_pending_finish(c->db, r->pending, d->integration_id, &pending)) != DB_OK)
+        goto out;
+    if (!pending) {
+        log_warn("refused user.login without a live pending login", "integration=%" PRId64, d->integration_id);
+        bus_reply_error(reply, PORTICO__ERROR_CODE__FORBIDDEN, "pending",
+                        "no sign-in of this browser is waiting for this login: it was never started, already "
+                        "used or has expired");
+        goto out;
+    }
     out->admin_candidate = db_get_bool(res, 0, 9);
     if (!db_get_null(res, 0, 2)) {
         out->identity_id = db_get_int(res, 0, 2);
