@@ -486,6 +486,9 @@ static void h_callback(web_req_t *r)
     }
     q.session_idle_seconds = (int32_t)web_cfg.session_idle_s;
     q.session_absolute_seconds = (int32_t)web_cfg.session_max_s;
+    /* With the caches on, the page after the login comes with the login. */
+    if (web_cache && web_cfg.session_cache_ms > 0 && web_cfg.repos_cache_ms > 0)
+        q.account_repositories = WEB_REPOS_PAGE_SIZE;
     Portico__Broker__FinishLoginReply *rep = NULL;
     int rc = broker_call_login_finish(r->clients->broker, &q, &rep, (int)web_cfg.login_timeout_ms, &err);
     explicit_bzero(code, sizeof code);
@@ -501,16 +504,21 @@ static void h_callback(web_req_t *r)
     snprintf(return_to, sizeof return_to, "%s", url_is_local_path(rep->return_to) ? rep->return_to : DEFAULT_RETURN_TO);
     int64_t user_id = rep->user_id;
     bool started = rep->session_started;
-    protobuf_c_message_free_unpacked(&rep->base, NULL);
     /* Only the registry starts sessions, in the login's own transaction:
      * a worker's word ("signed in as user N") never starts one here. */
     if (!started || user_id <= 0) {
+        protobuf_c_message_free_unpacked(&rep->base, NULL);
         explicit_bzero(session, sizeof session);
         log_warn("a login finished without a session", "integration=%lld", (long long)id);
         web_error_page(r, 502, "Sign-in failed", "Portico could not start your session.", "Try signing in again.");
         return;
     }
     web_session_started(r, user_id, session);
+    if (rep->user && rep->user->id == user_id) {
+        web_session_prime(session, rep->user);
+        web_account_prime(rep->user, rep->repositories);
+    }
+    protobuf_c_message_free_unpacked(&rep->base, NULL);
     explicit_bzero(session, sizeof session);
     web_add_cookie(r, web_cfg.login_cookie, "", 0, "/");
     log_info("signed in", "user=%lld integration=%lld", (long long)user_id, (long long)id);
