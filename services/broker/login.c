@@ -193,7 +193,7 @@ void broker_login_start(void *ctx, bus_request_t *req, const ProtobufCMessage *m
         Portico__Broker__StartLoginReply out = PORTICO__BROKER__START_LOGIN_REPLY__INIT;
         out.authorize_url = c.authorize_url;
         bus_reply_ok(reply, &out.base);
-        log_info("login started", "integration=%" PRId64 " oauth=%d", c.in->integration_id, c.request ? 1 : 2);
+        log_debug("login started", "integration=%" PRId64 " oauth=%d", c.in->integration_id, c.request ? 1 : 2);
     } else {
         char q[100];
         log_info("login not started", "integration=%" PRId64 " code=%s detail=%s", c.in->integration_id,

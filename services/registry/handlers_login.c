@@ -92,9 +92,9 @@ static const db_stmt_t s_consume_by_token_integ = {
 static const db_stmt_t s_read_by_state = {
     "pending_read_state", "SELECT " PENDING_COLUMNS " FROM pending_logins WHERE state_hash = $1 AND browser_hash = $2 "
                           "AND integration_id = $3"};
-static const db_stmt_t s_read_by_token = {"pending_read_token",
-                                          "SELECT " PENDING_COLUMNS " FROM pending_logins WHERE request_token_hash = $1 "
-                                          "AND browser_hash = $2 AND integration_id = $3"};
+static const db_stmt_t s_read_by_token = {"pending_read_token", "SELECT " PENDING_COLUMNS
+                                                                " FROM pending_logins WHERE request_token_hash = $1 "
+                                                                "AND browser_hash = $2 AND integration_id = $3"};
 static const db_stmt_t s_read_by_state_integ = {
     "pending_read_state_integ",
     "SELECT " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", i.client_secret, i.private_key "
@@ -107,9 +107,9 @@ static const db_stmt_t s_read_by_token_integ = {
     "WHERE p.request_token_hash = $1 AND p.browser_hash = $2 AND p.integration_id = $3"};
 /* user.login's single use of the login it finishes: only a live one of
  * this browser and this integration. */
-static const db_stmt_t s_finish_by_state = {
-    "pending_finish_state", "DELETE FROM pending_logins WHERE state_hash = $1 AND browser_hash = $2 "
-                            "AND integration_id = $3 AND expires_at > now() RETURNING 1"};
+static const db_stmt_t s_finish_by_state = {"pending_finish_state",
+                                            "DELETE FROM pending_logins WHERE state_hash = $1 AND browser_hash = $2 "
+                                            "AND integration_id = $3 AND expires_at > now() RETURNING 1"};
 static const db_stmt_t s_finish_by_token = {
     "pending_finish_token", "DELETE FROM pending_logins WHERE request_token_hash = $1 AND browser_hash = $2 "
                             "AND integration_id = $3 AND expires_at > now() RETURNING 1"};

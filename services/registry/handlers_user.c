@@ -449,8 +449,9 @@ void h_user_login(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
     }
     if (result.became_admin)
         log_info("first user to log in during Setup Mode is now an admin", "user=%" PRId64, result.user_id);
-    log_info("user logged in", "user=%" PRId64 " identity=%" PRId64 " created=%s", result.user_id, result.identity_id,
-             result.created ? "true" : "false");
+    /* The broker logs the login and the audit log keeps it. */
+    log_debug("user logged in", "user=%" PRId64 " identity=%" PRId64 " created=%s", result.user_id, result.identity_id,
+              result.created ? "true" : "false");
     Portico__Registry__LoginReply out = PORTICO__REGISTRY__LOGIN_REPLY__INIT;
     out.identity_id = result.identity_id;
     out.created = result.created;

@@ -521,7 +521,7 @@ static void h_callback(web_req_t *r)
     protobuf_c_message_free_unpacked(&rep->base, NULL);
     explicit_bzero(session, sizeof session);
     web_add_cookie(r, web_cfg.login_cookie, "", 0, "/");
-    log_info("signed in", "user=%lld integration=%lld", (long long)user_id, (long long)id);
+    log_debug("signed in", "user=%lld integration=%lld", (long long)user_id, (long long)id);
     web_redirect(r, return_to);
 }
 
