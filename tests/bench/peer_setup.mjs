@@ -23,7 +23,7 @@ if (!id) throw new Error(`no Add Integration form: ${form.status}`);
 const link = await fetch(need('PERF_FASTBB_ADMIN'), {
   method: 'POST',
   headers: { 'content-type': 'application/json' },
-  body: JSON.stringify({ name: 'Portico', redirect_uri: `${admin.base}/oauth/callback/${id}`, scopes: 'REPO_READ' }),
+  body: JSON.stringify({ name: 'Portico', redirect_uri: `${admin.base}/oauth/callback/${id}`, scopes: ['REPO_READ'] }),
 });
 if (link.status !== 201) throw new Error(`fastbb application link: ${link.status} ${await link.text()}`);
 const { client_id: clientId, client_secret: clientSecret } = await link.json();
