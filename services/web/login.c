@@ -69,13 +69,37 @@ static void s_return_to(web_req_t *r, char *out, size_t out_size)
         snprintf(out, out_size, "%s", DEFAULT_RETURN_TO);
 }
 
+/* The enabled integrations, for every login page: kept in web_cache as
+ * long as a session is (an admin change through this web forgets it at
+ * once, one elsewhere shows within that time). */
 static Portico__Registry__ListIntegrationsReply *s_enabled_integrations(web_req_t *r, bus_error_t *err)
 {
+    static const uint8_t key[] = "integrations";
+    bool cached = web_cache && web_cfg.session_cache_ms > 0;
+    if (cached) {
+        size_t n = 0;
+        uint8_t *packed = webcache_get_copy(web_cache, key, sizeof key, web_cache_now(), &n);
+        if (packed) {
+            Portico__Registry__ListIntegrationsReply *hit =
+                portico__registry__list_integrations_reply__unpack(NULL, n, packed);
+            free(packed);
+            if (hit)
+                return hit;
+        }
+    }
+    uint64_t epoch = cached ? webcache_epoch(web_cache) : 0;
     Portico__Registry__ListIntegrationsRequest q = PORTICO__REGISTRY__LIST_INTEGRATIONS_REQUEST__INIT;
     q.only_enabled = true;
     Portico__Registry__ListIntegrationsReply *rep = NULL;
     if (registry_call_integration_list(r->clients->registry, &q, &rep, (int)web_cfg.bus_timeout_ms, err) < 0)
         return NULL;
+    size_t n = cached ? portico__registry__list_integrations_reply__get_packed_size(rep) : 0;
+    uint8_t *packed = cached ? malloc(n ? n : 1) : NULL;
+    if (packed) {
+        portico__registry__list_integrations_reply__pack(rep, packed);
+        webcache_put(web_cache, epoch, key, sizeof key, 0, packed, n, web_cache_now() + web_cfg.session_cache_ms);
+        free(packed);
+    }
     return rep;
 }
 
