@@ -410,6 +410,22 @@ out:
     free(browser_hash);
 }
 
+/* $1..$3 of the statements that find a pending login: the state hash (or
+ * the request token's, kept in token_hash), the browser, the integration. */
+static void s_pending_key(db_params_t *p, const Portico__Registry__ConsumePendingRequest *r, bool by_state,
+                          uint8_t token_hash[32])
+{
+    db_params_init(p);
+    if (by_state) {
+        db_param_bytes(p, r->state_hash.data, r->state_hash.len);
+    } else {
+        crypto_sha256(r->request_token, strlen(r->request_token), token_hash);
+        db_param_bytes(p, token_hash, 32);
+    }
+    db_param_bytes(p, r->browser_hash.data, r->browser_hash.len);
+    db_param_int(p, r->integration_id);
+}
+
 void h_pending_consume(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
 {
     (void)req;
@@ -428,15 +444,7 @@ void h_pending_consume(void *ctx, bus_request_t *req, const ProtobufCMessage *ms
         bus_reply_error(reply, PORTICO__ERROR_CODE__BAD_REQUEST, "state_hash", "give a state hash or a request token");
         return;
     }
-    db_params_init(&p);
-    if (by_state) {
-        db_param_bytes(&p, r->state_hash.data, r->state_hash.len);
-    } else {
-        crypto_sha256(r->request_token, strlen(r->request_token), token_hash);
-        db_param_bytes(&p, token_hash, sizeof token_hash);
-    }
-    db_param_bytes(&p, r->browser_hash.data, r->browser_hash.len);
-    db_param_int(&p, r->integration_id);
+    s_pending_key(&p, r, by_state, token_hash);
     const db_stmt_t *stmt;
     if (r->keep)
         stmt = r->with_integration ? (by_state ? &s_read_by_state_integ : &s_read_by_token_integ)
@@ -470,15 +478,7 @@ db_rc_t reg_pending_finish(db_t *db, const Portico__Registry__ConsumePendingRequ
         return DB_OK;
     if (r->browser_hash.len != 32 || r->integration_id != integration_id)
         return DB_OK;
-    db_params_init(&p);
-    if (by_state) {
-        db_param_bytes(&p, r->state_hash.data, r->state_hash.len);
-    } else {
-        crypto_sha256(r->request_token, strlen(r->request_token), token_hash);
-        db_param_bytes(&p, token_hash, sizeof token_hash);
-    }
-    db_param_bytes(&p, r->browser_hash.data, r->browser_hash.len);
-    db_param_int(&p, r->integration_id);
+    s_pending_key(&p, r, by_state, token_hash);
     db_rc_t rc = db_exec(db, by_state ? &s_finish_by_state : &s_finish_by_token, &p, &res);
     if (rc == DB_OK)
         *found = PQntuples(res) == 1;
