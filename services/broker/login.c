@@ -43,9 +43,10 @@
  *   deleting it. The code (or verifier) is exchanged right after
  *   (Bitbucket's codes live about 10 s). Every step may end in FAILED with
  *   an error whose detail tells the web which page to show. */
-#include "login.h"
+#include "login_oauth1.h"
 
 #include "access.h"
+#include "login_steps.h"
 
 #include "crypto.h"
 #include "log.h"
@@ -215,49 +216,6 @@ static const char *const s_fin_names[] = {"consume",     "callback_error",  "loa
                                           "o1_load_key", "o1_access_token", "identify",    "check_access", "link_user",
                                           "done",        "failed"};
 
-int login_browser_hash(const fin_ctx_t *c, uint8_t scratch[32], ProtobufCBinaryData *out)
-{
-    *out = c->in->browser_hash;
-    if (out->len == 32)
-        return 0;
-    if (crypto_random(scratch, 32) < 0)
-        return -1;
-    out->data = scratch;
-    out->len = 32;
-    return 0;
-}
-
-fin_state_t login_fail(fin_ctx_t *c, int code, const char *detail, const char *message)
-{
-    broker_set_error(&c->err, code, detail, "%s", message);
-    return FIN_FAILED;
-}
-
-int login_pending_read(fin_ctx_t *c, Portico__Registry__ConsumePendingRequest *q, bool can_succeed)
-{
-    q->keep = can_succeed;
-    if (broker_registry_call(c->w, &registry_m_pending_consume, &q->base, (ProtobufCMessage **)&c->consumed, &c->err) <
-        0)
-        return -1;
-    if (!can_succeed)
-        return 0;
-    c->kept = true;
-    portico__registry__consume_pending_request__init(&c->finish);
-    if (q->state_hash.len == 32) {
-        memcpy(c->finish_state, q->state_hash.data, 32);
-        c->finish.state_hash.data = c->finish_state;
-        c->finish.state_hash.len = 32;
-    }
-    c->finish.request_token = q->request_token;
-    if (q->browser_hash.len == 32) {
-        memcpy(c->finish_browser, q->browser_hash.data, 32);
-        c->finish.browser_hash.data = c->finish_browser;
-        c->finish.browser_hash.len = 32;
-    }
-    c->finish.integration_id = q->integration_id;
-    return 0;
-}
-
 /* A login that was only read and then failed is used up all the same: a
  * replayed callback finds nothing. */
 static void s_pending_burn(fin_ctx_t *c)
@@ -269,27 +227,6 @@ static void s_pending_burn(fin_ctx_t *c)
         if (gone->pending)
             oauth2_wipe(gone->pending->code_verifier);
         protobuf_c_message_free_unpacked(&gone->base, NULL);
-    }
-}
-
-fin_state_t login_consume_failed(fin_ctx_t *c)
-{
-    switch (c->err.code) {
-    case PORTICO__ERROR_CODE__NOT_FOUND:
-        if (!strcmp(c->err.detail, "expired"))
-            return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_expired",
-                              "this sign-in took too long and has expired: start again");
-        return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_unknown",
-                          "this sign-in link has expired or was already used: start again");
-    case PORTICO__ERROR_CODE__FORBIDDEN:
-        c->audit = true;
-        if (!strcmp(c->err.detail, "integration"))
-            return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "integration",
-                              "this sign-in was started for another Bitbucket integration: start again");
-        return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "browser",
-                          "this sign-in was started in another browser: start again here");
-    default:
-        return FIN_FAILED;
     }
 }
 
@@ -345,27 +282,6 @@ static fin_state_t s_fin_callback_error(fin_ctx_t *c)
     char text[200];
     snprintf(text, sizeof text, "Bitbucket did not complete the sign-in (%s)", error);
     return login_fail(c, PORTICO__ERROR_CODE__UPSTREAM, error, text);
-}
-
-int login_integration(fin_ctx_t *c)
-{
-    const Portico__Registry__ConsumePendingReply *p = c->consumed;
-    if (p && p->integration && p->integration->id == c->in->integration_id) {
-        if (!p->integration->enabled) {
-            broker_set_error(&c->err, PORTICO__ERROR_CODE__FORBIDDEN, "integration_disabled",
-                             "this integration is disabled");
-            return -1;
-        }
-        c->integration = p->integration;
-        c->secrets = p->secrets;
-        return 0;
-    }
-    /* A registry that does not send the integration with the login. */
-    if (broker_integration_load(c->w, c->in->integration_id, true, &c->integ, &c->err) < 0)
-        return -1;
-    c->integration = c->integ->integration;
-    c->secrets = c->integ->secrets;
-    return 0;
 }
 
 static fin_state_t s_fin_load_client(fin_ctx_t *c)
