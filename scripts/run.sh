@@ -45,6 +45,17 @@ export PORTICO_BUS_KEYS_DIR=${PORTICO_BUS_KEYS_DIR:-$state/bus-keys}
 for s in web registry broker bitbucket; do
   "$bin/portico-$s" bus-keygen
 done
+# Everything runs on this machine: the bus goes over Unix sockets in the
+# state folder (still CURVE), which costs less per message than TCP on
+# loopback and cannot collide with another instance's ports. Compose and
+# other deployments keep tcp://.
+mkdir -p "$state/bus"
+export PORTICO_REGISTRY_BIND=${PORTICO_REGISTRY_BIND:-ipc://$state/bus/registry}
+export PORTICO_REGISTRY_ENDPOINT=${PORTICO_REGISTRY_ENDPOINT:-$PORTICO_REGISTRY_BIND}
+export PORTICO_BITBUCKET_BIND=${PORTICO_BITBUCKET_BIND:-ipc://$state/bus/bitbucket}
+export PORTICO_BITBUCKET_ENDPOINT=${PORTICO_BITBUCKET_ENDPOINT:-$PORTICO_BITBUCKET_BIND}
+export PORTICO_BROKER_BIND=${PORTICO_BROKER_BIND:-ipc://$state/bus/broker}
+export PORTICO_BROKER_ENDPOINT=${PORTICO_BROKER_ENDPOINT:-$PORTICO_BROKER_BIND}
 export PORTICO_PUBLIC_URL=${PORTICO_PUBLIC_URL:-http://localhost:8080}
 # The generated setup token goes to a file only its owner can read, never to a log.
 export PORTICO_SETUP_TOKEN_FILE=${PORTICO_SETUP_TOKEN_FILE:-$state/setup-token}
@@ -69,11 +80,13 @@ start() {
 }
 
 : >"$state/logs/registry.log"
-start registry
-start bitbucket
+# Health listeners: registry on the base port, bitbucket on the next, brokers after.
+health=${PORTICO_RUN_HEALTH_PORT:-8081}
+start registry PORTICO_HEALTH_ADDR="127.0.0.1:$health"
+start bitbucket PORTICO_HEALTH_ADDR="127.0.0.1:$((health + 1))"
 start web
 for i in $(seq 1 "${PORTICO_RUN_BROKERS:-2}"); do
-  start "broker-$i" PORTICO_HEALTH_ADDR="127.0.0.1:$((8082 + i))"
+  start "broker-$i" PORTICO_HEALTH_ADDR="127.0.0.1:$((health + 1 + i))"
 done
 
 # Wait until the web says every service is ready.

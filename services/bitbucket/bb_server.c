@@ -216,12 +216,13 @@ static void s_record(const bb_call_t *call, const bb_http_result_t *res, const b
                  log_quote(res->curl_error, cq, sizeof cq));
         return;
     }
-    log_info("bitbucket request",
-             "kind=%s http_method=%s host=%s path=%s integration=%lld status=%ld ms=%.0f attempt=%d result=%s "
-             "detail=%s %s",
-             call->plan.kind, call->plan.http_method, call->plan.host, q, (long long)call->plan.integration_id,
-             res->status, res->seconds * 1000, call->attempt, bus_code_name(err->code),
-             err->detail ? bus_detail_name(err->detail) : "-", note);
+    /* Failures are warnings above; a call that went well is debug. */
+    log_debug("bitbucket request",
+              "kind=%s http_method=%s host=%s path=%s integration=%lld status=%ld ms=%.0f attempt=%d result=%s "
+              "detail=%s %s",
+              call->plan.kind, call->plan.http_method, call->plan.host, q, (long long)call->plan.integration_id,
+              res->status, res->seconds * 1000, call->attempt, bus_code_name(err->code),
+              err->detail ? bus_detail_name(err->detail) : "-", note);
 }
 
 static void s_on_done(void *arg, const bb_http_result_t *res)

@@ -58,7 +58,8 @@ static bb_egress_t *s_egress_load(const char *allow, const char *own)
         "PORTICO_BROKER_BIND",       "PORTICO_HTTP_ADDR",          "PORTICO_OPS_ADDR"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i]);
-        if (!v || !*v)
+        /* Unix sockets and in-process endpoints name no host. */
+        if (!v || !*v || !strncmp(v, "ipc://", 6) || !strncmp(v, "inproc://", 9))
             continue;
         s_endpoint_host(v, host, sizeof host);
         if (host[0] && bb_egress_own_host(e, host) < 0)

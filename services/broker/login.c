@@ -54,6 +54,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_STATE_LEN 512
@@ -193,7 +194,7 @@ void broker_login_start(void *ctx, bus_request_t *req, const ProtobufCMessage *m
         Portico__Broker__StartLoginReply out = PORTICO__BROKER__START_LOGIN_REPLY__INIT;
         out.authorize_url = c.authorize_url;
         bus_reply_ok(reply, &out.base);
-        log_info("login started", "integration=%" PRId64 " oauth=%d", c.in->integration_id, c.request ? 1 : 2);
+        log_debug("login started", "integration=%" PRId64 " oauth=%d", c.in->integration_id, c.request ? 1 : 2);
     } else {
         char q[100];
         log_info("login not started", "integration=%" PRId64 " code=%s detail=%s", c.in->integration_id,
@@ -214,6 +215,20 @@ void broker_login_start(void *ctx, bus_request_t *req, const ProtobufCMessage *m
 static const char *const s_fin_names[] = {"consume",     "callback_error",  "load_client", "exchange",     "o1_denied",
                                           "o1_load_key", "o1_access_token", "identify",    "check_access", "link_user",
                                           "done",        "failed"};
+
+/* A login that was only read and then failed is used up all the same: a
+ * replayed callback finds nothing. */
+static void s_pending_burn(fin_ctx_t *c)
+{
+    bus_error_t err;
+    Portico__Registry__ConsumePendingReply *gone = NULL;
+    if (broker_registry_call(c->w, &registry_m_pending_consume, &c->finish.base, (ProtobufCMessage **)&gone, &err) ==
+        0) {
+        if (gone->pending)
+            oauth2_wipe(gone->pending->code_verifier);
+        protobuf_c_message_free_unpacked(&gone->base, NULL);
+    }
+}
 
 static fin_state_t s_fin_consume(fin_ctx_t *c)
 {
@@ -239,8 +254,8 @@ static fin_state_t s_fin_consume(fin_ctx_t *c)
     q.browser_hash = browser_hash;
     q.integration_id = in->integration_id;
     q.with_integration = true;
-    if (broker_registry_call(c->w, &registry_m_pending_consume, &q.base, (ProtobufCMessage **)&c->consumed, &c->err) <
-        0)
+    bool can_succeed = !in->error[0] && in->code[0] && strlen(in->code) <= MAX_CODE_LEN;
+    if (login_pending_read(c, &q, can_succeed) < 0)
         return login_consume_failed(c);
     c->pending = c->consumed->pending;
     if (!c->pending)
@@ -329,6 +344,14 @@ static fin_state_t s_fin_identify(fin_ctx_t *c)
     return FIN_CHECK_ACCESS;
 }
 
+/* The web asked for what the account page shows, and the login returns
+ * there. */
+static bool s_for_account(const fin_ctx_t *c)
+{
+    const char *to = url_is_local_path(c->pending->return_to) ? c->pending->return_to : DEFAULT_RETURN_TO;
+    return c->in->account_repositories > 0 && !strcmp(to, "/account");
+}
+
 static fin_state_t s_fin_link_user(fin_ctx_t *c)
 {
     Portico__Registry__Identity id = PORTICO__REGISTRY__IDENTITY__INIT;
@@ -361,13 +384,32 @@ static fin_state_t s_fin_link_user(fin_ctx_t *c)
     q.addr = c->in->addr;
     q.tokens = &t;
     q.session = c->in->session_hash.len ? &session : NULL;
-    q.brief = true;
+    /* The web keeps the account for the page after the login. */
+    q.brief = !s_for_account(c);
     q.setup_session_hash = c->in->setup_session_hash;
+    q.pending = &c->finish;
     if (broker_registry_call(c->w, &registry_m_user_login, &q.base, (ProtobufCMessage **)&c->login, &c->err) < 0)
         return FIN_FAILED;
     if (!c->login->user || c->login->identity_id <= 0)
         return login_fail(c, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "the account could not be recorded");
     return FIN_DONE;
+}
+
+/* The first page of the account page's repositories, listed with the
+ * token the login just got, when the account page shows this identity's
+ * (the user's first) and the token is a bearer token. Anything else, or a
+ * failure, leaves the page to ask for them itself. */
+static int s_first_page(fin_ctx_t *c, Portico__Bitbucket__ListReposReply **list)
+{
+    const Portico__Registry__User *u = c->login->user;
+    if (c->oauth_version != 2 || !c->tokens || !u->n_identities || !u->identities[0] ||
+        u->identities[0]->integration_id != c->integration->id)
+        return -1;
+    int32_t limit = c->in->account_repositories;
+    if (limit > BROKER_REPOS_MAX_LIMIT)
+        limit = BROKER_REPOS_MAX_LIMIT;
+    bus_error_t err;
+    return broker_repos_list_bearer(c->w, c->integration, c->tokens->access_token, 0, limit, list, &err);
 }
 
 static void s_fin_cleanup(fin_ctx_t *c)
@@ -452,10 +494,25 @@ void broker_login_finish(void *ctx, bus_request_t *req, const ProtobufCMessage *
         out.return_to = url_is_local_path(c.pending->return_to) ? c.pending->return_to : DEFAULT_RETURN_TO;
         out.display_name = u->display_name[0] ? u->display_name : c.who.display_name;
         out.session_started = c.in->session_hash.len > 0;
+        Portico__Broker__RepositoriesReply repos;
+        Portico__Broker__Repository *items = NULL, **ptrs = NULL;
+        Portico__Bitbucket__ListReposReply *list = NULL;
+        if (s_for_account(&c)) {
+            out.user = c.login->user;
+            if (s_first_page(&c, &list) == 0 &&
+                broker_repos_reply(list, c.integration, u->identities[0]->username, &repos, &items, &ptrs) == 0)
+                out.repositories = &repos;
+        }
         bus_reply_ok(reply, &out.base);
+        free(items);
+        free(ptrs);
+        if (list)
+            protobuf_c_message_free_unpacked(&list->base, NULL);
         log_info("login finished", "integration=%" PRId64 " user=%" PRId64 " created=%d oauth=%d", c.in->integration_id,
                  u->id, c.login->created, c.oauth_version);
     } else {
+        if (c.kept && st != FIN_DONE)
+            s_pending_burn(&c);
         if (c.audit) {
             char object[48];
             snprintf(object, sizeof object, "integration:%" PRId64, c.in->integration_id);

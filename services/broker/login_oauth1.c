@@ -161,8 +161,9 @@ fin_state_t login_o1_consume(fin_ctx_t *c)
     q.browser_hash = browser_hash;
     q.integration_id = in->integration_id;
     q.with_integration = true;
-    if (broker_registry_call(c->w, &registry_m_pending_consume, &q.base, (ProtobufCMessage **)&c->consumed, &c->err) <
-        0)
+    bool can_succeed = !oauth1_verifier_denied(in->oauth_verifier) && in->oauth_verifier[0] &&
+                       strlen(in->oauth_verifier) <= MAX_O1_TOKEN_LEN;
+    if (login_pending_read(c, &q, can_succeed) < 0)
         return login_consume_failed(c);
     c->pending = c->consumed->pending;
     if (!c->pending || !c->pending->request_token[0])
@@ -172,8 +173,8 @@ fin_state_t login_o1_consume(fin_ctx_t *c)
     if (c->pending->integration_id != in->integration_id)
         return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(INTEGRATION),
                           "this sign-in was started for another Bitbucket integration: start again");
-    /* The login is consumed now, whatever follows: a denial or a broken
-     * answer cannot be replayed. */
+    /* A denial or a broken answer consumed the login already: it cannot
+     * be replayed. */
     if (oauth1_verifier_denied(in->oauth_verifier))
         return FIN_O1_DENIED;
     if (!in->oauth_verifier[0] || strlen(in->oauth_verifier) > MAX_O1_TOKEN_LEN)

@@ -68,3 +68,28 @@ int login_integration(fin_ctx_t *c)
     c->secrets = c->integ->secrets;
     return 0;
 }
+
+int login_pending_read(fin_ctx_t *c, Portico__Registry__ConsumePendingRequest *q, bool can_succeed)
+{
+    q->keep = can_succeed;
+    if (broker_registry_call(c->w, &registry_m_pending_consume, &q->base, (ProtobufCMessage **)&c->consumed, &c->err) <
+        0)
+        return -1;
+    if (!can_succeed)
+        return 0;
+    c->kept = true;
+    portico__registry__consume_pending_request__init(&c->finish);
+    if (q->state_hash.len == 32) {
+        memcpy(c->finish_state, q->state_hash.data, 32);
+        c->finish.state_hash.data = c->finish_state;
+        c->finish.state_hash.len = 32;
+    }
+    c->finish.request_token = q->request_token;
+    if (q->browser_hash.len == 32) {
+        memcpy(c->finish_browser, q->browser_hash.data, 32);
+        c->finish.browser_hash.data = c->finish_browser;
+        c->finish.browser_hash.len = 32;
+    }
+    c->finish.integration_id = q->integration_id;
+    return 0;
+}

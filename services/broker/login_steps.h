@@ -71,10 +71,20 @@ typedef struct {
     Portico__Registry__LoginReply *login;
     broker_identity_t who;
     bool audit; /* the failure involved a real pending login: record it */
+    /* The pending login as read (keep): user.login deletes it in the
+     * login's transaction, or a failure burns it (login_pending_burn). */
+    bool kept;
+    Portico__Registry__ConsumePendingRequest finish;
+    uint8_t finish_state[32], finish_browser[32];
     bus_error_t err;
 } fin_ctx_t;
 
 fin_state_t login_fail(fin_ctx_t *c, int code, int detail, const char *message);
+/* Ask the registry for the pending login q names. A login that can still
+ * succeed is only read (keep) and remembered in c->finish for user.login,
+ * which deletes it in its own transaction; one that will fail anyway (a
+ * denial, an error on the callback) is deleted now. 0, or -1 with c->err. */
+int login_pending_read(fin_ctx_t *c, Portico__Registry__ConsumePendingRequest *q, bool can_succeed);
 /* The browser binding to ask the registry with. Without a binding cookie
  * (another browser, or the cookie was cleared after a login that worked)
  * it is a random hash that matches no login, so the registry still says

@@ -171,4 +171,16 @@ void broker_login_finish(void *ctx, bus_request_t *req, const ProtobufCMessage *
 void broker_user_repositories(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
 void broker_integration_check(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
 
+/* ---- repos.c ---- */
+
+/* One page of the repositories the bearer of access_token can read at the
+ * integration (the first page of the account page, right after a login). */
+int broker_repos_list_bearer(broker_worker_t *w, const Portico__Registry__Integration *in, const char *access_token,
+                             int32_t start, int32_t limit, Portico__Bitbucket__ListReposReply **out, bus_error_t *err);
+/* out, as user.repositories answers, from Bitbucket's page list; *items and
+ * *ptrs are allocated for out (free both after use). 0, or -1 out of memory. */
+int broker_repos_reply(const Portico__Bitbucket__ListReposReply *list, const Portico__Registry__Integration *in,
+                       const char *bitbucket_username, Portico__Broker__RepositoriesReply *out,
+                       Portico__Broker__Repository **items, Portico__Broker__Repository ***ptrs);
+
 #endif

@@ -8,6 +8,7 @@
 #include "log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The identity the user has at the integration asked for, or the first. */
@@ -53,6 +54,48 @@ static int s_list_bearer(broker_worker_t *w, const Portico__Bitbucket__Conn *con
     Portico__Bitbucket__Auth auth = PORTICO__BITBUCKET__AUTH__INIT;
     auth.bearer = (char *)(uintptr_t)access_token;
     return s_list(w, conn, &auth, start, limit, out, err);
+}
+
+int broker_repos_list_bearer(broker_worker_t *w, const Portico__Registry__Integration *in, const char *access_token,
+                             int32_t start, int32_t limit, Portico__Bitbucket__ListReposReply **out, bus_error_t *err)
+{
+    Portico__Bitbucket__Conn conn;
+    broker_conn_init(&conn, in);
+    return s_list_bearer(w, &conn, access_token, start, limit, out, err);
+}
+
+int broker_repos_reply(const Portico__Bitbucket__ListReposReply *list, const Portico__Registry__Integration *in,
+                       const char *bitbucket_username, Portico__Broker__RepositoriesReply *out,
+                       Portico__Broker__Repository **items, Portico__Broker__Repository ***ptrs)
+{
+    portico__broker__repositories_reply__init(out);
+    size_t n = list->n_repositories;
+    *items = n ? calloc(n, sizeof **items) : NULL;
+    *ptrs = n ? calloc(n, sizeof **ptrs) : NULL;
+    if (n && (!*items || !*ptrs))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const Portico__Bitbucket__Repository *r = list->repositories[i];
+        Portico__Broker__Repository *o = &(*items)[i];
+        portico__broker__repository__init(o);
+        o->project_key = r->project_key;
+        o->project_name = r->project_name;
+        o->slug = r->slug;
+        o->name = r->name;
+        o->public_ = r->public_;
+        o->browse_url = r->browse_url;
+        o->clone_http = r->clone_http;
+        o->clone_ssh = r->clone_ssh;
+        (*ptrs)[i] = o;
+    }
+    out->n_repositories = n;
+    out->repositories = *ptrs;
+    out->is_last_page = list->is_last_page;
+    out->next_page_start = list->is_last_page ? 0 : list->next_page_start;
+    out->integration_id = in->id;
+    out->integration_name = in->name;
+    out->bitbucket_username = (char *)(uintptr_t)bitbucket_username;
+    return 0;
 }
 
 static void s_explain_bearer_refusal(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, const char *access_token,
@@ -156,35 +199,11 @@ void broker_user_repositories(void *ctx, bus_request_t *req, const ProtobufCMess
         }
     }
 
-    Portico__Broker__RepositoriesReply out = PORTICO__BROKER__REPOSITORIES_REPLY__INIT;
-    size_t n = list->n_repositories;
-    items = n ? calloc(n, sizeof *items) : NULL;
-    ptrs = n ? calloc(n, sizeof *ptrs) : NULL;
-    if (n && (!items || !ptrs)) {
+    Portico__Broker__RepositoriesReply out;
+    if (broker_repos_reply(list, integ->integration, id->username, &out, &items, &ptrs) < 0) {
         bus_error_set(&err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         goto fail;
     }
-    for (size_t i = 0; i < n; i++) {
-        const Portico__Bitbucket__Repository *r = list->repositories[i];
-        Portico__Broker__Repository *o = &items[i];
-        portico__broker__repository__init(o);
-        o->project_key = r->project_key;
-        o->project_name = r->project_name;
-        o->slug = r->slug;
-        o->name = r->name;
-        o->public_ = r->public_;
-        o->browse_url = r->browse_url;
-        o->clone_http = r->clone_http;
-        o->clone_ssh = r->clone_ssh;
-        ptrs[i] = o;
-    }
-    out.n_repositories = n;
-    out.repositories = ptrs;
-    out.is_last_page = list->is_last_page;
-    out.next_page_start = list->is_last_page ? 0 : list->next_page_start;
-    out.integration_id = integ->integration->id;
-    out.integration_name = integ->integration->name;
-    out.bitbucket_username = id->username;
     bus_reply_ok(reply, &out.base);
     goto out;
 

@@ -88,6 +88,11 @@ int reg_open_integration_secrets(const crypto_keyring_t *keys, int64_t id, const
  * reg_check_session answers BAD_REQUEST itself and gives the timeouts to use. */
 bool reg_check_session(bus_reply_t *reply, const Portico__Registry__CreateSessionRequest *r, int *idle, int *absolute);
 /* *started is false when a Setup Mode session was refused (Setup Mode off). */
+/* user.login's single use of the pending login it finishes (in the
+ * caller's transaction): *found tells whether a live one of that browser
+ * and integration_id was there and is now deleted. */
+db_rc_t reg_pending_finish(db_t *db, const Portico__Registry__ConsumePendingRequest *r, int64_t integration_id,
+                           bool *found);
 db_rc_t reg_session_insert(db_t *db, const Portico__Registry__CreateSessionRequest *r, int64_t user_id, int idle,
                            int absolute, bool *started);
 

@@ -87,6 +87,32 @@ static const db_stmt_t s_consume_by_token_integ = {
     "DELETE FROM pending_logins p USING integrations i WHERE p.request_token_hash = $1 AND p.browser_hash = $2 "
     "AND p.integration_id = $3 AND i.id = p.integration_id "
     "RETURNING " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", i.client_secret, i.private_key"};
+/* The same four without the DELETE, for a broker that only reads the
+ * login (keep): user.login deletes it in the login's own transaction. */
+static const db_stmt_t s_read_by_state = {
+    "pending_read_state", "SELECT " PENDING_COLUMNS " FROM pending_logins WHERE state_hash = $1 AND browser_hash = $2 "
+                          "AND integration_id = $3"};
+static const db_stmt_t s_read_by_token = {"pending_read_token", "SELECT " PENDING_COLUMNS
+                                                                " FROM pending_logins WHERE request_token_hash = $1 "
+                                                                "AND browser_hash = $2 AND integration_id = $3"};
+static const db_stmt_t s_read_by_state_integ = {
+    "pending_read_state_integ",
+    "SELECT " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", i.client_secret, i.private_key "
+    "FROM pending_logins p JOIN integrations i ON i.id = p.integration_id "
+    "WHERE p.state_hash = $1 AND p.browser_hash = $2 AND p.integration_id = $3"};
+static const db_stmt_t s_read_by_token_integ = {
+    "pending_read_token_integ",
+    "SELECT " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", i.client_secret, i.private_key "
+    "FROM pending_logins p JOIN integrations i ON i.id = p.integration_id "
+    "WHERE p.request_token_hash = $1 AND p.browser_hash = $2 AND p.integration_id = $3"};
+/* user.login's single use of the login it finishes: only a live one of
+ * this browser and this integration. */
+static const db_stmt_t s_finish_by_state = {"pending_finish_state",
+                                            "DELETE FROM pending_logins WHERE state_hash = $1 AND browser_hash = $2 "
+                                            "AND integration_id = $3 AND expires_at > now() RETURNING 1"};
+static const db_stmt_t s_finish_by_token = {
+    "pending_finish_token", "DELETE FROM pending_logins WHERE request_token_hash = $1 AND browser_hash = $2 "
+                            "AND integration_id = $3 AND expires_at > now() RETURNING 1"};
 static const db_stmt_t s_why_state = {
     "pending_why_state",
     "SELECT browser_hash = $2, integration_id = $3, expires_at <= now() FROM pending_logins WHERE state_hash = $1"};
@@ -393,6 +419,22 @@ out:
     free(browser_hash);
 }
 
+/* $1..$3 of the statements that find a pending login: the state hash (or
+ * the request token's, kept in token_hash), the browser, the integration. */
+static void s_pending_key(db_params_t *p, const Portico__Registry__ConsumePendingRequest *r, bool by_state,
+                          uint8_t token_hash[32])
+{
+    db_params_init(p);
+    if (by_state) {
+        db_param_bytes(p, r->state_hash.data, r->state_hash.len);
+    } else {
+        crypto_sha256(r->request_token, strlen(r->request_token), token_hash);
+        db_param_bytes(p, token_hash, 32);
+    }
+    db_param_bytes(p, r->browser_hash.data, r->browser_hash.len);
+    db_param_int(p, r->integration_id);
+}
+
 void h_pending_consume(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
 {
     (void)req;
@@ -413,30 +455,47 @@ void h_pending_consume(void *ctx, bus_request_t *req, const ProtobufCMessage *ms
                       "give a state hash or a request token");
         return;
     }
-    db_params_init(&p);
-    if (by_state) {
-        db_param_bytes(&p, r->state_hash.data, r->state_hash.len);
-    } else {
-        crypto_sha256(r->request_token, strlen(r->request_token), token_hash);
-        db_param_bytes(&p, token_hash, sizeof token_hash);
-    }
-    db_param_bytes(&p, r->browser_hash.data, r->browser_hash.len);
-    db_param_int(&p, r->integration_id);
-    const db_stmt_t *stmt = r->with_integration ? (by_state ? &s_consume_by_state_integ : &s_consume_by_token_integ)
-                                                : (by_state ? &s_consume_by_state : &s_consume_by_token);
+    s_pending_key(&p, r, by_state, token_hash);
+    const db_stmt_t *stmt;
+    if (r->keep)
+        stmt = r->with_integration ? (by_state ? &s_read_by_state_integ : &s_read_by_token_integ)
+                                   : (by_state ? &s_read_by_state : &s_read_by_token);
+    else
+        stmt = r->with_integration ? (by_state ? &s_consume_by_state_integ : &s_consume_by_token_integ)
+                                   : (by_state ? &s_consume_by_state : &s_consume_by_token);
     db_rc_t rc = db_exec(c->db, stmt, &p, &res);
     if (rc != DB_OK) {
         reg_reply_db(reply, rc);
         return;
     }
-    if (PQntuples(res) == 0)
-        s_explain_miss(c, by_state, &p, reply);
+    if (PQntuples(res) == 0 || (r->keep && db_get_bool(res, 0, 9)))
+        s_explain_miss(c, by_state, &p, reply); /* also deletes an expired one */
     else if (db_get_bool(res, 0, 9))
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(EXPIRED),
                       "the login took too long and expired");
     else
         s_reply_pending(c, res, r->with_integration, reply);
     PQclear(res);
+}
+
+db_rc_t reg_pending_finish(db_t *db, const Portico__Registry__ConsumePendingRequest *r, int64_t integration_id,
+                           bool *found)
+{
+    PGresult *res = NULL;
+    uint8_t token_hash[32];
+    db_params_t p;
+    *found = false;
+    bool by_state = r->state_hash.len == 32;
+    if (!by_state && !r->request_token[0])
+        return DB_OK;
+    if (r->browser_hash.len != 32 || r->integration_id != integration_id)
+        return DB_OK;
+    s_pending_key(&p, r, by_state, token_hash);
+    db_rc_t rc = db_exec(db, by_state ? &s_finish_by_state : &s_finish_by_token, &p, &res);
+    if (rc == DB_OK)
+        *found = PQntuples(res) == 1;
+    PQclear(res);
+    return rc;
 }
 
 /* ---- tokens ---- */

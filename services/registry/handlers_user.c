@@ -363,6 +363,18 @@ static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r
                       "the integration \"%s\" is disabled", db_get_text(res, 0, 1));
         goto out;
     }
+    /* The single use of the login this one finishes: without it the
+     * transaction writes nothing (it rolls back). */
+    bool pending = false;
+    if (r->pending && (rc = reg_pending_finish(c->db, r->pending, d->integration_id, &pending)) != DB_OK)
+        goto out;
+    if (!pending) {
+        log_warn("refused user.login without a live pending login", "integration=%" PRId64, d->integration_id);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(PENDING),
+                        "no sign-in of this browser is waiting for this login: it was never started, already "
+                        "used or has expired");
+        goto out;
+    }
     out->admin_candidate = db_get_bool(res, 0, 9);
     if (!db_get_null(res, 0, 2)) {
         out->identity_id = db_get_int(res, 0, 2);
@@ -438,8 +450,9 @@ void h_user_login(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
     }
     if (result.became_admin)
         log_info("first user to log in during Setup Mode is now an admin", "user=%" PRId64, result.user_id);
-    log_info("user logged in", "user=%" PRId64 " identity=%" PRId64 " created=%s", result.user_id, result.identity_id,
-             result.created ? "true" : "false");
+    /* The broker logs the login and the audit log keeps it. */
+    log_debug("user logged in", "user=%" PRId64 " identity=%" PRId64 " created=%s", result.user_id, result.identity_id,
+              result.created ? "true" : "false");
     Portico__Registry__LoginReply out = PORTICO__REGISTRY__LOGIN_REPLY__INIT;
     out.identity_id = result.identity_id;
     out.created = result.created;

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PAGE_SIZE 25
+#define PAGE_SIZE WEB_REPOS_PAGE_SIZE
 #define MAX_START 10000000
 
 static long s_query_long(web_req_t *r, const char *name, long max)
@@ -154,6 +154,35 @@ static void s_repositories_failed(tmpl_ctx_t *c, const Portico__Registry__User *
         page_notice(c, "error", text);
     } else {
         page_notice(c, "error", "Portico could not get your repositories. Reload the page in a moment.");
+    }
+}
+
+static void s_prime(uint64_t epoch, const cache_key_t *key, int64_t owner, const ProtobufCMessage *m, long ttl_ms)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *packed = malloc(n ? n : 1);
+    if (!packed)
+        return;
+    protobuf_c_message_pack(m, packed);
+    webcache_put(web_cache, epoch, key->bytes, key->len, owner, packed, n, web_cache_now() + ttl_ms);
+    free(packed);
+}
+
+void web_account_prime(const Portico__Registry__User *u, const Portico__Broker__RepositoriesReply *repos)
+{
+    if (!web_cache || !u || u->id <= 0)
+        return;
+    uint64_t epoch = webcache_epoch(web_cache);
+    cache_key_t key;
+    if (web_cfg.session_cache_ms > 0) {
+        Portico__Registry__GetUserReply rep = PORTICO__REGISTRY__GET_USER_REPLY__INIT;
+        rep.user = (Portico__Registry__User *)(uintptr_t)u;
+        s_key(&key, 'u', 1, (const int64_t[]){u->id});
+        s_prime(epoch, &key, u->id, &rep.base, web_cfg.session_cache_ms);
+    }
+    if (repos && web_cfg.repos_cache_ms > 0) {
+        s_key(&key, 'r', 4, (const int64_t[]){u->id, 0, 0, PAGE_SIZE});
+        s_prime(epoch, &key, u->id, &repos->base, web_cfg.repos_cache_ms);
     }
 }
 

@@ -56,13 +56,37 @@ static void s_return_to(web_req_t *r, char *out, size_t out_size)
         snprintf(out, out_size, "%s", DEFAULT_RETURN_TO);
 }
 
+/* The enabled integrations, for every login page: kept in web_cache as
+ * long as a session is (an admin change through this web forgets it at
+ * once, one elsewhere shows within that time). */
 static Portico__Registry__ListIntegrationsReply *s_enabled_integrations(web_req_t *r, bus_error_t *err)
 {
+    static const uint8_t key[] = "integrations";
+    bool cached = web_cache && web_cfg.session_cache_ms > 0;
+    if (cached) {
+        size_t n = 0;
+        uint8_t *packed = webcache_get_copy(web_cache, key, sizeof key, web_cache_now(), &n);
+        if (packed) {
+            Portico__Registry__ListIntegrationsReply *hit =
+                portico__registry__list_integrations_reply__unpack(NULL, n, packed);
+            free(packed);
+            if (hit)
+                return hit;
+        }
+    }
+    uint64_t epoch = cached ? webcache_epoch(web_cache) : 0;
     Portico__Registry__ListIntegrationsRequest q = PORTICO__REGISTRY__LIST_INTEGRATIONS_REQUEST__INIT;
     q.only_enabled = true;
     Portico__Registry__ListIntegrationsReply *rep = NULL;
     if (registry_call_integration_list(r->clients->registry, &q, &rep, (int)web_cfg.bus_timeout_ms, err) < 0)
         return NULL;
+    size_t n = cached ? portico__registry__list_integrations_reply__get_packed_size(rep) : 0;
+    uint8_t *packed = cached ? malloc(n ? n : 1) : NULL;
+    if (packed) {
+        portico__registry__list_integrations_reply__pack(rep, packed);
+        webcache_put(web_cache, epoch, key, sizeof key, 0, packed, n, web_cache_now() + web_cfg.session_cache_ms);
+        free(packed);
+    }
     return rep;
 }
 
@@ -301,6 +325,9 @@ static void h_callback(web_req_t *r)
     }
     q.session_idle_seconds = (int32_t)web_cfg.session_idle_s;
     q.session_absolute_seconds = (int32_t)web_cfg.session_max_s;
+    /* With the caches on, the page after the login comes with the login. */
+    if (web_cache && web_cfg.session_cache_ms > 0 && web_cfg.repos_cache_ms > 0)
+        q.account_repositories = WEB_REPOS_PAGE_SIZE;
     Portico__Broker__FinishLoginReply *rep = NULL;
     int rc = broker_call_login_finish(r->clients->broker, &q, &rep, (int)web_cfg.login_timeout_ms, &err);
     explicit_bzero(code, sizeof code);
@@ -316,19 +343,24 @@ static void h_callback(web_req_t *r)
     snprintf(return_to, sizeof return_to, "%s", url_is_local_path(rep->return_to) ? rep->return_to : DEFAULT_RETURN_TO);
     int64_t user_id = rep->user_id;
     bool started = rep->session_started;
-    protobuf_c_message_free_unpacked(&rep->base, NULL);
     /* Only the registry starts sessions, in the login's own transaction:
      * a worker's word ("signed in as user N") never starts one here. */
     if (!started || user_id <= 0) {
+        protobuf_c_message_free_unpacked(&rep->base, NULL);
         explicit_bzero(session, sizeof session);
         log_warn("a login finished without a session", "integration=%lld", (long long)id);
         web_error_page(r, 502, "Sign-in failed", "Portico could not start your session.", "Try signing in again.");
         return;
     }
     web_session_started(r, user_id, session);
+    if (rep->user && rep->user->id == user_id) {
+        web_session_prime(session, rep->user);
+        web_account_prime(rep->user, rep->repositories);
+    }
+    protobuf_c_message_free_unpacked(&rep->base, NULL);
     explicit_bzero(session, sizeof session);
     web_add_cookie(r, web_cfg.login_cookie, "", 0, "/");
-    log_info("signed in", "user=%lld integration=%lld", (long long)user_id, (long long)id);
+    log_debug("signed in", "user=%lld integration=%lld", (long long)user_id, (long long)id);
     web_redirect(r, return_to);
 }
 

@@ -215,9 +215,12 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
     double secs = (double)(bus_now_ms() - started) / 1000.0;
     metrics_observe("portico_http_request_seconds", labels, secs);
     char q[40];
+    /* One line per request costs a write per request: answers that went
+     * well are debug, the others info. */
     if (strcmp(r.route, "static") && strcmp(r.route, "metrics") && strcmp(r.route, "healthz"))
-        log_info("http request", "method=%s route=%s status=%d ms=%.1f", log_quote(r.ri->request_method, q, sizeof q),
-                 r.route, r.status, secs * 1000.0);
+        log_write(r.status >= 400 || !r.status ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, "http request",
+                  "method=%s route=%s status=%d ms=%.1f", log_quote(r.ri->request_method, q, sizeof q), r.route,
+                  r.status, secs * 1000.0);
     free(r.body);
     log_set_request_id(NULL);
     return r.status ? r.status : 500;

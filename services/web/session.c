@@ -187,6 +187,28 @@ void web_session_started(web_req_t *r, int64_t user_id, const char *token)
     r->session_state = 0; /* look it up again if asked */
 }
 
+void web_session_prime(const char *token, const Portico__Registry__User *u)
+{
+    if (!web_cache || web_cfg.session_cache_ms <= 0 || !u || u->id <= 0)
+        return;
+    uint64_t epoch = webcache_epoch(web_cache);
+    uint8_t hash[32], key[33];
+    s_hash_token(token, hash);
+    s_cache_key(hash, key);
+    /* What session.lookup answers for a fresh user session; Setup Mode
+     * matters only on admin pages, which always ask the registry. */
+    web_session_t s;
+    memset(&s, 0, sizeof s);
+    s.user_id = u->id;
+    s.is_admin = u->is_admin;
+    snprintf(s.user_name, sizeof s.user_name, "%s", u->name);
+    snprintf(s.display_name, sizeof s.display_name, "%s", u->display_name);
+    int64_t ttl = web_cfg.session_cache_ms;
+    if (ttl > web_cfg.session_idle_s * 1000)
+        ttl = web_cfg.session_idle_s * 1000;
+    webcache_put(web_cache, epoch, key, sizeof key, s.user_id, &s, sizeof s, web_cache_now() + ttl);
+}
+
 void web_session_end(web_req_t *r)
 {
     char token[64];

@@ -22,6 +22,15 @@ int web_session_token(char *token, size_t token_size, uint8_t hash[32]);
 /* The session with this cookie value now exists: end the request's old one
  * on the server, if any, and set the cookie. */
 void web_session_started(web_req_t *r, int64_t user_id, const char *token);
+/* After a login that carried the account (FinishLoginReply.user): the new
+ * session, the account and the first page of repositories go into
+ * web_cache as the pages after the login would have asked for them, so the
+ * first page view costs no bus call. Taken after web_session_started,
+ * which forgets what was cached about the user before. */
+void web_session_prime(const char *token, const struct Portico__Registry__User *u);
+void web_account_prime(const struct Portico__Registry__User *u, const struct Portico__Broker__RepositoriesReply *repos);
+/* The page size of the account page's repository list. */
+#define WEB_REPOS_PAGE_SIZE 25
 /* End the request's session on the server and clear the cookie. */
 void web_session_end(web_req_t *r);
 /* Add a Set-Cookie line to the response. */

@@ -11,6 +11,7 @@
 #ifndef PORTICO_WEB_H
 #define PORTICO_WEB_H
 
+#include "broker.pb-c.h"
 #include "brokerq.h"
 #include "gate.h"
 #include "bus.h"

@@ -8,7 +8,10 @@
 //    user, tokens, session); p50 and p99 of one whole login. The clients
 //    are build/bench/login_load (C, libcurl multi, one thread), so the load
 //    generator costs little of the machine it measures.
-// 2. Signed-in requests per second with wrk: GET / (a session lookup) and
+// 2. The whole browser path at the same levels (login page, start,
+//    authorize, callback, account page with repositories; a Node client
+//    with a fresh cookie jar per login), next to the figures of 1.
+// 3. Signed-in requests per second with wrk: GET / (a session lookup) and
 //    GET /account (session, account record, repository list from the
 //    broker and Bitbucket), next to a civetweb hello-world measured in the
 //    same run, and the ratio. /account is measured with the web's caches
@@ -24,7 +27,7 @@
 // is their log level.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startPortico, freePort, waitFor, ROOT } from '../system/harness.mjs';
 import { Client } from '../system/client.mjs';
@@ -57,6 +60,76 @@ async function loginLevel(loader, sys, integrationId, clients) {
   if (!line) throw new Error(`login_load said: ${out}`);
   const r = Object.fromEntries(line.slice(7).split(' ').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
   return r;
+}
+
+// CPU time (user + system, ms) of the services, and of PostgreSQL (the
+// postmaster and its backends), from /proc.
+const TICK_MS = 10; // USER_HZ 100
+function ticksOf(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) };
+  } catch { return { ppid: 0, ticks: 0 }; }
+}
+function cpuNow(sys) {
+  let services = 0;
+  for (const p of Object.values(sys.procs)) services += ticksOf(p.child.pid).ticks;
+  let postgres = 0;
+  try {
+    const master = Number(readFileSync(join(sys.pg.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      const t = ticksOf(d);
+      if (Number(d) === master || t.ppid === master) postgres += t.ticks;
+    }
+  } catch { /* no figure */ }
+  return { services: services * TICK_MS, postgres: postgres * TICK_MS };
+}
+
+// The whole browser path, as a person's browser walks it: the login page,
+// its "Log in with" link (start), Bitbucket's authorize (the emulator
+// approves at once), the callback, and the page it ends on (the account
+// page with the repositories). A fresh cookie jar per login.
+async function browserLogin(user) {
+  const c = new Client(sys.webUrl);
+  const page = await c.get('/login');
+  const link = page.text.match(/<a class="button" href="([^"]+)">Log in with/);
+  if (page.status !== 200 || !link) throw new Error(`login page: ${page.status}`);
+  const start = await c.get(link[1].replace(/&amp;/g, '&'));
+  if (start.status !== 303) throw new Error(`start: ${start.status}`);
+  const back = await c.get(start.location, { headers: { 'x-emulator-user': user } });
+  if (back.status !== 302 && back.status !== 303) throw new Error(`authorize: ${back.status}`);
+  const done = await c.get(back.location);
+  if (done.status !== 303) throw new Error(`callback: ${done.status}`);
+  const landing = await c.get(new URL(done.location, back.location).toString());
+  if (landing.status !== 200 || !landing.text.includes('<table class="repositories">')) throw new Error(`landing: ${landing.status}`);
+}
+
+async function browserLevel(clients) {
+  const lat = [];
+  let errors = 0, next = 0;
+  const until = Date.now() + SECONDS * 1000;
+  const c0 = cpuNow(sys);
+  const t0 = Date.now();
+  await Promise.all(Array.from({ length: clients }, async () => {
+    while (Date.now() < until) {
+      const t = performance.now();
+      try {
+        await browserLogin(`user${next++ % BENCH_USERS}`);
+        lat.push(performance.now() - t);
+      } catch {
+        errors++;
+      }
+    }
+  }));
+  const secs = (Date.now() - t0) / 1000;
+  const c1 = cpuNow(sys);
+  lat.sort((a, b) => a - b);
+  const q = (f) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(f * lat.length))] : NaN);
+  const n = lat.length || 1;
+  return { per_second: lat.length / secs, p50_ms: q(0.5), p99_ms: q(0.99), logins: lat.length, errors,
+    services_ms: (c1.services - c0.services) / n, postgres_ms: (c1.postgres - c0.postgres) / n };
 }
 
 async function wrk(url, { connections = 16, cookie } = {}) {
@@ -115,10 +188,25 @@ try {
 
   const threads = process.env.PORTICO_WEB_THREADS || '128 (default)';
   console.log(`logins (${SECONDS} s each, ${BROKERS} broker processes of ${process.env.PORTICO_BROKER_WORKERS || 8} workers, web threads ${threads}; start + authorize + callback + session)`);
-  console.log('  clients   logins/s   p50 ms   p99 ms   logins   errors');
+  console.log('  clients   logins/s   p50 ms   p99 ms   logins   errors   CPU ms/login: services  postgres');
+  const narrow = {};
   for (const n of LEVELS) {
+    const c0 = cpuNow(sys);
     const r = await loginLevel(loader, sys, integration.id, n);
-    console.log(`  ${String(n).padStart(7)}   ${fmt(r.per_second).padStart(8)}   ${fmt(r.p50_ms).padStart(6)}   ${fmt(r.p99_ms).padStart(6)}   ${String(r.logins).padStart(6)}   ${String(r.errors).padStart(6)}`);
+    const c1 = cpuNow(sys);
+    const per = Math.max(r.logins, 1);
+    narrow[n] = r;
+    console.log(`  ${String(n).padStart(7)}   ${fmt(r.per_second).padStart(8)}   ${fmt(r.p50_ms).padStart(6)}   ${fmt(r.p99_ms).padStart(6)}   ${String(r.logins).padStart(6)}   ${String(r.errors).padStart(6)}   ${fmt((c1.services - c0.services) / per, 2).padStart(21)}  ${fmt((c1.postgres - c0.postgres) / per, 2).padStart(8)}`);
+  }
+  // The same logins the way a browser makes them (login page, start,
+  // authorize, callback, the account page with its repositories), next to
+  // the narrow path above measured in this run: the gap is what the two
+  // extra pages cost, plus a load generator in Node instead of C.
+  console.log(`whole browser path (${SECONDS} s each; login page + start + authorize + callback + account page with repositories, fresh browser each)`);
+  console.log('  clients   logins/s   p50 ms   p99 ms   logins   errors   CPU ms/login: services  postgres   / narrow path logins/s');
+  for (const n of LEVELS) {
+    const r = await browserLevel(n);
+    console.log(`  ${String(n).padStart(7)}   ${fmt(r.per_second).padStart(8)}   ${fmt(r.p50_ms).padStart(6)}   ${fmt(r.p99_ms).padStart(6)}   ${String(r.logins).padStart(6)}   ${String(r.errors).padStart(6)}   ${fmt(r.services_ms, 2).padStart(21)}  ${fmt(r.postgres_ms, 2).padStart(8)}   ${fmt(r.per_second / narrow[n].per_second, 2).padStart(8)}`);
   }
 
   const cookie = await signIn(sys, integration.id, 'jdoe');

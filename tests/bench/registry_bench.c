@@ -104,6 +104,26 @@ static int s_prepare(void)
         cs.token_hash.data = h;
         cs.token_hash.len = 32;
         lr.session = &cs;
+        /* Every login finishes a pending one. */
+        uint8_t st[32], br[32];
+        s_hash("bench-prepare-state", s_session_base + i, st);
+        s_hash("bench-prepare-browser", s_session_base + i, br);
+        Portico__Registry__PendingLogin pl = PORTICO__REGISTRY__PENDING_LOGIN__INIT;
+        pl.state_hash.data = st;
+        pl.state_hash.len = 32;
+        pl.browser_hash.data = br;
+        pl.browser_hash.len = 32;
+        pl.integration_id = s_integration;
+        pl.code_verifier = "bench-verifier";
+        Portico__Registry__CreatePendingRequest cp = PORTICO__REGISTRY__CREATE_PENDING_REQUEST__INIT;
+        cp.pending = &pl;
+        if (s_call(c, "pending.create", &cp.base, NULL, NULL) < 0)
+            return -1;
+        Portico__Registry__ConsumePendingRequest fin = PORTICO__REGISTRY__CONSUME_PENDING_REQUEST__INIT;
+        fin.state_hash = pl.state_hash;
+        fin.browser_hash = pl.browser_hash;
+        fin.integration_id = s_integration;
+        lr.pending = &fin;
         if (s_call(c, "user.login", &lr.base, &portico__registry__login_reply__descriptor, &out) < 0)
             return -1;
         s_user = ((Portico__Registry__LoginReply *)out)->user->id;
@@ -154,8 +174,8 @@ static void *s_lookups(void *arg)
 
 /* One login as the registry sees it. combined: what the broker does, three
  * calls (pending.create that checks the integration, pending.consume that
- * returns it, user.login that also stores the tokens and starts the
- * session in one transaction); otherwise user.login and token.store as
+ * reads it with the integration, user.login that uses it up, stores the
+ * tokens and starts the session in one transaction); otherwise user.login and token.store as
  * separate calls (no session: only a combined login starts one). */
 static int s_one_login(bus_client_t *c, worker_t *w, long n, bool combined)
 {
@@ -183,6 +203,7 @@ static int s_one_login(bus_client_t *c, worker_t *w, long n, bool combined)
     cons.browser_hash = pl.browser_hash;
     cons.integration_id = s_integration;
     cons.with_integration = combined;
+    cons.keep = true; /* user.login uses it up */
     if (s_call(c, "pending.consume", &cons.base, NULL, NULL) < 0)
         return -1;
 
@@ -204,6 +225,7 @@ static int s_one_login(bus_client_t *c, worker_t *w, long n, bool combined)
     Portico__Registry__LoginRequest lr = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
     lr.identity = &d;
     lr.addr = "127.0.0.1";
+    lr.pending = &cons;
     if (combined) {
         lr.tokens = &t;
         lr.session = &cs;

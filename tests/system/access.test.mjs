@@ -22,7 +22,8 @@ before(async () => {
   sys = await startPortico({
     name: 'access',
     autoApprove: 'jdoe',
-    env: { PORTICO_ACCESS_RECHECK_SECONDS: String(RECHECK_S) },
+    // debug: every line the services can write, for the secret scan below.
+    env: { PORTICO_ACCESS_RECHECK_SECONDS: String(RECHECK_S), PORTICO_LOG_LEVEL: 'debug' },
   });
   admin = await setupAdmin(sys);
   I = await createIntegration(admin, sys.emulator, { name: 'Bitbucket' });

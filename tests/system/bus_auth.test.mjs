@@ -9,8 +9,9 @@ import assert from 'node:assert/strict';
 import { execFileSync, execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { startPortico, ROOT, waitFor } from './harness.mjs';
-import { setupAdmin, createIntegration, loginAuto } from './login_lib.mjs';
+import { setupAdmin, createIntegration, loginAuto, startLogin, authorizeAuto } from './login_lib.mjs';
 import { Client } from './client.mjs';
 
 const PROBE = join(ROOT, 'build', 'tests', 'bus_probe');
@@ -94,6 +95,44 @@ test('attack: Bitbucket tokens reach the broker only', async () => {
   const body = '0801'; // user_id 1
   for (const as of ['none', 'stranger', 'bitbucket']) assert.equal((await probe('registry', as, 'token.get', { body })).code, 'TIMEOUT');
   assert.deepEqual(await probe('registry', 'web', 'token.get', { body }), { code: 'FORBIDDEN', detail: 'caller', body_bytes: 0 });
+});
+
+// protobuf wire format, enough for the requests below.
+const varint = (n) => { let b = BigInt(n), out = ''; do { let x = Number(b & 0x7fn); b >>= 7n; if (b) x |= 0x80; out += x.toString(16).padStart(2, '0'); } while (b); return out; };
+const field = (no, hex) => varint((no << 3) | 2) + varint(hex.length / 2) + hex;
+const num = (no, n) => varint(no << 3) + varint(n);
+const str = (no, s) => field(no, Buffer.from(s).toString('hex'));
+const sha256 = (s) => createHash('sha256').update(s).digest('hex');
+// user.login naming the Bitbucket user an attacker wants, with pending (a
+// ConsumePendingRequest in hex) or none.
+function userLogin(integrationId, pending) {
+  const identity = num(2, integrationId) + num(4, 424242) + str(5, 'mallory') + str(6, 'mallory');
+  return field(1, identity) + str(2, '203.0.113.9') + (pending ? field(7, pending) : '');
+}
+const pendingFor = (integrationId, state, binding) => field(1, sha256(state)) + field(3, sha256(binding)) + num(4, integrationId);
+
+test('attack: a broker key alone cannot log anyone in: user.login needs a login a browser started, once', async () => {
+  const admin = await setupAdmin(sys);
+  const integ = await createIntegration(admin, sys.emulator);
+  const refused = async (body, why) => assert.deepEqual(await probe('registry', 'broker', 'user.login', { body }),
+    { code: 'FORBIDDEN', detail: 'pending', body_bytes: 0 }, why);
+  await refused(userLogin(integ.id, ''), 'no pending login');
+  // A login in flight in a real browser: its state is in the authorize URL,
+  // its binding in the browser's cookie.
+  const victim = new Client(sys.webUrl);
+  const start = await startLogin(victim, integ.id);
+  const state = new URL(start.location).searchParams.get('state');
+  const binding = victim.cookie('portico_login');
+  assert.ok(state && binding);
+  await refused(userLogin(integ.id, pendingFor(integ.id, state, 'another-browser')), "another browser's login");
+  await refused(userLogin(integ.id, pendingFor(integ.id, 'made-up-state', binding)), 'a state nobody started');
+  const other = await createIntegration(admin, sys.emulator, { name: 'Other Bitbucket' });
+  await refused(userLogin(other.id, pendingFor(integ.id, state, binding)), "another integration's login");
+  // The browser finishes its login, which uses the pending login up.
+  const done = await victim.get(await authorizeAuto(victim, start.location));
+  assert.equal(done.status, 303, `the real login: ${done.status}`);
+  await refused(userLogin(integ.id, pendingFor(integ.id, state, binding)), 'a used login');
+  assert.doesNotMatch((await admin.get('/admin/users')).text, /mallory/, 'no account was made for the named user');
 });
 
 test('attack: a broker worker without the broker key is never handed work', async () => {

@@ -55,6 +55,31 @@ test('repeated account pages are answered from the cache: no new request reaches
   assert.ok((await restRequests()) > seen);
 });
 
+// Bus calls the web has made so far (its own metrics).
+async function webBusCalls() {
+  const m = await (await fetch(`${sys.opsUrl}/metrics`)).text();
+  return m.split('\n').filter((l) => l.startsWith('portico_bus_calls_total{')).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+}
+
+test('the page after a login comes with the login: its first view asks no service and not Bitbucket', async () => {
+  const c = new Client(sys.webUrl);
+  const done = await loginAuto(c, A.id, { user: 'user53' });
+  assert.equal(done.status, 303);
+  assert.equal(new URL(done.location, sys.webUrl).pathname, '/account');
+  const calls = await webBusCalls();
+  const rest = await restRequests();
+  const page = await c.get('/account');
+  assert.equal(page.status, 200);
+  assert.match(page.text, /<table class="repositories">/);
+  assert.match(text(page.text), /as user53\./);
+  assert.equal(await webBusCalls(), calls, 'the session, the account and the repositories came with the login');
+  assert.equal(await restRequests(), rest);
+  // The same list as the account page fetches itself once the cache is over.
+  await sleep(REPOS_CACHE_S * 1000 + 200);
+  const fresh = await c.get('/account');
+  assert.equal(text(fresh.text).replace(/Last login.*?(?=Repositories)/s, ''), text(page.text).replace(/Last login.*?(?=Repositories)/s, ''));
+});
+
 test('a revoked grant shows once the repository cache time is over, not later; logging in again shows the list at once', async () => {
   const c = await signedIn('user51');
   assert.match((await c.get('/account')).text, /<table class="repositories">/);

@@ -28,6 +28,8 @@ before(async () => {
     // The token tests below expect every account page to reach Bitbucket:
     // the web's repository cache (tests/system/cache.test.mjs) is off here.
     env: {
+      // Every line the services can write, for the secret scan below.
+      PORTICO_LOG_LEVEL: 'debug',
       PORTICO_LOGIN_TTL_SECONDS: String(LOGIN_TTL),
       PORTICO_BITBUCKET_TIMEOUT_MS: String(BB_TIMEOUT_MS),
       PORTICO_REPOSITORY_CACHE_SECONDS: '0',

@@ -91,7 +91,8 @@ export PORTICO_BUS_KEYS_DIR="$work/bus-keys"
 for s in web registry broker bitbucket; do "$bin" bus-keygen "$s"; done
 export PORTICO_BITBUCKET_BIND="tcp://127.0.0.1:$bus_port"
 export PORTICO_HEALTH_ADDR="127.0.0.1:$health_port"
-export PORTICO_LOG_LEVEL=info
+# debug: every request is logged, so a secret in any of them would show
+export PORTICO_LOG_LEVEL=debug
 # The emulators listen on loopback, which an integration may reach only as
 # an exception the operator names.
 export PORTICO_BITBUCKET_ALLOW=127.0.0.1

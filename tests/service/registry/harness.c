@@ -389,8 +389,40 @@ int64_t h_make_integration(const char *client_secret)
     return id;
 }
 
+int h_pending(int64_t integration_id, h_pending_t *p)
+{
+    return h_pending_with(h_client(), integration_id, p);
+}
+
+int h_pending_with(bus_client_t *client, int64_t integration_id, h_pending_t *p)
+{
+    crypto_random(p->state_hash, sizeof p->state_hash);
+    crypto_random(p->browser_hash, sizeof p->browser_hash);
+    Portico__Registry__PendingLogin pl = PORTICO__REGISTRY__PENDING_LOGIN__INIT;
+    pl.state_hash.data = p->state_hash;
+    pl.state_hash.len = 32;
+    pl.browser_hash.data = p->browser_hash;
+    pl.browser_hash.len = 32;
+    pl.integration_id = integration_id;
+    pl.code_verifier = "test-verifier";
+    Portico__Registry__CreatePendingRequest q = PORTICO__REGISTRY__CREATE_PENDING_REQUEST__INIT;
+    q.pending = &pl;
+    bus_error_t err;
+    portico__registry__consume_pending_request__init(&p->finish);
+    p->finish.state_hash = pl.state_hash;
+    p->finish.browser_hash = pl.browser_hash;
+    p->finish.integration_id = integration_id;
+    if (h_call_with(client, "pending.create", &q.base, NULL, NULL, &err)) {
+        fprintf(stderr, "harness: pending.create: %s (%s)\n", err.message, bus_detail_name(err.detail));
+        return -1;
+    }
+    return 0;
+}
+
 int64_t h_login(int64_t integration_id, int64_t bb_user_id, const char *username, int64_t *user_id)
 {
+    h_pending_t pend;
+    h_pending(integration_id, &pend);
     Portico__Registry__Identity d = PORTICO__REGISTRY__IDENTITY__INIT;
     d.integration_id = integration_id;
     d.bb_user_id = bb_user_id;
@@ -401,6 +433,7 @@ int64_t h_login(int64_t integration_id, int64_t bb_user_id, const char *username
     Portico__Registry__LoginRequest req = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
     req.identity = &d;
     req.addr = "127.0.0.1";
+    req.pending = &pend.finish;
     ProtobufCMessage *out = NULL;
     bus_error_t err;
     if (h_call("user.login", &req.base, &portico__registry__login_reply__descriptor, &out, &err)) {
@@ -419,6 +452,8 @@ int h_login_session(int64_t integration_id, int64_t bb_user_id, const char *user
                     int absolute, bus_error_t *err)
 {
     uint8_t buf[32];
+    h_pending_t pend;
+    h_pending(integration_id, &pend);
     Portico__Registry__CreateSessionRequest cs = PORTICO__REGISTRY__CREATE_SESSION_REQUEST__INIT;
     cs.token_hash = h_hash(cookie, buf);
     cs.idle_seconds = idle;
@@ -436,6 +471,7 @@ int h_login_session(int64_t integration_id, int64_t bb_user_id, const char *user
     req.addr = "198.51.100.20";
     req.session = &cs;
     req.brief = true;
+    req.pending = &pend.finish;
     return h_call("user.login", &req.base, &portico__registry__login_reply__descriptor, NULL, err);
 }
 

@@ -87,6 +87,14 @@ void h_hash_hex(const char *label, char hex[65]);
 int64_t h_make_integration(const char *client_secret);
 /* Log in a Bitbucket user through an integration; returns the identity id
  * and sets *user_id. */
+/* A login in flight, as the broker starts one (pending.create), and the
+ * request that names it for user.login (req.pending = &p->finish). */
+typedef struct {
+    uint8_t state_hash[32], browser_hash[32];
+    Portico__Registry__ConsumePendingRequest finish;
+} h_pending_t;
+int h_pending(int64_t integration_id, h_pending_t *p);
+int h_pending_with(bus_client_t *client, int64_t integration_id, h_pending_t *p);
 int64_t h_login(int64_t integration_id, int64_t bb_user_id, const char *username, int64_t *user_id);
 /* A unique number for names in this run. */
 long h_unique(void);

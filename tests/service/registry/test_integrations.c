@@ -300,8 +300,11 @@ static void test_host_change_needs_credentials_and_drops_links(void **state)
     d.bb_user_id = 7003;
     d.username = "both";
     d.user_id = both_uid;
+    h_pending_t pend;
+    assert_int_equal(h_pending(d.integration_id, &pend), 0);
     Portico__Registry__LoginRequest lr = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
     lr.identity = &d;
+    lr.pending = &pend.finish;
     assert_code(0, h_call("user.login", &lr.base, NULL, NULL, &err), err);
     PGconn *c = h_pg(NULL);
     assert_non_null(c);
@@ -461,8 +464,11 @@ static void test_delete_removes_identities_and_orphaned_users(void **state)
     d.bb_user_id = n + 2;
     d.username = "del-two";
     d.user_id = u2;
+    h_pending_t pend;
+    assert_int_equal(h_pending(d.integration_id, &pend), 0);
     Portico__Registry__LoginRequest lr = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
     lr.identity = &d;
+    lr.pending = &pend.finish;
     assert_code(0, h_call("user.login", &lr.base, NULL, NULL, &err), err);
 
     Portico__Registry__DeleteIntegrationRequest del = PORTICO__REGISTRY__DELETE_INTEGRATION_REQUEST__INIT;

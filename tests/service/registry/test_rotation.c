@@ -116,8 +116,13 @@ static void test_seed_with_a_preset_setup_token(void **state)
     d.integration_id = s_oauth2;
     d.bb_user_id = 1;
     d.username = "rot-user";
+    bus_client_t *pc = bus_client_new(r.endpoint, "registry");
+    h_pending_t pend;
+    assert_int_equal(h_pending_with(pc, s_oauth2, &pend), 0);
+    bus_client_destroy(&pc);
     Portico__Registry__LoginRequest lr = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
     lr.identity = &d;
+    lr.pending = &pend.finish;
     assert_code(0, s_call(&r, "user.login", &lr.base, &portico__registry__login_reply__descriptor, &out, &err), err);
     s_identity = ((Portico__Registry__LoginReply *)out)->identity_id;
     protobuf_c_message_free_unpacked(out, NULL);

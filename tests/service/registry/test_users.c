@@ -1,6 +1,8 @@
 /* user.*: logins, the first admin, listing and the admin role. */
 #include "harness.h"
 
+#include "crypto.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,8 +33,11 @@ static void *s_racer(void *arg)
     d.integration_id = s_integration;
     d.bb_user_id = r->bb_user_id;
     d.username = r->username;
+    h_pending_t pend;
+    h_pending_with(client, s_integration, &pend);
     Portico__Registry__LoginRequest req = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
     req.identity = &d;
+    req.pending = &pend.finish;
     if (r->setup_hash) {
         req.setup_session_hash.data = (uint8_t *)(uintptr_t)r->setup_hash;
         req.setup_session_hash.len = 32;
@@ -125,9 +130,12 @@ static void test_login_again_updates_the_same_user(void **state)
     d.slug = "racer0";
     d.display_name = "Racer Zero <b>";
     d.email = "zero@example.com";
+    h_pending_t pend;
+    h_pending(s_integration, &pend);
     Portico__Registry__LoginRequest req = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
     req.identity = &d;
     req.addr = "198.51.100.9";
+    req.pending = &pend.finish;
     ProtobufCMessage *out = NULL;
     assert_code(0, h_call("user.login", &req.base, &portico__registry__login_reply__descriptor, &out, &err), err);
     Portico__Registry__LoginReply *r = (Portico__Registry__LoginReply *)out;
@@ -151,8 +159,11 @@ static int s_login(int64_t integration, int64_t bb_user_id, const char *username
     d.bb_user_id = bb_user_id;
     d.username = (char *)(uintptr_t)username;
     d.user_id = user_id;
+    h_pending_t pend;
+    h_pending(integration, &pend);
     Portico__Registry__LoginRequest req = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
     req.identity = &d;
+    req.pending = &pend.finish;
     return h_call("user.login", &req.base, NULL, NULL, err);
 }
 
@@ -182,6 +193,64 @@ static void test_login_errors(void **state)
     assert_int_equal(err.detail, DETAIL(DISABLED));
 }
 
+static int s_login_pending(int64_t integration, const char *username, const Portico__Registry__ConsumePendingRequest *p,
+                           bus_error_t *err)
+{
+    Portico__Registry__Identity d = PORTICO__REGISTRY__IDENTITY__INIT;
+    d.integration_id = integration;
+    d.bb_user_id = 6100;
+    d.username = (char *)(uintptr_t)username;
+    Portico__Registry__LoginRequest req = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
+    req.identity = &d;
+    req.pending = (Portico__Registry__ConsumePendingRequest *)(uintptr_t)p;
+    return h_call("user.login", &req.base, NULL, NULL, err);
+}
+
+/* A caller holding the broker's key still cannot name a user: every
+ * user.login finishes a login a browser started, and uses it up. */
+static void test_login_needs_a_live_pending_login(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    PGconn *c = h_pg(NULL);
+    int64_t other = h_make_integration(NULL);
+    assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_login_pending(s_integration, "pend-user", NULL, &err), err);
+    assert_string_equal(bus_detail_name(err.detail), "pending");
+
+    h_pending_t pend, elsewhere;
+    assert_int_equal(h_pending(s_integration, &pend), 0);
+    assert_int_equal(h_pending(other, &elsewhere), 0);
+    /* Another browser's login, or one started for another integration. */
+    Portico__Registry__ConsumePendingRequest wrong = pend.finish;
+    uint8_t browser[32];
+    memcpy(browser, pend.browser_hash, 32);
+    browser[0] ^= 1;
+    wrong.browser_hash.data = browser;
+    assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_login_pending(s_integration, "pend-user", &wrong, &err), err);
+    assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_login_pending(s_integration, "pend-user", &elsewhere.finish, &err),
+                err);
+    wrong = pend.finish;
+    wrong.integration_id = other;
+    assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_login_pending(s_integration, "pend-user", &wrong, &err), err);
+    /* Refused logins wrote nothing and burnt nobody's login. */
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM users WHERE name = 'pend-user'"), 0);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM audit_log WHERE actor = 'pend-user'"), 0);
+    assert_code(0, s_login_pending(s_integration, "pend-user", &pend.finish, &err), err);
+    /* Used once: the same login cannot make a second one. */
+    assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_login_pending(s_integration, "pend-user", &pend.finish, &err), err);
+    assert_string_equal(bus_detail_name(err.detail), "pending");
+    /* An expired login no longer counts. */
+    assert_int_equal(h_pending(s_integration, &pend), 0);
+    char hex[65], sql[200];
+    crypto_hex(pend.state_hash, 32, hex);
+    snprintf(sql, sizeof sql,
+             "UPDATE pending_logins SET expires_at = now() - interval '1 second' WHERE state_hash = '\\x%s'", hex);
+    assert_int_equal(h_pg_exec(c, sql), 0);
+    assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_login_pending(s_integration, "pend-user", &pend.finish, &err), err);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM audit_log WHERE actor = 'pend-user'"), 1);
+    PQfinish(c);
+}
+
 /* The broker's one call at the end of a login: user, identity, tokens and
  * the browser's new session in one transaction, with a brief reply. */
 static int s_login_all(int64_t bb_user_id, const char *username, const char *session, const char *access,
@@ -208,6 +277,9 @@ static int s_login_all(int64_t bb_user_id, const char *username, const char *ses
     req.tokens = &t;
     req.session = &cs;
     req.brief = true;
+    h_pending_t pend;
+    h_pending(d.integration_id, &pend);
+    req.pending = &pend.finish;
     ProtobufCMessage *m = NULL;
     int rc = h_call("user.login", &req.base, &portico__registry__login_reply__descriptor, out ? &m : NULL, err);
     if (out)
@@ -379,6 +451,7 @@ int run_user_tests(void)
         cmocka_unit_test(test_first_login_in_setup_mode_makes_exactly_one_admin),
         cmocka_unit_test(test_login_again_updates_the_same_user),
         cmocka_unit_test(test_login_errors),
+        cmocka_unit_test(test_login_needs_a_live_pending_login),
         cmocka_unit_test(test_login_with_tokens_and_session),
         cmocka_unit_test(test_get_and_list_users),
         cmocka_unit_test(test_set_admin),

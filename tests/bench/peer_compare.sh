@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Portico against the peer comparison kit's Express app, in one run:
+#   bash tests/bench/peer_compare.sh /path/to/perf-kit [make run variables...]
+# The kit's compare.sh starts its PostgreSQL, fake Bitbucket and driver, then
+# Portico with `make run` (log level info, two brokers, like an operator's
+# first start) and this tree's setup script for the integration. The driver
+# comes from one address, so the per-client budgets are lifted; the operations
+# and health ports are moved off their defaults so a `make run` elsewhere on
+# the machine does not collide (the bus is on Unix sockets in the run folder).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+kit=${1:?usage: peer_compare.sh KIT_DIR [VAR=value ...]}
+shift
+base=${PERF_PORTICO_PORT_BASE:-27100}
+run_dir=$(mktemp -d /tmp/portico-compare.XXXXXX)
+vars="PORTICO_RUN_DIR=$run_dir PORTICO_DEMO_BITBUCKET=0 PORTICO_OPS_ADDR=127.0.0.1:$((base + 9)) PORTICO_RUN_HEALTH_PORT=$((base + 10)) \
+PORTICO_LOGIN_RATE_PER_MINUTE=100000 PORTICO_CALLBACK_RATE_PER_MINUTE=100000 \
+PORTICO_PENDING_LOGINS_PER_BROWSER=1000 PORTICO_PENDING_LOGINS_MAX=10000000 PORTICO_MAX_CONNECTIONS_PER_CLIENT=1024 $*"
+export PORTICO_SETUP_CMD="node $root/tests/bench/peer_setup.mjs"
+trap 'rm -rf "$run_dir"' EXIT
+"$kit/compare.sh" "env $vars make -C $root --no-print-directory run"
