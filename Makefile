@@ -74,6 +74,11 @@ $(BUILD)/obj/%.o: %.c | $(GEN_H)
 	@echo "  CC $<"
 	@$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# What each instance reports in its bus ping (the admins' status page):
+# the source's git description, or what the image build passes in.
+PORTICO_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/obj/common/bus.o: ALL_CFLAGS += -DPORTICO_VERSION='"$(PORTICO_VERSION)"'
+
 $(LIBCOMMON): $(COMMON_O) $(GEN_O)
 	@rm -f $@
 	ar rcs $@ $^

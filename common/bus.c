@@ -1,6 +1,7 @@
 #include "bus.h"
 
 #include "crypto.h"
+#include "endpoints.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -25,6 +26,14 @@ int64_t bus_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* For the re-resolve timer: wall-clock jumps must not stall it. */
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int64_t bus_current_deadline(void)
 {
     return s_deadline_ms;
@@ -36,6 +45,9 @@ void bus_init(void)
     zsys_handler_set(NULL);
     zsys_set_linger(0);
     zsys_set_logstream(NULL);
+    /* A client holds a socket per instance of each service it calls, in
+     * every thread: czmq's default of 1024 sockets is too few. */
+    zsys_set_max_sockets(0);
 }
 
 void bus_socket_tune(zsock_t *sock)
@@ -80,14 +92,76 @@ static void s_set_error(bus_error_t *err, int code, const char *detail, const ch
 
 /* ---- client ---- */
 
-struct bus_client_t {
+/* One socket per instance: a call then knows which instance holds it, and
+ * sees that instance vanish (its socket is no longer writable, see s_gone)
+ * instead of waiting out the deadline. */
+typedef struct {
     zsock_t *sock;
+    char endpoint[ENDPOINTS_LEN];
+} conn_t;
+
+struct bus_client_t {
+    endpoints_t *endpoints;
+    conn_t conns[ENDPOINTS_MAX];
+    int nconns;
+    unsigned next_conn; /* round robin */
     char service[32];
-    char endpoint[256];
+    char as[32];
+    char endpoint[1024];
     uint64_t next_call_id;
+    bool resolved_once;
     void (*idle_fn)(void *);
     void *idle_arg;
 };
+
+static void s_conn_change(void *arg, const char *endpoint, bool added)
+{
+    bus_client_t *self = arg;
+    if (!added) {
+        for (int i = 0; i < self->nconns; i++)
+            if (!strcmp(self->conns[i].endpoint, endpoint)) {
+                zsock_destroy(&self->conns[i].sock);
+                self->conns[i] = self->conns[--self->nconns];
+                log_info("bus instance gone", "service=%s endpoint=%s", self->service, endpoint);
+                return;
+            }
+        return;
+    }
+    if (self->nconns == ENDPOINTS_MAX)
+        return;
+    zsock_t *sock = bus_socket_connect(endpoint, self->service, self->as[0] ? self->as : NULL);
+    if (!sock)
+        return;
+    conn_t *c = &self->conns[self->nconns++];
+    c->sock = sock;
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
+    if (self->resolved_once)
+        log_info("bus instance found", "service=%s endpoint=%s", self->service, endpoint);
+}
+
+zsock_t *bus_socket_connect(const char *endpoint, const char *service, const char *as)
+{
+    zsock_t *sock = zsock_new(ZMQ_DEALER);
+    if (!sock)
+        return NULL;
+    bus_socket_tune(sock);
+    /* Do not queue requests for a peer that is not there: fail fast instead. */
+    zsock_set_immediate(sock, 1);
+    zsock_set_ipv6(sock, 1);
+    zsock_set_reconnect_ivl(sock, 100);
+    zsock_set_reconnect_ivl_max(sock, 1000);
+    bool secure = (busauth_enabled() || as) && strncmp(endpoint, "inproc://", 9) != 0;
+    if (secure && busauth_client(sock, service, as) < 0) {
+        zsock_destroy(&sock);
+        return NULL;
+    }
+    if (zsock_connect(sock, "%s", endpoint) < 0) {
+        log_error("could not connect bus socket", "endpoint=%s", endpoint);
+        zsock_destroy(&sock);
+        return NULL;
+    }
+    return sock;
+}
 
 bus_client_t *bus_client_new(const char *endpoint, const char *service)
 {
@@ -99,32 +173,20 @@ bus_client_t *bus_client_new_as(const char *endpoint, const char *service, const
     bus_client_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
-    self->sock = zsock_new(ZMQ_DEALER);
-    if (!self->sock) {
-        free(self);
-        return NULL;
-    }
-    bus_socket_tune(self->sock);
-    /* Do not queue requests for a peer that is not there: fail fast instead. */
-    zsock_set_immediate(self->sock, 1);
-    zsock_set_reconnect_ivl(self->sock, 100);
-    zsock_set_reconnect_ivl_max(self->sock, 1000);
-    bool secure = (busauth_enabled() || as) && strncmp(endpoint, "inproc://", 9) != 0;
-    if (secure && busauth_client(self->sock, service, as) < 0) {
-        zsock_destroy(&self->sock);
-        free(self);
-        return NULL;
-    }
-    if (zsock_connect(self->sock, "%s", endpoint) < 0) {
-        log_error("could not connect bus socket", "endpoint=%s", endpoint);
-        zsock_destroy(&self->sock);
-        free(self);
-        return NULL;
-    }
     snprintf(self->service, sizeof self->service, "%s", service);
+    snprintf(self->as, sizeof self->as, "%s", as ? as : "");
     snprintf(self->endpoint, sizeof self->endpoint, "%s", endpoint);
+    self->endpoints = endpoints_new(endpoint, NULL);
+    if (!self->endpoints) {
+        log_error("not a bus endpoint list", "service=%s", service);
+        free(self);
+        return NULL;
+    }
+    endpoints_refresh(self->endpoints, s_mono_ms(), true, s_conn_change, self);
+    self->resolved_once = true;
     crypto_random(&self->next_call_id, sizeof self->next_call_id);
     self->next_call_id &= 0x7fffffffffffULL;
+    crypto_random(&self->next_conn, sizeof self->next_conn);
     return self;
 }
 
@@ -132,14 +194,23 @@ void bus_client_destroy(bus_client_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    zsock_destroy(&(*self_p)->sock);
-    free(*self_p);
+    bus_client_t *self = *self_p;
+    for (int i = 0; i < self->nconns; i++)
+        zsock_destroy(&self->conns[i].sock);
+    endpoints_destroy(&self->endpoints);
+    free(self);
     *self_p = NULL;
 }
 
 const char *bus_client_endpoint(const bus_client_t *self)
 {
     return self->endpoint;
+}
+
+int bus_client_instances(bus_client_t *self)
+{
+    endpoints_refresh(self->endpoints, s_mono_ms(), false, s_conn_change, self);
+    return self->nconns;
 }
 
 void bus_client_set_idle(bus_client_t *self, void (*fn)(void *arg), void *arg)
@@ -158,22 +229,68 @@ static void s_record(const bus_client_t *self, const char *method, int code, int
     metrics_observe("portico_bus_call_seconds", labels, (double)(bus_now_ms() - started) / 1000.0);
 }
 
-/* Wait until the socket is ready for `events` or the deadline passes. */
-static int s_wait(bus_client_t *self, short events, int64_t deadline)
+/* With ZMQ_IMMEDIATE a DEALER is writable only while its peer is
+ * connected: one that is not has vanished (its process ended, or ZMTP
+ * heartbeats gave up on it). */
+static bool s_connected(const conn_t *c)
+{
+    return (zsock_events(c->sock) & ZMQ_POLLOUT) != 0;
+}
+
+/* An instance to send to: the next connected one in turn, or, while none
+ * is, wait for one until the deadline. NULL when none came. */
+static conn_t *s_pick(bus_client_t *self, int64_t deadline, const conn_t *avoid)
+{
+    for (;;) {
+        endpoints_refresh(self->endpoints, s_mono_ms(), false, s_conn_change, self);
+        for (int k = 0; k < self->nconns; k++) {
+            conn_t *c = &self->conns[(self->next_conn + (unsigned)k) % (unsigned)self->nconns];
+            if (c != avoid && s_connected(c)) {
+                self->next_conn += (unsigned)k + 1;
+                return c;
+            }
+        }
+        int64_t left = deadline - bus_now_ms();
+        if (left <= 0)
+            return NULL;
+        zmq_pollitem_t items[ENDPOINTS_MAX];
+        for (int i = 0; i < self->nconns; i++)
+            items[i] = (zmq_pollitem_t){zsock_resolve(self->conns[i].sock), 0, ZMQ_POLLOUT, 0};
+        int rc = zmq_poll(items, self->nconns, left > 250 ? 250 : (long)left);
+        if (rc < 0 && zmq_errno() != EINTR)
+            return NULL;
+        if (rc == 0 && self->idle_fn)
+            self->idle_fn(self->idle_arg);
+        avoid = NULL; /* after a wait, any instance will do */
+    }
+}
+
+/* Wait for a reply on c until the deadline: 1 when one is there, 0 on
+ * timeout, -1 when the instance vanished meanwhile. */
+static int s_wait_reply(bus_client_t *self, conn_t *c, int64_t deadline)
 {
     for (;;) {
         int64_t left = deadline - bus_now_ms();
         if (left <= 0)
             return 0;
-        zmq_pollitem_t item = {zsock_resolve(self->sock), 0, events, 0};
+        zmq_pollitem_t item = {zsock_resolve(c->sock), 0, ZMQ_POLLIN, 0};
         int rc = zmq_poll(&item, 1, left > 250 ? 250 : (long)left);
         if (rc < 0 && zmq_errno() != EINTR)
-            return -1;
+            return 0;
         if (rc > 0)
             return 1;
+        if (!s_connected(c))
+            return -1;
         if (self->idle_fn)
             self->idle_fn(self->idle_arg);
     }
+}
+
+bool bus_method_repeatable(const char *method)
+{
+    const char *dot = strrchr(method, '.');
+    const char *verb = dot ? dot + 1 : method;
+    return !strcmp(verb, "ping") || !strcmp(verb, "get") || !strcmp(verb, "list") || !strcmp(verb, "lookup");
 }
 
 int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req,
@@ -195,7 +312,6 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
         goto out;
     }
     Portico__Request env = PORTICO__REQUEST__INIT;
-    env.call_id = ++self->next_call_id;
     char rid[64];
     if (log_request_id()[0]) {
         snprintf(rid, sizeof rid, "%s", log_request_id());
@@ -216,45 +332,65 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
         env.body.data = body;
         env.body.len = n;
     }
-    size_t env_len = portico__request__get_packed_size(&env);
-    if (env_len > BUS_MAX_MSG_SIZE) {
-        s_set_error(err, code = PORTICO__ERROR_CODE__BAD_REQUEST, "", "the request is too large");
-        goto out;
-    }
-    env_buf = malloc(env_len ? env_len : 1);
-    if (!env_buf)
-        goto out;
-    portico__request__pack(&env, env_buf);
+    /* A request that may run twice without harm is sent again, to another
+     * instance, when the one holding it vanishes; any other is answered
+     * UNAVAILABLE at once, since it may or may not have been carried out. */
+    bool repeatable = bus_method_repeatable(method);
+    conn_t *c = NULL;
+    for (int attempt = 0;; attempt++) {
+        env.call_id = ++self->next_call_id;
+        size_t env_len = portico__request__get_packed_size(&env);
+        if (env_len > BUS_MAX_MSG_SIZE) {
+            s_set_error(err, code = PORTICO__ERROR_CODE__BAD_REQUEST, "", "the request is too large");
+            goto out;
+        }
+        free(env_buf);
+        env_buf = malloc(env_len ? env_len : 1);
+        if (!env_buf)
+            goto out;
+        portico__request__pack(&env, env_buf);
 
-    /* With ZMQ_IMMEDIATE a DEALER has no pipe until the peer is connected:
-     * wait for one, but not past the deadline. */
-    int w = s_wait(self, ZMQ_POLLOUT, deadline);
-    if (w <= 0 || zmq_send(zsock_resolve(self->sock), env_buf, env_len, ZMQ_DONTWAIT) < 0) {
-        s_set_error(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, "", "the %s service is not reachable", self->service);
-        goto out;
-    }
-    for (;;) {
-        w = s_wait(self, ZMQ_POLLIN, deadline);
-        if (w <= 0) {
+        c = s_pick(self, deadline, c);
+        if (!c || zmq_send(zsock_resolve(c->sock), env_buf, env_len, ZMQ_DONTWAIT) < 0) {
+            s_set_error(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, "", "the %s service is not reachable",
+                        self->service);
+            goto out;
+        }
+        int w;
+        for (;;) {
+            w = s_wait_reply(self, c, deadline);
+            if (w <= 0)
+                break;
+            zmsg_t *msg = zmsg_recv(c->sock);
+            if (!msg)
+                continue;
+            zframe_t *last = zmsg_last(msg);
+            reply = last ? portico__reply__unpack(NULL, zframe_size(last), zframe_data(last)) : NULL;
+            zmsg_destroy(&msg);
+            if (!reply) {
+                log_warn("bad reply envelope", "service=%s", self->service);
+                continue;
+            }
+            if (reply->call_id == env.call_id)
+                break;
+            /* A late answer to an earlier call that already timed out. */
+            portico__reply__free_unpacked(reply, NULL);
+            reply = NULL;
+        }
+        if (w > 0)
+            break;
+        if (w == 0) {
             s_set_error(err, code = PORTICO__ERROR_CODE__TIMEOUT, "", "the %s service did not answer in time",
                         self->service);
             goto out;
         }
-        zmsg_t *msg = zmsg_recv(self->sock);
-        if (!msg)
-            continue;
-        zframe_t *last = zmsg_last(msg);
-        reply = last ? portico__reply__unpack(NULL, zframe_size(last), zframe_data(last)) : NULL;
-        zmsg_destroy(&msg);
-        if (!reply) {
-            log_warn("bad reply envelope", "service=%s", self->service);
-            continue;
+        log_warn("bus instance vanished during a call", "service=%s endpoint=%s method=%s", self->service, c->endpoint,
+                 method);
+        if (!repeatable || attempt >= 2) {
+            s_set_error(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, "",
+                        "the %s service instance handling the request went away", self->service);
+            goto out;
         }
-        if (reply->call_id == env.call_id)
-            break;
-        /* A late answer to an earlier call that already timed out. */
-        portico__reply__free_unpacked(reply, NULL);
-        reply = NULL;
     }
     code = reply->code;
     if (reply->code != PORTICO__ERROR_CODE__OK) {
@@ -291,6 +427,20 @@ int bus_call_method(bus_client_t *self, const bus_method_t *m, const ProtobufCMe
 }
 
 /* ---- server ---- */
+
+#ifndef PORTICO_VERSION
+#define PORTICO_VERSION "unknown"
+#endif
+
+const char *bus_version(void)
+{
+    return PORTICO_VERSION;
+}
+
+const char *bus_instance(void)
+{
+    return s_instance;
+}
 
 void bus_set_identity(const char *service, const char *instance, bus_ready_fn ready, void *arg)
 {
@@ -351,6 +501,7 @@ static void s_ping(bus_reply_t *reply)
     p.instance = s_instance;
     p.ready = s_ready_fn ? s_ready_fn(s_ready_arg, status, sizeof status) : true;
     p.status = status;
+    p.version = (char *)(uintptr_t)bus_version();
     bus_reply_ok(reply, &p.base);
 }
 

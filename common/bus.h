@@ -50,9 +50,13 @@ const char *bus_code_name(int code);
 
 typedef struct bus_client_t bus_client_t;
 
-/* A DEALER connected to endpoint. service names the peer in logs/metrics;
- * once busauth_init ran, it is also the peer whose public key the
- * connection must present (CURVE), unless the endpoint is inproc. */
+/* A client of every instance behind endpoint: a list separated by commas,
+ * tcp:// host names standing for all their addresses (endpoints.h), with a
+ * DEALER per instance. The names are resolved again every few seconds when
+ * the client is used: new instances are connected, vanished ones dropped.
+ * Calls go to the connected instances in turn. service names the peer in
+ * logs/metrics; once busauth_init ran, it is also the peer whose public key
+ * each connection must present (CURVE), unless the endpoint is inproc. */
 bus_client_t *bus_client_new(const char *endpoint, const char *service);
 /* The same, speaking with the secret certificate of the service `as` from
  * the keys folder: for tests that play another service. */
@@ -60,6 +64,15 @@ bus_client_t *bus_client_new_as(const char *endpoint, const char *service, const
 void bus_client_destroy(bus_client_t **self_p);
 const char *bus_client_endpoint(const bus_client_t *self);
 /* Called every ~250 ms while a call waits (the broker sends heartbeats). */
+/* Instances connected or being connected now (resolving again when due). */
+int bus_client_instances(bus_client_t *self);
+/* A method that may run twice without harm (ping, *.get, *.list,
+ * *.lookup): bus_call sends it again to another instance when the one
+ * holding it vanishes; any other is answered UNAVAILABLE at once. */
+bool bus_method_repeatable(const char *method);
+/* One tuned DEALER connected to one endpoint, CURVE set up as for a
+ * client of service (speaking as `as` when not NULL). NULL on failure. */
+zsock_t *bus_socket_connect(const char *endpoint, const char *service, const char *as);
 void bus_client_set_idle(bus_client_t *self, void (*fn)(void *arg), void *arg);
 
 /* Send req as method and wait for the reply, at most timeout_ms and never
@@ -117,6 +130,9 @@ typedef struct {
 /* What "ping" answers: service name, instance and readiness. */
 typedef bool (*bus_ready_fn)(void *arg, char *status, size_t status_size);
 void bus_set_identity(const char *service, const char *instance, bus_ready_fn ready, void *arg);
+/* This process's instance name (bus_set_identity) and build. */
+const char *bus_instance(void);
+const char *bus_version(void);
 
 void bus_reply_ok(bus_reply_t *reply, const ProtobufCMessage *msg);
 void bus_reply_error(bus_reply_t *reply, int code, const char *detail, const char *fmt, ...)

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "endpoints.h"
 #include "url.h"
 
 #include <errno.h>
@@ -92,6 +93,18 @@ int config_endpoint(const char *name, const char *def, char *out, size_t out_siz
     return 0;
 }
 
+int config_endpoints(const char *name, const char *def, char *out, size_t out_size, config_error_t *err)
+{
+    char why[200];
+    if (config_string(name, def, out, out_size, err) < 0)
+        return -1;
+    if (endpoints_check(out, why, sizeof why) < 0) {
+        snprintf(err->text, sizeof err->text, "%s: %s", name, why);
+        return -1;
+    }
+    return 0;
+}
+
 int config_url(const char *name, const char *def, char *out, size_t out_size, config_error_t *err)
 {
     char raw[2048], why[160];
@@ -146,6 +159,13 @@ void config_endpoint_or_die(const char *name, const char *def, char *out, size_t
 {
     config_error_t err;
     if (config_endpoint(name, def, out, out_size, &err) < 0)
+        s_die(&err);
+}
+
+void config_endpoints_or_die(const char *name, const char *def, char *out, size_t out_size)
+{
+    config_error_t err;
+    if (config_endpoints(name, def, out, out_size, &err) < 0)
         s_die(&err);
 }
 

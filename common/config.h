@@ -21,6 +21,9 @@ int config_bool(const char *name, bool def, bool *out, config_error_t *err);
 int config_addr(const char *name, const char *def, bool allow_zero, char *out, size_t out_size, config_error_t *err);
 /* A ZeroMQ endpoint: tcp://host:port, ipc://path or inproc://name. */
 int config_endpoint(const char *name, const char *def, char *out, size_t out_size, config_error_t *err);
+/* Where a client connects: one endpoint or several separated by commas,
+ * a tcp:// host name standing for all its addresses (endpoints.h). */
+int config_endpoints(const char *name, const char *def, char *out, size_t out_size, config_error_t *err);
 /* An absolute http or https URL without query or fragment; trailing '/' removed. */
 int config_url(const char *name, const char *def, char *out, size_t out_size, config_error_t *err);
 
@@ -30,6 +33,7 @@ long config_int_or_die(const char *name, long def, long min, long max);
 bool config_bool_or_die(const char *name, bool def);
 void config_addr_or_die(const char *name, const char *def, bool allow_zero, char *out, size_t out_size);
 void config_endpoint_or_die(const char *name, const char *def, char *out, size_t out_size);
+void config_endpoints_or_die(const char *name, const char *def, char *out, size_t out_size);
 void config_url_or_die(const char *name, const char *def, char *out, size_t out_size);
 
 #endif

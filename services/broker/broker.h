@@ -8,9 +8,9 @@
 
 typedef struct {
     char public_url[512];
-    char web_endpoint[256];
-    char registry_endpoint[256];
-    char bitbucket_endpoint[256];
+    char web_endpoint[1024];
+    char registry_endpoint[1024];
+    char bitbucket_endpoint[1024];
     char health_addr[128];
     long workers;
     long bus_timeout_ms;       /* registry calls */

@@ -7,6 +7,7 @@
 #include "access.h"
 
 #include "config.h"
+#include "endpoints.h"
 #include "health.h"
 #include "log.h"
 #include "service.h"
@@ -25,11 +26,11 @@ static atomic_int s_ready_workers;
 static void s_config_load(broker_config_t *c)
 {
     config_url_or_die("PORTICO_PUBLIC_URL", "http://localhost:8080", c->public_url, sizeof c->public_url);
-    config_endpoint_or_die("PORTICO_BROKER_ENDPOINT", "tcp://127.0.0.1:5553", c->web_endpoint, sizeof c->web_endpoint);
-    config_endpoint_or_die("PORTICO_REGISTRY_ENDPOINT", "tcp://127.0.0.1:5551", c->registry_endpoint,
-                           sizeof c->registry_endpoint);
-    config_endpoint_or_die("PORTICO_BITBUCKET_ENDPOINT", "tcp://127.0.0.1:5552", c->bitbucket_endpoint,
-                           sizeof c->bitbucket_endpoint);
+    config_endpoints_or_die("PORTICO_BROKER_ENDPOINT", "tcp://127.0.0.1:5553", c->web_endpoint, sizeof c->web_endpoint);
+    config_endpoints_or_die("PORTICO_REGISTRY_ENDPOINT", "tcp://127.0.0.1:5551", c->registry_endpoint,
+                            sizeof c->registry_endpoint);
+    config_endpoints_or_die("PORTICO_BITBUCKET_ENDPOINT", "tcp://127.0.0.1:5552", c->bitbucket_endpoint,
+                            sizeof c->bitbucket_endpoint);
     config_addr_or_die("PORTICO_HEALTH_ADDR", "127.0.0.1:8083", true, c->health_addr, sizeof c->health_addr);
     c->workers = config_int_or_die("PORTICO_BROKER_WORKERS", 8, 1, 256);
     c->bus_timeout_ms = config_int_or_die("PORTICO_BUS_TIMEOUT_MS", 5000, 100, 60000);
@@ -50,16 +51,75 @@ static void s_send_ctl(zsock_t *sock, const char *ctl)
     zmsg_destroy(&m);
 }
 
-/* Keep the web's queue informed while a long call is in progress. */
+/* One link per web instance: each web runs its own queue, so a worker
+ * announces itself to every one and answers a request on the link it came
+ * from. */
+typedef struct {
+    zsock_t *sock;
+    char endpoint[ENDPOINTS_LEN];
+} web_link_t;
+
+typedef struct {
+    web_link_t links[ENDPOINTS_MAX];
+    int n;
+    const char *ready; /* the READY frame to announce with */
+    zsock_t *serving;  /* the link of the request in progress */
+} web_links_t;
+
+/* Keep the queue of the web whose request is in progress informed while a
+ * long call runs. */
 static void s_heartbeat(void *arg)
 {
-    zsock_t *sock = arg;
+    web_links_t *webs = arg;
     static _Thread_local int64_t last;
     int64_t now = bus_now_ms();
-    if (now - last >= BUS_HEARTBEAT_IVL_MS) {
-        s_send_ctl(sock, BUS_WORKER_HEARTBEAT);
+    if (webs->serving && now - last >= BUS_HEARTBEAT_IVL_MS) {
+        s_send_ctl(webs->serving, BUS_WORKER_HEARTBEAT);
         last = now;
     }
+}
+
+static zsock_t *s_web_connect(const char *endpoint)
+{
+    zsock_t *web = zsock_new(ZMQ_DEALER);
+    if (!web)
+        return NULL;
+    bus_socket_tune(web);
+    zsock_set_ipv6(web, 1);
+    /* The web is the server here: its public key is what makes the
+     * requests that arrive on this socket the web's. */
+    if (busauth_client(web, "web", NULL) < 0) {
+        zsock_destroy(&web);
+        return NULL;
+    }
+    zsock_set_reconnect_ivl(web, 100);
+    zsock_set_reconnect_ivl_max(web, 1000);
+    if (zsock_connect(web, "%s", endpoint) < 0) {
+        log_error("could not connect to the web", "endpoint=%s", endpoint);
+        zsock_destroy(&web);
+    }
+    return web;
+}
+
+static void s_web_change(void *arg, const char *endpoint, bool added)
+{
+    web_links_t *webs = arg;
+    if (!added) {
+        for (int i = 0; i < webs->n; i++)
+            if (!strcmp(webs->links[i].endpoint, endpoint)) {
+                zsock_destroy(&webs->links[i].sock);
+                webs->links[i] = webs->links[--webs->n];
+                return;
+            }
+        return;
+    }
+    zsock_t *sock = webs->n < ENDPOINTS_MAX ? s_web_connect(endpoint) : NULL;
+    if (!sock)
+        return;
+    web_link_t *l = &webs->links[webs->n++];
+    l->sock = sock;
+    snprintf(l->endpoint, sizeof l->endpoint, "%s", endpoint);
+    s_send_ctl(sock, webs->ready);
 }
 
 static void *s_worker(void *arg)
@@ -67,52 +127,51 @@ static void *s_worker(void *arg)
     thread_slot_t *slot = arg;
     broker_worker_t w;
     memset(&w, 0, sizeof w);
+    web_links_t *webs = calloc(1, sizeof *webs);
     snprintf(w.holder, sizeof w.holder, "%s/%d", s_instance, slot->index);
-    zsock_t *web = zsock_new(ZMQ_DEALER);
+    char ready[160];
+    snprintf(ready, sizeof ready, "%s %s", BUS_WORKER_READY, s_instance);
+    endpoints_t *web_eps = endpoints_new(broker_cfg.web_endpoint, NULL);
     w.registry = bus_client_new(broker_cfg.registry_endpoint, "registry");
     w.bitbucket = bus_client_new(broker_cfg.bitbucket_endpoint, "bitbucket");
-    if (!web || !w.registry || !w.bitbucket) {
+    if (!webs || !web_eps || !w.registry || !w.bitbucket) {
         log_error("could not create worker sockets", "worker=%d", slot->index);
         goto out;
     }
-    bus_socket_tune(web);
-    /* The web is the server here: its public key is what makes the
-     * requests that arrive on this socket the web's. */
-    if (busauth_client(web, "web", NULL) < 0)
-        goto out;
-    zsock_set_reconnect_ivl(web, 100);
-    zsock_set_reconnect_ivl_max(web, 1000);
-    if (zsock_connect(web, "%s", broker_cfg.web_endpoint) < 0) {
-        log_error("could not connect to the web", "endpoint=%s", broker_cfg.web_endpoint);
-        goto out;
-    }
-    bus_client_set_idle(w.registry, s_heartbeat, web);
-    bus_client_set_idle(w.bitbucket, s_heartbeat, web);
+    webs->ready = ready;
+    endpoints_refresh(web_eps, bus_now_ms(), true, s_web_change, webs);
+    bus_client_set_idle(w.registry, s_heartbeat, webs);
+    bus_client_set_idle(w.bitbucket, s_heartbeat, webs);
     w.idle = s_heartbeat;
-    w.idle_arg = web;
+    w.idle_arg = webs;
 
-    char ready[160];
-    snprintf(ready, sizeof ready, "%s %s", BUS_WORKER_READY, s_instance);
-    s_send_ctl(web, ready);
     atomic_fetch_add(&s_ready_workers, 1);
     int64_t last_ctl = bus_now_ms();
     while (!service_stopping()) {
-        zmq_pollitem_t item = {zsock_resolve(web), 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&item, 1, 250);
+        endpoints_refresh(web_eps, bus_now_ms(), false, s_web_change, webs);
+        zmq_pollitem_t items[ENDPOINTS_MAX];
+        for (int i = 0; i < webs->n; i++)
+            items[i] = (zmq_pollitem_t){zsock_resolve(webs->links[i].sock), 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(items, webs->n, 250);
         if (rc < 0 && zmq_errno() != EINTR)
             break;
         int64_t now = bus_now_ms();
-        if (item.revents & ZMQ_POLLIN) {
-            zmsg_t *msg = zmsg_recv(web);
+        for (int i = 0; rc > 0 && i < webs->n; i++) {
+            if (!(items[i].revents & ZMQ_POLLIN))
+                continue;
+            zmsg_t *msg = zmsg_recv(webs->links[i].sock);
             if (msg) {
-                bus_serve_as(web, &msg, broker_routes, &w, "web");
+                webs->serving = webs->links[i].sock;
+                bus_serve_as(webs->serving, &msg, broker_routes, &w, "web");
+                webs->serving = NULL;
                 now = bus_now_ms();
             }
         }
         /* An idle worker repeats READY as its heartbeat: a queue that knows
          * it counts it as alive, a web that restarted learns of it again. */
         if (now - last_ctl >= BUS_HEARTBEAT_IVL_MS) {
-            s_send_ctl(web, ready);
+            for (int i = 0; i < webs->n; i++)
+                s_send_ctl(webs->links[i].sock, ready);
             last_ctl = now;
         }
     }
@@ -120,7 +179,10 @@ static void *s_worker(void *arg)
 out:
     bus_client_destroy(&w.registry);
     bus_client_destroy(&w.bitbucket);
-    zsock_destroy(&web);
+    for (int i = 0; webs && i < webs->n; i++)
+        zsock_destroy(&webs->links[i].sock);
+    free(webs);
+    endpoints_destroy(&web_eps);
     return NULL;
 }
 

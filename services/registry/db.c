@@ -426,3 +426,31 @@ uint8_t *db_get_bytes(const PGresult *res, int row, int col, size_t *n)
     PQfreemem(raw);
     return out;
 }
+
+db_rc_t db_lock(db_t *self, const char *key)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%s)", key);
+    return db_exec_sql(self, sql, NULL, NULL);
+}
+
+db_rc_t db_try_lock(db_t *self, const char *key, bool *got)
+{
+    char sql[96];
+    PGresult *res = NULL;
+    *got = false;
+    snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%s)", key);
+    db_rc_t rc = db_exec_sql(self, sql, NULL, &res);
+    if (rc == DB_OK) {
+        *got = PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "t");
+        PQclear(res);
+    }
+    return rc;
+}
+
+void db_unlock(db_t *self, const char *key)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%s)", key);
+    db_exec_sql(self, sql, NULL, NULL);
+}

@@ -70,6 +70,19 @@ db_rc_t db_exec(db_t *self, const db_stmt_t *stmt, const db_params_t *params, PG
 /* Run SQL once without preparing it (migrations, maintenance). */
 db_rc_t db_exec_sql(db_t *self, const char *sql, const db_params_t *params, PGresult **res);
 
+/* Session-level advisory locks that every registry on the database shares:
+ * for work that must happen once however many registries run. A lock held
+ * by a registry that dies goes with its connection. */
+#define DB_LOCK_MIGRATE "7075821340022370131" /* schema migrations */
+#define DB_LOCK_SWEEP "7075821340022370132"   /* deleting expired rows */
+#define DB_LOCK_SETUP "7075821340022370133"   /* settling the setup token at start */
+/* Wait for the lock (no statement timeout applies to the wait only when
+ * the caller lifted it). */
+db_rc_t db_lock(db_t *self, const char *key);
+/* Take the lock when it is free: *got tells. */
+db_rc_t db_try_lock(db_t *self, const char *key, bool *got);
+void db_unlock(db_t *self, const char *key);
+
 /* Set statement_timeout for this session; ms < 0 restores the configured value. */
 db_rc_t db_set_timeout(db_t *self, int ms);
 

@@ -98,6 +98,10 @@ void h_user_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_
 void h_user_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
 void h_user_set_admin(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
 
+/* ---- instance.* (handlers_instance.c) ---- */
+void h_instance_report(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_instance_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+
 /* ---- session.* (handlers_session.c) ---- */
 void h_session_lookup(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
 void h_session_delete(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);

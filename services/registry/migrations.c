@@ -5,9 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Any fixed number: identifies "a portico registry is migrating". */
-#define MIGRATION_LOCK_KEY "7075821340022370131"
-
 typedef struct {
     const char *description;
     const char *sql;
@@ -157,6 +154,16 @@ static const migration_t s_migrations[] = {
      "ALTER TABLE audit_log ADD COLUMN last_at timestamptz;\n"
      "CREATE INDEX audit_log_repeat_idx ON audit_log (action, addr, at);\n"
      "CREATE INDEX pending_logins_browser_idx ON pending_logins (browser_hash);\n"},
+    /* Webs do not know each other: each says here that it is alive, so any
+     * web's status page can list them all. */
+    {"web instances",
+     "CREATE TABLE web_instances (\n"
+     "  instance text PRIMARY KEY,\n"
+     "  version text NOT NULL,\n"
+     "  ready boolean NOT NULL,\n"
+     "  status text NOT NULL,\n"
+     "  seen_at timestamptz NOT NULL DEFAULT now()\n"
+     ");\n"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof s_migrations / sizeof s_migrations[0]))
@@ -225,7 +232,7 @@ int migrations_apply(db_t *db, int *applied, int *version, char *why, size_t why
     /* Migrations may take longer than a request: no statement timeout here. */
     if (db_set_timeout(db, 0) != DB_OK)
         goto db_fail;
-    if (db_exec_sql(db, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", NULL, NULL) != DB_OK)
+    if (db_lock(db, DB_LOCK_MIGRATE) != DB_OK)
         goto db_fail;
     locked = true;
     if (db_exec_sql(db, s_create_table, NULL, NULL) != DB_OK)
@@ -251,7 +258,7 @@ db_fail:
     snprintf(why, why_size, "could not prepare the schema migrations: %s", db_last_error(db));
 out:
     if (locked)
-        db_exec_sql(db, "SELECT pg_advisory_unlock(" MIGRATION_LOCK_KEY ")", NULL, NULL);
+        db_unlock(db, DB_LOCK_MIGRATE);
     db_set_timeout(db, -1);
     return rc;
 }

@@ -40,6 +40,7 @@ static const sweep_t s_sweeps[] = {
                         "OR (setup AND NOT (SELECT setup_mode FROM settings WHERE id = 1))"}},
     {"reservation",
      {"sweep_reservations", "DELETE FROM integration_reservations WHERE created_at < now() - interval '1 day'"}},
+    {"web_instance", {"sweep_web_instances", "DELETE FROM web_instances WHERE seen_at < now() - interval '1 hour'"}},
 };
 
 static const db_stmt_t s_version = {"monitor_schema_version",
@@ -57,6 +58,8 @@ monitor_t *monitor_new(const reg_options_t *opts)
     atomic_init(&self->done, false);
     metrics_help("portico_registry_database_up", "gauge", "1 when the registry's database answers");
     metrics_help("portico_registry_swept_total", "counter", "expired rows deleted by the periodic sweep");
+    metrics_help("portico_registry_sweeps_skipped_total", "counter",
+                 "sweeps left to another registry that was sweeping the same database");
     return self;
 }
 
@@ -109,12 +112,21 @@ static void s_check(monitor_t *self, db_t *db)
     metrics_set("portico_registry_database_up", "", 1);
 }
 
+/* However many registries share the database, one sweeps at a time; the
+ * others skip their turn. */
 static void s_sweep(db_t *db)
 {
+    bool got = false;
+    if (db_try_lock(db, DB_LOCK_SWEEP, &got) != DB_OK)
+        return;
+    if (!got) {
+        metrics_inc("portico_registry_sweeps_skipped_total", NULL, 1);
+        return;
+    }
     for (size_t i = 0; i < sizeof s_sweeps / sizeof s_sweeps[0]; i++) {
         PGresult *res = NULL;
         if (db_exec(db, &s_sweeps[i].stmt, NULL, &res) != DB_OK)
-            return;
+            break;
         long n = strtol(PQcmdTuples(res), NULL, 10);
         PQclear(res);
         if (n > 0) {
@@ -124,6 +136,7 @@ static void s_sweep(db_t *db)
             log_info("deleted expired rows", "kind=%s rows=%ld", s_sweeps[i].kind, n);
         }
     }
+    db_unlock(db, DB_LOCK_SWEEP);
 }
 
 static void *s_run(void *arg)

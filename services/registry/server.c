@@ -170,7 +170,9 @@ static int s_prepare_database(const reg_options_t *opts)
         goto out;
     }
     log_info("database schema is current", "version=%d applied=%d db=%s", version, applied, db_describe(db));
-    if (setup_token_init(db, opts) < 0) {
+    /* Registries starting together settle the setup token one at a time:
+     * the first makes it, the others find it. */
+    if (db_lock(db, DB_LOCK_SETUP) != DB_OK || setup_token_init(db, opts) < 0) {
         log_error("could not initialise the setup token", NULL);
         goto out;
     }

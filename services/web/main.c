@@ -8,6 +8,7 @@
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
+#include "presence.h"
 #include "service.h"
 #include "url.h"
 
@@ -52,10 +53,10 @@ static void s_config_load(web_config_t *c)
                 c->http_addr);
         exit(2);
     }
-    config_endpoint_or_die("PORTICO_REGISTRY_ENDPOINT", "tcp://127.0.0.1:5551", c->registry_endpoint,
-                           sizeof c->registry_endpoint);
-    config_endpoint_or_die("PORTICO_BITBUCKET_ENDPOINT", "tcp://127.0.0.1:5552", c->bitbucket_endpoint,
-                           sizeof c->bitbucket_endpoint);
+    config_endpoints_or_die("PORTICO_REGISTRY_ENDPOINT", "tcp://127.0.0.1:5551", c->registry_endpoint,
+                            sizeof c->registry_endpoint);
+    config_endpoints_or_die("PORTICO_BITBUCKET_ENDPOINT", "tcp://127.0.0.1:5552", c->bitbucket_endpoint,
+                            sizeof c->bitbucket_endpoint);
     config_endpoint_or_die("PORTICO_BROKER_BIND", "tcp://127.0.0.1:5553", c->broker_bind, sizeof c->broker_bind);
     c->threads = config_int_or_die("PORTICO_WEB_THREADS", 128, 2, 1024);
     c->session_idle_s = config_int_or_die("PORTICO_SESSION_IDLE_MINUTES", 30, 1, 24 * 60) * 60;
@@ -275,6 +276,9 @@ int main(int argc, char **argv)
     }
     service_install_signals();
     bus_init();
+    char instance[96];
+    service_instance_name(instance, sizeof instance);
+    bus_set_identity("web", instance, NULL, NULL);
     /* Only broker workers may connect to the web's broker port. */
     busauth_init_or_die("web", BUS_BROKER, BUS_REGISTRY | BUS_BITBUCKET);
     metrics_help("portico_http_requests_total", "counter", "HTTP requests by route and status");
@@ -379,9 +383,12 @@ int main(int argc, char **argv)
     mg_set_request_handler(ops, "/", s_handle, &web_cfg);
     log_info("web listening", "addr=%s ops_addr=%s public_url=%s", web_cfg.http_addr, web_cfg.ops_addr,
              web_cfg.public_url);
+    if (presence_start(web_cfg.registry_endpoint) < 0)
+        log_error("could not start reporting this web to the registry", NULL);
     while (!service_stopping())
         usleep(100 * 1000);
     log_info("stopping", NULL);
+    presence_stop();
     gate_destroy(&web_gate);
     /* mg_stop waits up to its listener's poll interval: both at once. */
     pthread_t ops_stopper;

@@ -1,7 +1,10 @@
 /* What operators look at: /healthz, /readyz, /metrics, and the admins'
  * /admin/status page, all from the same readiness probe. */
+#include "bus_methods.h"
+#include "presence.h"
 #include "web.h"
 
+#include "endpoints.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -84,6 +87,80 @@ static void s_status_row(sbuf_t *b, const char *name, bool ok, const char *statu
     sbuf_puts(b, "</td></tr>");
 }
 
+/* Every web that reported to the registry lately (presence.h), this one
+ * first; this one alone when the registry does not answer. */
+static void s_web_rows(sbuf_t *b, web_req_t *r)
+{
+    sbuf_puts(b, "<tr><td>web</td><td>");
+    sbuf_html(b, bus_instance());
+    sbuf_puts(b, "</td><td>");
+    sbuf_html(b, bus_version());
+    sbuf_puts(b,
+              "</td><td>this web</td><td><span class=\"badge ok\">ready</span></td><td>answering this page</td></tr>");
+    Portico__Registry__ListInstancesReply *rep = NULL;
+    bus_error_t err = {0};
+    if (!r->clients || registry_call_instance_list(r->clients->registry, NULL, &rep, 2000, &err) < 0) {
+        sbuf_puts(b, "<tr><td>web</td><td colspan=\"3\"></td><td><span class=\"badge off\">unknown</span></td><td>"
+                     "other webs: ");
+        sbuf_html(b, r->clients ? err.message : "no connection");
+        sbuf_puts(b, "</td></tr>");
+        return;
+    }
+    for (size_t i = 0; i < rep->n_instances; i++) {
+        const Portico__Registry__WebInstance *w = rep->instances[i];
+        if (!strcmp(w->instance, bus_instance()))
+            continue;
+        bool fresh = w->seen_seconds_ago <= PRESENCE_STALE_S;
+        bool ok = fresh && w->ready;
+        sbuf_puts(b, "<tr><td>web</td><td>");
+        sbuf_html(b, w->instance);
+        sbuf_puts(b, "</td><td>");
+        sbuf_html(b, w->version);
+        sbuf_printf(b, "</td><td>reported %llds ago</td><td><span class=\"badge %s\">%s</span></td><td>",
+                    (long long)w->seen_seconds_ago, ok ? "ok" : "off",
+                    ok      ? "ready"
+                    : fresh ? "not ready"
+                            : "gone");
+        sbuf_html(b, fresh ? w->status : "not heard from");
+        sbuf_puts(b, "</td></tr>");
+    }
+    protobuf_c_message_free_unpacked(&rep->base, NULL);
+}
+
+/* One row per instance behind an endpoint setting: each address is asked
+ * on its own connection, so every instance answers for itself. */
+static void s_instance_rows(sbuf_t *b, const char *service, const char *spec)
+{
+    char eps[ENDPOINTS_MAX][ENDPOINTS_LEN];
+    int n = endpoints_resolve_once(spec, eps, ENDPOINTS_MAX);
+    if (n <= 0)
+        sbuf_printf(b,
+                    "<tr><td>%s</td><td colspan=\"3\"></td><td><span class=\"badge off\">not found</span></td>"
+                    "<td>no instance behind the configured endpoint</td></tr>",
+                    service);
+    for (int i = 0; i < n; i++) {
+        bus_client_t *c = bus_client_new(eps[i], service);
+        Portico__PingReply *rep = NULL;
+        bus_error_t err = {0};
+        int rc =
+            c ? bus_call(c, "ping", NULL, &portico__ping_reply__descriptor, (ProtobufCMessage **)&rep, 1000, &err) : -1;
+        bool ok = rc == 0 && rep->ready;
+        sbuf_printf(b, "<tr><td>%s</td><td>", service);
+        sbuf_html(b, rc == 0 ? rep->instance : "");
+        sbuf_puts(b, "</td><td>");
+        sbuf_html(b, rc == 0 ? rep->version : "");
+        sbuf_puts(b, "</td><td>");
+        sbuf_html(b, eps[i]);
+        sbuf_printf(b, "</td><td><span class=\"badge %s\">%s</span></td><td>", ok ? "ok" : "off",
+                    ok ? "ready" : "not ready");
+        sbuf_html(b, rc == 0 ? rep->status : c ? err.message : "no connection");
+        sbuf_puts(b, "</td></tr>");
+        if (rep)
+            protobuf_c_message_free_unpacked(&rep->base, NULL);
+        bus_client_destroy(&c);
+    }
+}
+
 static void h_status(web_req_t *r)
 {
     const web_session_t *s = web_session(r);
@@ -108,6 +185,19 @@ static void h_status(web_req_t *r)
     char detail[64];
     snprintf(detail, sizeof detail, "%d workers in %d instances", st.workers, n);
     s_status_row(&b, "broker", st.workers > 0, detail);
+    sbuf_puts(&b, "</table></section><section class=\"card\"><h2>Instances</h2><table><tr><th>Service</th>"
+                  "<th>Instance</th><th>Version</th><th>Address</th><th>State</th><th>Detail</th></tr>");
+    s_web_rows(&b, r);
+    s_instance_rows(&b, "registry", web_cfg.registry_endpoint);
+    s_instance_rows(&b, "bitbucket", web_cfg.bitbucket_endpoint);
+    for (int i = 0; i < n; i++) {
+        sbuf_puts(&b, "<tr><td>broker</td><td>");
+        sbuf_html(&b, inst[i].instance);
+        sbuf_printf(&b,
+                    "</td><td></td><td>connected to this web</td><td><span class=\"badge ok\">ready</span></td>"
+                    "<td>%d workers, %d busy</td></tr>",
+                    inst[i].workers, inst[i].busy);
+    }
     sbuf_puts(&b, "</table></section><section class=\"card\"><h2>Broker instances</h2>"
                   "<table><tr><th>Instance</th><th>Workers</th><th>Busy</th><th>Requests handled</th></tr>");
     for (int i = 0; i < n; i++) {

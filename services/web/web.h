@@ -26,8 +26,8 @@ typedef struct {
     bool secure;             /* public URL is https */
     char http_addr[128];
     char ops_addr[128]; /* /metrics and the detailed /readyz */
-    char registry_endpoint[256];
-    char bitbucket_endpoint[256];
+    char registry_endpoint[1024];
+    char bitbucket_endpoint[1024];
     char broker_bind[256];
     long threads;
     long session_idle_s;

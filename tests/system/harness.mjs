@@ -131,8 +131,48 @@ export async function startEmulator({ version = '8.9.0', autoApprove, accessTtl,
   return { url, port, proc, admin, stop: () => proc.kill() };
 }
 
+// A TCP relay on a free loopback port to the given local ports in turn,
+// skipping one that refuses: what a load balancer in front of several webs
+// does. Returns { url, port, close }.
+export async function startEdge(ports) {
+  let next = 0;
+  const sockets = new Set();
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => {});
+    client.pause();
+    const attempt = (left) => {
+      if (left === 0 || client.destroyed) return client.destroy();
+      const up = net.connect(ports[next++ % ports.length], '127.0.0.1');
+      sockets.add(up);
+      let connected = false;
+      up.on('close', () => sockets.delete(up));
+      up.on('connect', () => {
+        connected = true;
+        client.pipe(up);
+        up.pipe(client);
+        client.resume();
+      });
+      up.on('error', () => (connected ? client.destroy() : attempt(left - 1)));
+      client.on('close', () => up.destroy());
+      up.on('end', () => client.end());
+    };
+    attempt(ports.length);
+  });
+  await new Promise((res) => server.listen(0, '127.0.0.1', res));
+  const port = server.address().port;
+  return {
+    url: `http://127.0.0.1:${port}`, port,
+    close: () => { for (const s of sockets) s.destroy(); server.close(); },
+  };
+}
+
 // Start the whole system. Options:
 //   brokers: number of broker processes (1)
+//   webs, registries, bitbuckets: instances of each (1); the first is named
+//     after its service ("web"), the others "web-2" and so on; with several
+//     webs, webUrl is a relay in front of them all (webUrls: each one)
 //   emulatorVersion, autoApprove, accessTtl: for the demo Bitbucket
 //   emulatorArgs: more command-line arguments for it (the benchmark's --keep-alive)
 //   env: extra environment for every service
@@ -149,8 +189,20 @@ export async function startPortico(opts = {}) {
   const busKeys = join(dir, 'bus-keys');
   makeBusKeys(busKeys);
   const [webPort, regPort, bbPort, brokerPort, regHealth, bbHealth, opsPort] = await Promise.all(Array.from({ length: 7 }, freePort));
+  // Further instances of each service ("web-2", "registry-2", ...) get
+  // ports of their own; clients are given every instance's endpoint as a
+  // comma-separated list, as a DNS name standing for all of them would be.
+  const extra = async (n, count) => Promise.all(Array.from({ length: Math.max(0, n - 1) }, () => Promise.all(Array.from({ length: count }, freePort))));
+  const webs = [[webPort, opsPort, brokerPort], ...(await extra(opts.webs ?? 1, 3))];
+  const registries = [[regPort, regHealth], ...(await extra(opts.registries ?? 1, 2))];
+  const bitbuckets = [[bbPort, bbHealth], ...(await extra(opts.bitbuckets ?? 1, 2))];
+  const list = (ports) => ports.map((p) => `tcp://127.0.0.1:${p}`).join(',');
   const setupToken = opts.setupToken || randomBytes(24).toString('base64url');
-  const webUrl = `http://127.0.0.1:${webPort}`;
+  const webUrls = webs.map(([p]) => `http://127.0.0.1:${p}`);
+  // Several webs stand behind one address, as behind an operator's load
+  // balancer: a TCP relay in this process.
+  const edge = webs.length > 1 ? await startEdge(webs.map(([p]) => p)) : null;
+  const webUrl = edge ? edge.url : webUrls[0];
   // /metrics and the detailed /readyz: the web's operations listener.
   const opsUrl = `http://127.0.0.1:${opsPort}`;
   const base = {
@@ -164,11 +216,11 @@ export async function startPortico(opts = {}) {
     PORTICO_BUS_KEYS_DIR: busKeys,
     PORTICO_SETUP_TOKEN: setupToken,
     PORTICO_REGISTRY_BIND: `tcp://127.0.0.1:${regPort}`,
-    PORTICO_REGISTRY_ENDPOINT: `tcp://127.0.0.1:${regPort}`,
+    PORTICO_REGISTRY_ENDPOINT: list(registries.map(([p]) => p)),
     PORTICO_BITBUCKET_BIND: `tcp://127.0.0.1:${bbPort}`,
-    PORTICO_BITBUCKET_ENDPOINT: `tcp://127.0.0.1:${bbPort}`,
+    PORTICO_BITBUCKET_ENDPOINT: list(bitbuckets.map(([p]) => p)),
     PORTICO_BROKER_BIND: `tcp://127.0.0.1:${brokerPort}`,
-    PORTICO_BROKER_ENDPOINT: `tcp://127.0.0.1:${brokerPort}`,
+    PORTICO_BROKER_ENDPOINT: list(webs.map(([, , p]) => p)),
     // The emulators listen on loopback, which an integration may reach only
     // as an exception the operator names.
     PORTICO_BITBUCKET_ALLOW: '127.0.0.1',
@@ -176,7 +228,7 @@ export async function startPortico(opts = {}) {
   };
   const procs = {};
   const sys = {
-    name, logDir, webUrl, opsUrl, setupToken, keyFile, busKeys, pg, emulator,
+    name, logDir, webUrl, webUrls, opsUrl, edge, setupToken, keyFile, busKeys, pg, emulator,
     emulatorUrl: emulator ? emulator.url : null,
     env: base, procs,
     start(svc, extraEnv = {}) {
@@ -198,7 +250,8 @@ export async function startPortico(opts = {}) {
       return p;
     },
     async ready(timeout = 20000) {
-      return waitFor(async () => (await httpStatus(`${webUrl}/readyz`)) === 200, { timeout, what: 'web /readyz' });
+      for (const u of webUrls) await waitFor(async () => (await httpStatus(`${u}/readyz`)) === 200, { timeout, what: `web /readyz at ${u}` });
+      return true;
     },
     readyz: () => httpStatus(`${webUrl}/readyz`),
     log(svc) { return procs[svc] ? procs[svc].output : ''; },
@@ -206,13 +259,24 @@ export async function startPortico(opts = {}) {
     async stop() {
       await Promise.all(Object.values(procs).map((p) => p.kill('SIGTERM')));
       if (emulator) await emulator.stop();
+      if (edge) edge.close();
       if (!opts.postgres) pg.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  sys.start('registry', { PORTICO_HEALTH_ADDR: `127.0.0.1:${regHealth}` });
-  sys.start('bitbucket', { PORTICO_HEALTH_ADDR: `127.0.0.1:${bbHealth}` });
-  sys.start('web');
+  const nth = (svc, i) => (i === 0 ? svc : `${svc}-${i + 1}`);
+  sys.healthUrls = {};
+  registries.forEach(([bind, health], i) => {
+    sys.healthUrls[nth('registry', i)] = `http://127.0.0.1:${health}`;
+    sys.start(nth('registry', i), { PORTICO_REGISTRY_BIND: `tcp://127.0.0.1:${bind}`, PORTICO_HEALTH_ADDR: `127.0.0.1:${health}` });
+  });
+  bitbuckets.forEach(([bind, health], i) => {
+    sys.healthUrls[nth('bitbucket', i)] = `http://127.0.0.1:${health}`;
+    sys.start(nth('bitbucket', i), { PORTICO_BITBUCKET_BIND: `tcp://127.0.0.1:${bind}`, PORTICO_HEALTH_ADDR: `127.0.0.1:${health}` });
+  });
+  webs.forEach(([http, ops, bind], i) => sys.start(nth('web', i), {
+    PORTICO_HTTP_ADDR: `127.0.0.1:${http}`, PORTICO_OPS_ADDR: `127.0.0.1:${ops}`, PORTICO_BROKER_BIND: `tcp://127.0.0.1:${bind}`,
+  }));
   for (let i = 0; i < (opts.brokers ?? 1); i++) await sys.startBroker(opts.brokerEnv || {});
   if (opts.waitReady !== false) {
     try {

@@ -20,7 +20,7 @@ static void test_from_empty_and_again(void **state)
     (void)state;
     h_create_database("mig_fresh");
     assert_int_equal(s_cli("mig_fresh", "migrate"), 0);
-    assert_non_null(strstr(s_out, "Database schema is at version 3 (3 migrations applied now)."));
+    assert_non_null(strstr(s_out, "Database schema is at version 4 (4 migrations applied now)."));
     PGconn *c = h_pg("mig_fresh");
     assert_non_null(c);
     assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN "
@@ -28,12 +28,12 @@ static void test_from_empty_and_again(void **state)
                                     "'identities', 'sessions', 'pending_logins', 'tokens', 'settings', 'audit_log')"),
                      10);
     assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN "
-                                    "('access_rules', 'access_checks', 'access_ended')"),
-                     3);
+                                    "('access_rules', 'access_checks', 'access_ended', 'web_instances')"),
+                     4);
     assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM settings WHERE setup_mode"), 1);
     assert_int_equal(s_cli("mig_fresh", "migrate"), 0);
     assert_non_null(strstr(s_out, "(0 migrations applied now)"));
-    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM schema_migrations"), 3);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM schema_migrations"), 4);
     PQfinish(c);
 }
 
@@ -51,7 +51,7 @@ static void test_concurrent_migrations_do_not_race(void **state)
         print_error("%s\n", s_out);
     assert_int_equal(rc, 0);
     PGconn *c = h_pg("mig_race");
-    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM schema_migrations"), 3);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM schema_migrations"), 4);
     assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM settings"), 1);
     PQfinish(c);
 }
@@ -63,7 +63,7 @@ static void test_newer_schema_is_refused(void **state)
     assert_int_equal(h_pg_exec(c, "INSERT INTO schema_migrations (version, description) VALUES (999, 'future')"), 0);
     PQfinish(c);
     assert_int_equal(s_cli("mig_fresh", "migrate"), 1);
-    assert_non_null(strstr(s_out, "database schema version 999 is newer than this portico-registry knows (3)"));
+    assert_non_null(strstr(s_out, "database schema version 999 is newer than this portico-registry knows (4)"));
     assert_int_equal(s_cli("mig_fresh", "integrations list"), 1);
     assert_non_null(strstr(s_out, "version 999"));
 
@@ -72,7 +72,7 @@ static void test_newer_schema_is_refused(void **state)
     char *log = h_read_file(r.log);
     assert_non_null(log);
     assert_non_null(strstr(log, "refusing to start"));
-    assert_non_null(strstr(log, "database schema version 999 is newer than this portico-registry knows (3)"));
+    assert_non_null(strstr(log, "database schema version 999 is newer than this portico-registry knows (4)"));
     free(log);
     /* Untouched. */
     c = h_pg("mig_fresh");
