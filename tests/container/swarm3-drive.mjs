@@ -89,15 +89,20 @@ async function converged() {
   const tasks = await layout();
   return Object.keys(want).length > 0 && Object.entries(want).every(([svc, n]) => tasks.filter((t) => t.service === svc).length === n);
 }
-// A container of a service's running task, on whichever node runs it.
-async function containerOf(service) {
-  for (const t of await layout()) {
-    if (t.service !== service) continue;
-    const n = Number(t.node.slice(-1));
-    const id = (await docker(n, 'ps', '-q', '--filter', `label=com.docker.swarm.service.name=${STACK}_${service}`)).trim().split('\n')[0];
-    if (id) return { node: n, id };
+// The containers of a service's running tasks, on whichever nodes run them.
+async function containersOf(service) {
+  const out = [];
+  const nodes = new Set((await layout()).filter((t) => t.service === service).map((t) => Number(t.node.slice(-1))));
+  for (const n of nodes) {
+    const ids = (await docker(n, 'ps', '-q', '--filter', `label=com.docker.swarm.service.name=${STACK}_${service}`)).trim().split('\n');
+    out.push(...ids.filter(Boolean).map((id) => ({ node: n, id })));
   }
-  throw new Error(`no running ${service} container`);
+  return out;
+}
+async function containerOf(service) {
+  const [c] = await containersOf(service);
+  if (!c) throw new Error(`no running ${service} container`);
+  return c;
 }
 
 // ---- a browser and a login --------------------------------------------------------
@@ -216,10 +221,19 @@ async function main() {
   if (!ready) return summary();
 
   const setUp = await step('setup walkthrough: setup token, Add Integration, Create Integration', async () => {
-    const reg = await containerOf('registry');
-    const out = await docker(reg.node, 'exec', reg.id, 'portico-registry', 'setup-token');
-    const token = [...out.matchAll(/(?:setup_token=|Setup token: )([A-Za-z0-9_-]+)/g)].map((m) => m[1]).pop();
-    expect(token, 'no setup token from `portico-registry setup-token`');
+    // The generated token is kept in the file of the one registry instance
+    // that made it (its node's volume): ask each instance.
+    let token = null;
+    const said = [];
+    for (const reg of await containersOf('registry')) {
+      try {
+        const out = await docker(reg.node, 'exec', reg.id, 'portico-registry', 'setup-token');
+        token = [...out.matchAll(/(?:setup_token=|Setup token: )([A-Za-z0-9_-]+)/g)].map((m) => m[1]).pop() || token;
+      } catch (e) {
+        said.push(`node${reg.node}: ${(e.stderr || e.message).trim().split('\n').pop()}`);
+      }
+    }
+    expect(token, `no setup token from \`portico-registry setup-token\` in any registry (${said.join('; ')})`);
     admin = new Browser(WEB);
     let r = await admin.get('/admin');
     expect(r.status === 200, `/admin answered ${r.status}`);
