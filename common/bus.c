@@ -93,7 +93,7 @@ static void s_set_error(bus_error_t *err, int code, const char *detail, const ch
 /* ---- client ---- */
 
 /* One socket per instance: a call then knows which instance holds it, and
- * sees that instance vanish (its socket is no longer writable, see s_gone)
+ * sees that instance vanish (its socket is no longer writable, s_connected)
  * instead of waiting out the deadline. */
 typedef struct {
     zsock_t *sock;
@@ -122,7 +122,7 @@ static void s_conn_change(void *arg, const char *endpoint, bool added)
             if (!strcmp(self->conns[i].endpoint, endpoint)) {
                 zsock_destroy(&self->conns[i].sock);
                 self->conns[i] = self->conns[--self->nconns];
-                log_info("bus instance gone", "service=%s endpoint=%s", self->service, endpoint);
+                log_debug("bus instance gone", "service=%s endpoint=%s", self->service, endpoint);
                 return;
             }
         return;
@@ -136,7 +136,7 @@ static void s_conn_change(void *arg, const char *endpoint, bool added)
     c->sock = sock;
     snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
     if (self->resolved_once)
-        log_info("bus instance found", "service=%s endpoint=%s", self->service, endpoint);
+        log_debug("bus instance found", "service=%s endpoint=%s", self->service, endpoint);
 }
 
 zsock_t *bus_socket_connect(const char *endpoint, const char *service, const char *as)
@@ -238,20 +238,20 @@ static bool s_connected(const conn_t *c)
 }
 
 /* An instance to send to: the next connected one in turn, or, while none
- * is, wait for one until the deadline. NULL when none came. */
-static conn_t *s_pick(bus_client_t *self, int64_t deadline, const conn_t *avoid)
+ * is, wait for one until the deadline (when wait). NULL when none came. */
+static conn_t *s_pick(bus_client_t *self, int64_t deadline, const char *avoid, bool wait)
 {
     for (;;) {
         endpoints_refresh(self->endpoints, s_mono_ms(), false, s_conn_change, self);
         for (int k = 0; k < self->nconns; k++) {
             conn_t *c = &self->conns[(self->next_conn + (unsigned)k) % (unsigned)self->nconns];
-            if (c != avoid && s_connected(c)) {
+            if ((!avoid || strcmp(c->endpoint, avoid)) && s_connected(c)) {
                 self->next_conn += (unsigned)k + 1;
                 return c;
             }
         }
         int64_t left = deadline - bus_now_ms();
-        if (left <= 0)
+        if (left <= 0 || !wait)
             return NULL;
         zmq_pollitem_t items[ENDPOINTS_MAX];
         for (int i = 0; i < self->nconns; i++)
@@ -261,7 +261,6 @@ static conn_t *s_pick(bus_client_t *self, int64_t deadline, const conn_t *avoid)
             return NULL;
         if (rc == 0 && self->idle_fn)
             self->idle_fn(self->idle_arg);
-        avoid = NULL; /* after a wait, any instance will do */
     }
 }
 
@@ -337,6 +336,7 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
      * UNAVAILABLE at once, since it may or may not have been carried out. */
     bool repeatable = bus_method_repeatable(method);
     conn_t *c = NULL;
+    char gone[ENDPOINTS_LEN] = ""; /* the instance that vanished holding the call */
     for (int attempt = 0;; attempt++) {
         env.call_id = ++self->next_call_id;
         size_t env_len = portico__request__get_packed_size(&env);
@@ -350,7 +350,9 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
             goto out;
         portico__request__pack(&env, env_buf);
 
-        c = s_pick(self, deadline, c);
+        /* A call sent again goes to an instance connected now, or fails:
+         * waiting for the vanished one to come back is what it must not do. */
+        c = s_pick(self, deadline, gone[0] ? gone : NULL, attempt == 0);
         if (!c || zmq_send(zsock_resolve(c->sock), env_buf, env_len, ZMQ_DONTWAIT) < 0) {
             s_set_error(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, "", "the %s service is not reachable",
                         self->service);
@@ -386,6 +388,7 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
         }
         log_warn("bus instance vanished during a call", "service=%s endpoint=%s method=%s", self->service, c->endpoint,
                  method);
+        snprintf(gone, sizeof gone, "%s", c->endpoint);
         if (!repeatable || attempt >= 2) {
             s_set_error(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, "",
                         "the %s service instance handling the request went away", self->service);

@@ -27,6 +27,8 @@
 /* Control frames a queue worker sends to the web's worker queue. */
 #define BUS_WORKER_READY "\001READY"
 #define BUS_WORKER_HEARTBEAT "\001HB"
+/* A stopping worker takes no new work; it still answers what it holds. */
+#define BUS_WORKER_BYE "\001BYE"
 
 typedef struct {
     int code; /* Portico__ErrorCode */

@@ -51,6 +51,9 @@ static void s_send_ctl(zsock_t *sock, const char *ctl)
     zmsg_destroy(&m);
 }
 
+/* How long a stopping worker keeps answering after its links went quiet. */
+#define DRAIN_QUIET_MS 500
+
 /* One link per web instance: each web runs its own queue, so a worker
  * announces itself to every one and answers a request on the link it came
  * from. */
@@ -176,6 +179,27 @@ static void *s_worker(void *arg)
         }
     }
     atomic_fetch_sub(&s_ready_workers, 1);
+    /* Stopping: tell every web to send nothing more, then answer what was
+     * already on its way (a request a web handed over just before it read
+     * the goodbye), until the links have been quiet for a moment. */
+    for (int i = 0; i < webs->n; i++)
+        s_send_ctl(webs->links[i].sock, BUS_WORKER_BYE);
+    for (int64_t quiet_since = bus_now_ms(); bus_now_ms() - quiet_since < DRAIN_QUIET_MS;) {
+        zmq_pollitem_t items[ENDPOINTS_MAX];
+        for (int i = 0; i < webs->n; i++)
+            items[i] = (zmq_pollitem_t){zsock_resolve(webs->links[i].sock), 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(items, webs->n, 100) <= 0)
+            continue;
+        for (int i = 0; i < webs->n; i++) {
+            zmsg_t *msg = (items[i].revents & ZMQ_POLLIN) ? zmsg_recv(webs->links[i].sock) : NULL;
+            if (!msg)
+                continue;
+            webs->serving = webs->links[i].sock;
+            bus_serve_as(webs->serving, &msg, broker_routes, &w, "web");
+            webs->serving = NULL;
+            quiet_since = bus_now_ms();
+        }
+    }
 out:
     bus_client_destroy(&w.registry);
     bus_client_destroy(&w.bitbucket);

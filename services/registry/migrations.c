@@ -156,14 +156,13 @@ static const migration_t s_migrations[] = {
      "CREATE INDEX pending_logins_browser_idx ON pending_logins (browser_hash);\n"},
     /* Webs do not know each other: each says here that it is alive, so any
      * web's status page can list them all. */
-    {"web instances",
-     "CREATE TABLE web_instances (\n"
-     "  instance text PRIMARY KEY,\n"
-     "  version text NOT NULL,\n"
-     "  ready boolean NOT NULL,\n"
-     "  status text NOT NULL,\n"
-     "  seen_at timestamptz NOT NULL DEFAULT now()\n"
-     ");\n"},
+    {"web instances", "CREATE TABLE web_instances (\n"
+                      "  instance text PRIMARY KEY,\n"
+                      "  version text NOT NULL,\n"
+                      "  ready boolean NOT NULL,\n"
+                      "  status text NOT NULL,\n"
+                      "  seen_at timestamptz NOT NULL DEFAULT now()\n"
+                      ");\n"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof s_migrations / sizeof s_migrations[0]))

@@ -19,6 +19,7 @@ typedef struct {
     int64_t last_seen;
     int64_t idle_since;
     bool busy;
+    bool leaving;     /* said BYE: no new work, removed once idle */
     zframe_t *client; /* the request in flight, to fail it if the worker dies */
     uint64_t call_id;
 } worker_t;
@@ -120,7 +121,10 @@ static worker_t *s_find(brokerq_t *self, zframe_t *identity)
 static void s_remove(brokerq_t *self, worker_t *w, const char *why)
 {
     char q[200];
-    log_warn("broker worker dropped", "instance=%s reason=%s", log_quote(w->instance, q, sizeof q), why);
+    if (w->leaving && !w->busy)
+        log_info("broker worker left", "instance=%s", log_quote(w->instance, q, sizeof q));
+    else
+        log_warn("broker worker dropped", "instance=%s reason=%s", log_quote(w->instance, q, sizeof q), why);
     if (w->busy && w->client)
         s_answer_error(self, w->client, w->call_id, PORTICO__ERROR_CODE__UNAVAILABLE,
                        "the sign-in service stopped while handling this request; please try again");
@@ -153,7 +157,7 @@ static worker_t *s_idlest(brokerq_t *self)
     worker_t *best = NULL;
     for (int i = 0; i < self->nworkers; i++) {
         worker_t *w = &self->workers[i];
-        if (!w->busy && (!best || w->idle_since < best->idle_since))
+        if (!w->busy && !w->leaving && (!best || w->idle_since < best->idle_since))
             best = w;
     }
     return best;
@@ -265,7 +269,13 @@ static void s_on_backend(brokerq_t *self)
         size_t n = zframe_size(ctl);
         const char *data = (const char *)zframe_data(ctl);
         size_t rl = strlen(BUS_WORKER_READY);
-        if (n >= rl && !memcmp(data, BUS_WORKER_READY, rl) && !w && self->nworkers < MAX_WORKERS) {
+        if (w && n == strlen(BUS_WORKER_BYE) && !memcmp(data, BUS_WORKER_BYE, n)) {
+            /* A worker stopping: nothing new for it; what it holds it answers. */
+            w->leaving = true;
+            w->last_seen = now;
+            if (!w->busy)
+                s_remove(self, w, "stopped");
+        } else if (n >= rl && !memcmp(data, BUS_WORKER_READY, rl) && !w && self->nworkers < MAX_WORKERS) {
             /* A worker we do not know yet: it is idle by definition. */
             w = &self->workers[self->nworkers++];
             memset(w, 0, sizeof *w);
@@ -296,6 +306,8 @@ static void s_on_backend(brokerq_t *self)
         zframe_destroy(&w->client);
         w->busy = false;
         w->idle_since = now;
+        if (w->leaving)
+            s_remove(self, w, "stopped");
         s_stats_update(self);
     }
     zframe_destroy(&identity);

@@ -86,10 +86,8 @@ brokers_reach_every_web() {
 }
 check "every web has the workers of both brokers" brokers_reach_every_web
 
-# The name "registry" (and "bitbucket") resolves to both containers, and the
-# web connects to each: both show up in its log as found, or are its first
-# endpoints; count the distinct addresses each web pinged successfully from
-# the status rows is for the system test; here, DNS and connections.
+# Inside the bus network each service's name stands for both of its
+# containers: what the clients resolve and connect to, one by one.
 names_resolve_to_both() {
   local c svc n
   c=$("${compose[@]}" ps -q web | head -1)

@@ -176,6 +176,7 @@ export async function startEdge(ports) {
 //   emulatorVersion, autoApprove, accessTtl: for the demo Bitbucket
 //   emulatorArgs: more command-line arguments for it (the benchmark's --keep-alive)
 //   env: extra environment for every service
+//   readyTimeout: how long to wait for each web to be ready (20000 ms)
 export async function startPortico(opts = {}) {
   const name = opts.name || `sys-${Date.now()}-${randomBytes(2).toString('hex')}`;
   const logDir = join(ARTIFACTS, 'logs', name);
@@ -280,7 +281,7 @@ export async function startPortico(opts = {}) {
   for (let i = 0; i < (opts.brokers ?? 1); i++) await sys.startBroker(opts.brokerEnv || {});
   if (opts.waitReady !== false) {
     try {
-      await sys.ready();
+      await sys.ready(opts.readyTimeout || 20000);
     } catch (e) {
       const tail = Object.entries(procs).map(([k, p]) => `--- ${k} ---\n${p.output.slice(-2000)}`).join('\n');
       await sys.stop();

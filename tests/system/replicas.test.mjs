@@ -24,7 +24,7 @@ class Browser extends Client {
 
 before(async () => {
   sys = await startPortico({
-    name: 'replicas', webs: 2, registries: 2, bitbuckets: 2, brokers: 2, autoApprove: 'jdoe',
+    name: 'replicas', webs: 2, registries: 2, bitbuckets: 2, brokers: 2, autoApprove: 'jdoe', readyTimeout: 60000,
     env: {
       PORTICO_LOGIN_RATE_PER_MINUTE: '100000', PORTICO_CALLBACK_RATE_PER_MINUTE: '100000',
       PORTICO_SESSION_CACHE_SECONDS: String(SESSION_CACHE_S), PORTICO_SWEEP_INTERVAL_S: '1',

@@ -23,6 +23,7 @@ typedef struct {
     char name[32];
     bool die_on_request; /* go silent after taking a request, as kill -9 would */
     atomic_bool stop;
+    atomic_bool bye; /* say BYE, then keep answering and heartbeating */
     atomic_int handled;
 } fake_worker_t;
 
@@ -57,7 +58,12 @@ static void *s_worker(void *arg)
     snprintf(ready, sizeof ready, "%s %s", BUS_WORKER_READY, w->name);
     s_ctl(s, ready);
     int64_t last = bus_now_ms();
+    bool said_bye = false;
     while (!atomic_load(&w->stop)) {
+        if (atomic_load(&w->bye) && !said_bye) {
+            s_ctl(s, BUS_WORKER_BYE);
+            said_bye = true;
+        }
         zmq_pollitem_t item = {zsock_resolve(s), 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&item, 1, 100) > 0) {
             zmsg_t *m = zmsg_recv(s);
@@ -68,7 +74,7 @@ static void *s_worker(void *arg)
             bus_serve_as(s, &m, s_routes, w, "web");
         }
         if (bus_now_ms() - last >= 1000) {
-            s_ctl(s, ready);
+            s_ctl(s, said_bye ? BUS_WORKER_HEARTBEAT : ready);
             last = bus_now_ms();
         }
     }
@@ -163,6 +169,31 @@ static void test_worker_dies_mid_request(void **state)
     brokerq_destroy(&q);
 }
 
+static void test_a_worker_saying_bye_gets_no_more_work(void **state)
+{
+    (void)state;
+    snprintf(BACKEND, sizeof BACKEND, "inproc://test-brokerq-backend-%d", s_backend_seq++);
+    brokerq_t *q = brokerq_new(BACKEND);
+    fake_worker_t a, b;
+    s_start(&a, "alpha", false);
+    s_start(&b, "leaving", false);
+    s_wait_workers(q, 2);
+    atomic_store(&b.bye, true);
+    /* Gone from the queue at once, though its heartbeats go on. */
+    s_wait_workers(q, 1);
+    int before = atomic_load(&b.handled);
+    bus_client_t *c = bus_client_new(brokerq_frontend(q), "broker");
+    bus_error_t err;
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(bus_call(c, "who", NULL, NULL, NULL, 2000, &err), 0);
+    assert_int_equal(atomic_load(&b.handled), before);
+    assert_int_equal(brokerq_workers(q), 1);
+    bus_client_destroy(&c);
+    s_stop(&a);
+    s_stop(&b);
+    brokerq_destroy(&q);
+}
+
 static int s_setup(void **state)
 {
     (void)state;
@@ -177,6 +208,7 @@ int main(void)
         cmocka_unit_test(test_no_worker_fails_fast),
         cmocka_unit_test(test_spreads_over_workers),
         cmocka_unit_test(test_worker_dies_mid_request),
+        cmocka_unit_test(test_a_worker_saying_bye_gets_no_more_work),
     };
     return cmocka_run_group_tests_name("brokerq", tests, s_setup, NULL);
 }
