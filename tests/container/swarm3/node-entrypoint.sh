@@ -34,5 +34,7 @@ if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
     xargs -rn1 </sys/fs/cgroup/cgroup.procs >/sys/fs/cgroup/init/cgroup.procs 2>/dev/null || true
     sed -e 's/ / +/g' -e 's/^/+/' </sys/fs/cgroup/cgroup.controllers >/sys/fs/cgroup/cgroup.subtree_control || true
 fi
-rm -f /var/run/docker.pid /run/node/docker.sock
+# A node killed and started again (the test's lost machine) keeps /run: the
+# engine's and containerd's state of the last boot must go, as on a real boot.
+rm -rf /run/docker /run/containerd /run/docker.pid /run/docker.sock /run/node/docker.sock
 exec dockerd
