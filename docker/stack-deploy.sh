@@ -176,6 +176,12 @@ for name, svc in doc.get("services", {}).items():
         if not per_node.isdigit() or per_node == "0":
             sys.exit("stack-deploy: PORTICO_MAX_PER_NODE must be a number above 0, not %r" % per_node)
         svc.setdefault("deploy", {}).setdefault("placement", {})["max_replicas_per_node"] = int(per_node)
+    # Swarm, unlike compose, replaces a task whose health check fails. For
+    # the one PostgreSQL that is an outage, and a starved machine (checks
+    # taking over the image's 3 s) is reason enough: give it more time.
+    if name == "postgres":
+        svc["healthcheck"] = {"test": ["CMD", "pg_isready", "-q", "-h", "/var/run/postgresql", "-d", "portico"],
+                              "interval": "5s", "timeout": "10s", "retries": 6, "start_period": "120s"}
     # DNS round robin instead of a virtual IP: ZeroMQ keeps long-lived
     # connections that gain nothing from IPVS (which drops idle ones after
     # 15 minutes, and is missing from some kernels, breaking VIPs entirely).
