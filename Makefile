@@ -105,6 +105,21 @@ $(BUILD)/tests/test_bb_http: tests/unit/test_bb_http.c services/bitbucket/bb_htt
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Iservices -o $@ $< services/bitbucket/bb_http.c services/bitbucket/bb_egress.c $(LIBCOMMON) $(LDLIBS) -lcmocka
 
+# What portico-bitbucket reads from Bitbucket's answers, module by module;
+# the tests of each link them all (the decoders build on the others).
+BB_DECODE := $(addprefix services/bitbucket/,bb_text.c bb_form.c bb_header.c bb_status.c bb_json.c)
+BB_DECODE_TESTS := $(addprefix $(BUILD)/tests/test_,bb_text bb_form bb_header bb_status bb_json)
+$(BB_DECODE_TESTS): $(BUILD)/tests/test_%: tests/unit/test_%.c $(BB_DECODE) $(LIBCOMMON)
+	@mkdir -p $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Iservices -o $@ $< $(BB_DECODE) $(LIBCOMMON) $(LDLIBS) -lcmocka
+
+# Every service's configuration table, with what its checks use.
+CONFIG_TABLES := services/bitbucket/bb_config.c services/bitbucket/bb_egress.c services/broker/broker_config.c \
+	services/registry/options.c services/web/web_config.c
+$(BUILD)/tests/test_config_tables: tests/unit/test_config_tables.c $(CONFIG_TABLES) $(LIBCOMMON)
+	@mkdir -p $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Iservices -o $@ $< $(CONFIG_TABLES) $(LIBCOMMON) $(LDLIBS) -lcmocka
+
 unit-test: $(UNIT_BIN)
 	@bash tests/run-unit.sh $(UNIT_BIN)
 

@@ -3,7 +3,10 @@
 #include "endpoints.h"
 #include "url.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,17 +120,86 @@ int config_url(const char *name, const char *def, char *out, size_t out_size, co
     return 0;
 }
 
-static void s_die(const config_error_t *err)
+void config_die(const config_error_t *err)
 {
     fprintf(stderr, "portico: configuration error: %s\n", err->text);
     exit(2);
+}
+
+int config_fail(config_error_t *err, const char *name, const char *fmt, ...)
+{
+    char why[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    snprintf(err->text, sizeof err->text, "%s: %s", name, why);
+    return -1;
+}
+
+static int s_load_one(const config_var_t *v, char *base, config_error_t *err)
+{
+    void *field = base + v->offset;
+    switch (v->kind) {
+    case CONFIG_STRING:
+        return config_string(v->name, v->def, field, v->size, err);
+    case CONFIG_ADDR:
+    case CONFIG_ADDR_OR_ZERO:
+        return config_addr(v->name, v->def, v->kind == CONFIG_ADDR_OR_ZERO, field, v->size, err);
+    case CONFIG_ENDPOINT:
+        return config_endpoint(v->name, v->def, field, v->size, err);
+    case CONFIG_ENDPOINTS:
+        return config_endpoints(v->name, v->def, field, v->size, err);
+    case CONFIG_URL:
+        return config_url(v->name, v->def, field, v->size, err);
+    case CONFIG_BOOL: {
+        bool b = false;
+        if (config_bool(v->name, v->idef != 0, &b, err) < 0)
+            return -1;
+        assert(v->size == sizeof(bool));
+        *(bool *)field = b;
+        return 0;
+    }
+    case CONFIG_INT: {
+        long n = 0;
+        if (config_int(v->name, v->idef, v->min, v->max, &n, err) < 0)
+            return -1;
+        n *= v->scale;
+        if (v->size == sizeof(int)) {
+            assert(n >= INT_MIN && n <= INT_MAX);
+            *(int *)field = (int)n;
+        } else {
+            assert(v->size == sizeof(long));
+            *(long *)field = n;
+        }
+        return 0;
+    }
+    }
+    assert(!"unknown configuration kind");
+    return -1;
+}
+
+int config_load(const config_var_t *vars, void *base, config_error_t *err)
+{
+    for (const config_var_t *v = vars; v->name; v++)
+        if (s_load_one(v, base, err) < 0)
+            return -1;
+    return 0;
+}
+
+const config_var_t *config_find(const config_var_t *vars, const char *name)
+{
+    for (const config_var_t *v = vars; v->name; v++)
+        if (!strcmp(v->name, name))
+            return v;
+    return NULL;
 }
 
 void config_string_or_die(const char *name, const char *def, char *out, size_t out_size)
 {
     config_error_t err;
     if (config_string(name, def, out, out_size, &err) < 0)
-        s_die(&err);
+        config_die(&err);
 }
 
 long config_int_or_die(const char *name, long def, long min, long max)
@@ -135,7 +207,7 @@ long config_int_or_die(const char *name, long def, long min, long max)
     config_error_t err;
     long v = 0;
     if (config_int(name, def, min, max, &v, &err) < 0)
-        s_die(&err);
+        config_die(&err);
     return v;
 }
 
@@ -144,7 +216,7 @@ bool config_bool_or_die(const char *name, bool def)
     config_error_t err;
     bool v = false;
     if (config_bool(name, def, &v, &err) < 0)
-        s_die(&err);
+        config_die(&err);
     return v;
 }
 
@@ -152,26 +224,19 @@ void config_addr_or_die(const char *name, const char *def, bool allow_zero, char
 {
     config_error_t err;
     if (config_addr(name, def, allow_zero, out, out_size, &err) < 0)
-        s_die(&err);
+        config_die(&err);
 }
 
 void config_endpoint_or_die(const char *name, const char *def, char *out, size_t out_size)
 {
     config_error_t err;
     if (config_endpoint(name, def, out, out_size, &err) < 0)
-        s_die(&err);
-}
-
-void config_endpoints_or_die(const char *name, const char *def, char *out, size_t out_size)
-{
-    config_error_t err;
-    if (config_endpoints(name, def, out, out_size, &err) < 0)
-        s_die(&err);
+        config_die(&err);
 }
 
 void config_url_or_die(const char *name, const char *def, char *out, size_t out_size)
 {
     config_error_t err;
     if (config_url(name, def, out, out_size, &err) < 0)
-        s_die(&err);
+        config_die(&err);
 }

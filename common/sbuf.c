@@ -13,7 +13,10 @@ void sbuf_init(sbuf_t *b)
 
 void sbuf_free(sbuf_t *b)
 {
-    free(b->data);
+    if (b->data) {
+        explicit_bzero(b->data, b->cap);
+        free(b->data);
+    }
     memset(b, 0, sizeof *b);
 }
 
@@ -28,19 +31,45 @@ static bool s_reserve(sbuf_t *b, size_t extra)
 {
     if (b->failed)
         return false;
-    if (b->len + extra + 1 <= b->cap)
+    if (extra > ((size_t)-1) / 4 - b->len) {
+        b->failed = true;
+        return false;
+    }
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
         return true;
     size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + extra + 1)
+    while (cap < need)
         cap *= 2;
-    char *d = realloc(b->data, cap);
+    /* Not realloc: the old buffer may hold a secret and must be wiped. */
+    char *d = malloc(cap);
     if (!d) {
         b->failed = true;
         return false;
     }
+    if (b->data) {
+        memcpy(d, b->data, b->len + 1);
+        explicit_bzero(b->data, b->cap);
+        free(b->data);
+    } else {
+        d[0] = '\0';
+    }
     b->data = d;
     b->cap = cap;
     return true;
+}
+
+char *sbuf_take(sbuf_t *b)
+{
+    if (b->failed) {
+        sbuf_free(b);
+        return NULL;
+    }
+    if (!b->data && !s_reserve(b, 0))
+        return NULL;
+    char *out = b->data;
+    memset(b, 0, sizeof *b);
+    return out;
 }
 
 void sbuf_append(sbuf_t *b, const char *s, size_t n)
@@ -54,7 +83,8 @@ void sbuf_append(sbuf_t *b, const char *s, size_t n)
 
 void sbuf_puts(sbuf_t *b, const char *s)
 {
-    sbuf_append(b, s, strlen(s));
+    if (s)
+        sbuf_append(b, s, strlen(s));
 }
 
 static void s_vprintf(sbuf_t *b, const char *fmt, va_list ap)
@@ -64,8 +94,10 @@ static void s_vprintf(sbuf_t *b, const char *fmt, va_list ap)
     char small[256];
     int n = vsnprintf(small, sizeof small, fmt, copy);
     va_end(copy);
-    if (n < 0)
+    if (n < 0) {
+        b->failed = true;
         return;
+    }
     if ((size_t)n < sizeof small) {
         sbuf_append(b, small, (size_t)n);
         return;

@@ -1,4 +1,10 @@
-/* sbuf: a growing string buffer, with HTML escaping for page output. */
+/* sbuf: the one growing string buffer: pages, URLs, request bodies.
+ *
+ * A failed allocation is sticky: every later append is ignored and failed
+ * stays set (sbuf_take returns NULL), so callers check once at the end.
+ * The buffer may hold a secret (a token in a request body): memory it
+ * lets go of, when growing or freed, is wiped first. A zeroed sbuf_t is an
+ * empty buffer. */
 #ifndef PORTICO_SBUF_H
 #define PORTICO_SBUF_H
 
@@ -13,10 +19,14 @@ typedef struct {
 } sbuf_t;
 
 void sbuf_init(sbuf_t *b);
+/* Wipe and free; the buffer is empty afterwards. */
 void sbuf_free(sbuf_t *b);
+/* The content (fresh, NUL-terminated; "" when nothing was appended), or
+ * NULL when an append failed. The buffer is empty afterwards. */
+char *sbuf_take(sbuf_t *b);
 void sbuf_reset(sbuf_t *b);
 void sbuf_append(sbuf_t *b, const char *s, size_t n);
-void sbuf_puts(sbuf_t *b, const char *s);
+void sbuf_puts(sbuf_t *b, const char *s); /* NULL appends nothing */
 void sbuf_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Append text with & < > " ' escaped: safe in element content and in
  * double- or single-quoted attributes. */

@@ -1,244 +1,25 @@
 #include "bb_json.h"
 
+#include "bb_form.h"
+#include "bb_header.h"
+#include "bb_text.h"
 #include "envelope.pb-c.h"
 #include "url.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
-#include <errno.h>
 #include <jansson.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define C_OK PORTICO__ERROR_CODE__OK
-#define C_BAD_REQUEST PORTICO__ERROR_CODE__BAD_REQUEST
-#define C_NOT_FOUND PORTICO__ERROR_CODE__NOT_FOUND
-#define C_UNAVAILABLE PORTICO__ERROR_CODE__UNAVAILABLE
 #define C_UNAUTHORIZED PORTICO__ERROR_CODE__UNAUTHORIZED
-#define C_FORBIDDEN PORTICO__ERROR_CODE__FORBIDDEN
-#define C_RATE_LIMITED PORTICO__ERROR_CODE__RATE_LIMITED
 #define C_UPSTREAM PORTICO__ERROR_CODE__UPSTREAM
 #define C_INTERNAL PORTICO__ERROR_CODE__INTERNAL
 
 #define MAX_USERNAME 255
 #define MAX_TOKEN 4096
 #define MAX_PAGE_ITEMS 1000
-
-static const char *s_host(const bb_response_t *r)
-{
-    return r->host && *r->host ? r->host : "the server";
-}
-
-/* ---- text helpers ---- */
-
-bool bb_utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    while (p < end) {
-        unsigned c = *p;
-        size_t len;
-        unsigned min;
-        if (c < 0x80) {
-            p++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            len = 2, min = 0x80, c &= 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            len = 3, min = 0x800, c &= 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            len = 4, min = 0x10000, c &= 0x07;
-        } else {
-            return false;
-        }
-        if ((size_t)(end - p) < len)
-            return false;
-        for (size_t i = 1; i < len; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return false;
-            c = (c << 6) | (p[i] & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-            return false;
-        p += len;
-    }
-    return true;
-}
-
-void bb_safe_text(const char *in, size_t n, char *out, size_t out_size)
-{
-    if (!out_size)
-        return;
-    size_t o = 0;
-    bool space = true; /* drops leading spaces */
-    for (size_t i = 0; i < n && in[i] && o + 1 < out_size; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c < 0x20 || c == 0x7f || c == ' ') {
-            if (!space)
-                out[o++] = ' ';
-            space = true;
-            continue;
-        }
-        out[o++] = (char)c;
-        space = false;
-    }
-    /* Cut at a character boundary, not inside a UTF-8 sequence. */
-    if (o > 0 && o + 1 >= out_size) {
-        size_t k = o;
-        while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
-            k--;
-        if (k > 0 && ((unsigned char)out[k - 1] & 0x80)) {
-            unsigned char lead = (unsigned char)out[k - 1];
-            size_t need = (lead & 0xe0) == 0xc0 ? 2 : (lead & 0xf0) == 0xe0 ? 3 : (lead & 0xf8) == 0xf0 ? 4 : 1;
-            if (o - (k - 1) < need)
-                o = k - 1;
-        }
-    }
-    while (o > 0 && out[o - 1] == ' ')
-        o--;
-    out[o] = '\0';
-    if (!bb_utf8_valid(out, o))
-        snprintf(out, out_size, "(unreadable text)");
-}
-
-/* A short machine-readable word from outside: [A-Za-z0-9_.-] only. */
-static void s_token_word(const char *in, char *out, size_t out_size)
-{
-    size_t o = 0;
-    for (const char *p = in; *p && o + 1 < out_size; p++)
-        if (isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == '-')
-            out[o++] = *p;
-    out[o] = '\0';
-}
-
-static char *s_strndup_or_null(const char *p, size_t n)
-{
-    char *s = malloc(n + 1);
-    if (!s)
-        return NULL;
-    memcpy(s, p, n);
-    s[n] = '\0';
-    return s;
-}
-
-/* ---- forms ---- */
-
-char *bb_form_get(const char *body, size_t body_len, const char *name)
-{
-    if (!body)
-        return NULL;
-    size_t name_len = strlen(name);
-    const char *p = body, *end = body + body_len;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *pair_end = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(pair_end - p));
-        const char *name_end = eq ? eq : pair_end;
-        /* Names we look for never need decoding; compare raw. */
-        if ((size_t)(name_end - p) == name_len && !memcmp(p, name, name_len)) {
-            size_t raw_len = eq ? (size_t)(pair_end - eq - 1) : 0;
-            char *raw = s_strndup_or_null(eq ? eq + 1 : "", raw_len);
-            char *val = raw ? malloc(raw_len + 1) : NULL;
-            if (!raw || !val || memchr(raw, '\0', raw_len) || url_decode(raw, true, val, raw_len + 1) < 0 ||
-                !bb_utf8_valid(val, strlen(val))) {
-                if (raw)
-                    explicit_bzero(raw, raw_len);
-                free(raw);
-                free(val);
-                return NULL;
-            }
-            explicit_bzero(raw, raw_len);
-            free(raw);
-            return val;
-        }
-        p = amp ? amp + 1 : end;
-    }
-    return NULL;
-}
-
-/* ---- OAuth 1 problems ---- */
-
-static void s_problem_word(const char *in, size_t n, char *out, size_t out_size)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 1 < out_size; i++)
-        if (isalnum((unsigned char)in[i]) || in[i] == '_')
-            out[o++] = in[i];
-    out[o] = '\0';
-}
-
-/* Find oauth_problem among the auth-params of a WWW-Authenticate: OAuth
- * challenge: name=token or name="quoted", comma separated. */
-static int s_problem_from_header(const char *h, char *out, size_t out_size)
-{
-    const char *p = h;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    if (strncasecmp(p, "OAuth", 5) != 0)
-        return -1;
-    p += 5;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        const char *name = p;
-        while (*p && *p != '=' && *p != ',' && *p != ' ')
-            p++;
-        size_t name_len = (size_t)(p - name);
-        while (*p == ' ')
-            p++;
-        if (*p != '=') {
-            if (!*p)
-                break;
-            continue;
-        }
-        p++;
-        while (*p == ' ')
-            p++;
-        const char *val;
-        size_t val_len;
-        if (*p == '"') {
-            val = ++p;
-            while (*p && *p != '"') {
-                if (*p == '\\' && p[1])
-                    p++;
-                p++;
-            }
-            val_len = (size_t)(p - val);
-            if (*p == '"')
-                p++;
-        } else {
-            val = p;
-            while (*p && *p != ',' && *p != ' ')
-                p++;
-            val_len = (size_t)(p - val);
-        }
-        if (name_len == 13 && !strncasecmp(name, "oauth_problem", 13)) {
-            s_problem_word(val, val_len, out, out_size);
-            return out[0] ? 0 : -1;
-        }
-    }
-    return -1;
-}
-
-int bb_oauth_problem(const char *www_authenticate, const char *body, size_t body_len, char *out, size_t out_size)
-{
-    if (!out_size)
-        return -1;
-    out[0] = '\0';
-    if (www_authenticate && s_problem_from_header(www_authenticate, out, out_size) == 0)
-        return 0;
-    char *v = bb_form_get(body, body_len, "oauth_problem");
-    if (v) {
-        s_problem_word(v, strlen(v), out, out_size);
-        free(v);
-        if (out[0])
-            return 0;
-    }
-    return -1;
-}
 
 /* ---- JSON helpers ---- */
 
@@ -248,30 +29,6 @@ static json_t *s_parse(const char *body, size_t len)
         return NULL;
     json_error_t jerr;
     return json_loadb(body, len, 0, &jerr);
-}
-
-void bb_errors_message(const char *body, size_t body_len, char *out, size_t out_size)
-{
-    if (!out_size)
-        return;
-    out[0] = '\0';
-    json_t *root = s_parse(body, body_len);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return;
-    }
-    const char *msg = NULL;
-    json_t *errors = json_object_get(root, "errors");
-    if (json_is_array(errors) && json_array_size(errors) > 0) {
-        json_t *first = json_array_get(errors, 0);
-        if (json_is_object(first))
-            msg = json_string_value(json_object_get(first, "message"));
-    }
-    if (!msg)
-        msg = json_string_value(json_object_get(root, "message"));
-    if (msg)
-        bb_safe_text(msg, strlen(msg), out, out_size > 161 ? 161 : out_size);
-    json_decref(root);
 }
 
 /* A string member as a fresh string: "" when absent or null, -1 when it
@@ -354,197 +111,6 @@ static void s_wipe_str(char **s)
     s_free_str(s);
 }
 
-/* ---- error answers ---- */
-
-static void s_oauth1_problem_error(const char *problem, long status, const char *host, bb_error_t *err)
-{
-    int code = status == 400 ? C_BAD_REQUEST : C_UNAUTHORIZED;
-    const char *m;
-    if (!strcmp(problem, "timestamp_refused"))
-        m = "Bitbucket refused the request's timestamp: the clocks of Portico and Bitbucket must agree "
-            "(within a few minutes); check time synchronisation (NTP) on both machines";
-    else if (!strcmp(problem, "signature_invalid"))
-        m = "Bitbucket could not verify the OAuth signature: check that the application link's public key "
-            "matches the integration's key and that no proxy rewrites the Host header";
-    else if (!strcmp(problem, "consumer_key_unknown"))
-        m = "Bitbucket does not know the consumer key: check the Consumer Key in the application link's "
-            "incoming authentication";
-    else if (!strcmp(problem, "nonce_used"))
-        m = "Bitbucket has already seen this request's nonce; try again";
-    else if (!strcmp(problem, "token_rejected"))
-        m = "Bitbucket rejected the OAuth token: it is unknown, was already used or has been revoked";
-    else if (!strcmp(problem, "token_expired"))
-        m = "the OAuth token has expired; sign in again";
-    else if (!strcmp(problem, "permission_denied"))
-        m = "access was denied: the user did not allow access, or the token does not permit this request";
-    else if (!strcmp(problem, "signature_method_rejected"))
-        m = "Bitbucket does not accept RSA-SHA1 signatures from this consumer";
-    else if (!strcmp(problem, "parameter_absent") || !strcmp(problem, "parameter_rejected"))
-        m = "Bitbucket reports a missing or refused OAuth parameter";
-    else if (!strcmp(problem, "version_rejected"))
-        m = "Bitbucket does not accept this OAuth version";
-    else
-        m = NULL;
-    if (m)
-        bb_error_set(err, code, problem, "%s (oauth_problem %s from %s)", m, problem, host);
-    else
-        bb_error_set(err, code, problem, "Bitbucket at %s refused the OAuth request (oauth_problem %s)", host, problem);
-}
-
-/* RFC 6749 §5.2 {"error","error_description"}; 0 when the body is one. */
-static int s_oauth2_error(const bb_response_t *r, bb_error_t *err)
-{
-    json_t *root = s_parse(r->body, r->body_len);
-    const char *e = json_is_object(root) ? json_string_value(json_object_get(root, "error")) : NULL;
-    if (!e || !*e) {
-        json_decref(root);
-        return -1;
-    }
-    char word[64], desc[160] = "";
-    s_token_word(e, word, sizeof word);
-    if (!word[0])
-        snprintf(word, sizeof word, "oauth2_error");
-    const char *d = json_string_value(json_object_get(root, "error_description"));
-    if (d)
-        bb_safe_text(d, strlen(d), desc, sizeof desc);
-    if (!strcmp(word, "invalid_grant"))
-        bb_error_set(err, C_UNAUTHORIZED, "invalid_grant",
-                     "Bitbucket refused the authorization code or refresh token: it expired, was already used "
-                     "or revoked, or the redirect URI does not match%s%s",
-                     desc[0] ? ": " : "", desc);
-    else if (!strcmp(word, "invalid_client"))
-        bb_error_set(err, C_UNAUTHORIZED, "invalid_client",
-                     "Bitbucket refused the client ID or secret of the integration: check them against the "
-                     "application link%s%s",
-                     desc[0] ? ": " : "", desc);
-    else
-        bb_error_set(err, C_UPSTREAM, word, "Bitbucket at %s refused the token request (%s)%s%s", s_host(r), word,
-                     desc[0] ? ": " : "", desc);
-    json_decref(root);
-    return 0;
-}
-
-int bb_retry_after_seconds(const char *value, time_t now)
-{
-    if (!value)
-        return -1;
-    while (*value == ' ' || *value == '\t')
-        value++;
-    if (!*value)
-        return -1;
-    long long s;
-    if (isdigit((unsigned char)*value)) {
-        char *end;
-        errno = 0;
-        s = strtoll(value, &end, 10);
-        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
-            end++;
-        if (*end || errno)
-            return -1;
-    } else {
-        time_t t = curl_getdate(value, NULL);
-        if (t == (time_t)-1)
-            return -1;
-        s = (long long)t - (long long)now;
-        if (s < 0)
-            s = 0;
-    }
-    return s > 86400 ? 86400 : (int)s;
-}
-
-void bb_error_from_response(bb_api_t api, const bb_response_t *r, bb_error_t *err)
-{
-    const char *host = s_host(r);
-    long st = r->status;
-    char msg[161], problem[64];
-    bb_errors_message(r->body, r->body_len, msg, sizeof msg);
-    const char *sep = msg[0] ? ": " : "";
-
-    if (st >= 400 && st < 500 && st != 429 &&
-        bb_oauth_problem(r->www_authenticate, r->body, r->body_len, problem, sizeof problem) == 0) {
-        s_oauth1_problem_error(problem, st, host, err);
-        return;
-    }
-    if (api == BB_API_OAUTH2_TOKEN && st >= 400 && st < 500 && st != 429 && s_oauth2_error(r, err) == 0)
-        return;
-
-    if (st == 429) {
-        int wait = bb_retry_after_seconds(r->retry_after, time(NULL));
-        if (wait >= 0)
-            bb_error_set(err, C_RATE_LIMITED, "rate_limited",
-                         "Bitbucket at %s is rate limiting requests; try again in %d s", host, wait);
-        else
-            bb_error_set(err, C_RATE_LIMITED, "rate_limited",
-                         "Bitbucket at %s is rate limiting requests; try again later", host);
-        err->retry_after_s = wait;
-        return;
-    }
-    if (st >= 500 && st <= 599) {
-        bb_error_set(err, C_UNAVAILABLE, "server_error", "Bitbucket at %s answered %ld (a server error)%s%s", host, st,
-                     sep, msg);
-        return;
-    }
-    if (st >= 300 && st <= 399) {
-        char where[160] = "";
-        if (r->location)
-            bb_safe_text(r->location, strlen(r->location), where, sizeof where);
-        bb_error_set(err, C_UPSTREAM, "redirect",
-                     "Bitbucket at %s redirected the request%s%s; check the base URL of the integration", host,
-                     where[0] ? " to " : "", where);
-        return;
-    }
-    if (st == 404) {
-        switch (api) {
-        case BB_API_SERVER_INFO:
-            bb_error_set(err, C_UPSTREAM, "not_bitbucket",
-                         "this does not look like a Bitbucket Data Center / Server instance: %s has no "
-                         "application-properties resource; check the base URL, including any context path "
-                         "such as /bitbucket",
-                         host);
-            return;
-        case BB_API_OAUTH2_TOKEN:
-            bb_error_set(err, C_UPSTREAM, "no_oauth2",
-                         "Bitbucket at %s has no OAuth 2.0 token endpoint (Bitbucket 7.20 or newer is needed, "
-                         "or the base URL is wrong)",
-                         host);
-            return;
-        case BB_API_OAUTH1:
-            bb_error_set(err, C_UPSTREAM, "no_oauth1",
-                         "Bitbucket at %s has no OAuth 1 endpoint here; check the base URL of the integration", host);
-            return;
-        case BB_API_WHOAMI:
-            bb_error_set(err, C_UPSTREAM, "no_whoami",
-                         "Bitbucket at %s has no whoami servlet; check the base URL of the integration", host);
-            return;
-        case BB_API_REST:
-            break;
-        }
-        bb_error_set(err, C_NOT_FOUND, "not_found", "Bitbucket at %s found no such resource%s%s", host, sep, msg);
-        return;
-    }
-    if (st == 401) {
-        bb_error_set(err, C_UNAUTHORIZED, "unauthorized",
-                     "Bitbucket at %s did not accept the credentials (it may have expired or been revoked)%s%s", host,
-                     sep, msg);
-        return;
-    }
-    if (st == 403) {
-        bb_error_set(err, C_FORBIDDEN, "forbidden", "Bitbucket at %s refused access%s%s", host, sep, msg);
-        return;
-    }
-    if (st == 400) {
-        bb_error_set(err, C_BAD_REQUEST, "bad_request", "Bitbucket at %s refused the request as malformed%s%s", host,
-                     sep, msg);
-        return;
-    }
-    if (st >= 200 && st <= 299) {
-        bb_error_set(err, C_UPSTREAM, "bad_response", "Bitbucket at %s sent an answer Portico cannot read", host);
-        return;
-    }
-    bb_error_set(err, C_UPSTREAM, "unexpected_status", "Bitbucket at %s answered with unexpected status %ld%s%s", host,
-                 st, sep, msg);
-}
-
 static bool s_success(long status)
 {
     return status >= 200 && status <= 299;
@@ -552,7 +118,8 @@ static bool s_success(long status)
 
 static void s_bad_response(const bb_response_t *r, bb_error_t *err, const char *what)
 {
-    bb_error_set(err, C_UPSTREAM, "bad_response", "Bitbucket at %s sent %s Portico cannot read", s_host(r), what);
+    bb_error_set(err, C_UPSTREAM, "bad_response", "Bitbucket at %s sent %s Portico cannot read", bb_response_host(r),
+                 what);
 }
 
 /* ---- server.info ---- */
@@ -592,7 +159,7 @@ not_bitbucket:
     bb_error_set(err, C_UPSTREAM, "not_bitbucket",
                  "this does not look like a Bitbucket Data Center / Server instance: %s did not answer like one; "
                  "check the base URL, including any context path such as /bitbucket",
-                 s_host(r));
+                 bb_response_host(r));
     return -1;
 }
 
@@ -625,7 +192,7 @@ int bb_decode_token(const bb_response_t *r, Portico__Bitbucket__TokenReply *out,
         /* Some servers answer an error with 200. */
         bb_response_t as400 = *r;
         as400.status = 400;
-        if (s_oauth2_error(&as400, err) != 0)
+        if (bb_oauth2_error(&as400, err) != 0)
             s_bad_response(r, err, "a token answer without an access token");
         json_decref(root);
         return -1;
@@ -656,8 +223,8 @@ int bb_decode_token(const bb_response_t *r, Portico__Bitbucket__TokenReply *out,
         bb_safe_text(out->token_type, strlen(out->token_type), tt, sizeof tt);
         bb_token_clear(out);
         bb_error_set(err, C_UPSTREAM, "token_type",
-                     "Bitbucket at %s issued a token of type \"%s\", but Portico only uses bearer tokens", s_host(r),
-                     tt);
+                     "Bitbucket at %s issued a token of type \"%s\", but Portico only uses bearer tokens",
+                     bb_response_host(r), tt);
         return -1;
     }
     return 0;
@@ -695,7 +262,7 @@ static char *s_whoami_body(const bb_response_t *r)
         end--;
     if (!s_username_ok(p, (size_t)(end - p)) || memchr(p, '\0', (size_t)(end - p)))
         return NULL;
-    return s_strndup_or_null(p, (size_t)(end - p));
+    return bb_text_dup(p, (size_t)(end - p));
 }
 
 static char *s_whoami_header(const bb_response_t *r)
@@ -735,7 +302,8 @@ int bb_decode_whoami(const bb_response_t *r, Portico__Bitbucket__WhoAmIReply *ou
         name = s_whoami_body(r);
     if (!name) {
         bb_error_set(err, C_UNAUTHORIZED, "anonymous",
-                     "Bitbucket at %s did not accept the credentials: the request was handled as anonymous", s_host(r));
+                     "Bitbucket at %s did not accept the credentials: the request was handled as anonymous",
+                     bb_response_host(r));
         return -1;
     }
     out->username = name;
@@ -846,7 +414,7 @@ static int s_page(const bb_response_t *r, json_t *root, long long start, json_t 
     if (!has_next || n <= start) {
         bb_error_set(err, C_UPSTREAM, "bad_paging",
                      "Bitbucket at %s sent a page that is not the last one but does not say where the next starts",
-                     s_host(r));
+                     bb_response_host(r));
         return -1;
     }
     *next = (int32_t)n;
@@ -1074,7 +642,7 @@ int bb_decode_oauth1_token(const bb_response_t *r, Portico__Bitbucket__OAuth1Tok
         return -1;
     }
     if (bb_oauth_problem(NULL, r->body, r->body_len, problem, sizeof problem) == 0) {
-        s_oauth1_problem_error(problem, 401, s_host(r), err);
+        bb_oauth1_problem_error(problem, 401, bb_response_host(r), err);
         return -1;
     }
     char *token = bb_form_get(r->body, r->body_len, "oauth_token");

@@ -89,14 +89,14 @@ static int s_conn(const Portico__Bitbucket__Conn *conn, const char *path, const 
         return -1;
     }
     char *joined = bb_url_join(base, path);
-    bb_str_t url = {0};
-    bb_str_puts(&url, joined);
+    sbuf_t url = {0};
+    sbuf_puts(&url, joined);
     if (query && *query) {
-        bb_str_puts(&url, "?");
-        bb_str_puts(&url, query);
+        sbuf_puts(&url, "?");
+        sbuf_puts(&url, query);
     }
     free(joined);
-    plan->url = bb_str_take(&url);
+    plan->url = sbuf_take(&url);
     plan->ca_pem = s_empty(conn->ca_cert_pem) ? NULL : strdup(conn->ca_cert_pem);
     plan->integration_id = conn->integration_id;
     bb_url_host(base, plan->host, sizeof plan->host);
@@ -155,10 +155,10 @@ int bb_plan_authorization(const bb_plan_t *plan, char **out, bb_error_t *err)
 {
     *out = NULL;
     if (plan->bearer) {
-        bb_str_t s = {0};
-        bb_str_puts(&s, "Bearer ");
-        bb_str_puts(&s, plan->bearer);
-        *out = bb_str_take(&s);
+        sbuf_t s = {0};
+        sbuf_puts(&s, "Bearer ");
+        sbuf_puts(&s, plan->bearer);
+        *out = sbuf_take(&s);
         if (!*out) {
             bb_error_set(err, C_INTERNAL, "", "out of memory");
             return -1;
@@ -229,7 +229,7 @@ static int s_token_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_erro
     /* client_secret_post; redirect_uri on refresh too (Data Center checks
      * it there and answers a bare invalid_grant without it). Nothing
      * secret ever goes into the URL. */
-    bb_str_t form = {0};
+    sbuf_t form = {0};
     bb_form_add(&form, "grant_type", m->grant_type);
     if (code_grant) {
         bb_form_add(&form, "code", m->code);
@@ -241,7 +241,7 @@ static int s_token_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_erro
     bb_form_add(&form, "redirect_uri", m->redirect_uri);
     bb_form_add(&form, "client_id", m->client_id);
     bb_form_add(&form, "client_secret", m->client_secret);
-    plan->body = bb_str_take(&form);
+    plan->body = sbuf_take(&form);
     if (!plan->body) {
         bb_error_set(err, C_INTERNAL, "", "out of memory");
         return -1;
@@ -294,10 +294,10 @@ static int s_user_get_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_e
     s_get(plan, "user.get", BB_API_REST, "application/json");
     if (s_check(m->slug, "slug", 255, true, err) < 0 || s_auth(m->auth, plan, err) < 0)
         return -1;
-    bb_str_t path = {0};
-    bb_str_puts(&path, "/rest/api/1.0/users/");
-    bb_str_encode(&path, m->slug);
-    char *p = bb_str_take(&path);
+    sbuf_t path = {0};
+    sbuf_puts(&path, "/rest/api/1.0/users/");
+    sbuf_urlenc(&path, m->slug);
+    char *p = sbuf_take(&path);
     if (!p) {
         bb_error_set(err, C_INTERNAL, "", "out of memory");
         return -1;
@@ -331,10 +331,10 @@ static int s_user_find_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_
     s_get(plan, "user.find", BB_API_REST, "application/json");
     if (s_check(m->filter, "filter", 255, true, err) < 0 || s_auth(m->auth, plan, err) < 0)
         return -1;
-    bb_str_t q = {0};
+    sbuf_t q = {0};
     bb_form_add(&q, "filter", m->filter);
     bb_form_add_int(&q, "limit", 100);
-    char *query = bb_str_take(&q);
+    char *query = sbuf_take(&q);
     if (!query) {
         bb_error_set(err, C_INTERNAL, "", "out of memory");
         return -1;
@@ -377,11 +377,11 @@ static int s_repos_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_erro
     if (s_auth(m->auth, plan, err) < 0)
         return -1;
     plan->start = m->start;
-    bb_str_t q = {0};
+    sbuf_t q = {0};
     bb_form_add(&q, "permission", perm);
     bb_form_add_int(&q, "start", m->start);
     bb_form_add_int(&q, "limit", limit);
-    char *query = bb_str_take(&q);
+    char *query = sbuf_take(&q);
     if (!query) {
         bb_error_set(err, C_INTERNAL, "", "out of memory");
         return -1;
@@ -483,14 +483,14 @@ static int s_readable_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bb_e
     if (s_check(m->project_key, "project_key", 255, true, err) < 0 ||
         s_check(m->repo_slug, "repo_slug", 255, false, err) < 0 || s_auth(m->auth, plan, err) < 0)
         return -1;
-    bb_str_t path = {0};
-    bb_str_puts(&path, "/rest/api/1.0/projects/");
-    bb_str_encode(&path, m->project_key);
+    sbuf_t path = {0};
+    sbuf_puts(&path, "/rest/api/1.0/projects/");
+    sbuf_urlenc(&path, m->project_key);
     if (!s_empty(m->repo_slug)) {
-        bb_str_puts(&path, "/repos/");
-        bb_str_encode(&path, m->repo_slug);
+        sbuf_puts(&path, "/repos/");
+        sbuf_urlenc(&path, m->repo_slug);
     }
-    char *p = bb_str_take(&path);
+    char *p = sbuf_take(&path);
     if (!p) {
         bb_error_set(err, C_INTERNAL, "", "out of memory");
         return -1;

@@ -7,120 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool s_reserve(bb_str_t *self, size_t extra)
-{
-    if (self->failed)
-        return false;
-    if (extra > ((size_t)-1) / 4 - self->len) {
-        self->failed = true;
-        return false;
-    }
-    size_t need = self->len + extra + 1;
-    if (need <= self->cap)
-        return true;
-    size_t cap = self->cap ? self->cap : 64;
-    while (cap < need)
-        cap *= 2;
-    /* Not realloc: the old buffer may hold a secret and must be wiped. */
-    char *data = malloc(cap);
-    if (!data) {
-        self->failed = true;
-        return false;
-    }
-    if (self->data) {
-        memcpy(data, self->data, self->len + 1);
-        explicit_bzero(self->data, self->cap);
-        free(self->data);
-    } else {
-        data[0] = '\0';
-    }
-    self->data = data;
-    self->cap = cap;
-    return true;
-}
-
-void bb_str_append(bb_str_t *self, const char *p, size_t n)
-{
-    if (!s_reserve(self, n))
-        return;
-    memcpy(self->data + self->len, p, n);
-    self->len += n;
-    self->data[self->len] = '\0';
-}
-
-void bb_str_puts(bb_str_t *self, const char *p)
-{
-    bb_str_append(self, p ? p : "", p ? strlen(p) : 0);
-}
-
-void bb_str_printf(bb_str_t *self, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        self->failed = true;
-        return;
-    }
-    if (!s_reserve(self, (size_t)n))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(self->data + self->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    self->len += (size_t)n;
-}
-
-void bb_str_encode(bb_str_t *self, const char *p)
-{
-    if (!p)
-        return;
-    size_t n = strlen(p);
-    if (n > ((size_t)-1) / 8 || !s_reserve(self, 3 * n)) {
-        self->failed = true;
-        return;
-    }
-    int w = url_encode(p, self->data + self->len, self->cap - self->len);
-    if (w < 0) {
-        self->failed = true;
-        return;
-    }
-    self->len += (size_t)w;
-}
-
-char *bb_str_take(bb_str_t *self)
-{
-    if (self->failed) {
-        bb_str_clear(self);
-        return NULL;
-    }
-    if (!self->data && !s_reserve(self, 0))
-        return NULL;
-    char *out = self->data;
-    self->data = NULL;
-    self->len = self->cap = 0;
-    return out;
-}
-
-void bb_str_clear(bb_str_t *self)
-{
-    if (self->data) {
-        explicit_bzero(self->data, self->cap);
-        free(self->data);
-    }
-    memset(self, 0, sizeof *self);
-}
-
-void bb_form_add(bb_str_t *form, const char *name, const char *value)
+void bb_form_add(sbuf_t *form, const char *name, const char *value)
 {
     if (form->len)
-        bb_str_puts(form, "&");
-    bb_str_encode(form, name);
-    bb_str_puts(form, "=");
-    bb_str_encode(form, value ? value : "");
+        sbuf_puts(form, "&");
+    sbuf_urlenc(form, name);
+    sbuf_puts(form, "=");
+    sbuf_urlenc(form, value);
 }
 
-void bb_form_add_int(bb_str_t *form, const char *name, long value)
+void bb_form_add_int(sbuf_t *form, const char *name, long value)
 {
     char buf[32];
     snprintf(buf, sizeof buf, "%ld", value);
@@ -134,11 +30,12 @@ char *bb_url_join(const char *base, const char *path)
         blen--;
     while (*path == '/')
         path++;
-    bb_str_t s = {0};
-    bb_str_append(&s, base, blen);
-    bb_str_puts(&s, "/");
-    bb_str_puts(&s, path);
-    return bb_str_take(&s);
+    sbuf_t s;
+    sbuf_init(&s);
+    sbuf_append(&s, base, blen);
+    sbuf_puts(&s, "/");
+    sbuf_puts(&s, path);
+    return sbuf_take(&s);
 }
 
 /* Where the authority starts ("scheme://" skipped) or the string itself. */

@@ -2,7 +2,6 @@
 #include "access.h"
 
 #include "access_rules.h"
-#include "config.h"
 #include "log.h"
 #include "metrics.h"
 #include "service.h"
@@ -24,7 +23,7 @@ static char s_holder[128];
 
 void broker_access_config(void)
 {
-    s_recheck_s = config_int_or_die("PORTICO_ACCESS_RECHECK_SECONDS", 900, 2, 7 * 24 * 3600);
+    s_recheck_s = broker_cfg.access_recheck_s;
 }
 
 /* How often the thread asks for due identities: a tenth of the interval,

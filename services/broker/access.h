@@ -12,9 +12,9 @@
 #ifndef PORTICO_BROKER_ACCESS_H
 #define PORTICO_BROKER_ACCESS_H
 
-#include "login.h"
+#include "login_steps.h"
 
-/* Read PORTICO_ACCESS_RECHECK_SECONDS (exits naming it when bad). */
+/* Take PORTICO_ACCESS_RECHECK_SECONDS from broker_cfg (checked at start). */
 void broker_access_config(void);
 /* Start and stop the re-check thread; instance names it in token leases. */
 int broker_access_start(const char *instance);

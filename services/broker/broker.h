@@ -5,6 +5,7 @@
 #define PORTICO_BROKER_H
 
 #include "bus.h"
+#include "config.h"
 
 typedef struct {
     char public_url[512];
@@ -16,9 +17,15 @@ typedef struct {
     long bus_timeout_ms;       /* registry calls */
     long bitbucket_timeout_ms; /* one Bitbucket call */
     long pending_ttl_s;        /* how long a started login may take */
+    long access_recheck_s;     /* how often access rules are checked again */
 } broker_config_t;
 
 extern broker_config_t broker_cfg;
+
+/* Every PORTICO_* variable the broker reads (broker_config.c). */
+extern const config_var_t broker_config_vars[];
+/* Read and check them into c. 0, or -1 with err naming the variable. */
+int broker_config_load(broker_config_t *c, config_error_t *err);
 
 /* What a handler may use: this worker's clients. */
 typedef struct {

@@ -43,9 +43,10 @@
  *   deleting it. The code (or verifier) is exchanged right after
  *   (Bitbucket's codes live about 10 s). Every step may end in FAILED with
  *   an error whose detail tells the web which page to show. */
-#include "login.h"
+#include "login_oauth1.h"
 
 #include "access.h"
+#include "login_steps.h"
 
 #include "crypto.h"
 #include "log.h"
@@ -214,45 +215,6 @@ static const char *const s_fin_names[] = {"consume",     "callback_error",  "loa
                                           "o1_load_key", "o1_access_token", "identify",    "check_access", "link_user",
                                           "done",        "failed"};
 
-int login_browser_hash(const fin_ctx_t *c, uint8_t scratch[32], ProtobufCBinaryData *out)
-{
-    *out = c->in->browser_hash;
-    if (out->len == 32)
-        return 0;
-    if (crypto_random(scratch, 32) < 0)
-        return -1;
-    out->data = scratch;
-    out->len = 32;
-    return 0;
-}
-
-fin_state_t login_fail(fin_ctx_t *c, int code, const char *detail, const char *message)
-{
-    broker_set_error(&c->err, code, detail, "%s", message);
-    return FIN_FAILED;
-}
-
-fin_state_t login_consume_failed(fin_ctx_t *c)
-{
-    switch (c->err.code) {
-    case PORTICO__ERROR_CODE__NOT_FOUND:
-        if (!strcmp(c->err.detail, "expired"))
-            return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_expired",
-                              "this sign-in took too long and has expired: start again");
-        return login_fail(c, PORTICO__ERROR_CODE__NOT_FOUND, "state_unknown",
-                          "this sign-in link has expired or was already used: start again");
-    case PORTICO__ERROR_CODE__FORBIDDEN:
-        c->audit = true;
-        if (!strcmp(c->err.detail, "integration"))
-            return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "integration",
-                              "this sign-in was started for another Bitbucket integration: start again");
-        return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, "browser",
-                          "this sign-in was started in another browser: start again here");
-    default:
-        return FIN_FAILED;
-    }
-}
-
 static fin_state_t s_fin_consume(fin_ctx_t *c)
 {
     const Portico__Broker__FinishLoginRequest *in = c->in;
@@ -305,27 +267,6 @@ static fin_state_t s_fin_callback_error(fin_ctx_t *c)
     char text[200];
     snprintf(text, sizeof text, "Bitbucket did not complete the sign-in (%s)", error);
     return login_fail(c, PORTICO__ERROR_CODE__UPSTREAM, error, text);
-}
-
-int login_integration(fin_ctx_t *c)
-{
-    const Portico__Registry__ConsumePendingReply *p = c->consumed;
-    if (p && p->integration && p->integration->id == c->in->integration_id) {
-        if (!p->integration->enabled) {
-            broker_set_error(&c->err, PORTICO__ERROR_CODE__FORBIDDEN, "integration_disabled",
-                             "this integration is disabled");
-            return -1;
-        }
-        c->integration = p->integration;
-        c->secrets = p->secrets;
-        return 0;
-    }
-    /* A registry that does not send the integration with the login. */
-    if (broker_integration_load(c->w, c->in->integration_id, true, &c->integ, &c->err) < 0)
-        return -1;
-    c->integration = c->integ->integration;
-    c->secrets = c->integ->secrets;
-    return 0;
 }
 
 static fin_state_t s_fin_load_client(fin_ctx_t *c)

@@ -14,7 +14,7 @@
  * the lookup key and the token and secret encrypted. The private key, the
  * secrets and the tokens never go into a log line or an error message:
  * the bitbucket service signs, and its errors name only the oauth_problem. */
-#include "login.h"
+#include "login_oauth1.h"
 
 #include "crypto.h"
 #include "log.h"

@@ -6,9 +6,7 @@
 
 #include "access.h"
 
-#include "config.h"
 #include "endpoints.h"
-#include "health.h"
 #include "log.h"
 #include "service.h"
 
@@ -22,21 +20,6 @@
 broker_config_t broker_cfg;
 static char s_instance[96];
 static atomic_int s_ready_workers;
-
-static void s_config_load(broker_config_t *c)
-{
-    config_url_or_die("PORTICO_PUBLIC_URL", "http://localhost:8080", c->public_url, sizeof c->public_url);
-    config_endpoints_or_die("PORTICO_BROKER_ENDPOINT", "tcp://127.0.0.1:5553", c->web_endpoint, sizeof c->web_endpoint);
-    config_endpoints_or_die("PORTICO_REGISTRY_ENDPOINT", "tcp://127.0.0.1:5551", c->registry_endpoint,
-                            sizeof c->registry_endpoint);
-    config_endpoints_or_die("PORTICO_BITBUCKET_ENDPOINT", "tcp://127.0.0.1:5552", c->bitbucket_endpoint,
-                            sizeof c->bitbucket_endpoint);
-    config_addr_or_die("PORTICO_HEALTH_ADDR", "127.0.0.1:8083", true, c->health_addr, sizeof c->health_addr);
-    c->workers = config_int_or_die("PORTICO_BROKER_WORKERS", 8, 1, 256);
-    c->bus_timeout_ms = config_int_or_die("PORTICO_BUS_TIMEOUT_MS", 5000, 100, 60000);
-    c->bitbucket_timeout_ms = config_int_or_die("PORTICO_BITBUCKET_TIMEOUT_MS", 10000, 500, 120000);
-    c->pending_ttl_s = config_int_or_die("PORTICO_LOGIN_TTL_SECONDS", 600, 30, 3600);
-}
 
 typedef struct {
     pthread_t thread;
@@ -218,46 +201,65 @@ static bool s_ready(void *arg, char *status, size_t status_size)
     return n > 0;
 }
 
-int main(int argc, char **argv)
+static int s_load_config(config_error_t *err)
 {
-    service_init_logging("broker");
-    if (argc >= 2 && !strcmp(argv[1], "bus-keygen"))
-        return busauth_keygen_main("broker", argc, argv);
-    s_config_load(&broker_cfg);
+    return broker_config_load(&broker_cfg, err);
+}
+
+static const char *s_health_addr(void)
+{
+    return broker_cfg.health_addr;
+}
+
+static int s_run(void)
+{
     broker_access_config();
-    if (argc > 1 && !strcmp(argv[1], "healthcheck"))
-        return health_check_url(broker_cfg.health_addr);
-    service_install_signals();
-    bus_init();
-    /* A client only: of the web (which hands it work), registry, bitbucket. */
-    busauth_init_or_die("broker", 0, BUS_WEB | BUS_REGISTRY | BUS_BITBUCKET);
     service_instance_name(s_instance, sizeof s_instance);
     bus_set_identity("broker", s_instance, s_ready, NULL);
-    health_t *health = NULL;
-    if (strcmp(broker_cfg.health_addr + strlen(broker_cfg.health_addr) - 2, ":0") != 0) {
-        health = health_new(broker_cfg.health_addr, "broker", s_ready, NULL);
-        if (!health)
-            return 1;
-    }
+    if (service_health_start(broker_cfg.health_addr, s_ready, NULL) < 0)
+        return 1;
     thread_slot_t *slots = calloc((size_t)broker_cfg.workers, sizeof *slots);
     if (!slots)
         return 1;
-    for (int i = 0; i < broker_cfg.workers; i++) {
-        slots[i].index = i;
-        pthread_create(&slots[i].thread, NULL, s_worker, &slots[i]);
+    int started = 0;
+    for (; started < broker_cfg.workers; started++) {
+        slots[started].index = started;
+        if (service_thread_start(&slots[started].thread, "worker", s_worker, &slots[started]) < 0)
+            break;
     }
-    if (broker_access_start(s_instance) < 0)
+    int status = 0;
+    if (started < broker_cfg.workers) {
+        status = 1;
+        service_request_stop();
+    } else if (broker_access_start(s_instance) < 0) {
         log_error("could not start the access re-checks", NULL);
-    log_info("broker started", "instance=%s workers=%ld web=%s", s_instance, broker_cfg.workers,
-             broker_cfg.web_endpoint);
+    }
+    if (!status)
+        log_info("broker started", "instance=%s workers=%ld web=%s", s_instance, broker_cfg.workers,
+                 broker_cfg.web_endpoint);
     while (!service_stopping())
         usleep(100 * 1000);
     log_info("stopping", NULL);
-    for (int i = 0; i < broker_cfg.workers; i++)
+    for (int i = 0; i < started; i++)
         pthread_join(slots[i].thread, NULL);
     broker_access_stop();
     free(slots);
-    health_destroy(&health);
-    log_info("stopped", NULL);
-    return 0;
+    if (!status)
+        log_info("stopped", NULL);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    static const service_def_t broker = {
+        .name = "broker",
+        .load_config = s_load_config,
+        .health_addr = s_health_addr,
+        .health_path = "/readyz",
+        /* A client only: of the web (which hands it work), registry, bitbucket. */
+        .bus_serves = 0,
+        .bus_calls = BUS_WEB | BUS_REGISTRY | BUS_BITBUCKET,
+        .run = s_run,
+    };
+    return service_main(&broker, argc, argv);
 }

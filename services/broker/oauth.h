@@ -2,9 +2,11 @@
  *
  *   login.c     login.start, login.finish (the login state machines, for
  *               both OAuth versions), the OAuth 2 steps and the one route
- *               table; login.h is what it shares with
+ *               table
  *   login_oauth1.c  the OAuth 1.0a steps: request token, consume by
  *               request token, access token
+ *   login_steps.c  the login states and contexts and what every step
+ *               uses (failing, browser binding, the pending integration)
  *   identity.c  who the user is at Bitbucket (whoami, user.get, user.find)
  *   tokens.c    a usable access token for an identity: read, lease,
  *               refresh once, replace (the token state machine); OAuth 1

@@ -389,6 +389,18 @@ void db_rollback(db_t *self)
 
 /* ---- results ---- */
 
+int db_columns(const PGresult *res, const char *const *names, size_t n, int *cols)
+{
+    for (size_t i = 0; i < n; i++) {
+        cols[i] = PQfnumber(res, names[i]);
+        if (cols[i] < 0) {
+            log_error("a result lacks a column", "column=%s", names[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int64_t db_get_int(const PGresult *res, int row, int col)
 {
     if (PQgetisnull(res, row, col))

@@ -101,6 +101,11 @@ const char *db_describe(const db_t *self);
 /* The last error message from the server or libpq (for the CLI). */
 const char *db_last_error(const db_t *self);
 
+/* The numbers of the columns called names[0..n-1] in res, into cols. 0, or
+ * -1 with a log line naming the first one missing: reading by name means a
+ * column added to a query cannot silently shift the others. */
+int db_columns(const PGresult *res, const char *const *names, size_t n, int *cols);
+
 /* Result getters. NULL reads as 0, false, "" or NULL. */
 int64_t db_get_int(const PGresult *res, int row, int col);
 bool db_get_bool(const PGresult *res, int row, int col);

@@ -2,6 +2,7 @@
 
 #include "log.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -102,32 +103,58 @@ const char *reg_actor(const char *actor)
     return actor && *actor ? actor : "unknown";
 }
 
-void reg_fill_integration_at(Portico__Registry__Integration *out, const PGresult *res, int row, int first)
+/* In the order of reg_fill_integration's reads. */
+static const char *const s_integration_names[REG_INTEGRATION_NCOLUMNS] = {"integ_id",
+                                                                          "integ_platform",
+                                                                          "integ_name",
+                                                                          "integ_base_url",
+                                                                          "integ_oauth_version",
+                                                                          "integ_client_id",
+                                                                          "integ_has_client_secret",
+                                                                          "integ_consumer_key",
+                                                                          "integ_public_key_pem",
+                                                                          "integ_ca_cert_pem",
+                                                                          "integ_enabled",
+                                                                          "integ_bitbucket_version",
+                                                                          "integ_last_test_result",
+                                                                          "integ_last_test_at",
+                                                                          "integ_created_at",
+                                                                          "integ_updated_at",
+                                                                          "integ_created_by",
+                                                                          "integ_updated_by",
+                                                                          "integ_identity_count"};
+
+reg_integration_cols_t reg_integration_columns(const PGresult *res)
 {
-    const int f = first;
-    portico__registry__integration__init(out);
-    out->id = db_get_int(res, row, f + 0);
-    out->platform = REG_STR(db_get_text(res, row, f + 1));
-    out->name = REG_STR(db_get_text(res, row, f + 2));
-    out->base_url = REG_STR(db_get_text(res, row, f + 3));
-    out->oauth_version = (int32_t)db_get_int(res, row, f + 4);
-    out->client_id = REG_STR(db_get_text(res, row, f + 5));
-    out->has_client_secret = db_get_bool(res, row, f + 6);
-    out->consumer_key = REG_STR(db_get_text(res, row, f + 7));
-    out->public_key_pem = REG_STR(db_get_text(res, row, f + 8));
-    out->ca_cert_pem = REG_STR(db_get_text(res, row, f + 9));
-    out->enabled = db_get_bool(res, row, f + 10);
-    out->bitbucket_version = REG_STR(db_get_text(res, row, f + 11));
-    out->last_test_result = REG_STR(db_get_text(res, row, f + 12));
-    out->last_test_at = db_get_int(res, row, f + 13);
-    out->created_at = db_get_int(res, row, f + 14);
-    out->updated_at = db_get_int(res, row, f + 15);
-    out->created_by = REG_STR(db_get_text(res, row, f + 16));
-    out->updated_by = REG_STR(db_get_text(res, row, f + 17));
-    out->identity_count = db_get_int(res, row, f + 18);
+    reg_integration_cols_t c;
+    int rc = db_columns(res, s_integration_names, REG_INTEGRATION_NCOLUMNS, c.col);
+    assert(rc == 0 && "a query selects REG_INTEGRATION_COLUMNS without one of them");
+    (void)rc;
+    return c;
 }
 
-void reg_fill_integration(Portico__Registry__Integration *out, const PGresult *res, int row)
+void reg_fill_integration(Portico__Registry__Integration *out, const PGresult *res, int row,
+                          const reg_integration_cols_t *cols)
 {
-    reg_fill_integration_at(out, res, row, 0);
+    const int *f = cols->col;
+    portico__registry__integration__init(out);
+    out->id = db_get_int(res, row, f[0]);
+    out->platform = REG_STR(db_get_text(res, row, f[1]));
+    out->name = REG_STR(db_get_text(res, row, f[2]));
+    out->base_url = REG_STR(db_get_text(res, row, f[3]));
+    out->oauth_version = (int32_t)db_get_int(res, row, f[4]);
+    out->client_id = REG_STR(db_get_text(res, row, f[5]));
+    out->has_client_secret = db_get_bool(res, row, f[6]);
+    out->consumer_key = REG_STR(db_get_text(res, row, f[7]));
+    out->public_key_pem = REG_STR(db_get_text(res, row, f[8]));
+    out->ca_cert_pem = REG_STR(db_get_text(res, row, f[9]));
+    out->enabled = db_get_bool(res, row, f[10]);
+    out->bitbucket_version = REG_STR(db_get_text(res, row, f[11]));
+    out->last_test_result = REG_STR(db_get_text(res, row, f[12]));
+    out->last_test_at = db_get_int(res, row, f[13]);
+    out->created_at = db_get_int(res, row, f[14]);
+    out->updated_at = db_get_int(res, row, f[15]);
+    out->created_by = REG_STR(db_get_text(res, row, f[16]));
+    out->updated_by = REG_STR(db_get_text(res, row, f[17]));
+    out->identity_count = db_get_int(res, row, f[18]);
 }

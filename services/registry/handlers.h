@@ -47,23 +47,37 @@ bool reg_check_id(bus_reply_t *reply, const char *field, int64_t id);
 /* The actor recorded in the audit log for a request. */
 const char *reg_actor(const char *actor);
 
-/* Fill an Integration from a row of REG_INTEGRATION_COLUMNS; strings point
- * into res, so pack the reply before clearing it. */
+/* An integration's columns, each named (integ_*): they are read by name, so
+ * a column added to a query cannot shift what is read. */
 #define REG_INTEGRATION_BASE_COLUMNS                                                                                   \
-    "i.id, i.platform, i.name, i.base_url, i.oauth_version, i.client_id, i.client_secret IS NOT NULL, "                \
-    "i.consumer_key, i.public_key_pem, i.ca_cert_pem, i.enabled, i.bitbucket_version, i.last_test_result, "            \
-    "coalesce(extract(epoch FROM i.last_test_at)::bigint, 0), extract(epoch FROM i.created_at)::bigint, "              \
-    "extract(epoch FROM i.updated_at)::bigint, i.created_by, i.updated_by"
+    "i.id AS integ_id, i.platform AS integ_platform, i.name AS integ_name, i.base_url AS integ_base_url, "             \
+    "i.oauth_version AS integ_oauth_version, i.client_id AS integ_client_id, "                                         \
+    "i.client_secret IS NOT NULL AS integ_has_client_secret, i.consumer_key AS integ_consumer_key, "                   \
+    "i.public_key_pem AS integ_public_key_pem, i.ca_cert_pem AS integ_ca_cert_pem, i.enabled AS integ_enabled, "       \
+    "i.bitbucket_version AS integ_bitbucket_version, i.last_test_result AS integ_last_test_result, "                   \
+    "coalesce(extract(epoch FROM i.last_test_at)::bigint, 0) AS integ_last_test_at, "                                  \
+    "extract(epoch FROM i.created_at)::bigint AS integ_created_at, "                                                   \
+    "extract(epoch FROM i.updated_at)::bigint AS integ_updated_at, i.created_by AS integ_created_by, "                 \
+    "i.updated_by AS integ_updated_by"
 #define REG_INTEGRATION_COLUMNS                                                                                        \
-    REG_INTEGRATION_BASE_COLUMNS ", (SELECT count(*) FROM identities d WHERE d.integration_id = i.id)"
+    REG_INTEGRATION_BASE_COLUMNS                                                                                       \
+    ", (SELECT count(*) FROM identities d WHERE d.integration_id = i.id) AS integ_identity_count"
 /* For the login path: counting an integration's identities costs a scan of
  * them, and the broker never shows the count. */
-#define REG_INTEGRATION_COLUMNS_NO_COUNT REG_INTEGRATION_BASE_COLUMNS ", 0::bigint"
+#define REG_INTEGRATION_COLUMNS_NO_COUNT REG_INTEGRATION_BASE_COLUMNS ", 0::bigint AS integ_identity_count"
 #define REG_INTEGRATION_NCOLUMNS 19
-void reg_fill_integration(Portico__Registry__Integration *out, const PGresult *res, int row);
-/* Fill an Integration from the REG_INTEGRATION_NCOLUMNS columns that start
- * at column first. */
-void reg_fill_integration_at(Portico__Registry__Integration *out, const PGresult *res, int row, int first);
+/* Where an integration's columns are in one result. */
+typedef struct {
+    int col[REG_INTEGRATION_NCOLUMNS];
+} reg_integration_cols_t;
+/* Find them by name, once per result. Every query that selects
+ * REG_INTEGRATION_COLUMNS has them all: a missing one is a programming
+ * error and stops the process (the log line names the column). */
+reg_integration_cols_t reg_integration_columns(const PGresult *res);
+/* Fill an Integration from a row; strings point into res, so pack the
+ * reply before clearing it. */
+void reg_fill_integration(Portico__Registry__Integration *out, const PGresult *res, int row,
+                          const reg_integration_cols_t *cols);
 /* Decrypt an integration's client secret and private key from the two
  * sealed columns at col and col + 1. 0, or -1 (logged) when they do not
  * open with the configured key; free both with secrets_free. */

@@ -115,7 +115,8 @@ static void s_reply_integration(db_t *db, bus_reply_t *reply, int64_t id)
         s_not_found(reply, id);
     } else {
         Portico__Registry__Integration in;
-        reg_fill_integration(&in, res, 0);
+        reg_integration_cols_t cols = reg_integration_columns(res);
+        reg_fill_integration(&in, res, 0, &cols);
         Portico__Registry__GetIntegrationReply out = PORTICO__REGISTRY__GET_INTEGRATION_REPLY__INIT;
         out.integration = &in;
         bus_reply_ok(reply, &out.base);
@@ -377,7 +378,8 @@ void h_integration_get(void *ctx, bus_request_t *req, const ProtobufCMessage *ms
         goto out;
     }
     Portico__Registry__Integration in;
-    reg_fill_integration(&in, res, 0);
+    reg_integration_cols_t cols = reg_integration_columns(res);
+    reg_fill_integration(&in, res, 0, &cols);
     Portico__Registry__GetIntegrationReply out = PORTICO__REGISTRY__GET_INTEGRATION_REPLY__INIT;
     Portico__Registry__IntegrationSecrets secrets = PORTICO__REGISTRY__INTEGRATION_SECRETS__INIT;
     out.integration = &in;
@@ -419,8 +421,9 @@ void h_integration_list(void *ctx, bus_request_t *req, const ProtobufCMessage *m
         bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "", "out of memory");
         goto out;
     }
+    reg_integration_cols_t cols = reg_integration_columns(res);
     for (int i = 0; i < rows; i++) {
-        reg_fill_integration(&items[i], res, i);
+        reg_fill_integration(&items[i], res, i, &cols);
         ptrs[i] = &items[i];
     }
     Portico__Registry__ListIntegrationsReply out = PORTICO__REGISTRY__LIST_INTEGRATIONS_REPLY__INIT;

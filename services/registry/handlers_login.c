@@ -182,7 +182,8 @@ static void s_pending_insert_for_oauth2(reg_ctx_t *c, const db_params_t *p, int6
                         integration_id);
     } else {
         Portico__Registry__Integration in;
-        reg_fill_integration_at(&in, res, 0, 0);
+        reg_integration_cols_t cols = reg_integration_columns(res);
+        reg_fill_integration(&in, res, 0, &cols);
         Portico__Registry__CreatePendingReply out = PORTICO__REGISTRY__CREATE_PENDING_REPLY__INIT;
         out.integration = &in;
         out.stored = db_get_bool(res, 0, REG_INTEGRATION_NCOLUMNS);
@@ -354,7 +355,8 @@ static void s_reply_pending(reg_ctx_t *c, const PGresult *res, bool with_integra
     Portico__Registry__ConsumePendingReply out = PORTICO__REGISTRY__CONSUME_PENDING_REPLY__INIT;
     out.pending = &pl;
     if (with_integration) {
-        reg_fill_integration_at(&in, res, 0, PENDING_NCOLUMNS);
+        reg_integration_cols_t cols = reg_integration_columns(res);
+        reg_fill_integration(&in, res, 0, &cols);
         if (reg_open_integration_secrets(c->keys, in.id, res, 0, PENDING_NCOLUMNS + REG_INTEGRATION_NCOLUMNS,
                                          &client_secret, &private_key) < 0) {
             bus_reply_error(reply, PORTICO__ERROR_CODE__INTERNAL, "key",

@@ -2,38 +2,47 @@
  * Without arguments (or with "serve") it serves the registry API on the
  * bus; "healthcheck" probes a running one; the rest are operator commands
  * (cli.h). */
-#include "busauth.h"
+#include "bus.h"
 #include "cli.h"
-#include "config.h"
-#include "health.h"
 #include "options.h"
 #include "server.h"
 #include "service.h"
 
-#include <stdio.h>
-#include <string.h>
+static reg_options_t s_opts;
+
+static int s_load_config(config_error_t *err)
+{
+    return reg_options_load(&s_opts, err);
+}
+
+static const char *s_health_addr(void)
+{
+    return s_opts.health_addr;
+}
+
+static int s_run(void)
+{
+    return server_run(&s_opts);
+}
+
+static int s_command(int argc, char **argv)
+{
+    return cli_main(argc, argv, &s_opts);
+}
 
 int main(int argc, char **argv)
 {
-    service_init_logging("registry");
-    if (argc >= 2 && !strcmp(argv[1], "bus-keygen"))
-        return busauth_keygen_main("registry", argc, argv);
-    if (argc >= 2 && !strcmp(argv[1], "healthcheck")) {
-        char addr[256];
-        config_addr_or_die("PORTICO_HEALTH_ADDR", "127.0.0.1:8081", false, addr, sizeof addr);
-        return health_check_url(addr);
-    }
-    if (argc >= 2 && (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        cli_usage();
-        return 0;
-    }
-    reg_options_t opts;
-    reg_options_load(&opts);
-    if (argc < 2 || !strcmp(argv[1], "serve"))
-        return server_run(&opts);
-    if (cli_is_command(argv[1]))
-        return cli_main(argc - 1, argv + 1, &opts);
-    fprintf(stderr, "portico-registry: unknown command \"%s\"\n", argv[1]);
-    cli_usage();
-    return 2;
+    static const service_def_t registry = {
+        .name = "registry",
+        .load_config = s_load_config,
+        .health_addr = s_health_addr,
+        .health_path = "/readyz",
+        .bus_serves = BUS_WEB | BUS_BROKER, /* only they call the registry */
+        .bus_calls = 0,
+        .run = s_run,
+        .command = s_command,
+        .is_command = cli_is_command,
+        .usage = cli_usage,
+    };
+    return service_main(&registry, argc, argv);
 }

@@ -17,6 +17,8 @@
 #ifndef PORTICO_REGISTRY_OPTIONS_H
 #define PORTICO_REGISTRY_OPTIONS_H
 
+#include "config.h"
+
 #define REG_SETUP_TOKEN_MIN 22
 #define REG_SETUP_TOKEN_FILE "/var/lib/portico/setup-token"
 
@@ -36,7 +38,10 @@ typedef struct {
     int sweep_interval_s;
 } reg_options_t;
 
-/* Read every setting; print what is wrong and exit(2) on a bad value. */
-void reg_options_load(reg_options_t *opts);
+/* Every variable above, for config_load (and the tests). */
+extern const config_var_t reg_options_vars[];
+
+/* Read and check every setting. 0, or -1 with err naming the variable. */
+int reg_options_load(reg_options_t *opts, config_error_t *err);
 
 #endif

@@ -4,7 +4,6 @@
 #include "bus_methods.h"
 #include "db.h"
 #include "handlers.h"
-#include "health.h"
 #include "log.h"
 #include "migrations.h"
 #include "monitor.h"
@@ -22,8 +21,6 @@
 
 #define WORKERS_ENDPOINT "inproc://registry-workers"
 #define POLL_MS 200
-#define DRAIN_MS 4000
-#define STOP_BUDGET_MS 4800
 #define CONNECT_BUDGET_MS 3000
 #define REQUEST_RECONNECT_BUDGET_MS 1000
 
@@ -216,13 +213,6 @@ static void s_refuse(zsock_t *front)
     zmsg_destroy(&msg);
 }
 
-static void *s_health_teardown(void *arg)
-{
-    health_t *health = arg;
-    health_destroy(&health);
-    return NULL;
-}
-
 /* Returns when the process was asked to stop (ms since the epoch). */
 static int64_t s_shuttle(shuttle_t *s, monitor_t *monitor)
 {
@@ -243,7 +233,7 @@ static int64_t s_shuttle(shuttle_t *s, monitor_t *monitor)
     }
     /* Stop taking requests; carry the answers of those in flight. Health
      * checks say "stopping" from now on. */
-    int64_t stop_seen = bus_now_ms(), until = stop_seen + DRAIN_MS;
+    int64_t stop_seen = bus_now_ms(), until = stop_seen + SERVICE_DRAIN_MS;
     monitor_request_stop(monitor);
     while (s->inflight > 0 && bus_now_ms() < until) {
         if (zmq_poll(items, 2, 100) <= 0)
@@ -258,27 +248,23 @@ static int64_t s_shuttle(shuttle_t *s, monitor_t *monitor)
     return stop_seen;
 }
 
-/* Stop the workers, the monitor and the health endpoint, still refusing
- * new requests while they finish, so no caller is left waiting for its
- * deadline. Past the budget the process ends anyway. */
-static void s_stop_threads(pool_t *pool, worker_t *workers, int n, monitor_t *monitor, health_t **health,
-                           zsock_t *front, int64_t stop_seen)
+/* Stop the workers and the monitor, and wait for the health endpoint to
+ * close (it began at the stop: service.h), still refusing new requests
+ * while they finish, so no caller is left waiting for its deadline. Past
+ * the budget the process ends anyway. */
+static void s_stop_threads(pool_t *pool, worker_t *workers, int n, monitor_t *monitor, zsock_t *front,
+                           int64_t stop_seen)
 {
     atomic_store(&pool->stop, true);
-    /* Stopping civetweb takes a while: let it happen on the side. */
-    pthread_t teardown;
-    bool tearing_down = *health && pthread_create(&teardown, NULL, s_health_teardown, *health) == 0;
-    if (tearing_down)
-        *health = NULL;
     zmq_pollitem_t item = {zsock_resolve(front), 0, ZMQ_POLLIN, 0};
     for (int i = 0; i <= n + 1; i++) {
         for (;;) {
             bool done = i < n    ? !workers[i].started || pthread_tryjoin_np(workers[i].thread, NULL) == 0
                         : i == n ? monitor_done(monitor)
-                                 : !tearing_down || pthread_tryjoin_np(teardown, NULL) == 0;
+                                 : service_health_closed();
             if (done)
                 break;
-            if (bus_now_ms() - stop_seen > STOP_BUDGET_MS) {
+            if (bus_now_ms() - stop_seen > SERVICE_STOP_BUDGET_MS) {
                 log_warn("a thread did not finish in time; exiting anyway", "worker=%d", i);
                 _exit(0);
             }
@@ -294,15 +280,10 @@ int server_run(const reg_options_t *opts)
     char why[600], instance[96];
     crypto_keyring_t *keys = NULL;
     monitor_t *monitor = NULL;
-    health_t *health = NULL;
     worker_t *workers = NULL;
     pool_t pool = {opts, NULL, false};
     shuttle_t shuttle = {NULL, NULL, 0};
 
-    bus_init();
-    /* Only the web and the broker call the registry. */
-    busauth_init_or_die("registry", BUS_WEB | BUS_BROKER, 0);
-    service_install_signals();
     keys = secrets_load(opts->key_file, opts->key_file_previous, why, sizeof why);
     if (!keys) {
         char q[700];
@@ -315,8 +296,7 @@ int server_run(const reg_options_t *opts)
     if (!monitor)
         goto out;
     bus_set_identity("registry", instance, monitor_ready, monitor);
-    health = health_new(opts->health_addr, "registry", monitor_ready, monitor);
-    if (!health)
+    if (service_health_start(opts->health_addr, monitor_ready, monitor) < 0)
         goto out;
 
     if ((status = s_prepare_database(opts)) != 0 || service_stopping())
@@ -346,8 +326,7 @@ int server_run(const reg_options_t *opts)
     for (int i = 0; i < opts->workers; i++) {
         workers[i].pool = &pool;
         workers[i].index = i;
-        if (pthread_create(&workers[i].thread, NULL, s_worker, &workers[i]) != 0) {
-            log_error("could not start a worker thread", "worker=%d", i);
+        if (service_thread_start(&workers[i].thread, "worker", s_worker, &workers[i]) < 0) {
             service_request_stop();
             break;
         }
@@ -357,7 +336,7 @@ int server_run(const reg_options_t *opts)
 
     int64_t stop_seen = s_shuttle(&shuttle, monitor);
     log_info("registry stopping", "waited_ms=%lld", (long long)(bus_now_ms() - stop_seen));
-    s_stop_threads(&pool, workers, opts->workers, monitor, &health, shuttle.front, stop_seen);
+    s_stop_threads(&pool, workers, opts->workers, monitor, shuttle.front, stop_seen);
     status = 0;
 out:
     /* Replies the drain queued leave within a second (bus sockets linger 0). */
@@ -366,8 +345,9 @@ out:
     zsock_destroy(&shuttle.front);
     zsock_destroy(&shuttle.back);
     free(workers);
+    /* The health endpoint asks the monitor: close it first. */
+    service_health_stop();
     monitor_destroy(&monitor);
-    health_destroy(&health);
     crypto_keyring_destroy(&keys);
     if (status == 0)
         log_info("registry stopped", NULL);

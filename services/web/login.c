@@ -11,31 +11,17 @@
 #include "web.h"
 
 #include "broker.pb-c.h"
-#include "config.h"
 #include "crypto.h"
 #include "log.h"
 #include "registry.pb-c.h"
 #include "url.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define DEFAULT_RETURN_TO "/account"
 #define BINDING_LEN 43 /* 32 random bytes in base64url */
-
-/* The binding cookie lives as long as a pending login may. */
-static long s_binding_max_age = 600;
-static pthread_once_t s_once = PTHREAD_ONCE_INIT;
-
-static void s_init_once(void)
-{
-    long ttl = 600;
-    config_error_t e;
-    if (config_int("PORTICO_LOGIN_TTL_SECONDS", 600, 30, 3600, &ttl, &e) == 0)
-        s_binding_max_age = ttl;
-}
 
 /* ---- helpers ---- */
 
@@ -363,7 +349,6 @@ static void h_login(web_req_t *r)
 
 static void h_login_start(web_req_t *r)
 {
-    pthread_once(&s_once, s_init_once);
     /* Each start stores a pending login (and, for OAuth 1, makes a signed
      * call to Bitbucket): a budget per client. */
     if (!web_rate_ok(r, "login_start", web_cfg.login_rate, true))
@@ -409,7 +394,8 @@ static void h_login_start(web_req_t *r)
                        "Ask a Portico admin to check the integration's Base URL.");
         return;
     }
-    web_add_cookie(r, web_cfg.login_cookie, binding, s_binding_max_age, "/");
+    /* The binding cookie lives as long as a pending login may. */
+    web_add_cookie(r, web_cfg.login_cookie, binding, web_cfg.login_ttl_s, "/");
     explicit_bzero(binding, sizeof binding);
     web_redirect(r, rep->authorize_url);
     protobuf_c_message_free_unpacked(&rep->base, NULL);

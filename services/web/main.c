@@ -3,9 +3,7 @@
  * connected broker worker. */
 #include "web.h"
 
-#include "config.h"
 #include "crypto.h"
-#include "health.h"
 #include "log.h"
 #include "metrics.h"
 #include "presence.h"
@@ -32,58 +30,6 @@ gate_t *web_gate;
 /* What the cache may hold at most. */
 #define CACHE_MAX_ENTRIES 65536
 #define CACHE_MAX_BYTES (64L * 1024 * 1024)
-
-static void s_config_load(web_config_t *c)
-{
-    config_url_or_die("PORTICO_PUBLIC_URL", "http://localhost:8080", c->public_url, sizeof c->public_url);
-    c->secure = url_is_https(c->public_url);
-    /* Split into origin and path prefix: the Origin check needs the former,
-     * links and cookies the latter. */
-    const char *after_scheme = strstr(c->public_url, "://") + 3;
-    const char *slash = strchr(after_scheme, '/');
-    size_t olen = slash ? (size_t)(slash - c->public_url) : strlen(c->public_url);
-    snprintf(c->public_origin, sizeof c->public_origin, "%.*s", (int)olen, c->public_url);
-    snprintf(c->public_path, sizeof c->public_path, "%s", slash ? slash : "");
-    config_addr_or_die("PORTICO_HTTP_ADDR", "0.0.0.0:8080", false, c->http_addr, sizeof c->http_addr);
-    config_addr_or_die("PORTICO_OPS_ADDR", "127.0.0.1:9090", false, c->ops_addr, sizeof c->ops_addr);
-    if (!strcmp(strrchr(c->ops_addr, ':'), strrchr(c->http_addr, ':'))) {
-        fprintf(stderr,
-                "portico: configuration error: PORTICO_OPS_ADDR: must use another port than "
-                "PORTICO_HTTP_ADDR (%s)\n",
-                c->http_addr);
-        exit(2);
-    }
-    config_endpoints_or_die("PORTICO_REGISTRY_ENDPOINT", "tcp://127.0.0.1:5551", c->registry_endpoint,
-                            sizeof c->registry_endpoint);
-    config_endpoints_or_die("PORTICO_BITBUCKET_ENDPOINT", "tcp://127.0.0.1:5552", c->bitbucket_endpoint,
-                            sizeof c->bitbucket_endpoint);
-    config_endpoint_or_die("PORTICO_BROKER_BIND", "tcp://127.0.0.1:5553", c->broker_bind, sizeof c->broker_bind);
-    c->threads = config_int_or_die("PORTICO_WEB_THREADS", 128, 2, 1024);
-    c->session_idle_s = config_int_or_die("PORTICO_SESSION_IDLE_MINUTES", 30, 1, 24 * 60) * 60;
-    c->session_max_s = config_int_or_die("PORTICO_SESSION_MAX_HOURS", 12, 1, 24 * 30) * 3600;
-    c->bus_timeout_ms = config_int_or_die("PORTICO_BUS_TIMEOUT_MS", 5000, 100, 60000);
-    c->login_timeout_ms = config_int_or_die("PORTICO_LOGIN_TIMEOUT_MS", 15000, 500, 120000);
-    c->session_cache_ms = config_int_or_die("PORTICO_SESSION_CACHE_SECONDS", 5, 0, 60) * 1000;
-    c->repos_cache_ms = config_int_or_die("PORTICO_REPOSITORY_CACHE_SECONDS", 30, 0, 600) * 1000;
-    snprintf(c->session_cookie, sizeof c->session_cookie, "%s",
-             c->secure ? "__Host-portico_session" : "portico_session");
-    snprintf(c->login_cookie, sizeof c->login_cookie, "%s", c->secure ? "__Host-portico_login" : "portico_login");
-    char proxies[2048];
-    config_string_or_die("PORTICO_TRUSTED_PROXIES", "", proxies, sizeof proxies);
-    char why[200];
-    if (netaddr_list_parse(proxies, &c->trusted_proxies, why, sizeof why) < 0) {
-        fprintf(stderr, "portico: configuration error: PORTICO_TRUSTED_PROXIES: %s\n", why);
-        exit(2);
-    }
-    c->login_rate = config_int_or_die("PORTICO_LOGIN_RATE_PER_MINUTE", 20, 1, 100000);
-    c->callback_rate = config_int_or_die("PORTICO_CALLBACK_RATE_PER_MINUTE", 20, 1, 100000);
-    c->setup_failure_rate = config_int_or_die("PORTICO_SETUP_TOKEN_FAILURES_PER_MINUTE", 5, 1, 1000);
-    c->header_timeout_ms = config_int_or_die("PORTICO_HEADER_TIMEOUT_MS", 10000, 100, 120000);
-    c->max_conns_per_client = config_int_or_die("PORTICO_MAX_CONNECTIONS_PER_CLIENT", 32, 1, 100000);
-    c->max_conns = config_int_or_die("PORTICO_MAX_CONNECTIONS", 4096, 16, 1000000);
-    if (c->secure && c->public_path[0])
-        log_warn("PORTICO_PUBLIC_URL has a path: cookies still use Path=/ as the __Host- prefix requires", NULL);
-}
 
 /* The client of this request: the peer, unless the peer is a trusted
  * proxy; then the right-most X-Forwarded-For entry that is not one (what
@@ -263,24 +209,21 @@ static void *s_stop_context(void *arg)
     return NULL;
 }
 
-int main(int argc, char **argv)
+static int s_load_config(config_error_t *err)
 {
-    service_init_logging("web");
-    if (argc >= 2 && !strcmp(argv[1], "bus-keygen"))
-        return busauth_keygen_main("web", argc, argv);
-    s_config_load(&web_cfg);
-    if (argc > 1 && !strcmp(argv[1], "healthcheck")) {
-        char addr[160];
-        snprintf(addr, sizeof addr, "%s", web_cfg.http_addr);
-        return health_check(addr, argc > 2 ? argv[2] : "/healthz");
-    }
-    service_install_signals();
-    bus_init();
+    return web_config_load(&web_cfg, err);
+}
+
+static const char *s_health_addr(void)
+{
+    return web_cfg.http_addr;
+}
+
+static int s_run(void)
+{
     char instance[96];
     service_instance_name(instance, sizeof instance);
     bus_set_identity("web", instance, NULL, NULL);
-    /* Only broker workers may connect to the web's broker port. */
-    busauth_init_or_die("web", BUS_BROKER, BUS_REGISTRY | BUS_BITBUCKET);
     metrics_help("portico_http_requests_total", "counter", "HTTP requests by route and status");
     metrics_help("portico_http_request_seconds", "histogram", "HTTP request latency by route");
     metrics_help("portico_bus_call_seconds", "histogram", "Bus call latency by service and method");
@@ -392,7 +335,7 @@ int main(int argc, char **argv)
     gate_destroy(&web_gate);
     /* mg_stop waits up to its listener's poll interval: both at once. */
     pthread_t ops_stopper;
-    bool stopping_ops = pthread_create(&ops_stopper, NULL, s_stop_context, ops) == 0;
+    bool stopping_ops = service_thread_start(&ops_stopper, "ops-stopper", s_stop_context, ops) == 0;
     if (!stopping_ops)
         mg_stop(ops);
     mg_stop(ctx); /* waits for requests in flight */
@@ -405,4 +348,19 @@ int main(int argc, char **argv)
     mg_exit_library();
     log_info("stopped", NULL);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const service_def_t web = {
+        .name = "web",
+        .load_config = s_load_config,
+        .health_addr = s_health_addr,
+        .health_path = "/healthz",
+        /* Only broker workers may connect to the web's broker port. */
+        .bus_serves = BUS_BROKER,
+        .bus_calls = BUS_REGISTRY | BUS_BITBUCKET,
+        .run = s_run,
+    };
+    return service_main(&web, argc, argv);
 }

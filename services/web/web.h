@@ -10,6 +10,7 @@
 #include "brokerq.h"
 #include "gate.h"
 #include "bus.h"
+#include "config.h"
 #include "netaddr.h"
 #include "ratelimit.h"
 #include "sbuf.h"
@@ -38,16 +39,24 @@ typedef struct {
     long repos_cache_ms;   /* 0: every account page asks the broker */
     char session_cookie[40];
     char login_cookie[40];
-    netaddr_list_t trusted_proxies; /* whose X-Forwarded-For names the client */
-    long login_rate;                /* login starts per client and minute */
-    long callback_rate;             /* OAuth callbacks per client and minute */
-    long setup_failure_rate;        /* wrong setup tokens per client and minute */
-    long header_timeout_ms;         /* the gate: request headers complete within this */
-    long max_conns_per_client;      /* the gate: open connections per client address */
-    long max_conns;                 /* the gate: open connections in all */
+    netaddr_list_t trusted_proxies;  /* whose X-Forwarded-For names the client */
+    long login_rate;                 /* login starts per client and minute */
+    long callback_rate;              /* OAuth callbacks per client and minute */
+    long setup_failure_rate;         /* wrong setup tokens per client and minute */
+    long header_timeout_ms;          /* the gate: request headers complete within this */
+    long max_conns_per_client;       /* the gate: open connections per client address */
+    long max_conns;                  /* the gate: open connections in all */
+    long login_ttl_s;                /* how long a started login may take: the binding cookie's age */
+    char trusted_proxies_text[2048]; /* PORTICO_TRUSTED_PROXIES as given */
 } web_config_t;
 
 extern web_config_t web_cfg;
+
+/* Every PORTICO_* variable the web reads (web_config.c). */
+extern const config_var_t web_config_vars[];
+/* Read and check them into c (which owns c->trusted_proxies afterwards).
+ * 0, or -1 with err naming the variable. */
+int web_config_load(web_config_t *c, config_error_t *err);
 extern brokerq_t *web_brokerq;
 /* Sessions, account records and repository lists seen lately (session.c
  * says what may be stale and for how long); NULL when both caches are off. */

@@ -7,7 +7,7 @@
 # Equivalent by hand:
 #   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 #     -std=c17 -D_GNU_SOURCE -Icommon -Iservices -isystem build/gen $(pkg-config --cflags jansson libcurl) \
-#     tests/fuzz/fuzz_bb_json.c services/bitbucket/bb_json.c common/url.c \
+#     tests/fuzz/fuzz_bb_json.c services/bitbucket/bb_{text,form,header,status,json}.c common/url.c \
 #     build/gen/bitbucket.pb-c.c build/gen/envelope.pb-c.c \
 #     $(pkg-config --libs jansson libcurl libprotobuf-c) -o build/fuzz/fuzz_bb_json
 #   build/fuzz/fuzz_bb_json -max_total_time=30 build/fuzz/corpus_bb_json tests/fuzz/corpus/fuzz_bb_json
@@ -22,7 +22,7 @@ mkdir -p build/fuzz
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-std=c17 -D_GNU_SOURCE -Wall -Wextra -Icommon -Iservices -isystem build/gen \
 	$(pkg-config --cflags jansson libcurl libprotobuf-c) \
-	tests/fuzz/fuzz_bb_json.c services/bitbucket/bb_json.c common/url.c \
+	tests/fuzz/fuzz_bb_json.c services/bitbucket/bb_{text,form,header,status,json}.c common/url.c \
 	build/gen/bitbucket.pb-c.c build/gen/envelope.pb-c.c \
 	$(pkg-config --libs jansson libcurl libprotobuf-c) -o build/fuzz/fuzz_bb_json
 echo "built build/fuzz/fuzz_bb_json"

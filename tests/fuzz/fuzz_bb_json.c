@@ -1,15 +1,19 @@
 /* libFuzzer target: every decoder of Bitbucket's answers in
- * services/bitbucket/bb_json.c (JSON bodies, form-encoded OAuth 1 bodies,
- * the whoami text and headers, WWW-Authenticate, Retry-After) and the
+ * services/bitbucket/bb_json.c and the modules it builds on (JSON bodies,
+ * form-encoded OAuth 1 bodies, the whoami text and headers,
+ * WWW-Authenticate, Retry-After) and the
  * mapping of error answers. Build and run: tests/fuzz/build_bb.sh, or with
  * every target: tests/fuzz/run.sh. Seeds: tests/fuzz/corpus/fuzz_bb_json/.
  *
- * fuzz-sources: services/bitbucket/bb_json.c
+ * fuzz-sources: services/bitbucket/bb_text.c services/bitbucket/bb_form.c services/bitbucket/bb_header.c services/bitbucket/bb_status.c services/bitbucket/bb_json.c
  *
  * Input layout: byte 0 picks the status class, byte 1 the header the rest
  * may feed; the remainder is split at the first NUL into a header value and
  * the body (no NUL: all body). */
+#include "bitbucket/bb_form.h"
+#include "bitbucket/bb_header.h"
 #include "bitbucket/bb_json.h"
+#include "bitbucket/bb_text.h"
 
 #include <stdint.h>
 #include <stdlib.h>

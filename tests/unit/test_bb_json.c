@@ -604,114 +604,6 @@ static void test_oauth1_problems(void **state)
     s_expect(&err, UNAUTHORIZED, "consumer_key_unknown");
 }
 
-static void test_oauth_problem_parsing(void **state)
-{
-    (void)state;
-    char p[64];
-    assert_int_equal(bb_oauth_problem("OAuth oauth_problem=nonce_used", NULL, 0, p, sizeof p), 0);
-    assert_string_equal(p, "nonce_used");
-    assert_int_equal(bb_oauth_problem("oauth realm=\"a, b\" , oauth_problem = \"x_y\"", NULL, 0, p, sizeof p), 0);
-    assert_string_equal(p, "x_y");
-    assert_int_equal(bb_oauth_problem("OAuth realm=\"oauth_problem=fake\"", "oauth_problem=real", 18, p, sizeof p), 0);
-    assert_string_equal(p, "real");
-    assert_int_equal(bb_oauth_problem("Basic realm=\"x\"", "a=b", 3, p, sizeof p), -1);
-    assert_int_equal(bb_oauth_problem("OAuth oauth_problem=\"<script>\"", NULL, 0, p, sizeof p), 0);
-    assert_string_equal(p, "script");
-    assert_int_equal(bb_oauth_problem("OAuth oauth_problem=\"", NULL, 0, p, sizeof p), -1);
-    assert_int_equal(bb_oauth_problem("OAuth ,,,=,=\"", NULL, 0, p, sizeof p), -1);
-    assert_int_equal(bb_oauth_problem(NULL, "x=1&oauth_problem=token_rejected&y", 33, p, sizeof p), 0);
-    assert_string_equal(p, "token_rejected");
-}
-
-/* ---- helpers ---- */
-
-static void test_retry_after(void **state)
-{
-    (void)state;
-    time_t now = 1700000000;
-    assert_int_equal(bb_retry_after_seconds("5", now), 5);
-    assert_int_equal(bb_retry_after_seconds(" 10 ", now), 10);
-    assert_int_equal(bb_retry_after_seconds("0", now), 0);
-    assert_int_equal(bb_retry_after_seconds("99999999999", now), 86400);
-    assert_int_equal(bb_retry_after_seconds("-1", now), -1);
-    assert_int_equal(bb_retry_after_seconds("5s", now), -1);
-    assert_int_equal(bb_retry_after_seconds("", now), -1);
-    assert_int_equal(bb_retry_after_seconds(NULL, now), -1);
-    /* 1700000000 is Tue, 14 Nov 2023 22:13:20 GMT */
-    assert_int_equal(bb_retry_after_seconds("Tue, 14 Nov 2023 22:13:50 GMT", now), 30);
-    assert_int_equal(bb_retry_after_seconds("Tue, 14 Nov 2023 22:00:00 GMT", now), 0);
-    assert_int_equal(bb_retry_after_seconds("someday", now), -1);
-}
-
-static void test_errors_message(void **state)
-{
-    (void)state;
-    char m[161];
-    const char *b = "{\"errors\":[{\"message\":\"first\\nline\\ttab\"},{\"message\":\"second\"}]}";
-    bb_errors_message(b, strlen(b), m, sizeof m);
-    assert_string_equal(m, "first line tab");
-    b = "{\"message\":\"null for uri: https://h//rest/api/1.0/x\",\"status-code\":404}";
-    bb_errors_message(b, strlen(b), m, sizeof m);
-    assert_string_equal(m, "null for uri: https://h//rest/api/1.0/x");
-    bb_errors_message("oops", 4, m, sizeof m);
-    assert_string_equal(m, "");
-    b = "{\"errors\":[{\"message\":7}]}";
-    bb_errors_message(b, strlen(b), m, sizeof m);
-    assert_string_equal(m, "");
-    /* Long messages are cut (at a character boundary). */
-    char big[1200] = "{\"errors\":[{\"message\":\"";
-    for (int i = 0; i < 300; i++)
-        strcat(big, "\xc3\xa9");
-    strcat(big, "\"}]}");
-    bb_errors_message(big, strlen(big), m, sizeof m);
-    assert_true(strlen(m) <= 160);
-    assert_true(bb_utf8_valid(m, strlen(m)));
-}
-
-static void test_safe_text(void **state)
-{
-    (void)state;
-    char out[8];
-    bb_safe_text("  a\r\n\x1b[31mb  ", 14, out, sizeof out);
-    assert_string_equal(out, "a [31mb");
-    bb_safe_text("ab\xe2\x82\xac\xe2\x82\xac", 8, out, 6);
-    assert_string_equal(out, "ab\xe2\x82\xac");
-    bb_safe_text("\xff\xfe", 2, out, sizeof out);
-    assert_string_equal(out, "(unread");
-}
-
-static void test_utf8(void **state)
-{
-    (void)state;
-    assert_true(bb_utf8_valid("h\xc3\xa9llo \xf0\x9f\x98\x80", 11));
-    assert_false(bb_utf8_valid("\xc0\xaf", 2));         /* overlong */
-    assert_false(bb_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
-    assert_false(bb_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
-    assert_false(bb_utf8_valid("\xe2\x82", 2));         /* cut */
-}
-
-static void test_form_get(void **state)
-{
-    (void)state;
-    const char *b = "a=1&oauth_token=x%20y&b&oauth_token_secret=p+q";
-    char *v = bb_form_get(b, strlen(b), "oauth_token");
-    assert_string_equal(v, "x y");
-    free(v);
-    v = bb_form_get(b, strlen(b), "oauth_token_secret");
-    assert_string_equal(v, "p q");
-    free(v);
-    v = bb_form_get(b, strlen(b), "b");
-    assert_string_equal(v, "");
-    free(v);
-    assert_null(bb_form_get(b, strlen(b), "oauth"));
-    assert_null(bb_form_get("x=%00", 5, "x"));
-    assert_null(bb_form_get("x=%FF", 5, "x"));
-    /* Length-bounded: never reads past body_len ("x", not "x=1"). */
-    v = bb_form_get("x=1", 1, "x");
-    assert_string_equal(v, "");
-    free(v);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -732,12 +624,6 @@ int main(void)
         cmocka_unit_test(test_repos_paging),
         cmocka_unit_test(test_oauth1_token),
         cmocka_unit_test(test_oauth1_problems),
-        cmocka_unit_test(test_oauth_problem_parsing),
-        cmocka_unit_test(test_retry_after),
-        cmocka_unit_test(test_errors_message),
-        cmocka_unit_test(test_safe_text),
-        cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_form_get),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

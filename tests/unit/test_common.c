@@ -90,6 +90,19 @@ static void test_log_line(void **state)
     assert_string_equal(log_quote("a \"b\"", q, sizeof q), "\"a \\\"b\\\"\"");
 }
 
+static void test_sbuf_grows(void **state)
+{
+    (void)state;
+    sbuf_t s = {0};
+    for (int i = 0; i < 1000; i++)
+        sbuf_printf(&s, "%04d,", i);
+    assert_int_equal(s.len, 5000);
+    char *t = sbuf_take(&s);
+    assert_int_equal(strncmp(t, "0000,0001,", 10), 0);
+    assert_string_equal(t + 4995, "0999,");
+    free(t);
+}
+
 static void test_sbuf_html(void **state)
 {
     (void)state;
@@ -196,6 +209,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_values),  cmocka_unit_test(test_log_line),        cmocka_unit_test(test_sbuf_html),
+        cmocka_unit_test(test_sbuf_grows),
         cmocka_unit_test(test_metrics_render), cmocka_unit_test(test_metrics_threads),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);

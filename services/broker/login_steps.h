@@ -1,8 +1,9 @@
-/* The login state machines' states and context, shared by login.c (the
- * machines and the OAuth 2 steps) and login_oauth1.c (the OAuth 1 steps).
- * Nothing outside these two files includes it. */
-#ifndef PORTICO_BROKER_LOGIN_H
-#define PORTICO_BROKER_LOGIN_H
+/* login_steps: the login state machines' states and contexts, and the
+ * helpers every step may use. login.c (the machines and the OAuth 2 steps),
+ * login_oauth1.c (the OAuth 1 steps) and access.c (the access check) build
+ * on it; it depends on none of them. */
+#ifndef PORTICO_BROKER_LOGIN_STEPS_H
+#define PORTICO_BROKER_LOGIN_STEPS_H
 
 #include "oauth.h"
 
@@ -36,11 +37,6 @@ typedef struct {
     Portico__Bitbucket__OAuth1TokenReply *request; /* OAuth 1 request token and secret */
     bus_error_t err;
 } start_ctx_t;
-
-start_state_t login_o1_start_load_key(start_ctx_t *c);
-start_state_t login_o1_start_request_token(start_ctx_t *c);
-start_state_t login_o1_start_store(start_ctx_t *c);
-void login_o1_start_cleanup(start_ctx_t *c);
 
 /* ---- login.finish ---- */
 
@@ -91,11 +87,5 @@ int login_browser_hash(const fin_ctx_t *c, uint8_t scratch[32], ProtobufCBinaryD
 int login_integration(fin_ctx_t *c);
 /* The registry's answer to pending.consume, reworded for the callback page. */
 fin_state_t login_consume_failed(fin_ctx_t *c);
-
-fin_state_t login_o1_consume(fin_ctx_t *c);
-fin_state_t login_o1_denied(fin_ctx_t *c);
-fin_state_t login_o1_load_key(fin_ctx_t *c);
-fin_state_t login_o1_access_token(fin_ctx_t *c);
-void login_o1_finish_cleanup(fin_ctx_t *c);
 
 #endif
