@@ -355,9 +355,10 @@ if ((fail == 0)); then
   timings+=("drive: $(since "$t")s")
 fi
 
-# Logs for a later look.
+# Logs for a later look (30 s each: `service logs` waits on the tasks of a
+# node that was lost, until its timeout).
 for s in web registry broker bitbucket postgres demo-bitbucket; do
-  on 1 docker service logs --raw --timestamps "${stack}_$s" >"$artifacts/$s.log" 2>&1 || true
+  DOCKER_HOST=$(node_sock 1) timeout 30 docker service logs --raw --timestamps "${stack}_$s" >"$artifacts/$s.log" 2>&1 || true
 done
 on 1 docker stack ps --no-trunc "$stack" >"$artifacts/stack-ps.txt" 2>&1 || true
 summary
