@@ -16,6 +16,12 @@
 # PORTICO_STACK_ENCRYPT=1 encrypts the overlay networks (for several nodes).
 # Like compose, reads .env next to compose.yaml (the environment wins).
 # PORTICO_STACK_PRINT=1 prints the stack file instead of deploying it.
+# Several nodes: PORTICO_REPLICAS_<SERVICE>=N sets a service's instances
+# (PORTICO_REPLICAS_WEB=2; DEMO_BITBUCKET for demo-bitbucket),
+# PORTICO_PLACEMENT_<SERVICE>=constraint[,constraint] where it may run
+# (PORTICO_PLACEMENT_POSTGRES=node.labels.portico.db==true), and
+# PORTICO_MAX_PER_NODE=N at most N instances of web, registry, broker and
+# bitbucket each on one node (1: a lost node costs each service one instance).
 # Secrets: Swarm secrets named portico_db_password and portico_secret_key
 # that you made (`docker secret create`) are used as they are. Otherwise the
 # files in PORTICO_SECRETS_DIR (default ./secrets) are, and this script makes
@@ -154,6 +160,28 @@ for name, svc in doc.get("services", {}).items():
         svc.setdefault("volumes", []).append(mount)
     for key in ("build", "restart", "container_name"):
         svc.pop(key, None)
+    # Instances and where they run, from the environment (README: Docker
+    # Swarm, several nodes). Checked here: a typo must not deploy one instance.
+    key = name.upper().replace("-", "_")
+    n = os.environ.get("PORTICO_REPLICAS_" + key, "")
+    if n:
+        if not n.isdigit():
+            sys.exit("stack-deploy: PORTICO_REPLICAS_%s must be a number, not %r" % (key, n))
+        svc.setdefault("deploy", {})["replicas"] = int(n)
+    cons = [c.strip() for c in os.environ.get("PORTICO_PLACEMENT_" + key, "").split(",") if c.strip()]
+    if cons:
+        svc.setdefault("deploy", {}).setdefault("placement", {})["constraints"] = cons
+    per_node = os.environ.get("PORTICO_MAX_PER_NODE", "")
+    if per_node and name in bus:
+        if not per_node.isdigit() or per_node == "0":
+            sys.exit("stack-deploy: PORTICO_MAX_PER_NODE must be a number above 0, not %r" % per_node)
+        svc.setdefault("deploy", {}).setdefault("placement", {})["max_replicas_per_node"] = int(per_node)
+    # Swarm, unlike compose, replaces a task whose health check fails. For
+    # the one PostgreSQL that is an outage, and a starved machine (checks
+    # taking over the image's 3 s) is reason enough: give it more time.
+    if name == "postgres":
+        svc["healthcheck"] = {"test": ["CMD", "pg_isready", "-q", "-h", "/var/run/postgresql", "-d", "portico"],
+                              "interval": "5s", "timeout": "10s", "retries": 6, "start_period": "120s"}
     # DNS round robin instead of a virtual IP: ZeroMQ keeps long-lived
     # connections that gain nothing from IPVS (which drops idle ones after
     # 15 minutes, and is missing from some kernels, breaking VIPs entirely).

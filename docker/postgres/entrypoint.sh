@@ -24,6 +24,16 @@ if [ ! -e "$POSTGRES_PASSWORD_FILE" ] && [ -e "$generated" ]; then
     POSTGRES_PASSWORD_FILE=$generated
 fi
 
+# A first start that was stopped half-way (an orchestrator stopping a slow
+# container before it was healthy) leaves a cluster without the role or the
+# database, which a plain "PG_VERSION exists" test would then start as it is,
+# forever. The marker below exists only from initdb until the database is
+# made; with it, nothing was ever stored here: start over.
+incomplete=$PGDATA/portico-init-incomplete
+if [ -e "$incomplete" ]; then
+    log "the first start was interrupted before the database was made: initialising again"
+    find "$PGDATA" -mindepth 1 -delete
+fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     if [ ! -r "$POSTGRES_PASSWORD_FILE" ] || [ ! -s "$POSTGRES_PASSWORD_FILE" ]; then
         log "empty data directory and no password: mount one at POSTGRES_PASSWORD_FILE ($POSTGRES_PASSWORD_FILE)"
@@ -35,6 +45,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     head -n 1 "$POSTGRES_PASSWORD_FILE" | tr -d '\r\n' >"$pw"
     initdb -D "$PGDATA" --username=postgres --pwfile="$pw" --encoding=UTF8 --locale=C.UTF-8 \
         --auth-local=peer --auth-host=scram-sha-256 >/dev/null
+    : >"$incomplete"
     cat >"$PGDATA/pg_hba.conf" <<HBA
 # TYPE  DATABASE  USER      ADDRESS  METHOD
 local   all       postgres           peer
@@ -61,6 +72,7 @@ SQL
     pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
     rm -f "$pw"
     rmdir "$sock"
+    rm -f "$incomplete"
     log "cluster ready: database \"$POSTGRES_DB\", role \"$POSTGRES_USER\""
 fi
 exec postgres -D "$PGDATA" "$@"

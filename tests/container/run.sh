@@ -11,9 +11,10 @@
 #   6. `compose down -v`, and nothing of the project is left.
 #   7. (CTEST_SWARM=1, the default) the same compose.yaml on a single-node
 #      Swarm: `docker stack deploy`, every service healthy, one login; removed.
+#   8. (CTEST_SWARM3=1; CI runs it on its own after this script) tests/container/swarm3.sh: three nodes.
 # Prints timings and one closing line "container: N passed, N failed".
 # Environment: CTEST_PROJECT (portico-ctest), CTEST_WEB_PORT (18080),
-# CTEST_DEMO_PORT (17990), CTEST_SWARM (1), CTEST_KEEP=1 leaves it running.
+# CTEST_DEMO_PORT (17990), CTEST_SWARM (1), CTEST_SWARM3 (1), CTEST_KEEP=1 leaves it running.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -102,21 +103,7 @@ timings+=("base image: $(since "$t")s")
 
 # ---- 3. images -----------------------------------------------------------------
 t=$(now)
-build_images() {
-  local t2 target
-  # The shared build stage first, so each target after it is a cache hit.
-  for target in build registry bitbucket broker web demo-bitbucket; do
-    t2=$(now)
-    docker build -q --force-rm -f docker/Dockerfile --target "$target" -t "${prefix}$target:latest" . \
-      >"$artifacts/build-$target.log" 2>&1 || { tail -30 "$artifacts/build-$target.log"; return 1; }
-    say "built ${prefix}$target in $(since "$t2")s"
-  done
-  t2=$(now)
-  docker build -q --force-rm -t "${prefix}postgres:latest" docker/postgres >"$artifacts/build-postgres.log" 2>&1 ||
-    { tail -30 "$artifacts/build-postgres.log"; return 1; }
-  say "built ${prefix}postgres in $(since "$t2")s"
-  docker rmi "${prefix}build:latest" >/dev/null 2>&1 || true # the stage stays cached by id
-}
+build_images() { bash tests/container/build-images.sh "$prefix" "$artifacts"; }
 check "images build" build_images
 timings+=("image builds: $(since "$t")s")
 summary() {
@@ -359,6 +346,17 @@ if [ "$swarm" = 1 ] && [ "${CTEST_KEEP:-0}" != 1 ]; then
   check "docker stack deploy on a single-node swarm (no secrets made beforehand)" \
     bash tests/container/swarm.sh "$project" "$work/swarm-secrets" "$web_port" "$demo_port"
   timings+=("swarm: $(since "$t")s")
+fi
+
+# ---- 8. three-node swarm -------------------------------------------------------------
+# tests/container/swarm3.sh: three Docker engines in containers, a node lost,
+# drained and every service rolled during logins (its own networks, its own
+# names; it removes all it made). Its figures are in tests/artifacts/swarm3.
+if [ "${CTEST_SWARM3:-0}" = 1 ] && [ "${CTEST_KEEP:-0}" != 1 ]; then
+  t=$(now)
+  check "three-node swarm: a node lost, a node drained, every service rolled during logins (swarm3.sh)" \
+    env S3_BUILD=0 timeout 2400 bash tests/container/swarm3.sh
+  timings+=("three-node swarm: $(since "$t")s")
 fi
 
 summary
