@@ -300,17 +300,21 @@ int h_registry_start(h_registry_t *r, const char *dbname, const char *const *ext
         return -1;
     r->pid = pid;
     s_remember(pid);
-    for (int i = 0; i < 100; i++) {
+    /* Generous: on a loaded machine a start (migrations under their
+     * advisory lock, key checks) can take seconds; this is no speed test. */
+    for (int i = 0; i < 300; i++) {
         int status;
         if (waitpid(pid, &status, WNOHANG) == pid) {
             s_forget(pid);
             r->pid = 0;
+            fprintf(stderr, "harness: the registry exited at start (log: %s)\n", r->log);
             return -1;
         }
         if (health_check_url(r->health) == 0)
             return 0;
         h_sleep_ms(100);
     }
+    fprintf(stderr, "harness: the registry was not healthy within 30 s (log: %s)\n", r->log);
     return -1;
 }
 
