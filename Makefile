@@ -44,7 +44,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .SECONDARY:
-.PHONY: all deps run test do-run do-test do-bench do-fuzz unit-test module-cycles service-test system-test browser-test fuzz fuzz-smoke bench clean format check-format
+.PHONY: all deps run test do-run do-test do-bench do-fuzz unit-test module-cycles column-reads service-test system-test browser-test fuzz fuzz-smoke bench clean format check-format
 all: $(BINS) $(EMULATOR)
 
 deps:
@@ -141,8 +141,12 @@ $(BUILD)/tests/test_config_tables: tests/unit/test_config_tables.c $(CONFIG_TABL
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Iservices -o $@ $< $(CONFIG_TABLES) $(LIBCOMMON) $(LDLIBS) -lcmocka
 
-unit-test: $(UNIT_BIN) module-cycles
+unit-test: $(UNIT_BIN) module-cycles column-reads
 	@bash tests/run-unit.sh $(UNIT_BIN)
+
+# The registry reads result columns by name, never by number.
+column-reads:
+	@python3 scripts/column-reads.py services/registry
 
 $(ENTRY_GOALS): deps
 	@$(MAKE) --no-print-directory do-$@

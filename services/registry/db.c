@@ -3,6 +3,7 @@
 #include "bus.h"
 #include "log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -392,13 +393,29 @@ void db_rollback(db_t *self)
 int db_columns(const PGresult *res, const char *const *names, size_t n, int *cols)
 {
     for (size_t i = 0; i < n; i++) {
-        cols[i] = PQfnumber(res, names[i]);
-        if (cols[i] < 0) {
-            log_error("a result lacks a column", "column=%s", names[i]);
+        cols[i] = db_column(res, names[i]);
+        if (cols[i] < 0)
             return -1;
-        }
     }
     return 0;
+}
+
+int db_column(const PGresult *res, const char *name)
+{
+    int n = PQnfields(res);
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(PQfname(res, i), name))
+            return i;
+    }
+    log_error("a result lacks a column", "column=%s", name);
+    return -1;
+}
+
+int db_col(const PGresult *res, const char *name)
+{
+    int col = db_column(res, name);
+    assert(col >= 0 && "a query lacks a column its reader names");
+    return col;
 }
 
 int64_t db_get_int(const PGresult *res, int row, int col)

@@ -105,6 +105,15 @@ const char *db_last_error(const db_t *self);
  * -1 with a log line naming the first one missing: reading by name means a
  * column added to a query cannot silently shift the others. */
 int db_columns(const PGresult *res, const char *const *names, size_t n, int *cols);
+/* The number of the column called name in res, or -1 with a log line
+ * naming it. Names compare exactly: the SQL gives each column a lower-case
+ * name (an alias for an expression). */
+int db_column(const PGresult *res, const char *name);
+/* db_column for a column the query is written to give: a missing one is a
+ * programming error, logged by name and stopped by an assertion. Results
+ * are read only through this (or db_columns), never by a column number;
+ * `make unit-test` checks that. Resolve once per result, before a loop. */
+int db_col(const PGresult *res, const char *name);
 
 /* Result getters. NULL reads as 0, false, "" or NULL. */
 int64_t db_get_int(const PGresult *res, int row, int col);

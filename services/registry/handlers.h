@@ -66,6 +66,8 @@ const char *reg_actor(const char *actor);
  * them, and the broker never shows the count. */
 #define REG_INTEGRATION_COLUMNS_NO_COUNT REG_INTEGRATION_BASE_COLUMNS ", 0::bigint AS integ_identity_count"
 #define REG_INTEGRATION_NCOLUMNS 19
+/* An integration's two sealed secrets, read by reg_open_integration_secrets. */
+#define REG_INTEGRATION_SECRET_COLUMNS "i.client_secret AS integ_client_secret, i.private_key AS integ_private_key"
 /* Where an integration's columns are in one result. */
 typedef struct {
     int col[REG_INTEGRATION_NCOLUMNS];
@@ -79,9 +81,9 @@ reg_integration_cols_t reg_integration_columns(const PGresult *res);
 void reg_fill_integration(Portico__Registry__Integration *out, const PGresult *res, int row,
                           const reg_integration_cols_t *cols);
 /* Decrypt an integration's client secret and private key from the two
- * sealed columns at col and col + 1. 0, or -1 (logged) when they do not
- * open with the configured key; free both with secrets_free. */
-int reg_open_integration_secrets(const crypto_keyring_t *keys, int64_t id, const PGresult *res, int row, int col,
+ * sealed columns of REG_INTEGRATION_SECRET_COLUMNS. 0, or -1 (logged) when
+ * they do not open with the configured key; free both with secrets_free. */
+int reg_open_integration_secrets(const crypto_keyring_t *keys, int64_t id, const PGresult *res, int row,
                                  char **client_secret, char **private_key);
 
 /* Checks and the insert of a new session, for user.login and the setup token.

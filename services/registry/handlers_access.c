@@ -34,8 +34,8 @@
 #define AUDIT_ACCESS_ENDED "access.ended"
 
 #define RULES_COLUMNS                                                                                                  \
-    "integration_id, resource, array_to_string(patterns, E'\\n'), contact, "                                           \
-    "floor(extract(epoch FROM updated_at))::bigint, updated_by"
+    "integration_id, resource, array_to_string(patterns, E'\\n') AS patterns, contact, "                               \
+    "floor(extract(epoch FROM updated_at))::bigint AS updated_at, updated_by"
 
 static const db_stmt_t s_get = {"access_get", "SELECT " RULES_COLUMNS " FROM access_rules WHERE integration_id = $1"};
 static const db_stmt_t s_set = {
@@ -74,7 +74,8 @@ static const db_stmt_t s_due = {
     "  WHERE access_checks.claimed_until IS NULL OR access_checks.claimed_until < now() "
     "  RETURNING identity_id) "
     "SELECT d.id, d.user_id, d.integration_id, d.username, d.slug, d.email, "
-    "  coalesce(r.resource, ''), coalesce(array_to_string(r.patterns, E'\\n'), ''), coalesce(r.contact, '') "
+    "  coalesce(r.resource, '') AS resource, coalesce(array_to_string(r.patterns, E'\\n'), '') AS patterns, "
+    "  coalesce(r.contact, '') AS contact "
     "FROM claimed c JOIN identities d ON d.id = c.identity_id "
     "LEFT JOIN access_rules r ON r.integration_id = d.integration_id ORDER BY d.id"};
 static const db_stmt_t s_result_ok = {
@@ -89,13 +90,15 @@ static const db_stmt_t s_mark = {
 static const db_stmt_t s_end_sessions = {"access_end_sessions", "DELETE FROM sessions WHERE user_id = $1"};
 static const db_stmt_t s_forget_tokens = {"access_forget_tokens", "DELETE FROM tokens WHERE identity_id = $1"};
 static const db_stmt_t s_ended_list = {
-    "access_ended_list", "SELECT user_id, (extract(epoch FROM at) * 1000)::bigint, coalesce(integration_id, 0), "
-                         "reason FROM access_ended ORDER BY at DESC LIMIT $1"};
+    "access_ended_list",
+    "SELECT user_id, (extract(epoch FROM at) * 1000)::bigint AS at_ms, "
+    "coalesce(integration_id, 0) AS integration_id, reason FROM access_ended ORDER BY at DESC LIMIT $1"};
 
 static const db_stmt_t s_list = {"access_list", "SELECT " RULES_COLUMNS " FROM access_rules ORDER BY integration_id"};
 static const db_stmt_t s_refused_list = {
-    "access_refused_list", "SELECT id, (extract(epoch FROM at) * 1000)::bigint, actor, action, object, addr, detail "
-                           "FROM audit_log WHERE action = 'login.refused' ORDER BY action, at DESC LIMIT $1"};
+    "access_refused_list",
+    "SELECT id, (extract(epoch FROM at) * 1000)::bigint AS at_ms, actor, action, object, addr, detail "
+    "FROM audit_log WHERE action = 'login.refused' ORDER BY action, at DESC LIMIT $1"};
 
 /* ---- rules as a message ---- */
 
@@ -158,13 +161,14 @@ db_rc_t reg_access_load(db_t *db, int64_t integration_id, reg_access_rules_t *ou
         PQclear(res);
         return DB_OK;
     }
-    if (s_rules_fill(out, integration_id, db_get_text(res, 0, 1), db_get_text(res, 0, 2), db_get_text(res, 0, 3)) < 0) {
+    if (s_rules_fill(out, integration_id, db_get_text(res, 0, db_col(res, "resource")),
+                     db_get_text(res, 0, db_col(res, "patterns")), db_get_text(res, 0, db_col(res, "contact"))) < 0) {
         s_rules_clear(out);
         PQclear(res);
         return DB_FAIL;
     }
-    out->msg.updated_at = db_get_int(res, 0, 4);
-    out->msg.updated_by = REG_STR(db_get_text(res, 0, 5));
+    out->msg.updated_at = db_get_int(res, 0, db_col(res, "updated_at"));
+    out->msg.updated_by = REG_STR(db_get_text(res, 0, db_col(res, "updated_by")));
     out->res = res;
     return DB_OK;
 }
@@ -285,13 +289,13 @@ void h_access_set(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
     if ((rc = audit_write(c->db, reg_actor(r->actor), AUDIT_ACCESS_RULES, object, r->addr, detail)) != DB_OK ||
         (rc = db_commit(c->db)) != DB_OK)
         goto db_fail;
-    if (s_rules_fill(&rules, r->rules->integration_id, db_get_text(res, 0, 1), db_get_text(res, 0, 2),
-                     db_get_text(res, 0, 3)) < 0) {
+    if (s_rules_fill(&rules, r->rules->integration_id, db_get_text(res, 0, db_col(res, "resource")),
+                     db_get_text(res, 0, db_col(res, "patterns")), db_get_text(res, 0, db_col(res, "contact"))) < 0) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         goto out;
     }
-    rules.msg.updated_at = db_get_int(res, 0, 4);
-    rules.msg.updated_by = REG_STR(db_get_text(res, 0, 5));
+    rules.msg.updated_at = db_get_int(res, 0, db_col(res, "updated_at"));
+    rules.msg.updated_by = REG_STR(db_get_text(res, 0, db_col(res, "updated_by")));
     log_info("access rules changed", "integration=%" PRId64 " patterns=%zu resource=%d", r->rules->integration_id,
              r->rules->n_patterns, r->rules->resource[0] != '\0');
     bus_reply_ok(reply, &rules.msg.base);
@@ -336,17 +340,21 @@ void h_access_due(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         goto out;
     }
+    const int c_id = db_col(res, "id"), c_user_id = db_col(res, "user_id"),
+              c_integration_id = db_col(res, "integration_id"), c_username = db_col(res, "username"),
+              c_slug = db_col(res, "slug"), c_email = db_col(res, "email"), c_resource = db_col(res, "resource"),
+              c_patterns = db_col(res, "patterns"), c_contact = db_col(res, "contact");
     for (int i = 0; i < rows; i++, filled++) {
         Portico__Registry__AccessCheck *k = &items[i];
         portico__registry__access_check__init(k);
-        k->identity_id = db_get_int(res, i, 0);
-        k->user_id = db_get_int(res, i, 1);
-        k->integration_id = db_get_int(res, i, 2);
-        k->username = REG_STR(db_get_text(res, i, 3));
-        k->slug = REG_STR(db_get_text(res, i, 4));
-        k->email = REG_STR(db_get_text(res, i, 5));
-        if (s_rules_fill(&rules[i], k->integration_id, db_get_text(res, i, 6), db_get_text(res, i, 7),
-                         db_get_text(res, i, 8)) < 0) {
+        k->identity_id = db_get_int(res, i, c_id);
+        k->user_id = db_get_int(res, i, c_user_id);
+        k->integration_id = db_get_int(res, i, c_integration_id);
+        k->username = REG_STR(db_get_text(res, i, c_username));
+        k->slug = REG_STR(db_get_text(res, i, c_slug));
+        k->email = REG_STR(db_get_text(res, i, c_email));
+        if (s_rules_fill(&rules[i], k->integration_id, db_get_text(res, i, c_resource), db_get_text(res, i, c_patterns),
+                         db_get_text(res, i, c_contact)) < 0) {
             filled++;
             bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
             goto out;
@@ -392,7 +400,8 @@ void h_access_result(void *ctx, bus_request_t *req, const ProtobufCMessage *msg,
                       "identity %" PRId64 " does not exist", r->identity_id);
         goto out;
     }
-    int64_t user_id = db_get_int(res, 0, 0), integration_id = db_get_int(res, 0, 1);
+    int64_t user_id = db_get_int(res, 0, db_col(res, "user_id"));
+    int64_t integration_id = db_get_int(res, 0, db_col(res, "integration_id"));
     if (r->email[0]) {
         db_params_t e;
         db_params_init(&e);
@@ -425,7 +434,8 @@ void h_access_result(void *ctx, bus_request_t *req, const ProtobufCMessage *msg,
     snprintf(object, sizeof object, "user:%" PRId64, user_id);
     snprintf(detail, sizeof detail, "reason=%s integration=%" PRId64 " sessions=%" PRId64, r->reason, integration_id,
              out.sessions_ended);
-    if ((rc = audit_write(c->db, db_get_text(res, 0, 2), AUDIT_ACCESS_ENDED, object, "", detail)) != DB_OK ||
+    if ((rc = audit_write(c->db, db_get_text(res, 0, db_col(res, "username")), AUDIT_ACCESS_ENDED, object, "",
+                          detail)) != DB_OK ||
         (rc = db_commit(c->db)) != DB_OK)
         goto db_fail;
     log_info("access ended", "user=%" PRId64 " integration=%" PRId64 " reason=%s sessions=%" PRId64, user_id,
@@ -468,12 +478,14 @@ void h_access_ended(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, 
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         goto out;
     }
+    const int c_user_id = db_col(res, "user_id"), c_at = db_col(res, "at_ms"),
+              c_integration_id = db_col(res, "integration_id"), c_reason = db_col(res, "reason");
     for (int i = 0; i < rows; i++) {
         portico__registry__access_ended__init(&items[i]);
-        items[i].user_id = db_get_int(res, i, 0);
-        items[i].at = db_get_int(res, i, 1);
-        items[i].integration_id = db_get_int(res, i, 2);
-        items[i].reason = REG_STR(db_get_text(res, i, 3));
+        items[i].user_id = db_get_int(res, i, c_user_id);
+        items[i].at = db_get_int(res, i, c_at);
+        items[i].integration_id = db_get_int(res, i, c_integration_id);
+        items[i].reason = REG_STR(db_get_text(res, i, c_reason));
         ptrs[i] = &items[i];
     }
     Portico__Registry__ListAccessEndedReply out = PORTICO__REGISTRY__LIST_ACCESS_ENDED_REPLY__INIT;
@@ -514,16 +526,19 @@ void h_access_refused(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         goto out;
     }
+    const int c_id = db_col(res, "id"), c_at = db_col(res, "at_ms"), c_actor = db_col(res, "actor"),
+              c_action = db_col(res, "action"), c_object = db_col(res, "object"), c_addr = db_col(res, "addr"),
+              c_detail = db_col(res, "detail");
     for (int i = 0; i < rows; i++) {
         Portico__Registry__AuditEntry *e = &items[i];
         portico__registry__audit_entry__init(e);
-        e->id = db_get_int(res, i, 0);
-        e->at = db_get_int(res, i, 1);
-        e->actor = REG_STR(db_get_text(res, i, 2));
-        e->action = REG_STR(db_get_text(res, i, 3));
-        e->object = REG_STR(db_get_text(res, i, 4));
-        e->addr = REG_STR(db_get_text(res, i, 5));
-        e->detail = REG_STR(db_get_text(res, i, 6));
+        e->id = db_get_int(res, i, c_id);
+        e->at = db_get_int(res, i, c_at);
+        e->actor = REG_STR(db_get_text(res, i, c_actor));
+        e->action = REG_STR(db_get_text(res, i, c_action));
+        e->object = REG_STR(db_get_text(res, i, c_object));
+        e->addr = REG_STR(db_get_text(res, i, c_addr));
+        e->detail = REG_STR(db_get_text(res, i, c_detail));
         ptrs[i] = e;
     }
     Portico__Registry__ListAuditReply out = PORTICO__REGISTRY__LIST_AUDIT_REPLY__INIT;
@@ -556,15 +571,18 @@ void h_access_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, b
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         goto out;
     }
+    const int c_integration_id = db_col(res, "integration_id"), c_resource = db_col(res, "resource"),
+              c_patterns = db_col(res, "patterns"), c_contact = db_col(res, "contact"),
+              c_updated_at = db_col(res, "updated_at"), c_updated_by = db_col(res, "updated_by");
     for (int i = 0; i < rows; i++) {
         filled++;
-        if (s_rules_fill(&rules[i], db_get_int(res, i, 0), db_get_text(res, i, 1), db_get_text(res, i, 2),
-                         db_get_text(res, i, 3)) < 0) {
+        if (s_rules_fill(&rules[i], db_get_int(res, i, c_integration_id), db_get_text(res, i, c_resource),
+                         db_get_text(res, i, c_patterns), db_get_text(res, i, c_contact)) < 0) {
             bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
             goto out;
         }
-        rules[i].msg.updated_at = db_get_int(res, i, 4);
-        rules[i].msg.updated_by = REG_STR(db_get_text(res, i, 5));
+        rules[i].msg.updated_at = db_get_int(res, i, c_updated_at);
+        rules[i].msg.updated_by = REG_STR(db_get_text(res, i, c_updated_by));
         ptrs[i] = &rules[i].msg;
     }
     Portico__Registry__ListAccessReply out = PORTICO__REGISTRY__LIST_ACCESS_REPLY__INIT;

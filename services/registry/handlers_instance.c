@@ -18,6 +18,7 @@ static const db_stmt_t s_report = {
                        "  status = excluded.status, seen_at = now()"};
 static const db_stmt_t s_list = {
     "instance_list", "SELECT instance, version, ready, status, floor(extract(epoch FROM now() - seen_at))::bigint "
+                     "AS seen_seconds_ago "
                      "FROM web_instances WHERE seen_at > now() - interval '1 minute' ORDER BY instance LIMIT 64"};
 
 void h_instance_report(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
@@ -58,13 +59,15 @@ void h_instance_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg,
         n = MAX_LISTED;
     Portico__Registry__WebInstance items[MAX_LISTED];
     Portico__Registry__WebInstance *ptrs[MAX_LISTED];
+    const int c_instance = db_col(res, "instance"), c_version = db_col(res, "version"), c_ready = db_col(res, "ready"),
+              c_status = db_col(res, "status"), c_seen = db_col(res, "seen_seconds_ago");
     for (int i = 0; i < n; i++) {
         portico__registry__web_instance__init(&items[i]);
-        items[i].instance = PQgetvalue(res, i, 0);
-        items[i].version = PQgetvalue(res, i, 1);
-        items[i].ready = !strcmp(PQgetvalue(res, i, 2), "t");
-        items[i].status = PQgetvalue(res, i, 3);
-        items[i].seen_seconds_ago = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+        items[i].instance = PQgetvalue(res, i, c_instance);
+        items[i].version = PQgetvalue(res, i, c_version);
+        items[i].ready = !strcmp(PQgetvalue(res, i, c_ready), "t");
+        items[i].status = PQgetvalue(res, i, c_status);
+        items[i].seen_seconds_ago = strtoll(PQgetvalue(res, i, c_seen), NULL, 10);
         ptrs[i] = &items[i];
     }
     Portico__Registry__ListInstancesReply out = PORTICO__REGISTRY__LIST_INSTANCES_REPLY__INIT;

@@ -29,7 +29,7 @@ static const db_stmt_t s_reserve = {
     "INSERT INTO integration_reservations (id) VALUES (nextval('integration_ids')) RETURNING id"};
 static const db_stmt_t s_take_reservation = {"integration_take_reservation",
                                              "DELETE FROM integration_reservations WHERE id = $1 RETURNING id"};
-static const db_stmt_t s_next_id = {"integration_next_id", "SELECT nextval('integration_ids')"};
+static const db_stmt_t s_next_id = {"integration_next_id", "SELECT nextval('integration_ids') AS id"};
 static const db_stmt_t s_exists = {"integration_exists", "SELECT 1 FROM integrations WHERE id = $1"};
 static const db_stmt_t s_insert = {
     "integration_insert",
@@ -37,11 +37,11 @@ static const db_stmt_t s_insert = {
     "public_key_pem, private_key, ca_cert_pem, bitbucket_version, created_by, updated_by) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)"};
 static const db_stmt_t s_select = {"integration_select",
-                                   "SELECT " REG_INTEGRATION_COLUMNS ", i.client_secret, i.private_key "
-                                   "FROM integrations i WHERE i.id = $1"};
+                                   "SELECT " REG_INTEGRATION_COLUMNS ", " REG_INTEGRATION_SECRET_COLUMNS
+                                   " FROM integrations i WHERE i.id = $1"};
 static const db_stmt_t s_select_no_count = {"integration_select_no_count",
-                                            "SELECT " REG_INTEGRATION_COLUMNS_NO_COUNT ", i.client_secret, "
-                                            "i.private_key FROM integrations i WHERE i.id = $1"};
+                                            "SELECT " REG_INTEGRATION_COLUMNS_NO_COUNT
+                                            ", " REG_INTEGRATION_SECRET_COLUMNS " FROM integrations i WHERE i.id = $1"};
 static const db_stmt_t s_list = {"integration_list", "SELECT " REG_INTEGRATION_COLUMNS " FROM integrations i "
                                                      "WHERE NOT $1::boolean OR i.enabled ORDER BY i.id"};
 static const db_stmt_t s_lock = {"integration_lock",
@@ -55,7 +55,7 @@ static const db_stmt_t s_update = {
 static const db_stmt_t s_delete_identities = {
     "integration_delete_identities",
     "WITH gone AS (DELETE FROM identities WHERE integration_id = $1 RETURNING user_id) "
-    "SELECT count(*), coalesce(array_agg(DISTINCT user_id), '{}') FROM gone"};
+    "SELECT count(*) AS identities, coalesce(array_agg(DISTINCT user_id), '{}') AS user_ids FROM gone"};
 static const db_stmt_t s_delete_orphans = {
     "integration_delete_orphans", "DELETE FROM users u WHERE u.id = ANY($1::bigint[]) "
                                   "AND NOT EXISTS (SELECT 1 FROM identities d WHERE d.user_id = u.id) RETURNING u.id"};
@@ -137,7 +137,7 @@ void h_integration_reserve_id(void *ctx, bus_request_t *req, const ProtobufCMess
         return;
     }
     Portico__Registry__ReserveIdReply out = PORTICO__REGISTRY__RESERVE_ID_REPLY__INIT;
-    out.id = db_get_int(res, 0, 0);
+    out.id = db_get_int(res, 0, db_col(res, "id"));
     PQclear(res);
     bus_reply_ok(reply, &out.base);
 }
@@ -216,7 +216,7 @@ static db_rc_t s_take_id(db_t *db, int64_t wanted, int64_t *id, bus_reply_t *rep
     if (wanted == 0) {
         db_rc_t rc = db_exec(db, &s_next_id, NULL, &res);
         if (rc == DB_OK)
-            *id = db_get_int(res, 0, 0);
+            *id = db_get_int(res, 0, db_col(res, "id"));
         PQclear(res);
         return rc;
     }
@@ -334,17 +334,17 @@ out:
     pki_oauth1_clear(&oauth1);
 }
 
-int reg_open_integration_secrets(const crypto_keyring_t *keys, int64_t id, const PGresult *res, int row, int col,
+int reg_open_integration_secrets(const crypto_keyring_t *keys, int64_t id, const PGresult *res, int row,
                                  char **client_secret, char **private_key)
 {
     char rowid[24], aad[96];
     size_t n = 0;
     snprintf(rowid, sizeof rowid, "%" PRId64, id);
-    uint8_t *sealed = db_get_bytes(res, row, col, &n);
+    uint8_t *sealed = db_get_bytes(res, row, db_col(res, "integ_client_secret"), &n);
     secrets_aad(aad, sizeof aad, "integration", rowid, "client_secret");
     *client_secret = secrets_open(keys, sealed, n, aad);
     free(sealed);
-    sealed = db_get_bytes(res, row, col + 1, &n);
+    sealed = db_get_bytes(res, row, db_col(res, "integ_private_key"), &n);
     secrets_aad(aad, sizeof aad, "integration", rowid, "private_key");
     *private_key = secrets_open(keys, sealed, n, aad);
     free(sealed);
@@ -392,7 +392,7 @@ void h_integration_get(void *ctx, bus_request_t *req, const ProtobufCMessage *ms
     Portico__Registry__IntegrationSecrets secrets = PORTICO__REGISTRY__INTEGRATION_SECRETS__INIT;
     out.integration = &in;
     if (r->with_secrets) {
-        if (reg_open_integration_secrets(c->keys, r->id, res, 0, 19, &client_secret, &private_key) < 0) {
+        if (reg_open_integration_secrets(c->keys, r->id, res, 0, &client_secret, &private_key) < 0) {
             bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(KEY),
                           "the integration's secrets could not be decrypted with the configured key");
             goto out;
@@ -527,9 +527,9 @@ static db_rc_t s_forget_links(reg_ctx_t *c, int64_t id, int64_t *identities, int
     if (rc == DB_OK)
         rc = db_exec(c->db, &s_delete_identities, &p, &res);
     if (rc == DB_OK) {
-        *identities = db_get_int(res, 0, 0);
+        *identities = db_get_int(res, 0, db_col(res, "identities"));
         db_params_init(&q);
-        db_param_text(&q, db_get_text(res, 0, 1));
+        db_param_text(&q, db_get_text(res, 0, db_col(res, "user_ids")));
         rc = db_exec(c->db, &s_delete_orphans, &q, &orphans);
         if (rc == DB_OK)
             *users = PQntuples(orphans);
@@ -563,9 +563,10 @@ void h_integration_update(void *ctx, bus_request_t *req, const ProtobufCMessage 
         s_not_found(reply, r->id);
         goto out;
     }
-    int version = (int)db_get_int(res, 0, 0);
+    int version = (int)db_get_int(res, 0, db_col(res, "oauth_version"));
+    const char *stored_base_url = db_get_text(res, 0, db_col(res, "base_url"));
     char base_url[2048];
-    snprintf(base_url, sizeof base_url, "%s", u.set_base_url ? u.base_url : db_get_text(res, 0, 1));
+    snprintf(base_url, sizeof base_url, "%s", u.set_base_url ? u.base_url : stored_base_url);
     if (version == 1 && (r->client_id[0] || r->client_secret[0])) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST,
                       r->client_id[0] ? DETAIL(CLIENT_ID) : DETAIL(CLIENT_SECRET),
@@ -573,7 +574,7 @@ void h_integration_update(void *ctx, bus_request_t *req, const ProtobufCMessage 
         goto out;
     }
     char was[700], now[700];
-    s_authority(db_get_text(res, 0, 1), was, sizeof was);
+    s_authority(stored_base_url, was, sizeof was);
     s_authority(base_url, now, sizeof now);
     bool moved = u.set_base_url && strcmp(was, now) != 0;
     /* The client secret was issued by the old server's application link:
@@ -666,10 +667,10 @@ void h_integration_delete(void *ctx, bus_request_t *req, const ProtobufCMessage 
     if ((rc = db_exec(c->db, &s_delete_identities, &p, &res)) != DB_OK)
         goto db_fail;
     Portico__Registry__DeleteIntegrationReply out = PORTICO__REGISTRY__DELETE_INTEGRATION_REPLY__INIT;
-    out.identities_removed = db_get_int(res, 0, 0);
+    out.identities_removed = db_get_int(res, 0, db_col(res, "identities"));
     db_params_t q;
     db_params_init(&q);
-    db_param_text(&q, db_get_text(res, 0, 1));
+    db_param_text(&q, db_get_text(res, 0, db_col(res, "user_ids")));
     PGresult *orphans = NULL;
     rc = db_exec(c->db, &s_delete_orphans, &q, &orphans);
     if (rc != DB_OK)

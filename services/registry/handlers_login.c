@@ -38,7 +38,8 @@
 
 #define PENDING_COLUMNS                                                                                                \
     "state_hash, request_token_hash, integration_id, code_verifier, request_token, request_token_secret, "             \
-    "browser_hash, return_to, floor(extract(epoch FROM expires_at))::bigint, expires_at <= now()"
+    "browser_hash, return_to, floor(extract(epoch FROM expires_at))::bigint AS expires_at, "                           \
+    "expires_at <= now() AS expired"
 
 static const db_stmt_t s_pending_insert = {
     "pending_insert",
@@ -55,14 +56,15 @@ static const db_stmt_t s_pending_insert_oauth2 = {
     "request_token, request_token_secret, browser_hash, return_to, expires_at) "
     "SELECT $1, $2, i.id, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second' FROM integrations i "
     "WHERE i.id = $3 AND i.enabled AND i.oauth_version = 2 AND i.client_id <> '' RETURNING 1) "
-    "SELECT " REG_INTEGRATION_COLUMNS_NO_COUNT ", EXISTS (SELECT 1 FROM ins) FROM integrations i WHERE i.id = $3"};
+    "SELECT " REG_INTEGRATION_COLUMNS_NO_COUNT ", EXISTS (SELECT 1 FROM ins) AS stored "
+    "FROM integrations i WHERE i.id = $3"};
 /* How many unfinished logins this browser, and everyone, has (each count
  * stops at its cap, so a full table costs no more than the cap). */
 static const db_stmt_t s_pending_counts = {
     "pending_counts",
     "SELECT (SELECT count(*) FROM (SELECT 1 FROM pending_logins WHERE browser_hash = $1 AND expires_at > now() "
-    "  LIMIT $2) b), "
-    "(SELECT count(*) FROM (SELECT 1 FROM pending_logins WHERE expires_at > now() LIMIT $3) t)"};
+    "  LIMIT $2) b) AS browser_pending, "
+    "(SELECT count(*) FROM (SELECT 1 FROM pending_logins WHERE expires_at > now() LIMIT $3) t) AS all_pending"};
 static const db_stmt_t s_consume_by_state = {"pending_consume_state",
                                              "DELETE FROM pending_logins WHERE state_hash = $1 AND browser_hash = $2 "
                                              "AND integration_id = $3 RETURNING " PENDING_COLUMNS};
@@ -74,19 +76,18 @@ static const db_stmt_t s_consume_by_token = {
  * CASCADE). */
 #define PENDING_COLUMNS_P                                                                                              \
     "p.state_hash, p.request_token_hash, p.integration_id, p.code_verifier, p.request_token, "                         \
-    "p.request_token_secret, p.browser_hash, p.return_to, floor(extract(epoch FROM p.expires_at))::bigint, "           \
-    "p.expires_at <= now()"
-#define PENDING_NCOLUMNS 10
+    "p.request_token_secret, p.browser_hash, p.return_to, "                                                            \
+    "floor(extract(epoch FROM p.expires_at))::bigint AS expires_at, p.expires_at <= now() AS expired"
 static const db_stmt_t s_consume_by_state_integ = {
     "pending_consume_state_integ",
     "DELETE FROM pending_logins p USING integrations i WHERE p.state_hash = $1 AND p.browser_hash = $2 "
     "AND p.integration_id = $3 AND i.id = p.integration_id "
-    "RETURNING " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", i.client_secret, i.private_key"};
+    "RETURNING " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", " REG_INTEGRATION_SECRET_COLUMNS};
 static const db_stmt_t s_consume_by_token_integ = {
     "pending_consume_token_integ",
     "DELETE FROM pending_logins p USING integrations i WHERE p.request_token_hash = $1 AND p.browser_hash = $2 "
     "AND p.integration_id = $3 AND i.id = p.integration_id "
-    "RETURNING " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", i.client_secret, i.private_key"};
+    "RETURNING " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", " REG_INTEGRATION_SECRET_COLUMNS};
 /* The same four without the DELETE, for a broker that only reads the
  * login (keep): user.login deletes it in the login's own transaction. */
 static const db_stmt_t s_read_by_state = {
@@ -97,12 +98,12 @@ static const db_stmt_t s_read_by_token = {"pending_read_token", "SELECT " PENDIN
                                                                 "AND browser_hash = $2 AND integration_id = $3"};
 static const db_stmt_t s_read_by_state_integ = {
     "pending_read_state_integ",
-    "SELECT " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", i.client_secret, i.private_key "
+    "SELECT " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", " REG_INTEGRATION_SECRET_COLUMNS " "
     "FROM pending_logins p JOIN integrations i ON i.id = p.integration_id "
     "WHERE p.state_hash = $1 AND p.browser_hash = $2 AND p.integration_id = $3"};
 static const db_stmt_t s_read_by_token_integ = {
     "pending_read_token_integ",
-    "SELECT " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", i.client_secret, i.private_key "
+    "SELECT " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", " REG_INTEGRATION_SECRET_COLUMNS " "
     "FROM pending_logins p JOIN integrations i ON i.id = p.integration_id "
     "WHERE p.request_token_hash = $1 AND p.browser_hash = $2 AND p.integration_id = $3"};
 /* user.login's single use of the login it finishes: only a live one of
@@ -115,10 +116,11 @@ static const db_stmt_t s_finish_by_token = {
                             "AND integration_id = $3 AND expires_at > now() RETURNING 1"};
 static const db_stmt_t s_why_state = {
     "pending_why_state",
-    "SELECT browser_hash = $2, integration_id = $3, expires_at <= now() FROM pending_logins WHERE state_hash = $1"};
-static const db_stmt_t s_why_token = {"pending_why_token",
-                                      "SELECT browser_hash = $2, integration_id = $3, expires_at <= now() "
-                                      "FROM pending_logins WHERE request_token_hash = $1"};
+    "SELECT browser_hash = $2 AS same_browser, integration_id = $3 AS same_integration, expires_at <= now() AS expired "
+    "FROM pending_logins WHERE state_hash = $1"};
+static const db_stmt_t s_why_token = {
+    "pending_why_token", "SELECT browser_hash = $2 AS same_browser, integration_id = $3 AS same_integration, "
+                         "expires_at <= now() AS expired FROM pending_logins WHERE request_token_hash = $1"};
 static const db_stmt_t s_drop_expired_state = {
     "pending_drop_expired_state", "DELETE FROM pending_logins WHERE state_hash = $1 AND expires_at <= now()"};
 static const db_stmt_t s_drop_expired_token = {
@@ -214,7 +216,7 @@ static void s_pending_insert_for_oauth2(reg_ctx_t *c, const db_params_t *p, int6
         reg_fill_integration(&in, res, 0, &cols);
         Portico__Registry__CreatePendingReply out = PORTICO__REGISTRY__CREATE_PENDING_REPLY__INIT;
         out.integration = &in;
-        out.stored = db_get_bool(res, 0, REG_INTEGRATION_NCOLUMNS);
+        out.stored = db_get_bool(res, 0, db_col(res, "stored"));
         bus_reply_ok(reply, &out.base);
     }
     PQclear(res);
@@ -250,8 +252,8 @@ void h_pending_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
         reg_reply_db(reply, crc);
         return;
     }
-    bool browser_full = db_get_int(counts, 0, 0) >= c->opts->pending_per_browser;
-    bool all_full = db_get_int(counts, 0, 1) >= c->opts->pending_max;
+    bool browser_full = db_get_int(counts, 0, db_col(counts, "browser_pending")) >= c->opts->pending_per_browser;
+    bool all_full = db_get_int(counts, 0, db_col(counts, "all_pending")) >= c->opts->pending_max;
     PQclear(counts);
     if (browser_full || all_full) {
         log_warn(browser_full ? "refused a login start: too many pending logins for one browser"
@@ -320,7 +322,7 @@ static void s_explain_miss(reg_ctx_t *c, bool by_state, const db_params_t *p, bu
     if (PQntuples(res) == 0) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(UNKNOWN),
                       "no login is waiting for this callback: it was already completed or never started");
-    } else if (db_get_bool(res, 0, 2)) {
+    } else if (db_get_bool(res, 0, db_col(res, "expired"))) {
         db_params_t q;
         db_params_init(&q);
         db_param_bytes(&q, p->values[0], (size_t)p->lengths[0]);
@@ -330,7 +332,7 @@ static void s_explain_miss(reg_ctx_t *c, bool by_state, const db_params_t *p, bu
         else
             bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(EXPIRED),
                           "the login took too long and expired");
-    } else if (!db_get_bool(res, 0, 0)) {
+    } else if (!db_get_bool(res, 0, db_col(res, "same_browser"))) {
         log_warn("refused a login callback from another browser", NULL);
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(BROWSER),
                       "this login was started in another browser");
@@ -352,9 +354,9 @@ static void s_reply_pending(reg_ctx_t *c, const PGresult *res, bool with_integra
     reg_access_rules_t access;
     memset(&access, 0, sizeof access);
     size_t sh_n = 0, th_n = 0, bh_n = 0;
-    uint8_t *state_hash = db_get_bytes(res, 0, 0, &sh_n);
-    uint8_t *token_hash = db_get_bytes(res, 0, 1, &th_n);
-    uint8_t *browser_hash = db_get_bytes(res, 0, 6, &bh_n);
+    uint8_t *state_hash = db_get_bytes(res, 0, db_col(res, "state_hash"), &sh_n);
+    uint8_t *token_hash = db_get_bytes(res, 0, db_col(res, "request_token_hash"), &th_n);
+    uint8_t *browser_hash = db_get_bytes(res, 0, db_col(res, "browser_hash"), &bh_n);
     const char *columns[3] = {"code_verifier", "request_token", "request_token_secret"};
     if ((state_hash && sh_n != 32) || (!state_hash && (!token_hash || th_n != 32))) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "internal error in the registry");
@@ -363,7 +365,7 @@ static void s_reply_pending(reg_ctx_t *c, const PGresult *res, bool with_integra
     s_pending_row(state_hash, token_hash, row, sizeof row);
     for (int i = 0; i < 3; i++) {
         size_t n = 0;
-        uint8_t *sealed = db_get_bytes(res, 0, 3 + i, &n);
+        uint8_t *sealed = db_get_bytes(res, 0, db_col(res, columns[i]), &n);
         secrets_aad(aad, sizeof aad, "pending", row, columns[i]);
         opened[i] = secrets_open(c->keys, sealed, n, aad);
         free(sealed);
@@ -377,21 +379,20 @@ static void s_reply_pending(reg_ctx_t *c, const PGresult *res, bool with_integra
     Portico__Registry__PendingLogin pl = PORTICO__REGISTRY__PENDING_LOGIN__INIT;
     pl.state_hash.data = state_hash;
     pl.state_hash.len = state_hash ? sh_n : 0;
-    pl.integration_id = db_get_int(res, 0, 2);
+    pl.integration_id = db_get_int(res, 0, db_col(res, "integration_id"));
     pl.code_verifier = opened[0];
     pl.request_token = opened[1];
     pl.request_token_secret = opened[2];
     pl.browser_hash.data = browser_hash;
     pl.browser_hash.len = browser_hash ? bh_n : 0;
-    pl.return_to = REG_STR(db_get_text(res, 0, 7));
-    pl.expires_at = db_get_int(res, 0, 8);
+    pl.return_to = REG_STR(db_get_text(res, 0, db_col(res, "return_to")));
+    pl.expires_at = db_get_int(res, 0, db_col(res, "expires_at"));
     Portico__Registry__ConsumePendingReply out = PORTICO__REGISTRY__CONSUME_PENDING_REPLY__INIT;
     out.pending = &pl;
     if (with_integration) {
         reg_integration_cols_t cols = reg_integration_columns(res);
         reg_fill_integration(&in, res, 0, &cols);
-        if (reg_open_integration_secrets(c->keys, in.id, res, 0, PENDING_NCOLUMNS + REG_INTEGRATION_NCOLUMNS,
-                                         &client_secret, &private_key) < 0) {
+        if (reg_open_integration_secrets(c->keys, in.id, res, 0, &client_secret, &private_key) < 0) {
             bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(KEY),
                           "the integration's secrets could not be decrypted with the configured key");
             goto out;
@@ -468,9 +469,9 @@ void h_pending_consume(void *ctx, bus_request_t *req, const ProtobufCMessage *ms
         reg_reply_db(reply, rc);
         return;
     }
-    if (PQntuples(res) == 0 || (r->keep && db_get_bool(res, 0, 9)))
+    if (PQntuples(res) == 0 || (r->keep && db_get_bool(res, 0, db_col(res, "expired"))))
         s_explain_miss(c, by_state, &p, reply); /* also deletes an expired one */
-    else if (db_get_bool(res, 0, 9))
+    else if (db_get_bool(res, 0, db_col(res, "expired")))
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(EXPIRED),
                       "the login took too long and expired");
     else
@@ -557,7 +558,7 @@ static void s_reply_tokens(reg_ctx_t *c, int64_t identity_id, const PGresult *re
     snprintf(row, sizeof row, "%" PRId64, identity_id);
     for (int i = 0; i < 3; i++) {
         size_t n = 0;
-        uint8_t *sealed = db_get_bytes(res, 0, i, &n);
+        uint8_t *sealed = db_get_bytes(res, 0, db_col(res, s_token_columns[i]), &n);
         secrets_aad(aad, sizeof aad, "token", row, s_token_columns[i]);
         opened[i] = secrets_open(c->keys, sealed, n, aad);
         free(sealed);
@@ -572,11 +573,11 @@ static void s_reply_tokens(reg_ctx_t *c, int64_t identity_id, const PGresult *re
     t.access_token = opened[0];
     t.refresh_token = opened[1];
     t.token_secret = opened[2];
-    t.scope = REG_STR(db_get_text(res, 0, 3));
-    t.expires_at = db_get_int(res, 0, 4);
+    t.scope = REG_STR(db_get_text(res, 0, db_col(res, "scope")));
+    t.expires_at = db_get_int(res, 0, db_col(res, "expires_at"));
     Portico__Registry__GetTokensReply out = PORTICO__REGISTRY__GET_TOKENS_REPLY__INIT;
     out.tokens = &t;
-    out.generation = db_get_int(res, 0, 5);
+    out.generation = db_get_int(res, 0, db_col(res, "generation"));
     bus_reply_ok(reply, &out.base);
 out:
     for (int i = 0; i < 3; i++)

@@ -27,16 +27,17 @@ static const db_stmt_t s_create = {
  * lookups write nothing. */
 static const db_stmt_t s_lookup = {
     "session_lookup",
-    "SELECT s.user_id, s.setup, coalesce(u.is_admin, false), coalesce(u.name, ''), coalesce(u.display_name, ''), "
-    "  st.setup_mode, floor(extract(epoch FROM s.idle_expires_at))::bigint, "
-    "  s.last_seen_at < now() - least(10000, s.idle_seconds * 100) * interval '1 millisecond' "
+    "SELECT s.user_id, s.setup, coalesce(u.is_admin, false) AS is_admin, coalesce(u.name, '') AS user_name, "
+    "  coalesce(u.display_name, '') AS display_name, st.setup_mode, "
+    "  floor(extract(epoch FROM s.idle_expires_at))::bigint AS expires_at, "
+    "  s.last_seen_at < now() - least(10000, s.idle_seconds * 100) * interval '1 millisecond' AS stale "
     "FROM sessions s LEFT JOIN users u ON u.id = s.user_id CROSS JOIN settings st "
     "WHERE st.id = 1 AND s.token_hash = $1 AND s.idle_expires_at > now() AND s.absolute_expires_at > now()"};
 static const db_stmt_t s_touch = {
     "session_touch", "UPDATE sessions SET last_seen_at = now(), "
                      "  idle_expires_at = least(now() + idle_seconds * interval '1 second', absolute_expires_at) "
                      "WHERE token_hash = $1 AND idle_expires_at > now() "
-                     "RETURNING floor(extract(epoch FROM idle_expires_at))::bigint"};
+                     "RETURNING floor(extract(epoch FROM idle_expires_at))::bigint AS expires_at"};
 
 static const db_stmt_t s_delete = {"session_delete", "DELETE FROM sessions WHERE token_hash = $1"};
 static const db_stmt_t s_delete_user = {"session_delete_user", "DELETE FROM sessions WHERE user_id = $1"};
@@ -100,14 +101,14 @@ void h_session_lookup(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
                       "no such session, or it has expired");
         goto out;
     }
-    if (db_get_bool(res, 0, 1) && !db_get_bool(res, 0, 5)) {
+    if (db_get_bool(res, 0, db_col(res, "setup")) && !db_get_bool(res, 0, db_col(res, "setup_mode"))) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(SETUP_OFF),
                       "this Setup Mode session ended when Setup Mode was turned off");
         goto out;
     }
     Portico__Registry__Session s = PORTICO__REGISTRY__SESSION__INIT;
-    s.expires_at = db_get_int(res, 0, 6);
-    if (db_get_bool(res, 0, 7)) {
+    s.expires_at = db_get_int(res, 0, db_col(res, "expires_at"));
+    if (db_get_bool(res, 0, db_col(res, "stale"))) {
         if ((rc = db_exec(c->db, &s_touch, &p, &touched)) != DB_OK) {
             reg_reply_db(reply, rc);
             goto out;
@@ -117,14 +118,14 @@ void h_session_lookup(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
                           "no such session, or it has expired");
             goto out;
         }
-        s.expires_at = db_get_int(touched, 0, 0);
+        s.expires_at = db_get_int(touched, 0, db_col(touched, "expires_at"));
     }
-    s.user_id = db_get_int(res, 0, 0);
-    s.setup = db_get_bool(res, 0, 1);
-    s.is_admin = db_get_bool(res, 0, 2);
-    s.user_name = REG_STR(db_get_text(res, 0, 3));
-    s.display_name = REG_STR(db_get_text(res, 0, 4));
-    s.setup_mode = db_get_bool(res, 0, 5);
+    s.user_id = db_get_int(res, 0, db_col(res, "user_id"));
+    s.setup = db_get_bool(res, 0, db_col(res, "setup"));
+    s.is_admin = db_get_bool(res, 0, db_col(res, "is_admin"));
+    s.user_name = REG_STR(db_get_text(res, 0, db_col(res, "user_name")));
+    s.display_name = REG_STR(db_get_text(res, 0, db_col(res, "display_name")));
+    s.setup_mode = db_get_bool(res, 0, db_col(res, "setup_mode"));
     Portico__Registry__LookupSessionReply out = PORTICO__REGISTRY__LOOKUP_SESSION_REPLY__INIT;
     out.session = &s;
     bus_reply_ok(reply, &out.base);

@@ -23,24 +23,26 @@
 #define AUDIT_LIST_DEFAULT 50
 #define AUDIT_LIST_MAX 500
 
-static const db_stmt_t s_get = {"settings_get", "SELECT setup_mode, EXISTS (SELECT 1 FROM users WHERE is_admin), "
-                                                "(SELECT count(*) FROM integrations) FROM settings WHERE id = 1"};
+static const db_stmt_t s_get = {"settings_get",
+                                "SELECT setup_mode, EXISTS (SELECT 1 FROM users WHERE is_admin) AS admin_exists, "
+                                "(SELECT count(*) FROM integrations) AS integration_count FROM settings WHERE id = 1"};
 static const db_stmt_t s_check = {
     "settings_check_token",
-    "SELECT setup_mode, setup_token_hash, coalesce(setup_token_expires_at > now(), false), "
+    "SELECT setup_mode, setup_token_hash, coalesce(setup_token_expires_at > now(), false) AS token_valid, "
     "(SELECT coalesce(sum(repeats), 0) FROM audit_log WHERE action = '" AUDIT_SETUP_TOKEN_FAILED "' "
-    "  AND addr = $1 AND coalesce(last_at, at) > now() - interval '1 minute') "
+    "  AND addr = $1 AND coalesce(last_at, at) > now() - interval '1 minute') AS recent_failures "
     "FROM settings WHERE id = 1"};
 static const db_stmt_t s_lock = {
     "settings_lock_mode",
-    "SELECT setup_mode, EXISTS (SELECT 1 FROM users WHERE is_admin) FROM settings WHERE id = 1 FOR UPDATE"};
+    "SELECT setup_mode, EXISTS (SELECT 1 FROM users WHERE is_admin) AS admin_exists FROM settings WHERE id = 1 "
+    "FOR UPDATE"};
 static const db_stmt_t s_set_mode = {"settings_set_mode",
                                      "UPDATE settings SET setup_mode = $1, updated_at = now() WHERE id = 1"};
 static const db_stmt_t s_end_setup_sessions = {"settings_end_setup_sessions", "DELETE FROM sessions WHERE setup"};
 static const db_stmt_t s_audit_list = {
-    "audit_list", "SELECT id, (extract(epoch FROM at) * 1000)::bigint, actor, action, object, addr, "
+    "audit_list", "SELECT id, (extract(epoch FROM at) * 1000)::bigint AS at_ms, actor, action, object, addr, "
                   "detail || CASE WHEN repeats > 1 THEN format(' (%s times, the last at %s UTC)', repeats, "
-                  "to_char(last_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')) ELSE '' END "
+                  "to_char(last_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')) ELSE '' END AS detail "
                   "FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2"};
 
 static void s_reply_settings(db_t *db, bus_reply_t *reply)
@@ -52,9 +54,9 @@ static void s_reply_settings(db_t *db, bus_reply_t *reply)
         return;
     }
     Portico__Registry__Settings out = PORTICO__REGISTRY__SETTINGS__INIT;
-    out.setup_mode = db_get_bool(res, 0, 0);
-    out.admin_exists = db_get_bool(res, 0, 1);
-    out.integration_count = db_get_int(res, 0, 2);
+    out.setup_mode = db_get_bool(res, 0, db_col(res, "setup_mode"));
+    out.admin_exists = db_get_bool(res, 0, db_col(res, "admin_exists"));
+    out.integration_count = db_get_int(res, 0, db_col(res, "integration_count"));
     bus_reply_ok(reply, &out.base);
     PQclear(res);
 }
@@ -91,19 +93,19 @@ void h_settings_check_setup_token(void *ctx, bus_request_t *req, const ProtobufC
         reg_reply_db(reply, rc);
         return;
     }
-    if (!db_get_bool(res, 0, 0)) {
+    if (!db_get_bool(res, 0, db_col(res, "setup_mode"))) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(SETUP_OFF),
                       "Setup Mode is off: sign in with an admin account instead");
         goto out;
     }
-    if (db_get_int(res, 0, 3) >= SETUP_FAILURES_PER_ADDR) {
+    if (db_get_int(res, 0, db_col(res, "recent_failures")) >= SETUP_FAILURES_PER_ADDR) {
         log_warn("refused a setup token attempt: too many failures", "addr=%s", log_quote(r->addr, q, sizeof q));
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__RATE_LIMITED, DETAIL(RATE_LIMITED),
                       "too many wrong setup tokens: wait a minute and try again");
         goto out;
     }
     size_t stored_n = 0;
-    uint8_t *stored = db_get_bytes(res, 0, 1, &stored_n);
+    uint8_t *stored = db_get_bytes(res, 0, db_col(res, "setup_token_hash"), &stored_n);
     uint8_t given[32];
     crypto_sha256(r->token, strlen(r->token), given);
     /* Digests of equal length, compared in constant time. */
@@ -120,7 +122,7 @@ void h_settings_check_setup_token(void *ctx, bus_request_t *req, const ProtobufC
                           "the setup token is not correct");
         goto out;
     }
-    if (!db_get_bool(res, 0, 2)) {
+    if (!db_get_bool(res, 0, db_col(res, "token_valid"))) {
         log_warn("refused an expired setup token", "addr=%s", log_quote(r->addr, q, sizeof q));
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(TOKEN_EXPIRED),
                       "this setup token has expired: get a new one on the registry's machine with "
@@ -163,7 +165,8 @@ void h_settings_set_setup_mode(void *ctx, bus_request_t *req, const ProtobufCMes
         goto db_fail;
     if ((rc = db_exec(c->db, &s_lock, NULL, &res)) != DB_OK)
         goto db_fail;
-    bool current = db_get_bool(res, 0, 0), admin_exists = db_get_bool(res, 0, 1);
+    bool current = db_get_bool(res, 0, db_col(res, "setup_mode"));
+    bool admin_exists = db_get_bool(res, 0, db_col(res, "admin_exists"));
     if (!r->on && !admin_exists) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(NO_ADMIN),
                       "cannot end Setup Mode before an admin exists: log in with a Bitbucket account first");
@@ -264,16 +267,19 @@ void h_audit_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         goto out;
     }
+    const int c_id = db_col(res, "id"), c_at = db_col(res, "at_ms"), c_actor = db_col(res, "actor"),
+              c_action = db_col(res, "action"), c_object = db_col(res, "object"), c_addr = db_col(res, "addr"),
+              c_detail = db_col(res, "detail");
     for (int i = 0; i < rows; i++) {
         Portico__Registry__AuditEntry *e = &items[i];
         portico__registry__audit_entry__init(e);
-        e->id = db_get_int(res, i, 0);
-        e->at = db_get_int(res, i, 1);
-        e->actor = REG_STR(db_get_text(res, i, 2));
-        e->action = REG_STR(db_get_text(res, i, 3));
-        e->object = REG_STR(db_get_text(res, i, 4));
-        e->addr = REG_STR(db_get_text(res, i, 5));
-        e->detail = REG_STR(db_get_text(res, i, 6));
+        e->id = db_get_int(res, i, c_id);
+        e->at = db_get_int(res, i, c_at);
+        e->actor = REG_STR(db_get_text(res, i, c_actor));
+        e->action = REG_STR(db_get_text(res, i, c_action));
+        e->object = REG_STR(db_get_text(res, i, c_object));
+        e->addr = REG_STR(db_get_text(res, i, c_addr));
+        e->detail = REG_STR(db_get_text(res, i, c_detail));
         ptrs[i] = e;
     }
     Portico__Registry__ListAuditReply out = PORTICO__REGISTRY__LIST_AUDIT_REPLY__INIT;

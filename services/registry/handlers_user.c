@@ -5,6 +5,7 @@
 #include "audit.h"
 #include "log.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,14 +19,14 @@
 #define LIST_DEFAULT 50
 #define LIST_MAX 500
 
-#define USER_COLUMNS "id, name, display_name, is_admin, extract(epoch FROM created_at)::bigint"
+#define USER_COLUMNS "id, name, display_name, is_admin, extract(epoch FROM created_at)::bigint AS created_at"
 static const db_stmt_t s_user_by_id = {"user_by_id", "SELECT " USER_COLUMNS " FROM users WHERE id = $1"};
 static const db_stmt_t s_users_after = {"user_list",
                                         "SELECT " USER_COLUMNS " FROM users WHERE id > $1 ORDER BY id LIMIT $2"};
 static const db_stmt_t s_identities = {
     "user_identities",
-    "SELECT d.id, d.integration_id, d.user_id, d.bb_user_id, d.username, d.slug, d.display_name, d.email, i.name, "
-    "extract(epoch FROM d.last_login_at)::bigint "
+    "SELECT d.id, d.integration_id, d.user_id, d.bb_user_id, d.username, d.slug, d.display_name, d.email, "
+    "i.name AS integration_name, extract(epoch FROM d.last_login_at)::bigint AS last_login_at "
     "FROM identities d JOIN integrations i ON i.id = d.integration_id "
     "WHERE d.user_id = ANY($1::bigint[]) ORDER BY d.user_id, d.id"};
 static const db_stmt_t s_touch_user = {
@@ -52,7 +53,8 @@ static const db_stmt_t s_find_by_name = {"user_find_by_name",
                                          "SELECT id FROM users WHERE name = $1 ORDER BY id LIMIT 2"};
 static const db_stmt_t s_other_admins = {
     "user_other_admins",
-    "SELECT s.setup_mode, (SELECT count(*) FROM users WHERE is_admin AND id <> $1) FROM settings s WHERE s.id = 1"};
+    "SELECT s.setup_mode, (SELECT count(*) FROM users WHERE is_admin AND id <> $1) AS other_admins "
+    "FROM settings s WHERE s.id = 1"};
 static const db_stmt_t s_set_admin = {
     "user_set_admin",
     "UPDATE users SET is_admin = $2, updated_at = now() WHERE id = $1 AND is_admin <> $2 RETURNING name"};
@@ -80,19 +82,46 @@ static void s_users_clear(users_t *u)
     memset(u, 0, sizeof *u);
 }
 
-static void s_fill_identity(Portico__Registry__Identity *d, const PGresult *res, int row)
+/* The columns of s_identities, found once per result. */
+enum {
+    IDENT_ID,
+    IDENT_INTEGRATION_ID,
+    IDENT_USER_ID,
+    IDENT_BB_USER_ID,
+    IDENT_USERNAME,
+    IDENT_SLUG,
+    IDENT_DISPLAY_NAME,
+    IDENT_EMAIL,
+    IDENT_INTEGRATION_NAME,
+    IDENT_LAST_LOGIN_AT,
+    IDENT_NCOLUMNS
+};
+static const char *const s_identity_names[IDENT_NCOLUMNS] = {
+    [IDENT_ID] = "id",
+    [IDENT_INTEGRATION_ID] = "integration_id",
+    [IDENT_USER_ID] = "user_id",
+    [IDENT_BB_USER_ID] = "bb_user_id",
+    [IDENT_USERNAME] = "username",
+    [IDENT_SLUG] = "slug",
+    [IDENT_DISPLAY_NAME] = "display_name",
+    [IDENT_EMAIL] = "email",
+    [IDENT_INTEGRATION_NAME] = "integration_name",
+    [IDENT_LAST_LOGIN_AT] = "last_login_at",
+};
+
+static void s_fill_identity(Portico__Registry__Identity *d, const PGresult *res, int row, const int *col)
 {
     portico__registry__identity__init(d);
-    d->id = db_get_int(res, row, 0);
-    d->integration_id = db_get_int(res, row, 1);
-    d->user_id = db_get_int(res, row, 2);
-    d->bb_user_id = db_get_int(res, row, 3);
-    d->username = REG_STR(db_get_text(res, row, 4));
-    d->slug = REG_STR(db_get_text(res, row, 5));
-    d->display_name = REG_STR(db_get_text(res, row, 6));
-    d->email = REG_STR(db_get_text(res, row, 7));
-    d->integration_name = REG_STR(db_get_text(res, row, 8));
-    d->last_login_at = db_get_int(res, row, 9);
+    d->id = db_get_int(res, row, col[IDENT_ID]);
+    d->integration_id = db_get_int(res, row, col[IDENT_INTEGRATION_ID]);
+    d->user_id = db_get_int(res, row, col[IDENT_USER_ID]);
+    d->bb_user_id = db_get_int(res, row, col[IDENT_BB_USER_ID]);
+    d->username = REG_STR(db_get_text(res, row, col[IDENT_USERNAME]));
+    d->slug = REG_STR(db_get_text(res, row, col[IDENT_SLUG]));
+    d->display_name = REG_STR(db_get_text(res, row, col[IDENT_DISPLAY_NAME]));
+    d->email = REG_STR(db_get_text(res, row, col[IDENT_EMAIL]));
+    d->integration_name = REG_STR(db_get_text(res, row, col[IDENT_INTEGRATION_NAME]));
+    d->last_login_at = db_get_int(res, row, col[IDENT_LAST_LOGIN_AT]);
 }
 
 /* Users with id > after_id (or exactly only_id), identities attached. */
@@ -121,14 +150,17 @@ static db_rc_t s_users_load(db_t *db, int64_t only_id, int64_t after_id, int lim
         goto oom;
     size_t o = 0;
     ids[o++] = '{';
+    const int c_id = db_col(u->user_res, "id"), c_name = db_col(u->user_res, "name"),
+              c_display_name = db_col(u->user_res, "display_name"), c_is_admin = db_col(u->user_res, "is_admin"),
+              c_created_at = db_col(u->user_res, "created_at");
     for (size_t i = 0; i < u->n; i++) {
         Portico__Registry__User *user = &u->users[i];
         portico__registry__user__init(user);
-        user->id = db_get_int(u->user_res, (int)i, 0);
-        user->name = REG_STR(db_get_text(u->user_res, (int)i, 1));
-        user->display_name = REG_STR(db_get_text(u->user_res, (int)i, 2));
-        user->is_admin = db_get_bool(u->user_res, (int)i, 3);
-        user->created_at = db_get_int(u->user_res, (int)i, 4);
+        user->id = db_get_int(u->user_res, (int)i, c_id);
+        user->name = REG_STR(db_get_text(u->user_res, (int)i, c_name));
+        user->display_name = REG_STR(db_get_text(u->user_res, (int)i, c_display_name));
+        user->is_admin = db_get_bool(u->user_res, (int)i, c_is_admin);
+        user->created_at = db_get_int(u->user_res, (int)i, c_created_at);
         u->user_ptrs[i] = user;
         o += (size_t)sprintf(ids + o, "%s%" PRId64, i ? "," : "", user->id);
     }
@@ -144,13 +176,17 @@ static db_rc_t s_users_load(db_t *db, int64_t only_id, int64_t after_id, int lim
     u->identity_ptrs = calloc(n + 1, sizeof *u->identity_ptrs);
     if (!u->identities || !u->identity_ptrs)
         goto oom;
+    int col[IDENT_NCOLUMNS];
+    int found = db_columns(u->identity_res, s_identity_names, IDENT_NCOLUMNS, col);
+    assert(found == 0 && "s_identities lacks a column s_fill_identity reads");
+    (void)found;
     /* Both lists are ordered by user id: attach each run of identities. */
     size_t k = 0;
     for (size_t i = 0; i < u->n; i++) {
         Portico__Registry__User *user = &u->users[i];
         user->identities = &u->identity_ptrs[k];
-        while (k < n && db_get_int(u->identity_res, (int)k, 2) == user->id) {
-            s_fill_identity(&u->identities[k], u->identity_res, (int)k);
+        while (k < n && db_get_int(u->identity_res, (int)k, col[IDENT_USER_ID]) == user->id) {
+            s_fill_identity(&u->identities[k], u->identity_res, (int)k, col);
             u->identity_ptrs[k] = &u->identities[k];
             user->n_identities++;
             k++;
@@ -224,15 +260,15 @@ typedef struct {
     int64_t created_at;
 } login_result_t;
 
-/* The user columns of the statements below: id, name, display_name,
- * is_admin, created_at. */
-static void s_take_user(login_result_t *out, const PGresult *res, int col)
+/* The user columns of the statements below (USER_COLUMNS): id, name,
+ * display_name, is_admin, created_at. */
+static void s_take_user(login_result_t *out, const PGresult *res)
 {
-    out->user_id = db_get_int(res, 0, col);
-    snprintf(out->name, sizeof out->name, "%s", db_get_text(res, 0, col + 1));
-    snprintf(out->display_name, sizeof out->display_name, "%s", db_get_text(res, 0, col + 2));
-    out->is_admin = db_get_bool(res, 0, col + 3);
-    out->created_at = db_get_int(res, 0, col + 4);
+    out->user_id = db_get_int(res, 0, db_col(res, "id"));
+    snprintf(out->name, sizeof out->name, "%s", db_get_text(res, 0, db_col(res, "name")));
+    snprintf(out->display_name, sizeof out->display_name, "%s", db_get_text(res, 0, db_col(res, "display_name")));
+    out->is_admin = db_get_bool(res, 0, db_col(res, "is_admin"));
+    out->created_at = db_get_int(res, 0, db_col(res, "created_at"));
 }
 
 /* Make this identity's user the first admin when Setup Mode is on, no
@@ -247,7 +283,7 @@ static db_rc_t s_maybe_first_admin(db_t *db, const ProtobufCBinaryData *setup_se
     db_rc_t rc;
     if ((rc = db_exec(db, &s_lock_settings, NULL, &res)) != DB_OK)
         return rc;
-    bool setup_mode = db_get_bool(res, 0, 0);
+    bool setup_mode = db_get_bool(res, 0, db_col(res, "setup_mode"));
     PQclear(res);
     if (!setup_mode)
         return DB_OK;
@@ -269,9 +305,10 @@ static db_rc_t s_maybe_first_admin(db_t *db, const ProtobufCBinaryData *setup_se
 /* A known identity (every login but the first of an account), in one
  * statement: the integration must exist and be enabled, the identity and
  * its user are updated, and whether this user may become the first admin
- * is read along. Columns: integration enabled, name; identity id, user id;
- * the user (USER_COLUMNS, NULL when the identity belongs to another user
- * than the one asked for); admin candidate. No row: no such integration. */
+ * is read along. Columns: integration_enabled, integration_name;
+ * identity_id, identity_user_id; the user (USER_COLUMNS, NULL when the
+ * identity belongs to another user than the one asked for);
+ * admin_candidate. No row: no such integration. */
 static const db_stmt_t s_login_known = {
     "login_known_identity",
     "WITH i AS (SELECT enabled, name FROM integrations WHERE id = $1), "
@@ -280,8 +317,10 @@ static const db_stmt_t s_login_known = {
     "u AS (UPDATE users SET display_name = CASE WHEN $5 = '' THEN display_name ELSE $5 END, "
     "  last_login_at = now(), updated_at = now() "
     "  WHERE id = (SELECT user_id FROM d) AND ($7::bigint = 0 OR id = $7) RETURNING " USER_COLUMNS ") "
-    "SELECT i.enabled, i.name, d.id, d.user_id, u.*, "
+    "SELECT i.enabled AS integration_enabled, i.name AS integration_name, d.id AS identity_id, "
+    "  d.user_id AS identity_user_id, u.*, "
     "  (SELECT setup_mode AND NOT EXISTS (SELECT 1 FROM users WHERE is_admin) FROM settings WHERE id = 1) "
+    "  AS admin_candidate "
     "FROM i LEFT JOIN d ON true LEFT JOIN u ON true"};
 
 /* The first login of an identity: a new user (or the one asked for) and the
@@ -311,7 +350,7 @@ static db_rc_t s_login_new_identity(reg_ctx_t *c, const Portico__Registry__Login
             goto out;
         }
     }
-    s_take_user(out, res, 0);
+    s_take_user(out, res);
     PQclear(res);
     res = NULL;
     db_params_init(&p);
@@ -324,7 +363,7 @@ static db_rc_t s_login_new_identity(reg_ctx_t *c, const Portico__Registry__Login
     db_param_text(&p, d->email);
     if ((rc = db_exec(c->db, &s_insert_identity, &p, &res)) != DB_OK)
         goto out;
-    out->identity_id = db_get_int(res, 0, 0);
+    out->identity_id = db_get_int(res, 0, db_col(res, "id"));
 out:
     PQclear(res);
     return rc;
@@ -358,9 +397,9 @@ static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r
                       "integration %" PRId64 " does not exist", d->integration_id);
         goto out;
     }
-    if (!db_get_bool(res, 0, 0)) {
+    if (!db_get_bool(res, 0, db_col(res, "integration_enabled"))) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(DISABLED),
-                      "the integration \"%s\" is disabled", db_get_text(res, 0, 1));
+                      "the integration \"%s\" is disabled", db_get_text(res, 0, db_col(res, "integration_name")));
         goto out;
     }
     /* The single use of the login this one finishes: without it the
@@ -371,19 +410,19 @@ static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r
     if (!pending) {
         log_warn("refused user.login without a live pending login", "integration=%" PRId64, d->integration_id);
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(PENDING),
-                        "no sign-in of this browser is waiting for this login: it was never started, already "
-                        "used or has expired");
+                      "no sign-in of this browser is waiting for this login: it was never started, already "
+                      "used or has expired");
         goto out;
     }
-    out->admin_candidate = db_get_bool(res, 0, 9);
-    if (!db_get_null(res, 0, 2)) {
-        out->identity_id = db_get_int(res, 0, 2);
-        if (db_get_null(res, 0, 4)) {
+    out->admin_candidate = db_get_bool(res, 0, db_col(res, "admin_candidate"));
+    if (!db_get_null(res, 0, db_col(res, "identity_id"))) {
+        out->identity_id = db_get_int(res, 0, db_col(res, "identity_id"));
+        if (db_get_null(res, 0, db_col(res, "id"))) {
             bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(LINKED),
                           "this Bitbucket account is already linked to another Portico user");
             goto out;
         }
-        s_take_user(out, res, 4);
+        s_take_user(out, res);
     } else if ((rc = s_login_new_identity(c, r, out, reply)) != DB_OK || reply->err.code) {
         goto out;
     }
@@ -544,7 +583,7 @@ static db_rc_t s_resolve_user(db_t *db, const Portico__Registry__SetAdminRequest
         return rc;
     int n = PQntuples(res);
     if (n == 1)
-        *id = db_get_int(res, 0, 0);
+        *id = db_get_int(res, 0, db_col(res, "id"));
     else if (n == 0)
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(USER), "user \"%s\" does not exist", r->name);
     else
@@ -586,8 +625,8 @@ void h_user_set_admin(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
     if (!r->admin) {
         if ((rc = db_exec(c->db, &s_other_admins, &p, &res)) != DB_OK)
             goto db_fail;
-        bool setup_mode = db_get_bool(res, 0, 0);
-        int64_t others = db_get_int(res, 0, 1);
+        bool setup_mode = db_get_bool(res, 0, db_col(res, "setup_mode"));
+        int64_t others = db_get_int(res, 0, db_col(res, "other_admins"));
         PQclear(res);
         res = NULL;
         if (!setup_mode && others == 0) {
@@ -602,7 +641,7 @@ void h_user_set_admin(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
     if (PQntuples(res) == 1) {
         char object[48], detail[300];
         snprintf(object, sizeof object, "user:%" PRId64, id);
-        snprintf(detail, sizeof detail, "name=%s", db_get_text(res, 0, 0));
+        snprintf(detail, sizeof detail, "name=%s", db_get_text(res, 0, db_col(res, "name")));
         rc = audit_write(c->db, reg_actor(r->actor), r->admin ? AUDIT_ADMIN_GRANT : AUDIT_ADMIN_REVOKE, object, r->addr,
                          detail);
         if (rc != DB_OK)

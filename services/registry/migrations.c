@@ -183,13 +183,13 @@ static int s_read_version(db_t *db, int *version, char *why, size_t why_size)
     PGresult *res = NULL;
     db_rc_t rc = db_exec_sql(db,
                              "SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN 0 "
-                             "ELSE (SELECT coalesce(max(version), 0) FROM schema_migrations) END",
+                             "ELSE (SELECT coalesce(max(version), 0) FROM schema_migrations) END AS version",
                              NULL, &res);
     if (rc != DB_OK) {
         snprintf(why, why_size, "could not read the schema version: %s", db_last_error(db));
         return -1;
     }
-    *version = (int)db_get_int(res, 0, 0);
+    *version = (int)db_get_int(res, 0, db_col(res, "version"));
     PQclear(res);
     return 0;
 }

@@ -44,7 +44,7 @@ static const sweep_t s_sweeps[] = {
 };
 
 static const db_stmt_t s_version = {"monitor_schema_version",
-                                    "SELECT coalesce(max(version), 0) FROM schema_migrations"};
+                                    "SELECT coalesce(max(version), 0) AS version FROM schema_migrations"};
 
 monitor_t *monitor_new(const reg_options_t *opts)
 {
@@ -97,7 +97,7 @@ static void s_check(monitor_t *self, db_t *db)
         metrics_set("portico_registry_database_up", "", 0);
         return;
     }
-    int version = (int)db_get_int(res, 0, 0);
+    int version = (int)db_get_int(res, 0, db_col(res, "version"));
     PQclear(res);
     atomic_store(&self->schema_version, version);
     int next = version == migrations_latest() ? STATE_READY : STATE_SCHEMA;

@@ -48,10 +48,10 @@ static db_rc_t s_reseal(db_t *db, const crypto_keyring_t *keys, const sealed_col
 {
     char aad[200], sql[300];
     size_t old_n = 0, new_n = 0;
-    uint8_t *old = db_get_bytes(res, row, 2, &old_n), *fresh = NULL;
-    int64_t pk = db_get_int(res, row, 0);
+    uint8_t *old = db_get_bytes(res, row, db_col(res, "sealed"), &old_n), *fresh = NULL;
+    int64_t pk = db_get_int(res, row, db_col(res, "pk"));
     db_rc_t rc = DB_OK;
-    secrets_aad(aad, sizeof aad, c->aad_name, db_get_text(res, row, 1), c->column);
+    secrets_aad(aad, sizeof aad, c->aad_name, db_get_text(res, row, db_col(res, "row_key")), c->column);
     char *plain = secrets_open(keys, old, old_n, aad);
     if (!plain) {
         log_warn("could not open a secret with any configured key", "table=%s column=%s row=%" PRId64, c->table,
@@ -92,13 +92,14 @@ static db_rc_t s_rotate_column(db_t *db, const crypto_keyring_t *keys, const sea
     db_rc_t rc;
     PGresult *res = NULL;
 
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s WHERE %s IS NOT NULL AND substring(%s FROM 2 FOR 4) = $1",
-             c->table, c->column, c->column);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) AS n_current FROM %s WHERE %s IS NOT NULL AND substring(%s FROM 2 FOR 4) = $1", c->table,
+             c->column, c->column);
     db_params_init(&p);
     db_param_bytes(&p, key_id, 4);
     if ((rc = db_exec_sql(db, sql, &p, &res)) != DB_OK)
         return rc;
-    count->current = (long)db_get_int(res, 0, 0);
+    count->current = (long)db_get_int(res, 0, db_col(res, "n_current"));
     PQclear(res);
 
     snprintf(sql, sizeof sql,
@@ -116,7 +117,7 @@ static db_rc_t s_rotate_column(db_t *db, const crypto_keyring_t *keys, const sea
         for (int i = 0; i < rows && rc == DB_OK; i++)
             rc = s_reseal(db, keys, c, res, i, count);
         if (rows > 0)
-            after = db_get_int(res, rows - 1, 0);
+            after = db_get_int(res, rows - 1, db_col(res, "pk"));
         PQclear(res);
         if (rc != DB_OK)
             return rc;

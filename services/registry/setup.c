@@ -35,9 +35,10 @@ static const db_stmt_t s_store = {"setup_store_token",
                                   "setup_token_expires_at = now() + make_interval(hours => $2::int) WHERE id = 1"};
 static const db_stmt_t s_end_sessions = {"setup_end_sessions", "DELETE FROM sessions WHERE setup"};
 static const db_stmt_t s_state = {
-    "setup_state", "SELECT setup_mode, setup_token_hash, coalesce(setup_token_expires_at > now(), false), "
-                   "coalesce(floor(extract(epoch FROM setup_token_expires_at))::bigint, 0) "
-                   "FROM settings WHERE id = 1"};
+    "setup_state",
+    "SELECT setup_mode, setup_token_hash, coalesce(setup_token_expires_at > now(), false) AS token_valid, "
+    "coalesce(floor(extract(epoch FROM setup_token_expires_at))::bigint, 0) AS expires_at "
+    "FROM settings WHERE id = 1"};
 
 static db_rc_t s_exec_hash(db_t *db, const db_stmt_t *stmt, const char *token, int ttl_hours, PGresult **res)
 {
@@ -65,15 +66,15 @@ static db_rc_t s_state_read(db_t *db, setup_state_t *st)
     memset(st, 0, sizeof *st);
     db_rc_t rc = db_exec(db, &s_state, NULL, &res);
     if (rc == DB_OK && PQntuples(res) == 1) {
-        st->on = db_get_bool(res, 0, 0);
+        st->on = db_get_bool(res, 0, db_col(res, "setup_mode"));
         size_t n = 0;
-        uint8_t *h = db_get_bytes(res, 0, 1, &n);
+        uint8_t *h = db_get_bytes(res, 0, db_col(res, "setup_token_hash"), &n);
         st->has_token = h && n == sizeof st->hash;
         if (st->has_token)
             memcpy(st->hash, h, sizeof st->hash);
         free(h);
-        st->valid = db_get_bool(res, 0, 2);
-        st->expires_at = db_get_int(res, 0, 3);
+        st->valid = db_get_bool(res, 0, db_col(res, "token_valid"));
+        st->expires_at = db_get_int(res, 0, db_col(res, "expires_at"));
     }
     PQclear(res);
     return rc;

@@ -1,5 +1,6 @@
-/* db_columns: result columns found by name, and a missing one reported
- * rather than read from a neighbour. On results made in memory (no server). */
+/* db_columns, db_column, db_col: result columns found by name, and a
+ * missing one reported rather than read from a neighbour. On results made
+ * in memory (no server). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -59,11 +60,38 @@ static void test_missing_column(void **state)
     PQclear(res);
 }
 
+/* One column by name: the same number whatever the order of the query. */
+static void test_column_by_name(void **state)
+{
+    (void)state;
+    static const char *const in_result[] = {"id", "name", "expires_at"};
+    PGresult *res = s_result(in_result, 3);
+    assert_int_equal(db_column(res, "expires_at"), 2);
+    assert_int_equal(db_col(res, "id"), 0);
+    assert_string_equal(db_get_text(res, 0, db_col(res, "name")), "1");
+    PQclear(res);
+}
+
+/* A name the query does not give is -1, not a neighbour; names compare
+ * exactly, so a prefix does not match either. */
+static void test_column_missing(void **state)
+{
+    (void)state;
+    static const char *const in_result[] = {"id", "name"};
+    PGresult *res = s_result(in_result, 2);
+    assert_int_equal(db_column(res, "email"), -1);
+    assert_int_equal(db_column(res, "nam"), -1);
+    assert_int_equal(db_column(res, "ID"), -1);
+    PQclear(res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_columns_by_name),
         cmocka_unit_test(test_missing_column),
+        cmocka_unit_test(test_column_by_name),
+        cmocka_unit_test(test_column_missing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
