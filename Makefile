@@ -44,7 +44,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .SECONDARY:
-.PHONY: all deps run test do-run do-test do-bench do-fuzz unit-test module-cycles service-test system-test browser-test fuzz fuzz-smoke bench clean format check-format
+.PHONY: all deps run test do-run do-test do-bench do-fuzz unit-test module-cycles web-markup service-test system-test browser-test fuzz fuzz-smoke bench clean format check-format
 all: $(BINS) $(EMULATOR)
 
 deps:
@@ -141,7 +141,11 @@ $(BUILD)/tests/test_config_tables: tests/unit/test_config_tables.c $(CONFIG_TABL
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Iservices -o $@ $< $(CONFIG_TABLES) $(LIBCOMMON) $(LDLIBS) -lcmocka
 
-unit-test: $(UNIT_BIN) module-cycles
+# The web's C files write no HTML: every page's markup is in a template.
+web-markup:
+	@python3 scripts/web-markup.py
+
+unit-test: $(UNIT_BIN) module-cycles web-markup
 	@bash tests/run-unit.sh $(UNIT_BIN)
 
 $(ENTRY_GOALS): deps
