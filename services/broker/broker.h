@@ -20,6 +20,7 @@ typedef struct {
     long access_recheck_s;     /* how often access rules are checked again */
 } broker_config_t;
 
+/* Filled once at start, read-only afterwards (broker_config.c). */
 extern broker_config_t broker_cfg;
 
 /* Every PORTICO_* variable the broker reads (broker_config.c). */

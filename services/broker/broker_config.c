@@ -3,6 +3,11 @@
 
 #include <string.h>
 
+/* The settings every module reads. Defined here, with the code that fills
+ * them and below every other module, so that reading them does not make a
+ * module depend on main.c (which uses those modules). */
+broker_config_t broker_cfg;
+
 #define T broker_config_t
 const config_var_t broker_config_vars[] = {
     CONFIG_VAR_URL(T, "PORTICO_PUBLIC_URL", "http://localhost:8080", public_url),

@@ -17,7 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-broker_config_t broker_cfg;
 static char s_instance[96];
 static atomic_int s_ready_workers;
 

@@ -159,21 +159,12 @@ static void s_login_error(web_req_t *r, const bus_error_t *err)
     }
     log_info("login error page", "code=%s detail=%s status=%d", bus_code_name(err->code), bus_detail_name(err->detail),
              status);
-    /* The error page itself offers the way back. */
-    sbuf_t b;
-    sbuf_init(&b);
-    page_begin(&b, web_session(r), title);
-    sbuf_puts(&b, "<section class=\"card error-page\"><h1>");
-    sbuf_html(&b, title);
-    sbuf_puts(&b, "</h1><p>");
-    sbuf_html(&b, what);
-    sbuf_puts(&b, "</p><p class=\"todo\">");
-    sbuf_html(&b, todo);
-    sbuf_printf(&b, "</p><p><a class=\"button\" href=\"%s/login\">Go to the login page</a></p>", web_cfg.public_path);
-    sbuf_printf(&b, "<p class=\"muted\">Reference: %s</p></section>", r->request_id);
-    page_end(&b);
-    web_send_html(r, status, &b);
-    sbuf_free(&b);
+    /* The error page itself offers the way back (templates/login_error.html). */
+    tmpl_ctx_t *c = web_page_ctx(r, title);
+    tmpl_set(c, "what", what);
+    tmpl_set(c, "todo", todo);
+    tmpl_set(c, "request_id", r->request_id);
+    web_page(r, status, "login_error", &c);
 }
 
 /* ---- pages ---- */

@@ -79,31 +79,42 @@ static void h_metrics(web_req_t *r)
     free(text);
 }
 
-static void s_status_row(sbuf_t *b, const char *name, bool ok, const char *status)
+/* The rows of the Status page (templates/status.html). */
+static void s_status_row(tmpl_ctx_t *c, const char *name, bool ok, const char *status)
 {
-    sbuf_printf(b, "<tr><td>%s</td><td><span class=\"badge %s\">%s</span></td><td>", name, ok ? "ok" : "off",
-                ok ? "ready" : "not ready");
-    sbuf_html(b, status);
-    sbuf_puts(b, "</td></tr>");
+    tmpl_ctx_t *row = tmpl_add(c, "services");
+    tmpl_set(row, "name", name);
+    tmpl_set(row, "badge", ok ? "ok" : "off");
+    tmpl_set(row, "state", ok ? "ready" : "not ready");
+    tmpl_set(row, "detail", status);
+}
+
+/* An instance row; address NULL: a row about the service, not one instance. */
+static void s_instance_row(tmpl_ctx_t *c, const char *service, const char *instance, const char *version,
+                           const char *address, const char *badge, const char *state, const char *detail)
+{
+    tmpl_ctx_t *row = tmpl_add(c, "instances");
+    tmpl_set_bool(row, "wide", address == NULL);
+    tmpl_set(row, "service", service);
+    tmpl_set(row, "instance", instance ? instance : "");
+    tmpl_set(row, "version", version ? version : "");
+    tmpl_set(row, "address", address ? address : "");
+    tmpl_set(row, "badge", badge);
+    tmpl_set(row, "state", state);
+    tmpl_set(row, "detail", detail);
 }
 
 /* Every web that reported to the registry lately (presence.h), this one
  * first; this one alone when the registry does not answer. */
-static void s_web_rows(sbuf_t *b, web_req_t *r)
+static void s_web_rows(tmpl_ctx_t *c, web_req_t *r)
 {
-    sbuf_puts(b, "<tr><td>web</td><td>");
-    sbuf_html(b, bus_instance());
-    sbuf_puts(b, "</td><td>");
-    sbuf_html(b, bus_version());
-    sbuf_puts(b,
-              "</td><td>this web</td><td><span class=\"badge ok\">ready</span></td><td>answering this page</td></tr>");
+    s_instance_row(c, "web", bus_instance(), bus_version(), "this web", "ok", "ready", "answering this page");
     Portico__Registry__ListInstancesReply *rep = NULL;
     bus_error_t err = {0};
     if (!r->clients || registry_call_instance_list(r->clients->registry, NULL, &rep, 2000, &err) < 0) {
-        sbuf_puts(b, "<tr><td>web</td><td colspan=\"3\"></td><td><span class=\"badge off\">unknown</span></td><td>"
-                     "other webs: ");
-        sbuf_html(b, r->clients ? err.message : "no connection");
-        sbuf_puts(b, "</td></tr>");
+        char detail[sizeof err.message + 16];
+        snprintf(detail, sizeof detail, "other webs: %s", r->clients ? err.message : "no connection");
+        s_instance_row(c, "web", NULL, NULL, NULL, "off", "unknown", detail);
         return;
     }
     for (size_t i = 0; i < rep->n_instances; i++) {
@@ -112,32 +123,25 @@ static void s_web_rows(sbuf_t *b, web_req_t *r)
             continue;
         bool fresh = w->seen_seconds_ago <= PRESENCE_STALE_S;
         bool ok = fresh && w->ready;
-        sbuf_puts(b, "<tr><td>web</td><td>");
-        sbuf_html(b, w->instance);
-        sbuf_puts(b, "</td><td>");
-        sbuf_html(b, w->version);
-        sbuf_printf(b, "</td><td>reported %llds ago</td><td><span class=\"badge %s\">%s</span></td><td>",
-                    (long long)w->seen_seconds_ago, ok ? "ok" : "off",
-                    ok      ? "ready"
-                    : fresh ? "not ready"
-                            : "gone");
-        sbuf_html(b, fresh ? w->status : "not heard from");
-        sbuf_puts(b, "</td></tr>");
+        char seen[48];
+        snprintf(seen, sizeof seen, "reported %llds ago", (long long)w->seen_seconds_ago);
+        s_instance_row(c, "web", w->instance, w->version, seen, ok ? "ok" : "off",
+                       ok      ? "ready"
+                       : fresh ? "not ready"
+                               : "gone",
+                       fresh ? w->status : "not heard from");
     }
     protobuf_c_message_free_unpacked(&rep->base, NULL);
 }
 
 /* One row per instance behind an endpoint setting: each address is asked
  * on its own connection, so every instance answers for itself. */
-static void s_instance_rows(sbuf_t *b, const char *service, const char *spec)
+static void s_instance_rows(tmpl_ctx_t *t, const char *service, const char *spec)
 {
     char eps[ENDPOINTS_MAX][ENDPOINTS_LEN];
     int n = endpoints_resolve_once(spec, eps, ENDPOINTS_MAX);
     if (n <= 0)
-        sbuf_printf(b,
-                    "<tr><td>%s</td><td colspan=\"3\"></td><td><span class=\"badge off\">not found</span></td>"
-                    "<td>no instance behind the configured endpoint</td></tr>",
-                    service);
+        s_instance_row(t, service, NULL, NULL, NULL, "off", "not found", "no instance behind the configured endpoint");
     for (int i = 0; i < n; i++) {
         bus_client_t *c = bus_client_new(eps[i], service);
         Portico__PingReply *rep = NULL;
@@ -145,16 +149,11 @@ static void s_instance_rows(sbuf_t *b, const char *service, const char *spec)
         int rc =
             c ? bus_call(c, "ping", NULL, &portico__ping_reply__descriptor, (ProtobufCMessage **)&rep, 1000, &err) : -1;
         bool ok = rc == 0 && rep->ready;
-        sbuf_printf(b, "<tr><td>%s</td><td>", service);
-        sbuf_html(b, rc == 0 ? rep->instance : "");
-        sbuf_puts(b, "</td><td>");
-        sbuf_html(b, rc == 0 ? rep->version : "");
-        sbuf_puts(b, "</td><td>");
-        sbuf_html(b, eps[i]);
-        sbuf_printf(b, "</td><td><span class=\"badge %s\">%s</span></td><td>", ok ? "ok" : "off",
-                    ok ? "ready" : "not ready");
-        sbuf_html(b, rc == 0 ? rep->status : c ? err.message : "no connection");
-        sbuf_puts(b, "</td></tr>");
+        s_instance_row(t, service, rc == 0 ? rep->instance : "", rc == 0 ? rep->version : "", eps[i], ok ? "ok" : "off",
+                       ok ? "ready" : "not ready",
+                       rc == 0 ? rep->status
+                       : c     ? err.message
+                               : "no connection");
         if (rep)
             protobuf_c_message_free_unpacked(&rep->base, NULL);
         bus_client_destroy(&c);
@@ -172,47 +171,31 @@ static void h_status(web_req_t *r)
     bool ready = s_probe(r, &st);
     brokerq_instance_t inst[64];
     int n = brokerq_instances(web_brokerq, inst, 64);
-    sbuf_t b;
-    sbuf_init(&b);
-    page_begin(&b, web_session(r), "Status");
-    sbuf_printf(&b, "<h1>Status</h1><p>Portico is <span class=\"badge %s\">%s</span></p>", ready ? "ok" : "off",
-                ready ? "ready" : "not ready");
-    sbuf_puts(&b,
-              "<section class=\"card\"><h2>Services</h2><table><tr><th>Service</th><th>State</th><th>Detail</th></tr>");
-    s_status_row(&b, "web", true, "ok");
-    s_status_row(&b, "registry", st.registry_ok, st.registry_status);
-    s_status_row(&b, "bitbucket", st.bitbucket_ok, st.bitbucket_status);
+    tmpl_ctx_t *c = web_page_ctx(r, "Status");
+    tmpl_set(c, "ready_badge", ready ? "ok" : "off");
+    tmpl_set(c, "ready_state", ready ? "ready" : "not ready");
+    tmpl_set_list(c, "services");
+    s_status_row(c, "web", true, "ok");
+    s_status_row(c, "registry", st.registry_ok, st.registry_status);
+    s_status_row(c, "bitbucket", st.bitbucket_ok, st.bitbucket_status);
     char detail[64];
     snprintf(detail, sizeof detail, "%d workers in %d instances", st.workers, n);
-    s_status_row(&b, "broker", st.workers > 0, detail);
-    sbuf_puts(&b, "</table></section><section class=\"card\"><h2>Instances</h2><table><tr><th>Service</th>"
-                  "<th>Instance</th><th>Version</th><th>Address</th><th>State</th><th>Detail</th></tr>");
-    s_web_rows(&b, r);
-    s_instance_rows(&b, "registry", web_cfg.registry_endpoint);
-    s_instance_rows(&b, "bitbucket", web_cfg.bitbucket_endpoint);
+    s_status_row(c, "broker", st.workers > 0, detail);
+    tmpl_set_list(c, "instances");
+    s_web_rows(c, r);
+    s_instance_rows(c, "registry", web_cfg.registry_endpoint);
+    s_instance_rows(c, "bitbucket", web_cfg.bitbucket_endpoint);
+    tmpl_set_list(c, "brokers");
     for (int i = 0; i < n; i++) {
-        sbuf_puts(&b, "<tr><td>broker</td><td>");
-        sbuf_html(&b, inst[i].instance);
-        sbuf_printf(&b,
-                    "</td><td></td><td>connected to this web</td><td><span class=\"badge ok\">ready</span></td>"
-                    "<td>%d workers, %d busy</td></tr>",
-                    inst[i].workers, inst[i].busy);
+        snprintf(detail, sizeof detail, "%d workers, %d busy", inst[i].workers, inst[i].busy);
+        s_instance_row(c, "broker", inst[i].instance, "", "connected to this web", "ok", "ready", detail);
+        tmpl_ctx_t *b = tmpl_add(c, "brokers");
+        tmpl_set(b, "instance", inst[i].instance);
+        tmpl_set_int(b, "workers", inst[i].workers);
+        tmpl_set_int(b, "busy", inst[i].busy);
+        tmpl_setf(b, "handled", "%llu", (unsigned long long)inst[i].handled);
     }
-    sbuf_puts(&b, "</table></section><section class=\"card\"><h2>Broker instances</h2>"
-                  "<table><tr><th>Instance</th><th>Workers</th><th>Busy</th><th>Requests handled</th></tr>");
-    for (int i = 0; i < n; i++) {
-        sbuf_puts(&b, "<tr><td>");
-        sbuf_html(&b, inst[i].instance);
-        sbuf_printf(&b, "</td><td>%d</td><td>%d</td><td>%llu</td></tr>", inst[i].workers, inst[i].busy,
-                    (unsigned long long)inst[i].handled);
-    }
-    if (n == 0)
-        sbuf_puts(&b, "<tr><td colspan=\"4\">No broker is connected: nobody can log in until one starts.</td></tr>");
-    sbuf_puts(&b, "</table></section><p class=\"muted\">The same data is at <code>/readyz</code> and "
-                  "<code>/metrics</code> on the operations address (<code>PORTICO_OPS_ADDR</code>).</p>");
-    page_end(&b);
-    web_send_html(r, 200, &b);
-    sbuf_free(&b);
+    web_page(r, 200, "status", &c);
 }
 
 const web_route_t web_ops_routes[] = {

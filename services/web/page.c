@@ -46,16 +46,3 @@ int page_render(const char *name, const tmpl_ctx_t *values, sbuf_t *out, char *e
 {
     return tmpl_render(page_templates, name, values, out, err, err_size);
 }
-
-int page_begin(sbuf_t *b, const web_session_t *s, const char *title)
-{
-    tmpl_ctx_t *c = page_ctx_new(title, s);
-    int rc = page_render("layout_top", c, b, NULL, 0);
-    tmpl_ctx_destroy(&c);
-    return rc;
-}
-
-void page_end(sbuf_t *b)
-{
-    page_render("layout_bottom", NULL, b, NULL, 0);
-}

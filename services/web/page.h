@@ -26,10 +26,4 @@ void page_notice(tmpl_ctx_t *c, const char *kind, const char *text);
 /* Render template name with values into out. 0, or -1 with why in err. */
 int page_render(const char *name, const tmpl_ctx_t *values, sbuf_t *out, char *err, size_t err_size);
 
-/* The layout around markup still built in C (the login error page and the
- * Status page, which other changes are rewriting now): the same layout
- * templates, rendered with page_ctx_new's values. 0 or -1. */
-int page_begin(sbuf_t *b, const web_session_t *s, const char *title);
-void page_end(sbuf_t *b);
-
 #endif

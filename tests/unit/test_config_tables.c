@@ -17,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-broker_config_t broker_cfg;
-
 typedef struct {
     const char *service;
     const config_var_t *vars;
