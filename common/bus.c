@@ -407,7 +407,8 @@ static conn_t *s_pick(bus_client_t *self, int64_t deadline, const char *avoid, b
         for (int i = 0; i < self->nconns; i++)
             for (int s = 0; s < self->conns[i].nsocks; s++)
                 items[n++] = (zmq_pollitem_t){zsock_resolve(self->conns[i].socks[s]), 0, ZMQ_POLLOUT, 0};
-        int rc = n ? zmq_poll(items, n, left > 250 ? 250 : (long)left) : (zclock_sleep(left > 250 ? 250 : (int)left), 0);
+        int rc =
+            n ? zmq_poll(items, n, left > 250 ? 250 : (long)left) : (zclock_sleep(left > 250 ? 250 : (int)left), 0);
         if (rc < 0 && zmq_errno() != EINTR)
             return NULL;
         if (rc == 0 && self->idle_fn)

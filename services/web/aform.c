@@ -78,7 +78,7 @@ void aform_store_failed(aform_t *f, const bus_error_t *err)
     char *target = err->detail == DETAIL(RESOURCE)   ? f->e_resource
                    : err->detail == DETAIL(CONTACT)  ? f->e_contact
                    : err->detail == DETAIL(PATTERNS) ? f->e_patterns
-                                                      : f->e_top;
+                                                     : f->e_top;
     snprintf(target, AFORM_ERR_LEN, "%s%s", err->message, target == f->e_top ? "" : ".");
     target[0] = target[0] >= 'a' && target[0] <= 'z' ? (char)(target[0] - 'a' + 'A') : target[0];
 }

@@ -109,9 +109,8 @@ static void test_host_and_path(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_join),      cmocka_unit_test(test_normalised_then_joined),
-        cmocka_unit_test(test_form),      cmocka_unit_test(test_path_segment),
-        cmocka_unit_test(test_host_and_path),
+        cmocka_unit_test(test_join),         cmocka_unit_test(test_normalised_then_joined), cmocka_unit_test(test_form),
+        cmocka_unit_test(test_path_segment), cmocka_unit_test(test_host_and_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

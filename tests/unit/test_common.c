@@ -208,8 +208,8 @@ static void test_metrics_threads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_values),  cmocka_unit_test(test_log_line),        cmocka_unit_test(test_sbuf_html),
-        cmocka_unit_test(test_sbuf_grows),
+        cmocka_unit_test(test_config_values),  cmocka_unit_test(test_log_line),
+        cmocka_unit_test(test_sbuf_html),      cmocka_unit_test(test_sbuf_grows),
         cmocka_unit_test(test_metrics_render), cmocka_unit_test(test_metrics_threads),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
