@@ -76,6 +76,13 @@ void bus_socket_serve(zsock_t *sock)
 
 /* ---- binding ---- */
 
+static int s_bind_wait_ms = 30000;
+
+void bus_set_bind_wait(int ms)
+{
+    s_bind_wait_ms = ms;
+}
+
 int bus_bind(zsock_t *sock, const char *endpoint)
 {
     char host[256], addr[INET6_ADDRSTRLEN], bound[320];
@@ -90,9 +97,17 @@ int bus_bind(zsock_t *sock, const char *endpoint)
             name = strcmp(host, "*") != 0 && !netaddr_is_ip(host) && if_nametoindex(host) == 0;
         }
         if (name) {
-            if (netaddr_own_address(host, addr, sizeof addr) < 0) {
-                log_error("bind host names no address of this machine", "endpoint=%s", endpoint);
-                return -1;
+            /* An orchestrator may publish a new container's name a moment
+             * after the container starts (Swarm does): ask again for a while
+             * before calling the name wrong. */
+            int64_t until = bus_now_ms() + s_bind_wait_ms;
+            while (netaddr_own_address(host, addr, sizeof addr) < 0) {
+                if (bus_now_ms() >= until) {
+                    log_error("bind host names no address of this machine", "endpoint=%s waited_ms=%d", endpoint,
+                              s_bind_wait_ms);
+                    return -1;
+                }
+                zclock_sleep(250);
             }
             bool v6 = strchr(addr, ':') != NULL;
             if (v6)

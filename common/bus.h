@@ -100,6 +100,10 @@ int bus_call_method(bus_client_t *self, const bus_method_t *m, const ProtobufCMe
  * service on the "bus" network alone, so the port listens nowhere else.
  * 0, or -1 after logging why. */
 int bus_bind(zsock_t *sock, const char *endpoint);
+/* How long bus_bind asks again for a host name that does not (yet) name
+ * this machine: an orchestrator may publish a new container's name a moment
+ * after it started. 30 s unless set (tests set 0). */
+void bus_set_bind_wait(int ms);
 
 typedef struct bus_request_t {
     zmsg_t *routing; /* routing frames, echoed on reply */

@@ -69,11 +69,18 @@ converged() {
     [ -z "$(docker ps -q --filter "label=com.docker.stack.namespace=$stack" --filter health=unhealthy)" ] &&
     [ -n "$(docker ps -q --filter "label=com.docker.stack.namespace=$stack")" ]
 }
+service_logs() {
+  local s
+  for s in web registry broker bitbucket postgres demo-bitbucket; do
+    docker service logs --raw "${stack}_$s" >"$artifacts/swarm-$s.log" 2>&1 || true
+  done
+}
 for _ in $(seq 1 120); do converged && break; sleep 1; done
 docker service ls --filter "label=com.docker.stack.namespace=$stack"
 if ! converged; then
   say "did not converge in 120 s"
   docker stack ps --no-trunc "$stack" | head -20
+  service_logs
   exit 1
 fi
 say "all services converged and healthy in $(($(date +%s) - t))s"
@@ -84,7 +91,5 @@ CTEST_MODE=swarm CTEST_WEB=http://127.0.0.1:$web_port CTEST_DEMO_INTERNAL=http:/
   timeout 300 node tests/container/drive.mjs 2>&1 | tee "$artifacts/swarm-drive.log"
 rc=${PIPESTATUS[0]}
 ((rc)) && say "drive failed (exit $rc)"
-for s in web registry broker bitbucket postgres demo-bitbucket; do
-  docker service logs --raw "${stack}_$s" >"$artifacts/swarm-$s.log" 2>&1 || true
-done
+service_logs
 exit "$rc" # the EXIT trap removes everything, and fails the run when something is left

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build every tests/fuzz/fuzz_*.c with libFuzzer + ASan + UBSan and run each
-# for the given number of seconds (default 60). A line "fuzz-sources: ..." in
-# a target names the service files it needs besides common/.
+# for the given number of seconds (default 60). Lines "fuzz-sources: ..." in
+# a target name the service files it needs besides common/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-60}
@@ -15,7 +15,7 @@ libs="$(pkg-config --libs $pkgs) -lcivetweb -lpthread"
 status=0
 for src in tests/fuzz/fuzz_*.c; do
   name=$(basename "$src" .c)
-  extra=$(sed -n 's/.*fuzz-sources:\(.*\)$/\1/p' "$src" | head -1 | tr ' ' '\n' | grep '\.c$' | tr '\n' ' ' || true)
+  extra=$(sed -n 's/.*fuzz-sources:\(.*\)$/\1/p' "$src" | tr ' ' '\n' | grep '\.c$' | tr '\n' ' ' || true)
   clang $cflags -o "$out/$name" "$src" common/*.c build/gen/*.pb-c.c $extra $libs
   corpus="$out/corpus/$name"
   mkdir -p "$corpus"

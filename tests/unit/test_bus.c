@@ -232,6 +232,7 @@ static void test_bind_host(void **state)
     assert_true(!strncmp(last, "tcp://127.0.0.1:", 16) || !strncmp(last, "tcp://[::1]:", 12));
     zsock_destroy(&s);
     s = zsock_new(ZMQ_ROUTER);
+    bus_set_bind_wait(0);
     assert_int_equal(bus_bind(s, "tcp://no-such-host.invalid:*"), -1);
     assert_int_equal(bus_bind(s, "tcp://127.0.0.1:*"), 0);
     zsock_destroy(&s);
