@@ -137,6 +137,16 @@ for name, svc in doc.get("services", {}).items():
                                "uid": "10001", "gid": "10001", "mode": 0o400})
         svc["secrets"] += [{"source": "bus_%s_pub" % p, "target": "%s.cert" % p, "mode": 0o444}
                            for p in bus if p != name]
+    # Swarm puts a task's names in its DNS only once the task is healthy,
+    # and a service binds its bus port before that: a bind to
+    # "<service>.bus" would wait for a name that does not come yet. On Swarm
+    # the bus ports bind every address of the task instead (README, Docker
+    # Swarm); CURVE still admits only the services declared as callers.
+    env = svc.get("environment")
+    if isinstance(env, dict):
+        for k, v in list(env.items()):
+            if k.endswith("_BIND") and isinstance(v, str):
+                env[k] = re.sub(r"^tcp://[^:/\[\]]+\.bus:", "tcp://*:", v)
     # Hardening in the forms version 3 knows: the memory limit as a resource
     # limit, tmpfs as tmpfs mounts (Swarm's are mode 1777). Swarm ignores
     # cap_drop and security_opt and has no pids limit in this format.
