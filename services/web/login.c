@@ -146,23 +146,23 @@ static void s_login_error(web_req_t *r, const bus_error_t *err)
 {
     const login_page_t *p = login_page_for(err->code, err->detail);
     int status = p->status ? p->status : web_status_for(err);
-    const char *title = p->title, *what = p->what, *todo = p->todo;
+    const char *title = p->title, *what = p->what, *next_step = p->next_step;
     char what_buf[400];
     if (p->retry_after_s > 0)
         r->retry_after_s = p->retry_after_s;
     if (p->message == LOGIN_PAGE_MESSAGE_WHAT) {
         snprintf(what_buf, sizeof what_buf, "%s.", err->message);
         what = what_buf;
-    } else if (p->message == LOGIN_PAGE_MESSAGE_TODO && err->message[0]) {
+    } else if (p->message == LOGIN_PAGE_MESSAGE_NEXT_STEP && err->message[0]) {
         snprintf(what_buf, sizeof what_buf, "%s", err->message);
-        todo = what_buf;
+        next_step = what_buf;
     }
     log_info("login error page", "code=%s detail=%s status=%d", bus_code_name(err->code), bus_detail_name(err->detail),
              status);
     /* The error page itself offers the way back (templates/login_error.html). */
     tmpl_ctx_t *c = web_page_ctx(r, title);
     tmpl_set(c, "what", what);
-    tmpl_set(c, "todo", todo);
+    tmpl_set(c, "next_step", next_step);
     tmpl_set(c, "request_id", r->request_id);
     web_page(r, status, "login_error", &c);
 }

@@ -26,78 +26,80 @@ static const entry_t s_by_detail[SLOTS] = {
     [DETAIL(STATE_MISSING)] = PAGE(.title = "Sign-in response incomplete",
                                    .what = "The answer from Bitbucket did not carry the sign-in state Portico needs to "
                                            "finish.",
-                                   .todo = AGAIN),
+                                   .next_step = AGAIN),
     [DETAIL(STATE_UNKNOWN)] =
         PAGE(.status = 400, .title = "This sign-in link has expired or was already used: start again",
              .what = "Each sign-in link works once, in the browser that started it, for a few "
                      "minutes.",
-             .todo = AGAIN),
+             .next_step = AGAIN),
     [DETAIL(STATE_EXPIRED)] =
         PAGE(.status = 400, .title = "This sign-in link has expired or was already used: start again",
              .what = "Each sign-in link works once, in the browser that started it, for a few "
                      "minutes.",
-             .todo = AGAIN),
+             .next_step = AGAIN),
     [DETAIL(BROWSER)] = PAGE(.title = "This sign-in was started in another browser",
                              .what = "For your safety, Portico finishes a sign-in only in the browser that started it "
                                      "(or when this browser kept its sign-in cookie).",
-                             .todo = "Start again from the login page, in this browser."),
+                             .next_step = "Start again from the login page, in this browser."),
     [DETAIL(INTEGRATION)] = PAGE(.title = "This sign-in belongs to another Bitbucket integration",
                                  .what = "The answer arrived at the callback of a different Bitbucket integration than "
                                          "the one the sign-in was started with, so Portico refused it.",
-                                 .todo = AGAIN),
+                                 .next_step = AGAIN),
     [DETAIL(DENIED)] = PAGE(.title = "You declined access in Bitbucket",
                             .what = "Portico needs read access to your repositories to sign you in, and Bitbucket "
                                     "reported that you chose Deny.",
-                            .todo = "To sign in, start again and choose Allow on Bitbucket's page."),
-    [DETAIL(INVALID_CLIENT)] = PAGE(.title = "Bitbucket refused Portico's credentials",
-                                    .what = "Bitbucket did not accept the Client ID and Client Secret that Portico has "
-                                            "for this integration.",
-                                    .todo = "Ask a Portico admin to check the integration's Client Secret (and Client "
-                                            "ID) against the application link in Bitbucket."),
+                            .next_step = "To sign in, start again and choose Allow on Bitbucket's page."),
+    [DETAIL(INVALID_CLIENT)] =
+        PAGE(.title = "Bitbucket refused Portico's credentials",
+             .what = "Bitbucket did not accept the Client ID and Client Secret that Portico has "
+                     "for this integration.",
+             .next_step = "Ask a Portico admin to check the integration's Client Secret (and Client "
+                          "ID) against the application link in Bitbucket."),
     [DETAIL(INVALID_GRANT)] =
         PAGE(.title = "Bitbucket refused the sign-in code",
-             .what = "Bitbucket's sign-in codes are valid for a few seconds only, and once.", .todo = AGAIN),
+             .what = "Bitbucket's sign-in codes are valid for a few seconds only, and once.", .next_step = AGAIN),
     [DETAIL(TFA)] = PAGE(.title = "Bitbucket's two-factor plugin blocked the sign-in",
                          .what = "Bitbucket accepted the authorization, but then treated Portico as anonymous. The "
                                  "\"U2F & TOTP\" two-factor app for Bitbucket does this when its OAuth whitelist does "
                                  "not allow Portico.",
-                         .todo = "Ask your Bitbucket administrator to allow Portico in the OAuth whitelist of the "
-                                 "\"U2F & TOTP\" two-factor app, then start again."),
+                         .next_step = "Ask your Bitbucket administrator to allow Portico in the OAuth whitelist of the "
+                                      "\"U2F & TOTP\" two-factor app, then start again."),
     [DETAIL(ACCESS_RESTRICTED)] =
-        PAGE(.status = 403, .message = LOGIN_PAGE_MESSAGE_TODO, .title = "Access is restricted",
+        PAGE(.status = 403, .message = LOGIN_PAGE_MESSAGE_NEXT_STEP, .title = "Access is restricted",
              .what = "The operator of this Portico lets only some people of this Bitbucket "
                      "sign in, and your Bitbucket account is not one of them. No Portico "
                      "account was created for you.",
-             .todo = "Ask a Portico admin for access."),
-    [DETAIL(PENDING_BROWSER)] = PAGE(.status = 429, .retry_after_s = 60, .title = "Too many sign-ins in progress",
-                                     .what = "This browser has started many sign-ins that have not finished yet.",
-                                     .todo = "Finish or abandon the sign-ins already open, wait a minute, and start "
-                                             "again."),
+             .next_step = "Ask a Portico admin for access."),
+    [DETAIL(PENDING_BROWSER)] =
+        PAGE(.status = 429, .retry_after_s = 60, .title = "Too many sign-ins in progress",
+             .what = "This browser has started many sign-ins that have not finished yet.",
+             .next_step = "Finish or abandon the sign-ins already open, wait a minute, and start "
+                          "again."),
     [DETAIL(PENDING_TOTAL)] = PAGE(.status = 429, .retry_after_s = 60, .title = "Too many sign-ins in progress",
                                    .what = "Portico has too many unfinished sign-ins right now.",
-                                   .todo = "Finish or abandon the sign-ins already open, wait a minute, and start "
-                                           "again."),
+                                   .next_step = "Finish or abandon the sign-ins already open, wait a minute, and start "
+                                                "again."),
     [DETAIL(INTEGRATION_UNKNOWN)] = PAGE(.status = 404, .title = "Unknown Bitbucket integration",
                                          .what = "There is no Bitbucket integration at this address; it may have been "
                                                  "deleted.",
-                                         .todo = AGAIN),
+                                         .next_step = AGAIN),
     [DETAIL(INTEGRATION_DISABLED)] = PAGE(.title = "This Bitbucket integration is disabled",
                                           .what = "A Portico admin has disabled logging in with this Bitbucket "
                                                   "integration.",
-                                          .todo = "Choose another integration on the login page, or ask a Portico "
-                                                  "admin."),
+                                          .next_step = "Choose another integration on the login page, or ask a Portico "
+                                                       "admin."),
 #define NOT_ALLOWED                                                                                                    \
     PAGE(.title = "Bitbucket did not allow this sign-in",                                                              \
          .what = "Bitbucket refused what Portico asked for (read access to repositories).",                            \
-         .todo = "Ask your Bitbucket administrator to check that Portico's application link grants Repositories "      \
-                 "Read, then start again.")
+         .next_step = "Ask your Bitbucket administrator to check that Portico's application link grants Repositories " \
+                      "Read, then start again.")
     [DETAIL(INVALID_SCOPE)] = NOT_ALLOWED,
     [DETAIL(UNAUTHORIZED_CLIENT)] = NOT_ALLOWED,
 #define NOT_COMPLETED                                                                                                  \
     PAGE(.title = "Bitbucket did not complete the sign-in",                                                            \
          .what = "Bitbucket sent Portico back without a usable answer.",                                               \
-         .todo = "Start again. If it keeps happening, ask your Bitbucket administrator to check Portico's "            \
-                 "application link.")
+         .next_step = "Start again. If it keeps happening, ask your Bitbucket administrator to check Portico's "       \
+                      "application link.")
     [DETAIL(CODE_MISSING)] = NOT_COMPLETED,
     [DETAIL(VERIFIER_MISSING)] = NOT_COMPLETED,
     [DETAIL(PROVIDER_ERROR)] = NOT_COMPLETED,
@@ -109,36 +111,38 @@ static const entry_t s_by_detail[SLOTS] = {
         PAGE(.status = 502, .title = "Bitbucket does not know Portico's consumer key yet",
              .what = "This integration signs in with OAuth 1, and Bitbucket did not recognise its consumer key: the "
                      "application link's Incoming Authentication in Bitbucket is missing or has another Consumer Key.",
-             .todo = "Ask a Portico admin to finish the application link in Bitbucket (Incoming Authentication with "
-                     "the Consumer Key and Public Key from the integration's page in Portico), then start again."),
+             .next_step =
+                 "Ask a Portico admin to finish the application link in Bitbucket (Incoming Authentication with "
+                 "the Consumer Key and Public Key from the integration's page in Portico), then start again."),
 #define SIGNATURE                                                                                                      \
     PAGE(.status = 502, .title = "Bitbucket could not verify Portico's signature",                                     \
          .what = "Bitbucket knows this integration's consumer key, but not with the public key Portico signs with: "   \
                  "the application link's Incoming Authentication has another Public Key (or a proxy in front of "      \
                  "Bitbucket rewrites the Host header).",                                                               \
-         .todo = "Ask a Portico admin to paste the Public Key from the integration's page in Portico into the "        \
-                 "application link's Incoming Authentication in Bitbucket, then start again.")
+         .next_step = "Ask a Portico admin to paste the Public Key from the integration's page in Portico into the "   \
+                      "application link's Incoming Authentication in Bitbucket, then start again.")
     [DETAIL(SIGNATURE_INVALID)] = SIGNATURE,
     [DETAIL(SIGNATURE_METHOD_REJECTED)] = SIGNATURE,
     [DETAIL(TIMESTAMP_REFUSED)] =
         PAGE(.status = 502, .title = "The clocks of Portico and Bitbucket disagree",
              .what = "Bitbucket refused Portico's signed request because its time is too far from Bitbucket's own. "
                      "OAuth 1 works only when the clocks of Portico and Bitbucket agree within a few minutes.",
-             .todo = "Ask your operator to synchronise the clocks of the Portico and Bitbucket servers (NTP), then "
-                     "start again."),
-    [DETAIL(NONCE_USED)] =
-        PAGE(.status = 502, .title = "Bitbucket refused a repeated request",
-             .what = "Bitbucket has already seen one of Portico's signed requests for this sign-in.", .todo = AGAIN),
+             .next_step =
+                 "Ask your operator to synchronise the clocks of the Portico and Bitbucket servers (NTP), then "
+                 "start again."),
+    [DETAIL(NONCE_USED)] = PAGE(.status = 502, .title = "Bitbucket refused a repeated request",
+                                .what = "Bitbucket has already seen one of Portico's signed requests for this sign-in.",
+                                .next_step = AGAIN),
 #define TOKEN_GONE                                                                                                     \
     PAGE(.status = 400, .title = "Bitbucket no longer accepts this sign-in",                                           \
          .what = "Bitbucket refused the sign-in's request token: it was already used, or the sign-in took too long.",  \
-         .todo = AGAIN)
+         .next_step = AGAIN)
     [DETAIL(TOKEN_REJECTED)] = TOKEN_GONE,
     [DETAIL(TOKEN_EXPIRED)] = TOKEN_GONE,
     [DETAIL(PERMISSION_UNKNOWN)] = TOKEN_GONE,
 #define OAUTH1_REFUSED                                                                                                 \
     PAGE(.status = 502, .message = LOGIN_PAGE_MESSAGE_WHAT, .title = "Bitbucket refused Portico's OAuth 1 request",    \
-         .todo = "Ask a Portico admin to check the integration (Test connection on its page).")
+         .next_step = "Ask a Portico admin to check the integration (Test connection on its page).")
     [DETAIL(PARAMETER_ABSENT)] = OAUTH1_REFUSED,
     [DETAIL(PARAMETER_REJECTED)] = OAUTH1_REFUSED,
     [DETAIL(VERSION_REJECTED)] = OAUTH1_REFUSED,
@@ -146,7 +150,7 @@ static const entry_t s_by_detail[SLOTS] = {
     [DETAIL(NO_OAUTH1)] = OAUTH1_REFUSED,
 #define CANNOT_LOG_IN                                                                                                  \
     PAGE(.message = LOGIN_PAGE_MESSAGE_WHAT, .title = "This Bitbucket integration cannot be used to log in",           \
-         .todo = "Ask a Portico admin to check the integration.")
+         .next_step = "Ask a Portico admin to check the integration.")
     [DETAIL(OAUTH_VERSION)] = CANNOT_LOG_IN,
     [DETAIL(CLIENT_ID)] = CANNOT_LOG_IN,
 
@@ -297,37 +301,37 @@ static const entry_t s_by_detail[SLOTS] = {
 static const login_page_t s_unreachable = {
     .title = "Bitbucket is not reachable",
     .what = "Portico could not connect to Bitbucket to finish your sign-in.",
-    .todo = "Wait a moment and try again. If it keeps happening, tell your Portico operator.",
+    .next_step = "Wait a moment and try again. If it keeps happening, tell your Portico operator.",
 };
 static const login_page_t s_unavailable = {
     .title = "Sign-in is unavailable",
     .what = "A Portico service needed for signing in is not running.",
-    .todo = "Wait a moment and try again. If it keeps happening, tell your Portico operator.",
+    .next_step = "Wait a moment and try again. If it keeps happening, tell your Portico operator.",
 };
 static const login_page_t s_timeout = {
     .title = "Bitbucket took too long to answer",
     .what = "Portico waited for Bitbucket, but it did not answer in time.",
-    .todo = "Wait a moment and start again. If it keeps happening, tell your Bitbucket administrator.",
+    .next_step = "Wait a moment and start again. If it keeps happening, tell your Bitbucket administrator.",
 };
 static const login_page_t s_tls = {
     .title = "Secure connection to Bitbucket failed",
     .what = "Portico could not verify Bitbucket's HTTPS certificate, so it did not send your sign-in.",
-    .todo = "Ask a Portico admin to check the integration's CA certificate.",
+    .next_step = "Ask a Portico admin to check the integration's CA certificate.",
 };
 static const login_page_t s_rate_limited = {
     .title = "Bitbucket is limiting requests",
     .what = "Bitbucket asked Portico to slow down.",
-    .todo = "Wait a minute and start again.",
+    .next_step = "Wait a minute and start again.",
 };
 static const login_page_t s_upstream = {
     .title = "Bitbucket answered something unexpected",
     .what = "Portico could not use Bitbucket's answer to sign you in.",
-    .todo = "Start again. If it keeps happening, give the reference below to your Portico operator.",
+    .next_step = "Start again. If it keeps happening, give the reference below to your Portico operator.",
 };
 static const login_page_t s_generic = {
     .title = "Sign-in did not work",
     .what = "Something went wrong while signing you in.",
-    .todo = "Start again. If it keeps happening, give the reference below to your Portico operator.",
+    .next_step = "Start again. If it keeps happening, give the reference below to your Portico operator.",
 };
 
 static const entry_t *s_entry(int detail)

@@ -12,18 +12,18 @@
 
 /* How a page uses the error's message (safe to show). */
 enum {
-    LOGIN_PAGE_TEXT = 0,         /* only the page's own text */
-    LOGIN_PAGE_MESSAGE_WHAT = 1, /* "what happened" is the message and a full stop */
-    LOGIN_PAGE_MESSAGE_TODO = 2, /* "what to do" is the message, or todo when it is empty */
+    LOGIN_PAGE_TEXT = 0,              /* only the page's own text */
+    LOGIN_PAGE_MESSAGE_WHAT = 1,      /* "what happened" is the message and a full stop */
+    LOGIN_PAGE_MESSAGE_NEXT_STEP = 2, /* "what to do" is the message, or next_step when it is empty */
 };
 
 typedef struct {
     int status;        /* HTTP status; 0: the one of the error's code */
     int retry_after_s; /* > 0: sent as Retry-After */
-    int message;       /* LOGIN_PAGE_TEXT, _MESSAGE_WHAT or _MESSAGE_TODO */
+    int message;       /* LOGIN_PAGE_TEXT, _MESSAGE_WHAT or _MESSAGE_NEXT_STEP */
     const char *title;
     const char *what; /* NULL with LOGIN_PAGE_MESSAGE_WHAT */
-    const char *todo;
+    const char *next_step;
 } login_page_t;
 
 /* The page for an error: its detail's own page, else its code's. Any code

@@ -42,11 +42,11 @@ void web_page(web_req_t *r, int status, const char *template_name, tmpl_ctx_t **
     sbuf_free(&b);
 }
 
-void web_error_page(web_req_t *r, int status, const char *title, const char *what, const char *todo)
+void web_error_page(web_req_t *r, int status, const char *title, const char *what, const char *next_step)
 {
     tmpl_ctx_t *c = web_page_ctx(r, title);
     tmpl_set(c, "what", what);
-    tmpl_set(c, "todo", todo ? todo : "");
+    tmpl_set(c, "next_step", next_step ? next_step : "");
     tmpl_set(c, "request_id", r->request_id);
     web_page(r, status, "error", &c);
 }
@@ -60,17 +60,17 @@ void web_bus_error_page(web_req_t *r, const bus_error_t *err, const char *doing)
                         : status == 429 ? "Too many attempts"
                         : status >= 500 ? "Something went wrong"
                                         : "This did not work";
-    const char *todo = status == 503 || status == 504
-                           ? "Wait a moment and try again. If it keeps happening, ask your Portico operator to "
-                             "check /readyz and the service logs."
-                       : status >= 500 ? "Try again. If it keeps happening, give the reference below to your "
-                                         "Portico operator."
-                                       : NULL;
+    const char *next_step = status == 503 || status == 504
+                                ? "Wait a moment and try again. If it keeps happening, ask your Portico operator to "
+                                  "check /readyz and the service logs."
+                            : status >= 500 ? "Try again. If it keeps happening, give the reference below to your "
+                                              "Portico operator."
+                                            : NULL;
     char what[400];
     snprintf(what, sizeof what, "%s%s%s", doing ? doing : "", doing ? ": " : "",
              err->message[0] ? err->message : "the request failed");
     log_warn("request failed", "code=%s status=%d", bus_code_name(err->code), status);
-    web_error_page(r, status, title, what, todo);
+    web_error_page(r, status, title, what, next_step);
 }
 
 bool web_rate_ok(web_req_t *r, const char *what, long per_minute, bool take)
@@ -78,12 +78,12 @@ bool web_rate_ok(web_req_t *r, const char *what, long per_minute, bool take)
     int wait = web_rate_wait(r, what, per_minute, take);
     if (!wait)
         return true;
-    char todo[120];
-    snprintf(todo, sizeof todo, "Wait %d second%s and try again.", wait, wait == 1 ? "" : "s");
+    char next_step[120];
+    snprintf(next_step, sizeof next_step, "Wait %d second%s and try again.", wait, wait == 1 ? "" : "s");
     web_error_page(r, 429, "Too many attempts",
                    "This address has sent more of these requests than Portico accepts "
                    "in a minute.",
-                   todo);
+                   next_step);
     return false;
 }
 

@@ -18,7 +18,7 @@ void web_page(web_req_t *r, int status, const char *template_name, tmpl_ctx_t **
 void web_send_html(web_req_t *r, int status, const sbuf_t *page);
 
 /* A full page that says what happened and what to do. */
-void web_error_page(web_req_t *r, int status, const char *title, const char *what, const char *todo);
+void web_error_page(web_req_t *r, int status, const char *title, const char *what, const char *next_step);
 /* Map a bus error to a page: 503 unavailable, 504 timeout, 400, 404 ... */
 void web_bus_error_page(web_req_t *r, const bus_error_t *err, const char *doing);
 

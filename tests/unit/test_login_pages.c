@@ -19,7 +19,7 @@ static void s_complete(const login_page_t *p)
     assert_non_null(p);
     assert_non_null(p->title);
     assert_true(p->message == LOGIN_PAGE_MESSAGE_WHAT || (p->what && p->what[0]));
-    assert_non_null(p->todo);
+    assert_non_null(p->next_step);
     assert_true(p->status == 0 || (p->status >= 400 && p->status < 600));
 }
 
