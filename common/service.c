@@ -7,13 +7,27 @@
 
 #include <assert.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t s_stop;
 static volatile sig_atomic_t s_reload;
+/* When SIGTERM came (monotonic ms, 0: not yet) and how long to keep
+ * serving after it. Lock-free atomics: written in the signal handler. */
+static _Atomic int64_t s_leave_ms;
+static _Atomic long s_delay_ms;
+
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* async-signal-safe */
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void s_on_hup(int sig)
 {
@@ -24,8 +38,14 @@ static const char *s_name = "portico";
 
 static void s_on_signal(int sig)
 {
-    (void)sig;
-    s_stop = 1;
+    /* Ctrl-C, a second SIGTERM, or no delay asked for: stop now. */
+    if (sig == SIGINT || atomic_load(&s_leave_ms) || atomic_load(&s_delay_ms) <= 0) {
+        s_stop = 1;
+        if (!atomic_load(&s_leave_ms))
+            atomic_store(&s_leave_ms, s_mono_ms());
+        return;
+    }
+    atomic_store(&s_leave_ms, s_mono_ms());
 }
 
 void service_install_signals(void)
@@ -49,9 +69,25 @@ bool service_take_reload(void)
     return true;
 }
 
+void service_set_stop_delay_ms(long ms)
+{
+    atomic_store(&s_delay_ms, ms);
+}
+
+bool service_leaving(void)
+{
+    return s_stop || atomic_load(&s_leave_ms) != 0;
+}
+
 bool service_stopping(void)
 {
-    return s_stop != 0;
+    if (s_stop)
+        return true;
+    int64_t leave = atomic_load(&s_leave_ms);
+    if (!leave || s_mono_ms() - leave < atomic_load(&s_delay_ms))
+        return false;
+    s_stop = 1;
+    return true;
 }
 
 void service_request_stop(void)
@@ -94,6 +130,20 @@ int service_thread_start(pthread_t *thread, const char *what, void *(*fn)(void *
 static health_t *s_health;
 static pthread_t s_health_closer;
 static bool s_health_closing;
+static bus_ready_fn s_ready;
+static void *s_ready_arg;
+
+/* Not ready once leaving, so that orchestrators and load balancers stop
+ * sending work here while it is still being served. */
+static bool s_ready_unless_leaving(void *arg, char *status, size_t status_size)
+{
+    (void)arg;
+    if (service_leaving()) {
+        snprintf(status, status_size, "stopping");
+        return false;
+    }
+    return s_ready ? s_ready(s_ready_arg, status, status_size) : true;
+}
 
 /* Waits for the stop, then closes the endpoint on the side. */
 static void *s_close_health(void *arg)
@@ -111,7 +161,9 @@ int service_health_start(const char *addr, bus_ready_fn ready, void *arg)
     const char *colon = strrchr(addr, ':');
     if (colon && !strcmp(colon, ":0"))
         return 0;
-    s_health = health_new(addr, s_name, ready, arg);
+    s_ready = ready;
+    s_ready_arg = arg;
+    s_health = health_new(addr, s_name, s_ready_unless_leaving, NULL);
     if (!s_health)
         return -1;
     if (service_thread_start(&s_health_closer, "health-closer", s_close_health, NULL) < 0) {
@@ -162,6 +214,7 @@ int service_main(const service_def_t *def, int argc, char **argv)
     config_error_t err;
     if (def->load_config(&err) < 0)
         config_die(&err);
+    service_set_stop_delay_ms(1000 * config_int_or_die("PORTICO_STOP_DELAY_SECONDS", 0, 0, SERVICE_STOP_DELAY_MAX_S));
     if (cmd && !strcmp(cmd, "healthcheck"))
         return health_check(def->health_addr(), argc > 2 ? argv[2] : def->health_path);
     if (cmd && strcmp(cmd, "serve")) {

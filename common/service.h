@@ -17,6 +17,14 @@
  *      returns, which it does after SIGTERM or SIGINT once its work in
  *      flight is drained (SERVICE_DRAIN_MS at most), and
  *   7. closes the health endpoint, if run opened one.
+ *
+ * Leaving before stopping: with several instances, whatever sends work to
+ * this one (a load balancer checking /readyz, bus clients re-resolving the
+ * service's name) needs a moment to notice it is going. So SIGTERM first
+ * makes the process "leaving": readiness answers "stopping" while it goes
+ * on serving everything as before, for PORTICO_STOP_DELAY_SECONDS (default
+ * 0: no wait); only then is it "stopping" and drains. SIGINT (Ctrl-C), a
+ * second SIGTERM and service_request_stop() stop at once.
  */
 #ifndef PORTICO_SERVICE_H
 #define PORTICO_SERVICE_H
@@ -33,6 +41,8 @@
  * runtimes give before SIGKILL. */
 #define SERVICE_DRAIN_MS 4000
 #define SERVICE_STOP_BUDGET_MS 4800
+/* The longest PORTICO_STOP_DELAY_SECONDS: a stop must stay bounded. */
+#define SERVICE_STOP_DELAY_MAX_S 60
 
 typedef struct {
     const char *name; /* "registry": log lines, bus keys, messages */
@@ -59,6 +69,12 @@ int service_main(const service_def_t *def, int argc, char **argv);
 
 /* SIGTERM and SIGINT ask the process to stop; SIGPIPE is ignored. */
 void service_install_signals(void);
+/* PORTICO_STOP_DELAY_SECONDS, read (and checked) by service_main. */
+void service_set_stop_delay_ms(long ms);
+/* A stop was asked for: readiness says "stopping" from now on, but work is
+ * still taken until service_stopping(). */
+bool service_leaving(void);
+/* Take no more work: drain and return (the stop delay has passed). */
 bool service_stopping(void);
 /* True once after each SIGHUP: read the bus key again (README: Bus keys). */
 bool service_take_reload(void);
