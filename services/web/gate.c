@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@ struct gate_t {
     int lfd, epfd, stopfd;
     pthread_t thread;
     bool running;
+    atomic_bool draining, stop; /* asked through stopfd */
     char token[48];
     conn_t *conns;
     conn_t *graveyard; /* closed in this batch: other events may still name them */
@@ -370,7 +372,17 @@ static void *s_run(void *arg)
                 continue;
             }
             if (p == &self->stopfd) {
-                stop = true;
+                uint64_t v;
+                (void)!read(self->stopfd, &v, sizeof v);
+                if (atomic_load(&self->stop))
+                    stop = true;
+                else if (atomic_load(&self->draining) && self->lfd >= 0) {
+                    /* Draining: no new connections (a load balancer then
+                     * tries another instance); the open ones go on. */
+                    epoll_ctl(self->epfd, EPOLL_CTL_DEL, self->lfd, NULL);
+                    close(self->lfd);
+                    self->lfd = -1;
+                }
                 continue;
             }
             end_t *e = p;
@@ -393,7 +405,7 @@ static void *s_run(void *arg)
             next_tick = now + TICK_MS;
         }
         s_bury(self);
-        if (stop)
+        if (stop || (atomic_load(&self->draining) && self->lfd < 0 && !self->conns))
             break;
     }
     return NULL;
@@ -475,6 +487,7 @@ void gate_destroy(gate_t **self_p)
         return;
     gate_t *self = *self_p;
     if (self->running) {
+        atomic_store(&self->stop, true);
         uint64_t one = 1;
         (void)!write(self->stopfd, &one, sizeof one);
         pthread_join(self->thread, NULL);
@@ -491,6 +504,31 @@ void gate_destroy(gate_t **self_p)
     explicit_bzero(self->token, sizeof self->token);
     free(self);
     *self_p = NULL;
+}
+
+void gate_drain(gate_t **self_p, long max_ms)
+{
+    if (!self_p || !*self_p)
+        return;
+    gate_t *self = *self_p;
+    if (self->running) {
+        atomic_store(&self->draining, true);
+        uint64_t one = 1;
+        (void)!write(self->stopfd, &one, sizeof one);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += max_ms / 1000;
+        until.tv_nsec += (max_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (pthread_timedjoin_np(self->thread, NULL, &until) == 0)
+            self->running = false;
+        else
+            log_warn("connections still open when the drain ended; closing them", "waited_ms=%ld", max_ms);
+    }
+    gate_destroy(self_p);
 }
 
 const char *gate_client(const gate_t *self, const char *header, char *out, size_t out_size)

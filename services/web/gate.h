@@ -43,6 +43,10 @@ typedef struct {
 gate_t *gate_new(const gate_config_t *cfg);
 /* Stop the thread and close every connection. */
 void gate_destroy(gate_t **self_p);
+/* Stop accepting at once, relay the open connections until they end
+ * (civetweb closes an idle keep-alive one after its timeout), for max_ms
+ * at most; then as gate_destroy. */
+void gate_drain(gate_t **self_p, long max_ms);
 
 /* The client address for the value of an X-Portico-Gate header, when it
  * carries this process's secret; NULL otherwise. */

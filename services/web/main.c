@@ -357,11 +357,16 @@ static int s_run(void)
              web_cfg.public_url);
     if (presence_start(web_cfg.registry_endpoint) < 0)
         log_error("could not start reporting this web to the registry", NULL);
+    while (!service_leaving())
+        usleep(100 * 1000);
+    if (!service_stopping())
+        log_info("leaving: /readyz answers 503, serving on until the stop delay ends", NULL);
     while (!service_stopping())
         usleep(100 * 1000);
     log_info("stopping", NULL);
     presence_stop();
-    gate_destroy(&web_gate);
+    /* No new connections; the requests on their way are answered. */
+    gate_drain(&web_gate, SERVICE_DRAIN_MS);
     /* mg_stop waits up to its listener's poll interval: both at once. */
     pthread_t ops_stopper;
     bool stopping_ops = service_thread_start(&ops_stopper, "ops-stopper", s_stop_context, ops) == 0;

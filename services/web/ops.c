@@ -7,6 +7,7 @@
 #include "endpoints.h"
 #include "log.h"
 #include "metrics.h"
+#include "service.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,12 @@ static void h_healthz(web_req_t *r)
 
 static void h_readyz(web_req_t *r)
 {
+    /* Stopping (service.h: leaving): say so at once, so the load balancer
+     * sends new browsers elsewhere while this web still serves. */
+    if (service_leaving()) {
+        web_send(r, 503, "text/plain; charset=utf-8", "stopping\n", 9, NULL);
+        return;
+    }
     readiness_t st;
     bool ready = s_probe(r, &st);
     if (!r->ops) {
