@@ -9,7 +9,7 @@ context=${DEMO_BITBUCKET_CONTEXT:-/bitbucket}
 if [ "${1:-}" = healthcheck ]; then
     exec 3<>"/dev/tcp/127.0.0.1/${listen##*:}"
     printf 'GET %s/rest/api/1.0/application-properties HTTP/1.0\r\nHost: localhost\r\n\r\n' "$context" >&3
-    IFS=' ' read -r -t 3 _ status _ <&3
+    IFS=' ' read -r -t 8 _ status _ <&3
     [ "$status" = 200 ]
     exit
 fi

@@ -192,6 +192,21 @@ for name, svc in doc.get("services", {}).items():
     if name == "postgres":
         svc["healthcheck"] = {"test": ["CMD", "pg_isready", "-q", "-h", "/var/run/postgresql", "-d", "portico"],
                               "interval": "5s", "timeout": "10s", "retries": 6, "start_period": "120s"}
+    # The same for the demo Bitbucket, which stands for the company's own
+    # Bitbucket: a replacement under load would cost every login in flight.
+    if name == "demo-bitbucket":
+        svc["healthcheck"] = {"test": ["CMD", "/usr/local/bin/demo-bitbucket", "healthcheck"],
+                              "interval": "5s", "timeout": "10s", "retries": 6, "start_period": "30s"}
+    # Rolling updates (and rollbacks) replace one instance at a time: the
+    # old one stops first (its published port, mode host, is then free on
+    # its node), leaves for PORTICO_STOP_DELAY_SECONDS while bus clients and
+    # the load balancer move away, and drains; the next waits until the new
+    # one has been healthy for a while, so each service always keeps one
+    # instance serving (README: Docker Swarm, several nodes).
+    if name in bus:
+        roll = {"parallelism": 1, "delay": "10s", "order": "stop-first", "monitor": "15s", "failure_action": "pause"}
+        svc.setdefault("deploy", {})["update_config"] = dict(roll)
+        svc["deploy"]["rollback_config"] = dict(roll)
     # DNS round robin instead of a virtual IP: ZeroMQ keeps long-lived
     # connections that gain nothing from IPVS (which drops idle ones after
     # 15 minutes, and is missing from some kernels, breaking VIPs entirely).
