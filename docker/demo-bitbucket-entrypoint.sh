@@ -17,4 +17,8 @@ args=(--listen "$listen" --context "$context" --version "${DEMO_BITBUCKET_VERSIO
 if [ -n "${DEMO_BITBUCKET_AUTO_APPROVE:-}" ]; then
     args+=(--auto-approve "$DEMO_BITBUCKET_AUTO_APPROVE")
 fi
+# Application links survive a restart (the emulator's --state file).
+if [ -n "${DEMO_BITBUCKET_STATE:-}" ]; then
+    args+=(--state "$DEMO_BITBUCKET_STATE")
+fi
 exec /usr/local/lib/portico/bitbucket-emulator "${args[@]}" "$@"

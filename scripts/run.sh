@@ -67,8 +67,10 @@ if [ "${PORTICO_DEMO_BITBUCKET:-1}" != 0 ]; then
   # The demo listens on loopback, which integrations may reach only as a
   # named exception.
   export PORTICO_BITBUCKET_ALLOW=${PORTICO_BITBUCKET_ALLOW:+$PORTICO_BITBUCKET_ALLOW,}${demo_addr%:*}
+  # Its application links are kept in the state folder: an integration set
+  # up against it still works after the next `make run`.
   "$bin/bitbucket-emulator" --listen "$demo_addr" --context /bitbucket --version "${PORTICO_DEMO_BITBUCKET_VERSION:-8.9.0}" \
-    >"$state/logs/demo-bitbucket.log" 2>&1 &
+    --state "$state/demo-bitbucket.json" >"$state/logs/demo-bitbucket.log" 2>&1 &
   pids+=($!)
 fi
 

@@ -137,6 +137,7 @@ enum emu_link_error emu_link_create_oauth2(struct emu_link_oauth2 *l)
 		snprintf(a->client_secret, sizeof a->client_secret, "%s", client_secret);
 		snprintf(a->redirect_url, sizeof a->redirect_url, "%s", l->redirect_url);
 		a->perms = l->perms;
+		emu_state_save();
 	}
 	emu_unlock();
 	if (!a)
@@ -171,6 +172,7 @@ enum emu_link_error emu_link_create_oauth1(const struct emu_link_oauth1 *l)
 		snprintf(c->link_url, sizeof c->link_url, "%s", url ? url : "");
 		c->pkey = pkey;
 		pkey = NULL;
+		emu_state_save();
 	}
 	emu_unlock();
 	EVP_PKEY_free(pkey);
@@ -544,6 +546,7 @@ static void s_reset(struct emu_req *r)
 {
 	emu_lock();
 	emu_state_reset();
+	emu_state_save();
 	emu_unlock();
 	emu_send_json(r, 200, json_object());
 }

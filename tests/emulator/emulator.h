@@ -65,6 +65,7 @@ struct emu_config {
 	int threads;
 	bool quiet;
 	bool keep_alive;
+	char state[512];       /* --state FILE, "" for none */
 };
 extern struct emu_config g_cfg;
 
@@ -377,6 +378,10 @@ void emu_log_clear(void);
 void emu_state_reset(void);
 int emu_store_init(void);
 void emu_store_shutdown(void);
+/* --state FILE (state.c): the application links read at start, written
+ * after each change (called with emu_lock held). 0, or -1 (on stderr). */
+int emu_state_load(void);
+int emu_state_save(void);
 
 /* ---- shutdown-aware sleeping (hang / latency faults) ------------------ */
 /* Sleeps up to ms milliseconds; returns early (true) when stopping. */

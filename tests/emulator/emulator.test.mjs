@@ -6,6 +6,8 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -1473,6 +1475,42 @@ test('a hanging request does not block SIGTERM', async () => {
   assert.equal(code, 0);
   assert.ok(Date.now() - t0 < 5000, 'shutdown took too long');
   assert.equal(await pending, 'closed');
+});
+
+test('--state keeps the application links over a restart; a bad state file stops the start', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'emu-state-'));
+  const file = path.join(dir, 'state.json');
+  try {
+    let emu = await startEmulator(['--auto-approve', 'jdoe', '--state', file]);
+    const app = await createApplink(emu.base);
+    const pem = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' });
+    assert.equal((await admin(emu.base, 'POST', 'applinks/oauth1', { name: 'P', consumer_key: 'kept-ck', public_key: pem })).status, 201);
+    assert.equal((await emu.stop()).code, 0);
+    assert.equal(statSync(file).mode & 0o777, 0o600, 'the file holds client secrets');
+    assert.ok(readFileSync(file, 'utf8').includes(app.client_id));
+
+    emu = await startEmulator(['--auto-approve', 'jdoe', '--state', file]);
+    const list = (await admin(emu.base, 'GET', 'applinks')).body;
+    assert.ok(list.some((l) => l.client_id === app.client_id), 'the OAuth 2 link is back');
+    assert.ok(list.some((l) => l.consumer_key === 'kept-ck'), 'the OAuth 1 consumer is back');
+    // The restarted emulator authorizes that client as before.
+    const res = await get(authorizeUrl(emu.base, app).url, { 'X-Emulator-User': 'jdoe' });
+    assert.equal(res.status, 302);
+    assert.ok(new URL(res.headers.get('location')).searchParams.get('code'));
+    // Reset forgets them in the file too.
+    assert.equal((await admin(emu.base, 'POST', 'reset')).status, 200);
+    assert.equal((await emu.stop()).code, 0);
+    emu = await startEmulator(['--state', file]);
+    assert.deepEqual((await admin(emu.base, 'GET', 'applinks')).body, []);
+    await emu.stop();
+
+    writeFileSync(file, '{ not json');
+    const r = spawnSync(BIN, ['--listen', '127.0.0.1:0', '--state', file], { timeout: 5000 });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr.toString(), /state file .* is not readable JSON/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('bad command lines are refused', () => {

@@ -5,7 +5,10 @@
  *   bitbucket-emulator --listen 127.0.0.1:7990 --context /bitbucket
  *       --version 8.9.0 [--access-ttl 3600] [--code-ttl 10]
  *       [--auto-approve USERNAME] [--threads 16] [--keep-alive] [--quiet]
+ *       [--state FILE]
  *
+ * --state FILE keeps the application links in FILE (state.c), so a
+ * restarted emulator still knows the integrations set up against it.
  * --keep-alive keeps connections open between requests as Bitbucket's
  * Tomcat does (the benchmark uses it); without it every answer closes its
  * connection, which the fault tests rely on.
@@ -74,7 +77,7 @@ static void s_usage(FILE *f)
 		"usage: bitbucket-emulator [--listen HOST:PORT] [--context /PATH] [--version X.Y.Z]\n"
 		"                          [--access-ttl SECONDS] [--code-ttl SECONDS]\n"
 		"                          [--auto-approve USERNAME] [--threads N] [--keep-alive]\n"
-		"                          [--quiet]\n"
+		"                          [--quiet] [--state FILE]\n"
 		"defaults: --listen 127.0.0.1:7990 --context /bitbucket --version 8.9.0\n"
 		"          --access-ttl 3600 --code-ttl 10 --threads 16 (port 0 picks a free port)\n");
 }
@@ -142,6 +145,7 @@ static int s_parse_args(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "keep-alive", no_argument, NULL, 'K' },
+		{ "state", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -201,6 +205,13 @@ static int s_parse_args(int argc, char **argv)
 			break;
 		case 'K':
 			g_cfg.keep_alive = true;
+			break;
+		case 'S':
+			if (!optarg[0] || strlen(optarg) >= sizeof g_cfg.state) {
+				fprintf(stderr, "bitbucket-emulator: --state wants a file path\n");
+				return -1;
+			}
+			snprintf(g_cfg.state, sizeof g_cfg.state, "%s", optarg);
 			break;
 		case 'h':
 			s_usage(stdout);
@@ -550,6 +561,8 @@ int main(int argc, char **argv)
 
 	emu_store_init(); /* users must exist to check --auto-approve */
 	if (s_parse_args(argc, argv) != 0)
+		return 2;
+	if (emu_state_load() != 0)
 		return 2;
 	curl_global_init(CURL_GLOBAL_NOTHING);
 
