@@ -34,27 +34,8 @@ artifacts=$root/tests/artifacts/container
 mkdir -p "$artifacts"
 work=$(mktemp -d /tmp/portico-ctest.XXXXXX)
 started_dockerd=""
-pass=0
-fail=0
-failed=()
-timings=()
-t_all=$(date +%s)
-
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-say() { echo "[container] $*"; }
-check() { # check NAME COMMAND...: one counted result
-  local name=$1
-  shift
-  if "$@"; then
-    pass=$((pass + 1))
-    say "ok   $name"
-  else
-    fail=$((fail + 1))
-    failed+=("$name")
-    say "FAIL $name"
-  fi
-}
+tag=container
+. tests/container/lib.sh
 
 # ---- 1. Docker ---------------------------------------------------------------
 t=$(now)
@@ -106,18 +87,9 @@ t=$(now)
 build_images() { bash tests/container/build-images.sh "$prefix" "$artifacts"; }
 check "images build" build_images
 timings+=("image builds: $(since "$t")s")
-summary() {
-  echo
-  say "timings:"
-  for x in "${timings[@]}"; do say "  $x"; done
-  say "  total: $(($(date +%s) - t_all))s"
-  ((fail)) && say "failed: ${failed[*]}"
-  echo "container: $pass passed, $fail failed"
-  ((fail == 0))
-}
 if ((fail)); then
   say "the images do not build: nothing to test (logs: $artifacts/build-*.log)"
-  summary
+  summary container
   exit 1
 fi
 sizes() {
@@ -244,7 +216,7 @@ if [ "${failed[*]}" != "${failed[*]/compose --profile demo up/}" ]; then
     "${compose[@]}" logs --no-color "$s" >"$artifacts/$s.log" 2>&1 || true
     say "--- last lines of $s"; tail -5 "$artifacts/$s.log"
   done
-  summary
+  summary container
   exit 1
 fi
 
@@ -359,4 +331,4 @@ if [ "${CTEST_SWARM3:-0}" = 1 ] && [ "${CTEST_KEEP:-0}" != 1 ]; then
   timings+=("three-node swarm: $(since "$t")s")
 fi
 
-summary
+summary container

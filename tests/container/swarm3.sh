@@ -49,26 +49,8 @@ rm -rf "$artifacts"
 mkdir -p "$artifacts"
 work=$(mktemp -d /tmp/portico-s3.XXXXXX)
 started_dockerd=""
-pass=0 fail=0
-failed=()
-timings=()
-t_all=$(date +%s)
-
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-say() { echo "[swarm3] $*"; }
-check() { # check NAME COMMAND...: one counted result
-  local name=$1
-  shift
-  if "$@"; then
-    pass=$((pass + 1))
-    say "ok   $name"
-  else
-    fail=$((fail + 1))
-    failed+=("$name")
-    say "FAIL $name"
-  fi
-}
+tag=swarm3
+. tests/container/lib.sh
 node_sock() { echo "unix://$work/node$1/docker.sock"; }
 on() { # on N docker ARGS...: the engine of node N, every call bounded
   local n=$1
@@ -76,15 +58,6 @@ on() { # on N docker ARGS...: the engine of node N, every call bounded
   DOCKER_HOST=$(node_sock "$n") timeout 120 "$@"
 }
 
-summary() {
-  echo
-  say "timings:"
-  for x in "${timings[@]}"; do say "  $x"; done
-  say "  total: $(($(date +%s) - t_all))s"
-  ((fail)) && say "failed: ${failed[*]}"
-  echo "swarm3: $pass passed, $fail failed"
-  ((fail == 0))
-}
 
 # Everything of this test, by name: what an interrupted earlier run left too.
 remove_all() {
@@ -135,7 +108,7 @@ build_node() {
 }
 check "node image (base + docker.io, docker-registry, haproxy)" build_node
 timings+=("images: $(since "$t")s")
-if ((fail)); then summary; exit 1; fi
+if ((fail)); then summary swarm3; exit 1; fi
 
 # ---- the network, the registry, three engines ----------------------------------
 t=$(now)
@@ -181,7 +154,7 @@ YML
 }
 check "three Docker engines in containers on $net ($subnet), a registry at $registry" engines
 timings+=("engines up: $(since "$t")s")
-if ((fail)); then summary; exit 1; fi
+if ((fail)); then summary swarm3; exit 1; fi
 
 # ---- images through the registry -------------------------------------------------
 # Node 1 loads what the host built and pushes it to the registry on the test
@@ -234,7 +207,7 @@ swarm() {
 }
 check "swarm: node 1 manager, nodes 2 and 3 joined, all Ready" swarm
 timings+=("swarm: $(since "$t")s")
-if ((fail)); then summary; exit 1; fi
+if ((fail)); then summary swarm3; exit 1; fi
 
 # ---- the stack ------------------------------------------------------------------------
 t=$(now)
@@ -361,4 +334,4 @@ for s in web registry broker bitbucket postgres demo-bitbucket; do
   DOCKER_HOST=$(node_sock 1) timeout 30 docker service logs --raw --timestamps "${stack}_$s" >"$artifacts/$s.log" 2>&1 || true
 done
 on 1 docker stack ps --no-trunc "$stack" >"$artifacts/stack-ps.txt" 2>&1 || true
-summary
+summary swarm3
