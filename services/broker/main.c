@@ -42,7 +42,17 @@ static void s_send_ctl(zsock_t *sock, const char *ctl)
 typedef struct {
     zsock_t *sock;
     char endpoint[ENDPOINTS_LEN];
+    int64_t retire_at; /* 0, or when a web gone from DNS is let go */
 } web_link_t;
+
+/* A web leaves DNS before it stops (Swarm removes a task's name first, and
+ * the web then serves on for PORTICO_STOP_DELAY_SECONDS while the load
+ * balancer moves away): closing the link at once would leave it with no
+ * workers for the logins still coming in, and drop the requests already
+ * on their way here. So a link whose address left DNS is kept this long
+ * (longer than any web's stop delay and drain), or until the address is
+ * back. */
+#define WEB_LINK_GRACE_MS 30000
 
 typedef struct {
     web_link_t links[ENDPOINTS_MAX];
@@ -89,22 +99,37 @@ static zsock_t *s_web_connect(const char *endpoint)
 static void s_web_change(void *arg, const char *endpoint, bool added)
 {
     web_links_t *webs = arg;
-    if (!added) {
-        for (int i = 0; i < webs->n; i++)
-            if (!strcmp(webs->links[i].endpoint, endpoint)) {
-                zsock_destroy(&webs->links[i].sock);
-                webs->links[i] = webs->links[--webs->n];
-                return;
-            }
+    for (int i = 0; i < webs->n; i++)
+        if (!strcmp(webs->links[i].endpoint, endpoint)) {
+            if (!added && !webs->links[i].retire_at)
+                webs->links[i].retire_at = bus_now_ms() + WEB_LINK_GRACE_MS;
+            else if (added)
+                webs->links[i].retire_at = 0; /* back before it was let go */
+            return;
+        }
+    if (!added)
         return;
-    }
     zsock_t *sock = webs->n < ENDPOINTS_MAX ? s_web_connect(endpoint) : NULL;
     if (!sock)
         return;
     web_link_t *l = &webs->links[webs->n++];
     l->sock = sock;
+    l->retire_at = 0;
     snprintf(l->endpoint, sizeof l->endpoint, "%s", endpoint);
     s_send_ctl(sock, webs->ready);
+}
+
+/* Close the links of webs gone from DNS for WEB_LINK_GRACE_MS. */
+static void s_web_retire(web_links_t *webs, int64_t now)
+{
+    for (int i = 0; i < webs->n;) {
+        if (webs->links[i].retire_at && now >= webs->links[i].retire_at) {
+            zsock_destroy(&webs->links[i].sock);
+            webs->links[i] = webs->links[--webs->n];
+        } else {
+            i++;
+        }
+    }
 }
 
 static void *s_worker(void *arg)
@@ -134,6 +159,7 @@ static void *s_worker(void *arg)
     int64_t last_ctl = bus_now_ms();
     while (!service_stopping()) {
         endpoints_refresh(web_eps, bus_now_ms(), false, s_web_change, webs);
+        s_web_retire(webs, bus_now_ms());
         zmq_pollitem_t items[ENDPOINTS_MAX];
         for (int i = 0; i < webs->n; i++)
             items[i] = (zmq_pollitem_t){zsock_resolve(webs->links[i].sock), 0, ZMQ_POLLIN, 0};
