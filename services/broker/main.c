@@ -61,15 +61,20 @@ typedef struct {
     zsock_t *serving;  /* the link of the request in progress */
 } web_links_t;
 
-/* Keep the queue of the web whose request is in progress informed while a
- * long call runs. */
+/* Keep every web's queue informed while a long call runs, not only the
+ * one whose request is in progress: another web may already have handed
+ * this worker a request (it waits on its link until this one is done),
+ * and a web that heard nothing for BUS_HEARTBEAT_TIMEOUT_MS drops the
+ * worker and fails that request, although it is about to be answered
+ * (seen during the three-node test's rolling update). */
 static void s_heartbeat(void *arg)
 {
     web_links_t *webs = arg;
     static _Thread_local int64_t last;
     int64_t now = bus_now_ms();
     if (webs->serving && now - last >= BUS_HEARTBEAT_IVL_MS) {
-        s_send_ctl(webs->serving, BUS_WORKER_HEARTBEAT);
+        for (int i = 0; i < webs->n; i++)
+            s_send_ctl(webs->links[i].sock, BUS_WORKER_HEARTBEAT);
         last = now;
     }
 }
