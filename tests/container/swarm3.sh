@@ -40,7 +40,10 @@ prefix=${S3_PREFIX:-portico-s3}
 subnet=${S3_SUBNET:-192.168.213.0/24}
 net=$prefix-net
 stack=$prefix
+# Another S3_PREFIX (and S3_SUBNET) runs a second cluster beside this one,
+# with its logs in tests/artifacts/<prefix>.
 artifacts=$root/tests/artifacts/swarm3
+[ "$prefix" = portico-s3 ] || artifacts=$root/tests/artifacts/$prefix
 base=${subnet%.*/*}               # 192.168.213
 registry_ip=$base.2 lb_ip=$base.3 # nodes: .11 .12 .13
 registry=$registry_ip:5000
@@ -286,7 +289,9 @@ defaults
   timeout connect 1s
   timeout client 30s
   timeout server 20s
-  timeout check 1s
+  # /readyz asks a registry and a bitbucket instance (1 s each at most): a
+  # check must be allowed that long, or a loaded machine takes every web out.
+  timeout check 3s
   retries 3
   option redispatch 1
 frontend portico
