@@ -4,6 +4,7 @@
 
 #include "audit.h"
 #include "log.h"
+#include "secrets.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -62,16 +63,7 @@ static const db_stmt_t s_user_exists = {"user_exists", "SELECT 1 FROM users WHER
 
 /* ---- loading users with their identities ---- */
 
-typedef struct {
-    size_t n;
-    Portico__Registry__User *users;
-    Portico__Registry__User **user_ptrs;
-    Portico__Registry__Identity *identities;
-    Portico__Registry__Identity **identity_ptrs;
-    PGresult *user_res, *identity_res;
-} users_t;
-
-static void s_users_clear(users_t *u)
+void reg_users_clear(reg_users_t *u)
 {
     free(u->users);
     free(u->user_ptrs);
@@ -125,7 +117,7 @@ static void s_fill_identity(Portico__Registry__Identity *d, const PGresult *res,
 }
 
 /* Users with id > after_id (or exactly only_id), identities attached. */
-static db_rc_t s_users_load(db_t *db, int64_t only_id, int64_t after_id, int limit, users_t *u)
+db_rc_t reg_users_load(db_t *db, int64_t only_id, int64_t after_id, int limit, reg_users_t *u)
 {
     db_params_t p;
     db_rc_t rc;
@@ -200,14 +192,14 @@ oom:
 out:
     free(ids);
     if (rc != DB_OK)
-        s_users_clear(u);
+        reg_users_clear(u);
     return rc;
 }
 
 static void s_reply_user(db_t *db, bus_reply_t *reply, int64_t id)
 {
-    users_t u;
-    db_rc_t rc = s_users_load(db, id, 0, 1, &u);
+    reg_users_t u;
+    db_rc_t rc = reg_users_load(db, id, 0, 1, &u);
     if (rc != DB_OK) {
         reg_reply_db(reply, rc);
         return;
@@ -219,7 +211,7 @@ static void s_reply_user(db_t *db, bus_reply_t *reply, int64_t id)
         out.user = &u.users[0];
         bus_reply_ok(reply, &out.base);
     }
-    s_users_clear(&u);
+    reg_users_clear(&u);
 }
 
 /* ---- user.login ---- */
@@ -509,8 +501,8 @@ void h_user_login(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
         bus_reply_ok(reply, &out.base);
         return;
     }
-    users_t u;
-    if ((rc = s_users_load(c->db, result.user_id, 0, 1, &u)) != DB_OK) {
+    reg_users_t u;
+    if ((rc = reg_users_load(c->db, result.user_id, 0, 1, &u)) != DB_OK) {
         reg_reply_db(reply, rc);
         return;
     }
@@ -521,7 +513,7 @@ void h_user_login(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
         out.user = &u.users[0];
         bus_reply_ok(reply, &out.base);
     }
-    s_users_clear(&u);
+    reg_users_clear(&u);
 }
 
 /* ---- user.get, user.list ---- */
@@ -536,6 +528,91 @@ void h_user_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_
     s_reply_user(c->db, reply, r->id);
 }
 
+/* ---- user.credentials ---- */
+
+/* The identity as user.get lists it first (by id), its integration and its
+ * tokens, in one statement. */
+static const db_stmt_t s_credentials = {
+    "user_credentials",
+    "SELECT d.id, d.integration_id, d.user_id, d.bb_user_id, d.username, d.slug, d.display_name, d.email, "
+    "i.name AS integration_name, extract(epoch FROM d.last_login_at)::bigint AS "
+    "last_login_at, " REG_INTEGRATION_COLUMNS_NO_COUNT ", " REG_INTEGRATION_SECRET_COLUMNS ", "
+    "t.identity_id IS NOT NULL AS has_tokens, t.access_token, t.refresh_token, t.token_secret, t.scope, "
+    "t.expires_at, t.generation "
+    "FROM identities d JOIN integrations i ON i.id = d.integration_id "
+    "LEFT JOIN tokens t ON t.identity_id = d.id "
+    "WHERE d.user_id = $1 AND ($2::bigint = 0 OR d.integration_id = $2) ORDER BY d.id LIMIT 1"};
+
+void h_user_credentials(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    reg_ctx_t *c = ctx;
+    const Portico__Registry__UserCredentialsRequest *r = (const Portico__Registry__UserCredentialsRequest *)msg;
+    PGresult *res = NULL;
+    char *client_secret = NULL, *private_key = NULL, *opened[3] = {NULL, NULL, NULL};
+    db_params_t p;
+    if (!reg_check_id(reply, DETAIL(USER_ID), r->user_id))
+        return;
+    if (r->integration_id < 0) {
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(INTEGRATION_ID),
+                      "integration_id must not be negative");
+        return;
+    }
+    db_params_init(&p);
+    db_param_int(&p, r->user_id);
+    db_param_int(&p, r->integration_id);
+    db_rc_t rc = db_exec(c->db, &s_credentials, &p, &res);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(NO_IDENTITY),
+                      "user %" PRId64 " has no Bitbucket identity there", r->user_id);
+        goto out;
+    }
+    int col[IDENT_NCOLUMNS];
+    if (db_columns(res, s_identity_names, IDENT_NCOLUMNS, col) < 0) {
+        reg_reply_db(reply, DB_FAIL);
+        goto out;
+    }
+    Portico__Registry__Identity identity;
+    s_fill_identity(&identity, res, 0, col);
+    Portico__Registry__Integration in;
+    reg_integration_cols_t icols = reg_integration_columns(res);
+    reg_fill_integration(&in, res, 0, &icols);
+    Portico__Registry__IntegrationSecrets secrets = PORTICO__REGISTRY__INTEGRATION_SECRETS__INIT;
+    Portico__Registry__GetIntegrationReply integ = PORTICO__REGISTRY__GET_INTEGRATION_REPLY__INIT;
+    Portico__Registry__Tokens tokens;
+    Portico__Registry__UserCredentialsReply out = PORTICO__REGISTRY__USER_CREDENTIALS_REPLY__INIT;
+    if (reg_open_integration_secrets(c->keys, in.id, res, 0, &client_secret, &private_key) < 0) {
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(KEY),
+                      "the integration's secrets could not be decrypted with the configured key");
+        goto out;
+    }
+    secrets.client_secret = client_secret;
+    secrets.private_key_pem = private_key;
+    integ.integration = &in;
+    integ.secrets = &secrets;
+    out.identity = &identity;
+    out.integration = &integ;
+    if (db_get_bool(res, 0, db_col(res, "has_tokens"))) {
+        if (reg_open_tokens(c->keys, identity.id, res, 0, &tokens, opened) < 0) {
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(KEY),
+                          "the stored tokens could not be decrypted with the configured key");
+            goto out;
+        }
+        out.tokens = &tokens;
+        out.generation = db_get_int(res, 0, db_col(res, "generation"));
+    }
+    bus_reply_ok(reply, &out.base);
+out:
+    reg_close_tokens(opened);
+    secrets_free(client_secret);
+    secrets_free(private_key);
+    PQclear(res);
+}
+
 void h_user_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
 {
     (void)req;
@@ -546,8 +623,8 @@ void h_user_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus
                       "after_id must not be negative and limit must be from 0 to %d", LIST_MAX);
         return;
     }
-    users_t u;
-    db_rc_t rc = s_users_load(c->db, 0, r->after_id, r->limit ? r->limit : LIST_DEFAULT, &u);
+    reg_users_t u;
+    db_rc_t rc = reg_users_load(c->db, 0, r->after_id, r->limit ? r->limit : LIST_DEFAULT, &u);
     if (rc != DB_OK) {
         reg_reply_db(reply, rc);
         return;
@@ -556,7 +633,7 @@ void h_user_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus
     out.n_users = u.n;
     out.users = u.user_ptrs;
     bus_reply_ok(reply, &out.base);
-    s_users_clear(&u);
+    reg_users_clear(&u);
 }
 
 /* ---- user.set_admin ---- */
