@@ -86,20 +86,6 @@ void reg_fill_integration(Portico__Registry__Integration *out, const PGresult *r
 int reg_open_integration_secrets(const crypto_keyring_t *keys, int64_t id, const PGresult *res, int row,
                                  char **client_secret, char **private_key);
 
-/* Users with their identities, as user.get and user.list answer them. */
-typedef struct {
-    size_t n;
-    Portico__Registry__User *users;
-    Portico__Registry__User **user_ptrs;
-    Portico__Registry__Identity *identities;
-    Portico__Registry__Identity **identity_ptrs;
-    PGresult *user_res, *identity_res;
-} reg_users_t;
-/* Users with id > after_id (or exactly only_id), identities attached; the
- * strings point into the results: pack the reply before reg_users_clear. */
-db_rc_t reg_users_load(db_t *db, int64_t only_id, int64_t after_id, int limit, reg_users_t *u);
-void reg_users_clear(reg_users_t *u);
-
 /* The stored tokens of a row with the columns access_token, refresh_token,
  * token_secret (sealed), scope and expires_at, opened into t. 0, or -1
  * (logged) when they do not open with the configured key. The three

@@ -1,5 +1,6 @@
 /* session.*: browser sessions, stored only as the SHA-256 of the cookie. */
 #include "handlers.h"
+#include "users.h"
 
 #include "audit.h"
 #include "log.h"

@@ -1,6 +1,7 @@
 /* user.*: Portico users, their Bitbucket identities and the admin role. */
 #include "handlers.h"
 #include "handlers_access.h"
+#include "users.h"
 
 #include "audit.h"
 #include "log.h"
@@ -20,16 +21,7 @@
 #define LIST_DEFAULT 50
 #define LIST_MAX 500
 
-#define USER_COLUMNS "id, name, display_name, is_admin, extract(epoch FROM created_at)::bigint AS created_at"
-static const db_stmt_t s_user_by_id = {"user_by_id", "SELECT " USER_COLUMNS " FROM users WHERE id = $1"};
-static const db_stmt_t s_users_after = {"user_list",
-                                        "SELECT " USER_COLUMNS " FROM users WHERE id > $1 ORDER BY id LIMIT $2"};
-static const db_stmt_t s_identities = {
-    "user_identities",
-    "SELECT d.id, d.integration_id, d.user_id, d.bb_user_id, d.username, d.slug, d.display_name, d.email, "
-    "i.name AS integration_name, extract(epoch FROM d.last_login_at)::bigint AS last_login_at "
-    "FROM identities d JOIN integrations i ON i.id = d.integration_id "
-    "WHERE d.user_id = ANY($1::bigint[]) ORDER BY d.user_id, d.id"};
+#define USER_COLUMNS REG_USER_COLUMNS
 static const db_stmt_t s_touch_user = {
     "login_touch_user",
     "UPDATE users SET display_name = CASE WHEN $2 = '' THEN display_name ELSE $2 END, last_login_at = now(), "
@@ -60,141 +52,6 @@ static const db_stmt_t s_set_admin = {
     "user_set_admin",
     "UPDATE users SET is_admin = $2, updated_at = now() WHERE id = $1 AND is_admin <> $2 RETURNING name"};
 static const db_stmt_t s_user_exists = {"user_exists", "SELECT 1 FROM users WHERE id = $1"};
-
-/* ---- loading users with their identities ---- */
-
-void reg_users_clear(reg_users_t *u)
-{
-    free(u->users);
-    free(u->user_ptrs);
-    free(u->identities);
-    free(u->identity_ptrs);
-    PQclear(u->user_res);
-    PQclear(u->identity_res);
-    memset(u, 0, sizeof *u);
-}
-
-/* The columns of s_identities, found once per result. */
-enum {
-    IDENT_ID,
-    IDENT_INTEGRATION_ID,
-    IDENT_USER_ID,
-    IDENT_BB_USER_ID,
-    IDENT_USERNAME,
-    IDENT_SLUG,
-    IDENT_DISPLAY_NAME,
-    IDENT_EMAIL,
-    IDENT_INTEGRATION_NAME,
-    IDENT_LAST_LOGIN_AT,
-    IDENT_NCOLUMNS
-};
-static const char *const s_identity_names[IDENT_NCOLUMNS] = {
-    [IDENT_ID] = "id",
-    [IDENT_INTEGRATION_ID] = "integration_id",
-    [IDENT_USER_ID] = "user_id",
-    [IDENT_BB_USER_ID] = "bb_user_id",
-    [IDENT_USERNAME] = "username",
-    [IDENT_SLUG] = "slug",
-    [IDENT_DISPLAY_NAME] = "display_name",
-    [IDENT_EMAIL] = "email",
-    [IDENT_INTEGRATION_NAME] = "integration_name",
-    [IDENT_LAST_LOGIN_AT] = "last_login_at",
-};
-
-static void s_fill_identity(Portico__Registry__Identity *d, const PGresult *res, int row, const int *col)
-{
-    portico__registry__identity__init(d);
-    d->id = db_get_int(res, row, col[IDENT_ID]);
-    d->integration_id = db_get_int(res, row, col[IDENT_INTEGRATION_ID]);
-    d->user_id = db_get_int(res, row, col[IDENT_USER_ID]);
-    d->bb_user_id = db_get_int(res, row, col[IDENT_BB_USER_ID]);
-    d->username = REG_STR(db_get_text(res, row, col[IDENT_USERNAME]));
-    d->slug = REG_STR(db_get_text(res, row, col[IDENT_SLUG]));
-    d->display_name = REG_STR(db_get_text(res, row, col[IDENT_DISPLAY_NAME]));
-    d->email = REG_STR(db_get_text(res, row, col[IDENT_EMAIL]));
-    d->integration_name = REG_STR(db_get_text(res, row, col[IDENT_INTEGRATION_NAME]));
-    d->last_login_at = db_get_int(res, row, col[IDENT_LAST_LOGIN_AT]);
-}
-
-/* Users with id > after_id (or exactly only_id), identities attached. */
-db_rc_t reg_users_load(db_t *db, int64_t only_id, int64_t after_id, int limit, reg_users_t *u)
-{
-    db_params_t p;
-    db_rc_t rc;
-    char *ids = NULL;
-    memset(u, 0, sizeof *u);
-    db_params_init(&p);
-    if (only_id) {
-        db_param_int(&p, only_id);
-        rc = db_exec(db, &s_user_by_id, &p, &u->user_res);
-    } else {
-        db_param_int(&p, after_id);
-        db_param_int(&p, limit);
-        rc = db_exec(db, &s_users_after, &p, &u->user_res);
-    }
-    if (rc != DB_OK)
-        return rc;
-    u->n = (size_t)PQntuples(u->user_res);
-    ids = malloc(u->n * 21 + 3);
-    u->users = calloc(u->n + 1, sizeof *u->users);
-    u->user_ptrs = calloc(u->n + 1, sizeof *u->user_ptrs);
-    if (!ids || !u->users || !u->user_ptrs)
-        goto oom;
-    size_t o = 0;
-    ids[o++] = '{';
-    const int c_id = db_col(u->user_res, "id"), c_name = db_col(u->user_res, "name"),
-              c_display_name = db_col(u->user_res, "display_name"), c_is_admin = db_col(u->user_res, "is_admin"),
-              c_created_at = db_col(u->user_res, "created_at");
-    for (size_t i = 0; i < u->n; i++) {
-        Portico__Registry__User *user = &u->users[i];
-        portico__registry__user__init(user);
-        user->id = db_get_int(u->user_res, (int)i, c_id);
-        user->name = REG_STR(db_get_text(u->user_res, (int)i, c_name));
-        user->display_name = REG_STR(db_get_text(u->user_res, (int)i, c_display_name));
-        user->is_admin = db_get_bool(u->user_res, (int)i, c_is_admin);
-        user->created_at = db_get_int(u->user_res, (int)i, c_created_at);
-        u->user_ptrs[i] = user;
-        o += (size_t)sprintf(ids + o, "%s%" PRId64, i ? "," : "", user->id);
-    }
-    ids[o++] = '}';
-    ids[o] = '\0';
-
-    db_params_init(&p);
-    db_param_text(&p, ids);
-    if ((rc = db_exec(db, &s_identities, &p, &u->identity_res)) != DB_OK)
-        goto out;
-    size_t n = (size_t)PQntuples(u->identity_res);
-    u->identities = calloc(n + 1, sizeof *u->identities);
-    u->identity_ptrs = calloc(n + 1, sizeof *u->identity_ptrs);
-    if (!u->identities || !u->identity_ptrs)
-        goto oom;
-    int col[IDENT_NCOLUMNS];
-    int found = db_columns(u->identity_res, s_identity_names, IDENT_NCOLUMNS, col);
-    assert(found == 0 && "s_identities lacks a column s_fill_identity reads");
-    (void)found;
-    /* Both lists are ordered by user id: attach each run of identities. */
-    size_t k = 0;
-    for (size_t i = 0; i < u->n; i++) {
-        Portico__Registry__User *user = &u->users[i];
-        user->identities = &u->identity_ptrs[k];
-        while (k < n && db_get_int(u->identity_res, (int)k, col[IDENT_USER_ID]) == user->id) {
-            s_fill_identity(&u->identities[k], u->identity_res, (int)k, col);
-            u->identity_ptrs[k] = &u->identities[k];
-            user->n_identities++;
-            k++;
-        }
-    }
-    rc = DB_OK;
-    goto out;
-oom:
-    log_error("out of memory", NULL);
-    rc = DB_FAIL;
-out:
-    free(ids);
-    if (rc != DB_OK)
-        reg_users_clear(u);
-    return rc;
-}
 
 static void s_reply_user(db_t *db, bus_reply_t *reply, int64_t id)
 {
@@ -571,13 +428,13 @@ void h_user_credentials(void *ctx, bus_request_t *req, const ProtobufCMessage *m
                       "user %" PRId64 " has no Bitbucket identity there", r->user_id);
         goto out;
     }
-    int col[IDENT_NCOLUMNS];
-    if (db_columns(res, s_identity_names, IDENT_NCOLUMNS, col) < 0) {
+    int col[REG_IDENT_NCOLUMNS];
+    if (reg_identity_columns(res, col) < 0) {
         reg_reply_db(reply, DB_FAIL);
         goto out;
     }
     Portico__Registry__Identity identity;
-    s_fill_identity(&identity, res, 0, col);
+    reg_fill_identity(&identity, res, 0, col);
     Portico__Registry__Integration in;
     reg_integration_cols_t icols = reg_integration_columns(res);
     reg_fill_integration(&in, res, 0, &icols);
