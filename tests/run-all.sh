@@ -58,6 +58,9 @@ for name in "${failed_names[@]}"; do
       grab && NF && n < 6 { err = err substr($0, 1, 200) "\n"; n++ }
       END { if (err != "" && err != last) printf "%s", err }' | head -n 60
     grep -h '^\[harness\]' "$log" | head -n 10
+  elif grep -qE '^(FAIL|ERROR|not ok)|^\[ +(FAILED|ERROR) +\]' "$log"; then
+    # cmocka's and the suites' own failure lines.
+    grep -E '^(FAIL|ERROR|not ok)|^\[ +(FAILED|ERROR) +\]' "$log" | cut -c1-200 | head -n 20
   else
     tail -n 15 "$log" | cut -c1-200
   fi
