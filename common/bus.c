@@ -150,6 +150,7 @@ struct bus_client_t {
     unsigned next_conn; /* round robin */
     bool secure;
     bool follow; /* re-read the server's keys from the keys folder */
+    int own_gen; /* busauth_secret_generation() when the sockets were made */
     int64_t keys_ms;
     char keys[CLIENT_KEYS][41]; /* the server keys every connection uses */
     int nkeys;
@@ -201,10 +202,10 @@ static zsock_t *s_connect(const char *endpoint, const char *service, const char 
     return sock;
 }
 
-zsock_t *bus_socket_connect(const char *endpoint, const char *service, const char *as)
+zsock_t *bus_socket_connect(const char *endpoint, const char *service, const char *key, const char *as)
 {
     bool secure = (busauth_enabled() || as) && strncmp(endpoint, "inproc://", 9) != 0;
-    return s_connect(endpoint, service, NULL, as, secure);
+    return s_connect(endpoint, service, key, as, secure);
 }
 
 /* A socket of c for server key `key`. 0 or -1. */
@@ -256,11 +257,37 @@ static void s_conn_change(void *arg, const char *endpoint, bool added)
         log_debug("bus instance found", "service=%s endpoint=%s", self->service, endpoint);
 }
 
+/* This process's own key changed (SIGHUP, README: Bus keys): every socket
+ * was made with the old one, which the servers stop admitting once it is
+ * removed from the keys folder, and a socket's key is fixed when it
+ * connects. So connect again, between calls; the next call waits for the
+ * new handshake. */
+static void s_follow_own_key(bus_client_t *self)
+{
+    int gen = busauth_secret_generation();
+    if (!self->secure || self->as[0] || gen == self->own_gen)
+        return;
+    self->own_gen = gen;
+    /* Every client of every thread does this: one line says it. */
+    static atomic_int logged;
+    if (atomic_exchange(&logged, gen) != gen)
+        log_info("own bus key changed; the bus clients connect again with it", NULL);
+    for (int j = 0; j < self->nconns; j++) {
+        conn_t *c = &self->conns[j];
+        s_conn_close(c);
+        for (int k = 0; k < self->nkeys; k++)
+            if (s_conn_add_key(self, c, self->keys[k]) < 0)
+                log_error("could not connect again with the new bus key", "service=%s endpoint=%s", self->service,
+                          c->endpoint);
+    }
+}
+
 /* Follow the server's keys: a socket per instance for a key that
  * appeared, none for a key that went. Between calls only, so no request is
  * ever in flight on a socket that closes. */
 static void s_follow_keys(bus_client_t *self)
 {
+    s_follow_own_key(self);
     int64_t now = bus_now_ms();
     if (!self->follow || now - self->keys_ms < 1000)
         return;
@@ -325,6 +352,7 @@ bus_client_t *bus_client_new_as(const char *endpoint, const char *service, const
             self->nkeys = 0;
         self->follow = self->nkeys > 0;
         self->keys_ms = bus_now_ms();
+        self->own_gen = busauth_secret_generation();
     }
     if (self->nkeys == 0)
         self->nkeys = 1; /* keys[0] is "": the default key */
@@ -874,7 +902,18 @@ void bus_refuse(zsock_t *sock, zmsg_t **msg_p, int detail, const char *message)
 
 #define REBIND_SETTLE_MS 150
 
+static void s_settle_refuse(void *arg, zsock_t *sock, zmsg_t **msg_p)
+{
+    (void)arg;
+    bus_refuse(sock, msg_p, DETAIL(ROTATING), "changing the bus key; send again");
+}
+
 int bus_rebind(zsock_t *sock, const char *endpoint)
+{
+    return bus_rebind_with(sock, endpoint, s_settle_refuse, NULL);
+}
+
+int bus_rebind_with(zsock_t *sock, const char *endpoint, bus_settle_fn settle, void *arg)
 {
     char bound[320];
     const char *last = zsock_last_endpoint(sock);
@@ -895,9 +934,10 @@ int bus_rebind(zsock_t *sock, const char *endpoint)
         if (zmq_poll(&item, 1, (long)left) <= 0)
             continue;
         zmsg_t *msg = zmsg_recv(sock);
-        bus_refuse(sock, &msg, DETAIL(ROTATING), "changing the bus key; send again");
+        settle(arg, sock, &msg);
+        zmsg_destroy(&msg);
     }
-    if (busauth_server(sock) < 0)
+    if (busauth_enabled() && busauth_server(sock) < 0)
         return -1;
     /* The old listener closes in the background: try until its port is free. */
     for (int i = 0; i < 100; i++) {
