@@ -74,6 +74,26 @@ bool bus_method_repeatable(const char *method);
 zsock_t *bus_socket_connect(const char *endpoint, const char *service, const char *key, const char *as);
 void bus_client_set_idle(bus_client_t *self, void (*fn)(void *arg), void *arg);
 
+/* The public keys of a server that a client follows (README: Bus keys):
+ * <server>.cert and <server>.<suffix>.cert in the keys folder. A client
+ * holds a connection per key; only the one whose key the server holds
+ * completes its handshake. */
+#define BUS_SERVER_KEYS 4
+typedef struct {
+    char server[32];
+    char keys[BUS_SERVER_KEYS][41]; /* z85; "" : the one of <server>.cert */
+    int n;
+    bool follow;
+    int64_t read_ms;
+} bus_keyset_t;
+/* The keys now (follow: and later, when busauth runs); at least one. */
+void bus_keyset_init(bus_keyset_t *self, const char *server, bool follow);
+/* Called once per key that went (added false: close its connections) or
+ * came (added true: connect with it too). */
+typedef void (*bus_key_fn)(void *arg, const char *key, bool added);
+/* Read the folder again (at most once a second) and report the changes. */
+void bus_keyset_follow(bus_keyset_t *self, bus_key_fn fn, void *arg);
+
 /* Send req as method and wait for the reply, at most timeout_ms and never
  * past the deadline of the request this thread is serving. On OK, *resp is
  * the unpacked body (free with protobuf_c_message_free_unpacked); resp_desc

@@ -34,9 +34,7 @@ static void s_send_ctl(zsock_t *sock, const char *ctl)
 
 /* How long a stopping worker keeps answering after its links went quiet. */
 #define DRAIN_QUIET_MS 500
-/* Public keys of the web followed at once: the current one and, during a
- * rotation of the web's key (README: Bus keys), the next. */
-#define WEB_KEYS 4
+#define WEB_KEYS BUS_SERVER_KEYS
 
 /* One link per web instance: each web runs its own queue, so a worker
  * announces itself to every one and answers a request on the socket it
@@ -53,9 +51,7 @@ typedef struct {
 typedef struct {
     web_link_t links[ENDPOINTS_MAX];
     int n;
-    char keys[WEB_KEYS][41]; /* the web's public keys, "" : the default */
-    int nkeys;
-    int64_t keys_ms;
+    bus_keyset_t keys; /* the web's public keys */
     const char *ready; /* the READY frame to announce with */
     zsock_t *serving;  /* the socket of the request in progress */
     broker_worker_t *worker;
@@ -138,8 +134,8 @@ static void s_web_change(void *arg, const char *endpoint, bool added)
     web_link_t *l = &webs->links[webs->n];
     memset(l, 0, sizeof *l);
     snprintf(l->endpoint, sizeof l->endpoint, "%s", endpoint);
-    for (int k = 0; k < webs->nkeys; k++)
-        if (s_link_add_key(l, webs->keys[k]) < 0) {
+    for (int k = 0; k < webs->keys.n; k++)
+        if (s_link_add_key(l, webs->keys.keys[k]) < 0) {
             log_error("could not connect to the web", "endpoint=%s", endpoint);
             while (l->nsocks > 0)
                 zsock_destroy(&l->socks[--l->nsocks]);
@@ -148,43 +144,17 @@ static void s_web_change(void *arg, const char *endpoint, bool added)
     webs->n++;
 }
 
-/* Follow the web's public keys in the keys folder (read again at most once
- * a second), as bus clients follow their servers': a socket per web for a
- * key that appeared, none for one that went. Between requests only. */
-static void s_follow_web_keys(web_links_t *webs, int64_t now)
+/* The web's public keys in the keys folder, followed as bus clients follow
+ * their servers': a socket per web for a key that came, none for one that
+ * went. Between requests only. */
+static void s_web_key_change(void *arg, const char *key, bool added)
 {
-    if (!busauth_enabled() || now - webs->keys_ms < 1000)
-        return;
-    webs->keys_ms = now;
-    char keys[WEB_KEYS][41];
-    int n = busauth_server_keys("web", keys, WEB_KEYS);
-    if (n <= 0)
-        return; /* nothing readable: keep what works */
-    for (int k = 0; k < webs->nkeys;) {
-        bool keep = false;
-        for (int j = 0; j < n && !keep; j++)
-            keep = !strcmp(webs->keys[k], keys[j]);
-        if (keep) {
-            k++;
-            continue;
-        }
-        log_info("web bus key gone; closing its connections", "key=%.12s", webs->keys[k]);
-        for (int i = 0; i < webs->n; i++)
-            s_link_close(webs, &webs->links[i], webs->keys[k]);
-        webs->nkeys--;
-        memcpy(webs->keys[k], webs->keys[webs->nkeys], sizeof webs->keys[0]);
-    }
-    for (int j = 0; j < n; j++) {
-        bool have = false;
-        for (int k = 0; k < webs->nkeys && !have; k++)
-            have = !strcmp(webs->keys[k], keys[j]);
-        if (have || webs->nkeys >= WEB_KEYS)
-            continue;
-        snprintf(webs->keys[webs->nkeys++], sizeof webs->keys[0], "%s", keys[j]);
-        for (int i = 0; i < webs->n; i++)
-            s_link_add_key(&webs->links[i], keys[j]);
-        log_info("web bus key added; connecting with it too", "key=%.12s", keys[j]);
-    }
+    web_links_t *webs = arg;
+    for (int i = 0; i < webs->n; i++)
+        if (added)
+            s_link_add_key(&webs->links[i], key);
+        else
+            s_link_close(webs, &webs->links[i], key);
 }
 
 /* Say READY on every socket whose handshake has just succeeded (a web that
@@ -247,12 +217,7 @@ static void *s_worker(void *arg)
     }
     webs->ready = ready;
     webs->worker = &w;
-    if (busauth_enabled()) {
-        webs->nkeys = busauth_server_keys("web", webs->keys, WEB_KEYS);
-        webs->keys_ms = bus_now_ms();
-    }
-    if (webs->nkeys <= 0)
-        webs->nkeys = 1; /* keys[0] is "": the one of web.cert */
+    bus_keyset_init(&webs->keys, "web", true);
     endpoints_refresh(web_eps, bus_now_ms(), true, s_web_change, webs);
     bus_client_set_idle(w.registry, s_heartbeat, webs);
     bus_client_set_idle(w.bitbucket, s_heartbeat, webs);
@@ -264,7 +229,7 @@ static void *s_worker(void *arg)
     while (!service_stopping()) {
         int64_t now = bus_now_ms();
         endpoints_refresh(web_eps, now, false, s_web_change, webs);
-        s_follow_web_keys(webs, now);
+        bus_keyset_follow(&webs->keys, s_web_key_change, webs);
         /* An idle worker repeats READY as its heartbeat: a queue that knows
          * it counts it as alive, a web that restarted learns of it again. */
         bool beat = now - last_ctl >= BUS_HEARTBEAT_IVL_MS;

@@ -9,37 +9,21 @@
 // the registry.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { startPortico, makeBusKeys, ROOT, waitFor, sleep } from './harness.mjs';
+import { makeBusKeys, waitFor, sleep } from './harness.mjs';
+import { startRotationSystem, busProbe, brokerWorkers } from './rotation_lib.mjs';
 import { setupAdmin, createIntegration, steadyLogins, loginAuto } from './login_lib.mjs';
 import { Client } from './client.mjs';
 
-const PROBE = join(ROOT, 'build', 'tests', 'bus_probe');
 let sys;
 
-before(async () => {
-  execFileSync('make', ['-s', '-C', ROOT, 'build/tests/bus_probe'], { stdio: 'inherit' });
-  sys = await startPortico({
-    autoApprove: 'jdoe',
-    brokers: 2,
-    env: { PORTICO_LOGIN_RATE_PER_MINUTE: '100000', PORTICO_CALLBACK_RATE_PER_MINUTE: '100000' },
-  });
-});
+before(async () => { sys = await startRotationSystem({ brokers: 2 }); });
 after(async () => { if (sys) await sys.stop(); });
 
 // bus_probe ENDPOINT SERVICE AS METHOD TIMEOUT with the keys of keysDir.
-function probe(args, keysDir) {
-  const env = { ...sys.env, PORTICO_BUS_KEYS_DIR: keysDir };
-  return new Promise((res, rej) => execFile(PROBE, args, { env, timeout: 20000 }, (err, out) => (err ? rej(err) : res(JSON.parse(out)))));
-}
-
-async function workers() {
-  const body = await (await fetch(`${sys.opsUrl}/readyz`)).text();
-  const m = body.match(/\((\d+) workers connected\)/);
-  return m ? Number(m[1]) : 0;
-}
+const probe = (args, keysDir) => busProbe(args, { ...sys.env, PORTICO_BUS_KEYS_DIR: keysDir });
+const workers = () => brokerWorkers(sys);
 
 test("the web's key is rotated with logins going on, none failing; the old key is refused afterwards", async () => {
   const admin = await setupAdmin(sys);
@@ -49,8 +33,8 @@ test("the web's key is rotated with logins going on, none failing; the old key i
   const loads = [0, 1, 2].map(() => steadyLogins(sys.webUrl, integ.id));
   const keys = sys.busKeys;
   const count = (re) => (sys.allLogs().match(re) || []).length;
-  const added = /web bus key added/g;
-  const gone = /web bus key gone/g;
+  const added = /bus server key added.*service=web/g;
+  const gone = /bus server key gone.*service=web/g;
   const serving = /serving with the new bus key/g;
   const reconnected = /own bus key changed/g;
   let results;
