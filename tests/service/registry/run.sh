@@ -75,7 +75,9 @@ export PORTICO_SETUP_TOKEN_FILE=$tmp/setup-token
 # shellcheck disable=SC2086
 ${REG_TEST_WRAPPER:-} "$bin" >"$tmp/registry.log" 2>&1 &
 reg_pid=$!
-for _ in $(seq 100); do
+# 30 s at most, bounded by time so that a loaded machine waits as long.
+ready_by=$((SECONDS + 30))
+while ((SECONDS < ready_by)); do
     "$bin" healthcheck && break
     kill -0 "$reg_pid" 2>/dev/null || { cat "$tmp/registry.log" >&2; exit 1; }
     sleep 0.1
