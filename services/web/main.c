@@ -208,6 +208,7 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
         web_error_page(&r, 404, "Page not found", "There is no page at this address.",
                        "Check the link, or start from the home page.");
     }
+    web_session_release(&r);
     char labels[128];
     snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", r.route, r.status);
     metrics_inc("portico_http_requests_total", labels, 1);
@@ -357,12 +358,21 @@ static int s_run(void)
              web_cfg.public_url);
     if (presence_start(web_cfg.registry_endpoint) < 0)
         log_error("could not start reporting this web to the registry", NULL);
-    while (!service_leaving())
+    bool said_leaving = false;
+    while (!service_stopping()) {
+        /* SIGHUP: a new bus key (README: Bus keys). The web's bus clients
+         * connect again with it between calls; the workers' port binds
+         * again with it. */
+        if (service_take_reload() && busauth_reload_secret() == 1) {
+            log_info("the bus key changed; switching to it", NULL);
+            brokerq_rekey(web_brokerq);
+        }
+        if (service_leaving() && !said_leaving) {
+            log_info("leaving: /readyz answers 503, serving on until the stop delay ends", NULL);
+            said_leaving = true;
+        }
         usleep(100 * 1000);
-    if (!service_stopping())
-        log_info("leaving: /readyz answers 503, serving on until the stop delay ends", NULL);
-    while (!service_stopping())
-        usleep(100 * 1000);
+    }
     log_info("stopping", NULL);
     presence_stop();
     /* No new connections; the requests on their way are answered. */

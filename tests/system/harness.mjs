@@ -76,9 +76,17 @@ class Proc {
     };
     this.child.stdout.on('data', take);
     this.child.stderr.on('data', take);
-    this.exited = new Promise((res) => this.child.on('exit', (code, signal) => { log.end(); res({ code, signal }); }));
+    this.killed = false;
+    this.exited = new Promise((res) => this.child.on('exit', (code, signal) => {
+      log.end();
+      // A crash nobody asked for is said where the test runner's output
+      // (and tests/run-all.sh's summary of failures) shows it.
+      if (signal && !this.killed) console.error(`[harness] ${this.name} died of ${signal}; its log: ${this.logPath}`);
+      res({ code, signal });
+    }));
   }
   kill(signal = 'SIGTERM') {
+    this.killed = true;
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
     return this.exited;
   }
@@ -281,7 +289,7 @@ export async function startPortico(opts = {}) {
   for (let i = 0; i < (opts.brokers ?? 1); i++) await sys.startBroker(opts.brokerEnv || {});
   if (opts.waitReady !== false) {
     try {
-      await sys.ready(opts.readyTimeout || 20000);
+      await sys.ready(opts.readyTimeout || 60000);
     } catch (e) {
       const tail = Object.entries(procs).map(([k, p]) => `--- ${k} ---\n${p.output.slice(-2000)}`).join('\n');
       await sys.stop();

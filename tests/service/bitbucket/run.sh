@@ -47,11 +47,19 @@ free_port() {
 	return 1
 }
 
-wait_http() { # url [insecure]
-	for _ in $(seq 1 100); do
-		if curl -s -o /dev/null ${2:+-k} --max-time 1 "$1"; then return 0; fi
+# Until the command succeeds, for 30 s at most: bounded by time, not by a
+# count of tries, so a loaded machine gets the same patience as an idle one.
+until_ok() { # command...
+	local end=$((SECONDS + 30))
+	while ((SECONDS < end)); do
+		"$@" && return 0
 		sleep 0.05
 	done
+	return 1
+}
+
+wait_http() { # url [insecure]
+	until_ok curl -s -o /dev/null ${2:+-k} --max-time 1 "$1" && return 0
 	echo "not answering: $1" >&2
 	return 1
 }
@@ -100,10 +108,7 @@ start_service() { # log file
 	"$bin" >"$1" 2>&1 &
 	bb_pid=$!
 	pids+=("$bb_pid")
-	for _ in $(seq 1 100); do
-		"$bin" healthcheck && return 0
-		sleep 0.05
-	done
+	until_ok "$bin" healthcheck && return 0
 	echo "FAIL: healthcheck"
 	cat "$1"
 	exit 1
@@ -193,10 +198,10 @@ egress_run() { # allow-list mode
 		PORTICO_HEALTH_ADDR="127.0.0.1:$health" "$bin" >>"$work/bitbucket-egress.log" 2>&1 &
 	pid=$!
 	pids+=("$pid")
-	for _ in $(seq 1 100); do
-		PORTICO_HEALTH_ADDR="127.0.0.1:$health" "$bin" healthcheck && break
-		sleep 0.05
-	done
+	if ! PORTICO_HEALTH_ADDR="127.0.0.1:$health" until_ok "$bin" healthcheck; then
+		echo "FAIL: the bitbucket service for '$2' did not become ready"
+		status=1
+	fi
 	BB_ENDPOINT="tcp://127.0.0.1:$bus" build/tests/bb_service_test "$2" || status=1
 	kill "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true

@@ -16,8 +16,8 @@ make -s "$bin" build/libportico.a
 mkdir -p build/tests
 # shellcheck disable=SC2046
 cc -std=c17 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wcast-qual \
-    -Werror -isystem build/gen -Icommon $(pkg-config --cflags "${pkgs[@]}") \
-    -o "$test_bin" tests/service/registry/*.c build/libportico.a $(pkg-config --libs "${pkgs[@]}") -lcivetweb -lpthread
+    -Werror -isystem build/gen -Icommon -Iservices $(pkg-config --cflags "${pkgs[@]}") \
+    -o "$test_bin" tests/service/registry/*.c services/registry/db.c build/libportico.a $(pkg-config --libs "${pkgs[@]}") -lcivetweb -lpthread
 
 pg_bin=
 for d in /usr/lib/postgresql/*/bin; do [[ -x "$d/pg_ctl" ]] && pg_bin=$d; done
@@ -75,7 +75,9 @@ export PORTICO_SETUP_TOKEN_FILE=$tmp/setup-token
 # shellcheck disable=SC2086
 ${REG_TEST_WRAPPER:-} "$bin" >"$tmp/registry.log" 2>&1 &
 reg_pid=$!
-for _ in $(seq 100); do
+# 30 s at most, bounded by time so that a loaded machine waits as long.
+ready_by=$((SECONDS + 30))
+while ((SECONDS < ready_by)); do
     "$bin" healthcheck && break
     kill -0 "$reg_pid" 2>/dev/null || { cat "$tmp/registry.log" >&2; exit 1; }
     sleep 0.1
