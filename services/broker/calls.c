@@ -66,14 +66,20 @@ int broker_integration_load(broker_worker_t *w, int64_t id, bool with_secrets,
         bus_error_set(err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION_UNKNOWN), "there is no such integration");
         return -1;
     }
-    if (!rep->integration->enabled) {
+    if (broker_integration_usable(rep->integration, err) < 0) {
         broker_integration_free(&rep);
-        bus_error_set(err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(INTEGRATION_DISABLED),
-                      "this integration is disabled");
         return -1;
     }
     *out = rep;
     return 0;
+}
+
+int broker_integration_usable(const Portico__Registry__Integration *in, bus_error_t *err)
+{
+    if (in->enabled)
+        return 0;
+    bus_error_set(err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(INTEGRATION_DISABLED), "this integration is disabled");
+    return -1;
 }
 
 void broker_integration_free(Portico__Registry__GetIntegrationReply **rep_p)

@@ -109,6 +109,8 @@ int broker_bitbucket_call(broker_worker_t *w, const bus_method_t *m, const Proto
 int broker_integration_load(broker_worker_t *w, int64_t id, bool with_secrets,
                             Portico__Registry__GetIntegrationReply **out, bus_error_t *err);
 void broker_integration_free(Portico__Registry__GetIntegrationReply **rep_p);
+/* FORBIDDEN "integration_disabled" for a disabled integration. 0 or -1. */
+int broker_integration_usable(const Portico__Registry__Integration *in, bus_error_t *err);
 /* The bitbucket service's Conn for an integration (pointers borrowed). */
 void broker_conn_init(Portico__Bitbucket__Conn *conn, const Portico__Registry__Integration *in);
 /* The Auth for OAuth 1 signed calls: the integration's consumer key and
@@ -162,6 +164,13 @@ int broker_tokens_get(broker_worker_t *w, int64_t identity_id, const Portico__Re
  * refreshed: UNAUTHORIZED "login_again" when none is stored or it has
  * expired. 0 or -1. */
 int broker_tokens_get_oauth1(broker_worker_t *w, int64_t identity_id, broker_tokens_t *tok, bus_error_t *err);
+/* The same two, from a pair already read with the identity
+ * (user.credentials; t NULL when none is stored): the registry is asked
+ * again only for a refresh. */
+int broker_tokens_from(broker_worker_t *w, int64_t identity_id, const Portico__Registry__GetIntegrationReply *integ,
+                       const Portico__Registry__Tokens *t, int64_t generation, broker_tokens_t *tok, bus_error_t *err);
+int broker_tokens_from_oauth1(int64_t identity_id, const Portico__Registry__Tokens *t, int64_t generation,
+                              broker_tokens_t *tok, bus_error_t *err);
 void broker_tokens_clear(broker_tokens_t *tok);
 
 /* ---- the methods ---- */

@@ -11,15 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The identity the user has at the integration asked for, or the first. */
-static const Portico__Registry__Identity *s_pick(const Portico__Registry__User *u, int64_t integration_id)
-{
-    for (size_t i = 0; i < u->n_identities; i++)
-        if (u->identities[i] && (!integration_id || u->identities[i]->integration_id == integration_id))
-            return u->identities[i];
-    return NULL;
-}
-
 static int s_list(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, const Portico__Bitbucket__Auth *auth,
                   int32_t start, int32_t limit, Portico__Bitbucket__ListReposReply **out, bus_error_t *err)
 {
@@ -109,13 +100,14 @@ static void s_explain_bearer_refusal(broker_worker_t *w, const Portico__Bitbucke
 /* OAuth 1: the stored token signed with the integration's key, no refresh.
  * A token Bitbucket no longer accepts means logging in again; a link or
  * clock problem is said as such. */
-static int s_list_oauth1(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, int64_t identity_id,
-                         const Portico__Registry__GetIntegrationReply *integ, int32_t start, int32_t limit,
+static int s_list_oauth1(broker_worker_t *w, const Portico__Bitbucket__Conn *conn,
+                         const Portico__Registry__UserCredentialsReply *cred_in, int32_t start, int32_t limit,
                          Portico__Bitbucket__ListReposReply **out, bus_error_t *err)
 {
+    const Portico__Registry__GetIntegrationReply *integ = cred_in->integration;
     broker_tokens_t tok = {0};
     int rc = -1;
-    if (broker_tokens_get_oauth1(w, identity_id, &tok, err) < 0)
+    if (broker_tokens_from_oauth1(cred_in->identity->id, cred_in->tokens, cred_in->generation, &tok, err) < 0)
         goto out;
     Portico__Bitbucket__Auth auth;
     Portico__Bitbucket__OAuth1Credentials cred;
@@ -137,13 +129,32 @@ out:
     return rc;
 }
 
+/* The secrets and tokens of a user.credentials answer are wiped before
+ * its memory goes back. */
+static void s_credentials_free(Portico__Registry__UserCredentialsReply **cred_p)
+{
+    Portico__Registry__UserCredentialsReply *cred = *cred_p;
+    if (!cred)
+        return;
+    if (cred->integration && cred->integration->secrets) {
+        oauth2_wipe(cred->integration->secrets->client_secret);
+        oauth2_wipe(cred->integration->secrets->private_key_pem);
+    }
+    if (cred->tokens) {
+        oauth2_wipe(cred->tokens->access_token);
+        oauth2_wipe(cred->tokens->refresh_token);
+        oauth2_wipe(cred->tokens->token_secret);
+    }
+    protobuf_c_message_free_unpacked(&cred->base, NULL);
+    *cred_p = NULL;
+}
+
 void broker_user_repositories(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
 {
     (void)req;
     broker_worker_t *w = ctx;
     const Portico__Broker__RepositoriesRequest *in = (const Portico__Broker__RepositoriesRequest *)msg;
-    Portico__Registry__GetUserReply *user = NULL;
-    Portico__Registry__GetIntegrationReply *integ = NULL;
+    Portico__Registry__UserCredentialsReply *cred = NULL;
     Portico__Bitbucket__ListReposReply *list = NULL;
     broker_tokens_t tok = {0};
     bus_error_t err = {0};
@@ -159,25 +170,32 @@ void broker_user_repositories(void *ctx, bus_request_t *req, const ProtobufCMess
         goto fail;
     }
 
-    Portico__Registry__GetUserRequest uq = PORTICO__REGISTRY__GET_USER_REQUEST__INIT;
-    uq.id = in->user_id;
-    if (broker_registry_call(w, &registry_m_user_get, &uq.base, (ProtobufCMessage **)&user, &err) < 0)
-        goto fail;
-    const Portico__Registry__Identity *id = user->user ? s_pick(user->user, in->integration_id) : NULL;
-    if (!id) {
-        bus_error_set(&err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(NO_IDENTITY),
-                      "this account is not linked to a Bitbucket account yet: log in with Bitbucket");
+    /* The identity, its integration and its tokens in one registry call. */
+    Portico__Registry__UserCredentialsRequest uq = PORTICO__REGISTRY__USER_CREDENTIALS_REQUEST__INIT;
+    uq.user_id = in->user_id;
+    uq.integration_id = in->integration_id > 0 ? in->integration_id : 0;
+    if (broker_registry_call(w, &registry_m_user_credentials, &uq.base, (ProtobufCMessage **)&cred, &err) < 0) {
+        if (err.code == PORTICO__ERROR_CODE__NOT_FOUND)
+            bus_error_set(&err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(NO_IDENTITY),
+                          "this account is not linked to a Bitbucket account yet: log in with Bitbucket");
         goto fail;
     }
-    if (broker_integration_load(w, id->integration_id, true, &integ, &err) < 0)
+    const Portico__Registry__Identity *id = cred->identity;
+    const Portico__Registry__GetIntegrationReply *integ = cred->integration;
+    if (!id || !integ || !integ->integration) {
+        bus_error_set(&err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE),
+                      "the registry answered an incomplete identity");
+        goto fail;
+    }
+    if (broker_integration_usable(integ->integration, &err) < 0)
         goto fail;
     Portico__Bitbucket__Conn conn;
     broker_conn_init(&conn, integ->integration);
 
     if (integ->integration->oauth_version == 1) {
-        if (s_list_oauth1(w, &conn, id->id, integ, start, limit, &list, &err) < 0)
+        if (s_list_oauth1(w, &conn, cred, start, limit, &list, &err) < 0)
             goto fail;
-    } else if (broker_tokens_get(w, id->id, integ, false, &tok, &err) < 0) {
+    } else if (broker_tokens_from(w, id->id, integ, cred->tokens, cred->generation, &tok, &err) < 0) {
         goto fail;
     } else if (s_list_bearer(w, &conn, tok.access_token, start, limit, &list, &err) < 0) {
         if (err.code != PORTICO__ERROR_CODE__UNAUTHORIZED) {
@@ -219,7 +237,5 @@ out:
     if (list)
         protobuf_c_message_free_unpacked(&list->base, NULL);
     broker_tokens_clear(&tok);
-    broker_integration_free(&integ);
-    if (user)
-        protobuf_c_message_free_unpacked(&user->base, NULL);
+    s_credentials_free(&cred);
 }

@@ -127,6 +127,26 @@ static tok_state_t s_login_again(tok_ctx_t *c)
     return TOK_LOGIN_AGAIN;
 }
 
+/* What the stored pair just read means: use it, refresh it first, or log
+ * in again (none stored). */
+static tok_state_t s_judge(tok_ctx_t *c, const Portico__Registry__Tokens *t, int64_t generation)
+{
+    tok_state_t next;
+    if (!s_usable(t)) {
+        next = s_login_again(c);
+    } else if (c->force && generation != c->stale_generation) {
+        /* Someone refreshed after our token was refused: use theirs. */
+        next = s_take(c->tok, t, generation) == 0 ? TOK_READY : TOK_FAILED;
+        c->tok->refreshed = true;
+    } else if (c->force || s_expired(t)) {
+        c->stale_generation = generation;
+        next = TOK_LEASE;
+    } else {
+        next = s_take(c->tok, t, generation) == 0 ? TOK_READY : TOK_FAILED;
+    }
+    return next;
+}
+
 static tok_state_t s_read(tok_ctx_t *c)
 {
     Portico__Registry__GetTokensRequest q = PORTICO__REGISTRY__GET_TOKENS_REQUEST__INIT;
@@ -134,19 +154,7 @@ static tok_state_t s_read(tok_ctx_t *c)
     Portico__Registry__GetTokensReply *rep = NULL;
     if (broker_registry_call(c->w, &registry_m_token_get, &q.base, (ProtobufCMessage **)&rep, c->err) < 0)
         return c->err->code == PORTICO__ERROR_CODE__NOT_FOUND ? s_login_again(c) : TOK_FAILED;
-    tok_state_t next;
-    if (!s_usable(rep->tokens)) {
-        next = s_login_again(c);
-    } else if (c->force && rep->generation != c->stale_generation) {
-        /* Someone refreshed after our token was refused: use theirs. */
-        next = s_take(c->tok, rep->tokens, rep->generation) == 0 ? TOK_READY : TOK_FAILED;
-        c->tok->refreshed = true;
-    } else if (c->force || s_expired(rep->tokens)) {
-        c->stale_generation = rep->generation;
-        next = TOK_LEASE;
-    } else {
-        next = s_take(c->tok, rep->tokens, rep->generation) == 0 ? TOK_READY : TOK_FAILED;
-    }
+    tok_state_t next = s_judge(c, rep->tokens, rep->generation);
     s_free_tokens_msg(&rep->base, rep->tokens);
     return next;
 }
@@ -303,6 +311,8 @@ static tok_state_t s_revoke(tok_ctx_t *c)
     return s_login_again(c);
 }
 
+static int s_run(tok_ctx_t *c0, tok_state_t st);
+
 int broker_tokens_get(broker_worker_t *w, int64_t identity_id, const Portico__Registry__GetIntegrationReply *integ,
                       bool force, broker_tokens_t *tok, bus_error_t *err)
 {
@@ -313,9 +323,26 @@ int broker_tokens_get(broker_worker_t *w, int64_t identity_id, const Portico__Re
                    .stale_generation = force ? tok->generation : -1,
                    .tok = tok,
                    .err = err};
+    return s_run(&c, TOK_READ);
+}
+
+int broker_tokens_from(broker_worker_t *w, int64_t identity_id, const Portico__Registry__GetIntegrationReply *integ,
+                       const Portico__Registry__Tokens *read, int64_t generation, broker_tokens_t *tok,
+                       bus_error_t *err)
+{
+    tok_ctx_t c = {.w = w, .identity_id = identity_id, .integ = integ, .stale_generation = -1, .tok = tok, .err = err};
+    tok->refreshed = false;
+    return s_run(&c, s_judge(&c, read, generation));
+}
+
+/* Walk the states from st to READY, LOGIN_AGAIN or FAILED. */
+static int s_run(tok_ctx_t *c0, tok_state_t st)
+{
+    tok_ctx_t c = *c0;
+    broker_tokens_t *tok = c.tok;
+    int64_t identity_id = c.identity_id;
     bool was_refreshed = tok->refreshed;
     tok->refreshed = false;
-    tok_state_t st = TOK_READ;
     while (st != TOK_READY && st != TOK_LOGIN_AGAIN && st != TOK_FAILED) {
         tok_state_t next;
         switch (st) {
@@ -379,18 +406,25 @@ int broker_tokens_get_oauth1(broker_worker_t *w, int64_t identity_id, broker_tok
             s_login_again(&c);
         return -1;
     }
+    int rc = broker_tokens_from_oauth1(identity_id, rep->tokens, rep->generation, tok, err);
+    s_free_tokens_msg(&rep->base, rep->tokens);
+    return rc;
+}
+
+int broker_tokens_from_oauth1(int64_t identity_id, const Portico__Registry__Tokens *t, int64_t generation,
+                              broker_tokens_t *tok, bus_error_t *err)
+{
+    tok_ctx_t c = {.identity_id = identity_id, .tok = tok, .err = err};
     int rc = -1;
-    const Portico__Registry__Tokens *t = rep->tokens;
     if (!t || !t->access_token || !t->access_token[0]) {
         s_login_again(&c);
     } else if (t->expires_at && t->expires_at <= bus_now_ms() / 1000) {
         log_info("oauth 1 token expired", "identity=%lld", (long long)identity_id);
         s_login_again(&c);
-    } else if (s_take(tok, t, rep->generation) == 0 && s_take_secret(tok, t) == 0) {
+    } else if (s_take(tok, t, generation) == 0 && s_take_secret(tok, t) == 0) {
         rc = 0;
     } else {
         bus_error_set(err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
     }
-    s_free_tokens_msg(&rep->base, rep->tokens);
     return rc;
 }

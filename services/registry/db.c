@@ -12,6 +12,7 @@
 #include <string.h>
 
 #define MAX_PREPARED 128
+#define MAX_QUEUED 32
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 2000
 
@@ -25,6 +26,14 @@ struct db_t {
     int statement_timeout_ms;
     const db_stmt_t *prepared[MAX_PREPARED];
     int nprepared;
+    /* A batched transaction (db_begin_batch): what went out in pipeline
+     * mode and has not been read back yet, in order. */
+    bool batch;
+    struct {
+        const db_stmt_t *stmt;
+        bool prepare;
+    } queued[MAX_QUEUED];
+    int nqueued;
     int64_t next_attempt_ms;
     int backoff_ms;
     bool was_up; /* for logging transitions once */
@@ -164,6 +173,8 @@ static int s_poll_connect(db_t *self, bool reset, int64_t deadline)
 static int s_on_connect(db_t *self)
 {
     self->nprepared = 0;
+    self->batch = false;
+    self->nqueued = 0;
     int rc = db_set_timeout(self, -1) == DB_OK ? 0 : -1;
     snprintf(self->describe, sizeof self->describe, "%s:%s/%s", PQhost(self->conn) ? PQhost(self->conn) : "",
              PQport(self->conn) ? PQport(self->conn) : "", PQdb(self->conn) ? PQdb(self->conn) : "");
@@ -226,6 +237,9 @@ bool db_is_up(const db_t *self)
 
 bool db_ensure(db_t *self, int budget_ms)
 {
+    /* A batch is always ended by its commit or rollback: this only guards. */
+    if (self->batch)
+        db_rollback(self);
     if (self->conn && PQstatus(self->conn) == CONNECTION_OK) {
         /* An idle connection learns that the server went away only when it
          * reads: do that now, without blocking, rather than fail the next
@@ -311,6 +325,123 @@ static db_rc_t s_prepare(db_t *self, const db_stmt_t *stmt)
     return rc;
 }
 
+/* ---- batched transactions: libpq's pipeline mode ---- */
+
+static void s_forget_prepared(db_t *self, const db_stmt_t *stmt)
+{
+    for (int i = 0; i < self->nprepared; i++)
+        if (self->prepared[i] == stmt) {
+            self->prepared[i] = self->prepared[--self->nprepared];
+            return;
+        }
+}
+
+/* Read back everything sent since the last sync, in order: the first error
+ * is the answer (what came after it was skipped by the server). last, when
+ * given, receives the result of the last statement sent. */
+static db_rc_t s_collect(db_t *self, PGresult **last)
+{
+    db_rc_t rc = DB_OK;
+    if (last)
+        *last = NULL;
+    if (PQpipelineSync(self->conn) != 1) {
+        s_set_error(self, PQerrorMessage(self->conn));
+        self->nqueued = 0;
+        return DB_DOWN;
+    }
+    /* Each statement's results end with a NULL; the sync ends them all. A
+     * broken connection ends with NULLs only: stop counting then. */
+    int i = 0, nulls = 0;
+    for (;;) {
+        PGresult *r = PQgetResult(self->conn);
+        if (!r) {
+            i++;
+            if (++nulls > self->nqueued + 1) {
+                if (rc == DB_OK) {
+                    s_set_error(self, PQerrorMessage(self->conn));
+                    rc = DB_DOWN;
+                }
+                break;
+            }
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        bool known = i < self->nqueued;
+        const db_stmt_t *stmt = known ? self->queued[i].stmt : NULL;
+        bool prepare = known && self->queued[i].prepare;
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+            if (last && rc == DB_OK && i == self->nqueued - 1 && !prepare) {
+                PQclear(*last);
+                *last = r;
+            } else {
+                PQclear(r);
+            }
+            continue;
+        }
+        /* Failed or skipped: a statement whose PREPARE did not happen is
+         * prepared again next time. */
+        if (prepare)
+            s_forget_prepared(self, stmt);
+        if (st != PGRES_PIPELINE_ABORTED && rc == DB_OK)
+            rc = s_classify(self, r, stmt ? stmt->name : "batch");
+        PQclear(r);
+    }
+    self->nqueued = 0;
+    if (rc != DB_OK && last) {
+        PQclear(*last);
+        *last = NULL;
+    }
+    return rc;
+}
+
+static db_rc_t s_queue(db_t *self, const db_stmt_t *stmt, bool prepare)
+{
+    self->queued[self->nqueued].stmt = stmt;
+    self->queued[self->nqueued].prepare = prepare;
+    self->nqueued++;
+    return DB_OK;
+}
+
+/* Send a statement (and its PREPARE the first time) without waiting. */
+static db_rc_t s_send(db_t *self, const db_stmt_t *stmt, const db_params_t *params)
+{
+    db_rc_t rc;
+    if (self->nqueued + 2 > MAX_QUEUED && (rc = s_collect(self, NULL)) != DB_OK)
+        return rc;
+    bool prepared = false;
+    for (int i = 0; i < self->nprepared && !prepared; i++)
+        prepared = self->prepared[i] == stmt;
+    if (!prepared && self->nprepared < MAX_PREPARED) {
+        if (!PQsendPrepare(self->conn, stmt->name, stmt->sql, 0, NULL))
+            goto fail;
+        self->prepared[self->nprepared++] = stmt;
+        s_queue(self, stmt, true);
+    }
+    if (!PQsendQueryPrepared(self->conn, stmt->name, params ? params->n : 0, params ? params->values : NULL,
+                             params ? params->lengths : NULL, params ? params->formats : NULL, 0))
+        goto fail;
+    return s_queue(self, stmt, false);
+fail:
+    s_set_error(self, PQerrorMessage(self->conn));
+    return DB_DOWN;
+}
+
+/* Back to one statement at a time (the transaction goes on): for the
+ * calls pipeline mode does not allow. */
+static db_rc_t s_unbatch(db_t *self)
+{
+    if (!self->batch)
+        return DB_OK;
+    db_rc_t rc = self->nqueued ? s_collect(self, NULL) : DB_OK;
+    PQexitPipelineMode(self->conn);
+    self->batch = false;
+    return rc;
+}
+
 db_rc_t db_exec(db_t *self, const db_stmt_t *stmt, const db_params_t *params, PGresult **res)
 {
     if (res)
@@ -318,6 +449,10 @@ db_rc_t db_exec(db_t *self, const db_stmt_t *stmt, const db_params_t *params, PG
     if (!self->conn || PQstatus(self->conn) != CONNECTION_OK) {
         s_set_error(self, "no connection to the server");
         return DB_DOWN;
+    }
+    if (self->batch) {
+        db_rc_t rc = s_send(self, stmt, params);
+        return rc != DB_OK || !res ? rc : s_collect(self, res);
     }
     db_rc_t rc = s_prepare(self, stmt);
     if (rc != DB_OK)
@@ -335,6 +470,9 @@ db_rc_t db_exec_sql(db_t *self, const char *sql, const db_params_t *params, PGre
         s_set_error(self, "no connection to the server");
         return DB_DOWN;
     }
+    db_rc_t rc = s_unbatch(self);
+    if (rc != DB_OK)
+        return rc;
     PGresult *r = PQexecParams(self->conn, sql, params ? params->n : 0, NULL, params ? params->values : NULL,
                                params ? params->lengths : NULL, params ? params->formats : NULL, 0);
     return s_finish(self, r, "sql", res);
@@ -346,6 +484,9 @@ db_rc_t db_exec_script(db_t *self, const char *sql)
         s_set_error(self, "no connection to the server");
         return DB_DOWN;
     }
+    db_rc_t rc = s_unbatch(self);
+    if (rc != DB_OK)
+        return rc;
     return s_finish(self, PQexec(self->conn, sql), "script", NULL);
 }
 
@@ -365,10 +506,25 @@ db_rc_t db_begin(db_t *self)
     return db_exec(self, &s_begin, NULL, NULL);
 }
 
+db_rc_t db_begin_batch(db_t *self)
+{
+    if (!self->conn || PQstatus(self->conn) != CONNECTION_OK) {
+        s_set_error(self, "no connection to the server");
+        return DB_DOWN;
+    }
+    if (self->batch || PQenterPipelineMode(self->conn) != 1)
+        return db_begin(self);
+    self->batch = true;
+    return s_send(self, &s_begin, NULL);
+}
+
 db_rc_t db_commit(db_t *self)
 {
     PGresult *res = NULL;
     db_rc_t rc = db_exec(self, &s_commit, NULL, &res);
+    db_rc_t end = s_unbatch(self);
+    if (rc == DB_OK)
+        rc = end;
     /* COMMIT of a failed transaction answers ROLLBACK, not an error. */
     if (rc == DB_OK && strcmp(PQcmdStatus(res), "COMMIT") != 0) {
         s_set_error(self, "the transaction was rolled back");
@@ -380,7 +536,10 @@ db_rc_t db_commit(db_t *self)
 
 void db_rollback(db_t *self)
 {
-    if (!self->conn || PQstatus(self->conn) != CONNECTION_OK)
+    if (!self->conn)
+        return;
+    s_unbatch(self);
+    if (PQstatus(self->conn) != CONNECTION_OK)
         return;
     PGTransactionStatusType ts = PQtransactionStatus(self->conn);
     if (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR)

@@ -90,6 +90,13 @@ db_rc_t db_set_timeout(db_t *self, int ms);
 db_rc_t db_exec_script(db_t *self, const char *sql);
 
 db_rc_t db_begin(db_t *self);
+/* BEGIN a batched transaction: until db_commit or db_rollback, a db_exec
+ * that asks for no result goes out at once without waiting for its answer
+ * (libpq's pipeline mode), so several statements share one round trip to
+ * the server. The error of such a statement comes back from the next call
+ * that waits: a db_exec asking for a result, or db_commit. Use it where a
+ * failure anywhere ends the whole transaction anyway. */
+db_rc_t db_begin_batch(db_t *self);
 db_rc_t db_commit(db_t *self);
 /* Safe to call in any state; does nothing outside a transaction. */
 void db_rollback(db_t *self);

@@ -86,6 +86,14 @@ void reg_fill_integration(Portico__Registry__Integration *out, const PGresult *r
 int reg_open_integration_secrets(const crypto_keyring_t *keys, int64_t id, const PGresult *res, int row,
                                  char **client_secret, char **private_key);
 
+/* The stored tokens of a row with the columns access_token, refresh_token,
+ * token_secret (sealed), scope and expires_at, opened into t. 0, or -1
+ * (logged) when they do not open with the configured key. The three
+ * secrets are in opened: wipe and free them with reg_close_tokens. */
+int reg_open_tokens(const crypto_keyring_t *keys, int64_t identity_id, const PGresult *res, int row,
+                    Portico__Registry__Tokens *t, char *opened[3]);
+void reg_close_tokens(char *opened[3]);
+
 /* Checks and the insert of a new session, for user.login and the setup token.
  * reg_check_session answers BAD_REQUEST itself and gives the timeouts to use. */
 bool reg_check_session(bus_reply_t *reply, const Portico__Registry__CreateSessionRequest *r, int *idle, int *absolute);
@@ -117,6 +125,7 @@ void h_integration_set_test_result(void *ctx, bus_request_t *req, const Protobuf
 void h_user_login(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
 void h_user_get(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
 void h_user_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
+void h_user_credentials(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
 void h_user_set_admin(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply);
 
 /* ---- instance.* (handlers_instance.c) ---- */

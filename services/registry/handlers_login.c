@@ -549,39 +549,56 @@ static int s_seal_tokens(const crypto_keyring_t *keys, int64_t identity_id, cons
     return 0;
 }
 
+int reg_open_tokens(const crypto_keyring_t *keys, int64_t identity_id, const PGresult *res, int row,
+                    Portico__Registry__Tokens *t, char *opened[3])
+{
+    char id[24], aad[96];
+    portico__registry__tokens__init(t);
+    snprintf(id, sizeof id, "%" PRId64, identity_id);
+    for (int i = 0; i < 3; i++) {
+        size_t n = 0;
+        uint8_t *sealed = db_get_bytes(res, row, db_col(res, s_token_columns[i]), &n);
+        secrets_aad(aad, sizeof aad, "token", id, s_token_columns[i]);
+        opened[i] = secrets_open(keys, sealed, n, aad);
+        free(sealed);
+        if (!opened[i]) {
+            log_error("could not decrypt stored tokens", "identity=%" PRId64, identity_id);
+            reg_close_tokens(opened);
+            return -1;
+        }
+    }
+    t->access_token = opened[0];
+    t->refresh_token = opened[1];
+    t->token_secret = opened[2];
+    t->scope = REG_STR(db_get_text(res, row, db_col(res, "scope")));
+    t->expires_at = db_get_int(res, row, db_col(res, "expires_at"));
+    return 0;
+}
+
+void reg_close_tokens(char *opened[3])
+{
+    for (int i = 0; i < 3; i++) {
+        secrets_free(opened[i]);
+        opened[i] = NULL;
+    }
+}
+
 /* Answer GetTokensReply (the same shape as LeaseTokensReply) from a row of
  * TOKEN_COLUMNS. */
 static void s_reply_tokens(reg_ctx_t *c, int64_t identity_id, const PGresult *res, bus_reply_t *reply)
 {
-    char row[24], aad[96];
     char *opened[3] = {NULL, NULL, NULL};
-    snprintf(row, sizeof row, "%" PRId64, identity_id);
-    for (int i = 0; i < 3; i++) {
-        size_t n = 0;
-        uint8_t *sealed = db_get_bytes(res, 0, db_col(res, s_token_columns[i]), &n);
-        secrets_aad(aad, sizeof aad, "token", row, s_token_columns[i]);
-        opened[i] = secrets_open(c->keys, sealed, n, aad);
-        free(sealed);
-        if (!opened[i]) {
-            log_error("could not decrypt stored tokens", "identity=%" PRId64, identity_id);
-            bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(KEY),
-                          "the stored tokens could not be decrypted with the configured key");
-            goto out;
-        }
+    Portico__Registry__Tokens t;
+    if (reg_open_tokens(c->keys, identity_id, res, 0, &t, opened) < 0) {
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(KEY),
+                      "the stored tokens could not be decrypted with the configured key");
+        return;
     }
-    Portico__Registry__Tokens t = PORTICO__REGISTRY__TOKENS__INIT;
-    t.access_token = opened[0];
-    t.refresh_token = opened[1];
-    t.token_secret = opened[2];
-    t.scope = REG_STR(db_get_text(res, 0, db_col(res, "scope")));
-    t.expires_at = db_get_int(res, 0, db_col(res, "expires_at"));
     Portico__Registry__GetTokensReply out = PORTICO__REGISTRY__GET_TOKENS_REPLY__INIT;
     out.tokens = &t;
     out.generation = db_get_int(res, 0, db_col(res, "generation"));
     bus_reply_ok(reply, &out.base);
-out:
-    for (int i = 0; i < 3; i++)
-        secrets_free(opened[i]);
+    reg_close_tokens(opened);
 }
 
 static void s_no_tokens(bus_reply_t *reply, int64_t identity_id)

@@ -1,5 +1,6 @@
 /* session.*: browser sessions, stored only as the SHA-256 of the cookie. */
 #include "handlers.h"
+#include "users.h"
 
 #include "audit.h"
 #include "log.h"
@@ -128,7 +129,16 @@ void h_session_lookup(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
     s.setup_mode = db_get_bool(res, 0, db_col(res, "setup_mode"));
     Portico__Registry__LookupSessionReply out = PORTICO__REGISTRY__LOOKUP_SESSION_REPLY__INIT;
     out.session = &s;
+    reg_users_t u = {0};
+    if (r->with_user && s.user_id) {
+        if ((rc = reg_users_load(c->db, s.user_id, 0, 1, &u)) != DB_OK) {
+            reg_reply_db(reply, rc);
+            goto out;
+        }
+        out.user = u.n ? &u.users[0] : NULL;
+    }
     bus_reply_ok(reply, &out.base);
+    reg_users_clear(&u);
 out:
     PQclear(res);
     PQclear(touched);

@@ -232,6 +232,9 @@ static void s_repositories(tmpl_ctx_t *c, web_req_t *r, const Portico__Registry_
 
 static void h_account(web_req_t *r)
 {
+    /* The page shows the whole account: when the session is looked up in
+     * the registry, the account comes with it (no user.get). */
+    r->session_with_user = true;
     const web_session_t *s = web_session(r);
     if (!s || !s->user_id) {
         web_redirect(r, "/login?return_to=/account");
@@ -245,21 +248,26 @@ static void h_account(web_req_t *r)
     cache_key_t key;
     s_key(&key, 'u', 1, (const int64_t[]){q.id});
     bus_error_t err;
-    Portico__Registry__GetUserReply *rep = (Portico__Registry__GetUserReply *)s_cached_call(
-        r->clients->registry, "user.get", &q.base, &portico__registry__get_user_reply__descriptor, &key, q.id,
-        web_cfg.session_cache_ms, (int)web_cfg.bus_timeout_ms, &err);
-    if (!rep) {
-        web_bus_error_page(r, &err, "Portico could not load your account");
-        return;
+    Portico__Registry__GetUserReply *rep = NULL;
+    const Portico__Registry__User *u = r->session_user;
+    if (!u) {
+        rep = (Portico__Registry__GetUserReply *)s_cached_call(
+            r->clients->registry, "user.get", &q.base, &portico__registry__get_user_reply__descriptor, &key, q.id,
+            web_cfg.session_cache_ms, (int)web_cfg.bus_timeout_ms, &err);
+        if (!rep) {
+            web_bus_error_page(r, &err, "Portico could not load your account");
+            return;
+        }
+        u = rep->user;
     }
-    const Portico__Registry__User *u = rep->user;
     tmpl_ctx_t *c = web_page_ctx(r, "Your account");
     tmpl_set(c, "user", s_cell(u ? u->name : s->user_name));
     tmpl_set(c, "display_name", s_cell(u ? u->display_name : s->display_name));
     tmpl_set_bool(c, "admin", u ? u->is_admin : s->is_admin);
     s_identities(c, u);
     s_repositories(c, r, u, integration_id, start);
-    protobuf_c_message_free_unpacked(&rep->base, NULL);
+    if (rep)
+        protobuf_c_message_free_unpacked(&rep->base, NULL);
     web_page(r, 200, "account", &c);
 }
 

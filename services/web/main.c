@@ -208,6 +208,7 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
         web_error_page(&r, 404, "Page not found", "There is no page at this address.",
                        "Check the link, or start from the home page.");
     }
+    web_session_release(&r);
     char labels[128];
     snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", r.route, r.status);
     metrics_inc("portico_http_requests_total", labels, 1);

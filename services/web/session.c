@@ -113,6 +113,7 @@ const web_session_t *web_session(web_req_t *r)
     Portico__Registry__LookupSessionRequest req = PORTICO__REGISTRY__LOOKUP_SESSION_REQUEST__INIT;
     req.token_hash.data = hash;
     req.token_hash.len = sizeof hash;
+    req.with_user = r->session_with_user;
     Portico__Registry__LookupSessionReply *rep = NULL;
     bus_error_t err;
     if (registry_call_session_lookup(r->clients->registry, &req, &rep, (int)web_cfg.bus_timeout_ms, &err) < 0) {
@@ -140,8 +141,22 @@ const web_session_t *web_session(web_req_t *r)
         s_csrf_for(token, s->csrf, sizeof s->csrf);
         r->session_state = 2;
     }
-    protobuf_c_message_free_unpacked(&rep->base, NULL);
+    web_session_release(r);
+    if (r->session_state == 2 && rep->user && rep->user->id == s->user_id) {
+        r->session_user = rep->user;
+        r->session_reply = rep;
+    } else {
+        protobuf_c_message_free_unpacked(&rep->base, NULL);
+    }
     return r->session_state == 2 ? &r->session : NULL;
+}
+
+void web_session_release(web_req_t *r)
+{
+    if (r->session_reply)
+        protobuf_c_message_free_unpacked(r->session_reply, NULL);
+    r->session_reply = NULL;
+    r->session_user = NULL;
 }
 
 void web_add_cookie(web_req_t *r, const char *name, const char *value, long max_age_s, const char *path)

@@ -15,6 +15,8 @@ void web_cache_forget_all(void);
 
 /* The session of this request, or NULL. Looks it up once. */
 const web_session_t *web_session(web_req_t *r);
+/* Free the user that came with the session (r->session_user), if any. */
+void web_session_release(web_req_t *r);
 /* A new session cookie value (256 random bits) and the SHA-256 the registry
  * keeps of it. Only the registry starts sessions, in the step that checks
  * a login or the setup token (rotation at login). 0 or -1. */

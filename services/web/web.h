@@ -104,7 +104,10 @@ typedef struct web_req {
     int session_state;  /* 0 not looked up, 1 none, 2 present */
     bool session_fresh; /* ask the registry, not the cache (admin pages) */
     web_session_t session;
-    char session_token[64]; /* the cookie value: never logged */
+    bool session_with_user;                       /* the page shows the account: ask for it with the session */
+    struct Portico__Registry__User *session_user; /* came with the session (NULL: ask user.get) */
+    void *session_reply;                          /* what session_user lives in; freed with the request */
+    char session_token[64];                       /* the cookie value: never logged */
     char *body;
     size_t body_len;
     int body_state; /* 0 unread, 1 read, -1 too large or failed */

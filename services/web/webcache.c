@@ -10,6 +10,9 @@
 
 typedef struct entry_t {
     struct entry_t *next;
+    /* The shard's entries of the same owner (owner != 0), so a user's
+     * entries are found without scanning the shard. */
+    struct entry_t *onext, **oprev;
     uint64_t hash;
     int64_t owner;
     int64_t expires_at;
@@ -21,7 +24,8 @@ typedef struct entry_t {
 typedef struct {
     pthread_mutex_t lock;
     entry_t **buckets;
-    size_t nbuckets; /* a power of two */
+    entry_t **owners; /* by owner: chains through onext */
+    size_t nbuckets;  /* a power of two, of both */
     size_t count;
     size_t bytes;
 } shard_t;
@@ -51,6 +55,11 @@ static size_t s_slot(const shard_t *sh, uint64_t hash)
     return (size_t)(hash >> 4) & (sh->nbuckets - 1);
 }
 
+static size_t s_owner_slot(const shard_t *sh, int64_t owner)
+{
+    return (size_t)s_hash(&owner, sizeof owner) & (sh->nbuckets - 1);
+}
+
 static size_t s_size(const entry_t *e)
 {
     return e->key_len + e->value_len;
@@ -61,6 +70,11 @@ static void s_drop(shard_t *sh, entry_t **link)
 {
     entry_t *e = *link;
     *link = e->next;
+    if (e->oprev) {
+        *e->oprev = e->onext;
+        if (e->onext)
+            e->onext->oprev = e->oprev;
+    }
     sh->count--;
     sh->bytes -= s_size(e);
     free(e);
@@ -107,7 +121,8 @@ webcache_t *webcache_new(size_t max_entries, size_t max_bytes)
         pthread_mutex_init(&sh->lock, NULL);
         sh->nbuckets = nbuckets;
         sh->buckets = calloc(nbuckets, sizeof *sh->buckets);
-        if (!sh->buckets) {
+        sh->owners = calloc(nbuckets, sizeof *sh->owners);
+        if (!sh->buckets || !sh->owners) {
             webcache_destroy(&self);
             return NULL;
         }
@@ -131,6 +146,7 @@ void webcache_destroy(webcache_t **self_p)
             }
         }
         free(sh->buckets);
+        free(sh->owners);
         pthread_mutex_destroy(&sh->lock);
     }
     free(self);
@@ -151,6 +167,8 @@ int webcache_put(webcache_t *self, uint64_t epoch, const void *key, size_t key_l
     if (!e)
         return -1;
     e->hash = s_hash(key, key_len);
+    e->onext = NULL;
+    e->oprev = NULL;
     e->owner = owner;
     e->expires_at = expires_at;
     e->key_len = key_len;
@@ -174,6 +192,14 @@ int webcache_put(webcache_t *self, uint64_t epoch, const void *key, size_t key_l
     entry_t **head = &sh->buckets[s_slot(sh, e->hash)];
     e->next = *head;
     *head = e;
+    if (owner) {
+        entry_t **ohead = &sh->owners[s_owner_slot(sh, owner)];
+        e->onext = *ohead;
+        if (*ohead)
+            (*ohead)->oprev = &e->onext;
+        e->oprev = ohead;
+        *ohead = e;
+    }
     sh->count++;
     sh->bytes += s_size(e);
     pthread_mutex_unlock(&sh->lock);
@@ -236,39 +262,34 @@ void webcache_remove(webcache_t *self, const void *key, size_t key_len)
     pthread_mutex_unlock(&sh->lock);
 }
 
-/* Drop every entry for which match says so (all when match is NULL). */
-static void s_remove_where(webcache_t *self, bool (*match)(const entry_t *e, int64_t owner), int64_t owner)
+void webcache_remove_owner(webcache_t *self, int64_t owner)
 {
     atomic_fetch_add(&self->epoch, 1);
     for (int i = 0; i < NSHARDS; i++) {
         shard_t *sh = &self->shards[i];
         pthread_mutex_lock(&sh->lock);
-        for (size_t b = 0; b < sh->nbuckets && sh->count; b++) {
-            entry_t **link = &sh->buckets[b];
-            while (*link) {
-                if (!match || match(*link, owner))
-                    s_drop(sh, link);
-                else
-                    link = &(*link)->next;
-            }
+        entry_t *e = sh->owners[s_owner_slot(sh, owner)];
+        while (e) {
+            entry_t *next = e->onext;
+            if (e->owner == owner)
+                s_drop(sh, s_find(sh, e->hash, e->data, e->key_len));
+            e = next;
         }
         pthread_mutex_unlock(&sh->lock);
     }
 }
 
-static bool s_owned_by(const entry_t *e, int64_t owner)
-{
-    return e->owner == owner;
-}
-
-void webcache_remove_owner(webcache_t *self, int64_t owner)
-{
-    s_remove_where(self, s_owned_by, owner);
-}
-
 void webcache_clear(webcache_t *self)
 {
-    s_remove_where(self, NULL, 0);
+    atomic_fetch_add(&self->epoch, 1);
+    for (int i = 0; i < NSHARDS; i++) {
+        shard_t *sh = &self->shards[i];
+        pthread_mutex_lock(&sh->lock);
+        for (size_t b = 0; b < sh->nbuckets && sh->count; b++)
+            while (sh->buckets[b])
+                s_drop(sh, &sh->buckets[b]);
+        pthread_mutex_unlock(&sh->lock);
+    }
 }
 
 size_t webcache_count(webcache_t *self)

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 #include "web/webcache.h"
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,40 @@ static void test_remove(void **state)
     webcache_clear(c);
     assert_int_equal(webcache_count(c), 0);
     assert_null(s_get(c, "s3", 0));
+    webcache_destroy(&c);
+}
+
+/* Removing a user's entries finds them among many others (a small table,
+ * so owners share slots), also after some were replaced, evicted or
+ * removed by key, and leaves every other owner's entries alone. */
+static void test_remove_owner_among_many(void **state)
+{
+    (void)state;
+    webcache_t *c = webcache_new(256, 1 << 20);
+    char key[32];
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(s_put(c, key, i % 40 + 1, "v", 1000), 0);
+    }
+    assert_int_equal(s_put(c, "k7", 8, "replaced", 1000), 0); /* same owner */
+    assert_int_equal(s_put(c, "k47", 3, "moved", 1000), 0);   /* another owner now */
+    webcache_remove(c, "k87", 3);
+    webcache_remove_owner(c, 8);
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        bool gone = i % 40 + 1 == 8 || i == 87;
+        if (i == 47)
+            assert_string_equal(s_get(c, key, 0), "moved");
+        else if (gone)
+            assert_null(s_get(c, key, 0));
+        else
+            assert_non_null(s_get(c, key, 0));
+    }
+    assert_int_equal(webcache_count(c), 200 - 4); /* k7, k127, k167 and k87 */
+    webcache_remove_owner(c, 3);
+    assert_null(s_get(c, "k47", 0));
+    assert_null(s_get(c, "k2", 0));
+    assert_non_null(s_get(c, "k3", 0));
     webcache_destroy(&c);
 }
 
@@ -199,8 +234,12 @@ static void test_threads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_put_get_expiry), cmocka_unit_test(test_remove),  cmocka_unit_test(test_epoch),
-        cmocka_unit_test(test_bounds),         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_put_get_expiry),
+        cmocka_unit_test(test_remove),
+        cmocka_unit_test(test_remove_owner_among_many),
+        cmocka_unit_test(test_epoch),
+        cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -109,7 +109,7 @@ void h_sleep_ms(int ms);
         int a_ = (actual);                                                                                             \
         if (a_ != (expected)) {                                                                                        \
             print_error("%s:%d: expected %s, got %s: %s (detail \"%s\")\n", __FILE__, __LINE__,                        \
-                        bus_code_name(expected), bus_code_name(a_), (err).message, bus_detail_name((err).detail));                      \
+                        bus_code_name(expected), bus_code_name(a_), (err).message, bus_detail_name((err).detail));     \
             fail();                                                                                                    \
         }                                                                                                              \
     } while (0)
@@ -132,6 +132,7 @@ int run_token_tests(void);
 int run_access_tests(void);
 int run_audit_tests(void);
 int run_raw_tests(void);
+int run_db_tests(void);
 int run_cli_tests(void);
 int run_outage_tests(void);
 int run_migration_tests(void);

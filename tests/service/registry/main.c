@@ -1,7 +1,7 @@
 /* The registry service tests: one binary, groups run in a fixed order
  * against the registry and PostgreSQL that run.sh started. Set
  * REG_TEST_ONLY=name to run one group (those that do not depend on
- * earlier ones: migrations, rotation). */
+ * earlier ones: db, migrations, rotation). */
 #include "harness.h"
 
 #include <stdio.h>
@@ -23,6 +23,7 @@ static const group_t s_groups[] = {
     {"access", run_access_tests},
     {"audit", run_audit_tests},
     {"raw", run_raw_tests},
+    {"db", run_db_tests},
     {"cli", run_cli_tests},
     {"outage", run_outage_tests},
     {"migrations", run_migration_tests},

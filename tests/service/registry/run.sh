@@ -16,8 +16,8 @@ make -s "$bin" build/libportico.a
 mkdir -p build/tests
 # shellcheck disable=SC2046
 cc -std=c17 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wcast-qual \
-    -Werror -isystem build/gen -Icommon $(pkg-config --cflags "${pkgs[@]}") \
-    -o "$test_bin" tests/service/registry/*.c build/libportico.a $(pkg-config --libs "${pkgs[@]}") -lcivetweb -lpthread
+    -Werror -isystem build/gen -Icommon -Iservices $(pkg-config --cflags "${pkgs[@]}") \
+    -o "$test_bin" tests/service/registry/*.c services/registry/db.c build/libportico.a $(pkg-config --libs "${pkgs[@]}") -lcivetweb -lpthread
 
 pg_bin=
 for d in /usr/lib/postgresql/*/bin; do [[ -x "$d/pg_ctl" ]] && pg_bin=$d; done

@@ -54,6 +54,35 @@ static void test_create_and_lookup(void **state)
     protobuf_c_message_free_unpacked(keep, NULL);
 }
 
+/* with_user: the account comes with the session, as user.get gives it;
+ * without, only the session. */
+static void test_lookup_with_user(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    uint8_t buf[32];
+    Portico__Registry__LookupSessionRequest req = PORTICO__REGISTRY__LOOKUP_SESSION_REQUEST__INIT;
+    req.token_hash = h_hash("cookie-1", buf);
+    req.with_user = true;
+    ProtobufCMessage *out = NULL;
+    assert_code(
+        0, h_call("session.lookup", &req.base, &portico__registry__lookup_session_reply__descriptor, &out, &err), err);
+    Portico__Registry__LookupSessionReply *r = (Portico__Registry__LookupSessionReply *)out;
+    assert_int_equal(r->session->user_id, s_user);
+    assert_non_null(r->user);
+    assert_int_equal(r->user->id, s_user);
+    assert_string_equal(r->user->name, "session-user");
+    assert_int_equal(r->user->n_identities, 1);
+    assert_int_equal(r->user->identities[0]->integration_id, s_integration);
+    assert_string_equal(r->user->identities[0]->username, "session-user");
+    protobuf_c_message_free_unpacked(out, NULL);
+    req.with_user = false;
+    assert_code(
+        0, h_call("session.lookup", &req.base, &portico__registry__lookup_session_reply__descriptor, &out, &err), err);
+    assert_null(((Portico__Registry__LookupSessionReply *)out)->user);
+    protobuf_c_message_free_unpacked(out, NULL);
+}
+
 static void test_lookup_errors(void **state)
 {
     (void)state;
@@ -188,10 +217,15 @@ static void test_expired_sessions_are_swept(void **state)
 int run_session_tests(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create_and_lookup),      cmocka_unit_test(test_lookup_errors),
-        cmocka_unit_test(test_create_errors),          cmocka_unit_test(test_idle_timeout_slides_and_expires),
-        cmocka_unit_test(test_absolute_timeout),       cmocka_unit_test(test_setup_session),
-        cmocka_unit_test(test_delete_and_delete_user), cmocka_unit_test(test_expired_sessions_are_swept),
+        cmocka_unit_test(test_create_and_lookup),
+        cmocka_unit_test(test_lookup_with_user),
+        cmocka_unit_test(test_lookup_errors),
+        cmocka_unit_test(test_create_errors),
+        cmocka_unit_test(test_idle_timeout_slides_and_expires),
+        cmocka_unit_test(test_absolute_timeout),
+        cmocka_unit_test(test_setup_session),
+        cmocka_unit_test(test_delete_and_delete_user),
+        cmocka_unit_test(test_expired_sessions_are_swept),
     };
     return cmocka_run_group_tests_name("sessions", tests, NULL, NULL);
 }

@@ -307,6 +307,69 @@ static void test_two_concurrent_refreshes_are_serialised(void **state)
     pthread_mutex_destroy(&bb.lock);
 }
 
+static int s_credentials(int64_t user_id, int64_t integration_id, Portico__Registry__UserCredentialsReply **out,
+                         bus_error_t *err)
+{
+    Portico__Registry__UserCredentialsRequest req = PORTICO__REGISTRY__USER_CREDENTIALS_REQUEST__INIT;
+    req.user_id = user_id;
+    req.integration_id = integration_id;
+    ProtobufCMessage *m = NULL;
+    int rc = h_call("user.credentials", &req.base, &portico__registry__user_credentials_reply__descriptor,
+                    out ? &m : NULL, err);
+    if (out)
+        *out = (Portico__Registry__UserCredentialsReply *)m;
+    return rc;
+}
+
+/* user.credentials: the identity, its integration with secrets and its
+ * tokens in one answer, the same as user.get, integration.get and
+ * token.get would give; only to the broker. */
+static void test_credentials_in_one_call(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    int64_t integration = h_make_integration("cred-client-secret"), other = h_make_integration(NULL), user_id = 0;
+    int64_t identity = h_login(integration, 4100, "cred-user", &user_id);
+    assert_true(identity > 0 && user_id > 0);
+
+    Portico__Registry__UserCredentialsReply *r = NULL;
+    assert_code(0, s_credentials(user_id, 0, &r, &err), err);
+    assert_int_equal(r->identity->id, identity);
+    assert_string_equal(r->identity->username, "cred-user");
+    assert_int_equal(r->integration->integration->id, integration);
+    assert_string_equal(r->integration->secrets->client_secret, "cred-client-secret");
+    assert_null(r->tokens); /* none stored yet: the user logs in again */
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+
+    assert_code(0, s_store(identity, "access-cred", "refresh-cred", &err), err);
+    Portico__Registry__GetTokensReply *g = NULL;
+    assert_code(0, s_get_with(h_client(), identity, &g, &err), err);
+    assert_code(0, s_credentials(user_id, integration, &r, &err), err);
+    assert_non_null(r->tokens);
+    assert_string_equal(r->tokens->access_token, "access-cred");
+    assert_string_equal(r->tokens->refresh_token, "refresh-cred");
+    assert_int_equal(r->tokens->expires_at, g->tokens->expires_at);
+    assert_int_equal(r->generation, g->generation);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    protobuf_c_message_free_unpacked(&g->base, NULL);
+
+    /* No identity at that integration, no such user, no user at all. */
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_credentials(user_id, other, NULL, &err), err);
+    assert_int_equal(err.detail, DETAIL(NO_IDENTITY));
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_credentials(987654321, 0, NULL, &err), err);
+    assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_credentials(0, 0, NULL, &err), err);
+
+    /* The web never receives secrets or tokens. */
+    Portico__Registry__UserCredentialsRequest req = PORTICO__REGISTRY__USER_CREDENTIALS_REQUEST__INIT;
+    req.user_id = user_id;
+    ProtobufCMessage *m = NULL;
+    assert_int_equal(bus_call(h_client(), "user.credentials", &req.base,
+                              &portico__registry__user_credentials_reply__descriptor, &m, H_TIMEOUT_MS, &err),
+                     -1);
+    assert_int_equal(err.code, PORTICO__ERROR_CODE__FORBIDDEN);
+    assert_null(m);
+}
+
 int run_token_tests(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +379,7 @@ int run_token_tests(void)
         cmocka_unit_test(test_expired_lease_can_be_taken_over),
         cmocka_unit_test(test_revoked_forgets_the_pair),
         cmocka_unit_test(test_two_concurrent_refreshes_are_serialised),
+        cmocka_unit_test(test_credentials_in_one_call),
     };
     return cmocka_run_group_tests_name("tokens", tests, NULL, NULL);
 }
