@@ -548,16 +548,17 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
     /* A request that may run twice without harm is sent again, to another
      * instance, when the one holding it vanishes; any other is answered
      * UNAVAILABLE at once, since it may or may not have been carried out.
-     * The exception is a server changing its key (README, Bus keys): it
+     * The exceptions are a server changing its key (README, Bus keys): it
      * ran nothing it did not answer, so the request goes again, on the new
-     * key, whatever it is. */
+     * key, whatever it is; and an instance that refused it because it is
+     * stopping (STOPPING, nothing run): it goes to another instance. */
     s_follow_keys(self);
     atomic_llong *rotating = s_rotating_of(self->service);
     bool repeatable = bus_method_repeatable(method);
     conn_t *c = NULL;
     int s = -1;
     bool wait = true;
-    int vanished = 0;
+    int vanished = 0, stopping = 0;
     char gone[ENDPOINTS_LEN] = ""; /* the instance that vanished holding the call */
     for (;;) {
         env.call_id = ++self->next_call_id;
@@ -612,6 +613,20 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
             gone[0] = '\0';
             wait = true;
             continue;
+        }
+        if (w > 0 && reply->code == PORTICO__ERROR_CODE__UNAVAILABLE &&
+            reply->detail == PORTICO__ERROR_DETAIL__DETAIL_STOPPING && stopping < 2) {
+            /* A stopping instance refuses before it runs anything, so any
+             * call may go to another instance; with none, its answer stands. */
+            int other_s;
+            if (s_pick(self, deadline, c->endpoint, false, &other_s)) {
+                stopping++;
+                portico__reply__free_unpacked(reply, NULL);
+                reply = NULL;
+                snprintf(gone, sizeof gone, "%s", c->endpoint);
+                wait = false;
+                continue;
+            }
         }
         if (w > 0)
             break;

@@ -1,7 +1,8 @@
 /* bus: a client of several instances sends to each in turn, and a call
  * whose instance vanishes is sent again to another when it may run twice,
  * or answered UNAVAILABLE at once when it may not (never left to hang until
- * its deadline). */
+ * its deadline); a call an instance refused because it is stopping (it ran
+ * nothing) goes to another instance, whatever the call. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 typedef struct {
     int index;
     bool dies_on_hold; /* a "hold" call makes this instance vanish unanswered */
+    bool stopping;     /* a "stop" call is refused: UNAVAILABLE, STOPPING */
     atomic_bool died;
     atomic_bool stop;
     zsock_t *router;
@@ -40,6 +42,10 @@ static void h_reply_index(void *ctx, bus_request_t *req, const ProtobufCMessage 
         bus_reply_defer(reply); /* never answered: the server goes away */
         return;
     }
+    if (!strncmp(req->method, "stop.", 5) && s->stopping) {
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(STOPPING), "stopping");
+        return;
+    }
     Portico__PingReply out = PORTICO__PING_REPLY__INIT;
     out.status = status;
     bus_reply_ok(reply, &out.base);
@@ -49,6 +55,7 @@ static const bus_route_t s_routes[] = {
     {"who.get", NULL, h_reply_index, BUS_WEB, 0},
     {"hold.get", NULL, h_reply_index, BUS_WEB, 0},
     {"hold.do", NULL, h_reply_index, BUS_WEB, 0},
+    {"stop.do", NULL, h_reply_index, BUS_WEB, 0},
     {0},
 };
 
@@ -179,6 +186,27 @@ static void test_another_call_is_unavailable_at_once(void **state)
     bus_client_destroy(&c);
 }
 
+static void test_a_call_refused_by_a_stopping_instance_goes_to_another(void **state)
+{
+    (void)state;
+    assert_false(bus_method_repeatable("stop.do"));
+    s_servers[0].stopping = true;
+    bus_client_t *c = s_client();
+    s_until_both_answered(c);
+    /* Whichever instance is asked first, instance 1 answers every time. */
+    for (int i = 0; i < 6; i++) {
+        bus_error_t err = {0};
+        assert_int_equal(s_call(c, "stop.do", &err), 1);
+    }
+    /* With only the stopping one left, its answer stands. */
+    s_servers[1].stopping = true;
+    bus_error_t err = {0};
+    assert_int_equal(s_call(c, "stop.do", &err), -1);
+    assert_int_equal(err.code, PORTICO__ERROR_CODE__UNAVAILABLE);
+    assert_int_equal(err.detail, DETAIL(STOPPING));
+    bus_client_destroy(&c);
+}
+
 int main(void)
 {
     bus_init();
@@ -187,6 +215,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_calls_reach_every_instance, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_a_repeatable_call_moves_to_another_instance, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_another_call_is_unavailable_at_once, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_a_call_refused_by_a_stopping_instance_goes_to_another, s_setup,
+                                        s_teardown),
     };
     return cmocka_run_group_tests_name("bus_instances", tests, NULL, NULL);
 }
