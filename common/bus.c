@@ -134,7 +134,7 @@ int bus_bind(zsock_t *sock, const char *endpoint)
  * rotation of the server's key two (the old and the new), of which only
  * the one the server answers to completes its handshake, and ZMQ_IMMEDIATE
  * keeps requests off the other. */
-#define CLIENT_KEYS 4
+#define CLIENT_KEYS BUS_SERVER_KEYS
 
 typedef struct {
     zsock_t *socks[CLIENT_KEYS];
@@ -149,10 +149,8 @@ struct bus_client_t {
     int nconns;
     unsigned next_conn; /* round robin */
     bool secure;
-    bool follow; /* re-read the server's keys from the keys folder */
-    int64_t keys_ms;
-    char keys[CLIENT_KEYS][41]; /* the server keys every connection uses */
-    int nkeys;
+    int own_gen;         /* busauth_secret_generation() when the sockets were made */
+    bus_keyset_t keyset; /* the server keys every connection uses */
     char service[32];
     char as[32];
     char endpoint[1024];
@@ -201,10 +199,10 @@ static zsock_t *s_connect(const char *endpoint, const char *service, const char 
     return sock;
 }
 
-zsock_t *bus_socket_connect(const char *endpoint, const char *service, const char *as)
+zsock_t *bus_socket_connect(const char *endpoint, const char *service, const char *key, const char *as)
 {
     bool secure = (busauth_enabled() || as) && strncmp(endpoint, "inproc://", 9) != 0;
-    return s_connect(endpoint, service, NULL, as, secure);
+    return s_connect(endpoint, service, key, as, secure);
 }
 
 /* A socket of c for server key `key`. 0 or -1. */
@@ -246,8 +244,8 @@ static void s_conn_change(void *arg, const char *endpoint, bool added)
     conn_t *c = &self->conns[self->nconns];
     memset(c, 0, sizeof *c);
     snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
-    for (int k = 0; k < self->nkeys; k++)
-        if (s_conn_add_key(self, c, self->keys[k]) < 0) {
+    for (int k = 0; k < self->keyset.n; k++)
+        if (s_conn_add_key(self, c, self->keyset.keys[k]) < 0) {
             s_conn_close(c);
             return;
         }
@@ -256,20 +254,87 @@ static void s_conn_change(void *arg, const char *endpoint, bool added)
         log_debug("bus instance found", "service=%s endpoint=%s", self->service, endpoint);
 }
 
-/* Follow the server's keys: a socket per instance for a key that
- * appeared, none for a key that went. Between calls only, so no request is
- * ever in flight on a socket that closes. */
+/* This process's own key changed (SIGHUP, README: Bus keys): every socket
+ * was made with the old one, which the servers stop admitting once it is
+ * removed from the keys folder, and a socket's key is fixed when it
+ * connects. So connect again, between calls; the next call waits for the
+ * new handshake. */
+static void s_follow_own_key(bus_client_t *self)
+{
+    int gen = busauth_secret_generation();
+    if (!self->secure || self->as[0] || gen == self->own_gen)
+        return;
+    self->own_gen = gen;
+    /* Every client of every thread does this: one line says it. */
+    static atomic_int logged;
+    if (atomic_exchange(&logged, gen) != gen)
+        log_info("own bus key changed; the bus clients connect again with it", NULL);
+    for (int j = 0; j < self->nconns; j++) {
+        conn_t *c = &self->conns[j];
+        s_conn_close(c);
+        for (int k = 0; k < self->keyset.n; k++)
+            if (s_conn_add_key(self, c, self->keyset.keys[k]) < 0)
+                log_error("could not connect again with the new bus key", "service=%s endpoint=%s", self->service,
+                          c->endpoint);
+    }
+}
+
+/* A server key appeared (a socket per instance for it) or went (its
+ * sockets closed). */
+static void s_key_change(void *arg, const char *key, bool added)
+{
+    bus_client_t *self = arg;
+    for (int j = 0; j < self->nconns; j++) {
+        conn_t *c = &self->conns[j];
+        if (added) {
+            s_conn_add_key(self, c, key);
+            continue;
+        }
+        for (int s = 0; s < c->nsocks; s++)
+            if (!strcmp(c->keys[s], key)) {
+                zsock_destroy(&c->socks[s]);
+                c->nsocks--;
+                c->socks[s] = c->socks[c->nsocks];
+                memcpy(c->keys[s], c->keys[c->nsocks], sizeof c->keys[0]);
+                break;
+            }
+    }
+}
+
+/* Follow this process's key and the server's. Between calls only, so no
+ * request is ever in flight on a socket that closes. */
 static void s_follow_keys(bus_client_t *self)
 {
+    s_follow_own_key(self);
+    bus_keyset_follow(&self->keyset, s_key_change, self);
+}
+
+void bus_keyset_init(bus_keyset_t *self, const char *server, bool follow)
+{
+    memset(self, 0, sizeof *self);
+    snprintf(self->server, sizeof self->server, "%s", server);
+    if (follow && busauth_enabled()) {
+        self->n = busauth_server_keys(server, self->keys, BUS_SERVER_KEYS);
+        if (self->n < 0)
+            self->n = 0;
+        self->follow = self->n > 0;
+        self->read_ms = bus_now_ms();
+    }
+    if (self->n == 0)
+        self->n = 1; /* keys[0] is "": the default key */
+}
+
+void bus_keyset_follow(bus_keyset_t *self, bus_key_fn fn, void *arg)
+{
     int64_t now = bus_now_ms();
-    if (!self->follow || now - self->keys_ms < 1000)
+    if (!self->follow || now - self->read_ms < 1000)
         return;
-    self->keys_ms = now;
-    char keys[CLIENT_KEYS][41];
-    int n = busauth_server_keys(self->service, keys, CLIENT_KEYS);
+    self->read_ms = now;
+    char keys[BUS_SERVER_KEYS][41];
+    int n = busauth_server_keys(self->server, keys, BUS_SERVER_KEYS);
     if (n <= 0)
         return; /* nothing readable: keep what works */
-    for (int i = 0; i < self->nkeys;) {
+    for (int i = 0; i < self->n;) {
         bool keep = false;
         for (int k = 0; k < n && !keep; k++)
             keep = !strcmp(self->keys[i], keys[k]);
@@ -277,31 +342,20 @@ static void s_follow_keys(bus_client_t *self)
             i++;
             continue;
         }
-        log_info("bus server key gone; closing its connections", "service=%s key=%.12s", self->service, self->keys[i]);
-        for (int j = 0; j < self->nconns; j++) {
-            conn_t *c = &self->conns[j];
-            for (int s = 0; s < c->nsocks; s++)
-                if (!strcmp(c->keys[s], self->keys[i])) {
-                    zsock_destroy(&c->socks[s]);
-                    c->nsocks--;
-                    c->socks[s] = c->socks[c->nsocks];
-                    memcpy(c->keys[s], c->keys[c->nsocks], sizeof c->keys[0]);
-                    break;
-                }
-        }
-        self->nkeys--;
-        memcpy(self->keys[i], self->keys[self->nkeys], sizeof self->keys[0]);
+        log_info("bus server key gone; closing its connections", "service=%s key=%.12s", self->server, self->keys[i]);
+        fn(arg, self->keys[i], false);
+        self->n--;
+        memcpy(self->keys[i], self->keys[self->n], sizeof self->keys[0]);
     }
     for (int k = 0; k < n; k++) {
         bool have = false;
-        for (int i = 0; i < self->nkeys && !have; i++)
+        for (int i = 0; i < self->n && !have; i++)
             have = !strcmp(self->keys[i], keys[k]);
-        if (have || self->nkeys >= CLIENT_KEYS)
+        if (have || self->n >= BUS_SERVER_KEYS)
             continue;
-        snprintf(self->keys[self->nkeys++], sizeof self->keys[0], "%s", keys[k]);
-        for (int j = 0; j < self->nconns; j++)
-            s_conn_add_key(self, &self->conns[j], keys[k]);
-        log_info("bus server key added; connecting with it too", "service=%s key=%.12s", self->service, keys[k]);
+        snprintf(self->keys[self->n++], sizeof self->keys[0], "%s", keys[k]);
+        fn(arg, keys[k], true);
+        log_info("bus server key added; connecting with it too", "service=%s key=%.12s", self->server, keys[k]);
     }
 }
 
@@ -319,15 +373,8 @@ bus_client_t *bus_client_new_as(const char *endpoint, const char *service, const
     snprintf(self->as, sizeof self->as, "%s", as ? as : "");
     snprintf(self->endpoint, sizeof self->endpoint, "%s", endpoint);
     self->secure = (busauth_enabled() || as) && strncmp(endpoint, "inproc://", 9) != 0;
-    if (self->secure && busauth_enabled()) {
-        self->nkeys = busauth_server_keys(service, self->keys, CLIENT_KEYS);
-        if (self->nkeys < 0)
-            self->nkeys = 0;
-        self->follow = self->nkeys > 0;
-        self->keys_ms = bus_now_ms();
-    }
-    if (self->nkeys == 0)
-        self->nkeys = 1; /* keys[0] is "": the default key */
+    bus_keyset_init(&self->keyset, service, self->secure);
+    self->own_gen = busauth_secret_generation();
     self->endpoints = endpoints_new(endpoint, NULL);
     if (!self->endpoints) {
         log_error("not a bus endpoint list", "service=%s", service);
@@ -874,7 +921,18 @@ void bus_refuse(zsock_t *sock, zmsg_t **msg_p, int detail, const char *message)
 
 #define REBIND_SETTLE_MS 150
 
+static void s_settle_refuse(void *arg, zsock_t *sock, zmsg_t **msg_p)
+{
+    (void)arg;
+    bus_refuse(sock, msg_p, DETAIL(ROTATING), "changing the bus key; send again");
+}
+
 int bus_rebind(zsock_t *sock, const char *endpoint)
+{
+    return bus_rebind_with(sock, endpoint, s_settle_refuse, NULL);
+}
+
+int bus_rebind_with(zsock_t *sock, const char *endpoint, bus_settle_fn settle, void *arg)
 {
     char bound[320];
     const char *last = zsock_last_endpoint(sock);
@@ -895,9 +953,10 @@ int bus_rebind(zsock_t *sock, const char *endpoint)
         if (zmq_poll(&item, 1, (long)left) <= 0)
             continue;
         zmsg_t *msg = zmsg_recv(sock);
-        bus_refuse(sock, &msg, DETAIL(ROTATING), "changing the bus key; send again");
+        settle(arg, sock, &msg);
+        zmsg_destroy(&msg);
     }
-    if (busauth_server(sock) < 0)
+    if (busauth_enabled() && busauth_server(sock) < 0)
         return -1;
     /* The old listener closes in the background: try until its port is free. */
     for (int i = 0; i < 100; i++) {

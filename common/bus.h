@@ -67,9 +67,32 @@ int bus_client_instances(bus_client_t *self);
  * holding it vanishes; any other is answered UNAVAILABLE at once. */
 bool bus_method_repeatable(const char *method);
 /* One tuned DEALER connected to one endpoint, CURVE set up as for a
- * client of service (speaking as `as` when not NULL). NULL on failure. */
-zsock_t *bus_socket_connect(const char *endpoint, const char *service, const char *as);
+ * client of service whose public key is `key` (z85; NULL: the one of
+ * <service>.cert), speaking as `as` when not NULL. Like a client's, it
+ * takes messages only once its handshake succeeded (ZMQ_IMMEDIATE). NULL
+ * on failure. */
+zsock_t *bus_socket_connect(const char *endpoint, const char *service, const char *key, const char *as);
 void bus_client_set_idle(bus_client_t *self, void (*fn)(void *arg), void *arg);
+
+/* The public keys of a server that a client follows (README: Bus keys):
+ * <server>.cert and <server>.<suffix>.cert in the keys folder. A client
+ * holds a connection per key; only the one whose key the server holds
+ * completes its handshake. */
+#define BUS_SERVER_KEYS 4
+typedef struct {
+    char server[32];
+    char keys[BUS_SERVER_KEYS][41]; /* z85; "" : the one of <server>.cert */
+    int n;
+    bool follow;
+    int64_t read_ms;
+} bus_keyset_t;
+/* The keys now (follow: and later, when busauth runs); at least one. */
+void bus_keyset_init(bus_keyset_t *self, const char *server, bool follow);
+/* Called once per key that went (added false: close its connections) or
+ * came (added true: connect with it too). */
+typedef void (*bus_key_fn)(void *arg, const char *key, bool added);
+/* Read the folder again (at most once a second) and report the changes. */
+void bus_keyset_follow(bus_keyset_t *self, bus_key_fn fn, void *arg);
 
 /* Send req as method and wait for the reply, at most timeout_ms and never
  * past the deadline of the request this thread is serving. On OK, *resp is
@@ -161,6 +184,12 @@ void bus_refuse(zsock_t *sock, zmsg_t **msg_p, int detail, const char *message);
  * time to deliver the last answers, and bind endpoint again with the key
  * busauth holds now. 0, or -1 when the port cannot be bound again. */
 int bus_rebind(zsock_t *sock, const char *endpoint);
+/* bus_rebind for a socket that reads something else than requests (the
+ * web's broker queue reads its workers' answers): settle gets what the old
+ * key's connections had sent, read after they were let go and before the
+ * new bind (bus_rebind answers it ROTATING). It may take *msg_p. */
+typedef void (*bus_settle_fn)(void *arg, zsock_t *sock, zmsg_t **msg_p);
+int bus_rebind_with(zsock_t *sock, const char *endpoint, bus_settle_fn settle, void *arg);
 
 /* Receive-side entry for a server socket: takes the message, answers it on
  * sock unless the handler deferred it. The caller is the authenticated

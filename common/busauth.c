@@ -36,6 +36,9 @@ static char s_secret_path[1024];
 /* s_cert changes on a rotation (busauth_reload_secret) while other threads
  * set up sockets with it. */
 static pthread_mutex_t s_cert_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Counts the changes of s_cert: a client socket made before the last one
+ * still speaks with the old key, which is about to be removed. */
+static atomic_int s_cert_generation;
 
 /* Every public key of each service, for clients that follow a server's
  * rotation: read again at most once a second. */
@@ -524,7 +527,13 @@ int busauth_reload_secret(void)
         /* Sockets set up with the old one hold copies of its keys. */
         zcert_destroy(&s_cert);
         s_cert = cert;
+        atomic_fetch_add(&s_cert_generation, 1);
     }
     pthread_mutex_unlock(&s_cert_lock);
     return same ? 0 : 1;
+}
+
+int busauth_secret_generation(void)
+{
+    return atomic_load(&s_cert_generation);
 }

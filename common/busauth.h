@@ -65,6 +65,10 @@ int busauth_server_keys(const char *server, char keys[][41], int max);
  * it), 0 when it is the same, -1 when it cannot be read (the current one
  * stays, and the reason is logged). */
 int busauth_reload_secret(void);
+/* Counts the times busauth_reload_secret changed the key: a client whose
+ * sockets were made under an older count connects them again (their own
+ * key is fixed at connect, and the old public key is removed next). */
+int busauth_secret_generation(void);
 
 /* The authenticated service a received frame came from, or NULL. */
 const char *busauth_peer(zframe_t *frame);

@@ -115,25 +115,55 @@ bool netaddr_list_contains(const netaddr_list_t *list, const char *ip)
     return false;
 }
 
+/* An interface's address as text; -1 when it has no IP address. */
+static int s_if_text(const struct ifaddrs *i, char *text, size_t size)
+{
+    if (!i->ifa_addr)
+        return -1;
+    if (i->ifa_addr->sa_family == AF_INET)
+        return inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr, text,
+                         (socklen_t)size)
+                   ? 0
+                   : -1;
+    if (i->ifa_addr->sa_family == AF_INET6)
+        return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)i->ifa_addr)->sin6_addr, text,
+                         (socklen_t)size)
+                   ? 0
+                   : -1;
+    return -1;
+}
+
 /* Is the address (mapped form) one of this machine's own? */
 static bool s_is_local(const struct ifaddrs *ifs, const uint8_t addr[16])
 {
     for (const struct ifaddrs *i = ifs; i; i = i->ifa_next) {
         uint8_t own[16];
         char text[INET6_ADDRSTRLEN];
-        if (!i->ifa_addr)
-            continue;
-        if (i->ifa_addr->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr, text, sizeof text);
-        else if (i->ifa_addr->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)i->ifa_addr)->sin6_addr, text,
-                      sizeof text);
-        else
-            continue;
-        if (s_from_text(text, own) == 0 && !memcmp(own, addr, 16))
+        if (s_if_text(i, text, sizeof text) == 0 && s_from_text(text, own) == 0 && !memcmp(own, addr, 16))
             return true;
     }
     return false;
+}
+
+/* The first address of this machine inside a CIDR range: a network whose
+ * range is fixed (a Swarm overlay with a set subnet) names the one
+ * interface on it before any DNS knows the task. */
+static int s_own_in_range(const char *range, char *out, size_t out_size)
+{
+    netaddr_net_t net;
+    netaddr_list_t list = {&net, 1};
+    struct ifaddrs *ifs = NULL;
+    int rc = -1;
+    if (!strchr(range, '/') || netaddr_parse_net(range, &net) < 0 || getifaddrs(&ifs) < 0)
+        return -1;
+    for (const struct ifaddrs *i = ifs; i && rc < 0; i = i->ifa_next) {
+        char text[INET6_ADDRSTRLEN];
+        if (s_if_text(i, text, sizeof text) == 0 && netaddr_list_contains(&list, text) &&
+            snprintf(out, out_size, "%s", text) < (int)out_size)
+            rc = 0;
+    }
+    freeifaddrs(ifs);
+    return rc;
 }
 
 int netaddr_own_address(const char *host, char *out, size_t out_size)
@@ -141,6 +171,8 @@ int netaddr_own_address(const char *host, char *out, size_t out_size)
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
     struct ifaddrs *ifs = NULL;
     int rc = -1;
+    if (host && strchr(host, '/'))
+        return s_own_in_range(host, out, out_size);
     if (!host || !*host || getaddrinfo(host, NULL, &hints, &res) != 0)
         return -1;
     if (getifaddrs(&ifs) < 0)

@@ -33,8 +33,9 @@ bool netaddr_is_ip(const char *text);
  * first of its addresses that belongs to one of this machine's interfaces
  * is written to out as text ("172.18.0.3", "::1"). A service binds there,
  * so that a name known only on one network (compose's "bus") puts its
- * listener on that network alone. 0, or -1 when host resolves to no
- * address of this machine. */
+ * listener on that network alone. host may also be a CIDR range
+ * ("10.231.0.0/24"): then the first of this machine's addresses inside it.
+ * 0, or -1 when host resolves to no address of this machine. */
 int netaddr_own_address(const char *host, char *out, size_t out_size);
 
 #endif

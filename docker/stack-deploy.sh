@@ -16,6 +16,9 @@
 # PORTICO_STACK_ENCRYPT=1 encrypts the overlay networks (for several nodes).
 # Like compose, reads .env next to compose.yaml (the environment wins).
 # PORTICO_STACK_PRINT=1 prints the stack file instead of deploying it.
+# PORTICO_BUS_SUBNET=10.231.0.0/24 (an IPv4 range unused on your nodes)
+# gives the bus network that subnet, and each bus port binds its task's
+# address in it (README: Docker Swarm); unset, bus ports bind every address.
 # Several nodes: PORTICO_REPLICAS_<SERVICE>=N sets a service's instances
 # (PORTICO_REPLICAS_WEB=2; DEMO_BITBUCKET for demo-bitbucket),
 # PORTICO_PLACEMENT_<SERVICE>=constraint[,constraint] where it may run
@@ -79,6 +82,13 @@ src, dst = sys.argv[1], sys.argv[2]
 with open(src) as f:
     doc = yaml.safe_load(f)
 wanted = {p for p in os.environ.get("PORTICO_STACK_PROFILES", "").replace(",", " ").split() if p}
+bus_subnet = os.environ.get("PORTICO_BUS_SUBNET", "")
+if bus_subnet:
+    import ipaddress
+    try:
+        bus_subnet = str(ipaddress.IPv4Network(bus_subnet))
+    except ValueError as e:
+        sys.exit("stack-deploy: PORTICO_BUS_SUBNET: must be an IPv4 range such as 10.231.0.0/24 (%s)" % e)
 
 def interpolate(text):
     def sub(m):
@@ -140,13 +150,15 @@ for name, svc in doc.get("services", {}).items():
     # Swarm puts a task's names in its DNS only once the task is healthy,
     # and a service binds its bus port before that: a bind to
     # "<service>.bus" would wait for a name that does not come yet. On Swarm
-    # the bus ports bind every address of the task instead (README, Docker
-    # Swarm); CURVE still admits only the services declared as callers.
+    # a bus port binds the task's address in PORTICO_BUS_SUBNET (the bus
+    # network's fixed range, read from the interfaces) or, without one,
+    # every address of the task (README, Docker Swarm); CURVE still admits
+    # only the services declared as callers.
     env = svc.get("environment")
     if isinstance(env, dict):
         for k, v in list(env.items()):
             if k.endswith("_BIND") and isinstance(v, str):
-                env[k] = re.sub(r"^tcp://[^:/\[\]]+\.bus:", "tcp://*:", v)
+                env[k] = re.sub(r"^tcp://[^:/\[\]]+\.bus:", "tcp://%s:" % (bus_subnet or "*"), v)
     # Hardening in the forms version 3 knows: the memory limit as a resource
     # limit, tmpfs as tmpfs mounts (Swarm's are mode 1777). Swarm ignores
     # cap_drop and security_opt and has no pids limit in this format.
@@ -216,6 +228,8 @@ for name, net in (doc.get("networks") or {}).items():
     if opts:
         net["driver_opts"] = opts
     net.setdefault("driver", "overlay")
+    if name == "bus" and bus_subnet:
+        net["ipam"] = {"config": [{"subnet": bus_subnet}]}
     if os.environ.get("PORTICO_STACK_ENCRYPT") == "1" and net["driver"] == "overlay":
         net.setdefault("driver_opts", {})["encrypted"] = ""
     networks[name] = net

@@ -25,30 +25,36 @@ typedef struct {
     int index;
 } thread_slot_t;
 
+/* Control frames never wait: a link whose handshake has not succeeded
+ * (ZMQ_IMMEDIATE) takes none, and the next heartbeat tries again. */
 static void s_send_ctl(zsock_t *sock, const char *ctl)
 {
-    zmsg_t *m = zmsg_new();
-    zmsg_addstr(m, ctl);
-    zmsg_send(&m, sock);
-    zmsg_destroy(&m);
+    zmq_send(zsock_resolve(sock), ctl, strlen(ctl), ZMQ_DONTWAIT);
 }
 
 /* How long a stopping worker keeps answering after its links went quiet. */
 #define DRAIN_QUIET_MS 500
+#define WEB_KEYS BUS_SERVER_KEYS
 
 /* One link per web instance: each web runs its own queue, so a worker
- * announces itself to every one and answers a request on the link it came
- * from. */
+ * announces itself to every one and answers a request on the socket it
+ * came from. A link has a socket per public key the web may have: only the
+ * one whose key the web holds completes its handshake. */
 typedef struct {
-    zsock_t *sock;
+    zsock_t *socks[WEB_KEYS];
+    char keys[WEB_KEYS][41]; /* the web's public key of each */
+    bool up[WEB_KEYS];       /* handshake done when last looked at */
+    int nsocks;
     char endpoint[ENDPOINTS_LEN];
 } web_link_t;
 
 typedef struct {
     web_link_t links[ENDPOINTS_MAX];
     int n;
+    bus_keyset_t keys; /* the web's public keys */
     const char *ready; /* the READY frame to announce with */
-    zsock_t *serving;  /* the link of the request in progress */
+    zsock_t *serving;  /* the socket of the request in progress */
+    broker_worker_t *worker;
 } web_links_t;
 
 /* Keep the queue of the web whose request is in progress informed while a
@@ -64,26 +70,49 @@ static void s_heartbeat(void *arg)
     }
 }
 
-static zsock_t *s_web_connect(const char *endpoint)
+static void s_serve(web_links_t *webs, zsock_t *sock, zmsg_t **msg_p)
 {
-    zsock_t *web = zsock_new(ZMQ_DEALER);
-    if (!web)
-        return NULL;
-    bus_socket_tune(web);
-    zsock_set_ipv6(web, 1);
+    webs->serving = sock;
+    bus_serve_as(sock, msg_p, broker_routes, webs->worker, "web");
+    webs->serving = NULL;
+}
+
+static int s_link_add_key(web_link_t *l, const char *key)
+{
+    if (l->nsocks >= WEB_KEYS)
+        return -1;
     /* The web is the server here: its public key is what makes the
      * requests that arrive on this socket the web's. */
-    if (busauth_client(web, "web", NULL) < 0) {
-        zsock_destroy(&web);
-        return NULL;
-    }
-    zsock_set_reconnect_ivl(web, 100);
-    zsock_set_reconnect_ivl_max(web, 1000);
-    if (zsock_connect(web, "%s", endpoint) < 0) {
-        log_error("could not connect to the web", "endpoint=%s", endpoint);
-        zsock_destroy(&web);
-    }
-    return web;
+    zsock_t *sock = bus_socket_connect(l->endpoint, "web", key[0] ? key : NULL, NULL);
+    if (!sock)
+        return -1;
+    /* An answer for a web that has just gone is dropped, not waited on. */
+    zsock_set_sndtimeo(sock, 0);
+    l->socks[l->nsocks] = sock;
+    snprintf(l->keys[l->nsocks], sizeof l->keys[0], "%s", key);
+    l->up[l->nsocks] = false;
+    l->nsocks++;
+    return 0;
+}
+
+/* Close l's socket with key: tell the web to send nothing more on it and
+ * answer what it already sent. */
+static void s_link_close(web_links_t *webs, web_link_t *l, const char *key)
+{
+    int i = 0;
+    while (i < l->nsocks && strcmp(l->keys[i], key) != 0)
+        i++;
+    if (i == l->nsocks)
+        return;
+    s_send_ctl(l->socks[i], BUS_WORKER_BYE);
+    zmsg_t *msg;
+    while ((zsock_events(l->socks[i]) & ZMQ_POLLIN) && (msg = zmsg_recv(l->socks[i])) != NULL)
+        s_serve(webs, l->socks[i], &msg);
+    zsock_destroy(&l->socks[i]);
+    l->nsocks--;
+    l->socks[i] = l->socks[l->nsocks];
+    l->up[i] = l->up[l->nsocks];
+    memcpy(l->keys[i], l->keys[l->nsocks], sizeof l->keys[0]);
 }
 
 static void s_web_change(void *arg, const char *endpoint, bool added)
@@ -92,19 +121,82 @@ static void s_web_change(void *arg, const char *endpoint, bool added)
     if (!added) {
         for (int i = 0; i < webs->n; i++)
             if (!strcmp(webs->links[i].endpoint, endpoint)) {
-                zsock_destroy(&webs->links[i].sock);
-                webs->links[i] = webs->links[--webs->n];
+                web_link_t *l = &webs->links[i];
+                while (l->nsocks > 0)
+                    zsock_destroy(&l->socks[--l->nsocks]);
+                *l = webs->links[--webs->n];
                 return;
             }
         return;
     }
-    zsock_t *sock = webs->n < ENDPOINTS_MAX ? s_web_connect(endpoint) : NULL;
-    if (!sock)
+    if (webs->n >= ENDPOINTS_MAX)
         return;
-    web_link_t *l = &webs->links[webs->n++];
-    l->sock = sock;
+    web_link_t *l = &webs->links[webs->n];
+    memset(l, 0, sizeof *l);
     snprintf(l->endpoint, sizeof l->endpoint, "%s", endpoint);
-    s_send_ctl(sock, webs->ready);
+    for (int k = 0; k < webs->keys.n; k++)
+        if (s_link_add_key(l, webs->keys.keys[k]) < 0) {
+            log_error("could not connect to the web", "endpoint=%s", endpoint);
+            while (l->nsocks > 0)
+                zsock_destroy(&l->socks[--l->nsocks]);
+            return;
+        }
+    webs->n++;
+}
+
+/* The web's public keys in the keys folder, followed as bus clients follow
+ * their servers': a socket per web for a key that came, none for one that
+ * went. Between requests only. */
+static void s_web_key_change(void *arg, const char *key, bool added)
+{
+    web_links_t *webs = arg;
+    for (int i = 0; i < webs->n; i++)
+        if (added)
+            s_link_add_key(&webs->links[i], key);
+        else
+            s_link_close(webs, &webs->links[i], key);
+}
+
+/* Say READY on every socket whose handshake has just succeeded (a web that
+ * started, or took a new key), and on all of them when heartbeat. */
+static void s_announce(web_links_t *webs, bool heartbeat)
+{
+    for (int i = 0; i < webs->n; i++) {
+        web_link_t *l = &webs->links[i];
+        for (int s = 0; s < l->nsocks; s++) {
+            bool up = (zsock_events(l->socks[s]) & ZMQ_POLLOUT) != 0;
+            if (up && (heartbeat || !l->up[s]))
+                s_send_ctl(l->socks[s], webs->ready);
+            l->up[s] = up;
+        }
+    }
+}
+
+/* Poll every socket of every link for up to ms and serve what came; the
+ * number of requests served. */
+static int s_poll_serve(web_links_t *webs, long ms)
+{
+    zmq_pollitem_t items[ENDPOINTS_MAX * WEB_KEYS];
+    zsock_t *socks[ENDPOINTS_MAX * WEB_KEYS];
+    int n = 0;
+    for (int i = 0; i < webs->n; i++)
+        for (int s = 0; s < webs->links[i].nsocks; s++) {
+            socks[n] = webs->links[i].socks[s];
+            items[n] = (zmq_pollitem_t){zsock_resolve(socks[n]), 0, ZMQ_POLLIN, 0};
+            n++;
+        }
+    int rc = zmq_poll(items, n, ms);
+    if (rc < 0 && zmq_errno() != EINTR)
+        return -1;
+    int served = 0;
+    for (int i = 0; rc > 0 && i < n; i++) {
+        zmsg_t *msg = (items[i].revents & ZMQ_POLLIN) ? zmsg_recv(socks[i]) : NULL;
+        if (!msg)
+            continue;
+        s_serve(webs, socks[i], &msg);
+        served++;
+    }
+    return served;
 }
 
 static void *s_worker(void *arg)
@@ -124,6 +216,8 @@ static void *s_worker(void *arg)
         goto out;
     }
     webs->ready = ready;
+    webs->worker = &w;
+    bus_keyset_init(&webs->keys, "web", true);
     endpoints_refresh(web_eps, bus_now_ms(), true, s_web_change, webs);
     bus_client_set_idle(w.registry, s_heartbeat, webs);
     bus_client_set_idle(w.bitbucket, s_heartbeat, webs);
@@ -133,60 +227,34 @@ static void *s_worker(void *arg)
     atomic_fetch_add(&s_ready_workers, 1);
     int64_t last_ctl = bus_now_ms();
     while (!service_stopping()) {
-        endpoints_refresh(web_eps, bus_now_ms(), false, s_web_change, webs);
-        zmq_pollitem_t items[ENDPOINTS_MAX];
-        for (int i = 0; i < webs->n; i++)
-            items[i] = (zmq_pollitem_t){zsock_resolve(webs->links[i].sock), 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(items, webs->n, 250);
-        if (rc < 0 && zmq_errno() != EINTR)
-            break;
         int64_t now = bus_now_ms();
-        for (int i = 0; rc > 0 && i < webs->n; i++) {
-            if (!(items[i].revents & ZMQ_POLLIN))
-                continue;
-            zmsg_t *msg = zmsg_recv(webs->links[i].sock);
-            if (msg) {
-                webs->serving = webs->links[i].sock;
-                bus_serve_as(webs->serving, &msg, broker_routes, &w, "web");
-                webs->serving = NULL;
-                now = bus_now_ms();
-            }
-        }
+        endpoints_refresh(web_eps, now, false, s_web_change, webs);
+        bus_keyset_follow(&webs->keys, s_web_key_change, webs);
         /* An idle worker repeats READY as its heartbeat: a queue that knows
          * it counts it as alive, a web that restarted learns of it again. */
-        if (now - last_ctl >= BUS_HEARTBEAT_IVL_MS) {
-            for (int i = 0; i < webs->n; i++)
-                s_send_ctl(webs->links[i].sock, ready);
+        bool beat = now - last_ctl >= BUS_HEARTBEAT_IVL_MS;
+        s_announce(webs, beat);
+        if (beat)
             last_ctl = now;
-        }
+        if (s_poll_serve(webs, 250) < 0)
+            break;
     }
     atomic_fetch_sub(&s_ready_workers, 1);
     /* Stopping: tell every web to send nothing more, then answer what was
      * already on its way (a request a web handed over just before it read
      * the goodbye), until the links have been quiet for a moment. */
     for (int i = 0; i < webs->n; i++)
-        s_send_ctl(webs->links[i].sock, BUS_WORKER_BYE);
-    for (int64_t quiet_since = bus_now_ms(); bus_now_ms() - quiet_since < DRAIN_QUIET_MS;) {
-        zmq_pollitem_t items[ENDPOINTS_MAX];
-        for (int i = 0; i < webs->n; i++)
-            items[i] = (zmq_pollitem_t){zsock_resolve(webs->links[i].sock), 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(items, webs->n, 100) <= 0)
-            continue;
-        for (int i = 0; i < webs->n; i++) {
-            zmsg_t *msg = (items[i].revents & ZMQ_POLLIN) ? zmsg_recv(webs->links[i].sock) : NULL;
-            if (!msg)
-                continue;
-            webs->serving = webs->links[i].sock;
-            bus_serve_as(webs->serving, &msg, broker_routes, &w, "web");
-            webs->serving = NULL;
+        for (int s = 0; s < webs->links[i].nsocks; s++)
+            s_send_ctl(webs->links[i].socks[s], BUS_WORKER_BYE);
+    for (int64_t quiet_since = bus_now_ms(); bus_now_ms() - quiet_since < DRAIN_QUIET_MS;)
+        if (s_poll_serve(webs, 100) > 0)
             quiet_since = bus_now_ms();
-        }
-    }
 out:
     bus_client_destroy(&w.registry);
     bus_client_destroy(&w.bitbucket);
     for (int i = 0; webs && i < webs->n; i++)
-        zsock_destroy(&webs->links[i].sock);
+        while (webs->links[i].nsocks > 0)
+            zsock_destroy(&webs->links[i].socks[--webs->links[i].nsocks]);
     free(webs);
     endpoints_destroy(&web_eps);
     return NULL;

@@ -3,6 +3,7 @@
 #include "bus.h"
 #include "log.h"
 #include "metrics.h"
+#include "service.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -12,6 +13,11 @@
 #define MAX_WORKERS 1024
 #define MAX_QUEUED 4096
 #define MAX_INSTANCES 64
+/* A new bus key (brokerq_rekey): how long the workers' requests in flight
+ * may take before the old key's connections are let go anyway, and how
+ * long new work waits for workers to come back on the new key. */
+#define REKEY_DRAIN_MS SERVICE_DRAIN_MS
+#define REKEY_HOLD_MS 5000
 
 typedef struct {
     zframe_t *identity;
@@ -35,6 +41,10 @@ struct brokerq_t {
     pthread_t thread;
     atomic_bool stop;
     atomic_int workers_connected;
+    atomic_bool rekey; /* asked for: switch to the key busauth holds now */
+    bool rotating;     /* holding new work until the workers are idle */
+    int64_t rotate_limit;
+    int64_t hold_until; /* after the switch: work waits for workers until then */
     zsock_t *frontend;
     zsock_t *backend;
     char bind_endpoint[256];
@@ -94,6 +104,10 @@ static void s_stats_update(brokerq_t *self)
             self->stats[kept++] = self->stats[s];
     self->nstats = kept;
     pthread_mutex_unlock(&self->stats_lock);
+    /* While the workers come back on a new key the web still takes
+     * sign-ins (they wait for them): it stays ready meanwhile. */
+    if (self->nworkers == 0 && (self->rotating || bus_now_ms() < self->hold_until))
+        return;
     atomic_store(&self->workers_connected, self->nworkers);
     metrics_set("portico_broker_workers_connected", NULL, self->nworkers);
 }
@@ -178,16 +192,23 @@ static int s_try_send(brokerq_t *self, zframe_t *client, zframe_t *envelope, uin
     return 0;
 }
 
+/* True while new work waits rather than fails for want of a worker:
+ * during a change of the bus key and until workers came back after it. */
+static bool s_holding(const brokerq_t *self, int64_t now)
+{
+    return self->rotating || (self->nworkers == 0 && now < self->hold_until);
+}
+
 /* Route a request now, or queue it while every worker is busy. Takes the
  * frames. */
 static void s_dispatch(brokerq_t *self, zframe_t *client, zframe_t *envelope, uint64_t call_id, int64_t deadline)
 {
-    if (s_try_send(self, client, envelope, call_id)) {
+    if (!self->rotating && s_try_send(self, client, envelope, call_id)) {
         zframe_destroy(&client);
         zframe_destroy(&envelope);
         return;
     }
-    if (self->nworkers == 0 || self->qlen == MAX_QUEUED) {
+    if ((self->nworkers == 0 && !s_holding(self, bus_now_ms())) || self->qlen == MAX_QUEUED) {
         zframe_destroy(&envelope);
         s_answer_error(self, client, call_id, PORTICO__ERROR_CODE__UNAVAILABLE,
                        self->nworkers == 0 ? "no sign-in service (broker) is running; ask your operator to start one"
@@ -207,6 +228,8 @@ static void s_drain_queue(brokerq_t *self)
     while (self->qlen > 0) {
         queued_t *q = &self->queue[self->qhead];
         bool expired = q->deadline && q->deadline <= now;
+        if (!expired && s_holding(self, now))
+            return; /* a new key: wait for the workers on it */
         if (!expired && self->nworkers > 0 && !s_try_send(self, q->client, q->envelope, q->call_id))
             return; /* every worker busy: wait */
         self->qhead = (self->qhead + 1) % MAX_QUEUED;
@@ -246,9 +269,11 @@ static void s_on_frontend(brokerq_t *self)
     s_dispatch(self, client, envelope, call_id, deadline);
 }
 
-static void s_on_backend(brokerq_t *self)
+/* One message from a worker (taken). */
+static void s_on_backend_msg(brokerq_t *self, zmsg_t **msg_p)
 {
-    zmsg_t *m = zmsg_recv(self->backend);
+    zmsg_t *m = *msg_p;
+    *msg_p = NULL;
     if (!m)
         return;
     int64_t now = bus_now_ms();
@@ -315,12 +340,77 @@ static void s_on_backend(brokerq_t *self)
     s_drain_queue(self);
 }
 
+static void s_on_backend(brokerq_t *self)
+{
+    zmsg_t *m = zmsg_recv(self->backend);
+    s_on_backend_msg(self, &m);
+}
+
 static void s_expire(brokerq_t *self)
 {
     int64_t now = bus_now_ms();
     for (int i = self->nworkers - 1; i >= 0; i--)
         if (now - self->workers[i].last_seen > BUS_HEARTBEAT_TIMEOUT_MS)
             s_remove(self, &self->workers[i], "heartbeat lost");
+    if (self->hold_until && now >= self->hold_until) {
+        self->hold_until = 0;
+        if (self->nworkers == 0)
+            log_warn("no broker worker came back with the new bus key", "waited_ms=%d", REKEY_HOLD_MS);
+        s_stats_update(self);
+    }
+    s_drain_queue(self);
+}
+
+/* ---- a new bus key (README: Bus keys) ---- */
+
+static int s_busy(const brokerq_t *self)
+{
+    int n = 0;
+    for (int i = 0; i < self->nworkers; i++)
+        n += self->workers[i].busy;
+    return n;
+}
+
+/* What the old key's connections had sent before they were let go: the
+ * answers still reach the web's threads. */
+static void s_settle(void *arg, zsock_t *sock, zmsg_t **msg_p)
+{
+    (void)sock;
+    s_on_backend_msg(arg, msg_p);
+}
+
+/* The workers' port is bound with the web's key, fixed at bind, and
+ * unbinding ends the connections made on it (as for the registry): so hold
+ * new work while the workers finish what they hold, let the old key's
+ * connections go and bind again. Workers that know the new key (they
+ * connect with every key of the web in the keys folder) say READY on it
+ * within a second; the work held meanwhile goes to them. */
+static void s_rekey_step(brokerq_t *self, int64_t now)
+{
+    if (atomic_exchange(&self->rekey, false) && !self->rotating) {
+        self->rotating = true;
+        self->rotate_limit = now + REKEY_DRAIN_MS;
+        log_info("changing the bus key: new sign-in work waits while the workers finish theirs", "busy=%d",
+                 s_busy(self));
+    }
+    int busy = self->rotating ? s_busy(self) : 0;
+    if (!self->rotating || (busy > 0 && now < self->rotate_limit))
+        return;
+    if (busy > 0)
+        log_warn("changing the bus key with sign-in work still in flight", "busy=%d", busy);
+    int rc = bus_rebind_with(self->backend, self->bind_endpoint, s_settle, self);
+    /* Every worker known so far came on the old key: gone with it. */
+    while (self->nworkers > 0) {
+        worker_t *w = &self->workers[self->nworkers - 1];
+        w->leaving = true;
+        s_remove(self, w, "the bus key changed");
+    }
+    self->rotating = false;
+    self->hold_until = bus_now_ms() + REKEY_HOLD_MS;
+    if (rc < 0) {
+        log_error("could not bind the broker port again with the new bus key", "endpoint=%s", self->bind_endpoint);
+        service_request_stop();
+    }
     s_drain_queue(self);
 }
 
@@ -339,6 +429,7 @@ static void *s_run(void *arg)
         if (items[0].revents & ZMQ_POLLIN)
             s_on_frontend(self);
         int64_t now = bus_now_ms();
+        s_rekey_step(self, now);
         if (now - last_expire >= 200) {
             s_expire(self);
             last_expire = now;
@@ -419,6 +510,11 @@ void brokerq_destroy(brokerq_t **self_p)
 const char *brokerq_frontend(const brokerq_t *self)
 {
     return self->frontend_endpoint;
+}
+
+void brokerq_rekey(brokerq_t *self)
+{
+    atomic_store(&self->rekey, true);
 }
 
 int brokerq_workers(brokerq_t *self)

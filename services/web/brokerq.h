@@ -27,6 +27,11 @@ brokerq_t *brokerq_new(const char *bind_endpoint);
 void brokerq_destroy(brokerq_t **self_p);
 /* The inproc endpoint web threads connect their broker clients to. */
 const char *brokerq_frontend(const brokerq_t *self);
+/* Serve the workers with the key busauth holds now (after
+ * busauth_reload_secret changed it; any thread may call): new work waits
+ * while the workers finish theirs, the port is bound again with the new
+ * key, and the work goes to the workers that come back on it. */
+void brokerq_rekey(brokerq_t *self);
 /* Workers connected right now (any thread may call). */
 int brokerq_workers(brokerq_t *self);
 /* Copy up to max instances; returns how many. */

@@ -358,8 +358,16 @@ static int s_run(void)
              web_cfg.public_url);
     if (presence_start(web_cfg.registry_endpoint) < 0)
         log_error("could not start reporting this web to the registry", NULL);
-    while (!service_stopping())
+    while (!service_stopping()) {
+        /* SIGHUP: a new bus key (README: Bus keys). The web's bus clients
+         * connect again with it between calls; the workers' port binds
+         * again with it. */
+        if (service_take_reload() && busauth_reload_secret() == 1) {
+            log_info("the bus key changed; switching to it", NULL);
+            brokerq_rekey(web_brokerq);
+        }
         usleep(100 * 1000);
+    }
     log_info("stopping", NULL);
     presence_stop();
     gate_destroy(&web_gate);

@@ -4,36 +4,22 @@
 // is removed, and from then on the old key gets no answer anywhere.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, execFile } from 'node:child_process';
 import { copyFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { startPortico, makeBusKeys, ROOT, waitFor, sleep } from './harness.mjs';
+import { makeBusKeys, waitFor, sleep } from './harness.mjs';
+import { startRotationSystem, busProbe, brokerWorkers } from './rotation_lib.mjs';
 import { setupAdmin, createIntegration, steadyLogins } from './login_lib.mjs';
 
-const PROBE = join(ROOT, 'build', 'tests', 'bus_probe');
 let sys;
 
-before(async () => {
-  execFileSync('make', ['-s', '-C', ROOT, 'build/tests/bus_probe'], { stdio: 'inherit' });
-  // Thousands of logins from this one address: the per-client limits are
-  // tested in edge.test.mjs.
-  sys = await startPortico({
-    autoApprove: 'jdoe',
-    env: { PORTICO_LOGIN_RATE_PER_MINUTE: '100000', PORTICO_CALLBACK_RATE_PER_MINUTE: '100000' },
-  });
-});
+before(async () => { sys = await startRotationSystem(); });
 after(async () => { if (sys) await sys.stop(); });
 
 function probe(as, method = 'ping') {
-  const args = [sys.env.PORTICO_REGISTRY_BIND, 'registry', as, method, '800'];
-  return new Promise((res, rej) => execFile(PROBE, args, { env: sys.env, timeout: 10000 }, (err, out) => (err ? rej(err) : res(JSON.parse(out)))));
+  return busProbe([sys.env.PORTICO_REGISTRY_BIND, 'registry', as, method, '800'], sys.env);
 }
 
-async function workers() {
-  const body = await (await fetch(`${sys.opsUrl}/readyz`)).text();
-  const m = body.match(/\((\d+) workers connected\)/);
-  return m ? Number(m[1]) : 0;
-}
+const workers = () => brokerWorkers(sys);
 
 test('a broker key is rotated with logins going on, none failing', async () => {
   const admin = await setupAdmin(sys);

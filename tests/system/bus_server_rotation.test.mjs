@@ -7,30 +7,21 @@
 // From then on a client that knows only the old key gets no answer.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { startPortico, makeBusKeys, ROOT, waitFor, sleep } from './harness.mjs';
+import { makeBusKeys, waitFor, sleep } from './harness.mjs';
+import { startRotationSystem, busProbe } from './rotation_lib.mjs';
 import { setupAdmin, createIntegration, steadyLogins } from './login_lib.mjs';
 
-const PROBE = join(ROOT, 'build', 'tests', 'bus_probe');
 let sys;
 
-before(async () => {
-  execFileSync('make', ['-s', '-C', ROOT, 'build/tests/bus_probe'], { stdio: 'inherit' });
-  sys = await startPortico({
-    autoApprove: 'jdoe',
-    env: { PORTICO_LOGIN_RATE_PER_MINUTE: '100000', PORTICO_CALLBACK_RATE_PER_MINUTE: '100000' },
-  });
-});
+before(async () => { sys = await startRotationSystem(); });
 after(async () => { if (sys) await sys.stop(); });
 
 // ping a server as the web, knowing that server's keys of `keysDir`.
 function probe(server, keysDir) {
   const bind = { registry: 'PORTICO_REGISTRY_BIND', bitbucket: 'PORTICO_BITBUCKET_BIND' }[server];
-  const args = [sys.env[bind], server, 'web', 'ping', '800'];
-  const env = { ...sys.env, PORTICO_BUS_KEYS_DIR: keysDir };
-  return new Promise((res, rej) => execFile(PROBE, args, { env, timeout: 10000 }, (err, out) => (err ? rej(err) : res(JSON.parse(out)))));
+  return busProbe([sys.env[bind], server, 'web', 'ping', '800'], { ...sys.env, PORTICO_BUS_KEYS_DIR: keysDir });
 }
 
 // The README's steps for a server's key, while logins go on.

@@ -194,6 +194,79 @@ static void test_a_worker_saying_bye_gets_no_more_work(void **state)
     brokerq_destroy(&q);
 }
 
+/* A queue on a TCP port of its own, kept over a rebind (the workers
+ * connect to the same port again), unlike inproc. */
+static brokerq_t *s_queue_on_tcp(void)
+{
+    zsock_t *probe = zsock_new(ZMQ_ROUTER);
+    int port = zsock_bind(probe, "tcp://127.0.0.1:*");
+    assert_true(port > 0);
+    zsock_destroy(&probe);
+    snprintf(BACKEND, sizeof BACKEND, "tcp://127.0.0.1:%d", port);
+    /* The probe's listener closes in the background. */
+    brokerq_t *q = NULL;
+    for (int i = 0; i < 100 && !q; i++)
+        if (!(q = brokerq_new(BACKEND)))
+            usleep(20 * 1000);
+    assert_non_null(q);
+    return q;
+}
+
+typedef struct {
+    brokerq_t *q;
+    int ok, calls;
+} caller_t;
+
+static void *s_caller(void *arg)
+{
+    caller_t *c = arg;
+    bus_client_t *client = bus_client_new(brokerq_frontend(c->q), "broker");
+    bus_error_t err;
+    for (int i = 0; i < c->calls; i++)
+        c->ok += bus_call(client, "who", NULL, NULL, NULL, 8000, &err) == 0;
+    bus_client_destroy(&client);
+    return NULL;
+}
+
+/* A new key (brokerq_rekey): the workers' port binds again, which ends the
+ * workers' connections; calls made meanwhile wait for the worker to come
+ * back on the new listener instead of failing. */
+static void test_rekey_holds_work_until_workers_return(void **state)
+{
+    (void)state;
+    brokerq_t *q = s_queue_on_tcp();
+    fake_worker_t a;
+    s_start(&a, "alpha", false);
+    s_wait_workers(q, 1);
+    caller_t c = {.q = q, .calls = 40};
+    pthread_t t;
+    pthread_create(&t, NULL, s_caller, &c);
+    usleep(200 * 1000);
+    brokerq_rekey(q);
+    pthread_join(t, NULL);
+    assert_int_equal(c.ok, c.calls);
+    /* The worker came back on the new listener: one worker, not two. */
+    s_wait_workers(q, 1);
+    s_stop(&a);
+    brokerq_destroy(&q);
+}
+
+/* A new key and no worker comes back on it (the operator skipped a step):
+ * sign-ins wait a few seconds, then fail as when no broker runs, rather
+ * than each waiting out its deadline. */
+static void test_rekey_without_workers_fails_after_the_hold(void **state)
+{
+    (void)state;
+    brokerq_t *q = s_queue_on_tcp();
+    brokerq_rekey(q);
+    bus_client_t *c = bus_client_new(brokerq_frontend(q), "broker");
+    bus_error_t err;
+    assert_int_equal(bus_call(c, "who", NULL, NULL, NULL, 30000, &err), -1);
+    assert_int_equal(err.code, PORTICO__ERROR_CODE__UNAVAILABLE);
+    bus_client_destroy(&c);
+    brokerq_destroy(&q);
+}
+
 static int s_setup(void **state)
 {
     (void)state;
@@ -209,6 +282,8 @@ int main(void)
         cmocka_unit_test(test_spreads_over_workers),
         cmocka_unit_test(test_worker_dies_mid_request),
         cmocka_unit_test(test_a_worker_saying_bye_gets_no_more_work),
+        cmocka_unit_test(test_rekey_holds_work_until_workers_return),
+        cmocka_unit_test(test_rekey_without_workers_fails_after_the_hold),
     };
     return cmocka_run_group_tests_name("brokerq", tests, s_setup, NULL);
 }

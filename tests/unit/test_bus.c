@@ -240,6 +240,19 @@ static void test_bind_host(void **state)
     assert_int_equal(netaddr_own_address("127.0.0.1", addr, sizeof addr), 0);
     assert_string_equal(addr, "127.0.0.1");
     assert_int_equal(netaddr_own_address("192.0.2.1", addr, sizeof addr), -1);
+    /* A range (a network with a fixed subnet): this machine's address in
+     * it, found without asking any DNS. */
+    s = zsock_new(ZMQ_ROUTER);
+    assert_int_equal(bus_bind(s, "tcp://127.0.0.0/8:*"), 0);
+    char *bound = zsock_last_endpoint(s);
+    assert_true(!strncmp(bound, "tcp://127.0.0.1:", 16));
+    zstr_free(&bound);
+    assert_int_equal(bus_bind(s, "tcp://198.51.100.0/24:*"), -1);
+    zsock_destroy(&s);
+    assert_int_equal(netaddr_own_address("127.0.0.0/8", addr, sizeof addr), 0);
+    assert_string_equal(addr, "127.0.0.1");
+    assert_int_equal(netaddr_own_address("198.51.100.0/24", addr, sizeof addr), -1);
+    assert_int_equal(netaddr_own_address("127.0.0.0/99", addr, sizeof addr), -1);
 }
 
 int main(void)

@@ -30,15 +30,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A port nobody listens on (probed with bash's /dev/tcp; no extra tools).
-used_ports=" "
+# A port nobody listens on (probed with bash's /dev/tcp; no extra tools),
+# never the same twice: it runs in $(...), so the ports handed out are kept
+# in a file.
 free_port() {
 	local p
 	for _ in $(seq 1 200); do
 		p=$((20000 + RANDOM % 40000))
-		[[ "$used_ports" == *" $p "* ]] && continue
+		grep -qx "$p" "$work/ports" 2>/dev/null && continue
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			used_ports+="$p "
+			echo "$p" >>"$work/ports"
 			echo "$p"
 			return 0
 		fi
@@ -199,7 +200,8 @@ egress_run() { # allow-list mode
 	pid=$!
 	pids+=("$pid")
 	if ! PORTICO_HEALTH_ADDR="127.0.0.1:$health" until_ok "$bin" healthcheck; then
-		echo "FAIL: the bitbucket service for '$2' did not become ready"
+		echo "FAIL: the bitbucket service for '$2' did not become ready; its log ends:"
+		tail -n 8 "$work/bitbucket-egress.log" | sed 's/^/FAIL:   /'
 		status=1
 	fi
 	BB_ENDPOINT="tcp://127.0.0.1:$bus" build/tests/bb_service_test "$2" || status=1
