@@ -9,8 +9,14 @@
 # the machine does not collide (the bus is on Unix sockets in the run folder).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-kit=${1:?usage: peer_compare.sh KIT_DIR [VAR=value ...]}
-shift
+# make bench runs it with no arguments: then only when PORTICO_PERF_KIT names
+# the kit (it takes about ten minutes).
+kit=${1:-${PORTICO_PERF_KIT:-}}
+if [[ -z "$kit" ]]; then
+    echo "skipped: give the comparison kit as PORTICO_PERF_KIT=DIR (or: peer_compare.sh KIT_DIR [VAR=value ...])"
+    exit 0
+fi
+shift || true
 base=${PERF_PORTICO_PORT_BASE:-27100}
 run_dir=$(mktemp -d /tmp/portico-compare.XXXXXX)
 vars="PORTICO_RUN_DIR=$run_dir PORTICO_DEMO_BITBUCKET=0 PORTICO_OPS_ADDR=127.0.0.1:$((base + 9)) PORTICO_RUN_HEALTH_PORT=$((base + 10)) \

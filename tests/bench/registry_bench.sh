@@ -44,7 +44,7 @@ free_port() {
 
 conninfo=$(bash scripts/pg.sh start "$tmp/pg" 5432)
 head -c 32 /dev/urandom | base64 >"$tmp/key"
-export PORTICO_DATABASE_URL=$conninfo PORTICO_SECRET_KEY_FILE=$tmp/key
+export PORTICO_DATABASE_URL=$conninfo PORTICO_SECRET_KEY_FILE=$tmp/key PORTICO_SETUP_TOKEN_FILE=$tmp/setup-token
 export PORTICO_BUS_KEYS_DIR=$tmp/bus-keys
 for s in web registry broker; do build/bin/portico-registry bus-keygen "$s"; done
 bus_port=$(free_port)
@@ -53,7 +53,16 @@ export PORTICO_REGISTRY_BIND=tcp://127.0.0.1:$bus_port PORTICO_HEALTH_ADDR=127.0
 export PORTICO_LOG_LEVEL=warn
 build/bin/portico-registry >"$tmp/registry.log" 2>&1 &
 reg_pid=$!
-for _ in $(seq 100); do build/bin/portico-registry healthcheck && break; sleep 0.1; done
+# 30 s at most, bounded by time so that a loaded machine waits as long.
+ready_by=$((SECONDS + 30))
+until build/bin/portico-registry healthcheck; do
+    if ((SECONDS >= ready_by)) || ! kill -0 "$reg_pid" 2>/dev/null; then
+        echo "registry_bench: the registry did not become ready" >&2
+        tail -20 "$tmp/registry.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
 
 out=$(build/bench/registry_bench "$PORTICO_REGISTRY_BIND" "$clients" "$seconds")
 echo "$out" | grep -v '^RESULT'
