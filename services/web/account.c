@@ -236,6 +236,8 @@ static void h_account(web_req_t *r)
      * the registry, the account comes with it (no user.get). */
     r->session_with_user = true;
     const web_session_t *s = web_session(r);
+    if (!s && web_session_unknown(r, "Could not check your sign-in"))
+        return;
     if (!s || !s->user_id) {
         web_redirect(r, "/login?return_to=/account");
         return;

@@ -257,6 +257,8 @@ bool admin_enter(web_req_t *r, admin_ctx_t *a)
     } else if (s && s->user_id && s->is_admin) {
         a->s = s;
         snprintf(a->actor, sizeof a->actor, "%s", s->user_name);
+    } else if (!s && web_session_unknown(r, "Could not check your sign-in")) {
+        return false;
     } else {
         Portico__Registry__Settings *st = NULL;
         bus_error_t err;

@@ -107,3 +107,11 @@ bool web_post_ok(web_req_t *r)
     }
     return true;
 }
+
+bool web_session_unknown(web_req_t *r, const char *doing)
+{
+    if (r->session_state == 2 || r->session_err.code == PORTICO__ERROR_CODE__OK)
+        return false;
+    web_bus_error_page(r, &r->session_err, doing);
+    return true;
+}

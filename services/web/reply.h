@@ -21,6 +21,10 @@ void web_send_html(web_req_t *r, int status, const sbuf_t *page);
 void web_error_page(web_req_t *r, int status, const char *title, const char *what, const char *next_step);
 /* Map a bus error to a page: 503 unavailable, 504 timeout, 400, 404 ... */
 void web_bus_error_page(web_req_t *r, const bus_error_t *err, const char *doing);
+/* After web_session() gave NULL: true, with an error page answered, when
+ * that was because the registry could not be asked (not because there is
+ * no session): a page must not send a signed-in user to the login then. */
+bool web_session_unknown(web_req_t *r, const char *doing);
 
 /* Per-client limits: true when the client (r->addr) may go on (a token is
  * used when take); otherwise a 429 page with Retry-After is sent and false

@@ -90,6 +90,7 @@ const web_session_t *web_session(web_req_t *r)
     if (r->session_state)
         return r->session_state == 2 ? &r->session : NULL;
     r->session_state = 1;
+    r->session_err.code = PORTICO__ERROR_CODE__OK;
     char token[64];
     int n = web_cookie(r, web_cfg.session_cookie, token, sizeof token);
     if (n != 43) /* 32 bytes in base64url */
@@ -117,9 +118,14 @@ const web_session_t *web_session(web_req_t *r)
     Portico__Registry__LookupSessionReply *rep = NULL;
     bus_error_t err;
     if (registry_call_session_lookup(r->clients->registry, &req, &rep, (int)web_cfg.bus_timeout_ms, &err) < 0) {
-        /* Gone (or unreadable): forget it here too. */
-        if (cached && err.code == PORTICO__ERROR_CODE__NOT_FOUND)
-            s_forget_session(hash);
+        /* Gone (or unreadable): forget it here too. Any other failure is
+         * not an answer: web_session_unknown() (reply.h) tells the pages. */
+        if (err.code == PORTICO__ERROR_CODE__NOT_FOUND || err.code == PORTICO__ERROR_CODE__BAD_REQUEST) {
+            if (cached)
+                s_forget_session(hash);
+        } else {
+            r->session_err = err;
+        }
         return NULL;
     }
     if (rep->session) {

@@ -101,8 +101,9 @@ typedef struct web_req {
     char addr[64];     /* the client: the peer, or from a trusted proxy's X-Forwarded-For */
     int retry_after_s; /* > 0: a Retry-After header on the answer */
     char request_id[24];
-    int session_state;  /* 0 not looked up, 1 none, 2 present */
-    bool session_fresh; /* ask the registry, not the cache (admin pages) */
+    int session_state;       /* 0 not looked up, 1 none, 2 present */
+    bus_error_t session_err; /* code not OK: the registry could not say (session_state 1) */
+    bool session_fresh;      /* ask the registry, not the cache (admin pages) */
     web_session_t session;
     bool session_with_user;                       /* the page shows the account: ask for it with the session */
     struct Portico__Registry__User *session_user; /* came with the session (NULL: ask user.get) */

@@ -152,3 +152,21 @@ test('admin pages never use a cached session: an admin role revoked with the reg
   await sleep(SESSION_CACHE_S * 1000 + 200);
   assert.doesNotMatch((await c.get('/')).text, /href="\/admin">Admin</);
 });
+
+test('with the registry down, a signed-in page says the service is unavailable instead of asking to log in; the session holds', async () => {
+  const c = await signedIn('user56');
+  assert.equal((await c.get('/account')).status, 200);
+  const cookie = c.cookie('portico_session');
+  await sys.kill('registry');
+  // Past the session cache: the web has to ask the registry, which is gone.
+  await sleep(SESSION_CACHE_S * 1000 + 200);
+  for (const path of ['/account', '/admin/users']) {
+    const r = await c.get(path);
+    assert.equal(r.status, 503, `${path} with the registry down: ${r.status} ${r.location || ''}`);
+    assert.match(text(r.text), /Service unavailable/);
+  }
+  assert.equal(c.cookie('portico_session'), cookie, 'the cookie is kept');
+  await sys.restart('registry');
+  await sys.ready(60000);
+  await waitFor(async () => (await c.get('/account')).status === 200, { timeout: 30000, what: 'the account page once the registry is back' });
+});
