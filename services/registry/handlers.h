@@ -82,9 +82,10 @@ void reg_fill_integration(Portico__Registry__Integration *out, const PGresult *r
                           const reg_integration_cols_t *cols);
 /* Decrypt an integration's client secret and private key from the two
  * sealed columns of REG_INTEGRATION_SECRET_COLUMNS. 0, or -1 (logged) when
- * they do not open with the configured key; free both with secrets_free. */
+ * they do not open with the configured key (err says so: INTERNAL, KEY);
+ * free both with secrets_free. */
 int reg_open_integration_secrets(const crypto_keyring_t *keys, int64_t id, const PGresult *res, int row,
-                                 char **client_secret, char **private_key);
+                                 char **client_secret, char **private_key, bus_error_t *err);
 
 /* The stored tokens of a row with the columns access_token, refresh_token,
  * token_secret (sealed), scope and expires_at, opened into t. 0, or -1

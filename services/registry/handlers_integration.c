@@ -335,7 +335,7 @@ out:
 }
 
 int reg_open_integration_secrets(const crypto_keyring_t *keys, int64_t id, const PGresult *res, int row,
-                                 char **client_secret, char **private_key)
+                                 char **client_secret, char **private_key, bus_error_t *err)
 {
     char rowid[24], aad[96];
     size_t n = 0;
@@ -355,6 +355,8 @@ int reg_open_integration_secrets(const crypto_keyring_t *keys, int64_t id, const
     secrets_free(*client_secret);
     secrets_free(*private_key);
     *client_secret = *private_key = NULL;
+    bus_error_set(err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(KEY),
+                  "the integration's secrets could not be decrypted with the configured key");
     return -1;
 }
 
@@ -392,9 +394,7 @@ void h_integration_get(void *ctx, bus_request_t *req, const ProtobufCMessage *ms
     Portico__Registry__IntegrationSecrets secrets = PORTICO__REGISTRY__INTEGRATION_SECRETS__INIT;
     out.integration = &in;
     if (r->with_secrets) {
-        if (reg_open_integration_secrets(c->keys, r->id, res, 0, &client_secret, &private_key) < 0) {
-            bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(KEY),
-                          "the integration's secrets could not be decrypted with the configured key");
+        if (reg_open_integration_secrets(c->keys, r->id, res, 0, &client_secret, &private_key, &reply->err) < 0) {
             goto out;
         }
         secrets.client_secret = client_secret;

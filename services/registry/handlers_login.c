@@ -392,9 +392,7 @@ static void s_reply_pending(reg_ctx_t *c, const PGresult *res, bool with_integra
     if (with_integration) {
         reg_integration_cols_t cols = reg_integration_columns(res);
         reg_fill_integration(&in, res, 0, &cols);
-        if (reg_open_integration_secrets(c->keys, in.id, res, 0, &client_secret, &private_key) < 0) {
-            bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(KEY),
-                          "the integration's secrets could not be decrypted with the configured key");
+        if (reg_open_integration_secrets(c->keys, in.id, res, 0, &client_secret, &private_key, &reply->err) < 0) {
             goto out;
         }
         secrets.client_secret = client_secret;

@@ -442,9 +442,7 @@ void h_user_credentials(void *ctx, bus_request_t *req, const ProtobufCMessage *m
     Portico__Registry__GetIntegrationReply integ = PORTICO__REGISTRY__GET_INTEGRATION_REPLY__INIT;
     Portico__Registry__Tokens tokens;
     Portico__Registry__UserCredentialsReply out = PORTICO__REGISTRY__USER_CREDENTIALS_REPLY__INIT;
-    if (reg_open_integration_secrets(c->keys, in.id, res, 0, &client_secret, &private_key) < 0) {
-        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(KEY),
-                      "the integration's secrets could not be decrypted with the configured key");
+    if (reg_open_integration_secrets(c->keys, in.id, res, 0, &client_secret, &private_key, &reply->err) < 0) {
         goto out;
     }
     secrets.client_secret = client_secret;
