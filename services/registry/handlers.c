@@ -4,6 +4,7 @@
 
 #include <assert.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void reg_reply_empty(bus_reply_t *reply)
@@ -158,4 +159,37 @@ void reg_fill_integration(Portico__Registry__Integration *out, const PGresult *r
     out->created_by = REG_STR(db_get_text(res, row, f[16]));
     out->updated_by = REG_STR(db_get_text(res, row, f[17]));
     out->identity_count = db_get_int(res, row, f[18]);
+}
+
+void reg_reply_audit_entries(bus_reply_t *reply, const PGresult *res)
+{
+    int rows = PQntuples(res);
+    Portico__Registry__AuditEntry *items = calloc((size_t)rows + 1, sizeof *items);
+    Portico__Registry__AuditEntry **ptrs = calloc((size_t)rows + 1, sizeof *ptrs);
+    if (!items || !ptrs) {
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
+        goto out;
+    }
+    const int c_id = db_col(res, "id"), c_at = db_col(res, "at_ms"), c_actor = db_col(res, "actor"),
+              c_action = db_col(res, "action"), c_object = db_col(res, "object"), c_addr = db_col(res, "addr"),
+              c_detail = db_col(res, "detail");
+    for (int i = 0; i < rows; i++) {
+        Portico__Registry__AuditEntry *e = &items[i];
+        portico__registry__audit_entry__init(e);
+        e->id = db_get_int(res, i, c_id);
+        e->at = db_get_int(res, i, c_at);
+        e->actor = REG_STR(db_get_text(res, i, c_actor));
+        e->action = REG_STR(db_get_text(res, i, c_action));
+        e->object = REG_STR(db_get_text(res, i, c_object));
+        e->addr = REG_STR(db_get_text(res, i, c_addr));
+        e->detail = REG_STR(db_get_text(res, i, c_detail));
+        ptrs[i] = e;
+    }
+    Portico__Registry__ListAuditReply out = PORTICO__REGISTRY__LIST_AUDIT_REPLY__INIT;
+    out.n_entries = (size_t)rows;
+    out.entries = ptrs;
+    bus_reply_ok(reply, &out.base);
+out:
+    free(items);
+    free(ptrs);
 }

@@ -37,6 +37,9 @@ enum { REG_OPTIONAL = 0, REG_REQUIRED = 1, REG_MULTILINE = 2 };
 void reg_reply_empty(bus_reply_t *reply);
 /* Answer a database failure: UNAVAILABLE, TIMEOUT or INTERNAL. */
 void reg_reply_db(bus_reply_t *reply, db_rc_t rc);
+/* Reply with the audit entries of res (columns id, at_ms, actor, action,
+ * object, addr, detail): audit.list and access.refused. */
+void reg_reply_audit_entries(bus_reply_t *reply, const PGresult *res);
 /* Valid UTF-8, no control characters (newlines allowed with MULTILINE),
  * at most max bytes, present when REQUIRED; else BAD_REQUEST with detail
  * set to field and label naming it in the message. */

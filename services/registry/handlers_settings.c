@@ -260,34 +260,6 @@ void h_audit_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
         reg_reply_db(reply, rc);
         return;
     }
-    int rows = PQntuples(res);
-    Portico__Registry__AuditEntry *items = calloc((size_t)rows + 1, sizeof *items);
-    Portico__Registry__AuditEntry **ptrs = calloc((size_t)rows + 1, sizeof *ptrs);
-    if (!items || !ptrs) {
-        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
-        goto out;
-    }
-    const int c_id = db_col(res, "id"), c_at = db_col(res, "at_ms"), c_actor = db_col(res, "actor"),
-              c_action = db_col(res, "action"), c_object = db_col(res, "object"), c_addr = db_col(res, "addr"),
-              c_detail = db_col(res, "detail");
-    for (int i = 0; i < rows; i++) {
-        Portico__Registry__AuditEntry *e = &items[i];
-        portico__registry__audit_entry__init(e);
-        e->id = db_get_int(res, i, c_id);
-        e->at = db_get_int(res, i, c_at);
-        e->actor = REG_STR(db_get_text(res, i, c_actor));
-        e->action = REG_STR(db_get_text(res, i, c_action));
-        e->object = REG_STR(db_get_text(res, i, c_object));
-        e->addr = REG_STR(db_get_text(res, i, c_addr));
-        e->detail = REG_STR(db_get_text(res, i, c_detail));
-        ptrs[i] = e;
-    }
-    Portico__Registry__ListAuditReply out = PORTICO__REGISTRY__LIST_AUDIT_REPLY__INIT;
-    out.n_entries = (size_t)rows;
-    out.entries = ptrs;
-    bus_reply_ok(reply, &out.base);
-out:
-    free(items);
-    free(ptrs);
+    reg_reply_audit_entries(reply, res);
     PQclear(res);
 }
