@@ -6,7 +6,8 @@
 # (PORTICO_SECRETS_DIR, PORTICO_IMAGE_PREFIX, replicas...): it changes the
 # files in $PORTICO_SECRETS_DIR/bus and deploys again after each step,
 # waiting each time until the services it rolled run the new secrets
-# (stack-deploy.sh's PORTICO_STACK_WAIT=1):
+# (stack-deploy.sh's PORTICO_STACK_WAIT=1), one service after the other
+# (PORTICO_STACK_ONLY):
 #   1. a new key pair SERVICE.next: every service that deals with SERVICE
 #      rolls and then holds the new public key next to the old one (a
 #      client connects with both, a server admits both);
@@ -40,12 +41,21 @@ dir=${PORTICO_SECRETS_DIR:-$here/secrets}/bus
 umask 077
 say() { echo "bus-rotate: $*"; }
 deploy() { PORTICO_STACK_WAIT=1 sh "$here/docker/stack-deploy.sh" "$stack"; }
+# Steps 1 and 3 change the keys of several services: one service at a
+# time (each deploy rolls one; one that has nothing new rolls nothing),
+# since Swarm would roll them all at once, and a web and the brokers
+# rolling together can leave no web ready for a moment.
+deploy_each() {
+    for s in broker bitbucket registry web; do
+        [ "$s" = "$svc" ] || PORTICO_STACK_ONLY=$s deploy
+    done
+}
 for step in ${PORTICO_ROTATE_STEPS:-1 2 3}; do
     case $step in
     1)
         say "step 1: a new key pair $svc.next; the services that deal with $svc learn its public key"
         sh "$here/docker/bus-keygen.sh" "$dir" "$svc.next"
-        deploy
+        deploy_each
         ;;
     2)
         [ -s "$dir/$svc.next.cert_secret" ] || {
@@ -68,7 +78,7 @@ for step in ${PORTICO_ROTATE_STEPS:-1 2 3}; do
             chmod 0644 "$dir/$svc.next.cert"
             mv "$dir/$svc.next.cert" "$dir/$svc.cert"
             rm -f "$dir/$svc.next.cert_secret"
-            deploy
+            deploy_each
         fi
         say "step 3: removing the secrets no service uses any more"
         deploy

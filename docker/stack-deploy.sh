@@ -16,6 +16,9 @@
 # PORTICO_STACK_ENCRYPT=1 encrypts the overlay networks (for several nodes).
 # Like compose, reads .env next to compose.yaml (the environment wins).
 # PORTICO_STACK_PRINT=1 prints the stack file instead of deploying it.
+# PORTICO_STACK_WAIT=1 waits until the services run what was deployed;
+# PORTICO_STACK_ONLY=web,broker gives new bus keys to those services only
+# (docker/bus-rotate.sh uses both).
 # PORTICO_BUS_SUBNET=10.231.0.0/24 (an IPv4 range unused on your nodes)
 # gives the bus network that subnet, and each bus port binds its task's
 # address in it (README: Docker Swarm); unset, bus ports bind every address.
@@ -278,6 +281,34 @@ out["secrets"] = {
     for n in ("db_password", "secret_key")
 }
 out["secrets"].update(bus_secrets)
+# PORTICO_STACK_ONLY=svc[,svc]: only those of the bus services take their
+# new bus secrets; the others keep the ones they run with (Swarm secrets
+# that exist, by name), so this deploy rolls those services alone.
+# docker/bus-rotate.sh rolls one service at a time so: Swarm would roll
+# every changed service at once, and a web and the brokers rolling
+# together can leave no web ready for a moment.
+only = set(os.environ.get("PORTICO_STACK_ONLY", "").replace(",", " ").split())
+if only:
+    import json, subprocess
+    prefix = os.environ["STACK_NAME"] + "_"
+    for name in bus:
+        if name in only or name not in services:
+            continue
+        r = subprocess.run(["docker", "service", "inspect", "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Secrets}}",
+                            prefix + name], capture_output=True, text=True)
+        if r.returncode != 0:
+            continue  # not deployed yet: it gets the new ones
+        kept = []
+        for ref in json.loads(r.stdout) or []:
+            key = ref["SecretName"][len(prefix):] if ref["SecretName"].startswith(prefix + "bus_") else None
+            if key is None:
+                continue
+            if key not in out["secrets"]:
+                out["secrets"][key] = {"external": True, "name": ref["SecretName"]}
+            f = ref["File"]
+            kept.append({"source": key, "target": f["Name"], "uid": f["UID"], "gid": f["GID"], "mode": f["Mode"]})
+        svc = services[name]
+        svc["secrets"] = [x for x in svc["secrets"] if not (isinstance(x, dict) and x["source"].startswith("bus_"))] + kept
 # The Swarm names of the bus secrets, for the removal of unused ones.
 with open(bus_names, "w") as f:
     f.write("".join("%s_%s\n" % (os.environ["STACK_NAME"], n) for n in sorted(bus_secrets)))
@@ -318,7 +349,9 @@ docker stack deploy --resolve-image "${PORTICO_RESOLVE_IMAGE:-never}" -c "$out" 
 # (PORTICO_STACK_WAIT_SECONDS, default 900).
 rolled() { # prints what still rolls; fails on a paused update
     for id in $(docker service ls -q --filter "label=com.docker.stack.namespace=$stack"); do
-        set -- $(docker service inspect --format '{{.Spec.Name}} {{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{else}}-{{end}} {{if .UpdateStatus}}{{.UpdateStatus.State}}{{else}}none{{end}} {{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{.SecretName}},{{end}}' "$id")
+        info=$(docker service inspect --format '{{.Spec.Name}} {{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{else}}-{{end}} {{if .UpdateStatus}}{{.UpdateStatus.State}}{{else}}none{{end}} {{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{.SecretName}},{{end}}' "$id") ||
+            { echo "$id" && continue; } # asked again on the next round
+        set -- $info
         name=$1 want=$2 state=$3 secrets=${4:-}
         case $state in
         paused | rollback_paused)
@@ -330,7 +363,7 @@ rolled() { # prints what still rolls; fails on a paused update
         [ "$want" = - ] && continue
         n=$(docker service ps -q --filter desired-state=running "$id" |
             xargs -r docker inspect --format '{{.Status.State}} {{range .Spec.ContainerSpec.Secrets}}{{.SecretName}},{{end}}' |
-            grep -cxF "running $secrets")
+            grep -cxF "running $secrets" || true) # grep -c fails on 0
         [ "$n" = "$want" ] || echo "$name"
     done
 }
