@@ -19,8 +19,9 @@
 // Environment (swarm3.sh sets all of it): S3_PREFIX, S3_STACK, S3_WORK (node
 // N's engine: unix://$S3_WORK/nodeN/docker.sock), S3_WEB (the load
 // balancer), S3_DEMO_HOST (the demo Bitbucket's published port on node 1),
-// S3_ARTIFACTS, S3_IMAGE (the web image, for bus_probe), S3_ONLY=rotation
-// (only step 4, when working on it).
+// S3_ARTIFACTS, S3_IMAGE (the web image, for bus_probe), S3_ROTATE (the
+// services whose key step 4 rotates: registry), S3_ONLY=rotation (only step
+// 4, when working on it).
 import { execFile } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
@@ -427,7 +428,7 @@ async function disruptions() {
   });
 }
 
-// ---- 4. rotating the registry's bus key ----------------------------------------------
+// ---- 4. rotating a bus key -------------------------------------------------------------
 
 const BUS = `${WORK}/shared/secrets/bus`;
 // The stack's tasks, by id: a deploy that restarts nothing keeps them all.
@@ -435,9 +436,9 @@ const taskIds = async () => (await docker(1, 'stack', 'ps', '-q', '-f', 'desired
 const stackSecrets = async () => (await docker(1, 'secret', 'ls', '--format', '{{.Name}}')).split('\n').filter((n) => n.startsWith(`${STACK}_bus_`));
 const sha12 = async (file) => (await run('sha256sum', [file])).stdout.slice(0, 12);
 
-// bus_probe "ping" to every registry instance as the web, with the registry
-// public key in keysDir, from a container in a web task's network namespace
-// (the bus network is not attachable). The codes, e.g. ['OK', 'OK'].
+// bus_probe "ping" to every registry instance as the web, with the keys in
+// keysDir, from a container in a web task's network namespace (the bus
+// network is not attachable). The codes, e.g. ['OK', 'OK'].
 async function probeRegistries(keysDir) {
   const web = await containerOf('web');
   const out = await docker(web.node, 'run', '--rm', '--network', `container:${web.id}`, '-v', `${WORK}/shared:${WORK}/shared:ro`,
@@ -445,22 +446,33 @@ async function probeRegistries(keysDir) {
     `for ip in $(getent ahostsv4 tasks.registry | awk '{ print $1 }' | sort -u); do ${WORK}/shared/probe/bus_probe tcp://$ip:5551 registry web ping 3000; done`);
   return out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l).code);
 }
-// A keys folder for the probe: the web's own key pair and one registry key.
-function probeKeys(name, registryCert) {
+// A keys folder for the probe, with the registry's public key and the web's
+// key pair as they are now (before a rotation: the old ones).
+function probeKeys(name) {
   const dir = `${WORK}/shared/probe/${name}`;
   mkdirSync(dir, { recursive: true });
-  copyFileSync(`${BUS}/web.cert_secret`, `${dir}/web.cert_secret`);
-  copyFileSync(registryCert, `${dir}/registry.cert`);
-  for (const f of ['web.cert_secret', 'registry.cert']) chmodSync(`${dir}/${f}`, 0o644); // the image's user reads them
+  for (const f of ['web.cert_secret', 'registry.cert']) {
+    copyFileSync(`${BUS}/${f}`, `${dir}/${f}`);
+    chmodSync(`${dir}/${f}`, 0o644); // the image's user reads them
+  }
   chmodSync(dir, 0o755);
   return dir;
 }
 
+// S3_ROTATE: the services whose key is rotated, one after the other
+// (registry; web, broker and bitbucket work the same way).
 async function rotation() {
-  await step('rotate the registry\'s bus key (docker/bus-rotate.sh: three deploys) during logins: no login fails, the old key gets no answer', async () => {
-    const oldKeys = probeKeys('old', `${BUS}/registry.cert`);
-    const oldPub = await sha12(`${BUS}/registry.cert`);
-    const oldSecret = await sha12(`${BUS}/registry.cert_secret`);
+  for (const svc of (process.env.S3_ROTATE || 'registry').split(/[ ,]+/).filter(Boolean)) await rotate(svc);
+}
+async function rotate(svc) {
+  // The old key: the registry's (a web that knows only its old public key)
+  // or the web's (a peer speaking with the web's old secret key) must get
+  // no answer from any registry instance afterwards.
+  const probed = svc === 'registry' || svc === 'web';
+  await step(`rotate the ${svc}'s bus key (docker/bus-rotate.sh: three deploys) during logins: no login fails${probed ? ', the old key gets no answer' : ''}`, async () => {
+    const oldKeys = probeKeys(`old-${svc}`);
+    const oldPub = await sha12(`${BUS}/${svc}.cert`);
+    const oldSecret = await sha12(`${BUS}/${svc}.cert_secret`);
     const before = await probeRegistries(oldKeys);
     expect(before.length === 2 && before.every((c) => c === 'OK'), `before the rotation, ping as the web: ${before.join(', ')}`);
     const rowsBefore = await dbCounts();
@@ -471,17 +483,17 @@ async function rotation() {
       const t = Date.now();
       const from = load.results.length;
       try {
-        const { stdout } = await run('sh', [`${WORK}/stack.sh`, 'bus-rotate.sh', 'registry', STACK],
+        const { stdout } = await run('sh', [`${WORK}/stack.sh`, 'bus-rotate.sh', svc, STACK],
           { env: { ...process.env, PORTICO_ROTATE_STEPS: String(n) }, timeout: 900000, maxBuffer: 16 << 20 });
-        writeFileSync(`${ARTIFACTS}/rotate-step${n}.log`, stdout);
+        writeFileSync(`${ARTIFACTS}/rotate-${svc}-step${n}.log`, stdout);
       } catch (e) {
-        writeFileSync(`${ARTIFACTS}/rotate-step${n}.log`, `${e.stdout || ''}${e.stderr || ''}`);
+        writeFileSync(`${ARTIFACTS}/rotate-${svc}-step${n}.log`, `${e.stdout || ''}${e.stderr || ''}`);
         await load.stop();
-        throw new Error(`bus-rotate.sh step ${n}: ${(e.stderr || e.message).trim().split('\n').slice(-3).join(' / ')}`);
+        throw new Error(`bus-rotate.sh ${svc} step ${n}: ${(e.stderr || e.message).trim().split('\n').slice(-3).join(' / ')}`);
       }
       const res = load.results.slice(from);
       steps[n] = { seconds: secs(Date.now() - t), logins: res.length, failed: res.filter((r) => !r.ok).length };
-      log(`rotation step ${n}: ${JSON.stringify(steps[n])}`);
+      log(`${svc} key rotation step ${n}: ${JSON.stringify(steps[n])}`);
     }
     // Deploying the same files again changes nothing: no task replaced.
     const tasksBefore = await taskIds();
@@ -489,26 +501,25 @@ async function rotation() {
     await sleep(5000);
     const unchanged = (await taskIds()) === tasksBefore;
     const res = await load.stop();
-    const newKeys = probeKeys('new', `${BUS}/registry.cert`);
-    const after = { old: await probeRegistries(oldKeys), new: await probeRegistries(newKeys) };
+    const after = { old: await probeRegistries(oldKeys), new: await probeRegistries(probeKeys(`new-${svc}`)) };
     const secretsLeft = (await stackSecrets()).filter((n) => n.endsWith(oldPub) || n.endsWith(oldSecret));
     const lost = await sessionsKept();
     const failed = res.filter((r) => !r.ok);
-    figures.registry_key_rotation = {
+    const fig = figures[`${svc}_key_rotation`] = {
       logins: res.length, failed: failed.length, steps, redeploy_restarted_nothing: unchanged,
       ping_old_key: after.old, ping_new_key: after.new, old_secrets_left: secretsLeft, errors: errorsOf(res), sessions_lost: lost,
     };
-    log('registry key rotation:', JSON.stringify(figures.registry_key_rotation));
+    log(`${svc} key rotation:`, JSON.stringify(fig));
     const problems = [];
     if (failed.length) problems.push(`${failed.length} of ${res.length} logins failed: ${errorsOf(res).join('; ')}`);
     if (!unchanged) problems.push('deploying unchanged files replaced tasks');
-    if (after.old.length !== 2 || after.old.some((c) => c !== 'TIMEOUT')) problems.push(`the old registry key was answered: ${after.old.join(', ')}`);
-    if (after.new.length !== 2 || after.new.some((c) => c !== 'OK')) problems.push(`the new registry key: ${after.new.join(', ')}`);
+    if (probed && (after.old.length !== 2 || after.old.some((c) => c !== 'TIMEOUT'))) problems.push(`the old ${svc} key was answered: ${after.old.join(', ')}`);
+    if (after.new.length !== 2 || after.new.some((c) => c !== 'OK')) problems.push(`the new keys: ${after.new.join(', ')}`);
     if (secretsLeft.length) problems.push(`Swarm secrets of the old key left: ${secretsLeft.join(', ')}`);
     problems.push(...rowsLost(rowsBefore, await dbCounts()));
     if (lost.length) problems.push(`sessions lost: ${lost.join(', ')}`);
     expect(!problems.length, problems.join('; '));
-    return `${describe(res)}; seconds per step ${Object.values(steps).map((x) => x.seconds).join(', ')}; old key: no answer from either registry`;
+    return `${describe(res)}; seconds per step ${Object.values(steps).map((x) => x.seconds).join(', ')}${probed ? '; old key: no answer from either registry' : ''}`;
   });
 }
 
