@@ -343,8 +343,8 @@ docker stack deploy --resolve-image "${PORTICO_RESOLVE_IMAGE:-never}" -c "$out" 
 [ "${PORTICO_STACK_WAIT:-0}" = 1 ] || exit 0
 
 # PORTICO_STACK_WAIT=1: wait until every service of the stack runs as many
-# tasks as it wants, all with the secrets it now names, and no rollback is
-# under way (docker/bus-rotate.sh waits so between its steps).
+# tasks as it wants, all with the secrets it now names, and no rolling
+# update is under way (docker/bus-rotate.sh waits so between its steps).
 # A paused update stops the wait with its message; so does the time limit
 # (PORTICO_STACK_WAIT_SECONDS, default 900).
 rolled() { # prints what still rolls; fails on a paused update
@@ -358,11 +358,8 @@ rolled() { # prints what still rolls; fails on a paused update
             echo "stack-deploy: the update of $name is paused: $(docker service inspect --format '{{.UpdateStatus.Message}}' "$id")" >&2
             return 1
             ;;
-        rollback_started) echo "$name" && continue ;;
+        updating | rollback_started) echo "$name" && continue ;;
         esac
-        # "updating" also lasts through the update's monitor period (15 s)
-        # after the last new task runs: done once every task runs the new
-        # secrets, so the next service rolls meanwhile.
         [ "$want" = - ] && continue
         n=$(docker service ps -q --filter desired-state=running "$id" |
             xargs -r docker inspect --format '{{.Status.State}} {{range .Spec.ContainerSpec.Secrets}}{{.SecretName}},{{end}}' |
