@@ -327,8 +327,8 @@ static fin_state_t s_fin_exchange(fin_ctx_t *c)
     if (s_for_account(c))
         x.repos_limit = c->in->account_repositories > BROKER_REPOS_MAX_LIMIT ? BROKER_REPOS_MAX_LIMIT
                                                                               : c->in->account_repositories;
-    if (broker_bitbucket_call(c->w, &bitbucket_m_login_exchange, &x.base, (ProtobufCMessage **)&c->exchanged,
-                              &c->err) < 0) {
+    if (broker_bitbucket_call_requests(c->w, &bitbucket_m_login_exchange, &x.base, x.repos_limit ? 4 : 3,
+                                       (ProtobufCMessage **)&c->exchanged, &c->err) < 0) {
         if (c->err.code == PORTICO__ERROR_CODE__UNAUTHORIZED && c->err.detail == DETAIL(INVALID_CLIENT))
             return login_fail(c, PORTICO__ERROR_CODE__UNAUTHORIZED, DETAIL(INVALID_CLIENT),
                               "Bitbucket refused Portico's client credentials: ask an admin to check the "

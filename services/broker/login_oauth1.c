@@ -214,8 +214,8 @@ fin_state_t login_o1_access_token(fin_ctx_t *c)
     /* The access token, whoami and the user in one call (login.exchange). */
     Portico__Bitbucket__LoginExchangeRequest x = PORTICO__BITBUCKET__LOGIN_EXCHANGE_REQUEST__INIT;
     x.oauth1 = &q;
-    if (broker_bitbucket_call(c->w, &bitbucket_m_login_exchange, &x.base, (ProtobufCMessage **)&c->exchanged,
-                              &c->err) < 0) {
+    if (broker_bitbucket_call_requests(c->w, &bitbucket_m_login_exchange, &x.base, 3,
+                                       (ProtobufCMessage **)&c->exchanged, &c->err) < 0) {
         if (c->err.detail == DETAIL(PERMISSION_DENIED))
             return login_o1_denied(c);
         if (c->err.detail == DETAIL(TOKEN_REJECTED) || c->err.detail == DETAIL(TOKEN_EXPIRED))

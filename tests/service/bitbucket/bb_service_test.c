@@ -625,6 +625,8 @@ static void test_login_exchange(void **state)
     assert_non_null(x->tokens);
     assert_true(x->tokens->access_token[0]);
     assert_true(x->tokens->refresh_token[0]);
+    s_secret(x->tokens->access_token);
+    s_secret(x->tokens->refresh_token);
     assert_non_null(x->whoami);
     assert_string_equal(x->whoami->username, "jdoe");
     assert_null(x->whoami_error);
