@@ -15,8 +15,8 @@
 #define C_UPSTREAM PORTICO__ERROR_CODE__UPSTREAM
 #define C_INTERNAL PORTICO__ERROR_CODE__INTERNAL
 
-#define MAX_FIELD_LEN 8192     /* any one string field of a request */
-#define MAX_PEM (64 * 1024)    /* CA bundles and keys */
+#define MAX_FIELD_LEN 8192  /* any one string field of a request */
+#define MAX_PEM (64 * 1024) /* CA bundles and keys */
 
 /* ---- plan helpers ---- */
 
@@ -525,7 +525,8 @@ static int s_login_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_err
 }
 
 const bb_method_t bb_methods[] = {
-    {"server.info", &portico__bitbucket__server_info_request__descriptor, s_server_info_prepare, s_server_info_finish, NULL},
+    {"server.info", &portico__bitbucket__server_info_request__descriptor, s_server_info_prepare, s_server_info_finish,
+     NULL},
     {"oauth2.token", &portico__bitbucket__token_request__descriptor, s_token_prepare, s_token_finish, NULL},
     {"whoami", &portico__bitbucket__who_am_irequest__descriptor, s_whoami_prepare, s_whoami_finish, NULL},
     {"user.get", &portico__bitbucket__get_user_request__descriptor, s_user_get_prepare, s_user_get_finish, NULL},
@@ -535,7 +536,8 @@ const bb_method_t bb_methods[] = {
      s_o1_token_finish, NULL},
     {"oauth1.access_token", &portico__bitbucket__oauth1_access_token_request__descriptor, s_o1_access_prepare,
      s_o1_token_finish, NULL},
-    {"resource.readable", &portico__bitbucket__readable_request__descriptor, s_readable_prepare, s_readable_finish, NULL},
+    {"resource.readable", &portico__bitbucket__readable_request__descriptor, s_readable_prepare, s_readable_finish,
+     NULL},
     {"login.exchange", &portico__bitbucket__login_exchange_request__descriptor, s_login_prepare, bb_login_finish,
      bb_login_next},
     {NULL, NULL, NULL, NULL, NULL},

@@ -20,8 +20,8 @@ int broker_bitbucket_call(broker_worker_t *w, const bus_method_t *m, const Proto
     return broker_bitbucket_call_requests(w, m, req, 1, resp, err);
 }
 
-int broker_bitbucket_call_requests(broker_worker_t *w, const bus_method_t *m, const ProtobufCMessage *req,
-                                   int requests, ProtobufCMessage **resp, bus_error_t *err)
+int broker_bitbucket_call_requests(broker_worker_t *w, const bus_method_t *m, const ProtobufCMessage *req, int requests,
+                                   ProtobufCMessage **resp, bus_error_t *err)
 {
     int64_t budget = broker_cfg.bitbucket_timeout_ms * (requests > 1 ? requests : 1);
     int64_t deadline = bus_current_deadline();

@@ -31,8 +31,8 @@ static int s_step_failed(const Portico__Bitbucket__StepError *e, bus_error_t *er
 /* user.get by slug = name, or what login.exchange got for it. 1 found, 0
  * not found, -1 error. */
 static int s_by_slug(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, Portico__Bitbucket__Auth *auth,
-                     const Portico__Bitbucket__LoginExchangeReply *known, const char *username,
-                     broker_identity_t *out, bus_error_t *err)
+                     const Portico__Bitbucket__LoginExchangeReply *known, const char *username, broker_identity_t *out,
+                     bus_error_t *err)
 {
     Portico__Bitbucket__GetUserReply *rep = NULL;
     const Portico__Bitbucket__GetUserReply *got;
@@ -65,8 +65,7 @@ static int s_by_slug(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, P
 /* whoami's user name, or what login.exchange got for it. 0, or -1 with err
  * as the call failed. */
 static int s_whoami(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, Portico__Bitbucket__Auth *auth,
-                    const Portico__Bitbucket__LoginExchangeReply *known, char *username, size_t size,
-                    bus_error_t *err)
+                    const Portico__Bitbucket__LoginExchangeReply *known, char *username, size_t size, bus_error_t *err)
 {
     if (known && known->whoami_error)
         return s_step_failed(known->whoami_error, err);

@@ -325,8 +325,8 @@ static fin_state_t s_fin_exchange(fin_ctx_t *c)
     /* Listed with the new token before user.login says whether the account
      * page shows this identity: used only when it does (s_first_page). */
     if (s_for_account(c))
-        x.repos_limit = c->in->account_repositories > BROKER_REPOS_MAX_LIMIT ? BROKER_REPOS_MAX_LIMIT
-                                                                              : c->in->account_repositories;
+        x.repos_limit =
+            c->in->account_repositories > BROKER_REPOS_MAX_LIMIT ? BROKER_REPOS_MAX_LIMIT : c->in->account_repositories;
     if (broker_bitbucket_call_requests(c->w, &bitbucket_m_login_exchange, &x.base, x.repos_limit ? 4 : 3,
                                        (ProtobufCMessage **)&c->exchanged, &c->err) < 0) {
         if (c->err.code == PORTICO__ERROR_CODE__UNAUTHORIZED && c->err.detail == DETAIL(INVALID_CLIENT))

@@ -106,8 +106,8 @@ int broker_bitbucket_call(broker_worker_t *w, const bus_method_t *m, const Proto
 /* The same for a call that makes requests HTTP requests one after the other
  * (login.exchange): each may take PORTICO_BITBUCKET_TIMEOUT_MS, as when they
  * were calls of their own. */
-int broker_bitbucket_call_requests(broker_worker_t *w, const bus_method_t *m, const ProtobufCMessage *req,
-                                   int requests, ProtobufCMessage **resp, bus_error_t *err);
+int broker_bitbucket_call_requests(broker_worker_t *w, const bus_method_t *m, const ProtobufCMessage *req, int requests,
+                                   ProtobufCMessage **resp, bus_error_t *err);
 /* integration.get. An unknown integration is NOT_FOUND "integration_unknown",
  * a disabled one FORBIDDEN "integration_disabled". Free *out with
  * broker_integration_free (it wipes the secrets). */
