@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startPortico, freePort } from './harness.mjs';
 import { Client } from './client.mjs';
-import { setupAdmin, createIntegration, loginAuto, text } from './login_lib.mjs';
+import { setupAdmin, createIntegration, loginAuto, text, busCalls, callsDelta } from './login_lib.mjs';
 
 let sys, A, brokerMetrics;
 
@@ -30,22 +30,6 @@ after(async () => {
   if (sys) await sys.stop();
 });
 
-// Bus calls made so far by the service behind url, by "service method".
-async function busCalls(url) {
-  const m = await (await fetch(url)).text();
-  const calls = {};
-  for (const l of m.split('\n').filter((x) => x.startsWith('portico_bus_calls_total{'))) {
-    const key = `${l.match(/service="([^"]+)"/)[1]} ${l.match(/method="([^"]+)"/)[1]}`;
-    calls[key] = (calls[key] || 0) + Number(l.split(' ').pop());
-  }
-  return calls;
-}
-
-function delta(after, before) {
-  const d = {};
-  for (const [k, v] of Object.entries(after)) if (v - (before[k] || 0)) d[k] = v - (before[k] || 0);
-  return d;
-}
 
 const restRequests = async () => (await sys.emulator.admin('stats', undefined, 'GET')).json.rest.requests;
 
@@ -70,11 +54,11 @@ test('a complete login makes six bus calls: two from the web, four from the brok
   const broker = await busCalls(brokerMetrics);
   const rest = await restRequests();
   await completeLogin('user71');
-  assert.deepEqual(delta(await busCalls(`${sys.opsUrl}/metrics`), web), {
+  assert.deepEqual(callsDelta(await busCalls(`${sys.opsUrl}/metrics`), web), {
     'broker login.start': 1,
     'broker login.finish': 1,
   });
-  assert.deepEqual(delta(await busCalls(brokerMetrics), broker), {
+  assert.deepEqual(callsDelta(await busCalls(brokerMetrics), broker), {
     'registry pending.create': 1,
     'registry pending.consume': 1,
     'bitbucket login.exchange': 1,
