@@ -1,5 +1,6 @@
 #include "bb_methods.h"
 
+#include "bb_login.h"
 #include "bb_oauth1.h"
 #include "bb_url.h"
 #include "bitbucket.pb-c.h"
@@ -14,26 +15,10 @@
 #define C_UPSTREAM PORTICO__ERROR_CODE__UPSTREAM
 #define C_INTERNAL PORTICO__ERROR_CODE__INTERNAL
 
-#define MAX_FIELD_LEN 8192     /* any one string field of a request */
-#define MAX_PEM (64 * 1024)    /* CA bundles and keys */
-#define REPLY_ROOM (64 * 1024) /* envelope and routing overhead left on the bus */
+#define MAX_FIELD_LEN 8192  /* any one string field of a request */
+#define MAX_PEM (64 * 1024) /* CA bundles and keys */
 
 /* ---- plan helpers ---- */
-
-void bb_plan_clear(bb_plan_t *plan)
-{
-    free(plan->url);
-    bb_free_secret(plan->body);
-    free(plan->ca_pem);
-    free(plan->accept);
-    bb_free_secret(plan->bearer);
-    free(plan->o1_consumer_key);
-    bb_free_secret(plan->o1_private_key);
-    bb_free_secret(plan->o1_token);
-    free(plan->o1_callback);
-    bb_free_secret(plan->o1_verifier);
-    memset(plan, 0, sizeof *plan);
-}
 
 static bool s_empty(const char *s)
 {
@@ -402,7 +387,7 @@ static int s_repos_finish(const bb_plan_t *plan, const bb_response_t *r, bus_rep
         return -1;
     snprintf(note, note_size, "repos=%zu skipped=%zu last=%d next=%d", out.n_repositories, skipped,
              (int)out.is_last_page, (int)out.next_page_start);
-    if (portico__bitbucket__list_repos_reply__get_packed_size(&out) > BUS_MAX_MSG_SIZE - REPLY_ROOM) {
+    if (portico__bitbucket__list_repos_reply__get_packed_size(&out) > BUS_MAX_MSG_SIZE - BB_REPLY_ROOM) {
         bb_repos_clear(&out);
         bus_error_set(err, C_UPSTREAM, DETAIL(TOO_LARGE),
                       "the page of repositories from Bitbucket at %s is too large to pass on; ask for fewer at once",
@@ -524,19 +509,38 @@ static int s_readable_finish(const bb_plan_t *plan, const bb_response_t *r, bus_
     return 0;
 }
 
+/* ---- login.exchange (bb_login.c): the requests above, one after the other ---- */
+
+static const bb_login_steps_t s_login_steps = {
+    .token = s_token_prepare,
+    .o1_access = s_o1_access_prepare,
+    .whoami = s_whoami_prepare,
+    .user_get = s_user_get_prepare,
+    .repos = s_repos_prepare,
+};
+
+static int s_login_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
+{
+    return bb_login_prepare(&s_login_steps, msg, plan, err);
+}
+
 const bb_method_t bb_methods[] = {
-    {"server.info", &portico__bitbucket__server_info_request__descriptor, s_server_info_prepare, s_server_info_finish},
-    {"oauth2.token", &portico__bitbucket__token_request__descriptor, s_token_prepare, s_token_finish},
-    {"whoami", &portico__bitbucket__who_am_irequest__descriptor, s_whoami_prepare, s_whoami_finish},
-    {"user.get", &portico__bitbucket__get_user_request__descriptor, s_user_get_prepare, s_user_get_finish},
-    {"user.find", &portico__bitbucket__find_users_request__descriptor, s_user_find_prepare, s_user_find_finish},
-    {"repos.list", &portico__bitbucket__list_repos_request__descriptor, s_repos_prepare, s_repos_finish},
+    {"server.info", &portico__bitbucket__server_info_request__descriptor, s_server_info_prepare, s_server_info_finish,
+     NULL},
+    {"oauth2.token", &portico__bitbucket__token_request__descriptor, s_token_prepare, s_token_finish, NULL},
+    {"whoami", &portico__bitbucket__who_am_irequest__descriptor, s_whoami_prepare, s_whoami_finish, NULL},
+    {"user.get", &portico__bitbucket__get_user_request__descriptor, s_user_get_prepare, s_user_get_finish, NULL},
+    {"user.find", &portico__bitbucket__find_users_request__descriptor, s_user_find_prepare, s_user_find_finish, NULL},
+    {"repos.list", &portico__bitbucket__list_repos_request__descriptor, s_repos_prepare, s_repos_finish, NULL},
     {"oauth1.request_token", &portico__bitbucket__oauth1_request_token_request__descriptor, s_o1_request_prepare,
-     s_o1_token_finish},
+     s_o1_token_finish, NULL},
     {"oauth1.access_token", &portico__bitbucket__oauth1_access_token_request__descriptor, s_o1_access_prepare,
-     s_o1_token_finish},
-    {"resource.readable", &portico__bitbucket__readable_request__descriptor, s_readable_prepare, s_readable_finish},
-    {NULL, NULL, NULL, NULL},
+     s_o1_token_finish, NULL},
+    {"resource.readable", &portico__bitbucket__readable_request__descriptor, s_readable_prepare, s_readable_finish,
+     NULL},
+    {"login.exchange", &portico__bitbucket__login_exchange_request__descriptor, s_login_prepare, bb_login_finish,
+     bb_login_next},
+    {NULL, NULL, NULL, NULL, NULL},
 };
 
 const bb_method_t *bb_method_find(const char *name)

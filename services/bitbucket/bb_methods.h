@@ -14,7 +14,9 @@
  *   repos.list             GET  /rest/api/1.0/repos?permission=&start=&limit= broker
  *   oauth1.request_token   POST /plugins/servlet/oauth/request-token          broker
  *   oauth1.access_token    POST /plugins/servlet/oauth/access-token           broker
- *   resource.readable      GET  /rest/api/1.0/projects/{key}[/repos/{slug}]   broker */
+ *   resource.readable      GET  /rest/api/1.0/projects/{key}[/repos/{slug}]   broker
+ *   login.exchange         token, whoami, users/{name}, repos: one after     broker
+ *                          the other (bb_login.c) */
 #ifndef PORTICO_BB_METHODS_H
 #define PORTICO_BB_METHODS_H
 
@@ -43,7 +45,15 @@ typedef struct {
     char *bearer;
     char *o1_consumer_key, *o1_private_key, *o1_token, *o1_callback, *o1_verifier;
     bool oauth1;
+    /* A method of several requests in a row: what it has so far. Kept
+     * from one request to the next (bb_plan_next), freed by
+     * bb_plan_clear with steps_free. */
+    void *steps;
+    void (*steps_free)(void *steps);
 } bb_plan_t;
+
+/* Room left in a bus message for the envelope and routing. */
+#define BB_REPLY_ROOM (64 * 1024)
 
 typedef struct {
     const char *name;
@@ -54,6 +64,12 @@ typedef struct {
      * receives a short remark for the log line ("skipped=2"). 0 or -1. */
     int (*finish)(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bus_error_t *err, char *note,
                   size_t note_size);
+    /* Methods of several requests only (NULL otherwise): after each
+     * request's finish (which keeps what it read in plan->steps rather
+     * than replying), given how that request went (step_err, code OK when
+     * it went well): 1 when plan now holds the next request, 0 when reply
+     * holds the answer, -1 when the call fails with err. */
+    int (*next)(bb_plan_t *plan, const bus_error_t *step_err, bus_reply_t *reply, bus_error_t *err);
 } bb_method_t;
 
 /* The table, ended by an entry with name NULL. */
@@ -65,5 +81,7 @@ const bb_method_t *bb_method_find(const char *name);
  * and 0 is returned for anonymous plans. */
 int bb_plan_authorization(const bb_plan_t *plan, char **out, bus_error_t *err);
 void bb_plan_clear(bb_plan_t *plan);
+/* Clear the request for the next one of a chain; plan->steps stays. */
+void bb_plan_next(bb_plan_t *plan);
 
 #endif

@@ -262,6 +262,22 @@ static void s_on_done(void *arg, const bb_http_result_t *res)
         log_set_request_id(NULL);
         return;
     }
+    if (call->method->next) {
+        /* A chain (login.exchange): the next request, or the answer. */
+        bus_error_t step = err;
+        memset(&err, 0, sizeof err);
+        bus_reply_clear(&reply);
+        memset(&reply, 0, sizeof reply);
+        int more = call->method->next(&call->plan, &step, &reply, &err);
+        if (more == 1) {
+            call->attempt = 0;
+            s_attempt(self, call);
+            log_set_request_id(NULL);
+            return;
+        }
+        if (more < 0 && err.code == PORTICO__ERROR_CODE__OK)
+            bus_error_set(&err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "the login exchange failed");
+    }
     if (err.code != PORTICO__ERROR_CODE__OK && reply.err.code == PORTICO__ERROR_CODE__OK)
         bus_error_set(&reply.err, err.code, err.detail, "%s", err.message);
     s_reply(self, call, &reply);

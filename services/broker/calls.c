@@ -17,7 +17,13 @@ int broker_registry_call(broker_worker_t *w, const bus_method_t *m, const Protob
 int broker_bitbucket_call(broker_worker_t *w, const bus_method_t *m, const ProtobufCMessage *req,
                           ProtobufCMessage **resp, bus_error_t *err)
 {
-    int64_t budget = broker_cfg.bitbucket_timeout_ms;
+    return broker_bitbucket_call_requests(w, m, req, 1, resp, err);
+}
+
+int broker_bitbucket_call_requests(broker_worker_t *w, const bus_method_t *m, const ProtobufCMessage *req, int requests,
+                                   ProtobufCMessage **resp, bus_error_t *err)
+{
+    int64_t budget = broker_cfg.bitbucket_timeout_ms * (requests > 1 ? requests : 1);
     int64_t deadline = bus_current_deadline();
     if (deadline) {
         int64_t left = deadline - bus_now_ms() - BROKER_REPLY_MARGIN_MS;

@@ -20,25 +20,68 @@ static void s_copy_user(broker_identity_t *out, const Portico__Bitbucket__User *
     snprintf(out->email, sizeof out->email, "%s", u->email);
 }
 
-/* user.get by slug = name. 1 found, 0 not found, -1 error. */
-static int s_by_slug(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, Portico__Bitbucket__Auth *auth,
-                     const char *username, broker_identity_t *out, bus_error_t *err)
+/* A step of login.exchange that failed, as the single call would have. */
+static int s_step_failed(const Portico__Bitbucket__StepError *e, bus_error_t *err)
 {
-    Portico__Bitbucket__GetUserRequest q = PORTICO__BITBUCKET__GET_USER_REQUEST__INIT;
-    q.conn = (Portico__Bitbucket__Conn *)(uintptr_t)conn;
-    q.auth = auth;
-    q.slug = (char *)(uintptr_t)username;
+    bus_error_set(err, (int)e->code, (int)e->detail, "%s", e->message ? e->message : "");
+    err->retry_after_s = -1;
+    return -1;
+}
+
+/* user.get by slug = name, or what login.exchange got for it. 1 found, 0
+ * not found, -1 error. */
+static int s_by_slug(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, Portico__Bitbucket__Auth *auth,
+                     const Portico__Bitbucket__LoginExchangeReply *known, const char *username, broker_identity_t *out,
+                     bus_error_t *err)
+{
     Portico__Bitbucket__GetUserReply *rep = NULL;
-    if (broker_bitbucket_call(w, &bitbucket_m_user_get, &q.base, (ProtobufCMessage **)&rep, err) < 0)
+    const Portico__Bitbucket__GetUserReply *got;
+    if (known && known->user_error) {
+        s_step_failed(known->user_error, err);
         return err->code == PORTICO__ERROR_CODE__NOT_FOUND ? 0 : -1;
+    }
+    if (known && known->user) {
+        got = known->user;
+    } else {
+        Portico__Bitbucket__GetUserRequest q = PORTICO__BITBUCKET__GET_USER_REQUEST__INIT;
+        q.conn = (Portico__Bitbucket__Conn *)(uintptr_t)conn;
+        q.auth = auth;
+        q.slug = (char *)(uintptr_t)username;
+        if (broker_bitbucket_call(w, &bitbucket_m_user_get, &q.base, (ProtobufCMessage **)&rep, err) < 0)
+            return err->code == PORTICO__ERROR_CODE__NOT_FOUND ? 0 : -1;
+        got = rep;
+    }
     int found = 0;
     /* A slug that happens to equal the name of someone else is not us. */
-    if (rep->user && !strcmp(rep->user->name, username)) {
-        s_copy_user(out, rep->user);
+    if (got->user && !strcmp(got->user->name, username)) {
+        s_copy_user(out, got->user);
         found = 1;
     }
-    protobuf_c_message_free_unpacked(&rep->base, NULL);
+    if (rep)
+        protobuf_c_message_free_unpacked(&rep->base, NULL);
     return found;
+}
+
+/* whoami's user name, or what login.exchange got for it. 0, or -1 with err
+ * as the call failed. */
+static int s_whoami(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, Portico__Bitbucket__Auth *auth,
+                    const Portico__Bitbucket__LoginExchangeReply *known, char *username, size_t size, bus_error_t *err)
+{
+    if (known && known->whoami_error)
+        return s_step_failed(known->whoami_error, err);
+    if (known && known->whoami) {
+        snprintf(username, size, "%s", known->whoami->username);
+        return 0;
+    }
+    Portico__Bitbucket__WhoAmIRequest q = PORTICO__BITBUCKET__WHO_AM_IREQUEST__INIT;
+    q.conn = (Portico__Bitbucket__Conn *)(uintptr_t)conn;
+    q.auth = auth;
+    Portico__Bitbucket__WhoAmIReply *rep = NULL;
+    if (broker_bitbucket_call(w, &bitbucket_m_whoami, &q.base, (ProtobufCMessage **)&rep, err) < 0)
+        return -1;
+    snprintf(username, size, "%s", rep->username);
+    protobuf_c_message_free_unpacked(&rep->base, NULL);
+    return 0;
 }
 
 /* user.find with filter = name, exact match on the name (the filter matches
@@ -68,18 +111,14 @@ static int s_by_filter(broker_worker_t *w, const Portico__Bitbucket__Conn *conn,
 }
 
 int broker_identify(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, const Portico__Bitbucket__Auth *auth_in,
-                    broker_identity_t *out, bus_error_t *err)
+                    const Portico__Bitbucket__LoginExchangeReply *known, broker_identity_t *out, bus_error_t *err)
 {
     memset(out, 0, sizeof *out);
     Portico__Bitbucket__Auth *auth = (Portico__Bitbucket__Auth *)(uintptr_t)auth_in;
     bool oauth1 = auth->oauth1 != NULL;
 
-    Portico__Bitbucket__WhoAmIRequest q = PORTICO__BITBUCKET__WHO_AM_IREQUEST__INIT;
-    q.conn = (Portico__Bitbucket__Conn *)(uintptr_t)conn;
-    q.auth = auth;
-    Portico__Bitbucket__WhoAmIReply *rep = NULL;
     char username[256] = "";
-    if (broker_bitbucket_call(w, &bitbucket_m_whoami, &q.base, (ProtobufCMessage **)&rep, err) < 0) {
+    if (s_whoami(w, conn, auth, known, username, sizeof username, err) < 0) {
         if (err->code != PORTICO__ERROR_CODE__UNAUTHORIZED)
             return -1;
         /* A signed OAuth 1 request that Bitbucket refuses gets 401 with an
@@ -87,9 +126,7 @@ int broker_identify(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, co
          * anonymous answer is what the two-factor app causes. */
         if (oauth1 && err->detail != DETAIL(ANONYMOUS))
             return -1;
-    } else {
-        snprintf(username, sizeof username, "%s", rep->username);
-        protobuf_c_message_free_unpacked(&rep->base, NULL);
+        username[0] = '\0';
     }
     if (!username[0]) {
         /* The token was issued a moment ago, so an anonymous answer is not
@@ -100,7 +137,7 @@ int broker_identify(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, co
                       "may be blocking OAuth requests");
         return -1;
     }
-    int found = s_by_slug(w, conn, auth, username, out, err);
+    int found = s_by_slug(w, conn, auth, known, username, out, err);
     if (found == 0)
         found = s_by_filter(w, conn, auth, username, out, err);
     if (found < 0)

@@ -294,6 +294,16 @@ static fin_state_t s_fin_load_client(fin_ctx_t *c)
     return FIN_EXCHANGE;
 }
 
+/* The web asked for what the account page shows, and the login returns
+ * there. */
+static bool s_for_account(const fin_ctx_t *c)
+{
+    const char *to = url_is_local_path(c->pending->return_to) ? c->pending->return_to : DEFAULT_RETURN_TO;
+    return c->in->account_repositories > 0 && !strcmp(to, "/account");
+}
+
+/* The exchange, whoami, the user and (for the account page) the first page
+ * of repositories, in one call to the Bitbucket service (login.exchange). */
 static fin_state_t s_fin_exchange(fin_ctx_t *c)
 {
     const Portico__Registry__Integration *in = c->integration;
@@ -310,7 +320,15 @@ static fin_state_t s_fin_exchange(fin_ctx_t *c)
     q.redirect_uri = redirect_uri;
     q.code = c->in->code;
     q.code_verifier = c->pending->code_verifier;
-    if (broker_bitbucket_call(c->w, &bitbucket_m_oauth2_token, &q.base, (ProtobufCMessage **)&c->tokens, &c->err) < 0) {
+    Portico__Bitbucket__LoginExchangeRequest x = PORTICO__BITBUCKET__LOGIN_EXCHANGE_REQUEST__INIT;
+    x.oauth2 = &q;
+    /* Listed with the new token before user.login says whether the account
+     * page shows this identity: used only when it does (s_first_page). */
+    if (s_for_account(c))
+        x.repos_limit =
+            c->in->account_repositories > BROKER_REPOS_MAX_LIMIT ? BROKER_REPOS_MAX_LIMIT : c->in->account_repositories;
+    if (broker_bitbucket_call_requests(c->w, &bitbucket_m_login_exchange, &x.base, x.repos_limit ? 4 : 3,
+                                       (ProtobufCMessage **)&c->exchanged, &c->err) < 0) {
         if (c->err.code == PORTICO__ERROR_CODE__UNAUTHORIZED && c->err.detail == DETAIL(INVALID_CLIENT))
             return login_fail(c, PORTICO__ERROR_CODE__UNAUTHORIZED, DETAIL(INVALID_CLIENT),
                               "Bitbucket refused Portico's client credentials: ask an admin to check the "
@@ -321,7 +339,10 @@ static fin_state_t s_fin_exchange(fin_ctx_t *c)
         broker_explain_bitbucket_error(&c->err, in->base_url);
         return FIN_FAILED;
     }
-    if (!c->tokens->access_token[0])
+    /* The tokens are ours now (wiped in s_fin_cleanup). */
+    c->tokens = c->exchanged->tokens;
+    c->exchanged->tokens = NULL;
+    if (!c->tokens || !c->tokens->access_token[0])
         return login_fail(c, PORTICO__ERROR_CODE__UPSTREAM, DETAIL(NO_TOKEN), "Bitbucket answered without a token");
     return FIN_IDENTIFY;
 }
@@ -336,20 +357,12 @@ static fin_state_t s_fin_identify(fin_ctx_t *c)
         broker_oauth1_auth(&auth, &cred, c->integration, c->secrets, c->o1_tokens->token, c->o1_tokens->token_secret);
     else
         auth.bearer = c->tokens->access_token;
-    if (broker_identify(c->w, &conn, &auth, &c->who, &c->err) < 0) {
+    if (broker_identify(c->w, &conn, &auth, c->exchanged, &c->who, &c->err) < 0) {
         if (c->err.detail != DETAIL(TFA))
             broker_explain_bitbucket_error(&c->err, c->integration->base_url);
         return FIN_FAILED;
     }
     return FIN_CHECK_ACCESS;
-}
-
-/* The web asked for what the account page shows, and the login returns
- * there. */
-static bool s_for_account(const fin_ctx_t *c)
-{
-    const char *to = url_is_local_path(c->pending->return_to) ? c->pending->return_to : DEFAULT_RETURN_TO;
-    return c->in->account_repositories > 0 && !strcmp(to, "/account");
 }
 
 static fin_state_t s_fin_link_user(fin_ctx_t *c)
@@ -395,21 +408,19 @@ static fin_state_t s_fin_link_user(fin_ctx_t *c)
     return FIN_DONE;
 }
 
-/* The first page of the account page's repositories, listed with the
- * token the login just got, when the account page shows this identity's
- * (the user's first) and the token is a bearer token. Anything else, or a
- * failure, leaves the page to ask for them itself. */
+/* The first page of the account page's repositories, as login.exchange
+ * listed it with the token the login just got, when the account page shows
+ * this identity's (the user's first). Anything else, or a page that could
+ * not be listed, leaves the page to ask for them itself. */
 static int s_first_page(fin_ctx_t *c, Portico__Bitbucket__ListReposReply **list)
 {
     const Portico__Registry__User *u = c->login->user;
-    if (c->oauth_version != 2 || !c->tokens || !u->n_identities || !u->identities[0] ||
-        u->identities[0]->integration_id != c->integration->id)
+    if (c->oauth_version != 2 || !c->exchanged || !c->exchanged->repositories || !u->n_identities ||
+        !u->identities[0] || u->identities[0]->integration_id != c->integration->id)
         return -1;
-    int32_t limit = c->in->account_repositories;
-    if (limit > BROKER_REPOS_MAX_LIMIT)
-        limit = BROKER_REPOS_MAX_LIMIT;
-    bus_error_t err;
-    return broker_repos_list_bearer(c->w, c->integration, c->tokens->access_token, 0, limit, list, &err);
+    *list = c->exchanged->repositories;
+    c->exchanged->repositories = NULL;
+    return 0;
 }
 
 static void s_fin_cleanup(fin_ctx_t *c)
@@ -430,6 +441,8 @@ static void s_fin_cleanup(fin_ctx_t *c)
     }
     if (c->login)
         protobuf_c_message_free_unpacked(&c->login->base, NULL);
+    if (c->exchanged)
+        protobuf_c_message_free_unpacked(&c->exchanged->base, NULL);
     broker_integration_free(&c->integ);
 }
 

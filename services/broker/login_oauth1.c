@@ -211,8 +211,11 @@ fin_state_t login_o1_access_token(fin_ctx_t *c)
     q.conn = &conn;
     q.credentials = &cred;
     q.verifier = (char *)(uintptr_t)c->in->oauth_verifier;
-    if (broker_bitbucket_call(c->w, &bitbucket_m_oauth1_access_token, &q.base, (ProtobufCMessage **)&c->o1_tokens,
-                              &c->err) < 0) {
+    /* The access token, whoami and the user in one call (login.exchange). */
+    Portico__Bitbucket__LoginExchangeRequest x = PORTICO__BITBUCKET__LOGIN_EXCHANGE_REQUEST__INIT;
+    x.oauth1 = &q;
+    if (broker_bitbucket_call_requests(c->w, &bitbucket_m_login_exchange, &x.base, 3,
+                                       (ProtobufCMessage **)&c->exchanged, &c->err) < 0) {
         if (c->err.detail == DETAIL(PERMISSION_DENIED))
             return login_o1_denied(c);
         if (c->err.detail == DETAIL(TOKEN_REJECTED) || c->err.detail == DETAIL(TOKEN_EXPIRED))
@@ -222,7 +225,9 @@ fin_state_t login_o1_access_token(fin_ctx_t *c)
         s_explain(&c->err, in->base_url);
         return FIN_FAILED;
     }
-    if (!c->o1_tokens->token[0])
+    c->o1_tokens = c->exchanged->oauth1_tokens;
+    c->exchanged->oauth1_tokens = NULL;
+    if (!c->o1_tokens || !c->o1_tokens->token[0])
         return login_fail(c, PORTICO__ERROR_CODE__UPSTREAM, DETAIL(NO_TOKEN), "Bitbucket answered without a token");
     return FIN_IDENTIFY;
 }

@@ -66,6 +66,8 @@ typedef struct {
     const Portico__Registry__Integration *integration;
     const Portico__Registry__IntegrationSecrets *secrets;
     Portico__Registry__GetIntegrationReply *integ;
+    /* What login.exchange answered; its tokens move to tokens / o1_tokens. */
+    Portico__Bitbucket__LoginExchangeReply *exchanged;
     Portico__Bitbucket__TokenReply *tokens;          /* OAuth 2 */
     Portico__Bitbucket__OAuth1TokenReply *o1_tokens; /* OAuth 1 access token and secret */
     Portico__Registry__LoginReply *login;

@@ -103,6 +103,11 @@ int broker_registry_call(broker_worker_t *w, const bus_method_t *m, const Protob
  * that this worker can still answer with a clear error. */
 int broker_bitbucket_call(broker_worker_t *w, const bus_method_t *m, const ProtobufCMessage *req,
                           ProtobufCMessage **resp, bus_error_t *err);
+/* The same for a call that makes requests HTTP requests one after the other
+ * (login.exchange): each may take PORTICO_BITBUCKET_TIMEOUT_MS, as when they
+ * were calls of their own. */
+int broker_bitbucket_call_requests(broker_worker_t *w, const bus_method_t *m, const ProtobufCMessage *req, int requests,
+                                   ProtobufCMessage **resp, bus_error_t *err);
 /* integration.get. An unknown integration is NOT_FOUND "integration_unknown",
  * a disabled one FORBIDDEN "integration_disabled". Free *out with
  * broker_integration_free (it wipes the secrets). */
@@ -138,9 +143,11 @@ typedef struct {
 
 /* Who the credentials in auth (an OAuth 2 bearer token or OAuth 1
  * credentials) belong to. UNAUTHORIZED "tfa" when Bitbucket answers as if
- * nobody were signed in right after handing out the token. 0 or -1. */
+ * nobody were signed in right after handing out the token. known: what
+ * login.exchange already asked (whoami, users/{name}), taken as those
+ * calls' answers; NULL asks. 0 or -1. */
 int broker_identify(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, const Portico__Bitbucket__Auth *auth,
-                    broker_identity_t *out, bus_error_t *err);
+                    const Portico__Bitbucket__LoginExchangeReply *known, broker_identity_t *out, bus_error_t *err);
 
 /* ---- tokens.c ---- */
 
@@ -182,10 +189,6 @@ void broker_integration_check(void *ctx, bus_request_t *req, const ProtobufCMess
 
 /* ---- repos.c ---- */
 
-/* One page of the repositories the bearer of access_token can read at the
- * integration (the first page of the account page, right after a login). */
-int broker_repos_list_bearer(broker_worker_t *w, const Portico__Registry__Integration *in, const char *access_token,
-                             int32_t start, int32_t limit, Portico__Bitbucket__ListReposReply **out, bus_error_t *err);
 /* out, as user.repositories answers, from Bitbucket's page list; *items and
  * *ptrs are allocated for out (free both after use). 0, or -1 out of memory. */
 int broker_repos_reply(const Portico__Bitbucket__ListReposReply *list, const Portico__Registry__Integration *in,

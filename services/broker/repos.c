@@ -31,7 +31,7 @@ static void s_explain_refusal(broker_worker_t *w, const Portico__Bitbucket__Conn
 {
     broker_identity_t who;
     bus_error_t e2;
-    if (broker_identify(w, conn, auth, &who, &e2) < 0 && e2.detail == DETAIL(TFA)) {
+    if (broker_identify(w, conn, auth, NULL, &who, &e2) < 0 && e2.detail == DETAIL(TFA)) {
         *err = e2;
         return;
     }
@@ -45,14 +45,6 @@ static int s_list_bearer(broker_worker_t *w, const Portico__Bitbucket__Conn *con
     Portico__Bitbucket__Auth auth = PORTICO__BITBUCKET__AUTH__INIT;
     auth.bearer = (char *)(uintptr_t)access_token;
     return s_list(w, conn, &auth, start, limit, out, err);
-}
-
-int broker_repos_list_bearer(broker_worker_t *w, const Portico__Registry__Integration *in, const char *access_token,
-                             int32_t start, int32_t limit, Portico__Bitbucket__ListReposReply **out, bus_error_t *err)
-{
-    Portico__Bitbucket__Conn conn;
-    broker_conn_init(&conn, in);
-    return s_list_bearer(w, &conn, access_token, start, limit, out, err);
 }
 
 int broker_repos_reply(const Portico__Bitbucket__ListReposReply *list, const Portico__Registry__Integration *in,

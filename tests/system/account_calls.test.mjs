@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startPortico } from './harness.mjs';
 import { Client } from './client.mjs';
-import { setupAdmin, createIntegration, loginAuto, text } from './login_lib.mjs';
+import { setupAdmin, createIntegration, loginAuto, text, busCalls, callsDelta } from './login_lib.mjs';
 
 let sys, A;
 
@@ -24,33 +24,17 @@ after(async () => {
   if (sys) await sys.stop();
 });
 
-// The web's bus calls so far, by "service method".
-async function webBusCalls() {
-  const m = await (await fetch(`${sys.opsUrl}/metrics`)).text();
-  const calls = {};
-  for (const l of m.split('\n').filter((x) => x.startsWith('portico_bus_calls_total{'))) {
-    const key = `${l.match(/service="([^"]+)"/)[1]} ${l.match(/method="([^"]+)"/)[1]}`;
-    calls[key] = (calls[key] || 0) + Number(l.split(' ').pop());
-  }
-  return calls;
-}
-
-function delta(after, before) {
-  const d = {};
-  for (const [k, v] of Object.entries(after)) if (v - (before[k] || 0)) d[k] = v - (before[k] || 0);
-  return d;
-}
 
 test('an account page without caches: the account comes with the session, then the repositories', async () => {
   const c = new Client(sys.webUrl);
   assert.equal((await loginAuto(c, A.id, { user: 'user61' })).status, 303);
   await c.get('/account');
-  const seen = await webBusCalls();
+  const seen = await busCalls(`${sys.opsUrl}/metrics`);
   const page = await c.get('/account');
   assert.equal(page.status, 200);
   assert.match(text(page.text), /user61/);
   assert.match(text(page.text), /Bitbucket A/);
   assert.match(page.text, /<table class="repositories">/);
   assert.match(text(page.text), /as user61\./);
-  assert.deepEqual(delta(await webBusCalls(), seen), { 'registry session.lookup': 1, 'broker user.repositories': 1 });
+  assert.deepEqual(callsDelta(await busCalls(`${sys.opsUrl}/metrics`), seen), { 'registry session.lookup': 1, 'broker user.repositories': 1 });
 });

@@ -97,3 +97,22 @@ export function steadyLogins(webUrl, integrationId) {
   })();
   return { async stop() { running = false; await loop; return { logins, failures }; } };
 }
+
+// Bus calls made so far by the service whose metrics are at url, by
+// "service method" (the portico_bus_calls_total counter).
+export async function busCalls(url) {
+  const m = await (await fetch(url)).text();
+  const calls = {};
+  for (const l of m.split('\n').filter((x) => x.startsWith('portico_bus_calls_total{'))) {
+    const key = `${l.match(/service="([^"]+)"/)[1]} ${l.match(/method="([^"]+)"/)[1]}`;
+    calls[key] = (calls[key] || 0) + Number(l.split(' ').pop());
+  }
+  return calls;
+}
+
+// What changed between two busCalls() counts.
+export function callsDelta(after, before) {
+  const d = {};
+  for (const [k, v] of Object.entries(after)) if (v - (before[k] || 0)) d[k] = v - (before[k] || 0);
+  return d;
+}

@@ -592,6 +592,124 @@ static void *s_repos_job(void *arg)
     return NULL;
 }
 
+/* ---- login.exchange: the callback's requests in one call ---- */
+
+static bus_error_t s_exchange(const char *code, const char *verifier, int repos_limit,
+                              Portico__Bitbucket__LoginExchangeReply **out)
+{
+    Portico__Bitbucket__Conn conn = s_conn(s_emu);
+    Portico__Bitbucket__TokenRequest t = PORTICO__BITBUCKET__TOKEN_REQUEST__INIT;
+    t.conn = &conn;
+    t.grant_type = "authorization_code";
+    t.client_id = s_client_id;
+    t.client_secret = s_client_secret;
+    t.redirect_uri = REDIRECT;
+    t.code = (char *)(uintptr_t)code;
+    t.code_verifier = (char *)(uintptr_t)verifier;
+    Portico__Bitbucket__LoginExchangeRequest x = PORTICO__BITBUCKET__LOGIN_EXCHANGE_REQUEST__INIT;
+    x.oauth2 = &t;
+    x.repos_limit = repos_limit;
+    return s_call(s_bus, "login.exchange", &x.base, &portico__bitbucket__login_exchange_reply__descriptor,
+                  (ProtobufCMessage **)out, 5000);
+}
+
+static void test_login_exchange(void **state)
+{
+    (void)state;
+    char verifier[64];
+    char *code = s_authorize("jdoe", verifier, sizeof verifier);
+    Portico__Bitbucket__LoginExchangeReply *x = NULL;
+    bus_error_t err = s_exchange(code, verifier, 3, &x);
+    s_expect(&err, OK, NULL);
+    free(code);
+    assert_non_null(x->tokens);
+    assert_true(x->tokens->access_token[0]);
+    assert_true(x->tokens->refresh_token[0]);
+    s_secret(x->tokens->access_token);
+    s_secret(x->tokens->refresh_token);
+    assert_non_null(x->whoami);
+    assert_string_equal(x->whoami->username, "jdoe");
+    assert_null(x->whoami_error);
+    assert_non_null(x->user);
+    assert_string_equal(x->user->user->name, "jdoe");
+    assert_null(x->user_error);
+    /* The first page as repos.list gives it with the same token. */
+    assert_non_null(x->repositories);
+    Portico__Bitbucket__ListReposReply *alone = NULL;
+    err = s_repos(s_bus, s_emu, x->tokens->access_token, 0, 3, &alone, 5000);
+    s_expect(&err, OK, NULL);
+    assert_int_equal(x->repositories->n_repositories, alone->n_repositories);
+    assert_true(alone->n_repositories > 0);
+    for (size_t i = 0; i < alone->n_repositories; i++)
+        assert_string_equal(x->repositories->repositories[i]->slug, alone->repositories[i]->slug);
+    assert_int_equal(x->repositories->is_last_page, alone->is_last_page);
+    assert_int_equal(x->repositories->next_page_start, alone->next_page_start);
+    portico__bitbucket__list_repos_reply__free_unpacked(alone, NULL);
+    portico__bitbucket__login_exchange_reply__free_unpacked(x, NULL);
+
+    /* Not asked for repositories: none listed. A slug that is not the name
+     * (jane.doe@example.com is jane.doe_example.com): users/{name} is that
+     * step's NOT_FOUND, and the chain ends there. */
+    code = s_authorize("jane.doe%40example.com", verifier, sizeof verifier);
+    err = s_exchange(code, verifier, 3, &x);
+    s_expect(&err, OK, NULL);
+    free(code);
+    assert_string_equal(x->whoami->username, "jane.doe@example.com");
+    assert_null(x->user);
+    assert_non_null(x->user_error);
+    assert_int_equal(x->user_error->code, PORTICO__ERROR_CODE__NOT_FOUND);
+    assert_null(x->repositories);
+    portico__bitbucket__login_exchange_reply__free_unpacked(x, NULL);
+
+    code = s_authorize("jdoe", verifier, sizeof verifier);
+    err = s_exchange(code, verifier, 0, &x);
+    s_expect(&err, OK, NULL);
+    free(code);
+    assert_non_null(x->user);
+    assert_null(x->repositories);
+    portico__bitbucket__login_exchange_reply__free_unpacked(x, NULL);
+
+    /* The two-factor plugin: whoami answers anonymously; the tokens come
+     * back with whoami's error, nothing after it is asked. */
+    s_faults(s_emu, "{\"tfa_block\":true}");
+    code = s_authorize("jdoe", verifier, sizeof verifier);
+    err = s_exchange(code, verifier, 3, &x);
+    s_expect(&err, OK, NULL);
+    free(code);
+    assert_non_null(x->tokens);
+    assert_null(x->whoami);
+    assert_non_null(x->whoami_error);
+    assert_int_equal(x->whoami_error->code, PORTICO__ERROR_CODE__UNAUTHORIZED);
+    assert_string_equal(bus_detail_name(x->whoami_error->detail), "anonymous");
+    assert_null(x->user);
+    assert_null(x->repositories);
+    portico__bitbucket__login_exchange_reply__free_unpacked(x, NULL);
+    s_no_faults();
+
+    /* A refused exchange is the call's error, as oauth2.token says it. */
+    err = s_exchange("not-a-code", "v", 3, &x);
+    s_expect(&err, PORTICO__ERROR_CODE__UNAUTHORIZED, "invalid_grant");
+
+    /* Checked before anything is sent. */
+    Portico__Bitbucket__LoginExchangeRequest none = PORTICO__BITBUCKET__LOGIN_EXCHANGE_REQUEST__INIT;
+    err = s_call(s_bus, "login.exchange", &none.base, &portico__bitbucket__login_exchange_reply__descriptor,
+                 (ProtobufCMessage **)&x, 5000);
+    s_expect(&err, PORTICO__ERROR_CODE__BAD_REQUEST, "credentials");
+    Portico__Bitbucket__Conn conn = s_conn(s_emu);
+    Portico__Bitbucket__TokenRequest t = PORTICO__BITBUCKET__TOKEN_REQUEST__INIT;
+    t.conn = &conn;
+    t.grant_type = "refresh_token";
+    t.client_id = s_client_id;
+    t.client_secret = s_client_secret;
+    t.redirect_uri = REDIRECT;
+    t.refresh_token = "r";
+    Portico__Bitbucket__LoginExchangeRequest refresh = PORTICO__BITBUCKET__LOGIN_EXCHANGE_REQUEST__INIT;
+    refresh.oauth2 = &t;
+    err = s_call(s_bus, "login.exchange", &refresh.base, &portico__bitbucket__login_exchange_reply__descriptor,
+                 (ProtobufCMessage **)&x, 5000);
+    s_expect(&err, PORTICO__ERROR_CODE__BAD_REQUEST, "grant_type");
+}
+
 static void test_rate_limit(void **state)
 {
     (void)state;
@@ -983,6 +1101,7 @@ int main(int argc, char **argv)
             cmocka_unit_test_teardown(test_oauth2_errors, s_reset_faults),
             cmocka_unit_test_teardown(test_whoami_anonymous, s_reset_faults),
             cmocka_unit_test_teardown(test_repos_paging, s_reset_faults),
+            cmocka_unit_test_teardown(test_login_exchange, s_reset_faults),
             cmocka_unit_test_teardown(test_rate_limit, s_reset_faults),
             cmocka_unit_test_teardown(test_parallel_slow, s_reset_faults),
             cmocka_unit_test_teardown(test_refused, s_reset_faults),
