@@ -16,6 +16,9 @@
 # PORTICO_STACK_ENCRYPT=1 encrypts the overlay networks (for several nodes).
 # Like compose, reads .env next to compose.yaml (the environment wins).
 # PORTICO_STACK_PRINT=1 prints the stack file instead of deploying it.
+# PORTICO_STACK_WAIT=1 waits until the services run what was deployed;
+# PORTICO_STACK_ONLY=web,broker gives new bus keys to those services only
+# (docker/bus-rotate.sh uses both).
 # PORTICO_BUS_SUBNET=10.231.0.0/24 (an IPv4 range unused on your nodes)
 # gives the bus network that subnet, and each bus port binds its task's
 # address in it (README: Docker Swarm); unset, bus ports bind every address.
@@ -61,24 +64,21 @@ mkdir -p "$secrets_dir"
 secrets_dir=$(cd "$secrets_dir" && pwd)
 # The bus's CURVE key pairs, made once in $secrets_dir/bus by the registry
 # image's `bus-keygen` (no network) and kept: each service gets its own pair
-# and every public key as Swarm secrets, in /run/secrets.
+# and the public keys of the services it deals with as Swarm secrets, in
+# /run/secrets. A further public key <service>.<suffix>.cert there (a key
+# being rotated in: docker/bus-rotate.sh, README: Bus keys) goes with them.
 umask 077
 mkdir -p "$secrets_dir/bus"
-for svc in web registry broker bitbucket; do
-    [ -s "$secrets_dir/bus/$svc.cert_secret" ] && continue
-    docker run --rm --network none --user "$(id -u):$(id -g)" -v "$secrets_dir/bus:/keys" \
-        -e PORTICO_BUS_KEYS_DIR=/keys --entrypoint /usr/local/lib/portico/portico-registry \
-        "${PORTICO_IMAGE_PREFIX:-portico/}registry:${PORTICO_TAG:-latest}" bus-keygen "$svc" >/dev/null
-    echo "stack-deploy: made the bus key pair of $svc in $secrets_dir/bus"
-done
+sh "$here/docker/bus-keygen.sh" "$secrets_dir/bus" web registry broker bitbucket
 # Written next to compose.yaml, so relative paths (./secrets) mean the same.
 out=$(mktemp "$here/.stack-deploy.XXXXXX.yaml")
-trap 'rm -f "$out"' EXIT
+trap 'rm -f "$out" "$out.bus"' EXIT
 PORTICO_STACK_PROFILES=${PORTICO_STACK_PROFILES:-} PORTICO_STACK_ENCRYPT=${PORTICO_STACK_ENCRYPT:-0} \
-    STACK_SECRETS_DIR=$secrets_dir STACK_EXTERNAL_SECRETS=$external python3 - "$here/compose.yaml" "$out" <<'PY'
-import os, re, sys, yaml
+    STACK_SECRETS_DIR=$secrets_dir STACK_EXTERNAL_SECRETS=$external STACK_NAME=$stack \
+    python3 - "$here/compose.yaml" "$out" "$out.bus" <<'PY'
+import hashlib, os, re, sys, yaml
 
-src, dst = sys.argv[1], sys.argv[2]
+src, dst, bus_names = sys.argv[1], sys.argv[2], sys.argv[3]
 with open(src) as f:
     doc = yaml.safe_load(f)
 wanted = {p for p in os.environ.get("PORTICO_STACK_PROFILES", "").replace(",", " ").split() if p}
@@ -124,6 +124,29 @@ services = {}
 # that compose's init-secrets fills.
 needs = {"registry": ["db_password", "secret_key"], "postgres": ["db_password"]}
 bus = ["web", "registry", "broker", "bitbucket"]
+# The public keys each service needs: those of the services it calls and of
+# those that call it (README: Bus keys). Only those, so that rotating one
+# service's key rolls only the services that deal with it.
+peers = {"web": ["registry", "bitbucket", "broker"], "registry": ["web", "broker"],
+         "broker": ["web", "registry", "bitbucket"], "bitbucket": ["web", "broker"]}
+# Every bus secret is named after its content (sha256), never reused with
+# other content: Swarm secrets cannot change, and a new name in a service is
+# what makes Swarm roll it (one instance at a time, update_config below)
+# onto the new key. Unchanged files give the same names: nothing restarts.
+bus_dir = os.path.join(os.environ["STACK_SECRETS_DIR"], "bus")
+bus_secrets = {}
+def bus_secret(kind, svc, file):
+    with open(os.path.join(bus_dir, file), "rb") as f:
+        name = "bus_%s_%s_%s" % (svc, kind, hashlib.sha256(f.read()).hexdigest()[:12])
+    bus_secrets[name] = {"file": os.path.join(bus_dir, file)}
+    return name
+# Public keys: <svc>.cert, and <svc>.<suffix>.cert while a new key is
+# rotated in (the servers admit, the clients connect with, every one).
+pubs = {svc: ["%s.cert" % svc] for svc in bus}
+for file in sorted(os.listdir(bus_dir)):
+    m = re.fullmatch(r"(web|registry|broker|bitbucket)\.([A-Za-z0-9-]+)\.cert", file)
+    if m:
+        pubs[m.group(1)].append(file)
 external = set(os.environ.get("STACK_EXTERNAL_SECRETS", "").split())
 for name, svc in doc.get("services", {}).items():
     profiles = svc.pop("profiles", None)
@@ -143,10 +166,10 @@ for name, svc in doc.get("services", {}).items():
     if name in bus:
         svc.setdefault("environment", {})["PORTICO_BUS_KEYS_DIR"] = "/run/secrets"
         svc.setdefault("secrets", [])
-        svc["secrets"].append({"source": "bus_%s_key" % name, "target": "%s.cert_secret" % name,
-                               "uid": "10001", "gid": "10001", "mode": 0o400})
-        svc["secrets"] += [{"source": "bus_%s_pub" % p, "target": "%s.cert" % p, "mode": 0o444}
-                           for p in bus if p != name]
+        svc["secrets"].append({"source": bus_secret("key", name, name + ".cert_secret"),
+                               "target": "%s.cert_secret" % name, "uid": "10001", "gid": "10001", "mode": 0o400})
+        svc["secrets"] += [{"source": bus_secret("pub", p, f), "target": f, "mode": 0o444}
+                           for p in peers[name] for f in pubs[p]]
     # Swarm puts a task's names in its DNS only once the task is healthy,
     # and a service binds its bus port before that: a bind to
     # "<service>.bus" would wait for a name that does not come yet. On Swarm
@@ -257,10 +280,38 @@ out["secrets"] = {
         else {"file": os.path.join(os.environ["STACK_SECRETS_DIR"], n)})
     for n in ("db_password", "secret_key")
 }
-for n in bus:
-    d = os.path.join(os.environ["STACK_SECRETS_DIR"], "bus")
-    out["secrets"]["bus_%s_key" % n] = {"file": os.path.join(d, n + ".cert_secret")}
-    out["secrets"]["bus_%s_pub" % n] = {"file": os.path.join(d, n + ".cert")}
+out["secrets"].update(bus_secrets)
+# PORTICO_STACK_ONLY=svc[,svc]: only those of the bus services take their
+# new bus secrets; the others keep the ones they run with (Swarm secrets
+# that exist, by name), so this deploy rolls those services alone.
+# docker/bus-rotate.sh rolls one service at a time so: Swarm would roll
+# every changed service at once, and a web and the brokers rolling
+# together can leave no web ready for a moment.
+only = set(os.environ.get("PORTICO_STACK_ONLY", "").replace(",", " ").split())
+if only:
+    import json, subprocess
+    prefix = os.environ["STACK_NAME"] + "_"
+    for name in bus:
+        if name in only or name not in services:
+            continue
+        r = subprocess.run(["docker", "service", "inspect", "--format", "{{json .Spec.TaskTemplate.ContainerSpec.Secrets}}",
+                            prefix + name], capture_output=True, text=True)
+        if r.returncode != 0:
+            continue  # not deployed yet: it gets the new ones
+        kept = []
+        for ref in json.loads(r.stdout) or []:
+            key = ref["SecretName"][len(prefix):] if ref["SecretName"].startswith(prefix + "bus_") else None
+            if key is None:
+                continue
+            if key not in out["secrets"]:
+                out["secrets"][key] = {"external": True, "name": ref["SecretName"]}
+            f = ref["File"]
+            kept.append({"source": key, "target": f["Name"], "uid": f["UID"], "gid": f["GID"], "mode": f["Mode"]})
+        svc = services[name]
+        svc["secrets"] = [x for x in svc["secrets"] if not (isinstance(x, dict) and x["source"].startswith("bus_"))] + kept
+# The Swarm names of the bus secrets, for the removal of unused ones.
+with open(bus_names, "w") as f:
+    f.write("".join("%s_%s\n" % (os.environ["STACK_NAME"], n) for n in sorted(bus_secrets)))
 if doc.get("configs"):
     out["configs"] = doc["configs"]
 
@@ -272,6 +323,58 @@ if [ "${PORTICO_STACK_PRINT:-0}" = 1 ]; then # show what would be deployed
     cat "$out"
     exit 0
 fi
+# Bus secrets of this stack that neither this deploy nor any service uses
+# (keys rotated out, README: Bus keys) are removed. Before deploying, so
+# that a rolling update still under way, or its rollback, keeps the secrets
+# of the tasks it replaces: those go on the next deploy.
+in_use=$(
+    cat "$out.bus"
+    docker service ls -q --filter "label=com.docker.stack.namespace=$stack" |
+        xargs -r docker service inspect --format '{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{println .SecretName}}{{end}}'
+)
+for s in $(docker secret ls --filter "label=com.docker.stack.namespace=$stack" --format '{{.Name}}'); do
+    case $s in "${stack}_bus_"*) ;; *) continue ;; esac
+    printf '%s\n' "$in_use" | grep -qxF "$s" && continue
+    docker secret rm "$s" >/dev/null && echo "stack-deploy: removed the Swarm secret $s (no service uses it any more)"
+done
 # --resolve-image never: images built locally are used as they are, and no
 # registry is asked (set PORTICO_RESOLVE_IMAGE=always with a real registry).
 docker stack deploy --resolve-image "${PORTICO_RESOLVE_IMAGE:-never}" -c "$out" "$stack"
+[ "${PORTICO_STACK_WAIT:-0}" = 1 ] || exit 0
+
+# PORTICO_STACK_WAIT=1: wait until every service of the stack runs as many
+# tasks as it wants, all with the secrets it now names, and no rolling
+# update is under way (docker/bus-rotate.sh waits so between its steps).
+# A paused update stops the wait with its message; so does the time limit
+# (PORTICO_STACK_WAIT_SECONDS, default 900).
+rolled() { # prints what still rolls; fails on a paused update
+    for id in $(docker service ls -q --filter "label=com.docker.stack.namespace=$stack"); do
+        info=$(docker service inspect --format '{{.Spec.Name}} {{if .Spec.Mode.Replicated}}{{.Spec.Mode.Replicated.Replicas}}{{else}}-{{end}} {{if .UpdateStatus}}{{.UpdateStatus.State}}{{else}}none{{end}} {{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{.SecretName}},{{end}}' "$id") ||
+            { echo "$id" && continue; } # asked again on the next round
+        set -- $info
+        name=$1 want=$2 state=$3 secrets=${4:-}
+        case $state in
+        paused | rollback_paused)
+            echo "stack-deploy: the update of $name is paused: $(docker service inspect --format '{{.UpdateStatus.Message}}' "$id")" >&2
+            return 1
+            ;;
+        updating | rollback_started) echo "$name" && continue ;;
+        esac
+        [ "$want" = - ] && continue
+        n=$(docker service ps -q --filter desired-state=running "$id" |
+            xargs -r docker inspect --format '{{.Status.State}} {{range .Spec.ContainerSpec.Secrets}}{{.SecretName}},{{end}}' |
+            grep -cxF "running $secrets" || true) # grep -c fails on 0
+        [ "$n" = "$want" ] || echo "$name"
+    done
+}
+end=$(($(date +%s) + ${PORTICO_STACK_WAIT_SECONDS:-900}))
+while :; do
+    left=$(rolled) || exit 1
+    [ -z "$left" ] && break
+    if [ "$(date +%s)" -ge "$end" ]; then
+        echo "stack-deploy: still rolling after ${PORTICO_STACK_WAIT_SECONDS:-900} s:" $left >&2
+        exit 1
+    fi
+    sleep 2
+done
+echo "stack-deploy: every service runs what was deployed"

@@ -1,6 +1,7 @@
 // Drives Portico running in containers (compose.yaml, profile demo), from the
 // host, like a browser would: the setup walkthrough, logins, scaling the
-// broker, killing a broker during a burst of logins, restarting the registry
+// broker, killing a broker during a burst of logins, rotating the registry's
+// bus key during logins (README: Bus keys, compose), restarting the registry
 // and PostgreSQL. Called by tests/container/run.sh, which starts and removes
 // the containers; this script only changes what the brief of each step says
 // (scale, kill, restart) and prints a summary with the figures.
@@ -17,6 +18,7 @@
 //   CTEST_DEMO_HOST      http://127.0.0.1:17990   where that host:port is published
 //   CTEST_PROJECT        the compose project name (container labels)
 //   CTEST_COMPOSE        JSON array: the compose command with its global options
+//   CTEST_PROBE_DIR      a folder with bus_probe, writable by the images' user
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Client, csrfFrom, formField } from '../system/client.mjs';
@@ -269,6 +271,99 @@ async function recoverAfterRestart(service) {
   return `docker restart ${restarted.toFixed(1)}s, logins work again ${recovered.toFixed(1)}s after it began (${attempts} tries); admin session, integration, ${after.listedUsers} users listed and rows ${JSON.stringify(after.db)} kept; 6/6 logins after`;
 }
 
+// ---- rotating the registry's bus key (README: Bus keys, compose) ----------------
+
+const IMAGE_PREFIX = process.env.PORTICO_IMAGE_PREFIX || 'portico/';
+const PROBE_DIR = process.env.CTEST_PROBE_DIR; // bus_probe, and room for the old key
+const BUS_VOLUMES = ['web', 'registry', 'broker', 'bitbucket'].flatMap((s) => ['-v', `${PROJECT}_bus-${s}:/bus/${s}`]);
+// A shell command in a one-off container that mounts every bus-* volume
+// (the services mount theirs read-only), as the image's user.
+async function inBusVolumes(script) {
+  return docker('run', '--rm', '--network', 'none', ...BUS_VOLUMES, '-v', `${PROBE_DIR}:/probe`,
+    '--entrypoint', 'sh', `${IMAGE_PREFIX}registry:latest`, '-e', '-c', script);
+}
+// Every web and broker container has logged `line` about the registry's
+// key since `since` (seconds since the epoch).
+async function clientsLogged(line, since) {
+  for (const id of [...await containers('web'), ...await containers('broker')]) {
+    const { stdout, stderr } = await run('docker', ['logs', '--since', String(since), id], { timeout: 30000, maxBuffer: 64 << 20 });
+    if (!(stdout + stderr).split('\n').some((l) => l.includes(line) && l.includes('service=registry'))) return false;
+  }
+  return true;
+}
+// bus_probe ping to the registry as the web, with the registry public key
+// in the probe folder's KEYS/ (and the web's key pair from bus-web).
+async function probeRegistry(keys) {
+  const out = await docker('run', '--rm', '--network', `${PROJECT}_bus`, '--user', '0', '-v', `${PROJECT}_bus-web:/web:ro`, '-v', `${PROBE_DIR}:/probe`,
+    '--entrypoint', 'sh', `${IMAGE_PREFIX}web:latest`, '-e', '-c',
+    `cp /web/web.cert_secret /probe/${keys}/ && PORTICO_BUS_KEYS_DIR=/probe/${keys} /probe/bus_probe tcp://registry:5551 registry web ping 3000; rm -f /probe/${keys}/web.cert_secret`);
+  return JSON.parse(out.trim().split('\n').pop()).code;
+}
+
+async function rotateRegistryKey() {
+  expect(PROBE_DIR, 'CTEST_PROBE_DIR is not set');
+  await inBusVolumes('mkdir -p /probe/old /probe/new && cp /bus/web/registry.cert /probe/old/');
+  expect(await probeRegistry('old') === 'OK', 'the registry does not answer the web before the rotation');
+  const rowsBefore = await dbCounts();
+  const res = [];
+  let running = true;
+  const lanes = [0, 1, 2].map(async (k) => {
+    for (let i = k; running; i += 3) {
+      const r = await login(USERS[i % USERS.length]);
+      delete r.browser;
+      res.push(r);
+      await sleep(100);
+    }
+  });
+  const took = {};
+  try {
+    await sleep(2000);
+    // 1. A new key pair; its public key next to the old one wherever
+    //    registry.cert is: the clients connect with both.
+    let t = Date.now();
+    let since = Math.floor(t / 1000) - 1;
+    await inBusVolumes(`cd /bus/registry && PORTICO_BUS_KEYS_DIR=/bus/registry /usr/local/lib/portico/portico-registry bus-keygen registry.2 >/dev/null
+      for v in web broker bitbucket; do cp registry.2.cert /bus/$v/.registry.2.cert && mv /bus/$v/.registry.2.cert /bus/$v/registry.2.cert; done`);
+    await waitFor('every web and broker to connect with the new registry key', () => clientsLogged('bus server key added', since), 30000, 500);
+    took.step1_s = (Date.now() - t) / 1000;
+    // 2. The registry takes the new secret key on SIGHUP.
+    t = Date.now();
+    since = Math.floor(t / 1000) - 1;
+    await inBusVolumes('cd /bus/registry && cp registry.2.cert_secret .new && mv .new registry.cert_secret');
+    await compose('kill', '-s', 'HUP', 'registry');
+    await waitFor('the registry to serve with the new key', async () => {
+      const [id] = await containers('registry');
+      const { stdout, stderr } = await run('docker', ['logs', '--since', String(since), id], { timeout: 30000, maxBuffer: 64 << 20 });
+      return (stdout + stderr).includes('serving with the new bus key');
+    }, 30000, 250);
+    took.step2_s = (Date.now() - t) / 1000;
+    await sleep(2000);
+    // 3. The old public key goes.
+    t = Date.now();
+    since = Math.floor(t / 1000) - 1;
+    await inBusVolumes(`for v in web broker bitbucket registry; do mv /bus/$v/registry.2.cert /bus/$v/registry.cert; done
+      rm /bus/registry/registry.2.cert_secret; cp /bus/web/registry.cert /probe/new/`);
+    await waitFor('every web and broker to drop the old registry key', () => clientsLogged('bus server key gone', since), 30000, 500);
+    took.step3_s = (Date.now() - t) / 1000;
+    await sleep(2000);
+  } finally {
+    running = false;
+    await Promise.all(lanes);
+  }
+  const failed = res.filter((r) => !r.ok);
+  const old = await probeRegistry('old');
+  const now = await probeRegistry('new');
+  figures.registry_key_rotation = { logins: res.length, failed: failed.length, ...took, ping_old_key: old, ping_new_key: now,
+    errors: [...new Set(failed.map((r) => r.error.slice(0, 120)))].slice(0, 5) };
+  expect(!failed.length, `${failed.length} of ${res.length} logins failed: ${figures.registry_key_rotation.errors.join('; ')}`);
+  expect(old === 'TIMEOUT', `the old registry key got ${old}`);
+  expect(now === 'OK', `the new registry key got ${now}`);
+  const rowsAfter = await dbCounts();
+  for (const t of ['users', 'identities', 'integrations', 'tokens'])
+    expect(rowsAfter[t] >= rowsBefore[t], `${t}: ${rowsBefore[t]} rows before, ${rowsAfter[t]} after`);
+  return `${res.length} logins, none failed; steps took ${took.step1_s}, ${took.step2_s}, ${took.step3_s} s; old key: no answer, new key: OK`;
+}
+
 // ---- the scenario --------------------------------------------------------------
 
 async function main() {
@@ -461,6 +556,7 @@ async function main() {
     expect(ok, 'logins failed with two brokers');
   });
 
+  if (MODE !== 'swarm') await step('rotate the registry\'s bus key as the README says (one-off container, kill -s HUP) during logins: none fails, the old key gets no answer', rotateRegistryKey);
   await step('restart the registry: logins work again, nothing lost', () => recoverAfterRestart('registry'));
   await step('restart postgres: logins work again, nothing lost', () => recoverAfterRestart('postgres'));
 

@@ -7,7 +7,8 @@
 #   4. `compose --profile demo up -d` with throwaway secrets, on loopback ports.
 #   5. tests/container/drive.mjs: isolation checks, the setup walkthrough, logins,
 #      broker scaling 1 -> 3, a broker killed during a burst of logins, the
-#      registry and PostgreSQL restarted.
+#      registry's bus key rotated during logins, the registry and PostgreSQL
+#      restarted.
 #   6. `compose down -v`, and nothing of the project is left.
 #   7. (CTEST_SWARM=1, the default) the same compose.yaml on a single-node
 #      Swarm: `docker stack deploy`, every service healthy, one login; removed.
@@ -222,8 +223,12 @@ fi
 
 # ---- 5. drive ----------------------------------------------------------------------
 t=$(now)
+# bus_probe (built here, run in containers of the web image) for the
+# rotation step: the old registry key must get no answer.
+mkdir -p "$work/probe" && chmod 0777 "$work/probe"
+make -s build/tests/bus_probe >/dev/null && cp build/tests/bus_probe "$work/probe/"
 drive() {
-  CTEST_OPS_CONTAINER="[\"docker\",\"ps\",\"-q\",\"--filter\",\"label=com.docker.compose.project=$project\",\"--filter\",\"label=com.docker.compose.service=web\"]" \
+  CTEST_PROBE_DIR=$work/probe CTEST_OPS_CONTAINER="[\"docker\",\"ps\",\"-q\",\"--filter\",\"label=com.docker.compose.project=$project\",\"--filter\",\"label=com.docker.compose.service=web\"]" \
     CTEST_WEB=http://127.0.0.1:$web_port CTEST_DEMO_INTERNAL=http://demo-bitbucket:7990/bitbucket \
     CTEST_DEMO_HOST=http://127.0.0.1:$demo_port CTEST_PROJECT=$project \
     CTEST_COMPOSE=$(printf '%s\n' "${compose[@]}" | node -e 'console.log(JSON.stringify(require("fs").readFileSync(0,"utf8").trim().split("\n")))') \

@@ -7,16 +7,23 @@
 //      rows made before must all still be there;
 //   2. drains node 2, then makes it active again: no login may fail;
 //   3. rolls every Portico service (`docker service update --force`): no
-//      login may fail.
+//      login may fail;
+//   4. rotates the registry's bus key with docker/bus-rotate.sh (three
+//      deploys, each rolling the services it concerns): no login may fail,
+//      a redeploy of unchanged files restarts nothing, the old key's Swarm
+//      secrets are gone and a web that knows only the old registry key gets
+//      no answer from any registry instance.
 // Prints the figures (time to resume, failed logins, how long Swarm took to
 // move the instances) and saves them in S3_ARTIFACTS/figures.json.
 //
 // Environment (swarm3.sh sets all of it): S3_PREFIX, S3_STACK, S3_WORK (node
 // N's engine: unix://$S3_WORK/nodeN/docker.sock), S3_WEB (the load
 // balancer), S3_DEMO_HOST (the demo Bitbucket's published port on node 1),
-// S3_ARTIFACTS.
+// S3_ARTIFACTS, S3_IMAGE (the web image, for bus_probe), S3_ROTATE (the
+// services whose key step 4 rotates: registry), S3_ONLY=rotation (only step
+// 4, when working on it).
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { Client, csrfFrom, formField } from '../system/client.mjs';
 
@@ -27,6 +34,8 @@ const WORK = process.env.S3_WORK;
 const WEB = process.env.S3_WEB;
 const DEMO_HOST = process.env.S3_DEMO_HOST;
 const ARTIFACTS = process.env.S3_ARTIFACTS || '.';
+const IMAGE = process.env.S3_IMAGE;
+const ONLY = process.env.S3_ONLY || '';
 const DEMO_INTERNAL = 'http://demo-bitbucket:7990/bitbucket';
 const internalOrigin = new URL(DEMO_INTERNAL).origin;
 const LANES = 3;
@@ -292,6 +301,12 @@ async function main() {
     return `all ${tasks.filter((x) => SERVICES.includes(x.service)).length} instances of web, registry, broker and bitbucket listed`;
   });
 
+  if (ONLY !== 'rotation') await disruptions();
+  await rotation();
+  summary();
+}
+
+async function disruptions() {
   // 1. A whole node lost.
   await step(`kill node 3 (web, registry, broker, bitbucket) during logins: logins resume within ${RESUME_LIMIT_S} s, nothing lost`, async () => {
     const before = where(await layout());
@@ -411,8 +426,101 @@ async function main() {
     expect(!problems.length, problems.join('; '));
     return `${describe(res)}; seconds per service ${JSON.stringify(took)}`;
   });
+}
 
-  summary();
+// ---- 4. rotating a bus key -------------------------------------------------------------
+
+const BUS = `${WORK}/shared/secrets/bus`;
+// The stack's tasks, by id: a deploy that restarts nothing keeps them all.
+const taskIds = async () => (await docker(1, 'stack', 'ps', '-q', '-f', 'desired-state=running', STACK)).split('\n').filter(Boolean).sort().join(' ');
+const stackSecrets = async () => (await docker(1, 'secret', 'ls', '--format', '{{.Name}}')).split('\n').filter((n) => n.startsWith(`${STACK}_bus_`));
+const sha12 = async (file) => (await run('sha256sum', [file])).stdout.slice(0, 12);
+
+// bus_probe "ping" to every registry instance as the web, with the keys in
+// keysDir, from a container in a web task's network namespace (the bus
+// network is not attachable). The codes, e.g. ['OK', 'OK'].
+async function probeRegistries(keysDir) {
+  const web = await containerOf('web');
+  const out = await docker(web.node, 'run', '--rm', '--network', `container:${web.id}`, '-v', `${WORK}/shared:${WORK}/shared:ro`,
+    '-e', `PORTICO_BUS_KEYS_DIR=${keysDir}`, '--entrypoint', 'sh', IMAGE, '-c',
+    `for ip in $(getent ahostsv4 tasks.registry | awk '{ print $1 }' | sort -u); do ${WORK}/shared/probe/bus_probe tcp://$ip:5551 registry web ping 3000; done`);
+  return out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l).code);
+}
+// A keys folder for the probe, with the registry's public key and the web's
+// key pair as they are now (before a rotation: the old ones).
+function probeKeys(name) {
+  const dir = `${WORK}/shared/probe/${name}`;
+  mkdirSync(dir, { recursive: true });
+  for (const f of ['web.cert_secret', 'registry.cert']) {
+    copyFileSync(`${BUS}/${f}`, `${dir}/${f}`);
+    chmodSync(`${dir}/${f}`, 0o644); // the image's user reads them
+  }
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
+// S3_ROTATE: the services whose key is rotated, one after the other
+// (registry; web, broker and bitbucket work the same way).
+async function rotation() {
+  for (const svc of (process.env.S3_ROTATE || 'registry').split(/[ ,]+/).filter(Boolean)) await rotate(svc);
+}
+async function rotate(svc) {
+  // The old key: the registry's (a web that knows only its old public key)
+  // or the web's (a peer speaking with the web's old secret key) must get
+  // no answer from any registry instance afterwards.
+  const probed = svc === 'registry' || svc === 'web';
+  await step(`rotate the ${svc}'s bus key (docker/bus-rotate.sh: three deploys) during logins: no login fails${probed ? ', the old key gets no answer' : ''}`, async () => {
+    const oldKeys = probeKeys(`old-${svc}`);
+    const oldPub = await sha12(`${BUS}/${svc}.cert`);
+    const oldSecret = await sha12(`${BUS}/${svc}.cert_secret`);
+    const before = await probeRegistries(oldKeys);
+    expect(before.length === 2 && before.every((c) => c === 'OK'), `before the rotation, ping as the web: ${before.join(', ')}`);
+    const rowsBefore = await dbCounts();
+    const load = new Load();
+    await sleep(3000);
+    const steps = {};
+    for (const n of [1, 2, 3]) {
+      const t = Date.now();
+      const from = load.results.length;
+      try {
+        const { stdout } = await run('sh', [`${WORK}/stack.sh`, 'bus-rotate.sh', svc, STACK],
+          { env: { ...process.env, PORTICO_ROTATE_STEPS: String(n) }, timeout: 900000, maxBuffer: 16 << 20 });
+        writeFileSync(`${ARTIFACTS}/rotate-${svc}-step${n}.log`, stdout);
+      } catch (e) {
+        writeFileSync(`${ARTIFACTS}/rotate-${svc}-step${n}.log`, `${e.stdout || ''}${e.stderr || ''}`);
+        await load.stop();
+        throw new Error(`bus-rotate.sh ${svc} step ${n}: ${(e.stderr || e.message).trim().split('\n').slice(-3).join(' / ')}`);
+      }
+      const res = load.results.slice(from);
+      steps[n] = { seconds: secs(Date.now() - t), logins: res.length, failed: res.filter((r) => !r.ok).length };
+      log(`${svc} key rotation step ${n}: ${JSON.stringify(steps[n])}`);
+    }
+    // Deploying the same files again changes nothing: no task replaced.
+    const tasksBefore = await taskIds();
+    await run('sh', [`${WORK}/stack.sh`, 'stack-deploy.sh', STACK], { env: { ...process.env, PORTICO_STACK_WAIT: '1' }, timeout: 300000 });
+    await sleep(5000);
+    const unchanged = (await taskIds()) === tasksBefore;
+    const res = await load.stop();
+    const after = { old: await probeRegistries(oldKeys), new: await probeRegistries(probeKeys(`new-${svc}`)) };
+    const secretsLeft = (await stackSecrets()).filter((n) => n.endsWith(oldPub) || n.endsWith(oldSecret));
+    const lost = await sessionsKept();
+    const failed = res.filter((r) => !r.ok);
+    const fig = figures[`${svc}_key_rotation`] = {
+      logins: res.length, failed: failed.length, steps, redeploy_restarted_nothing: unchanged,
+      ping_old_key: after.old, ping_new_key: after.new, old_secrets_left: secretsLeft, errors: errorsOf(res), sessions_lost: lost,
+    };
+    log(`${svc} key rotation:`, JSON.stringify(fig));
+    const problems = [];
+    if (failed.length) problems.push(`${failed.length} of ${res.length} logins failed: ${errorsOf(res).join('; ')}`);
+    if (!unchanged) problems.push('deploying unchanged files replaced tasks');
+    if (probed && (after.old.length !== 2 || after.old.some((c) => c !== 'TIMEOUT'))) problems.push(`the old ${svc} key was answered: ${after.old.join(', ')}`);
+    if (after.new.length !== 2 || after.new.some((c) => c !== 'OK')) problems.push(`the new keys: ${after.new.join(', ')}`);
+    if (secretsLeft.length) problems.push(`Swarm secrets of the old key left: ${secretsLeft.join(', ')}`);
+    problems.push(...rowsLost(rowsBefore, await dbCounts()));
+    if (lost.length) problems.push(`sessions lost: ${lost.join(', ')}`);
+    expect(!problems.length, problems.join('; '));
+    return `${describe(res)}; seconds per step ${Object.values(steps).map((x) => x.seconds).join(', ')}${probed ? '; old key: no answer from either registry' : ''}`;
+  });
 }
 
 function summary() {

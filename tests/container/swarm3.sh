@@ -4,9 +4,12 @@
 # test's own, images from a local registry on that network, the stack from
 # compose.yaml through docker/stack-deploy.sh with two instances of every
 # Portico service (at most one per node) and PostgreSQL pinned to node 1,
-# HAProxy in front of the nodes as an operator's load balancer would be.
-# Then tests/container/swarm3-drive.mjs logs in without pause while it stops
-# a whole node, drains one and brings it back, and rolls every service.
+# HAProxy in front of the nodes as an operator's load balancer would be,
+# the bus on a range of its own (PORTICO_BUS_SUBNET; every bus port must
+# listen on its task's address in it alone). Then
+# tests/container/swarm3-drive.mjs logs in without pause while it stops a
+# whole node, drains one and brings it back, rolls every service, and
+# rotates the registry's bus key with docker/bus-rotate.sh.
 #
 #   tests/container/swarm3.sh          (as root; run.sh calls it, CTEST_SWARM3=1)
 #
@@ -26,8 +29,10 @@
 # the nodes that run a web. Whatever sends browsers to Portico must then
 # health-check the nodes (/readyz) and skip the ones that do not answer.
 #
-# Environment: S3_PREFIX, S3_SUBNET, S3_BUILD (1: build Portico's images
-# first; run.sh passes 0 after building them), S3_KEEP=1 leaves it all running.
+# Environment: S3_PREFIX, S3_SUBNET, S3_BUS_SUBNET (10.231.13.0/24), S3_BUILD
+# (1: build Portico's images first; run.sh passes 0 after building them),
+# S3_KEEP=1 leaves it all running, S3_ONLY=rotation skips the node loss,
+# drain and rolling update (when working on the rotation).
 # Output: figures and one closing line "swarm3: N passed, N failed"; logs in
 # tests/artifacts/swarm3.
 set -uo pipefail
@@ -214,26 +219,30 @@ if ((fail)); then summary swarm3; exit 1; fi
 
 # ---- the stack ------------------------------------------------------------------------
 t=$(now)
-run_deploy() { (deploy); } # a subshell: its exports stay there
-deploy() {
-  local s
-  export DOCKER_HOST PORTICO_IMAGE_PREFIX PORTICO_SECRETS_DIR PORTICO_PUBLISH PORTICO_PUBLIC_URL PORTICO_DEMO_PUBLISH
-  DOCKER_HOST=$(node_sock 1)
-  PORTICO_IMAGE_PREFIX=$registry/portico/
-  PORTICO_SECRETS_DIR=$work/shared/secrets
-  PORTICO_PUBLISH=8080 PORTICO_PUBLIC_URL=http://$lb_ip:8080 PORTICO_DEMO_PUBLISH=7990
-  export PORTICO_STACK_PROFILES=demo PORTICO_DEMO_AUTO_APPROVE=jdoe PORTICO_RESOLVE_IMAGE=always
-  export PORTICO_LOGIN_RATE_PER_MINUTE=100000 PORTICO_CALLBACK_RATE_PER_MINUTE=100000
+# $work/stack.sh SCRIPT ARGS: docker/SCRIPT (stack-deploy.sh, bus-rotate.sh)
+# against node 1 with this test's settings; the drive rotates a bus key
+# with it. The bus network gets a range of its own (S3_BUS_SUBNET), and
+# every bus port binds its task's address in it (PORTICO_BUS_SUBNET).
+bus_subnet=${S3_BUS_SUBNET:-10.231.13.0/24}
+{
+  echo "#!/bin/sh"
+  echo "export DOCKER_HOST=$(node_sock 1) PORTICO_IMAGE_PREFIX=$registry/portico/ PORTICO_SECRETS_DIR=$work/shared/secrets"
+  echo "export PORTICO_PUBLISH=8080 PORTICO_PUBLIC_URL=http://$lb_ip:8080 PORTICO_DEMO_PUBLISH=7990"
+  echo "export PORTICO_STACK_PROFILES=demo PORTICO_DEMO_AUTO_APPROVE=jdoe PORTICO_RESOLVE_IMAGE=always"
+  echo "export PORTICO_LOGIN_RATE_PER_MINUTE=100000 PORTICO_CALLBACK_RATE_PER_MINUTE=100000"
   # The load balancer is where requests come from; it names the client in
   # X-Forwarded-For (the per-client limits are per browser, not per LB).
-  export PORTICO_TRUSTED_PROXIES=$lb_ip
-  export PORTICO_MAX_PER_NODE=1
+  echo "export PORTICO_TRUSTED_PROXIES=$lb_ip PORTICO_MAX_PER_NODE=1 PORTICO_BUS_SUBNET=$bus_subnet"
   for s in WEB REGISTRY BROKER BITBUCKET; do
-    export "PORTICO_REPLICAS_$s=2" "PORTICO_PLACEMENT_$s=node.labels.portico.app==true"
+    echo "export PORTICO_REPLICAS_$s=2 PORTICO_PLACEMENT_$s=node.labels.portico.app==true"
   done
-  export PORTICO_PLACEMENT_POSTGRES=node.labels.portico.db==true PORTICO_PLACEMENT_DEMO_BITBUCKET=node.labels.portico.db==true
-  PORTICO_STACK_PRINT=1 sh docker/stack-deploy.sh "$stack" >"$artifacts/stack.yaml" 2>"$artifacts/deploy.log"
-  timeout 300 sh docker/stack-deploy.sh "$stack" >>"$artifacts/deploy.log" 2>&1 || { tail -20 "$artifacts/deploy.log"; return 1; }
+  echo "export PORTICO_PLACEMENT_POSTGRES=node.labels.portico.db==true PORTICO_PLACEMENT_DEMO_BITBUCKET=node.labels.portico.db==true"
+  echo "script=\$1; shift"
+  echo "exec sh $root/docker/\$script \"\$@\""
+} >"$work/stack.sh"
+run_deploy() {
+  PORTICO_STACK_PRINT=1 sh "$work/stack.sh" stack-deploy.sh "$stack" >"$artifacts/stack.yaml" 2>"$artifacts/deploy.log"
+  timeout 300 sh "$work/stack.sh" stack-deploy.sh "$stack" >>"$artifacts/deploy.log" 2>&1 || { tail -20 "$artifacts/deploy.log"; return 1; }
 }
 check "docker/stack-deploy.sh on node 1: 2 x web, registry, broker, bitbucket; postgres and the demo Bitbucket on node 1" \
   run_deploy
@@ -268,7 +277,40 @@ spread() {
   # From now on node 1 may take the instances of a lost node.
   on 1 docker node update --label-add portico.app=true "$prefix-node1" >/dev/null
 }
+# PORTICO_BUS_SUBNET: each bus port listens on its task's address in the
+# bus network's range and nowhere else (not on edge, db or egress), read
+# from the kernel's table of listening sockets in every instance.
+bus_binds_in_subnet() {
+  local svc port n id out bad=0 seen=0
+  for svc in registry:5551 bitbucket:5552 web:5553; do
+    port=${svc#*:} svc=${svc%:*}
+    for n in 1 2 3; do
+      for id in $(on "$n" docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_$svc"); do
+        out=$(on "$n" docker exec "$id" cat /proc/net/tcp /proc/net/tcp6 | python3 -c '
+import ipaddress, sys
+port, net = int(sys.argv[1]), ipaddress.ip_network(sys.argv[2])
+for line in sys.stdin:
+    f = line.split()
+    if len(f) < 4 or f[3] != "0A" or ":" not in f[1]:
+        continue
+    addr, p = f[1].split(":")
+    if int(p, 16) != port:
+        continue
+    raw = bytes.fromhex(addr)
+    ip = ipaddress.ip_address(raw[::-1] if len(raw) == 4 else b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+    print("%s:%d %s" % (ip, port, "in" if ip.version == 4 and ip in net else "OUTSIDE"))
+' "$port" "$bus_subnet")
+        say "$svc on node $n listens on: $(echo $out)"
+        [ -n "$out" ] || bad=1
+        case $out in *OUTSIDE*) bad=1 ;; esac
+        seen=$((seen + 1))
+      done
+    done
+  done
+  [ "$seen" = 6 ] && [ "$bad" = 0 ]
+}
 ((fail)) || check "every service converged and healthy" wait_converged
+((fail)) || check "bus ports listen only on the bus network's address ($bus_subnet) in every instance" bus_binds_in_subnet
 ((fail)) || check "spread: one of each Portico service on node 2 and on node 3, postgres on node 1" spread
 timings+=("deploy until converged: $(since "$t")s")
 
@@ -318,8 +360,12 @@ CFG
 # ---- the drive ---------------------------------------------------------------------------
 if ((fail == 0)); then
   t=$(now)
-  S3_PREFIX=$prefix S3_STACK=$stack S3_WORK=$work S3_WEB=http://$lb_ip:8080 S3_DEMO_HOST=http://$base.11:7990 \
-    S3_ARTIFACTS=$artifacts timeout 1200 node tests/container/swarm3-drive.mjs 2>&1 | tee "$artifacts/drive.log"
+  # bus_probe (built here, run in a container of the web image in a web
+  # task's network) checks that the old registry key gets no answer.
+  mkdir -p "$work/shared/probe"
+  make -s -C "$root" build/tests/bus_probe >/dev/null && cp "$root/build/tests/bus_probe" "$work/shared/probe/"
+  S3_PREFIX=$prefix S3_STACK=$stack S3_WORK=$work S3_IMAGE=$registry/portico/web:latest S3_WEB=http://$lb_ip:8080 S3_DEMO_HOST=http://$base.11:7990 \
+    S3_ARTIFACTS=$artifacts timeout 1500 node tests/container/swarm3-drive.mjs 2>&1 | tee "$artifacts/drive.log"
   line=$(grep -E '^drive: [0-9]+ passed, [0-9]+ failed' "$artifacts/drive.log" | tail -1)
   if [ -n "$line" ]; then
     set -- $line
