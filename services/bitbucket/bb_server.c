@@ -23,6 +23,7 @@
 #define ROTATE_GRACE_MS 300 /* ROTATING answers before binding again with a new bus key */
 #define MAX_CACHED_CONNECTIONS 64
 #define FLUSH_LINGER_MS 1000 /* at exit, for answers still queued */
+#define DRAIN_QUIET_MS 300   /* stopping: no request for this long before leaving */
 
 /* One bus request being served: its plan, its transfer or retry timer. */
 typedef struct bb_call_t {
@@ -50,6 +51,7 @@ struct bb_server_t {
     atomic_bool ready;
     atomic_bool draining;
     int64_t drain_until;
+    int64_t last_request_ms; /* when the bus last brought a request */
     bool finished;
     bool rotating;        /* changing the bus key: new calls get ROTATING */
     int64_t rotate_until; /* the earliest moment to bind again */
@@ -296,8 +298,10 @@ void bb_server_handle(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__UNKNOWN_METHOD, DETAIL(NONE), "unknown method");
         return;
     }
+    /* STOPPING, as the registry says it: nothing was run, so the caller's
+     * bus client sends the call to another instance when there is one. */
     if (atomic_load(&self->draining)) {
-        bus_error_set(&reply->err, PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(SHUTTING_DOWN),
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(STOPPING),
                       "the Bitbucket service is shutting down; try again in a moment");
         return;
     }
@@ -346,6 +350,7 @@ static int s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
         zmsg_t *msg = zmsg_recv(sock);
         if (!msg)
             break;
+        self->last_request_ms = bus_now_ms();
         if (self->rotating)
             bus_refuse(sock, &msg, DETAIL(ROTATING), "the Bitbucket service is changing its bus key; send again");
         else
@@ -419,7 +424,13 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
             s_reply_error(self, c, &err);
         }
     }
-    if (!self->calls) {
+    /* A client that has not yet seen this instance leave may still send
+     * to it: such a call is refused STOPPING (nothing run), and its bus
+     * client sends it to another instance. Leaving while calls still come
+     * would drop them unanswered, and a call that vanishes that way cannot
+     * be sent again (it may have run). So leave once nothing is in flight
+     * and the bus has been quiet a moment, or when the drain time is up. */
+    if (!self->calls && (now - self->last_request_ms >= DRAIN_QUIET_MS || now >= self->drain_until)) {
         self->finished = true;
         return -1;
     }

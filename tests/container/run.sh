@@ -187,11 +187,17 @@ check "containers: cap_drop ALL, no-new-privileges, read-only root with /tmp, pi
 bus_is_curve() {
   local ep out bad=0
   for ep in registry/5551 bitbucket/5552 web/5553; do
-    out=$(docker run --rm --network "${project}_bus" --entrypoint bash "${prefix}web:latest" -c '
+    # A service still starting has nothing to say yet (an empty read): ask
+    # again, up to 5 times. A greeting that names another mechanism fails.
+    for try in 1 2 3 4 5; do
+      out=$(docker run --rm --network "${project}_bus" --entrypoint bash "${prefix}web:latest" -c '
       exec 3<>"/dev/tcp/$0" || exit 1
       printf "\xff\x00\x00\x00\x00\x00\x00\x00\x01\x7f\x03\x00NULL" >&3
       head -c 48 /dev/zero >&3
       timeout 3 head -c 64 <&3 | tr -c "A-Z" "."' "$ep" 2>/dev/null)
+      [ -n "$(echo "$out" | tr -d '.')" ] && break
+      sleep 2
+    done
     say "bus greeting of $ep: $(echo "$out" | tr -s '.')"
     case $out in *CURVE*) ;; *) bad=1 ;; esac
   done
