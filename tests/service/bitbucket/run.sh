@@ -92,8 +92,11 @@ if command -v openssl >/dev/null; then
 	tls_base="https://127.0.0.1:$tls_port"
 fi
 
-wait_http "http://127.0.0.1:$emu_port/bitbucket/rest/api/1.0/application-properties"
-wait_http "http://127.0.0.1:$slow_port/bitbucket/rest/api/1.0/application-properties"
+# An emulator that does not answer says why (its log), not only that.
+wait_http "http://127.0.0.1:$emu_port/bitbucket/rest/api/1.0/application-properties" ||
+	{ tail -n 20 "$work/emulator.log" >&2; exit 1; }
+wait_http "http://127.0.0.1:$slow_port/bitbucket/rest/api/1.0/application-properties" ||
+	{ tail -n 20 "$work/emulator-slow.log" >&2; exit 1; }
 [[ -n "$tls_base" ]] && wait_http "$tls_base/" insecure
 
 export PORTICO_BUS_KEYS_DIR="$work/bus-keys"
