@@ -33,6 +33,7 @@ typedef struct conn_t conn_t;
 typedef struct {
     conn_t *conn;
     bool backend;
+    uint32_t watched; /* the events epoll has for this end now */
 } end_t;
 
 struct conn_t {
@@ -71,22 +72,31 @@ static int64_t s_now_ms(void)
 
 /* ---- connections ---- */
 
-static void s_watch(gate_t *self, conn_t *c)
+/* Ask epoll for these events on one end, unless it has them already: most
+ * rounds of a relay leave both masks as they were, and every epoll_ctl is a
+ * system call. */
+static void s_want(gate_t *self, int fd, end_t *e, uint32_t events)
 {
+    if (e->watched == events)
+        return;
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
-    ev.data.ptr = &c->cend;
+    ev.data.ptr = e;
+    ev.events = events;
+    if (epoll_ctl(self->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
+        e->watched = events;
+}
+
+static void s_watch(gate_t *self, conn_t *c)
+{
     if (!c->relaying)
-        ev.events = EPOLLIN;
+        s_want(self, c->cfd, &c->cend, EPOLLIN);
     else
-        ev.events = (!c->c_eof && c->c2b_len < sizeof c->c2b ? EPOLLIN : 0) | (c->b2c_len ? EPOLLOUT : 0);
-    epoll_ctl(self->epfd, EPOLL_CTL_MOD, c->cfd, &ev);
-    if (c->bfd >= 0) {
-        memset(&ev, 0, sizeof ev);
-        ev.data.ptr = &c->bend;
-        ev.events = (!c->b_eof && c->b2c_len < sizeof c->b2c ? EPOLLIN : 0) | (c->c2b_len ? EPOLLOUT : 0);
-        epoll_ctl(self->epfd, EPOLL_CTL_MOD, c->bfd, &ev);
-    }
+        s_want(self, c->cfd, &c->cend,
+               (!c->c_eof && c->c2b_len < sizeof c->c2b ? EPOLLIN : 0) | (c->b2c_len ? EPOLLOUT : 0));
+    if (c->bfd >= 0)
+        s_want(self, c->bfd, &c->bend,
+               (!c->b_eof && c->b2c_len < sizeof c->b2c ? EPOLLIN : 0) | (c->c2b_len ? EPOLLOUT : 0));
 }
 
 static void s_close(gate_t *self, conn_t *c)
@@ -201,6 +211,7 @@ static void s_accept(gate_t *self)
             free(c);
             continue;
         }
+        c->cend.watched = EPOLLIN;
         c->next = self->conns;
         if (self->conns)
             self->conns->prev = c;
@@ -256,6 +267,7 @@ static int s_hand_over(gate_t *self, conn_t *c)
         close(fd);
         return -1;
     }
+    c->bend.watched = EPOLLOUT;
     c->bfd = fd;
     c->relaying = true;
     return 0;
@@ -284,12 +296,15 @@ static void s_read_headers(gate_t *self, conn_t *c)
     s_watch(self, c);
 }
 
-/* Move what can move between the two ends; false when the connection is
- * finished (and closed). */
-static bool s_relay(conn_t *c)
+/* Move what can move between the two ends after epoll reported `events`
+ * on end e; false when the connection is finished (and closed). Only the
+ * end that was reported is read: the other would mostly answer EAGAIN, and
+ * epoll (level-triggered) reports it when it has something. */
+static bool s_relay(conn_t *c, const end_t *e, uint32_t events)
 {
     ssize_t n;
-    if (!c->c_eof && c->c2b_len < sizeof c->c2b) {
+    bool readable = (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0;
+    if (readable && !e->backend && !c->c_eof && c->c2b_len < sizeof c->c2b) {
         size_t at = c->c2b_off + c->c2b_len;
         if (c->c2b_off && at == sizeof c->c2b) {
             memmove(c->c2b, c->c2b + c->c2b_off, c->c2b_len);
@@ -317,7 +332,7 @@ static bool s_relay(conn_t *c)
         shutdown(c->bfd, SHUT_WR);
         c->b_shut = true;
     }
-    if (!c->b_eof && c->b2c_len < sizeof c->b2c) {
+    if (readable && e->backend && !c->b_eof && c->b2c_len < sizeof c->b2c) {
         size_t at = c->b2c_off + c->b2c_len;
         if (c->b2c_off && at == sizeof c->b2c) {
             memmove(c->b2c, c->b2c + c->b2c_off, c->b2c_len);
@@ -360,6 +375,8 @@ static void s_expire(gate_t *self, int64_t now)
 static void *s_run(void *arg)
 {
     gate_t *self = arg;
+    /* Named for top, perf and strace. */
+    pthread_setname_np(pthread_self(), "portico-gate");
     struct epoll_event events[MAX_EVENTS];
     int64_t next_tick = s_now_ms() + TICK_MS;
     for (;;) {
@@ -394,7 +411,7 @@ static void *s_run(void *arg)
                     s_read_headers(self, c);
                 continue;
             }
-            if (!s_relay(c))
+            if (!s_relay(c, e, events[i].events))
                 s_close(self, c);
             else
                 s_watch(self, c);
