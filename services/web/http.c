@@ -11,6 +11,8 @@
 #include <time.h>
 
 #define MAX_BODY (64 * 1024)
+/* Bodies up to this size go out in the same write as the headers. */
+#define ONE_WRITE_MAX (256 * 1024)
 
 static const char *s_reason(int status)
 {
@@ -52,34 +54,54 @@ static const char *s_reason(int status)
     }
 }
 
+/* The Content-Security-Policy, around the form-action sources a page may
+ * add (extra_csp_form_action). */
+#define CSP_HEAD                                                                                                       \
+    "Content-Security-Policy: default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "             \
+    "connect-src 'self'; form-action 'self'"
+#define CSP_TAIL "; frame-ancestors 'none'; base-uri 'none'\r\n"
+
 void web_send(web_req_t *r, int status, const char *content_type, const char *body, size_t len,
               const char *extra_headers)
 {
     sbuf_t h;
     sbuf_init(&h);
-    sbuf_printf(&h, "HTTP/1.1 %d %s\r\n", status, s_reason(status));
-    sbuf_printf(&h, "Content-Type: %s\r\nContent-Length: %zu\r\n", content_type, len);
+    sbuf_printf(&h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", status, s_reason(status),
+                content_type, len);
     if (!extra_headers || !strstr(extra_headers, "Cache-Control:"))
         sbuf_puts(&h, "Cache-Control: no-store\r\n");
-    sbuf_puts(&h, "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n");
-    sbuf_printf(&h, "Referrer-Policy: %s\r\n", r->referrer_policy ? r->referrer_policy : "same-origin");
-    sbuf_printf(&h,
-                "Content-Security-Policy: default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
-                "connect-src 'self'; form-action 'self'%s%s; frame-ancestors 'none'; base-uri 'none'\r\n",
-                r->extra_csp_form_action ? " " : "", r->extra_csp_form_action ? r->extra_csp_form_action : "");
-    sbuf_printf(&h, "X-Request-Id: %s\r\n", r->request_id);
+    sbuf_puts(&h, "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\nReferrer-Policy: ");
+    sbuf_puts(&h, r->referrer_policy ? r->referrer_policy : "same-origin");
+    sbuf_puts(&h, "\r\n" CSP_HEAD);
+    if (r->extra_csp_form_action) {
+        sbuf_puts(&h, " ");
+        sbuf_puts(&h, r->extra_csp_form_action);
+    }
+    sbuf_puts(&h, CSP_TAIL "X-Request-Id: ");
+    sbuf_puts(&h, r->request_id);
+    sbuf_puts(&h, "\r\n");
     /* Browsers that reached us over https stay on https. */
     if (web_cfg.secure)
         sbuf_puts(&h, "Strict-Transport-Security: max-age=31536000\r\n");
     if (r->retry_after_s > 0)
         sbuf_printf(&h, "Retry-After: %d\r\n", r->retry_after_s);
-    for (int i = 0; i < r->nset_cookie; i++)
-        sbuf_printf(&h, "Set-Cookie: %s\r\n", r->set_cookie[i]);
+    for (int i = 0; i < r->nset_cookie; i++) {
+        sbuf_puts(&h, "Set-Cookie: ");
+        sbuf_puts(&h, r->set_cookie[i]);
+        sbuf_puts(&h, "\r\n");
+    }
     if (extra_headers)
         sbuf_puts(&h, extra_headers);
     sbuf_puts(&h, "\r\n");
-    mg_write(r->conn, h.data, h.len);
-    if (len && strcmp(r->ri->request_method, "HEAD") != 0)
+    /* Headers and body in one write: one segment to the gate, which then
+     * relays the answer in one go rather than two. */
+    bool with_body = len && strcmp(r->ri->request_method, "HEAD") != 0;
+    size_t head_len = h.len;
+    if (with_body && len <= ONE_WRITE_MAX && !h.failed)
+        sbuf_append(&h, body, len);
+    bool joined = with_body && h.len == head_len + len;
+    mg_write(r->conn, h.data, joined ? h.len : head_len);
+    if (with_body && !joined)
         mg_write(r->conn, body, len);
     sbuf_free(&h);
     r->status = status;
