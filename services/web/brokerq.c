@@ -417,6 +417,8 @@ static void s_rekey_step(brokerq_t *self, int64_t now)
 static void *s_run(void *arg)
 {
     brokerq_t *self = arg;
+    /* Named for top, perf and strace. */
+    pthread_setname_np(pthread_self(), "portico-brokerq");
     int64_t last_expire = 0;
     while (!atomic_load(&self->stop)) {
         zmq_pollitem_t items[] = {{zsock_resolve(self->frontend), 0, ZMQ_POLLIN, 0},
