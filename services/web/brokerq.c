@@ -1,14 +1,20 @@
 #include "brokerq.h"
 
 #include "bus.h"
+#include "crypto.h"
 #include "log.h"
 #include "metrics.h"
 #include "service.h"
 
+#include <assert.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #define MAX_WORKERS 1024
 #define MAX_QUEUED 4096
@@ -37,6 +43,27 @@ typedef struct {
     int64_t deadline;
 } queued_t;
 
+/* A call handed over in memory (brokerq_call). It lives on the caller's
+ * stack; the caller takes it out of the list when it returns, so an answer
+ * that comes later finds nobody and is dropped. On the way to a worker it
+ * is named by a client frame of DIRECT_FRAME_SIZE bytes, DIRECT_MARK and
+ * its id: a frontend client's routing id is 5 bytes. */
+#define DIRECT_MARK 'D'
+#define DIRECT_FRAME_SIZE 9
+typedef struct direct_t {
+    uint64_t id;
+    const uint8_t *env;
+    size_t env_len;
+    uint64_t call_id;
+    int64_t deadline;
+    bool taken; /* the queue's thread has it */
+    bool done;
+    uint8_t *reply; /* the reply envelope (malloc'd) */
+    size_t reply_len;
+    pthread_cond_t cond;
+    struct direct_t *next;
+} direct_t;
+
 struct brokerq_t {
     pthread_t thread;
     atomic_bool stop;
@@ -56,7 +83,57 @@ struct brokerq_t {
     pthread_mutex_t stats_lock;
     brokerq_instance_t stats[MAX_INSTANCES];
     int nstats;
+    /* brokerq_call: calls waiting or in flight, and an eventfd that wakes
+     * the thread when the first untaken one arrives. */
+    pthread_mutex_t calls_lock;
+    direct_t *calls;
+    int untaken;
+    uint64_t next_direct;
+    int wakefd;
 };
+
+static bool s_is_direct(zframe_t *client, uint64_t *id)
+{
+    if (zframe_size(client) != DIRECT_FRAME_SIZE || zframe_data(client)[0] != DIRECT_MARK)
+        return false;
+    memcpy(id, zframe_data(client) + 1, sizeof *id);
+    return true;
+}
+
+/* The answer to a brokerq_call: to its caller, if it still waits. */
+static void s_direct_done(brokerq_t *self, uint64_t id, const uint8_t *data, size_t len)
+{
+    pthread_mutex_lock(&self->calls_lock);
+    for (direct_t *d = self->calls; d; d = d->next) {
+        if (d->id != id || !d->taken || d->done)
+            continue;
+        d->reply = malloc(len ? len : 1);
+        if (d->reply) {
+            memcpy(d->reply, data, len);
+            d->reply_len = len;
+        }
+        d->done = true;
+        pthread_cond_signal(&d->cond);
+        break;
+    }
+    pthread_mutex_unlock(&self->calls_lock);
+}
+
+/* Send [client][envelope] (taken) to whoever asked: a frontend client, or
+ * a brokerq_call waiting in memory. */
+static void s_to_client(brokerq_t *self, zmsg_t **msg_p)
+{
+    zmsg_t *m = *msg_p;
+    uint64_t id;
+    if (zmsg_size(m) == 2 && s_is_direct(zmsg_first(m), &id)) {
+        zframe_t *env = zmsg_last(m);
+        s_direct_done(self, id, zframe_data(env), zframe_size(env));
+        zmsg_destroy(msg_p);
+        return;
+    }
+    zmsg_send(msg_p, self->frontend);
+    zmsg_destroy(msg_p);
+}
 
 static void s_answer_error(brokerq_t *self, zframe_t *client, uint64_t call_id, int code, const char *text)
 {
@@ -68,8 +145,7 @@ static void s_answer_error(brokerq_t *self, zframe_t *client, uint64_t call_id, 
         zmsg_t *m = zmsg_new();
         zmsg_append(m, &client);
         zmsg_addmem(m, buf, n);
-        zmsg_send(&m, self->frontend);
-        zmsg_destroy(&m);
+        s_to_client(self, &m);
     }
     zframe_destroy(&client);
     free(buf);
@@ -269,6 +345,43 @@ static void s_on_frontend(brokerq_t *self)
     s_dispatch(self, client, envelope, call_id, deadline);
 }
 
+/* The brokerq_calls handed over since the last look: into the queue as
+ * frontend requests would go. */
+static void s_on_calls(brokerq_t *self)
+{
+    uint64_t v;
+    (void)!read(self->wakefd, &v, sizeof v);
+    for (;;) {
+        zframe_t *client = NULL, *envelope = NULL;
+        uint64_t call_id = 0;
+        int64_t deadline = 0;
+        pthread_mutex_lock(&self->calls_lock);
+        for (direct_t *d = self->calls; d; d = d->next) {
+            if (d->taken)
+                continue;
+            uint8_t name[DIRECT_FRAME_SIZE];
+            name[0] = DIRECT_MARK;
+            memcpy(name + 1, &d->id, sizeof d->id);
+            client = zframe_new(name, sizeof name);
+            envelope = zframe_new(d->env, d->env_len);
+            call_id = d->call_id;
+            deadline = d->deadline;
+            d->taken = true;
+            self->untaken--;
+            break;
+        }
+        pthread_mutex_unlock(&self->calls_lock);
+        if (!client && !envelope)
+            return;
+        if (!client || !envelope) {
+            zframe_destroy(&envelope);
+            zframe_destroy(&client);
+            continue; /* out of memory: its caller times out */
+        }
+        s_dispatch(self, client, envelope, call_id, deadline);
+    }
+}
+
 /* One message from a worker (taken). */
 static void s_on_backend_msg(brokerq_t *self, zmsg_t **msg_p)
 {
@@ -327,7 +440,7 @@ static void s_on_backend_msg(brokerq_t *self, zmsg_t **msg_p)
         /* A reply: [client][envelope]. */
         w->last_seen = now;
         s_count_handled(self, w->instance);
-        zmsg_send(&m, self->frontend);
+        s_to_client(self, &m);
         zframe_destroy(&w->client);
         w->busy = false;
         w->idle_since = now;
@@ -422,14 +535,17 @@ static void *s_run(void *arg)
     int64_t last_expire = 0;
     while (!atomic_load(&self->stop)) {
         zmq_pollitem_t items[] = {{zsock_resolve(self->frontend), 0, ZMQ_POLLIN, 0},
-                                  {zsock_resolve(self->backend), 0, ZMQ_POLLIN, 0}};
-        int rc = zmq_poll(items, 2, 100);
+                                  {zsock_resolve(self->backend), 0, ZMQ_POLLIN, 0},
+                                  {NULL, self->wakefd, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, 3, 100);
         if (rc < 0 && zmq_errno() != EINTR)
             break;
         if (items[1].revents & ZMQ_POLLIN)
             s_on_backend(self);
         if (items[0].revents & ZMQ_POLLIN)
             s_on_frontend(self);
+        if (items[2].revents & ZMQ_POLLIN)
+            s_on_calls(self);
         int64_t now = bus_now_ms();
         s_rekey_step(self, now);
         if (now - last_expire >= 200) {
@@ -437,6 +553,7 @@ static void *s_run(void *arg)
             last_expire = now;
         }
     }
+    s_on_calls(self); /* handed over at the last moment: answered below */
     while (self->qlen > 0) {
         queued_t q = self->queue[self->qhead];
         self->qhead = (self->qhead + 1) % MAX_QUEUED;
@@ -458,6 +575,12 @@ brokerq_t *brokerq_new(const char *bind_endpoint)
     if (!self)
         return NULL;
     pthread_mutex_init(&self->stats_lock, NULL);
+    pthread_mutex_init(&self->calls_lock, NULL);
+    if (crypto_random(&self->next_direct, sizeof self->next_direct) < 0)
+        self->next_direct = 0;
+    self->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (self->wakefd < 0)
+        goto fail;
     self->frontend = zsock_new(ZMQ_ROUTER);
     self->backend = zsock_new(ZMQ_ROUTER);
     if (!self->frontend || !self->backend)
@@ -489,6 +612,9 @@ brokerq_t *brokerq_new(const char *bind_endpoint)
 fail:
     zsock_destroy(&self->frontend);
     zsock_destroy(&self->backend);
+    if (self->wakefd >= 0)
+        close(self->wakefd);
+    pthread_mutex_destroy(&self->calls_lock);
     pthread_mutex_destroy(&self->stats_lock);
     free(self);
     return NULL;
@@ -504,6 +630,8 @@ void brokerq_destroy(brokerq_t **self_p)
     zsock_unbind(self->backend, "%s", self->bind_endpoint);
     zsock_destroy(&self->frontend);
     zsock_destroy(&self->backend);
+    close(self->wakefd);
+    pthread_mutex_destroy(&self->calls_lock);
     pthread_mutex_destroy(&self->stats_lock);
     free(self);
     *self_p = NULL;
@@ -531,4 +659,171 @@ int brokerq_instances(brokerq_t *self, brokerq_instance_t *out, int max)
     memcpy(out, self->stats, (size_t)n * sizeof *out);
     pthread_mutex_unlock(&self->stats_lock);
     return n;
+}
+
+/* ---- calls in memory ---- */
+
+static void s_record(const char *method, int code, int64_t started)
+{
+    /* The labels bus_call gives a call, so the metrics do not change with
+     * the way a call reaches the queue. */
+    char labels[192];
+    snprintf(labels, sizeof labels, "service=\"broker\",method=\"%s\",code=\"%s\"", method, bus_code_name(code));
+    metrics_inc("portico_bus_calls_total", labels, 1);
+    snprintf(labels, sizeof labels, "service=\"broker\",method=\"%s\"", method);
+    metrics_observe("portico_bus_call_seconds", labels, (double)(bus_now_ms() - started) / 1000.0);
+}
+
+/* Hand one packed request to the queue's thread and wait for its answer
+ * until deadline (bus_now_ms time). The reply envelope (malloc'd), or NULL
+ * when none came in time. */
+static uint8_t *s_exchange(brokerq_t *self, const uint8_t *env, size_t env_len, uint64_t call_id, int64_t deadline,
+                           size_t *reply_len)
+{
+    direct_t d;
+    memset(&d, 0, sizeof d);
+    d.env = env;
+    d.env_len = env_len;
+    d.call_id = call_id;
+    d.deadline = deadline;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d.cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    pthread_mutex_lock(&self->calls_lock);
+    d.id = ++self->next_direct;
+    d.next = self->calls;
+    self->calls = &d;
+    /* One wake-up for the calls the thread has not taken yet: it takes
+     * them all. */
+    bool wake = self->untaken++ == 0;
+    pthread_mutex_unlock(&self->calls_lock);
+    if (wake) {
+        uint64_t one = 1;
+        (void)!write(self->wakefd, &one, sizeof one);
+    }
+
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    int64_t left = deadline - bus_now_ms();
+    if (left < 0)
+        left = 0;
+    until.tv_sec += left / 1000;
+    until.tv_nsec += (left % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&self->calls_lock);
+    while (!d.done && pthread_cond_timedwait(&d.cond, &self->calls_lock, &until) != ETIMEDOUT)
+        ;
+    for (direct_t **p = &self->calls; *p; p = &(*p)->next)
+        if (*p == &d) {
+            *p = d.next;
+            break;
+        }
+    if (!d.taken)
+        self->untaken--;
+    pthread_mutex_unlock(&self->calls_lock);
+    pthread_cond_destroy(&d.cond);
+    *reply_len = d.reply_len;
+    return d.done ? d.reply : NULL;
+}
+
+int brokerq_call(brokerq_t *self, const bus_method_t *m, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                 int timeout_ms, bus_error_t *err)
+{
+    assert(!req || req->descriptor == m->req);
+    const char *method = m->name;
+    int rc = -1;
+    int code = PORTICO__ERROR_CODE__INTERNAL;
+    uint8_t *body = NULL, *env_buf = NULL, *reply_buf = NULL;
+    Portico__Reply *reply = NULL;
+    int64_t started = bus_now_ms();
+    int64_t deadline = started + timeout_ms;
+    int64_t serving = bus_current_deadline();
+    if (serving && serving < deadline)
+        deadline = serving;
+    if (resp)
+        *resp = NULL;
+    if (deadline <= started) {
+        bus_error_set(err, code = PORTICO__ERROR_CODE__TIMEOUT, DETAIL(NONE), "the request ran out of time");
+        goto out;
+    }
+    Portico__Request env = PORTICO__REQUEST__INIT;
+    char rid[64];
+    if (log_request_id()[0]) {
+        snprintf(rid, sizeof rid, "%s", log_request_id());
+    } else {
+        uint8_t raw[8];
+        crypto_random(raw, sizeof raw);
+        crypto_hex(raw, sizeof raw, rid);
+    }
+    env.request_id = rid;
+    env.method = (char *)(uintptr_t)method;
+    env.deadline_ms = deadline;
+    if (req) {
+        size_t n = protobuf_c_message_get_packed_size(req);
+        body = malloc(n ? n : 1);
+        if (!body)
+            goto out;
+        protobuf_c_message_pack(req, body);
+        env.body.data = body;
+        env.body.len = n;
+    }
+    static atomic_ullong call_ids;
+    env.call_id = atomic_fetch_add(&call_ids, 1) + 1;
+    size_t env_len = portico__request__get_packed_size(&env);
+    if (env_len > BUS_MAX_MSG_SIZE) {
+        bus_error_set(err, code = PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(NONE), "the request is too large");
+        goto out;
+    }
+    env_buf = malloc(env_len ? env_len : 1);
+    if (!env_buf)
+        goto out;
+    portico__request__pack(&env, env_buf);
+    size_t reply_len = 0;
+    reply_buf = s_exchange(self, env_buf, env_len, env.call_id, deadline, &reply_len);
+    if (!reply_buf) {
+        bus_error_set(err, code = PORTICO__ERROR_CODE__TIMEOUT, DETAIL(NONE), "the broker service did not answer in time");
+        goto out;
+    }
+    reply = portico__reply__unpack(NULL, reply_len, reply_buf);
+    if (!reply || reply->call_id != env.call_id) {
+        log_warn("bad reply envelope", "service=broker");
+        bus_error_set(err, code = PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE),
+                      "the broker service sent a reply we cannot read");
+        goto out;
+    }
+    code = reply->code;
+    if (reply->code != PORTICO__ERROR_CODE__OK) {
+        bus_error_t peer;
+        bus_error_set(&peer, reply->code, reply->detail, "%s", reply->message);
+        bus_error_from_peer(&peer);
+        code = peer.code;
+        if (err)
+            *err = peer;
+        goto out;
+    }
+    if (resp) {
+        *resp = protobuf_c_message_unpack(m->rep, NULL, reply->body.len, reply->body.data);
+        if (!*resp) {
+            bus_error_set(err, code = PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE),
+                          "the broker service sent a reply we cannot read");
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    if (rc < 0 && code == PORTICO__ERROR_CODE__INTERNAL && err && !err->message[0])
+        bus_error_set(err, code, DETAIL(NONE), "internal error calling the broker service");
+    s_record(method, rc == 0 ? 0 : code, started);
+    if (reply)
+        portico__reply__free_unpacked(reply, NULL);
+    free(reply_buf);
+    free(body);
+    free(env_buf);
+    return rc;
 }

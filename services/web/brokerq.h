@@ -10,6 +10,8 @@
 #ifndef PORTICO_BROKERQ_H
 #define PORTICO_BROKERQ_H
 
+#include "bus.h"
+
 #include <stdint.h>
 
 typedef struct brokerq_t brokerq_t;
@@ -32,6 +34,13 @@ const char *brokerq_frontend(const brokerq_t *self);
  * while the workers finish theirs, the port is bound again with the new
  * key, and the work goes to the workers that come back on it. */
 void brokerq_rekey(brokerq_t *self);
+/* bus_call_method for the broker, from any thread, without a socket: the request
+ * is handed to the queue's thread in memory (one eventfd write to wake it
+ * when it has nothing else to take, a condition variable back), not over
+ * ZeroMQ inproc. The same envelope, deadlines, errors and bus call metrics
+ * as bus_call; the queue serves it like a frontend client's. */
+int brokerq_call(brokerq_t *self, const bus_method_t *m, const ProtobufCMessage *req, ProtobufCMessage **resp,
+                 int timeout_ms, bus_error_t *err);
 /* Workers connected right now (any thread may call). */
 int brokerq_workers(brokerq_t *self);
 /* Copy up to max instances; returns how many. */

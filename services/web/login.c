@@ -226,7 +226,8 @@ static void h_login_start(web_req_t *r)
     q.addr = r->addr;
     Portico__Broker__StartLoginReply *rep = NULL;
     bus_error_t err;
-    if (broker_call_login_start(r->clients->broker, &q, &rep, (int)web_cfg.login_timeout_ms, &err) < 0) {
+    if (brokerq_call(web_brokerq, &broker_m_login_start, &q.base, (ProtobufCMessage **)&rep,
+                     (int)web_cfg.login_timeout_ms, &err) < 0) {
         explicit_bzero(binding, sizeof binding);
         s_login_error(r, &err);
         return;
@@ -320,7 +321,8 @@ static void h_callback(web_req_t *r)
     if (web_cache && web_cfg.session_cache_ms > 0 && web_cfg.repos_cache_ms > 0)
         q.account_repositories = WEB_REPOS_PAGE_SIZE;
     Portico__Broker__FinishLoginReply *rep = NULL;
-    int rc = broker_call_login_finish(r->clients->broker, &q, &rep, (int)web_cfg.login_timeout_ms, &err);
+    int rc = brokerq_call(web_brokerq, &broker_m_login_finish, &q.base, (ProtobufCMessage **)&rep,
+                          (int)web_cfg.login_timeout_ms, &err);
     explicit_bzero(code, sizeof code);
     explicit_bzero(state, sizeof state);
     explicit_bzero(oauth_token, sizeof oauth_token);

@@ -275,6 +275,110 @@ static int s_setup(void **state)
     return 0;
 }
 
+/* ---- calls handed over in memory (brokerq_call) ---- */
+
+static const bus_method_t s_who = {"who", "broker", NULL, &portico__ping_reply__descriptor};
+
+typedef struct {
+    pthread_t thread;
+    brokerq_t *q;
+    int ok, alpha, beta;
+} mem_caller_t;
+
+static void *s_mem_caller(void *arg)
+{
+    mem_caller_t *c = arg;
+    for (int i = 0; i < 10; i++) {
+        Portico__PingReply *rep = NULL;
+        bus_error_t err;
+        if (brokerq_call(c->q, &s_who, NULL, (ProtobufCMessage **)&rep, 5000, &err) == 0 && rep) {
+            c->ok++;
+            c->alpha += !strcmp(rep->instance, "alpha");
+            c->beta += !strcmp(rep->instance, "beta");
+        }
+        if (rep)
+            protobuf_c_message_free_unpacked(&rep->base, NULL);
+    }
+    return NULL;
+}
+
+static void test_calls_in_memory(void **state)
+{
+    (void)state;
+    snprintf(BACKEND, sizeof BACKEND, "inproc://test-brokerq-backend-%d", s_backend_seq++);
+    brokerq_t *q = brokerq_new(BACKEND);
+    bus_error_t err;
+    /* No worker: refused at once, as a frontend client is. */
+    int64_t t0 = bus_now_ms();
+    assert_int_equal(brokerq_call(q, &s_who, NULL, NULL, 5000, &err), -1);
+    assert_int_equal(err.code, PORTICO__ERROR_CODE__UNAVAILABLE);
+    assert_true(bus_now_ms() - t0 < 500);
+    fake_worker_t a, b;
+    s_start(&a, "alpha", false);
+    s_start(&b, "beta", false);
+    s_wait_workers(q, 2);
+    /* Eight threads at once, more than the workers: every caller gets
+     * its own answer (the worker's name in it), the work is spread and
+     * what waits for a worker is queued, not lost. */
+    mem_caller_t callers[8];
+    for (int i = 0; i < 8; i++) {
+        memset(&callers[i], 0, sizeof callers[i]);
+        callers[i].q = q;
+        pthread_create(&callers[i].thread, NULL, s_mem_caller, &callers[i]);
+    }
+    int ok = 0, alpha = 0, beta = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(callers[i].thread, NULL);
+        ok += callers[i].ok;
+        alpha += callers[i].alpha;
+        beta += callers[i].beta;
+    }
+    assert_int_equal(ok, 80);
+    assert_int_equal(alpha + beta, 80);
+    assert_int_equal(atomic_load(&a.handled), alpha);
+    assert_int_equal(atomic_load(&b.handled), beta);
+    assert_true(alpha >= 20 && beta >= 20);
+    /* Calls through the frontend still work beside them. */
+    bus_client_t *c = bus_client_new(brokerq_frontend(q), "broker");
+    assert_int_equal(bus_call(c, "who", NULL, NULL, NULL, 2000, &err), 0);
+    bus_client_destroy(&c);
+    s_stop(&a);
+    s_stop(&b);
+    brokerq_destroy(&q);
+}
+
+static void test_call_in_memory_to_a_dying_worker(void **state)
+{
+    (void)state;
+    snprintf(BACKEND, sizeof BACKEND, "inproc://test-brokerq-backend-%d", s_backend_seq++);
+    brokerq_t *q = brokerq_new(BACKEND);
+    fake_worker_t dying;
+    s_start(&dying, "dying", true);
+    s_wait_workers(q, 1);
+    bus_error_t err;
+    /* Its own deadline first: TIMEOUT, the caller free again. */
+    int64_t t0 = bus_now_ms();
+    assert_int_equal(brokerq_call(q, &s_who, NULL, NULL, 300, &err), -1);
+    assert_int_equal(err.code, PORTICO__ERROR_CODE__TIMEOUT);
+    assert_true(bus_now_ms() - t0 < 2000);
+    /* The worker's heartbeat lost: the queue drops it and says nothing to
+     * the caller that gave up. The next call finds no worker. */
+    s_wait_workers(q, 0);
+    assert_int_equal(brokerq_call(q, &s_who, NULL, NULL, 5000, &err), -1);
+    assert_int_equal(err.code, PORTICO__ERROR_CODE__UNAVAILABLE);
+    s_stop(&dying);
+    /* A worker dying while a call waits with time to spare: UNAVAILABLE
+     * when its heartbeat is missed, before the deadline. */
+    s_start(&dying, "dying2", true);
+    s_wait_workers(q, 1);
+    t0 = bus_now_ms();
+    assert_int_equal(brokerq_call(q, &s_who, NULL, NULL, 10000, &err), -1);
+    assert_int_equal(err.code, PORTICO__ERROR_CODE__UNAVAILABLE);
+    assert_true(bus_now_ms() - t0 < 5000);
+    s_stop(&dying);
+    brokerq_destroy(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +388,8 @@ int main(void)
         cmocka_unit_test(test_a_worker_saying_bye_gets_no_more_work),
         cmocka_unit_test(test_rekey_holds_work_until_workers_return),
         cmocka_unit_test(test_rekey_without_workers_fails_after_the_hold),
+        cmocka_unit_test(test_calls_in_memory),
+        cmocka_unit_test(test_call_in_memory_to_a_dying_worker),
     };
     return cmocka_run_group_tests_name("brokerq", tests, s_setup, NULL);
 }
