@@ -204,7 +204,7 @@ static void s_repositories(tmpl_ctx_t *c, web_req_t *r, const Portico__Registry_
     s_key(&key, 'r', 4, (const int64_t[]){q.user_id, q.integration_id, q.start, q.limit});
     bus_error_t err;
     Portico__Broker__RepositoriesReply *rep = (Portico__Broker__RepositoriesReply *)s_cached_call(
-        r->clients->broker, "user.repositories", &q.base, &portico__broker__repositories_reply__descriptor, &key, u->id,
+        web_broker(r), "user.repositories", &q.base, &portico__broker__repositories_reply__descriptor, &key, u->id,
         web_cfg.repos_cache_ms, (int)web_cfg.login_timeout_ms, &err);
     if (!rep) {
         s_repositories_failed(c, u, integration_id, &err);
@@ -254,7 +254,7 @@ static void h_account(web_req_t *r)
     const Portico__Registry__User *u = r->session_user;
     if (!u) {
         rep = (Portico__Registry__GetUserReply *)s_cached_call(
-            r->clients->registry, "user.get", &q.base, &portico__registry__get_user_reply__descriptor, &key, q.id,
+            web_registry(r), "user.get", &q.base, &portico__registry__get_user_reply__descriptor, &key, q.id,
             web_cfg.session_cache_ms, (int)web_cfg.bus_timeout_ms, &err);
         if (!rep) {
             web_bus_error_page(r, &err, "Portico could not load your account");

@@ -51,7 +51,7 @@ int admin_registry(web_req_t *r, const bus_method_t *m, const ProtobufCMessage *
                    bus_error_t *err)
 {
     const char *method = m->name;
-    int rc = bus_call_method(r->clients->registry, m, req, rep, (int)web_cfg.bus_timeout_ms, err);
+    int rc = bus_call_method(web_registry(r), m, req, rep, (int)web_cfg.bus_timeout_ms, err);
     /* An admin change (roles, sessions ended, Setup Mode, integrations) may
      * touch any cached session, account or repository list: forget them
      * all. Admin changes are rare; a few lookups more are cheap. Also after
@@ -64,7 +64,7 @@ int admin_registry(web_req_t *r, const bus_method_t *m, const ProtobufCMessage *
 int admin_broker(web_req_t *r, const bus_method_t *m, const ProtobufCMessage *req, ProtobufCMessage **rep,
                  bus_error_t *err)
 {
-    return bus_call_method(r->clients->broker, m, req, rep, (int)web_cfg.login_timeout_ms, err);
+    return bus_call_method(web_broker(r), m, req, rep, (int)web_cfg.login_timeout_ms, err);
 }
 
 void admin_callback_url(int64_t id, char *out, size_t out_size)

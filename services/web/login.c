@@ -78,7 +78,7 @@ static Portico__Registry__ListIntegrationsReply *s_enabled_integrations(web_req_
     Portico__Registry__ListIntegrationsRequest q = PORTICO__REGISTRY__LIST_INTEGRATIONS_REQUEST__INIT;
     q.only_enabled = true;
     Portico__Registry__ListIntegrationsReply *rep = NULL;
-    if (registry_call_integration_list(r->clients->registry, &q, &rep, (int)web_cfg.bus_timeout_ms, err) < 0)
+    if (registry_call_integration_list(web_registry(r), &q, &rep, (int)web_cfg.bus_timeout_ms, err) < 0)
         return NULL;
     size_t n = cached ? portico__registry__list_integrations_reply__get_packed_size(rep) : 0;
     uint8_t *packed = cached ? malloc(n ? n : 1) : NULL;
@@ -94,7 +94,7 @@ static Portico__Registry__Settings *s_settings(web_req_t *r)
 {
     Portico__Registry__Settings *rep = NULL;
     bus_error_t err;
-    if (registry_call_settings_get(r->clients->registry, NULL, &rep, (int)web_cfg.bus_timeout_ms, &err) < 0)
+    if (registry_call_settings_get(web_registry(r), NULL, &rep, (int)web_cfg.bus_timeout_ms, &err) < 0)
         return NULL;
     return rep;
 }

@@ -78,13 +78,8 @@ static void *s_thread_init(const struct mg_context *ctx, int thread_type)
     (void)ctx;
     if (thread_type != 1) /* only request worker threads talk to the bus */
         return NULL;
-    web_clients_t *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    c->registry = bus_client_new(web_cfg.registry_endpoint, "registry");
-    c->broker = bus_client_new(brokerq_frontend(web_brokerq), "broker");
-    c->bitbucket = bus_client_new(web_cfg.bitbucket_endpoint, "bitbucket");
-    return c;
+    /* The clients themselves come on first use (web_registry, ...). */
+    return calloc(1, sizeof(web_clients_t));
 }
 
 /* civetweb reuses a worker's connection object for its next connection:

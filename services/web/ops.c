@@ -35,8 +35,8 @@ static bool s_ping(bus_client_t *c, char *status, size_t status_size)
 
 static bool s_probe(web_req_t *r, readiness_t *st)
 {
-    st->registry_ok = s_ping(r->clients->registry, st->registry_status, sizeof st->registry_status);
-    st->bitbucket_ok = s_ping(r->clients->bitbucket, st->bitbucket_status, sizeof st->bitbucket_status);
+    st->registry_ok = s_ping(web_registry(r), st->registry_status, sizeof st->registry_status);
+    st->bitbucket_ok = s_ping(web_bitbucket(r), st->bitbucket_status, sizeof st->bitbucket_status);
     st->workers = brokerq_workers(web_brokerq);
     return st->registry_ok && st->bitbucket_ok && st->workers > 0;
 }
@@ -118,7 +118,7 @@ static void s_web_rows(tmpl_ctx_t *c, web_req_t *r)
     s_instance_row(c, "web", bus_instance(), bus_version(), "this web", "ok", "ready", "answering this page");
     Portico__Registry__ListInstancesReply *rep = NULL;
     bus_error_t err = {0};
-    if (!r->clients || registry_call_instance_list(r->clients->registry, NULL, &rep, 2000, &err) < 0) {
+    if (!r->clients || registry_call_instance_list(web_registry(r), NULL, &rep, 2000, &err) < 0) {
         char detail[sizeof err.message + 16];
         snprintf(detail, sizeof detail, "other webs: %s", r->clients ? err.message : "no connection");
         s_instance_row(c, "web", NULL, NULL, NULL, "off", "unknown", detail);

@@ -117,7 +117,7 @@ const web_session_t *web_session(web_req_t *r)
     req.with_user = r->session_with_user;
     Portico__Registry__LookupSessionReply *rep = NULL;
     bus_error_t err;
-    if (registry_call_session_lookup(r->clients->registry, &req, &rep, (int)web_cfg.bus_timeout_ms, &err) < 0) {
+    if (registry_call_session_lookup(web_registry(r), &req, &rep, (int)web_cfg.bus_timeout_ms, &err) < 0) {
         /* Gone (or unreadable): forget it here too. Any other failure is
          * not an answer: web_session_unknown() (reply.h) tells the pages. */
         if (err.code == PORTICO__ERROR_CODE__NOT_FOUND || err.code == PORTICO__ERROR_CODE__BAD_REQUEST) {
@@ -183,7 +183,7 @@ static void s_delete_on_server(web_req_t *r, const char *token)
     req.token_hash.data = hash;
     req.token_hash.len = sizeof hash;
     bus_error_t err;
-    if (registry_call_session_delete(r->clients->registry, &req, NULL, (int)web_cfg.bus_timeout_ms, &err) < 0)
+    if (registry_call_session_delete(web_registry(r), &req, NULL, (int)web_cfg.bus_timeout_ms, &err) < 0)
         log_warn("could not end session", "code=%s", bus_code_name(err.code));
 }
 

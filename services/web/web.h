@@ -71,6 +71,9 @@ extern ratelimit_t *web_limits;
 /* The front door (gate.h): who the client of a gated request is. */
 extern gate_t *web_gate;
 
+/* A request thread's bus clients, made on first use (web_registry, ...):
+ * each holds a connection per instance and key, with a heartbeat each way
+ * every second, and most of the threads never need most of them. */
 typedef struct {
     bus_client_t *registry;
     bus_client_t *broker;
@@ -141,6 +144,13 @@ extern const web_route_t web_admin_user_routes[];
 extern const web_route_t web_login_routes[];
 extern const web_route_t web_account_routes[];
 extern const web_route_t web_static_routes[];
+
+/* This thread's client of the registry, the broker queue's frontend and
+ * the Bitbucket service, made on the first call (clients.c;
+ * r->clients is not NULL). */
+bus_client_t *web_registry(web_req_t *r);
+bus_client_t *web_broker(web_req_t *r);
+bus_client_t *web_bitbucket(web_req_t *r);
 
 /* ---- answering (http.c: transport only, no pages; reply.h has those) ---- */
 
