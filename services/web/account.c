@@ -12,6 +12,8 @@
  * revoked Bitbucket authorization, shows for at most that long. */
 #include "reply.h"
 
+#include "bus_methods.h"
+
 #include "broker.pb-c.h"
 #include "log.h"
 #include "metrics.h"
@@ -76,10 +78,11 @@ static void s_key(cache_key_t *k, char kind, int n, const int64_t *v)
 
 /* A reply kept in web_cache (packed), or fetched with call and kept.
  * Returns the unpacked reply (free it), or NULL with err set. */
-static ProtobufCMessage *s_cached_call(bus_client_t *client, const char *method, const ProtobufCMessage *req,
-                                       const ProtobufCMessageDescriptor *desc, const cache_key_t *key, int64_t owner,
-                                       long ttl_ms, int timeout_ms, bus_error_t *err)
+static ProtobufCMessage *s_cached_call(web_req_t *r, const bus_method_t *m, const ProtobufCMessage *req,
+                                       const cache_key_t *key, int64_t owner, long ttl_ms, int timeout_ms,
+                                       bus_error_t *err)
 {
+    const ProtobufCMessageDescriptor *desc = m->rep;
     bool cached = web_cache && ttl_ms > 0;
     bool repos = key->bytes[0] == 'r';
     const char *hit = repos ? "cache=\"repositories\",result=\"hit\"" : "cache=\"account\",result=\"hit\"";
@@ -88,18 +91,18 @@ static ProtobufCMessage *s_cached_call(bus_client_t *client, const char *method,
         size_t n = 0;
         uint8_t *packed = webcache_get_copy(web_cache, key->bytes, key->len, web_cache_now(), &n);
         if (packed) {
-            ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, n, packed);
+            ProtobufCMessage *kept = protobuf_c_message_unpack(desc, NULL, n, packed);
             free(packed);
-            if (m) {
+            if (kept) {
                 metrics_inc("portico_web_cache_total", hit, 1);
-                return m;
+                return kept;
             }
         }
         metrics_inc("portico_web_cache_total", miss, 1);
     }
     uint64_t epoch = cached ? webcache_epoch(web_cache) : 0;
     ProtobufCMessage *rep = NULL;
-    if (bus_call(client, method, req, desc, &rep, timeout_ms, err) < 0)
+    if (web_call(r, m, req, &rep, timeout_ms, err) < 0)
         return NULL;
     if (cached) {
         size_t n = protobuf_c_message_get_packed_size(rep);
@@ -204,8 +207,7 @@ static void s_repositories(tmpl_ctx_t *c, web_req_t *r, const Portico__Registry_
     s_key(&key, 'r', 4, (const int64_t[]){q.user_id, q.integration_id, q.start, q.limit});
     bus_error_t err;
     Portico__Broker__RepositoriesReply *rep = (Portico__Broker__RepositoriesReply *)s_cached_call(
-        web_broker(r), "user.repositories", &q.base, &portico__broker__repositories_reply__descriptor, &key, u->id,
-        web_cfg.repos_cache_ms, (int)web_cfg.login_timeout_ms, &err);
+        r, &broker_m_user_repositories, &q.base, &key, u->id, web_cfg.repos_cache_ms, (int)web_cfg.login_timeout_ms, &err);
     if (!rep) {
         s_repositories_failed(c, u, integration_id, &err);
         return;
@@ -254,8 +256,7 @@ static void h_account(web_req_t *r)
     const Portico__Registry__User *u = r->session_user;
     if (!u) {
         rep = (Portico__Registry__GetUserReply *)s_cached_call(
-            web_registry(r), "user.get", &q.base, &portico__registry__get_user_reply__descriptor, &key, q.id,
-            web_cfg.session_cache_ms, (int)web_cfg.bus_timeout_ms, &err);
+            r, &registry_m_user_get, &q.base, &key, q.id, web_cfg.session_cache_ms, (int)web_cfg.bus_timeout_ms, &err);
         if (!rep) {
             web_bus_error_page(r, &err, "Portico could not load your account");
             return;

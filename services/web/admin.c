@@ -64,7 +64,8 @@ int admin_registry(web_req_t *r, const bus_method_t *m, const ProtobufCMessage *
 int admin_broker(web_req_t *r, const bus_method_t *m, const ProtobufCMessage *req, ProtobufCMessage **rep,
                  bus_error_t *err)
 {
-    return bus_call_method(web_broker(r), m, req, rep, (int)web_cfg.login_timeout_ms, err);
+    (void)r;
+    return brokerq_call(web_brokerq, m, req, rep, (int)web_cfg.login_timeout_ms, err);
 }
 
 void admin_callback_url(int64_t id, char *out, size_t out_size)

@@ -47,7 +47,7 @@ typedef struct {
  * stack; the caller takes it out of the list when it returns, so an answer
  * that comes later finds nobody and is dropped. On the way to a worker it
  * is named by a client frame of DIRECT_FRAME_SIZE bytes, DIRECT_MARK and
- * its id: a frontend client's routing id is 5 bytes. */
+ * its id, which the worker sends back with the answer. */
 #define DIRECT_MARK 'D'
 #define DIRECT_FRAME_SIZE 9
 typedef struct direct_t {
@@ -72,10 +72,8 @@ struct brokerq_t {
     bool rotating;     /* holding new work until the workers are idle */
     int64_t rotate_limit;
     int64_t hold_until; /* after the switch: work waits for workers until then */
-    zsock_t *frontend;
     zsock_t *backend;
     char bind_endpoint[256];
-    char frontend_endpoint[64];
     worker_t workers[MAX_WORKERS];
     int nworkers;
     queued_t queue[MAX_QUEUED];
@@ -119,8 +117,7 @@ static void s_direct_done(brokerq_t *self, uint64_t id, const uint8_t *data, siz
     pthread_mutex_unlock(&self->calls_lock);
 }
 
-/* Send [client][envelope] (taken) to whoever asked: a frontend client, or
- * a brokerq_call waiting in memory. */
+/* Hand [client][envelope] (taken) to the brokerq_call that asked. */
 static void s_to_client(brokerq_t *self, zmsg_t **msg_p)
 {
     zmsg_t *m = *msg_p;
@@ -128,10 +125,7 @@ static void s_to_client(brokerq_t *self, zmsg_t **msg_p)
     if (zmsg_size(m) == 2 && s_is_direct(zmsg_first(m), &id)) {
         zframe_t *env = zmsg_last(m);
         s_direct_done(self, id, zframe_data(env), zframe_size(env));
-        zmsg_destroy(msg_p);
-        return;
     }
-    zmsg_send(msg_p, self->frontend);
     zmsg_destroy(msg_p);
 }
 
@@ -321,32 +315,8 @@ static void s_drain_queue(brokerq_t *self)
     }
 }
 
-static void s_on_frontend(brokerq_t *self)
-{
-    zmsg_t *m = zmsg_recv(self->frontend);
-    if (!m)
-        return;
-    if (zmsg_size(m) != 2) {
-        zmsg_destroy(&m);
-        return;
-    }
-    zframe_t *client = zmsg_pop(m);
-    zframe_t *envelope = zmsg_pop(m);
-    zmsg_destroy(&m);
-    Portico__Request *req = portico__request__unpack(NULL, zframe_size(envelope), zframe_data(envelope));
-    if (!req) {
-        zframe_destroy(&envelope);
-        s_answer_error(self, client, 0, PORTICO__ERROR_CODE__BAD_REQUEST, "the message could not be decoded");
-        return;
-    }
-    uint64_t call_id = req->call_id;
-    int64_t deadline = req->deadline_ms;
-    portico__request__free_unpacked(req, NULL);
-    s_dispatch(self, client, envelope, call_id, deadline);
-}
-
-/* The brokerq_calls handed over since the last look: into the queue as
- * frontend requests would go. */
+/* The brokerq_calls handed over since the last look: to a worker, or into
+ * the queue. */
 static void s_on_calls(brokerq_t *self)
 {
     uint64_t v;
@@ -534,17 +504,14 @@ static void *s_run(void *arg)
     pthread_setname_np(pthread_self(), "portico-brokerq");
     int64_t last_expire = 0;
     while (!atomic_load(&self->stop)) {
-        zmq_pollitem_t items[] = {{zsock_resolve(self->frontend), 0, ZMQ_POLLIN, 0},
-                                  {zsock_resolve(self->backend), 0, ZMQ_POLLIN, 0},
+        zmq_pollitem_t items[] = {{zsock_resolve(self->backend), 0, ZMQ_POLLIN, 0},
                                   {NULL, self->wakefd, ZMQ_POLLIN, 0}};
-        int rc = zmq_poll(items, 3, 100);
+        int rc = zmq_poll(items, 2, 100);
         if (rc < 0 && zmq_errno() != EINTR)
             break;
-        if (items[1].revents & ZMQ_POLLIN)
-            s_on_backend(self);
         if (items[0].revents & ZMQ_POLLIN)
-            s_on_frontend(self);
-        if (items[2].revents & ZMQ_POLLIN)
+            s_on_backend(self);
+        if (items[1].revents & ZMQ_POLLIN)
             s_on_calls(self);
         int64_t now = bus_now_ms();
         s_rekey_step(self, now);
@@ -581,25 +548,14 @@ brokerq_t *brokerq_new(const char *bind_endpoint)
     self->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (self->wakefd < 0)
         goto fail;
-    self->frontend = zsock_new(ZMQ_ROUTER);
     self->backend = zsock_new(ZMQ_ROUTER);
-    if (!self->frontend || !self->backend)
+    if (!self->backend)
         goto fail;
-    bus_socket_tune(self->frontend);
     bus_socket_tune(self->backend);
     bus_socket_serve(self->backend);
     zsock_set_router_mandatory(self->backend, 1);
     if (busauth_enabled() && busauth_server(self->backend) < 0)
         goto fail;
-    /* A name of its own: an inproc name is released only some time after
-     * its socket closes. */
-    static atomic_int instances;
-    snprintf(self->frontend_endpoint, sizeof self->frontend_endpoint, "inproc://portico-brokerq-%d",
-             atomic_fetch_add(&instances, 1));
-    if (zsock_bind(self->frontend, "%s", self->frontend_endpoint) < 0) {
-        log_error("could not bind the broker queue", "endpoint=%s", self->frontend_endpoint);
-        goto fail;
-    }
     if (bus_bind(self->backend, bind_endpoint) < 0)
         goto fail;
     metrics_help("portico_broker_workers_connected", "gauge", "Broker worker threads connected to the web");
@@ -610,7 +566,6 @@ brokerq_t *brokerq_new(const char *bind_endpoint)
     log_info("broker queue listening", "endpoint=%s", bind_endpoint);
     return self;
 fail:
-    zsock_destroy(&self->frontend);
     zsock_destroy(&self->backend);
     if (self->wakefd >= 0)
         close(self->wakefd);
@@ -628,18 +583,12 @@ void brokerq_destroy(brokerq_t **self_p)
     atomic_store(&self->stop, true);
     pthread_join(self->thread, NULL);
     zsock_unbind(self->backend, "%s", self->bind_endpoint);
-    zsock_destroy(&self->frontend);
     zsock_destroy(&self->backend);
     close(self->wakefd);
     pthread_mutex_destroy(&self->calls_lock);
     pthread_mutex_destroy(&self->stats_lock);
     free(self);
     *self_p = NULL;
-}
-
-const char *brokerq_frontend(const brokerq_t *self)
-{
-    return self->frontend_endpoint;
 }
 
 void brokerq_rekey(brokerq_t *self)

@@ -98,7 +98,6 @@ static void s_thread_exit(const struct mg_context *ctx, int thread_type, void *p
     if (!c)
         return;
     bus_client_destroy(&c->registry);
-    bus_client_destroy(&c->broker);
     bus_client_destroy(&c->bitbucket);
     free(c);
 }

@@ -76,7 +76,6 @@ extern gate_t *web_gate;
  * every second, and most of the threads never need most of them. */
 typedef struct {
     bus_client_t *registry;
-    bus_client_t *broker;
     bus_client_t *bitbucket;
 } web_clients_t;
 
@@ -145,12 +144,14 @@ extern const web_route_t web_login_routes[];
 extern const web_route_t web_account_routes[];
 extern const web_route_t web_static_routes[];
 
-/* This thread's client of the registry, the broker queue's frontend and
- * the Bitbucket service, made on the first call (clients.c;
- * r->clients is not NULL). */
+/* This thread's client of the registry and of the Bitbucket service, made
+ * on the first call (clients.c; r->clients is not NULL). */
 bus_client_t *web_registry(web_req_t *r);
-bus_client_t *web_broker(web_req_t *r);
 bus_client_t *web_bitbucket(web_req_t *r);
+/* bus_call_method to m's service: the registry and the Bitbucket service
+ * with this thread's client, the broker through the broker queue. */
+int web_call(web_req_t *r, const bus_method_t *m, const ProtobufCMessage *req, ProtobufCMessage **rep, int timeout_ms,
+             bus_error_t *err);
 
 /* ---- answering (http.c: transport only, no pages; reply.h has those) ---- */
 

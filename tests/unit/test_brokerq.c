@@ -40,6 +40,7 @@ static void h_who(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
 }
 
 static const bus_route_t s_routes[] = {{"who", NULL, h_who, BUS_WEB, 0}, {0}};
+static const bus_method_t s_who = {"who", "broker", NULL, &portico__ping_reply__descriptor};
 
 static void s_ctl(zsock_t *s, const char *text)
 {
@@ -109,13 +110,11 @@ static void test_no_worker_fails_fast(void **state)
     snprintf(BACKEND, sizeof BACKEND, "inproc://test-brokerq-backend-%d", s_backend_seq++);
     brokerq_t *q = brokerq_new(BACKEND);
     assert_non_null(q);
-    bus_client_t *c = bus_client_new(brokerq_frontend(q), "broker");
     bus_error_t err;
     int64_t t0 = bus_now_ms();
-    assert_int_equal(bus_call(c, "who", NULL, NULL, NULL, 5000, &err), -1);
+    assert_int_equal(brokerq_call(q, &s_who, NULL, NULL, 5000, &err), -1);
     assert_int_equal(err.code, PORTICO__ERROR_CODE__UNAVAILABLE);
     assert_true(bus_now_ms() - t0 < 500);
-    bus_client_destroy(&c);
     brokerq_destroy(&q);
 }
 
@@ -128,10 +127,9 @@ static void test_spreads_over_workers(void **state)
     s_start(&a, "alpha", false);
     s_start(&b, "beta", false);
     s_wait_workers(q, 2);
-    bus_client_t *c = bus_client_new(brokerq_frontend(q), "broker");
     bus_error_t err;
     for (int i = 0; i < 20; i++)
-        assert_int_equal(bus_call(c, "who", NULL, NULL, NULL, 2000, &err), 0);
+        assert_int_equal(brokerq_call(q, &s_who, NULL, NULL, 2000, &err), 0);
     /* The idlest worker gets each request: both take a fair share. */
     assert_true(atomic_load(&a.handled) >= 8);
     assert_true(atomic_load(&b.handled) >= 8);
@@ -141,8 +139,7 @@ static void test_spreads_over_workers(void **state)
     /* A worker that stops its heartbeats is dropped within a few seconds. */
     s_stop(&b);
     s_wait_workers(q, 1);
-    assert_int_equal(bus_call(c, "who", NULL, NULL, NULL, 2000, &err), 0);
-    bus_client_destroy(&c);
+    assert_int_equal(brokerq_call(q, &s_who, NULL, NULL, 2000, &err), 0);
     s_stop(&a);
     brokerq_destroy(&q);
 }
@@ -155,16 +152,14 @@ static void test_worker_dies_mid_request(void **state)
     fake_worker_t dying;
     s_start(&dying, "dying", true);
     s_wait_workers(q, 1);
-    bus_client_t *c = bus_client_new(brokerq_frontend(q), "broker");
     bus_error_t err;
     int64_t t0 = bus_now_ms();
-    assert_int_equal(bus_call(c, "who", NULL, NULL, NULL, 10000, &err), -1);
+    assert_int_equal(brokerq_call(q, &s_who, NULL, NULL, 10000, &err), -1);
     int64_t took = bus_now_ms() - t0;
     /* Answered when the heartbeat is missed, well before the deadline. */
     assert_int_equal(err.code, PORTICO__ERROR_CODE__UNAVAILABLE);
     assert_true(took < 5000);
     assert_int_equal(brokerq_workers(q), 0);
-    bus_client_destroy(&c);
     s_stop(&dying);
     brokerq_destroy(&q);
 }
@@ -182,13 +177,11 @@ static void test_a_worker_saying_bye_gets_no_more_work(void **state)
     /* Gone from the queue at once, though its heartbeats go on. */
     s_wait_workers(q, 1);
     int before = atomic_load(&b.handled);
-    bus_client_t *c = bus_client_new(brokerq_frontend(q), "broker");
     bus_error_t err;
     for (int i = 0; i < 10; i++)
-        assert_int_equal(bus_call(c, "who", NULL, NULL, NULL, 2000, &err), 0);
+        assert_int_equal(brokerq_call(q, &s_who, NULL, NULL, 2000, &err), 0);
     assert_int_equal(atomic_load(&b.handled), before);
     assert_int_equal(brokerq_workers(q), 1);
-    bus_client_destroy(&c);
     s_stop(&a);
     s_stop(&b);
     brokerq_destroy(&q);
@@ -220,11 +213,9 @@ typedef struct {
 static void *s_caller(void *arg)
 {
     caller_t *c = arg;
-    bus_client_t *client = bus_client_new(brokerq_frontend(c->q), "broker");
     bus_error_t err;
     for (int i = 0; i < c->calls; i++)
-        c->ok += bus_call(client, "who", NULL, NULL, NULL, 8000, &err) == 0;
-    bus_client_destroy(&client);
+        c->ok += brokerq_call(c->q, &s_who, NULL, NULL, 8000, &err) == 0;
     return NULL;
 }
 
@@ -259,11 +250,9 @@ static void test_rekey_without_workers_fails_after_the_hold(void **state)
     (void)state;
     brokerq_t *q = s_queue_on_tcp();
     brokerq_rekey(q);
-    bus_client_t *c = bus_client_new(brokerq_frontend(q), "broker");
     bus_error_t err;
-    assert_int_equal(bus_call(c, "who", NULL, NULL, NULL, 30000, &err), -1);
+    assert_int_equal(brokerq_call(q, &s_who, NULL, NULL, 30000, &err), -1);
     assert_int_equal(err.code, PORTICO__ERROR_CODE__UNAVAILABLE);
-    bus_client_destroy(&c);
     brokerq_destroy(&q);
 }
 
@@ -276,8 +265,6 @@ static int s_setup(void **state)
 }
 
 /* ---- calls handed over in memory (brokerq_call) ---- */
-
-static const bus_method_t s_who = {"who", "broker", NULL, &portico__ping_reply__descriptor};
 
 typedef struct {
     pthread_t thread;
@@ -338,10 +325,6 @@ static void test_calls_in_memory(void **state)
     assert_int_equal(atomic_load(&a.handled), alpha);
     assert_int_equal(atomic_load(&b.handled), beta);
     assert_true(alpha >= 20 && beta >= 20);
-    /* Calls through the frontend still work beside them. */
-    bus_client_t *c = bus_client_new(brokerq_frontend(q), "broker");
-    assert_int_equal(bus_call(c, "who", NULL, NULL, NULL, 2000, &err), 0);
-    bus_client_destroy(&c);
     s_stop(&a);
     s_stop(&b);
     brokerq_destroy(&q);
