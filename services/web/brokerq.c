@@ -209,14 +209,19 @@ static void s_remove(brokerq_t *self, worker_t *w, const char *why)
         log_info("broker worker left", "instance=%s", log_quote(w->instance, q, sizeof q));
     else
         log_warn("broker worker dropped", "instance=%s reason=%s", log_quote(w->instance, q, sizeof q), why);
-    if (w->busy && w->client)
-        s_answer_error(self, w->client, w->call_id, PORTICO__ERROR_CODE__UNAVAILABLE,
-                       "the sign-in service stopped while handling this request; please try again");
+    zframe_t *held = w->busy ? w->client : NULL;
+    uint64_t held_id = w->call_id;
+    if (!held)
+        zframe_destroy(&w->client);
     w->client = NULL;
     zframe_destroy(&w->identity);
     *w = self->workers[--self->nworkers];
     memset(&self->workers[self->nworkers], 0, sizeof self->workers[0]);
     s_stats_update(self);
+    /* After the count changed: a caller answered at once sees it. */
+    if (held)
+        s_answer_error(self, held, held_id, PORTICO__ERROR_CODE__UNAVAILABLE,
+                       "the sign-in service stopped while handling this request; please try again");
 }
 
 /* Send a copy of one request to a worker; 0, or -1 when the worker is gone. */

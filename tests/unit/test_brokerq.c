@@ -294,12 +294,6 @@ static void test_calls_in_memory(void **state)
     (void)state;
     snprintf(BACKEND, sizeof BACKEND, "inproc://test-brokerq-backend-%d", s_backend_seq++);
     brokerq_t *q = brokerq_new(BACKEND);
-    bus_error_t err;
-    /* No worker: refused at once, as a frontend client is. */
-    int64_t t0 = bus_now_ms();
-    assert_int_equal(brokerq_call(q, &s_who, NULL, NULL, 5000, &err), -1);
-    assert_int_equal(err.code, PORTICO__ERROR_CODE__UNAVAILABLE);
-    assert_true(bus_now_ms() - t0 < 500);
     fake_worker_t a, b;
     s_start(&a, "alpha", false);
     s_start(&b, "beta", false);
@@ -330,34 +324,39 @@ static void test_calls_in_memory(void **state)
     brokerq_destroy(&q);
 }
 
-static void test_call_in_memory_to_a_dying_worker(void **state)
+static void test_a_call_that_gave_up_is_forgotten(void **state)
 {
     (void)state;
     snprintf(BACKEND, sizeof BACKEND, "inproc://test-brokerq-backend-%d", s_backend_seq++);
     brokerq_t *q = brokerq_new(BACKEND);
+    fake_worker_t w;
+    s_start(&w, "slow", false);
+    s_wait_workers(q, 1);
+    bus_error_t err;
+    /* The worker takes 20 ms: a call that gives up after 5 ms gets
+     * TIMEOUT, and its answer, when it comes, reaches nobody; the next
+     * call gets its own. */
+    assert_int_equal(brokerq_call(q, &s_who, NULL, NULL, 5, &err), -1);
+    assert_int_equal(err.code, PORTICO__ERROR_CODE__TIMEOUT);
+    usleep(100 * 1000);
+    assert_int_equal(atomic_load(&w.handled), 1);
+    Portico__PingReply *rep = NULL;
+    assert_int_equal(brokerq_call(q, &s_who, NULL, (ProtobufCMessage **)&rep, 2000, &err), 0);
+    assert_string_equal(rep->instance, "slow");
+    assert_int_equal(atomic_load(&w.handled), 2);
+    protobuf_c_message_free_unpacked(&rep->base, NULL);
+    s_stop(&w);
+    s_wait_workers(q, 0);
+    /* A worker that goes silent holding a call: the caller's own deadline
+     * ends it; the queue drops the worker when its heartbeat is missed. */
     fake_worker_t dying;
     s_start(&dying, "dying", true);
     s_wait_workers(q, 1);
-    bus_error_t err;
-    /* Its own deadline first: TIMEOUT, the caller free again. */
-    int64_t t0 = bus_now_ms();
     assert_int_equal(brokerq_call(q, &s_who, NULL, NULL, 300, &err), -1);
     assert_int_equal(err.code, PORTICO__ERROR_CODE__TIMEOUT);
-    assert_true(bus_now_ms() - t0 < 2000);
-    /* The worker's heartbeat lost: the queue drops it and says nothing to
-     * the caller that gave up. The next call finds no worker. */
     s_wait_workers(q, 0);
     assert_int_equal(brokerq_call(q, &s_who, NULL, NULL, 5000, &err), -1);
     assert_int_equal(err.code, PORTICO__ERROR_CODE__UNAVAILABLE);
-    s_stop(&dying);
-    /* A worker dying while a call waits with time to spare: UNAVAILABLE
-     * when its heartbeat is missed, before the deadline. */
-    s_start(&dying, "dying2", true);
-    s_wait_workers(q, 1);
-    t0 = bus_now_ms();
-    assert_int_equal(brokerq_call(q, &s_who, NULL, NULL, 10000, &err), -1);
-    assert_int_equal(err.code, PORTICO__ERROR_CODE__UNAVAILABLE);
-    assert_true(bus_now_ms() - t0 < 5000);
     s_stop(&dying);
     brokerq_destroy(&q);
 }
@@ -372,7 +371,7 @@ int main(void)
         cmocka_unit_test(test_rekey_holds_work_until_workers_return),
         cmocka_unit_test(test_rekey_without_workers_fails_after_the_hold),
         cmocka_unit_test(test_calls_in_memory),
-        cmocka_unit_test(test_call_in_memory_to_a_dying_worker),
+        cmocka_unit_test(test_a_call_that_gave_up_is_forgotten),
     };
     return cmocka_run_group_tests_name("brokerq", tests, s_setup, NULL);
 }
