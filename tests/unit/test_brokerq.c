@@ -97,6 +97,13 @@ static void s_stop(fake_worker_t *w)
     pthread_join(w->thread, NULL);
 }
 
+/* A queue on a backend endpoint of its own. */
+static brokerq_t *s_new_queue(void)
+{
+    snprintf(BACKEND, sizeof BACKEND, "inproc://test-brokerq-backend-%d", s_backend_seq++);
+    return brokerq_new(BACKEND);
+}
+
 static void s_wait_workers(brokerq_t *q, int n)
 {
     for (int i = 0; i < 100 && brokerq_workers(q) != n; i++)
@@ -107,8 +114,7 @@ static void s_wait_workers(brokerq_t *q, int n)
 static void test_no_worker_fails_fast(void **state)
 {
     (void)state;
-    snprintf(BACKEND, sizeof BACKEND, "inproc://test-brokerq-backend-%d", s_backend_seq++);
-    brokerq_t *q = brokerq_new(BACKEND);
+    brokerq_t *q = s_new_queue();
     assert_non_null(q);
     bus_error_t err;
     int64_t t0 = bus_now_ms();
@@ -121,8 +127,7 @@ static void test_no_worker_fails_fast(void **state)
 static void test_spreads_over_workers(void **state)
 {
     (void)state;
-    snprintf(BACKEND, sizeof BACKEND, "inproc://test-brokerq-backend-%d", s_backend_seq++);
-    brokerq_t *q = brokerq_new(BACKEND);
+    brokerq_t *q = s_new_queue();
     fake_worker_t a, b;
     s_start(&a, "alpha", false);
     s_start(&b, "beta", false);
@@ -147,8 +152,7 @@ static void test_spreads_over_workers(void **state)
 static void test_worker_dies_mid_request(void **state)
 {
     (void)state;
-    snprintf(BACKEND, sizeof BACKEND, "inproc://test-brokerq-backend-%d", s_backend_seq++);
-    brokerq_t *q = brokerq_new(BACKEND);
+    brokerq_t *q = s_new_queue();
     fake_worker_t dying;
     s_start(&dying, "dying", true);
     s_wait_workers(q, 1);
@@ -167,8 +171,7 @@ static void test_worker_dies_mid_request(void **state)
 static void test_a_worker_saying_bye_gets_no_more_work(void **state)
 {
     (void)state;
-    snprintf(BACKEND, sizeof BACKEND, "inproc://test-brokerq-backend-%d", s_backend_seq++);
-    brokerq_t *q = brokerq_new(BACKEND);
+    brokerq_t *q = s_new_queue();
     fake_worker_t a, b;
     s_start(&a, "alpha", false);
     s_start(&b, "leaving", false);
@@ -292,8 +295,7 @@ static void *s_mem_caller(void *arg)
 static void test_calls_in_memory(void **state)
 {
     (void)state;
-    snprintf(BACKEND, sizeof BACKEND, "inproc://test-brokerq-backend-%d", s_backend_seq++);
-    brokerq_t *q = brokerq_new(BACKEND);
+    brokerq_t *q = s_new_queue();
     fake_worker_t a, b;
     s_start(&a, "alpha", false);
     s_start(&b, "beta", false);
@@ -327,8 +329,7 @@ static void test_calls_in_memory(void **state)
 static void test_a_call_that_gave_up_is_forgotten(void **state)
 {
     (void)state;
-    snprintf(BACKEND, sizeof BACKEND, "inproc://test-brokerq-backend-%d", s_backend_seq++);
-    brokerq_t *q = brokerq_new(BACKEND);
+    brokerq_t *q = s_new_queue();
     fake_worker_t w;
     s_start(&w, "slow", false);
     s_wait_workers(q, 1);
