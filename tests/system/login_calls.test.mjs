@@ -58,7 +58,12 @@ test('a complete login makes six bus calls: two from the web, four from the brok
     'broker login.start': 1,
     'broker login.finish': 1,
   });
-  assert.deepEqual(callsDelta(await busCalls(brokerMetrics), broker), {
+  // The broker's access checker asks the registry for due re-checks on a
+  // timer of its own (its first ask, half a second after the start, may
+  // end inside this window): not part of a login.
+  const brokerDelta = callsDelta(await busCalls(brokerMetrics), broker);
+  delete brokerDelta['registry access.due'];
+  assert.deepEqual(brokerDelta, {
     'registry pending.create': 1,
     'registry pending.consume': 1,
     'bitbucket login.exchange': 1,
