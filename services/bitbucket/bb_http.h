@@ -63,6 +63,10 @@ void bb_http_destroy(bb_http_t **self_p);
 /* Start a transfer. done(arg, result) runs exactly once, later, from the
  * loop (never from inside this call). NULL when it cannot start. */
 bb_xfer_t *bb_http_start(bb_http_t *self, const bb_http_request_t *req, bb_http_done_fn done, void *arg);
+/* Move the transfers just started as far as they go now (sending the
+ * request), instead of on the loop's next round. Call it from a loop
+ * callback after starting transfers; done callbacks may run inside. */
+void bb_http_run_due(bb_http_t *self);
 /* Abort a transfer; its done callback does not run. */
 void bb_http_cancel(bb_http_t *self, bb_xfer_t **xfer_p);
 size_t bb_http_in_flight(const bb_http_t *self);

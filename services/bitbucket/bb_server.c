@@ -164,9 +164,11 @@ static int s_on_retry(zloop_t *loop, int timer_id, void *arg)
     (void)timer_id;
     bb_call_t *call = arg;
     call->retry_timer = 0;
+    bb_server_t *self = call->srv;
     log_set_request_id(call->req->request_id);
-    s_attempt(call->srv, call);
+    s_attempt(self, call); /* may free call */
     log_set_request_id(NULL);
+    bb_http_run_due(self->http);
     return 0;
 }
 
@@ -356,6 +358,7 @@ static int s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
         else
             bus_serve(sock, &msg, self->routes, self);
     }
+    bb_http_run_due(self->http);
     return 0;
 }
 
