@@ -11,9 +11,11 @@
  * TLS is always verified. A transfer with a CA certificate trusts only
  * that PEM (CURLOPT_CAINFO_BLOB, no system store); curl matches the CA blob
  * before reusing a cached connection, so integrations never share one
- * across trust settings. TLS sessions are not shared between handles
- * (no CURLSH): curl releases before 8.6 had session-cache matching bugs,
- * and reused connections already save the handshakes that matter. */
+ * across trust settings. TLS sessions are not resumed (no CURLSH, and
+ * the session cache of the easy handles, which are reused from one
+ * transfer to the next, is off): curl releases before 8.6 had
+ * session-cache matching bugs, and reused connections already save the
+ * handshakes that matter. */
 #ifndef PORTICO_BB_HTTP_H
 #define PORTICO_BB_HTTP_H
 
