@@ -327,6 +327,9 @@ static db_rc_t s_prepare(db_t *self, const db_stmt_t *stmt)
 
 /* ---- batched transactions: libpq's pipeline mode ---- */
 
+static const db_stmt_t s_begin = {"tx_begin", "BEGIN"};
+static const db_stmt_t s_commit = {"tx_commit", "COMMIT"};
+
 static void s_forget_prepared(db_t *self, const db_stmt_t *stmt)
 {
     for (int i = 0; i < self->nprepared; i++)
@@ -373,6 +376,12 @@ static db_rc_t s_collect(db_t *self, PGresult **last)
         bool known = i < self->nqueued;
         const db_stmt_t *stmt = known ? self->queued[i].stmt : NULL;
         bool prepare = known && self->queued[i].prepare;
+        if ((st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) && stmt == &s_commit && !prepare &&
+            strcmp(PQcmdStatus(r), "COMMIT") != 0 && rc == DB_OK) {
+            /* COMMIT of a failed transaction answers ROLLBACK, not an error. */
+            s_set_error(self, "the transaction was rolled back");
+            rc = DB_FAIL;
+        }
         if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
             if (last && rc == DB_OK && i == self->nqueued - 1 && !prepare) {
                 PQclear(*last);
@@ -498,9 +507,6 @@ db_rc_t db_set_timeout(db_t *self, int ms)
     return db_exec_sql(self, "SELECT set_config('statement_timeout', $1, false)", &p, NULL);
 }
 
-static const db_stmt_t s_begin = {"tx_begin", "BEGIN"};
-static const db_stmt_t s_commit = {"tx_commit", "COMMIT"};
-
 db_rc_t db_begin(db_t *self)
 {
     return db_exec(self, &s_begin, NULL, NULL);
@@ -531,6 +537,27 @@ db_rc_t db_commit(db_t *self)
         rc = DB_FAIL;
     }
     PQclear(res);
+    return rc;
+}
+
+db_rc_t db_commit_then(db_t *self, const db_stmt_t *stmt, const db_params_t *params, PGresult **res)
+{
+    *res = NULL;
+    if (!self->batch) {
+        db_rc_t rc = db_commit(self);
+        return rc != DB_OK ? rc : db_exec(self, stmt, params, res);
+    }
+    db_rc_t rc = s_send(self, &s_commit, NULL);
+    if (rc == DB_OK)
+        rc = s_send(self, stmt, params);
+    if (rc == DB_OK)
+        rc = s_collect(self, res);
+    db_rc_t end = s_unbatch(self);
+    if (rc == DB_OK && end != DB_OK) {
+        PQclear(*res);
+        *res = NULL;
+        rc = end;
+    }
     return rc;
 }
 

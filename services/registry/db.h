@@ -98,6 +98,11 @@ db_rc_t db_begin(db_t *self);
  * failure anywhere ends the whole transaction anyway. */
 db_rc_t db_begin_batch(db_t *self);
 db_rc_t db_commit(db_t *self);
+/* COMMIT, then run stmt (a read) after it in the same round trip when the
+ * transaction is batched. DB_OK only when both succeeded; stmt runs on its
+ * own, after the commit, and is skipped when the commit failed. On DB_OK
+ * *res is stmt's result (the caller clears it). */
+db_rc_t db_commit_then(db_t *self, const db_stmt_t *stmt, const db_params_t *params, PGresult **res);
 /* Safe to call in any state; does nothing outside a transaction. */
 void db_rollback(db_t *self);
 

@@ -101,12 +101,13 @@ void reg_close_tokens(char *opened[3]);
 /* Checks and the insert of a new session, for user.login and the setup token.
  * reg_check_session answers BAD_REQUEST itself and gives the timeouts to use. */
 bool reg_check_session(bus_reply_t *reply, const Portico__Registry__CreateSessionRequest *r, int *idle, int *absolute);
+/* The pending login a user.login finishes, as the statement that deletes
+ * it (in the login's transaction) finds it: by its state hash (*by_state)
+ * or by the request token's hash, into key. false when r cannot name a live
+ * pending login of this browser and integration_id: nothing to look for. */
+bool reg_pending_finish_key(const Portico__Registry__ConsumePendingRequest *r, int64_t integration_id, uint8_t key[32],
+                            bool *by_state);
 /* *started is false when a Setup Mode session was refused (Setup Mode off). */
-/* user.login's single use of the pending login it finishes (in the
- * caller's transaction): *found tells whether a live one of that browser
- * and integration_id was there and is now deleted. */
-db_rc_t reg_pending_finish(db_t *db, const Portico__Registry__ConsumePendingRequest *r, int64_t integration_id,
-                           bool *found);
 db_rc_t reg_session_insert(db_t *db, const Portico__Registry__CreateSessionRequest *r, int64_t user_id, int idle,
                            int absolute, bool *started);
 

@@ -50,10 +50,12 @@ static const db_stmt_t s_set = {
 static const db_stmt_t s_recheck_all = {"access_recheck_all",
                                         "UPDATE access_checks SET checked_at = '-infinity', claimed_until = NULL "
                                         "WHERE identity_id IN (SELECT id FROM identities WHERE integration_id = $1)"};
+/* A login is a fresh check of the identity, and clears the user's mark of
+ * an ended access (one statement: a login's every statement costs). */
 static const db_stmt_t s_after_login = {
-    "access_after_login", "INSERT INTO access_checks (identity_id, checked_at) VALUES ($1, now()) "
+    "access_after_login", "WITH cleared AS (DELETE FROM access_ended WHERE user_id = $2) "
+                          "INSERT INTO access_checks (identity_id, checked_at) VALUES ($1, now()) "
                           "ON CONFLICT (identity_id) DO UPDATE SET checked_at = now(), claimed_until = NULL"};
-static const db_stmt_t s_clear_mark = {"access_clear_mark", "DELETE FROM access_ended WHERE user_id = $1"};
 /* Identities of users with a live session, on enabled integrations, whose
  * last check is older than $1 seconds (or who were never checked), not
  * claimed by another broker. */
@@ -178,12 +180,8 @@ db_rc_t reg_access_after_login(db_t *db, int64_t user_id, int64_t identity_id)
     db_params_t p;
     db_params_init(&p);
     db_param_int(&p, identity_id);
-    db_rc_t rc = db_exec(db, &s_after_login, &p, NULL);
-    if (rc != DB_OK)
-        return rc;
-    db_params_init(&p);
     db_param_int(&p, user_id);
-    return db_exec(db, &s_clear_mark, &p, NULL);
+    return db_exec(db, &s_after_login, &p, NULL);
 }
 
 /* ---- access.get ---- */

@@ -41,30 +41,38 @@
     "browser_hash, return_to, floor(extract(epoch FROM expires_at))::bigint AS expires_at, "                           \
     "expires_at <= now() AS expired"
 
-static const db_stmt_t s_pending_insert = {
-    "pending_insert",
-    "INSERT INTO pending_logins (state_hash, request_token_hash, integration_id, code_verifier, request_token, "
-    "request_token_secret, browser_hash, return_to, expires_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second')"};
-/* login.start of an OAuth 2 integration: the login is stored only when the
- * integration can take it, and the integration comes back in the same
- * statement (a data-modifying CTE runs whether or not it is read; the main
- * query reads its RETURNING rows to tell whether it stored). */
-static const db_stmt_t s_pending_insert_oauth2 = {
-    "pending_insert_oauth2",
-    "WITH ins AS (INSERT INTO pending_logins (state_hash, request_token_hash, integration_id, code_verifier, "
+/* login.start's every statement, in one: how many unfinished logins this
+ * browser ($7) and everyone have (each count stops at its cap, $10 and $11,
+ * so a full table costs no more than the cap), and the new one stored only
+ * while both are under their caps. Columns: browser_pending, all_pending,
+ * stored. */
+#define PENDING_COUNTS                                                                                                 \
+    "WITH n AS (SELECT (SELECT count(*) FROM (SELECT 1 FROM pending_logins WHERE browser_hash = $7 "                   \
+    "  AND expires_at > now() LIMIT $10::bigint) b) AS browser_pending, "                                              \
+    "(SELECT count(*) FROM (SELECT 1 FROM pending_logins WHERE expires_at > now() LIMIT $11::bigint) t) "              \
+    "  AS all_pending), "
+#define PENDING_INSERT                                                                                                 \
+    "ins AS (INSERT INTO pending_logins (state_hash, request_token_hash, integration_id, code_verifier, "              \
     "request_token, request_token_secret, browser_hash, return_to, expires_at) "
-    "SELECT $1, $2, i.id, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second' FROM integrations i "
-    "WHERE i.id = $3 AND i.enabled AND i.oauth_version = 2 AND i.client_id <> '' RETURNING 1) "
-    "SELECT " REG_INTEGRATION_COLUMNS_NO_COUNT ", EXISTS (SELECT 1 FROM ins) AS stored "
-    "FROM integrations i WHERE i.id = $3"};
-/* How many unfinished logins this browser, and everyone, has (each count
- * stops at its cap, so a full table costs no more than the cap). */
-static const db_stmt_t s_pending_counts = {
-    "pending_counts",
-    "SELECT (SELECT count(*) FROM (SELECT 1 FROM pending_logins WHERE browser_hash = $1 AND expires_at > now() "
-    "  LIMIT $2) b) AS browser_pending, "
-    "(SELECT count(*) FROM (SELECT 1 FROM pending_logins WHERE expires_at > now() LIMIT $3) t) AS all_pending"};
+#define PENDING_UNDER_CAPS "n.browser_pending < $10::bigint AND n.all_pending < $11::bigint "
+static const db_stmt_t s_pending_insert = {
+    "pending_insert", PENDING_COUNTS PENDING_INSERT
+    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second' FROM n "
+    "WHERE " PENDING_UNDER_CAPS "RETURNING 1) "
+    "SELECT n.browser_pending, n.all_pending, EXISTS (SELECT 1 FROM ins) AS stored FROM n"};
+/* The same for an OAuth 2 integration: stored only when the integration can
+ * take it, and the integration comes back in the same statement (a
+ * data-modifying CTE runs whether or not it is read; the main query reads
+ * its RETURNING rows to tell whether it stored). integration_found: false
+ * when there is no such integration. */
+static const db_stmt_t s_pending_insert_oauth2 = {
+    "pending_insert_oauth2", PENDING_COUNTS PENDING_INSERT
+    "SELECT $1, $2, i.id, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second' FROM n, integrations i "
+    "WHERE i.id = $3 AND i.enabled AND i.oauth_version = 2 AND i.client_id <> '' AND " PENDING_UNDER_CAPS
+    "RETURNING 1) "
+    "SELECT n.browser_pending, n.all_pending, i.id IS NOT NULL AS integration_found, " REG_INTEGRATION_COLUMNS_NO_COUNT
+    ", EXISTS (SELECT 1 FROM ins) AS stored "
+    "FROM n LEFT JOIN integrations i ON i.id = $3"};
 static const db_stmt_t s_consume_by_state = {"pending_consume_state",
                                              "DELETE FROM pending_logins WHERE state_hash = $1 AND browser_hash = $2 "
                                              "AND integration_id = $3 RETURNING " PENDING_COLUMNS};
@@ -108,12 +116,6 @@ static const db_stmt_t s_read_by_token_integ = {
     "WHERE p.request_token_hash = $1 AND p.browser_hash = $2 AND p.integration_id = $3"};
 /* user.login's single use of the login it finishes: only a live one of
  * this browser and this integration. */
-static const db_stmt_t s_finish_by_state = {"pending_finish_state",
-                                            "DELETE FROM pending_logins WHERE state_hash = $1 AND browser_hash = $2 "
-                                            "AND integration_id = $3 AND expires_at > now() RETURNING 1"};
-static const db_stmt_t s_finish_by_token = {
-    "pending_finish_token", "DELETE FROM pending_logins WHERE request_token_hash = $1 AND browser_hash = $2 "
-                            "AND integration_id = $3 AND expires_at > now() RETURNING 1"};
 static const db_stmt_t s_why_state = {
     "pending_why_state",
     "SELECT browser_hash = $2 AS same_browser, integration_id = $3 AS same_integration, expires_at <= now() AS expired "
@@ -198,28 +200,52 @@ static bool s_validate_pending(const Portico__Registry__PendingLogin *pl, bus_re
     return true;
 }
 
-static void s_pending_insert_for_oauth2(reg_ctx_t *c, const db_params_t *p, int64_t integration_id, bus_reply_t *reply)
+/* The answer of a login.start statement: refused when a cap was reached,
+ * else stored (or, for OAuth 2, the integration and whether it stored). */
+static void s_pending_reply(reg_ctx_t *c, db_rc_t rc, PGresult *res, bool oauth2, int64_t integration_id,
+                            bus_reply_t *reply)
 {
-    PGresult *res = NULL;
-    db_rc_t rc = db_exec(c->db, &s_pending_insert_oauth2, p, &res);
     if (rc == DB_UNIQUE) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(EXISTS),
                       "a login with this state is already pending");
-    } else if (rc != DB_OK) {
-        reg_reply_db(reply, rc);
-    } else if (PQntuples(res) == 0) {
+        return;
+    }
+    if (rc == DB_FOREIGN) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION),
                       "integration %" PRId64 " does not exist", integration_id);
-    } else {
-        Portico__Registry__Integration in;
-        reg_integration_cols_t cols = reg_integration_columns(res);
-        reg_fill_integration(&in, res, 0, &cols);
-        Portico__Registry__CreatePendingReply out = PORTICO__REGISTRY__CREATE_PENDING_REPLY__INIT;
-        out.integration = &in;
-        out.stored = db_get_bool(res, 0, db_col(res, "stored"));
-        bus_reply_ok(reply, &out.base);
+        return;
     }
-    PQclear(res);
+    if (rc != DB_OK) {
+        reg_reply_db(reply, rc);
+        return;
+    }
+    bool browser_full = db_get_int(res, 0, db_col(res, "browser_pending")) >= c->opts->pending_per_browser;
+    bool all_full = db_get_int(res, 0, db_col(res, "all_pending")) >= c->opts->pending_max;
+    if (browser_full || all_full) {
+        log_warn(browser_full ? "refused a login start: too many pending logins for one browser"
+                              : "refused a login start: too many pending logins",
+                 NULL);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__RATE_LIMITED,
+                      browser_full ? DETAIL(PENDING_BROWSER) : DETAIL(PENDING_TOTAL),
+                      "too many sign-ins are in progress: finish one or wait a few minutes");
+        return;
+    }
+    if (!oauth2) {
+        reg_reply_empty(reply);
+        return;
+    }
+    if (!db_get_bool(res, 0, db_col(res, "integration_found"))) {
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION),
+                      "integration %" PRId64 " does not exist", integration_id);
+        return;
+    }
+    Portico__Registry__Integration in;
+    reg_integration_cols_t cols = reg_integration_columns(res);
+    reg_fill_integration(&in, res, 0, &cols);
+    Portico__Registry__CreatePendingReply out = PORTICO__REGISTRY__CREATE_PENDING_REPLY__INIT;
+    out.integration = &in;
+    out.stored = db_get_bool(res, 0, db_col(res, "stored"));
+    bus_reply_ok(reply, &out.base);
 }
 
 void h_pending_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
@@ -240,30 +266,6 @@ void h_pending_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
     }
     if (!s_validate_pending(pl, reply))
         return;
-    /* Every start stores a row for up to PORTICO_LOGIN_TTL_SECONDS: bound
-     * them per browser and in all. */
-    PGresult *counts = NULL;
-    db_params_init(&p);
-    db_param_bytes(&p, pl->browser_hash.data, pl->browser_hash.len);
-    db_param_int(&p, c->opts->pending_per_browser);
-    db_param_int(&p, c->opts->pending_max);
-    db_rc_t crc = db_exec(c->db, &s_pending_counts, &p, &counts);
-    if (crc != DB_OK) {
-        reg_reply_db(reply, crc);
-        return;
-    }
-    bool browser_full = db_get_int(counts, 0, db_col(counts, "browser_pending")) >= c->opts->pending_per_browser;
-    bool all_full = db_get_int(counts, 0, db_col(counts, "all_pending")) >= c->opts->pending_max;
-    PQclear(counts);
-    if (browser_full || all_full) {
-        log_warn(browser_full ? "refused a login start: too many pending logins for one browser"
-                              : "refused a login start: too many pending logins",
-                 NULL);
-        bus_error_set(&reply->err, PORTICO__ERROR_CODE__RATE_LIMITED,
-                      browser_full ? DETAIL(PENDING_BROWSER) : DETAIL(PENDING_TOTAL),
-                      "too many sign-ins are in progress: finish one or wait a few minutes");
-        return;
-    }
     bool has_token = pl->request_token[0] != '\0';
     if (has_token)
         crypto_sha256(pl->request_token, strlen(pl->request_token), token_hash);
@@ -278,6 +280,8 @@ void h_pending_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
             goto out;
         }
     }
+    /* Every start stores a row for up to PORTICO_LOGIN_TTL_SECONDS: the
+     * statement bounds them per browser and in all. */
     db_params_init(&p);
     db_param_bytes(&p, pl->state_hash.len ? pl->state_hash.data : NULL, pl->state_hash.len);
     db_param_bytes(&p, has_token ? token_hash : NULL, 32);
@@ -287,21 +291,12 @@ void h_pending_create(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
     db_param_bytes(&p, pl->browser_hash.data, pl->browser_hash.len);
     db_param_text(&p, pl->return_to[0] ? pl->return_to : "/");
     db_param_int(&p, pl->ttl_seconds ? pl->ttl_seconds : PENDING_TTL_DEFAULT_S);
-    if (r->oauth2_integration) {
-        s_pending_insert_for_oauth2(c, &p, pl->integration_id, reply);
-        goto out;
-    }
-    db_rc_t rc = db_exec(c->db, &s_pending_insert, &p, NULL);
-    if (rc == DB_UNIQUE)
-        bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(EXISTS),
-                      "a login with this state is already pending");
-    else if (rc == DB_FOREIGN)
-        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION),
-                      "integration %" PRId64 " does not exist", pl->integration_id);
-    else if (rc != DB_OK)
-        reg_reply_db(reply, rc);
-    else
-        reg_reply_empty(reply);
+    db_param_int(&p, c->opts->pending_per_browser);
+    db_param_int(&p, c->opts->pending_max);
+    PGresult *res = NULL;
+    db_rc_t rc = db_exec(c->db, r->oauth2_integration ? &s_pending_insert_oauth2 : &s_pending_insert, &p, &res);
+    s_pending_reply(c, rc, res, r->oauth2_integration, pl->integration_id, reply);
+    PQclear(res);
 out:
     for (int i = 0; i < 3; i++)
         secrets_free_sealed(sealed[i], sealed_n[i]);
@@ -477,24 +472,19 @@ void h_pending_consume(void *ctx, bus_request_t *req, const ProtobufCMessage *ms
     PQclear(res);
 }
 
-db_rc_t reg_pending_finish(db_t *db, const Portico__Registry__ConsumePendingRequest *r, int64_t integration_id,
-                           bool *found)
+bool reg_pending_finish_key(const Portico__Registry__ConsumePendingRequest *r, int64_t integration_id, uint8_t key[32],
+                            bool *by_state)
 {
-    PGresult *res = NULL;
-    uint8_t token_hash[32];
-    db_params_t p;
-    *found = false;
-    bool by_state = r->state_hash.len == 32;
-    if (!by_state && !r->request_token[0])
-        return DB_OK;
+    *by_state = r->state_hash.len == 32;
+    if (!*by_state && !r->request_token[0])
+        return false;
     if (r->browser_hash.len != 32 || r->integration_id != integration_id)
-        return DB_OK;
-    s_pending_key(&p, r, by_state, token_hash);
-    db_rc_t rc = db_exec(db, by_state ? &s_finish_by_state : &s_finish_by_token, &p, &res);
-    if (rc == DB_OK)
-        *found = PQntuples(res) == 1;
-    PQclear(res);
-    return rc;
+        return false;
+    if (*by_state)
+        memcpy(key, r->state_hash.data, 32);
+    else
+        crypto_sha256(r->request_token, strlen(r->request_token), key);
+    return true;
 }
 
 /* ---- tokens ---- */

@@ -151,26 +151,32 @@ static db_rc_t s_maybe_first_admin(db_t *db, const ProtobufCBinaryData *setup_se
     return audit_write(db, "setup", AUDIT_ADMIN_GRANT, object, "", "first user to log in during Setup Mode");
 }
 
-/* A known identity (every login but the first of an account), in one
- * statement: the integration must exist and be enabled, the identity and
- * its user are updated, and whether this user may become the first admin
- * is read along. Columns: integration_enabled, integration_name;
- * identity_id, identity_user_id; the user (USER_COLUMNS, NULL when the
- * identity belongs to another user than the one asked for);
- * admin_candidate. No row: no such integration. */
-static const db_stmt_t s_login_known = {
-    "login_known_identity",
-    "WITH i AS (SELECT enabled, name FROM integrations WHERE id = $1), "
-    "d AS (UPDATE identities SET username = $3, slug = $4, display_name = $5, email = $6, last_login_at = now() "
-    "  WHERE integration_id = $1 AND bb_user_id = $2 AND (SELECT enabled FROM i) RETURNING id, user_id), "
-    "u AS (UPDATE users SET display_name = CASE WHEN $5 = '' THEN display_name ELSE $5 END, "
-    "  last_login_at = now(), updated_at = now() "
-    "  WHERE id = (SELECT user_id FROM d) AND ($7::bigint = 0 OR id = $7) RETURNING " USER_COLUMNS ") "
-    "SELECT i.enabled AS integration_enabled, i.name AS integration_name, d.id AS identity_id, "
-    "  d.user_id AS identity_user_id, u.*, "
-    "  (SELECT setup_mode AND NOT EXISTS (SELECT 1 FROM users WHERE is_admin) FROM settings WHERE id = 1) "
-    "  AS admin_candidate "
-    "FROM i LEFT JOIN d ON true LEFT JOIN u ON true"};
+#define LOGIN_KNOWN_SQL(pending_key)                                                                                   \
+    "WITH i AS (SELECT enabled, name FROM integrations WHERE id = $1), "                                               \
+    "p AS (DELETE FROM pending_logins WHERE " pending_key " = $8 AND browser_hash = $9 AND integration_id = $1 "       \
+    "  AND expires_at > now() RETURNING 1), "                                                                          \
+    "d AS (UPDATE identities SET username = $3, slug = $4, display_name = $5, email = $6, last_login_at = now() "      \
+    "  WHERE integration_id = $1 AND bb_user_id = $2 AND (SELECT enabled FROM i) RETURNING id, user_id), "             \
+    "u AS (UPDATE users SET display_name = CASE WHEN $5 = '' THEN display_name ELSE $5 END, "                          \
+    "  last_login_at = now(), updated_at = now() "                                                                     \
+    "  WHERE id = (SELECT user_id FROM d) AND ($7::bigint = 0 OR id = $7) RETURNING " USER_COLUMNS ") "                \
+    "SELECT i.enabled AS integration_enabled, i.name AS integration_name, d.id AS identity_id, "                       \
+    "  d.user_id AS identity_user_id, u.*, EXISTS (SELECT 1 FROM p) AS pending_found, "                                \
+    "  (SELECT setup_mode AND NOT EXISTS (SELECT 1 FROM users WHERE is_admin) FROM settings WHERE id = 1) "            \
+    "  AS admin_candidate "                                                                                            \
+    "FROM i LEFT JOIN d ON true LEFT JOIN u ON true"
+/* The start of every login, in one statement: the integration must exist
+ * and be enabled; the login's pending login ($8: its state hash, or its
+ * request token's; $9: the browser) is used up; a known identity (every
+ * login but the first of an account) and its user are updated, and
+ * whether this user may become the first admin is read along. Columns:
+ * integration_enabled, integration_name; identity_id, identity_user_id;
+ * the user (USER_COLUMNS, NULL when the identity is new or belongs to
+ * another user than the one asked for); pending_found; admin_candidate.
+ * No row: no such integration. Whatever it changed is rolled back when the
+ * login does not go on. */
+static const db_stmt_t s_login_known_state = {"login_known_state", LOGIN_KNOWN_SQL("state_hash")};
+static const db_stmt_t s_login_known_token = {"login_known_token", LOGIN_KNOWN_SQL("request_token_hash")};
 
 /* The first login of an identity: a new user (or the one asked for) and the
  * identity linking it. */
@@ -222,12 +228,15 @@ out:
  * the same new identity won the race: the caller tries again. An answer
  * already given in reply (an error) means: roll back, nothing to add. */
 static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r, int idle, int absolute,
-                          login_result_t *out, bus_reply_t *reply)
+                          login_result_t *out, reg_users_t *whole, bus_reply_t *reply)
 {
     const Portico__Registry__Identity *d = r->identity;
     PGresult *res = NULL;
     db_params_t p;
     db_rc_t rc;
+    uint8_t key[32];
+    bool by_state = true;
+    bool can_finish = r->pending && reg_pending_finish_key(r->pending, d->integration_id, key, &by_state);
     memset(out, 0, sizeof *out);
     /* Batched: the statements below whose answer is only "it worked" (the
      * audit entry, the access marks, the tokens) share the round trip of
@@ -242,7 +251,9 @@ static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r
     db_param_text(&p, d->display_name);
     db_param_text(&p, d->email);
     db_param_int(&p, d->user_id);
-    if ((rc = db_exec(c->db, &s_login_known, &p, &res)) != DB_OK)
+    db_param_bytes(&p, can_finish ? key : NULL, 32);
+    db_param_bytes(&p, can_finish ? r->pending->browser_hash.data : NULL, 32);
+    if ((rc = db_exec(c->db, by_state ? &s_login_known_state : &s_login_known_token, &p, &res)) != DB_OK)
         goto out;
     if (PQntuples(res) == 0) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION),
@@ -256,10 +267,7 @@ static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r
     }
     /* The single use of the login this one finishes: without it the
      * transaction writes nothing (it rolls back). */
-    bool pending = false;
-    if (r->pending && (rc = reg_pending_finish(c->db, r->pending, d->integration_id, &pending)) != DB_OK)
-        goto out;
-    if (!pending) {
+    if (!can_finish || !db_get_bool(res, 0, db_col(res, "pending_found"))) {
         log_warn("refused user.login without a live pending login", "integration=%" PRId64, d->integration_id);
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(PENDING),
                       "no sign-in of this browser is waiting for this login: it was never started, already "
@@ -302,7 +310,9 @@ static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r
             goto out;
         }
     }
-    rc = db_commit(c->db);
+    /* The account the login answers with is read in the commit's round
+     * trip. */
+    rc = whole ? reg_users_commit_load(c->db, out->user_id, whole) : db_commit(c->db);
 out:
     db_rollback(c->db);
     PQclear(res);
@@ -315,14 +325,16 @@ void h_user_login(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
     reg_ctx_t *c = ctx;
     const Portico__Registry__LoginRequest *r = (const Portico__Registry__LoginRequest *)msg;
     login_result_t result;
+    reg_users_t u;
     db_rc_t rc;
     int idle = 0, absolute = 0;
+    memset(&u, 0, sizeof u);
     if (!s_validate_login(r, reply, &idle, &absolute))
         return;
     /* Clear any answer a lost race left behind before retrying. */
     for (int attempt = 0;; attempt++) {
         reply->err.code = 0;
-        rc = s_login_tx(c, r, idle, absolute, &result, reply);
+        rc = s_login_tx(c, r, idle, absolute, &result, r->brief ? NULL : &u, reply);
         if (rc != DB_UNIQUE || attempt == 2)
             break;
     }
@@ -356,11 +368,6 @@ void h_user_login(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
         user.created_at = result.created_at;
         out.user = &user;
         bus_reply_ok(reply, &out.base);
-        return;
-    }
-    reg_users_t u;
-    if ((rc = reg_users_load(c->db, result.user_id, 0, 1, &u)) != DB_OK) {
-        reg_reply_db(reply, rc);
         return;
     }
     if (u.n == 0) {

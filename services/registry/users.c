@@ -74,12 +74,13 @@ void reg_fill_identity(Portico__Registry__Identity *d, const PGresult *res, int 
 
 /* user.get's case, the hot one (every login's answer, the account page):
  * one round trip to the database instead of two. */
-static db_rc_t s_load_one(db_t *db, int64_t id, reg_users_t *u)
+static db_rc_t s_load_one(db_t *db, int64_t id, bool commit, reg_users_t *u)
 {
     db_params_t p;
     db_params_init(&p);
     db_param_int(&p, id);
-    db_rc_t rc = db_exec(db, &s_user_whole, &p, &u->user_res);
+    db_rc_t rc =
+        commit ? db_commit_then(db, &s_user_whole, &p, &u->user_res) : db_exec(db, &s_user_whole, &p, &u->user_res);
     if (rc != DB_OK)
         return rc;
     const PGresult *res = u->user_res;
@@ -119,6 +120,12 @@ static db_rc_t s_load_one(db_t *db, int64_t id, reg_users_t *u)
     return DB_OK;
 }
 
+db_rc_t reg_users_commit_load(db_t *db, int64_t id, reg_users_t *u)
+{
+    memset(u, 0, sizeof *u);
+    return s_load_one(db, id, true, u);
+}
+
 db_rc_t reg_users_load(db_t *db, int64_t only_id, int64_t after_id, int limit, reg_users_t *u)
 {
     db_params_t p;
@@ -126,7 +133,7 @@ db_rc_t reg_users_load(db_t *db, int64_t only_id, int64_t after_id, int limit, r
     char *ids = NULL;
     memset(u, 0, sizeof *u);
     if (only_id)
-        return s_load_one(db, only_id, u);
+        return s_load_one(db, only_id, false, u);
     db_params_init(&p);
     db_param_int(&p, after_id);
     db_param_int(&p, limit);

@@ -38,6 +38,10 @@ typedef struct {
 /* Users with id > after_id (or exactly only_id), identities attached; the
  * strings point into the results: pack the reply before reg_users_clear. */
 db_rc_t reg_users_load(db_t *db, int64_t only_id, int64_t after_id, int limit, reg_users_t *u);
+/* Commit the open transaction and load user id as reg_users_load does, in
+ * the same round trip when the transaction is batched (db_commit_then).
+ * DB_OK only when both succeeded. */
+db_rc_t reg_users_commit_load(db_t *db, int64_t id, reg_users_t *u);
 void reg_users_clear(reg_users_t *u);
 
 #endif

@@ -149,6 +149,59 @@ static void test_plain_sql_inside_a_batch(void **state)
     assert_int_equal(s_committed(30, 39), 2);
 }
 
+static long long s_commit_then_count(int from, int to, db_rc_t *rc)
+{
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, from);
+    db_param_int(&p, to);
+    PGresult *res = (PGresult *)&p; /* must come back NULL on failure */
+    *rc = db_commit_then(s_db, &s_count, &p, &res);
+    if (*rc != DB_OK) {
+        assert_null(res);
+        return -1;
+    }
+    long long n = db_get_int(res, 0, db_col(res, "n"));
+    PQclear(res);
+    return n;
+}
+
+/* The commit and the read after it share a round trip: the read sees what
+ * was committed, and another connection sees it too. */
+static void test_commit_then_read(void **state)
+{
+    (void)state;
+    db_rc_t rc;
+    assert_int_equal(db_begin_batch(s_db), DB_OK);
+    assert_int_equal(s_insert(40, "p"), DB_OK);
+    assert_int_equal(s_insert(41, "q"), DB_OK);
+    assert_int_equal(s_commit_then_count(40, 49, &rc), 2);
+    assert_int_equal(rc, DB_OK);
+    db_rollback(s_db);
+    assert_int_equal(s_committed(40, 49), 2);
+    /* Outside a batch it is a commit and then the read. */
+    assert_int_equal(db_begin(s_db), DB_OK);
+    assert_int_equal(s_insert(42, "r"), DB_OK);
+    assert_int_equal(s_commit_then_count(40, 49, &rc), 3);
+    assert_int_equal(s_committed(40, 49), 3);
+}
+
+/* A commit that fails: its error is the answer, the read is skipped and
+ * nothing of the transaction stays. */
+static void test_commit_then_read_after_a_failure(void **state)
+{
+    (void)state;
+    db_rc_t rc;
+    assert_int_equal(db_begin_batch(s_db), DB_OK);
+    assert_int_equal(s_insert(50, "s"), DB_OK);
+    assert_int_equal(s_insert(50, "again"), DB_OK);
+    assert_int_equal(s_commit_then_count(50, 59, &rc), -1);
+    assert_int_equal(rc, DB_UNIQUE);
+    db_rollback(s_db);
+    assert_int_equal(s_committed(50, 59), 0);
+    assert_int_equal(s_count_rows(50, 59), 0);
+}
+
 int run_db_tests(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +210,8 @@ int run_db_tests(void)
         cmocka_unit_test(test_deferred_error_reaches_the_next_read),
         cmocka_unit_test(test_skipped_statement_is_prepared_later),
         cmocka_unit_test(test_plain_sql_inside_a_batch),
+        cmocka_unit_test(test_commit_then_read),
+        cmocka_unit_test(test_commit_then_read_after_a_failure),
     };
     return cmocka_run_group_tests_name("db", tests, s_setup, s_teardown);
 }

@@ -93,13 +93,13 @@ static void test_round_trip(void **state)
 /* login.start's call: stored only for an enabled OAuth 2 integration with a
  * client id, the integration in the answer; and the callback's consume
  * with the integration and its secrets. */
-static int s_create_for_oauth2(const char *state, int64_t integration, Portico__Registry__CreatePendingReply **out,
-                               bus_error_t *err)
+static int s_create_for_oauth2_in(const char *state, const char *browser, int64_t integration,
+                                  Portico__Registry__CreatePendingReply **out, bus_error_t *err)
 {
     uint8_t sb[32], bb[32];
     Portico__Registry__PendingLogin pl = PORTICO__REGISTRY__PENDING_LOGIN__INIT;
     pl.state_hash = h_hash(state, sb);
-    pl.browser_hash = h_hash("browser-o2", bb);
+    pl.browser_hash = h_hash(browser, bb);
     pl.integration_id = integration;
     pl.code_verifier = "verifier-oauth2-0123456789-0123456789-0123456789";
     pl.return_to = "/account";
@@ -110,6 +110,12 @@ static int s_create_for_oauth2(const char *state, int64_t integration, Portico__
     int rc = h_call("pending.create", &req.base, &portico__registry__create_pending_reply__descriptor, &m, err);
     *out = (Portico__Registry__CreatePendingReply *)m;
     return rc;
+}
+
+static int s_create_for_oauth2(const char *state, int64_t integration, Portico__Registry__CreatePendingReply **out,
+                               bus_error_t *err)
+{
+    return s_create_for_oauth2_in(state, "browser-o2", integration, out, err);
 }
 
 static void test_oauth2_start_and_consume_with_the_integration(void **state)
@@ -365,6 +371,48 @@ static void test_expired_pending_logins_are_swept(void **state)
     PQfinish(c);
 }
 
+/* A browser holds at most PORTICO_PENDING_LOGINS_PER_BROWSER (10 here)
+ * unfinished logins: the next start is refused, stores nothing, and names
+ * the cap; another browser is not affected. Both kinds of start. */
+static void test_a_browser_cap(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    PGconn *c = h_pg(NULL);
+    int64_t id = h_make_integration("the-client-secret");
+    char st[32];
+    for (int i = 0; i < 10; i++) {
+        snprintf(st, sizeof st, "cap-state-%d", i);
+        pending_t p = {st, "browser-cap", id, "verifier-cap-0123456789-0123456789-0123456789", NULL, NULL, NULL, 0};
+        assert_code(0, s_create(&p, &err), err);
+    }
+    long long before = h_pg_scalar(c, "SELECT count(*) FROM pending_logins");
+    pending_t p = {"cap-state-x", "browser-cap", id, "verifier-cap-0123456789-0123456789-0123456789", NULL, NULL, NULL,
+                   0};
+    assert_code(PORTICO__ERROR_CODE__RATE_LIMITED, s_create(&p, &err), err);
+    assert_int_equal(err.detail, DETAIL(PENDING_BROWSER));
+    Portico__Registry__CreatePendingReply *cr = NULL;
+    assert_code(PORTICO__ERROR_CODE__RATE_LIMITED, s_create_for_oauth2_in("cap-state-y", "browser-cap", id, &cr, &err),
+                err);
+    assert_int_equal(err.detail, DETAIL(PENDING_BROWSER));
+    assert_null(cr);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM pending_logins"), before);
+    /* An expired one no longer counts. */
+    assert_int_equal(h_pg_exec(c, "UPDATE pending_logins SET expires_at = now() - interval '1 second' "
+                                  "WHERE state_hash = sha256('cap-state-0'::bytea)"),
+                     0);
+    assert_code(0, s_create_for_oauth2_in("cap-state-z", "browser-cap", id, &cr, &err), err);
+    assert_true(cr->stored);
+    protobuf_c_message_free_unpacked(&cr->base, NULL);
+    /* Another browser starts as usual; an unknown integration is named. */
+    p.browser = "browser-cap-2";
+    assert_code(0, s_create(&p, &err), err);
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_create_for_oauth2_in("cap-state-w", "browser-cap-3", 999999, &cr, &err),
+                err);
+    assert_int_equal(err.detail, DETAIL(INTEGRATION));
+    PQfinish(c);
+}
+
 int run_login_tests(void)
 {
     const struct CMUnitTest tests[] = {
@@ -376,6 +424,7 @@ int run_login_tests(void)
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_eight_consumers_exactly_one_wins),
         cmocka_unit_test(test_expired_pending_logins_are_swept),
+        cmocka_unit_test(test_a_browser_cap),
     };
     return cmocka_run_group_tests_name("pending logins", tests, NULL, NULL);
 }
