@@ -11,9 +11,11 @@
  * TLS is always verified. A transfer with a CA certificate trusts only
  * that PEM (CURLOPT_CAINFO_BLOB, no system store); curl matches the CA blob
  * before reusing a cached connection, so integrations never share one
- * across trust settings. TLS sessions are not shared between handles
- * (no CURLSH): curl releases before 8.6 had session-cache matching bugs,
- * and reused connections already save the handshakes that matter. */
+ * across trust settings. TLS sessions are not resumed (no CURLSH, and
+ * the session cache of the easy handles, which are reused from one
+ * transfer to the next, is off): curl releases before 8.6 had
+ * session-cache matching bugs, and reused connections already save the
+ * handshakes that matter. */
 #ifndef PORTICO_BB_HTTP_H
 #define PORTICO_BB_HTTP_H
 
@@ -63,6 +65,10 @@ void bb_http_destroy(bb_http_t **self_p);
 /* Start a transfer. done(arg, result) runs exactly once, later, from the
  * loop (never from inside this call). NULL when it cannot start. */
 bb_xfer_t *bb_http_start(bb_http_t *self, const bb_http_request_t *req, bb_http_done_fn done, void *arg);
+/* Move the transfers just started as far as they go now (sending the
+ * request), instead of on the loop's next round. Call it from a loop
+ * callback after starting transfers; done callbacks may run inside. */
+void bb_http_run_due(bb_http_t *self);
 /* Abort a transfer; its done callback does not run. */
 void bb_http_cancel(bb_http_t *self, bb_xfer_t **xfer_p);
 size_t bb_http_in_flight(const bb_http_t *self);

@@ -57,6 +57,31 @@ static char *s_dup(const char *s)
     return strdup(s ? s : "");
 }
 
+/* The last base URL that was normalised, and what it gave. The requests of
+ * a login.exchange, and most requests in a row, name the same integration,
+ * and normalising is a URL parse with a dozen allocations each time; the
+ * result depends on the input alone. Only this (the loop's) thread plans. */
+static _Thread_local struct {
+    char in[2100];
+    char base[2100];
+} s_last_base;
+
+static int s_normalize_base(const char *in, char *base, size_t base_size, char *why, size_t why_size)
+{
+    size_t n = strlen(in);
+    if (n < sizeof s_last_base.in && s_last_base.in[0] && !strcmp(in, s_last_base.in)) {
+        snprintf(base, base_size, "%s", s_last_base.base);
+        return 0;
+    }
+    if (url_normalize_base(in, base, base_size, why, why_size) < 0)
+        return -1;
+    if (n < sizeof s_last_base.in && strlen(base) < sizeof s_last_base.base) {
+        memcpy(s_last_base.in, in, n + 1);
+        snprintf(s_last_base.base, sizeof s_last_base.base, "%s", base);
+    }
+    return 0;
+}
+
 /* Base URL, CA and the request's URL: base + path (+ query). */
 static int s_conn(const Portico__Bitbucket__Conn *conn, const char *path, const char *query, bb_plan_t *plan,
                   bus_error_t *err)
@@ -66,7 +91,7 @@ static int s_conn(const Portico__Bitbucket__Conn *conn, const char *path, const 
         bus_error_set(err, C_BAD_REQUEST, DETAIL(BASE_URL), "the base URL of the integration is missing");
         return -1;
     }
-    if (url_normalize_base(conn->base_url, base, sizeof base, why, sizeof why) < 0) {
+    if (s_normalize_base(conn->base_url, base, sizeof base, why, sizeof why) < 0) {
         bus_error_set(err, C_BAD_REQUEST, DETAIL(BASE_URL), "the base URL of the integration is not usable: %s", why);
         return -1;
     }

@@ -53,6 +53,7 @@ struct bb_server_t {
     int64_t drain_until;
     int64_t last_request_ms; /* when the bus last brought a request */
     bool finished;
+    int drain_timer;      /* zloop timer to read the rest of the bus requests, or 0 */
     bool rotating;        /* changing the bus key: new calls get ROTATING */
     int64_t rotate_until; /* the earliest moment to bind again */
     int64_t rotate_limit; /* bind again then, calls in flight or not */
@@ -85,12 +86,15 @@ static void s_call_free(bb_server_t *self, bb_call_t *call)
     s_gauges(self);
 }
 
+static void s_router_check(bb_server_t *self);
+
 /* Answer the caller and forget the call. */
 static void s_reply(bb_server_t *self, bb_call_t *call, bus_reply_t *reply)
 {
     log_set_request_id(call->req->request_id);
     if (bus_send_reply(self->router, &call->req, reply) < 0)
         log_warn("could not send a reply", "method=%s", call->plan.kind ? call->plan.kind : "?");
+    s_router_check(self);
     /* The body may carry tokens. */
     if (reply->body)
         explicit_bzero(reply->body, reply->body_len);
@@ -164,9 +168,11 @@ static int s_on_retry(zloop_t *loop, int timer_id, void *arg)
     (void)timer_id;
     bb_call_t *call = arg;
     call->retry_timer = 0;
+    bb_server_t *self = call->srv;
     log_set_request_id(call->req->request_id);
-    s_attempt(call->srv, call);
+    s_attempt(self, call); /* may free call */
     log_set_request_id(NULL);
+    bb_http_run_due(self->http);
     return 0;
 }
 
@@ -341,12 +347,21 @@ void bb_server_handle(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
     s_attempt(self, call);
 }
 
-static int s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
+/* The ROUTER is watched through its ZMQ_FD, as a plain descriptor, not as
+ * a ZeroMQ socket: for a socket, every zmq_poll of the loop asks ZMQ_EVENTS
+ * before and after its poll, each a getpid (libzmq's fork check) and a
+ * poll of the socket's mailbox: four system calls per loop round, some
+ * twenty per login. ZMQ_FD only signals that the socket's state changed,
+ * once: so whoever may have taken that signal reads what is waiting.
+ * Reading here asks ZMQ_EVENTS after each request; a send (an answer) can
+ * also take it, so s_router_check follows each one; and the tick looks
+ * once more, in case. */
+static int s_drain(bb_server_t *self)
 {
-    (void)loop;
-    bb_server_t *self = arg;
+    zsock_t *sock = self->router;
     /* A batch per wake-up, then let the transfers move too. */
-    for (int i = 0; i < 64 && (zsock_events(sock) & ZMQ_POLLIN); i++) {
+    int i;
+    for (i = 0; i < 64 && (zsock_events(sock) & ZMQ_POLLIN); i++) {
         zmsg_t *msg = zmsg_recv(sock);
         if (!msg)
             break;
@@ -356,7 +371,39 @@ static int s_on_router(zloop_t *loop, zsock_t *sock, void *arg)
         else
             bus_serve(sock, &msg, self->routes, self);
     }
+    bb_http_run_due(self->http);
+    /* Stopped at the batch's end with more waiting: read on next round. */
+    if (i == 64)
+        s_router_check(self);
     return 0;
+}
+
+static int s_on_router(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void)loop;
+    (void)item;
+    return s_drain(arg);
+}
+
+static int s_on_drain_timer(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    bb_server_t *self = arg;
+    self->drain_timer = 0;
+    return s_drain(self);
+}
+
+/* Requests may be waiting with the ZMQ_FD signal already taken: read
+ * them on the loop's next round (not from here, deep inside a transfer's
+ * callback). */
+static void s_router_check(bb_server_t *self)
+{
+    if (self->drain_timer || !(zsock_events(self->router) & ZMQ_POLLIN))
+        return;
+    int id = zloop_timer(self->loop, 0, 1, s_on_drain_timer, self);
+    if (id >= 0)
+        self->drain_timer = id;
 }
 
 /* ---- a new bus key (SIGHUP; README: Bus keys) ---- */
@@ -389,6 +436,7 @@ static void s_rotate(bb_server_t *self)
         log_error("could not bind again with the new bus key", "endpoint=%s", self->cfg.bind);
         service_request_stop();
     }
+    s_router_check(self);
 }
 
 /* ---- stopping ---- */
@@ -399,6 +447,7 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     (void)timer_id;
     bb_server_t *self = arg;
     s_rotate(self);
+    s_router_check(self);
     if (!service_stopping())
         return 0;
     int64_t now = bus_now_ms();
@@ -513,12 +562,15 @@ void bb_server_destroy(bb_server_t **self_p)
 
 int bb_server_run(bb_server_t *self)
 {
-    if (zloop_reader(self->loop, self->router, s_on_router, self) < 0 ||
+    zmq_pollitem_t item = {NULL, zsock_fd(self->router), ZMQ_POLLIN, 0};
+    if (zloop_poller(self->loop, &item, s_on_router, self) < 0 ||
         zloop_timer(self->loop, TICK_MS, 0, s_on_tick, self) < 0) {
         log_error("could not set up the event loop", NULL);
         return 1;
     }
-    zloop_reader_set_tolerant(self->loop, self->router);
+    zloop_poller_set_tolerant(self->loop, &item);
+    /* Anything that came before the loop watched the descriptor. */
+    s_router_check(self);
     atomic_store(&self->ready, true);
     log_info("serving", "endpoint=%s timeout_ms=%ld connect_timeout_ms=%ld", self->cfg.bind, self->cfg.timeout_ms,
              self->cfg.connect_timeout_ms);

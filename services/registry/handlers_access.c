@@ -147,6 +147,24 @@ void reg_access_clear(reg_access_rules_t *r)
     PQclear(res);
 }
 
+int reg_access_from_row(const PGresult *res, int row, int64_t integration_id, reg_access_rules_t *out)
+{
+    memset(out, 0, sizeof *out);
+    s_rules_clear(out);
+    out->msg.integration_id = integration_id;
+    if (!db_get_bool(res, row, db_col(res, "access_set")))
+        return 0;
+    if (s_rules_fill(out, integration_id, db_get_text(res, row, db_col(res, "access_resource")),
+                     db_get_text(res, row, db_col(res, "access_patterns")),
+                     db_get_text(res, row, db_col(res, "access_contact"))) < 0) {
+        s_rules_clear(out);
+        return -1;
+    }
+    out->msg.updated_at = db_get_int(res, row, db_col(res, "access_updated_at"));
+    out->msg.updated_by = REG_STR(db_get_text(res, row, db_col(res, "access_updated_by")));
+    return 0;
+}
+
 db_rc_t reg_access_load(db_t *db, int64_t integration_id, reg_access_rules_t *out)
 {
     memset(out, 0, sizeof *out);

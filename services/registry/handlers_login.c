@@ -88,14 +88,16 @@ static const db_stmt_t s_consume_by_token = {
     "floor(extract(epoch FROM p.expires_at))::bigint AS expires_at, p.expires_at <= now() AS expired"
 static const db_stmt_t s_consume_by_state_integ = {
     "pending_consume_state_integ",
-    "DELETE FROM pending_logins p USING integrations i WHERE p.state_hash = $1 AND p.browser_hash = $2 "
-    "AND p.integration_id = $3 AND i.id = p.integration_id "
-    "RETURNING " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", " REG_INTEGRATION_SECRET_COLUMNS};
+    "DELETE FROM pending_logins p USING integrations i LEFT JOIN access_rules a ON a.integration_id = i.id "
+    "WHERE p.state_hash = $1 AND p.browser_hash = $2 AND p.integration_id = $3 AND i.id = p.integration_id "
+    "RETURNING " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", " REG_INTEGRATION_SECRET_COLUMNS
+    ", " REG_ACCESS_JOIN_COLUMNS};
 static const db_stmt_t s_consume_by_token_integ = {
     "pending_consume_token_integ",
-    "DELETE FROM pending_logins p USING integrations i WHERE p.request_token_hash = $1 AND p.browser_hash = $2 "
-    "AND p.integration_id = $3 AND i.id = p.integration_id "
-    "RETURNING " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", " REG_INTEGRATION_SECRET_COLUMNS};
+    "DELETE FROM pending_logins p USING integrations i LEFT JOIN access_rules a ON a.integration_id = i.id "
+    "WHERE p.request_token_hash = $1 AND p.browser_hash = $2 AND p.integration_id = $3 AND i.id = p.integration_id "
+    "RETURNING " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", " REG_INTEGRATION_SECRET_COLUMNS
+    ", " REG_ACCESS_JOIN_COLUMNS};
 /* The same four without the DELETE, for a broker that only reads the
  * login (keep): user.login deletes it in the login's own transaction. */
 static const db_stmt_t s_read_by_state = {
@@ -105,15 +107,17 @@ static const db_stmt_t s_read_by_token = {"pending_read_token", "SELECT " PENDIN
                                                                 " FROM pending_logins WHERE request_token_hash = $1 "
                                                                 "AND browser_hash = $2 AND integration_id = $3"};
 static const db_stmt_t s_read_by_state_integ = {
-    "pending_read_state_integ",
-    "SELECT " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", " REG_INTEGRATION_SECRET_COLUMNS " "
-    "FROM pending_logins p JOIN integrations i ON i.id = p.integration_id "
-    "WHERE p.state_hash = $1 AND p.browser_hash = $2 AND p.integration_id = $3"};
+    "pending_read_state_integ", "SELECT " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT
+                                ", " REG_INTEGRATION_SECRET_COLUMNS ", " REG_ACCESS_JOIN_COLUMNS " "
+                                "FROM pending_logins p JOIN integrations i ON i.id = p.integration_id "
+                                "LEFT JOIN access_rules a ON a.integration_id = i.id "
+                                "WHERE p.state_hash = $1 AND p.browser_hash = $2 AND p.integration_id = $3"};
 static const db_stmt_t s_read_by_token_integ = {
-    "pending_read_token_integ",
-    "SELECT " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", " REG_INTEGRATION_SECRET_COLUMNS " "
-    "FROM pending_logins p JOIN integrations i ON i.id = p.integration_id "
-    "WHERE p.request_token_hash = $1 AND p.browser_hash = $2 AND p.integration_id = $3"};
+    "pending_read_token_integ", "SELECT " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT
+                                ", " REG_INTEGRATION_SECRET_COLUMNS ", " REG_ACCESS_JOIN_COLUMNS " "
+                                "FROM pending_logins p JOIN integrations i ON i.id = p.integration_id "
+                                "LEFT JOIN access_rules a ON a.integration_id = i.id "
+                                "WHERE p.request_token_hash = $1 AND p.browser_hash = $2 AND p.integration_id = $3"};
 /* user.login's single use of the login it finishes: only a live one of
  * this browser and this integration. */
 static const db_stmt_t s_why_state = {
@@ -394,9 +398,9 @@ static void s_reply_pending(reg_ctx_t *c, const PGresult *res, bool with_integra
         secrets.private_key_pem = private_key;
         out.integration = &in;
         out.secrets = &secrets;
-        db_rc_t arc = reg_access_load(c->db, in.id, &access);
-        if (arc != DB_OK) {
-            reg_reply_db(reply, arc);
+        /* The integration's access rules came in the same row. */
+        if (reg_access_from_row(res, 0, in.id, &access) < 0) {
+            reg_reply_db(reply, DB_FAIL);
             goto out;
         }
         out.access = &access.msg;

@@ -1,5 +1,6 @@
-/* Transport failures to typed errors (services/bitbucket/bb_http.c). The
- * transfers themselves are exercised by tests/service/bitbucket. */
+/* Transport failures to typed errors (services/bitbucket/bb_http.c), and
+ * that nothing of one transfer reaches the next when easy handles are
+ * reused. The transfers themselves are exercised by tests/service/bitbucket. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +11,14 @@
 #include "bitbucket/bb_http.h"
 #include "envelope.pb-c.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static bus_error_t s_map(CURLcode code, bool connected, bool too_large)
 {
@@ -67,11 +75,164 @@ static void test_messages(void **state)
     assert_non_null(strstr(err.message, "9000 ms"));
 }
 
+/* ---- reused easy handles ---- */
+
+#define N_REQUESTS 3
+
+/* A one-connection-at-a-time HTTP server that keeps each request's text. */
+typedef struct {
+    int listener;
+    char requests[N_REQUESTS][2048];
+    int n;
+} server_t;
+
+static void *s_serve(void *arg)
+{
+    server_t *srv = arg;
+    while (srv->n < N_REQUESTS) {
+        int c = accept(srv->listener, NULL, NULL);
+        if (c < 0)
+            break;
+        while (srv->n < N_REQUESTS) {
+            char *buf = srv->requests[srv->n];
+            size_t len = 0, want = 0;
+            char *end = NULL;
+            while (len < sizeof srv->requests[0] - 1) {
+                ssize_t r = recv(c, buf + len, sizeof srv->requests[0] - 1 - len, 0);
+                if (r <= 0)
+                    break;
+                len += (size_t)r;
+                buf[len] = '\0';
+                end = strstr(buf, "\r\n\r\n");
+                const char *cl = strcasestr(buf, "Content-Length:");
+                want = end ? (size_t)(end + 4 - buf) + (cl && cl < end ? strtoul(cl + 15, NULL, 10) : 0) : 0;
+                if (end && len >= want)
+                    break;
+            }
+            if (!end || len < want)
+                break;
+            srv->n++;
+            const char *answer = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
+            if (send(c, answer, strlen(answer), MSG_NOSIGNAL) < 0)
+                break;
+        }
+        close(c);
+    }
+    return NULL;
+}
+
+typedef struct {
+    bb_http_t *http;
+    char base[64];
+    int done, ok;
+} client_t;
+
+static void s_start(client_t *cl);
+
+static void s_on_done(void *arg, const bb_http_result_t *res)
+{
+    client_t *cl = arg;
+    if (res->curl_code == CURLE_OK && res->status == 200 && res->body_len == 2 && !memcmp(res->body, "ok", 2))
+        cl->ok++;
+    cl->done++;
+    /* The next transfer starts from the done callback, as a chain does,
+     * and gets the handle this one gives back. */
+    if (cl->done < N_REQUESTS)
+        s_start(cl);
+}
+
+static void s_start(client_t *cl)
+{
+    static const bb_http_request_t reqs[N_REQUESTS] = {
+        {.method = "POST",
+         .url = "/one",
+         .body = "secret=s3cr3t",
+         .authorization = "Bearer tok-1",
+         .accept = "application/json"},
+        {.method = "GET", .url = "/two"},
+        {.method = "GET", .url = "/three", .authorization = "Bearer tok-3"},
+    };
+    char url[128];
+    bb_http_request_t r = reqs[cl->done];
+    snprintf(url, sizeof url, "%s%s", cl->base, r.url);
+    r.url = url;
+    r.timeout_ms = 5000;
+    r.connect_timeout_ms = 5000;
+    if (!bb_http_start(cl->http, &r, s_on_done, cl))
+        cl->done = N_REQUESTS;
+}
+
+static int s_check(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    client_t *cl = arg;
+    return cl->done >= N_REQUESTS ? -1 : 0;
+}
+
+static int s_give_up(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    (void)arg;
+    return -1;
+}
+
+static void test_reused_handles_forget_the_last_request(void **state)
+{
+    (void)state;
+    server_t srv;
+    memset(&srv, 0, sizeof srv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    srv.listener = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(srv.listener >= 0);
+    assert_int_equal(bind(srv.listener, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(srv.listener, 4), 0);
+    assert_int_equal(getsockname(srv.listener, (struct sockaddr *)&a, &alen), 0);
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, s_serve, &srv), 0);
+
+    zloop_t *loop = zloop_new();
+    client_t cl;
+    memset(&cl, 0, sizeof cl);
+    cl.http = bb_http_new(loop, 4, 8);
+    assert_non_null(cl.http);
+    snprintf(cl.base, sizeof cl.base, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    s_start(&cl);
+    bb_http_run_due(cl.http);
+    zloop_timer(loop, 10, 0, s_check, &cl);
+    zloop_timer(loop, 10000, 1, s_give_up, NULL);
+    zloop_start(loop);
+    bb_http_destroy(&cl.http);
+    zloop_destroy(&loop);
+    shutdown(srv.listener, SHUT_RDWR);
+    close(srv.listener);
+    pthread_join(thread, NULL);
+
+    assert_int_equal(cl.ok, N_REQUESTS);
+    assert_int_equal(srv.n, N_REQUESTS);
+    const char *one = srv.requests[0], *two = srv.requests[1], *three = srv.requests[2];
+    assert_non_null(strstr(one, "POST /one "));
+    assert_non_null(strstr(one, "Authorization: Bearer tok-1\r\n"));
+    assert_non_null(strstr(one, "secret=s3cr3t"));
+    /* Nothing of the POST: method, credentials, body, its headers. */
+    assert_non_null(strstr(two, "GET /two "));
+    assert_null(strstr(two, "Authorization"));
+    assert_null(strstr(two, "secret"));
+    assert_null(strstr(two, "Content-Type"));
+    assert_null(strstr(two, "application/json"));
+    assert_non_null(strstr(three, "GET /three "));
+    assert_non_null(strstr(three, "Authorization: Bearer tok-3\r\n"));
+    assert_null(strstr(three, "tok-1"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mapping),
         cmocka_unit_test(test_messages),
+        cmocka_unit_test(test_reused_handles_forget_the_last_request),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -534,6 +534,54 @@ static void test_repos_paging(void **state)
 
 /* ---- OAuth 1 ---- */
 
+/* jansson works in one block of memory that every decoder reuses
+ * (bb_json.c): what a decoder returned stays intact through the next
+ * decodes, and an answer larger than the block still decodes whole. */
+static void test_decoders_reuse_memory(void **state)
+{
+    (void)state;
+    Portico__Bitbucket__TokenReply first, second;
+    Portico__Bitbucket__ListReposReply page;
+    Portico__Bitbucket__User user;
+    bus_error_t err;
+    size_t skipped;
+    bb_response_t r = s_resp(200, "{\"access_token\":\"first-access\",\"refresh_token\":\"first-refresh\"}");
+    assert_int_equal(bb_decode_token(&r, &first, &err), 0);
+
+    /* 3,000 repositories: well past the block, so most of it is malloc'ed. */
+    size_t n = 3000, cap = n * (strlen(s_repo_json) + 1) + 200, len = 0;
+    char *body = malloc(cap);
+    assert_non_null(body);
+    len += (size_t)snprintf(body + len, cap - len, "{\"isLastPage\":true,\"values\":[");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(body + len, cap - len, "%s%s", i ? "," : "", s_repo_json);
+    snprintf(body + len, cap - len, "]}");
+    r = s_resp(200, body);
+    assert_int_equal(bb_decode_repos(&r, 0, &page, &skipped, &err), 0);
+    free(body);
+    assert_int_equal(page.n_repositories, 1000); /* MAX_PAGE_ITEMS */
+    assert_int_equal(skipped, 0);
+    assert_string_equal(page.repositories[0]->slug, "portico");
+    assert_string_equal(page.repositories[999]->clone_ssh, "ssh://git@h:7999/prj/portico.git");
+
+    r = s_resp(200, "{\"access_token\":\"second-access\",\"token_type\":\"bearer\"}");
+    assert_int_equal(bb_decode_token(&r, &second, &err), 0);
+    r = s_resp(200, "{\"name\":\"jane\",\"slug\":\"jane\",\"id\":7}");
+    assert_int_equal(bb_decode_user(&r, &user, &err), 0);
+
+    assert_string_equal(first.access_token, "first-access");
+    assert_string_equal(first.refresh_token, "first-refresh");
+    assert_string_equal(second.access_token, "second-access");
+    assert_string_equal(second.refresh_token, "");
+    assert_string_equal(page.repositories[500]->browse_url, "https://h/bitbucket/projects/PRJ/repos/portico/browse");
+    assert_string_equal(user.name, "jane");
+    assert_int_equal(user.id, 7);
+    bb_token_clear(&first);
+    bb_token_clear(&second);
+    bb_repos_clear(&page);
+    bb_user_clear(&user);
+}
+
 static void test_oauth1_token(void **state)
 {
     (void)state;
@@ -626,6 +674,7 @@ int main(void)
         cmocka_unit_test(test_users_page),
         cmocka_unit_test(test_repos_page),
         cmocka_unit_test(test_repos_paging),
+        cmocka_unit_test(test_decoders_reuse_memory),
         cmocka_unit_test(test_oauth1_token),
         cmocka_unit_test(test_oauth1_problems),
     };

@@ -191,8 +191,8 @@ static bus_error_t s_call(bus_client_t *bus, const char *method, const ProtobufC
 static void s_expect(const bus_error_t *err, int code, const char *detail)
 {
     if (err->code != code || (detail && strcmp(bus_detail_name(err->detail), detail) != 0))
-        fail_msg("got %s/%s (%s), want %s/%s", bus_code_name(err->code), bus_detail_name(err->detail), err->message, bus_code_name(code),
-                 detail ? detail : "*");
+        fail_msg("got %s/%s (%s), want %s/%s", bus_code_name(err->code), bus_detail_name(err->detail), err->message,
+                 bus_code_name(code), detail ? detail : "*");
 }
 
 /* ---- OAuth 2 login through the emulator (auto-approve) ---- */
@@ -340,6 +340,19 @@ static void test_server_info(void **state)
     s_expect(&err, PORTICO__ERROR_CODE__BAD_REQUEST, "base_url");
     err = s_server_info(s_bus, "", NULL, &r, 5000);
     s_expect(&err, PORTICO__ERROR_CODE__BAD_REQUEST, "base_url");
+
+    /* The service keeps the last normalised base URL: each request still
+     * gets its own, whatever came just before. */
+    err = s_server_info(s_bus, base, NULL, &r, 5000);
+    s_expect(&err, OK, NULL);
+    portico__bitbucket__server_info_reply__free_unpacked(r, NULL);
+    err = s_server_info(s_bus, "ftp://example.com", NULL, &r, 5000);
+    s_expect(&err, PORTICO__ERROR_CODE__BAD_REQUEST, "base_url");
+    err = s_server_info(s_bus, root, NULL, &r, 5000);
+    s_expect(&err, PORTICO__ERROR_CODE__UPSTREAM, "not_bitbucket");
+    err = s_server_info(s_bus, base, NULL, &r, 5000);
+    s_expect(&err, OK, NULL);
+    portico__bitbucket__server_info_reply__free_unpacked(r, NULL);
 }
 
 static bus_error_t s_whoami(const char *bearer, Portico__Bitbucket__OAuth1Credentials *o1,
@@ -1075,12 +1088,12 @@ static int s_shutdown(bool abort)
      * token), or cut at the end of the drain. */
     int want = abort ? PORTICO__ERROR_CODE__UNAVAILABLE : PORTICO__ERROR_CODE__UNAUTHORIZED;
     if (slow.err.code != want || (abort && (slow.elapsed_ms < 3500 || slow.elapsed_ms > 5000))) {
-        fprintf(stderr, "FAIL: call in flight got %s/%s (%s)\n", bus_code_name(slow.err.code), bus_detail_name(slow.err.detail),
-                slow.err.message);
+        fprintf(stderr, "FAIL: call in flight got %s/%s (%s)\n", bus_code_name(slow.err.code),
+                bus_detail_name(slow.err.detail), slow.err.message);
         rc = 1;
     }
-    printf("shutdown: new call %s/%s; call in flight answered %s after %lld ms\n", bus_code_name(err.code), bus_detail_name(err.detail),
-           bus_code_name(slow.err.code), (long long)slow.elapsed_ms);
+    printf("shutdown: new call %s/%s; call in flight answered %s after %lld ms\n", bus_code_name(err.code),
+           bus_detail_name(err.detail), bus_code_name(slow.err.code), (long long)slow.elapsed_ms);
     return rc;
 }
 

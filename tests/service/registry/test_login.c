@@ -149,11 +149,51 @@ static void test_oauth2_start_and_consume_with_the_integration(void **state)
     assert_int_equal(r->integration->id, id);
     assert_non_null(r->secrets);
     assert_string_equal(r->secrets->client_secret, "the-client-secret");
+    /* No access rules: everyone with an account there. */
+    assert_non_null(r->access);
+    assert_int_equal(r->access->integration_id, id);
+    assert_string_equal(r->access->resource, "");
+    assert_int_equal(r->access->n_patterns, 0);
     protobuf_c_message_free_unpacked(m, NULL);
     /* Consumed: a second time finds nothing. */
     assert_code(PORTICO__ERROR_CODE__NOT_FOUND,
                 h_call("pending.consume", &q.base, &portico__registry__consume_pending_reply__descriptor, &m, &err),
                 err);
+
+    /* With access rules: they come with the login, when it is only read
+     * (keep) and when it is used up. */
+    char *patterns[] = {"*@example.com", "jdoe"};
+    Portico__Registry__AccessRules rules = PORTICO__REGISTRY__ACCESS_RULES__INIT;
+    rules.integration_id = id;
+    rules.resource = "PROJ/repo";
+    rules.patterns = patterns;
+    rules.n_patterns = 2;
+    rules.contact = "the platform team";
+    Portico__Registry__SetAccessRequest set = PORTICO__REGISTRY__SET_ACCESS_REQUEST__INIT;
+    set.rules = &rules;
+    set.actor = "login-test";
+    assert_code(0, h_call("access.set", &set.base, NULL, NULL, &err), err);
+    assert_code(0, s_create_for_oauth2("state-o2-rules", id, &cr, &err), err);
+    protobuf_c_message_free_unpacked(&cr->base, NULL);
+    q.state_hash = h_hash("state-o2-rules", sb);
+    for (int keep = 1; keep >= 0; keep--) {
+        q.keep = keep;
+        assert_code(
+            0, h_call("pending.consume", &q.base, &portico__registry__consume_pending_reply__descriptor, &m, &err), err);
+        r = (Portico__Registry__ConsumePendingReply *)m;
+        assert_string_equal(r->pending->code_verifier, "verifier-oauth2-0123456789-0123456789-0123456789");
+        assert_string_equal(r->secrets->client_secret, "the-client-secret");
+        assert_int_equal(r->access->integration_id, id);
+        assert_string_equal(r->access->resource, "PROJ/repo");
+        assert_int_equal(r->access->n_patterns, 2);
+        assert_string_equal(r->access->patterns[0], "*@example.com");
+        assert_string_equal(r->access->patterns[1], "jdoe");
+        assert_string_equal(r->access->contact, "the platform team");
+        assert_string_equal(r->access->updated_by, "login-test");
+        assert_true(r->access->updated_at > 0);
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
+    q.keep = false;
 
     /* A disabled integration: nothing stored, the integration says why. */
     Portico__Registry__UpdateIntegrationRequest up = PORTICO__REGISTRY__UPDATE_INTEGRATION_REQUEST__INIT;
