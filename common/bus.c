@@ -506,6 +506,57 @@ bool bus_method_repeatable(const char *method)
     return !strcmp(verb, "ping") || !strcmp(verb, "get") || !strcmp(verb, "list") || !strcmp(verb, "lookup");
 }
 
+int bus_request_prepare(Portico__Request *env, char rid[64], const char *method, int64_t deadline,
+                        const ProtobufCMessage *req, uint8_t **body)
+{
+    portico__request__init(env);
+    *body = NULL;
+    if (log_request_id()[0]) {
+        snprintf(rid, 64, "%s", log_request_id());
+    } else {
+        uint8_t raw[8];
+        crypto_random(raw, sizeof raw);
+        crypto_hex(raw, sizeof raw, rid);
+    }
+    env->request_id = rid;
+    env->method = (char *)(uintptr_t)method;
+    env->deadline_ms = deadline;
+    if (req) {
+        size_t n = protobuf_c_message_get_packed_size(req);
+        *body = malloc(n ? n : 1);
+        if (!*body)
+            return -1;
+        protobuf_c_message_pack(req, *body);
+        env->body.data = *body;
+        env->body.len = n;
+    }
+    return 0;
+}
+
+int bus_reply_take(const Portico__Reply *reply, const char *service, const ProtobufCMessageDescriptor *resp_desc,
+                   ProtobufCMessage **resp, int *code, bus_error_t *err)
+{
+    *code = reply->code;
+    if (reply->code != PORTICO__ERROR_CODE__OK) {
+        bus_error_t peer;
+        bus_error_set(&peer, reply->code, reply->detail, "%s", reply->message);
+        bus_error_from_peer(&peer);
+        *code = peer.code;
+        if (err)
+            *err = peer;
+        return -1;
+    }
+    if (resp_desc && resp) {
+        *resp = protobuf_c_message_unpack(resp_desc, NULL, reply->body.len, reply->body.data);
+        if (!*resp) {
+            bus_error_set(err, *code = PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE),
+                          "the %s service sent a reply we cannot read", service);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req,
              const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, int timeout_ms, bus_error_t *err)
 {
@@ -524,27 +575,10 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
         bus_error_set(err, code = PORTICO__ERROR_CODE__TIMEOUT, DETAIL(NONE), "the request ran out of time");
         goto out;
     }
-    Portico__Request env = PORTICO__REQUEST__INIT;
+    Portico__Request env;
     char rid[64];
-    if (log_request_id()[0]) {
-        snprintf(rid, sizeof rid, "%s", log_request_id());
-    } else {
-        uint8_t raw[8];
-        crypto_random(raw, sizeof raw);
-        crypto_hex(raw, sizeof raw, rid);
-    }
-    env.request_id = rid;
-    env.method = (char *)(uintptr_t)method;
-    env.deadline_ms = deadline;
-    if (req) {
-        size_t n = protobuf_c_message_get_packed_size(req);
-        body = malloc(n ? n : 1);
-        if (!body)
-            goto out;
-        protobuf_c_message_pack(req, body);
-        env.body.data = body;
-        env.body.len = n;
-    }
+    if (bus_request_prepare(&env, rid, method, deadline, req, &body) < 0)
+        goto out;
     /* A request that may run twice without harm is sent again, to another
      * instance, when the one holding it vanishes; any other is answered
      * UNAVAILABLE at once, since it may or may not have been carried out.
@@ -653,24 +687,8 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
             goto out;
         }
     }
-    code = reply->code;
-    if (reply->code != PORTICO__ERROR_CODE__OK) {
-        bus_error_t peer;
-        bus_error_set(&peer, reply->code, reply->detail, "%s", reply->message);
-        bus_error_from_peer(&peer);
-        code = peer.code;
-        if (err)
-            *err = peer;
+    if (bus_reply_take(reply, self->service, resp_desc, resp, &code, err) < 0)
         goto out;
-    }
-    if (resp_desc && resp) {
-        *resp = protobuf_c_message_unpack(resp_desc, NULL, reply->body.len, reply->body.data);
-        if (!*resp) {
-            bus_error_set(err, code = PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE),
-                          "the %s service sent a reply we cannot read", self->service);
-            goto out;
-        }
-    }
     rc = 0;
 out:
     if (rc < 0 && code != PORTICO__ERROR_CODE__INTERNAL && err && !err->message[0])

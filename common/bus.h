@@ -101,6 +101,18 @@ void bus_keyset_follow(bus_keyset_t *self, bus_key_fn fn, void *arg);
 int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req,
              const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, int timeout_ms, bus_error_t *err);
 
+/* The two ends of a call, for a caller that carries the envelope itself
+ * (the web's broker queue): the envelope of a request to method, due by
+ * deadline, with the request id of the request this thread serves (or a
+ * fresh one) in rid and req packed into *body (the caller frees it); 0, or
+ * -1 out of memory. And what a caller makes of the reply: 0 with *resp
+ * unpacked as resp_desc (both may be NULL), or -1 with err set to the
+ * peer's error or to a reply of service it cannot read, *code its code. */
+int bus_request_prepare(Portico__Request *env, char rid[64], const char *method, int64_t deadline,
+                        const ProtobufCMessage *req, uint8_t **body);
+int bus_reply_take(const Portico__Reply *reply, const char *service, const ProtobufCMessageDescriptor *resp_desc,
+                   ProtobufCMessage **resp, int *code, bus_error_t *err);
+
 /* A declared method (build/gen/bus_methods.h has one constant per method). */
 typedef struct {
     const char *name;

@@ -207,7 +207,8 @@ static void s_repositories(tmpl_ctx_t *c, web_req_t *r, const Portico__Registry_
     s_key(&key, 'r', 4, (const int64_t[]){q.user_id, q.integration_id, q.start, q.limit});
     bus_error_t err;
     Portico__Broker__RepositoriesReply *rep = (Portico__Broker__RepositoriesReply *)s_cached_call(
-        r, &broker_m_user_repositories, &q.base, &key, u->id, web_cfg.repos_cache_ms, (int)web_cfg.login_timeout_ms, &err);
+        r, &broker_m_user_repositories, &q.base, &key, u->id, web_cfg.repos_cache_ms, (int)web_cfg.login_timeout_ms,
+        &err);
     if (!rep) {
         s_repositories_failed(c, u, integration_id, &err);
         return;

@@ -706,27 +706,10 @@ int brokerq_call(brokerq_t *self, const bus_method_t *m, const ProtobufCMessage 
         bus_error_set(err, code = PORTICO__ERROR_CODE__TIMEOUT, DETAIL(NONE), "the request ran out of time");
         goto out;
     }
-    Portico__Request env = PORTICO__REQUEST__INIT;
+    Portico__Request env;
     char rid[64];
-    if (log_request_id()[0]) {
-        snprintf(rid, sizeof rid, "%s", log_request_id());
-    } else {
-        uint8_t raw[8];
-        crypto_random(raw, sizeof raw);
-        crypto_hex(raw, sizeof raw, rid);
-    }
-    env.request_id = rid;
-    env.method = (char *)(uintptr_t)method;
-    env.deadline_ms = deadline;
-    if (req) {
-        size_t n = protobuf_c_message_get_packed_size(req);
-        body = malloc(n ? n : 1);
-        if (!body)
-            goto out;
-        protobuf_c_message_pack(req, body);
-        env.body.data = body;
-        env.body.len = n;
-    }
+    if (bus_request_prepare(&env, rid, method, deadline, req, &body) < 0)
+        goto out;
     static atomic_ullong call_ids;
     env.call_id = atomic_fetch_add(&call_ids, 1) + 1;
     size_t env_len = portico__request__get_packed_size(&env);
@@ -741,7 +724,8 @@ int brokerq_call(brokerq_t *self, const bus_method_t *m, const ProtobufCMessage 
     size_t reply_len = 0;
     reply_buf = s_exchange(self, env_buf, env_len, env.call_id, deadline, &reply_len);
     if (!reply_buf) {
-        bus_error_set(err, code = PORTICO__ERROR_CODE__TIMEOUT, DETAIL(NONE), "the broker service did not answer in time");
+        bus_error_set(err, code = PORTICO__ERROR_CODE__TIMEOUT, DETAIL(NONE),
+                      "the broker service did not answer in time");
         goto out;
     }
     reply = portico__reply__unpack(NULL, reply_len, reply_buf);
@@ -751,24 +735,8 @@ int brokerq_call(brokerq_t *self, const bus_method_t *m, const ProtobufCMessage 
                       "the broker service sent a reply we cannot read");
         goto out;
     }
-    code = reply->code;
-    if (reply->code != PORTICO__ERROR_CODE__OK) {
-        bus_error_t peer;
-        bus_error_set(&peer, reply->code, reply->detail, "%s", reply->message);
-        bus_error_from_peer(&peer);
-        code = peer.code;
-        if (err)
-            *err = peer;
+    if (bus_reply_take(reply, "broker", m->rep, resp, &code, err) < 0)
         goto out;
-    }
-    if (resp) {
-        *resp = protobuf_c_message_unpack(m->rep, NULL, reply->body.len, reply->body.data);
-        if (!*resp) {
-            bus_error_set(err, code = PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE),
-                          "the broker service sent a reply we cannot read");
-            goto out;
-        }
-    }
     rc = 0;
 out:
     if (rc < 0 && code == PORTICO__ERROR_CODE__INTERNAL && err && !err->message[0])

@@ -57,7 +57,7 @@ static const char *s_reason(int status)
 /* The Content-Security-Policy, around the form-action sources a page may
  * add (extra_csp_form_action). */
 #define CSP_HEAD                                                                                                       \
-    "Content-Security-Policy: default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "             \
+    "Content-Security-Policy: default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "               \
     "connect-src 'self'; form-action 'self'"
 #define CSP_TAIL "; frame-ancestors 'none'; base-uri 'none'\r\n"
 
