@@ -571,6 +571,14 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
         *resp = NULL;
     int code = PORTICO__ERROR_CODE__INTERNAL;
 
+    /* A client made on first use (the web's threads) may not exist: the
+     * caller gets an answer, not a crash. */
+    if (!self) {
+        if (resp)
+            *resp = NULL;
+        bus_error_set(err, PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(NONE), "no bus client could be made");
+        return -1;
+    }
     if (deadline <= started) {
         bus_error_set(err, code = PORTICO__ERROR_CODE__TIMEOUT, DETAIL(NONE), "the request ran out of time");
         goto out;

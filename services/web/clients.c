@@ -6,6 +6,8 @@
 
 bus_client_t *web_registry(web_req_t *r)
 {
+    if (!r->clients)
+        return NULL; /* bus_call answers UNAVAILABLE */
     if (!r->clients->registry)
         r->clients->registry = bus_client_new(web_cfg.registry_endpoint, "registry");
     return r->clients->registry;
@@ -13,6 +15,8 @@ bus_client_t *web_registry(web_req_t *r)
 
 bus_client_t *web_bitbucket(web_req_t *r)
 {
+    if (!r->clients)
+        return NULL;
     if (!r->clients->bitbucket)
         r->clients->bitbucket = bus_client_new(web_cfg.bitbucket_endpoint, "bitbucket");
     return r->clients->bitbucket;
