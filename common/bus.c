@@ -5,6 +5,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "netaddr.h"
+#include "zfd.h"
 #include <arpa/inet.h>
 #include <net/if.h>
 
@@ -445,57 +446,117 @@ static int s_connected(const conn_t *c)
     return -1;
 }
 
-/* An instance to send to: the next connected one in turn (its socket in
- * *sock), or, while none is, wait for one until the deadline (when wait).
- * NULL when none came. */
-static conn_t *s_pick(bus_client_t *self, int64_t deadline, const char *avoid, bool wait, int *sock)
+/* Send buf on the first socket of c that takes it: its index, -1 when none
+ * does, -2 when sending failed otherwise. Trying is how a connected socket
+ * is found: with ZMQ_IMMEDIATE an unconnected DEALER refuses (EAGAIN). A
+ * send looks at the socket's news (a connection made) only now and then,
+ * so a refusal is confirmed with ZMQ_EVENTS, which reads them all. */
+static int s_conn_send(const conn_t *c, const void *buf, size_t len)
 {
+    for (int s = 0; s < c->nsocks; s++) {
+        void *z = zsock_resolve(c->socks[s]);
+        if (zmq_send(z, buf, len, ZMQ_DONTWAIT) >= 0)
+            return s;
+        if (zmq_errno() != EAGAIN)
+            return -2;
+        if (s_sock_connected(c->socks[s]) && zmq_send(z, buf, len, ZMQ_DONTWAIT) >= 0)
+            return s;
+    }
+    return -1;
+}
+
+/* How often a waiting call runs the client's idle callback (the broker's
+ * heartbeats) and looks whether its instance is still there. */
+#define WAIT_SLICE_MS 250
+
+static void s_idle_due(bus_client_t *self, int64_t *idle_at)
+{
+    int64_t now = bus_now_ms();
+    if (now < *idle_at)
+        return;
+    *idle_at = now + WAIT_SLICE_MS;
+    if (self->idle_fn)
+        self->idle_fn(self->idle_arg);
+}
+
+/* Send buf to the next connected instance in turn (the instance returned,
+ * its socket in *sock), or, while none is, wait for one until the deadline
+ * (when wait). NULL when none came. */
+static conn_t *s_send_next(bus_client_t *self, int64_t deadline, const char *avoid, bool wait, const void *buf,
+                           size_t len, int *sock)
+{
+    int64_t idle_at = bus_now_ms() + WAIT_SLICE_MS;
     for (;;) {
         endpoints_refresh(self->endpoints, s_mono_ms(), false, s_conn_change, self);
         for (int k = 0; k < self->nconns; k++) {
             conn_t *c = &self->conns[(self->next_conn + (unsigned)k) % (unsigned)self->nconns];
             if (avoid && !strcmp(c->endpoint, avoid))
                 continue;
-            if ((*sock = s_connected(c)) >= 0) {
+            *sock = s_conn_send(c, buf, len);
+            if (*sock == -2)
+                return NULL;
+            if (*sock >= 0) {
                 self->next_conn += (unsigned)k + 1;
                 return c;
             }
         }
-        int64_t left = deadline - bus_now_ms();
+        int64_t now = bus_now_ms(), left = deadline - now;
         if (left <= 0 || !wait)
             return NULL;
-        zmq_pollitem_t items[ENDPOINTS_MAX * CLIENT_KEYS];
+        /* Every socket was just asked (s_conn_send): a connection made from
+         * now on signals on its descriptor. */
+        zsock_t *socks[ENDPOINTS_MAX * CLIENT_KEYS];
         int n = 0;
         for (int i = 0; i < self->nconns; i++)
             for (int s = 0; s < self->conns[i].nsocks; s++)
-                items[n++] = (zmq_pollitem_t){zsock_resolve(self->conns[i].socks[s]), 0, ZMQ_POLLOUT, 0};
-        int rc =
-            n ? zmq_poll(items, n, left > 250 ? 250 : (long)left) : (zclock_sleep(left > 250 ? 250 : (int)left), 0);
-        if (rc < 0 && zmq_errno() != EINTR)
+                if (!avoid || strcmp(self->conns[i].endpoint, avoid) != 0)
+                    socks[n++] = self->conns[i].socks[s];
+        int64_t ms = idle_at - now < left ? idle_at - now : left;
+        if (zfd_wait(socks, n, NULL, ms > 0 ? (int)ms : 0) < 0)
             return NULL;
-        if (rc == 0 && self->idle_fn)
-            self->idle_fn(self->idle_arg);
+        s_idle_due(self, &idle_at);
     }
 }
 
-/* Wait for a reply on c's socket s until the deadline: 1 when one is
- * there, 0 on timeout, -1 when the instance vanished meanwhile. */
-static int s_wait_reply(bus_client_t *self, conn_t *c, int s, int64_t deadline)
+/* Another instance than avoid that can take a request now. */
+static bool s_other_connected(bus_client_t *self, const char *avoid)
 {
+    for (int i = 0; i < self->nconns; i++)
+        if (strcmp(self->conns[i].endpoint, avoid) != 0 && s_connected(&self->conns[i]) >= 0)
+            return true;
+    return false;
+}
+
+/* The next message on c's socket s, by the deadline: NULL with *w 0 on
+ * timeout, -1 when the instance vanished meanwhile (else *w is 1). It
+ * waits inside libzmq's own receive (ZMQ_RCVTIMEO), which takes a message
+ * already there without a system call and otherwise sleeps on the
+ * socket's command mailbox until one comes: a wake and the commands it
+ * brings, where zmq_poll would also ask ZMQ_EVENTS before and after. In
+ * slices, to run the idle callback and to see the instance vanish. */
+static zmsg_t *s_recv_reply(bus_client_t *self, conn_t *c, int s, int64_t deadline, int *w)
+{
+    int64_t idle_at = bus_now_ms() + WAIT_SLICE_MS;
+    *w = 1;
     for (;;) {
-        int64_t left = deadline - bus_now_ms();
-        if (left <= 0)
-            return 0;
-        zmq_pollitem_t item = {zsock_resolve(c->socks[s]), 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&item, 1, left > 250 ? 250 : (long)left);
-        if (rc < 0 && zmq_errno() != EINTR)
-            return 0;
-        if (rc > 0)
-            return 1;
-        if (!s_sock_connected(c->socks[s]))
-            return -1;
-        if (self->idle_fn)
-            self->idle_fn(self->idle_arg);
+        int64_t now = bus_now_ms(), left = deadline - now;
+        if (left <= 0) {
+            *w = 0;
+            return NULL;
+        }
+        int64_t ms = idle_at - now < left ? idle_at - now : left;
+        zsock_set_rcvtimeo(c->socks[s], ms > 0 ? (int)ms : 0);
+        zmsg_t *msg = zmsg_recv(c->socks[s]);
+        if (msg)
+            return msg;
+        now = bus_now_ms();
+        if (now < idle_at && now < deadline)
+            continue; /* interrupted by a signal */
+        if (!s_sock_connected(c->socks[s])) {
+            *w = -1;
+            return NULL;
+        }
+        s_idle_due(self, &idle_at);
     }
 }
 
@@ -618,20 +679,17 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
         /* A call sent again after its instance vanished goes to an instance
          * connected now, or fails: waiting for the vanished one to come
          * back is what it must not do. */
-        c = s_pick(self, deadline, gone[0] ? gone : NULL, wait, &s);
-        if (!c || zmq_send(zsock_resolve(c->socks[s]), env_buf, env_len, ZMQ_DONTWAIT) < 0) {
+        c = s_send_next(self, deadline, gone[0] ? gone : NULL, wait, env_buf, env_len, &s);
+        if (!c) {
             bus_error_set(err, code = PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(NONE), "the %s service is not reachable",
                           self->service);
             goto out;
         }
         int w;
         for (;;) {
-            w = s_wait_reply(self, c, s, deadline);
-            if (w <= 0)
-                break;
-            zmsg_t *msg = zmsg_recv(c->socks[s]);
+            zmsg_t *msg = s_recv_reply(self, c, s, deadline, &w);
             if (!msg)
-                continue;
+                break;
             zframe_t *last = zmsg_last(msg);
             reply = last ? portico__reply__unpack(NULL, zframe_size(last), zframe_data(last)) : NULL;
             zmsg_destroy(&msg);
@@ -660,8 +718,7 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
             reply->detail == PORTICO__ERROR_DETAIL__DETAIL_STOPPING && stopping < 2) {
             /* A stopping instance refuses before it runs anything, so any
              * call may go to another instance; with none, its answer stands. */
-            int other_s;
-            if (s_pick(self, deadline, c->endpoint, false, &other_s)) {
+            if (s_other_connected(self, c->endpoint)) {
                 stopping++;
                 portico__reply__free_unpacked(reply, NULL);
                 reply = NULL;

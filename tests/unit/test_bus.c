@@ -221,6 +221,54 @@ static void test_peer_absent(void **state)
     bus_client_destroy(&c);
 }
 
+/* The server of a call made before it listens: it starts a moment later,
+ * binds the port the client is already trying, and answers one call. */
+typedef struct {
+    char endpoint[64];
+    zsock_t *router;
+} late_server_t;
+
+static void *s_late_server(void *arg)
+{
+    late_server_t *late = arg;
+    usleep(300 * 1000);
+    late->router = zsock_new(ZMQ_ROUTER);
+    bus_socket_tune(late->router);
+    zsock_set_rcvtimeo(late->router, 10000);
+    if (zsock_bind(late->router, "%s", late->endpoint) < 0)
+        return NULL;
+    zmsg_t *m = zmsg_recv(late->router);
+    if (m)
+        bus_serve_as(late->router, &m, s_routes, NULL, "web");
+    return NULL;
+}
+
+/* A call waits, until its deadline, for an instance to connect. */
+static void test_a_call_waits_for_its_server(void **state)
+{
+    (void)state;
+    late_server_t late = {0};
+    zsock_t *probe = zsock_new(ZMQ_ROUTER);
+    int port = zsock_bind(probe, "tcp://127.0.0.1:*");
+    assert_true(port > 0);
+    zsock_destroy(&probe);
+    snprintf(late.endpoint, sizeof late.endpoint, "tcp://127.0.0.1:%d", port);
+    bus_client_t *c = bus_client_new(late.endpoint, "test");
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, s_late_server, &late), 0);
+    Portico__PingReply req = PORTICO__PING_REPLY__INIT;
+    req.status = "waited";
+    Portico__PingReply *rep = NULL;
+    bus_error_t err;
+    int rc = bus_call(c, "echo", &req.base, &portico__ping_reply__descriptor, (ProtobufCMessage **)&rep, 8000, &err);
+    pthread_join(t, NULL);
+    assert_int_equal(rc, 0);
+    assert_string_equal(rep->status, "waited");
+    protobuf_c_message_free_unpacked(&rep->base, NULL);
+    bus_client_destroy(&c);
+    zsock_destroy(&late.router);
+}
+
 /* A bind host that is a name binds the machine's own address it names, and
  * only that one; a name of no address here is refused. */
 static void test_bind_host(void **state)
@@ -262,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_deadline_and_late_reply),
         cmocka_unit_test(test_malformed_and_unknown),
         cmocka_unit_test(test_peer_absent),
+        cmocka_unit_test(test_a_call_waits_for_its_server),
         cmocka_unit_test(test_bind_host),
     };
     return cmocka_run_group_tests_name("bus", tests, s_setup, s_teardown);
