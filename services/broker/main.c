@@ -9,6 +9,7 @@
 #include "endpoints.h"
 #include "log.h"
 #include "service.h"
+#include "zfd.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -25,13 +26,6 @@ typedef struct {
     int index;
 } thread_slot_t;
 
-/* Control frames never wait: a link whose handshake has not succeeded
- * (ZMQ_IMMEDIATE) takes none, and the next heartbeat tries again. */
-static void s_send_ctl(zsock_t *sock, const char *ctl)
-{
-    zmq_send(zsock_resolve(sock), ctl, strlen(ctl), ZMQ_DONTWAIT);
-}
-
 /* How long a stopping worker keeps answering after its links went quiet. */
 #define DRAIN_QUIET_MS 500
 #define WEB_KEYS BUS_SERVER_KEYS
@@ -44,6 +38,7 @@ typedef struct {
     zsock_t *socks[WEB_KEYS];
     char keys[WEB_KEYS][41]; /* the web's public key of each */
     bool up[WEB_KEYS];       /* handshake done when last looked at */
+    bool look[WEB_KEYS];     /* used since last looked at: its ZMQ_FD may say nothing */
     int nsocks;
     char endpoint[ENDPOINTS_LEN];
     int64_t retire_at; /* 0, or when a web gone from DNS is let go */
@@ -58,11 +53,19 @@ typedef struct {
  * back. */
 #define WEB_LINK_GRACE_MS 30000
 
+/* Control frames never wait: a link whose handshake has not succeeded
+ * (ZMQ_IMMEDIATE) takes none, and the next heartbeat tries again. */
+static void s_send_ctl(web_link_t *l, int s, const char *ctl)
+{
+    zmq_send(zsock_resolve(l->socks[s]), ctl, strlen(ctl), ZMQ_DONTWAIT);
+    l->look[s] = true;
+}
+
 typedef struct {
     web_link_t links[ENDPOINTS_MAX];
     int n;
     bus_keyset_t keys; /* the web's public keys */
-    const char *ready; /* the READY frame to announce with */
+    const char *ready; /* the READY frame to announce with (NULL: stopping) */
     zsock_t *serving;  /* the socket of the request in progress */
     broker_worker_t *worker;
 } web_links_t;
@@ -81,16 +84,17 @@ static void s_heartbeat(void *arg)
     if (webs->serving && now - last >= BUS_HEARTBEAT_IVL_MS) {
         for (int i = 0; i < webs->n; i++)
             for (int s = 0; s < webs->links[i].nsocks; s++)
-                s_send_ctl(webs->links[i].socks[s], BUS_WORKER_HEARTBEAT);
+                s_send_ctl(&webs->links[i], s, BUS_WORKER_HEARTBEAT);
         last = now;
     }
 }
 
-static void s_serve(web_links_t *webs, zsock_t *sock, zmsg_t **msg_p)
+static void s_serve(web_links_t *webs, web_link_t *l, int s, zmsg_t **msg_p)
 {
-    webs->serving = sock;
-    bus_serve_as(sock, msg_p, broker_routes, webs->worker, "web");
+    webs->serving = l->socks[s];
+    bus_serve_as(l->socks[s], msg_p, broker_routes, webs->worker, "web");
     webs->serving = NULL;
+    l->look[s] = true;
 }
 
 static int s_link_add_key(web_link_t *l, const char *key)
@@ -107,6 +111,7 @@ static int s_link_add_key(web_link_t *l, const char *key)
     l->socks[l->nsocks] = sock;
     snprintf(l->keys[l->nsocks], sizeof l->keys[0], "%s", key);
     l->up[l->nsocks] = false;
+    l->look[l->nsocks] = true; /* a first message signals nothing */
     l->nsocks++;
     return 0;
 }
@@ -120,14 +125,15 @@ static void s_link_close(web_links_t *webs, web_link_t *l, const char *key)
         i++;
     if (i == l->nsocks)
         return;
-    s_send_ctl(l->socks[i], BUS_WORKER_BYE);
+    s_send_ctl(l, i, BUS_WORKER_BYE);
     zmsg_t *msg;
     while ((zsock_events(l->socks[i]) & ZMQ_POLLIN) && (msg = zmsg_recv(l->socks[i])) != NULL)
-        s_serve(webs, l->socks[i], &msg);
+        s_serve(webs, l, i, &msg);
     zsock_destroy(&l->socks[i]);
     l->nsocks--;
     l->socks[i] = l->socks[l->nsocks];
     l->up[i] = l->up[l->nsocks];
+    l->look[i] = l->look[l->nsocks];
     memcpy(l->keys[i], l->keys[l->nsocks], sizeof l->keys[0]);
 }
 
@@ -187,46 +193,78 @@ static void s_web_key_change(void *arg, const char *key, bool added)
             s_link_close(webs, &webs->links[i], key);
 }
 
-/* Say READY on every socket whose handshake has just succeeded (a web that
- * started, or took a new key), and on all of them when heartbeat. */
-static void s_announce(web_links_t *webs, bool heartbeat)
+/* Look at l's socket s (ZMQ_EVENTS): say READY when its handshake has
+ * just succeeded (a web that started, or took a new key), or when beat;
+ * and serve one request waiting on it. 1 when it served one, else 0. */
+static int s_look(web_links_t *webs, web_link_t *l, int s, bool beat)
 {
-    for (int i = 0; i < webs->n; i++) {
-        web_link_t *l = &webs->links[i];
-        for (int s = 0; s < l->nsocks; s++) {
-            bool up = (zsock_events(l->socks[s]) & ZMQ_POLLOUT) != 0;
-            if (up && (heartbeat || !l->up[s]))
-                s_send_ctl(l->socks[s], webs->ready);
-            l->up[s] = up;
-        }
-    }
+    int events = zsock_events(l->socks[s]);
+    bool up = (events & ZMQ_POLLOUT) != 0;
+    l->look[s] = false;
+    if (up && (beat || !l->up[s]) && webs->ready)
+        s_send_ctl(l, s, webs->ready);
+    l->up[s] = up;
+    zmsg_t *msg = (events & ZMQ_POLLIN) ? zmsg_recv(l->socks[s]) : NULL;
+    if (!msg)
+        return 0;
+    s_serve(webs, l, s, &msg);
+    return 1;
 }
 
-/* Poll every socket of every link for up to ms and serve what came; the
+/* Look at the sockets that need it: those used since they were last
+ * looked at (their ZMQ_FD signal may be gone), those that signalled
+ * (woke), and every one when beat or idle (a wait that ended with
+ * nothing: a web that restarted, or a handshake that succeeded). The
  * number of requests served. */
-static int s_poll_serve(web_links_t *webs, long ms)
+static int s_look_all(web_links_t *webs, const bool *woke, bool idle, bool beat)
 {
-    zmq_pollitem_t items[ENDPOINTS_MAX * WEB_KEYS];
-    zsock_t *socks[ENDPOINTS_MAX * WEB_KEYS];
-    int n = 0;
-    for (int i = 0; i < webs->n; i++)
-        for (int s = 0; s < webs->links[i].nsocks; s++) {
-            socks[n] = webs->links[i].socks[s];
-            items[n] = (zmq_pollitem_t){zsock_resolve(socks[n]), 0, ZMQ_POLLIN, 0};
-            n++;
-        }
-    int rc = zmq_poll(items, n, ms);
-    if (rc < 0 && zmq_errno() != EINTR)
-        return -1;
-    int served = 0;
-    for (int i = 0; rc > 0 && i < n; i++) {
-        zmsg_t *msg = (items[i].revents & ZMQ_POLLIN) ? zmsg_recv(socks[i]) : NULL;
-        if (!msg)
-            continue;
-        s_serve(webs, socks[i], &msg);
-        served++;
+    int served = 0, k = 0;
+    for (int i = 0; i < webs->n; i++) {
+        web_link_t *l = &webs->links[i];
+        for (int s = 0; s < l->nsocks; s++, k++)
+            if (beat || idle || l->look[s] || (woke && woke[k]))
+                served += s_look(webs, l, s, beat);
     }
     return served;
+}
+
+/* The only socket, and up: wait up to ms inside libzmq's own receive
+ * (ZMQ_RCVTIMEO), which takes a request already there without a system
+ * call and otherwise sleeps on the socket's command mailbox; look at it
+ * when nothing came. */
+static int s_recv_serve(web_links_t *webs, web_link_t *l, int s, long ms)
+{
+    zsock_set_rcvtimeo(l->socks[s], (int)ms);
+    zmsg_t *msg = zmsg_recv(l->socks[s]);
+    if (!msg)
+        return s_look(webs, l, s, false);
+    s_serve(webs, l, s, &msg);
+    return 1;
+}
+
+/* Serve a request waiting on a link, or wait up to ms for one and serve
+ * it; the number of requests served, -1 on error. Several sockets are
+ * waited on through their ZMQ_FDs (zfd.h), one in its receive: zmq_poll
+ * would ask ZMQ_EVENTS of every one before and after each wait, two
+ * system calls each time. Every socket is looked at when beat (READY is
+ * the idle worker's heartbeat). */
+static int s_poll_serve(web_links_t *webs, bool beat, long ms)
+{
+    zsock_t *socks[ENDPOINTS_MAX * WEB_KEYS];
+    bool woke[ENDPOINTS_MAX * WEB_KEYS];
+    int n = 0;
+    for (int i = 0; i < webs->n; i++)
+        for (int s = 0; s < webs->links[i].nsocks; s++)
+            socks[n++] = webs->links[i].socks[s];
+    if (n == 1 && !beat && webs->links[0].up[0])
+        return s_recv_serve(webs, &webs->links[0], 0, ms);
+    int served = s_look_all(webs, NULL, false, beat);
+    if (served > 0)
+        return served;
+    int rc = zfd_wait(socks, n, woke, (int)ms);
+    if (rc < 0)
+        return -1;
+    return s_look_all(webs, woke, rc == 0, false);
 }
 
 static void *s_worker(void *arg)
@@ -264,21 +302,21 @@ static void *s_worker(void *arg)
         /* An idle worker repeats READY as its heartbeat: a queue that knows
          * it counts it as alive, a web that restarted learns of it again. */
         bool beat = now - last_ctl >= BUS_HEARTBEAT_IVL_MS;
-        s_announce(webs, beat);
         if (beat)
             last_ctl = now;
-        if (s_poll_serve(webs, 250) < 0)
+        if (s_poll_serve(webs, beat, 250) < 0)
             break;
     }
     atomic_fetch_sub(&s_ready_workers, 1);
     /* Stopping: tell every web to send nothing more, then answer what was
      * already on its way (a request a web handed over just before it read
      * the goodbye), until the links have been quiet for a moment. */
+    webs->ready = NULL;
     for (int i = 0; i < webs->n; i++)
         for (int s = 0; s < webs->links[i].nsocks; s++)
-            s_send_ctl(webs->links[i].socks[s], BUS_WORKER_BYE);
+            s_send_ctl(&webs->links[i], s, BUS_WORKER_BYE);
     for (int64_t quiet_since = bus_now_ms(); bus_now_ms() - quiet_since < DRAIN_QUIET_MS;)
-        if (s_poll_serve(webs, 100) > 0)
+        if (s_poll_serve(webs, false, 100) > 0)
             quiet_since = bus_now_ms();
 out:
     bus_client_destroy(&w.registry);
