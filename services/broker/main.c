@@ -200,9 +200,12 @@ static int s_look(web_links_t *webs, web_link_t *l, int s, bool beat)
 {
     int events = zsock_events(l->socks[s]);
     bool up = (events & ZMQ_POLLOUT) != 0;
-    l->look[s] = false;
-    if (up && (beat || !l->up[s]) && webs->ready)
+    if (up && (beat || !l->up[s]) && webs->ready) {
         s_send_ctl(l, s, webs->ready);
+        /* The send may have taken the signal of a request just come. */
+        events = zsock_events(l->socks[s]);
+    }
+    l->look[s] = false;
     l->up[s] = up;
     zmsg_t *msg = (events & ZMQ_POLLIN) ? zmsg_recv(l->socks[s]) : NULL;
     if (!msg)
