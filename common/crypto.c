@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,9 +129,26 @@ int crypto_b64_decode(const char *in, void *out, size_t out_size)
     return s_decode(in, false, true, out, out_size);
 }
 
+/* OpenSSL 3 looks an algorithm up by name in its provider store (a locked
+ * search and a reference taken and dropped) at every one-shot SHA256() and
+ * every cipher init with EVP_aes_256_gcm(): a few per request in the web
+ * and the registry. Fetched once here and kept for the process's life;
+ * should a fetch fail, the calls fall back to the implicit lookup. */
+static EVP_MD *s_sha256_md;
+static EVP_CIPHER *s_gcm_cipher;
+static pthread_once_t s_fetch_once = PTHREAD_ONCE_INIT;
+
+static void s_fetch(void)
+{
+    s_sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    s_gcm_cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+}
+
 void crypto_sha256(const void *data, size_t n, uint8_t out[32])
 {
-    SHA256(data, n, out);
+    pthread_once(&s_fetch_once, s_fetch);
+    if (!s_sha256_md || EVP_Digest(data, n, out, NULL, s_sha256_md, NULL) != 1)
+        SHA256(data, n, out);
 }
 
 void crypto_hex(const void *in, size_t n, char *out)
@@ -166,7 +184,8 @@ static int s_gcm(bool enc, const uint8_t *key, const uint8_t *iv, size_t iv_len,
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     if (!ctx)
         return -1;
-    if (EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1)
+    pthread_once(&s_fetch_once, s_fetch);
+    if (EVP_CipherInit_ex(ctx, s_gcm_cipher ? s_gcm_cipher : EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1)
         goto out;
     if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, (int)iv_len, NULL) != 1)
         goto out;

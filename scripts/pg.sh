@@ -4,6 +4,8 @@
 #   scripts/pg.sh start DIR [PORT]   initialise DIR if needed, start the cluster and
 #                                    print its libpq connection string on stdout
 #   scripts/pg.sh stop DIR           stop it (fast shutdown)
+#   scripts/pg.sh crash DIR          stop it as a crash would (immediate: the next
+#                                    start recovers from the write-ahead log; for tests)
 #   scripts/pg.sh url DIR            print the connection string again
 #
 # The cluster listens only on a Unix socket in DIR (no TCP), trusts local
@@ -83,10 +85,10 @@ cmd_start() {
 }
 
 cmd_stop() {
-    local dir=$1
+    local dir=$1 mode=${2:-fast}
     [[ -d "$dir/data" ]] || exit 0
     if as_owner "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
-        as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -w -t 30 -m fast stop >/dev/null
+        as_owner "$PG_BIN/pg_ctl" -D "$dir/data" -w -t 30 -m "$mode" stop >/dev/null
     fi
 }
 
@@ -100,6 +102,7 @@ cmd_url() {
 case "$1" in
 start) cmd_start "$2" "${3:-}" ;;
 stop) cmd_stop "$2" ;;
+crash) cmd_stop "$2" immediate ;;
 url) cmd_url "$2" ;;
 *) usage ;;
 esac

@@ -20,7 +20,7 @@ static void test_from_empty_and_again(void **state)
     (void)state;
     h_create_database("mig_fresh");
     assert_int_equal(s_cli("mig_fresh", "migrate"), 0);
-    assert_non_null(strstr(s_out, "Database schema is at version 4 (4 migrations applied now)."));
+    assert_non_null(strstr(s_out, "Database schema is at version 5 (5 migrations applied now)."));
     PGconn *c = h_pg("mig_fresh");
     assert_non_null(c);
     assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN "
@@ -31,9 +31,16 @@ static void test_from_empty_and_again(void **state)
                                     "('access_rules', 'access_checks', 'access_ended', 'web_instances')"),
                      4);
     assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM settings WHERE setup_mode"), 1);
+    /* Pending logins only: everything else must survive a crash. */
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                    "WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relpersistence = 'u'"),
+                     1);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM pg_class WHERE relname = 'pending_logins' "
+                                    "AND relpersistence = 'u'"),
+                     1);
     assert_int_equal(s_cli("mig_fresh", "migrate"), 0);
     assert_non_null(strstr(s_out, "(0 migrations applied now)"));
-    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM schema_migrations"), 4);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM schema_migrations"), 5);
     PQfinish(c);
 }
 
@@ -51,7 +58,7 @@ static void test_concurrent_migrations_do_not_race(void **state)
         print_error("%s\n", s_out);
     assert_int_equal(rc, 0);
     PGconn *c = h_pg("mig_race");
-    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM schema_migrations"), 4);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM schema_migrations"), 5);
     assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM settings"), 1);
     PQfinish(c);
 }
@@ -63,7 +70,7 @@ static void test_newer_schema_is_refused(void **state)
     assert_int_equal(h_pg_exec(c, "INSERT INTO schema_migrations (version, description) VALUES (999, 'future')"), 0);
     PQfinish(c);
     assert_int_equal(s_cli("mig_fresh", "migrate"), 1);
-    assert_non_null(strstr(s_out, "database schema version 999 is newer than this portico-registry knows (4)"));
+    assert_non_null(strstr(s_out, "database schema version 999 is newer than this portico-registry knows (5)"));
     assert_int_equal(s_cli("mig_fresh", "integrations list"), 1);
     assert_non_null(strstr(s_out, "version 999"));
 
@@ -72,11 +79,11 @@ static void test_newer_schema_is_refused(void **state)
     char *log = h_read_file(r.log);
     assert_non_null(log);
     assert_non_null(strstr(log, "refusing to start"));
-    assert_non_null(strstr(log, "database schema version 999 is newer than this portico-registry knows (4)"));
+    assert_non_null(strstr(log, "database schema version 999 is newer than this portico-registry knows (5)"));
     free(log);
     /* Untouched. */
     c = h_pg("mig_fresh");
-    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM schema_migrations"), 5);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM schema_migrations"), 6);
     PQfinish(c);
 }
 
