@@ -12,6 +12,7 @@
 #include "setup.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 
 #define WORKERS_ENDPOINT "inproc://registry-workers"
 #define POLL_MS 200
+#define DRAIN_BATCH 256
 #define ROTATE_GRACE_MS 300
 #define CONNECT_BUDGET_MS 3000
 #define REQUEST_RECONNECT_BUDGET_MS 1000
@@ -58,10 +60,12 @@ static void *s_worker(void *arg)
     /* The database answered the migrations a moment ago: this is quick. */
     db_ensure(db, REQUEST_RECONNECT_BUDGET_MS);
     reg_ctx_t ctx = {db, w->pool->keys, opts};
-    zmq_pollitem_t item = {zsock_resolve(sock), 0, ZMQ_POLLIN, 0};
+    /* Wait in the receive itself, not in a zmq_poll before it: zmq_poll
+     * asks ZMQ_EVENTS before and after its poll (each a getpid, libzmq's
+     * fork check, and a poll of the socket's mailbox) and polls twice;
+     * a receive with a timeout waits in one poll of that mailbox. */
+    zsock_set_rcvtimeo(sock, POLL_MS);
     while (!atomic_load(&w->pool->stop)) {
-        if (zmq_poll(&item, 1, POLL_MS) <= 0)
-            continue;
         zmsg_t *msg = zmsg_recv(sock);
         if (!msg)
             continue;
@@ -105,7 +109,7 @@ static int s_forward(void *from, void *to)
 static int s_drain(void *from, void *to)
 {
     int n = 0;
-    while (n < 256 && s_forward(from, to) == 1)
+    while (n < DRAIN_BATCH && s_forward(from, to) == 1)
         n++;
     return n;
 }
@@ -113,11 +117,11 @@ static int s_drain(void *from, void *to)
 /* Move one request from the bus to the workers, with the name of the
  * service that sent it (its CURVE key, as the ZAP handler admitted it) in
  * a frame of its own in front: the workers know the caller only this way.
- * 1 when one was waiting (forwarded or dropped), 0 when none. */
+ * The front receives without waiting (its receive timeout is 0): a receive
+ * that finds nothing is the check, no ZMQ_EVENTS before it. 2 when one was
+ * forwarded, 1 when one was dropped, 0 when none was waiting. */
 static int s_forward_request(zsock_t *front, zsock_t *back)
 {
-    if (!(zsock_events(front) & ZMQ_POLLIN))
-        return 0;
     zmsg_t *msg = zmsg_recv(front);
     if (!msg)
         return 0;
@@ -133,12 +137,18 @@ static int s_forward_request(zsock_t *front, zsock_t *back)
     return 2;
 }
 
-static int s_drain_requests(zsock_t *front, zsock_t *back)
+/* Forward the requests waiting, up to a batch: how many were forwarded in
+ * *n; false when the batch ended with more perhaps waiting. */
+static bool s_drain_requests(zsock_t *front, zsock_t *back, int *n)
 {
-    int n = 0, rc;
-    for (int i = 0; i < 256 && (rc = s_forward_request(front, back)) > 0; i++)
-        n += rc == 2;
-    return n;
+    int rc;
+    *n = 0;
+    for (int i = 0; i < 256; i++) {
+        if ((rc = s_forward_request(front, back)) == 0)
+            return true;
+        *n += rc == 2;
+    }
+    return false;
 }
 
 /* Connect, migrate and settle the setup token before serving. 0, or the
@@ -225,29 +235,60 @@ static int s_rotate(shuttle_t *s, const char *bind)
     return bus_rebind(s->front, bind);
 }
 
+/* The front and the back are watched through their ZMQ_FD, as plain
+ * descriptors, not with zmq_poll: for a ZeroMQ socket zmq_poll asks
+ * ZMQ_EVENTS before and after its poll (each a getpid, libzmq's fork
+ * check, and a poll of the socket's mailbox), for both sockets, and polls
+ * twice. ZMQ_FD only signals that a socket's state changed, once: so a
+ * socket is read until a receive finds nothing (that receive makes it
+ * signal again), when its descriptor fired, when the batch before stopped
+ * with more waiting, when a send on it (which also looks at its mailbox)
+ * may have taken the signal, and on every tick. A socket none of this
+ * applies to is not asked at all. */
+static void s_serve(shuttle_t *s)
+{
+    void *back = zsock_resolve(s->back);
+    struct pollfd fds[] = {{zsock_fd(s->front), POLLIN, 0}, {zsock_fd(s->back), POLLIN, 0}};
+    bool front_due = true, back_due = true; /* anything before the first poll */
+    while (!service_stopping()) {
+        if (service_take_reload() && busauth_reload_secret() == 1) {
+            if (s_rotate(s, s->bind) < 0) {
+                log_error("could not bind again with the new bus key", "endpoint=%s", s->bind);
+                service_request_stop();
+                break;
+            }
+            front_due = back_due = true;
+        }
+        if (!front_due && !back_due) {
+            int rc = poll(fds, 2, POLL_MS);
+            if (rc < 0 && errno != EINTR) {
+                log_error("polling the bus failed", "error=\"%s\"", strerror(errno));
+                break;
+            }
+            front_due = rc <= 0 || fds[0].revents;
+            back_due = rc <= 0 || fds[1].revents;
+        }
+        int n;
+        if (front_due) {
+            front_due = !s_drain_requests(s->front, s->back, &n);
+            s->inflight += n;
+            back_due = back_due || n > 0;
+        }
+        if (back_due) {
+            n = s_drain(back, zsock_resolve(s->front));
+            back_due = n == DRAIN_BATCH;
+            s->inflight -= n;
+            front_due = front_due || n > 0;
+        }
+    }
+}
+
 /* Returns when the process was asked to stop (ms since the epoch). */
 static int64_t s_shuttle(shuttle_t *s, monitor_t *monitor)
 {
     void *front = zsock_resolve(s->front), *back = zsock_resolve(s->back);
     zmq_pollitem_t items[] = {{front, 0, ZMQ_POLLIN, 0}, {back, 0, ZMQ_POLLIN, 0}};
-    while (!service_stopping()) {
-        if (service_take_reload() && busauth_reload_secret() == 1 && s_rotate(s, s->bind) < 0) {
-            log_error("could not bind again with the new bus key", "endpoint=%s", s->bind);
-            service_request_stop();
-            break;
-        }
-        int rc = zmq_poll(items, 2, POLL_MS);
-        if (rc < 0 && zmq_errno() != EINTR) {
-            log_error("polling the bus failed", "error=\"%s\"", zmq_strerror(zmq_errno()));
-            break;
-        }
-        if (rc <= 0)
-            continue;
-        if (items[0].revents & ZMQ_POLLIN)
-            s->inflight += s_drain_requests(s->front, s->back);
-        if (items[1].revents & ZMQ_POLLIN)
-            s->inflight -= s_drain(back, front);
-    }
+    s_serve(s);
     /* Stop taking requests; carry the answers of those in flight. Health
      * checks say "stopping" from now on. */
     int64_t stop_seen = bus_now_ms(), until = stop_seen + SERVICE_DRAIN_MS;
@@ -328,6 +369,8 @@ int server_run(const reg_options_t *opts)
         goto out;
     bus_socket_tune(shuttle.front);
     bus_socket_serve(shuttle.front);
+    /* Read only when a request may be waiting: never wait in a receive. */
+    zsock_set_rcvtimeo(shuttle.front, 0);
     bus_socket_tune(shuttle.back);
     if (busauth_server(shuttle.front) < 0)
         goto out;

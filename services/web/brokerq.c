@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -73,6 +74,7 @@ struct brokerq_t {
     int64_t rotate_limit;
     int64_t hold_until; /* after the switch: work waits for workers until then */
     zsock_t *backend;
+    bool backend_due; /* read the backend before waiting again (s_run) */
     char bind_endpoint[256];
     worker_t workers[MAX_WORKERS];
     int nworkers;
@@ -233,6 +235,9 @@ static int s_send_to(brokerq_t *self, worker_t *w, zframe_t *client, zframe_t *e
     zmsg_addmem(m, zframe_data(envelope), zframe_size(envelope));
     int rc = zmsg_send(&m, self->backend);
     zmsg_destroy(&m);
+    /* A send looks at the socket's mailbox too: it may have taken the
+     * ZMQ_FD signal of a message waiting. */
+    self->backend_due = true;
     if (rc < 0)
         return -1;
     w->busy = true;
@@ -428,10 +433,21 @@ static void s_on_backend_msg(brokerq_t *self, zmsg_t **msg_p)
     s_drain_queue(self);
 }
 
+/* What the workers sent, up to a batch: the receive does not wait (the
+ * backend's receive timeout is 0), and one that finds nothing is the
+ * check, no ZMQ_EVENTS before it. */
 static void s_on_backend(brokerq_t *self)
 {
-    zmsg_t *m = zmsg_recv(self->backend);
-    s_on_backend_msg(self, &m);
+    if (!self->backend_due)
+        return;
+    for (int i = 0; i < 256; i++) {
+        zmsg_t *m = zmsg_recv(self->backend);
+        if (!m) {
+            self->backend_due = false;
+            return;
+        }
+        s_on_backend_msg(self, &m);
+    }
 }
 
 static void s_expire(brokerq_t *self)
@@ -487,6 +503,7 @@ static void s_rekey_step(brokerq_t *self, int64_t now)
     if (busy > 0)
         log_warn("changing the bus key with sign-in work still in flight", "busy=%d", busy);
     int rc = bus_rebind_with(self->backend, self->bind_endpoint, s_settle, self);
+    self->backend_due = true; /* its zmq_poll took the signals */
     /* Every worker known so far came on the old key: gone with it. */
     while (self->nworkers > 0) {
         worker_t *w = &self->workers[self->nworkers - 1];
@@ -508,16 +525,28 @@ static void *s_run(void *arg)
     /* Named for top, perf and strace. */
     pthread_setname_np(pthread_self(), "portico-brokerq");
     int64_t last_expire = 0;
+    /* The backend is watched through its ZMQ_FD, as a plain descriptor
+     * beside the eventfd, not with zmq_poll: for a ZeroMQ socket zmq_poll
+     * asks ZMQ_EVENTS before and after its poll (each a getpid, libzmq's
+     * fork check, and a poll of the socket's mailbox) and polls twice.
+     * ZMQ_FD only signals that the socket's state changed, once: so the
+     * backend is read until a receive finds nothing when its descriptor
+     * fired, after a send on it, after a batch that stopped short, and on
+     * every tick. */
+    struct pollfd fds[] = {{zsock_fd(self->backend), POLLIN, 0}, {self->wakefd, POLLIN, 0}};
+    self->backend_due = true; /* anything before the first poll */
     while (!atomic_load(&self->stop)) {
-        zmq_pollitem_t items[] = {{zsock_resolve(self->backend), 0, ZMQ_POLLIN, 0},
-                                  {NULL, self->wakefd, ZMQ_POLLIN, 0}};
-        int rc = zmq_poll(items, 2, 100);
-        if (rc < 0 && zmq_errno() != EINTR)
-            break;
-        if (items[0].revents & ZMQ_POLLIN)
-            s_on_backend(self);
-        if (items[1].revents & ZMQ_POLLIN)
+        bool calls = false;
+        if (!self->backend_due) {
+            int rc = poll(fds, 2, 100);
+            if (rc < 0 && errno != EINTR)
+                break;
+            self->backend_due = rc <= 0 || fds[0].revents;
+            calls = rc > 0 && fds[1].revents;
+        }
+        if (calls)
             s_on_calls(self);
+        s_on_backend(self);
         int64_t now = bus_now_ms();
         s_rekey_step(self, now);
         if (now - last_expire >= 200) {
@@ -559,6 +588,8 @@ brokerq_t *brokerq_new(const char *bind_endpoint)
     bus_socket_tune(self->backend);
     bus_socket_serve(self->backend);
     zsock_set_router_mandatory(self->backend, 1);
+    /* Read only when a message may be waiting: never wait in a receive. */
+    zsock_set_rcvtimeo(self->backend, 0);
     if (busauth_enabled() && busauth_server(self->backend) < 0)
         goto fail;
     if (bus_bind(self->backend, bind_endpoint) < 0)
