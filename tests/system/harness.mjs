@@ -15,7 +15,13 @@ export const BIN = process.env.PORTICO_TEST_BIN || join(ROOT, 'build', 'bin');
 const OWN_BIN = join(ROOT, 'build', 'bin');
 export const ARTIFACTS = join(ROOT, 'tests', 'artifacts');
 
-export async function freePort() {
+// Ports handed out by this test process. A port is free when asked for but
+// taken only when its service binds it: until then the kernel may hand the
+// same port out again (a broker once got the registry's health port and
+// never started), so none is handed out twice.
+const handedOut = new Set();
+
+function probePort() {
   return new Promise((res, rej) => {
     const s = net.createServer();
     s.unref();
@@ -25,6 +31,17 @@ export async function freePort() {
       s.close(() => res(port));
     });
   });
+}
+
+export async function freePort() {
+  for (let i = 0; i < 100; i++) {
+    const port = await probePort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('freePort: no port that was not handed out already');
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
