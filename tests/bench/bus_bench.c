@@ -2,7 +2,10 @@
  * same run on loopback TCP: the bus without CURVE, and with CURVE and the
  * ZAP handler as every service runs it (keys made in a temporary folder).
  * The servers run in child processes, as a real service would. With an endpoint argument, also measures "ping" against
- * that running service (the registry in `make bench`).
+ * that running service (the registry in `make bench`). Beside latency, the
+ * CPU each call costs, client and server process together (all their
+ * threads, ZeroMQ's I/O threads included): the floor under every bus round
+ * trip of a login.
  *
  *   bus_bench [iterations] [registry-endpoint] */
 #include "bus.h"
@@ -12,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,13 +34,57 @@ static int64_t s_now_us(void)
 
 typedef struct {
     double p50, p99, rps;
+    double cpu_client, cpu_server; /* CPU microseconds per call, all threads */
 } result_t;
 
 static result_t s_summarise(int64_t *lat, int n, int64_t total_us)
 {
     qsort(lat, (size_t)n, sizeof *lat, s_cmp);
-    result_t r = {lat[n / 2] / 1.0, lat[(int)(n * 0.99)] / 1.0, n / (total_us / 1e6)};
+    result_t r = {lat[n / 2] / 1.0, lat[(int)(n * 0.99)] / 1.0, n / (total_us / 1e6), 0, 0};
     return r;
+}
+
+/* CPU time of this process (every thread, ZeroMQ's I/O thread included). */
+static double s_self_cpu_us(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 + ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+}
+
+/* CPU time of a server process (utime + stime from /proc), or -1. */
+static double s_proc_cpu_us(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    unsigned long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Start and end of a measured loop: the client's and the server's CPU. */
+typedef struct {
+    double client, server;
+} cpu_mark_t;
+
+static cpu_mark_t s_cpu_mark(pid_t server)
+{
+    cpu_mark_t m = {s_self_cpu_us(), s_proc_cpu_us(server)};
+    return m;
+}
+
+static void s_cpu_per_call(result_t *r, cpu_mark_t a, cpu_mark_t b, int n)
+{
+    r->cpu_client = (b.client - a.client) / n;
+    r->cpu_server = a.server < 0 || b.server < 0 ? -1 : (b.server - a.server) / n;
 }
 
 /* Bind a free port and tell the parent which, through the pipe. */
@@ -96,7 +144,7 @@ static void s_curve_server(int report_fd)
     _exit(0);
 }
 
-static result_t s_run_bare(const char *ep, int n)
+static result_t s_run_bare(const char *ep, int n, pid_t server)
 {
     zsock_t *d = zsock_new(ZMQ_DEALER);
     bus_socket_tune(d);
@@ -113,6 +161,7 @@ static result_t s_run_bare(const char *ep, int n)
         }
         zmsg_destroy(&m);
     }
+    cpu_mark_t c0 = s_cpu_mark(server);
     int64_t t0 = s_now_us();
     for (int i = 0; i < n; i++) {
         int64_t a = s_now_us();
@@ -126,12 +175,13 @@ static result_t s_run_bare(const char *ep, int n)
         lat[i] = s_now_us() - a;
     }
     result_t r = s_summarise(lat, n, s_now_us() - t0);
+    s_cpu_per_call(&r, c0, s_cpu_mark(server), n);
     free(lat);
     zsock_destroy(&d);
     return r;
 }
 
-static result_t s_run_bus(const char *ep, int n, const char *name, const char *as)
+static result_t s_run_bus(const char *ep, int n, const char *name, const char *as, pid_t server)
 {
     bus_client_t *c = as ? bus_client_new_as(ep, name, as) : bus_client_new(ep, name);
     int64_t *lat = calloc((size_t)n, sizeof *lat);
@@ -141,10 +191,11 @@ static result_t s_run_bus(const char *ep, int n, const char *name, const char *a
             fprintf(stderr, "bus_bench: %s does not answer: %s\n", name, err.message);
             free(lat);
             bus_client_destroy(&c);
-            result_t none = {0, 0, 0};
+            result_t none = {0, 0, 0, 0, 0};
             return none;
         }
     }
+    cpu_mark_t c0 = s_cpu_mark(server);
     int64_t t0 = s_now_us();
     int failures = 0;
     for (int i = 0; i < n; i++) {
@@ -154,6 +205,7 @@ static result_t s_run_bus(const char *ep, int n, const char *name, const char *a
         lat[i] = s_now_us() - a;
     }
     result_t r = s_summarise(lat, n, s_now_us() - t0);
+    s_cpu_per_call(&r, c0, s_cpu_mark(server), n);
     if (failures)
         printf("  (%d failed calls to %s: %s)\n", failures, name, err.message);
     free(lat);
@@ -163,7 +215,12 @@ static result_t s_run_bus(const char *ep, int n, const char *name, const char *a
 
 static void s_print(const char *what, result_t r)
 {
-    printf("  %-36s p50 %7.1f us   p99 %7.1f us   %9.0f req/s\n", what, r.p50, r.p99, r.rps);
+    printf("  %-36s p50 %7.1f us   p99 %7.1f us   %9.0f req/s", what, r.p50, r.p99, r.rps);
+    if (r.cpu_server >= 0)
+        printf("   cpu %5.1f us/call (client %.1f + server %.1f)\n", r.cpu_client + r.cpu_server, r.cpu_client,
+               r.cpu_server);
+    else
+        printf("   cpu client %.1f us/call\n", r.cpu_client);
 }
 
 int main(int argc, char **argv)
@@ -204,16 +261,16 @@ int main(int argc, char **argv)
     snprintf(curve_ep, sizeof curve_ep, "tcp://127.0.0.1:%d", curve_port);
     bus_init();
     printf("bus round trip, %d sequential calls on loopback TCP\n", n);
-    result_t rb = s_run_bare(bare_ep, n);
-    result_t rs = s_run_bus(bus_ep, n, "bench", NULL);
-    result_t rc = s_run_bus(curve_ep, n, "registry", "web");
+    result_t rb = s_run_bare(bare_ep, n, bare);
+    result_t rs = s_run_bus(bus_ep, n, "bench", NULL, bus);
+    result_t rc = s_run_bus(curve_ep, n, "registry", "web", curve);
     s_print("bare DEALER/ROUTER ping-pong", rb);
     s_print("portico bus no-op (ping)", rs);
     s_print("portico bus with CURVE + ZAP (ping)", rc);
     printf("  ratio bus/bare p50: %.2fx   (goal: below 2x)\n", rs.p50 / rb.p50);
     printf("  ratio CURVE/no CURVE p50: %.2fx   CURVE/bare p50: %.2fx\n", rc.p50 / rs.p50, rc.p50 / rb.p50);
     if (registry) {
-        result_t rr = s_run_bus(registry, n, "registry", "web");
+        result_t rr = s_run_bus(registry, n, "registry", "web", -1);
         s_print("portico bus ping to the registry", rr);
         printf("  ratio registry/bare p50: %.2fx\n", rr.p50 / rb.p50);
     }
