@@ -169,7 +169,6 @@ static int s_poll_connect(db_t *self, bool reset, int64_t deadline)
     }
 }
 
-/* What every fresh connection needs before it serves. */
 /* Each statement of a login opens several index scans, and PostgreSQL
  * allocates each scan's state (about 27 KB) with malloc. In a new backend
  * glibc gives memory at the top of the heap back to the kernel as soon as
@@ -186,11 +185,15 @@ static int s_poll_connect(db_t *self, bool reset, int64_t deadline)
 static void s_settle_server_heap(db_t *self)
 {
     PGresult *res = PQexec(self->conn, "SELECT length(repeat('x', 1048576))");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        log_debug("could not settle the database server's heap", "conn=%s", self->name);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        char q[300];
+        log_debug("could not settle the database server's heap", "conn=%s error=%s", self->name,
+                  log_quote(PQerrorMessage(self->conn), q, sizeof q));
+    }
     PQclear(res);
 }
 
+/* What every fresh connection needs before it serves. */
 static int s_on_connect(db_t *self)
 {
     self->nprepared = 0;
