@@ -143,7 +143,7 @@ static bool s_drain_requests(zsock_t *front, zsock_t *back, int *n)
 {
     int rc;
     *n = 0;
-    for (int i = 0; i < 256; i++) {
+    for (int i = 0; i < DRAIN_BATCH; i++) {
         if ((rc = s_forward_request(front, back)) == 0)
             return true;
         *n += rc == 2;
