@@ -148,7 +148,9 @@ generated_secrets() {
   timeout 300 "${compose[@]}" up -d --no-build >>"$artifacts/up.log" 2>&1 || return 1
   # Nothing else waits for it this time: wait for the one-shot to finish.
   timeout 60 docker wait "$("${compose[@]}" ps -q init-secrets)" >/dev/null || return 1
-  "${compose[@]}" logs --no-color init-secrets 2>&1 | grep -q 'kept (made on first start; never replaced)' || return 1
+  local init_log
+  init_log=$("${compose[@]}" logs --no-color init-secrets 2>&1)
+  grep -q 'kept (made on first start; never replaced)' <<<"$init_log" || return 1
   after=$(secrets_volume) || return 1
   [ "$before" = "$after" ] || { say "the secrets changed on a second up"; return 1; }
 }

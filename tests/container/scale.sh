@@ -99,9 +99,13 @@ names_resolve_to_both() {
 check "service names resolve to both instances" names_resolve_to_both
 
 migrated_once() {
-  local c n=0
+  local c n=0 logs
+  # The whole log is read before grep looks at it: `docker logs | grep -q`
+  # under pipefail fails whenever grep quits before docker logs has written
+  # everything (SIGPIPE), and a log that grows makes that likelier.
   for c in $("${compose[@]}" ps -q registry); do
-    docker logs "$c" 2>&1 | grep -q 'applied schema migration' && n=$((n + 1))
+    logs=$(docker logs "$c" 2>&1)
+    grep -q 'applied schema migration' <<<"$logs" && n=$((n + 1))
   done
   [ "$n" = 1 ] || { say "$n registries applied migrations"; return 1; }
 }
