@@ -8,7 +8,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libczmq libzmq libprotobuf-c libcurl libpq libcrypto jansson
+PKGS    := libczmq libzmq libprotobuf-c libcurl libpq libcrypto jansson yajl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -128,8 +128,8 @@ module-cycles: $(BINS)
 
 # What portico-bitbucket reads from Bitbucket's answers, module by module;
 # the tests of each link them all (the decoders build on the others).
-BB_DECODE := $(addprefix services/bitbucket/,bb_text.c bb_form.c bb_header.c bb_status.c bb_json.c)
-BB_DECODE_TESTS := $(addprefix $(BUILD)/tests/test_,bb_text bb_form bb_header bb_status bb_json)
+BB_DECODE := $(addprefix services/bitbucket/,bb_text.c bb_form.c bb_header.c bb_status.c bb_pick.c bb_json.c)
+BB_DECODE_TESTS := $(addprefix $(BUILD)/tests/test_,bb_text bb_form bb_header bb_status bb_json bb_page_diff)
 $(BB_DECODE_TESTS): $(BUILD)/tests/test_%: tests/unit/test_%.c $(BB_DECODE) $(LIBCOMMON)
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Iservices -o $@ $< $(BB_DECODE) $(LIBCOMMON) $(LDLIBS) -lcmocka

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 pkgs=(
   build-essential pkg-config python3
   libzmq3-dev libczmq-dev libprotobuf-c-dev protobuf-c-compiler
-  libcurl4-openssl-dev libpq-dev libcivetweb-dev libssl-dev libjansson-dev
+  libcurl4-openssl-dev libpq-dev libcivetweb-dev libssl-dev libjansson-dev libyajl-dev
   postgresql libcmocka-dev
   clang libfuzzer-14-dev libclang-rt-14-dev
   chromium wrk curl ca-certificates faketime

@@ -2,6 +2,7 @@
 
 #include "bb_form.h"
 #include "bb_header.h"
+#include "bb_pick.h"
 #include "bb_text.h"
 #include "envelope.pb-c.h"
 #include "url.h"
@@ -121,70 +122,58 @@ static json_t *s_parse(const char *body, size_t len)
     return json_loadb(body, len, 0, &jerr);
 }
 
-/* A string member as a fresh string: "" when absent or null, -1 when it
- * has the wrong type or is too long (numbers are accepted as text). */
+/* A member as one value for the rules in bb_pick.h, which the paged
+ * answers (read without jansson) share. */
+static bb_jv_t s_member(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    bb_jv_t o = {.type = BB_JV_ABSENT};
+    if (!v)
+        return o;
+    switch (json_typeof(v)) {
+    case JSON_NULL:
+        o.type = BB_JV_NULL;
+        break;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        o.type = BB_JV_BOOL;
+        o.b = json_is_true(v);
+        break;
+    case JSON_INTEGER:
+        o.type = BB_JV_INT;
+        o.i = json_integer_value(v);
+        break;
+    case JSON_REAL:
+        o.type = BB_JV_REAL;
+        o.d = json_real_value(v);
+        break;
+    case JSON_STRING:
+        o.type = BB_JV_STRING;
+        o.s = json_string_value(v);
+        o.len = json_string_length(v);
+        break;
+    case JSON_OBJECT:
+        o.type = BB_JV_OBJECT;
+        break;
+    case JSON_ARRAY:
+        o.type = BB_JV_ARRAY;
+        break;
+    }
+    return o;
+}
+
+/* A string member as a fresh string (bb_jv_str). */
 static int s_get_str(json_t *obj, const char *key, size_t max, char **out)
 {
-    *out = NULL;
-    json_t *v = json_object_get(obj, key);
-    char num[32];
-    const char *s = "";
-    if (json_is_string(v)) {
-        s = json_string_value(v);
-        if (json_string_length(v) > max || strlen(s) != json_string_length(v))
-            return -1;
-    } else if (json_is_integer(v)) {
-        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        s = num;
-    } else if (v && !json_is_null(v)) {
-        return -1;
-    }
-    *out = strdup(s);
-    return *out ? 0 : -1;
+    bb_jv_t v = s_member(obj, key);
+    return bb_jv_str(&v, max, out);
 }
 
-/* An integer member: integers, and decimal strings (some proxies and old
- * versions quote ids). -1 when absent or unusable. */
+/* An integer member (bb_jv_int). */
 static int s_get_int(json_t *obj, const char *key, long long min, long long max, long long *out)
 {
-    json_t *v = json_object_get(obj, key);
-    long long n;
-    if (json_is_integer(v)) {
-        n = json_integer_value(v);
-    } else if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        char *end;
-        if (!*s || json_string_length(v) > 20 || !isdigit((unsigned char)s[0]))
-            return -1;
-        n = strtoll(s, &end, 10);
-        if (*end)
-            return -1;
-    } else if (json_is_real(v)) {
-        double d = json_real_value(v);
-        if (!(d >= (double)min && d <= (double)max) || d != (double)(long long)d)
-            return -1;
-        n = (long long)d;
-    } else {
-        return -1;
-    }
-    if (n < min || n > max)
-        return -1;
-    *out = n;
-    return 0;
-}
-
-/* A boolean member; def when absent or null; -1 when of another type. */
-static int s_get_bool(json_t *obj, const char *key, bool def, bool *out)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v || json_is_null(v)) {
-        *out = def;
-        return 0;
-    }
-    if (!json_is_boolean(v))
-        return -1;
-    *out = json_is_true(v);
-    return 0;
+    bb_jv_t v = s_member(obj, key);
+    return bb_jv_int(&v, min, max, out);
 }
 
 static void s_free_str(char **s)
@@ -424,19 +413,22 @@ void bb_user_clear(Portico__Bitbucket__User *m)
     m->active = 0;
 }
 
-/* One user object; -1 when it is not one. */
-static int s_user_from_json(json_t *obj, Portico__Bitbucket__User *u)
+/* What a user is read from, on a single user and on a page of them. */
+enum { U_NAME, U_SLUG, U_DISPLAY_NAME, U_EMAIL, U_ACTIVE, U_ID, U_FIELDS };
+static const char *const s_user_keys[U_FIELDS] = {"name", "slug", "displayName", "emailAddress", "active", "id"};
+
+/* One user from its fields; -1 when it is not one. */
+static int s_user_from_fields(const bb_jv_t *f, Portico__Bitbucket__User *u)
 {
     portico__bitbucket__user__init(u);
     long long id = 0;
     bool active = true;
-    json_t *name = json_is_object(obj) ? json_object_get(obj, "name") : NULL;
-    if (!json_is_string(name) || json_string_length(name) == 0)
+    if (f[U_NAME].type != BB_JV_STRING || f[U_NAME].len == 0)
         return -1;
-    if (s_get_str(obj, "name", MAX_USERNAME, &u->name) < 0 || s_get_str(obj, "slug", MAX_USERNAME, &u->slug) < 0 ||
-        s_get_str(obj, "displayName", BB_MAX_FIELD, &u->display_name) < 0 ||
-        s_get_str(obj, "emailAddress", BB_MAX_FIELD, &u->email) < 0 || s_get_bool(obj, "active", true, &active) < 0 ||
-        (json_object_get(obj, "id") && s_get_int(obj, "id", 0, INT64_MAX, &id) < 0)) {
+    if (bb_jv_str(&f[U_NAME], MAX_USERNAME, &u->name) < 0 || bb_jv_str(&f[U_SLUG], MAX_USERNAME, &u->slug) < 0 ||
+        bb_jv_str(&f[U_DISPLAY_NAME], BB_MAX_FIELD, &u->display_name) < 0 ||
+        bb_jv_str(&f[U_EMAIL], BB_MAX_FIELD, &u->email) < 0 || bb_jv_bool(&f[U_ACTIVE], true, &active) < 0 ||
+        (f[U_ID].type != BB_JV_ABSENT && bb_jv_int(&f[U_ID], 0, INT64_MAX, &id) < 0)) {
         bb_user_clear(u);
         return -1;
     }
@@ -456,6 +448,15 @@ static int s_user_from_json(json_t *obj, Portico__Bitbucket__User *u)
     return 0;
 }
 
+/* One user object; -1 when it is not one. */
+static int s_user_from_json(json_t *obj, Portico__Bitbucket__User *u)
+{
+    bb_jv_t f[U_FIELDS];
+    for (int i = 0; i < U_FIELDS; i++)
+        f[i] = s_member(obj, s_user_keys[i]);
+    return s_user_from_fields(f, u);
+}
+
 static int s_decode_user(const bb_response_t *r, Portico__Bitbucket__User *out, bus_error_t *err)
 {
     portico__bitbucket__user__init(out);
@@ -471,29 +472,139 @@ static int s_decode_user(const bb_response_t *r, Portico__Bitbucket__User *out, 
     return rc;
 }
 
-/* A paged answer: the values array, isLastPage and nextPageStart. */
-static int s_page(const bb_response_t *r, json_t *root, long long start, json_t **values, bool *last, int32_t *next,
-                  bus_error_t *err)
+/* ---- paged answers ----
+ *
+ * A page of repositories or users is the largest answer (25 repositories
+ * are some 16 KB) and is read at every login, of which a decoder keeps a
+ * few fields per entry: these are read with bb_pick (yajl's callback
+ * parser, nothing built) instead of jansson, which spent about half a
+ * millisecond per page building and freeing a tree. Acceptance is
+ * jansson's, field by field: the same rules (bb_jv_*), the last of
+ * duplicate keys wins, and every answer gets the result and error it got
+ * when it was parsed with jansson (tests/unit/test_bb_page_diff.c checks
+ * this against the jansson decoders), with one deliberate difference: a
+ * number too big for a long long or a double in a field the decoder does
+ * not read no longer fails the page (jansson refused the whole document,
+ * and a server's extra field is none of Portico's business). One too big
+ * in a field that is read still fails the page as before. */
+
+/* A value kept past its event (bb_pick's strings are borrowed): a string
+ * in the body is pointed at, one yajl decoded (escapes) is copied. */
+typedef struct {
+    bb_jv_t v;
+    char *own;
+} s_kept_t;
+
+/* The parts of a page both decoders share: node 0 is the document, 1 its
+ * values array, 2 each element of it. */
+enum { P_ROOT, P_VALUES, P_ITEM };
+
+typedef struct {
+    const char *body;
+    size_t body_len;
+    bb_jv_type_t root, values; /* types (of the last "values") */
+    size_t index;              /* elements of values so far */
+    size_t skipped;
+    bool in_item; /* inside an element that is an object, within the first MAX_PAGE_ITEMS */
+} s_page_t;
+
+static void s_unkeep(s_kept_t *k)
 {
-    *values = json_is_object(root) ? json_object_get(root, "values") : NULL;
-    if (!json_is_array(*values)) {
+    free(k->own);
+    k->own = NULL;
+    k->v = (bb_jv_t){.type = BB_JV_ABSENT};
+}
+
+static int s_keep(const s_page_t *pg, s_kept_t *k, const bb_jv_t *v)
+{
+    s_unkeep(k);
+    k->v = *v;
+    uintptr_t s = (uintptr_t)v->s, b = (uintptr_t)pg->body;
+    if (v->type != BB_JV_STRING || (s >= b && s + v->len <= b + pg->body_len))
+        return 0;
+    k->own = bb_text_dup(v->s, v->len);
+    k->v.s = k->own;
+    return k->own ? 0 : -1;
+}
+
+/* Moves *from into *to (from is left absent). */
+static void s_move(s_kept_t *to, s_kept_t *from)
+{
+    s_unkeep(to);
+    *to = *from;
+    from->own = NULL;
+    from->v = (bb_jv_t){.type = BB_JV_ABSENT};
+}
+
+/* Room for one more pointer in *arr_p (an array of pointers). */
+static int s_grow(void *arr_p, size_t n, size_t *cap)
+{
+    void *arr;
+    memcpy(&arr, arr_p, sizeof arr);
+    if (arr && n < *cap)
+        return 0;
+    size_t c = *cap ? *cap * 2 : 32;
+    void *na = realloc(arr, c * sizeof(void *));
+    if (!na)
+        return -1;
+    memcpy(arr_p, &na, sizeof na);
+    *cap = c;
+    return 0;
+}
+
+/* The page-level events: 1 when node was one, with *new_values when a
+ * (or another) "values" begins and *item_start when an element that is
+ * an object begins. */
+static int s_page_event(s_page_t *pg, int node, const bb_jv_t *v, bool *new_values, bool *item_start)
+{
+    *new_values = *item_start = false;
+    switch (node) {
+    case P_ROOT:
+        pg->root = v->type;
+        return 1;
+    case P_VALUES:
+        /* A duplicate key: the last one is the one read. */
+        pg->values = v->type;
+        pg->index = 0;
+        pg->skipped = 0;
+        pg->in_item = false;
+        *new_values = true;
+        return 1;
+    case P_ITEM:
+        pg->in_item = false;
+        if (pg->index++ >= MAX_PAGE_ITEMS)
+            return 1;
+        if (v->type == BB_JV_OBJECT)
+            pg->in_item = *item_start = true;
+        else
+            pg->skipped++;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* A paged answer's end: values, isLastPage and nextPageStart (absent for
+ * users, who read only the first page). */
+static int s_page_end(const bb_response_t *r, const s_page_t *pg, const bb_jv_t *jlast, const bb_jv_t *jnext,
+                      long long start, bool *last, int32_t *next, bus_error_t *err)
+{
+    if (pg->root != BB_JV_OBJECT || pg->values != BB_JV_ARRAY) {
         s_bad_response(r, err, "a page without values");
         return -1;
     }
-    json_t *jlast = json_object_get(root, "isLastPage");
-    json_t *jnext = json_object_get(root, "nextPageStart");
     long long n = 0;
-    bool has_next = jnext && !json_is_null(jnext);
-    if (has_next && s_get_int(root, "nextPageStart", 0, INT32_MAX, &n) < 0) {
+    bool has_next = jnext->type != BB_JV_ABSENT && jnext->type != BB_JV_NULL;
+    if (has_next && bb_jv_int(jnext, 0, INT32_MAX, &n) < 0) {
         s_bad_response(r, err, "a page with an unusable nextPageStart");
         return -1;
     }
-    if (jlast && !json_is_null(jlast)) {
-        if (!json_is_boolean(jlast)) {
+    if (jlast->type != BB_JV_ABSENT && jlast->type != BB_JV_NULL) {
+        if (jlast->type != BB_JV_BOOL) {
             s_bad_response(r, err, "a page with an unusable isLastPage");
             return -1;
         }
-        *last = json_is_true(jlast);
+        *last = jlast->b;
     } else {
         *last = !has_next;
     }
@@ -511,6 +622,8 @@ static int s_page(const bb_response_t *r, json_t *root, long long start, json_t 
     return 0;
 }
 
+/* ---- a page of users ---- */
+
 void bb_users_clear(Portico__Bitbucket__FindUsersReply *m)
 {
     for (size_t i = 0; i < m->n_users; i++) {
@@ -520,6 +633,74 @@ void bb_users_clear(Portico__Bitbucket__FindUsersReply *m)
     free(m->users);
     m->users = NULL;
     m->n_users = 0;
+}
+
+/* The page's nodes: a user's fields follow P_ITEM in s_user_keys' order. */
+#define U_NODE(field) (P_ITEM + 1 + (field))
+enum { U_NODES = U_NODE(U_FIELDS) };
+
+static const bb_pick_node_t s_user_nodes[U_NODES] = {
+    [P_ROOT] = {-1, NULL},
+    [P_VALUES] = {P_ROOT, "values"},
+    [P_ITEM] = {P_VALUES, NULL},
+    [U_NODE(U_NAME)] = {P_ITEM, "name"},
+    [U_NODE(U_SLUG)] = {P_ITEM, "slug"},
+    [U_NODE(U_DISPLAY_NAME)] = {P_ITEM, "displayName"},
+    [U_NODE(U_EMAIL)] = {P_ITEM, "emailAddress"},
+    [U_NODE(U_ACTIVE)] = {P_ITEM, "active"},
+    [U_NODE(U_ID)] = {P_ITEM, "id"},
+};
+
+typedef struct {
+    s_page_t pg;
+    s_kept_t f[U_FIELDS]; /* the current user's */
+    Portico__Bitbucket__FindUsersReply *out;
+    size_t cap;
+} s_users_t;
+
+static void s_users_item_reset(s_users_t *u)
+{
+    for (int i = 0; i < U_FIELDS; i++)
+        s_unkeep(&u->f[i]);
+}
+
+static int s_users_value(void *ctx, int node, const bb_jv_t *v)
+{
+    s_users_t *u = ctx;
+    bool new_values, item_start;
+    if (s_page_event(&u->pg, node, v, &new_values, &item_start)) {
+        if (new_values)
+            bb_users_clear(u->out);
+        if (item_start)
+            s_users_item_reset(u);
+        return 0;
+    }
+    return u->pg.in_item ? s_keep(&u->pg, &u->f[node - U_NODE(0)], v) : 0;
+}
+
+static int s_users_close(void *ctx, int node)
+{
+    s_users_t *u = ctx;
+    if (node != P_ITEM || !u->pg.in_item)
+        return 0;
+    u->pg.in_item = false;
+    Portico__Bitbucket__FindUsersReply *out = u->out;
+    Portico__Bitbucket__User *m = malloc(sizeof *m);
+    if (!m || s_grow(&out->users, out->n_users, &u->cap) < 0) {
+        free(m);
+        return -1;
+    }
+    bb_jv_t f[U_FIELDS];
+    for (int i = 0; i < U_FIELDS; i++)
+        f[i] = u->f[i].v;
+    if (s_user_from_fields(f, m) < 0) {
+        free(m);
+        u->pg.skipped++;
+    } else {
+        out->users[out->n_users++] = m;
+    }
+    s_users_item_reset(u);
+    return 0;
 }
 
 static int s_decode_users(const bb_response_t *r, Portico__Bitbucket__FindUsersReply *out, size_t *skipped,
@@ -532,43 +713,36 @@ static int s_decode_users(const bb_response_t *r, Portico__Bitbucket__FindUsersR
         bb_error_from_response(BB_API_REST, r, err);
         return -1;
     }
-    json_t *root = s_parse(r->body, r->body_len);
-    json_t *values = json_is_object(root) ? json_object_get(root, "values") : NULL;
-    int rc = -1;
-    /* Only the first page is used (the filter matches substrings and the
-     * caller picks the exact name), so its paging fields do not matter. */
-    if (!json_is_array(values)) {
-        s_bad_response(r, err, "a page without values");
-        goto out;
-    }
-    size_t n = json_array_size(values);
-    if (n > MAX_PAGE_ITEMS)
-        n = MAX_PAGE_ITEMS;
-    out->users = calloc(n ? n : 1, sizeof *out->users);
-    if (!out->users)
+    s_users_t u = {.pg = {.body = r->body, .body_len = r->body_len}, .out = out};
+    for (int i = 0; i < U_FIELDS; i++)
+        u.f[i].v.type = BB_JV_ABSENT;
+    bb_pick_t pick = {s_user_nodes, U_NODES, s_users_value, s_users_close, &u};
+    int rc = bb_pick(&pick, r->body, r->body_len);
+    s_users_item_reset(&u);
+    if (rc == -2)
         goto oom;
-    for (size_t i = 0; i < n; i++) {
-        Portico__Bitbucket__User *u = malloc(sizeof *u);
-        if (!u)
-            goto oom;
-        if (s_user_from_json(json_array_get(values, i), u) < 0) {
-            free(u);
-            (*skipped)++;
-            continue;
-        }
-        out->users[out->n_users++] = u;
+    if (rc < 0)
+        u.pg.root = BB_JV_ABSENT; /* not JSON: as jansson gave no document */
+    /* Only the first page is used (the filter matches substrings and the
+     * caller picks the exact name), so its paging fields are not read. */
+    bb_jv_t absent = {.type = BB_JV_ABSENT};
+    bool last;
+    int32_t next;
+    if (s_page_end(r, &u.pg, &absent, &absent, 0, &last, &next, err) < 0) {
+        bb_users_clear(out);
+        return -1;
     }
-    rc = 0;
-    goto out;
+    if (!out->users && !(out->users = calloc(1, sizeof *out->users)))
+        goto oom;
+    *skipped = u.pg.skipped;
+    return 0;
 oom:
     bb_users_clear(out);
     bus_error_set(err, C_INTERNAL, DETAIL(NONE), "out of memory");
-out:
-    json_decref(root);
-    return rc;
+    return -1;
 }
 
-/* ---- repositories ---- */
+/* ---- a page of repositories ---- */
 
 static void s_repo_clear(Portico__Bitbucket__Repository *m)
 {
@@ -594,68 +768,216 @@ void bb_repos_clear(Portico__Bitbucket__ListReposReply *m)
     m->next_page_start = 0;
 }
 
-/* links.<rel>: an array of {href, name}; the href of the first entry with
- * this name (any entry when name is NULL). "" when there is none. */
-static int s_link(json_t *obj, const char *rel, const char *name, char **out)
+enum {
+    R_SLUG = P_ITEM + 1,
+    R_NAME,
+    R_PUBLIC,
+    R_PROJECT,
+    R_PROJECT_KEY,
+    R_PROJECT_NAME,
+    R_LINKS,
+    R_SELF,
+    R_SELF_ENTRY,
+    R_SELF_HREF,
+    R_CLONE,
+    R_CLONE_ENTRY,
+    R_CLONE_NAME,
+    R_CLONE_HREF,
+    R_LAST,
+    R_NEXT,
+    R_COUNT
+};
+
+static const bb_pick_node_t s_repo_nodes[R_COUNT] = {
+    [P_ROOT] = {-1, NULL},
+    [P_VALUES] = {P_ROOT, "values"},
+    [P_ITEM] = {P_VALUES, NULL},
+    [R_SLUG] = {P_ITEM, "slug"},
+    [R_NAME] = {P_ITEM, "name"},
+    [R_PUBLIC] = {P_ITEM, "public"},
+    [R_PROJECT] = {P_ITEM, "project"},
+    [R_PROJECT_KEY] = {R_PROJECT, "key"},
+    [R_PROJECT_NAME] = {R_PROJECT, "name"},
+    [R_LINKS] = {P_ITEM, "links"},
+    [R_SELF] = {R_LINKS, "self"},
+    [R_SELF_ENTRY] = {R_SELF, NULL},
+    [R_SELF_HREF] = {R_SELF_ENTRY, "href"},
+    [R_CLONE] = {R_LINKS, "clone"},
+    [R_CLONE_ENTRY] = {R_CLONE, NULL},
+    [R_CLONE_NAME] = {R_CLONE_ENTRY, "name"},
+    [R_CLONE_HREF] = {R_CLONE_ENTRY, "href"},
+    [R_LAST] = {P_ROOT, "isLastPage"},
+    [R_NEXT] = {P_ROOT, "nextPageStart"},
+};
+
+/* The links a repository has, each the href of the first entry of
+ * links.self (any) or links.clone (by name) that is an object with a
+ * string href. */
+enum { L_SELF, L_HTTP, L_SSH, L_HTTPS, L_COUNT };
+static const char *const s_clone_names[L_COUNT] = {NULL, "http", "ssh", "https"};
+
+typedef struct {
+    s_page_t pg;
+    s_kept_t f[R_COUNT]; /* by node: the current repository's fields, the entry's, the page's */
+    bool entry;          /* inside a links entry that is an object */
+    bool found[L_COUNT];
+    s_kept_t link[L_COUNT];
+    Portico__Bitbucket__ListReposReply *out;
+    size_t cap;
+} s_repos_t;
+
+static void s_repos_links_reset(s_repos_t *p, int from, int to)
 {
-    *out = NULL;
-    json_t *links = json_object_get(obj, "links");
-    json_t *arr = json_is_object(links) ? json_object_get(links, rel) : NULL;
-    size_t i;
-    json_t *item;
-    if (json_is_array(arr)) {
-        json_array_foreach(arr, i, item)
-        {
-            if (!json_is_object(item))
-                continue;
-            const char *n = json_string_value(json_object_get(item, "name"));
-            if (name && (!n || strcmp(n, name) != 0))
-                continue;
-            json_t *href = json_object_get(item, "href");
-            if (!json_is_string(href))
-                continue;
-            return s_get_str(item, "href", BB_MAX_FIELD, out);
+    for (int i = from; i <= to; i++) {
+        p->found[i] = false;
+        s_unkeep(&p->link[i]);
+    }
+}
+
+static void s_repos_item_reset(s_repos_t *p)
+{
+    for (int i = R_SLUG; i < R_LAST; i++)
+        s_unkeep(&p->f[i]);
+    s_repos_links_reset(p, L_SELF, L_HTTPS);
+    p->entry = false;
+}
+
+static int s_repos_value(void *ctx, int node, const bb_jv_t *v)
+{
+    s_repos_t *p = ctx;
+    bool new_values, item_start;
+    if (s_page_event(&p->pg, node, v, &new_values, &item_start)) {
+        if (new_values)
+            bb_repos_clear(p->out);
+        if (item_start)
+            s_repos_item_reset(p);
+        return 0;
+    }
+    if (node == R_LAST || node == R_NEXT)
+        return s_keep(&p->pg, &p->f[node], v);
+    if (!p->pg.in_item)
+        return 0;
+    /* An object met again (a duplicate key) starts over. */
+    switch (node) {
+    case R_PROJECT:
+        s_unkeep(&p->f[R_PROJECT_KEY]);
+        s_unkeep(&p->f[R_PROJECT_NAME]);
+        break;
+    case R_LINKS:
+        s_repos_links_reset(p, L_SELF, L_HTTPS);
+        break;
+    case R_SELF:
+        s_repos_links_reset(p, L_SELF, L_SELF);
+        break;
+    case R_CLONE:
+        s_repos_links_reset(p, L_HTTP, L_HTTPS);
+        break;
+    case R_SELF_ENTRY:
+    case R_CLONE_ENTRY:
+        s_unkeep(&p->f[R_SELF_HREF]);
+        s_unkeep(&p->f[R_CLONE_NAME]);
+        s_unkeep(&p->f[R_CLONE_HREF]);
+        p->entry = v->type == BB_JV_OBJECT;
+        return 0;
+    default:
+        break;
+    }
+    return s_keep(&p->pg, &p->f[node], v);
+}
+
+/* The end of a links entry: the first that fits each link is taken. */
+static void s_repos_entry_end(s_repos_t *p, int node)
+{
+    if (node == R_SELF_ENTRY) {
+        if (!p->found[L_SELF] && p->f[R_SELF_HREF].v.type == BB_JV_STRING) {
+            p->found[L_SELF] = true;
+            s_move(&p->link[L_SELF], &p->f[R_SELF_HREF]);
+        }
+        return;
+    }
+    const bb_jv_t *name = &p->f[R_CLONE_NAME].v;
+    if (name->type != BB_JV_STRING || p->f[R_CLONE_HREF].v.type != BB_JV_STRING)
+        return;
+    for (int l = L_HTTP; l < L_COUNT; l++) {
+        if (!p->found[l] && name->len == strlen(s_clone_names[l]) &&
+            memcmp(name->s, s_clone_names[l], name->len) == 0) {
+            p->found[l] = true;
+            s_move(&p->link[l], &p->f[R_CLONE_HREF]);
+            return;
         }
     }
+}
+
+static int s_repos_link(const s_repos_t *p, int l, char **out)
+{
+    if (p->found[l])
+        return bb_jv_str(&p->link[l].v, BB_MAX_FIELD, out);
     *out = strdup("");
     return *out ? 0 : -1;
 }
 
-static int s_repo_from_json(json_t *obj, Portico__Bitbucket__Repository *m)
+/* One repository, by the rules of the jansson decoder it replaces; -1 when
+ * it is not one. */
+static int s_repo_from_fields(const s_repos_t *p, Portico__Bitbucket__Repository *m)
 {
+    const s_kept_t *f = p->f;
     portico__bitbucket__repository__init(m);
     bool pub = false;
-    json_t *slug = json_is_object(obj) ? json_object_get(obj, "slug") : NULL;
-    json_t *project = json_is_object(obj) ? json_object_get(obj, "project") : NULL;
-    json_t *key = json_is_object(project) ? json_object_get(project, "key") : NULL;
-    if (!json_is_string(slug) || json_string_length(slug) == 0 || !json_is_string(key) || json_string_length(key) == 0)
+    if (f[R_SLUG].v.type != BB_JV_STRING || f[R_SLUG].v.len == 0 || f[R_PROJECT].v.type != BB_JV_OBJECT ||
+        f[R_PROJECT_KEY].v.type != BB_JV_STRING || f[R_PROJECT_KEY].v.len == 0)
         return -1;
-    if (s_get_str(obj, "slug", BB_MAX_FIELD, &m->slug) < 0 || s_get_str(obj, "name", BB_MAX_FIELD, &m->name) < 0 ||
-        s_get_bool(obj, "public", false, &pub) < 0 || s_get_str(project, "key", BB_MAX_FIELD, &m->project_key) < 0 ||
-        s_get_str(project, "name", BB_MAX_FIELD, &m->project_name) < 0 ||
-        s_link(obj, "self", NULL, &m->browse_url) < 0 || s_link(obj, "clone", "http", &m->clone_http) < 0 ||
-        s_link(obj, "clone", "ssh", &m->clone_ssh) < 0) {
-        s_repo_clear(m);
-        return -1;
-    }
+    if (bb_jv_str(&f[R_SLUG].v, BB_MAX_FIELD, &m->slug) < 0 || bb_jv_str(&f[R_NAME].v, BB_MAX_FIELD, &m->name) < 0 ||
+        bb_jv_bool(&f[R_PUBLIC].v, false, &pub) < 0 ||
+        bb_jv_str(&f[R_PROJECT_KEY].v, BB_MAX_FIELD, &m->project_key) < 0 ||
+        bb_jv_str(&f[R_PROJECT_NAME].v, BB_MAX_FIELD, &m->project_name) < 0 ||
+        s_repos_link(p, L_SELF, &m->browse_url) < 0 || s_repos_link(p, L_HTTP, &m->clone_http) < 0 ||
+        s_repos_link(p, L_SSH, &m->clone_ssh) < 0)
+        goto bad;
     if (!m->clone_http[0]) {
         /* Some versions name the HTTPS clone link "https". */
         s_free_str(&m->clone_http);
-        if (s_link(obj, "clone", "https", &m->clone_http) < 0) {
-            s_repo_clear(m);
-            return -1;
-        }
+        if (s_repos_link(p, L_HTTPS, &m->clone_http) < 0)
+            goto bad;
     }
     if (!m->name[0]) {
-        char *n = strdup(m->slug);
-        if (!n) {
-            s_repo_clear(m);
-            return -1;
-        }
         s_free_str(&m->name);
-        m->name = n;
+        m->name = strdup(m->slug);
+        if (!m->name)
+            goto bad;
     }
     m->public_ = pub;
+    return 0;
+bad:
+    s_repo_clear(m);
+    return -1;
+}
+
+static int s_repos_close(void *ctx, int node)
+{
+    s_repos_t *p = ctx;
+    if (!p->pg.in_item)
+        return 0;
+    if ((node == R_SELF_ENTRY || node == R_CLONE_ENTRY) && p->entry) {
+        s_repos_entry_end(p, node);
+        p->entry = false;
+        return 0;
+    }
+    if (node != P_ITEM)
+        return 0;
+    p->pg.in_item = false;
+    Portico__Bitbucket__ListReposReply *out = p->out;
+    Portico__Bitbucket__Repository *m = malloc(sizeof *m);
+    if (!m || s_grow(&out->repositories, out->n_repositories, &p->cap) < 0) {
+        free(m);
+        return -1;
+    }
+    if (s_repo_from_fields(p, m) < 0) {
+        free(m);
+        p->pg.skipped++;
+    } else {
+        out->repositories[out->n_repositories++] = m;
+    }
+    s_repos_item_reset(p);
     return 0;
 }
 
@@ -669,39 +991,37 @@ static int s_decode_repos(const bb_response_t *r, int32_t start, Portico__Bitbuc
         bb_error_from_response(BB_API_REST, r, err);
         return -1;
     }
-    json_t *root = s_parse(r->body, r->body_len), *values;
-    bool last;
-    int32_t next;
-    int rc = -1;
-    if (s_page(r, root, start, &values, &last, &next, err) < 0)
-        goto out;
-    size_t n = json_array_size(values);
-    if (n > MAX_PAGE_ITEMS)
-        n = MAX_PAGE_ITEMS;
-    out->repositories = calloc(n ? n : 1, sizeof *out->repositories);
-    if (!out->repositories)
+    s_repos_t p = {.pg = {.body = r->body, .body_len = r->body_len}, .out = out};
+    for (int i = 0; i < R_COUNT; i++)
+        p.f[i].v.type = BB_JV_ABSENT;
+    for (int i = 0; i < L_COUNT; i++)
+        p.link[i].v.type = BB_JV_ABSENT;
+    bb_pick_t pick = {s_repo_nodes, R_COUNT, s_repos_value, s_repos_close, &p};
+    int rc = bb_pick(&pick, r->body, r->body_len);
+    bool last = false;
+    int32_t next = 0;
+    s_repos_item_reset(&p);
+    if (rc == -2)
         goto oom;
-    for (size_t i = 0; i < n; i++) {
-        Portico__Bitbucket__Repository *m = malloc(sizeof *m);
-        if (!m)
-            goto oom;
-        if (s_repo_from_json(json_array_get(values, i), m) < 0) {
-            free(m);
-            (*skipped)++;
-            continue;
-        }
-        out->repositories[out->n_repositories++] = m;
-    }
+    if (rc < 0)
+        p.pg.root = BB_JV_ABSENT; /* not JSON: as jansson gave no document */
+    if (s_page_end(r, &p.pg, &p.f[R_LAST].v, &p.f[R_NEXT].v, start, &last, &next, err) < 0)
+        goto fail;
+    if (!out->repositories && !(out->repositories = calloc(1, sizeof *out->repositories)))
+        goto oom;
     out->is_last_page = last;
     out->next_page_start = next;
-    rc = 0;
-    goto out;
+    *skipped = p.pg.skipped;
+    s_unkeep(&p.f[R_LAST]);
+    s_unkeep(&p.f[R_NEXT]);
+    return 0;
 oom:
-    bb_repos_clear(out);
     bus_error_set(err, C_INTERNAL, DETAIL(NONE), "out of memory");
-out:
-    json_decref(root);
-    return rc;
+fail:
+    bb_repos_clear(out);
+    s_unkeep(&p.f[R_LAST]);
+    s_unkeep(&p.f[R_NEXT]);
+    return -1;
 }
 
 /* ---- OAuth 1 tokens ---- */
@@ -790,17 +1110,11 @@ int bb_decode_user(const bb_response_t *r, Portico__Bitbucket__User *out, bus_er
 
 int bb_decode_users(const bb_response_t *r, Portico__Bitbucket__FindUsersReply *out, size_t *skipped, bus_error_t *err)
 {
-    s_arena_enter();
-    int rc = s_decode_users(r, out, skipped, err);
-    s_arena_leave(false);
-    return rc;
+    return s_decode_users(r, out, skipped, err);
 }
 
 int bb_decode_repos(const bb_response_t *r, int32_t start, Portico__Bitbucket__ListReposReply *out, size_t *skipped,
                     bus_error_t *err)
 {
-    s_arena_enter();
-    int rc = s_decode_repos(r, start, out, skipped, err);
-    s_arena_leave(false);
-    return rc;
+    return s_decode_repos(r, start, out, skipped, err);
 }

@@ -6,10 +6,10 @@
 #
 # Equivalent by hand:
 #   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-#     -std=c17 -D_GNU_SOURCE -Icommon -Iservices -isystem build/gen $(pkg-config --cflags jansson libcurl) \
-#     tests/fuzz/fuzz_bb_json.c services/bitbucket/bb_{text,form,header,status,json}.c common/url.c common/buserr.c \
+#     -std=c17 -D_GNU_SOURCE -Icommon -Iservices -isystem build/gen $(pkg-config --cflags jansson yajl libcurl) \
+#     tests/fuzz/fuzz_bb_json.c services/bitbucket/bb_{text,form,header,status,pick,json}.c common/url.c common/buserr.c \
 #     build/gen/bitbucket.pb-c.c build/gen/envelope.pb-c.c \
-#     $(pkg-config --libs jansson libcurl libprotobuf-c) -o build/fuzz/fuzz_bb_json
+#     $(pkg-config --libs jansson yajl libcurl libprotobuf-c) -o build/fuzz/fuzz_bb_json
 #   build/fuzz/fuzz_bb_json -max_total_time=30 build/fuzz/corpus_bb_json tests/fuzz/corpus/fuzz_bb_json
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -21,10 +21,10 @@ mkdir -p build/fuzz
 # shellcheck disable=SC2046
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-std=c17 -D_GNU_SOURCE -Wall -Wextra -Icommon -Iservices -isystem build/gen \
-	$(pkg-config --cflags jansson libcurl libprotobuf-c) \
-	tests/fuzz/fuzz_bb_json.c services/bitbucket/bb_{text,form,header,status,json}.c common/url.c common/buserr.c \
+	$(pkg-config --cflags jansson yajl libcurl libprotobuf-c) \
+	tests/fuzz/fuzz_bb_json.c services/bitbucket/bb_{text,form,header,status,pick,json}.c common/url.c common/buserr.c \
 	build/gen/bitbucket.pb-c.c build/gen/envelope.pb-c.c \
-	$(pkg-config --libs jansson libcurl libprotobuf-c) -o build/fuzz/fuzz_bb_json
+	$(pkg-config --libs jansson yajl libcurl libprotobuf-c) -o build/fuzz/fuzz_bb_json
 echo "built build/fuzz/fuzz_bb_json"
 
 if [[ "$seconds" -gt 0 ]]; then

@@ -6,7 +6,7 @@
  * every target: tests/fuzz/run.sh. Seeds: tests/fuzz/corpus/fuzz_bb_json/.
  *
  * fuzz-sources: services/bitbucket/bb_text.c services/bitbucket/bb_form.c services/bitbucket/bb_header.c
- * fuzz-sources: services/bitbucket/bb_status.c services/bitbucket/bb_json.c
+ * fuzz-sources: services/bitbucket/bb_status.c services/bitbucket/bb_pick.c services/bitbucket/bb_json.c
  *
  * Input layout: byte 0 picks the status class, byte 1 the header the rest
  * may feed; the remainder is split at the first NUL into a header value and

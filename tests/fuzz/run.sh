@@ -8,7 +8,7 @@ secs=${1:-60}
 out=build/fuzz
 mkdir -p "$out"
 make -s build/libportico.a >/dev/null   # generates the protobuf code
-pkgs="libczmq libzmq libprotobuf-c libcurl libcrypto jansson"
+pkgs="libczmq libzmq libprotobuf-c libcurl libcrypto jansson yajl"
 cflags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=c17 -D_GNU_SOURCE \
   -Icommon -Iservices -isystem build/gen $(pkg-config --cflags $pkgs)"
 libs="$(pkg-config --libs $pkgs) -lcivetweb -lpthread"
