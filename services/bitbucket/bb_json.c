@@ -26,8 +26,8 @@
 /* ---- jansson's memory while a decoder runs ----
  *
  * jansson allocates every value, key and string of a document one by one
- * and frees them one by one again: a page of 25 repositories is some
- * 2,000 mallocs and frees, a third of this service's CPU per login. While
+ * and frees them one by one again (the paged answers, where that was a
+ * third of this service's CPU per login, no longer go through it). While
  * one of the decoders below runs, jansson takes its memory from one block
  * instead (a pointer bump; freeing does nothing), and when the decoder is
  * done the part it used is handed out again. A token answer's part is
@@ -482,11 +482,14 @@ static int s_decode_user(const bb_response_t *r, Portico__Bitbucket__User *out, 
  * jansson's, field by field: the same rules (bb_jv_*), the last of
  * duplicate keys wins, and every answer gets the result and error it got
  * when it was parsed with jansson (tests/unit/test_bb_page_diff.c checks
- * this against the jansson decoders), with one deliberate difference: a
- * number too big for a long long or a double in a field the decoder does
- * not read no longer fails the page (jansson refused the whole document,
- * and a server's extra field is none of Portico's business). One too big
- * in a field that is read still fails the page as before. */
+ * this against the jansson decoders), with two deliberate differences:
+ * (a) a number too big for a long long or a double in a field the decoder
+ * does not read no longer fails the page (jansson refused the whole
+ * document; a server's extra field is none of Portico's business), while
+ * one in a field that is read still fails it as before; (b) a NUL byte
+ * right after a number or a literal, which jansson passed over (its
+ * look-ahead puts the byte back as the end of its buffer), is refused: a
+ * NUL is not JSON anywhere. */
 
 /* A value kept past its event (bb_pick's strings are borrowed): a string
  * in the body is pointed at, one yajl decoded (escapes) is copied. */
@@ -536,20 +539,21 @@ static void s_move(s_kept_t *to, s_kept_t *from)
     from->v = (bb_jv_t){.type = BB_JV_ABSENT};
 }
 
-/* Room for one more pointer in *arr_p (an array of pointers). */
-static int s_grow(void *arr_p, size_t n, size_t *cap)
+/* Room for one more in *arr_p (an array of n pointers, room for *cap),
+ * and a fresh entry of size bytes to put there; NULL when out of memory. */
+static void *s_entry_new(void *arr_p, size_t n, size_t *cap, size_t size)
 {
     void *arr;
     memcpy(&arr, arr_p, sizeof arr);
-    if (arr && n < *cap)
-        return 0;
-    size_t c = *cap ? *cap * 2 : 32;
-    void *na = realloc(arr, c * sizeof(void *));
-    if (!na)
-        return -1;
-    memcpy(arr_p, &na, sizeof na);
-    *cap = c;
-    return 0;
+    if (!arr || n >= *cap) {
+        size_t c = *cap ? *cap * 2 : 32;
+        void *na = realloc(arr, c * sizeof(void *));
+        if (!na)
+            return NULL;
+        memcpy(arr_p, &na, sizeof na);
+        *cap = c;
+    }
+    return malloc(size);
 }
 
 /* The page-level events: 1 when node was one, with *new_values when a
@@ -685,11 +689,9 @@ static int s_users_close(void *ctx, int node)
         return 0;
     u->pg.in_item = false;
     Portico__Bitbucket__FindUsersReply *out = u->out;
-    Portico__Bitbucket__User *m = malloc(sizeof *m);
-    if (!m || s_grow(&out->users, out->n_users, &u->cap) < 0) {
-        free(m);
+    Portico__Bitbucket__User *m = s_entry_new(&out->users, out->n_users, &u->cap, sizeof *m);
+    if (!m)
         return -1;
-    }
     bb_jv_t f[U_FIELDS];
     for (int i = 0; i < U_FIELDS; i++)
         f[i] = u->f[i].v;
@@ -966,11 +968,9 @@ static int s_repos_close(void *ctx, int node)
         return 0;
     p->pg.in_item = false;
     Portico__Bitbucket__ListReposReply *out = p->out;
-    Portico__Bitbucket__Repository *m = malloc(sizeof *m);
-    if (!m || s_grow(&out->repositories, out->n_repositories, &p->cap) < 0) {
-        free(m);
+    Portico__Bitbucket__Repository *m = s_entry_new(&out->repositories, out->n_repositories, &p->cap, sizeof *m);
+    if (!m)
         return -1;
-    }
     if (s_repo_from_fields(p, m) < 0) {
         free(m);
         p->pg.skipped++;
@@ -1082,7 +1082,7 @@ int bb_decode_oauth1_token(const bb_response_t *r, Portico__Bitbucket__OAuth1Tok
     return 0;
 }
 
-/* ---- the JSON decoders, each with jansson in the block above ---- */
+/* ---- the decoders; those that use jansson, with it in the block above ---- */
 
 int bb_decode_server_info(const bb_response_t *r, Portico__Bitbucket__ServerInfoReply *out, bus_error_t *err)
 {

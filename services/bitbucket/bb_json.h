@@ -8,12 +8,16 @@
  * untrusted input: wrong types, missing fields and garbage give a typed
  * error, never a crash.
  *
- * JSON is parsed with jansson: in Debian, small strict API, clear error
- * reporting, no global state, and it guarantees decoded strings are valid
- * UTF-8 without embedded NUL bytes (we do not pass JSON_ALLOW_NUL).
+ * The small answers (token, server info, a user) are parsed with jansson:
+ * in Debian, small strict API, clear error reporting, no global state, and
+ * it guarantees decoded strings are valid UTF-8 without embedded NUL bytes
+ * (we do not pass JSON_ALLOW_NUL). The paged answers (repositories, users),
+ * the largest and read at every login, are walked with bb_pick.h (yajl's
+ * callback parser, nothing built), which accepts what jansson accepts.
  *
- * Pure functions, no I/O: unit tested in tests/unit/test_bb_json.c and
- * fuzzed by tests/fuzz/fuzz_bb_json.c. */
+ * Pure functions, no I/O: unit tested in tests/unit/test_bb_json.c,
+ * compared with the jansson page decoders they replaced in
+ * tests/unit/test_bb_page_diff.c, and fuzzed by tests/fuzz/fuzz_bb_json.c. */
 #ifndef PORTICO_BB_JSON_H
 #define PORTICO_BB_JSON_H
 

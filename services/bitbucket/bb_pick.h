@@ -9,8 +9,10 @@
  * dropped.
  *
  * A document is accepted exactly when jansson (json_loadb, no flags)
- * accepts it, with one exception: a number too big for a long long or a
- * double where nobody looks (jansson refuses the whole document). Where
+ * accepts it, with two exceptions: a number too big for a long long or a
+ * double where nobody looks is accepted (jansson refuses the whole
+ * document), and a NUL byte right after a number or a literal is refused
+ * (jansson passes over it). Where
  * yajl is laxer (UTF-8 it lets through, unpaired surrogate escapes, \u0000,
  * form feed and vertical tab as white space, no depth limit) bb_pick checks
  * the text itself.
