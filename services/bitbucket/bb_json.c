@@ -545,6 +545,8 @@ static void *s_entry_new(void *arr_p, size_t n, size_t *cap, size_t size)
 {
     void *arr;
     memcpy(&arr, arr_p, sizeof arr);
+    if (!arr)
+        *cap = 0; /* a duplicate "values" started the array over */
     if (!arr || n >= *cap) {
         size_t c = *cap ? *cap * 2 : 32;
         void *na = realloc(arr, c * sizeof(void *));

@@ -198,6 +198,8 @@ typedef struct {
     bool is_obj[MAX_TRACK];
     int key_node; /* the member whose key was just read, -1 when undeclared */
     bool stopped;
+    yajl_handle h;
+    size_t end; /* where the document ended, 0 before */
 } s_walk_t;
 
 static int s_child(const bb_pick_t *p, int parent, const char *key, size_t len)
@@ -311,7 +313,8 @@ static int s_open(s_walk_t *w, bb_jv_type_t type)
 
 static int s_close(s_walk_t *w)
 {
-    w->depth--;
+    if (--w->depth == 0)
+        w->end = yajl_get_bytes_consumed(w->h);
     if (w->skip) {
         w->skip--;
         return 1;
@@ -359,6 +362,17 @@ static const yajl_callbacks s_callbacks = {
     .yajl_end_array = s_on_end,
 };
 
+/* What may follow the document. yajl's own check for trailing garbage
+ * misses a token cut short at the end (an unterminated string after the
+ * document passes), so bb_pick looks at the rest itself. */
+static bool s_only_space(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+            return false;
+    return true;
+}
+
 int bb_pick(const bb_pick_t *p, const char *body, size_t len)
 {
     if (!body || !len || !s_prescan((const unsigned char *)body, len))
@@ -367,6 +381,7 @@ int bb_pick(const bb_pick_t *p, const char *body, size_t len)
     yajl_handle h = yajl_alloc(&s_callbacks, NULL, &w);
     if (!h)
         return -2;
+    w.h = h;
     /* yajl's defaults, said out loud: one document, nothing after it. */
     yajl_config(h, yajl_allow_comments, 0);
     yajl_config(h, yajl_allow_trailing_garbage, 0);
@@ -378,5 +393,5 @@ int bb_pick(const bb_pick_t *p, const char *body, size_t len)
     yajl_free(h);
     if (w.stopped)
         return -2;
-    return st == yajl_status_ok ? 0 : -1;
+    return st == yajl_status_ok && s_only_space(body + w.end, len - w.end) ? 0 : -1;
 }

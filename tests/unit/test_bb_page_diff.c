@@ -860,6 +860,18 @@ static void test_document(void **state)
         "{\"values\":[]}{}",
         "{\"values\":[]},",
         "{\"values\":[]}]",
+        "{\"values\":[]} \"abc",
+        "{\"values\":[]}\"",
+        "{\"values\":[]} \"\\u00",
+        "{\"values\":[]} \"a\\",
+        "{\"values\":[]} tru",
+        "{\"values\":[]} -",
+        "{\"values\":[]} 1",
+        "{\"values\":[]} 1.",
+        "{\"values\":[]} [",
+        "{\"values\":[]} {",
+        "{\"values\":[]} \"x\"",
+        "{\"values\":[]}\n\r\t ",
         "\xef\xbb\xbf{\"values\":[]}",
         "{\"values\":[]}\x0b",
         "\x0c{\"values\":[]}",
@@ -919,6 +931,18 @@ static void test_document(void **state)
     };
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++)
         s_compare_str(bodies[i]);
+    /* "values" many times over, each with entries: only the last counts. */
+    s_buf_t b = {0};
+    s_put(&b, "{", 1);
+    for (int i = 0; i < 64; i++) {
+        char part[128];
+        int n = snprintf(part, sizeof part,
+                         "\"values\":[{\"name\":\"u%d\",\"slug\":\"s\",\"project\":{\"key\":\"K\"}}],", i);
+        s_put(&b, part, (size_t)n);
+    }
+    s_put(&b, "\"isLastPage\":true}", 18);
+    s_compare(b.s, b.len, 0);
+    free(b.s);
     /* With a NUL byte inside and after. */
     s_compare("{\"values\":[]}\0", 14, 0);
     s_compare("{\"values\":[\"a\0b\"]}", 18, 0);
