@@ -414,6 +414,42 @@ static void s_same_error(const char *what, int rc_ref, int rc_new, const bus_err
     }
 }
 
+static void s_compare(const char *text, size_t len, int32_t start);
+
+/* The other difference: jansson passes over a NUL byte right after a
+ * number or a literal (its look-ahead puts the byte back, where its
+ * buffer reads it as its own end); a NUL is not JSON and the page
+ * decoders refuse it. true when jansson took the document: then both page
+ * decoders must refuse it, and agree with jansson once the NUL bytes are
+ * gone. */
+static bool s_jansson_passes_nul(const bb_response_t *r, int32_t start)
+{
+    json_error_t e;
+    json_t *j = json_loadb(r->body, r->body_len, 0, &e);
+    if (!j)
+        return false;
+    json_decref(j);
+    s_stats.nul++;
+    Portico__Bitbucket__ListReposReply repos;
+    Portico__Bitbucket__FindUsersReply users;
+    bus_error_t err;
+    size_t skipped;
+    if (bb_decode_repos(r, start, &repos, &skipped, &err) != -1 || !strstr(err.message, "a page without values") ||
+        bb_decode_users(r, &users, &skipped, &err) != -1 || !strstr(err.message, "a page without values")) {
+        s_show(r->body, r->body_len);
+        fail_msg("a NUL byte was not refused");
+    }
+    char *clean = malloc(r->body_len + 1);
+    assert_non_null(clean);
+    size_t n = 0;
+    for (size_t i = 0; i < r->body_len; i++)
+        if (r->body[i])
+            clean[n++] = r->body[i];
+    s_compare(clean, n, start);
+    free(clean);
+    return true;
+}
+
 #define SAME_STR(x, y)                                                                                                 \
     do {                                                                                                               \
         if (strcmp((x), (y)) != 0) {                                                                                   \
@@ -443,31 +479,16 @@ static void s_compare(const char *text, size_t len, int32_t start)
     r.body_len = len;
     r.host = "git.example.com";
     s_stats.bodies++;
+    if (memchr(body, '\0', len) && s_jansson_passes_nul(&r, start)) {
+        free(body);
+        return;
+    }
 
     Portico__Bitbucket__ListReposReply ra, rb;
     bus_error_t ea, eb;
     size_t sa = 0, sb = 0;
     int rc_a = ref_decode_repos(&r, start, &ra, &sa, &ea);
     int rc_b = bb_decode_repos(&r, start, &rb, &sb, &eb);
-    if (rc_a != rc_b && memchr(body, '\0', len)) {
-        /* The other difference: jansson passes over a NUL byte right after
-         * a number or a literal (its look-ahead puts the byte back as the
-         * end of its buffer); a NUL is not JSON and is refused. Without
-         * the NUL bytes the two must agree. */
-        s_stats.nul++;
-        if (rc_a != 0 || rc_b != -1) {
-            s_show(body, len);
-            fail_msg("NUL byte: jansson %d, bb_pick %d", rc_a, rc_b);
-        }
-        bb_repos_clear(&ra);
-        size_t n = 0;
-        for (size_t i = 0; i < len; i++)
-            if (body[i])
-                body[n++] = body[i];
-        s_compare(body, n, start);
-        free(body);
-        return;
-    }
     if (rc_a != rc_b && s_jansson_number_overflow(body, len)) {
         /* The deliberate difference: jansson refused the document, the
          * page decoder read what it needs and succeeded. */
@@ -510,7 +531,7 @@ static void s_compare(const char *text, size_t len, int32_t start)
             s_show(body, len);
             fail_msg("number overflow: jansson %d, bb_pick %d", rc_a, rc_b);
         }
-    } else if (!(rc_a == 0 && rc_b == -1 && memchr(body, '\0', len))) {
+    } else {
         s_same_error("users", rc_a, rc_b, &ea, &eb, body, len);
     }
     if (rc_a == 0 && rc_b == 0) {
@@ -945,6 +966,8 @@ static void test_document(void **state)
     free(b.s);
     /* With a NUL byte inside and after. */
     s_compare("{\"values\":[]}\0", 14, 0);
+    s_compare("{\"values\":[],\"isLastPage\":false,\"x\":14\0}", 40, 0);
+    s_compare("{\"values\":[null\0]}", 18, 0);
     s_compare("{\"values\":[\"a\0b\"]}", 18, 0);
     s_compare("{\"val\0ues\":[]}", 14, 0);
     /* No body at all. */
