@@ -5,8 +5,11 @@
  * missing, null and duplicated, nesting around jansson's depth limit, bad
  * UTF-8 and escapes, huge numbers, every truncation of a page and seeded
  * random mutations), comparing results, errors and every decoded field.
- * The one difference allowed is the deliberate one: a number too big for
- * jansson where the decoder does not look no longer fails the page. */
+ * Two differences are allowed, each checked for what it is: a number too
+ * big for jansson where a decoder does not look no longer fails the page
+ * (the decoder makes the same of the body with a 0 there, and agrees with
+ * jansson on that body), and a NUL byte jansson passed over is refused
+ * (without the NUL bytes the two agree). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -416,7 +419,7 @@ static void s_same_error(const char *what, int rc_ref, int rc_new, const bus_err
 
 static void s_compare(const char *text, size_t len, int32_t start);
 
-/* The other difference: jansson passes over a NUL byte right after a
+/* The second difference: jansson passes over a NUL byte right after a
  * number or a literal (its look-ahead puts the byte back, where its
  * buffer reads it as its own end); a NUL is not JSON and the page
  * decoders refuse it. true when jansson took the document: then both page
@@ -448,6 +451,83 @@ static bool s_jansson_passes_nul(const bb_response_t *r, int32_t start)
     s_compare(clean, n, start);
     free(clean);
     return true;
+}
+
+/* What the page decoders make of a body, in brief. */
+typedef struct {
+    int rc_repos, rc_users;
+    bus_error_t err_repos, err_users;
+    size_t n_repos, n_users, skipped_repos, skipped_users;
+} s_brief_t;
+
+static void s_brief(const bb_response_t *r, int32_t start, s_brief_t *b)
+{
+    Portico__Bitbucket__ListReposReply repos;
+    Portico__Bitbucket__FindUsersReply users;
+    memset(b, 0, sizeof *b);
+    b->rc_repos = bb_decode_repos(r, start, &repos, &b->skipped_repos, &b->err_repos);
+    if (b->rc_repos == 0) {
+        b->n_repos = repos.n_repositories;
+        bb_repos_clear(&repos);
+    }
+    b->rc_users = bb_decode_users(r, &users, &b->skipped_users, &b->err_users);
+    if (b->rc_users == 0) {
+        b->n_users = users.n_users;
+        bb_users_clear(&users);
+    }
+}
+
+static bool s_brief_same_repos(const s_brief_t *a, const s_brief_t *b)
+{
+    return a->rc_repos == b->rc_repos && a->n_repos == b->n_repos && a->skipped_repos == b->skipped_repos &&
+           (a->rc_repos == 0 || strcmp(a->err_repos.message, b->err_repos.message) == 0);
+}
+
+static bool s_brief_same_users(const s_brief_t *a, const s_brief_t *b)
+{
+    return a->rc_users == b->rc_users && a->n_users == b->n_users && a->skipped_users == b->skipped_users &&
+           (a->rc_users == 0 || strcmp(a->err_users.message, b->err_users.message) == 0);
+}
+
+/* The deliberate difference: jansson refuses a whole document for a number
+ * too big for it, wherever it is. The body with a 0 in that number's
+ * place (fresh), or NULL when jansson did not refuse it for that. A
+ * decoder that does not read the number makes the same of both bodies;
+ * one that reads it fails the page as jansson did. */
+static char *s_huge_number_zeroed(const bb_response_t *r, size_t *len)
+{
+    json_error_t e;
+    json_t *j = json_loadb(r->body, r->body_len, 0, &e);
+    json_decref(j);
+    if (j || !(strstr(e.text, "too big") || strstr(e.text, "real number overflow")))
+        return NULL;
+    /* jansson stops right after the number. */
+    size_t end = (size_t)e.position, at = end;
+    while (at > 0 && strchr("0123456789.eE+-", r->body[at - 1]))
+        at--;
+    assert_true(end <= r->body_len && at < end);
+    char *zero = malloc(r->body_len + 1);
+    assert_non_null(zero);
+    memcpy(zero, r->body, at);
+    zero[at] = '0';
+    memcpy(zero + at + 1, r->body + end, r->body_len - end);
+    *len = r->body_len - (end - at) + 1;
+    return zero;
+}
+
+/* Whether the decoders make the same of the body with the huge number as
+ * of the one with a 0 for it (*repos, *users). */
+static void s_huge_number_unread(const bb_response_t *r, const char *zero, size_t zero_len, int32_t start, bool *repos,
+                                 bool *users)
+{
+    bb_response_t r0 = *r;
+    r0.body = zero;
+    r0.body_len = zero_len;
+    s_brief_t huge, zeroed;
+    s_brief(r, start, &huge);
+    s_brief(&r0, start, &zeroed);
+    *repos = s_brief_same_repos(&huge, &zeroed);
+    *users = s_brief_same_users(&huge, &zeroed);
 }
 
 #define SAME_STR(x, y)                                                                                                 \
@@ -483,23 +563,19 @@ static void s_compare(const char *text, size_t len, int32_t start)
         free(body);
         return;
     }
+    size_t zero_len = 0;
+    char *zero = s_huge_number_zeroed(&r, &zero_len);
+    bool unread_repos = false, unread_users = false;
+    if (zero)
+        s_huge_number_unread(&r, zero, zero_len, start, &unread_repos, &unread_users);
 
     Portico__Bitbucket__ListReposReply ra, rb;
     bus_error_t ea, eb;
     size_t sa = 0, sb = 0;
     int rc_a = ref_decode_repos(&r, start, &ra, &sa, &ea);
     int rc_b = bb_decode_repos(&r, start, &rb, &sb, &eb);
-    if (rc_a != rc_b && s_jansson_number_overflow(body, len)) {
-        /* The deliberate difference: jansson refused the document, the
-         * page decoder read what it needs and succeeded. */
-        s_stats.exempt++;
-        if (rc_a != -1 || rc_b != 0) {
-            s_show(body, len);
-            fail_msg("number overflow: jansson %d, bb_pick %d", rc_a, rc_b);
-        }
-    } else {
+    if (!unread_repos)
         s_same_error("repositories", rc_a, rc_b, &ea, &eb, body, len);
-    }
     if (rc_a == 0 && rc_b == 0) {
         s_stats.ok++;
         SAME_NUM(sa, sb);
@@ -526,14 +602,8 @@ static void s_compare(const char *text, size_t len, int32_t start)
     Portico__Bitbucket__FindUsersReply ua, ub;
     rc_a = ref_decode_users(&r, &ua, &sa, &ea);
     rc_b = bb_decode_users(&r, &ub, &sb, &eb);
-    if (rc_a != rc_b && s_jansson_number_overflow(body, len)) {
-        if (rc_a != -1 || rc_b != 0) {
-            s_show(body, len);
-            fail_msg("number overflow: jansson %d, bb_pick %d", rc_a, rc_b);
-        }
-    } else {
+    if (!unread_users)
         s_same_error("users", rc_a, rc_b, &ea, &eb, body, len);
-    }
     if (rc_a == 0 && rc_b == 0) {
         SAME_NUM(sa, sb);
         SAME_NUM(ua.n_users, ub.n_users);
@@ -551,6 +621,11 @@ static void s_compare(const char *text, size_t len, int32_t start)
         bb_users_clear(&ua);
     if (rc_b == 0)
         bb_users_clear(&ub);
+    if (zero && (unread_repos || unread_users)) {
+        s_stats.exempt++;
+        s_compare(zero, zero_len, start);
+    }
+    free(zero);
     free(body);
 }
 
@@ -933,6 +1008,7 @@ static void test_document(void **state)
         "{\"values\":{},\"values\":[]}",
         "{\"values\":[{\"name\":\"u\"}],\"values\":[]}",
         "{\"values\":[],\"ignored\":99999999999999999999}",
+        "{\"limit\":2333333333333333333333,\"isLastPage\":false,\"values\":[]}",
         "{\"values\":[],\"ignored\":[1e999]}",
         "{\"values\":[],\"nextPageStart\":99999999999999999999}",
         "{\"values\":[],\"nextPageStart\":1e999}",
