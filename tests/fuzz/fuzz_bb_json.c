@@ -45,7 +45,7 @@ static void s_pick_like_jansson(const char *body, size_t len)
     json_decref(j);
     if ((rc == 0) == (j != NULL))
         return;
-    if (rc == 0 && (strstr(e.text, "too big") || strstr(e.text, "real number overflow")))
+    if (rc == 0 && json_error_code(&e) == json_error_numeric_overflow)
         return;
     if (rc < 0 && memchr(body, '\0', len))
         return;
