@@ -107,9 +107,16 @@ bool reg_check_session(bus_reply_t *reply, const Portico__Registry__CreateSessio
  * pending login of this browser and integration_id: nothing to look for. */
 bool reg_pending_finish_key(const Portico__Registry__ConsumePendingRequest *r, int64_t integration_id, uint8_t key[32],
                             bool *by_state);
-/* *started is false when a Setup Mode session was refused (Setup Mode off). */
-db_rc_t reg_session_insert(db_t *db, const Portico__Registry__CreateSessionRequest *r, int64_t user_id, int idle,
-                           int absolute, bool *started);
+/* A user's session. It asks for no result: in a batched transaction (the
+ * login's) it goes out with the next statement that is read, and its
+ * failure (such as a token hash already in use, DB_UNIQUE) comes back from
+ * that statement or the commit. */
+db_rc_t reg_session_insert_user(db_t *db, const Portico__Registry__CreateSessionRequest *r, int64_t user_id, int idle,
+                                int absolute);
+/* A Setup Mode session; *started is false when it was refused (Setup Mode
+ * off). */
+db_rc_t reg_session_insert_setup(db_t *db, const Portico__Registry__CreateSessionRequest *r, int idle, int absolute,
+                                 bool *started);
 
 /* Checks and the upsert behind token.store, shared with user.login.
  * reg_check_tokens answers BAD_REQUEST itself; reg_tokens_store answers

@@ -15,12 +15,18 @@
 #define MAX_ADDR 64
 #define MAX_ACTOR 200
 
-static const db_stmt_t s_create = {
-    "session_create",
+static const db_stmt_t s_create_user = {
+    "session_create_user",
     "INSERT INTO sessions (token_hash, user_id, setup, addr, idle_seconds, idle_expires_at, absolute_expires_at) "
-    "SELECT $1, $2, $3, $4, $5, now() + least($5::integer, $6::integer) * interval '1 second', "
-    "now() + $6::integer * interval '1 second' "
-    "FROM settings WHERE id = 1 AND (NOT $3::boolean OR setup_mode)"};
+    "VALUES ($1, $2, false, $3, $4, now() + least($4::integer, $5::integer) * interval '1 second', "
+    "now() + $5::integer * interval '1 second')"};
+/* A Setup Mode session: only while Setup Mode is on. */
+static const db_stmt_t s_create_setup = {
+    "session_create_setup",
+    "INSERT INTO sessions (token_hash, user_id, setup, addr, idle_seconds, idle_expires_at, absolute_expires_at) "
+    "SELECT $1, NULL, true, $2, $3, now() + least($3::integer, $4::integer) * interval '1 second', "
+    "now() + $4::integer * interval '1 second' "
+    "FROM settings WHERE id = 1 AND setup_mode"};
 
 /* The hot path: one read-only statement. It also says whether the session
  * was last seen more than a tenth of its idle timeout ago (at most 10 s);
@@ -60,22 +66,30 @@ bool reg_check_session(bus_reply_t *reply, const Portico__Registry__CreateSessio
     return true;
 }
 
-db_rc_t reg_session_insert(db_t *db, const Portico__Registry__CreateSessionRequest *r, int64_t user_id, int idle,
-                           int absolute, bool *started)
+db_rc_t reg_session_insert_user(db_t *db, const Portico__Registry__CreateSessionRequest *r, int64_t user_id, int idle,
+                                int absolute)
+{
+    db_params_t p;
+    db_params_init(&p);
+    db_param_bytes(&p, r->token_hash.data, r->token_hash.len);
+    db_param_int(&p, user_id);
+    db_param_text(&p, r->addr);
+    db_param_int(&p, idle);
+    db_param_int(&p, absolute);
+    return db_exec(db, &s_create_user, &p, NULL);
+}
+
+db_rc_t reg_session_insert_setup(db_t *db, const Portico__Registry__CreateSessionRequest *r, int idle, int absolute,
+                                 bool *started)
 {
     PGresult *res = NULL;
     db_params_t p;
     db_params_init(&p);
     db_param_bytes(&p, r->token_hash.data, r->token_hash.len);
-    if (user_id)
-        db_param_int(&p, user_id);
-    else
-        db_param_null(&p);
-    db_param_bool(&p, user_id == 0);
     db_param_text(&p, r->addr);
     db_param_int(&p, idle);
     db_param_int(&p, absolute);
-    db_rc_t rc = db_exec(db, &s_create, &p, &res);
+    db_rc_t rc = db_exec(db, &s_create_setup, &p, &res);
     *started = rc == DB_OK && PQcmdTuples(res)[0] != '0';
     PQclear(res);
     return rc;

@@ -133,7 +133,7 @@ void h_settings_check_setup_token(void *ctx, bus_request_t *req, const ProtobufC
      * transaction, so there is no session without a checked token. */
     if ((rc = db_begin(c->db)) == DB_OK &&
         (rc = audit_write(c->db, "setup", AUDIT_SETUP_TOKEN_ACCEPTED, "settings", r->addr, "")) == DB_OK &&
-        (rc = reg_session_insert(c->db, r->session, 0, idle, absolute, &started)) == DB_OK && started)
+        (rc = reg_session_insert_setup(c->db, r->session, idle, absolute, &started)) == DB_OK && started)
         rc = db_commit(c->db);
     db_rollback(c->db);
     if (rc == DB_UNIQUE)

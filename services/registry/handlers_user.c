@@ -239,8 +239,10 @@ static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r
     bool can_finish = r->pending && reg_pending_finish_key(r->pending, d->integration_id, key, &by_state);
     memset(out, 0, sizeof *out);
     /* Batched: the statements below whose answer is only "it worked" (the
-     * audit entry, the access marks, the tokens) share the round trip of
-     * the next one that is read, which halves the waits of a login. */
+     * audit entry, the access marks, the tokens, the session) share the
+     * round trip of the next one that is read: a returning user's login
+     * waits for PostgreSQL twice, at its first statement and at the
+     * commit. */
     if ((rc = db_begin_batch(c->db)) != DB_OK)
         goto out;
     db_params_init(&p);
@@ -301,17 +303,10 @@ static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r
         goto out;
     if (r->tokens && ((rc = reg_tokens_store(c, out->identity_id, r->tokens, reply)) != DB_OK || reply->err.code))
         goto out;
-    if (r->session) {
-        bool started = false;
-        if ((rc = reg_session_insert(c->db, r->session, out->user_id, idle, absolute, &started)) != DB_OK)
-            goto out;
-        if (!started) {
-            bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "internal error in the registry");
-            goto out;
-        }
-    }
-    /* The account the login answers with is read in the commit's round
-     * trip. */
+    if (r->session && (rc = reg_session_insert_user(c->db, r->session, out->user_id, idle, absolute)) != DB_OK)
+        goto out;
+    /* The session goes out with the commit, and the account the login
+     * answers with is read in the same round trip. */
     rc = whole ? reg_users_commit_load(c->db, out->user_id, whole) : db_commit(c->db);
 out:
     db_rollback(c->db);
