@@ -10,12 +10,11 @@
 #include "log.h"
 #include "netaddr.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include "free_port.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <sys/socket.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -252,17 +251,10 @@ static void test_a_call_waits_for_its_server(void **state)
 {
     (void)state;
     late_server_t late = {0};
-    /* A free port, from a plain socket closed at once: a ZeroMQ socket
-     * closes its listener later, in its I/O thread, and on a busy machine
-     * the client connected to that dying listener and saw it vanish. */
-    int probe = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sa_len = sizeof sa;
-    assert_true(probe >= 0);
-    assert_int_equal(bind(probe, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(getsockname(probe, (struct sockaddr *)&sa, &sa_len), 0);
-    int port = ntohs(sa.sin_port);
-    close(probe);
+    /* Not from a ZeroMQ socket closed at once: its listener lingers, and
+     * on a busy machine the client connected to it and saw it vanish. */
+    int port = test_free_port();
+    assert_true(port > 0);
     snprintf(late.endpoint, sizeof late.endpoint, "tcp://127.0.0.1:%d", port);
     bus_client_t *c = bus_client_new(late.endpoint, "test");
     pthread_t t;
