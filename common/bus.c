@@ -937,18 +937,16 @@ void bus_request_destroy(bus_request_t **req_p)
     *req_p = NULL;
 }
 
-int bus_send_reply(zsock_t *sock, bus_request_t **req_p, bus_reply_t *reply)
+zmsg_t *bus_reply_msg(bus_request_t **req_p, bus_reply_t *reply)
 {
     bus_request_t *req = *req_p;
     uint8_t *buf = NULL;
     size_t n = 0;
-    int rc = -1;
+    zmsg_t *out = NULL;
     if (bus_encode_reply(req->call_id, reply, &buf, &n) == 0) {
-        zmsg_t *out = req->routing ? req->routing : zmsg_new();
+        out = req->routing ? req->routing : zmsg_new();
         req->routing = NULL;
         zmsg_addmem(out, buf, n);
-        rc = zmsg_send(&out, sock);
-        zmsg_destroy(&out);
     }
     char labels[160];
     snprintf(labels, sizeof labels, "method=\"%s\",code=\"%s\"", req->method[0] ? req->method : "?",
@@ -956,6 +954,14 @@ int bus_send_reply(zsock_t *sock, bus_request_t **req_p, bus_reply_t *reply)
     metrics_inc("portico_bus_handled_total", labels, 1);
     free(buf);
     bus_request_destroy(req_p);
+    return out;
+}
+
+int bus_send_reply(zsock_t *sock, bus_request_t **req_p, bus_reply_t *reply)
+{
+    zmsg_t *out = bus_reply_msg(req_p, reply);
+    int rc = out ? zmsg_send(&out, sock) : -1;
+    zmsg_destroy(&out);
     return rc;
 }
 
@@ -965,21 +971,21 @@ void bus_serve(zsock_t *sock, zmsg_t **msg_p, const bus_route_t *routes, void *c
     bus_serve_as(sock, msg_p, routes, ctx, peer ? peer : "");
 }
 
-void bus_serve_as(zsock_t *sock, zmsg_t **msg_p, const bus_route_t *routes, void *ctx, const char *caller)
+zmsg_t *bus_serve_reply(zmsg_t **msg_p, const bus_route_t *routes, void *ctx, const char *caller)
 {
-    zmsg_t *msg = *msg_p;
+    zmsg_t *msg = *msg_p, *out = NULL;
     *msg_p = NULL;
     bus_request_t *req = calloc(1, sizeof *req);
     bus_reply_t reply = {0};
     if (!req) {
         zmsg_destroy(&msg);
-        return;
+        return NULL;
     }
     zframe_t *env = zmsg_last(msg);
     if (!env) {
         zmsg_destroy(&msg);
         free(req);
-        return;
+        return NULL;
     }
     zmsg_remove(msg, env);
     req->routing = msg;
@@ -987,9 +993,17 @@ void bus_serve_as(zsock_t *sock, zmsg_t **msg_p, const bus_route_t *routes, void
     bus_process(routes, ctx, zframe_data(env), zframe_size(env), req, &reply);
     zframe_destroy(&env);
     if (!reply.deferred)
-        bus_send_reply(sock, &req, &reply);
+        out = bus_reply_msg(&req, &reply);
     bus_reply_clear(&reply);
     log_set_request_id(NULL);
+    return out;
+}
+
+void bus_serve_as(zsock_t *sock, zmsg_t **msg_p, const bus_route_t *routes, void *ctx, const char *caller)
+{
+    zmsg_t *out = bus_serve_reply(msg_p, routes, ctx, caller);
+    if (out && zmsg_send(&out, sock) < 0)
+        zmsg_destroy(&out);
 }
 
 void bus_refuse(zsock_t *sock, zmsg_t **msg_p, int detail, const char *message)

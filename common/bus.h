@@ -210,8 +210,18 @@ void bus_serve(zsock_t *sock, zmsg_t **msg_p, const bus_route_t *routes, void *c
 /* The same for a caller known another way: a queue that checked it, or
  * the server key a client socket verified. */
 void bus_serve_as(zsock_t *sock, zmsg_t **msg_p, const bus_route_t *routes, void *ctx, const char *caller);
+/* bus_serve_as without the socket: the reply message (the routing frames
+ * of *msg_p, then the reply envelope) for the caller to send, or NULL when
+ * there is nothing to send (the handler deferred it; an empty message).
+ * For a server whose socket belongs to another thread (the registry's
+ * workers hand their replies to the thread that owns the ROUTER). */
+zmsg_t *bus_serve_reply(zmsg_t **msg_p, const bus_route_t *routes, void *ctx, const char *caller);
 /* Answer a deferred request and free it. */
 int bus_send_reply(zsock_t *sock, bus_request_t **req_p, bus_reply_t *reply);
+/* The same without sending: the message to send, NULL when the reply
+ * could not be encoded. The request is freed and the reply counted either
+ * way. */
+zmsg_t *bus_reply_msg(bus_request_t **req_p, bus_reply_t *reply);
 void bus_request_destroy(bus_request_t **req_p);
 void bus_reply_clear(bus_reply_t *reply);
 

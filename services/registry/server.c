@@ -3,6 +3,7 @@
 #include "bus.h"
 #include "bus_methods.h"
 #include "db.h"
+#include "handoff.h"
 #include "handlers.h"
 #include "log.h"
 #include "migrations.h"
@@ -20,17 +21,40 @@
 #include <string.h>
 #include <unistd.h>
 
-#define WORKERS_ENDPOINT "inproc://registry-workers"
 #define POLL_MS 200
 #define DRAIN_BATCH 256
 #define ROTATE_GRACE_MS 300
 #define CONNECT_BUDGET_MS 3000
 #define REQUEST_RECONNECT_BUDGET_MS 1000
+/* Requests taken from the bus and not yet answered, queued or being run:
+ * past this the shuttle answers UNAVAILABLE (busy) at once. Eight workers
+ * answer a login's calls in about a millisecond each, so a full queue is a
+ * few hundred milliseconds of work: a caller is better told to try again
+ * than left to wait for its deadline behind it. */
+#define INFLIGHT_MAX 1024
 
+/* One request on its way: from the shuttle to a worker with the caller's
+ * authenticated name, and back with the reply (NULL: nothing to send). */
+typedef struct {
+    zmsg_t *msg;
+    char caller[32];
+} job_t;
+
+static void s_job_destroy(void *arg)
+{
+    job_t *job = arg;
+    zmsg_destroy(&job->msg);
+    free(job);
+}
+
+/* The shuttle puts requests on `requests` for the workers; they put the
+ * same jobs, answered, on `replies`, which the shuttle polls next to the
+ * ROUTER. Only the shuttle touches the ROUTER. */
 typedef struct {
     const reg_options_t *opts;
     const crypto_keyring_t *keys;
     atomic_bool stop;
+    handoff_t *requests, *replies;
 } pool_t;
 
 typedef struct {
@@ -43,112 +67,34 @@ typedef struct {
 static void *s_worker(void *arg)
 {
     worker_t *w = arg;
-    const reg_options_t *opts = w->pool->opts;
+    pool_t *pool = w->pool;
+    const reg_options_t *opts = pool->opts;
     char name[32];
     snprintf(name, sizeof name, "worker-%d", w->index);
     db_t *db = db_new(opts->database_url, opts->statement_timeout_ms, name);
-    zsock_t *sock = zsock_new(ZMQ_DEALER);
-    if (!db || !sock) {
+    if (!db) {
         log_error("could not start a worker", "worker=%d", w->index);
-        goto out;
-    }
-    bus_socket_tune(sock);
-    if (zsock_connect(sock, WORKERS_ENDPOINT) < 0) {
-        log_error("could not connect a worker to the queue", "worker=%d", w->index);
-        goto out;
+        return NULL;
     }
     /* The database answered the migrations a moment ago: this is quick. */
     db_ensure(db, REQUEST_RECONNECT_BUDGET_MS);
-    reg_ctx_t ctx = {db, w->pool->keys, opts};
-    /* Wait in the receive itself, not in a zmq_poll before it: zmq_poll
-     * asks ZMQ_EVENTS before and after its poll (each a getpid, libzmq's
-     * fork check, and a poll of the socket's mailbox) and polls twice;
-     * a receive with a timeout waits in one poll of that mailbox. */
-    zsock_set_rcvtimeo(sock, POLL_MS);
-    while (!atomic_load(&w->pool->stop)) {
-        zmsg_t *msg = zmsg_recv(sock);
-        if (!msg)
-            continue;
+    reg_ctx_t ctx = {db, pool->keys, opts};
+    /* The queue is closed at the stop, which wakes this at once. */
+    job_t *job;
+    while (!atomic_load(&pool->stop) && (job = handoff_take(pool->requests, -1))) {
         /* Never wait long for a database that is away: the handler then
          * answers UNAVAILABLE at once. */
         db_ensure(db, REQUEST_RECONNECT_BUDGET_MS);
-        /* The shuttle put the caller's authenticated name in front. */
-        char *caller = zmsg_popstr(msg);
-        bus_serve_as(sock, &msg, registry_routes, &ctx, caller ? caller : "");
-        zstr_free(&caller);
+        job->msg = bus_serve_reply(&job->msg, registry_routes, &ctx, job->caller);
+        /* Cannot be full: it holds at most the jobs in flight, which the
+         * shuttle keeps to its capacity. */
+        if (handoff_put(pool->replies, job) < 0) {
+            log_error("could not hand a reply back", "worker=%d", w->index);
+            s_job_destroy(job);
+        }
     }
-out:
-    zsock_destroy(&sock);
     db_destroy(&db);
     return NULL;
-}
-
-/* Move one whole multi-part message, if one is waiting. 1, 0 or -1. */
-static int s_forward(void *from, void *to)
-{
-    zmq_msg_t part;
-    bool first = true;
-    for (;;) {
-        zmq_msg_init(&part);
-        if (zmq_msg_recv(&part, from, first ? ZMQ_DONTWAIT : 0) < 0) {
-            zmq_msg_close(&part);
-            return first && zmq_errno() == EAGAIN ? 0 : -1;
-        }
-        first = false;
-        bool more = zmq_msg_more(&part);
-        if (zmq_msg_send(&part, to, more ? ZMQ_SNDMORE : 0) < 0) {
-            zmq_msg_close(&part);
-            return -1;
-        }
-        if (!more)
-            return 1;
-    }
-}
-
-/* Forward everything waiting on from; returns how many messages moved. */
-static int s_drain(void *from, void *to)
-{
-    int n = 0;
-    while (n < DRAIN_BATCH && s_forward(from, to) == 1)
-        n++;
-    return n;
-}
-
-/* Move one request from the bus to the workers, with the name of the
- * service that sent it (its CURVE key, as the ZAP handler admitted it) in
- * a frame of its own in front: the workers know the caller only this way.
- * The front receives without waiting (its receive timeout is 0): a receive
- * that finds nothing is the check, no ZMQ_EVENTS before it. 2 when one was
- * forwarded, 1 when one was dropped, 0 when none was waiting. */
-static int s_forward_request(zsock_t *front, zsock_t *back)
-{
-    zmsg_t *msg = zmsg_recv(front);
-    if (!msg)
-        return 0;
-    const char *peer = busauth_peer(zmsg_last(msg));
-    if (!peer) {
-        busauth_log_refused("request", "unauthenticated", "");
-        zmsg_destroy(&msg);
-        return 1;
-    }
-    zmsg_pushstr(msg, peer);
-    if (zmsg_send(&msg, back) < 0)
-        zmsg_destroy(&msg);
-    return 2;
-}
-
-/* Forward the requests waiting, up to a batch: how many were forwarded in
- * *n; false when the batch ended with more perhaps waiting. */
-static bool s_drain_requests(zsock_t *front, zsock_t *back, int *n)
-{
-    int rc;
-    *n = 0;
-    for (int i = 0; i < DRAIN_BATCH; i++) {
-        if ((rc = s_forward_request(front, back)) == 0)
-            return true;
-        *n += rc == 2;
-    }
-    return false;
 }
 
 /* Connect, migrate and settle the setup token before serving. 0, or the
@@ -191,22 +137,107 @@ out:
 }
 
 typedef struct {
-    zsock_t *front, *back;
-    int64_t inflight;
+    zsock_t *front;
+    pool_t *pool;
+    int64_t inflight; /* taken from the front, not yet answered */
     const char *bind;
+    bool busy; /* refusing for INFLIGHT_MAX (logged once) */
 } shuttle_t;
+
+/* Answer a request without running it: UNAVAILABLE, detail says why. */
+static void s_refuse_msg(shuttle_t *s, zmsg_t **msg_p, int detail)
+{
+    const char *message = detail == DETAIL(ROTATING) ? "the registry is changing its bus key; send again"
+                          : detail == DETAIL(BUSY)
+                              ? "the registry has too many requests in flight; try again in a moment"
+                              : "the registry is restarting; try again in a moment";
+    bus_refuse(s->front, msg_p, detail, message);
+}
 
 /* While stopping or changing keys: answer a new request at once with
  * UNAVAILABLE rather than leave its caller waiting for the deadline. */
-static void s_refuse_with(zsock_t *front, int detail, const char *message)
+static void s_refuse(shuttle_t *s, int detail)
 {
-    zmsg_t *msg = zmsg_recv(front);
-    bus_refuse(front, &msg, detail, message);
+    zmsg_t *msg = zmsg_recv(s->front);
+    s_refuse_msg(s, &msg, detail);
 }
 
-static void s_refuse(zsock_t *front)
+/* Hand one request from the bus to the workers, with the name of the
+ * service that sent it (its CURVE key, as the ZAP handler admitted it):
+ * the workers know the caller only this way. Past INFLIGHT_MAX it is
+ * answered busy instead. The front receives without waiting (its receive
+ * timeout is 0): a receive that finds nothing is the check, no ZMQ_EVENTS
+ * before it. 2 when one was handed on, 1 when one was dropped or refused,
+ * 0 when none was waiting. */
+static int s_forward_request(shuttle_t *s)
 {
-    s_refuse_with(front, DETAIL(STOPPING), "the registry is restarting; try again in a moment");
+    zmsg_t *msg = zmsg_recv(s->front);
+    if (!msg)
+        return 0;
+    const char *peer = busauth_peer(zmsg_last(msg));
+    if (!peer) {
+        busauth_log_refused("request", "unauthenticated", "");
+        zmsg_destroy(&msg);
+        return 1;
+    }
+    job_t *job = s->inflight < INFLIGHT_MAX ? calloc(1, sizeof *job) : NULL;
+    if (job) {
+        job->msg = msg;
+        snprintf(job->caller, sizeof job->caller, "%s", peer);
+        if (handoff_put(s->pool->requests, job) == 0) {
+            s->busy = false;
+            return 2;
+        }
+        msg = job->msg;
+        free(job);
+    }
+    if (!s->busy)
+        log_warn("too many requests in flight; answering busy", "requests=%lld", (long long)s->inflight);
+    s->busy = true;
+    s_refuse_msg(s, &msg, DETAIL(BUSY));
+    return 1;
+}
+
+/* Hand on the requests waiting, up to a batch: false when the batch ended
+ * with more perhaps waiting. */
+static bool s_drain_requests(shuttle_t *s)
+{
+    int rc;
+    for (int i = 0; i < DRAIN_BATCH; i++) {
+        if ((rc = s_forward_request(s)) == 0)
+            return true;
+        s->inflight += rc == 2;
+    }
+    return false;
+}
+
+/* Send the replies the workers handed back, up to a batch; how many. */
+static int s_send_replies(shuttle_t *s)
+{
+    void *jobs[DRAIN_BATCH];
+    int n = handoff_take_some(s->pool->replies, jobs, DRAIN_BATCH);
+    for (int i = 0; i < n; i++) {
+        job_t *job = jobs[i];
+        if (job->msg && zmsg_send(&job->msg, s->front) < 0)
+            zmsg_destroy(&job->msg);
+        free(job);
+    }
+    s->inflight -= n;
+    return n;
+}
+
+/* The waits of the rare paths (key rotation, the stop), with zmq_poll:
+ * up to ms for a request on the front or a reply (sent before returning).
+ * True when a request waits on the front. */
+static bool s_wait_slow(shuttle_t *s, int ms)
+{
+    zmq_pollitem_t items[] = {{zsock_resolve(s->front), 0, ZMQ_POLLIN, 0},
+                              {NULL, handoff_fd(s->pool->replies), ZMQ_POLLIN, 0}};
+    int rc = zmq_poll(items, 2, handoff_arm(s->pool->replies) ? ms : 0);
+    if (rc > 0 && (items[1].revents & ZMQ_POLLIN))
+        handoff_clear_fd(s->pool->replies);
+    s_send_replies(s);
+    return rc > 0 && (items[0].revents & ZMQ_POLLIN);
 }
 
 /* Serve with the bus key just read again (SIGHUP, README: Bus keys). A
@@ -218,38 +249,33 @@ static void s_refuse(zsock_t *front)
  * Callers that know the new key are connected with it within a second. */
 static int s_rotate(shuttle_t *s, const char *bind)
 {
-    void *front = zsock_resolve(s->front), *back = zsock_resolve(s->back);
-    zmq_pollitem_t items[] = {{front, 0, ZMQ_POLLIN, 0}, {back, 0, ZMQ_POLLIN, 0}};
     int64_t started = bus_now_ms(), grace = started + ROTATE_GRACE_MS, limit = started + SERVICE_DRAIN_MS;
     while ((bus_now_ms() < grace || s->inflight > 0) && bus_now_ms() < limit) {
-        if (zmq_poll(items, 2, 20) <= 0)
-            continue;
-        if (items[0].revents & ZMQ_POLLIN)
-            s_refuse_with(s->front, DETAIL(ROTATING), "the registry is changing its bus key; send again");
-        if (items[1].revents & ZMQ_POLLIN)
-            s->inflight -= s_drain(back, front);
+        if (s_wait_slow(s, 20))
+            s_refuse(s, DETAIL(ROTATING));
     }
-    zmq_pollitem_t one = {front, 0, ZMQ_POLLIN, 0};
+    zmq_pollitem_t one = {zsock_resolve(s->front), 0, ZMQ_POLLIN, 0};
     while (zmq_poll(&one, 1, 0) > 0)
-        s_refuse_with(s->front, DETAIL(ROTATING), "the registry is changing its bus key; send again");
+        s_refuse(s, DETAIL(ROTATING));
     return bus_rebind(s->front, bind);
 }
 
-/* The front and the back are watched through their ZMQ_FD, as plain
- * descriptors, not with zmq_poll: for a ZeroMQ socket zmq_poll asks
- * ZMQ_EVENTS before and after its poll (each a getpid, libzmq's fork
- * check, and a poll of the socket's mailbox), for both sockets, and polls
- * twice. ZMQ_FD only signals that a socket's state changed, once: so a
- * socket is read until a receive finds nothing (that receive makes it
- * signal again), when its descriptor fired, when the batch before stopped
- * with more waiting, when a send on it (which also looks at its mailbox)
- * may have taken the signal, and on every tick. A socket none of this
- * applies to is not asked at all. */
+/* The front is watched through its ZMQ_FD, as a plain descriptor, next to
+ * the replies' eventfd, not with zmq_poll: for a ZeroMQ socket zmq_poll
+ * asks ZMQ_EVENTS before and after its poll (each a getpid, libzmq's fork
+ * check, and a poll of the socket's mailbox), and polls twice. ZMQ_FD
+ * only signals that the socket's state changed, once: so the front is read
+ * until a receive finds nothing (that receive makes it signal again), when
+ * its descriptor fired, when the batch before stopped with more waiting,
+ * when a send on it (which also looks at its mailbox) may have taken the
+ * signal, and on every tick. The replies are taken on every turn (a mutex,
+ * no system call); the shuttle waits only when there are none, and only
+ * then does a worker's reply write the eventfd. */
 static void s_serve(shuttle_t *s)
 {
-    void *back = zsock_resolve(s->back);
-    struct pollfd fds[] = {{zsock_fd(s->front), POLLIN, 0}, {zsock_fd(s->back), POLLIN, 0}};
-    bool front_due = true, back_due = true; /* anything before the first poll */
+    handoff_t *replies = s->pool->replies;
+    struct pollfd fds[] = {{zsock_fd(s->front), POLLIN, 0}, {handoff_fd(replies), POLLIN, 0}};
+    bool front_due = true; /* anything before the first poll */
     while (!service_stopping()) {
         if (service_take_reload() && busauth_reload_secret() == 1) {
             if (s_rotate(s, s->bind) < 0) {
@@ -257,49 +283,36 @@ static void s_serve(shuttle_t *s)
                 service_request_stop();
                 break;
             }
-            front_due = back_due = true;
+            front_due = true;
         }
-        if (!front_due && !back_due) {
+        if (!front_due && handoff_arm(replies)) {
             int rc = poll(fds, 2, POLL_MS);
             if (rc < 0 && errno != EINTR) {
                 log_error("polling the bus failed", "error=\"%s\"", strerror(errno));
                 break;
             }
             front_due = rc <= 0 || fds[0].revents;
-            back_due = rc <= 0 || fds[1].revents;
+            if (rc > 0 && fds[1].revents)
+                handoff_clear_fd(replies);
         }
-        int n;
-        if (front_due) {
-            front_due = !s_drain_requests(s->front, s->back, &n);
-            s->inflight += n;
-            back_due = back_due || n > 0;
-        }
-        if (back_due) {
-            n = s_drain(back, zsock_resolve(s->front));
-            back_due = n == DRAIN_BATCH;
-            s->inflight -= n;
-            front_due = front_due || n > 0;
-        }
+        if (front_due)
+            front_due = !s_drain_requests(s);
+        if (s_send_replies(s) > 0)
+            front_due = true;
     }
 }
 
 /* Returns when the process was asked to stop (ms since the epoch). */
 static int64_t s_shuttle(shuttle_t *s, monitor_t *monitor)
 {
-    void *front = zsock_resolve(s->front), *back = zsock_resolve(s->back);
-    zmq_pollitem_t items[] = {{front, 0, ZMQ_POLLIN, 0}, {back, 0, ZMQ_POLLIN, 0}};
     s_serve(s);
     /* Stop taking requests; carry the answers of those in flight. Health
      * checks say "stopping" from now on. */
     int64_t stop_seen = bus_now_ms(), until = stop_seen + SERVICE_DRAIN_MS;
     monitor_request_stop(monitor);
     while (s->inflight > 0 && bus_now_ms() < until) {
-        if (zmq_poll(items, 2, 100) <= 0)
-            continue;
-        if (items[0].revents & ZMQ_POLLIN)
-            s_refuse(s->front);
-        if (items[1].revents & ZMQ_POLLIN)
-            s->inflight -= s_drain(back, front);
+        if (s_wait_slow(s, 100))
+            s_refuse(s, DETAIL(STOPPING));
     }
     if (s->inflight > 0)
         log_warn("stopping with requests still in flight", "requests=%lld", (long long)s->inflight);
@@ -308,13 +321,13 @@ static int64_t s_shuttle(shuttle_t *s, monitor_t *monitor)
 
 /* Stop the workers and the monitor, and wait for the health endpoint to
  * close (it began at the stop: service.h), still refusing new requests
- * while they finish, so no caller is left waiting for its deadline. Past
- * the budget the process ends anyway. */
-static void s_stop_threads(pool_t *pool, worker_t *workers, int n, monitor_t *monitor, zsock_t *front,
-                           int64_t stop_seen)
+ * while they finish, and sending the replies of those that were still
+ * running, so no caller is left waiting for its deadline. Past the budget
+ * the process ends anyway. Requests no worker took are answered STOPPING. */
+static void s_stop_threads(shuttle_t *s, worker_t *workers, int n, monitor_t *monitor, int64_t stop_seen)
 {
-    atomic_store(&pool->stop, true);
-    zmq_pollitem_t item = {zsock_resolve(front), 0, ZMQ_POLLIN, 0};
+    atomic_store(&s->pool->stop, true);
+    handoff_close(s->pool->requests);
     for (int i = 0; i <= n + 1; i++) {
         for (;;) {
             bool done = i < n    ? !workers[i].started || pthread_tryjoin_np(workers[i].thread, NULL) == 0
@@ -326,10 +339,21 @@ static void s_stop_threads(pool_t *pool, worker_t *workers, int n, monitor_t *mo
                 log_warn("a thread did not finish in time; exiting anyway", "worker=%d", i);
                 _exit(0);
             }
-            if (zmq_poll(&item, 1, 20) > 0)
-                s_refuse(front);
+            if (s_wait_slow(s, 20))
+                s_refuse(s, DETAIL(STOPPING));
         }
     }
+    void *left[DRAIN_BATCH];
+    for (int k; (k = handoff_take_some(s->pool->requests, left, DRAIN_BATCH)) > 0;) {
+        for (int i = 0; i < k; i++) {
+            job_t *job = left[i];
+            s_refuse_msg(s, &job->msg, DETAIL(STOPPING));
+            free(job);
+        }
+        s->inflight -= k;
+    }
+    while (s_send_replies(s) > 0)
+        continue;
 }
 
 int server_run(const reg_options_t *opts)
@@ -339,8 +363,8 @@ int server_run(const reg_options_t *opts)
     crypto_keyring_t *keys = NULL;
     monitor_t *monitor = NULL;
     worker_t *workers = NULL;
-    pool_t pool = {opts, NULL, false};
-    shuttle_t shuttle = {NULL, NULL, 0, opts->bind};
+    pool_t pool = {opts, NULL, false, NULL, NULL};
+    shuttle_t shuttle = {NULL, &pool, 0, opts->bind, false};
 
     keys = secrets_load(opts->key_file, opts->key_file_previous, why, sizeof why);
     if (!keys) {
@@ -364,17 +388,15 @@ int server_run(const reg_options_t *opts)
         goto out;
 
     shuttle.front = zsock_new(ZMQ_ROUTER);
-    shuttle.back = zsock_new(ZMQ_DEALER);
-    if (!shuttle.front || !shuttle.back)
+    pool.requests = handoff_new(INFLIGHT_MAX);
+    pool.replies = handoff_new(INFLIGHT_MAX);
+    if (!shuttle.front || !pool.requests || !pool.replies)
         goto out;
     bus_socket_tune(shuttle.front);
     bus_socket_serve(shuttle.front);
     /* Read only when a request may be waiting: never wait in a receive. */
     zsock_set_rcvtimeo(shuttle.front, 0);
-    bus_socket_tune(shuttle.back);
     if (busauth_server(shuttle.front) < 0)
-        goto out;
-    if (zsock_bind(shuttle.back, WORKERS_ENDPOINT) < 0)
         goto out;
     if (bus_bind(shuttle.front, opts->bind) < 0)
         goto out;
@@ -394,14 +416,16 @@ int server_run(const reg_options_t *opts)
 
     int64_t stop_seen = s_shuttle(&shuttle, monitor);
     log_info("registry stopping", "waited_ms=%lld", (long long)(bus_now_ms() - stop_seen));
-    s_stop_threads(&pool, workers, opts->workers, monitor, shuttle.front, stop_seen);
+    s_stop_threads(&shuttle, workers, opts->workers, monitor, stop_seen);
     status = 0;
 out:
     /* Replies the drain queued leave within a second (bus sockets linger 0). */
     if (shuttle.front)
         zsock_set_linger(shuttle.front, 1000);
     zsock_destroy(&shuttle.front);
-    zsock_destroy(&shuttle.back);
+    /* Every worker was joined (or never started): no thread holds these. */
+    handoff_destroy(&pool.requests, s_job_destroy);
+    handoff_destroy(&pool.replies, s_job_destroy);
     free(workers);
     /* The health endpoint asks the monitor: close it first. */
     service_health_stop();

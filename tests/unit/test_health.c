@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "free_port.h"
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
@@ -25,7 +26,10 @@ static void test_probe_follows_readiness(void **state)
 {
     (void)state;
     log_set_level(LOG_LEVEL_ERROR);
-    const char *addr = "127.0.0.1:39481";
+    char addr[32];
+    int port = test_free_port();
+    assert_true(port > 0);
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     s_ready_value = false;
     health_t *h = health_new(addr, "registry", s_ready, NULL);
     assert_non_null(h);

@@ -12,6 +12,8 @@
 #include "log.h"
 #include "service.h"
 
+#include "free_port.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <sys/wait.h>
@@ -55,7 +57,11 @@ static int s_leave_then_second_term(void)
     log_set_level(LOG_LEVEL_ERROR);
     service_install_signals();
     service_set_stop_delay_ms(60 * 1000);
-    const char *addr = "127.0.0.1:39482";
+    int port = test_free_port();
+    if (port < 0)
+        return 7;
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     if (service_health_start(addr, s_ready, NULL) < 0)
         return 1;
     if (service_leaving() || service_stopping() || health_check(addr, "/readyz") != 0)

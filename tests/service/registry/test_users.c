@@ -396,6 +396,80 @@ static void test_get_and_list_users(void **state)
     assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, h_call("user.list", &lr.base, NULL, NULL, &err), err);
 }
 
+/* Many callers at once, as the web and as the broker: every call gets its
+ * own answer (the user it asked for), none is lost or given to another. */
+#define FETCHERS 8
+#define FETCH_USERS 5
+#define FETCHES 150
+
+typedef struct {
+    pthread_barrier_t *barrier;
+    const int64_t *ids;
+    const char *const *names;
+    int index;
+    int wrong, failed;
+} fetcher_t;
+
+static void *s_fetcher(void *arg)
+{
+    fetcher_t *f = arg;
+    const char *endpoint = h_env("REG_TEST_ENDPOINT");
+    bus_client_t *client = f->index % 2 ? bus_client_new_as(endpoint, "registry", "broker")
+                                        : bus_client_new(endpoint, "registry");
+    pthread_barrier_wait(f->barrier);
+    for (int i = 0; client && i < FETCHES; i++) {
+        int k = (f->index + i) % FETCH_USERS;
+        Portico__Registry__GetUserRequest gu = PORTICO__REGISTRY__GET_USER_REQUEST__INIT;
+        gu.id = f->ids[k];
+        ProtobufCMessage *out = NULL;
+        bus_error_t err;
+        if (h_call_with(client, "user.get", &gu.base, &portico__registry__get_user_reply__descriptor, &out, &err)) {
+            f->failed++;
+            continue;
+        }
+        const Portico__Registry__User *u = ((Portico__Registry__GetUserReply *)out)->user;
+        if (!u || u->id != f->ids[k] || strcmp(u->name, f->names[k]) != 0)
+            f->wrong++;
+        protobuf_c_message_free_unpacked(out, NULL);
+    }
+    if (!client)
+        f->failed = FETCHES;
+    bus_client_destroy(&client);
+    return NULL;
+}
+
+static void test_concurrent_calls_get_their_own_answers(void **state)
+{
+    (void)state;
+    int64_t ids[FETCH_USERS];
+    char names[FETCH_USERS][32];
+    const char *name_p[FETCH_USERS];
+    for (int k = 0; k < FETCH_USERS; k++) {
+        snprintf(names[k], sizeof names[k], "fetch%ld", h_unique());
+        name_p[k] = names[k];
+        assert_true(h_login(s_integration, 700000 + h_unique(), names[k], &ids[k]) > 0);
+    }
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, FETCHERS);
+    fetcher_t f[FETCHERS];
+    pthread_t th[FETCHERS];
+    for (int i = 0; i < FETCHERS; i++) {
+        f[i] = (fetcher_t){&barrier, ids, name_p, i, 0, 0};
+        pthread_create(&th[i], NULL, s_fetcher, &f[i]);
+    }
+    int wrong = 0, failed = 0;
+    for (int i = 0; i < FETCHERS; i++) {
+        pthread_join(th[i], NULL);
+        wrong += f[i].wrong;
+        failed += f[i].failed;
+    }
+    pthread_barrier_destroy(&barrier);
+    if (wrong || failed) {
+        print_error("%d of %d calls answered another request, %d failed\n", wrong, FETCHERS * FETCHES, failed);
+        fail();
+    }
+}
+
 static int s_set_admin(int64_t id, const char *name, bool admin, bus_error_t *err,
                        Portico__Registry__GetUserReply **out)
 {
@@ -454,6 +528,7 @@ int run_user_tests(void)
         cmocka_unit_test(test_login_needs_a_live_pending_login),
         cmocka_unit_test(test_login_with_tokens_and_session),
         cmocka_unit_test(test_get_and_list_users),
+        cmocka_unit_test(test_concurrent_calls_get_their_own_answers),
         cmocka_unit_test(test_set_admin),
     };
     return cmocka_run_group_tests_name("users", tests, NULL, NULL);
