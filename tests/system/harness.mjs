@@ -15,33 +15,47 @@ export const BIN = process.env.PORTICO_TEST_BIN || join(ROOT, 'build', 'bin');
 const OWN_BIN = join(ROOT, 'build', 'bin');
 export const ARTIFACTS = join(ROOT, 'tests', 'artifacts');
 
-// Ports handed out by this test process. A port is free when asked for but
-// taken only when its service binds it: until then the kernel may hand the
-// same port out again (a broker once got the registry's health port and
-// never started), so none is handed out twice.
+// Ports for the services. A port is free when asked for but taken only
+// when its service binds it, so two things must not take it meanwhile:
+//  - this test process handing the same port out again (a broker once got
+//    the registry's health port and never started): handedOut;
+//  - the kernel giving it to an outgoing connection as its source port,
+//    which it does from the ephemeral range (ip_local_port_range) to any
+//    process on the machine (a web once found its listening port taken and
+//    never started). So the ports come from just below that range, where
+//    the kernel hands out nothing on its own.
 const handedOut = new Set();
 
-function probePort() {
-  return new Promise((res, rej) => {
+function portRange() {
+  let lo = 32768;
+  try {
+    lo = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || lo;
+  } catch {
+    // not Linux: the default range's start
+  }
+  return lo > 11024 ? [lo - 10000, lo - 1] : [1024, Math.max(1025, lo - 1)];
+}
+const PORT_RANGE = portRange();
+
+// Whether a port can be bound on loopback now.
+function portBindable(port) {
+  return new Promise((res) => {
     const s = net.createServer();
     s.unref();
-    s.on('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
+    s.once('error', () => res(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
   });
 }
 
 export async function freePort() {
-  for (let i = 0; i < 100; i++) {
-    const port = await probePort();
-    if (!handedOut.has(port)) {
-      handedOut.add(port);
-      return port;
-    }
+  const [lo, hi] = PORT_RANGE;
+  for (let i = 0; i < 500; i++) {
+    const port = lo + Math.floor(Math.random() * (hi - lo + 1));
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    if (await portBindable(port)) return port;
   }
-  throw new Error('freePort: no port that was not handed out already');
+  throw new Error(`freePort: no free port in ${lo}-${hi}`);
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -54,6 +68,7 @@ export async function waitFor(fn, { timeout = 20000, interval = 100, what = 'con
       const v = await fn();
       if (v) return v;
     } catch (e) {
+      if (e.fatal) throw e;
       last = e;
     }
     await sleep(interval);
@@ -84,6 +99,7 @@ class Proc {
     this.start();
   }
   start() {
+    this.exit = null;
     const log = createWriteStream(this.logPath, { flags: 'a' });
     this.child = spawn(this.cmd, this.args, { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
     const take = (d) => {
@@ -99,6 +115,8 @@ class Proc {
       // A crash nobody asked for is said where the test runner's output
       // (and tests/run-all.sh's summary of failures) shows it.
       if (signal && !this.killed) console.error(`[harness] ${this.name} died of ${signal}; its log: ${this.logPath}`);
+      else if (code && !this.killed) console.error(`[harness] ${this.name} exited with code ${code}; its log: ${this.logPath}`);
+      this.exit = { code, signal };
       res({ code, signal });
     }));
   }
@@ -275,8 +293,23 @@ export async function startPortico(opts = {}) {
       p.start();
       return p;
     },
+    // Waits for every web's /readyz; a service running when the wait
+    // began that exits meanwhile ends it at once, named, with the end of
+    // its log.
     async ready(timeout = 20000) {
-      for (const u of webUrls) await waitFor(async () => (await httpStatus(`${u}/readyz`)) === 200, { timeout, what: `web /readyz at ${u}` });
+      const running = Object.values(procs).filter((p) => !p.exit);
+      const gone = () => running.find((p) => p.exit && !p.killed);
+      for (const u of webUrls) {
+        await waitFor(async () => {
+          const p = gone();
+          if (p) {
+            const how = p.exit.signal ? `died of ${p.exit.signal}` : `exited with code ${p.exit.code}`;
+            const tail = p.output.trim().split('\n').slice(-3).join('\n');
+            throw Object.assign(new Error(`${p.name} ${how} before the system was ready:\n${tail}`), { fatal: true });
+          }
+          return (await httpStatus(`${u}/readyz`)) === 200;
+        }, { timeout, what: `web /readyz at ${u}` });
+      }
       return true;
     },
     readyz: () => httpStatus(`${webUrl}/readyz`),

@@ -32,11 +32,14 @@ trap cleanup EXIT
 
 # A port nobody listens on (probed with bash's /dev/tcp; no extra tools),
 # never the same twice: it runs in $(...), so the ports handed out are kept
-# in a file.
+# in a file. Drawn from below the kernel's ephemeral range, whose ports it
+# also gives to outgoing connections (one could take the port before its
+# server binds it).
+port_lo=$(awk '{ print ($1 > 11024 ? $1 : 32768) }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 free_port() {
 	local p
 	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((port_lo - 10000 + RANDOM % 10000))
 		grep -qx "$p" "$work/ports" 2>/dev/null && continue
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p" >>"$work/ports"

@@ -2,6 +2,7 @@
 
 #include "crypto.h"
 #include "health.h"
+#include "../../unit/free_port.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -189,18 +190,7 @@ int h_run(char *out, size_t out_size, const char *fmt, ...)
 
 int h_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
+    return test_free_port();
 }
 
 /* Registries this process started and has not stopped yet: a failing test
