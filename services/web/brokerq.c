@@ -25,6 +25,12 @@
  * long new work waits for workers to come back on the new key. */
 #define REKEY_DRAIN_MS SERVICE_DRAIN_MS
 #define REKEY_HOLD_MS 5000
+/* A worker repeats READY every BUS_HEARTBEAT_IVL_MS while idle (HB while
+ * busy). One not heard from for longer may be gone without a word (its
+ * host lost, its process frozen), which the queue learns only after
+ * BUS_HEARTBEAT_TIMEOUT_MS: meanwhile new work goes to a worker heard
+ * from recently, while there is one. */
+#define WORKER_FRESH_MS (BUS_HEARTBEAT_IVL_MS * 3 / 2)
 
 typedef struct {
     zframe_t *identity;
@@ -35,13 +41,19 @@ typedef struct {
     bool leaving;     /* said BYE: no new work, removed once idle */
     zframe_t *client; /* the request in flight, to fail it if the worker dies */
     uint64_t call_id;
+    /* ... or to hand it to another worker, when it may run twice */
+    zframe_t *envelope;
+    const char *method;
+    int64_t deadline;
 } worker_t;
 
+/* A request waiting for a worker. method: its name (a static string). */
 typedef struct {
     zframe_t *client;
     zframe_t *envelope;
     uint64_t call_id;
     int64_t deadline;
+    const char *method;
 } queued_t;
 
 /* A call handed over in memory (brokerq_call). It lives on the caller's
@@ -57,6 +69,7 @@ typedef struct direct_t {
     size_t env_len;
     uint64_t call_id;
     int64_t deadline;
+    const char *method;
     bool taken; /* the queue's thread has it */
     bool done;
     uint8_t *reply; /* the reply envelope (malloc'd) */
@@ -80,6 +93,10 @@ struct brokerq_t {
     int nworkers;
     queued_t queue[MAX_QUEUED];
     int qhead, qlen;
+    /* Requests of workers lost while holding them, to route again
+     * (s_reroute_lost): filled by s_remove, emptied by its callers. */
+    queued_t lost[MAX_WORKERS];
+    int nlost;
     pthread_mutex_t stats_lock;
     brokerq_instance_t stats[MAX_INSTANCES];
     int nstats;
@@ -196,6 +213,18 @@ static void s_count_handled(brokerq_t *self, const char *instance)
     pthread_mutex_unlock(&self->stats_lock);
 }
 
+/* Calls that do no harm when they run twice, so that one held by a worker
+ * lost without a word is handed to another rather than failed: a new
+ * pending login (the lost worker's, if it stored one, expires unused), a
+ * repository list (a token refresh in it is made once, however many ask),
+ * a Base URL check. Not login.finish: the lost worker may have exchanged
+ * the code, which Bitbucket takes once only. */
+static bool s_repeatable(const char *method)
+{
+    return method && (!strcmp(method, "login.start") || !strcmp(method, "user.repositories") ||
+                      !strcmp(method, "integration.check"));
+}
+
 static worker_t *s_find(brokerq_t *self, zframe_t *identity)
 {
     for (int i = 0; i < self->nworkers; i++)
@@ -212,23 +241,36 @@ static void s_remove(brokerq_t *self, worker_t *w, const char *why)
     else
         log_warn("broker worker dropped", "instance=%s reason=%s", log_quote(w->instance, q, sizeof q), why);
     zframe_t *held = w->busy ? w->client : NULL;
-    uint64_t held_id = w->call_id;
+    queued_t again = {held, w->envelope, w->call_id, w->deadline, w->method};
     if (!held)
         zframe_destroy(&w->client);
     w->client = NULL;
+    w->envelope = NULL;
     zframe_destroy(&w->identity);
     *w = self->workers[--self->nworkers];
     memset(&self->workers[self->nworkers], 0, sizeof self->workers[0]);
     s_stats_update(self);
+    if (!held) {
+        zframe_destroy(&again.envelope);
+        return;
+    }
+    /* A request that may run twice goes to another worker (by the
+     * caller's s_reroute_lost); any other is failed: the lost worker may
+     * have done part of it (a login's code can be exchanged once only). */
+    if (again.envelope && s_repeatable(again.method) && self->nlost < MAX_WORKERS) {
+        self->lost[self->nlost++] = again;
+        return;
+    }
+    zframe_destroy(&again.envelope);
     /* After the count changed: a caller answered at once sees it. */
-    if (held)
-        s_answer_error(self, held, held_id, PORTICO__ERROR_CODE__UNAVAILABLE,
-                       "the sign-in service stopped while handling this request; please try again");
+    s_answer_error(self, held, again.call_id, PORTICO__ERROR_CODE__UNAVAILABLE,
+                   "the sign-in service stopped while handling this request; please try again");
 }
 
 /* Send a copy of one request to a worker; 0, or -1 when the worker is gone. */
-static int s_send_to(brokerq_t *self, worker_t *w, zframe_t *client, zframe_t *envelope, uint64_t call_id)
+static int s_send_to(brokerq_t *self, worker_t *w, const queued_t *q)
 {
+    zframe_t *client = q->client, *envelope = q->envelope;
     zmsg_t *m = zmsg_new();
     zmsg_addmem(m, zframe_data(w->identity), zframe_size(w->identity));
     zmsg_addmem(m, zframe_data(client), zframe_size(client));
@@ -242,28 +284,40 @@ static int s_send_to(brokerq_t *self, worker_t *w, zframe_t *client, zframe_t *e
         return -1;
     w->busy = true;
     w->client = zframe_dup(client);
-    w->call_id = call_id;
+    w->call_id = q->call_id;
+    w->envelope = s_repeatable(q->method) ? zframe_dup(envelope) : NULL;
+    w->method = q->method;
+    w->deadline = q->deadline;
     return 0;
 }
 
+/* The worker idle longest among those heard from recently, else among
+ * all (WORKER_FRESH_MS). */
 static worker_t *s_idlest(brokerq_t *self)
 {
+    int64_t now = bus_now_ms();
     worker_t *best = NULL;
+    bool best_fresh = false;
     for (int i = 0; i < self->nworkers; i++) {
         worker_t *w = &self->workers[i];
-        if (!w->busy && !w->leaving && (!best || w->idle_since < best->idle_since))
+        if (w->busy || w->leaving)
+            continue;
+        bool fresh = now - w->last_seen <= WORKER_FRESH_MS;
+        if (!best || (fresh && !best_fresh) || (fresh == best_fresh && w->idle_since < best->idle_since)) {
             best = w;
+            best_fresh = fresh;
+        }
     }
     return best;
 }
 
 /* Hand the request to the idlest worker. 1 when sent, 0 when every worker
  * is busy (or none is left). */
-static int s_try_send(brokerq_t *self, zframe_t *client, zframe_t *envelope, uint64_t call_id)
+static int s_try_send(brokerq_t *self, const queued_t *q)
 {
     worker_t *w;
     while ((w = s_idlest(self)) != NULL) {
-        if (s_send_to(self, w, client, envelope, call_id) == 0) {
+        if (s_send_to(self, w, q) == 0) {
             s_stats_update(self);
             return 1;
         }
@@ -281,25 +335,39 @@ static bool s_holding(const brokerq_t *self, int64_t now)
 
 /* Route a request now, or queue it while every worker is busy. Takes the
  * frames. */
-static void s_dispatch(brokerq_t *self, zframe_t *client, zframe_t *envelope, uint64_t call_id, int64_t deadline)
+static void s_dispatch(brokerq_t *self, queued_t r)
 {
-    if (!self->rotating && s_try_send(self, client, envelope, call_id)) {
-        zframe_destroy(&client);
-        zframe_destroy(&envelope);
+    if (!self->rotating && s_try_send(self, &r)) {
+        zframe_destroy(&r.client);
+        zframe_destroy(&r.envelope);
         return;
     }
     if ((self->nworkers == 0 && !s_holding(self, bus_now_ms())) || self->qlen == MAX_QUEUED) {
-        zframe_destroy(&envelope);
-        s_answer_error(self, client, call_id, PORTICO__ERROR_CODE__UNAVAILABLE,
+        zframe_destroy(&r.envelope);
+        s_answer_error(self, r.client, r.call_id, PORTICO__ERROR_CODE__UNAVAILABLE,
                        self->nworkers == 0 ? "no sign-in service (broker) is running; ask your operator to start one"
                                            : "the sign-in service is overloaded; please try again");
         return;
     }
-    queued_t *q = &self->queue[(self->qhead + self->qlen++) % MAX_QUEUED];
-    q->client = client;
-    q->envelope = envelope;
-    q->call_id = call_id;
-    q->deadline = deadline;
+    self->queue[(self->qhead + self->qlen++) % MAX_QUEUED] = r;
+}
+
+/* The requests of workers lost while holding them (s_remove): to another
+ * worker, or into the queue, with the time they had left. */
+static void s_reroute_lost(brokerq_t *self)
+{
+    while (self->nlost > 0) {
+        queued_t r = self->lost[--self->nlost];
+        if (r.deadline && r.deadline <= bus_now_ms()) { /* its caller has given up */
+            zframe_destroy(&r.client);
+            zframe_destroy(&r.envelope);
+            continue;
+        }
+        char q[200];
+        log_info("sign-in request handed to another broker worker", "method=%s", log_quote(r.method, q, sizeof q));
+        metrics_inc("portico_broker_requests_rerouted_total", NULL, 1);
+        s_dispatch(self, r);
+    }
 }
 
 static void s_drain_queue(brokerq_t *self)
@@ -310,7 +378,7 @@ static void s_drain_queue(brokerq_t *self)
         bool expired = q->deadline && q->deadline <= now;
         if (!expired && s_holding(self, now))
             return; /* a new key: wait for the workers on it */
-        if (!expired && self->nworkers > 0 && !s_try_send(self, q->client, q->envelope, q->call_id))
+        if (!expired && self->nworkers > 0 && !s_try_send(self, q))
             return; /* every worker busy: wait */
         self->qhead = (self->qhead + 1) % MAX_QUEUED;
         self->qlen--;
@@ -335,6 +403,7 @@ static void s_on_calls(brokerq_t *self)
         zframe_t *client = NULL, *envelope = NULL;
         uint64_t call_id = 0;
         int64_t deadline = 0;
+        const char *method = NULL;
         pthread_mutex_lock(&self->calls_lock);
         for (direct_t *d = self->calls; d; d = d->next) {
             if (d->taken)
@@ -346,6 +415,7 @@ static void s_on_calls(brokerq_t *self)
             envelope = zframe_new(d->env, d->env_len);
             call_id = d->call_id;
             deadline = d->deadline;
+            method = d->method;
             d->taken = true;
             self->untaken--;
             break;
@@ -358,7 +428,7 @@ static void s_on_calls(brokerq_t *self)
             zframe_destroy(&client);
             continue; /* out of memory: its caller times out */
         }
-        s_dispatch(self, client, envelope, call_id, deadline);
+        s_dispatch(self, (queued_t){client, envelope, call_id, deadline, method});
     }
 }
 
@@ -422,6 +492,7 @@ static void s_on_backend_msg(brokerq_t *self, zmsg_t **msg_p)
         s_count_handled(self, w->instance);
         s_to_client(self, &m);
         zframe_destroy(&w->client);
+        zframe_destroy(&w->envelope);
         w->busy = false;
         w->idle_since = now;
         if (w->leaving)
@@ -456,6 +527,7 @@ static void s_expire(brokerq_t *self)
     for (int i = self->nworkers - 1; i >= 0; i--)
         if (now - self->workers[i].last_seen > BUS_HEARTBEAT_TIMEOUT_MS)
             s_remove(self, &self->workers[i], "heartbeat lost");
+    s_reroute_lost(self);
     if (self->hold_until && now >= self->hold_until) {
         self->hold_until = 0;
         if (self->nworkers == 0)
@@ -512,6 +584,7 @@ static void s_rekey_step(brokerq_t *self, int64_t now)
     }
     self->rotating = false;
     self->hold_until = bus_now_ms() + REKEY_HOLD_MS;
+    s_reroute_lost(self); /* held until workers come back on the new key */
     if (rc < 0) {
         log_error("could not bind the broker port again with the new bus key", "endpoint=%s", self->bind_endpoint);
         service_request_stop();
@@ -565,6 +638,7 @@ static void *s_run(void *arg)
     for (int i = 0; i < self->nworkers; i++) {
         zframe_destroy(&self->workers[i].identity);
         zframe_destroy(&self->workers[i].client);
+        zframe_destroy(&self->workers[i].envelope);
     }
     self->nworkers = 0;
     return NULL;
@@ -596,6 +670,8 @@ brokerq_t *brokerq_new(const char *bind_endpoint)
         goto fail;
     metrics_help("portico_broker_workers_connected", "gauge", "Broker worker threads connected to the web");
     metrics_set("portico_broker_workers_connected", NULL, 0);
+    metrics_help("portico_broker_requests_rerouted_total", "counter",
+                 "Sign-in requests handed to another broker worker after theirs was lost");
     snprintf(self->bind_endpoint, sizeof self->bind_endpoint, "%s", bind_endpoint);
     if (pthread_create(&self->thread, NULL, s_run, self) != 0)
         goto fail;
@@ -662,11 +738,12 @@ static void s_record(const char *method, int code, int64_t started)
 /* Hand one packed request to the queue's thread and wait for its answer
  * until deadline (bus_now_ms time). The reply envelope (malloc'd), or NULL
  * when none came in time. */
-static uint8_t *s_exchange(brokerq_t *self, const uint8_t *env, size_t env_len, uint64_t call_id, int64_t deadline,
-                           size_t *reply_len)
+static uint8_t *s_exchange(brokerq_t *self, const char *method, const uint8_t *env, size_t env_len, uint64_t call_id,
+                           int64_t deadline, size_t *reply_len)
 {
     direct_t d;
     memset(&d, 0, sizeof d);
+    d.method = method;
     d.env = env;
     d.env_len = env_len;
     d.call_id = call_id;
@@ -753,7 +830,7 @@ int brokerq_call(brokerq_t *self, const bus_method_t *m, const ProtobufCMessage 
         goto out;
     portico__request__pack(&env, env_buf);
     size_t reply_len = 0;
-    reply_buf = s_exchange(self, env_buf, env_len, env.call_id, deadline, &reply_len);
+    reply_buf = s_exchange(self, method, env_buf, env_len, env.call_id, deadline, &reply_len);
     if (!reply_buf) {
         bus_error_set(err, code = PORTICO__ERROR_CODE__TIMEOUT, DETAIL(NONE),
                       "the broker service did not answer in time");

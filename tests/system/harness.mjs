@@ -341,7 +341,11 @@ export async function startPortico(opts = {}) {
     try {
       await sys.ready(opts.readyTimeout || 60000);
     } catch (e) {
-      const tail = Object.entries(procs).map(([k, p]) => `--- ${k} ---\n${p.output.slice(-2000)}`).join('\n');
+      // First each service in a line (CI's summary shows a failure's
+      // first lines only), then the end of each log.
+      const state = (p) => (!p.exit ? 'running' : p.exit.signal ? `died of ${p.exit.signal}` : `exited with code ${p.exit.code}`);
+      const lines = Object.entries(procs).map(([k, p]) => `${k}: ${state(p)}; last: ${p.output.trim().split('\n').pop().slice(0, 160)}`);
+      const tail = lines.join('\n') + '\n' + Object.entries(procs).map(([k, p]) => `--- ${k} ---\n${p.output.slice(-2000)}`).join('\n');
       await sys.stop();
       throw new Error(`${e.message}\n${tail}`);
     }

@@ -275,12 +275,64 @@ test('PKCE and redirect_uri on every token request; no token in any URL or log',
   assert.ok(!logs.includes(B.clientSecret), 'the client secret in the logs');
 });
 
-test('a broker killed between login start and callback: another broker finishes', async () => {
-  const metric = async () => {
-    const t = await (await fetch(`${sys.opsUrl}/metrics`)).text();
-    const m = t.match(/^portico_broker_workers_connected (\d+)/m);
+// The broker workers the web's queue counts as connected.
+const workersConnected = async () => {
+  const t = await (await fetch(`${sys.opsUrl}/metrics`)).text();
+  const m = t.match(/^portico_broker_workers_connected (\d+)/m);
+  return m ? Number(m[1]) : 0;
+};
+
+test('a broker frozen as logins start: the starts it held go to the other broker, none fails', async () => {
+  // SIGSTOP: its connections stay open and it says nothing, as when its
+  // machine is lost; the web notices only by its missing heartbeats (3 s).
+  await waitFor(async () => (await workersConnected()) >= 16, { what: 'two brokers connected' });
+  const frozen = sys.procs['broker-2'];
+  frozen.child.kill('SIGSTOP');
+  try {
+    const t0 = Date.now();
+    // At once, while the frozen broker's workers still count as recently
+    // heard from: its eight, idle longest, take some of these.
+    const results = await Promise.all(Array.from({ length: 16 }, async () => {
+      const r = await new Client(sys.webUrl).get(`/login/start/${B.id}`);
+      return { status: r.status, ms: Date.now() - t0, text: r.text };
+    }));
+    for (const r of results) assert.equal(r.status, 303, `a start failed after ${r.ms} ms: ${text(r.text).slice(0, 300)}`);
+    // Those it held waited for the heartbeats to be missed, then went on.
+    const m = (await (await fetch(`${sys.opsUrl}/metrics`)).text()).match(/^portico_broker_requests_rerouted_total (\d+)/m);
+    assert.ok(m && Number(m[1]) > 0, `no start was held by the frozen broker (${results.map((r) => r.ms).join(' ')} ms)`);
+    assert.ok(results.filter((r) => r.ms >= 1500).length >= Number(m[1]), 'a rerouted start did not wait for the heartbeats');
+    assert.match(sys.log('web'), /sign-in request handed to another broker worker.* method="?login\.start/);
+  } finally {
+    frozen.child.kill('SIGCONT');
+  }
+  await waitFor(async () => (await workersConnected()) >= 16, { timeout: 10000, what: 'the thawed broker back' });
+});
+
+test('a broker silent for longer than its heartbeat gets no new sign-ins', async () => {
+  const rerouted = async () => {
+    const m = (await (await fetch(`${sys.opsUrl}/metrics`)).text()).match(/^portico_broker_requests_rerouted_total (\d+)/m);
     return m ? Number(m[1]) : 0;
   };
+  await waitFor(async () => (await workersConnected()) >= 16, { what: 'two brokers connected' });
+  const before = await rerouted();
+  const frozen = sys.procs['broker-2'];
+  frozen.child.kill('SIGSTOP');
+  try {
+    // Past its heartbeat (1 s, and half as much again), not yet dropped
+    // (3 s): its idle workers are the ones idle longest, yet none is given
+    // one of these.
+    await sleep(1600);
+    const results = await Promise.all(Array.from({ length: 8 }, async () => (await new Client(sys.webUrl).get(`/login/start/${B.id}`)).status));
+    assert.deepEqual(results, Array(8).fill(303));
+    assert.equal(await rerouted(), before, 'a start went to the silent broker');
+  } finally {
+    frozen.child.kill('SIGCONT');
+  }
+  await waitFor(async () => (await workersConnected()) >= 16, { timeout: 10000, what: 'the thawed broker back' });
+});
+
+test('a broker killed between login start and callback: another broker finishes', async () => {
+  const metric = workersConnected;
   await waitFor(async () => (await metric()) >= 16, { what: 'two brokers connected' });
   const c = new Client(sys.webUrl);
   const s = await startLogin(c, B.id);
