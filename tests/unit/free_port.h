@@ -5,8 +5,8 @@
  * source ports to any process's outgoing connections, so it may be taken
  * before the server binds it. Here the port is drawn from just below that
  * range and checked by binding it on a plain socket (a ZeroMQ socket closes
- * its listener later, in its I/O thread); one process is never given the
- * same port twice. -1 on failure. */
+ * its listener later, in its I/O thread); a process is not given any of
+ * its last 64 ports again. -1 on failure. */
 #ifndef PORTICO_TEST_FREE_PORT_H
 #define PORTICO_TEST_FREE_PORT_H
 
