@@ -26,11 +26,12 @@
 #define REKEY_DRAIN_MS SERVICE_DRAIN_MS
 #define REKEY_HOLD_MS 5000
 /* A worker repeats READY every BUS_HEARTBEAT_IVL_MS while idle (HB while
- * busy). One not heard from for longer may be gone without a word (its
- * host lost, its process frozen), which the queue learns only after
- * BUS_HEARTBEAT_TIMEOUT_MS: meanwhile new work goes to a worker heard
- * from recently, while there is one. */
-#define WORKER_FRESH_MS (BUS_HEARTBEAT_IVL_MS * 3 / 2)
+ * busy), at most a quarter of a second late when all is well. One not
+ * heard from for two intervals has missed a heartbeat: it may be gone
+ * without a word (its host lost, its process frozen), which the queue
+ * learns only after BUS_HEARTBEAT_TIMEOUT_MS. Meanwhile new work goes to
+ * a worker heard from within two intervals, while there is one. */
+#define WORKER_FRESH_MS (BUS_HEARTBEAT_IVL_MS * 2)
 
 typedef struct {
     zframe_t *identity;
