@@ -114,9 +114,8 @@ class Proc {
       log.end();
       // A crash nobody asked for is said where the test runner's output
       // (and tests/run-all.sh's summary of failures) shows it.
-      if (signal && !this.killed) console.error(`[harness] ${this.name} died of ${signal}; its log: ${this.logPath}`);
-      else if (code && !this.killed) console.error(`[harness] ${this.name} exited with code ${code}; its log: ${this.logPath}`);
       this.exit = { code, signal };
+      if ((signal || code) && !this.killed) console.error(`[harness] ${this.name} ${this.state}; its log: ${this.logPath}`);
       res({ code, signal });
     }));
   }
@@ -124,6 +123,11 @@ class Proc {
     this.killed = true;
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
     return this.exited;
+  }
+  // "running", "died of SIGSEGV", "exited with code 2"
+  get state() {
+    if (!this.exit) return 'running';
+    return this.exit.signal ? `died of ${this.exit.signal}` : `exited with code ${this.exit.code}`;
   }
   get alive() {
     return this.child.exitCode === null && this.child.signalCode === null;
@@ -303,9 +307,8 @@ export async function startPortico(opts = {}) {
         await waitFor(async () => {
           const p = gone();
           if (p) {
-            const how = p.exit.signal ? `died of ${p.exit.signal}` : `exited with code ${p.exit.code}`;
             const tail = p.output.trim().split('\n').slice(-3).join('\n');
-            throw Object.assign(new Error(`${p.name} ${how} before the system was ready:\n${tail}`), { fatal: true });
+            throw Object.assign(new Error(`${p.name} ${p.state} before the system was ready:\n${tail}`), { fatal: true });
           }
           return (await httpStatus(`${u}/readyz`)) === 200;
         }, { timeout, what: `web /readyz at ${u}` });
@@ -343,8 +346,7 @@ export async function startPortico(opts = {}) {
     } catch (e) {
       // First each service in a line (CI's summary shows a failure's
       // first lines only), then the end of each log.
-      const state = (p) => (!p.exit ? 'running' : p.exit.signal ? `died of ${p.exit.signal}` : `exited with code ${p.exit.code}`);
-      const lines = Object.entries(procs).map(([k, p]) => `${k}: ${state(p)}; last: ${p.output.trim().split('\n').pop().slice(0, 160)}`);
+      const lines = Object.entries(procs).map(([k, p]) => `${k}: ${p.state}; last: ${p.output.trim().split('\n').pop().slice(0, 160)}`);
       const tail = lines.join('\n') + '\n' + Object.entries(procs).map(([k, p]) => `--- ${k} ---\n${p.output.slice(-2000)}`).join('\n');
       await sys.stop();
       throw new Error(`${e.message}\n${tail}`);
