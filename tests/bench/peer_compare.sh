@@ -19,9 +19,9 @@ fi
 shift || true
 base=${PERF_PORTICO_PORT_BASE:-27100}
 run_dir=$(mktemp -d /tmp/portico-compare.XXXXXX)
+. "$root/tests/bench/kit_limits.sh"
 vars="PORTICO_RUN_DIR=$run_dir PORTICO_DEMO_BITBUCKET=0 PORTICO_OPS_ADDR=127.0.0.1:$((base + 9)) PORTICO_RUN_HEALTH_PORT=$((base + 10)) \
-PORTICO_LOGIN_RATE_PER_MINUTE=100000 PORTICO_CALLBACK_RATE_PER_MINUTE=100000 \
-PORTICO_PENDING_LOGINS_PER_BROWSER=1000 PORTICO_PENDING_LOGINS_MAX=10000000 PORTICO_MAX_CONNECTIONS_PER_CLIENT=1024 $*"
+$KIT_LIMITS $*"
 export PORTICO_SETUP_CMD="node $root/tests/bench/peer_setup.mjs"
 trap 'rm -rf "$run_dir"' EXIT
 "$kit/compare.sh" "env $vars make -C $root --no-print-directory run"

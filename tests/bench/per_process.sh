@@ -63,13 +63,12 @@ pids+=("$fb_pid")
 export PORTICO_PUBLIC_URL=http://127.0.0.1:$app_port PORTICO_HTTP_ADDR=127.0.0.1:$app_port
 export PORTICO_BITBUCKET_ALLOW=127.0.0.1,localhost PORTICO_SETUP_TOKEN=perf-setup-token-0123456789abcdef
 export PERF_FASTBB_URL=$fb PERF_FASTBB_ADMIN=$fb/__fast/applinks
-# As tests/bench/peer_compare.sh: the driver comes from one address, so the
-# per-client budgets are lifted; the other ports move off their defaults.
+# The per-client budgets lifted (kit_limits.sh); the other ports move off
+# their defaults.
+. "$root/tests/bench/kit_limits.sh"
+# shellcheck disable=SC2086 # KIT_LIMITS is VAR=value words
 env PORTICO_RUN_DIR="$work/run" PORTICO_RUN_PG_PORT=$((base + 2)) PORTICO_DEMO_BITBUCKET=0 \
-    PORTICO_OPS_ADDR=127.0.0.1:$((base + 3)) PORTICO_RUN_HEALTH_PORT=$((base + 4)) \
-    PORTICO_LOGIN_RATE_PER_MINUTE=100000 PORTICO_CALLBACK_RATE_PER_MINUTE=100000 \
-    PORTICO_PENDING_LOGINS_PER_BROWSER=1000 PORTICO_PENDING_LOGINS_MAX=10000000 \
-    PORTICO_MAX_CONNECTIONS_PER_CLIENT=1024 "$@" \
+    PORTICO_OPS_ADDR=127.0.0.1:$((base + 3)) PORTICO_RUN_HEALTH_PORT=$((base + 4)) $KIT_LIMITS "$@" \
     setsid make -C "$root" --no-print-directory run >"$work/portico.log" 2>&1 </dev/null &
 run_pid=$!
 pids+=("$run_pid")
