@@ -157,20 +157,37 @@ void broker_user_repositories(void *ctx, bus_request_t *req, const ProtobufCMess
     int32_t limit = in->limit > 0 ? in->limit : BROKER_REPOS_DEFAULT_LIMIT;
     if (limit > BROKER_REPOS_MAX_LIMIT)
         limit = BROKER_REPOS_MAX_LIMIT;
-    if (in->user_id <= 0) {
-        bus_error_set(&err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(USER), "no user given");
+    bool by_session = in->session_hash.len > 0;
+    if (by_session ? in->user_id != 0 : in->user_id <= 0) {
+        bus_error_set(&err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(USER),
+                      by_session ? "give either a user or a session, not both" : "no user given");
         goto fail;
     }
 
-    /* The identity, its integration and its tokens in one registry call. */
+    /* The identity, its integration and its tokens in one registry call;
+     * with a session, the registry checks it in the same call. */
     Portico__Registry__UserCredentialsRequest uq = PORTICO__REGISTRY__USER_CREDENTIALS_REQUEST__INIT;
     uq.user_id = in->user_id;
+    uq.session_hash = in->session_hash;
     uq.integration_id = in->integration_id > 0 ? in->integration_id : 0;
     if (broker_registry_call(w, &registry_m_user_credentials, &uq.base, (ProtobufCMessage **)&cred, &err) < 0) {
-        if (err.code == PORTICO__ERROR_CODE__NOT_FOUND)
+        bool session_gone = err.detail == DETAIL(SESSION) || err.detail == DETAIL(SETUP_OFF);
+        if (err.code == PORTICO__ERROR_CODE__NOT_FOUND && !session_gone)
             bus_error_set(&err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(NO_IDENTITY),
                           "this account is not linked to a Bitbucket account yet: log in with Bitbucket");
         goto fail;
+    }
+    if (by_session && !cred->session) {
+        bus_error_set(&err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "the registry answered without the session");
+        goto fail;
+    }
+    if (by_session && !cred->identity) {
+        /* A live session with nothing to list there: the session alone. */
+        Portico__Broker__RepositoriesReply only = PORTICO__BROKER__REPOSITORIES_REPLY__INIT;
+        only.session = cred->session;
+        only.is_last_page = true;
+        bus_reply_ok(reply, &only.base);
+        goto out;
     }
     const Portico__Registry__Identity *id = cred->identity;
     const Portico__Registry__GetIntegrationReply *integ = cred->integration;
@@ -214,6 +231,7 @@ void broker_user_repositories(void *ctx, bus_request_t *req, const ProtobufCMess
         bus_error_set(&err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
         goto fail;
     }
+    out.session = cred->session;
     bus_reply_ok(reply, &out.base);
     goto out;
 

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define IDLE_DEFAULT_S (30 * 60)
 #define ABSOLUTE_DEFAULT_S (12 * 60 * 60)
@@ -95,67 +96,79 @@ db_rc_t reg_session_insert_setup(db_t *db, const Portico__Registry__CreateSessio
     return rc;
 }
 
-void h_session_lookup(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+int reg_session_find(reg_ctx_t *c, const ProtobufCBinaryData *token_hash, bool with_user, reg_session_found_t *f,
+                     bus_reply_t *reply)
 {
-    (void)req;
-    reg_ctx_t *c = ctx;
-    const Portico__Registry__LookupSessionRequest *r = (const Portico__Registry__LookupSessionRequest *)msg;
-    PGresult *res = NULL, *touched = NULL;
+    memset(f, 0, sizeof *f);
+    portico__registry__session__init(&f->session);
+    portico__registry__lookup_session_reply__init(&f->reply);
+    if (!reg_check_hash(reply, DETAIL(TOKEN_HASH), token_hash, true))
+        return -1;
     db_params_t p;
-    if (!reg_check_hash(reply, DETAIL(TOKEN_HASH), &r->token_hash, true))
-        return;
     db_params_init(&p);
-    db_param_bytes(&p, r->token_hash.data, r->token_hash.len);
-    db_rc_t rc = db_exec(c->db, &s_lookup, &p, &res);
-    if (rc != DB_OK) {
-        reg_reply_db(reply, rc);
-        return;
-    }
+    db_param_bytes(&p, token_hash->data, token_hash->len);
+    db_rc_t rc = db_exec(c->db, &s_lookup, &p, &f->res);
+    if (rc != DB_OK)
+        goto db_fail;
+    const PGresult *res = f->res;
     if (PQntuples(res) == 0) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(SESSION),
                       "no such session, or it has expired");
-        goto out;
+        return -1;
     }
     if (db_get_bool(res, 0, db_col(res, "setup")) && !db_get_bool(res, 0, db_col(res, "setup_mode"))) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(SETUP_OFF),
                       "this Setup Mode session ended when Setup Mode was turned off");
-        goto out;
+        return -1;
     }
-    Portico__Registry__Session s = PORTICO__REGISTRY__SESSION__INIT;
-    s.expires_at = db_get_int(res, 0, db_col(res, "expires_at"));
+    Portico__Registry__Session *s = &f->session;
+    s->expires_at = db_get_int(res, 0, db_col(res, "expires_at"));
     if (db_get_bool(res, 0, db_col(res, "stale"))) {
-        if ((rc = db_exec(c->db, &s_touch, &p, &touched)) != DB_OK) {
-            reg_reply_db(reply, rc);
-            goto out;
-        }
-        if (PQntuples(touched) == 0) {
+        if ((rc = db_exec(c->db, &s_touch, &p, &f->touched)) != DB_OK)
+            goto db_fail;
+        if (PQntuples(f->touched) == 0) {
             bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(SESSION),
                           "no such session, or it has expired");
-            goto out;
+            return -1;
         }
-        s.expires_at = db_get_int(touched, 0, db_col(touched, "expires_at"));
+        s->expires_at = db_get_int(f->touched, 0, db_col(f->touched, "expires_at"));
     }
-    s.user_id = db_get_int(res, 0, db_col(res, "user_id"));
-    s.setup = db_get_bool(res, 0, db_col(res, "setup"));
-    s.is_admin = db_get_bool(res, 0, db_col(res, "is_admin"));
-    s.user_name = REG_STR(db_get_text(res, 0, db_col(res, "user_name")));
-    s.display_name = REG_STR(db_get_text(res, 0, db_col(res, "display_name")));
-    s.setup_mode = db_get_bool(res, 0, db_col(res, "setup_mode"));
-    Portico__Registry__LookupSessionReply out = PORTICO__REGISTRY__LOOKUP_SESSION_REPLY__INIT;
-    out.session = &s;
-    reg_users_t u = {0};
-    if (r->with_user && s.user_id) {
-        if ((rc = reg_users_load(c->db, s.user_id, 0, 1, &u)) != DB_OK) {
-            reg_reply_db(reply, rc);
-            goto out;
-        }
-        out.user = u.n ? &u.users[0] : NULL;
+    s->user_id = db_get_int(res, 0, db_col(res, "user_id"));
+    s->setup = db_get_bool(res, 0, db_col(res, "setup"));
+    s->is_admin = db_get_bool(res, 0, db_col(res, "is_admin"));
+    s->user_name = REG_STR(db_get_text(res, 0, db_col(res, "user_name")));
+    s->display_name = REG_STR(db_get_text(res, 0, db_col(res, "display_name")));
+    s->setup_mode = db_get_bool(res, 0, db_col(res, "setup_mode"));
+    f->reply.session = s;
+    if (with_user && s->user_id) {
+        if ((rc = reg_users_load(c->db, s->user_id, 0, 1, &f->users)) != DB_OK)
+            goto db_fail;
+        f->reply.user = f->users.n ? &f->users.users[0] : NULL;
     }
-    bus_reply_ok(reply, &out.base);
-    reg_users_clear(&u);
-out:
-    PQclear(res);
-    PQclear(touched);
+    return 0;
+db_fail:
+    reg_reply_db(reply, rc);
+    return -1;
+}
+
+void reg_session_found_clear(reg_session_found_t *f)
+{
+    reg_users_clear(&f->users);
+    PQclear(f->res);
+    PQclear(f->touched);
+    f->res = f->touched = NULL;
+    f->reply.session = NULL;
+    f->reply.user = NULL;
+}
+
+void h_session_lookup(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
+{
+    (void)req;
+    const Portico__Registry__LookupSessionRequest *r = (const Portico__Registry__LookupSessionRequest *)msg;
+    reg_session_found_t f;
+    if (reg_session_find(ctx, &r->token_hash, r->with_user, &f, reply) == 0)
+        bus_reply_ok(reply, &f.reply.base);
+    reg_session_found_clear(&f);
 }
 
 void h_session_delete(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)

@@ -410,24 +410,48 @@ void h_user_credentials(void *ctx, bus_request_t *req, const ProtobufCMessage *m
     PGresult *res = NULL;
     char *client_secret = NULL, *private_key = NULL, *opened[3] = {NULL, NULL, NULL};
     db_params_t p;
-    if (!reg_check_id(reply, DETAIL(USER_ID), r->user_id))
+    reg_session_found_t f = {0};
+    Portico__Registry__UserCredentialsReply out = PORTICO__REGISTRY__USER_CREDENTIALS_REPLY__INIT;
+    bool by_session = r->session_hash.len > 0;
+    int64_t user_id = r->user_id;
+    if (by_session && r->user_id) {
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(USER_ID),
+                      "give either user_id or session_hash, not both");
+        return;
+    }
+    if (!by_session && !reg_check_id(reply, DETAIL(USER_ID), r->user_id))
         return;
     if (r->integration_id < 0) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__BAD_REQUEST, DETAIL(INTEGRATION_ID),
                       "integration_id must not be negative");
         return;
     }
+    if (by_session) {
+        /* The session first, as session.lookup checks it; a live one is
+         * answered even when there is nothing more to give. */
+        if (reg_session_find(c, &r->session_hash, true, &f, reply) < 0)
+            goto out;
+        out.session = &f.reply;
+        user_id = f.session.user_id;
+        if (!user_id || !f.reply.user) {
+            bus_reply_ok(reply, &out.base);
+            goto out;
+        }
+    }
     db_params_init(&p);
-    db_param_int(&p, r->user_id);
+    db_param_int(&p, user_id);
     db_param_int(&p, r->integration_id);
     db_rc_t rc = db_exec(c->db, &s_credentials, &p, &res);
     if (rc != DB_OK) {
         reg_reply_db(reply, rc);
-        return;
+        goto out;
     }
     if (PQntuples(res) == 0) {
-        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(NO_IDENTITY),
-                      "user %" PRId64 " has no Bitbucket identity there", r->user_id);
+        if (by_session)
+            bus_reply_ok(reply, &out.base);
+        else
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(NO_IDENTITY),
+                          "user %" PRId64 " has no Bitbucket identity there", user_id);
         goto out;
     }
     int col[REG_IDENT_NCOLUMNS];
@@ -443,7 +467,6 @@ void h_user_credentials(void *ctx, bus_request_t *req, const ProtobufCMessage *m
     Portico__Registry__IntegrationSecrets secrets = PORTICO__REGISTRY__INTEGRATION_SECRETS__INIT;
     Portico__Registry__GetIntegrationReply integ = PORTICO__REGISTRY__GET_INTEGRATION_REPLY__INIT;
     Portico__Registry__Tokens tokens;
-    Portico__Registry__UserCredentialsReply out = PORTICO__REGISTRY__USER_CREDENTIALS_REPLY__INIT;
     if (reg_open_integration_secrets(c->keys, in.id, res, 0, &client_secret, &private_key, &reply->err) < 0) {
         goto out;
     }
@@ -468,6 +491,7 @@ out:
     secrets_free(client_secret);
     secrets_free(private_key);
     PQclear(res);
+    reg_session_found_clear(&f);
 }
 
 void h_user_list(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)

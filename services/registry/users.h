@@ -44,4 +44,21 @@ db_rc_t reg_users_load(db_t *db, int64_t only_id, int64_t after_id, int limit, r
 db_rc_t reg_users_commit_load(db_t *db, int64_t id, reg_users_t *u);
 void reg_users_clear(reg_users_t *u);
 
+/* A live browser session, as session.lookup answers it: reply points at
+ * session and, when asked with_user and the session has one, at the user
+ * in users. The strings point into the results: pack the answer before
+ * reg_session_found_clear. */
+typedef struct {
+    Portico__Registry__Session session;
+    Portico__Registry__LookupSessionReply reply;
+    reg_users_t users;
+    PGresult *res, *touched;
+} reg_session_found_t;
+/* The session whose cookie hashes to token_hash, its idle timeout slid when
+ * due. 0, or -1 with reply->err set (BAD_REQUEST, NOT_FOUND "session" or
+ * "setup_off", or the database's error). Clear f either way. */
+int reg_session_find(reg_ctx_t *c, const ProtobufCBinaryData *token_hash, bool with_user, reg_session_found_t *f,
+                     bus_reply_t *reply);
+void reg_session_found_clear(reg_session_found_t *f);
+
 #endif

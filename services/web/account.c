@@ -9,7 +9,12 @@
  * PORTICO_REPOSITORY_CACHE_SECONDS (30 s). Errors are never kept. They are
  * forgotten when the user logs in or out, and on any admin change (see
  * session.c); so a repository Bitbucket stopped listing for the user, or a
- * revoked Bitbucket authorization, shows for at most that long. */
+ * revoked Bitbucket authorization, shows for at most that long.
+ *
+ * With the repository cache off, a session the web does not hold is not
+ * looked up on its own: the broker's list is asked with the session's hash
+ * and the registry checks it in the call that reads the credentials
+ * (s_with_session), one bus round trip less per page. */
 #include "reply.h"
 
 #include "bus_methods.h"
@@ -189,38 +194,54 @@ void web_account_prime(const Portico__Registry__User *u, const Portico__Broker__
     }
 }
 
-/* The repositories part, or a notice saying why it is missing. */
+/* The repositories part, or a notice saying why it is missing: from
+ * given (the list that came with the session) or given_err (why that call
+ * failed) when the page asked with the session, else asked here. */
 static void s_repositories(tmpl_ctx_t *c, web_req_t *r, const Portico__Registry__User *u, int64_t integration_id,
-                           long start)
+                           long start, const Portico__Broker__RepositoriesReply *given, const bus_error_t *given_err)
 {
     tmpl_set_bool(c, "repos_ok", false);
     tmpl_set_bool(c, "login_again", false);
     tmpl_set(c, "again_id", "");
     if (!u || !u->n_identities)
         return;
-    Portico__Broker__RepositoriesRequest q = PORTICO__BROKER__REPOSITORIES_REQUEST__INIT;
-    q.user_id = u->id;
-    q.integration_id = integration_id;
-    q.start = (int32_t)start;
-    q.limit = PAGE_SIZE;
-    cache_key_t key;
-    s_key(&key, 'r', 4, (const int64_t[]){q.user_id, q.integration_id, q.start, q.limit});
+    Portico__Broker__RepositoriesReply *rep = NULL;
     bus_error_t err;
-    Portico__Broker__RepositoriesReply *rep = (Portico__Broker__RepositoriesReply *)s_cached_call(
-        r, &broker_m_user_repositories, &q.base, &key, u->id, web_cfg.repos_cache_ms, (int)web_cfg.login_timeout_ms,
-        &err);
-    if (!rep) {
+    if (given_err) {
+        s_repositories_failed(c, u, integration_id, given_err);
+        return;
+    }
+    if (given && !given->integration_id) {
+        /* The session's user has no identity at that integration. */
+        bus_error_set(&err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(NO_IDENTITY), "no identity there");
         s_repositories_failed(c, u, integration_id, &err);
         return;
     }
+    if (!given) {
+        Portico__Broker__RepositoriesRequest q = PORTICO__BROKER__REPOSITORIES_REQUEST__INIT;
+        q.user_id = u->id;
+        q.integration_id = integration_id;
+        q.start = (int32_t)start;
+        q.limit = PAGE_SIZE;
+        cache_key_t key;
+        s_key(&key, 'r', 4, (const int64_t[]){q.user_id, q.integration_id, q.start, q.limit});
+        rep = (Portico__Broker__RepositoriesReply *)s_cached_call(r, &broker_m_user_repositories, &q.base, &key, u->id,
+                                                                  web_cfg.repos_cache_ms, (int)web_cfg.login_timeout_ms,
+                                                                  &err);
+        if (!rep) {
+            s_repositories_failed(c, u, integration_id, &err);
+            return;
+        }
+        given = rep;
+    }
     tmpl_set_bool(c, "repos_ok", true);
-    tmpl_set(c, "from", rep->integration_name);
-    tmpl_set(c, "as", rep->bitbucket_username);
-    tmpl_set_bool(c, "has_repos", rep->n_repositories > 0);
+    tmpl_set(c, "from", given->integration_name);
+    tmpl_set(c, "as", given->bitbucket_username);
+    tmpl_set_bool(c, "has_repos", given->n_repositories > 0);
     tmpl_set(c, "empty_text", start ? "No more repositories." : "Bitbucket lists no repository you can read.");
     tmpl_set_list(c, "repos");
-    for (size_t i = 0; i < rep->n_repositories; i++) {
-        const Portico__Broker__Repository *it = rep->repositories[i];
+    for (size_t i = 0; i < given->n_repositories; i++) {
+        const Portico__Broker__Repository *it = given->repositories[i];
         tmpl_ctx_t *row = tmpl_add(c, "repos");
         tmpl_set(row, "project", s_cell(it->project_name[0] ? it->project_name : it->project_key));
         tmpl_set(row, "name", s_cell(it->name[0] ? it->name : it->slug));
@@ -228,9 +249,43 @@ static void s_repositories(tmpl_ctx_t *c, web_req_t *r, const Portico__Registry_
         tmpl_set(row, "clone", it->clone_http[0] ? it->clone_http : it->clone_ssh);
     }
     tmpl_set_bool(c, "first", start > 0);
-    tmpl_set_bool(c, "next", !rep->is_last_page && rep->next_page_start > start);
-    tmpl_set_int(c, "next_start", rep->next_page_start);
-    protobuf_c_message_free_unpacked(&rep->base, NULL);
+    tmpl_set_bool(c, "next", !given->is_last_page && given->next_page_start > start);
+    tmpl_set_int(c, "next_start", given->next_page_start);
+    if (rep)
+        protobuf_c_message_free_unpacked(&rep->base, NULL);
+}
+
+/* The session and the repositories in one broker call, which has the
+ * registry check the session in the call that reads the user's
+ * credentials: one bus round trip less than session.lookup and then the
+ * list. Taken only when the repository cache is off (else the list usually
+ * comes from the cache, and one session.lookup is cheaper). Returns the
+ * reply (its session set), or NULL: with *gone when the session is not
+ * live, else with err (the page then looks the session up alone and shows
+ * err where the repositories would be). */
+static Portico__Broker__RepositoriesReply *s_with_session(web_req_t *r, const uint8_t hash[32], int64_t integration_id,
+                                                          long start, bool *gone, bus_error_t *err)
+{
+    Portico__Broker__RepositoriesRequest q = PORTICO__BROKER__REPOSITORIES_REQUEST__INIT;
+    q.session_hash.data = (uint8_t *)(uintptr_t)hash;
+    q.session_hash.len = 32;
+    q.integration_id = integration_id;
+    q.start = (int32_t)start;
+    q.limit = PAGE_SIZE;
+    ProtobufCMessage *m = NULL;
+    *gone = false;
+    if (web_call(r, &broker_m_user_repositories, &q.base, &m, (int)web_cfg.login_timeout_ms, err) < 0) {
+        *gone = err->code == PORTICO__ERROR_CODE__NOT_FOUND &&
+                (err->detail == DETAIL(SESSION) || err->detail == DETAIL(SETUP_OFF));
+        return NULL;
+    }
+    Portico__Broker__RepositoriesReply *rep = (Portico__Broker__RepositoriesReply *)m;
+    if (!rep->session || !rep->session->session) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        bus_error_set(err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "the broker answered without the session");
+        return NULL;
+    }
+    return rep;
 }
 
 static void h_account(web_req_t *r)
@@ -238,15 +293,34 @@ static void h_account(web_req_t *r)
     /* The page shows the whole account: when the session is looked up in
      * the registry, the account comes with it (no user.get). */
     r->session_with_user = true;
-    const web_session_t *s = web_session(r);
-    if (!s && web_session_unknown(r, "Could not check your sign-in"))
-        return;
-    if (!s || !s->user_id) {
-        web_redirect(r, "/login?return_to=/account");
-        return;
-    }
     long start = s_query_long(r, "start", MAX_START);
     int64_t integration_id = s_query_long(r, "integration", 1000000000L);
+    uint8_t hash[32];
+    uint64_t epoch = 0;
+    Portico__Broker__RepositoriesReply *both = NULL;
+    bus_error_t both_err;
+    bool asked_both = false;
+    const web_session_t *s = NULL;
+    int known = web_session_local(r, hash, &epoch);
+    if (known == 0 && web_cfg.repos_cache_ms <= 0) {
+        bool gone = false;
+        asked_both = true;
+        both = s_with_session(r, hash, integration_id, start, &gone, &both_err);
+        if (both || gone)
+            s = web_session_confirmed(r, hash, epoch, both ? both->session->session : NULL);
+        else
+            s = web_session_lookup(r, hash, epoch);
+    } else if (known == 0) {
+        s = web_session_lookup(r, hash, epoch);
+    } else {
+        s = known > 0 ? &r->session : NULL;
+    }
+    if (!s && web_session_unknown(r, "Could not check your sign-in"))
+        goto out;
+    if (!s || !s->user_id) {
+        web_redirect(r, "/login?return_to=/account");
+        goto out;
+    }
 
     Portico__Registry__GetUserRequest q = PORTICO__REGISTRY__GET_USER_REQUEST__INIT;
     q.id = s->user_id;
@@ -254,25 +328,34 @@ static void h_account(web_req_t *r)
     s_key(&key, 'u', 1, (const int64_t[]){q.id});
     bus_error_t err;
     Portico__Registry__GetUserReply *rep = NULL;
-    const Portico__Registry__User *u = r->session_user;
+    const Portico__Registry__User *u = both ? both->session->user : r->session_user;
+    if (u && u->id != s->user_id)
+        u = NULL;
     if (!u) {
         rep = (Portico__Registry__GetUserReply *)s_cached_call(
             r, &registry_m_user_get, &q.base, &key, q.id, web_cfg.session_cache_ms, (int)web_cfg.bus_timeout_ms, &err);
         if (!rep) {
             web_bus_error_page(r, &err, "Portico could not load your account");
-            return;
+            goto out;
         }
         u = rep->user;
+    } else if (both && web_cache && web_cfg.session_cache_ms > 0) {
+        Portico__Registry__GetUserReply kept = PORTICO__REGISTRY__GET_USER_REPLY__INIT;
+        kept.user = (Portico__Registry__User *)(uintptr_t)u;
+        s_prime(epoch, &key, u->id, &kept.base, web_cfg.session_cache_ms);
     }
     tmpl_ctx_t *c = web_page_ctx(r, "Your account");
     tmpl_set(c, "user", s_cell(u ? u->name : s->user_name));
     tmpl_set(c, "display_name", s_cell(u ? u->display_name : s->display_name));
     tmpl_set_bool(c, "admin", u ? u->is_admin : s->is_admin);
     s_identities(c, u);
-    s_repositories(c, r, u, integration_id, start);
+    s_repositories(c, r, u, integration_id, start, both, asked_both && !both ? &both_err : NULL);
     if (rep)
         protobuf_c_message_free_unpacked(&rep->base, NULL);
     web_page(r, 200, "account", &c);
+out:
+    if (both)
+        protobuf_c_message_free_unpacked(&both->base, NULL);
 }
 
 const web_route_t web_account_routes[] = {

@@ -85,17 +85,17 @@ static void s_hash_token(const char *token, uint8_t out[32])
     crypto_sha256(token, strlen(token), out);
 }
 
-const web_session_t *web_session(web_req_t *r)
+int web_session_local(web_req_t *r, uint8_t hash[32], uint64_t *epoch)
 {
     if (r->session_state)
-        return r->session_state == 2 ? &r->session : NULL;
+        return r->session_state == 2 ? 1 : -1;
     r->session_state = 1;
     r->session_err.code = PORTICO__ERROR_CODE__OK;
     char token[64];
     int n = web_cookie(r, web_cfg.session_cookie, token, sizeof token);
     if (n != 43) /* 32 bytes in base64url */
-        return NULL;
-    uint8_t hash[32], key[33];
+        return -1;
+    uint8_t key[33];
     s_hash_token(token, hash);
     s_cache_key(hash, key);
     web_session_t *s = &r->session;
@@ -106,55 +106,85 @@ const web_session_t *web_session(web_req_t *r)
         snprintf(r->session_token, sizeof r->session_token, "%s", token);
         s_csrf_for(token, s->csrf, sizeof s->csrf);
         r->session_state = 2;
-        return s;
+        return 1;
     }
     if (cached)
         metrics_inc("portico_web_cache_total", "cache=\"session\",result=\"miss\"", 1);
-    uint64_t epoch = cached ? webcache_epoch(web_cache) : 0;
+    *epoch = cached ? webcache_epoch(web_cache) : 0;
+    return 0;
+}
+
+const web_session_t *web_session_confirmed(web_req_t *r, const uint8_t hash[32], uint64_t epoch,
+                                           const Portico__Registry__Session *rs)
+{
+    bool cached = web_cache && web_cfg.session_cache_ms > 0;
+    char token[64];
+    if (!rs || web_cookie(r, web_cfg.session_cookie, token, sizeof token) != 43) {
+        /* Gone (or unreadable): forget it here too. */
+        if (cached)
+            s_forget_session(hash);
+        r->session_state = 1;
+        return NULL;
+    }
+    web_session_t *s = &r->session;
+    memset(s, 0, sizeof *s);
+    s->user_id = rs->user_id;
+    s->setup = rs->setup;
+    s->is_admin = rs->is_admin;
+    s->setup_mode = rs->setup_mode;
+    snprintf(s->user_name, sizeof s->user_name, "%s", rs->user_name);
+    snprintf(s->display_name, sizeof s->display_name, "%s", rs->display_name);
+    if (cached) {
+        /* Never past the idle expiry the registry just gave. */
+        uint8_t key[33];
+        s_cache_key(hash, key);
+        int64_t now = web_cache_now(), left_ms = rs->expires_at * 1000 - bus_now_ms();
+        int64_t ttl = left_ms < web_cfg.session_cache_ms ? left_ms : web_cfg.session_cache_ms;
+        if (ttl > 0)
+            webcache_put(web_cache, epoch, key, sizeof key, s->user_id, s, sizeof *s, now + ttl);
+    }
+    snprintf(r->session_token, sizeof r->session_token, "%s", token);
+    s_csrf_for(token, s->csrf, sizeof s->csrf);
+    r->session_state = 2;
+    return s;
+}
+
+const web_session_t *web_session(web_req_t *r)
+{
+    uint8_t hash[32];
+    uint64_t epoch = 0;
+    int known = web_session_local(r, hash, &epoch);
+    if (known)
+        return known > 0 ? &r->session : NULL;
+    return web_session_lookup(r, hash, epoch);
+}
+
+const web_session_t *web_session_lookup(web_req_t *r, const uint8_t hash[32], uint64_t epoch)
+{
     Portico__Registry__LookupSessionRequest req = PORTICO__REGISTRY__LOOKUP_SESSION_REQUEST__INIT;
-    req.token_hash.data = hash;
-    req.token_hash.len = sizeof hash;
+    req.token_hash.data = (uint8_t *)(uintptr_t)hash;
+    req.token_hash.len = 32;
     req.with_user = r->session_with_user;
     Portico__Registry__LookupSessionReply *rep = NULL;
     bus_error_t err;
     if (registry_call_session_lookup(web_registry(r), &req, &rep, (int)web_cfg.bus_timeout_ms, &err) < 0) {
-        /* Gone (or unreadable): forget it here too. Any other failure is
-         * not an answer: web_session_unknown() (reply.h) tells the pages. */
-        if (err.code == PORTICO__ERROR_CODE__NOT_FOUND || err.code == PORTICO__ERROR_CODE__BAD_REQUEST) {
-            if (cached)
-                s_forget_session(hash);
-        } else {
+        /* Any failure other than "gone" is not an answer:
+         * web_session_unknown() (reply.h) tells the pages. */
+        if (err.code == PORTICO__ERROR_CODE__NOT_FOUND || err.code == PORTICO__ERROR_CODE__BAD_REQUEST)
+            web_session_confirmed(r, hash, epoch, NULL);
+        else
             r->session_err = err;
-        }
         return NULL;
     }
-    if (rep->session) {
-        memset(s, 0, sizeof *s);
-        s->user_id = rep->session->user_id;
-        s->setup = rep->session->setup;
-        s->is_admin = rep->session->is_admin;
-        s->setup_mode = rep->session->setup_mode;
-        snprintf(s->user_name, sizeof s->user_name, "%s", rep->session->user_name);
-        snprintf(s->display_name, sizeof s->display_name, "%s", rep->session->display_name);
-        if (cached) {
-            /* Never past the idle expiry the registry just gave. */
-            int64_t now = web_cache_now(), left_ms = rep->session->expires_at * 1000 - bus_now_ms();
-            int64_t ttl = left_ms < web_cfg.session_cache_ms ? left_ms : web_cfg.session_cache_ms;
-            if (ttl > 0)
-                webcache_put(web_cache, epoch, key, sizeof key, s->user_id, s, sizeof *s, now + ttl);
-        }
-        snprintf(r->session_token, sizeof r->session_token, "%s", token);
-        s_csrf_for(token, s->csrf, sizeof s->csrf);
-        r->session_state = 2;
-    }
+    const web_session_t *s = web_session_confirmed(r, hash, epoch, rep->session);
     web_session_release(r);
-    if (r->session_state == 2 && rep->user && rep->user->id == s->user_id) {
+    if (s && rep->user && rep->user->id == s->user_id) {
         r->session_user = rep->user;
         r->session_reply = rep;
     } else {
         protobuf_c_message_free_unpacked(&rep->base, NULL);
     }
-    return r->session_state == 2 ? &r->session : NULL;
+    return s;
 }
 
 void web_session_release(web_req_t *r)

@@ -15,6 +15,22 @@ void web_cache_forget_all(void);
 
 /* The session of this request, or NULL. Looks it up once. */
 const web_session_t *web_session(web_req_t *r);
+/* The session as far as it is known without a bus call: 1 when it is (this
+ * request looked it up already, or web_cache has it: web_session answers
+ * it), -1 when the request has none (or one already found gone), 0 when only
+ * the registry can tell: hash is then its cookie's SHA-256 and epoch the
+ * cache's epoch to pass on to web_session_confirmed. */
+int web_session_local(web_req_t *r, uint8_t hash[32], uint64_t *epoch);
+/* The registry's answer for a session that web_session_local left open,
+ * however it came (session.lookup, or the broker's list asked with the
+ * session): taken and cached as web_session takes it. NULL rs: the session
+ * is gone, forgotten here too. Returns the session or NULL. */
+struct Portico__Registry__Session;
+const web_session_t *web_session_confirmed(web_req_t *r, const uint8_t hash[32], uint64_t epoch,
+                                           const struct Portico__Registry__Session *rs);
+/* The registry's session.lookup for a session web_session_local left open
+ * (web_session is the two in turn). */
+const web_session_t *web_session_lookup(web_req_t *r, const uint8_t hash[32], uint64_t epoch);
 /* Free the user that came with the session (r->session_user), if any. */
 void web_session_release(web_req_t *r);
 /* A new session cookie value (256 random bits) and the SHA-256 the registry

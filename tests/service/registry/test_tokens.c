@@ -370,6 +370,86 @@ static void test_credentials_in_one_call(void **state)
     assert_null(m);
 }
 
+static int s_credentials_of_session(const char *cookie, int64_t user_id, int64_t integration_id,
+                                    Portico__Registry__UserCredentialsReply **out, bus_error_t *err)
+{
+    uint8_t buf[32];
+    Portico__Registry__UserCredentialsRequest req = PORTICO__REGISTRY__USER_CREDENTIALS_REQUEST__INIT;
+    req.session_hash = h_hash(cookie, buf);
+    req.user_id = user_id;
+    req.integration_id = integration_id;
+    ProtobufCMessage *m = NULL;
+    int rc = h_call("user.credentials", &req.base, &portico__registry__user_credentials_reply__descriptor,
+                    out ? &m : NULL, err);
+    if (out)
+        *out = (Portico__Registry__UserCredentialsReply *)m;
+    return rc;
+}
+
+/* user.credentials by a browser session (the account page's one call
+ * through the broker): the session checked as session.lookup checks it,
+ * answered with its user, and the credentials when there are any. */
+static void test_credentials_by_session(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    int64_t integration = h_make_integration("sess-client-secret"), other = h_make_integration(NULL);
+    assert_code(0, h_login_session(integration, 4300, "sess-cred-user", "cookie-cred", 0, 0, &err), err);
+
+    Portico__Registry__UserCredentialsReply *r = NULL;
+    assert_code(0, s_credentials_of_session("cookie-cred", 0, 0, &r, &err), err);
+    assert_non_null(r->session);
+    assert_non_null(r->session->session);
+    assert_non_null(r->session->user);
+    int64_t user_id = r->session->session->user_id;
+    assert_true(user_id > 0);
+    assert_int_equal(r->session->user->id, user_id);
+    assert_string_equal(r->session->user->name, r->session->session->user_name);
+    assert_int_equal(r->session->user->n_identities, 1);
+    assert_true(r->session->session->expires_at > 0);
+    assert_string_equal(r->identity->username, "sess-cred-user");
+    assert_int_equal(r->identity->user_id, user_id);
+    assert_int_equal(r->integration->integration->id, integration);
+    assert_string_equal(r->integration->secrets->client_secret, "sess-client-secret");
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+
+    /* A live session with no identity at that integration: the session
+     * alone, no error. */
+    assert_code(0, s_credentials_of_session("cookie-cred", 0, other, &r, &err), err);
+    assert_non_null(r->session);
+    assert_int_equal(r->session->session->user_id, user_id);
+    assert_null(r->identity);
+    assert_null(r->integration);
+    assert_null(r->tokens);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+
+    /* A Setup Mode session has no user: the session alone. */
+    assert_code(0, h_setup_session(test_setup_token(), "cookie-cred-setup", &err), err);
+    assert_code(0, s_credentials_of_session("cookie-cred-setup", 0, 0, &r, &err), err);
+    assert_true(r->session->session->setup);
+    assert_int_equal(r->session->session->user_id, 0);
+    assert_null(r->session->user);
+    assert_null(r->identity);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+
+    /* No such session; a session and a user at once; a malformed hash. */
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_credentials_of_session("cookie-unknown", 0, 0, NULL, &err), err);
+    assert_int_equal(err.detail, DETAIL(SESSION));
+    assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_credentials_of_session("cookie-cred", user_id, 0, NULL, &err), err);
+    Portico__Registry__UserCredentialsRequest bad = PORTICO__REGISTRY__USER_CREDENTIALS_REQUEST__INIT;
+    bad.session_hash.data = (uint8_t *)"short";
+    bad.session_hash.len = 5;
+    assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, h_call("user.credentials", &bad.base, NULL, NULL, &err), err);
+
+    /* An ended session is refused as session.lookup refuses it. */
+    uint8_t buf[32];
+    Portico__Registry__DeleteSessionRequest del = PORTICO__REGISTRY__DELETE_SESSION_REQUEST__INIT;
+    del.token_hash = h_hash("cookie-cred", buf);
+    assert_code(0, h_call("session.delete", &del.base, NULL, NULL, &err), err);
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_credentials_of_session("cookie-cred", 0, 0, NULL, &err), err);
+    assert_int_equal(err.detail, DETAIL(SESSION));
+}
+
 int run_token_tests(void)
 {
     const struct CMUnitTest tests[] = {
@@ -380,6 +460,7 @@ int run_token_tests(void)
         cmocka_unit_test(test_revoked_forgets_the_pair),
         cmocka_unit_test(test_two_concurrent_refreshes_are_serialised),
         cmocka_unit_test(test_credentials_in_one_call),
+        cmocka_unit_test(test_credentials_by_session),
     };
     return cmocka_run_group_tests_name("tokens", tests, NULL, NULL);
 }
