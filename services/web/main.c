@@ -25,28 +25,43 @@
 #define CACHE_MAX_ENTRIES 65536
 #define CACHE_MAX_BYTES (64L * 1024 * 1024)
 
+static void s_forwarded_for(web_req_t *r);
+
 /* The client of this request: the peer, unless the peer is a trusted
  * proxy; then the right-most X-Forwarded-For entry that is not one (what
  * the proxies nearest to us saw; entries further left are whatever the
- * client chose to send). */
-static void s_client_addr(web_req_t *r)
+ * client chose to send). false when a request on the public side did not
+ * come through the gate (its header, with the gate's secret token, on the
+ * connection's first request): someone on this machine connected to
+ * civetweb's loopback port directly, past the gate's limits. */
+static bool s_client_addr(web_req_t *r)
 {
+    bool gated = !web_gate;
     snprintf(r->addr, sizeof r->addr, "%s", r->ri->remote_addr);
     /* Through the gate civetweb sees loopback: the gate names the client
      * on a connection's first request; later ones on it are the same. */
     if (web_gate) {
-        char gated[64];
+        char client[64];
         char *known = mg_get_user_connection_data(r->conn);
-        if (gate_client(web_gate, mg_get_header(r->conn, GATE_HEADER), gated, sizeof gated)) {
-            snprintf(r->addr, sizeof r->addr, "%s", gated);
-            if (!known && (known = malloc(sizeof gated)))
+        if (gate_client(web_gate, mg_get_header(r->conn, GATE_HEADER), client, sizeof client)) {
+            snprintf(r->addr, sizeof r->addr, "%s", client);
+            if (!known && (known = malloc(sizeof client)))
                 mg_set_user_connection_data(r->conn, known);
             if (known)
-                snprintf(known, sizeof gated, "%s", gated);
+                snprintf(known, sizeof client, "%s", client);
+            gated = true;
         } else if (known) {
             snprintf(r->addr, sizeof r->addr, "%s", known);
+            gated = true;
         }
     }
+    s_forwarded_for(r);
+    return gated;
+}
+
+/* Behind a trusted proxy: the client that proxy names (s_client_addr). */
+static void s_forwarded_for(web_req_t *r)
+{
     if (!web_cfg.trusted_proxies.n || !netaddr_list_contains(&web_cfg.trusted_proxies, r->addr))
         return;
     const char *xff = mg_get_header(r->conn, "X-Forwarded-For");
@@ -182,7 +197,7 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
     r.clients = mg_get_thread_pointer(conn);
     r.route = "unknown";
     r.ops = cbdata != NULL;
-    s_client_addr(&r);
+    bool gated = s_client_addr(&r);
     s_request_id(r.request_id);
     log_set_request_id(r.request_id);
 
@@ -199,7 +214,11 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
         rt = NULL;
         wrong_method = false;
     }
-    if (!r.clients) {
+    if (!r.ops && !gated) {
+        /* Not through the gate: answered with nothing of Portico's. */
+        r.route = "not_gated";
+        web_send(&r, 403, "text/plain; charset=utf-8", "use Portico's public address\n", 29, NULL);
+    } else if (!r.clients) {
         web_error_page(&r, 503, "Service unavailable", "This server thread has no connection to Portico's services.",
                        "Try again.");
     } else if (rt) {

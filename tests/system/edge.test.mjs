@@ -4,6 +4,7 @@
 // Only loopback traffic, bounded loops.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readlinkSync, readFileSync } from 'node:fs';
 import { startPortico } from './harness.mjs';
 import { Client, csrfFrom } from './client.mjs';
 import { setupAdmin, createIntegration, text } from './login_lib.mjs';
@@ -147,4 +148,38 @@ test('an https public URL sends Strict-Transport-Security; operations stay off t
   }
   // Plain http: no HSTS (it would be ignored, and wrong behind no TLS).
   assert.equal((await fetch(`${sys.webUrl}/healthz`)).headers.get('strict-transport-security'), null);
+});
+
+// The TCP ports the process pid listens on, from /proc (its sockets' inodes
+// matched against the kernel's table of listening sockets).
+function listeningPorts(pid) {
+  const inodes = new Set();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = readlinkSync(`/proc/${pid}/fd/${fd}`).match(/^socket:\[(\d+)\]$/);
+      if (m) inodes.add(m[1]);
+    } catch { /* closed meanwhile */ }
+  }
+  const ports = [];
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length > 9 && f[3] === '0A' && inodes.has(f[9])) ports.push(parseInt(f[1].split(':')[1], 16));
+  }
+  return ports;
+}
+
+test('a request straight to the web\'s private civetweb port, past the gate, is refused', async () => {
+  // Every port the web was told to listen on (public, operations, bus) is
+  // in its environment; the one left is civetweb's, chosen by the kernel.
+  const told = new Set(Object.values(sys.procs.web.env).flatMap((v) => [...String(v).matchAll(/:(\d{2,5})\b/g)].map((m) => Number(m[1]))));
+  const backend = listeningPorts(sys.procs.web.child.pid).filter((p) => !told.has(p));
+  assert.equal(backend.length, 1, `one port the web was not told of: ${backend}`);
+  const direct = await fetch(`http://127.0.0.1:${backend[0]}/login`);
+  assert.equal(direct.status, 403);
+  assert.equal(await direct.text(), "use Portico's public address\n");
+  // A header naming a client without the gate's secret token is no proof.
+  const forged = await fetch(`http://127.0.0.1:${backend[0]}/account`, { headers: { 'x-portico-gate': 'guess 203.0.113.9' } });
+  assert.equal(forged.status, 403);
+  // Through the gate the same page is served.
+  assert.equal((await fetch(`${sys.webUrl}/login`)).status, 200);
 });
