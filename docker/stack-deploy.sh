@@ -72,7 +72,7 @@ mkdir -p "$secrets_dir/bus"
 sh "$here/docker/bus-keygen.sh" "$secrets_dir/bus" web registry broker bitbucket
 # Written next to compose.yaml, so relative paths (./secrets) mean the same.
 out=$(mktemp "$here/.stack-deploy.XXXXXX.yaml")
-trap 'rm -f "$out" "$out.bus"' EXIT
+trap 'rm -f "$out" "$out.bus" "$out.err"' EXIT
 PORTICO_STACK_PROFILES=${PORTICO_STACK_PROFILES:-} PORTICO_STACK_ENCRYPT=${PORTICO_STACK_ENCRYPT:-0} \
     STACK_SECRETS_DIR=$secrets_dir STACK_EXTERNAL_SECRETS=$external STACK_NAME=$stack \
     python3 - "$here/compose.yaml" "$out" "$out.bus" <<'PY'
@@ -339,7 +339,24 @@ for s in $(docker secret ls --filter "label=com.docker.stack.namespace=$stack" -
 done
 # --resolve-image never: images built locally are used as they are, and no
 # registry is asked (set PORTICO_RESOLVE_IMAGE=always with a real registry).
-docker stack deploy --resolve-image "${PORTICO_RESOLVE_IMAGE:-never}" -c "$out" "$stack"
+# Swarm refuses a service update with "update out of sequence" when the
+# service changed between the read and the write (its own reconciling after
+# a node change, an update still finishing). A deploy is idempotent, so
+# that one is tried again, up to five times; any other failure is final.
+tries=0
+while :; do
+    if docker stack deploy --resolve-image "${PORTICO_RESOLVE_IMAGE:-never}" -c "$out" "$stack" 2>"$out.err"; then
+        cat "$out.err" >&2
+        break
+    fi
+    cat "$out.err" >&2
+    tries=$((tries + 1))
+    if [ "$tries" -ge 5 ] || ! grep -q "update out of sequence" "$out.err"; then
+        exit 1
+    fi
+    echo "stack-deploy: Swarm said \"update out of sequence\"; deploying again ($tries)" >&2
+    sleep 2
+done
 [ "${PORTICO_STACK_WAIT:-0}" = 1 ] || exit 0
 
 # PORTICO_STACK_WAIT=1: wait until every service of the stack runs as many
