@@ -217,7 +217,8 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
     if (!r.ops && !gated) {
         /* Not through the gate: answered with nothing of Portico's. */
         r.route = "not_gated";
-        web_send(&r, 403, "text/plain; charset=utf-8", "use Portico's public address\n", 29, NULL);
+        static const char refusal[] = "use Portico's public address\n";
+        web_send(&r, 403, "text/plain; charset=utf-8", refusal, sizeof refusal - 1, NULL);
     } else if (!r.clients) {
         web_error_page(&r, 503, "Service unavailable", "This server thread has no connection to Portico's services.",
                        "Try again.");

@@ -307,10 +307,15 @@ static void test_two_concurrent_refreshes_are_serialised(void **state)
     pthread_mutex_destroy(&bb.lock);
 }
 
-static int s_credentials(int64_t user_id, int64_t integration_id, Portico__Registry__UserCredentialsReply **out,
-                         bus_error_t *err)
+/* user.credentials by user id, or by the session whose cookie is cookie
+ * (with user_id 0 for the usual request), as the broker asks it. */
+static int s_credentials_with(const char *cookie, int64_t user_id, int64_t integration_id,
+                              Portico__Registry__UserCredentialsReply **out, bus_error_t *err)
 {
+    uint8_t buf[32];
     Portico__Registry__UserCredentialsRequest req = PORTICO__REGISTRY__USER_CREDENTIALS_REQUEST__INIT;
+    if (cookie)
+        req.session_hash = h_hash(cookie, buf);
     req.user_id = user_id;
     req.integration_id = integration_id;
     ProtobufCMessage *m = NULL;
@@ -319,6 +324,12 @@ static int s_credentials(int64_t user_id, int64_t integration_id, Portico__Regis
     if (out)
         *out = (Portico__Registry__UserCredentialsReply *)m;
     return rc;
+}
+
+static int s_credentials(int64_t user_id, int64_t integration_id, Portico__Registry__UserCredentialsReply **out,
+                         bus_error_t *err)
+{
+    return s_credentials_with(NULL, user_id, integration_id, out, err);
 }
 
 /* user.credentials: the identity, its integration with secrets and its
@@ -370,22 +381,6 @@ static void test_credentials_in_one_call(void **state)
     assert_null(m);
 }
 
-static int s_credentials_of_session(const char *cookie, int64_t user_id, int64_t integration_id,
-                                    Portico__Registry__UserCredentialsReply **out, bus_error_t *err)
-{
-    uint8_t buf[32];
-    Portico__Registry__UserCredentialsRequest req = PORTICO__REGISTRY__USER_CREDENTIALS_REQUEST__INIT;
-    req.session_hash = h_hash(cookie, buf);
-    req.user_id = user_id;
-    req.integration_id = integration_id;
-    ProtobufCMessage *m = NULL;
-    int rc = h_call("user.credentials", &req.base, &portico__registry__user_credentials_reply__descriptor,
-                    out ? &m : NULL, err);
-    if (out)
-        *out = (Portico__Registry__UserCredentialsReply *)m;
-    return rc;
-}
-
 /* user.credentials by a browser session (the account page's one call
  * through the broker): the session checked as session.lookup checks it,
  * answered with its user, and the credentials when there are any. */
@@ -397,7 +392,7 @@ static void test_credentials_by_session(void **state)
     assert_code(0, h_login_session(integration, 4300, "sess-cred-user", "cookie-cred", 0, 0, &err), err);
 
     Portico__Registry__UserCredentialsReply *r = NULL;
-    assert_code(0, s_credentials_of_session("cookie-cred", 0, 0, &r, &err), err);
+    assert_code(0, s_credentials_with("cookie-cred", 0, 0, &r, &err), err);
     assert_non_null(r->session);
     assert_non_null(r->session->session);
     assert_non_null(r->session->user);
@@ -415,7 +410,7 @@ static void test_credentials_by_session(void **state)
 
     /* A live session with no identity at that integration: the session
      * alone, no error. */
-    assert_code(0, s_credentials_of_session("cookie-cred", 0, other, &r, &err), err);
+    assert_code(0, s_credentials_with("cookie-cred", 0, other, &r, &err), err);
     assert_non_null(r->session);
     assert_int_equal(r->session->session->user_id, user_id);
     assert_null(r->identity);
@@ -425,7 +420,7 @@ static void test_credentials_by_session(void **state)
 
     /* A Setup Mode session has no user: the session alone. */
     assert_code(0, h_setup_session(test_setup_token(), "cookie-cred-setup", &err), err);
-    assert_code(0, s_credentials_of_session("cookie-cred-setup", 0, 0, &r, &err), err);
+    assert_code(0, s_credentials_with("cookie-cred-setup", 0, 0, &r, &err), err);
     assert_true(r->session->session->setup);
     assert_int_equal(r->session->session->user_id, 0);
     assert_null(r->session->user);
@@ -433,9 +428,9 @@ static void test_credentials_by_session(void **state)
     protobuf_c_message_free_unpacked(&r->base, NULL);
 
     /* No such session; a session and a user at once; a malformed hash. */
-    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_credentials_of_session("cookie-unknown", 0, 0, NULL, &err), err);
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_credentials_with("cookie-unknown", 0, 0, NULL, &err), err);
     assert_int_equal(err.detail, DETAIL(SESSION));
-    assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_credentials_of_session("cookie-cred", user_id, 0, NULL, &err), err);
+    assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_credentials_with("cookie-cred", user_id, 0, NULL, &err), err);
     Portico__Registry__UserCredentialsRequest bad = PORTICO__REGISTRY__USER_CREDENTIALS_REQUEST__INIT;
     bad.session_hash.data = (uint8_t *)"short";
     bad.session_hash.len = 5;
@@ -446,7 +441,7 @@ static void test_credentials_by_session(void **state)
     Portico__Registry__DeleteSessionRequest del = PORTICO__REGISTRY__DELETE_SESSION_REQUEST__INIT;
     del.token_hash = h_hash("cookie-cred", buf);
     assert_code(0, h_call("session.delete", &del.base, NULL, NULL, &err), err);
-    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_credentials_of_session("cookie-cred", 0, 0, NULL, &err), err);
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_credentials_with("cookie-cred", 0, 0, NULL, &err), err);
     assert_int_equal(err.detail, DETAIL(SESSION));
 }
 
