@@ -45,11 +45,20 @@
  * browser ($7) and everyone have (each count stops at its cap, $10 and $11,
  * so a full table costs no more than the cap), and the new one stored only
  * while both are under their caps. Columns: browser_pending, all_pending,
- * stored. */
+ * stored.
+ *
+ * Everyone's count is skipped (0) while the table's file is too small to
+ * hold $11 rows of any kind: every heap tuple takes at least 28 bytes of it
+ * (a 24-byte header and a 4-byte line pointer), live or dead. PostgreSQL
+ * plans that count as a scan of the whole table, dead rows included (the
+ * table is small and every row matches), and it was the most expensive
+ * statement of a login; the file's size is one lseek. */
+#define PENDING_MIN_TUPLE_BYTES "28"
 #define PENDING_COUNTS                                                                                                 \
     "WITH n AS (SELECT (SELECT count(*) FROM (SELECT 1 FROM pending_logins WHERE browser_hash = $7 "                   \
     "  AND expires_at > now() LIMIT $10::bigint) b) AS browser_pending, "                                              \
-    "(SELECT count(*) FROM (SELECT 1 FROM pending_logins WHERE expires_at > now() LIMIT $11::bigint) t) "              \
+    "CASE WHEN pg_relation_size('pending_logins') < $11::bigint * " PENDING_MIN_TUPLE_BYTES " THEN 0 ELSE "            \
+    "(SELECT count(*) FROM (SELECT 1 FROM pending_logins WHERE expires_at > now() LIMIT $11::bigint) t) END "          \
     "  AS all_pending), "
 #define PENDING_INSERT                                                                                                 \
     "ins AS (INSERT INTO pending_logins (state_hash, request_token_hash, integration_id, code_verifier, "              \

@@ -162,14 +162,16 @@ static db_rc_t s_maybe_first_admin(db_t *db, const ProtobufCBinaryData *setup_se
     "  WHERE id = (SELECT user_id FROM d) AND ($7::bigint = 0 OR id = $7) RETURNING " USER_COLUMNS ") "                \
     "SELECT i.enabled AS integration_enabled, i.name AS integration_name, d.id AS identity_id, "                       \
     "  d.user_id AS identity_user_id, u.*, EXISTS (SELECT 1 FROM p) AS pending_found, "                                \
-    "  (SELECT setup_mode AND NOT EXISTS (SELECT 1 FROM users WHERE is_admin) FROM settings WHERE id = 1) "            \
-    "  AS admin_candidate "                                                                                            \
+    "  CASE WHEN $10::boolean THEN (SELECT setup_mode AND NOT EXISTS (SELECT 1 FROM users WHERE is_admin) "            \
+    "  FROM settings WHERE id = 1) ELSE false END AS admin_candidate "                                                 \
     "FROM i LEFT JOIN d ON true LEFT JOIN u ON true"
 /* The start of every login, in one statement: the integration must exist
  * and be enabled; the login's pending login ($8: its state hash, or its
  * request token's; $9: the browser) is used up; a known identity (every
  * login but the first of an account) and its user are updated, and
- * whether this user may become the first admin is read along. Columns:
+ * whether this user may become the first admin is read along, only for a
+ * login that came from a Setup Mode session ($10): PostgreSQL answers "is
+ * there an admin" by reading every user while there is none. Columns:
  * integration_enabled, integration_name; identity_id, identity_user_id;
  * the user (USER_COLUMNS, NULL when the identity is new or belongs to
  * another user than the one asked for); pending_found; admin_candidate.
@@ -255,6 +257,7 @@ static db_rc_t s_login_tx(reg_ctx_t *c, const Portico__Registry__LoginRequest *r
     db_param_int(&p, d->user_id);
     db_param_bytes(&p, can_finish ? key : NULL, 32);
     db_param_bytes(&p, can_finish ? r->pending->browser_hash.data : NULL, 32);
+    db_param_bool(&p, r->setup_session_hash.len == 32);
     if ((rc = db_exec(c->db, by_state ? &s_login_known_state : &s_login_known_token, &p, &res)) != DB_OK)
         goto out;
     if (PQntuples(res) == 0) {
