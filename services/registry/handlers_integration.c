@@ -61,7 +61,8 @@ static const db_stmt_t s_delete_orphans = {
                                   "AND NOT EXISTS (SELECT 1 FROM identities d WHERE d.user_id = u.id) RETURNING u.id"};
 static const db_stmt_t s_delete = {"integration_delete", "DELETE FROM integrations WHERE id = $1"};
 /* When the Base URL moves to another host, logins started against the old
- * one are void too. */
+ * one are void too; and when the integration is deleted (pending_logins
+ * has no foreign key: see handlers_login.c). */
 static const db_stmt_t s_delete_pending = {"integration_delete_pending",
                                            "DELETE FROM pending_logins WHERE integration_id = $1"};
 static const db_stmt_t s_set_test = {
@@ -677,7 +678,8 @@ void h_integration_delete(void *ctx, bus_request_t *req, const ProtobufCMessage 
         goto db_fail;
     out.users_removed = PQntuples(orphans);
     PQclear(orphans);
-    if ((rc = db_exec(c->db, &s_delete, &p, NULL)) != DB_OK)
+    if ((rc = db_exec(c->db, &s_delete_pending, &p, NULL)) != DB_OK ||
+        (rc = db_exec(c->db, &s_delete, &p, NULL)) != DB_OK)
         goto db_fail;
     char object[48], detail[128];
     snprintf(object, sizeof object, "integration:%" PRId64, r->id);

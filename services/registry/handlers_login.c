@@ -64,11 +64,20 @@
     "ins AS (INSERT INTO pending_logins (state_hash, request_token_hash, integration_id, code_verifier, "              \
     "request_token, request_token_secret, browser_hash, return_to, expires_at) "
 #define PENDING_UNDER_CAPS "n.browser_pending < $10::bigint AND n.all_pending < $11::bigint "
+/* pending_logins has no foreign key to integrations: checking one locks
+ * the integration's row, and that lock is a write-ahead log record, which
+ * made every start's commit wait for the disk although the table is
+ * unlogged. Both statements read the integration instead (stored only when
+ * it exists), and integration.delete deletes its pending logins. A start
+ * that races a delete may leave a row naming the deleted integration: no
+ * callback can finish it (both its reads join integrations, whose ids are
+ * never reused) and the sweep removes it when it expires. */
 static const db_stmt_t s_pending_insert = {
     "pending_insert", PENDING_COUNTS PENDING_INSERT
-    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second' FROM n "
-    "WHERE " PENDING_UNDER_CAPS "RETURNING 1) "
-    "SELECT n.browser_pending, n.all_pending, EXISTS (SELECT 1 FROM ins) AS stored FROM n"};
+    "SELECT $1, $2, i.id, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second' FROM n, integrations i "
+    "WHERE i.id = $3 AND " PENDING_UNDER_CAPS "RETURNING 1) "
+    "SELECT n.browser_pending, n.all_pending, EXISTS (SELECT 1 FROM integrations WHERE id = $3) AS integration_found, "
+    "EXISTS (SELECT 1 FROM ins) AS stored FROM n"};
 /* The same for an OAuth 2 integration: stored only when the integration can
  * take it, and the integration comes back in the same statement (a
  * data-modifying CTE runs whether or not it is read; the main query reads
@@ -89,8 +98,8 @@ static const db_stmt_t s_consume_by_token = {
     "pending_consume_token", "DELETE FROM pending_logins WHERE request_token_hash = $1 AND browser_hash = $2 "
                              "AND integration_id = $3 RETURNING " PENDING_COLUMNS};
 /* The same, with the login's integration and its sealed secrets, which the
- * broker needs next (the integration outlives its pending logins: ON DELETE
- * CASCADE). */
+ * broker needs next (a pending login whose integration is gone is not
+ * found: see s_pending_insert). */
 #define PENDING_COLUMNS_P                                                                                              \
     "p.state_hash, p.request_token_hash, p.integration_id, p.code_verifier, p.request_token, "                         \
     "p.request_token_secret, p.browser_hash, p.return_to, "                                                            \
@@ -223,11 +232,6 @@ static void s_pending_reply(reg_ctx_t *c, db_rc_t rc, PGresult *res, bool oauth2
                       "a login with this state is already pending");
         return;
     }
-    if (rc == DB_FOREIGN) {
-        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION),
-                      "integration %" PRId64 " does not exist", integration_id);
-        return;
-    }
     if (rc != DB_OK) {
         reg_reply_db(reply, rc);
         return;
@@ -243,13 +247,13 @@ static void s_pending_reply(reg_ctx_t *c, db_rc_t rc, PGresult *res, bool oauth2
                       "too many sign-ins are in progress: finish one or wait a few minutes");
         return;
     }
-    if (!oauth2) {
-        reg_reply_empty(reply);
-        return;
-    }
     if (!db_get_bool(res, 0, db_col(res, "integration_found"))) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION),
                       "integration %" PRId64 " does not exist", integration_id);
+        return;
+    }
+    if (!oauth2) {
+        reg_reply_empty(reply);
         return;
     }
     Portico__Registry__Integration in;

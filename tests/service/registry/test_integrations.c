@@ -470,6 +470,15 @@ static void test_delete_removes_identities_and_orphaned_users(void **state)
     lr.identity = &d;
     lr.pending = &pend.finish;
     assert_code(0, h_call("user.login", &lr.base, NULL, NULL, &err), err);
+    /* Logins still under way: a's go with it (there is no foreign key to do
+     * it), b's stay. */
+    h_pending_t left_a, left_b;
+    assert_int_equal(h_pending(a, &left_a), 0);
+    assert_int_equal(h_pending(b, &left_b), 0);
+    PGconn *c = h_pg(NULL);
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pending_logins WHERE integration_id = %" PRId64, a);
+    assert_int_equal(h_pg_scalar(c, sql), 1);
 
     Portico__Registry__DeleteIntegrationRequest del = PORTICO__REGISTRY__DELETE_INTEGRATION_REQUEST__INIT;
     del.id = a;
@@ -484,6 +493,10 @@ static void test_delete_removes_identities_and_orphaned_users(void **state)
     assert_int_equal(r->users_removed, 1);
     protobuf_c_message_free_unpacked(out, NULL);
     s_get(a, false, PORTICO__ERROR_CODE__NOT_FOUND);
+    assert_int_equal(h_pg_scalar(c, sql), 0);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pending_logins WHERE integration_id = %" PRId64, b);
+    assert_int_equal(h_pg_scalar(c, sql), 1);
+    PQfinish(c);
 
     Portico__Registry__GetUserRequest gu = PORTICO__REGISTRY__GET_USER_REQUEST__INIT;
     gu.id = u1;

@@ -511,8 +511,14 @@ static void test_the_total_cap(void **state)
              integration);
     assert_int_equal(h_pg_exec(c, sql), 0);
     assert_true(h_pg_scalar(c, "SELECT pg_relation_size('pending_logins')") >= 200 * 28);
+    /* No start locks its integration's row: a lock would set the row's
+     * xmax, and write a log record that makes the start's commit wait for
+     * the disk. */
+    snprintf(sql, sizeof sql, "SELECT xmax::text::bigint FROM integrations WHERE id = %" PRId64, integration);
+    long long xmax = h_pg_scalar(c, sql);
     /* 199 live: one more fits, the next does not, of either kind. */
     assert_code(0, s_create_with(client, "all-c", "all-browser-c", integration, true, &err), err);
+    assert_int_equal(h_pg_scalar(c, sql), xmax);
     assert_code(PORTICO__ERROR_CODE__RATE_LIMITED, s_create_with(client, "all-d", "all-browser-d", integration, true, &err),
                 err);
     assert_int_equal(err.detail, DETAIL(PENDING_TOTAL));
@@ -525,6 +531,8 @@ static void test_the_total_cap(void **state)
                                   "WHERE state_hash = sha256('all-1'::bytea)"),
                      0);
     assert_code(0, s_create_with(client, "all-f", "all-browser-f", integration, false, &err), err);
+    snprintf(sql, sizeof sql, "SELECT xmax::text::bigint FROM integrations WHERE id = %" PRId64, integration);
+    assert_int_equal(h_pg_scalar(c, sql), xmax);
     PQfinish(c);
     bus_client_destroy(&client);
     assert_int_equal(h_registry_stop(&r, NULL), 0);
