@@ -52,7 +52,7 @@
  * (a 24-byte header and a 4-byte line pointer), live or dead. PostgreSQL
  * plans that count as a scan of the whole table, dead rows included (the
  * table is small and every row matches), and it was the most expensive
- * statement of a login; the file's size is one lseek. */
+ * statement of a login; the size of the file costs two stat() calls. */
 #define PENDING_MIN_TUPLE_BYTES "28"
 #define PENDING_COUNTS                                                                                                 \
     "WITH n AS (SELECT (SELECT count(*) FROM (SELECT 1 FROM pending_logins WHERE browser_hash = $7 "                   \
