@@ -61,8 +61,9 @@ static const db_stmt_t s_delete_orphans = {
                                   "AND NOT EXISTS (SELECT 1 FROM identities d WHERE d.user_id = u.id) RETURNING u.id"};
 static const db_stmt_t s_delete = {"integration_delete", "DELETE FROM integrations WHERE id = $1"};
 /* When the Base URL moves to another host, logins started against the old
- * one are void too; and when the integration is deleted (pending_logins
- * has no foreign key: see handlers_login.c). */
+ * one go too; and when the integration is deleted (pending_logins has no
+ * foreign key: see handlers_login.c, which also voids one a start stored
+ * after this ran). */
 static const db_stmt_t s_delete_pending = {"integration_delete_pending",
                                            "DELETE FROM pending_logins WHERE integration_id = $1"};
 static const db_stmt_t s_set_test = {

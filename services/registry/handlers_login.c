@@ -45,11 +45,11 @@
  * browser ($7) and everyone have (each count stops at its cap, $10 and $11,
  * so a full table costs no more than the cap), and the new one stored only
  * while both are under their caps. Columns: browser_pending, all_pending,
- * stored.
+ * integration_found, stored (and the integration, for OAuth 2).
  *
  * Everyone's count is skipped (0) while the table's file is too small to
- * hold $11 rows of any kind: every heap tuple takes at least 28 bytes of it
- * (a 24-byte header and a 4-byte line pointer), live or dead. PostgreSQL
+ * hold $11 live rows: each takes at least 28 bytes of it (a 24-byte header
+ * and a 4-byte line pointer) for as long as it can be counted. PostgreSQL
  * plans that count as a scan of the whole table, dead rows included (the
  * table is small and every row matches), and it was the most expensive
  * statement of a login; the size of the file costs two stat() calls. */
@@ -62,20 +62,24 @@
     "  AS all_pending), "
 #define PENDING_INSERT                                                                                                 \
     "ins AS (INSERT INTO pending_logins (state_hash, request_token_hash, integration_id, code_verifier, "              \
-    "request_token, request_token_secret, browser_hash, return_to, expires_at) "
+    "request_token, request_token_secret, browser_hash, return_to, expires_at, base_url) "
 #define PENDING_UNDER_CAPS "n.browser_pending < $10::bigint AND n.all_pending < $11::bigint "
 /* pending_logins has no foreign key to integrations: checking one locks
  * the integration's row, and that lock is a write-ahead log record, which
  * made every start's commit wait for the disk although the table is
  * unlogged. Both statements read the integration instead (stored only when
- * it exists), and integration.delete deletes its pending logins. A start
- * that races a delete may leave a row naming the deleted integration: no
- * callback can finish it (both its reads join integrations, whose ids are
- * never reused) and the sweep removes it when it expires. */
+ * it exists) and keep the Base URL the login was sent to;
+ * integration.delete deletes its pending logins, and a Base URL change to
+ * another host does too. A start that races either (it read the
+ * integration before the change was committed, and stored after) leaves a
+ * row that is void: every statement below that reads or uses up a pending
+ * login wants its integration to exist with the same Base URL
+ * (PENDING_BOUND), and a void one is deleted when a callback names it, or
+ * swept when it expires. */
 static const db_stmt_t s_pending_insert = {
     "pending_insert", PENDING_COUNTS PENDING_INSERT
-    "SELECT $1, $2, i.id, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second' FROM n, integrations i "
-    "WHERE i.id = $3 AND " PENDING_UNDER_CAPS "RETURNING 1) "
+    "SELECT $1, $2, i.id, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second', i.base_url "
+    "FROM n, integrations i WHERE i.id = $3 AND " PENDING_UNDER_CAPS "RETURNING 1) "
     "SELECT n.browser_pending, n.all_pending, EXISTS (SELECT 1 FROM integrations WHERE id = $3) AS integration_found, "
     "EXISTS (SELECT 1 FROM ins) AS stored FROM n"};
 /* The same for an OAuth 2 integration: stored only when the integration can
@@ -85,21 +89,27 @@ static const db_stmt_t s_pending_insert = {
  * when there is no such integration. */
 static const db_stmt_t s_pending_insert_oauth2 = {
     "pending_insert_oauth2", PENDING_COUNTS PENDING_INSERT
-    "SELECT $1, $2, i.id, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second' FROM n, integrations i "
+    "SELECT $1, $2, i.id, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second', i.base_url "
+    "FROM n, integrations i "
     "WHERE i.id = $3 AND i.enabled AND i.oauth_version = 2 AND i.client_id <> '' AND " PENDING_UNDER_CAPS
     "RETURNING 1) "
     "SELECT n.browser_pending, n.all_pending, i.id IS NOT NULL AS integration_found, " REG_INTEGRATION_COLUMNS_NO_COUNT
     ", EXISTS (SELECT 1 FROM ins) AS stored "
     "FROM n LEFT JOIN integrations i ON i.id = $3"};
-static const db_stmt_t s_consume_by_state = {"pending_consume_state",
-                                             "DELETE FROM pending_logins WHERE state_hash = $1 AND browser_hash = $2 "
-                                             "AND integration_id = $3 RETURNING " PENDING_COLUMNS};
+/* A pending login is not void: its integration exists with the Base URL
+ * the login was sent to (see s_pending_insert). */
+#define PENDING_BOUND                                                                                                  \
+    "EXISTS (SELECT 1 FROM integrations bi WHERE bi.id = pending_logins.integration_id "                               \
+    "AND bi.base_url = pending_logins.base_url)"
+static const db_stmt_t s_consume_by_state = {
+    "pending_consume_state", "DELETE FROM pending_logins WHERE state_hash = $1 AND browser_hash = $2 "
+                             "AND integration_id = $3 AND " PENDING_BOUND " RETURNING " PENDING_COLUMNS};
 static const db_stmt_t s_consume_by_token = {
     "pending_consume_token", "DELETE FROM pending_logins WHERE request_token_hash = $1 AND browser_hash = $2 "
-                             "AND integration_id = $3 RETURNING " PENDING_COLUMNS};
+                             "AND integration_id = $3 AND " PENDING_BOUND " RETURNING " PENDING_COLUMNS};
 /* The same, with the login's integration and its sealed secrets, which the
- * broker needs next (a pending login whose integration is gone is not
- * found: see s_pending_insert). */
+ * broker needs next (the join wants the Base URL the login was sent to:
+ * see s_pending_insert). */
 #define PENDING_COLUMNS_P                                                                                              \
     "p.state_hash, p.request_token_hash, p.integration_id, p.code_verifier, p.request_token, "                         \
     "p.request_token_secret, p.browser_hash, p.return_to, "                                                            \
@@ -108,47 +118,48 @@ static const db_stmt_t s_consume_by_state_integ = {
     "pending_consume_state_integ",
     "DELETE FROM pending_logins p USING integrations i LEFT JOIN access_rules a ON a.integration_id = i.id "
     "WHERE p.state_hash = $1 AND p.browser_hash = $2 AND p.integration_id = $3 AND i.id = p.integration_id "
-    "RETURNING " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", " REG_INTEGRATION_SECRET_COLUMNS
-    ", " REG_ACCESS_JOIN_COLUMNS};
+    "AND i.base_url = p.base_url RETURNING " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT
+    ", " REG_INTEGRATION_SECRET_COLUMNS ", " REG_ACCESS_JOIN_COLUMNS};
 static const db_stmt_t s_consume_by_token_integ = {
     "pending_consume_token_integ",
     "DELETE FROM pending_logins p USING integrations i LEFT JOIN access_rules a ON a.integration_id = i.id "
     "WHERE p.request_token_hash = $1 AND p.browser_hash = $2 AND p.integration_id = $3 AND i.id = p.integration_id "
-    "RETURNING " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", " REG_INTEGRATION_SECRET_COLUMNS
-    ", " REG_ACCESS_JOIN_COLUMNS};
+    "AND i.base_url = p.base_url RETURNING " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT
+    ", " REG_INTEGRATION_SECRET_COLUMNS ", " REG_ACCESS_JOIN_COLUMNS};
 /* The same four without the DELETE, for a broker that only reads the
  * login (keep): user.login deletes it in the login's own transaction. */
 static const db_stmt_t s_read_by_state = {
     "pending_read_state", "SELECT " PENDING_COLUMNS " FROM pending_logins WHERE state_hash = $1 AND browser_hash = $2 "
-                          "AND integration_id = $3"};
-static const db_stmt_t s_read_by_token = {"pending_read_token", "SELECT " PENDING_COLUMNS
-                                                                " FROM pending_logins WHERE request_token_hash = $1 "
-                                                                "AND browser_hash = $2 AND integration_id = $3"};
+                          "AND integration_id = $3 AND " PENDING_BOUND};
+static const db_stmt_t s_read_by_token = {
+    "pending_read_token", "SELECT " PENDING_COLUMNS " FROM pending_logins WHERE request_token_hash = $1 "
+                          "AND browser_hash = $2 AND integration_id = $3 AND " PENDING_BOUND};
 static const db_stmt_t s_read_by_state_integ = {
-    "pending_read_state_integ", "SELECT " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT
-                                ", " REG_INTEGRATION_SECRET_COLUMNS ", " REG_ACCESS_JOIN_COLUMNS " "
-                                "FROM pending_logins p JOIN integrations i ON i.id = p.integration_id "
-                                "LEFT JOIN access_rules a ON a.integration_id = i.id "
-                                "WHERE p.state_hash = $1 AND p.browser_hash = $2 AND p.integration_id = $3"};
+    "pending_read_state_integ",
+    "SELECT " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", " REG_INTEGRATION_SECRET_COLUMNS
+    ", " REG_ACCESS_JOIN_COLUMNS " "
+    "FROM pending_logins p JOIN integrations i ON i.id = p.integration_id AND i.base_url = p.base_url "
+    "LEFT JOIN access_rules a ON a.integration_id = i.id "
+    "WHERE p.state_hash = $1 AND p.browser_hash = $2 AND p.integration_id = $3"};
 static const db_stmt_t s_read_by_token_integ = {
-    "pending_read_token_integ", "SELECT " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT
-                                ", " REG_INTEGRATION_SECRET_COLUMNS ", " REG_ACCESS_JOIN_COLUMNS " "
-                                "FROM pending_logins p JOIN integrations i ON i.id = p.integration_id "
-                                "LEFT JOIN access_rules a ON a.integration_id = i.id "
-                                "WHERE p.request_token_hash = $1 AND p.browser_hash = $2 AND p.integration_id = $3"};
-/* user.login's single use of the login it finishes: only a live one of
- * this browser and this integration. */
-static const db_stmt_t s_why_state = {
-    "pending_why_state",
-    "SELECT browser_hash = $2 AS same_browser, integration_id = $3 AS same_integration, expires_at <= now() AS expired "
-    "FROM pending_logins WHERE state_hash = $1"};
-static const db_stmt_t s_why_token = {
-    "pending_why_token", "SELECT browser_hash = $2 AS same_browser, integration_id = $3 AS same_integration, "
-                         "expires_at <= now() AS expired FROM pending_logins WHERE request_token_hash = $1"};
-static const db_stmt_t s_drop_expired_state = {
-    "pending_drop_expired_state", "DELETE FROM pending_logins WHERE state_hash = $1 AND expires_at <= now()"};
-static const db_stmt_t s_drop_expired_token = {
-    "pending_drop_expired_token", "DELETE FROM pending_logins WHERE request_token_hash = $1 AND expires_at <= now()"};
+    "pending_read_token_integ",
+    "SELECT " PENDING_COLUMNS_P ", " REG_INTEGRATION_COLUMNS_NO_COUNT ", " REG_INTEGRATION_SECRET_COLUMNS
+    ", " REG_ACCESS_JOIN_COLUMNS " "
+    "FROM pending_logins p JOIN integrations i ON i.id = p.integration_id AND i.base_url = p.base_url "
+    "LEFT JOIN access_rules a ON a.integration_id = i.id "
+    "WHERE p.request_token_hash = $1 AND p.browser_hash = $2 AND p.integration_id = $3"};
+/* Why a read or use of a pending login found none: s_explain_miss. */
+#define PENDING_WHY                                                                                                    \
+    "SELECT browser_hash = $2 AS same_browser, integration_id = $3 AS same_integration, "                              \
+    "expires_at <= now() AS expired, NOT " PENDING_BOUND " AS void FROM pending_logins "
+static const db_stmt_t s_why_state = {"pending_why_state", PENDING_WHY "WHERE state_hash = $1"};
+static const db_stmt_t s_why_token = {"pending_why_token", PENDING_WHY "WHERE request_token_hash = $1"};
+/* An expired or void one goes: nobody can use it any more. */
+#define PENDING_DEAD "(expires_at <= now() OR NOT " PENDING_BOUND ")"
+static const db_stmt_t s_drop_dead_state = {"pending_drop_dead_state",
+                                            "DELETE FROM pending_logins WHERE state_hash = $1 AND " PENDING_DEAD};
+static const db_stmt_t s_drop_dead_token = {
+    "pending_drop_dead_token", "DELETE FROM pending_logins WHERE request_token_hash = $1 AND " PENDING_DEAD};
 
 #define TOKEN_COLUMNS "access_token, refresh_token, token_secret, scope, expires_at, generation"
 
@@ -334,16 +345,20 @@ static void s_explain_miss(reg_ctx_t *c, bool by_state, const db_params_t *p, bu
     if (PQntuples(res) == 0) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(UNKNOWN),
                       "no login is waiting for this callback: it was already completed or never started");
-    } else if (db_get_bool(res, 0, db_col(res, "expired"))) {
+    } else if (db_get_bool(res, 0, db_col(res, "expired")) || db_get_bool(res, 0, db_col(res, "void"))) {
+        bool expired = db_get_bool(res, 0, db_col(res, "expired"));
         db_params_t q;
         db_params_init(&q);
         db_param_bytes(&q, p->values[0], (size_t)p->lengths[0]);
-        rc = db_exec(c->db, by_state ? &s_drop_expired_state : &s_drop_expired_token, &q, NULL);
+        rc = db_exec(c->db, by_state ? &s_drop_dead_state : &s_drop_dead_token, &q, NULL);
         if (rc != DB_OK)
             reg_reply_db(reply, rc);
-        else
+        else if (expired)
             bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(EXPIRED),
                           "the login took too long and expired");
+        else
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(UNKNOWN),
+                          "the integration this login was started for was deleted or moved since: start again");
     } else if (!db_get_bool(res, 0, db_col(res, "same_browser"))) {
         log_warn("refused a login callback from another browser", NULL);
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(BROWSER),

@@ -152,9 +152,9 @@ static db_rc_t s_maybe_first_admin(db_t *db, const ProtobufCBinaryData *setup_se
 }
 
 #define LOGIN_KNOWN_SQL(pending_key)                                                                                   \
-    "WITH i AS (SELECT enabled, name FROM integrations WHERE id = $1), "                                               \
+    "WITH i AS (SELECT enabled, name, base_url FROM integrations WHERE id = $1), "                                     \
     "p AS (DELETE FROM pending_logins WHERE " pending_key " = $8 AND browser_hash = $9 AND integration_id = $1 "       \
-    "  AND expires_at > now() RETURNING 1), "                                                                          \
+    "  AND expires_at > now() AND base_url = (SELECT base_url FROM i) RETURNING 1), "                                  \
     "d AS (UPDATE identities SET username = $3, slug = $4, display_name = $5, email = $6, last_login_at = now() "      \
     "  WHERE integration_id = $1 AND bb_user_id = $2 AND (SELECT enabled FROM i) RETURNING id, user_id), "             \
     "u AS (UPDATE users SET display_name = CASE WHEN $5 = '' THEN display_name ELSE $5 END, "                          \
@@ -167,7 +167,8 @@ static db_rc_t s_maybe_first_admin(db_t *db, const ProtobufCBinaryData *setup_se
     "FROM i LEFT JOIN d ON true LEFT JOIN u ON true"
 /* The start of every login, in one statement: the integration must exist
  * and be enabled; the login's pending login ($8: its state hash, or its
- * request token's; $9: the browser) is used up; a known identity (every
+ * request token's; $9: the browser; sent to the integration's Base URL as
+ * it is now: handlers_login.c) is used up; a known identity (every
  * login but the first of an account) and its user are updated, and
  * whether this user may become the first admin is read along, only for a
  * login that came from a Setup Mode session ($10): PostgreSQL answers "is

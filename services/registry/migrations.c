@@ -173,10 +173,13 @@ static const migration_t s_migrations[] = {
     {"pending logins unlogged", "ALTER TABLE pending_logins SET UNLOGGED;\n"},
     /* ...but its foreign key still made every start wait for the disk: the
      * check locks the integration's row, and a row lock is a write-ahead
-     * log record. The registry checks the integration itself and deletes
-     * an integration's pending logins with it (handlers_login.c). */
-    {"pending logins without a foreign key",
-     "ALTER TABLE pending_logins DROP CONSTRAINT IF EXISTS pending_logins_integration_id_fkey;\n"},
+     * log record. The registry checks the integration itself, keeps the
+     * Base URL each login was sent to, and deletes an integration's pending
+     * logins with it (handlers_login.c). */
+    {"pending logins without a foreign key, with their Base URL",
+     "ALTER TABLE pending_logins DROP CONSTRAINT IF EXISTS pending_logins_integration_id_fkey;\n"
+     "ALTER TABLE pending_logins ADD COLUMN base_url text NOT NULL DEFAULT '';\n"
+     "UPDATE pending_logins p SET base_url = i.base_url FROM integrations i WHERE i.id = p.integration_id;\n"},
 };
 
 #define MIGRATION_COUNT ((int)(sizeof s_migrations / sizeof s_migrations[0]))

@@ -339,6 +339,10 @@ static void test_validation(void **state)
     }
     pending_t unknown = {"s-v7", "b", 99999999, "v", NULL, NULL, NULL, 0};
     assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_create(&unknown, &err), err);
+    assert_int_equal(err.detail, DETAIL(INTEGRATION));
+    PGconn *c = h_pg(NULL);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM pending_logins WHERE integration_id = 99999999"), 0);
+    PQfinish(c);
     pending_t dup = {"s-v8", "b", s_integration, "v", NULL, NULL, NULL, 0};
     assert_code(0, s_create(&dup, &err), err);
     assert_code(PORTICO__ERROR_CODE__CONFLICT, s_create(&dup, &err), err);
@@ -483,40 +487,40 @@ static int s_create_with(bus_client_t *client, const char *state, const char *br
     return rc;
 }
 
-/* Everyone's unfinished logins are at most PORTICO_PENDING_LOGINS_MAX (200
+/* Everyone's unfinished logins are at most PORTICO_PENDING_LOGINS_MAX (300
  * here, on a registry and database of their own, no sweep): the start that
  * would go past it is refused and stores nothing, for both kinds of start;
  * expired ones do not count. The registry skips that count while the
- * table's file is too small to hold the cap: it must not skip it here (200
- * rows take more than the 5,600 bytes that skipping needs). */
+ * table's file is under 300 x 28 = 8,400 bytes (one 8 KB page: the first
+ * starts), and must not skip it once 300 rows are there (several pages). */
 static void test_the_total_cap(void **state)
 {
     (void)state;
     bus_error_t err;
     h_create_database("pendcap");
-    const char *env[] = {"PORTICO_SWEEP_INTERVAL_S=3600", "PORTICO_PENDING_LOGINS_MAX=200", NULL};
+    const char *env[] = {"PORTICO_SWEEP_INTERVAL_S=3600", "PORTICO_PENDING_LOGINS_MAX=300", NULL};
     h_registry_t r;
     assert_int_equal(h_registry_start(&r, "pendcap", env), 0);
     bus_client_t *client = bus_client_new(r.endpoint, "registry");
     int64_t integration = s_integration_with(client, "https://cap.example.com");
     PGconn *c = h_pg("pendcap");
-    /* Few rows: the count is skipped, and starts go on. */
+    /* A file of one page: the count is skipped, and starts go on. */
     assert_code(0, s_create_with(client, "all-a", "all-browser-a", integration, false, &err), err);
     assert_code(0, s_create_with(client, "all-b", "all-browser-b", integration, true, &err), err);
     char sql[512];
     snprintf(sql, sizeof sql,
              "INSERT INTO pending_logins (state_hash, integration_id, code_verifier, browser_hash, expires_at) "
              "SELECT sha256(('all-' || g)::bytea), %" PRId64 ", 'v'::bytea, sha256(('all-browser-' || g)::bytea), "
-             "now() + interval '10 minutes' FROM generate_series(1, 197) g",
+             "now() + interval '10 minutes' FROM generate_series(1, 297) g",
              integration);
     assert_int_equal(h_pg_exec(c, sql), 0);
-    assert_true(h_pg_scalar(c, "SELECT pg_relation_size('pending_logins')") >= 200 * 28);
+    assert_true(h_pg_scalar(c, "SELECT pg_relation_size('pending_logins')") >= 300 * 28);
     /* No start locks its integration's row: a lock would set the row's
      * xmax, and write a log record that makes the start's commit wait for
      * the disk. */
     snprintf(sql, sizeof sql, "SELECT xmax::text::bigint FROM integrations WHERE id = %" PRId64, integration);
     long long xmax = h_pg_scalar(c, sql);
-    /* 199 live: one more fits, the next does not, of either kind. */
+    /* 299 live: one more fits, the next does not, of either kind. */
     assert_code(0, s_create_with(client, "all-c", "all-browser-c", integration, true, &err), err);
     assert_int_equal(h_pg_scalar(c, sql), xmax);
     assert_code(PORTICO__ERROR_CODE__RATE_LIMITED, s_create_with(client, "all-d", "all-browser-d", integration, true, &err),
@@ -525,7 +529,7 @@ static void test_the_total_cap(void **state)
     assert_code(PORTICO__ERROR_CODE__RATE_LIMITED,
                 s_create_with(client, "all-e", "all-browser-e", integration, false, &err), err);
     assert_int_equal(err.detail, DETAIL(PENDING_TOTAL));
-    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM pending_logins"), 200);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM pending_logins"), 300);
     /* Expired ones make room again. */
     assert_int_equal(h_pg_exec(c, "UPDATE pending_logins SET expires_at = now() - interval '1 second' "
                                   "WHERE state_hash = sha256('all-1'::bytea)"),
@@ -536,6 +540,89 @@ static void test_the_total_cap(void **state)
     PQfinish(c);
     bus_client_destroy(&client);
     assert_int_equal(h_registry_stop(&r, NULL), 0);
+}
+
+/* One pending.consume of a login of "browser-void" (keep: only read;
+ * with_integration: as the broker asks). */
+static int s_consume_void(const char *state, int64_t integration, bool with_integration, bool keep, bus_error_t *err)
+{
+    uint8_t sb[32], bb[32];
+    Portico__Registry__ConsumePendingRequest q = PORTICO__REGISTRY__CONSUME_PENDING_REQUEST__INIT;
+    q.state_hash = h_hash(state, sb);
+    q.browser_hash = h_hash("browser-void", bb);
+    q.integration_id = integration;
+    q.with_integration = with_integration;
+    q.keep = keep;
+    ProtobufCMessage *m = NULL;
+    int rc = h_call("pending.consume", &q.base, &portico__registry__consume_pending_reply__descriptor, &m, err);
+    if (m)
+        protobuf_c_message_free_unpacked(m, NULL);
+    return rc;
+}
+
+/* A login whose integration was deleted or moved to another Base URL after
+ * it started is void (a start racing integration.delete or a host change
+ * can store one: pending_logins has no foreign key). No read or use of it
+ * gives it out, user.login cannot finish it, and the first callback that
+ * names it deletes it; the integration's other logins are untouched. */
+static void test_a_void_login_is_refused_and_deleted(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    int64_t id = h_make_integration("the-client-secret");
+    Portico__Registry__CreatePendingReply *cr = NULL;
+    const char *states[] = {"void-a", "void-b", "void-c", "void-d", "void-e"};
+    for (size_t i = 0; i < 5; i++) {
+        assert_code(0, s_create_for_oauth2_in(states[i], "browser-void", id, &cr, &err), err);
+        assert_true(cr->stored);
+        protobuf_c_message_free_unpacked(&cr->base, NULL);
+    }
+    PGconn *c = h_pg(NULL);
+    char sql[256];
+    /* Moved behind the registry's back, as a start stored after the move's
+     * own clean-up ran would see it. */
+    snprintf(sql, sizeof sql, "UPDATE integrations SET base_url = base_url || '/moved' WHERE id = %" PRId64, id);
+    assert_int_equal(h_pg_exec(c, sql), 0);
+    /* The broker's read (with the integration, kept): refused, and gone. */
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_consume_void("void-a", id, true, true, &err), err);
+    assert_int_equal(err.detail, DETAIL(UNKNOWN));
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pending_logins WHERE integration_id = %" PRId64, id);
+    assert_int_equal(h_pg_scalar(c, sql), 4);
+    /* user.login refuses to finish one and writes nothing. */
+    uint8_t sb[32], bb[32];
+    Portico__Registry__ConsumePendingRequest finish = PORTICO__REGISTRY__CONSUME_PENDING_REQUEST__INIT;
+    finish.state_hash = h_hash("void-b", sb);
+    finish.browser_hash = h_hash("browser-void", bb);
+    finish.integration_id = id;
+    Portico__Registry__Identity d = PORTICO__REGISTRY__IDENTITY__INIT;
+    d.integration_id = id;
+    d.bb_user_id = h_unique();
+    d.username = "void-user";
+    Portico__Registry__LoginRequest lr = PORTICO__REGISTRY__LOGIN_REQUEST__INIT;
+    lr.identity = &d;
+    lr.pending = &finish;
+    assert_code(PORTICO__ERROR_CODE__FORBIDDEN, h_call("user.login", &lr.base, NULL, NULL, &err), err);
+    assert_int_equal(err.detail, DETAIL(PENDING));
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM identities WHERE username = 'void-user'"), 0);
+    /* The plain read refuses it too. */
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_consume_void("void-b", id, false, true, &err), err);
+    assert_int_equal(err.detail, DETAIL(UNKNOWN));
+    assert_int_equal(h_pg_scalar(c, sql), 3);
+    /* Back at the Base URL they were sent to: not void. */
+    snprintf(sql, sizeof sql, "UPDATE integrations SET base_url = left(base_url, -6) WHERE id = %" PRId64, id);
+    assert_int_equal(h_pg_exec(c, sql), 0);
+    assert_code(0, s_consume_void("void-c", id, true, true, &err), err);
+    /* The integration deleted behind the registry's back (no foreign key:
+     * the rows stay, void): neither kind of use gives them out. */
+    snprintf(sql, sizeof sql, "DELETE FROM integrations WHERE id = %" PRId64, id);
+    assert_int_equal(h_pg_exec(c, sql), 0);
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_consume_void("void-c", id, true, false, &err), err);
+    assert_int_equal(err.detail, DETAIL(UNKNOWN));
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_consume_void("void-d", id, false, false, &err), err);
+    assert_int_equal(err.detail, DETAIL(UNKNOWN));
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pending_logins WHERE integration_id = %" PRId64, id);
+    assert_int_equal(h_pg_scalar(c, sql), 1);
+    PQfinish(c);
 }
 
 int run_login_tests(void)
@@ -551,6 +638,7 @@ int run_login_tests(void)
         cmocka_unit_test(test_expired_pending_logins_are_swept),
         cmocka_unit_test(test_a_browser_cap),
         cmocka_unit_test(test_the_total_cap),
+        cmocka_unit_test(test_a_void_login_is_refused_and_deleted),
     };
     return cmocka_run_group_tests_name("pending logins", tests, NULL, NULL);
 }
