@@ -535,7 +535,6 @@ static void test_the_total_cap(void **state)
                                   "WHERE state_hash = sha256('all-1'::bytea)"),
                      0);
     assert_code(0, s_create_with(client, "all-f", "all-browser-f", integration, false, &err), err);
-    snprintf(sql, sizeof sql, "SELECT xmax::text::bigint FROM integrations WHERE id = %" PRId64, integration);
     assert_int_equal(h_pg_scalar(c, sql), xmax);
     PQfinish(c);
     bus_client_destroy(&client);
@@ -564,7 +563,7 @@ static int s_consume_void(const char *state, int64_t integration, bool with_inte
  * it started is void (a start racing integration.delete or a host change
  * can store one: pending_logins has no foreign key). No read or use of it
  * gives it out, user.login cannot finish it, and the first callback that
- * names it deletes it; the integration's other logins are untouched. */
+ * names it deletes it. */
 static void test_a_void_login_is_refused_and_deleted(void **state)
 {
     (void)state;
