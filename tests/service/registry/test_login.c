@@ -90,11 +90,12 @@ static void test_round_trip(void **state)
     assert_int_equal(err.detail, DETAIL(UNKNOWN));
 }
 
-/* login.start's call: stored only for an enabled OAuth 2 integration with a
- * client id, the integration in the answer; and the callback's consume
- * with the integration and its secrets. */
-static int s_create_for_oauth2_in(const char *state, const char *browser, int64_t integration,
-                                  Portico__Registry__CreatePendingReply **out, bus_error_t *err)
+/* One pending.create through client (a registry of a test's own, or the
+ * main one); with oauth2, as login.start asks: stored only for an enabled
+ * OAuth 2 integration with a client id, and the integration comes back
+ * (out, when given). */
+static int s_create_with(bus_client_t *client, const char *state, const char *browser, int64_t integration, bool oauth2,
+                         Portico__Registry__CreatePendingReply **out, bus_error_t *err)
 {
     uint8_t sb[32], bb[32];
     Portico__Registry__PendingLogin pl = PORTICO__REGISTRY__PENDING_LOGIN__INIT;
@@ -105,11 +106,23 @@ static int s_create_for_oauth2_in(const char *state, const char *browser, int64_
     pl.return_to = "/account";
     Portico__Registry__CreatePendingRequest req = PORTICO__REGISTRY__CREATE_PENDING_REQUEST__INIT;
     req.pending = &pl;
-    req.oauth2_integration = true;
+    req.oauth2_integration = oauth2;
     ProtobufCMessage *m = NULL;
-    int rc = h_call("pending.create", &req.base, &portico__registry__create_pending_reply__descriptor, &m, err);
-    *out = (Portico__Registry__CreatePendingReply *)m;
+    int rc = h_call_with(client, "pending.create", &req.base, &portico__registry__create_pending_reply__descriptor, &m,
+                         err);
+    if (out)
+        *out = (Portico__Registry__CreatePendingReply *)m;
+    else if (m)
+        protobuf_c_message_free_unpacked(m, NULL);
     return rc;
+}
+
+/* login.start's call, to the main registry; and the callback's consume
+ * with the integration and its secrets. */
+static int s_create_for_oauth2_in(const char *state, const char *browser, int64_t integration,
+                                  Portico__Registry__CreatePendingReply **out, bus_error_t *err)
+{
+    return s_create_with(h_client(), state, browser, integration, true, out, err);
 }
 
 static int s_create_for_oauth2(const char *state, int64_t integration, Portico__Registry__CreatePendingReply **out,
@@ -465,28 +478,6 @@ static void test_a_browser_cap(void **state)
     PQfinish(c);
 }
 
-/* One pending.create through a registry of a test's own; with oauth2, as
- * login.start asks (the integration comes back). */
-static int s_create_with(bus_client_t *client, const char *state, const char *browser, int64_t integration, bool oauth2,
-                         bus_error_t *err)
-{
-    uint8_t sb[32], bb[32];
-    Portico__Registry__PendingLogin pl = PORTICO__REGISTRY__PENDING_LOGIN__INIT;
-    pl.state_hash = h_hash(state, sb);
-    pl.browser_hash = h_hash(browser, bb);
-    pl.integration_id = integration;
-    pl.code_verifier = "verifier-all-0123456789-0123456789-0123456789";
-    Portico__Registry__CreatePendingRequest req = PORTICO__REGISTRY__CREATE_PENDING_REQUEST__INIT;
-    req.pending = &pl;
-    req.oauth2_integration = oauth2;
-    ProtobufCMessage *m = NULL;
-    int rc = h_call_with(client, "pending.create", &req.base, &portico__registry__create_pending_reply__descriptor, &m,
-                         err);
-    if (m)
-        protobuf_c_message_free_unpacked(m, NULL);
-    return rc;
-}
-
 /* Everyone's unfinished logins are at most PORTICO_PENDING_LOGINS_MAX (300
  * here, on a registry and database of their own, no sweep): the start that
  * would go past it is refused and stores nothing, for both kinds of start;
@@ -505,8 +496,8 @@ static void test_the_total_cap(void **state)
     int64_t integration = s_integration_with(client, "https://cap.example.com");
     PGconn *c = h_pg("pendcap");
     /* A file of one page: the count is skipped, and starts go on. */
-    assert_code(0, s_create_with(client, "all-a", "all-browser-a", integration, false, &err), err);
-    assert_code(0, s_create_with(client, "all-b", "all-browser-b", integration, true, &err), err);
+    assert_code(0, s_create_with(client, "all-a", "all-browser-a", integration, false, NULL, &err), err);
+    assert_code(0, s_create_with(client, "all-b", "all-browser-b", integration, true, NULL, &err), err);
     char sql[512];
     snprintf(sql, sizeof sql,
              "INSERT INTO pending_logins (state_hash, integration_id, code_verifier, browser_hash, expires_at) "
@@ -521,20 +512,20 @@ static void test_the_total_cap(void **state)
     snprintf(sql, sizeof sql, "SELECT xmax::text::bigint FROM integrations WHERE id = %" PRId64, integration);
     long long xmax = h_pg_scalar(c, sql);
     /* 299 live: one more fits, the next does not, of either kind. */
-    assert_code(0, s_create_with(client, "all-c", "all-browser-c", integration, true, &err), err);
+    assert_code(0, s_create_with(client, "all-c", "all-browser-c", integration, true, NULL, &err), err);
     assert_int_equal(h_pg_scalar(c, sql), xmax);
-    assert_code(PORTICO__ERROR_CODE__RATE_LIMITED, s_create_with(client, "all-d", "all-browser-d", integration, true, &err),
+    assert_code(PORTICO__ERROR_CODE__RATE_LIMITED, s_create_with(client, "all-d", "all-browser-d", integration, true, NULL, &err),
                 err);
     assert_int_equal(err.detail, DETAIL(PENDING_TOTAL));
     assert_code(PORTICO__ERROR_CODE__RATE_LIMITED,
-                s_create_with(client, "all-e", "all-browser-e", integration, false, &err), err);
+                s_create_with(client, "all-e", "all-browser-e", integration, false, NULL, &err), err);
     assert_int_equal(err.detail, DETAIL(PENDING_TOTAL));
     assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM pending_logins"), 300);
     /* Expired ones make room again. */
     assert_int_equal(h_pg_exec(c, "UPDATE pending_logins SET expires_at = now() - interval '1 second' "
                                   "WHERE state_hash = sha256('all-1'::bytea)"),
                      0);
-    assert_code(0, s_create_with(client, "all-f", "all-browser-f", integration, false, &err), err);
+    assert_code(0, s_create_with(client, "all-f", "all-browser-f", integration, false, NULL, &err), err);
     assert_int_equal(h_pg_scalar(c, sql), xmax);
     PQfinish(c);
     bus_client_destroy(&client);
