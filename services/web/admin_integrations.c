@@ -541,6 +541,8 @@ static void h_other(web_req_t *r)
     bool post = admin_is_post(r);
     bool get = !post && (!strcmp(r->ri->request_method, "GET") || !strcmp(r->ri->request_method, "HEAD"));
     if (id <= 0 || (!post && !get)) {
+        if (id > 0)
+            r->allow = "GET, HEAD, POST";
         web_error_page(r, id <= 0 ? 404 : 405, id <= 0 ? "Page not found" : "Not allowed",
                        "There is no page at this address.", "Start from the Admin page.");
         return;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -232,6 +233,54 @@ static size_t s_header_end(const char *buf, size_t len)
     return 0;
 }
 
+/* The first request's target, made fit for civetweb. An origin server
+ * must accept a target in absolute form (RFC 9112, 3.2.2) and take the
+ * host from it rather than from Host; civetweb takes one for another host
+ * as a proxy request and closes the connection without an answer, and it
+ * answers nothing to "OPTIONS *" either. Portico builds every address it
+ * writes from PORTICO_PUBLIC_URL, never from the request, so the target
+ * becomes its path and query ("/" when it has none); "OPTIONS *" is
+ * answered here, and "*" with another method refused. Later requests on
+ * the connection are relayed as they come (the gate does not parse them).
+ * 0: hand the connection over; -1: answered and closed. */
+static int s_first_target(gate_t *self, conn_t *c)
+{
+    char *line_end = memchr(c->hdr, '\n', c->hdr_len);
+    char *sp = line_end ? memchr(c->hdr, ' ', (size_t)(line_end - c->hdr)) : NULL;
+    char *target = sp ? sp + 1 : NULL;
+    char *target_end = target ? memchr(target, ' ', (size_t)(line_end - target)) : NULL;
+    if (!target_end)
+        return 0; /* civetweb answers a malformed request line */
+    size_t len = (size_t)(target_end - target);
+    if (len == 1 && *target == '*') {
+        if (sp - c->hdr == 7 && !memcmp(c->hdr, "OPTIONS", 7)) {
+            static const char options[] = "HTTP/1.1 200 OK\r\nAllow: GET, HEAD, POST\r\nContent-Length: 0\r\n"
+                                          "Connection: close\r\n\r\n";
+            (void)!send(c->cfd, options, sizeof options - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            s_close(self, c);
+        } else {
+            s_refuse(self, c, 400, "Bad request: only OPTIONS applies to *.", "asterisk");
+        }
+        return -1;
+    }
+    size_t scheme = len > 7 && !strncasecmp(target, "http://", 7)    ? 7
+                    : len > 8 && !strncasecmp(target, "https://", 8) ? 8
+                                                                     : 0;
+    if (!scheme)
+        return 0;
+    char *path = target + scheme;
+    while (path < target_end && *path != '/' && *path != '?')
+        path++;
+    /* Keep one byte before the path for the "/" a bare query needs. */
+    char *from = path < target_end && *path == '/' ? path : path - 1;
+    if (from != path)
+        *from = '/';
+    size_t cut = (size_t)(from - target);
+    memmove(target, from, c->hdr_len - (size_t)(from - c->hdr));
+    c->hdr_len -= cut;
+    return 0;
+}
+
 /* Headers complete: add ours after the request line, connect to civetweb. */
 static int s_hand_over(gate_t *self, conn_t *c)
 {
@@ -289,6 +338,8 @@ static void s_read_headers(gate_t *self, conn_t *c)
             s_refuse(self, c, 431, "Request headers too large.", "too_large");
         return;
     }
+    if (s_first_target(self, c) < 0)
+        return;
     if (s_hand_over(self, c) < 0) {
         s_refuse(self, c, 503, "Portico could not take this request: try again.", "backend");
         return;

@@ -85,6 +85,8 @@ void web_send(web_req_t *r, int status, const char *content_type, const char *bo
         sbuf_puts(&h, "Strict-Transport-Security: max-age=31536000\r\n");
     if (r->retry_after_s > 0)
         sbuf_printf(&h, "Retry-After: %d\r\n", r->retry_after_s);
+    if (r->allow)
+        sbuf_printf(&h, "Allow: %s\r\n", r->allow);
     for (int i = 0; i < r->nset_cookie; i++) {
         sbuf_puts(&h, "Set-Cookie: ");
         sbuf_puts(&h, r->set_cookie[i]);

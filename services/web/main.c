@@ -149,18 +149,28 @@ static bool s_path_match(const web_route_t *rt, const char *path, int64_t *id)
     return rt->prefix || *q == '\0';
 }
 
-static const web_route_t *s_match(const char *method, const char *path, bool *wrong_method, int64_t *id)
+/* The route for method and path. None: *wrong_method when the path has
+ * routes for other methods only, which *allow names (for a 405's Allow
+ * header; the route tables have GET and POST only, and GET brings HEAD). */
+static const web_route_t *s_match(const char *method, const char *path, bool *wrong_method, int64_t *id,
+                                  const char **allow)
 {
+    bool get = false, post = false;
     *wrong_method = false;
     for (size_t t = 0; t < sizeof s_tables / sizeof s_tables[0]; t++) {
         for (const web_route_t *rt = s_tables[t]; rt->path; rt++) {
-            if (!s_path_match(rt, path, id))
+            /* A route for any method does not take a path that has
+             * routes for other methods: that is a 405. */
+            if (!s_path_match(rt, path, id) || (!rt->method && *wrong_method))
                 continue;
             if (!rt->method || !strcmp(rt->method, method) || (!strcmp(method, "HEAD") && !strcmp(rt->method, "GET")))
                 return rt;
             *wrong_method = true;
+            get |= !strcmp(rt->method, "GET");
+            post |= !strcmp(rt->method, "POST");
         }
     }
+    *allow = get && post ? "GET, HEAD, POST" : get ? "GET, HEAD" : "POST";
     return NULL;
 }
 
@@ -209,7 +219,8 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
         path = "/";
     r.path = path;
     bool wrong_method = false;
-    const web_route_t *rt = s_match(r.ri->request_method, path, &wrong_method, &r.path_id);
+    const char *allow = NULL;
+    const web_route_t *rt = s_match(r.ri->request_method, path, &wrong_method, &r.path_id, &allow);
     if (r.ops && !s_ops_route(rt)) {
         rt = NULL;
         wrong_method = false;
@@ -231,6 +242,7 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
             web_error_page(&r, 500, "Something went wrong", "The page could not be produced.", "Try again.");
     } else if (wrong_method) {
         r.route = "method_not_allowed";
+        r.allow = allow;
         web_send(&r, 405, "text/plain; charset=utf-8", "method not allowed\n", 19, NULL);
     } else {
         r.route = "not_found";

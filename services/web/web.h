@@ -102,6 +102,7 @@ typedef struct web_req {
     int status;
     char addr[64];     /* the client: the peer, or from a trusted proxy's X-Forwarded-For */
     int retry_after_s; /* > 0: a Retry-After header on the answer */
+    const char *allow; /* not NULL: an Allow header (the methods of a 405's path) */
     char request_id[24];
     int session_state;       /* 0 not looked up, 1 none, 2 present */
     bus_error_t session_err; /* code not OK: the registry could not say (session_state 1) */

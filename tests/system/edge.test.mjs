@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readlinkSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 import { startPortico } from './harness.mjs';
 import { Client, csrfFrom } from './client.mjs';
 import { setupAdmin, createIntegration, text } from './login_lib.mjs';
@@ -182,4 +183,52 @@ test('a request straight to the web\'s private civetweb port, past the gate, is 
   assert.equal(forged.status, 403);
   // Through the gate the same page is served.
   assert.equal((await fetch(`${sys.webUrl}/login`)).status, 200);
+});
+
+// One request written as given on a new connection; everything that comes
+// back until the server closes it (5 s at most).
+function rawExchange(url, request) {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const chunks = [];
+    const s = net.connect({ host: hostname, port: Number(port) }, () => s.write(request));
+    const done = () => { clearTimeout(timer); resolve(Buffer.concat(chunks).toString('latin1')); };
+    const timer = setTimeout(() => { s.destroy(); chunks.push(Buffer.from('<no close in 5 s>')); done(); }, 5000);
+    s.on('data', (d) => chunks.push(d));
+    s.on('error', () => {});
+    s.on('close', done);
+  });
+}
+
+test('absolute-form targets and OPTIONS * are answered; a 405 names the allowed methods', async () => {
+  // The authority of an absolute URI is not ours to trust: the page is
+  // served from the path, and links still come from the public URL.
+  const abs = await rawExchange(sys.webUrl, 'GET http://elsewhere.example:81/login?x=1 HTTP/1.1\r\nHost: elsewhere.example\r\nConnection: close\r\n\r\n');
+  assert.match(abs, /^HTTP\/1\.1 200 /, abs.slice(0, 80));
+  assert.match(abs, /<h1>Log in<\/h1>/);
+  assert.match(abs, /Edge Bitbucket/);
+  assert.doesNotMatch(abs, /elsewhere\.example/);
+  // No path: the home page; a bare query keeps its "/".
+  assert.match(await rawExchange(sys.webUrl, 'GET HTTPS://elsewhere.example HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), /^HTTP\/1\.1 200 [^]*<title>Home /);
+  assert.match(await rawExchange(sys.webUrl, 'GET http://h?next=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), /^HTTP\/1\.1 200 [^]*<title>Home /);
+  // A body after an absolute-form request line still reaches its handler.
+  const post = await rawExchange(sys.webUrl, 'POST http://h/login HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc');
+  assert.match(post, /^HTTP\/1\.1 405 [^]*\r\nAllow: GET, HEAD\r\n/);
+
+  const options = await rawExchange(sys.webUrl, 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.match(options, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.match(options, /\r\nAllow: GET, HEAD, POST\r\n/);
+  assert.match(options, /\r\nContent-Length: 0\r\n/);
+  assert.match(await rawExchange(sys.webUrl, 'GET * HTTP/1.1\r\nHost: x\r\n\r\n'), /^HTTP\/1\.1 400 /);
+
+  const del = await fetch(`${sys.webUrl}/login`, { method: 'DELETE' });
+  assert.equal(del.status, 405);
+  assert.equal(del.headers.get('allow'), 'GET, HEAD');
+  const put = await fetch(`${sys.webUrl}/admin/integrations/${integ.id}`, { method: 'PUT' });
+  assert.equal(put.status, 405);
+  assert.equal(put.headers.get('allow'), 'GET, HEAD');
+  // A path with routes for GET and POST.
+  const both = await fetch(`${sys.webUrl}/admin/integrations/new`, { method: 'PATCH' });
+  assert.equal(both.status, 405);
+  assert.equal(both.headers.get('allow'), 'GET, HEAD, POST');
 });
