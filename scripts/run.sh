@@ -14,8 +14,12 @@ state=${PORTICO_RUN_DIR:-$root/run}
 mkdir -p "$state/logs"
 bin=$root/build/bin
 pids=()
+names=()   # names[i] is pids[i]'s, and its log is $state/logs/<name>.log
+offsets=() # where this run's lines start in that log (logs are appended to)
 pg_started=0
 
+# Ctrl-C is the normal way out (status 0); a failed start keeps its status.
+# shellcheck disable=SC2317 # run by the traps below
 stop_all() {
   trap - INT TERM EXIT
   echo
@@ -24,9 +28,30 @@ stop_all() {
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   if ((pg_started)); then bash scripts/pg.sh stop "$state/pg" >/dev/null 2>&1 || true; fi
   echo "portico: stopped"
-  exit 0
+  exit "$1"
 }
-trap stop_all INT TERM EXIT
+trap 'stop_all 0' INT TERM
+trap 'stop_all $?' EXIT
+
+# Which process pid was, and what its log says of this run (its errors,
+# or its last lines when it logged none), on stderr.
+tell_exited() {
+  local pid=$1 i log lines
+  for i in "${!pids[@]}"; do
+    [ "${pids[$i]}" = "$pid" ] || continue
+    log=$state/logs/${names[$i]}.log
+    lines=$(tail -c "+$((offsets[i] + 1))" "$log" 2>/dev/null | grep -E 'level=(error|fatal)' | tail -n 5 || true)
+    [ -n "$lines" ] || lines=$(tail -c "+$((offsets[i] + 1))" "$log" 2>/dev/null | tail -n 5)
+    echo "portico: ${names[$i]} stopped; from $log:" >&2
+    printf '%s\n' "$lines" | sed 's/^/  /' >&2
+  done
+}
+
+# Remember where name's log ends before its process starts.
+log_offset() {
+  offsets+=("$(stat -c %s "$state/logs/$1.log" 2>/dev/null || echo 0)")
+  names+=("$1")
+}
 
 if [ -z "${PORTICO_DATABASE_URL:-}" ]; then
   echo "portico: starting a private PostgreSQL in $state/pg"
@@ -69,14 +94,16 @@ if [ "${PORTICO_DEMO_BITBUCKET:-1}" != 0 ]; then
   export PORTICO_BITBUCKET_ALLOW=${PORTICO_BITBUCKET_ALLOW:+$PORTICO_BITBUCKET_ALLOW,}${demo_addr%:*}
   # Its application links are kept in the state folder: an integration set
   # up against it still works after the next `make run`.
+  log_offset demo-bitbucket
   "$bin/bitbucket-emulator" --listen "$demo_addr" --context /bitbucket --version "${PORTICO_DEMO_BITBUCKET_VERSION:-8.9.0}" \
-    --state "$state/demo-bitbucket.json" >"$state/logs/demo-bitbucket.log" 2>&1 &
+    --state "$state/demo-bitbucket.json" >>"$state/logs/demo-bitbucket.log" 2>&1 &
   pids+=($!)
 fi
 
 start() {
   local name=$1
   shift
+  log_offset "$name"
   env "$@" "$bin/portico-${name%%-*}" >>"$state/logs/$name.log" 2>&1 &
   pids+=($!)
 }
@@ -91,17 +118,33 @@ for i in $(seq 1 "${PORTICO_RUN_BROKERS:-2}"); do
   start "broker-$i" PORTICO_HEALTH_ADDR="127.0.0.1:$((health + 1 + i))"
 done
 
-# Wait until the web says every service is ready.
+# Wait until the web says every service is ready. A process that stops
+# meanwhile (a port already in use, a setting it refuses) ends the start
+# with the end of its log, rather than a banner over a dead service.
 web_addr=${PORTICO_HTTP_ADDR:-0.0.0.0:8080}
 probe="http://127.0.0.1:${web_addr##*:}/readyz"
+ready=0
 for _ in $(seq 1 100); do
-  curl -fsS -o /dev/null "$probe" 2>/dev/null && break
+  if curl -fsS --max-time 2 -o /dev/null "$probe" 2>/dev/null; then
+    ready=1
+    break
+  fi
+  for p in "${pids[@]}"; do
+    if ! kill -0 "$p" 2>/dev/null; then
+      tell_exited "$p"
+      exit 1
+    fi
+  done
   sleep 0.2
 done
 
 echo
-echo "  Portico is running: $PORTICO_PUBLIC_URL"
-echo "  Readiness:          $probe ($(curl -s -o /dev/null -w '%{http_code}' "$probe" 2>/dev/null || echo down))"
+if ((ready)); then
+  echo "  Portico is running: $PORTICO_PUBLIC_URL"
+else
+  echo "  Portico is starting, not ready yet: $PORTICO_PUBLIC_URL (the logs below say what it waits for)"
+fi
+echo "  Readiness:          $probe ($(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "$probe" 2>/dev/null || echo down))"
 ops=${PORTICO_OPS_ADDR:-127.0.0.1:9090}
 echo "  Operations:         http://$ops/metrics and http://$ops/readyz (details; not on the public port)"
 if [ -n "${PORTICO_SETUP_TOKEN:-}" ]; then
@@ -120,5 +163,14 @@ echo "  Logs:               $state/logs/   (Ctrl-C stops everything)"
 echo
 
 # Stop when any service dies, so a broken start is not mistaken for a running one.
-wait -n "${pids[@]}" || true
-echo "portico: a service exited; see $state/logs/" >&2
+# (wait -n returns when one ends, or at once when one ended before it was
+# called; the check then finds which.)
+while :; do
+  for p in "${pids[@]}"; do
+    if ! kill -0 "$p" 2>/dev/null; then
+      tell_exited "$p"
+      exit 1
+    fi
+  done
+  wait -n "${pids[@]}" 2>/dev/null || sleep 0.5
+done
