@@ -33,17 +33,20 @@ stop_all() {
 trap 'stop_all 0' INT TERM
 trap 'stop_all $?' EXIT
 
-# Which process pid was, and what its log says of this run (its errors,
-# or its last lines when it logged none), on stderr.
-tell_exited() {
-  local pid=$1 i log lines
+# When one of our processes has stopped: say which, with what its log says
+# of this run (its errors, or its last lines when it logged none), and end
+# the run with status 1.
+exit_if_one_stopped() {
+  local i log run lines
   for i in "${!pids[@]}"; do
-    [ "${pids[$i]}" = "$pid" ] || continue
+    kill -0 "${pids[$i]}" 2>/dev/null && continue
     log=$state/logs/${names[$i]}.log
-    lines=$(tail -c "+$((offsets[i] + 1))" "$log" 2>/dev/null | grep -E 'level=(error|fatal)' | tail -n 5 || true)
-    [ -n "$lines" ] || lines=$(tail -c "+$((offsets[i] + 1))" "$log" 2>/dev/null | tail -n 5)
+    run=$(tail -c "+$((offsets[i] + 1))" "$log" 2>/dev/null || true)
+    lines=$(grep -E 'level=(error|fatal)' <<<"$run" | tail -n 5 || true)
+    [ -n "$lines" ] || lines=$(tail -n 5 <<<"$run")
     echo "portico: ${names[$i]} stopped; from $log:" >&2
     printf '%s\n' "$lines" | sed 's/^/  /' >&2
+    exit 1
   done
 }
 
@@ -129,12 +132,7 @@ for _ in $(seq 1 100); do
     ready=1
     break
   fi
-  for p in "${pids[@]}"; do
-    if ! kill -0 "$p" 2>/dev/null; then
-      tell_exited "$p"
-      exit 1
-    fi
-  done
+  exit_if_one_stopped
   sleep 0.2
 done
 
@@ -166,11 +164,6 @@ echo
 # (wait -n returns when one ends, or at once when one ended before it was
 # called; the check then finds which.)
 while :; do
-  for p in "${pids[@]}"; do
-    if ! kill -0 "$p" 2>/dev/null; then
-      tell_exited "$p"
-      exit 1
-    fi
-  done
+  exit_if_one_stopped
   wait -n "${pids[@]}" 2>/dev/null || sleep 0.5
 done

@@ -534,21 +534,17 @@ ADMIN_ID_HANDLER(h_access, admin_access_edit(r, &a, r->path_id))
 ADMIN_ID_HANDLER(h_delete_page, s_delete_page(r, &a, r->path_id))
 ADMIN_ID_HANDLER(h_delete, s_delete(r, &a, r->path_id))
 
-/* Anything else under /admin/integrations/: the answers it always had. */
+/* Anything else under /admin/integrations/ (a path no route has, for any
+ * method: the router answers 405 to a known path with another method):
+ * no such page. A GET or POST goes through admin_enter first, so that
+ * someone not signed in is sent to log in, as on every admin page. */
 static void h_other(web_req_t *r)
 {
     int64_t id = web_path_id(r, "/admin/integrations/", NULL);
     bool post = admin_is_post(r);
     bool get = !post && (!strcmp(r->ri->request_method, "GET") || !strcmp(r->ri->request_method, "HEAD"));
-    if (id <= 0 || (!post && !get)) {
-        if (id > 0)
-            r->allow = "GET, HEAD, POST";
-        web_error_page(r, id <= 0 ? 404 : 405, id <= 0 ? "Page not found" : "Not allowed",
-                       "There is no page at this address.", "Start from the Admin page.");
-        return;
-    }
     admin_ctx_t a;
-    if (admin_enter(r, &a))
+    if (id <= 0 || (!post && !get) || admin_enter(r, &a))
         web_error_page(r, 404, "Page not found", "There is no page at this address.", "Start from the Admin page.");
 }
 

@@ -157,6 +157,7 @@ static const web_route_t *s_match(const char *method, const char *path, bool *wr
 {
     bool get = false, post = false;
     *wrong_method = false;
+    *allow = NULL;
     for (size_t t = 0; t < sizeof s_tables / sizeof s_tables[0]; t++) {
         for (const web_route_t *rt = s_tables[t]; rt->path; rt++) {
             /* A route for any method does not take a path that has
@@ -170,7 +171,8 @@ static const web_route_t *s_match(const char *method, const char *path, bool *wr
             post |= !strcmp(rt->method, "POST");
         }
     }
-    *allow = get && post ? "GET, HEAD, POST" : get ? "GET, HEAD" : "POST";
+    if (*wrong_method)
+        *allow = get && post ? "GET, HEAD, POST" : get ? "GET, HEAD" : "POST";
     return NULL;
 }
 
@@ -219,7 +221,7 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
         path = "/";
     r.path = path;
     bool wrong_method = false;
-    const char *allow = NULL;
+    const char *allow;
     const web_route_t *rt = s_match(r.ri->request_method, path, &wrong_method, &r.path_id, &allow);
     if (r.ops && !s_ops_route(rt)) {
         rt = NULL;

@@ -38,7 +38,7 @@ function portRange() {
 const PORT_RANGE = portRange();
 
 // Whether a port can be bound on loopback now.
-function portBindable(port) {
+export function portBindable(port) {
   return new Promise((res) => {
     const s = net.createServer();
     s.unref();

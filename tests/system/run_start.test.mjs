@@ -8,24 +8,16 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { ROOT, freePort, waitFor } from './harness.mjs';
+import { ROOT, freePort, portBindable, waitFor } from './harness.mjs';
 
 // Four consecutive free ports for the health listeners (registry,
 // bitbucket, two brokers).
 async function freeRun(n) {
   for (let i = 0; i < 50; i++) {
     const base = await freePort();
-    const ports = [base];
-    for (let k = 1; k < n; k++) {
-      const p = await new Promise((res) => {
-        const s = net.createServer();
-        s.once('error', () => res(0));
-        s.listen(base + k, '127.0.0.1', () => s.close(() => res(base + k)));
-      });
-      if (!p) break;
-      ports.push(p);
-    }
-    if (ports.length === n) return base;
+    let k = 1;
+    while (k < n && (await portBindable(base + k))) k++;
+    if (k === n) return base;
   }
   throw new Error('no run of free ports');
 }
