@@ -145,7 +145,12 @@ $(BUILD)/tests/test_config_tables: tests/unit/test_config_tables.c $(CONFIG_TABL
 web-markup:
 	@python3 scripts/web-markup.py
 
-unit-test: $(UNIT_BIN) module-cycles column-reads web-markup
+# No service keeps large buffers in thread-local storage, which every
+# thread's stack pays for (civetweb's threads have 100 KB).
+thread-tls: $(BINS)
+	@python3 scripts/thread-tls.py $(BINS)
+
+unit-test: $(UNIT_BIN) module-cycles column-reads thread-tls web-markup
 	@bash tests/run-unit.sh $(UNIT_BIN)
 
 # The registry reads result columns by name, never by number.

@@ -260,12 +260,23 @@ static bool s_check_rules(const Portico__Registry__AccessRules *in, bus_reply_t 
     return true;
 }
 
+static char *s_joined_new(bus_reply_t *reply, size_t size)
+{
+    char *joined = malloc(size);
+    if (!joined)
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__INTERNAL, DETAIL(NONE), "out of memory");
+    return joined;
+}
+
 void h_access_set(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
 {
     (void)req;
     reg_ctx_t *c = ctx;
     const Portico__Registry__SetAccessRequest *r = (const Portico__Registry__SetAccessRequest *)msg;
-    static _Thread_local char joined[ACCESS_MAX_PATTERNS * (ACCESS_MAX_PATTERN + 1) + 1];
+    /* 64 KB: on the heap, not in thread-local storage, which glibc takes
+     * from every thread's stack (civetweb's health threads have 100 KB). */
+    const size_t joined_size = ACCESS_MAX_PATTERNS * (ACCESS_MAX_PATTERN + 1) + 1;
+    char *joined = NULL;
     PGresult *res = NULL;
     reg_access_rules_t rules;
     memset(&rules, 0, sizeof rules);
@@ -277,8 +288,8 @@ void h_access_set(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
     if (!reg_check_id(reply, DETAIL(INTEGRATION_ID), r->rules->integration_id) ||
         !reg_check_text(reply, DETAIL(ACTOR), "actor", r->actor, MAX_ACTOR, REG_OPTIONAL) ||
         !reg_check_text(reply, DETAIL(ADDR), "address", r->addr, MAX_ADDR, REG_OPTIONAL) ||
-        !s_check_rules(r->rules, reply, joined, sizeof joined))
-        return;
+        !(joined = s_joined_new(reply, joined_size)) || !s_check_rules(r->rules, reply, joined, joined_size))
+        goto out;
     db_params_t p;
     db_params_init(&p);
     db_param_int(&p, r->rules->integration_id);
@@ -322,6 +333,7 @@ out:
     db_rollback(c->db);
     s_rules_clear(&rules);
     PQclear(res);
+    free(joined);
 }
 
 /* ---- access.due ---- */
