@@ -4,6 +4,7 @@
 #   make test     unit, service, system, browser and fuzz smoke tests
 #   make bench    benchmarks, printed next to a baseline measured in the same run
 #   make fuzz     run the fuzz targets for a bounded time
+#   make test-sanitize  unit, service and system tests with ASan, LSan and UBSan
 #   make deps     install the Debian packages all of this needs (as root)
 
 CC      ?= cc
@@ -14,9 +15,9 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 # The flags above are read when make parses this file. On a fresh machine that
 # is before `deps` has installed anything, so the entry points (run, test,
-# bench, fuzz) install first and then build in a new make that parses again.
+# bench, fuzz, test-sanitize) install first and then build in a new make that parses again.
 # Every other goal that compiles needs the packages already there.
-ENTRY_GOALS := run test bench fuzz
+ENTRY_GOALS := run test bench fuzz test-sanitize
 NO_PKG_GOALS := deps clean format check-format $(ENTRY_GOALS)
 ifneq ($(filter-out $(NO_PKG_GOALS),$(or $(MAKECMDGOALS),all)),)
 ifeq ($(PKG_LIBS),)
@@ -44,7 +45,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .SECONDARY:
-.PHONY: all deps run test do-run do-test do-bench do-fuzz unit-test module-cycles column-reads web-markup service-test system-test browser-test fuzz fuzz-smoke bench clean format check-format
+.PHONY: all deps run test do-run do-test do-bench do-fuzz do-test-sanitize unit-test module-cycles column-reads thread-tls web-markup service-test system-test browser-test fuzz fuzz-smoke bench clean format check-format
 all: $(BINS) $(EMULATOR)
 
 deps:
@@ -162,6 +163,16 @@ $(ENTRY_GOALS): deps
 
 do-test: all unit-test $(BUILD)/tests/bus_probe
 	@bash tests/run-all.sh
+
+# The unit tests, then the service and system tests against the four
+# services built again with AddressSanitizer (leaks included) and
+# UndefinedBehaviorSanitizer, in $(BUILD)/sanitize; any report fails it.
+SAN_BUILD := $(BUILD)/sanitize
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
+do-test-sanitize: all $(BUILD)/tests/bus_probe
+	@$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) CC="$(CC) $(SAN_FLAGS)" CFLAGS="-O1 -g" \
+		$(addprefix $(SAN_BUILD)/bin/portico-,$(SERVICES)) $(patsubst $(BUILD)/%,$(SAN_BUILD)/%,$(UNIT_BIN))
+	@bash tests/run-sanitize.sh $(SAN_BUILD)
 
 do-fuzz:
 	@bash tests/fuzz/run.sh 60

@@ -1047,8 +1047,9 @@ int bus_rebind(zsock_t *sock, const char *endpoint)
 int bus_rebind_with(zsock_t *sock, const char *endpoint, bus_settle_fn settle, void *arg)
 {
     char bound[320];
-    const char *last = zsock_last_endpoint(sock);
+    char *last = zsock_last_endpoint(sock); /* czmq's copy, ours to free */
     snprintf(bound, sizeof bound, "%s", last ? last : "");
+    free(last);
     /* Unbinding ends the connections made on the old key (the listener
      * owns them); the linger in force now lets their last answers go. */
     zsock_set_linger(sock, 500);

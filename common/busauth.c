@@ -318,9 +318,14 @@ int busauth_init(const char *service, unsigned admit, unsigned servers, char *er
         snprintf(secret, sizeof secret, "%s", sf);
     else
         snprintf(secret, sizeof secret, "%s/%s.cert_secret", s_dir, service);
-    s_cert = s_load_secret(secret, sf && *sf ? "PORTICO_BUS_SECRET_FILE" : "PORTICO_BUS_KEYS_DIR", err, err_size);
-    if (!s_cert)
+    zcert_t *cert =
+        s_load_secret(secret, sf && *sf ? "PORTICO_BUS_SECRET_FILE" : "PORTICO_BUS_KEYS_DIR", err, err_size);
+    if (!cert)
         return -1;
+    pthread_mutex_lock(&s_cert_lock); /* a second start in one process (tests) replaces the first's */
+    zcert_destroy(&s_cert);
+    s_cert = cert;
+    pthread_mutex_unlock(&s_cert_lock);
     snprintf(s_secret_path, sizeof s_secret_path, "%s", secret);
     for (int i = 0; i < NSERVICES; i++)
         if ((servers & (1u << i)) && s_load_server_key(s_names[i], s_server_keys[i], err, err_size) < 0)

@@ -24,6 +24,7 @@ typedef struct {
     atomic_bool died;
     atomic_bool stop;
     zsock_t *router;
+    bus_request_t *held; /* the "hold" call it never answers */
     char endpoint[64];
     pthread_t thread;
 } server_t;
@@ -39,6 +40,7 @@ static void h_reply_index(void *ctx, bus_request_t *req, const ProtobufCMessage 
     snprintf(status, sizeof status, "%d", s->index);
     if (!strncmp(req->method, "hold.", 5) && s->dies_on_hold) {
         atomic_store(&s->died, true);
+        s->held = req;
         bus_reply_defer(reply); /* never answered: the server goes away */
         return;
     }
@@ -98,6 +100,7 @@ static int s_teardown(void **state)
     for (int i = 0; i < 2; i++) {
         atomic_store(&s_servers[i].stop, true);
         pthread_join(s_servers[i].thread, NULL);
+        bus_request_destroy(&s_servers[i].held);
     }
     return 0;
 }

@@ -3,16 +3,17 @@
 # start a private PostgreSQL (scripts/pg.sh) and one registry with a fresh
 # key on free ports, run every test group against them, then stop the
 # registry (checking it exits 0 within 5 s) and clean up. Exit status is
-# non-zero when anything failed.
+# non-zero when anything failed. REGISTRY_BIN=path tests another build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$root"
 
 pkgs=(libczmq libzmq libprotobuf-c libcurl libpq libcrypto jansson cmocka)
-bin=build/bin/portico-registry
+# REGISTRY_BIN tests another build of the registry (e.g. with sanitizers).
+bin=${REGISTRY_BIN:-$root/build/bin/portico-registry}
 test_bin=build/tests/registry-service-test
 
-make -s "$bin" build/libportico.a
+make -s build/bin/portico-registry build/libportico.a
 mkdir -p build/tests
 # shellcheck disable=SC2046
 cc -std=c17 -D_GNU_SOURCE -O1 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wcast-qual \
@@ -93,7 +94,7 @@ export REG_TEST_PGHOST=$tmp/pg
 export REG_TEST_PGPORT=5432
 export REG_TEST_PGSH=$root/scripts/pg.sh
 export REG_TEST_PGBIN=$pg_bin
-export REG_TEST_BIN=$root/$bin
+export REG_TEST_BIN=$bin
 export REG_TEST_LOG=$tmp/registry.log
 export REG_TEST_TMP=$tmp
 export REG_TEST_PID=$reg_pid
