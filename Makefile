@@ -4,7 +4,7 @@
 #   make test     unit, service, system, browser and fuzz smoke tests
 #   make bench    benchmarks, printed next to a baseline measured in the same run
 #   make fuzz     run the fuzz targets for a bounded time
-#   make test-sanitize  unit, service and system tests with ASan, LSan and UBSan
+#   make test-sanitize  unit, service, system and browser tests with ASan, LSan and UBSan
 #   make deps     install the Debian packages all of this needs (as root)
 
 CC      ?= cc
@@ -164,7 +164,7 @@ $(ENTRY_GOALS): deps
 do-test: all unit-test $(BUILD)/tests/bus_probe
 	@bash tests/run-all.sh
 
-# The unit tests, then the service and system tests against the four
+# The unit tests, then the service, system and browser tests against the four
 # services built again with AddressSanitizer (leaks included) and
 # UndefinedBehaviorSanitizer, in $(BUILD)/sanitize; any report fails it.
 SAN_BUILD := $(BUILD)/sanitize

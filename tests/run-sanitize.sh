@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `make test-sanitize`: the unit tests, the registry's and the Bitbucket
-# service's tests and the system tests, against the four services built with
-# AddressSanitizer (LeakSanitizer included) and UndefinedBehaviorSanitizer
-# (the Makefile builds them in BUILD/sanitize). Every report a sanitizer
-# writes fails the run, even when the test around it passed: a leak is
-# reported when a service exits, after its test has looked.
+# service's tests, the system and the browser tests, against the four
+# services built with AddressSanitizer (LeakSanitizer included) and
+# UndefinedBehaviorSanitizer (the Makefile builds them in BUILD/sanitize).
+# Every report a sanitizer writes fails the run, even when the test around
+# it passed: a leak is reported when a service exits, after its test has
+# looked.
 #
 #   bash tests/run-sanitize.sh SANITIZE_BUILD_DIR
 set -u -o pipefail
@@ -37,6 +38,7 @@ step "unit tests" bash tests/run-unit.sh "$san"/tests/test_*
 step "service registry" env REGISTRY_BIN="$san/bin/portico-registry" REG_TEST_SLOW=1 bash tests/service/registry/run.sh
 step "service bitbucket" env BITBUCKET_BIN="$san/bin/portico-bitbucket" bash tests/service/bitbucket/run.sh
 step "system" env PORTICO_TEST_BIN="$san/bin" node --test --test-concurrency=1 --test-reporter=dot tests/system/*.test.mjs
+step "browser" env PORTICO_TEST_BIN="$san/bin" node --test --test-concurrency=1 --test-reporter=dot tests/browser/*.test.mjs
 
 found=$(find "$reports" -type f | wc -l)
 if ((found > 0)); then
