@@ -40,11 +40,16 @@ static void *s_hammer(void *arg)
     while (!atomic_load(&h->stop)) {
         bus_error_t err;
         int64_t t0 = h_now_ms();
-        /* A short timeout: after the process is gone a call waits it out. */
-        int rc = bus_call(c, "settings.get", NULL, NULL, NULL, getenv("REG_TEST_SLOW") ? 3000 : 1500, &err);
+        /* A short timeout: a call made once the registry has closed its bus
+         * socket waits for an instance to come back, as during a restart,
+         * and runs out; such calls are not judged. A normal build is gone
+         * a few ms after that close; one built with sanitizers takes much
+         * longer to exit (LeakSanitizer's scan), hence a wider window
+         * there (REG_TEST_SLOW, tests/run-sanitize.sh). */
+        int rc = bus_call(c, "settings.get", NULL, NULL, NULL, 1500, &err);
         long took = (long)(h_now_ms() - t0);
-        int64_t exited = atomic_load(&h->exited_at);
-        if ((exited == 0 || t0 < exited - 50) && took > h->worst_ms)
+        int64_t exited = atomic_load(&h->exited_at), window = getenv("REG_TEST_SLOW") ? 1000 : 50;
+        if ((exited == 0 || t0 < exited - window) && took > h->worst_ms)
             h->worst_ms = took;
         if (rc == 0)
             h->ok++;
@@ -163,12 +168,8 @@ static void test_seed_with_a_preset_setup_token(void **state)
         atomic_store(&h[i].stop, true);
         pthread_join(th[i], NULL);
         assert_true(h[i].ok > 0);
-        /* Answered (OK, or UNAVAILABLE while stopping), never left hanging:
-         * less than the 1.5 s a lost call would wait. A registry built with
-         * sanitizers takes much longer over its last steps, when a call
-         * can still slip in (REG_TEST_SLOW, tests/run-sanitize.sh). */
-        long limit = getenv("REG_TEST_SLOW") ? 2500 : 1000;
-        if (h[i].worst_ms >= limit) {
+        /* Answered (OK, or UNAVAILABLE while stopping), never left hanging. */
+        if (h[i].worst_ms >= 1000) { /* less than the 1.5 s a lost call would wait */
             print_error("a call made while the registry was stopping took %ld ms\n", h[i].worst_ms);
             fail();
         }
