@@ -15,7 +15,8 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 # The flags above are read when make parses this file. On a fresh machine that
 # is before `deps` has installed anything, so the entry points (run, test,
-# bench, fuzz, test-sanitize) install first and then build in a new make that parses again.
+# bench, fuzz, test-sanitize) install first and then build in a new make
+# that parses again.
 # Every other goal that compiles needs the packages already there.
 ENTRY_GOALS := run test bench fuzz test-sanitize
 NO_PKG_GOALS := deps clean format check-format $(ENTRY_GOALS)

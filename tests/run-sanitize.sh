@@ -12,6 +12,7 @@ set -u -o pipefail
 cd "$(dirname "$0")/.." || exit 1
 san=$(cd "${1:?usage: run-sanitize.sh SANITIZE_BUILD_DIR}" && pwd)
 reports=$(mktemp -d /tmp/portico-sanitize.XXXXXX)
+trap 'rm -rf "$reports"' EXIT
 mkdir -p tests/artifacts/sanitize
 rm -f tests/artifacts/sanitize/*
 
@@ -19,7 +20,7 @@ rm -f tests/artifacts/sanitize/*
 # A test preloads libfaketime into the Bitbucket service: ASan must not
 # insist on coming first. UBSan reports and goes on, so that one run shows
 # every finding; the report file fails the run.
-export ASAN_OPTIONS=log_path=$reports/asan:detect_leaks=1:verify_asan_link_order=0:abort_on_error=0
+export ASAN_OPTIONS=log_path=$reports/asan:detect_leaks=1:verify_asan_link_order=0
 export UBSAN_OPTIONS=print_stacktrace=1:log_path=$reports/ubsan
 export LSAN_OPTIONS=suppressions=$PWD/tests/sanitize.supp:print_suppressions=0
 
@@ -49,8 +50,6 @@ if ((found > 0)); then
     echo "--- $(basename "$f")"
     head -n 30 "$f"
   done
-  fail=$((fail + 1))
 fi
-rm -rf "$reports"
-echo "sanitize: $((fail == 0 ? 0 : fail)) failed step(s), $found sanitizer report(s)"
-((fail == 0))
+echo "sanitize: $fail failed step(s), $found sanitizer report(s)"
+((fail == 0 && found == 0))
