@@ -87,6 +87,10 @@ void web_send(web_req_t *r, int status, const char *content_type, const char *bo
         sbuf_printf(&h, "Retry-After: %d\r\n", r->retry_after_s);
     if (r->allow)
         sbuf_printf(&h, "Allow: %s\r\n", r->allow);
+    if (r->ops)
+        sbuf_puts(&h, "Connection: close\r\n");
+    else
+        sbuf_printf(&h, "Keep-Alive: timeout=%d\r\n", WEB_KEEP_ALIVE_MS / 1000);
     for (int i = 0; i < r->nset_cookie; i++) {
         sbuf_puts(&h, "Set-Cookie: ");
         sbuf_puts(&h, r->set_cookie[i]);

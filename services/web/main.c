@@ -335,6 +335,8 @@ static int s_run(void)
     mg_init_library(0);
     char threads[16];
     snprintf(threads, sizeof threads, "%ld", web_cfg.threads);
+    char keep_alive_ms[16];
+    snprintf(keep_alive_ms, sizeof keep_alive_ms, "%d", WEB_KEEP_ALIVE_MS);
     /* tcp_nodelay: a response goes out in two writes (headers, body), and
      * with Nagle and delayed ACKs each keep-alive response waited ~40 ms. */
     /* civetweb serves from a private loopback port; the gate (gate.h)
@@ -348,7 +350,7 @@ static int s_run(void)
                              "enable_keep_alive",
                              "yes",
                              "keep_alive_timeout_ms",
-                             "2000",
+                             keep_alive_ms,
                              "max_request_size",
                              "16384",
                              "tcp_nodelay",

@@ -12,13 +12,20 @@ test('the public port answers only yes or no; metrics and the details are on the
   const pub = await fetch(`${sys.webUrl}/readyz`);
   assert.equal(pub.status, 200);
   assert.equal(await pub.text(), 'ready\n');
+  // Clients learn how long an idle connection stays open, and stop reusing
+  // it before the server closes it under them.
+  assert.equal(pub.headers.get('keep-alive'), 'timeout=2');
   const m = await fetch(`${sys.webUrl}/metrics`);
   assert.equal(m.status, 404);
   assert.doesNotMatch(await m.text(), /portico_/);
   // The operations listener has nothing but health and metrics.
   assert.equal((await fetch(`${sys.opsUrl}/admin`)).status, 404);
   assert.equal((await fetch(`${sys.opsUrl}/login`)).status, 404);
-  assert.equal((await fetch(`${sys.opsUrl}/healthz`)).status, 200);
+  const ops = await fetch(`${sys.opsUrl}/healthz`);
+  assert.equal(ops.status, 200);
+  // That listener keeps nothing alive and says so: a client that reused the
+  // closing connection would see its next request fail.
+  assert.equal(ops.headers.get('connection'), 'close');
   assert.match(await (await fetch(`${sys.opsUrl}/metrics`)).text(), /portico_http_requests_total/);
 });
 
