@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define MAX_BODY (64 * 1024)
@@ -61,6 +62,37 @@ static const char *s_reason(int status)
     "connect-src 'self'; form-action 'self'"
 #define CSP_TAIL "; frame-ancestors 'none'; base-uri 'none'\r\n"
 
+/* Whether a comma-separated header value lists token (any case). */
+static bool s_lists(const char *value, const char *token)
+{
+    size_t tlen = strlen(token);
+    for (const char *p = value; *p;) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, ",");
+        size_t end = n;
+        while (end > 0 && (p[end - 1] == ' ' || p[end - 1] == '\t'))
+            end--;
+        if (end == tlen && strncasecmp(p, token, tlen) == 0)
+            return true;
+        p += n;
+    }
+    return false;
+}
+
+/* civetweb closes the connection after this answer, and the answer should
+ * say so: the operations listener keeps nothing alive; a refused body is
+ * left unread; and civetweb's rule for the client's wish is that a
+ * Connection header without keep-alive, or HTTP/1.0 without one, closes. */
+static bool s_closes(const web_req_t *r)
+{
+    if (r->ops || r->body_state < 0)
+        return true;
+    const char *c = mg_get_header(r->conn, "Connection");
+    if (c)
+        return !s_lists(c, "keep-alive");
+    return !r->ri->http_version || strcmp(r->ri->http_version, "1.1") != 0;
+}
+
 void web_send(web_req_t *r, int status, const char *content_type, const char *body, size_t len,
               const char *extra_headers)
 {
@@ -87,7 +119,7 @@ void web_send(web_req_t *r, int status, const char *content_type, const char *bo
         sbuf_printf(&h, "Retry-After: %d\r\n", r->retry_after_s);
     if (r->allow)
         sbuf_printf(&h, "Allow: %s\r\n", r->allow);
-    if (r->ops)
+    if (s_closes(r))
         sbuf_puts(&h, "Connection: close\r\n");
     else
         sbuf_printf(&h, "Keep-Alive: timeout=%d\r\n", WEB_KEEP_ALIVE_MS / 1000);

@@ -92,9 +92,9 @@ typedef struct {
 #define WEB_MAX_SET_COOKIES 3
 
 /* civetweb closes a public keep-alive connection idle this long. Answers
- * say so (Keep-Alive: timeout=), and the operations listener, which keeps
- * nothing alive, says Connection: close: a client that reused a connection
- * the server is closing would see its request fail. */
+ * say so (Keep-Alive: timeout=), or say Connection: close when civetweb
+ * closes after them (web_send): a client that reused a connection the
+ * server is closing would see its request fail. */
 #define WEB_KEEP_ALIVE_MS 2000
 
 typedef struct web_req {

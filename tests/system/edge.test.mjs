@@ -221,6 +221,19 @@ test('absolute-form targets and OPTIONS * are answered; a 405 names the allowed 
   assert.match(options, /\r\nContent-Length: 0\r\n/);
   assert.match(await rawExchange(sys.webUrl, 'GET * HTTP/1.1\r\nHost: x\r\n\r\n'), /^HTTP\/1\.1 400 /);
 
+  // An answer says Connection: close when the connection ends after it,
+  // and otherwise how long it stays open idle.
+  const head = (text) => text.slice(0, text.indexOf('\r\n\r\n'));
+  assert.match(head(abs), /\r\nConnection: close(\r\n|$)/);
+  assert.doesNotMatch(head(abs), /\r\nKeep-Alive:/);
+  const old = await rawExchange(sys.webUrl, 'GET /login HTTP/1.0\r\nHost: x\r\n\r\n');
+  assert.match(head(old), /^HTTP\/1\.1 200 [^]*\r\nConnection: close(\r\n|$)/);
+  const kept = await rawExchange(sys.webUrl, 'GET /login HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.match(head(kept), /^HTTP\/1\.1 200 [^]*\r\nKeep-Alive: timeout=2(\r\n|$)/);
+  assert.doesNotMatch(head(kept), /\r\nConnection:/);
+  // The server did close it after the idle time (rawExchange gives up at 5 s).
+  assert.doesNotMatch(kept, /<no close in 5 s>/);
+
   const del = await fetch(`${sys.webUrl}/login`, { method: 'DELETE' });
   assert.equal(del.status, 405);
   assert.equal(del.headers.get('allow'), 'GET, HEAD');
