@@ -80,12 +80,13 @@ static bool s_lists(const char *value, const char *token)
 }
 
 /* civetweb closes the connection after this answer, and the answer should
- * say so: the operations listener keeps nothing alive; a refused body is
- * left unread; and civetweb's rule for the client's wish is that a
- * Connection header without keep-alive, or HTTP/1.0 without one, closes. */
+ * say so: the operations listener keeps nothing alive, and civetweb's rule
+ * for the client's wish is that a Connection header without keep-alive, or
+ * HTTP/1.0 without one, closes. (A body left unread, as after a 413, is
+ * read and dropped by civetweb, which then keeps the connection.) */
 static bool s_closes(const web_req_t *r)
 {
-    if (r->ops || r->body_state < 0)
+    if (r->ops)
         return true;
     const char *c = mg_get_header(r->conn, "Connection");
     if (c)
