@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -199,6 +200,26 @@ static void s_request_id(char *out)
     used += REQUEST_ID_BYTES;
 }
 
+/* A request whose body a proxy in front could frame otherwise than civetweb
+ * does: both Content-Length and Transfer-Encoding, either one twice, or a
+ * Content-Length that is not a plain number (civetweb reads "4x" as 4).
+ * Such a body could carry a second request past the proxy (RFC 9112 6.3). */
+static bool s_ambiguous_framing(const struct mg_request_info *ri)
+{
+    int cl = 0, te = 0;
+    for (int i = 0; i < ri->num_headers; i++) {
+        const char *name = ri->http_headers[i].name, *value = ri->http_headers[i].value;
+        if (!strcasecmp(name, "Transfer-Encoding")) {
+            te++;
+        } else if (!strcasecmp(name, "Content-Length")) {
+            cl++;
+            if (!*value || value[strspn(value, "0123456789")] != '\0')
+                return true;
+        }
+    }
+    return cl > 1 || te > 1 || (cl && te);
+}
+
 static int s_handle(struct mg_connection *conn, void *cbdata)
 {
     int64_t started = bus_now_ms();
@@ -227,7 +248,13 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
         rt = NULL;
         wrong_method = false;
     }
-    if (!r.ops && !gated) {
+    if (s_ambiguous_framing(r.ri)) {
+        /* civetweb's own error answer is the one that also closes the
+         * connection, so nothing after this request is read from it. */
+        r.route = "bad_framing";
+        mg_send_http_error(conn, 400, "%s", "The request's length is ambiguous.\n");
+        r.status = 400;
+    } else if (!r.ops && !gated) {
         /* Not through the gate: answered with nothing of Portico's. */
         r.route = "not_gated";
         static const char refusal[] = "use Portico's public address\n";

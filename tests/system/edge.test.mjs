@@ -245,3 +245,28 @@ test('absolute-form targets and OPTIONS * are answered; a 405 names the allowed 
   assert.equal(both.status, 405);
   assert.equal(both.headers.get('allow'), 'GET, HEAD, POST');
 });
+
+test('a request whose length a proxy could read otherwise is refused, and its connection closed', async () => {
+  const answers = (text) => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+  const hidden = 'GET /login HTTP/1.1\r\nHost: x\r\n\r\n';
+  // A proxy that goes by Content-Length sees one request; civetweb, by the
+  // chunks, would see a second one hidden in the body.
+  for (const [what, headers, body] of [
+    ['Content-Length and Transfer-Encoding', 'Content-Length: 5\r\nTransfer-Encoding: chunked\r\n', `0\r\n\r\n${hidden}`],
+    ['two Content-Lengths', 'Content-Length: 0\r\nContent-Length: 1\r\n', `x${hidden}`],
+    ['a Content-Length that is not a number', 'Content-Length: 1x\r\n', `x${hidden}`],
+    ['two Transfer-Encodings', 'Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n', `0\r\n\r\n${hidden}`],
+  ]) {
+    // First on its connection (the gate's request) and after a good one.
+    for (const before of ['', hidden]) {
+      const got = await rawExchange(sys.webUrl, `${before}POST /login HTTP/1.1\r\nHost: x\r\n${headers}\r\n${body}`);
+      const expect = before ? [200, 400] : [400];
+      assert.deepEqual(answers(got), expect, `${what}${before ? ', second' : ''}: ${got.slice(0, 120)}`);
+      assert.match(got.slice(got.lastIndexOf('HTTP/1.1 ')), /^HTTP\/1\.1 400 [^]*\r\nConnection: close\r\n/, what);
+      assert.doesNotMatch(got, /<no close in 5 s>/, what);
+    }
+  }
+  // The same bytes with one clear length are two requests, both answered.
+  const clear = await rawExchange(sys.webUrl, `POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx${hidden.replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n')}`);
+  assert.deepEqual(answers(clear), [405, 200]);
+});
