@@ -79,14 +79,17 @@ static bool s_lists(const char *value, const char *token)
     return false;
 }
 
-/* civetweb closes the connection after this answer, and the answer should
- * say so: the operations listener keeps nothing alive, and civetweb's rule
- * for the client's wish is that a Connection header without keep-alive, or
- * HTTP/1.0 without one, closes. (A body left unread, as after a 413, is
- * read and dropped by civetweb, which then keeps the connection.) */
+/* Whether the connection ends after this answer; the answer then says so
+ * (RFC 9112 9.6). It does on the operations listener, which keeps nothing
+ * alive; when the request asked for it (civetweb's rule: a Connection
+ * header without keep-alive, or HTTP/1.0 without one); when a handler set
+ * r->close; and when a body is left unread: civetweb would otherwise read
+ * and drop all of it, however long it is, before the next request. */
 static bool s_closes(const web_req_t *r)
 {
-    if (r->ops)
+    if (r->ops || r->close || r->body_state < 0)
+        return true;
+    if (r->body_state == 0 && (r->ri->content_length > 0 || mg_get_header(r->conn, "Transfer-Encoding")))
         return true;
     const char *c = mg_get_header(r->conn, "Connection");
     if (c)
@@ -120,10 +123,12 @@ void web_send(web_req_t *r, int status, const char *content_type, const char *bo
         sbuf_printf(&h, "Retry-After: %d\r\n", r->retry_after_s);
     if (r->allow)
         sbuf_printf(&h, "Allow: %s\r\n", r->allow);
-    if (s_closes(r))
+    if (s_closes(r)) {
+        mg_disable_connection_keep_alive(r->conn);
         sbuf_puts(&h, "Connection: close\r\n");
-    else
+    } else {
         sbuf_printf(&h, "Keep-Alive: timeout=%d\r\n", WEB_KEEP_ALIVE_MS / 1000);
+    }
     for (int i = 0; i < r->nset_cookie; i++) {
         sbuf_puts(&h, "Set-Cookie: ");
         sbuf_puts(&h, r->set_cookie[i]);

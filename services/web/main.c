@@ -249,11 +249,11 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
         wrong_method = false;
     }
     if (s_ambiguous_framing(r.ri)) {
-        /* civetweb's own error answer is the one that also closes the
-         * connection, so nothing after this request is read from it. */
+        /* Nothing after this request is read from its connection. */
         r.route = "bad_framing";
-        mg_send_http_error(conn, 400, "%s", "The request's length is ambiguous.\n");
-        r.status = 400;
+        r.close = true;
+        static const char ambiguous[] = "the request's length is ambiguous\n";
+        web_send(&r, 400, "text/plain; charset=utf-8", ambiguous, sizeof ambiguous - 1, NULL);
     } else if (!r.ops && !gated) {
         /* Not through the gate: answered with nothing of Portico's. */
         r.route = "not_gated";

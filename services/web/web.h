@@ -92,9 +92,9 @@ typedef struct {
 #define WEB_MAX_SET_COOKIES 3
 
 /* civetweb closes a public keep-alive connection idle this long. Answers
- * say so (Keep-Alive: timeout=), or say Connection: close when civetweb
- * closes after them (web_send): a client that reused a connection the
- * server is closing would see its request fail. */
+ * say so (Keep-Alive: timeout=), or say Connection: close when the
+ * connection ends after them (web_send): a client that reused a connection
+ * the server is closing would see its request fail. */
 #define WEB_KEEP_ALIVE_MS 2000
 
 typedef struct web_req {
@@ -105,6 +105,7 @@ typedef struct web_req {
     const char *route; /* metrics label */
     int64_t path_id;   /* the {id} in the route's path, or 0 */
     bool ops;          /* arrived on the operations listener (PORTICO_OPS_ADDR) */
+    bool close;        /* end the connection after the answer */
     int status;
     char addr[64];     /* the client: the peer, or from a trusted proxy's X-Forwarded-For */
     int retry_after_s; /* > 0: a Retry-After header on the answer */

@@ -188,6 +188,8 @@ test('an oversized form is answered 413, not mistaken for a missing CSRF token',
   const r = await create(admin, { base_url: sys.emulatorUrl, client_id: 'c', client_secret: 's', ca_cert: 'x'.repeat(70 * 1024) });
   assert.equal(r.status, 413);
   assert.match(r.text, /Form too large/);
+  // The rest of the body is not read: the connection ends, and the answer says so.
+  assert.equal(r.headers.get('connection'), 'close');
 });
 
 // ---- validation ----
