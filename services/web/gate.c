@@ -1,6 +1,7 @@
 #include "gate.h"
 
 #include "crypto.h"
+#include "framing.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -24,7 +25,10 @@
 #include <unistd.h>
 
 #define HEADER_MAX 16384
-#define PIPE_BUF_SIZE 32768 /* > HEADER_MAX plus the gate's own header */
+#define BODY_MAX FRAMING_BODY_MAX
+#define IN_START 8192
+#define IN_MAX (HEADER_MAX + BODY_MAX + 256) /* one held request, the gate's own header too */
+#define PIPE_BUF_SIZE 32768
 #define MAX_EVENTS 256
 #define TICK_MS 100
 
@@ -37,18 +41,22 @@ typedef struct {
     uint32_t watched; /* the events epoll has for this end now */
 } end_t;
 
+/* What the client sends is held in `in` until a whole request is there
+ * (framing.h); only then does it count as `ready` for civetweb. */
 struct conn_t {
     int cfd, bfd;
     end_t cend, bend;
-    bool relaying; /* headers complete, backend connected */
+    bool relaying; /* the first request is whole, the backend connected */
+    bool raw;      /* a body too long to hold: the client's bytes pass as they come */
     bool c_eof, b_eof, b_shut;
-    bool dead; /* closed; freed after the current batch of events */
-    int64_t deadline_ms;
+    bool dead;           /* closed; freed after the current batch of events */
+    int64_t deadline_ms; /* the request being received must be whole by then; 0: none is */
     char addr[64];
-    char hdr[HEADER_MAX];
-    size_t hdr_len;
-    char c2b[PIPE_BUF_SIZE], b2c[PIPE_BUF_SIZE];
-    size_t c2b_off, c2b_len, b2c_off, b2c_len;
+    char *in;
+    size_t in_len, in_cap;
+    size_t ready; /* in[0..ready) is whole requests, to send to civetweb */
+    char b2c[PIPE_BUF_SIZE];
+    size_t b2c_off, b2c_len;
     conn_t *prev, *next;
 };
 
@@ -93,11 +101,10 @@ static void s_watch(gate_t *self, conn_t *c)
     if (!c->relaying)
         s_want(self, c->cfd, &c->cend, EPOLLIN);
     else
-        s_want(self, c->cfd, &c->cend,
-               (!c->c_eof && c->c2b_len < sizeof c->c2b ? EPOLLIN : 0) | (c->b2c_len ? EPOLLOUT : 0));
+        s_want(self, c->cfd, &c->cend, (!c->c_eof && c->in_len < IN_MAX ? EPOLLIN : 0) | (c->b2c_len ? EPOLLOUT : 0));
     if (c->bfd >= 0)
         s_want(self, c->bfd, &c->bend,
-               (!c->b_eof && c->b2c_len < sizeof c->b2c ? EPOLLIN : 0) | (c->c2b_len ? EPOLLOUT : 0));
+               (!c->b_eof && c->b2c_len < sizeof c->b2c ? EPOLLIN : 0) | (c->ready ? EPOLLOUT : 0));
 }
 
 static void s_close(gate_t *self, conn_t *c)
@@ -125,6 +132,7 @@ static void s_bury(gate_t *self)
     while (self->graveyard) {
         conn_t *c = self->graveyard;
         self->graveyard = c->next;
+        free(c->in);
         free(c);
     }
 }
@@ -221,18 +229,6 @@ static void s_accept(gate_t *self)
     }
 }
 
-/* The end of the header block: "\r\n\r\n" (or bare "\n\n"), or 0. */
-static size_t s_header_end(const char *buf, size_t len)
-{
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (buf[i] == '\n' && buf[i + 1] == '\n')
-            return i + 2;
-        if (i + 3 < len && buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' && buf[i + 3] == '\n')
-            return i + 4;
-    }
-    return 0;
-}
-
 /* The first request's target, made fit for civetweb. An origin server
  * must accept a target in absolute form (RFC 9112, 3.2.2) and take the
  * host from it rather than from Host; civetweb takes one for another host
@@ -241,19 +237,19 @@ static size_t s_header_end(const char *buf, size_t len)
  * writes from PORTICO_PUBLIC_URL, never from the request, so the target
  * becomes its path and query ("/" when it has none); "OPTIONS *" is
  * answered here, and "*" with another method refused. Later requests on
- * the connection are relayed as they come (the gate does not parse them).
- * 0: hand the connection over; -1: answered and closed. */
-static int s_first_target(gate_t *self, conn_t *c)
+ * the connection keep their targets (the gate frames them, no more).
+ * 0: hand the connection over (*head_len updated); -1: answered and closed. */
+static int s_first_target(gate_t *self, conn_t *c, size_t *head_len)
 {
-    char *line_end = memchr(c->hdr, '\n', c->hdr_len);
-    char *sp = line_end ? memchr(c->hdr, ' ', (size_t)(line_end - c->hdr)) : NULL;
+    char *line_end = memchr(c->in, '\n', *head_len);
+    char *sp = line_end ? memchr(c->in, ' ', (size_t)(line_end - c->in)) : NULL;
     char *target = sp ? sp + 1 : NULL;
     char *target_end = target ? memchr(target, ' ', (size_t)(line_end - target)) : NULL;
     if (!target_end)
         return 0; /* civetweb answers a malformed request line */
     size_t len = (size_t)(target_end - target);
     if (len == 1 && *target == '*') {
-        if (sp - c->hdr == 7 && !memcmp(c->hdr, "OPTIONS", 7)) {
+        if (sp - c->in == 7 && !memcmp(c->in, "OPTIONS", 7)) {
             static const char options[] = "HTTP/1.1 200 OK\r\nAllow: GET, HEAD, POST\r\nContent-Length: 0\r\n"
                                           "Connection: close\r\n\r\n";
             (void)!send(c->cfd, options, sizeof options - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -276,27 +272,48 @@ static int s_first_target(gate_t *self, conn_t *c)
     if (from != path)
         *from = '/';
     size_t cut = (size_t)(from - target);
-    memmove(target, from, c->hdr_len - (size_t)(from - c->hdr));
-    c->hdr_len -= cut;
+    memmove(target, from, c->in_len - (size_t)(from - c->in));
+    c->in_len -= cut;
+    *head_len -= cut;
     return 0;
 }
 
-/* Headers complete: add ours after the request line, connect to civetweb. */
-static int s_hand_over(gate_t *self, conn_t *c)
+/* Room for `need` more bytes in c->in, up to IN_MAX in all. */
+static int s_in_room(conn_t *c, size_t need)
 {
-    char *nl = memchr(c->hdr, '\n', c->hdr_len);
+    if (c->in_len + need <= c->in_cap)
+        return 0;
+    size_t cap = c->in_cap ? c->in_cap : IN_START;
+    while (cap < c->in_len + need)
+        cap *= 2;
+    if (cap > IN_MAX)
+        cap = IN_MAX;
+    if (c->in_len + need > cap)
+        return -1;
+    char *in = realloc(c->in, cap);
+    if (!in)
+        return -1;
+    c->in = in;
+    c->in_cap = cap;
+    return 0;
+}
+
+/* The first request is whole: our header after its request line, and a
+ * connection to civetweb. *head_len grows by what was added. */
+static int s_hand_over(gate_t *self, conn_t *c, size_t *head_len)
+{
+    char *nl = memchr(c->in, '\n', *head_len);
     if (!nl)
         return -1;
-    size_t first = (size_t)(nl - c->hdr) + 1;
+    size_t first = (size_t)(nl - c->in) + 1;
     char extra[160];
     int n = snprintf(extra, sizeof extra, "%s: %s %s\r\n", GATE_HEADER, self->token, c->addr);
-    if (n <= 0 || first + (size_t)n + (c->hdr_len - first) > sizeof c->c2b)
+    if (n <= 0 || (size_t)n >= sizeof extra || s_in_room(c, (size_t)n) < 0)
         return -1;
-    memcpy(c->c2b, c->hdr, first);
-    memcpy(c->c2b + first, extra, (size_t)n);
-    memcpy(c->c2b + first + (size_t)n, c->hdr + first, c->hdr_len - first);
-    c->c2b_off = 0;
-    c->c2b_len = c->hdr_len + (size_t)n;
+    memmove(c->in + first + n, c->in + first, c->in_len - first);
+    memcpy(c->in + first, extra, (size_t)n);
+    c->in_len += (size_t)n;
+    *head_len += (size_t)n;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
@@ -322,64 +339,133 @@ static int s_hand_over(gate_t *self, conn_t *c)
     return 0;
 }
 
-static void s_read_headers(gate_t *self, conn_t *c)
+/* A later request on the connection is refused. The answers to the ones
+ * before it may still be on their way, so this one gets none: nothing more
+ * goes to civetweb, which answers what it has, sees the end and closes;
+ * then so does the gate. */
+static void s_refuse_later(conn_t *c, const char *what)
 {
-    ssize_t n = recv(c->cfd, c->hdr + c->hdr_len, sizeof c->hdr - c->hdr_len, 0);
+    char labels[64];
+    snprintf(labels, sizeof labels, "reason=\"%s\"", what);
+    metrics_inc("portico_http_gate_refused_total", labels, 1);
+    c->in_len = c->ready;
+    c->c_eof = true;
+    c->deadline_ms = 0;
+    if (!c->ready && !c->b_shut) {
+        shutdown(c->bfd, SHUT_WR);
+        c->b_shut = true;
+    }
+}
+
+static const char *s_status_text(int status)
+{
+    switch (status) {
+    case 411:
+        return "Length required: send the body with a Content-Length.";
+    case 431:
+        return "Request headers too large.";
+    default:
+        return "Bad request: its length is not clear.";
+    }
+}
+
+/* Mark the whole requests now in c->in as ready for civetweb, the first
+ * one with the gate's header. false: the connection was refused and closed. */
+static bool s_frame(gate_t *self, conn_t *c, int64_t now)
+{
+    while (!c->raw && !c->c_eof && c->in_len > c->ready) {
+        if (!c->deadline_ms)
+            c->deadline_ms = now + self->cfg.header_timeout_ms;
+        framing_t f;
+        int rc = framing_parse(c->in + c->ready, c->in_len - c->ready, HEADER_MAX, &f);
+        if (rc == 0)
+            return true;
+        if (rc != 1) {
+            const char *what = rc == 431 ? "too_large" : rc == 411 ? "length_required" : "framing";
+            if (!c->relaying) {
+                s_refuse(self, c, rc, s_status_text(rc), what);
+                return false;
+            }
+            s_refuse_later(c, what);
+            return true;
+        }
+        /* A body longer than the web takes is refused by it unread: the
+         * headers go now, and the rest as it comes. */
+        bool too_long = f.body_len > BODY_MAX;
+        if (!too_long && c->in_len - c->ready < f.head_len + (size_t)f.body_len)
+            return true;
+        if (!c->relaying) {
+            if (s_first_target(self, c, &f.head_len) < 0)
+                return false;
+            if (s_hand_over(self, c, &f.head_len) < 0) {
+                s_refuse(self, c, 503, "Portico could not take this request: try again.", "backend");
+                return false;
+            }
+        }
+        c->deadline_ms = 0;
+        if (too_long) {
+            c->raw = true;
+            c->ready = c->in_len;
+        } else {
+            c->ready += f.head_len + (size_t)f.body_len;
+        }
+    }
+    return true;
+}
+
+/* Read what the client sent. false: the connection is closed. */
+static bool s_read_client(gate_t *self, conn_t *c, int64_t now)
+{
+    /* Full only while whole requests wait for civetweb (a held one always
+     * fits), or out of memory: read later; the deadline still runs. */
+    if (s_in_room(c, 1) < 0)
+        return true;
+    ssize_t n = recv(c->cfd, c->in + c->in_len, c->in_cap - c->in_len, 0);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        s_close(self, c);
-        return;
+        if (!c->relaying) {
+            s_close(self, c);
+            return false;
+        }
+        c->c_eof = true;
+        c->in_len = c->ready; /* a request cut off is not passed on */
+        return true;
     }
     if (n < 0)
-        return;
-    c->hdr_len += (size_t)n;
-    size_t end = s_header_end(c->hdr, c->hdr_len);
-    if (!end) {
-        if (c->hdr_len == sizeof c->hdr)
-            s_refuse(self, c, 431, "Request headers too large.", "too_large");
-        return;
-    }
-    if (s_first_target(self, c) < 0)
-        return;
-    if (s_hand_over(self, c) < 0) {
-        s_refuse(self, c, 503, "Portico could not take this request: try again.", "backend");
-        return;
-    }
-    s_watch(self, c);
+        return true;
+    c->in_len += (size_t)n;
+    if (c->raw)
+        c->ready = c->in_len;
+    return s_frame(self, c, now);
+}
+
+/* Before the first request is whole: read and frame it. */
+static void s_read_first(gate_t *self, conn_t *c)
+{
+    if (s_read_client(self, c, s_now_ms()))
+        s_watch(self, c);
 }
 
 /* Move what can move between the two ends after epoll reported `events`
  * on end e; false when the connection is finished (and closed). Only the
  * end that was reported is read: the other would mostly answer EAGAIN, and
  * epoll (level-triggered) reports it when it has something. */
-static bool s_relay(conn_t *c, const end_t *e, uint32_t events)
+static bool s_relay(gate_t *self, conn_t *c, const end_t *e, uint32_t events)
 {
     ssize_t n;
     bool readable = (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0;
-    if (readable && !e->backend && !c->c_eof && c->c2b_len < sizeof c->c2b) {
-        size_t at = c->c2b_off + c->c2b_len;
-        if (c->c2b_off && at == sizeof c->c2b) {
-            memmove(c->c2b, c->c2b + c->c2b_off, c->c2b_len);
-            c->c2b_off = 0;
-            at = c->c2b_len;
-        }
-        n = recv(c->cfd, c->c2b + at, sizeof c->c2b - at, 0);
-        if (n > 0)
-            c->c2b_len += (size_t)n;
-        else if (n == 0 || (errno != EAGAIN && errno != EINTR))
-            c->c_eof = true;
-    }
-    if (c->c2b_len) {
-        n = send(c->bfd, c->c2b + c->c2b_off, c->c2b_len, MSG_NOSIGNAL);
+    if (readable && !e->backend && !c->c_eof && c->in_len < IN_MAX && !s_read_client(self, c, s_now_ms()))
+        return true; /* closed already (only before the first request is whole) */
+    if (c->ready) {
+        n = send(c->bfd, c->in, c->ready, MSG_NOSIGNAL);
         if (n > 0) {
-            c->c2b_off += (size_t)n;
-            c->c2b_len -= (size_t)n;
-            if (!c->c2b_len)
-                c->c2b_off = 0;
+            memmove(c->in, c->in + n, c->in_len - (size_t)n);
+            c->in_len -= (size_t)n;
+            c->ready -= (size_t)n;
         } else if (n < 0 && errno != EAGAIN && errno != EINTR && errno != ENOTCONN) {
             return false;
         }
     }
-    if (c->c_eof && !c->c2b_len && !c->b_shut) {
+    if (c->c_eof && !c->ready && !c->b_shut) {
         shutdown(c->bfd, SHUT_WR);
         c->b_shut = true;
     }
@@ -418,8 +504,14 @@ static void s_expire(gate_t *self, int64_t now)
     conn_t *next;
     for (conn_t *c = self->conns; c; c = next) {
         next = c->next;
-        if (!c->relaying && now >= c->deadline_ms)
-            s_refuse(self, c, 408, "The request headers took too long.", "header_timeout");
+        if (!c->deadline_ms || now < c->deadline_ms)
+            continue;
+        if (!c->relaying) {
+            s_refuse(self, c, 408, "The request took too long to arrive.", "header_timeout");
+        } else {
+            s_refuse_later(c, "request_timeout");
+            s_watch(self, c);
+        }
     }
 }
 
@@ -459,12 +551,12 @@ static void *s_run(void *arg)
                 continue;
             if (!c->relaying) {
                 if (!e->backend)
-                    s_read_headers(self, c);
+                    s_read_first(self, c);
                 continue;
             }
-            if (!s_relay(c, e, events[i].events))
+            if (!s_relay(self, c, e, events[i].events))
                 s_close(self, c);
-            else
+            else if (!c->dead)
                 s_watch(self, c);
         }
         int64_t now = s_now_ms();

@@ -1,23 +1,30 @@
 /* gate: the web's front door, one thread with epoll in front of civetweb.
  *
  * civetweb holds a thread per connection from its first byte, so a few
- * hundred connections that trickle their headers (or just sit there) take
- * every thread and nobody else is served. The gate accepts the public
- * connections itself and hands a connection to civetweb (listening on a
- * private loopback port) only once its request headers are complete:
+ * hundred connections that trickle their headers or bodies (or just sit
+ * there) take every thread and nobody else is served. The gate accepts the
+ * public connections itself and passes a request on to civetweb (listening
+ * on a private loopback port) only once the whole of it has arrived,
+ * headers and body (framing.h says where it ends):
  *
- *   - a connection must deliver its headers within header_timeout_ms of
- *     being accepted (then 408 and closed); headers larger than 16 KiB get
- *     431;
+ *   - a connection's first request must arrive whole within
+ *     header_timeout_ms of the connection (then 408 and closed); headers
+ *     larger than 16 KiB get 431, a length that is not one plain
+ *     Content-Length 400, a Transfer-Encoding 411;
+ *   - a later request on a kept connection is held the same way; civetweb
+ *     ends the connection once it has waited 2 s for it, and one refused
+ *     or late gets no answer (an answer could be taken for the one before):
+ *     the connection ends after the answers already due;
+ *   - a body longer than the web takes (FRAMING_BODY_MAX) goes on as it
+ *     comes, since the web refuses it unread and closes;
  *   - one client address may hold at most max_per_client connections
  *     (trusted proxies excepted: they carry everyone), all clients together
  *     max_total; beyond that a connection gets 503 and is closed at once.
  *
  * The gate tells civetweb who the client is in a header only it can write
  * (X-Portico-Gate: <per-process secret> <address>), since civetweb sees
- * every connection coming from loopback. After the first request the
- * connection is relayed as it is: civetweb's keep-alive timeout bounds a
- * slow second request. */
+ * every connection coming from loopback; it adds it to the first request
+ * of each connection. */
 #ifndef PORTICO_WEB_GATE_H
 #define PORTICO_WEB_GATE_H
 

@@ -3,6 +3,7 @@
  * transport only: pages are rendered above it (reply.h). */
 #include "web.h"
 
+#include "framing.h"
 #include "metrics.h"
 
 #include <stdio.h>
@@ -11,7 +12,7 @@
 #include <strings.h>
 #include <time.h>
 
-#define MAX_BODY (64 * 1024)
+#define MAX_BODY FRAMING_BODY_MAX
 /* Bodies up to this size go out in the same write as the headers. */
 #define ONE_WRITE_MAX (256 * 1024)
 

@@ -1,9 +1,11 @@
 /* libFuzzer target: what the web reads from a browser before any handler
  * trusts it: form bodies and query strings (civetweb's decoder, as the web's
  * web_form/web_query call it), cookie headers, return_to paths and base URLs
- * typed into the Add Integration form.
- * fuzz-sources: */
+ * typed into the Add Integration form; and where the gate's framing says a
+ * request ends.
+ * fuzz-sources: services/web/framing.c */
 #include "url.h"
+#include "web/framing.h"
 
 #include <civetweb.h>
 #include <stdint.h>
@@ -43,6 +45,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
     }
     if (url_is_local_path(s) && (s[1] == '/' || s[1] == '\\' || strchr(s, '\\') || strchr(s, '\r')))
+        abort();
+    /* A request found whole lies within what was given and the limit. */
+    framing_t f;
+    int fr = framing_parse(s, size, 4096, &f);
+    if (fr == 1 && (f.head_len > size || f.head_len > 4096 || f.body_len < 0))
+        abort();
+    if (fr != 0 && fr != 1 && fr != 400 && fr != 411 && fr != 431)
         abort();
     char dec[4096];
     int d = url_decode(s, true, dec, sizeof dec);

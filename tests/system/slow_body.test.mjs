@@ -1,0 +1,91 @@
+// Bodies that trickle (#12): connections that send their headers and then
+// their body a byte at a time, on a new connection or after a first
+// request on a kept one, take none of civetweb's threads. The gate holds
+// each request until it is whole; one that is not whole in time is closed.
+// Loopback only (three source addresses in 127/8), bounded in count and time.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import http from 'node:http';
+import { startPortico, sleep } from './harness.mjs';
+
+const THREADS = 4;
+const TIMEOUT_MS = 3000;
+let sys;
+let port;
+
+before(async () => {
+  sys = await startPortico({ name: 'slow-body', env: { PORTICO_WEB_THREADS: String(THREADS), PORTICO_HEADER_TIMEOUT_MS: String(TIMEOUT_MS) } });
+  port = Number(new URL(sys.webUrl).port);
+});
+after(async () => {
+  if (sys) await sys.stop();
+});
+
+// A form whose 1,000-byte body comes a byte every 200 ms, after `first`
+// (a whole request, answered before the POST starts) when given.
+function trickler(localAddress, first) {
+  const s = net.connect({ host: '127.0.0.1', port, localAddress });
+  const state = { closedAt: 0, got: '', timer: null };
+  const t0 = Date.now();
+  s.on('error', () => {});
+  s.on('close', () => { state.closedAt = Date.now() - t0; clearInterval(state.timer); });
+  const post = () => {
+    // The setup token form reads its body before anything else.
+    s.write(`POST /admin/setup-token HTTP/1.1\r\nHost: x\r\nOrigin: ${sys.webUrl}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n`);
+    state.timer = setInterval(() => { if (!s.destroyed) s.write('x'); }, 200);
+  };
+  s.on('data', (d) => {
+    const before = state.got;
+    state.got += d.toString('latin1');
+    if (first && !before && !state.timer) post();
+  });
+  s.on('connect', () => (first ? s.write(first) : post()));
+  state.sock = s;
+  return state;
+}
+
+function healthz(localAddress) {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const req = http.request({ host: '127.0.0.1', port, path: '/healthz', localAddress, agent: false, timeout: 3000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode, ms: Date.now() - t0 }));
+    });
+    req.on('error', () => resolve({ status: 0, ms: Date.now() - t0 }));
+    req.on('timeout', () => { req.destroy(); resolve({ status: 0, ms: Date.now() - t0 }); });
+    req.end();
+  });
+}
+
+test(`bodies a byte at a time from ${THREADS * 3} connections leave civetweb's ${THREADS} threads free`, async () => {
+  const t0 = Date.now();
+  const fresh = Array.from({ length: THREADS * 2 }, () => trickler('127.0.0.4'));
+  const kept = Array.from({ length: THREADS }, () => trickler('127.0.0.5', 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'));
+  try {
+    // The kept connections' first answers came; civetweb gives their
+    // threads back once they are idle for 2 s (the held POST is not sent).
+    await sleep(2500);
+    for (const k of kept) assert.match(k.got, /^HTTP\/1\.1 200 /);
+    const probes = [];
+    for (let i = 0; i < 5; i++) {
+      probes.push(await healthz('127.0.0.6'));
+      await sleep(100);
+    }
+    for (const p of probes) assert.equal(p.status, 200, JSON.stringify(probes));
+    assert.ok(Math.max(...probes.map((p) => p.ms)) < 1000, JSON.stringify(probes));
+    // Every trickler is closed within the deadline (and a second): the new
+    // ones with 408, the kept ones when civetweb ends the idle connection.
+    await sleep(Math.max(0, t0 + TIMEOUT_MS + 1000 - Date.now()));
+    for (const f of fresh) {
+      assert.ok(f.closedAt > 0 && f.closedAt <= TIMEOUT_MS + 1000, `fresh closed at ${f.closedAt}`);
+      assert.match(f.got, /^HTTP\/1\.1 408 /);
+    }
+    for (const k of kept) {
+      assert.ok(k.closedAt > 0, 'a kept connection is still open');
+      assert.doesNotMatch(k.got, /HTTP\/1\.1 [^]*HTTP\/1\.1/, 'the held POST was answered');
+    }
+  } finally {
+    for (const t of [...fresh, ...kept]) t.sock.destroy();
+  }
+});
