@@ -369,11 +369,28 @@ static const char *s_status_text(int status)
     }
 }
 
+/* How many CR and LF bytes buf starts with. */
+static size_t s_empty_lines(const char *buf, size_t len)
+{
+    size_t n = 0;
+    while (n < len && (buf[n] == '\r' || buf[n] == '\n'))
+        n++;
+    return n;
+}
+
 /* Mark the whole requests now in c->in as ready for civetweb, the first
  * one with the gate's header. false: the connection was refused and closed. */
 static bool s_frame(gate_t *self, conn_t *c, int64_t now)
 {
     while (!c->raw && !c->c_eof && c->in_len > c->ready) {
+        /* Empty lines before a request line are ignored (RFC 9112 2.2):
+         * some clients send one after a body. */
+        size_t skip = s_empty_lines(c->in + c->ready, c->in_len - c->ready);
+        if (skip) {
+            memmove(c->in + c->ready, c->in + c->ready + skip, c->in_len - c->ready - skip);
+            c->in_len -= skip;
+            continue;
+        }
         if (!c->deadline_ms)
             c->deadline_ms = now + self->cfg.header_timeout_ms;
         framing_t f;
