@@ -92,9 +92,10 @@ typedef struct {
 #define WEB_MAX_SET_COOKIES 3
 
 /* civetweb closes a public keep-alive connection idle this long. Answers
- * say so (Keep-Alive: timeout=), or say Connection: close when the
- * connection ends after them (web_send): a client that reused a connection
- * the server is closing would see its request fail. */
+ * say Connection: close when the connection ends after them (web_send): a
+ * client that reused a connection the server is closing would see its
+ * request fail. No Keep-Alive: timeout= hint: Node's HTTP client takes 2 s
+ * off a hint and, with nothing left, closes after every answer. */
 #define WEB_KEEP_ALIVE_MS 2000
 
 typedef struct web_req {

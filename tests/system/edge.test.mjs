@@ -221,16 +221,15 @@ test('absolute-form targets and OPTIONS * are answered; a 405 names the allowed 
   assert.match(options, /\r\nContent-Length: 0\r\n/);
   assert.match(await rawExchange(sys.webUrl, 'GET * HTTP/1.1\r\nHost: x\r\n\r\n'), /^HTTP\/1\.1 400 /);
 
-  // An answer says Connection: close when the connection ends after it,
-  // and otherwise how long it stays open idle.
+  // An answer says Connection: close when the connection ends after it.
   const head = (text) => text.slice(0, text.indexOf('\r\n\r\n'));
   assert.match(head(abs), /\r\nConnection: close(\r\n|$)/);
   assert.doesNotMatch(head(abs), /\r\nKeep-Alive:/);
   const old = await rawExchange(sys.webUrl, 'GET /login HTTP/1.0\r\nHost: x\r\n\r\n');
   assert.match(head(old), /^HTTP\/1\.1 200 [^]*\r\nConnection: close(\r\n|$)/);
   const kept = await rawExchange(sys.webUrl, 'GET /login HTTP/1.1\r\nHost: x\r\n\r\n');
-  assert.match(head(kept), /^HTTP\/1\.1 200 [^]*\r\nKeep-Alive: timeout=2(\r\n|$)/);
-  assert.doesNotMatch(head(kept), /\r\nConnection:/);
+  assert.match(head(kept), /^HTTP\/1\.1 200 /);
+  assert.doesNotMatch(head(kept), /\r\n(Connection|Keep-Alive):/);
   // The server did close it after the idle time (rawExchange gives up at 5 s).
   assert.doesNotMatch(kept, /<no close in 5 s>/);
 
@@ -284,5 +283,6 @@ test('a body nobody reads ends its connection at once instead of being read to i
   assert.doesNotMatch(got, /<no close in 5 s>/);
   // A body that was read keeps the connection for the next request.
   const kept = await rawExchange(sys.webUrl, 'GET /login HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n');
-  assert.match(kept, /^HTTP\/1\.1 200 [^]*\r\nKeep-Alive: timeout=2\r\n/);
+  assert.match(kept, /^HTTP\/1\.1 200 /);
+  assert.doesNotMatch(kept.slice(0, kept.indexOf('\r\n\r\n')), /\r\nConnection:/);
 });

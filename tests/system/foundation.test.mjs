@@ -12,9 +12,8 @@ test('the public port answers only yes or no; metrics and the details are on the
   const pub = await fetch(`${sys.webUrl}/readyz`);
   assert.equal(pub.status, 200);
   assert.equal(await pub.text(), 'ready\n');
-  // Clients learn how long an idle connection stays open, and stop reusing
-  // it before the server closes it under them.
-  assert.equal(pub.headers.get('keep-alive'), 'timeout=2');
+  // The public port keeps the connection, and says nothing to the contrary.
+  assert.equal(pub.headers.get('connection'), null);
   const m = await fetch(`${sys.webUrl}/metrics`);
   assert.equal(m.status, 404);
   assert.doesNotMatch(await m.text(), /portico_/);
