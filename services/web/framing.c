@@ -86,5 +86,111 @@ int framing_parse(const char *buf, size_t len, size_t max_head, framing_t *out)
         return cl_count ? 400 : 411;
     out->head_len = head;
     out->body_len = length;
+    out->has_length = cl_count == 1;
     return 1;
+}
+
+/* ---- answers ---- */
+
+void framing_asked(framing_answers_t *a, bool is_head)
+{
+    if (a->due >= FRAMING_ANSWERS_MAX) {
+        a->lost = true;
+        return;
+    }
+    if (is_head)
+        a->heads |= (uint64_t)1 << a->due;
+    a->due++;
+}
+
+bool framing_none_due(const framing_answers_t *a)
+{
+    return !a->lost && a->due == 0;
+}
+
+/* A "Connection" header naming "close" among its options. */
+static bool s_says_close(const char *head, size_t len)
+{
+    const char *end = head + len;
+    for (const char *p = head; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            break;
+        size_t line = (size_t)(nl - p);
+        if (line > 11 && !strncasecmp(p, "connection:", 11)) {
+            for (const char *q = p + 11; q + 5 <= nl; q++)
+                if (!strncasecmp(q, "close", 5))
+                    return true;
+        }
+        p = nl + 1;
+    }
+    return false;
+}
+
+/* The head of one answer is in a->head[0..head_end): where its body ends.
+ * false: the answer cannot be delimited. */
+static bool s_answer_head(framing_answers_t *a, size_t head_end, int *ended)
+{
+    const char *h = a->head;
+    if (head_end < 13 || strncmp(h, "HTTP/1.", 7) || h[8] != ' ' || h[9] < '1' || h[9] > '5' || h[10] < '0' ||
+        h[10] > '9' || h[11] < '0' || h[11] > '9')
+        return false;
+    int status = (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
+    framing_t f;
+    if (framing_parse(h, head_end, sizeof a->head, &f) != 1 || s_says_close(h, head_end))
+        return false;
+    a->head_len = 0;
+    if (status < 200) /* 100 Continue: the answer itself follows */
+        return status != 101;
+    bool is_head = (a->heads & 1) != 0;
+    if (is_head || status == 204 || status == 304)
+        a->body_left = 0;
+    else if (!f.has_length)
+        return false; /* its end would be the connection's */
+    else
+        a->body_left = f.body_len;
+    if (a->body_left == 0) {
+        a->due--;
+        a->heads >>= 1;
+        ++*ended;
+    }
+    return true;
+}
+
+int framing_answered(framing_answers_t *a, const char *p, size_t n)
+{
+    int ended = 0;
+    while (n && !a->lost) {
+        if (a->body_left) {
+            size_t take = (unsigned long long)a->body_left < n ? (size_t)a->body_left : n;
+            a->body_left -= (long long)take;
+            p += take;
+            n -= take;
+            if (!a->body_left) {
+                a->due--;
+                a->heads >>= 1;
+                ended++;
+            }
+            continue;
+        }
+        if (!a->due) {
+            a->lost = true; /* bytes no request asked for */
+            break;
+        }
+        size_t before = a->head_len, room = sizeof a->head - a->head_len;
+        size_t take = n < room ? n : room;
+        memcpy(a->head + a->head_len, p, take);
+        a->head_len += take;
+        size_t end = framing_head_end(a->head, a->head_len);
+        if (!end) {
+            if (a->head_len == sizeof a->head)
+                a->lost = true;
+            break; /* all of it taken */
+        }
+        p += end - before;
+        n -= end - before;
+        if (!s_answer_head(a, end, &ended))
+            a->lost = true;
+    }
+    return ended;
 }

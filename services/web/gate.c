@@ -31,6 +31,11 @@
 #define PIPE_BUF_SIZE 32768
 #define MAX_EVENTS 256
 #define TICK_MS 100
+/* A connection to civetweb that has had no request to answer for this long
+ * is closed, and its thread serves others; the client's connection stays
+ * open, and its next request gets a new one. Longer than the pause between
+ * a browser's requests for a page and its parts. */
+#define BACKEND_IDLE_MS 200
 
 typedef struct conn_t conn_t;
 
@@ -46,11 +51,13 @@ typedef struct {
 struct conn_t {
     int cfd, bfd;
     end_t cend, bend;
-    bool relaying; /* the first request is whole, the backend connected */
+    bool relaying; /* the first request is whole (the backend connected, or given back since) */
     bool raw;      /* a body too long to hold: the client's bytes pass as they come */
     bool c_eof, b_eof, b_shut;
-    bool dead;           /* closed; freed after the current batch of events */
-    int64_t deadline_ms; /* the request being received must be whole by then; 0: none is */
+    bool dead;                 /* closed; freed after the current batch of events */
+    int64_t deadline_ms;       /* the request being received must be whole by then; 0: none is */
+    int64_t quiet_ms;          /* when the last answer due ended */
+    framing_answers_t answers; /* civetweb's, followed to know when none is due */
     char addr[64];
     char *in;
     size_t in_len, in_cap;
@@ -229,27 +236,36 @@ static void s_accept(gate_t *self)
     }
 }
 
-/* The first request's target, made fit for civetweb. An origin server
- * must accept a target in absolute form (RFC 9112, 3.2.2) and take the
- * host from it rather than from Host; civetweb takes one for another host
- * as a proxy request and closes the connection without an answer, and it
- * answers nothing to "OPTIONS *" either. Portico builds every address it
- * writes from PORTICO_PUBLIC_URL, never from the request, so the target
- * becomes its path and query ("/" when it has none); "OPTIONS *" is
- * answered here, and "*" with another method refused. Later requests on
- * the connection keep their targets (the gate frames them, no more).
- * 0: hand the connection over (*head_len updated); -1: answered and closed. */
-static int s_first_target(gate_t *self, conn_t *c, size_t *head_len)
+static bool s_nothing_due(const conn_t *c);
+static void s_refuse_later(conn_t *c, const char *what);
+
+/* The target of the whole request at c->in + at, made fit for civetweb. An
+ * origin server must accept a target in absolute form (RFC 9112, 3.2.2)
+ * and take the host from it rather than from Host; civetweb takes one for
+ * another host as a proxy request and closes the connection without an
+ * answer, and it answers nothing to "OPTIONS *" either. Portico builds
+ * every address it writes from PORTICO_PUBLIC_URL, never from the request,
+ * so the target becomes its path and query ("/" when it has none);
+ * "OPTIONS *" is answered here, and "*" with another method refused (on a
+ * kept connection with answers due, without an answer: s_refuse_later).
+ * 0: pass it on (*head_len updated); -1: answered and closed; 1: refused
+ * after the answers due. */
+static int s_target(gate_t *self, conn_t *c, size_t at, size_t *head_len)
 {
-    char *line_end = memchr(c->in, '\n', *head_len);
-    char *sp = line_end ? memchr(c->in, ' ', (size_t)(line_end - c->in)) : NULL;
+    char *req = c->in + at;
+    char *line_end = memchr(req, '\n', *head_len);
+    char *sp = line_end ? memchr(req, ' ', (size_t)(line_end - req)) : NULL;
     char *target = sp ? sp + 1 : NULL;
     char *target_end = target ? memchr(target, ' ', (size_t)(line_end - target)) : NULL;
     if (!target_end)
         return 0; /* civetweb answers a malformed request line */
     size_t len = (size_t)(target_end - target);
     if (len == 1 && *target == '*') {
-        if (sp - c->in == 7 && !memcmp(c->in, "OPTIONS", 7)) {
+        if (c->relaying && !s_nothing_due(c)) {
+            s_refuse_later(c, "asterisk");
+            return 1;
+        }
+        if (sp - req == 7 && !memcmp(req, "OPTIONS", 7)) {
             static const char options[] = "HTTP/1.1 200 OK\r\nAllow: GET, HEAD, POST\r\nContent-Length: 0\r\n"
                                           "Connection: close\r\n\r\n";
             (void)!send(c->cfd, options, sizeof options - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -298,8 +314,9 @@ static int s_in_room(conn_t *c, size_t need)
     return 0;
 }
 
-/* The first request is whole: our header after its request line, and a
- * connection to civetweb. *head_len grows by what was added. */
+/* The first request is whole (of the connection, or since civetweb's side
+ * was given back): our header after its request line, and a connection
+ * to civetweb. *head_len grows by what was added. */
 static int s_hand_over(gate_t *self, conn_t *c, size_t *head_len)
 {
     char *nl = memchr(c->in, '\n', *head_len);
@@ -339,10 +356,35 @@ static int s_hand_over(gate_t *self, conn_t *c, size_t *head_len)
     return 0;
 }
 
+/* Every answer civetweb owed the client has come from it: civetweb's
+ * connection may be given back. */
+static bool s_backend_done(const conn_t *c)
+{
+    return framing_none_due(&c->answers) && !c->ready && !c->b_eof && !c->b_shut;
+}
+
+/* ... and gone out to the client: an answer the gate writes now cannot be
+ * taken for one of them. */
+static bool s_nothing_due(const conn_t *c)
+{
+    return s_backend_done(c) && !c->b2c_len;
+}
+
+/* Close the connection to civetweb of a client connection that has
+ * nothing due; the client's stays, and its next request opens another. */
+static void s_give_back(gate_t *self, conn_t *c)
+{
+    epoll_ctl(self->epfd, EPOLL_CTL_DEL, c->bfd, NULL);
+    close(c->bfd);
+    c->bfd = -1;
+    c->bend.watched = 0;
+    metrics_inc("portico_http_gate_backend_released_total", NULL, 1);
+}
+
 /* A later request on the connection is refused. The answers to the ones
  * before it may still be on their way, so this one gets none: nothing more
  * goes to civetweb, which answers what it has, sees the end and closes;
- * then so does the gate. */
+ * then so does the gate. (With nothing due, s_refuse answers it.) */
 static void s_refuse_later(conn_t *c, const char *what)
 {
     char labels[64];
@@ -351,7 +393,7 @@ static void s_refuse_later(conn_t *c, const char *what)
     c->in_len = c->ready;
     c->c_eof = true;
     c->deadline_ms = 0;
-    if (!c->ready && !c->b_shut) {
+    if (!c->ready && !c->b_shut && c->bfd >= 0) {
         shutdown(c->bfd, SHUT_WR);
         c->b_shut = true;
     }
@@ -399,7 +441,7 @@ static bool s_frame(gate_t *self, conn_t *c, int64_t now)
             return true;
         if (rc != 1) {
             const char *what = rc == 431 ? "too_large" : rc == 411 ? "length_required" : "framing";
-            if (!c->relaying) {
+            if (!c->relaying || s_nothing_due(c)) {
                 s_refuse(self, c, rc, s_status_text(rc), what);
                 return false;
             }
@@ -411,17 +453,24 @@ static bool s_frame(gate_t *self, conn_t *c, int64_t now)
         bool too_long = f.body_len > BODY_MAX;
         if (!too_long && c->in_len - c->ready < f.head_len + (size_t)f.body_len)
             return true;
-        if (!c->relaying) {
-            if (s_first_target(self, c, &f.head_len) < 0)
-                return false;
+        int t = s_target(self, c, c->ready, &f.head_len);
+        if (t < 0)
+            return false;
+        if (t > 0)
+            return true;
+        if (c->bfd < 0) {
+            /* The first request, or the first since civetweb's connection
+             * was given back: nothing is ready before it. */
             if (s_hand_over(self, c, &f.head_len) < 0) {
                 s_refuse(self, c, 503, "Portico could not take this request: try again.", "backend");
                 return false;
             }
         }
         c->deadline_ms = 0;
+        framing_asked(&c->answers, f.head_len > 5 && !memcmp(c->in + c->ready, "HEAD ", 5));
         if (too_long) {
             c->raw = true;
+            c->answers.lost = true; /* civetweb refuses it unread and closes */
             c->ready = c->in_len;
         } else {
             c->ready += f.head_len + (size_t)f.body_len;
@@ -471,8 +520,8 @@ static bool s_relay(gate_t *self, conn_t *c, const end_t *e, uint32_t events)
     ssize_t n;
     bool readable = (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0;
     if (readable && !e->backend && !c->c_eof && c->in_len < IN_MAX && !s_read_client(self, c, s_now_ms()))
-        return true; /* closed already (only before the first request is whole) */
-    if (c->ready) {
+        return true; /* closed already: refused, or nothing due (c->dead) */
+    if (c->ready && c->bfd >= 0) {
         n = send(c->bfd, c->in, c->ready, MSG_NOSIGNAL);
         if (n > 0) {
             memmove(c->in, c->in + n, c->in_len - (size_t)n);
@@ -482,7 +531,7 @@ static bool s_relay(gate_t *self, conn_t *c, const end_t *e, uint32_t events)
             return false;
         }
     }
-    if (c->c_eof && !c->ready && !c->b_shut) {
+    if (c->c_eof && !c->ready && !c->b_shut && c->bfd >= 0) {
         shutdown(c->bfd, SHUT_WR);
         c->b_shut = true;
     }
@@ -494,9 +543,11 @@ static bool s_relay(gate_t *self, conn_t *c, const end_t *e, uint32_t events)
             at = c->b2c_len;
         }
         n = recv(c->bfd, c->b2c + at, sizeof c->b2c - at, 0);
-        if (n > 0)
+        if (n > 0) {
             c->b2c_len += (size_t)n;
-        else if (n == 0 || (errno != EAGAIN && errno != EINTR && errno != ENOTCONN))
+            if (framing_answered(&c->answers, c->b2c + at, (size_t)n) && framing_none_due(&c->answers))
+                c->quiet_ms = s_now_ms();
+        } else if (n == 0 || (errno != EAGAIN && errno != EINTR && errno != ENOTCONN))
             c->b_eof = true;
     }
     if (c->b2c_len) {
@@ -510,10 +561,28 @@ static bool s_relay(gate_t *self, conn_t *c, const end_t *e, uint32_t events)
             return false;
         }
     }
-    /* civetweb closed: once its answer is out, so are we. */
-    if (c->b_eof && !c->b2c_len)
+    /* civetweb closed: once its answer is out, so are we. The client
+     * closed while civetweb's connection was given back: so are we. */
+    if ((c->b_eof || (c->bfd < 0 && c->c_eof)) && !c->b2c_len)
         return false;
     return true;
+}
+
+/* Kept connections with no answer due from civetweb: its side is given
+ * back after BACKEND_IDLE_MS, and the client's closed once it has taken
+ * every answer and sent nothing for the keep-alive time (at once while
+ * draining). */
+static void s_idle(gate_t *self, conn_t *c, int64_t now)
+{
+    if (!c->relaying || !s_backend_done(c) || c->c_eof)
+        return;
+    bool idle = c->in_len == 0 && !c->b2c_len;
+    if (idle && (atomic_load(&self->draining) || now - c->quiet_ms >= self->cfg.keep_alive_ms)) {
+        s_close(self, c);
+        return;
+    }
+    if (c->bfd >= 0 && now - c->quiet_ms >= BACKEND_IDLE_MS)
+        s_give_back(self, c);
 }
 
 static void s_expire(gate_t *self, int64_t now)
@@ -521,9 +590,11 @@ static void s_expire(gate_t *self, int64_t now)
     conn_t *next;
     for (conn_t *c = self->conns; c; c = next) {
         next = c->next;
-        if (!c->deadline_ms || now < c->deadline_ms)
+        if (!c->deadline_ms || now < c->deadline_ms) {
+            s_idle(self, c, now);
             continue;
-        if (!c->relaying) {
+        }
+        if (!c->relaying || s_nothing_due(c)) {
             s_refuse(self, c, 408, "The request took too long to arrive.", "header_timeout");
         } else {
             s_refuse_later(c, "request_timeout");

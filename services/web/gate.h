@@ -11,10 +11,14 @@
  *     header_timeout_ms of the connection (then 408 and closed); headers
  *     larger than 16 KiB get 431, a length that is not one plain
  *     Content-Length 400, a Transfer-Encoding 411;
- *   - a later request on a kept connection is held the same way; civetweb
- *     ends the connection once it has waited 2 s for it, and one refused
- *     or late gets no answer (an answer could be taken for the one before):
- *     the connection ends after the answers already due;
+ *   - a later request on a kept connection is held the same way. The gate
+ *     follows civetweb's answers (framing.h); once none is due for 200 ms
+ *     it closes its connection to civetweb, whose thread then serves
+ *     others, and the next request gets a new one. A kept connection
+ *     that sends nothing for keep_alive_ms after its last answer is
+ *     closed. A later request refused or late is answered like a first
+ *     when no answer is due, and otherwise gets none (an answer could be
+ *     taken for the one before): the connection ends after those due;
  *   - a body longer than the web takes (FRAMING_BODY_MAX) goes on as it
  *     comes, since the web refuses it unread and closes;
  *   - one client address may hold at most max_per_client connections
@@ -24,7 +28,7 @@
  * The gate tells civetweb who the client is in a header only it can write
  * (X-Portico-Gate: <per-process secret> <address>), since civetweb sees
  * every connection coming from loopback; it adds it to the first request
- * of each connection. */
+ * of each connection to civetweb. */
 #ifndef PORTICO_WEB_GATE_H
 #define PORTICO_WEB_GATE_H
 
@@ -41,6 +45,7 @@ typedef struct {
     const char *listen_addr; /* host:port of the public listener */
     int backend_port;        /* civetweb on 127.0.0.1 */
     long header_timeout_ms;
+    long keep_alive_ms; /* a kept connection may wait this long for its next request */
     long max_per_client;
     long max_total;
     const netaddr_list_t *trusted; /* not capped per client */
@@ -51,8 +56,8 @@ gate_t *gate_new(const gate_config_t *cfg);
 /* Stop the thread and close every connection. */
 void gate_destroy(gate_t **self_p);
 /* Stop accepting at once, relay the open connections until they end
- * (civetweb closes an idle keep-alive one after its timeout), for max_ms
- * at most; then as gate_destroy. */
+ * (one with no answer due is closed at once), for max_ms at most; then as
+ * gate_destroy. */
 void gate_drain(gate_t **self_p, long max_ms);
 
 /* The client address for the value of an X-Portico-Gate header, when it

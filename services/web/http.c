@@ -5,6 +5,7 @@
 
 #include "framing.h"
 #include "metrics.h"
+#include "service.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,11 +85,12 @@ static bool s_lists(const char *value, const char *token)
  * (RFC 9112 9.6). It does on the operations listener, which keeps nothing
  * alive; when the request asked for it (civetweb's rule: a Connection
  * header without keep-alive, or HTTP/1.0 without one); when a handler set
- * r->close; and when a body is left unread: civetweb would otherwise read
- * and drop all of it, however long it is, before the next request. */
+ * r->close; when a body is left unread: civetweb would otherwise read
+ * and drop all of it, however long it is, before the next request; and
+ * while the web stops (the gate closes what is left idle). */
 static bool s_closes(const web_req_t *r)
 {
-    if (r->ops || r->close || r->body_state < 0)
+    if (r->ops || r->close || r->body_state < 0 || service_stopping())
         return true;
     if (r->body_state == 0 && (r->ri->content_length > 0 || mg_get_header(r->conn, "Transfer-Encoding")))
         return true;

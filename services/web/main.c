@@ -401,6 +401,7 @@ static int s_run(void)
     memset(&port, 0, sizeof port);
     gate_config_t gc = {.listen_addr = web_cfg.http_addr,
                         .header_timeout_ms = web_cfg.header_timeout_ms,
+                        .keep_alive_ms = WEB_KEEP_ALIVE_MS,
                         .max_per_client = web_cfg.max_conns_per_client,
                         .max_total = web_cfg.max_conns,
                         .trusted = &web_cfg.trusted_proxies};

@@ -91,7 +91,9 @@ typedef struct {
 
 #define WEB_MAX_SET_COOKIES 3
 
-/* civetweb closes a public keep-alive connection idle this long. Answers
+/* The gate closes a public keep-alive connection idle this long (civetweb
+ * closes its own side sooner: gate.h), and civetweb one of its own that the
+ * gate has left open this long (a backstop). Answers
  * say Connection: close when the connection ends after them (web_send): a
  * client that reused a connection the server is closing would see its
  * request fail. No Keep-Alive: timeout= hint: Node's HTTP client takes 2 s

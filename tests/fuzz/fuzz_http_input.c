@@ -53,6 +53,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (fr != 0 && fr != 1 && fr != 400 && fr != 411 && fr != 431)
         abort();
+    /* civetweb's answers, followed in two pieces: never more answers end
+     * than were asked for, and none is due once lost. */
+    static framing_answers_t a;
+    memset(&a, 0, sizeof a);
+    int asked = size ? (unsigned char)s[0] % 4 : 0;
+    for (int i = 0; i < asked; i++)
+        framing_asked(&a, i == 1);
+    int ended = framing_answered(&a, s, size / 2);
+    ended += framing_answered(&a, s + size / 2, size - size / 2);
+    if (ended > asked || a.due != asked - ended || a.due < 0 || (a.lost && framing_none_due(&a)))
+        abort();
     char dec[4096];
     int d = url_decode(s, true, dec, sizeof dec);
     if (d >= 0 && (size_t)d != strlen(dec))

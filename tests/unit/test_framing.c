@@ -105,13 +105,95 @@ static void test_head_end(void **state)
     assert_int_equal(framing_head_end("a\r\nb\r\n", 6), 0);
 }
 
+/* Feed text to a tracker one piece of `step` bytes at a time; the answers
+ * that ended. */
+static int s_feed(framing_answers_t *a, const char *text, size_t step)
+{
+    int ended = 0;
+    size_t len = strlen(text);
+    for (size_t at = 0; at < len; at += step)
+        ended += framing_answered(a, text + at, len - at < step ? len - at : step);
+    return ended;
+}
+
+static void test_answers(void **state)
+{
+    (void)state;
+    static framing_answers_t a;
+    const char *two = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+                      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+    /* Whole, or a byte at a time: the same answers end. */
+    for (size_t step = 1; step <= 200; step += 199) {
+        memset(&a, 0, sizeof a);
+        assert_true(framing_none_due(&a));
+        framing_asked(&a, false);
+        framing_asked(&a, true); /* a HEAD: its answer has no body */
+        assert_false(framing_none_due(&a));
+        assert_int_equal(s_feed(&a, two, step), 2);
+        assert_true(framing_none_due(&a));
+    }
+    /* Not yet: a head, or a body, cut short. */
+    memset(&a, 0, sizeof a);
+    framing_asked(&a, false);
+    assert_int_equal(s_feed(&a, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhell", 100), 0);
+    assert_false(framing_none_due(&a));
+    assert_int_equal(s_feed(&a, "o", 1), 1);
+    assert_true(framing_none_due(&a));
+    /* 100 Continue comes before the answer; 204 and 304 have no body. */
+    framing_asked(&a, false);
+    framing_asked(&a, false);
+    framing_asked(&a, false);
+    assert_int_equal(s_feed(&a,
+                            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"
+                            "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n"
+                            "HTTP/1.1 302 Found\r\nLocation: /\r\nContent-Length: 0\r\n\r\n",
+                            7),
+                     3);
+    assert_true(framing_none_due(&a));
+
+    /* What cannot be delimited: the gate stops following. */
+    static const char *const lost[] = {
+        "HTTP/1.1 200 OK\r\n\r\nno length",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+        "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+        "HTTP/1.0 2xx OK\r\nContent-Length: 0\r\n\r\n",
+        "SSH-2.0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+    };
+    for (size_t i = 0; i < sizeof lost / sizeof lost[0]; i++) {
+        memset(&a, 0, sizeof a);
+        framing_asked(&a, false);
+        s_feed(&a, lost[i], 100);
+        if (!a.lost)
+            fail_msg("case %zu was followed", i);
+        assert_false(framing_none_due(&a));
+    }
+    /* Bytes after every answer due. */
+    memset(&a, 0, sizeof a);
+    framing_asked(&a, false);
+    assert_int_equal(s_feed(&a, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nX", 100), 1);
+    assert_true(a.lost);
+    /* A head longer than the tracker holds. */
+    memset(&a, 0, sizeof a);
+    framing_asked(&a, false);
+    static char big[FRAMING_ANSWER_HEAD_MAX + 64];
+    memset(big, 'a', sizeof big - 1);
+    memcpy(big, "HTTP/1.1 200 OK\r\nX: ", 20);
+    s_feed(&a, big, 1000);
+    assert_true(a.lost);
+    /* More requests outstanding than it counts. */
+    memset(&a, 0, sizeof a);
+    for (int i = 0; i <= FRAMING_ANSWERS_MAX; i++)
+        framing_asked(&a, false);
+    assert_true(a.lost);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_whole),
-        cmocka_unit_test(test_not_yet),
-        cmocka_unit_test(test_refused),
-        cmocka_unit_test(test_head_end),
+        cmocka_unit_test(test_whole),    cmocka_unit_test(test_not_yet), cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_head_end), cmocka_unit_test(test_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

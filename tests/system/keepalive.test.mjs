@@ -1,0 +1,144 @@
+// Kept connections that wait between requests do not hold civetweb's
+// threads: once no answer is due the gate gives civetweb's side back, and
+// the client's connection stays open for its next request. Loopback only
+// (source addresses in 127/8), bounded in count and time.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { startPortico, sleep, waitFor } from './harness.mjs';
+
+const THREADS = 4;
+let sys;
+let port;
+
+before(async () => {
+  sys = await startPortico({ name: 'keepalive', env: { PORTICO_WEB_THREADS: String(THREADS), PORTICO_HEADER_TIMEOUT_MS: '3000' } });
+  port = Number(new URL(sys.webUrl).port);
+});
+after(async () => {
+  if (sys) await sys.stop();
+});
+
+// A raw client connection: what it wrote, what came back, when it closed.
+function client(localAddress) {
+  const s = net.connect({ host: '127.0.0.1', port, localAddress });
+  const c = { sock: s, got: '', closedAt: 0, t0: Date.now() };
+  s.on('error', () => {});
+  s.on('data', (d) => { c.got += d.toString('latin1'); });
+  s.on('close', () => { c.closedAt = Date.now(); });
+  c.ready = new Promise((r) => s.on('connect', r));
+  return c;
+}
+
+// Complete answers in what a connection received (bodies by Content-Length,
+// none after a HEAD when `heads` says which ones were).
+function answers(got, heads = []) {
+  const out = [];
+  let rest = got;
+  for (let i = 0; ; i++) {
+    const end = rest.indexOf('\r\n\r\n');
+    if (end < 0) return out;
+    const head = rest.slice(0, end);
+    const len = heads[i] ? 0 : Number((/\r\ncontent-length: *(\d+)/i.exec(head) || [0, 0])[1]);
+    if (rest.length < end + 4 + len) return out;
+    out.push({ status: Number(head.slice(9, 12)), head, body: rest.slice(end + 4, end + 4 + len) });
+    rest = rest.slice(end + 4 + len);
+  }
+}
+
+async function released() {
+  const text = await (await fetch(`${sys.opsUrl}/metrics`)).text();
+  const m = /^portico_http_gate_backend_released_total (\d+)/m.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+const GET = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n';
+
+test(`${THREADS * 2} kept connections waiting between requests leave civetweb's ${THREADS} threads free`, async () => {
+  const before = await released();
+  const kept = Array.from({ length: THREADS * 2 }, () => client('127.0.0.7'));
+  try {
+    await Promise.all(kept.map((k) => k.ready));
+    const sentAt = Date.now();
+    for (const k of kept) k.sock.write(GET);
+    await waitFor(() => kept.every((k) => answers(k.got).length === 1), { timeout: 10000, what: 'the first answers' });
+    const answeredAt = Date.now();
+    // Half of them waited for a thread that one of the others held: about
+    // 200 ms, not the 2 s civetweb keeps an idle connection.
+    assert.ok(answeredAt - sentAt < 1500, `the first answers took ${answeredAt - sentAt} ms`);
+    for (const k of kept) assert.equal(answers(k.got)[0].status, 200);
+    // civetweb's sides are given back after 200 ms without an answer due.
+    await waitFor(async () => (await released()) >= before + kept.length, { timeout: 1500, what: 'civetweb\'s connections given back' });
+    // A new client is served at once, long before the 2 s for which
+    // civetweb would have kept a thread on each idle connection.
+    const fresh = client('127.0.0.8');
+    await fresh.ready;
+    fresh.sock.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    await waitFor(() => answers(fresh.got).length === 1, { timeout: 5000, what: 'the fresh answer' });
+    assert.equal(answers(fresh.got)[0].status, 200);
+    assert.ok(Date.now() - answeredAt < 1200, `fresh answer ${Date.now() - answeredAt} ms after the kept ones`);
+    // The kept connections are still open, and their next requests (one of
+    // them two at once, a HEAD first) are answered on them.
+    for (const k of kept) assert.equal(k.closedAt, 0, 'a kept connection was closed');
+    kept[0].sock.write(`HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n${GET}`);
+    for (const k of kept.slice(1)) k.sock.write(GET);
+    await waitFor(() => answers(kept[0].got, [false, true, false]).length === 3 && kept.slice(1).every((k) => answers(k.got).length === 2),
+      { timeout: 10000, what: 'the second answers' });
+    const first = answers(kept[0].got, [false, true, false]);
+    assert.deepEqual(first.map((a) => a.status), [200, 200, 200]);
+    assert.equal(first[1].body, '');
+    assert.ok(/\r\ncontent-length: *[1-9]/i.test(first[1].head), 'the HEAD answer gives the length of the GET');
+    for (const k of kept.slice(1)) assert.equal(answers(k.got)[1].status, 200);
+    // Then, with nothing sent for the keep-alive time (2 s), each is closed.
+    const lastAt = Date.now();
+    await waitFor(() => kept.every((k) => k.closedAt), { timeout: 5000, what: 'the idle connections closed' });
+    for (const k of kept) assert.ok(k.closedAt - lastAt >= 1500, `closed ${k.closedAt - lastAt} ms after its last answer`);
+  } finally {
+    for (const k of kept) k.sock.destroy();
+  }
+});
+
+test('a later request refused with no answer due gets its answer', async () => {
+  const late = client('127.0.0.9');
+  const bad = client('127.0.0.9');
+  try {
+    await Promise.all([late.ready, bad.ready]);
+    late.sock.write(GET);
+    bad.sock.write(GET);
+    await waitFor(() => answers(late.got).length === 1 && answers(bad.got).length === 1, { timeout: 5000, what: 'the first answers' });
+    // Trickled after the first answer: not whole within 3 s of its first byte.
+    late.sock.write('GET /healthz HTTP/1.1\r\n');
+    // Two lengths: refused, and the connection closed after the answer.
+    bad.sock.write('POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxy');
+    await waitFor(() => bad.closedAt, { timeout: 5000, what: 'the refused connection closed' });
+    assert.deepEqual(answers(bad.got).map((a) => a.status), [200, 400]);
+    await waitFor(() => late.closedAt, { timeout: 6000, what: 'the late connection closed' });
+    assert.deepEqual(answers(late.got).map((a) => a.status), [200, 408]);
+  } finally {
+    late.sock.destroy();
+    bad.sock.destroy();
+  }
+});
+
+test('later requests on a kept connection: absolute targets and OPTIONS * are answered too', async () => {
+  const k = client('127.0.0.10');
+  try {
+    await k.ready;
+    k.sock.write(GET);
+    await waitFor(() => answers(k.got).length === 1, { timeout: 5000, what: 'the first answer' });
+    // Right after the answer (civetweb's side still open) and after a pause
+    // (given back): both reach their handler.
+    k.sock.write('GET http://elsewhere.example/healthz HTTP/1.1\r\nHost: elsewhere.example\r\n\r\n');
+    await waitFor(() => answers(k.got).length === 2, { timeout: 5000, what: 'the second answer' });
+    await sleep(500);
+    k.sock.write('GET https://elsewhere.example/healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => answers(k.got).length === 3, { timeout: 5000, what: 'the third answer' });
+    k.sock.write('OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => k.closedAt, { timeout: 5000, what: 'the connection closed' });
+    const all = answers(k.got);
+    assert.deepEqual(all.map((a) => a.status), [200, 200, 200, 200]);
+    assert.match(all[3].head, /\r\nAllow: GET, HEAD, POST\r\n/);
+  } finally {
+    k.sock.destroy();
+  }
+});
