@@ -57,6 +57,7 @@ struct conn_t {
     bool dead;                 /* closed; freed after the current batch of events */
     int64_t deadline_ms;       /* the request being received must be whole by then; 0: none is */
     int64_t quiet_ms;          /* when the last answer due ended */
+    int64_t send_by_ms;        /* the client must take some of b2c by then; 0: b2c is empty */
     framing_answers_t answers; /* civetweb's, followed to know when none is due */
     char addr[64];
     char *in;
@@ -544,6 +545,8 @@ static bool s_relay(gate_t *self, conn_t *c, const end_t *e, uint32_t events)
         }
         n = recv(c->bfd, c->b2c + at, sizeof c->b2c - at, 0);
         if (n > 0) {
+            if (!c->b2c_len)
+                c->send_by_ms = s_now_ms() + self->cfg.header_timeout_ms;
             c->b2c_len += (size_t)n;
             if (framing_answered(&c->answers, c->b2c + at, (size_t)n) && framing_none_due(&c->answers))
                 c->quiet_ms = s_now_ms();
@@ -555,8 +558,12 @@ static bool s_relay(gate_t *self, conn_t *c, const end_t *e, uint32_t events)
         if (n > 0) {
             c->b2c_off += (size_t)n;
             c->b2c_len -= (size_t)n;
-            if (!c->b2c_len)
+            if (!c->b2c_len) {
                 c->b2c_off = 0;
+                c->send_by_ms = 0;
+            } else {
+                c->send_by_ms = s_now_ms() + self->cfg.header_timeout_ms;
+            }
         } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
             return false;
         }
@@ -590,6 +597,16 @@ static void s_expire(gate_t *self, int64_t now)
     conn_t *next;
     for (conn_t *c = self->conns; c; c = next) {
         next = c->next;
+        if (c->send_by_ms && now >= c->send_by_ms) {
+            /* A client that takes nothing of its answers holds a slot
+             * of max_total and of its address's, and civetweb a thread
+             * while its answer does not fit: closed. */
+            metrics_inc("portico_http_gate_refused_total", "reason=\"send_timeout\"", 1);
+            struct linger reset = {.l_onoff = 1, .l_linger = 0}; /* what it did not take is dropped */
+            setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+            s_close(self, c);
+            continue;
+        }
         if (!c->deadline_ms || now < c->deadline_ms) {
             s_idle(self, c, now);
             continue;

@@ -19,6 +19,9 @@
  *     closed. A later request refused or late is answered like a first
  *     when no answer is due, and otherwise gets none (an answer could be
  *     taken for the one before): the connection ends after those due;
+ *   - a client that takes nothing of the answers sent to it for
+ *     header_timeout_ms is closed (a reset: what it did not take is
+ *     dropped);
  *   - a body longer than the web takes (FRAMING_BODY_MAX) goes on as it
  *     comes, since the web refuses it unread and closes;
  *   - one client address may hold at most max_per_client connections

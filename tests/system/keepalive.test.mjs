@@ -142,3 +142,27 @@ test('later requests on a kept connection: absolute targets and OPTIONS * are an
     k.sock.destroy();
   }
 });
+
+async function sendTimeouts() {
+  const text = await (await fetch(`${sys.opsUrl}/metrics`)).text();
+  const m = /^portico_http_gate_refused_total\{reason="send_timeout"\} (\d+)/m.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+test('a client that takes none of its answers is closed after the timeout', async () => {
+  const before = await sendTimeouts();
+  const k = client('127.0.0.11');
+  try {
+    await k.ready;
+    k.sock.pause(); // reads nothing: the socket buffers fill, then the gate's
+    const css = 'GET /static/portico.css HTTP/1.1\r\nHost: x\r\n\r\n';
+    for (let i = 0; i < 10; i++) k.sock.write(css.repeat(400));
+    // 4,000 answers of several KB: more than the buffers of both ends hold.
+    await waitFor(async () => (await sendTimeouts()) > before, { timeout: 20000, what: 'the stalled client closed' });
+    // civetweb goes on serving others.
+    const res = await fetch(`${sys.webUrl}/healthz`);
+    assert.equal(res.status, 200);
+  } finally {
+    k.sock.destroy();
+  }
+});
