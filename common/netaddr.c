@@ -30,6 +30,20 @@ bool netaddr_is_ip(const char *text)
     return text && s_from_text(text, a) == 0;
 }
 
+void netaddr_client_key(const char *ip, char *out, size_t out_size)
+{
+    struct in6_addr a6;
+    char text[INET6_ADDRSTRLEN];
+    if (inet_pton(AF_INET6, ip, &a6) == 1 && !IN6_IS_ADDR_V4MAPPED(&a6)) {
+        memset(a6.s6_addr + 8, 0, 8);
+        if (inet_ntop(AF_INET6, &a6, text, sizeof text)) {
+            snprintf(out, out_size, "%s/64", text);
+            return;
+        }
+    }
+    snprintf(out, out_size, "%s", ip);
+}
+
 int netaddr_parse_net(const char *text, netaddr_net_t *out)
 {
     char buf[80];

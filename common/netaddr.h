@@ -29,6 +29,11 @@ bool netaddr_list_contains(const netaddr_list_t *list, const char *ip);
 int netaddr_parse_net(const char *text, netaddr_net_t *out);
 /* Is text an IPv4 or IPv6 address? */
 bool netaddr_is_ip(const char *text);
+/* The client that an address (text) counts as for per-client limits: an
+ * IPv6 address by its /64 ("2001:db8:1:2::/64"), since one subscriber is
+ * commonly given a whole /64 and could otherwise take a new address for
+ * every connection; IPv4 (mapped or not) and anything else as written. */
+void netaddr_client_key(const char *ip, char *out, size_t out_size);
 /* The address of this machine that host names: host is resolved and the
  * first of its addresses that belongs to one of this machine's interfaces
  * is written to out as text ("172.18.0.3", "::1"). A service binds there,

@@ -60,6 +60,7 @@ struct conn_t {
     int64_t send_by_ms;        /* the client must take some of b2c by then; 0: b2c is empty */
     framing_answers_t answers; /* civetweb's, followed to know when none is due */
     char addr[64];
+    char key[80]; /* the client it counts as (netaddr_client_key) */
     char *in;
     size_t in_len, in_cap;
     size_t ready; /* in[0..ready) is whole requests, to send to civetweb */
@@ -166,11 +167,11 @@ static void s_refuse(gate_t *self, conn_t *c, int status, const char *reason, co
     s_close(self, c);
 }
 
-static long s_count_addr(const gate_t *self, const char *addr)
+static long s_count_client(const gate_t *self, const char *key)
 {
     long n = 0;
     for (const conn_t *c = self->conns; c; c = c->next)
-        if (!strcmp(c->addr, addr))
+        if (!strcmp(c->key, key))
             n++;
     return n;
 }
@@ -197,13 +198,14 @@ static void s_accept(gate_t *self)
         int fd = accept4(self->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return; /* EAGAIN, or out of descriptors: the next round tries again */
-        char addr[64];
+        char addr[64], key[80];
         s_addr_text(&ss, addr, sizeof addr);
+        netaddr_client_key(addr, key, sizeof key);
         bool trusted = netaddr_list_contains(self->cfg.trusted, addr);
         const char *why = NULL;
         if (self->nconns >= self->cfg.max_total)
             why = "total";
-        else if (!trusted && s_count_addr(self, addr) >= self->cfg.max_per_client)
+        else if (!trusted && s_count_client(self, key) >= self->cfg.max_per_client)
             why = "per_client";
         conn_t *c = why ? NULL : calloc(1, sizeof *c);
         if (!c) {
@@ -222,6 +224,7 @@ static void s_accept(gate_t *self)
         c->bend.backend = true;
         c->deadline_ms = s_now_ms() + self->cfg.header_timeout_ms;
         snprintf(c->addr, sizeof c->addr, "%s", addr);
+        snprintf(c->key, sizeof c->key, "%s", key);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &c->cend};
         if (epoll_ctl(self->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
             close(fd);

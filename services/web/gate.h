@@ -24,8 +24,9 @@
  *     dropped);
  *   - a body longer than the web takes (FRAMING_BODY_MAX) goes on as it
  *     comes, since the web refuses it unread and closes;
- *   - one client address may hold at most max_per_client connections
- *     (trusted proxies excepted: they carry everyone), all clients together
+ *   - one client address (an IPv6 one: its /64) may hold at most
+ *     max_per_client connections (trusted proxies excepted: they carry
+ *     everyone), all clients together
  *     max_total; beyond that a connection gets 503 and is closed at once.
  *
  * The gate tells civetweb who the client is in a header only it can write

@@ -5,6 +5,7 @@
 
 #include "framing.h"
 #include "metrics.h"
+#include "netaddr.h"
 #include "service.h"
 
 #include <stdio.h>
@@ -152,9 +153,12 @@ void web_send(web_req_t *r, int status, const char *content_type, const char *bo
     r->status = status;
 }
 
+/* Per client: an IPv6 address counts by its /64 (netaddr.h). */
 static void s_rate_key(web_req_t *r, const char *what, char *key, size_t key_size)
 {
-    snprintf(key, key_size, "%s|%s", what, r->addr);
+    char client[80];
+    netaddr_client_key(r->addr, client, sizeof client);
+    snprintf(key, key_size, "%s|%s", what, client);
 }
 
 int web_rate_wait(web_req_t *r, const char *what, long per_minute, bool take)
