@@ -5,6 +5,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "netaddr.h"
+#include "pidcache.h"
 #include "zfd.h"
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -46,6 +47,8 @@ int64_t bus_current_deadline(void)
 
 void bus_init(void)
 {
+    /* libzmq's fork checks then cost no system call (pidcache.h). */
+    pidcache_init();
     /* We install our own SIGTERM/SIGINT handling; czmq's would swallow them. */
     zsys_handler_set(NULL);
     zsys_set_linger(0);
