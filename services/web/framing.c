@@ -108,6 +108,14 @@ bool framing_none_due(const framing_answers_t *a)
     return !a->lost && a->due == 0;
 }
 
+/* The oldest answer due has come whole. */
+static void s_ended(framing_answers_t *a, int *ended)
+{
+    a->due--;
+    a->heads >>= 1;
+    ++*ended;
+}
+
 /* A "Connection" header naming "close" among its options. */
 static bool s_says_close(const char *head, size_t len)
 {
@@ -149,11 +157,8 @@ static bool s_answer_head(framing_answers_t *a, size_t head_end, int *ended)
         return false; /* its end would be the connection's */
     else
         a->body_left = f.body_len;
-    if (a->body_left == 0) {
-        a->due--;
-        a->heads >>= 1;
-        ++*ended;
-    }
+    if (a->body_left == 0)
+        s_ended(a, ended);
     return true;
 }
 
@@ -166,11 +171,8 @@ int framing_answered(framing_answers_t *a, const char *p, size_t n)
             a->body_left -= (long long)take;
             p += take;
             n -= take;
-            if (!a->body_left) {
-                a->due--;
-                a->heads >>= 1;
-                ended++;
-            }
+            if (!a->body_left)
+                s_ended(a, &ended);
             continue;
         }
         if (!a->due) {

@@ -158,11 +158,17 @@ static void s_refuse_fd(int fd, int status, const char *reason)
         (void)!send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-static void s_refuse(gate_t *self, conn_t *c, int status, const char *reason, const char *what)
+/* Count a connection or request the gate refused, by why. */
+static void s_count_refused(const char *what)
 {
     char labels[64];
     snprintf(labels, sizeof labels, "reason=\"%s\"", what);
     metrics_inc("portico_http_gate_refused_total", labels, 1);
+}
+
+static void s_refuse(gate_t *self, conn_t *c, int status, const char *reason, const char *what)
+{
+    s_count_refused(what);
     s_refuse_fd(c->cfd, status, reason);
     s_close(self, c);
 }
@@ -209,9 +215,7 @@ static void s_accept(gate_t *self)
             why = "per_client";
         conn_t *c = why ? NULL : calloc(1, sizeof *c);
         if (!c) {
-            char labels[64];
-            snprintf(labels, sizeof labels, "reason=\"%s\"", why ? why : "memory");
-            metrics_inc("portico_http_gate_refused_total", labels, 1);
+            s_count_refused(why ? why : "memory");
             s_refuse_fd(fd, 503, "Too many connections: try again in a moment.");
             close(fd);
             continue;
@@ -240,8 +244,46 @@ static void s_accept(gate_t *self)
     }
 }
 
-static bool s_nothing_due(const conn_t *c);
-static void s_refuse_later(conn_t *c, const char *what);
+/* Every answer civetweb owed the client has come from it: civetweb's
+ * connection may be given back. */
+static bool s_backend_done(const conn_t *c)
+{
+    return framing_none_due(&c->answers) && !c->ready && !c->b_eof && !c->b_shut;
+}
+
+/* ... and gone out to the client: an answer the gate writes now cannot be
+ * taken for one of them. */
+static bool s_nothing_due(const conn_t *c)
+{
+    return s_backend_done(c) && !c->b2c_len;
+}
+
+/* Close the connection to civetweb of a client connection that has
+ * nothing due; the client's stays, and its next request opens another. */
+static void s_give_back(gate_t *self, conn_t *c)
+{
+    epoll_ctl(self->epfd, EPOLL_CTL_DEL, c->bfd, NULL);
+    close(c->bfd);
+    c->bfd = -1;
+    c->bend.watched = 0;
+    metrics_inc("portico_http_gate_backend_released_total", NULL, 1);
+}
+
+/* A later request on the connection is refused. The answers to the ones
+ * before it may still be on their way, so this one gets none: nothing more
+ * goes to civetweb, which answers what it has, sees the end and closes;
+ * then so does the gate. (With nothing due, s_refuse answers it.) */
+static void s_refuse_later(conn_t *c, const char *what)
+{
+    s_count_refused(what);
+    c->in_len = c->ready;
+    c->c_eof = true;
+    c->deadline_ms = 0;
+    if (!c->ready && !c->b_shut && c->bfd >= 0) {
+        shutdown(c->bfd, SHUT_WR);
+        c->b_shut = true;
+    }
+}
 
 /* The target of the whole request at c->in + at, made fit for civetweb. An
  * origin server must accept a target in absolute form (RFC 9112, 3.2.2)
@@ -358,49 +400,6 @@ static int s_hand_over(gate_t *self, conn_t *c, size_t *head_len)
     c->bfd = fd;
     c->relaying = true;
     return 0;
-}
-
-/* Every answer civetweb owed the client has come from it: civetweb's
- * connection may be given back. */
-static bool s_backend_done(const conn_t *c)
-{
-    return framing_none_due(&c->answers) && !c->ready && !c->b_eof && !c->b_shut;
-}
-
-/* ... and gone out to the client: an answer the gate writes now cannot be
- * taken for one of them. */
-static bool s_nothing_due(const conn_t *c)
-{
-    return s_backend_done(c) && !c->b2c_len;
-}
-
-/* Close the connection to civetweb of a client connection that has
- * nothing due; the client's stays, and its next request opens another. */
-static void s_give_back(gate_t *self, conn_t *c)
-{
-    epoll_ctl(self->epfd, EPOLL_CTL_DEL, c->bfd, NULL);
-    close(c->bfd);
-    c->bfd = -1;
-    c->bend.watched = 0;
-    metrics_inc("portico_http_gate_backend_released_total", NULL, 1);
-}
-
-/* A later request on the connection is refused. The answers to the ones
- * before it may still be on their way, so this one gets none: nothing more
- * goes to civetweb, which answers what it has, sees the end and closes;
- * then so does the gate. (With nothing due, s_refuse answers it.) */
-static void s_refuse_later(conn_t *c, const char *what)
-{
-    char labels[64];
-    snprintf(labels, sizeof labels, "reason=\"%s\"", what);
-    metrics_inc("portico_http_gate_refused_total", labels, 1);
-    c->in_len = c->ready;
-    c->c_eof = true;
-    c->deadline_ms = 0;
-    if (!c->ready && !c->b_shut && c->bfd >= 0) {
-        shutdown(c->bfd, SHUT_WR);
-        c->b_shut = true;
-    }
 }
 
 static const char *s_status_text(int status)
@@ -604,7 +603,7 @@ static void s_expire(gate_t *self, int64_t now)
             /* A client that takes nothing of its answers holds a slot
              * of max_total and of its address's, and civetweb a thread
              * while its answer does not fit: closed. */
-            metrics_inc("portico_http_gate_refused_total", "reason=\"send_timeout\"", 1);
+            s_count_refused("send_timeout");
             struct linger reset = {.l_onoff = 1, .l_linger = 0}; /* what it did not take is dropped */
             setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
             s_close(self, c);

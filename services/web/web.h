@@ -91,13 +91,12 @@ typedef struct {
 
 #define WEB_MAX_SET_COOKIES 3
 
-/* The gate closes a public keep-alive connection idle this long (civetweb
- * closes its own side sooner: gate.h), and civetweb one of its own that the
- * gate has left open this long (a backstop). Answers
- * say Connection: close when the connection ends after them (web_send): a
- * client that reused a connection the server is closing would see its
- * request fail. No Keep-Alive: timeout= hint: Node's HTTP client takes 2 s
- * off a hint and, with nothing left, closes after every answer. */
+/* The gate closes a public keep-alive connection idle this long (and its
+ * own connection to civetweb sooner: gate.h); civetweb closes one that the
+ * gate has left open this long, as a backstop. Answers say Connection:
+ * close when the connection ends after them (web_send): a client that
+ * reused a connection the server is closing would see its request fail. No Keep-Alive: timeout= hint: Node's HTTP
+ * client takes 2 s off a hint and, with nothing left, closes after every answer. */
 #define WEB_KEEP_ALIVE_MS 2000
 
 typedef struct web_req {
