@@ -563,6 +563,10 @@ static bool s_relay(gate_t *self, conn_t *c, const end_t *e, uint32_t events)
             if (!c->b2c_len) {
                 c->b2c_off = 0;
                 c->send_by_ms = 0;
+                /* The keep-alive time counts from when the client has
+                 * taken its last answer, not from when civetweb gave it. */
+                if (framing_none_due(&c->answers))
+                    c->quiet_ms = s_now_ms();
             } else {
                 c->send_by_ms = s_now_ms() + self->cfg.header_timeout_ms;
             }
@@ -587,6 +591,10 @@ static void s_idle(gate_t *self, conn_t *c, int64_t now)
         return;
     bool idle = c->in_len == 0 && !c->b2c_len;
     if (idle && (atomic_load(&self->draining) || now - c->quiet_ms >= self->cfg.keep_alive_ms)) {
+        /* A request that arrived meanwhile is read and served, not cut off. */
+        char b;
+        if (recv(c->cfd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+            return;
         s_close(self, c);
         return;
     }

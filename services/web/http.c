@@ -130,6 +130,8 @@ void web_send(web_req_t *r, int status, const char *content_type, const char *bo
     if (s_closes(r)) {
         mg_disable_connection_keep_alive(r->conn);
         sbuf_puts(&h, "Connection: close\r\n");
+    } else {
+        sbuf_printf(&h, "Keep-Alive: timeout=%d\r\n", WEB_KEEP_ALIVE_MS / 1000);
     }
     for (int i = 0; i < r->nset_cookie; i++) {
         sbuf_puts(&h, "Set-Cookie: ");

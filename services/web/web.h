@@ -94,10 +94,12 @@ typedef struct {
 /* The gate closes a public keep-alive connection idle this long (and its
  * own connection to civetweb sooner: gate.h); civetweb closes one that the
  * gate has left open this long, as a backstop. Answers say Connection:
- * close when the connection ends after them (web_send): a client that
- * reused a connection the server is closing would see its request fail. No Keep-Alive: timeout= hint: Node's HTTP
- * client takes 2 s off a hint and, with nothing left, closes after every answer. */
-#define WEB_KEEP_ALIVE_MS 2000
+ * close when the connection ends after them, and Keep-Alive: timeout=
+ * (these seconds) when it stays open (web_send): a client that reused a
+ * connection just as the server closes it would see its request fail.
+ * Clients keep an idle connection for less than the hint (Node's fetch
+ * takes 2 s off it; with no hint, 4 s), so 5 s leaves them a margin. */
+#define WEB_KEEP_ALIVE_MS 5000
 
 typedef struct web_req {
     struct mg_connection *conn;

@@ -1,8 +1,9 @@
 // An HTTP client with a cookie jar, for driving Portico like a browser does
 // (without following redirects, so every hop can be checked).
-// The web closes keep-alive connections idle for 2 s; a request that fetch
-// sends on such a connection just as it closes fails with "other side closed"
-// before the server read it. That request never ran: send it once more.
+// The web closes idle keep-alive connections at once when it stops (after
+// 5 s otherwise, later than fetch reuses them); a request that fetch sends on
+// such a connection just as it closes fails with "other side closed" before
+// the server read it. That request never ran: send it once more.
 import '../compat.mjs';
 async function fetchOnce(url, init) {
   try {

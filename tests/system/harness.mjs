@@ -2,7 +2,8 @@
 // four Portico services as real processes on loopback, on free ports, and
 // stops them again. Every test file gets its own private system.
 import '../compat.mjs';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, mkdirSync, writeFileSync, createWriteStream, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
@@ -145,15 +146,21 @@ export function makeBusKeys(dir, names = SERVICES) {
   }
 }
 
-// Start a private PostgreSQL cluster; returns { conninfo, dir, stop }.
+// Start a private PostgreSQL cluster; returns { conninfo, dir, port, stop }.
+// Not with execFileSync: a test process blocked for the seconds this takes
+// runs none of fetch's timers, and then sends its next request on a pooled
+// connection the server has closed meanwhile ("other side closed").
+const run = promisify(execFile);
 export async function startPostgres() {
   const dir = mkdtempSync(join(tmpdir(), 'portico-pg-'));
   const port = String(await freePort());
-  const conninfo = execFileSync('bash', [join(ROOT, 'scripts', 'pg.sh'), 'start', dir, port], { encoding: 'utf8' }).trim().split('\n').pop();
+  const { stdout } = await run('bash', [join(ROOT, 'scripts', 'pg.sh'), 'start', dir, port], { encoding: 'utf8' });
   return {
-    dir, port, conninfo,
-    stop: () => { try { execFileSync('bash', [join(ROOT, 'scripts', 'pg.sh'), 'stop', dir], { stdio: 'ignore' }); } catch {} rmSync(dir, { recursive: true, force: true }); },
-    pgCtl: (action) => execFileSync('bash', [join(ROOT, 'scripts', 'pg.sh'), action, dir, port], { encoding: 'utf8' }),
+    dir, port, conninfo: stdout.trim().split('\n').pop(),
+    async stop() {
+      await run('bash', [join(ROOT, 'scripts', 'pg.sh'), 'stop', dir]).catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 
@@ -322,7 +329,7 @@ export async function startPortico(opts = {}) {
       await Promise.all(Object.values(procs).map((p) => p.kill('SIGTERM')));
       if (emulator) await emulator.stop();
       if (edge) edge.close();
-      if (!opts.postgres) pg.stop();
+      if (!opts.postgres) await pg.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
