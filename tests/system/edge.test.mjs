@@ -51,6 +51,21 @@ test('login starts are limited per client with 429 and Retry-After; other client
   assert.equal(other.status, 303);
 });
 
+test('IPv6 clients count by their /64: new addresses in it share its limit, another /64 has its own', async () => {
+  // A host given a /64 has 2^64 addresses to start from.
+  let refused;
+  for (let i = 1; i <= 30 && !refused; i++) {
+    const r = await as(`2001:db8:7:1:${i.toString(16)}::${i.toString(16)}`).get(`/login/start/${integ.id}`);
+    if (r.status === 429) refused = r;
+    else assert.equal(r.status, 303, `start ${i}: ${r.status}`);
+  }
+  assert.ok(refused, 'thirty addresses of one /64 are one client');
+  assert.match(refused.headers.get('retry-after') || '', /^\d+$/);
+  // The next /64, and an IPv4 client, are not affected.
+  assert.equal((await as('2001:db8:7:2::1').get(`/login/start/${integ.id}`)).status, 303);
+  assert.equal((await as('198.51.100.12').get(`/login/start/${integ.id}`)).status, 303);
+});
+
 test('X-Forwarded-For from the trusted proxy: the right-most untrusted entry is the client', async () => {
   // A client cannot escape its limit by prepending addresses: the proxy
   // appends the real one last.
