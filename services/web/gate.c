@@ -196,6 +196,50 @@ static void s_addr_text(const struct sockaddr_storage *ss, char *out, size_t out
     }
 }
 
+/* Every answer civetweb owed the client has come from it: civetweb's
+ * connection may be given back. */
+static bool s_backend_done(const conn_t *c)
+{
+    return framing_none_due(&c->answers) && !c->ready && !c->b_eof && !c->b_shut;
+}
+
+/* ... and gone out to the client: an answer the gate writes now cannot be
+ * taken for one of them. */
+static bool s_nothing_due(const conn_t *c)
+{
+    return s_backend_done(c) && !c->b2c_len;
+}
+
+/* The client's next request has begun to arrive, not yet read. */
+static bool s_request_waiting(const conn_t *c)
+{
+    char b;
+    return recv(c->cfd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* When a new connection meets a cap (its client's with key, or the
+ * total's with NULL), the kept connection of that scope that has waited
+ * longest for its next request is closed to make room, as nginx does:
+ * an idle connection costs its client nothing to open again, and
+ * otherwise a few clients idling on kept connections could shut out
+ * everyone else. None that is busy is touched. */
+static bool s_make_room(gate_t *self, const char *key)
+{
+    conn_t *oldest = NULL;
+    for (conn_t *c = self->conns; c; c = c->next) {
+        if (!c->relaying || c->c_eof || c->in_len || !s_nothing_due(c) || (key && strcmp(c->key, key)))
+            continue;
+        if (!oldest || c->quiet_ms < oldest->quiet_ms)
+            oldest = c;
+    }
+    /* One whose next request is already in its socket is busy. */
+    if (!oldest || s_request_waiting(oldest))
+        return false;
+    metrics_inc("portico_http_gate_idle_closed_total", NULL, 1);
+    s_close(self, oldest);
+    return true;
+}
+
 static void s_accept(gate_t *self)
 {
     for (;;) {
@@ -209,9 +253,9 @@ static void s_accept(gate_t *self)
         netaddr_client_key(addr, key, sizeof key);
         bool trusted = netaddr_list_contains(self->cfg.trusted, addr);
         const char *why = NULL;
-        if (self->nconns >= self->cfg.max_total)
+        if (self->nconns >= self->cfg.max_total && !s_make_room(self, NULL))
             why = "total";
-        else if (!trusted && s_count_client(self, key) >= self->cfg.max_per_client)
+        else if (!trusted && s_count_client(self, key) >= self->cfg.max_per_client && !s_make_room(self, key))
             why = "per_client";
         conn_t *c = why ? NULL : calloc(1, sizeof *c);
         if (!c) {
@@ -242,20 +286,6 @@ static void s_accept(gate_t *self)
         self->conns = c;
         self->nconns++;
     }
-}
-
-/* Every answer civetweb owed the client has come from it: civetweb's
- * connection may be given back. */
-static bool s_backend_done(const conn_t *c)
-{
-    return framing_none_due(&c->answers) && !c->ready && !c->b_eof && !c->b_shut;
-}
-
-/* ... and gone out to the client: an answer the gate writes now cannot be
- * taken for one of them. */
-static bool s_nothing_due(const conn_t *c)
-{
-    return s_backend_done(c) && !c->b2c_len;
 }
 
 /* Close the connection to civetweb of a client connection that has
@@ -592,8 +622,7 @@ static void s_idle(gate_t *self, conn_t *c, int64_t now)
     bool idle = c->in_len == 0 && !c->b2c_len;
     if (idle && (atomic_load(&self->draining) || now - c->quiet_ms >= self->cfg.keep_alive_ms)) {
         /* A request that arrived meanwhile is read and served, not cut off. */
-        char b;
-        if (recv(c->cfd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+        if (s_request_waiting(c))
             return;
         s_close(self, c);
         return;

@@ -20,8 +20,8 @@ after(async () => {
 });
 
 // A raw client connection: what it wrote, what came back, when it closed.
-function client(localAddress) {
-  const s = net.connect({ host: '127.0.0.1', port, localAddress });
+function client(localAddress, toPort = port) {
+  const s = net.connect({ host: '127.0.0.1', port: toPort, localAddress });
   const c = { sock: s, got: '', closedAt: 0, t0: Date.now() };
   s.on('error', () => {});
   s.on('data', (d) => { c.got += d.toString('latin1'); });
@@ -164,5 +164,52 @@ test('a client that takes none of its answers is closed after the timeout', asyn
     assert.equal(res.status, 200);
   } finally {
     k.sock.destroy();
+  }
+});
+
+test('a client at its connection cap: its longest idle kept connection makes room; busy ones do not', async () => {
+  const CAP = 3;
+  const own = await startPortico({ name: 'keepalive-cap', noEmulator: true, env: { PORTICO_MAX_CONNECTIONS_PER_CLIENT: String(CAP) } });
+  const ownPort = Number(new URL(own.webUrl).port);
+  const closedIdle = async () => Number((/^portico_http_gate_idle_closed_total (\d+)/m.exec(await (await fetch(`${own.opsUrl}/metrics`)).text()) || [0, 0])[1]);
+  const conns = [];
+  const open = async () => {
+    const k = client('127.0.0.12', ownPort);
+    conns.push(k);
+    await k.ready;
+    return k;
+  };
+  try {
+    // CAP kept connections, answered one after the other, then idle.
+    const kept = [];
+    for (let i = 0; i < CAP; i++) {
+      const k = await open();
+      k.sock.write(GET);
+      await waitFor(() => answers(k.got).length === 1, { timeout: 5000, what: `kept answer ${i}` });
+      kept.push(k);
+      await sleep(50);
+    }
+    // One more: served, and the one idle longest is closed for it.
+    const more = await open();
+    more.sock.write(GET);
+    await waitFor(() => answers(more.got).length === 1 && kept[0].closedAt, { timeout: 5000, what: 'the new answer and the oldest closed' });
+    assert.equal(answers(more.got)[0].status, 200);
+    assert.equal(kept[1].closedAt + kept[2].closedAt, 0, 'only the one idle longest is closed');
+    assert.equal(await closedIdle(), 1);
+    // Now every connection of the client is busy: each has begun its next
+    // request. One more is refused, and none of them is closed.
+    for (const k of [kept[1], kept[2], more]) k.sock.write('GET /healthz HTTP/1.1\r\n');
+    await sleep(200);
+    const refused = await open();
+    await waitFor(() => refused.closedAt, { timeout: 5000, what: 'the refused connection closed' });
+    assert.match(refused.got, /^HTTP\/1\.1 503 [^]*Too many connections/);
+    for (const k of [kept[1], kept[2], more]) assert.equal(k.closedAt, 0, 'a busy connection was closed');
+    assert.equal(await closedIdle(), 1);
+    // Their requests, finished, are answered on them.
+    for (const k of [kept[1], kept[2], more]) k.sock.write('Host: x\r\n\r\n');
+    await waitFor(() => [kept[1], kept[2], more].every((k) => answers(k.got).length === 2), { timeout: 5000, what: 'the finished requests answered' });
+  } finally {
+    for (const k of conns) k.sock.destroy();
+    await own.stop();
   }
 });
