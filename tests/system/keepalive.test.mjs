@@ -213,3 +213,48 @@ test('a client at its connection cap: its longest idle kept connection makes roo
     await own.stop();
   }
 });
+
+test('at the total connection cap, the longest idle kept connection of any client makes room', async () => {
+  const TOTAL = 16; // the least PORTICO_MAX_CONNECTIONS takes
+  const own = await startPortico({ name: 'keepalive-total', noEmulator: true, env: { PORTICO_MAX_CONNECTIONS: String(TOTAL) } });
+  const ownPort = Number(new URL(own.webUrl).port);
+  const closedIdle = async () => Number((/^portico_http_gate_idle_closed_total (\d+)/m.exec(await (await fetch(`${own.opsUrl}/metrics`)).text()) || [0, 0])[1]);
+  const conns = [];
+  const open = async (from) => {
+    const k = client(from, ownPort);
+    conns.push(k);
+    await k.ready;
+    return k;
+  };
+  try {
+    // The harness's own connections (its readiness checks) close first.
+    await sleep(5500);
+    // TOTAL kept connections from four addresses, answered in turn, idle.
+    const kept = [];
+    for (let i = 0; i < TOTAL; i++) {
+      const k = await open(`127.0.0.${20 + (i % 4)}`);
+      k.sock.write(GET);
+      await waitFor(() => answers(k.got).length === 1, { timeout: 5000, what: `kept answer ${i}` });
+      kept.push(k);
+    }
+    // A new client: served, and the connection idle longest, another
+    // client's, is closed for it.
+    const more = await open('127.0.0.24');
+    more.sock.write(GET);
+    await waitFor(() => answers(more.got).length === 1 && kept[0].closedAt, { timeout: 5000, what: 'the new answer and the oldest closed' });
+    assert.equal(answers(more.got)[0].status, 200);
+    assert.equal(kept.filter((k) => k.closedAt).length, 1, 'only the one idle longest is closed');
+    assert.equal(await closedIdle(), 1);
+    // Every connection busy (a request begun): the next one is refused.
+    const open16 = [...kept.slice(1), more];
+    for (const k of open16) k.sock.write('GET /healthz HTTP/1.1\r\n');
+    await sleep(200);
+    const refused = await open('127.0.0.25');
+    await waitFor(() => refused.closedAt, { timeout: 5000, what: 'the refused connection closed' });
+    assert.match(refused.got, /^HTTP\/1\.1 503 [^]*Too many connections/);
+    assert.equal(open16.filter((k) => k.closedAt).length, 0, 'a busy connection was closed');
+  } finally {
+    for (const k of conns) k.sock.destroy();
+    await own.stop();
+  }
+});
