@@ -56,7 +56,7 @@ struct conn_t {
     bool c_eof, b_eof, b_shut;
     bool dead;                 /* closed; freed after the current batch of events */
     int64_t deadline_ms;       /* the request being received must be whole by then; 0: none is */
-    int64_t quiet_ms;          /* when the last answer due ended */
+    int64_t quiet_ms;          /* when the last answer due came whole from civetweb, then when the client took it */
     int64_t send_by_ms;        /* the client must take some of b2c by then; 0: b2c is empty */
     framing_answers_t answers; /* civetweb's, followed to know when none is due */
     char addr[64];
@@ -210,6 +210,13 @@ static bool s_nothing_due(const conn_t *c)
     return s_backend_done(c) && !c->b2c_len;
 }
 
+/* A kept connection waiting for the client's next request: nothing of it
+ * read, nothing due from civetweb or to the client. */
+static bool s_waiting(const conn_t *c)
+{
+    return c->relaying && !c->c_eof && !c->in_len && s_nothing_due(c);
+}
+
 /* The client's next request has begun to arrive, not yet read. */
 static bool s_request_waiting(const conn_t *c)
 {
@@ -227,7 +234,7 @@ static bool s_make_room(gate_t *self, const char *key)
 {
     conn_t *oldest = NULL;
     for (conn_t *c = self->conns; c; c = c->next) {
-        if (!c->relaying || c->c_eof || c->in_len || !s_nothing_due(c) || (key && strcmp(c->key, key)))
+        if (!s_waiting(c) || (key && strcmp(c->key, key)))
             continue;
         if (!oldest || c->quiet_ms < oldest->quiet_ms)
             oldest = c;
@@ -252,11 +259,15 @@ static void s_accept(gate_t *self)
         s_addr_text(&ss, addr, sizeof addr);
         netaddr_client_key(addr, key, sizeof key);
         bool trusted = netaddr_list_contains(self->cfg.trusted, addr);
+        /* A client at its own cap makes room among its own connections,
+         * which frees one of the total too; only otherwise is another
+         * client's idle connection closed for it. */
         const char *why = NULL;
-        if (self->nconns >= self->cfg.max_total && !s_make_room(self, NULL))
-            why = "total";
-        else if (!trusted && s_count_client(self, key) >= self->cfg.max_per_client && !s_make_room(self, key))
+        bool own_full = !trusted && s_count_client(self, key) >= self->cfg.max_per_client;
+        if (own_full && !s_make_room(self, key))
             why = "per_client";
+        else if (!own_full && self->nconns >= self->cfg.max_total && !s_make_room(self, NULL))
+            why = "total";
         conn_t *c = why ? NULL : calloc(1, sizeof *c);
         if (!c) {
             s_count_refused(why ? why : "memory");
@@ -619,8 +630,7 @@ static void s_idle(gate_t *self, conn_t *c, int64_t now)
 {
     if (!c->relaying || !s_backend_done(c) || c->c_eof)
         return;
-    bool idle = c->in_len == 0 && !c->b2c_len;
-    if (idle && (atomic_load(&self->draining) || now - c->quiet_ms >= self->cfg.keep_alive_ms)) {
+    if (s_waiting(c) && (atomic_load(&self->draining) || now - c->quiet_ms >= self->cfg.keep_alive_ms)) {
         /* A request that arrived meanwhile is read and served, not cut off. */
         if (s_request_waiting(c))
             return;

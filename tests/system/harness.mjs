@@ -150,15 +150,15 @@ export function makeBusKeys(dir, names = SERVICES) {
 // Not with execFileSync: a test process blocked for the seconds this takes
 // runs none of fetch's timers, and then sends its next request on a pooled
 // connection the server has closed meanwhile ("other side closed").
-const run = promisify(execFile);
+const pgsh = (...args) => promisify(execFile)('bash', [join(ROOT, 'scripts', 'pg.sh'), ...args], { encoding: 'utf8' });
 export async function startPostgres() {
   const dir = mkdtempSync(join(tmpdir(), 'portico-pg-'));
   const port = String(await freePort());
-  const { stdout } = await run('bash', [join(ROOT, 'scripts', 'pg.sh'), 'start', dir, port], { encoding: 'utf8' });
+  const { stdout } = await pgsh('start', dir, port);
   return {
     dir, port, conninfo: stdout.trim().split('\n').pop(),
     async stop() {
-      await run('bash', [join(ROOT, 'scripts', 'pg.sh'), 'stop', dir]).catch(() => {});
+      await pgsh('stop', dir).catch(() => {});
       rmSync(dir, { recursive: true, force: true });
     },
   };

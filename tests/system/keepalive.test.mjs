@@ -167,94 +167,109 @@ test('a client that takes none of its answers is closed after the timeout', asyn
   }
 });
 
+// A system of its own with other caps, and raw connections to it that are
+// all closed when it stops.
+async function capped(name, env) {
+  const own = await startPortico({ name, noEmulator: true, env });
+  const ownPort = Number(new URL(own.webUrl).port);
+  const conns = [];
+  return {
+    // A connection from `from`, and its first answer when `ask`.
+    async open(from, ask = true) {
+      const k = client(from, ownPort);
+      conns.push(k);
+      await k.ready;
+      if (ask) {
+        k.sock.write(GET);
+        await waitFor(() => answers(k.got).length === 1, { timeout: 5000, what: `an answer to ${from}` });
+      }
+      return k;
+    },
+    async closedIdle() {
+      const text = await (await fetch(`${own.opsUrl}/metrics`)).text();
+      return Number((/^portico_http_gate_idle_closed_total (\d+)/m.exec(text) || [0, 0])[1]);
+    },
+    // Every connection given begins a request: none of them is idle.
+    async busy(ks) {
+      for (const k of ks) k.sock.write('GET /healthz HTTP/1.1\r\n');
+      await sleep(200);
+    },
+    // A new connection from `from` is refused with 503.
+    async refused(from) {
+      const k = await this.open(from, false);
+      await waitFor(() => k.closedAt, { timeout: 5000, what: 'the refused connection closed' });
+      assert.match(k.got, /^HTTP\/1\.1 503 [^]*Too many connections/);
+    },
+    async stop() {
+      for (const k of conns) k.sock.destroy();
+      await own.stop();
+    },
+  };
+}
+
+const closed = (ks) => ks.filter((k) => k.closedAt);
+
 test('a client at its connection cap: its longest idle kept connection makes room; busy ones do not', async () => {
   const CAP = 3;
-  const own = await startPortico({ name: 'keepalive-cap', noEmulator: true, env: { PORTICO_MAX_CONNECTIONS_PER_CLIENT: String(CAP) } });
-  const ownPort = Number(new URL(own.webUrl).port);
-  const closedIdle = async () => Number((/^portico_http_gate_idle_closed_total (\d+)/m.exec(await (await fetch(`${own.opsUrl}/metrics`)).text()) || [0, 0])[1]);
-  const conns = [];
-  const open = async () => {
-    const k = client('127.0.0.12', ownPort);
-    conns.push(k);
-    await k.ready;
-    return k;
-  };
+  const sys2 = await capped('keepalive-cap', { PORTICO_MAX_CONNECTIONS_PER_CLIENT: String(CAP) });
   try {
     // CAP kept connections, answered one after the other, then idle.
     const kept = [];
     for (let i = 0; i < CAP; i++) {
-      const k = await open();
-      k.sock.write(GET);
-      await waitFor(() => answers(k.got).length === 1, { timeout: 5000, what: `kept answer ${i}` });
-      kept.push(k);
+      kept.push(await sys2.open('127.0.0.12'));
       await sleep(50);
     }
     // One more: served, and the one idle longest is closed for it.
-    const more = await open();
-    more.sock.write(GET);
-    await waitFor(() => answers(more.got).length === 1 && kept[0].closedAt, { timeout: 5000, what: 'the new answer and the oldest closed' });
+    const more = await sys2.open('127.0.0.12');
     assert.equal(answers(more.got)[0].status, 200);
-    assert.equal(kept[1].closedAt + kept[2].closedAt, 0, 'only the one idle longest is closed');
-    assert.equal(await closedIdle(), 1);
-    // Now every connection of the client is busy: each has begun its next
-    // request. One more is refused, and none of them is closed.
-    for (const k of [kept[1], kept[2], more]) k.sock.write('GET /healthz HTTP/1.1\r\n');
-    await sleep(200);
-    const refused = await open();
-    await waitFor(() => refused.closedAt, { timeout: 5000, what: 'the refused connection closed' });
-    assert.match(refused.got, /^HTTP\/1\.1 503 [^]*Too many connections/);
-    for (const k of [kept[1], kept[2], more]) assert.equal(k.closedAt, 0, 'a busy connection was closed');
-    assert.equal(await closedIdle(), 1);
+    await waitFor(() => kept[0].closedAt, { timeout: 5000, what: 'the oldest closed' });
+    assert.deepEqual(closed(kept), [kept[0]], 'only the one idle longest is closed');
+    assert.equal(await sys2.closedIdle(), 1);
+    // Now every connection of the client is busy: one more is refused,
+    // and none of them is closed.
+    const open = [kept[1], kept[2], more];
+    await sys2.busy(open);
+    await sys2.refused('127.0.0.12');
+    assert.deepEqual(closed(open), [], 'a busy connection was closed');
+    assert.equal(await sys2.closedIdle(), 1);
     // Their requests, finished, are answered on them.
-    for (const k of [kept[1], kept[2], more]) k.sock.write('Host: x\r\n\r\n');
-    await waitFor(() => [kept[1], kept[2], more].every((k) => answers(k.got).length === 2), { timeout: 5000, what: 'the finished requests answered' });
+    for (const k of open) k.sock.write('Host: x\r\n\r\n');
+    await waitFor(() => open.every((k) => answers(k.got).length === 2), { timeout: 5000, what: 'the finished requests answered' });
   } finally {
-    for (const k of conns) k.sock.destroy();
-    await own.stop();
+    await sys2.stop();
   }
 });
 
-test('at the total connection cap, the longest idle kept connection of any client makes room', async () => {
+test('at the total connection cap, the longest idle kept connection makes room, the client\'s own first', async () => {
   const TOTAL = 16; // the least PORTICO_MAX_CONNECTIONS takes
-  const own = await startPortico({ name: 'keepalive-total', noEmulator: true, env: { PORTICO_MAX_CONNECTIONS: String(TOTAL) } });
-  const ownPort = Number(new URL(own.webUrl).port);
-  const closedIdle = async () => Number((/^portico_http_gate_idle_closed_total (\d+)/m.exec(await (await fetch(`${own.opsUrl}/metrics`)).text()) || [0, 0])[1]);
-  const conns = [];
-  const open = async (from) => {
-    const k = client(from, ownPort);
-    conns.push(k);
-    await k.ready;
-    return k;
-  };
+  const sys2 = await capped('keepalive-total', { PORTICO_MAX_CONNECTIONS: String(TOTAL), PORTICO_MAX_CONNECTIONS_PER_CLIENT: '4' });
   try {
     // The harness's own connections (its readiness checks) close first.
     await sleep(5500);
-    // TOTAL kept connections from four addresses, answered in turn, idle.
+    // TOTAL kept connections, four from each of four addresses, answered
+    // in turn, idle: both caps are reached.
     const kept = [];
-    for (let i = 0; i < TOTAL; i++) {
-      const k = await open(`127.0.0.${20 + (i % 4)}`);
-      k.sock.write(GET);
-      await waitFor(() => answers(k.got).length === 1, { timeout: 5000, what: `kept answer ${i}` });
-      kept.push(k);
-    }
+    for (let i = 0; i < TOTAL; i++) kept.push(await sys2.open(`127.0.0.${20 + (i % 4)}`));
     // A new client: served, and the connection idle longest, another
     // client's, is closed for it.
-    const more = await open('127.0.0.24');
-    more.sock.write(GET);
-    await waitFor(() => answers(more.got).length === 1 && kept[0].closedAt, { timeout: 5000, what: 'the new answer and the oldest closed' });
+    const more = await sys2.open('127.0.0.24');
     assert.equal(answers(more.got)[0].status, 200);
-    assert.equal(kept.filter((k) => k.closedAt).length, 1, 'only the one idle longest is closed');
-    assert.equal(await closedIdle(), 1);
-    // Every connection busy (a request begun): the next one is refused.
-    const open16 = [...kept.slice(1), more];
-    for (const k of open16) k.sock.write('GET /healthz HTTP/1.1\r\n');
-    await sleep(200);
-    const refused = await open('127.0.0.25');
-    await waitFor(() => refused.closedAt, { timeout: 5000, what: 'the refused connection closed' });
-    assert.match(refused.got, /^HTTP\/1\.1 503 [^]*Too many connections/);
-    assert.equal(open16.filter((k) => k.closedAt).length, 0, 'a busy connection was closed');
+    await waitFor(() => kept[0].closedAt, { timeout: 5000, what: 'the oldest closed' });
+    assert.deepEqual(closed(kept), [kept[0]], 'only the one idle longest is closed');
+    // A client at its own cap too (127.0.0.22): its own oldest goes, not
+    // the oldest of all (kept[1], 127.0.0.21's).
+    const mine = await sys2.open('127.0.0.22');
+    assert.equal(answers(mine.got)[0].status, 200);
+    await waitFor(() => kept[2].closedAt, { timeout: 5000, what: 'its own oldest closed' });
+    assert.deepEqual(closed(kept), [kept[0], kept[2]], 'one connection closed for it, its own');
+    assert.equal(await sys2.closedIdle(), 2);
+    // Every connection busy: the next one is refused, none is closed.
+    const open = [...kept.filter((k) => !k.closedAt), more, mine];
+    assert.equal(open.length, TOTAL);
+    await sys2.busy(open);
+    await sys2.refused('127.0.0.25');
+    assert.deepEqual(closed(open), [], 'a busy connection was closed');
   } finally {
-    for (const k of conns) k.sock.destroy();
-    await own.stop();
+    await sys2.stop();
   }
 });
