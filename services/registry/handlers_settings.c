@@ -3,16 +3,17 @@
 
 #include "audit.h"
 #include "log.h"
+#include "netaddr.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Wrong setup tokens allowed from one address before it waits a minute
- * after its last failure. There is no overall limit: behind a proxy, or
- * with many attackers, it would let anyone lock the owner out, and the
- * token's 256 bits make guessing hopeless anyway. */
+/* Wrong setup tokens allowed from one client (an IPv4 address, an IPv6
+ * /64: netaddr_client_key) before it waits a minute after its last failure. There is no overall limit: behind a proxy,
+ * or with many attackers, it would let anyone lock the owner out, and the token's 256 bits make guessing hopeless
+ * anyway. */
 #define SETUP_FAILURES_PER_ADDR 10
 #define MAX_SETUP_TOKEN 256
 #define MAX_ACTOR 200
@@ -30,7 +31,8 @@ static const db_stmt_t s_check = {
     "settings_check_token",
     "SELECT setup_mode, setup_token_hash, coalesce(setup_token_expires_at > now(), false) AS token_valid, "
     "(SELECT coalesce(sum(repeats), 0) FROM audit_log WHERE action = '" AUDIT_SETUP_TOKEN_FAILED "' "
-    "  AND addr = $1 AND coalesce(last_at, at) > now() - interval '1 minute') AS recent_failures "
+    "  AND (client_key = $2 OR (client_key IS NULL AND addr = $1)) "
+    "  AND coalesce(last_at, at) > now() - interval '1 minute') AS recent_failures "
     "FROM settings WHERE id = 1"};
 static const db_stmt_t s_lock = {
     "settings_lock_mode",
@@ -86,8 +88,11 @@ void h_settings_check_setup_token(void *ctx, bus_request_t *req, const ProtobufC
     }
     if (!reg_check_session(reply, r->session, &idle, &absolute))
         return;
+    char key[80];
+    netaddr_client_key(r->addr ? r->addr : "", key, sizeof key);
     db_params_init(&p);
     db_param_text(&p, r->addr);
+    db_param_text(&p, key);
     db_rc_t rc = db_exec(c->db, &s_check, &p, &res);
     if (rc != DB_OK) {
         reg_reply_db(reply, rc);

@@ -106,6 +106,48 @@ static void test_failures_are_rate_limited_per_address(void **state)
     PQfinish(c);
 }
 
+/* An IPv6 host is usually given a whole /64: a new address for every wrong
+ * token must not buy it new tries. Its neighbours in other /64s, and IPv4
+ * clients, are not held back by it. */
+static void test_failures_count_per_ipv6_64(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    char addr[64];
+    for (int i = 0; i < 10; i++) {
+        snprintf(addr, sizeof addr, "2001:db8:77:1::%x", i + 1);
+        assert_code(PORTICO__ERROR_CODE__FORBIDDEN, s_check("wrong-token-wrong-token-wrong", addr, &err), err);
+        assert_int_equal(err.detail, DETAIL(BAD_TOKEN));
+    }
+    assert_code(PORTICO__ERROR_CODE__RATE_LIMITED, s_check(s_token, "2001:db8:77:1:abcd::99", &err), err);
+    assert_int_equal(err.detail, DETAIL(RATE_LIMITED));
+    assert_code(0, s_check(s_token, "2001:db8:77:2::1", &err), err);
+
+    /* The audit log still names every address. */
+    PGconn *c = h_pg(NULL);
+    assert_non_null(c);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(DISTINCT addr) FROM audit_log WHERE action = 'setup_token.failed' "
+                                    "AND client_key = '2001:db8:77:1::/64'"),
+                     10);
+    PQfinish(c);
+}
+
+/* Failures recorded before the audit log kept the client key still count,
+ * by their exact address. */
+static void test_failures_without_client_key_count_by_address(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    PGconn *c = h_pg(NULL);
+    assert_non_null(c);
+    assert_int_equal(h_pg_exec(c, "INSERT INTO audit_log (actor, action, object, addr, repeats, last_at) "
+                                  "VALUES ('setup', 'setup_token.failed', 'settings', '192.0.2.99', 10, now())"),
+                     0);
+    assert_code(PORTICO__ERROR_CODE__RATE_LIMITED, s_check(s_token, "192.0.2.99", &err), err);
+    assert_code(0, s_check(s_token, "192.0.2.98", &err), err);
+    PQfinish(c);
+}
+
 /* Many addresses failing (one proxy's clients, or an attacker with many)
  * never lock out an address that made no wrong attempt: there is no
  * overall limit. */
@@ -187,6 +229,8 @@ int run_settings_tests(void)
         cmocka_unit_test(test_initial_settings),
         cmocka_unit_test(test_check_setup_token),
         cmocka_unit_test(test_failures_are_rate_limited_per_address),
+        cmocka_unit_test(test_failures_count_per_ipv6_64),
+        cmocka_unit_test(test_failures_without_client_key_count_by_address),
         cmocka_unit_test(test_no_global_lockout),
         cmocka_unit_test(test_expired_token),
         cmocka_unit_test(test_token_never_logged_again_nor_stored),
