@@ -164,10 +164,16 @@ struct bus_client_t {
     void *idle_arg;
 };
 
-/* When this process last got ROTATING from each service (ms, 0 never). */
-static atomic_llong s_rotating_ms[8];
+/* What this process knows of each service it calls (ms, 0 never): when
+ * it last got ROTATING from one, and when a call last found one of its
+ * instances connected. */
+typedef struct {
+    atomic_llong rotating_ms;
+    atomic_llong seen_ms;
+} peer_state_t;
+static peer_state_t s_peers[8];
 
-static atomic_llong *s_rotating_of(const char *service)
+static peer_state_t *s_peer_of(const char *service)
 {
     unsigned bit = busauth_bit(service);
     int i = 0;
@@ -175,8 +181,19 @@ static atomic_llong *s_rotating_of(const char *service)
         bit >>= 1;
         i++;
     }
-    return &s_rotating_ms[bit ? i : 7];
+    return &s_peers[bit ? i : 7];
 }
+
+/* A call that finds no instance of its service connected waits for one,
+ * but not always until its deadline. While an instance was connected a
+ * moment ago (RESTART_GRACE_MS), it is likely being restarted or replaced:
+ * the call waits as long as its deadline allows. Otherwise the service is
+ * down, and each call waits only for a connection that may be under way
+ * (CONNECT_WAIT_MS: a reconnect, at most a second apart, and its
+ * handshake), then fails: callers are not held for seconds each, nor
+ * threads piled up behind them, for as long as the outage lasts. */
+#define RESTART_GRACE_MS 5000
+#define CONNECT_WAIT_MS 1500
 
 /* One tuned DEALER towards endpoint, with server key `key` (NULL or "":
  * the one in the keys folder) when secure. */
@@ -483,12 +500,14 @@ static void s_idle_due(bus_client_t *self, int64_t *idle_at)
 }
 
 /* Send buf to the next connected instance in turn (the instance returned,
- * its socket in *sock), or, while none is, wait for one until the deadline
- * (when wait). NULL when none came. */
+ * its socket in *sock), or, while none is, wait for one (when wait) until
+ * the deadline, or less when the service seems down (RESTART_GRACE_MS).
+ * NULL when none came. */
 static conn_t *s_send_next(bus_client_t *self, int64_t deadline, const char *avoid, bool wait, const void *buf,
                            size_t len, int *sock)
 {
-    int64_t idle_at = bus_now_ms() + WAIT_SLICE_MS;
+    int64_t started = bus_now_ms(), idle_at = started + WAIT_SLICE_MS;
+    atomic_llong *seen = &s_peer_of(self->service)->seen_ms;
     for (;;) {
         endpoints_refresh(self->endpoints, s_mono_ms(), false, s_conn_change, self);
         for (int k = 0; k < self->nconns; k++) {
@@ -500,10 +519,16 @@ static conn_t *s_send_next(bus_client_t *self, int64_t deadline, const char *avo
                 return NULL;
             if (*sock >= 0) {
                 self->next_conn += (unsigned)k + 1;
+                atomic_store(seen, bus_now_ms());
                 return c;
             }
         }
-        int64_t now = bus_now_ms(), left = deadline - now;
+        int64_t until = atomic_load(seen) + RESTART_GRACE_MS;
+        if (until < started + CONNECT_WAIT_MS)
+            until = started + CONNECT_WAIT_MS;
+        if (until > deadline)
+            until = deadline;
+        int64_t now = bus_now_ms(), left = until - now;
         if (left <= 0 || !wait)
             return NULL;
         /* Every socket was just asked (s_conn_send): a connection made from
@@ -659,7 +684,7 @@ int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req
      * key, whatever it is; and an instance that refused it because it is
      * stopping (STOPPING, nothing run): it goes to another instance. */
     s_follow_keys(self);
-    atomic_llong *rotating = s_rotating_of(self->service);
+    atomic_llong *rotating = &s_peer_of(self->service)->rotating_ms;
     bool repeatable = bus_method_repeatable(method);
     conn_t *c = NULL;
     int s = -1;

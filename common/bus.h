@@ -95,7 +95,10 @@ typedef void (*bus_key_fn)(void *arg, const char *key, bool added);
 void bus_keyset_follow(bus_keyset_t *self, bus_key_fn fn, void *arg);
 
 /* Send req as method and wait for the reply, at most timeout_ms and never
- * past the deadline of the request this thread is serving. On OK, *resp is
+ * past the deadline of the request this thread is serving. With no instance
+ * connected, it waits for one that long only while this process reached
+ * the service a moment ago (a restart); a service down for longer fails
+ * its calls UNAVAILABLE within about a second and a half (bus.c). On OK, *resp is
  * the unpacked body (free with protobuf_c_message_free_unpacked); resp_desc
  * may be NULL when the body is not wanted. Returns 0, or -1 with err set. */
 int bus_call(bus_client_t *self, const char *method, const ProtobufCMessage *req,

@@ -69,6 +69,18 @@ test('metrics and readyz say when the registry is gone, and recover when it is b
   await waitFor(async () => (await sys.readyz()) === 503, { timeout: 5000, what: 'readyz 503 without registry' });
   const body = await (await fetch(`${sys.opsUrl}/readyz`)).text();
   assert.match(body, /registry: (?!ok)/);
+  // Gone for a while, it is down, not restarting: a page that needs it is
+  // answered with an error in about a second and a half, not after the
+  // bus timeout (5 s), so people are not kept waiting nor threads held.
+  await sleep(6000);
+  for (let i = 0; i < 2; i++) {
+    const t0 = Date.now();
+    const r = await fetch(`${sys.webUrl}/login`);
+    const took = Date.now() - t0;
+    const page = await r.text();
+    assert.match(page, /role="alert">Portico cannot list its Bitbucket integrations right now/);
+    assert.ok(took < 4000, `the page took ${took} ms`);
+  }
   await sys.restart('registry');
   await sys.ready(15000);
 });

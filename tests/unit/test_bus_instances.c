@@ -210,6 +210,84 @@ static void test_a_call_refused_by_a_stopping_instance_goes_to_another(void **st
     bus_client_destroy(&c);
 }
 
+static int64_t s_timed_call(bus_client_t *c, int *who, bus_error_t *err)
+{
+    int64_t t0 = bus_now_ms();
+    *who = s_call(c, "who.get", err);
+    return bus_now_ms() - t0;
+}
+
+/* A service this process never reached is down: a call waits for a
+ * connection that may be under way, not for its whole deadline (10 s). */
+static void test_a_service_that_is_down_fails_soon(void **state)
+{
+    (void)state;
+    /* A port nobody listens on, and "registry": a name no other test here
+     * calls. */
+    zsock_t *gone = zsock_new(ZMQ_ROUTER);
+    int port = zsock_bind(gone, "tcp://127.0.0.1:*");
+    assert_true(port > 0);
+    zsock_destroy(&gone);
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    bus_client_t *c = bus_client_new(endpoint, "registry");
+    assert_non_null(c);
+    int who;
+    bus_error_t err = {0};
+    int64_t ms = s_timed_call(c, &who, &err);
+    assert_int_equal(who, -1);
+    assert_int_equal(err.code, PORTICO__ERROR_CODE__UNAVAILABLE);
+    assert_non_null(strstr(err.message, "not reachable"));
+    assert_true(ms >= 1000);
+    assert_true(ms < 5000);
+    /* Down for a while, it still fails as soon. */
+    ms = s_timed_call(c, &who, &err);
+    assert_int_equal(who, -1);
+    assert_true(ms < 5000);
+    bus_client_destroy(&c);
+}
+
+/* bus.c's short wait for a service that is down. */
+#define CONNECT_WAIT_MS 1500
+
+/* Bring server 0 back on its port after a pause. */
+static void *s_revive(void *arg)
+{
+    server_t *s = arg;
+    zclock_sleep(2500);
+    s->router = zsock_new(ZMQ_ROUTER);
+    bus_socket_tune(s->router);
+    assert_true(zsock_bind(s->router, "%s", s->endpoint) >= 0);
+    return s_serve(s);
+}
+
+/* An instance connected a moment ago is likely being restarted: a call
+ * then waits for it, past the short wait of a service that is down. */
+static void test_a_call_waits_through_a_restart(void **state)
+{
+    (void)state;
+    bus_client_t *c = bus_client_new(s_servers[0].endpoint, "broker");
+    assert_non_null(c);
+    int who = -1;
+    bus_error_t err = {0};
+    for (int i = 0; i < 200 && who != 0; i++)
+        who = s_call(c, "who.get", &err);
+    assert_int_equal(who, 0);
+    atomic_store(&s_servers[0].stop, true);
+    pthread_join(s_servers[0].thread, NULL);
+    s_servers[0].stop = false;
+    pthread_create(&s_servers[0].thread, NULL, s_revive, &s_servers[0]);
+    /* Once the client has seen its connection go (a call sent before that
+     * fails: test_another_call_is_unavailable_at_once). */
+    zclock_sleep(500);
+    int64_t ms = s_timed_call(c, &who, &err);
+    if (who != 0)
+        print_error("after %lld ms: %s\n", (long long)ms, err.message);
+    assert_int_equal(who, 0);
+    assert_true(ms >= CONNECT_WAIT_MS);
+    bus_client_destroy(&c);
+}
+
 int main(void)
 {
     bus_init();
@@ -220,6 +298,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_another_call_is_unavailable_at_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_a_call_refused_by_a_stopping_instance_goes_to_another, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_a_service_that_is_down_fails_soon, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_a_call_waits_through_a_restart, s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name("bus_instances", tests, NULL, NULL);
 }
