@@ -230,6 +230,8 @@ export async function startEdge(ports) {
 //   emulatorVersion, autoApprove, accessTtl: for the demo Bitbucket
 //   emulatorArgs: more command-line arguments for it (the benchmark's --keep-alive)
 //   env: extra environment for every service
+//   httpHost: the address the webs listen on ("127.0.0.1"; "[::]" takes
+//     IPv6 clients too, while webUrl stays on 127.0.0.1)
 //   readyTimeout: how long to wait for each web to be ready (20000 ms)
 export async function startPortico(opts = {}) {
   const name = opts.name || `sys-${Date.now()}-${randomBytes(2).toString('hex')}`;
@@ -264,7 +266,7 @@ export async function startPortico(opts = {}) {
     ...process.env,
     PORTICO_LOG_LEVEL: process.env.PORTICO_LOG_LEVEL || 'info',
     PORTICO_PUBLIC_URL: opts.publicUrl || webUrl,
-    PORTICO_HTTP_ADDR: `127.0.0.1:${webPort}`,
+    PORTICO_HTTP_ADDR: `${opts.httpHost || '127.0.0.1'}:${webPort}`,
     PORTICO_OPS_ADDR: `127.0.0.1:${opsPort}`,
     PORTICO_DATABASE_URL: pg.conninfo,
     PORTICO_SECRET_KEY_FILE: keyFile,
@@ -344,7 +346,7 @@ export async function startPortico(opts = {}) {
     sys.start(nth('bitbucket', i), { PORTICO_BITBUCKET_BIND: `tcp://127.0.0.1:${bind}`, PORTICO_HEALTH_ADDR: `127.0.0.1:${health}` });
   });
   webs.forEach(([http, ops, bind], i) => sys.start(nth('web', i), {
-    PORTICO_HTTP_ADDR: `127.0.0.1:${http}`, PORTICO_OPS_ADDR: `127.0.0.1:${ops}`, PORTICO_BROKER_BIND: `tcp://127.0.0.1:${bind}`,
+    PORTICO_HTTP_ADDR: `${opts.httpHost || '127.0.0.1'}:${http}`, PORTICO_OPS_ADDR: `127.0.0.1:${ops}`, PORTICO_BROKER_BIND: `tcp://127.0.0.1:${bind}`,
   }));
   for (let i = 0; i < (opts.brokers ?? 1); i++) await sys.startBroker(opts.brokerEnv || {});
   if (opts.waitReady !== false) {
