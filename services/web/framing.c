@@ -7,6 +7,10 @@
 /* Digits only, and few enough that the value cannot overflow. */
 #define LENGTH_DIGITS_MAX 15
 
+/* Exactly the ends civetweb takes (get_http_header_len): "\n\n", or
+ * "\r\n\r\n". A head the gate thought whole and civetweb did not
+ * ("x\n\r\n") would hold one of civetweb's threads until its own timeout,
+ * past the gate's header deadline. */
 size_t framing_head_end(const char *buf, size_t len)
 {
     for (size_t i = 0; i + 1 < len; i++) {
@@ -14,7 +18,7 @@ size_t framing_head_end(const char *buf, size_t len)
             continue;
         if (buf[i + 1] == '\n')
             return i + 2;
-        if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
+        if (i > 0 && buf[i - 1] == '\r' && i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
             return i + 3;
     }
     return 0;

@@ -93,3 +93,37 @@ test(`bodies a byte at a time from ${THREADS * 3} connections leave civetweb's $
     for (const t of [...fresh, ...kept]) t.sock.destroy();
   }
 });
+
+// A head that ends "\n\r\n" after a bare line feed: civetweb reads on past
+// it for an end of its own ("\n\n" or "\r\n\r\n"), so the gate must too.
+// When the gate took it for whole, each such connection held one of
+// civetweb's threads until civetweb's own timeout, past the gate's.
+test(`heads civetweb would not take as ended, from ${THREADS * 2} connections, leave its threads free and get 408`, async () => {
+  const t0 = Date.now();
+  const odd = Array.from({ length: THREADS * 2 }, () => {
+    const s = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.7' });
+    const state = { sock: s, got: '', closedAt: 0 };
+    s.on('error', () => {});
+    s.on('data', (d) => { state.got += d.toString('latin1'); });
+    s.on('close', () => { state.closedAt = Date.now() - t0; });
+    s.on('connect', () => s.write('GET /healthz HTTP/1.1\r\nHost: x\n\r\n'));
+    return state;
+  });
+  try {
+    await sleep(500);
+    const probes = [];
+    for (let i = 0; i < 5; i++) {
+      probes.push(await healthz('127.0.0.8'));
+      await sleep(100);
+    }
+    for (const p of probes) assert.equal(p.status, 200, JSON.stringify(probes));
+    assert.ok(Math.max(...probes.map((p) => p.ms)) < 1000, JSON.stringify(probes));
+    await sleep(Math.max(0, t0 + TIMEOUT_MS + 1000 - Date.now()));
+    for (const o of odd) {
+      assert.ok(o.closedAt > 0 && o.closedAt <= TIMEOUT_MS + 1000, `closed at ${o.closedAt}`);
+      assert.match(o.got, /^HTTP\/1\.1 408 /);
+    }
+  } finally {
+    for (const o of odd) o.sock.destroy();
+  }
+});

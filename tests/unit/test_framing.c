@@ -103,6 +103,11 @@ static void test_head_end(void **state)
     assert_int_equal(framing_head_end("a\r\n\nb", 5), 4);
     assert_int_equal(framing_head_end("a\r\n\r", 4), 0);
     assert_int_equal(framing_head_end("a\r\nb\r\n", 6), 0);
+    /* civetweb reads on past these: a bare line feed, then a whole CRLF. */
+    assert_int_equal(framing_head_end("a\n\r\nb", 5), 0);
+    assert_int_equal(framing_head_end("\n\r\n", 3), 0);
+    assert_int_equal(framing_head_end("a\n\r\n\r\n", 6), 6);
+    assert_int_equal(framing_head_end("\r\n\r\n", 4), 4);
 }
 
 /* Feed text to a tracker one piece of `step` bytes at a time; the answers
