@@ -4,6 +4,7 @@
 #include "access_rules.h"
 #include "log.h"
 #include "metrics.h"
+#include "names.h"
 #include "service.h"
 
 #include <inttypes.h>
@@ -168,7 +169,7 @@ static int s_user(recheck_t *r, bool *active, bus_error_t *err)
     }
     *active = rep->user && rep->user->active;
     if (rep->user)
-        snprintf(r->email, sizeof r->email, "%s", rep->user->email);
+        broker_copy_whole(r->email, sizeof r->email, rep->user->email);
     protobuf_c_message_free_unpacked(&rep->base, NULL);
     return 1;
 }

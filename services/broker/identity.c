@@ -6,6 +6,7 @@
 #include "oauth.h"
 
 #include "log.h"
+#include "names.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -14,10 +15,10 @@
 static void s_copy_user(broker_identity_t *out, const Portico__Bitbucket__User *u)
 {
     out->bb_user_id = u->id;
-    snprintf(out->username, sizeof out->username, "%s", u->name);
-    snprintf(out->slug, sizeof out->slug, "%s", u->slug);
-    snprintf(out->display_name, sizeof out->display_name, "%s", u->display_name[0] ? u->display_name : u->name);
-    snprintf(out->email, sizeof out->email, "%s", u->email);
+    broker_copy_whole(out->username, sizeof out->username, u->name);
+    broker_copy_whole(out->slug, sizeof out->slug, u->slug);
+    broker_copy_cut(out->display_name, sizeof out->display_name, u->display_name[0] ? u->display_name : u->name);
+    broker_copy_whole(out->email, sizeof out->email, u->email);
 }
 
 /* A step of login.exchange that failed, as the single call would have. */

@@ -49,6 +49,9 @@ bool reg_check_hash(bus_reply_t *reply, int field, const ProtobufCBinaryData *h,
 bool reg_check_id(bus_reply_t *reply, int field, int64_t id);
 /* The actor recorded in the audit log for a request. */
 const char *reg_actor(const char *actor);
+/* The longest actor an audited change may name: an admin's user name, which
+ * user.login takes up to 255 bytes long, or a word such as "setup-token". */
+#define REG_MAX_ACTOR 255
 
 /* An integration's columns, each named (integ_*): they are read by name, so
  * a column added to a query cannot shift what is read. */

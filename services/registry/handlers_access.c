@@ -22,7 +22,6 @@
 #include <string.h>
 
 #define MAX_ADDR 64
-#define MAX_ACTOR 200
 #define MAX_REASON 64
 #define MAX_EMAIL 320
 #define DUE_MAX 100
@@ -286,7 +285,7 @@ void h_access_set(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
         return;
     }
     if (!reg_check_id(reply, DETAIL(INTEGRATION_ID), r->rules->integration_id) ||
-        !reg_check_text(reply, DETAIL(ACTOR), "actor", r->actor, MAX_ACTOR, REG_OPTIONAL) ||
+        !reg_check_text(reply, DETAIL(ACTOR), "actor", r->actor, REG_MAX_ACTOR, REG_OPTIONAL) ||
         !reg_check_text(reply, DETAIL(ADDR), "address", r->addr, MAX_ADDR, REG_OPTIONAL) ||
         !(joined = s_joined_new(reply, joined_size)) || !s_check_rules(r->rules, reply, joined, joined_size))
         goto out;

@@ -19,7 +19,6 @@
 #define MAX_CLIENT_ID 255
 #define MAX_CLIENT_SECRET 1024
 #define MAX_CA_CERT 65536
-#define MAX_ACTOR 200
 #define MAX_ADDR 64
 #define MAX_VERSION 64
 #define MAX_TEST_RESULT 200
@@ -73,7 +72,7 @@ static const db_stmt_t s_set_test = {
 
 static bool s_check_actor(bus_reply_t *reply, const char *actor, const char *addr)
 {
-    return reg_check_text(reply, DETAIL(ACTOR), "actor", actor, MAX_ACTOR, REG_OPTIONAL) &&
+    return reg_check_text(reply, DETAIL(ACTOR), "actor", actor, REG_MAX_ACTOR, REG_OPTIONAL) &&
            reg_check_text(reply, DETAIL(ADDR), "address", addr, MAX_ADDR, REG_OPTIONAL);
 }
 
@@ -711,7 +710,7 @@ void h_integration_set_test_result(void *ctx, bus_request_t *req, const Protobuf
         !reg_check_text(reply, DETAIL(BITBUCKET_VERSION), "Bitbucket version", r->bitbucket_version, MAX_VERSION,
                         REG_OPTIONAL) ||
         !reg_check_text(reply, DETAIL(RESULT), "test result", r->result, MAX_TEST_RESULT, REG_REQUIRED) ||
-        !reg_check_text(reply, DETAIL(ACTOR), "actor", r->actor, MAX_ACTOR, REG_OPTIONAL))
+        !reg_check_text(reply, DETAIL(ACTOR), "actor", r->actor, REG_MAX_ACTOR, REG_OPTIONAL))
         return;
     db_params_init(&p);
     db_param_int(&p, r->id);

@@ -14,7 +14,6 @@
 #define ABSOLUTE_DEFAULT_S (12 * 60 * 60)
 #define LIFETIME_MAX_S (30 * 24 * 60 * 60)
 #define MAX_ADDR 64
-#define MAX_ACTOR 200
 
 static const db_stmt_t s_create_user = {
     "session_create_user",
@@ -198,7 +197,7 @@ void h_session_delete_user(void *ctx, bus_request_t *req, const ProtobufCMessage
     db_params_t p;
     db_rc_t rc;
     if (!reg_check_id(reply, DETAIL(USER_ID), r->user_id) ||
-        !reg_check_text(reply, DETAIL(ACTOR), "actor", r->actor, MAX_ACTOR, REG_OPTIONAL) ||
+        !reg_check_text(reply, DETAIL(ACTOR), "actor", r->actor, REG_MAX_ACTOR, REG_OPTIONAL) ||
         !reg_check_text(reply, DETAIL(ADDR), "address", r->addr, MAX_ADDR, REG_OPTIONAL))
         return;
     db_params_init(&p);

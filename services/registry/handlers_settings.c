@@ -16,7 +16,6 @@
  * anyway. */
 #define SETUP_FAILURES_PER_ADDR 10
 #define MAX_SETUP_TOKEN 256
-#define MAX_ACTOR 200
 #define MAX_ADDR 64
 #define MAX_ACTION 64
 #define MAX_OBJECT 200
@@ -163,7 +162,7 @@ void h_settings_set_setup_mode(void *ctx, bus_request_t *req, const ProtobufCMes
     PGresult *res = NULL;
     db_params_t p;
     db_rc_t rc;
-    if (!reg_check_text(reply, DETAIL(ACTOR), "actor", r->actor, MAX_ACTOR, REG_OPTIONAL) ||
+    if (!reg_check_text(reply, DETAIL(ACTOR), "actor", r->actor, REG_MAX_ACTOR, REG_OPTIONAL) ||
         !reg_check_text(reply, DETAIL(ADDR), "address", r->addr, MAX_ADDR, REG_OPTIONAL))
         return;
     if ((rc = db_begin(c->db)) != DB_OK)
@@ -193,7 +192,7 @@ void h_settings_set_setup_mode(void *ctx, bus_request_t *req, const ProtobufCMes
     if ((rc = db_commit(c->db)) != DB_OK)
         goto db_fail;
     if (current != r->on) {
-        char q[MAX_ACTOR + 8];
+        char q[REG_MAX_ACTOR + 8];
         log_info(r->on ? "setup mode turned on" : "setup mode turned off", "actor=%s",
                  log_quote(reg_actor(r->actor), q, sizeof q));
     }
@@ -227,7 +226,7 @@ void h_audit_append(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, 
         return;
     }
     if (!reg_check_text(reply, DETAIL(ACTION), "action", e->action, MAX_ACTION, REG_REQUIRED) ||
-        !reg_check_text(reply, DETAIL(ACTOR), "actor", e->actor, MAX_ACTOR, REG_OPTIONAL) ||
+        !reg_check_text(reply, DETAIL(ACTOR), "actor", e->actor, REG_MAX_ACTOR, REG_OPTIONAL) ||
         !reg_check_text(reply, DETAIL(OBJECT), "object", e->object, MAX_OBJECT, REG_OPTIONAL) ||
         !reg_check_text(reply, DETAIL(ADDR), "address", e->addr, MAX_ADDR, REG_OPTIONAL) ||
         !reg_check_text(reply, DETAIL(DETAIL), "detail", e->detail, MAX_DETAIL, REG_OPTIONAL))

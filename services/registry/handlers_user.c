@@ -17,7 +17,6 @@
 #define MAX_DISPLAY_NAME 255
 #define MAX_EMAIL 320
 #define MAX_ADDR 64
-#define MAX_ACTOR 200
 #define LIST_DEFAULT 50
 #define LIST_MAX 500
 
@@ -572,7 +571,7 @@ void h_user_set_admin(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
         return;
     }
     if (!reg_check_text(reply, DETAIL(NAME), "name", r->name, MAX_USERNAME, REG_OPTIONAL) ||
-        !reg_check_text(reply, DETAIL(ACTOR), "actor", r->actor, MAX_ACTOR, REG_OPTIONAL) ||
+        !reg_check_text(reply, DETAIL(ACTOR), "actor", r->actor, REG_MAX_ACTOR, REG_OPTIONAL) ||
         !reg_check_text(reply, DETAIL(ADDR), "address", r->addr, MAX_ADDR, REG_OPTIONAL))
         return;
     if ((rc = db_begin(c->db)) != DB_OK)

@@ -17,7 +17,7 @@
 
 typedef struct {
     const web_session_t *s;
-    char actor[128];   /* for the audit log: the admin's user name or "setup-token" */
+    char actor[256];   /* for the audit log: the admin's user name or "setup-token" */
     bool setup_actor;  /* a Setup Mode session (no account) */
     bool setup_mode;   /* Setup Mode is on */
     bool admin_exists; /* known only when setup_mode */

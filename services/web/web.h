@@ -84,7 +84,7 @@ typedef struct {
     bool setup; /* a Setup Mode session (setup token, no account) */
     bool is_admin;
     bool setup_mode; /* Setup Mode is on right now */
-    char user_name[128];
+    char user_name[256];
     char display_name[256];
     char csrf[48];
 } web_session_t;

@@ -39,6 +39,8 @@
 #define EMU_MAX_NAME        200
 #define EMU_TOKEN_LEN       43 /* base64url of 32 random bytes */
 #define EMU_TOKEN_BUF       (EMU_TOKEN_LEN + 1)
+/* A user name: Bitbucket takes up to 255 characters, of up to 4 bytes. */
+#define EMU_NAME_BUF        1024
 #define EMU_MAX_APPLINKS    64
 #define EMU_LOG_ENTRIES     1000
 
@@ -317,7 +319,7 @@ struct emu_rec {
 	enum emu_rec_kind kind;
 	char value[EMU_TOKEN_BUF];
 	char secret[EMU_TOKEN_BUF];   /* OAuth 1 token secret */
-	char owner[128];              /* username, "" if none yet */
+	char owner[EMU_NAME_BUF];     /* username, "" if none yet */
 	char client[256];             /* client_id or consumer key */
 	char pair[EMU_TOKEN_BUF];     /* access<->refresh partner; OAuth1 session handle */
 	char session[EMU_TOKEN_BUF];  /* browser session a pending consent belongs to */

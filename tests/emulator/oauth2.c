@@ -620,7 +620,7 @@ static void s_grant_authorization_code(struct emu_req *r, const char *client_id)
 	const char *verifier = s_tp(r, "code_verifier");
 	const char *error = NULL, *description = NULL;
 	struct s_new_tokens t = { 0 };
-	char owner[128] = "";
+	char owner[EMU_NAME_BUF] = "";
 
 	if (!code || !redirect_uri || !verifier) {
 		s_token_error(r, 400, "invalid_request",
@@ -733,7 +733,7 @@ static void s_grant_refresh_token(struct emu_req *r, const char *client_id,
 		error = "invalid_scope";
 		description = "The requested scope exceeds the original grant.";
 	} else {
-		char owner[128];
+		char owner[EMU_NAME_BUF];
 		snprintf(owner, sizeof owner, "%s", rec->owner);
 		t.scope = scope ? narrowed : rec->scope;
 		/* Rotation: the old pair dies at once. */

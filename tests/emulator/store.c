@@ -42,10 +42,14 @@ static const struct emu_user s_builtin_users[] = {
 };
 #define BUILTIN_USERS (sizeof s_builtin_users / sizeof s_builtin_users[0])
 
-static struct emu_user s_users[BUILTIN_USERS + BENCH_USERS];
+static struct emu_user s_users[BUILTIN_USERS + 1 + BENCH_USERS];
 static size_t s_nusers;
 static char s_bench_names[BENCH_USERS][16];
 static char s_bench_display[BENCH_USERS][16];
+/* Someone whose names are as long as Bitbucket lets them be, in letters of
+ * two bytes: the name "l" and 120 "\xc3\xb6" (241 bytes), the display name
+ * 128 "\xc3\xa9" (256 bytes: one more than Portico keeps). */
+static char s_long_name[242], s_long_display[257];
 static char s_bench_email[BENCH_USERS][32];
 
 static int s_user_cmp(const void *a, const void *b)
@@ -58,6 +62,13 @@ static void s_init_users(void)
 	s_nusers = 0;
 	for (size_t i = 0; i < BUILTIN_USERS; i++)
 		s_users[s_nusers++] = s_builtin_users[i];
+	s_long_name[0] = 'l';
+	for (size_t o = 1; o + 1 < sizeof s_long_name; o += 2)
+		memcpy(s_long_name + o, "\xc3\xb6", 2);
+	for (size_t o = 0; o + 1 < sizeof s_long_display; o += 2)
+		memcpy(s_long_display + o, "\xc3\xa9", 2);
+	s_users[s_nusers++] = (struct emu_user){ s_long_name, s_long_name, s_long_display,
+						 "long@example.com", 104 };
 	for (int n = 0; n < BENCH_USERS; n++) {
 		snprintf(s_bench_names[n], sizeof s_bench_names[n], "user%d", n);
 		snprintf(s_bench_display[n], sizeof s_bench_display[n], "User %d", n);

@@ -470,6 +470,9 @@ static void test_concurrent_calls_get_their_own_answers(void **state)
     }
 }
 
+/* Who s_set_admin says is asking. */
+static const char *s_actor = "admin-test";
+
 static int s_set_admin(int64_t id, const char *name, bool admin, bus_error_t *err,
                        Portico__Registry__GetUserReply **out)
 {
@@ -477,7 +480,7 @@ static int s_set_admin(int64_t id, const char *name, bool admin, bus_error_t *er
     req.id = id;
     req.name = (char *)(uintptr_t)(name ? name : "");
     req.admin = admin;
-    req.actor = "admin-test";
+    req.actor = (char *)(uintptr_t)s_actor;
     req.addr = "203.0.113.5";
     ProtobufCMessage *m = NULL;
     int rc = h_call("user.set_admin", &req.base, &portico__registry__get_user_reply__descriptor, out ? &m : NULL, err);
@@ -516,6 +519,19 @@ static void test_set_admin(void **state)
     assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM audit_log WHERE actor = 'admin-test' "
                                     "AND action IN ('admin.grant', 'admin.revoke') AND addr = '203.0.113.5'"),
                      2);
+
+    /* An admin whose user name is as long as user.login takes (255 bytes)
+     * is named whole; one byte more is not a user name. */
+    char longest[257];
+    memset(longest, 'a', 256);
+    longest[256] = '\0';
+    s_actor = longest;
+    assert_code(PORTICO__ERROR_CODE__BAD_REQUEST, s_set_admin(uid, NULL, true, &err, NULL), err);
+    longest[255] = '\0';
+    assert_code(0, s_set_admin(uid, NULL, true, &err, NULL), err);
+    s_actor = "admin-test";
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM audit_log WHERE length(actor) = 255 AND action = 'admin.grant'"),
+                     1);
     PQfinish(c);
 }
 
