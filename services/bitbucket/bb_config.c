@@ -8,7 +8,7 @@
 const config_var_t bb_config_vars[] = {
     CONFIG_VAR_ENDPOINT(T, "PORTICO_BITBUCKET_BIND", "tcp://127.0.0.1:5552", server.bind),
     CONFIG_VAR_ADDR(T, "PORTICO_HEALTH_ADDR", "127.0.0.1:8082", health_addr),
-    CONFIG_VAR_INT(T, "PORTICO_BITBUCKET_TIMEOUT_MS", 10000, 100, 300000, server.timeout_ms),
+    CONFIG_VAR_INT(T, "PORTICO_BITBUCKET_TIMEOUT_MS", 10000, 500, 120000, server.timeout_ms),
     CONFIG_VAR_INT(T, "PORTICO_BITBUCKET_CONNECT_TIMEOUT_MS", 3000, 100, 60000, server.connect_timeout_ms),
     CONFIG_VAR_INT(T, "PORTICO_BITBUCKET_MAX_HOST_CONNECTIONS", 16, 1, 256, server.max_host_connections),
     CONFIG_VAR_INT(T, "PORTICO_BITBUCKET_MAX_CALLS", 1000, 1, 100000, server.max_calls),

@@ -10,7 +10,7 @@
  *   PORTICO_BITBUCKET_ALLOW                 (none) host names, addresses, CIDR ranges allowed although
  *                                                  loopback, link-local or Portico's own (bb_egress.h)
  *   PORTICO_OWN_HOSTS                       (none) host names of Portico's other services (compose: web,
- *                                                  registry, broker, postgres), refused as Bitbucket */
+ *                                                  registry, broker, bitbucket, postgres), refused as Bitbucket */
 #ifndef PORTICO_BB_CONFIG_H
 #define PORTICO_BB_CONFIG_H
 

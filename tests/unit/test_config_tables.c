@@ -153,6 +153,35 @@ static void s_expect_named(int (*load)(config_error_t *), const char *name)
         fail_msg("expected an error naming %s, got \"%s\"", name, err.text);
 }
 
+/* A number several services read means one thing: the same default and
+ * range everywhere, or one setting in a shared environment starts one
+ * service and stops another. */
+static void test_shared_numbers_agree(void **state)
+{
+    (void)state;
+    int shared = 0;
+    size_t n = sizeof s_tables / sizeof s_tables[0];
+    for (size_t t = 0; t < n; t++) {
+        for (const config_var_t *v = s_tables[t].vars; v->name; v++) {
+            if (v->kind != CONFIG_INT)
+                continue;
+            for (size_t u = t + 1; u < n; u++) {
+                for (const config_var_t *w = s_tables[u].vars; w->name; w++) {
+                    if (strcmp(v->name, w->name))
+                        continue;
+                    shared++;
+                    if (w->kind != CONFIG_INT || v->idef != w->idef || v->min != w->min || v->max != w->max ||
+                        v->scale != w->scale)
+                        fail_msg("%s: %s reads %ld in %ld..%ld, %s reads %ld in %ld..%ld", v->name,
+                                 s_tables[t].service, v->idef, v->min, v->max, s_tables[u].service, w->idef, w->min,
+                                 w->max);
+                }
+            }
+        }
+    }
+    assert_true(shared > 0);
+}
+
 static void test_checks_across_variables(void **state)
 {
     (void)state;
@@ -203,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_defaults_load), cmocka_unit_test(test_every_bad_value_is_named),
         cmocka_unit_test(test_out_of_range),  cmocka_unit_test(test_checks_across_variables),
         cmocka_unit_test(test_scaled_values),
+        cmocka_unit_test(test_shared_numbers_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
