@@ -63,24 +63,65 @@ static int s_line(const char *line, size_t len, int *cl_count, long long *length
     return 0;
 }
 
-int framing_parse(const char *buf, size_t len, size_t max_head, framing_t *out)
+/* A character of a method name (RFC 9110 5.6.2: tchar). */
+static bool s_is_tchar(char ch)
+{
+    unsigned char c = (unsigned char)ch;
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* "METHOD SP target SP HTTP/d.d", nothing around it. civetweb skips
+ * spaces before the method and then reads on past the bytes that came,
+ * into what its buffer held before (another client's request); a method
+ * that is not a plain token would be read one way here ("HEAD ") and
+ * another there. */
+static bool s_request_line_ok(const char *line, size_t len)
+{
+    size_t i = 0;
+    while (i < len && s_is_tchar(line[i]))
+        i++;
+    if (i == 0 || i == len || line[i] != ' ')
+        return false;
+    size_t target = ++i;
+    while (i < len && (unsigned char)line[i] > ' ' && line[i] != 0x7f)
+        i++;
+    if (i == target || i == len || line[i] != ' ')
+        return false;
+    const char *v = line + i + 1;
+    return len - i - 1 == 8 && !memcmp(v, "HTTP/", 5) && v[5] >= '0' && v[5] <= '9' && v[6] == '.' && v[7] >= '0' &&
+           v[7] <= '9';
+}
+
+/* A request's head (request: its request line and header count are
+ * checked too) or an answer's. */
+static int s_parse(const char *buf, size_t len, size_t max_head, bool request, framing_t *out)
 {
     size_t head = framing_head_end(buf, len < max_head ? len : max_head);
     if (!head)
         return len >= max_head ? 431 : 0;
-    int cl_count = 0;
+    int cl_count = 0, lines = 0;
     long long length = 0;
     bool te = false;
-    /* The request line first: civetweb judges it. */
     const char *p = memchr(buf, '\n', head);
     const char *stop = buf + head;
-    for (p = p ? p + 1 : stop; p < stop;) {
+    size_t first = (size_t)(p - buf);
+    if (first && buf[first - 1] == '\r')
+        first--;
+    if (request && !s_request_line_ok(buf, first))
+        return 400;
+    for (p = p + 1; p < stop;) {
         const char *nl = memchr(p, '\n', (size_t)(stop - p));
         size_t line_len = (size_t)(nl - p);
         if (line_len && p[line_len - 1] == '\r')
             line_len--;
         if (line_len == 0)
             break; /* the blank line */
+        /* civetweb reads only so many headers and takes the rest of the
+         * head as if it were not there: a Content-Length among them would
+         * frame the request one way here and another there. */
+        if (++lines > FRAMING_HEADERS_MAX && request)
+            return 431;
         int rc = s_line(p, line_len, &cl_count, &length, &te);
         if (rc)
             return rc;
@@ -92,6 +133,11 @@ int framing_parse(const char *buf, size_t len, size_t max_head, framing_t *out)
     out->body_len = length;
     out->has_length = cl_count == 1;
     return 1;
+}
+
+int framing_parse(const char *buf, size_t len, size_t max_head, framing_t *out)
+{
+    return s_parse(buf, len, max_head, true, out);
 }
 
 /* ---- answers ---- */
@@ -149,7 +195,7 @@ static bool s_answer_head(framing_answers_t *a, size_t head_end, int *ended)
         return false;
     int status = (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
     framing_t f;
-    if (framing_parse(h, head_end, sizeof a->head, &f) != 1 || s_says_close(h, head_end))
+    if (s_parse(h, head_end, sizeof a->head, false, &f) != 1 || s_says_close(h, head_end))
         return false;
     a->head_len = 0;
     if (status < 200) /* 100 Continue: the answer itself follows */

@@ -20,6 +20,9 @@
 /* The longest body the web takes (its forms); the gate passes a longer
  * one on without holding it, and the web refuses it unread. */
 #define FRAMING_BODY_MAX (64 * 1024)
+/* The most header lines a request may have: civetweb reads 64
+ * (MG_MAX_HEADERS) and ignores the rest, and the gate adds its own. */
+#define FRAMING_HEADERS_MAX 60
 
 typedef struct {
     size_t head_len;    /* the request line and headers, blank line included */
@@ -29,7 +32,9 @@ typedef struct {
 
 /* The request at the start of buf[0..len). 0: its headers are not all
  * there yet; 1: *out is filled; otherwise the HTTP status to refuse it
- * with: 431 (headers past max_head), 400 or 411 (as above). */
+ * with: 431 (headers past max_head, or more than FRAMING_HEADERS_MAX
+ * lines), 400 (a request line other than "METHOD SP target SP HTTP/d.d",
+ * or as above) or 411 (as above). */
 int framing_parse(const char *buf, size_t len, size_t max_head, framing_t *out);
 
 /* The end of the header block: "\r\n\r\n" (or bare "\n\n"), or 0. */
@@ -44,9 +49,11 @@ size_t framing_head_end(const char *buf, size_t len);
  * FRAMING_ANSWER_HEAD_MAX, and a body of one Content-Length (none after a
  * HEAD, a 1xx, a 204 or a 304; a 1xx is followed by the real answer).
  * Anything else (no length, a Transfer-Encoding, "Connection: close",
- * bytes nobody asked for, more than 64 requests outstanding) makes the
- * connection `lost`: the gate stops following it and waits for civetweb
- * to close it, as it would without this. */
+ * bytes nobody asked for) makes the connection `lost`: the gate stops
+ * following it and waits for civetweb to close it, as it would without
+ * this. So would more than FRAMING_ANSWERS_MAX requests outstanding, but
+ * the gate passes no more than that on at a time: the next waits in the
+ * gate until an answer has ended. */
 #define FRAMING_ANSWER_HEAD_MAX 8192
 #define FRAMING_ANSWERS_MAX 64
 

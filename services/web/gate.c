@@ -465,10 +465,12 @@ static size_t s_empty_lines(const char *buf, size_t len)
 }
 
 /* Mark the whole requests now in c->in as ready for civetweb, the first
- * one with the gate's header. false: the connection was refused and closed. */
+ * one with the gate's header. Once the client has closed its side, a
+ * request cut off is dropped, never passed on. false: the connection was
+ * refused and closed. */
 static bool s_frame(gate_t *self, conn_t *c, int64_t now)
 {
-    while (!c->raw && !c->c_eof && c->in_len > c->ready) {
+    while (!c->raw && c->in_len > c->ready) {
         /* Empty lines before a request line are ignored (RFC 9112 2.2):
          * some clients send one after a body. */
         size_t skip = s_empty_lines(c->in + c->ready, c->in_len - c->ready);
@@ -477,12 +479,20 @@ static bool s_frame(gate_t *self, conn_t *c, int64_t now)
             c->in_len -= skip;
             continue;
         }
+        /* As many requests as the gate follows answers for are with
+         * civetweb: the next waits for one of them to be answered (and
+         * the client's further bytes in its socket). */
+        if (c->answers.due >= FRAMING_ANSWERS_MAX)
+            return true;
         if (!c->deadline_ms)
             c->deadline_ms = now + self->cfg.header_timeout_ms;
         framing_t f;
         int rc = framing_parse(c->in + c->ready, c->in_len - c->ready, HEADER_MAX, &f);
-        if (rc == 0)
+        if (rc == 0) {
+            if (c->c_eof)
+                c->in_len = c->ready;
             return true;
+        }
         if (rc != 1) {
             const char *what = rc == 431 ? "too_large" : rc == 411 ? "length_required" : "framing";
             if (!c->relaying || s_nothing_due(c)) {
@@ -495,8 +505,11 @@ static bool s_frame(gate_t *self, conn_t *c, int64_t now)
         /* A body longer than the web takes is refused by it unread: the
          * headers go now, and the rest as it comes. */
         bool too_long = f.body_len > BODY_MAX;
-        if (!too_long && c->in_len - c->ready < f.head_len + (size_t)f.body_len)
+        if (!too_long && c->in_len - c->ready < f.head_len + (size_t)f.body_len) {
+            if (c->c_eof)
+                c->in_len = c->ready;
             return true;
+        }
         int t = s_target(self, c, c->ready, &f.head_len);
         if (t < 0)
             return false;
@@ -537,8 +550,7 @@ static bool s_read_client(gate_t *self, conn_t *c, int64_t now)
             return false;
         }
         c->c_eof = true;
-        c->in_len = c->ready; /* a request cut off is not passed on */
-        return true;
+        return s_frame(self, c, now);
     }
     if (n < 0)
         return true;
@@ -575,7 +587,7 @@ static bool s_relay(gate_t *self, conn_t *c, const end_t *e, uint32_t events)
             return false;
         }
     }
-    if (c->c_eof && !c->ready && !c->b_shut && c->bfd >= 0) {
+    if (c->c_eof && !c->in_len && !c->b_shut && c->bfd >= 0) {
         shutdown(c->bfd, SHUT_WR);
         c->b_shut = true;
     }
@@ -591,8 +603,12 @@ static bool s_relay(gate_t *self, conn_t *c, const end_t *e, uint32_t events)
             if (!c->b2c_len)
                 c->send_by_ms = s_now_ms() + self->cfg.header_timeout_ms;
             c->b2c_len += (size_t)n;
-            if (framing_answered(&c->answers, c->b2c + at, (size_t)n) && framing_none_due(&c->answers))
+            int ended = framing_answered(&c->answers, c->b2c + at, (size_t)n);
+            if (ended && framing_none_due(&c->answers))
                 c->quiet_ms = s_now_ms();
+            /* Requests held back while the most were due go on now. */
+            if (ended && c->in_len > c->ready && !s_frame(self, c, s_now_ms()))
+                return true; /* refused and closed (c->dead) */
         } else if (n == 0 || (errno != EAGAIN && errno != EINTR && errno != ENOTCONN))
             c->b_eof = true;
     }

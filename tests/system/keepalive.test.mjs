@@ -143,6 +143,67 @@ test('later requests on a kept connection: absolute targets and OPTIONS * are an
   }
 });
 
+// Heads civetweb would read otherwise than the gate are refused by the
+// gate: spaces before the method (civetweb skips them and then reads on
+// into what its buffer last held, another connection's request), and a
+// header past the ones civetweb reads (a Content-Length there frames a
+// body the gate holds as a request civetweb runs).
+test('a request line with spaces before it, or more headers than civetweb reads, is refused', async () => {
+  const hidden = 'GET /nonexistent-smuggled HTTP/1.1\r\nHost: y\r\n\r\n';
+  const many = Array.from({ length: 70 }, (_, i) => `X-F${i}: v\r\n`).join('');
+  const cases = [
+    [' GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 400],
+    [`GET /healthz HTTP/1.1\r\nHost: x\r\n${many}Content-Length: ${hidden.length}\r\n\r\n${hidden}`, 431],
+  ];
+  for (const [req, status] of cases) {
+    const k = client('127.0.0.12');
+    try {
+      await k.ready;
+      k.sock.write(req);
+      await waitFor(() => k.closedAt, { timeout: 5000, what: `the connection closed after ${status}` });
+      assert.deepEqual(answers(k.got).map((a) => a.status), [status], k.got.slice(0, 200));
+    } finally {
+      k.sock.destroy();
+    }
+  }
+  // After an answer due, the same spaces end the connection after it,
+  // and nothing after them reaches civetweb.
+  const k = client('127.0.0.12');
+  try {
+    await k.ready;
+    k.sock.write(`${GET}${' '.repeat(40)}\n\n${hidden}`);
+    await waitFor(() => k.closedAt, { timeout: 5000, what: 'the connection closed' });
+    assert.deepEqual(answers(k.got).map((a) => a.status), [200]);
+  } finally {
+    k.sock.destroy();
+  }
+});
+
+// The gate follows at most 64 answers due on a connection. Past that it
+// used to stop following, and so never gave civetweb's thread back; now
+// the next request waits in the gate until an answer has come.
+test(`${THREADS} connections pipelining 100 requests each: all answered in order, then civetweb's threads given back`, async () => {
+  const before = await released();
+  const N = 100;
+  const pipes = Array.from({ length: THREADS }, () => client('127.0.0.13'));
+  try {
+    await Promise.all(pipes.map((k) => k.ready));
+    for (const k of pipes) k.sock.write(`${GET.repeat(N - 1)}HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const heads = Array.from({ length: N }, (_, i) => i === N - 1);
+    await waitFor(() => pipes.every((k) => answers(k.got, heads).length === N), { timeout: 10000, what: 'every answer' });
+    for (const k of pipes) {
+      const all = answers(k.got, heads);
+      assert.ok(all.every((a) => a.status === 200), 'all answered 200');
+      assert.equal(all[N - 1].body, '', 'the last, a HEAD, has no body');
+      assert.equal(k.got.length, all.reduce((n, a) => n + a.head.length + 4 + a.body.length, 0), 'no bytes beyond the answers');
+    }
+    await waitFor(async () => (await released()) >= before + THREADS, { timeout: 2000, what: 'civetweb\'s connections given back' });
+    for (const k of pipes) assert.equal(k.closedAt, 0, 'a kept connection was closed');
+  } finally {
+    for (const k of pipes) k.sock.destroy();
+  }
+});
+
 async function sendTimeouts() {
   const text = await (await fetch(`${sys.opsUrl}/metrics`)).text();
   const m = /^portico_http_gate_refused_total\{reason="send_timeout"\} (\d+)/m.exec(text);

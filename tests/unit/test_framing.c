@@ -84,12 +84,40 @@ static void test_refused(void **state)
         {"POST / HTTP/1.1\r\nX: a\r\n folded: 1\r\n\r\n", 400},
         {"POST / HTTP/1.1\r\nno colon here\r\n\r\n", 400},
         {"POST / HTTP/1.1\r\n: empty name\r\n\r\n", 400},
+        /* Request lines civetweb could read otherwise: spaces before the
+         * method (it skips them, then reads past what came), a method
+         * that is no token, extra or missing parts. */
+        {" GET / HTTP/1.1\r\n\r\n", 400},
+        {"\tGET / HTTP/1.1\r\n\r\n", 400},
+        {" HEAD / HTTP/1.1\r\n\r\n", 400},
+        {"G@T / HTTP/1.1\r\n\r\n", 400},
+        {"GET  / HTTP/1.1\r\n\r\n", 400},
+        {"GET / HTTP/1.1 \r\n\r\n", 400},
+        {"GET /\r\n\r\n", 400},
+        {"GET / FTP/1.1\r\n\r\n", 400},
+        {"GET / HTTP/11\r\n\r\n", 400},
+        {"GET /a\x01b HTTP/1.1\r\n\r\n", 400},
+        {"GET\r\n\r\n", 400},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = s_parse(cases[i].req, &f);
         if (rc != cases[i].status)
             fail_msg("case %zu: %d, not %d", i, rc, cases[i].status);
     }
+    /* Forms of request line it takes. */
+    assert_int_equal(s_parse("OPTIONS * HTTP/1.1\r\n\r\n", &f), 1);
+    assert_int_equal(s_parse("GET http://h.example/a?b=c HTTP/1.0\n\n", &f), 1);
+    assert_int_equal(s_parse("M-SEARCH /%C3%A9 HTTP/1.1\r\n\r\n", &f), 1);
+    /* As many header lines as civetweb reads with the gate's own, and one
+     * more. */
+    char many[4096];
+    size_t o = (size_t)snprintf(many, sizeof many, "GET / HTTP/1.1\r\n");
+    for (int i = 0; i < FRAMING_HEADERS_MAX; i++)
+        o += (size_t)snprintf(many + o, sizeof many - o, "X-%d: v\r\n", i);
+    snprintf(many + o, sizeof many - o, "\r\n");
+    assert_int_equal(s_parse(many, &f), 1);
+    snprintf(many + o, sizeof many - o, "Content-Length: 9\r\n\r\n");
+    assert_int_equal(s_parse(many, &f), 431);
     /* The largest length it takes. */
     assert_int_equal(s_parse("POST / HTTP/1.1\r\nContent-Length: 999999999999999\r\n\r\n", &f), 1);
     assert_true(f.body_len == 999999999999999LL);
@@ -187,7 +215,8 @@ static void test_answers(void **state)
     memcpy(big, "HTTP/1.1 200 OK\r\nX: ", 20);
     s_feed(&a, big, 1000);
     assert_true(a.lost);
-    /* More requests outstanding than it counts. */
+    /* More requests outstanding than it counts (the gate holds the next
+     * one back instead). */
     memset(&a, 0, sizeof a);
     for (int i = 0; i <= FRAMING_ANSWERS_MAX; i++)
         framing_asked(&a, false);
