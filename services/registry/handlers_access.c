@@ -50,11 +50,22 @@ static const db_stmt_t s_recheck_all = {"access_recheck_all",
                                         "UPDATE access_checks SET checked_at = '-infinity', claimed_until = NULL "
                                         "WHERE identity_id IN (SELECT id FROM identities WHERE integration_id = $1)"};
 /* A login is a fresh check of the identity, and clears the user's mark of
- * an ended access (one statement: a login's every statement costs). */
+ * an ended access (one statement: a login's every statement costs). The
+ * broker checked the rules it read at the callback, up to the broker's
+ * deadline for login.finish (120 s, proto/broker.proto) before this: when
+ * the integration's rules changed since then, access.set's "everyone is
+ * due" may have come between, and this login must not undo it, so the
+ * identity stays due. (A login that merely ends within 120 s of a change
+ * is checked again once more: harmless.) */
 static const db_stmt_t s_after_login = {
-    "access_after_login", "WITH cleared AS (DELETE FROM access_ended WHERE user_id = $2) "
-                          "INSERT INTO access_checks (identity_id, checked_at) VALUES ($1, now()) "
-                          "ON CONFLICT (identity_id) DO UPDATE SET checked_at = now(), claimed_until = NULL"};
+    "access_after_login",
+    "WITH cleared AS (DELETE FROM access_ended WHERE user_id = $2) "
+    "INSERT INTO access_checks (identity_id, checked_at) "
+    "SELECT $1, CASE WHEN EXISTS (SELECT 1 FROM identities d "
+    "  JOIN access_rules r ON r.integration_id = d.integration_id "
+    "  WHERE d.id = $1 AND r.updated_at > now() - interval '120 seconds') "
+    "THEN '-infinity'::timestamptz ELSE now() END "
+    "ON CONFLICT (identity_id) DO UPDATE SET checked_at = EXCLUDED.checked_at, claimed_until = NULL"};
 /* Identities of users with a live session, on enabled integrations, whose
  * last check is older than $1 seconds (or who were never checked), not
  * claimed by another broker. */

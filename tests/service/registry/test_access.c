@@ -153,9 +153,23 @@ static void test_rules_are_validated_and_audited(void **state)
     PQfinish(c);
 }
 
+/* The rules last changed longer ago than a login can take (120 s). */
+static void s_age_rules(void)
+{
+    PGconn *c = h_pg(NULL);
+    assert_non_null(c);
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "UPDATE access_rules SET updated_at = now() - interval '10 minutes' WHERE integration_id = %lld",
+             (long long)s_integration);
+    assert_int_equal(h_pg_exec(c, sql), 0);
+    PQfinish(c);
+}
+
 static void test_due_claims_and_a_failed_check_ends_access(void **state)
 {
     (void)state;
+    s_age_rules();
     bus_error_t err;
     long u = h_unique();
     char name_a[64], name_b[64], cookie[64];
@@ -219,6 +233,7 @@ static void test_due_claims_and_a_failed_check_ends_access(void **state)
 static void test_a_passed_check_and_a_rule_change(void **state)
 {
     (void)state;
+    s_age_rules();
     bus_error_t err;
     long u = h_unique();
     char name[64], cookie[64];
@@ -246,6 +261,29 @@ static void test_a_passed_check_and_a_rule_change(void **state)
     char resource[64] = "";
     assert_true(s_due_has(3600, ident, resource, sizeof resource));
     assert_string_equal(resource, "PROJ/repo");
+    assert_code(0, s_set(s_integration, "", NULL, 0, "", NULL, &err), err);
+}
+
+/* The broker checks the rules it read at the callback, then user.login
+ * commits. A rule change in between made everyone due; the login must
+ * leave its identity due, not mark it checked. */
+static void test_a_login_racing_a_rule_change_stays_due(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    long u = h_unique();
+    char name[64], cookie[64], again[64];
+    snprintf(name, sizeof name, "access-race-%ld", u);
+    snprintf(cookie, sizeof cookie, "access-cookie-race-%ld", u);
+    snprintf(again, sizeof again, "access-cookie-race-again-%ld", u);
+    assert_code(0, s_set(s_integration, "PROJ", NULL, 0, "", NULL, &err), err);
+    int64_t ident = h_login(s_integration, 9500 + u, name, NULL);
+    s_session(cookie, 9500 + u, name);
+    assert_true(s_due_has(3600, ident, NULL, 0));
+    /* Long after the change, a login is a check again. */
+    s_age_rules();
+    s_session(again, 9500 + u, name);
+    assert_false(s_due_has(3600, ident, NULL, 0));
     assert_code(0, s_set(s_integration, "", NULL, 0, "", NULL, &err), err);
 }
 
@@ -282,6 +320,7 @@ int run_access_tests(void)
         cmocka_unit_test(test_rules_are_validated_and_audited),
         cmocka_unit_test(test_due_claims_and_a_failed_check_ends_access),
         cmocka_unit_test(test_a_passed_check_and_a_rule_change),
+        cmocka_unit_test(test_a_login_racing_a_rule_change_stays_due),
         cmocka_unit_test(test_refused_logins_are_listed),
     };
     return cmocka_run_group_tests_name("access", tests, NULL, NULL);
