@@ -60,30 +60,53 @@ static bool s_client_addr(web_req_t *r)
     return gated;
 }
 
-/* Behind a trusted proxy: the client that proxy names (s_client_addr). */
+/* One entry of X-Forwarded-For, taken from the right: the client it names
+ * becomes the request's. false: no entry to believe further left (it is
+ * not an address, or not one of the trusted proxies). */
+static bool s_forwarded_hop(web_req_t *r, const char *item, size_t n)
+{
+    while (n && (*item == ' ' || *item == '\t')) {
+        item++;
+        n--;
+    }
+    while (n && (item[n - 1] == ' ' || item[n - 1] == '\t'))
+        n--;
+    char ip[64];
+    if (!n || n >= sizeof ip)
+        return false;
+    memcpy(ip, item, n);
+    ip[n] = '\0';
+    if (!netaddr_is_ip(ip))
+        return false; /* garbage: believe nothing further */
+    snprintf(r->addr, sizeof r->addr, "%s", ip);
+    return netaddr_list_contains(&web_cfg.trusted_proxies, ip);
+}
+
+/* Behind a trusted proxy: the client that proxy names (s_client_addr).
+ * Every X-Forwarded-For counts, as one list in their order (RFC 9110
+ * 5.3): HAProxy adds its own header after the client's rather than
+ * joining them, and a client's header would otherwise name the client.
+ * Read whole, from the right, however long the client made its part. */
 static void s_forwarded_for(web_req_t *r)
 {
     if (!web_cfg.trusted_proxies.n || !netaddr_list_contains(&web_cfg.trusted_proxies, r->addr))
         return;
-    const char *xff = mg_get_header(r->conn, "X-Forwarded-For");
-    if (!xff)
-        return;
-    char list[1024];
-    snprintf(list, sizeof list, "%s", xff);
-    for (;;) {
-        char *comma = strrchr(list, ',');
-        char *item = comma ? comma + 1 : list;
-        while (*item == ' ' || *item == '\t')
-            item++;
-        size_t n = strlen(item);
-        while (n && (item[n - 1] == ' ' || item[n - 1] == '\t'))
-            item[--n] = '\0';
-        if (!netaddr_is_ip(item))
-            return; /* garbage: believe nothing further */
-        snprintf(r->addr, sizeof r->addr, "%s", item);
-        if (!netaddr_list_contains(&web_cfg.trusted_proxies, item) || !comma)
-            return;
-        *comma = '\0';
+    const struct mg_request_info *ri = mg_get_request_info(r->conn);
+    for (int h = ri->num_headers - 1; h >= 0; h--) {
+        if (strcasecmp(ri->http_headers[h].name, "X-Forwarded-For"))
+            continue;
+        const char *v = ri->http_headers[h].value;
+        size_t end = strlen(v);
+        for (;;) {
+            size_t start = end;
+            while (start > 0 && v[start - 1] != ',')
+                start--;
+            if (!s_forwarded_hop(r, v + start, end - start))
+                return;
+            if (!start)
+                break;
+            end = start - 1;
+        }
     }
 }
 

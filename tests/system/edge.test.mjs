@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readlinkSync, readFileSync } from 'node:fs';
 import net from 'node:net';
+import http from 'node:http';
 import { startPortico, waitFor } from './harness.mjs';
 import { Client, csrfFrom } from './client.mjs';
 import { setupAdmin, createIntegration, text } from './login_lib.mjs';
@@ -75,6 +76,36 @@ test('X-Forwarded-For from the trusted proxy: the right-most untrusted entry is 
     refused = r.status === 429;
   }
   assert.ok(refused, 'spoofed left-hand entries do not make new clients');
+});
+
+// A login start with the given X-Forwarded-For header lines, raw.
+function startWith(xffs) {
+  const { port } = new URL(sys.webUrl);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: `/login/start/${integ.id}`, agent: false, headers: { 'x-forwarded-for': xffs } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('X-Forwarded-For: every header line counts, however long the client made its part', async () => {
+  // HAProxy adds its own line after the client's instead of joining them.
+  let refused = false;
+  for (let i = 0; i < 30 && !refused; i++) refused = (await startWith([`198.51.100.${100 + i}`, '198.51.100.21'])) === 429;
+  assert.ok(refused, 'a header line of the client\'s own does not make it a new client');
+  // nginx joins them: a client part of a kilobyte must not push the
+  // proxy's entry out of what is read (it ended at byte 1,023, just after
+  // the address the client chose).
+  refused = false;
+  for (let i = 0; i < 30 && !refused; i++) {
+    const mine = `198.51.100.${150 + i}`;
+    const part = `${'a'.repeat(1023 - mine.length - 2)}, ${mine}`;
+    refused = (await startWith([`${part}, 198.51.100.22`])) === 429;
+  }
+  assert.ok(refused, 'a long client part does not make it a new client');
 });
 
 test('a browser can hold only a few unfinished logins', async () => {

@@ -148,18 +148,22 @@ test('later requests on a kept connection: absolute targets and OPTIONS * are an
 // into what its buffer last held, another connection's request), and a
 // header past the ones civetweb reads (a Content-Length there frames a
 // body the gate holds as a request civetweb runs).
-test('a request line with spaces before it, or more headers than civetweb reads, is refused', async () => {
+test('a request line with spaces before it, a header civetweb stops at, or more headers than it reads, is refused', async () => {
   const hidden = 'GET /nonexistent-smuggled HTTP/1.1\r\nHost: y\r\n\r\n';
   const many = Array.from({ length: 70 }, (_, i) => `X-F${i}: v\r\n`).join('');
   const cases = [
     [' GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 400],
     [`GET /healthz HTTP/1.1\r\nHost: x\r\n${many}Content-Length: ${hidden.length}\r\n\r\n${hidden}`, 431],
+    // civetweb stops reading headers at a line that starts with a byte
+    // over 126 or a CR.
+    [`GET /healthz HTTP/1.1\r\nHost: x\r\n\x80: z\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`, 400],
+    [`GET /healthz HTTP/1.1\r\nHost: x\r\n\rX: z\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`, 400],
   ];
   for (const [req, status] of cases) {
     const k = client('127.0.0.12');
     try {
       await k.ready;
-      k.sock.write(req);
+      k.sock.write(Buffer.from(req, 'latin1'));
       await waitFor(() => k.closedAt, { timeout: 5000, what: `the connection closed after ${status}` });
       assert.deepEqual(answers(k.got).map((a) => a.status), [status], k.got.slice(0, 200));
     } finally {

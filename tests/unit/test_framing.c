@@ -98,6 +98,14 @@ static void test_refused(void **state)
         {"GET / HTTP/11\r\n\r\n", 400},
         {"GET /a\x01b HTTP/1.1\r\n\r\n", 400},
         {"GET\r\n\r\n", 400},
+        /* Header names civetweb stops reading at (a CR or a byte over 126
+         * first) or that are no token: a Content-Length after them would
+         * frame a body civetweb runs as a request. */
+        {"GET / HTTP/1.1\r\n\x80: z\r\nContent-Length: 3\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\n\rX: z\r\nContent-Length: 3\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nX\x80: z\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nX(y): z\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nX\x01: z\r\n\r\n", 400},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = s_parse(cases[i].req, &f);
@@ -108,6 +116,7 @@ static void test_refused(void **state)
     assert_int_equal(s_parse("OPTIONS * HTTP/1.1\r\n\r\n", &f), 1);
     assert_int_equal(s_parse("GET http://h.example/a?b=c HTTP/1.0\n\n", &f), 1);
     assert_int_equal(s_parse("M-SEARCH /%C3%A9 HTTP/1.1\r\n\r\n", &f), 1);
+    assert_int_equal(s_parse("GET / HTTP/1.1\r\nX-Ok_1.~!#$%&'*+^`|: v \xc3\xa9\r\n\r\n", &f), 1);
     /* As many header lines as civetweb reads with the gate's own, and one
      * more. */
     char many[4096];
