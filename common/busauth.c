@@ -55,6 +55,12 @@ static int64_t s_loaded_ms;
 static void *s_zap_sock;
 static pthread_t s_zap_thread;
 
+/* A server's admitted keys as they were when it last bound (start, or
+ * busauth_reload_secret): a key removed since is cut off by binding again,
+ * which ends the connections made with it. Under s_cert_lock. */
+static known_key_t s_bound[MAX_KEYS];
+static int s_nbound = -1;
+
 static atomic_llong s_refused_last_ms;
 static atomic_int s_refused_suppressed;
 
@@ -338,6 +344,10 @@ int busauth_init(const char *service, unsigned admit, unsigned servers, char *er
         if (s_nkeys < 0)
             return -1;
         s_loaded_ms = s_now_ms();
+        pthread_mutex_lock(&s_cert_lock);
+        memcpy(s_bound, s_keys, sizeof s_bound);
+        s_nbound = s_nkeys;
+        pthread_mutex_unlock(&s_cert_lock);
         for (int i = 0; i < NSERVICES; i++) {
             bool found = false;
             for (int k = 0; k < s_nkeys; k++)
@@ -513,6 +523,32 @@ int busauth_server_keys(const char *server, char keys[][41], int max)
     return n;
 }
 
+/* Whether a key this server admitted when it last bound is gone from the
+ * folder now; the folder as it is becomes the new reference. Under
+ * s_cert_lock. */
+static bool s_admitted_key_removed(void)
+{
+    if (!s_admit || s_nbound < 0)
+        return false;
+    char err[600];
+    known_key_t now[MAX_KEYS];
+    int n = s_load_keys(s_dir, now, MAX_KEYS, err, sizeof err);
+    if (n < 0)
+        return false; /* an unreadable folder keeps what was admitted */
+    bool removed = false;
+    for (int i = 0; i < s_nbound && !removed; i++) {
+        if (!(s_bound[i].service & s_admit))
+            continue;
+        bool found = false;
+        for (int k = 0; k < n && !found; k++)
+            found = !memcmp(now[k].key, s_bound[i].key, 32);
+        removed = !found;
+    }
+    memcpy(s_bound, now, sizeof s_bound);
+    s_nbound = n;
+    return removed;
+}
+
 int busauth_reload_secret(void)
 {
     char err[700];
@@ -534,8 +570,11 @@ int busauth_reload_secret(void)
         s_cert = cert;
         atomic_fetch_add(&s_cert_generation, 1);
     }
+    bool removed = s_admitted_key_removed();
     pthread_mutex_unlock(&s_cert_lock);
-    return same ? 0 : 1;
+    if (removed)
+        log_info("a bus key was removed: binding again ends the connections made with it", NULL);
+    return same && !removed ? 0 : 1;
 }
 
 int busauth_secret_generation(void)

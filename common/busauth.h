@@ -62,8 +62,11 @@ int busauth_client_key(zsock_t *sock, const char *server, const char *server_key
 int busauth_server_keys(const char *server, char keys[][41], int max);
 /* Read this process's secret certificate again (a server whose key is
  * being replaced): 1 when the key changed (sockets made from now on use
- * it), 0 when it is the same, -1 when it cannot be read (the current one
- * stays, and the reason is logged). */
+ * it), or when a server finds a key it admitted removed from the folder
+ * since it last bound (binding again cuts the connections made with it:
+ * ZAP checks a key only when a connection is made); 0 when neither; -1
+ * when it cannot be read (the current one stays, and the reason is
+ * logged). */
 int busauth_reload_secret(void);
 /* Counts the times busauth_reload_secret changed the key: a client whose
  * sockets were made under an older count connects them again (their own

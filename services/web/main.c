@@ -472,7 +472,7 @@ static int s_run(void)
          * connect again with it between calls; the workers' port binds
          * again with it. */
         if (service_take_reload() && busauth_reload_secret() == 1) {
-            log_info("the bus key changed; switching to it", NULL);
+            log_info("the bus keys changed; binding the workers' port again", NULL);
             brokerq_rekey(web_brokerq);
         }
         if (service_leaving() && !said_leaving) {

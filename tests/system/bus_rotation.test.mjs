@@ -48,3 +48,31 @@ test('a broker key is rotated with logins going on, none failing', async () => {
   assert.ok(logins >= 10, `only ${logins} logins ran`);
   assert.deepEqual(failures, [], `${failures.length} of ${logins} logins failed during the rotation`);
 });
+
+// ZAP checks a key only when a connection is made: a connection made with
+// a key that is then removed (leaked, say) went on working until the
+// server restarted. On SIGHUP a server that finds a key it admitted gone
+// binds again, which ends every connection; the others come back.
+test('a removed key\'s open connections end when the servers are sent SIGHUP', async () => {
+  const before = await workers();
+  makeBusKeys(sys.busKeys, ['broker.3']);
+  await sleep(1200);
+  // A worker with the new key holds its connection to the web.
+  const lingering = busProbe([sys.env.PORTICO_BROKER_BIND, 'web', join(sys.busKeys, 'broker.3.cert_secret'), '@worker', '12000'], sys.env);
+  await waitFor(async () => (await workers()) === before + 1, { timeout: 5000, what: 'the extra worker connected' });
+  rmSync(join(sys.busKeys, 'broker.3.cert'));
+  await sleep(1500);
+  assert.equal(await workers(), before + 1, 'removing the key alone leaves the open connection');
+  for (const svc of ['web', 'registry', 'bitbucket']) sys.kill(svc, 'SIGHUP');
+  await waitFor(async () => (await workers()) === before, { timeout: 8000, what: 'the removed key\'s worker gone' });
+  // The real brokers came back; logins go on.
+  const admin = await setupAdmin(sys);
+  const integ = await createIntegration(admin, sys.emulator);
+  const load = steadyLogins(sys.webUrl, integ.id);
+  await sleep(2000);
+  const { logins, failures } = await load.stop();
+  assert.ok(logins >= 5, `only ${logins} logins ran`);
+  assert.deepEqual(failures, []);
+  assert.equal((await lingering).code, 'WORKER');
+  assert.equal(await workers(), before);
+});
