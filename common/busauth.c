@@ -209,9 +209,14 @@ static zcert_t *s_load_secret(const char *path, const char *var, char *err, size
         zcert_destroy(&cert);
         return NULL;
     }
-    if (st.st_mode & 077)
-        log_warn("the bus secret key file can be read by other users", "file=\"%s\" mode=%03o", path,
+    /* A secret others can read is no secret: refused, as ssh refuses a
+     * private key others can read (keygen makes 0600; Swarm mounts 0400). */
+    if (st.st_mode & 077) {
+        snprintf(err, err_size, "%s: \"%s\" can be read by other users (mode %03o): chmod 600 it", var, path,
                  (unsigned)(st.st_mode & 0777));
+        zcert_destroy(&cert);
+        return NULL;
+    }
     return cert;
 }
 

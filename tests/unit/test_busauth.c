@@ -91,6 +91,13 @@ static void test_bad_configuration_names_the_variable(void **state)
     assert_int_equal(busauth_init("registry", BUS_WEB, 0, err, sizeof err), -1);
     assert_non_null(strstr(err, "not a CURVE secret certificate"));
     unsetenv("PORTICO_BUS_SECRET_FILE");
+    /* A secret key other users can read is refused, naming the file. */
+    assert_int_equal(busauth_keygen(s_dir, "registry", err, sizeof err), 0);
+    snprintf(path, sizeof path, "%s/registry.cert_secret", s_dir);
+    assert_int_equal(chmod(path, 0640), 0);
+    assert_int_equal(busauth_init("registry", BUS_WEB, 0, err, sizeof err), -1);
+    assert_non_null(strstr(err, "can be read by other users (mode 640)"));
+    assert_int_equal(chmod(path, 0600), 0);
     /* The registry's own pair is there, but no key of a service it admits. */
     assert_int_equal(busauth_keygen(s_dir, "registry", err, sizeof err), 0);
     assert_int_equal(busauth_init("registry", BUS_BITBUCKET, 0, err, sizeof err), -1);
