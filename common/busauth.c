@@ -125,6 +125,21 @@ static bool s_file_service_name(const char *name)
     return s_file_service(file) != 0;
 }
 
+/* The public key of a public certificate file, as z85 text (40
+ * characters). Not zcert_load: it reads "<path>_secret" instead when there
+ * is one, so a certificate replaced next to an old secret one would go on
+ * meaning the old key. 0 or -1. */
+static int s_read_public(const char *path, char out[41])
+{
+    zconfig_t *cfg = zconfig_load(path);
+    const char *key = cfg ? zconfig_get(cfg, "curve/public-key", NULL) : NULL;
+    int rc = key && strlen(key) == 40 ? 0 : -1;
+    if (!rc)
+        snprintf(out, 41, "%s", key);
+    zconfig_destroy(&cfg);
+    return rc;
+}
+
 /* Read every public certificate in the folder. The count, or -1. */
 static int s_load_keys(const char *dir, known_key_t *keys, int max, char *err, size_t err_size)
 {
@@ -141,15 +156,13 @@ static int s_load_keys(const char *dir, known_key_t *keys, int max, char *err, s
             continue;
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        zcert_t *cert = zcert_load(path);
-        if (!cert) {
+        char z85[41];
+        if (s_read_public(path, z85) < 0 || !zmq_z85_decode(keys[n].key, z85)) {
             log_warn("could not read a bus certificate", "file=%s", e->d_name);
             continue;
         }
         keys[n].service = service;
-        memcpy(keys[n].key, zcert_public_key(cert), 32);
         n++;
-        zcert_destroy(&cert);
     }
     closedir(d);
     return n;
@@ -177,13 +190,11 @@ static int s_load_server_key(const char *server, char out[41], char *err, size_t
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/%s.cert", s_dir, server);
-    zcert_t *cert = zcert_load(path);
-    if (!cert) {
+    uint8_t raw[32];
+    if (s_read_public(path, out) < 0 || !zmq_z85_decode(raw, out)) {
         snprintf(err, err_size, "PORTICO_BUS_KEYS_DIR: cannot read the %s service's public key \"%s\"", server, path);
         return -1;
     }
-    snprintf(out, 41, "%s", zcert_public_txt(cert));
-    zcert_destroy(&cert);
     return 0;
 }
 

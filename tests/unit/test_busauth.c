@@ -166,12 +166,32 @@ static int s_teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* A public certificate replaced in place, with the old secret one still
+ * next to it, means the new key (zcert_load would read the secret one). */
+static void test_a_replaced_public_key_is_the_one_read(void **state)
+{
+    (void)state;
+    char err[700], path[160];
+    assert_int_equal(busauth_keygen(s_dir, "bitbucket", err, sizeof err), 0);
+    zcert_t *other = zcert_new();
+    assert_non_null(other);
+    snprintf(path, sizeof path, "%s/bitbucket.cert", s_dir);
+    assert_int_equal(zcert_save_public(other, path), 0);
+    zclock_sleep(1100); /* the folder is read again at most once a second */
+    char keys[4][41];
+    int n = busauth_server_keys("bitbucket", keys, 4);
+    assert_int_equal(n, 1);
+    assert_string_equal(keys[0], zcert_public_txt(other));
+    zcert_destroy(&other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keygen_modes_and_reuse),
         cmocka_unit_test(test_bad_configuration_names_the_variable),
         cmocka_unit_test(test_admits_only_declared_services_by_key),
+        cmocka_unit_test(test_a_replaced_public_key_is_the_one_read),
     };
     return cmocka_run_group_tests_name("busauth", tests, s_setup, s_teardown);
 }
