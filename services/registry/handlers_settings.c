@@ -33,10 +33,12 @@ static const db_stmt_t s_check = {
     "  AND (client_key = $2 OR (client_key IS NULL AND addr = $1)) "
     "  AND coalesce(last_at, at) > now() - interval '1 minute') AS recent_failures "
     "FROM settings WHERE id = 1"};
-static const db_stmt_t s_lock = {
-    "settings_lock_mode",
-    "SELECT setup_mode, EXISTS (SELECT 1 FROM users WHERE is_admin) AS admin_exists FROM settings WHERE id = 1 "
-    "FOR UPDATE"};
+/* Two statements: one that waited for the settings row (while an admin was
+ * revoked, say) still sees the users as they were when it began, so
+ * whether an admin is left is asked once the row is held. */
+static const db_stmt_t s_lock = {"settings_lock_mode", "SELECT setup_mode FROM settings WHERE id = 1 FOR UPDATE"};
+static const db_stmt_t s_admin_exists = {"settings_admin_exists",
+                                         "SELECT EXISTS (SELECT 1 FROM users WHERE is_admin) AS admin_exists"};
 static const db_stmt_t s_set_mode = {"settings_set_mode",
                                      "UPDATE settings SET setup_mode = $1, updated_at = now() WHERE id = 1"};
 static const db_stmt_t s_end_setup_sessions = {"settings_end_setup_sessions", "DELETE FROM sessions WHERE setup"};
@@ -170,6 +172,10 @@ void h_settings_set_setup_mode(void *ctx, bus_request_t *req, const ProtobufCMes
     if ((rc = db_exec(c->db, &s_lock, NULL, &res)) != DB_OK)
         goto db_fail;
     bool current = db_get_bool(res, 0, db_col(res, "setup_mode"));
+    PQclear(res);
+    res = NULL;
+    if ((rc = db_exec(c->db, &s_admin_exists, NULL, &res)) != DB_OK)
+        goto db_fail;
     bool admin_exists = db_get_bool(res, 0, db_col(res, "admin_exists"));
     if (!r->on && !admin_exists) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(NO_ADMIN),

@@ -3,9 +3,11 @@
  * database as the registry under test, which keeps running. */
 #include "harness.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static char s_out[65536];
 
@@ -189,12 +191,59 @@ static void test_migrate_is_idempotent(void **state)
     assert_non_null(strstr(s_out, "(0 migrations applied now)"));
 }
 
+typedef struct {
+    int rc;
+    bus_error_t err;
+} end_setup_t;
+
+static void *s_end_setup(void *arg)
+{
+    end_setup_t *e = arg;
+    Portico__Registry__SetSetupModeRequest sm = PORTICO__REGISTRY__SET_SETUP_MODE_REQUEST__INIT;
+    sm.on = false;
+    sm.actor = "racer-admin";
+    e->rc = h_call("settings.set_setup_mode", &sm.base, NULL, NULL, &e->err);
+    return NULL;
+}
+
+/* Finishing setup while the last admin is revoked (which holds the
+ * settings row, as user.set_admin does): it waits for the row, and must
+ * then see that no admin is left, not what was there when it began. */
+static void test_ending_setup_mode_sees_an_admin_revoked_meanwhile(void **state)
+{
+    (void)state;
+    PGconn *c = h_pg(NULL);
+    assert_non_null(c);
+    bool was_on = s_setup_mode();
+    assert_int_equal(h_pg_exec(c, "UPDATE settings SET setup_mode = true WHERE id = 1"), 0);
+    assert_int_equal(h_pg_exec(c, "BEGIN"), 0);
+    assert_int_equal(h_pg_exec(c, "SELECT 1 FROM settings WHERE id = 1 FOR UPDATE"), 0);
+    assert_int_equal(h_pg_exec(c, "CREATE TEMP TABLE was_admin AS SELECT id FROM users WHERE is_admin"), 0);
+    assert_int_equal(h_pg_exec(c, "UPDATE users SET is_admin = false WHERE is_admin"), 0);
+    end_setup_t e = {0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, s_end_setup, &e), 0);
+    usleep(500 * 1000); /* the call waits for the settings row */
+    assert_int_equal(h_pg_exec(c, "COMMIT"), 0);
+    pthread_join(th, NULL);
+    bool still_on = s_setup_mode();
+    assert_int_equal(h_pg_exec(c, "UPDATE users SET is_admin = true WHERE id IN (SELECT id FROM was_admin)"), 0);
+    assert_int_equal(h_pg_exec(c, was_on ? "UPDATE settings SET setup_mode = true WHERE id = 1"
+                                         : "UPDATE settings SET setup_mode = false WHERE id = 1"),
+                     0);
+    PQfinish(c);
+    assert_code(PORTICO__ERROR_CODE__CONFLICT, e.rc, e.err);
+    assert_int_equal(e.err.detail, DETAIL(NO_ADMIN));
+    assert_true(still_on);
+}
+
 int run_cli_tests(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_integrations_list),
         cmocka_unit_test(test_admin_grant_and_revoke),
         cmocka_unit_test(test_setup_mode_off_then_back_on),
+        cmocka_unit_test(test_ending_setup_mode_sees_an_admin_revoked_meanwhile),
         cmocka_unit_test(test_last_admin_cannot_be_revoked_outside_setup_mode),
         cmocka_unit_test(test_migrate_is_idempotent),
     };
