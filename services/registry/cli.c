@@ -219,9 +219,15 @@ static int s_rotate_key(int argc, char **argv, reg_ctx_t *ctx)
                failed ? " with the key that sealed them as PORTICO_SECRET_KEY_FILE_PREVIOUS" : "");
         goto out;
     }
-    printf("Next: set PORTICO_SECRET_KEY_FILE=%s and restart portico-registry (you may keep the old key as\n"
-           "PORTICO_SECRET_KEY_FILE_PREVIOUS until every registry runs with the new one).\n",
-           argv[1]);
+    if (resealed)
+        printf("Next: restart every portico-registry with PORTICO_SECRET_KEY_FILE=%s and the old key as\n"
+               "PORTICO_SECRET_KEY_FILE_PREVIOUS, then run this command again: the registries sealed new\n"
+               "values with the old key until then. Remove the old key only once a run re-encrypts 0.\n",
+               argv[1]);
+    else
+        printf("Every secret is under key %08x. Once every portico-registry runs with it as\n"
+               "PORTICO_SECRET_KEY_FILE, the old key is no longer needed.\n",
+               (unsigned)id);
     status = 0;
 out:
     crypto_keyring_destroy(&keys);

@@ -191,6 +191,8 @@ static void test_rotate_key(void **state)
     assert_int_equal(rc, 0);
     /* client secret, private key, access and refresh token, code verifier */
     assert_non_null(strstr(s_out, "Re-encrypted 5 secrets"));
+    /* Values sealed with the old key meanwhile: it asks for another run. */
+    assert_non_null(strstr(s_out, "then run this command again"));
     assert_non_null(strstr(s_out, "PORTICO_SECRET_KEY_FILE="));
 
     crypto_keyring_t *k = crypto_keyring_new();
@@ -222,6 +224,7 @@ static void test_rotate_key(void **state)
     assert_int_equal(rc, 0);
     assert_non_null(strstr(s_out, "Re-encrypted 0 secrets"));
     assert_non_null(strstr(s_out, "5 were already under it"));
+    assert_non_null(strstr(s_out, "the old key is no longer needed"));
 }
 
 static void test_secrets_read_with_only_the_new_key(void **state)
