@@ -40,11 +40,14 @@ int64_t admin_parse_id(const char *s)
     return id;
 }
 
-/* Methods that only read. */
+/* Methods that change nothing the web caches: the reads, and the setup
+ * token's check (a new Setup Mode session is not cached yet). Anyone may
+ * send the setup form, so it must not be a way to empty every cache. */
 static bool s_reads(const char *method)
 {
     size_t n = strlen(method);
-    return (n > 4 && !strcmp(method + n - 4, ".get")) || (n > 5 && !strcmp(method + n - 5, ".list"));
+    return (n > 4 && !strcmp(method + n - 4, ".get")) || (n > 5 && !strcmp(method + n - 5, ".list")) ||
+           !strcmp(method, "settings.check_setup_token");
 }
 
 int admin_registry(web_req_t *r, const bus_method_t *m, const ProtobufCMessage *req, ProtobufCMessage **rep,

@@ -115,8 +115,10 @@ static void h_finish_setup(web_req_t *r)
         web_redirect(r, "/admin?finished=1");
         return;
     }
-    /* The setup session is over with Setup Mode: say so, and end it here too. */
-    web_session_end(r);
+    /* The setup session is over with Setup Mode (the registry deleted it in
+     * the same transaction): say so, and end it here too. */
+    bus_error_t end_err;
+    (void)web_session_end(r, &end_err);
     tmpl_ctx_t *c = web_page_ctx(r, "Setup finished");
     web_page(r, 200, "setup_finished", &c);
 }

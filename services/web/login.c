@@ -360,15 +360,25 @@ static void h_callback(web_req_t *r)
 static void h_logout(web_req_t *r)
 {
     /* Without a session there is nothing to end (and no CSRF token to
-     * check): just go home. */
+     * check): just go home. When the registry cannot say, nothing can be
+     * ended either: saying "logged out" then would be a lie. */
+    bus_error_t err;
     if (!web_session(r)) {
-        web_session_end(r);
+        if (web_session_unknown(r, "Could not log you out"))
+            return;
+        if (web_session_end(r, &err) < 0) {
+            web_bus_error_page(r, &err, "Could not log you out");
+            return;
+        }
         web_redirect(r, "/");
         return;
     }
     if (!web_post_ok(r))
         return;
-    web_session_end(r);
+    if (web_session_end(r, &err) < 0) {
+        web_bus_error_page(r, &err, "Could not log you out");
+        return;
+    }
     web_redirect(r, "/");
 }
 

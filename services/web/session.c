@@ -120,9 +120,13 @@ const web_session_t *web_session_confirmed(web_req_t *r, const uint8_t hash[32],
     bool cached = web_cache && web_cfg.session_cache_ms > 0;
     char token[64];
     if (!rs || web_cookie(r, web_cfg.session_cookie, token, sizeof token) != 43) {
-        /* Gone (or unreadable): forget it here too. */
-        if (cached)
-            s_forget_session(hash);
+        /* Gone (or unreadable): forget it here too, if it was cached
+         * (webcache_forget: a made-up cookie must not disturb the cache). */
+        if (cached) {
+            uint8_t key[33];
+            s_cache_key(hash, key);
+            webcache_forget(web_cache, key, sizeof key);
+        }
         r->session_state = 1;
         return NULL;
     }
@@ -204,7 +208,10 @@ void web_add_cookie(web_req_t *r, const char *name, const char *value, long max_
              web_cfg.secure ? "; Secure" : "");
 }
 
-static void s_delete_on_server(web_req_t *r, const char *token)
+/* 0, or -1 when the registry could not be asked (err says why). The
+ * cached copy is forgotten before and after: a lookup in between may have
+ * had the session confirmed live and cached it again. */
+static int s_delete_on_server(web_req_t *r, const char *token, bus_error_t *err)
 {
     uint8_t hash[32];
     s_hash_token(token, hash);
@@ -212,9 +219,13 @@ static void s_delete_on_server(web_req_t *r, const char *token)
     Portico__Registry__DeleteSessionRequest req = PORTICO__REGISTRY__DELETE_SESSION_REQUEST__INIT;
     req.token_hash.data = hash;
     req.token_hash.len = sizeof hash;
-    bus_error_t err;
-    if (registry_call_session_delete(web_registry(r), &req, NULL, (int)web_cfg.bus_timeout_ms, &err) < 0)
-        log_warn("could not end session", "code=%s", bus_code_name(err.code));
+    int rc = registry_call_session_delete(web_registry(r), &req, NULL, (int)web_cfg.bus_timeout_ms, err);
+    s_forget_session(hash);
+    if (rc < 0 && err->code != PORTICO__ERROR_CODE__NOT_FOUND) {
+        log_warn("could not end session", "code=%s", bus_code_name(err->code));
+        return -1;
+    }
+    return 0;
 }
 
 int web_session_token(char *token, size_t token_size, uint8_t hash[32])
@@ -228,8 +239,9 @@ int web_session_token(char *token, size_t token_size, uint8_t hash[32])
 void web_session_started(web_req_t *r, int64_t user_id, const char *token)
 {
     char old[64];
+    bus_error_t err;
     if (web_cookie(r, web_cfg.session_cookie, old, sizeof old) == 43 && strcmp(old, token) != 0)
-        s_delete_on_server(r, old);
+        (void)s_delete_on_server(r, old, &err); /* logged; the new session replaces it in this browser */
     /* A new login: what was cached about this user is from before it. */
     if (user_id)
         web_cache_forget_user(user_id);
@@ -260,16 +272,24 @@ void web_session_prime(const char *token, const Portico__Registry__User *u)
     webcache_put(web_cache, epoch, key, sizeof key, s.user_id, &s, sizeof s, web_cache_now() + ttl);
 }
 
-void web_session_end(web_req_t *r)
+int web_session_end(web_req_t *r, bus_error_t *err)
 {
     char token[64];
-    /* Logging out also forgets the user's cached account and repositories. */
-    if (r->session_state == 2 && r->session.user_id)
-        web_cache_forget_user(r->session.user_id);
+    int64_t user = r->session_state == 2 ? r->session.user_id : 0;
+    int rc = 0;
+    /* Logging out also forgets the user's cached account and repositories
+     * (again once the session is gone, as above). */
+    if (user)
+        web_cache_forget_user(user);
     if (web_cookie(r, web_cfg.session_cookie, token, sizeof token) == 43)
-        s_delete_on_server(r, token);
+        rc = s_delete_on_server(r, token, err);
+    if (user)
+        web_cache_forget_user(user);
+    if (rc < 0)
+        return -1; /* the cookie stays: the session may still be live */
     web_add_cookie(r, web_cfg.session_cookie, "", 0, "/");
     r->session_state = 1;
+    return 0;
 }
 
 bool web_same_origin(web_req_t *r)

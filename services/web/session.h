@@ -49,8 +49,10 @@ void web_session_prime(const char *token, const struct Portico__Registry__User *
 void web_account_prime(const struct Portico__Registry__User *u, const struct Portico__Broker__RepositoriesReply *repos);
 /* The page size of the account page's repository list. */
 #define WEB_REPOS_PAGE_SIZE 25
-/* End the request's session on the server and clear the cookie. */
-void web_session_end(web_req_t *r);
+/* End the request's session on the server and clear the cookie. 0, or -1
+ * when the registry could not be asked (err): the session may live on, so
+ * the cookie is kept and the page must say so. */
+int web_session_end(web_req_t *r, bus_error_t *err);
 /* Add a Set-Cookie line to the response. */
 void web_add_cookie(web_req_t *r, const char *name, const char *value, long max_age_s, const char *path);
 /* The form's csrf field matches the session's (web_post_ok in reply.h

@@ -262,6 +262,22 @@ void webcache_remove(webcache_t *self, const void *key, size_t key_len)
     pthread_mutex_unlock(&sh->lock);
 }
 
+bool webcache_forget(webcache_t *self, const void *key, size_t key_len)
+{
+    uint64_t hash = s_hash(key, key_len);
+    shard_t *sh = s_shard(self, hash);
+    pthread_mutex_lock(&sh->lock);
+    entry_t **link = s_find(sh, hash, key, key_len);
+    if (link) {
+        /* Under the shard lock, which a put of this key takes to check
+         * the epoch: it lands before this (and is dropped) or sees it. */
+        atomic_fetch_add(&self->epoch, 1);
+        s_drop(sh, link);
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return link != NULL;
+}
+
 void webcache_remove_owner(webcache_t *self, int64_t owner)
 {
     atomic_fetch_add(&self->epoch, 1);

@@ -18,6 +18,7 @@
 #ifndef PORTICO_WEB_WEBCACHE_H
 #define PORTICO_WEB_WEBCACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,11 @@ long webcache_get(webcache_t *self, const void *key, size_t key_len, int64_t now
 void *webcache_get_copy(webcache_t *self, const void *key, size_t key_len, int64_t now, size_t *value_len);
 
 void webcache_remove(webcache_t *self, const void *key, size_t key_len);
+/* Remove key when it is cached; the epoch moves only then (true). For a
+ * key nobody may have cached: a client can send any number of cookies
+ * naming no session, and each webcache_remove would fail every put in
+ * flight, making the cache useless for everyone. */
+bool webcache_forget(webcache_t *self, const void *key, size_t key_len);
 void webcache_remove_owner(webcache_t *self, int64_t owner);
 void webcache_clear(webcache_t *self);
 

@@ -153,9 +153,24 @@ test('admin pages never use a cached session: an admin role revoked with the reg
   assert.doesNotMatch((await c.get('/')).text, /href="\/admin">Admin</);
 });
 
+test('a wrong setup token from anyone does not empty the caches', async () => {
+  const c = await signedIn('user57');
+  assert.match((await c.get('/account')).text, /<table class="repositories">/);
+  const seen = await restRequests();
+  const stranger = new Client(sys.webUrl);
+  for (let i = 0; i < 3; i++) {
+    const form = await stranger.get('/admin');
+    const r = await stranger.post('/admin/setup-token', { csrf: csrfFrom(form.text), token: `wrong-${i}-${'x'.repeat(30)}` });
+    assert.equal(r.status, 403, r.text.slice(0, 200));
+    assert.match((await c.get('/account')).text, /<table class="repositories">/);
+  }
+  assert.equal(await restRequests(), seen, 'the repository list came from the cache each time');
+});
+
 test('with the registry down, a signed-in page says the service is unavailable instead of asking to log in; the session holds', async () => {
   const c = await signedIn('user56');
-  assert.equal((await c.get('/account')).status, 200);
+  const page = await c.get('/account');
+  assert.equal(page.status, 200);
   const cookie = c.cookie('portico_session');
   await sys.kill('registry');
   // Past the session cache: the web has to ask the registry, which is gone.
@@ -166,7 +181,18 @@ test('with the registry down, a signed-in page says the service is unavailable i
     assert.match(text(r.text), /Service unavailable/);
   }
   assert.equal(c.cookie('portico_session'), cookie, 'the cookie is kept');
+  // Logging out cannot end the session now: the page says so, and does
+  // not pretend it did.
+  const out = await c.post('/logout', { csrf: csrfFrom(page.text) });
+  assert.equal(out.status, 503, `logout with the registry down: ${out.status} ${out.location || ''}`);
+  assert.match(text(out.text), /Could not log you out/);
+  assert.equal(c.cookie('portico_session'), cookie, 'the cookie is kept');
   await sys.restart('registry');
   await sys.ready(60000);
   await waitFor(async () => (await c.get('/account')).status === 200, { timeout: 30000, what: 'the account page once the registry is back' });
+  // Then it works, and the session is over.
+  assert.equal((await c.post('/logout', { csrf: csrfFrom(page.text) })).status, 303);
+  const replay = new Client(sys.webUrl);
+  replay.setCookie('portico_session', cookie);
+  assert.equal((await replay.get('/account')).status, 303);
 });

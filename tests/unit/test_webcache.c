@@ -142,6 +142,14 @@ static void test_epoch(void **state)
     s_get(c, "x", 0);
     assert_int_equal(webcache_put(c, before, "s1", 2, 7, "fresh", 6, 1000), 0);
     assert_string_equal(s_get(c, "s1", 0), "fresh");
+    /* Forgetting a key nobody cached leaves the epoch (and the puts in
+     * flight) alone; forgetting a cached one moves it. */
+    before = webcache_epoch(c);
+    assert_false(webcache_forget(c, "made-up", 7));
+    assert_int_equal(webcache_epoch(c), before);
+    assert_true(webcache_forget(c, "s1", 2));
+    assert_null(s_get(c, "s1", 0));
+    assert_int_equal(webcache_put(c, before, "s2", 2, 7, "stale", 6, 1000), -1);
     webcache_destroy(&c);
 }
 
