@@ -139,10 +139,14 @@ static void h_set_admin(web_req_t *r)
         return;
     }
     /* A privilege change: the user's sessions end, so the next one is new. */
-    if (s_end_sessions(r, &a, id, &err) < 0)
+    log_info("admin role changed", "user=%lld admin=%s", (long long)id, grant ? "yes" : "no");
+    if (s_end_sessions(r, &a, id, &err) < 0) {
+        /* Not "done": the page would say their sessions ended. */
         log_warn("could not end sessions after a role change", "user=%lld code=%s", (long long)id,
                  bus_code_name(err.code));
-    log_info("admin role changed", "user=%lld admin=%s", (long long)id, grant ? "yes" : "no");
+        web_bus_error_page(r, &err, "The role was changed, but their sessions could not be ended");
+        return;
+    }
     snprintf(loc, sizeof loc, "/admin/users?%s=1", grant ? "granted" : "revoked");
     web_redirect(r, loc);
 }
