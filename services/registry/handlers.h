@@ -116,10 +116,14 @@ bool reg_pending_finish_key(const Portico__Registry__ConsumePendingRequest *r, i
  * that statement or the commit. */
 db_rc_t reg_session_insert_user(db_t *db, const Portico__Registry__CreateSessionRequest *r, int64_t user_id, int idle,
                                 int absolute);
-/* A Setup Mode session; *started is false when it was refused (Setup Mode
- * off). */
+/* A Setup Mode session opened with the setup token whose SHA-256 is
+ * token_hash; *started is false when it was refused: Setup Mode off, or
+ * that token no longer the current one or expired. The settings row is
+ * read FOR SHARE: a new token being issued (which ends every Setup Mode
+ * session) either waits for this session, and then ends it, or makes this
+ * insert see the new token and refuse. */
 db_rc_t reg_session_insert_setup(db_t *db, const Portico__Registry__CreateSessionRequest *r, int idle, int absolute,
-                                 bool *started);
+                                 const uint8_t token_hash[32], bool *started);
 
 /* Checks and the upsert behind token.store, shared with user.login.
  * reg_check_tokens answers BAD_REQUEST itself; reg_tokens_store answers

@@ -26,7 +26,8 @@ static const db_stmt_t s_create_setup = {
     "INSERT INTO sessions (token_hash, user_id, setup, addr, idle_seconds, idle_expires_at, absolute_expires_at) "
     "SELECT $1, NULL, true, $2, $3, now() + least($3::integer, $4::integer) * interval '1 second', "
     "now() + $4::integer * interval '1 second' "
-    "FROM settings WHERE id = 1 AND setup_mode"};
+    "FROM settings WHERE id = 1 AND setup_mode AND setup_token_hash = $5 AND setup_token_expires_at > now() "
+    "FOR SHARE"};
 
 /* The hot path: one read-only statement. It also says whether the session
  * was last seen more than a tenth of its idle timeout ago (at most 10 s);
@@ -80,7 +81,7 @@ db_rc_t reg_session_insert_user(db_t *db, const Portico__Registry__CreateSession
 }
 
 db_rc_t reg_session_insert_setup(db_t *db, const Portico__Registry__CreateSessionRequest *r, int idle, int absolute,
-                                 bool *started)
+                                 const uint8_t token_hash[32], bool *started)
 {
     PGresult *res = NULL;
     db_params_t p;
@@ -89,6 +90,7 @@ db_rc_t reg_session_insert_setup(db_t *db, const Portico__Registry__CreateSessio
     db_param_text(&p, r->addr);
     db_param_int(&p, idle);
     db_param_int(&p, absolute);
+    db_param_bytes(&p, token_hash, 32);
     db_rc_t rc = db_exec(db, &s_create_setup, &p, &res);
     *started = rc == DB_OK && PQcmdTuples(res)[0] != '0';
     PQclear(res);

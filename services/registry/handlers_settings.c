@@ -139,7 +139,7 @@ void h_settings_check_setup_token(void *ctx, bus_request_t *req, const ProtobufC
      * transaction, so there is no session without a checked token. */
     if ((rc = db_begin(c->db)) == DB_OK &&
         (rc = audit_write(c->db, "setup", AUDIT_SETUP_TOKEN_ACCEPTED, "settings", r->addr, "")) == DB_OK &&
-        (rc = reg_session_insert_setup(c->db, r->session, idle, absolute, &started)) == DB_OK && started)
+        (rc = reg_session_insert_setup(c->db, r->session, idle, absolute, given, &started)) == DB_OK && started)
         rc = db_commit(c->db);
     db_rollback(c->db);
     if (rc == DB_UNIQUE)
@@ -147,9 +147,9 @@ void h_settings_check_setup_token(void *ctx, bus_request_t *req, const ProtobufC
                       "a session with this token already exists");
     else if (rc != DB_OK)
         reg_reply_db(reply, rc);
-    else if (!started)
-        bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(SETUP_OFF),
-                      "Setup Mode is off: sign in with an admin account instead");
+    else if (!started) /* it changed since it was checked above */
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(BAD_TOKEN),
+                      "the setup token is no longer valid: Setup Mode ended or a new token was issued");
     else
         reg_reply_empty(reply);
 out:

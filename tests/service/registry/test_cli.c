@@ -237,6 +237,56 @@ static void test_ending_setup_mode_sees_an_admin_revoked_meanwhile(void **state)
     assert_true(still_on);
 }
 
+typedef struct {
+    const char *token;
+    int rc;
+    bus_error_t err;
+} setup_login_t;
+
+static void *s_setup_login(void *arg)
+{
+    setup_login_t *l = arg;
+    l->rc = h_setup_session(l->token, "cookie-setup-race", &l->err);
+    return NULL;
+}
+
+/* A setup token checked just before a new one is issued (setup-mode on,
+ * which ends every Setup Mode session) must not open a session that
+ * outlives the new token. */
+static void test_a_setup_session_racing_a_new_token_is_refused(void **state)
+{
+    (void)state;
+    static const char token[] = "race-token-0123456789abcdefghijklmnop";
+    PGconn *c = h_pg(NULL);
+    assert_non_null(c);
+    assert_int_equal(h_pg_exec(c, "CREATE TEMP TABLE saved AS SELECT setup_mode, setup_token_hash, "
+                                  "setup_token_expires_at FROM settings WHERE id = 1"),
+                     0);
+    assert_int_equal(h_pg_exec(c, "UPDATE settings SET setup_mode = true, "
+                                  "setup_token_hash = sha256('race-token-0123456789abcdefghijklmnop'), "
+                                  "setup_token_expires_at = now() + interval '1 hour' WHERE id = 1"),
+                     0);
+    /* As setup_token_issue does: the settings row, then every Setup Mode
+     * session; its new token here is one nobody knows. */
+    assert_int_equal(h_pg_exec(c, "BEGIN"), 0);
+    assert_int_equal(h_pg_exec(c, "UPDATE settings SET setup_token_hash = sha256('another token') WHERE id = 1"), 0);
+    assert_int_equal(h_pg_exec(c, "DELETE FROM sessions WHERE setup"), 0);
+    setup_login_t l = {.token = token};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, s_setup_login, &l), 0);
+    usleep(500 * 1000); /* checked against the old token, waiting to insert */
+    assert_int_equal(h_pg_exec(c, "COMMIT"), 0);
+    pthread_join(th, NULL);
+    long long sessions = h_pg_scalar(c, "SELECT count(*) FROM sessions WHERE setup");
+    assert_int_equal(h_pg_exec(c, "UPDATE settings SET (setup_mode, setup_token_hash, setup_token_expires_at) = "
+                                  "(SELECT * FROM saved) WHERE id = 1"),
+                     0);
+    PQfinish(c);
+    assert_code(PORTICO__ERROR_CODE__FORBIDDEN, l.rc, l.err);
+    assert_int_equal(l.err.detail, DETAIL(BAD_TOKEN));
+    assert_int_equal(sessions, 0);
+}
+
 int run_cli_tests(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +296,7 @@ int run_cli_tests(void)
         cmocka_unit_test(test_ending_setup_mode_sees_an_admin_revoked_meanwhile),
         cmocka_unit_test(test_last_admin_cannot_be_revoked_outside_setup_mode),
         cmocka_unit_test(test_migrate_is_idempotent),
+        cmocka_unit_test(test_a_setup_session_racing_a_new_token_is_refused),
     };
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }
