@@ -23,7 +23,7 @@
 // services whose key step 4 rotates: registry), S3_ONLY=rotation (only step
 // 4, when working on it).
 import { execFile } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { Client, csrfFrom, formField } from '../system/client.mjs';
 
@@ -453,7 +453,14 @@ function probeKeys(name) {
   mkdirSync(dir, { recursive: true });
   for (const f of ['web.cert_secret', 'registry.cert']) {
     copyFileSync(`${BUS}/${f}`, `${dir}/${f}`);
-    chmodSync(`${dir}/${f}`, 0o644); // the image's user reads them
+    // The image's user (uid 10001) reads them; a secret key only as its
+    // owner, or the probe refuses it.
+    if (f.endsWith('_secret')) {
+      chownSync(`${dir}/${f}`, 10001, 10001);
+      chmodSync(`${dir}/${f}`, 0o600);
+    } else {
+      chmodSync(`${dir}/${f}`, 0o644);
+    }
   }
   chmodSync(dir, 0o755);
   return dir;
