@@ -363,18 +363,12 @@ static void h_logout(web_req_t *r)
      * check): just go home. When the registry cannot say, nothing can be
      * ended either: saying "logged out" then would be a lie. */
     bus_error_t err;
-    if (!web_session(r)) {
-        if (web_session_unknown(r, "Could not log you out"))
+    if (web_session(r)) {
+        if (!web_post_ok(r))
             return;
-        if (web_session_end(r, &err) < 0) {
-            web_bus_error_page(r, &err, "Could not log you out");
-            return;
-        }
-        web_redirect(r, "/");
+    } else if (web_session_unknown(r, "Could not log you out")) {
         return;
     }
-    if (!web_post_ok(r))
-        return;
     if (web_session_end(r, &err) < 0) {
         web_bus_error_page(r, &err, "Could not log you out");
         return;
