@@ -125,7 +125,7 @@ static int s_parse(const char *buf, size_t len, size_t max_head, bool request, f
         /* civetweb reads only so many headers and takes the rest of the
          * head as if it were not there: a Content-Length among them would
          * frame the request one way here and another there. */
-        if (++lines > FRAMING_HEADERS_MAX && request)
+        if (request && ++lines > FRAMING_HEADERS_MAX)
             return 431;
         int rc = s_line(p, line_len, &cl_count, &length, &te);
         if (rc)

@@ -464,6 +464,15 @@ static size_t s_empty_lines(const char *buf, size_t len)
     return n;
 }
 
+/* The request at c->ready is not whole yet: wait for the rest, unless the
+ * client has ended its side, when what came of it is dropped. true. */
+static bool s_wait_rest(conn_t *c)
+{
+    if (c->c_eof)
+        c->in_len = c->ready;
+    return true;
+}
+
 /* Mark the whole requests now in c->in as ready for civetweb, the first
  * one with the gate's header. Once the client has closed its side, a
  * request cut off is dropped, never passed on. false: the connection was
@@ -488,11 +497,8 @@ static bool s_frame(gate_t *self, conn_t *c, int64_t now)
             c->deadline_ms = now + self->cfg.header_timeout_ms;
         framing_t f;
         int rc = framing_parse(c->in + c->ready, c->in_len - c->ready, HEADER_MAX, &f);
-        if (rc == 0) {
-            if (c->c_eof)
-                c->in_len = c->ready;
-            return true;
-        }
+        if (rc == 0)
+            return s_wait_rest(c);
         if (rc != 1) {
             const char *what = rc == 431 ? "too_large" : rc == 411 ? "length_required" : "framing";
             if (!c->relaying || s_nothing_due(c)) {
@@ -505,11 +511,8 @@ static bool s_frame(gate_t *self, conn_t *c, int64_t now)
         /* A body longer than the web takes is refused by it unread: the
          * headers go now, and the rest as it comes. */
         bool too_long = f.body_len > BODY_MAX;
-        if (!too_long && c->in_len - c->ready < f.head_len + (size_t)f.body_len) {
-            if (c->c_eof)
-                c->in_len = c->ready;
-            return true;
-        }
+        if (!too_long && c->in_len - c->ready < f.head_len + (size_t)f.body_len)
+            return s_wait_rest(c);
         int t = s_target(self, c, c->ready, &f.head_len);
         if (t < 0)
             return false;

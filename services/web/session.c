@@ -55,13 +55,19 @@ static void s_cache_key(const uint8_t hash[32], uint8_t key[33])
     memcpy(key + 1, hash, 32);
 }
 
-static void s_forget_session(const uint8_t hash[32])
+/* Forget the cached session. fence: also fail the puts in flight (a
+ * session ended here); without, only when it was cached (webcache_forget:
+ * a made-up cookie must not disturb the cache). */
+static void s_forget_session(const uint8_t hash[32], bool fence)
 {
     uint8_t key[33];
     if (!web_cache)
         return;
     s_cache_key(hash, key);
-    webcache_remove(web_cache, key, sizeof key);
+    if (fence)
+        webcache_remove(web_cache, key, sizeof key);
+    else
+        webcache_forget(web_cache, key, sizeof key);
 }
 
 void web_csrf_derive(const char *purpose, const char *secret, char *out, size_t out_size)
@@ -120,13 +126,9 @@ const web_session_t *web_session_confirmed(web_req_t *r, const uint8_t hash[32],
     bool cached = web_cache && web_cfg.session_cache_ms > 0;
     char token[64];
     if (!rs || web_cookie(r, web_cfg.session_cookie, token, sizeof token) != 43) {
-        /* Gone (or unreadable): forget it here too, if it was cached
-         * (webcache_forget: a made-up cookie must not disturb the cache). */
-        if (cached) {
-            uint8_t key[33];
-            s_cache_key(hash, key);
-            webcache_forget(web_cache, key, sizeof key);
-        }
+        /* Gone (or unreadable): forget it here too, if it was cached. */
+        if (cached)
+            s_forget_session(hash, false);
         r->session_state = 1;
         return NULL;
     }
@@ -215,12 +217,12 @@ static int s_delete_on_server(web_req_t *r, const char *token, bus_error_t *err)
 {
     uint8_t hash[32];
     s_hash_token(token, hash);
-    s_forget_session(hash);
+    s_forget_session(hash, true);
     Portico__Registry__DeleteSessionRequest req = PORTICO__REGISTRY__DELETE_SESSION_REQUEST__INIT;
     req.token_hash.data = hash;
     req.token_hash.len = sizeof hash;
     int rc = registry_call_session_delete(web_registry(r), &req, NULL, (int)web_cfg.bus_timeout_ms, err);
-    s_forget_session(hash);
+    s_forget_session(hash, true);
     if (rc < 0 && err->code != PORTICO__ERROR_CODE__NOT_FOUND) {
         log_warn("could not end session", "code=%s", bus_code_name(err->code));
         return -1;
