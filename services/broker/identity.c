@@ -8,6 +8,7 @@
 #include "log.h"
 #include "names.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -63,15 +64,18 @@ static int s_by_slug(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, P
     return found;
 }
 
-/* whoami's user name, or what login.exchange got for it. 0, or -1 with err
- * as the call failed. */
+/* whoami's user name and Bitbucket's id for it (X-AUSERID; 0 when absent),
+ * or what login.exchange got for them. 0, or -1 with err as the call
+ * failed. */
 static int s_whoami(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, Portico__Bitbucket__Auth *auth,
-                    const Portico__Bitbucket__LoginExchangeReply *known, char *username, size_t size, bus_error_t *err)
+                    const Portico__Bitbucket__LoginExchangeReply *known, char *username, size_t size, int64_t *user_id,
+                    bus_error_t *err)
 {
     if (known && known->whoami_error)
         return s_step_failed(known->whoami_error, err);
     if (known && known->whoami) {
         snprintf(username, size, "%s", known->whoami->username);
+        *user_id = known->whoami->user_id;
         return 0;
     }
     Portico__Bitbucket__WhoAmIRequest q = PORTICO__BITBUCKET__WHO_AM_IREQUEST__INIT;
@@ -81,6 +85,7 @@ static int s_whoami(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, Po
     if (broker_bitbucket_call(w, &bitbucket_m_whoami, &q.base, (ProtobufCMessage **)&rep, err) < 0)
         return -1;
     snprintf(username, size, "%s", rep->username);
+    *user_id = rep->user_id;
     protobuf_c_message_free_unpacked(&rep->base, NULL);
     return 0;
 }
@@ -119,7 +124,8 @@ int broker_identify(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, co
     bool oauth1 = auth->oauth1 != NULL;
 
     char username[256] = "";
-    if (s_whoami(w, conn, auth, known, username, sizeof username, err) < 0) {
+    int64_t whoami_id = 0;
+    if (s_whoami(w, conn, auth, known, username, sizeof username, &whoami_id, err) < 0) {
         if (err->code != PORTICO__ERROR_CODE__UNAUTHORIZED)
             return -1;
         /* A signed OAuth 1 request that Bitbucket refuses gets 401 with an
@@ -146,6 +152,20 @@ int broker_identify(broker_worker_t *w, const Portico__Bitbucket__Conn *conn, co
     if (found == 0) {
         char q1[300];
         log_warn("bitbucket user not found", "username=%s", log_quote(username, q1, sizeof q1));
+        bus_error_set(err, PORTICO__ERROR_CODE__UPSTREAM, DETAIL(IDENTITY),
+                      "Bitbucket did not return the account that signed in");
+        return -1;
+    }
+    /* The name matched; when Bitbucket also said whose token it was by id,
+     * the record must be that account too: a user renamed between the two
+     * calls, with another taking the old name, or a cache that served one
+     * account's answer for another, must not log in as someone else. */
+    if (whoami_id > 0 && out->bb_user_id > 0 && whoami_id != out->bb_user_id) {
+        char q1[300];
+        log_warn("bitbucket user id differs from the token's",
+                 "username=%s token_user_id=%" PRId64 " record_user_id=%" PRId64, log_quote(username, q1, sizeof q1),
+                 whoami_id, out->bb_user_id);
+        memset(out, 0, sizeof *out);
         bus_error_set(err, PORTICO__ERROR_CODE__UPSTREAM, DETAIL(IDENTITY),
                       "Bitbucket did not return the account that signed in");
         return -1;

@@ -354,6 +354,7 @@ struct emu_faults {
 	bool hang;
 	bool rate_limit;
 	bool tfa_block;
+	int auserid; /* X-AUSERID sent instead of the user's id; 0: the id */
 };
 extern struct emu_faults g_faults;
 

@@ -593,9 +593,24 @@ describe('auto-approve instance', () => {
       assert.ok(Date.now() - t0 >= 140);
     } finally {
       const off = await admin(base, 'POST', 'faults', { status: 0, latency_ms: 0 });
-      assert.deepEqual(off.body, { latency_ms: 0, status: 0, hang: false, rate_limit: false, tfa_block: false });
+      assert.deepEqual(off.body, { latency_ms: 0, status: 0, hang: false, rate_limit: false, tfa_block: false, auserid: 0 });
     }
     assert.equal((await admin(base, 'POST', 'faults', { bogus: 1 })).status, 400);
+  });
+
+  test('auserid: X-AUSERID names another account, X-AUSERNAME does not change', async () => {
+    const t = await login(base, app);
+    const real = await get(`${base}/plugins/servlet/applinks/whoami`, bearer(t.access_token));
+    await admin(base, 'POST', 'faults', { auserid: 4242 });
+    try {
+      const who = await get(`${base}/plugins/servlet/applinks/whoami`, bearer(t.access_token));
+      assert.equal(who.headers.get('x-auserid'), '4242');
+      assert.equal(who.headers.get('x-ausername'), 'jdoe');
+      assert.notEqual(real.headers.get('x-auserid'), '4242');
+    } finally {
+      await admin(base, 'POST', 'faults', { auserid: 0 });
+    }
+    assert.equal((await admin(base, 'POST', 'faults', { auserid: -1 })).status, 400);
   });
 
   test('tfa_block: bearer callers are anonymous', async () => {

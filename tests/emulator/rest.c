@@ -135,6 +135,7 @@ static int s_authenticate(struct emu_req *r, bool whoami, struct s_auth *a)
 
 	emu_lock();
 	bool tfa = g_faults.tfa_block;
+	int auserid = g_faults.auserid;
 	emu_unlock();
 	if (tfa && via_token && a->user) {
 		/* "2FA for Bitbucket: U2F & TOTP" without the OAuth whitelist. */
@@ -156,7 +157,9 @@ static int s_authenticate(struct emu_req *r, bool whoami, struct s_auth *a)
 		emu_buf_java_urlencode(&b, a->user->name);
 		char *enc = emu_buf_take(&b);
 		emu_add_header(r, "X-AUSERNAME", "%s", enc ? enc : "");
-		emu_add_header(r, "X-AUSERID", "%d", a->user->id);
+		/* The auserid fault: a header that names another account, as a
+		 * cache between Portico and Bitbucket that ignores Vary would. */
+		emu_add_header(r, "X-AUSERID", "%d", auserid ? auserid : a->user->id);
 		free(enc);
 		emu_lock();
 		g_stats.rest_authenticated++;

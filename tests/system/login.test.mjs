@@ -8,6 +8,8 @@
 // need to get through.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startPortico, startEmulator, waitFor, sleep } from './harness.mjs';
 import { Client, csrfFrom } from './client.mjs';
 import {
@@ -434,6 +436,28 @@ test('two-factor plugin blocking OAuth: the page explains the U2F & TOTP whiteli
   } finally {
     await emuB.admin('faults', { tfa_block: false });
   }
+});
+
+test('a token whose user id is not the record\'s: no session, and the next login works', async () => {
+  // X-AUSERID names another account than users/{name} returns, as after a
+  // rename with someone else taking the old name, or from a cache that
+  // ignores Vary.
+  await emuB.admin('faults', { auserid: 999999 });
+  try {
+    const c = new Client(sys.webUrl);
+    const r = await loginAuto(c, B.id, { user: 'user24' });
+    assert.equal(r.status, 502, text(r.text).slice(0, 400));
+    assert.match(text(r.text), /Bitbucket answered something unexpected/);
+    assert.equal(c.cookie('portico_session'), undefined);
+    const logs = readdirSync(sys.logDir).filter((f) => f.startsWith('broker-'))
+      .map((f) => readFileSync(join(sys.logDir, f), 'utf8')).join('');
+    assert.match(logs, /bitbucket user id differs from the token's.*token_user_id=999999/);
+  } finally {
+    await emuB.admin('faults', { auserid: 0 });
+  }
+  const c = new Client(sys.webUrl);
+  assert.equal((await loginAuto(c, B.id, { user: 'user24' })).status, 303);
+  assert.match((await c.get('/account')).text, /<table class="repositories">/);
 });
 
 test('token expiry: one refresh, the rotated pair is stored and used', async () => {
