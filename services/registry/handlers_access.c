@@ -68,7 +68,10 @@ static const db_stmt_t s_after_login = {
     "ON CONFLICT (identity_id) DO UPDATE SET checked_at = EXCLUDED.checked_at, claimed_until = NULL"};
 /* Identities of users with a live session, on enabled integrations, whose
  * last check is older than $1 seconds (or who were never checked), not
- * claimed by another broker. */
+ * claimed by another broker. Each is held (FOR KEY SHARE, as the foreign
+ * key's own check does) so that it cannot be deleted before its claim is
+ * written; one being deleted is skipped, not waited for: otherwise its
+ * claim's foreign key failed the whole batch. */
 static const db_stmt_t s_due = {
     "access_due",
     "WITH due AS ("
@@ -78,7 +81,7 @@ static const db_stmt_t s_due = {
     "                AND s.absolute_expires_at > now()) "
     "    AND (k.identity_id IS NULL OR (k.checked_at < now() - $1::integer * interval '1 second' "
     "         AND (k.claimed_until IS NULL OR k.claimed_until < now()))) "
-    "  ORDER BY k.checked_at NULLS FIRST LIMIT $2), "
+    "  ORDER BY k.checked_at NULLS FIRST LIMIT $2 FOR KEY SHARE OF d SKIP LOCKED), "
     "claimed AS ("
     "  INSERT INTO access_checks (identity_id, checked_at, claimed_until) "
     "  SELECT id, '-infinity', now() + $3::integer * interval '1 second' FROM due "
@@ -307,9 +310,11 @@ void h_access_set(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
     db_param_text(&p, joined);
     db_param_text(&p, r->rules->contact);
     db_param_text(&p, reg_actor(r->actor));
-    if ((rc = db_begin(c->db)) != DB_OK || (rc = db_exec(c->db, &s_set, &p, &res)) != DB_OK)
+    /* An integration deleted meanwhile: the delete's lock makes the insert
+     * wait, and its foreign key then fails. */
+    if ((rc = db_begin(c->db)) != DB_OK || ((rc = db_exec(c->db, &s_set, &p, &res)) != DB_OK && rc != DB_FOREIGN))
         goto db_fail;
-    if (PQntuples(res) == 0) {
+    if (rc == DB_FOREIGN || PQntuples(res) == 0) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION),
                       "integration %" PRId64 " does not exist", r->rules->integration_id);
         goto out;
@@ -481,7 +486,13 @@ void h_access_result(void *ctx, bus_request_t *req, const ProtobufCMessage *msg,
     bus_reply_ok(reply, &out.base);
     goto out;
 db_fail:
-    reg_reply_db(reply, rc);
+    /* Only access_ended has a foreign key here: its user was deleted
+     * (with the identity) since the identity was read. */
+    if (rc == DB_FOREIGN)
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(IDENTITY),
+                      "identity %" PRId64 " does not exist", r->identity_id);
+    else
+        reg_reply_db(reply, rc);
 out:
     db_rollback(c->db);
     PQclear(res);

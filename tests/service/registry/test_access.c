@@ -4,9 +4,11 @@
  * mark, a rule change making everyone due, and the lists for the web. */
 #include "harness.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int64_t s_integration;
 
@@ -287,6 +289,84 @@ static void test_a_login_racing_a_rule_change_stays_due(void **state)
     assert_code(0, s_set(s_integration, "", NULL, 0, "", NULL, &err), err);
 }
 
+typedef struct {
+    const char *method;
+    const ProtobufCMessage *req;
+    const ProtobufCMessageDescriptor *desc;
+    ProtobufCMessage *out;
+    int rc;
+    bus_error_t err;
+} racer_t;
+
+static void *s_racer(void *arg)
+{
+    racer_t *r = arg;
+    r->rc = h_call(r->method, r->req, r->desc, r->desc ? &r->out : NULL, &r->err);
+    return NULL;
+}
+
+/* Calls that meet a delete in flight (an admin deleting the integration or
+ * the user): each answers as if it came after the delete, NOT_FOUND or a
+ * batch without the row, never INTERNAL. */
+static void test_calls_racing_a_delete(void **state)
+{
+    (void)state;
+    long u = h_unique();
+    char name[64], cookie[64], sql[200];
+    snprintf(name, sizeof name, "access-del-%ld", u);
+    snprintf(cookie, sizeof cookie, "access-cookie-del-%ld", u);
+    int64_t user = 0;
+    int64_t ident = h_login(s_integration, 9700 + u, name, &user);
+    s_session(cookie, 9700 + u, name);
+    int64_t doomed = h_make_integration("secret-of-a-doomed-integration");
+    assert_true(ident > 0 && doomed > 0);
+
+    PGconn *c = h_pg(NULL);
+    assert_non_null(c);
+    assert_int_equal(h_pg_exec(c, "BEGIN"), 0);
+    snprintf(sql, sizeof sql, "DELETE FROM users WHERE id = %lld", (long long)user);
+    assert_int_equal(h_pg_exec(c, sql), 0);
+    snprintf(sql, sizeof sql, "DELETE FROM integrations WHERE id = %lld", (long long)doomed);
+    assert_int_equal(h_pg_exec(c, sql), 0);
+
+    Portico__Registry__AccessRules rules = PORTICO__REGISTRY__ACCESS_RULES__INIT;
+    rules.integration_id = doomed;
+    rules.resource = "PROJ";
+    Portico__Registry__SetAccessRequest set = PORTICO__REGISTRY__SET_ACCESS_REQUEST__INIT;
+    set.rules = &rules;
+    set.actor = "access-test";
+    Portico__Registry__AccessResultRequest result = PORTICO__REGISTRY__ACCESS_RESULT_REQUEST__INIT;
+    result.identity_id = ident;
+    result.reason = "user_inactive";
+    Portico__Registry__DueAccessRequest due = PORTICO__REGISTRY__DUE_ACCESS_REQUEST__INIT;
+    due.limit = 100;
+    due.claim_s = 60;
+    racer_t racers[] = {
+        {.method = "access.set", .req = &set.base},
+        {.method = "access.result", .req = &result.base},
+        {.method = "access.due", .req = &due.base, .desc = &portico__registry__due_access_reply__descriptor},
+    };
+    enum { N = sizeof racers / sizeof racers[0] };
+    pthread_t th[N];
+    for (int i = 0; i < N; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, s_racer, &racers[i]), 0);
+    usleep(500 * 1000); /* each has read the rows the delete holds */
+    assert_int_equal(h_pg_exec(c, "COMMIT"), 0);
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    PQfinish(c);
+
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, racers[0].rc, racers[0].err);
+    assert_int_equal(racers[0].err.detail, DETAIL(INTEGRATION));
+    assert_code(PORTICO__ERROR_CODE__NOT_FOUND, racers[1].rc, racers[1].err);
+    assert_int_equal(racers[1].err.detail, DETAIL(IDENTITY));
+    assert_code(0, racers[2].rc, racers[2].err);
+    const Portico__Registry__DueAccessReply *d = (const Portico__Registry__DueAccessReply *)racers[2].out;
+    for (size_t i = 0; i < d->n_checks; i++)
+        assert_true(d->checks[i]->identity_id != ident);
+    protobuf_c_message_free_unpacked(racers[2].out, NULL);
+}
+
 static void test_refused_logins_are_listed(void **state)
 {
     (void)state;
@@ -321,6 +401,7 @@ int run_access_tests(void)
         cmocka_unit_test(test_due_claims_and_a_failed_check_ends_access),
         cmocka_unit_test(test_a_passed_check_and_a_rule_change),
         cmocka_unit_test(test_a_login_racing_a_rule_change_stays_due),
+        cmocka_unit_test(test_calls_racing_a_delete),
         cmocka_unit_test(test_refused_logins_are_listed),
     };
     return cmocka_run_group_tests_name("access", tests, NULL, NULL);
