@@ -7,6 +7,38 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const db_stmt_t s_lock_settings = {"settings_lock", "SELECT setup_mode FROM settings WHERE id = 1 FOR UPDATE"};
+/* A statement of its own after the lock: a fresh snapshot, which sees an
+ * admin revoked by whoever held the lock before. */
+static const db_stmt_t s_admin_left = {
+    "settings_admin_left",
+    "SELECT s.setup_mode OR EXISTS (SELECT 1 FROM users WHERE is_admin) AS ok FROM settings s WHERE s.id = 1"};
+
+db_rc_t reg_lock_settings(db_t *db, bool *setup_mode)
+{
+    PGresult *res = NULL;
+    db_rc_t rc = db_exec(db, &s_lock_settings, NULL, &res);
+    if (rc == DB_OK && setup_mode)
+        *setup_mode = db_get_bool(res, 0, db_col(res, "setup_mode"));
+    PQclear(res);
+    return rc;
+}
+
+db_rc_t reg_admin_left(db_t *db, bus_reply_t *reply, const char *what, bool *left)
+{
+    PGresult *res = NULL;
+    db_rc_t rc = db_exec(db, &s_admin_left, NULL, &res);
+    *left = rc != DB_OK || db_get_bool(res, 0, db_col(res, "ok"));
+    PQclear(res);
+    if (!*left)
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__CONFLICT, DETAIL(LAST_ADMIN),
+                      "%s would remove every Portico admin: the admins log in only through this integration. Make "
+                      "someone who logs in through another integration an admin first, or have the operator turn "
+                      "Setup Mode on (portico-registry setup-mode on)",
+                      what);
+    return rc;
+}
+
 void reg_reply_empty(bus_reply_t *reply)
 {
     Portico__Empty empty = PORTICO__EMPTY__INIT;

@@ -37,6 +37,16 @@ enum { REG_OPTIONAL = 0, REG_REQUIRED = 1, REG_MULTILINE = 2 };
 void reg_reply_empty(bus_reply_t *reply);
 /* Answer a database failure: UNAVAILABLE, TIMEOUT or INTERNAL. */
 void reg_reply_db(bus_reply_t *reply, db_rc_t rc);
+/* Lock the settings row for the rest of the transaction, and say whether
+ * Setup Mode is on (setup_mode may be NULL). Whatever can change who the
+ * admins are takes it, so that "there is an admin" stays true while it
+ * acts. Take it after an integration's row lock, never before: a login
+ * holds its integration's key, then the settings row. */
+db_rc_t reg_lock_settings(db_t *db, bool *setup_mode);
+/* Under that lock, after the change: whether someone can still administer
+ * Portico, an admin or Setup Mode. When not, answers CONFLICT LAST_ADMIN
+ * with why (what names the change) and sets *left false. */
+db_rc_t reg_admin_left(db_t *db, bus_reply_t *reply, const char *what, bool *left);
 /* Reply with the audit entries of res (columns id, at_ms, actor, action,
  * object, addr, detail): audit.list and access.refused. */
 void reg_reply_audit_entries(bus_reply_t *reply, const PGresult *res);

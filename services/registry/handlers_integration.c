@@ -616,8 +616,15 @@ void h_integration_update(void *ctx, bus_request_t *req, const ProtobufCMessage 
     if (rc != DB_OK)
         goto db_fail;
     int64_t identities_removed = 0, users_removed = 0;
-    if (moved && (rc = s_forget_links(c, r->id, &identities_removed, &users_removed)) != DB_OK)
-        goto db_fail;
+    if (moved) {
+        bool left = true;
+        if ((rc = reg_lock_settings(c->db, NULL)) != DB_OK ||
+            (rc = s_forget_links(c, r->id, &identities_removed, &users_removed)) != DB_OK ||
+            (rc = reg_admin_left(c->db, reply, "Moving this integration to another host", &left)) != DB_OK)
+            goto db_fail;
+        if (!left)
+            goto out;
+    }
     char object[48], detail[256];
     snprintf(object, sizeof object, "integration:%" PRId64, r->id);
     snprintf(detail, sizeof detail, "changed=%s", u.changed[0] ? u.changed : "nothing");
@@ -665,7 +672,8 @@ void h_integration_delete(void *ctx, bus_request_t *req, const ProtobufCMessage 
     res = NULL;
     /* Identities go (and their tokens with them); users left without any
      * identity go too, which ends their sessions. */
-    if ((rc = db_exec(c->db, &s_delete_identities, &p, &res)) != DB_OK)
+    if ((rc = reg_lock_settings(c->db, NULL)) != DB_OK ||
+        (rc = db_exec(c->db, &s_delete_identities, &p, &res)) != DB_OK)
         goto db_fail;
     Portico__Registry__DeleteIntegrationReply out = PORTICO__REGISTRY__DELETE_INTEGRATION_REPLY__INIT;
     out.identities_removed = db_get_int(res, 0, db_col(res, "identities"));
@@ -678,6 +686,11 @@ void h_integration_delete(void *ctx, bus_request_t *req, const ProtobufCMessage 
         goto db_fail;
     out.users_removed = PQntuples(orphans);
     PQclear(orphans);
+    bool left = true;
+    if ((rc = reg_admin_left(c->db, reply, "Deleting this integration", &left)) != DB_OK)
+        goto db_fail;
+    if (!left)
+        goto out;
     if ((rc = db_exec(c->db, &s_delete_pending, &p, NULL)) != DB_OK ||
         (rc = db_exec(c->db, &s_delete, &p, NULL)) != DB_OK)
         goto db_fail;

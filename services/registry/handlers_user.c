@@ -32,7 +32,6 @@ static const db_stmt_t s_insert_identity = {
     "login_insert_identity",
     "INSERT INTO identities (integration_id, user_id, bb_user_id, username, slug, display_name, email) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id"};
-static const db_stmt_t s_lock_settings = {"settings_lock", "SELECT setup_mode FROM settings WHERE id = 1 FOR UPDATE"};
 /* $2: the SHA-256 of the browser's Setup Mode session, which must still
  * be alive (a new setup token ends them all). */
 static const db_stmt_t s_grant_first = {
@@ -129,10 +128,9 @@ static db_rc_t s_maybe_first_admin(db_t *db, const ProtobufCBinaryData *setup_se
     PGresult *res = NULL;
     db_params_t p;
     db_rc_t rc;
-    if ((rc = db_exec(db, &s_lock_settings, NULL, &res)) != DB_OK)
+    bool setup_mode = false;
+    if ((rc = reg_lock_settings(db, &setup_mode)) != DB_OK)
         return rc;
-    bool setup_mode = db_get_bool(res, 0, db_col(res, "setup_mode"));
-    PQclear(res);
     if (!setup_mode)
         return DB_OK;
     db_params_init(&p);
@@ -578,7 +576,7 @@ void h_user_set_admin(void *ctx, bus_request_t *req, const ProtobufCMessage *msg
         goto db_fail;
     /* Admin changes take the settings lock so "the last admin" stays true
      * while we act on it. */
-    if ((rc = db_exec(c->db, &s_lock_settings, NULL, NULL)) != DB_OK)
+    if ((rc = reg_lock_settings(c->db, NULL)) != DB_OK)
         goto db_fail;
     if ((rc = s_resolve_user(c->db, r, &id, reply)) != DB_OK)
         goto db_fail;

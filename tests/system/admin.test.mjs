@@ -560,6 +560,38 @@ test('the first login from the setup session becomes admin; Finish setup ends th
   assert.equal(end.location, '/admin/users?ended=1');
 });
 
+test('the integration every admin logs in through cannot be deleted or moved to another host', async () => {
+  // Setup Mode is off, and jdoe and jane, the admins, both log in only
+  // through this integration.
+  const user = new Client(sys.webUrl);
+  let r = await user.get(`/login/start/${created.id}?return_to=/admin`);
+  r = await user.follow(r);
+  const home = await user.get('/admin');
+  assert.equal(home.status, 200, `${r.url} ${home.status}`);
+  assert.doesNotMatch(home.text, /Setup Mode is on/);
+  const confirm = await user.get(`/admin/integrations/${created.id}/delete`);
+  const del = await user.post(`/admin/integrations/${created.id}/delete`, { csrf: csrfFrom(confirm.text) });
+  assert.equal(del.status, 409, del.text);
+  assert.match(del.text, /would remove every Portico admin/);
+  assert.match(del.text, /portico-registry setup-mode on/);
+  assert.ok((await integrationsListed(user)).includes(created.id));
+
+  const other = await startEmulator({ logDir: sys.logDir });
+  try {
+    const edit = await user.get(`/admin/integrations/${created.id}/edit`);
+    const moved = await user.post(`/admin/integrations/${created.id}/edit`, {
+      csrf: csrfFrom(edit.text), name: 'Acme Bitbucket', base_url: other.url, client_id: 'moved-id', client_secret: 'moved-secret', ca_cert: '',
+    });
+    assert.equal(moved.status, 409, moved.text.slice(0, 600));
+    assert.match(moved.text, /would remove every Portico admin/);
+  } finally {
+    await other.stop();
+  }
+  const page = await user.get(`/admin/integrations/${created.id}`);
+  assert.equal(page.status, 200, 'the admin is still there');
+  assert.ok(page.text.includes(sys.emulatorUrl), 'the Base URL did not move');
+});
+
 test('wrong setup tokens are rate limited: "Too many attempts, wait a minute"', async () => {
   // A system of its own: the limit then blocks this address for a minute.
   const own = await startPortico({ name: 'admin-ratelimit', noEmulator: true });

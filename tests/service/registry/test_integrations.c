@@ -124,7 +124,8 @@ static void test_bad_base_urls_are_refused_on_the_field(void **state)
         create_t c = {0, bad[i], 2, "client-bad", "secret", NULL, NULL};
         int rc = s_create(&c, NULL, &err);
         if (rc != PORTICO__ERROR_CODE__BAD_REQUEST || err.detail != DETAIL(BASE_URL)) {
-            print_error("base URL \"%s\": got %s detail \"%s\"\n", bad[i], bus_code_name(rc), bus_detail_name(err.detail));
+            print_error("base URL \"%s\": got %s detail \"%s\"\n", bad[i], bus_code_name(rc),
+                        bus_detail_name(err.detail));
             fail();
         }
         assert_true(strlen(err.message) > 0);
@@ -170,8 +171,8 @@ static void test_field_validation_names_the_field(void **state)
         bus_error_t err;
         int rc = s_create(&cases[i].c, NULL, &err);
         if (rc != PORTICO__ERROR_CODE__BAD_REQUEST || strcmp(bus_detail_name(err.detail), cases[i].field) != 0) {
-            print_error("case %zu: got %s detail \"%s\" (%s), want BAD_REQUEST %s\n", i, bus_code_name(rc), bus_detail_name(err.detail),
-                        err.message, cases[i].field);
+            print_error("case %zu: got %s detail \"%s\" (%s), want BAD_REQUEST %s\n", i, bus_code_name(rc),
+                        bus_detail_name(err.detail), err.message, cases[i].field);
             fail();
         }
     }
@@ -509,6 +510,89 @@ static void test_delete_removes_identities_and_orphaned_users(void **state)
     protobuf_c_message_free_unpacked(out, NULL);
 }
 
+static void s_make_admin(PGconn *c, int64_t user_id)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "UPDATE users SET is_admin = true WHERE id = %lld", (long long)user_id);
+    assert_int_equal(h_pg_exec(c, sql), 0);
+}
+
+static int s_delete_integration(int64_t id, bus_error_t *err)
+{
+    Portico__Registry__DeleteIntegrationRequest del = PORTICO__REGISTRY__DELETE_INTEGRATION_REQUEST__INIT;
+    del.id = id;
+    del.actor = "admin-test";
+    return h_call("integration.delete", &del.base, NULL, NULL, err);
+}
+
+static int s_move_integration(int64_t id, bus_error_t *err)
+{
+    Portico__Registry__UpdateIntegrationRequest up = PORTICO__REGISTRY__UPDATE_INTEGRATION_REQUEST__INIT;
+    up.id = id;
+    up.base_url = "https://moved-away.example.com/bb";
+    up.client_id = "moved-client";
+    up.client_secret = "moved-secret";
+    return h_call("integration.update", &up.base, NULL, NULL, err);
+}
+
+/* Deleting the integration every admin logs in through, or moving it to
+ * another host, removes those admins with their last identity. Outside
+ * Setup Mode that would leave nobody able to administer Portico. */
+static void test_the_last_admins_integration_stays(void **state)
+{
+    (void)state;
+    bus_error_t err;
+    PGconn *c = h_pg(NULL);
+    assert_non_null(c);
+    assert_int_equal(h_pg_exec(c, "CREATE TEMP TABLE was_admin AS SELECT id FROM users WHERE is_admin"), 0);
+    assert_int_equal(h_pg_exec(c, "CREATE TEMP TABLE was_setup AS SELECT setup_mode FROM settings WHERE id = 1"), 0);
+    assert_int_equal(h_pg_exec(c, "UPDATE users SET is_admin = false WHERE is_admin"), 0);
+    assert_int_equal(h_pg_exec(c, "UPDATE settings SET setup_mode = false WHERE id = 1"), 0);
+    long n = h_unique();
+    int64_t a = h_make_integration("a-secret"), b = h_make_integration(NULL), ua = 0, ub = 0;
+    int64_t ident = h_login(a, n, "sole-admin", &ua);
+    assert_true(ident > 0);
+    s_make_admin(c, ua);
+    char sql[200];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM users u JOIN identities d ON d.user_id = u.id "
+             "WHERE u.id = %lld AND u.is_admin AND d.integration_id = %lld",
+             (long long)ua, (long long)a);
+
+    /* Refused, and nothing changed. */
+    assert_code(PORTICO__ERROR_CODE__CONFLICT, s_delete_integration(a, &err), err);
+    assert_int_equal(err.detail, DETAIL(LAST_ADMIN));
+    assert_non_null(strstr(err.message, "setup-mode on"));
+    assert_code(PORTICO__ERROR_CODE__CONFLICT, s_move_integration(a, &err), err);
+    assert_int_equal(err.detail, DETAIL(LAST_ADMIN));
+    assert_int_equal(h_pg_scalar(c, sql), 1);
+    Portico__Registry__GetIntegrationReply *g = s_get(a, false, 0);
+    assert_null(strstr(g->integration->base_url, "moved-away"));
+    protobuf_c_message_free_unpacked(&g->base, NULL);
+
+    /* Another admin, through another integration: allowed. */
+    h_login(b, n + 1, "other-admin", &ub);
+    s_make_admin(c, ub);
+    assert_code(0, s_move_integration(a, &err), err);
+    assert_int_equal(h_pg_scalar(c, sql), 0);
+
+    /* In Setup Mode someone can become admin again: allowed too. */
+    h_login(a, n + 2, "sole-admin-again", &ua);
+    s_make_admin(c, ua);
+    snprintf(sql, sizeof sql, "UPDATE users SET is_admin = false WHERE id = %lld", (long long)ub);
+    assert_int_equal(h_pg_exec(c, sql), 0);
+    assert_code(PORTICO__ERROR_CODE__CONFLICT, s_delete_integration(a, &err), err);
+    assert_int_equal(h_pg_exec(c, "UPDATE settings SET setup_mode = true WHERE id = 1"), 0);
+    assert_code(0, s_delete_integration(a, &err), err);
+    s_get(a, false, PORTICO__ERROR_CODE__NOT_FOUND);
+
+    assert_int_equal(h_pg_exec(c, "UPDATE users SET is_admin = false WHERE is_admin"), 0);
+    assert_int_equal(h_pg_exec(c, "UPDATE users SET is_admin = true WHERE id IN (SELECT id FROM was_admin)"), 0);
+    assert_int_equal(h_pg_exec(c, "UPDATE settings SET setup_mode = (SELECT setup_mode FROM was_setup) WHERE id = 1"),
+                     0);
+    PQfinish(c);
+}
+
 static void test_changes_are_audited(void **state)
 {
     (void)state;
@@ -540,6 +624,7 @@ int run_integration_tests(void)
         cmocka_unit_test(test_set_test_result),
         cmocka_unit_test(test_delete_removes_identities_and_orphaned_users),
         cmocka_unit_test(test_host_change_needs_credentials_and_drops_links),
+        cmocka_unit_test(test_the_last_admins_integration_stays),
         cmocka_unit_test(test_changes_are_audited),
     };
     return cmocka_run_group_tests_name("integrations", tests, NULL, NULL);
