@@ -153,7 +153,7 @@ void admin_setup_token(web_req_t *r)
         s_setup_form(r, 400, "Enter the setup token.");
         return;
     }
-    if (tn == -2) {
+    if (tn == -2 || tn == WEB_VAR_NUL) {
         web_rate_charge(r, "setup_token", web_cfg.setup_failure_rate);
         s_setup_form(r, 403, "This setup token is not right. Copy it again and paste it exactly.");
         return;

@@ -56,12 +56,19 @@ int aform_read(aform_t *f, aform_get_fn get, void *src)
     int rc1 = get(src, "resource", f->resource, sizeof f->resource);
     int rc2 = get(src, "patterns", f->patterns, AFORM_MAX_PATTERNS_TEXT + 1);
     int rc3 = get(src, "contact", f->contact, sizeof f->contact);
+    static const char nul[] = "This holds a NUL character, which is not text.";
     if (rc1 == -2)
         snprintf(f->e_resource, sizeof f->e_resource, "At most %d characters.", AFORM_MAX_RESOURCE);
+    else if (rc1 == WEB_VAR_NUL)
+        snprintf(f->e_resource, sizeof f->e_resource, "%s", nul);
     if (rc2 == -2)
         snprintf(f->e_patterns, sizeof f->e_patterns, "The list is too long.");
+    else if (rc2 == WEB_VAR_NUL)
+        snprintf(f->e_patterns, sizeof f->e_patterns, "%s", nul);
     if (rc3 == -2)
         snprintf(f->e_contact, sizeof f->e_contact, "At most %d characters.", AFORM_MAX_CONTACT);
+    else if (rc3 == WEB_VAR_NUL)
+        snprintf(f->e_contact, sizeof f->e_contact, "%s", nul);
     s_trim(f->resource);
     s_trim(f->contact);
     f->split_buf = strdup(f->patterns);

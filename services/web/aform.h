@@ -5,6 +5,7 @@
 #define PORTICO_WEB_AFORM_H
 
 #include "bus.h"
+#include "formvar.h"
 
 #include <stdbool.h>
 #include <stddef.h>

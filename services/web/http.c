@@ -279,6 +279,10 @@ static int s_get_var(const char *data, size_t len, const char *name, char *out, 
         return -1;
     if (n < 0) /* -2: too small, or bad encoding */
         return -2;
+    if (memchr(out, '\0', (size_t)n)) {
+        out[0] = '\0';
+        return WEB_VAR_NUL;
+    }
     return n;
 }
 

@@ -60,9 +60,23 @@ static void s_trim(char *s)
  * next to the field, and no part of it is kept. */
 static void s_field(iform_get_fn get, void *src, const char *name, char *out, size_t size, char *err, const char *label)
 {
-    if (get(src, name, out, size) == -2) {
+    int rc = get(src, name, out, size);
+    if (rc == -2) {
         out[0] = '\0';
         snprintf(err, ERR_LEN, "%s is too long: at most %zu characters.", label, size - 1);
+    } else if (rc == WEB_VAR_NUL) {
+        snprintf(err, ERR_LEN, "%s holds a NUL character, which is not text.", label);
+    }
+}
+
+static void s_ca_field(iform_t *f, iform_get_fn get, void *src)
+{
+    int rc = get(src, "ca_cert", f->ca_pem, ADMIN_MAX_CA_PEM + 1);
+    if (rc == -2) {
+        f->ca_pem[0] = '\0';
+        snprintf(f->e_ca, sizeof f->e_ca, "The CA certificate is too long: at most 64 KiB.");
+    } else if (rc == WEB_VAR_NUL) {
+        snprintf(f->e_ca, sizeof f->e_ca, "The CA certificate holds a NUL character, which is not text.");
     }
 }
 
@@ -122,10 +136,7 @@ void iform_read_create(iform_t *f, char *secret, size_t secret_size, iform_get_f
     f->secret_typed = secret[0] != '\0';
     s_field(get, src, "name", f->name, sizeof f->name, f->e_name, "The display name");
     s_trim(f->name);
-    if (get(src, "ca_cert", f->ca_pem, ADMIN_MAX_CA_PEM + 1) == -2) {
-        f->ca_pem[0] = '\0';
-        snprintf(f->e_ca, sizeof f->e_ca, "The CA certificate is too long: at most 64 KiB.");
-    }
+    s_ca_field(f, get, src);
     s_trim(f->ca_pem);
     char v[8];
     f->accept_warning = get(src, "accept_warning", v, sizeof v) > 0 && !strcmp(v, "1");
@@ -153,10 +164,7 @@ void iform_read_edit(iform_t *f, char *secret, size_t secret_size, iform_get_fn 
     s_trim(f->client_id);
     s_field(get, src, "client_secret", secret, secret_size, f->e_secret, "The client secret");
     s_trim(secret);
-    if (get(src, "ca_cert", f->ca_pem, ADMIN_MAX_CA_PEM + 1) == -2) {
-        f->ca_pem[0] = '\0';
-        snprintf(f->e_ca, sizeof f->e_ca, "The CA certificate is too long: at most 64 KiB.");
-    }
+    s_ca_field(f, get, src);
     s_trim(f->ca_pem);
     s_check_ca(f);
     if (!f->name[0] && !f->e_name[0])

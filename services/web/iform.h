@@ -7,6 +7,7 @@
 #define PORTICO_WEB_IFORM_H
 
 #include "bus.h"
+#include "formvar.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,8 +40,8 @@ typedef struct {
     char warning[IFORM_ERR_LEN]; /* OAuth 1 on a Bitbucket that discourages it */
 } iform_t;
 
-/* Where fields come from: the decoded value's length, -1 when absent, -2
- * when longer than out (as web_form). */
+/* Where fields come from: the decoded value's length, or a WEB_VAR_*
+ * (as web_form). */
 typedef int (*iform_get_fn)(void *src, const char *name, char *out, size_t out_size);
 
 /* 0, or -1 when out of memory. */

@@ -16,6 +16,7 @@
 #include "gate.h"
 #include "bus.h"
 #include "config.h"
+#include "formvar.h"
 #include "netaddr.h"
 #include "ratelimit.h"
 #include "sbuf.h"
@@ -185,7 +186,8 @@ void web_rate_charge(web_req_t *r, const char *what, long per_minute);
 /* ---- reading the request (http.c) ---- */
 
 /* Form field from an x-www-form-urlencoded POST body (max 64 KiB).
- * Returns the decoded length, -1 when absent, -2 when longer than out. */
+ * Returns the decoded length, or one of formvar.h's WEB_VAR_* (-1 absent,
+ * -2 longer than out, WEB_VAR_NUL). */
 int web_form(web_req_t *r, const char *name, char *out, size_t out_size);
 /* True when the body could not be read or was too large (answer 413). */
 bool web_body_failed(web_req_t *r);

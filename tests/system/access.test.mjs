@@ -75,6 +75,13 @@ test('bad rules are refused with the field named and nothing saved', async () =>
   r = await setRules({ patterns: 'j*doe' });
   assert.equal(r.status, 400);
   assert.match(r.text, /id="access-patterns-error"/);
+  // A NUL byte (%00) would cut the value: "PROJ" alone is a wider rule.
+  r = await setRules({ resource: 'PROJ\0/secret-repo' });
+  assert.equal(r.status, 400);
+  assert.match(text(r.text), /holds a NUL character/);
+  r = await setRules({ patterns: 'alice\0\n*@example.com' });
+  assert.equal(r.status, 400);
+  assert.match(r.text, /id="access-patterns-error"/);
   const page = await admin.get(`/admin/integrations/${I.id}`);
   assert.match(text(page.text), /Everyone with an account on this Bitbucket may log in/);
 });

@@ -52,6 +52,25 @@ static void test_limits(void **state)
     free(list);
 }
 
+/* A NUL byte would cut a value short: "PROJ\0/repo" is not the project PROJ. */
+static void test_nul_is_refused_on_its_field(void **state)
+{
+    (void)state;
+    aform_t f;
+    assert_int_equal(aform_init(&f), 0);
+    field_t fields[] = {{"resource", "PROJ%00/secret-repo"},
+                        {"patterns", "alice%00\nmallory"},
+                        {"contact", "the %00 team"},
+                        {NULL, NULL}};
+    assert_int_equal(aform_read(&f, form_fields_get, fields), 0);
+    assert_true(aform_has_errors(&f));
+    assert_non_null(strstr(f.e_resource, "NUL"));
+    assert_non_null(strstr(f.e_patterns, "NUL"));
+    assert_non_null(strstr(f.e_contact, "NUL"));
+    assert_string_equal(f.resource, "");
+    aform_free(&f);
+}
+
 static void test_store_failed(void **state)
 {
     (void)state;
@@ -74,6 +93,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_nul_is_refused_on_its_field),
         cmocka_unit_test(test_store_failed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

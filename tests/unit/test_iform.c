@@ -102,6 +102,25 @@ static void test_edit(void **state)
     iform_free(&f);
 }
 
+static void test_nul_is_refused_on_its_field(void **state)
+{
+    (void)state;
+    char secret[ADMIN_MAX_CLIENT_SECRET + 1];
+    iform_t f;
+    assert_int_equal(iform_init(&f), 0);
+    f.oauth_version = 2;
+    field_t fields[] = {{"name", "Acme%00 Evil"},     {"base_url", "https://git.example.com"},
+                        {"client_id", "abc"},         {"client_secret", "s3cret%00"},
+                        {"ca_cert", "-----BEGIN%00"}, {NULL, NULL}};
+    iform_read_edit(&f, secret, sizeof secret, form_fields_get, fields);
+    assert_true(iform_has_errors(&f));
+    assert_non_null(strstr(f.e_name, "The display name holds a NUL"));
+    assert_non_null(strstr(f.e_secret, "NUL"));
+    assert_non_null(strstr(f.e_ca, "NUL"));
+    assert_string_equal(f.e_client_id, "");
+    iform_free(&f);
+}
+
 static void test_failures_land_on_fields(void **state)
 {
     (void)state;
@@ -134,6 +153,7 @@ int main(void)
         cmocka_unit_test(test_step1),
         cmocka_unit_test(test_create),
         cmocka_unit_test(test_edit),
+        cmocka_unit_test(test_nul_is_refused_on_its_field),
         cmocka_unit_test(test_failures_land_on_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
