@@ -67,10 +67,14 @@ static void s_render_form(web_req_t *r, const admin_ctx_t *a, const iform_t *f, 
     web_page(r, status, "integration_new", &c);
 }
 
+/* A reserved id is not an admin change: nothing cached depends on it, so
+ * this calls the registry directly, not through admin_registry, which
+ * forgets every cache (the form is a GET, which a link from another site
+ * can open in an admin's browser). */
 static int64_t s_reserve_id(web_req_t *r, bus_error_t *err)
 {
     Portico__Registry__ReserveIdReply *rep = NULL;
-    if (admin_registry(r, &registry_m_integration_reserve_id, NULL, (ProtobufCMessage **)&rep, err) < 0)
+    if (registry_call_integration_reserve_id(web_registry(r), NULL, &rep, (int)web_cfg.bus_timeout_ms, err) < 0)
         return -1;
     int64_t id = rep->id;
     protobuf_c_message_free_unpacked(&rep->base, NULL);

@@ -167,6 +167,18 @@ test('a wrong setup token from anyone does not empty the caches', async () => {
   assert.equal(await restRequests(), seen, 'the repository list came from the cache each time');
 });
 
+test('opening Add Integration (a GET another site can make an admin\'s browser send) does not empty the caches', async () => {
+  const c = await signedIn('user58');
+  assert.match((await c.get('/account')).text, /<table class="repositories">/);
+  const seen = await restRequests();
+  for (let i = 0; i < 3; i++) {
+    const form = await admin.get('/admin/integrations/new');
+    assert.equal(form.status, 200);
+    assert.match((await c.get('/account')).text, /<table class="repositories">/);
+  }
+  assert.equal(await restRequests(), seen, 'the repository list came from the cache each time');
+});
+
 test('with the registry down, a signed-in page says the service is unavailable instead of asking to log in; the session holds', async () => {
   const c = await signedIn('user56');
   const page = await c.get('/account');
