@@ -95,6 +95,11 @@ fin_state_t login_check_access(fin_ctx_t *c)
     const Portico__Registry__AccessRules *rules = c->consumed ? c->consumed->access : NULL;
     Portico__Registry__AccessRules *loaded = NULL;
     fin_state_t next = FIN_LINK_USER;
+    /* As the re-check ends the access of an account Bitbucket deactivated,
+     * a login of one does not begin it. */
+    if (!c->who.active)
+        return login_fail(c, PORTICO__ERROR_CODE__FORBIDDEN, DETAIL(USER_INACTIVE),
+                          "Bitbucket says the account that signed in is not active");
     if (!rules) {
         /* A registry that does not send the rules with the login. */
         Portico__Registry__GetAccessRequest q = PORTICO__REGISTRY__GET_ACCESS_REQUEST__INIT;
@@ -166,6 +171,14 @@ static int s_user(recheck_t *r, bool *active, bus_error_t *err)
             return 1;
         }
         return -1;
+    }
+    /* The slug stored at login may name someone else now: renamed, with
+     * another account taking the old name. That one's state and address
+     * are not ours to judge by, or to store. */
+    if (rep->user && r->k->bb_user_id > 0 && rep->user->id > 0 && rep->user->id != r->k->bb_user_id) {
+        r->reason = "user_gone";
+        protobuf_c_message_free_unpacked(&rep->base, NULL);
+        return 1;
     }
     *active = rep->user && rep->user->active;
     if (rep->user)

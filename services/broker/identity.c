@@ -16,6 +16,7 @@
 static void s_copy_user(broker_identity_t *out, const Portico__Bitbucket__User *u)
 {
     out->bb_user_id = u->id;
+    out->active = u->active;
     broker_copy_whole(out->username, sizeof out->username, u->name);
     broker_copy_whole(out->slug, sizeof out->slug, u->slug);
     broker_copy_cut(out->display_name, sizeof out->display_name, u->display_name[0] ? u->display_name : u->name);

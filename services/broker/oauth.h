@@ -139,6 +139,7 @@ typedef struct {
     char slug[256];
     char display_name[256];
     char email[320];
+    bool active; /* Bitbucket's "active": false for a deactivated account */
 } broker_identity_t;
 
 /* Who the credentials in auth (an OAuth 2 bearer token or OAuth 1

@@ -88,7 +88,7 @@ static const db_stmt_t s_due = {
     "  ON CONFLICT (identity_id) DO UPDATE SET claimed_until = EXCLUDED.claimed_until "
     "  WHERE access_checks.claimed_until IS NULL OR access_checks.claimed_until < now() "
     "  RETURNING identity_id) "
-    "SELECT d.id, d.user_id, d.integration_id, d.username, d.slug, d.email, "
+    "SELECT d.id, d.user_id, d.integration_id, d.bb_user_id, d.username, d.slug, d.email, "
     "  coalesce(r.resource, '') AS resource, coalesce(array_to_string(r.patterns, E'\\n'), '') AS patterns, "
     "  coalesce(r.contact, '') AS contact "
     "FROM claimed c JOIN identities d ON d.id = c.identity_id "
@@ -385,8 +385,9 @@ void h_access_due(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
     }
     const int c_id = db_col(res, "id"), c_user_id = db_col(res, "user_id"),
               c_integration_id = db_col(res, "integration_id"), c_username = db_col(res, "username"),
-              c_slug = db_col(res, "slug"), c_email = db_col(res, "email"), c_resource = db_col(res, "resource"),
-              c_patterns = db_col(res, "patterns"), c_contact = db_col(res, "contact");
+              c_slug = db_col(res, "slug"), c_bb_user_id = db_col(res, "bb_user_id"), c_email = db_col(res, "email"),
+              c_resource = db_col(res, "resource"), c_patterns = db_col(res, "patterns"),
+              c_contact = db_col(res, "contact");
     for (int i = 0; i < rows; i++, filled++) {
         Portico__Registry__AccessCheck *k = &items[i];
         portico__registry__access_check__init(k);
@@ -395,6 +396,7 @@ void h_access_due(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
         k->integration_id = db_get_int(res, i, c_integration_id);
         k->username = REG_STR(db_get_text(res, i, c_username));
         k->slug = REG_STR(db_get_text(res, i, c_slug));
+        k->bb_user_id = db_get_int(res, i, c_bb_user_id);
         k->email = REG_STR(db_get_text(res, i, c_email));
         if (s_rules_fill(&rules[i], k->integration_id, db_get_text(res, i, c_resource), db_get_text(res, i, c_patterns),
                          db_get_text(res, i, c_contact)) < 0) {

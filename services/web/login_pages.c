@@ -79,6 +79,11 @@ static const entry_t s_by_detail[SLOTS] = {
                                    .what = "Portico has too many unfinished sign-ins right now.",
                                    .next_step = "Finish or abandon the sign-ins already open, wait a minute, and start "
                                                 "again."),
+    [DETAIL(USER_INACTIVE)] = PAGE(.status = 403, .title = "Your Bitbucket account is not active",
+                                   .what = "Bitbucket says the account you signed in with is deactivated, so Portico "
+                                           "does not sign it in.",
+                                   .next_step = "Ask your Bitbucket administrator to activate the account, then start "
+                                                "again."),
     [DETAIL(INTEGRATION_UNKNOWN)] = PAGE(.status = 404, .title = "Unknown Bitbucket integration",
                                          .what = "There is no Bitbucket integration at this address; it may have been "
                                                  "deleted.",

@@ -355,6 +355,8 @@ struct emu_faults {
 	bool rate_limit;
 	bool tfa_block;
 	int auserid; /* X-AUSERID sent instead of the user's id; 0: the id */
+	int record_id; /* the id user records show; 0: their own */
+	bool record_inactive; /* user records say "active": false */
 };
 extern struct emu_faults g_faults;
 

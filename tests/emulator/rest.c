@@ -215,9 +215,17 @@ static json_t *s_user_json(const struct emu_user *u, long avatar_size)
 {
 	char *slug = s_pct_seg(u->slug);
 	char *self = s_join(g_cfg.base_url, "/users/", slug ? slug : "");
+	/* The record_* faults: a record that is not the account the token is
+	 * (renamed, its name taken by another), or a deactivated account whose
+	 * token still works. */
+	bool active = !emu_user_disabled(u);
+	emu_lock();
+	int id = g_faults.record_id ? g_faults.record_id : u->id;
+	active = active && !g_faults.record_inactive;
+	emu_unlock();
 	json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:b, s:s, s:s, s:{s:o}}", "name", u->name,
-			      "emailAddress", u->email, "id", u->id, "displayName", u->display,
-			      "active", !emu_user_disabled(u), "slug", u->slug, "type", "NORMAL", "links", "self",
+			      "emailAddress", u->email, "id", id, "displayName", u->display,
+			      "active", active, "slug", u->slug, "type", "NORMAL", "links", "self",
 			      s_link_list(self));
 	if (j && avatar_size >= 0) {
 		/* Server-relative, like Bitbucket: clients prefix the host. */

@@ -259,6 +259,22 @@ test('OAuth 1: the rules apply with signed requests, and a revoked token ends th
   assert.match(await audit(), /access\.ended .*reason=authorization_ended/);
 });
 
+test('a user name that now belongs to another account ends the session; that account\'s details are not stored', async () => {
+  // Renamed in Bitbucket, with another account taking the old name: the
+  // re-check finds a record by the stored slug whose id is not the
+  // identity's. (The fault shows every record with that id.)
+  const { c, r } = await login('user14');
+  assert.equal(r.status, 303);
+  assert.ok(await signedIn(c));
+  await sys.emulator.admin('faults', { record_id: 424242 });
+  try {
+    await waitFor(async () => !(await signedIn(c)), { timeout: BOUND_MS, interval: 250, what: 'the session to end' });
+    assert.match(await audit(), /access\.ended .*reason=user_gone/);
+  } finally {
+    await sys.emulator.admin('faults', { record_id: 0 });
+  }
+});
+
 test('a bad PORTICO_ACCESS_RECHECK_SECONDS stops the broker, naming the variable', async () => {
   const p = await sys.startBroker({ PORTICO_ACCESS_RECHECK_SECONDS: 'soon' });
   const { code } = await p.exited;

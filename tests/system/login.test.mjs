@@ -460,6 +460,22 @@ test('a token whose user id is not the record\'s: no session, and the next login
   assert.match((await c.get('/account')).text, /<table class="repositories">/);
 });
 
+test('an account Bitbucket reports as not active: no session, a page that says so', async () => {
+  // As the re-check ends the access of a deactivated account, a login of
+  // one whose token still works does not begin it.
+  await emuB.admin('faults', { record_inactive: true });
+  try {
+    const c = new Client(sys.webUrl);
+    const r = await loginAuto(c, B.id, { user: 'user25' });
+    assert.equal(r.status, 403, text(r.text).slice(0, 400));
+    assert.match(text(r.text), /Your Bitbucket account is not active/);
+    assert.equal(c.cookie('portico_session'), undefined);
+  } finally {
+    await emuB.admin('faults', { record_inactive: false });
+  }
+  assert.equal((await loginAuto(new Client(sys.webUrl), B.id, { user: 'user25' })).status, 303);
+});
+
 test('token expiry: one refresh, the rotated pair is stored and used', async () => {
   const c = new Client(sys.webUrl);
   assert.equal((await loginAuto(c, B.id, { user: 'user30' })).status, 303);
