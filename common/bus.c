@@ -45,6 +45,11 @@ int64_t bus_current_deadline(void)
     return s_deadline_ms;
 }
 
+void bus_set_thread_deadline(int64_t deadline_ms)
+{
+    s_deadline_ms = deadline_ms;
+}
+
 void bus_init(void)
 {
     /* libzmq's fork checks then cost no system call (pidcache.h). */

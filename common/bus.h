@@ -230,5 +230,9 @@ void bus_reply_clear(bus_reply_t *reply);
 
 /* The deadline of the request this thread is serving (0 = none). */
 int64_t bus_current_deadline(void);
+/* For a thread that serves no request (the broker's re-checks): bound the
+ * calls it makes from now on by deadline_ms (bus_now_ms; 0 = none), as a
+ * served request's deadline bounds the calls made for it. */
+void bus_set_thread_deadline(int64_t deadline_ms);
 
 #endif

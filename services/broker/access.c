@@ -143,6 +143,7 @@ typedef struct {
     broker_tokens_t tok;
     char email[320];
     const char *reason; /* set when access ends */
+    int postponed;      /* the code of the failure when it could not decide */
 } recheck_t;
 
 /* user.get of the identity with its own token. 1 got it (active or not
@@ -194,13 +195,14 @@ static int s_token(recheck_t *r, bool force, bus_error_t *err)
     return broker_tokens_get(r->w, r->k->identity_id, r->integ, force, &r->tok, err);
 }
 
-/* 0 decided (r->reason set or not), -1 could not decide now (try later). */
+/* 0 decided (r->reason set or not), -1 could not decide now (try later),
+ * with r->postponed the code of the failure. */
 static int s_decide(recheck_t *r)
 {
     bus_error_t err;
     memset(&err, 0, sizeof err);
     if (broker_integration_load(r->w, r->k->integration_id, true, &r->integ, &err) < 0)
-        return -1;
+        goto postponed;
     if (s_token(r, false, &err) < 0)
         goto token_failed;
     bool active = true;
@@ -213,7 +215,7 @@ static int s_decide(recheck_t *r)
         got = s_user(r, &active, &err);
     }
     if (got < 0)
-        return -1;
+        goto postponed;
     if (got == 0) {
         r->reason = "authorization_ended";
         return 0;
@@ -239,7 +241,7 @@ static int s_decide(recheck_t *r)
             auth.bearer = r->tok.access_token;
         int readable = s_readable(r->w, in, &auth, rules->resource, &err);
         if (readable < 0)
-            return -1;
+            goto postponed;
         if (!readable)
             r->reason = "rule_resource";
     }
@@ -249,16 +251,23 @@ token_failed:
         r->reason = "authorization_ended";
         return 0;
     }
+postponed:
+    r->postponed = err.code ? err.code : PORTICO__ERROR_CODE__INTERNAL;
     return -1;
 }
 
-static void s_recheck(broker_worker_t *w, const Portico__Registry__AccessCheck *k)
+/* Check one identity. 0 decided, or the code of the failure that
+ * postponed it. Bounded as a whole: a Bitbucket that does not answer
+ * costs one check this long, not one timeout for each of its calls. */
+static int s_recheck(broker_worker_t *w, const Portico__Registry__AccessCheck *k)
 {
     recheck_t r;
     memset(&r, 0, sizeof r);
     r.w = w;
     r.k = k;
+    bus_set_thread_deadline(bus_now_ms() + 2 * broker_cfg.bitbucket_timeout_ms + broker_cfg.bus_timeout_ms);
     int rc = s_decide(&r);
+    bus_set_thread_deadline(0);
     metrics_inc("portico_access_checks_total",
                 rc < 0     ? "result=\"postponed\""
                 : r.reason ? "result=\"ended\""
@@ -283,10 +292,30 @@ static void s_recheck(broker_worker_t *w, const Portico__Registry__AccessCheck *
     } else {
         /* Bitbucket or a service is down: the claim runs out and the
          * identity is tried again; an outage does not end anyone's access. */
-        log_info("access re-check postponed", "identity=%" PRId64, k->identity_id);
+        log_info("access re-check postponed", "identity=%" PRId64 " integration=%" PRId64 " code=%s", k->identity_id,
+                 k->integration_id, bus_code_name(r.postponed));
     }
     broker_tokens_clear(&r.tok);
     broker_integration_free(&r.integ);
+    return rc == 0 ? 0 : r.postponed;
+}
+
+/* A Bitbucket that did not answer (or a service on the way) in this batch
+ * is not asked again for the batch's other identities: each would wait out
+ * the same timeout, and a batch of them held up the checks of every other
+ * integration (the registry hands out the oldest checks first). Their
+ * claims run out and they come back after the identities not tried yet. */
+static bool s_unreachable(int code)
+{
+    return code == PORTICO__ERROR_CODE__UNAVAILABLE || code == PORTICO__ERROR_CODE__TIMEOUT;
+}
+
+static bool s_has(const int64_t *ids, size_t n, int64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id)
+            return true;
+    return false;
 }
 
 static void *s_checker(void *arg)
@@ -322,8 +351,19 @@ static void *s_checker(void *arg)
             log_debug("access re-checks skipped", "code=%s", bus_code_name(err.code));
             continue;
         }
-        for (size_t i = 0; i < due->n_checks && !service_stopping(); i++)
-            s_recheck(&w, due->checks[i]);
+        int64_t down[DUE_BATCH];
+        size_t ndown = 0;
+        for (size_t i = 0; i < due->n_checks && !service_stopping(); i++) {
+            const Portico__Registry__AccessCheck *k = due->checks[i];
+            if (s_has(down, ndown, k->integration_id)) {
+                metrics_inc("portico_access_checks_total", "result=\"postponed\"", 1);
+                log_debug("access re-check postponed: its Bitbucket did not answer in this batch",
+                          "identity=%" PRId64 " integration=%" PRId64, k->identity_id, k->integration_id);
+                continue;
+            }
+            if (s_unreachable(s_recheck(&w, k)) && ndown < DUE_BATCH)
+                down[ndown++] = k->integration_id;
+        }
         /* A full batch: more may be waiting. */
         if (due->n_checks == DUE_BATCH)
             next = bus_now_ms();

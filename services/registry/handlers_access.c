@@ -68,7 +68,9 @@ static const db_stmt_t s_after_login = {
     "ON CONFLICT (identity_id) DO UPDATE SET checked_at = EXCLUDED.checked_at, claimed_until = NULL"};
 /* Identities of users with a live session, on enabled integrations, whose
  * last check is older than $1 seconds (or who were never checked), not
- * claimed by another broker. Each is held (FOR KEY SHARE, as the foreign
+ * claimed by another broker. Oldest check first, but those whose claim ran
+ * out (postponed: their Bitbucket did not answer) after all the others, so
+ * that a Bitbucket that is down cannot keep the rest waiting. Each is held (FOR KEY SHARE, as the foreign
  * key's own check does) so that it cannot be deleted before its claim is
  * written; one being deleted is skipped, not waited for: otherwise its
  * claim's foreign key failed the whole batch. */
@@ -81,7 +83,7 @@ static const db_stmt_t s_due = {
     "                AND s.absolute_expires_at > now()) "
     "    AND (k.identity_id IS NULL OR (k.checked_at < now() - $1::integer * interval '1 second' "
     "         AND (k.claimed_until IS NULL OR k.claimed_until < now()))) "
-    "  ORDER BY k.checked_at NULLS FIRST LIMIT $2 FOR KEY SHARE OF d SKIP LOCKED), "
+    "  ORDER BY k.claimed_until NULLS FIRST, k.checked_at NULLS FIRST LIMIT $2 FOR KEY SHARE OF d SKIP LOCKED), "
     "claimed AS ("
     "  INSERT INTO access_checks (identity_id, checked_at, claimed_until) "
     "  SELECT id, '-infinity', now() + $3::integer * interval '1 second' FROM due "

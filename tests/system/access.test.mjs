@@ -7,7 +7,7 @@
 // they lose the permission, or a rule changes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startPortico, startEmulator, waitFor } from './harness.mjs';
+import { startPortico, startEmulator, waitFor, sleep } from './harness.mjs';
 import { Client, csrfFrom, formField } from './client.mjs';
 import { setupAdmin, createIntegration, loginAuto, startLogin, text } from './login_lib.mjs';
 
@@ -23,7 +23,17 @@ before(async () => {
     name: 'access',
     autoApprove: 'jdoe',
     // debug: every line the services can write, for the secret scan below.
-    env: { PORTICO_ACCESS_RECHECK_SECONDS: String(RECHECK_S), PORTICO_LOG_LEVEL: 'debug' },
+    env: {
+      PORTICO_ACCESS_RECHECK_SECONDS: String(RECHECK_S),
+      PORTICO_LOG_LEVEL: 'debug',
+      // A Bitbucket that does not answer costs this much per call (the
+      // "one Bitbucket down" test below).
+      PORTICO_BITBUCKET_TIMEOUT_MS: '3000',
+      // Dozens of logins a minute from this one address: the per-client
+      // limits are tested in edge.test.mjs.
+      PORTICO_LOGIN_RATE_PER_MINUTE: '1000',
+      PORTICO_CALLBACK_RATE_PER_MINUTE: '1000',
+    },
   });
   admin = await setupAdmin(sys);
   I = await createIntegration(admin, sys.emulator, { name: 'Bitbucket' });
@@ -272,6 +282,32 @@ test('a user name that now belongs to another account ends the session; that acc
     assert.match(await audit(), /access\.ended .*reason=user_gone/);
   } finally {
     await sys.emulator.admin('faults', { record_id: 0 });
+  }
+});
+
+test('a Bitbucket that does not answer holds up nobody else\'s re-check', async () => {
+  // Twelve people signed in through a Bitbucket that then stops answering:
+  // the broker takes their checks in one batch, and each would wait out the
+  // 3 s timeout. A person disabled on the other Bitbucket meanwhile must
+  // still lose the session within the bound.
+  const emuS = await startEmulator({ autoApprove: 'jdoe', logDir: sys.logDir });
+  try {
+    const S = await createIntegration(admin, emuS, { name: 'Bitbucket S' });
+    for (let i = 0; i < 12; i++) {
+      const r = await loginAuto(new Client(sys.webUrl), S.id, { user: `user${40 + i}` });
+      assert.equal(r.status, 303);
+    }
+    await emuS.admin('faults', { latency_ms: 60000 });
+    await sleep((RECHECK_S + 1) * 1000); // every one of them due, and taken
+    const { c, r } = await login('user15');
+    assert.equal(r.status, 303);
+    assert.equal((await sys.emulator.admin('users/disable', { username: 'user15' })).status, 200);
+    const t0 = Date.now();
+    await waitFor(async () => !(await signedIn(c)), { timeout: BOUND_MS, interval: 250, what: 'the session to end' });
+    assert.ok(Date.now() - t0 <= BOUND_MS);
+    await sys.emulator.admin('users/enable', { username: 'user15' });
+  } finally {
+    await emuS.stop();
   }
 });
 
