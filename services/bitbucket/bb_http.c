@@ -177,10 +177,11 @@ static void s_finish(bb_http_t *self, bb_xfer_t *x, CURLcode code)
     headers_t h;
     memset(&h, 0, sizeof h);
     long status = 0;
-    curl_off_t connect_us = 0, appconnect_us = 0, total_us = 0;
+    curl_off_t connect_us = 0, appconnect_us = 0, pretransfer_us = 0, total_us = 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
     curl_easy_getinfo(x->easy, CURLINFO_APPCONNECT_TIME_T, &appconnect_us);
+    curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
     curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &total_us);
     if (code == CURLE_OK) {
         h.content_type = s_dup_header(x->easy, "Content-Type");
@@ -194,7 +195,9 @@ static void s_finish(bb_http_t *self, bb_xfer_t *x, CURLcode code)
     res.curl_error = x->error[0] ? x->error : curl_easy_strerror(code);
     res.too_large = x->too_large;
     res.refused = x->refused[0] ? x->refused : NULL;
-    res.connected = connect_us > 0 || appconnect_us > 0;
+    /* A connection kept alive from an earlier request has no connect
+     * time; that the request went out on it says it was connected. */
+    res.connected = connect_us > 0 || appconnect_us > 0 || pretransfer_us > 0;
     res.status = code == CURLE_OK ? status : 0;
     res.body = x->body_in ? x->body_in : "";
     res.body_len = x->in_len;

@@ -1077,7 +1077,9 @@ int bb_decode_oauth1_token(const bb_response_t *r, Portico__Bitbucket__OAuth1Tok
     if (expires) {
         char *end;
         long long v = strtoll(expires, &end, 10);
-        if (*expires && !*end && v > 0)
+        /* At most ten years, as an OAuth 2 expires_in: the broker adds it
+         * to the time now. Longer counts as not said. */
+        if (*expires && !*end && v > 0 && v <= 10LL * 365 * 86400)
             out->expires_in = v;
         free(expires);
     }

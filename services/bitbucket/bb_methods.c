@@ -5,6 +5,7 @@
 #include "bb_url.h"
 #include "bitbucket.pb-c.h"
 #include "envelope.pb-c.h"
+#include "log.h"
 #include "url.h"
 
 #include <stdio.h>
@@ -211,7 +212,8 @@ static int s_server_info_finish(const bb_plan_t *plan, const bb_response_t *r, b
     Portico__Bitbucket__ServerInfoReply out;
     if (bb_decode_server_info(r, &out, err) < 0)
         return -1;
-    snprintf(note, note_size, "version=%s", out.version);
+    char q[100];
+    snprintf(note, note_size, "version=%s", log_quote(out.version, q, sizeof q));
     bus_reply_ok(reply, &out.base);
     bb_server_info_clear(&out);
     return 0;
@@ -308,7 +310,7 @@ static int s_user_get_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_
         return -1;
     sbuf_t path = {0};
     sbuf_puts(&path, "/rest/api/1.0/users/");
-    sbuf_urlenc(&path, m->slug);
+    bb_path_segment(&path, m->slug);
     char *p = sbuf_take(&path);
     if (!p) {
         bus_error_set(err, C_INTERNAL, DETAIL(NONE), "out of memory");
@@ -497,10 +499,10 @@ static int s_readable_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_
         return -1;
     sbuf_t path = {0};
     sbuf_puts(&path, "/rest/api/1.0/projects/");
-    sbuf_urlenc(&path, m->project_key);
+    bb_path_segment(&path, m->project_key);
     if (!s_empty(m->repo_slug)) {
         sbuf_puts(&path, "/repos/");
-        sbuf_urlenc(&path, m->repo_slug);
+        bb_path_segment(&path, m->repo_slug);
     }
     char *p = sbuf_take(&path);
     if (!p) {

@@ -23,6 +23,16 @@ void bb_form_add_int(sbuf_t *form, const char *name, long value)
     bb_form_add(form, name, buf);
 }
 
+void bb_path_segment(sbuf_t *path, const char *segment)
+{
+    if (!strcmp(segment, ".") || !strcmp(segment, "..")) {
+        for (const char *p = segment; *p; p++)
+            sbuf_puts(path, "%2E");
+        return;
+    }
+    sbuf_urlenc(path, segment);
+}
+
 char *bb_url_join(const char *base, const char *path)
 {
     size_t blen = strlen(base);

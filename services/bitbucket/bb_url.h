@@ -20,6 +20,11 @@
 void bb_form_add(sbuf_t *form, const char *name, const char *value);
 void bb_form_add_int(sbuf_t *form, const char *name, long value);
 
+/* Append one path segment, percent-encoded; "." and ".." whole are
+ * encoded too ("%2E"), or curl would resolve them as the path's own dot
+ * segments (a user named ".." must not turn users/.. into the API's root). */
+void bb_path_segment(sbuf_t *path, const char *segment);
+
 /* Join a base URL and an API path ("/rest/api/1.0/users"): exactly one
  * slash between them whatever trailing slashes the base has or leading
  * slashes the path has. Fresh string, NULL on allocation failure. */

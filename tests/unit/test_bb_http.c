@@ -227,12 +227,113 @@ static void test_reused_handles_forget_the_last_request(void **state)
     assert_null(strstr(three, "tok-1"));
 }
 
+/* ---- a slow answer on a kept-alive connection ---- */
+
+/* Answers the first request, then starts the second answer and stalls. */
+static void *s_serve_then_stall(void *arg)
+{
+    int listener = *(int *)arg;
+    int c = accept(listener, NULL, NULL);
+    if (c < 0)
+        return NULL;
+    char buf[2048];
+    for (int i = 0; i < 2; i++) {
+        size_t len = 0;
+        while (len < sizeof buf - 1 && !memmem(buf, len, "\r\n\r\n", 4)) {
+            ssize_t r = recv(c, buf + len, sizeof buf - 1 - len, 0);
+            if (r <= 0)
+                goto out;
+            len += (size_t)r;
+        }
+        const char *answer = i == 0 ? "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                                    : "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\no";
+        if (send(c, answer, strlen(answer), MSG_NOSIGNAL) < 0)
+            goto out;
+    }
+    usleep(1500 * 1000);
+out:
+    close(c);
+    return NULL;
+}
+
+typedef struct {
+    bb_http_t *http;
+    char url[96];
+    int done;
+    CURLcode code[2];
+    bool connected[2];
+} stall_t;
+
+static void s_stall_start(stall_t *st);
+
+static void s_stall_done(void *arg, const bb_http_result_t *res)
+{
+    stall_t *st = arg;
+    st->code[st->done] = res->curl_code;
+    st->connected[st->done] = res->connected;
+    if (++st->done < 2)
+        s_stall_start(st);
+}
+
+static void s_stall_start(stall_t *st)
+{
+    bb_http_request_t r = {.method = "GET", .url = st->url, .timeout_ms = 700, .connect_timeout_ms = 700};
+    if (!bb_http_start(st->http, &r, s_stall_done, st))
+        st->done = 2;
+}
+
+static int s_stall_check(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    return ((stall_t *)arg)->done >= 2 ? -1 : 0;
+}
+
+/* The second request goes out on the first one's connection, which has no
+ * connect time of its own: a timeout there is Bitbucket not answering, not
+ * "could not connect". */
+static void test_a_stall_on_a_kept_alive_connection_was_connected(void **state)
+{
+    (void)state;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(listener >= 0);
+    assert_int_equal(bind(listener, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(listener, 4), 0);
+    assert_int_equal(getsockname(listener, (struct sockaddr *)&a, &alen), 0);
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, s_serve_then_stall, &listener), 0);
+
+    zloop_t *loop = zloop_new();
+    stall_t st;
+    memset(&st, 0, sizeof st);
+    st.http = bb_http_new(loop, 4, 8);
+    assert_non_null(st.http);
+    snprintf(st.url, sizeof st.url, "http://127.0.0.1:%d/x", ntohs(a.sin_port));
+    s_stall_start(&st);
+    bb_http_run_due(st.http);
+    zloop_timer(loop, 10, 0, s_stall_check, &st);
+    zloop_timer(loop, 10000, 1, s_give_up, NULL);
+    zloop_start(loop);
+    bb_http_destroy(&st.http);
+    zloop_destroy(&loop);
+    pthread_join(thread, NULL);
+    close(listener);
+
+    assert_int_equal(st.done, 2);
+    assert_int_equal(st.code[0], CURLE_OK);
+    assert_int_equal(st.code[1], CURLE_OPERATION_TIMEDOUT);
+    assert_true(st.connected[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mapping),
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_reused_handles_forget_the_last_request),
+        cmocka_unit_test(test_a_stall_on_a_kept_alive_connection_was_connected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -601,6 +601,12 @@ static void test_oauth1_token(void **state)
     assert_int_equal(out.expires_in, 0);
     bb_oauth1_token_clear(&out);
 
+    /* Over ten years counts as not said: the broker adds it to now. */
+    r = s_resp(200, "oauth_token=y&oauth_token_secret=x&oauth_expires_in=9223372036854775807");
+    assert_int_equal(bb_decode_oauth1_token(&r, &out, &err), 0);
+    assert_int_equal(out.expires_in, 0);
+    bb_oauth1_token_clear(&out);
+
     const char *bad[] = {"oauth_token=y",
                          "oauth_token=&oauth_token_secret=x",
                          "oauth_token=a+b&oauth_token_secret=x",

@@ -82,10 +82,20 @@ static void test_path_segment(void **state)
     (void)state;
     sbuf_t p = {0};
     sbuf_puts(&p, "/rest/api/1.0/users/");
-    sbuf_urlenc(&p, "jane.doe@example.com/../admin?x#y");
+    bb_path_segment(&p, "jane.doe@example.com/../admin?x#y");
     char *s = sbuf_take(&p);
     assert_string_equal(s, "/rest/api/1.0/users/jane.doe%40example.com%2F..%2Fadmin%3Fx%23y");
     free(s);
+    /* Dot segments whole: curl would resolve them (users/.. is the API's
+     * root); dots inside a segment stay. */
+    const char *cases[][2] = {{"..", "%2E%2E"}, {".", "%2E"}, {"...", "..."}, {"a..", "a.."}, {".b", ".b"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sbuf_t q = {0};
+        bb_path_segment(&q, cases[i][0]);
+        s = sbuf_take(&q);
+        assert_string_equal(s, cases[i][1]);
+        free(s);
+    }
 }
 
 static void test_host_and_path(void **state)
