@@ -20,6 +20,7 @@
 #include "url.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +45,13 @@
 /* login.start's every statement, in one: how many unfinished logins this
  * browser ($7) and everyone have (each count stops at its cap, $10 and $11,
  * so a full table costs no more than the cap), and the new one stored only
- * while both are under their caps. Columns: browser_pending, all_pending,
- * integration_found, stored (and the integration, for OAuth 2).
+ * while the browser is under its cap. When everyone's are at theirs, the
+ * oldest live one gives way (PENDING_EVICT): refusing every new start
+ * instead let a few addresses without cookies (each start a new "browser")
+ * keep the table full and everyone out; evicting makes them replace it
+ * within the time a person takes to sign in. Columns: browser_pending,
+ * all_pending, integration_found, stored (and the integration, for
+ * OAuth 2).
  *
  * Everyone's count is skipped (0) while the table's file is too small to
  * hold $11 live rows: each takes at least 28 bytes of it (a 24-byte header
@@ -60,10 +66,15 @@
     "CASE WHEN pg_relation_size('pending_logins') < $11::bigint * " PENDING_MIN_TUPLE_BYTES " THEN 0 ELSE "            \
     "(SELECT count(*) FROM (SELECT 1 FROM pending_logins WHERE expires_at > now() LIMIT $11::bigint) t) END "          \
     "  AS all_pending), "
+#define PENDING_EVICT                                                                                                  \
+    "evict AS (DELETE FROM pending_logins WHERE ctid = (SELECT ctid FROM pending_logins "                              \
+    "  WHERE (SELECT all_pending FROM n) >= $11::bigint AND (SELECT browser_pending FROM n) < $10::bigint "            \
+    "  AND EXISTS (SELECT 1 FROM integrations WHERE id = $3) AND expires_at > now() "                                  \
+    "  ORDER BY expires_at LIMIT 1)), "
 #define PENDING_INSERT                                                                                                 \
     "ins AS (INSERT INTO pending_logins (state_hash, request_token_hash, integration_id, code_verifier, "              \
     "request_token, request_token_secret, browser_hash, return_to, expires_at, base_url) "
-#define PENDING_UNDER_CAPS "n.browser_pending < $10::bigint AND n.all_pending < $11::bigint "
+#define PENDING_UNDER_CAPS "n.browser_pending < $10::bigint "
 /* pending_logins has no foreign key to integrations: checking one locks
  * the integration's row, and that lock is a write-ahead log record, which
  * made every start's commit wait for the disk although the table is
@@ -77,7 +88,7 @@
  * (PENDING_BOUND), and a void one is deleted when a callback names it, or
  * swept when it expires. */
 static const db_stmt_t s_pending_insert = {
-    "pending_insert", PENDING_COUNTS PENDING_INSERT
+    "pending_insert", PENDING_COUNTS PENDING_EVICT PENDING_INSERT
     "SELECT $1, $2, i.id, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second', i.base_url "
     "FROM n, integrations i WHERE i.id = $3 AND " PENDING_UNDER_CAPS "RETURNING 1) "
     "SELECT n.browser_pending, n.all_pending, EXISTS (SELECT 1 FROM integrations WHERE id = $3) AS integration_found, "
@@ -88,7 +99,7 @@ static const db_stmt_t s_pending_insert = {
  * its RETURNING rows to tell whether it stored). integration_found: false
  * when there is no such integration. */
 static const db_stmt_t s_pending_insert_oauth2 = {
-    "pending_insert_oauth2", PENDING_COUNTS PENDING_INSERT
+    "pending_insert_oauth2", PENDING_COUNTS PENDING_EVICT PENDING_INSERT
     "SELECT $1, $2, i.id, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second', i.base_url "
     "FROM n, integrations i "
     "WHERE i.id = $3 AND i.enabled AND i.oauth_version = 2 AND i.client_id <> '' AND " PENDING_UNDER_CAPS
@@ -233,7 +244,16 @@ static bool s_validate_pending(const Portico__Registry__PendingLogin *pl, bus_re
     return true;
 }
 
-/* The answer of a login.start statement: refused when a cap was reached,
+/* Once a minute at most: a flood would write a line per start. */
+static void s_warn_full(int max)
+{
+    static _Atomic int64_t last_ms;
+    int64_t now = bus_now_ms(), was = atomic_load(&last_ms);
+    if (now - was >= 60000 && atomic_compare_exchange_strong(&last_ms, &was, now))
+        log_warn("unfinished logins are at PORTICO_PENDING_LOGINS_MAX: the oldest give way to new ones", "max=%d", max);
+}
+
+/* The answer of a login.start statement: refused when the browser's cap was reached,
  * else stored (or, for OAuth 2, the integration and whether it stored). */
 static void s_pending_reply(reg_ctx_t *c, db_rc_t rc, PGresult *res, bool oauth2, int64_t integration_id,
                             bus_reply_t *reply)
@@ -247,17 +267,14 @@ static void s_pending_reply(reg_ctx_t *c, db_rc_t rc, PGresult *res, bool oauth2
         reg_reply_db(reply, rc);
         return;
     }
-    bool browser_full = db_get_int(res, 0, db_col(res, "browser_pending")) >= c->opts->pending_per_browser;
-    bool all_full = db_get_int(res, 0, db_col(res, "all_pending")) >= c->opts->pending_max;
-    if (browser_full || all_full) {
-        log_warn(browser_full ? "refused a login start: too many pending logins for one browser"
-                              : "refused a login start: too many pending logins",
-                 NULL);
-        bus_error_set(&reply->err, PORTICO__ERROR_CODE__RATE_LIMITED,
-                      browser_full ? DETAIL(PENDING_BROWSER) : DETAIL(PENDING_TOTAL),
+    if (db_get_int(res, 0, db_col(res, "browser_pending")) >= c->opts->pending_per_browser) {
+        log_warn("refused a login start: too many pending logins for one browser", NULL);
+        bus_error_set(&reply->err, PORTICO__ERROR_CODE__RATE_LIMITED, DETAIL(PENDING_BROWSER),
                       "too many sign-ins are in progress: finish one or wait a few minutes");
         return;
     }
+    if (db_get_int(res, 0, db_col(res, "all_pending")) >= c->opts->pending_max)
+        s_warn_full(c->opts->pending_max);
     if (!db_get_bool(res, 0, db_col(res, "integration_found"))) {
         bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(INTEGRATION),
                       "integration %" PRId64 " does not exist", integration_id);

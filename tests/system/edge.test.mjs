@@ -9,7 +9,7 @@ import net from 'node:net';
 import http from 'node:http';
 import { startPortico, waitFor } from './harness.mjs';
 import { Client, csrfFrom } from './client.mjs';
-import { setupAdmin, createIntegration, text } from './login_lib.mjs';
+import { setupAdmin, createIntegration, authorizeAuto, text } from './login_lib.mjs';
 
 let sys;
 let admin;
@@ -120,6 +120,42 @@ test('a browser can hold only a few unfinished logins', async () => {
   assert.ok(capped, 'the 11th unfinished login of one browser is refused');
   assert.match(text(capped.text), /Too many sign-ins in progress/);
   assert.ok(capped.headers.get('retry-after'));
+});
+
+test('a few addresses starting logins without cookies cannot lock everyone out', async () => {
+  // Each start without a cookie is a new "browser", so only the per-address
+  // rate holds such a client back. Three addresses start 20 logins each on a
+  // system that keeps 30 unfinished ones: the oldest give way, and the next
+  // person still gets in.
+  const own = await startPortico({
+    name: 'edge-pending', autoApprove: 'jdoe',
+    env: { PORTICO_TRUSTED_PROXIES: '127.0.0.1/32', PORTICO_PENDING_LOGINS_MAX: '30' },
+  });
+  try {
+    const a = await setupAdmin(own);
+    const i = await createIntegration(a, own.emulator, { name: 'Full' });
+    const viaOwn = (ip) => {
+      const c = new Client(own.webUrl);
+      const get = c.get.bind(c);
+      c.get = (p, o = {}) => get(p, { ...o, headers: { 'x-forwarded-for': ip, ...(o.headers || {}) } });
+      return c;
+    };
+    for (const ip of ['203.0.113.1', '203.0.113.2', '203.0.113.3']) {
+      for (let n = 0; n < 20; n++) {
+        const r = await viaOwn(ip).get(`/login/start/${i.id}`);
+        assert.equal(r.status, 303, `${ip} start ${n}: ${r.status} ${text(r.text).slice(0, 200)}`);
+      }
+    }
+    const person = viaOwn('198.51.100.7');
+    const start = await person.get(`/login/start/${i.id}`);
+    assert.equal(start.status, 303, text(start.text).slice(0, 300));
+    const done = await person.get(await authorizeAuto(person, start.location, 'jdoe'));
+    assert.equal(done.status, 303, text(done.text).slice(0, 300));
+    assert.ok(person.cookie('portico_session'));
+    assert.match(own.allLogs(), /unfinished logins are at PORTICO_PENDING_LOGINS_MAX/);
+  } finally {
+    await own.stop();
+  }
 });
 
 test('callbacks are limited per client; failures from one address are one audit row with a count', async () => {
