@@ -146,6 +146,21 @@ typedef struct {
     int postponed;      /* the code of the failure when it could not decide */
 } recheck_t;
 
+/* An OAuth 1 refusal that says nothing about the person's token: the
+ * application link's key, the clocks, a proxy rewriting Host, a repeated
+ * nonce, the protocol. Fixed on Portico's or Bitbucket's side, the token
+ * works again, so the check is postponed, not the access ended. */
+static bool s_oauth1_link_problem(int detail)
+{
+    static const int link[] = {DETAIL(SIGNATURE_INVALID),  DETAIL(CONSUMER_KEY_UNKNOWN),      DETAIL(NONCE_USED),
+                               DETAIL(TIMESTAMP_REFUSED),  DETAIL(SIGNATURE_METHOD_REJECTED), DETAIL(PARAMETER_ABSENT),
+                               DETAIL(PARAMETER_REJECTED), DETAIL(VERSION_REJECTED),          DETAIL(OAUTH1_PROBLEM)};
+    for (size_t i = 0; i < sizeof link / sizeof link[0]; i++)
+        if (detail == link[i])
+            return true;
+    return false;
+}
+
 /* user.get of the identity with its own token. 1 got it (active or not
  * in *active), 0 Bitbucket refused the token (UNAUTHORIZED), -1 err. */
 static int s_user(recheck_t *r, bool *active, bus_error_t *err)
@@ -165,6 +180,9 @@ static int s_user(recheck_t *r, bool *active, bus_error_t *err)
     q.slug = (char *)(uintptr_t)(r->k->slug[0] ? r->k->slug : r->k->username);
     Portico__Bitbucket__GetUserReply *rep = NULL;
     if (broker_bitbucket_call(r->w, &bitbucket_m_user_get, &q.base, (ProtobufCMessage **)&rep, err) < 0) {
+        if (err->code == PORTICO__ERROR_CODE__UNAUTHORIZED && in->oauth_version == 1 &&
+            s_oauth1_link_problem(err->detail))
+            return -1;
         if (err->code == PORTICO__ERROR_CODE__UNAUTHORIZED)
             return 0;
         if (err->code == PORTICO__ERROR_CODE__NOT_FOUND) {

@@ -357,6 +357,7 @@ struct emu_faults {
 	int auserid; /* X-AUSERID sent instead of the user's id; 0: the id */
 	int record_id; /* the id user records show; 0: their own */
 	bool record_inactive; /* user records say "active": false */
+	bool oauth1_signature_invalid; /* signed REST requests fail as behind a Host-rewriting proxy */
 };
 extern struct emu_faults g_faults;
 

@@ -593,7 +593,7 @@ describe('auto-approve instance', () => {
       assert.ok(Date.now() - t0 >= 140);
     } finally {
       const off = await admin(base, 'POST', 'faults', { status: 0, latency_ms: 0 });
-      assert.deepEqual(off.body, { latency_ms: 0, status: 0, hang: false, rate_limit: false, tfa_block: false, auserid: 0, record_id: 0, record_inactive: false });
+      assert.deepEqual(off.body, { latency_ms: 0, status: 0, hang: false, rate_limit: false, tfa_block: false, auserid: 0, record_id: 0, record_inactive: false, oauth1_signature_invalid: false });
     }
     assert.equal((await admin(base, 'POST', 'faults', { bogus: 1 })).status, 400);
   });

@@ -16,7 +16,7 @@ import { setupAdmin, createIntegration, loginAuto, startLogin, text } from './lo
 const RECHECK_S = 3;
 const BOUND_MS = (RECHECK_S + 5 + 7) * 1000;
 
-let sys, admin, I, emu7;
+let sys, admin, I, emu7, O;
 
 before(async () => {
   sys = await startPortico({
@@ -254,7 +254,7 @@ async function loginOAuth1(id, user) {
 
 test('OAuth 1: the rules apply with signed requests, and a revoked token ends the session', async () => {
   emu7 = await startEmulator({ version: '7.6.0', logDir: sys.logDir });
-  const O = await createOAuth1(emu7.url, 'Old Bitbucket');
+  O = await createOAuth1(emu7.url, 'Old Bitbucket');
   const reg = await emu7.admin('applinks/oauth1', { name: 'Portico', consumer_key: O.consumerKey, public_key: O.publicKey });
   assert.ok(reg.status === 200 || reg.status === 201, reg.text);
   assert.equal((await setRules({ resource: 'PROJ' }, O.id)).status, 303);
@@ -267,6 +267,23 @@ test('OAuth 1: the rules apply with signed requests, and a revoked token ends th
   assert.equal((await emu7.admin('tokens/revoke', { username: 'user13' })).status, 200);
   await waitFor(async () => !(await signedIn(c)), { timeout: BOUND_MS, interval: 250, what: 'the OAuth 1 session to end' });
   assert.match(await audit(), /access\.ended .*reason=authorization_ended/);
+});
+
+test('OAuth 1: a signature Bitbucket cannot verify (the link\'s key, a proxy rewriting Host) postpones the re-check, it does not end access', async () => {
+  assert.equal((await setRules({}, O.id)).status, 303);
+  const { c, r } = await loginOAuth1(O.id, 'user16');
+  assert.equal(r.status, 303, text(r.text).slice(0, 400));
+  assert.ok(await signedIn(c));
+  await emu7.admin('faults', { oauth1_signature_invalid: true });
+  try {
+    await waitFor(async () => /access re-check postponed.*code=UNAUTHORIZED/.test(sys.allLogs()),
+      { timeout: BOUND_MS, interval: 250, what: 'a re-check to meet the refused signature' });
+    await sleep((RECHECK_S + 1) * 1000);
+  } finally {
+    await emu7.admin('faults', { oauth1_signature_invalid: false });
+  }
+  assert.ok(await signedIn(c), 'still signed in once the signatures verify again');
+  assert.doesNotMatch(await users(), /user16(?:(?!<\/tr>)[\s\S])*access ended/);
 });
 
 test('a user name that now belongs to another account ends the session; that account\'s details are not stored', async () => {
