@@ -41,7 +41,8 @@
 #define BROKER_B64_32 44 /* 43 characters and the NUL */
 /* Time kept back from a request's deadline to answer it cleanly. */
 #define BROKER_REPLY_MARGIN_MS 400
-/* How long a refresh may hold an identity's tokens. */
+/* How long a refresh holds an identity's tokens at least; it holds them
+ * longer when a Bitbucket call may (broker_lease_ms, tokens.c). */
 #define BROKER_LEASE_MS 15000
 #define BROKER_REPOS_DEFAULT_LIMIT 25
 #define BROKER_REPOS_MAX_LIMIT 100

@@ -159,17 +159,28 @@ static tok_state_t s_read(tok_ctx_t *c)
     return next;
 }
 
+/* The lease outlasts the refresh it guards: the Bitbucket call (at most
+ * PORTICO_BITBUCKET_TIMEOUT_MS) and the registry calls around it. A lease
+ * that ran out while the refresh was still waiting for Bitbucket let another
+ * worker refresh with the same refresh token: Bitbucket had rotated it, the
+ * second refresh was refused, and the stored pair was deleted. */
+static int s_lease_ms(void)
+{
+    long ms = broker_cfg.bitbucket_timeout_ms + 3 * broker_cfg.bus_timeout_ms + 1000;
+    return (int)(ms < BROKER_LEASE_MS ? BROKER_LEASE_MS : ms > 600000 ? 600000 : ms);
+}
+
 static tok_state_t s_lease(tok_ctx_t *c)
 {
     Portico__Registry__LeaseTokensRequest q = PORTICO__REGISTRY__LEASE_TOKENS_REQUEST__INIT;
     q.identity_id = c->identity_id;
-    q.lease_ms = BROKER_LEASE_MS;
+    q.lease_ms = s_lease_ms();
     q.holder = c->w->holder;
     Portico__Registry__LeaseTokensReply *rep = NULL;
     if (broker_registry_call(c->w, &registry_m_token_lease, &q.base, (ProtobufCMessage **)&rep, c->err) < 0) {
         if (c->err->code == PORTICO__ERROR_CODE__CONFLICT) {
             log_info("waiting for a refresh in progress elsewhere", "identity=%lld", (long long)c->identity_id);
-            c->wait_until = bus_now_ms() + BROKER_LEASE_MS + 500;
+            c->wait_until = bus_now_ms() + s_lease_ms() + 500;
             return TOK_WAIT;
         }
         return c->err->code == PORTICO__ERROR_CODE__NOT_FOUND ? s_login_again(c) : TOK_FAILED;
@@ -283,10 +294,17 @@ static tok_state_t s_store(tok_ctx_t *c)
     q.holder = c->w->holder;
     q.generation = c->leased_generation;
     q.tokens = &t;
+    /* Bitbucket has already rotated: the pair in hand is the only live one.
+     * A registry that did not answer is asked again (twice, while the lease
+     * lasts); if it still cannot store, this request uses the pair anyway. */
     bus_error_t e2;
-    if (broker_registry_call(c->w, &registry_m_token_replace, &q.base, NULL, &e2) < 0)
-        /* Bitbucket has already rotated: the pair in hand is the only live
-         * one, so this request still uses it. */
+    int rc = -1;
+    for (int attempt = 0; attempt < 3 && rc < 0; attempt++) {
+        rc = broker_registry_call(c->w, &registry_m_token_replace, &q.base, NULL, &e2);
+        if (rc < 0 && e2.code != PORTICO__ERROR_CODE__UNAVAILABLE && e2.code != PORTICO__ERROR_CODE__TIMEOUT)
+            break;
+    }
+    if (rc < 0)
         log_error("could not store refreshed tokens", "identity=%lld code=%s", (long long)c->identity_id,
                   bus_code_name(e2.code));
     log_info("tokens refreshed", "identity=%lld", (long long)c->identity_id);
