@@ -75,6 +75,20 @@ static void test_messages(void **state)
     assert_non_null(strstr(err.message, "9000 ms"));
 }
 
+/* A listening socket on a free loopback port. */
+static int s_listen(int *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
 /* ---- reused easy handles ---- */
 
 #define N_REQUESTS 3
@@ -183,13 +197,8 @@ static void test_reused_handles_forget_the_last_request(void **state)
     (void)state;
     server_t srv;
     memset(&srv, 0, sizeof srv);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    srv.listener = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(srv.listener >= 0);
-    assert_int_equal(bind(srv.listener, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(srv.listener, 4), 0);
-    assert_int_equal(getsockname(srv.listener, (struct sockaddr *)&a, &alen), 0);
+    int port;
+    srv.listener = s_listen(&port);
     pthread_t thread;
     assert_int_equal(pthread_create(&thread, NULL, s_serve, &srv), 0);
 
@@ -198,7 +207,7 @@ static void test_reused_handles_forget_the_last_request(void **state)
     memset(&cl, 0, sizeof cl);
     cl.http = bb_http_new(loop, 4, 8);
     assert_non_null(cl.http);
-    snprintf(cl.base, sizeof cl.base, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    snprintf(cl.base, sizeof cl.base, "http://127.0.0.1:%d", port);
     s_start(&cl);
     bb_http_run_due(cl.http);
     zloop_timer(loop, 10, 0, s_check, &cl);
@@ -295,13 +304,8 @@ static int s_stall_check(zloop_t *loop, int timer_id, void *arg)
 static void test_a_stall_on_a_kept_alive_connection_was_connected(void **state)
 {
     (void)state;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    int listener = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(listener >= 0);
-    assert_int_equal(bind(listener, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(listener, 4), 0);
-    assert_int_equal(getsockname(listener, (struct sockaddr *)&a, &alen), 0);
+    int port;
+    int listener = s_listen(&port);
     pthread_t thread;
     assert_int_equal(pthread_create(&thread, NULL, s_serve_then_stall, &listener), 0);
 
@@ -310,7 +314,7 @@ static void test_a_stall_on_a_kept_alive_connection_was_connected(void **state)
     memset(&st, 0, sizeof st);
     st.http = bb_http_new(loop, 4, 8);
     assert_non_null(st.http);
-    snprintf(st.url, sizeof st.url, "http://127.0.0.1:%d/x", ntohs(a.sin_port));
+    snprintf(st.url, sizeof st.url, "http://127.0.0.1:%d/x", port);
     s_stall_start(&st);
     bb_http_run_due(st.http);
     zloop_timer(loop, 10, 0, s_stall_check, &st);
