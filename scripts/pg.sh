@@ -9,7 +9,8 @@
 #   scripts/pg.sh url DIR            print the connection string again
 #
 # The cluster listens only on a Unix socket in DIR (no TCP), trusts local
-# connections, and has a superuser and a database both named `portico`.
+# connections, and has a superuser and a database both named `portico`:
+# DIR is made mode 0700, so only its owner reaches the socket.
 # initdb refuses to run as root, so as root the server runs as the `postgres`
 # user and DIR is handed to it; as any other user it runs as that user.
 set -euo pipefail
@@ -54,6 +55,9 @@ cmd_start() {
         echo "pg.sh: invalid port \"$port\"" >&2
         exit 2
     fi
+    # The cluster trusts every local connection (user portico, a
+    # superuser): only the folder's owner may reach its socket, whatever
+    # the umask made the folder.
     if [[ $(id -u) -eq 0 ]]; then
         chown postgres "$dir"
         chmod 700 "$dir"
@@ -61,6 +65,8 @@ cmd_start() {
             echo "pg.sh: the postgres user cannot write to \"$dir\" (a parent folder is closed to it); use a folder under /tmp" >&2
             exit 1
         fi
+    else
+        chmod 700 "$dir"
     fi
     if [[ ! -f "$dir/data/PG_VERSION" ]]; then
         as_owner "$PG_BIN/initdb" -D "$dir/data" -A trust -U portico -E UTF8 --no-sync \
