@@ -4,6 +4,7 @@
 #include "url.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -69,14 +70,43 @@ int config_bool(const char *name, bool def, bool *out, config_error_t *err)
     return -1;
 }
 
+/* A host as a listener takes it: a name or IPv4 address, or an IPv6
+ * address in brackets. Nothing else: civetweb reads "a:1,0.0.0.0:2" as two
+ * listeners, and such a value would open a second one unnoticed. */
+static bool s_host_ok(const char *h, size_t n)
+{
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+        for (size_t i = 1; i + 1 < n; i++)
+            if (!isxdigit((unsigned char)h[i]) && h[i] != ':' && h[i] != '.')
+                return false;
+        return n > 2;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)h[i]) && h[i] != '.' && h[i] != '-' && h[i] != '_')
+            return false;
+    return n > 0;
+}
+
+/* Digits only, without a sign, blanks or a leading zero: equal ports are
+ * then equal text. */
+static long s_port(const char *p)
+{
+    size_t n = strlen(p);
+    if (n == 0 || n > 5 || (p[0] == '0' && n > 1))
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!isdigit((unsigned char)p[i]))
+            return -1;
+    return strtol(p, NULL, 10);
+}
+
 int config_addr(const char *name, const char *def, bool allow_zero, char *out, size_t out_size, config_error_t *err)
 {
     if (config_string(name, def, out, out_size, err) < 0)
         return -1;
     const char *colon = strrchr(out, ':');
-    char *end = NULL;
-    long port = colon ? strtol(colon + 1, &end, 10) : -1;
-    if (!colon || colon == out || !end || *end || colon[1] == '\0' || port < (allow_zero ? 0 : 1) || port > 65535) {
+    long port = colon ? s_port(colon + 1) : -1;
+    if (!colon || !s_host_ok(out, (size_t)(colon - out)) || port < (allow_zero ? 0 : 1) || port > 65535) {
         snprintf(err->text, sizeof err->text, "%s: must be host:port, for example 127.0.0.1:8080 (got \"%.40s\")", name,
                  out);
         return -1;

@@ -47,6 +47,29 @@ static void test_config_values(void **state)
     assert_int_equal(config_addr("PORTICO_T_ADDR", NULL, false, s, sizeof s, &err), -1);
     setenv("PORTICO_T_ADDR", "host:99999", 1);
     assert_int_equal(config_addr("PORTICO_T_ADDR", NULL, false, s, sizeof s, &err), -1);
+    /* What civetweb would read as more than one listener, or a port with
+     * a sign, a blank or a leading zero: refused. */
+    const char *bad_addrs[] = {"127.0.0.1:28082,0.0.0.0:28099",
+                               "127.0.0.1:+28082",
+                               "127.0.0.1: 28082",
+                               "127.0.0.1:09090",
+                               "a b:80",
+                               ":8080",
+                               "[]:80",
+                               "[::1]x:80",
+                               "host:80s",
+                               "host:"};
+    for (size_t i = 0; i < sizeof bad_addrs / sizeof bad_addrs[0]; i++) {
+        setenv("PORTICO_T_ADDR", bad_addrs[i], 1);
+        if (config_addr("PORTICO_T_ADDR", NULL, false, s, sizeof s, &err) != -1)
+            fail_msg("took %s", bad_addrs[i]);
+    }
+    const char *good_addrs[] = {"[::]:8080", "[::1]:80", "portico-web:8080", "web.bus_1:65535"};
+    for (size_t i = 0; i < sizeof good_addrs / sizeof good_addrs[0]; i++) {
+        setenv("PORTICO_T_ADDR", good_addrs[i], 1);
+        if (config_addr("PORTICO_T_ADDR", NULL, false, s, sizeof s, &err) != 0)
+            fail_msg("refused %s: %s", good_addrs[i], err.text);
+    }
 
     setenv("PORTICO_T_EP", "udp://x", 1);
     assert_int_equal(config_endpoint("PORTICO_T_EP", NULL, s, sizeof s, &err), -1);
