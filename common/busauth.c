@@ -216,7 +216,10 @@ static zcert_t *s_load_secret(const char *path, const char *var, char *err, size
     }
     zcert_t *cert = zcert_load(path);
     if (!cert || !s_nonzero(zcert_secret_key(cert)) || !s_nonzero(zcert_public_key(cert))) {
-        snprintf(err, err_size, "%s: \"%s\" is not a CURVE secret certificate (make one with bus-keygen)", var, path);
+        snprintf(err, err_size,
+                 "%s: \"%s\" is not a CURVE secret certificate (run bus-keygen, which replaces "
+                 "an unreadable one)",
+                 var, path);
         zcert_destroy(&cert);
         return NULL;
     }
@@ -476,21 +479,46 @@ int busauth_keygen(const char *dir, const char *name, char *err, size_t err_size
         snprintf(err, err_size, "PORTICO_BUS_KEYS_DIR: cannot create \"%s\": %s", dir, strerror(errno));
         return -1;
     }
+    /* A secret file that cannot be read as one (cut short by a crash while
+     * it was written) is replaced with a new pair: keeping it would stop
+     * the service at every start. */
     bool have_secret = access(sec, F_OK) == 0, have_public = access(pub, F_OK) == 0;
-    if (have_secret && have_public)
+    zcert_t *cert = have_secret ? zcert_load(sec) : NULL;
+    if (cert && (!s_nonzero(zcert_secret_key(cert)) || !s_nonzero(zcert_public_key(cert))))
+        zcert_destroy(&cert);
+    if (have_secret && !cert) {
+        log_warn("replacing an unreadable bus secret key with a new pair", "file=%s", sec);
+        have_secret = false;
+    }
+    if (cert && have_public) {
+        zcert_destroy(&cert);
         return 0;
-    zcert_t *cert = have_secret ? zcert_load(sec) : zcert_new();
+    }
+    if (!cert)
+        cert = zcert_new();
     if (!cert) {
-        snprintf(err, err_size, "cannot read \"%s\"", sec);
+        snprintf(err, err_size, "cannot make a key pair for \"%s\"", name);
         return -1;
     }
     zcert_set_meta(cert, "service", "%s", name);
+    /* Written under other names and renamed: a crash leaves the old files
+     * or the new ones, never half of one. The secret goes first; a public
+     * file missing next to it is made again from it. */
+    char tmp[1100], tmp_sec[1200];
+    snprintf(tmp, sizeof tmp, "%s/.%s.cert.new", dir, name);
+    snprintf(tmp_sec, sizeof tmp_sec, "%s_secret", tmp);
     mode_t old = umask(077);
-    int rc = have_secret ? zcert_save_public(cert, pub) : zcert_save(cert, pub);
+    int rc = have_secret ? zcert_save_public(cert, tmp) : zcert_save(cert, tmp);
     umask(old);
     zcert_destroy(&cert);
-    if (rc < 0 || chmod(pub, 0644) < 0) {
+    if (rc == 0 && !have_secret && rename(tmp_sec, sec) < 0)
+        rc = -1;
+    if (rc == 0 && (chmod(tmp, 0644) < 0 || rename(tmp, pub) < 0))
+        rc = -1;
+    if (rc < 0) {
         snprintf(err, err_size, "cannot write \"%s\": %s", pub, strerror(errno));
+        unlink(tmp);
+        unlink(tmp_sec);
         return -1;
     }
     return 0;

@@ -66,8 +66,26 @@ static void test_keygen_modes_and_reuse(void **state)
     assert_int_equal(busauth_keygen(s_dir, "web", err, sizeof err), 0);
     zcert_t *again = zcert_load(path);
     assert_string_equal(zcert_public_txt(first), zcert_public_txt(again));
+    zcert_destroy(&again);
+    /* A secret file cut short (a crash while it was written) is replaced
+     * with a new pair, public file included; nothing is left over. */
+    snprintf(path, sizeof path, "%s/web.cert_secret", s_dir);
+    assert_int_equal(truncate(path, 100), 0);
+    assert_int_equal(busauth_keygen(s_dir, "web", err, sizeof err), 0);
+    zcert_t *secret = zcert_load(path);
+    assert_non_null(secret);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    snprintf(path, sizeof path, "%s/web.cert", s_dir);
+    again = zcert_load(path);
+    assert_non_null(again);
+    assert_string_equal(zcert_public_txt(secret), zcert_public_txt(again));
+    assert_string_not_equal(zcert_public_txt(first), zcert_public_txt(again));
+    snprintf(path, sizeof path, "%s/.web.cert.new", s_dir);
+    assert_int_equal(access(path, F_OK), -1);
     zcert_destroy(&first);
     zcert_destroy(&again);
+    zcert_destroy(&secret);
 }
 
 static void test_bad_configuration_names_the_variable(void **state)
