@@ -92,6 +92,13 @@ void bus_set_bind_wait(int ms)
     s_bind_wait_ms = ms;
 }
 
+static bool (*s_stopping)(void);
+
+void bus_set_stopping_check(bool (*stopping)(void))
+{
+    s_stopping = stopping;
+}
+
 int bus_bind(zsock_t *sock, const char *endpoint)
 {
     char host[256], addr[INET6_ADDRSTRLEN], bound[320];
@@ -111,6 +118,10 @@ int bus_bind(zsock_t *sock, const char *endpoint)
              * before calling the name wrong. */
             int64_t until = bus_now_ms() + s_bind_wait_ms;
             while (netaddr_own_address(host, addr, sizeof addr) < 0) {
+                if (s_stopping && s_stopping()) {
+                    log_info("stopped while waiting for the bind host's address", "endpoint=%s", endpoint);
+                    return -1;
+                }
                 if (bus_now_ms() >= until) {
                     log_error("bind host names no address of this machine", "endpoint=%s waited_ms=%d", endpoint,
                               s_bind_wait_ms);

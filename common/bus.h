@@ -228,6 +228,11 @@ zmsg_t *bus_reply_msg(bus_request_t **req_p, bus_reply_t *reply);
 void bus_request_destroy(bus_request_t **req_p);
 void bus_reply_clear(bus_reply_t *reply);
 
+/* What bus_bind asks while it waits for a bind host name to become this
+ * machine's, so that a stop request ends the wait (service.c sets it to
+ * service_stopping; NULL: nothing). */
+void bus_set_stopping_check(bool (*stopping)(void));
+
 /* The deadline of the request this thread is serving (0 = none). */
 int64_t bus_current_deadline(void);
 /* For a thread that serves no request (the broker's re-checks): bound the

@@ -226,6 +226,7 @@ int service_main(const service_def_t *def, int argc, char **argv)
     }
     service_install_signals();
     bus_init();
+    bus_set_stopping_check(service_stopping);
     busauth_init_or_die(def->name, def->bus_serves, def->bus_calls);
     int status = def->run();
     service_health_stop();

@@ -5,9 +5,11 @@
 import '../compat.mjs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN } from './harness.mjs';
+import { BIN, freePort, sleep } from './harness.mjs';
 
 const common = {
   PORTICO_LOG_LEVEL: ['loud'],
@@ -18,7 +20,8 @@ const services = {
     ...common,
     PORTICO_PUBLIC_URL: ['ftp://example.com'],
     PORTICO_HTTP_ADDR: ['no-port'],
-    PORTICO_OPS_ADDR: ['no-port'],
+    // A list, as civetweb would read it, would open a second listener.
+    PORTICO_OPS_ADDR: ['no-port', '127.0.0.1:19090,0.0.0.0:19091', '127.0.0.1: 9090'],
     ...endpoints(['PORTICO_REGISTRY_ENDPOINT', 'PORTICO_BITBUCKET_ENDPOINT', 'PORTICO_BROKER_BIND']),
     PORTICO_WEB_THREADS: ['1'],
     PORTICO_SESSION_IDLE_MINUTES: ['0'],
@@ -64,7 +67,7 @@ const services = {
   bitbucket: {
     ...common,
     ...endpoints(['PORTICO_BITBUCKET_BIND']),
-    PORTICO_HEALTH_ADDR: ['no-port'],
+    PORTICO_HEALTH_ADDR: ['no-port', '127.0.0.1:18082,0.0.0.0:18083', '127.0.0.1:+18082'],
     PORTICO_BITBUCKET_TIMEOUT_MS: ['1', '200000'],
     PORTICO_BITBUCKET_CONNECT_TIMEOUT_MS: ['x'],
     PORTICO_BITBUCKET_MAX_HOST_CONNECTIONS: ['257'],
@@ -112,3 +115,37 @@ for (const [service, vars] of Object.entries(services)) {
     assert.match(r.stderr, new RegExp(`configuration error: ${name}\\b`));
   });
 }
+
+test('a service waiting for its bind host name to become this machine\'s stops at once on SIGTERM', async () => {
+  // It waits up to 30 s for an orchestrator to publish the name; a stop
+  // request meanwhile must not wait that out (compose kills after 20 s).
+  const keys = mkdtempSync(join(tmpdir(), 'portico-keys-'));
+  try {
+    for (const s of ['bitbucket', 'broker', 'web']) {
+      execFileSync(join(BIN, 'portico-bitbucket'), ['bus-keygen', s], { env: { ...process.env, PORTICO_BUS_KEYS_DIR: keys } });
+    }
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PORTICO_')));
+    const child = spawn(join(BIN, 'portico-bitbucket'), [], {
+      env: {
+        ...clean,
+        PORTICO_BUS_KEYS_DIR: keys,
+        PORTICO_BITBUCKET_BIND: 'tcp://nonexistent.invalid:5552',
+        PORTICO_HEALTH_ADDR: `127.0.0.1:${await freePort()}`,
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => { stderr += d; });
+    const exited = new Promise((res) => child.on('exit', () => res(Date.now())));
+    await sleep(1500);
+    const t0 = Date.now();
+    child.kill('SIGTERM');
+    const guard = setTimeout(() => child.kill('SIGKILL'), 20000);
+    const at = await exited;
+    clearTimeout(guard);
+    assert.ok(at - t0 < 3000, `stopped after ${at - t0} ms\n${stderr}`);
+    assert.match(stderr, /stopped while waiting for the bind host's address/);
+  } finally {
+    rmSync(keys, { recursive: true, force: true });
+  }
+});
