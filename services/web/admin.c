@@ -149,11 +149,11 @@ void admin_setup_token(web_req_t *r)
     }
     char token[ADMIN_MAX_SETUP_TOKEN + 1];
     int tn = web_form(r, "token", token, sizeof token);
-    if (tn == 0 || tn == -1) {
+    if (tn == 0 || tn == WEB_VAR_ABSENT) {
         s_setup_form(r, 400, "Enter the setup token.");
         return;
     }
-    if (tn == -2 || tn == WEB_VAR_NUL) {
+    if (tn == WEB_VAR_TOO_LONG || tn == WEB_VAR_NUL) {
         web_rate_charge(r, "setup_token", web_cfg.setup_failure_rate);
         s_setup_form(r, 403, "This setup token is not right. Copy it again and paste it exactly.");
         return;

@@ -51,24 +51,27 @@ static int s_split(char *text, char **out, size_t *n)
     return 0;
 }
 
+/* Read one field; too long (the error says so) or holding a NUL is an
+ * error next to it. */
+static void s_read(aform_get_fn get, void *src, const char *name, char *out, size_t size, char *err, size_t err_size,
+                   const char *too_long)
+{
+    int rc = get(src, name, out, size);
+    if (rc == WEB_VAR_TOO_LONG)
+        snprintf(err, err_size, "%s", too_long);
+    else if (rc == WEB_VAR_NUL)
+        snprintf(err, err_size, "This holds a NUL character, which is not text.");
+}
+
 int aform_read(aform_t *f, aform_get_fn get, void *src)
 {
-    int rc1 = get(src, "resource", f->resource, sizeof f->resource);
-    int rc2 = get(src, "patterns", f->patterns, AFORM_MAX_PATTERNS_TEXT + 1);
-    int rc3 = get(src, "contact", f->contact, sizeof f->contact);
-    static const char nul[] = "This holds a NUL character, which is not text.";
-    if (rc1 == -2)
-        snprintf(f->e_resource, sizeof f->e_resource, "At most %d characters.", AFORM_MAX_RESOURCE);
-    else if (rc1 == WEB_VAR_NUL)
-        snprintf(f->e_resource, sizeof f->e_resource, "%s", nul);
-    if (rc2 == -2)
-        snprintf(f->e_patterns, sizeof f->e_patterns, "The list is too long.");
-    else if (rc2 == WEB_VAR_NUL)
-        snprintf(f->e_patterns, sizeof f->e_patterns, "%s", nul);
-    if (rc3 == -2)
-        snprintf(f->e_contact, sizeof f->e_contact, "At most %d characters.", AFORM_MAX_CONTACT);
-    else if (rc3 == WEB_VAR_NUL)
-        snprintf(f->e_contact, sizeof f->e_contact, "%s", nul);
+    char limit[64];
+    snprintf(limit, sizeof limit, "At most %d characters.", AFORM_MAX_RESOURCE);
+    s_read(get, src, "resource", f->resource, sizeof f->resource, f->e_resource, sizeof f->e_resource, limit);
+    s_read(get, src, "patterns", f->patterns, AFORM_MAX_PATTERNS_TEXT + 1, f->e_patterns, sizeof f->e_patterns,
+           "The list is too long.");
+    snprintf(limit, sizeof limit, "At most %d characters.", AFORM_MAX_CONTACT);
+    s_read(get, src, "contact", f->contact, sizeof f->contact, f->e_contact, sizeof f->e_contact, limit);
     s_trim(f->resource);
     s_trim(f->contact);
     f->split_buf = strdup(f->patterns);

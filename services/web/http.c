@@ -273,12 +273,12 @@ bool web_body_failed(web_req_t *r)
 static int s_get_var(const char *data, size_t len, const char *name, char *out, size_t out_size)
 {
     if (!data)
-        return -1;
+        return WEB_VAR_ABSENT;
     int n = mg_get_var2(data, len, name, out, out_size, 0);
     if (n == -1)
-        return -1;
+        return WEB_VAR_ABSENT;
     if (n < 0) /* -2: too small, or bad encoding */
-        return -2;
+        return WEB_VAR_TOO_LONG;
     if (memchr(out, '\0', (size_t)n)) {
         out[0] = '\0';
         return WEB_VAR_NUL;
@@ -290,7 +290,7 @@ int web_form(web_req_t *r, const char *name, char *out, size_t out_size)
 {
     out[0] = '\0';
     if (s_read_body(r) < 0)
-        return -2;
+        return WEB_VAR_TOO_LONG;
     return s_get_var(r->body, r->body_len, name, out, out_size);
 }
 

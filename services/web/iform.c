@@ -56,28 +56,32 @@ static void s_trim(char *s)
         memmove(s, s + i, n - i + 1);
 }
 
-/* Read a field with its size limit; a value that is too long is an error
- * next to the field, and no part of it is kept. */
-static void s_field(iform_get_fn get, void *src, const char *name, char *out, size_t size, char *err, const char *label)
+/* Read a field with its size limit (limit: how to say it, or NULL for the
+ * number of characters); a value that is too long, or holds a NUL, is an
+ * error next to the field, and no part of it is kept. */
+static void s_read(iform_get_fn get, void *src, const char *name, char *out, size_t size, char *err, const char *label,
+                   const char *limit)
 {
     int rc = get(src, name, out, size);
-    if (rc == -2) {
+    if (rc == WEB_VAR_TOO_LONG) {
         out[0] = '\0';
-        snprintf(err, ERR_LEN, "%s is too long: at most %zu characters.", label, size - 1);
+        if (limit)
+            snprintf(err, ERR_LEN, "%s is too long: at most %s.", label, limit);
+        else
+            snprintf(err, ERR_LEN, "%s is too long: at most %zu characters.", label, size - 1);
     } else if (rc == WEB_VAR_NUL) {
         snprintf(err, ERR_LEN, "%s holds a NUL character, which is not text.", label);
     }
 }
 
+static void s_field(iform_get_fn get, void *src, const char *name, char *out, size_t size, char *err, const char *label)
+{
+    s_read(get, src, name, out, size, err, label, NULL);
+}
+
 static void s_ca_field(iform_t *f, iform_get_fn get, void *src)
 {
-    int rc = get(src, "ca_cert", f->ca_pem, ADMIN_MAX_CA_PEM + 1);
-    if (rc == -2) {
-        f->ca_pem[0] = '\0';
-        snprintf(f->e_ca, sizeof f->e_ca, "The CA certificate is too long: at most 64 KiB.");
-    } else if (rc == WEB_VAR_NUL) {
-        snprintf(f->e_ca, sizeof f->e_ca, "The CA certificate holds a NUL character, which is not text.");
-    }
+    s_read(get, src, "ca_cert", f->ca_pem, ADMIN_MAX_CA_PEM + 1, f->e_ca, "The CA certificate", "64 KiB");
 }
 
 static void s_check_base(iform_t *f)
