@@ -70,10 +70,10 @@ static const db_stmt_t s_after_login = {
  * last check is older than $1 seconds (or who were never checked), not
  * claimed by another broker. Oldest check first, but those whose claim ran
  * out (postponed: their Bitbucket did not answer) after all the others, so
- * that a Bitbucket that is down cannot keep the rest waiting. Each is held (FOR KEY SHARE, as the foreign
- * key's own check does) so that it cannot be deleted before its claim is
- * written; one being deleted is skipped, not waited for: otherwise its
- * claim's foreign key failed the whole batch. */
+ * that a Bitbucket that is down cannot keep the rest waiting. Each is held
+ * (FOR KEY SHARE, as the foreign key's own check does) so that it cannot be
+ * deleted before its claim is written; one being deleted is skipped, not
+ * waited for: otherwise its claim's foreign key failed the whole batch. */
 static const db_stmt_t s_due = {
     "access_due",
     "WITH due AS ("

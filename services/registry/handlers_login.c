@@ -66,11 +66,15 @@
     "CASE WHEN pg_relation_size('pending_logins') < $11::bigint * " PENDING_MIN_TUPLE_BYTES " THEN 0 ELSE "            \
     "(SELECT count(*) FROM (SELECT 1 FROM pending_logins WHERE expires_at > now() LIMIT $11::bigint) t) END "          \
     "  AS all_pending), "
-#define PENDING_EVICT                                                                                                  \
+/* Only when the start will be stored: the same caps, and the same
+ * integration condition as its INSERT (usable, a condition on i). */
+#define PENDING_EVICT(usable)                                                                                          \
     "evict AS (DELETE FROM pending_logins WHERE ctid = (SELECT ctid FROM pending_logins "                              \
     "  WHERE (SELECT all_pending FROM n) >= $11::bigint AND (SELECT browser_pending FROM n) < $10::bigint "            \
-    "  AND EXISTS (SELECT 1 FROM integrations WHERE id = $3) AND expires_at > now() "                                  \
+    "  AND EXISTS (SELECT 1 FROM integrations i WHERE " usable ") AND expires_at > now() "                             \
     "  ORDER BY expires_at LIMIT 1)), "
+#define PENDING_USABLE "i.id = $3 "
+#define PENDING_USABLE_OAUTH2 "i.id = $3 AND i.enabled AND i.oauth_version = 2 AND i.client_id <> '' "
 #define PENDING_INSERT                                                                                                 \
     "ins AS (INSERT INTO pending_logins (state_hash, request_token_hash, integration_id, code_verifier, "              \
     "request_token, request_token_secret, browser_hash, return_to, expires_at, base_url) "
@@ -88,9 +92,9 @@
  * (PENDING_BOUND), and a void one is deleted when a callback names it, or
  * swept when it expires. */
 static const db_stmt_t s_pending_insert = {
-    "pending_insert", PENDING_COUNTS PENDING_EVICT PENDING_INSERT
+    "pending_insert", PENDING_COUNTS PENDING_EVICT(PENDING_USABLE) PENDING_INSERT
     "SELECT $1, $2, i.id, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second', i.base_url "
-    "FROM n, integrations i WHERE i.id = $3 AND " PENDING_UNDER_CAPS "RETURNING 1) "
+    "FROM n, integrations i WHERE " PENDING_USABLE "AND " PENDING_UNDER_CAPS "RETURNING 1) "
     "SELECT n.browser_pending, n.all_pending, EXISTS (SELECT 1 FROM integrations WHERE id = $3) AS integration_found, "
     "EXISTS (SELECT 1 FROM ins) AS stored FROM n"};
 /* The same for an OAuth 2 integration: stored only when the integration can
@@ -99,11 +103,10 @@ static const db_stmt_t s_pending_insert = {
  * its RETURNING rows to tell whether it stored). integration_found: false
  * when there is no such integration. */
 static const db_stmt_t s_pending_insert_oauth2 = {
-    "pending_insert_oauth2", PENDING_COUNTS PENDING_EVICT PENDING_INSERT
+    "pending_insert_oauth2", PENDING_COUNTS PENDING_EVICT(PENDING_USABLE_OAUTH2) PENDING_INSERT
     "SELECT $1, $2, i.id, $4, $5, $6, $7, $8, now() + $9::integer * interval '1 second', i.base_url "
     "FROM n, integrations i "
-    "WHERE i.id = $3 AND i.enabled AND i.oauth_version = 2 AND i.client_id <> '' AND " PENDING_UNDER_CAPS
-    "RETURNING 1) "
+    "WHERE " PENDING_USABLE_OAUTH2 "AND " PENDING_UNDER_CAPS "RETURNING 1) "
     "SELECT n.browser_pending, n.all_pending, i.id IS NOT NULL AS integration_found, " REG_INTEGRATION_COLUMNS_NO_COUNT
     ", EXISTS (SELECT 1 FROM ins) AS stored "
     "FROM n LEFT JOIN integrations i ON i.id = $3"};
@@ -253,8 +256,9 @@ static void s_warn_full(int max)
         log_warn("unfinished logins are at PORTICO_PENDING_LOGINS_MAX: the oldest give way to new ones", "max=%d", max);
 }
 
-/* The answer of a login.start statement: refused when the browser's cap was reached,
- * else stored (or, for OAuth 2, the integration and whether it stored). */
+/* The answer of a login.start statement: refused when the browser's cap
+ * was reached, else stored (or, for OAuth 2, the integration and whether
+ * it stored). */
 static void s_pending_reply(reg_ctx_t *c, db_rc_t rc, PGresult *res, bool oauth2, int64_t integration_id,
                             bus_reply_t *reply)
 {

@@ -528,10 +528,20 @@ static void test_the_total_cap(void **state)
     assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM pending_logins WHERE state_hash IN "
                                     "(sha256('all-d'::bytea), sha256('all-e'::bytea))"),
                      2);
-    /* A start for no integration takes nobody's place. */
+    /* A start that is not stored takes nobody's place: no integration, or
+     * an OAuth 2 one that cannot take logins (disabled). */
     assert_code(PORTICO__ERROR_CODE__NOT_FOUND,
                 s_create_with(client, "all-g", "all-browser-g", 999999, false, NULL, &err), err);
     assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM pending_logins"), 300);
+    int64_t off = s_integration_with(client, "https://cap-off.example.com");
+    snprintf(sql, sizeof sql, "UPDATE integrations SET enabled = false WHERE id = %" PRId64, off);
+    assert_int_equal(h_pg_exec(c, sql), 0);
+    Portico__Registry__CreatePendingReply *cr = NULL;
+    assert_code(0, s_create_with(client, "all-h", "all-browser-h", off, true, &cr, &err), err);
+    assert_false(cr->stored);
+    protobuf_c_message_free_unpacked(&cr->base, NULL);
+    assert_int_equal(h_pg_scalar(c, "SELECT count(*) FROM pending_logins"), 300);
+    snprintf(sql, sizeof sql, "SELECT xmax::text::bigint FROM integrations WHERE id = %" PRId64, integration);
     /* Expired ones make room again. */
     assert_int_equal(h_pg_exec(c, "UPDATE pending_logins SET expires_at = now() - interval '1 second' "
                                   "WHERE state_hash = sha256('all-1'::bytea)"),
