@@ -42,7 +42,7 @@
 /* Time kept back from a request's deadline to answer it cleanly. */
 #define BROKER_REPLY_MARGIN_MS 400
 /* How long a refresh holds an identity's tokens at least; it holds them
- * longer when a Bitbucket call may (broker_lease_ms, tokens.c). */
+ * longer when a Bitbucket call may take longer (s_lease_ms, tokens.c). */
 #define BROKER_LEASE_MS 15000
 #define BROKER_REPOS_DEFAULT_LIMIT 25
 #define BROKER_REPOS_MAX_LIMIT 100

@@ -299,12 +299,19 @@ static tok_state_t s_store(tok_ctx_t *c)
      * lasts); if it still cannot store, this request uses the pair anyway. */
     bus_error_t e2;
     int rc = -1;
+    bool unanswered = false;
     for (int attempt = 0; attempt < 3 && rc < 0; attempt++) {
         rc = broker_registry_call(c->w, &registry_m_token_replace, &q.base, NULL, &e2);
         if (rc < 0 && e2.code != PORTICO__ERROR_CODE__UNAVAILABLE && e2.code != PORTICO__ERROR_CODE__TIMEOUT)
             break;
+        unanswered = unanswered || rc < 0;
     }
-    if (rc < 0)
+    /* A CONFLICT after an unanswered attempt: that attempt may have stored
+     * the pair (the generation moved on), which is not an error. */
+    if (rc < 0 && unanswered && e2.code == PORTICO__ERROR_CODE__CONFLICT)
+        log_warn("refreshed tokens: an unanswered store may have stored them", "identity=%lld",
+                 (long long)c->identity_id);
+    else if (rc < 0)
         log_error("could not store refreshed tokens", "identity=%lld code=%s", (long long)c->identity_id,
                   bus_code_name(e2.code));
     log_info("tokens refreshed", "identity=%lld", (long long)c->identity_id);
