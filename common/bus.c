@@ -99,6 +99,26 @@ void bus_set_stopping_check(bool (*stopping)(void))
     s_stopping = stopping;
 }
 
+int bus_own_address(const char *host, const char *what, char *addr, size_t addr_size)
+{
+    /* An orchestrator may publish a new container's name a moment after
+     * the container starts (Swarm does): ask again for a while before
+     * calling the name wrong. */
+    int64_t until = bus_now_ms() + s_bind_wait_ms;
+    while (netaddr_own_address(host, addr, addr_size) < 0) {
+        if (s_stopping && s_stopping()) {
+            log_info("stopped while waiting for the bind host's address", "endpoint=%s", what);
+            return -1;
+        }
+        if (bus_now_ms() >= until) {
+            log_error("bind host names no address of this machine", "endpoint=%s waited_ms=%d", what, s_bind_wait_ms);
+            return -1;
+        }
+        zclock_sleep(250);
+    }
+    return 0;
+}
+
 int bus_bind(zsock_t *sock, const char *endpoint)
 {
     char host[256], addr[INET6_ADDRSTRLEN], bound[320];
@@ -113,22 +133,8 @@ int bus_bind(zsock_t *sock, const char *endpoint)
             name = strcmp(host, "*") != 0 && !netaddr_is_ip(host) && if_nametoindex(host) == 0;
         }
         if (name) {
-            /* An orchestrator may publish a new container's name a moment
-             * after the container starts (Swarm does): ask again for a while
-             * before calling the name wrong. */
-            int64_t until = bus_now_ms() + s_bind_wait_ms;
-            while (netaddr_own_address(host, addr, sizeof addr) < 0) {
-                if (s_stopping && s_stopping()) {
-                    log_info("stopped while waiting for the bind host's address", "endpoint=%s", endpoint);
-                    return -1;
-                }
-                if (bus_now_ms() >= until) {
-                    log_error("bind host names no address of this machine", "endpoint=%s waited_ms=%d", endpoint,
-                              s_bind_wait_ms);
-                    return -1;
-                }
-                zclock_sleep(250);
-            }
+            if (bus_own_address(host, endpoint, addr, sizeof addr) < 0)
+                return -1;
             bool v6 = strchr(addr, ':') != NULL;
             if (v6)
                 zsock_set_ipv6(sock, 1);

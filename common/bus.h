@@ -142,6 +142,10 @@ int bus_bind(zsock_t *sock, const char *endpoint);
  * this machine: an orchestrator may publish a new container's name a moment
  * after it started. 30 s unless set (tests set 0). */
 void bus_set_bind_wait(int ms);
+/* The address of this machine that host names (netaddr_own_address),
+ * asked again as bus_bind does while it names none yet. what says in the
+ * log which setting named it. 0, or -1 after logging why. */
+int bus_own_address(const char *host, const char *what, char *addr, size_t addr_size);
 
 typedef struct bus_request_t {
     zmsg_t *routing; /* routing frames, echoed on reply */

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "endpoints.h"
+#include "netaddr.h"
 #include "url.h"
 
 #include <assert.h>
@@ -70,9 +71,11 @@ int config_bool(const char *name, bool def, bool *out, config_error_t *err)
     return -1;
 }
 
-/* A host as a listener takes it: a name or IPv4 address, or an IPv6
- * address in brackets. Nothing else: civetweb reads "a:1,0.0.0.0:2" as two
- * listeners, and such a value would open a second one unnoticed. */
+/* A host as a listener takes it: a name or IPv4 address, an IPv6 address
+ * in brackets, or an IPv4 range ("10.231.0.0/24": this machine's address
+ * in it, netaddr_own_address). Nothing else: civetweb reads
+ * "a:1,0.0.0.0:2" as two listeners, and such a value would open a second
+ * one unnoticed. */
 static bool s_host_ok(const char *h, size_t n)
 {
     if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
@@ -80,6 +83,16 @@ static bool s_host_ok(const char *h, size_t n)
             if (!isxdigit((unsigned char)h[i]) && h[i] != ':' && h[i] != '.')
                 return false;
         return n > 2;
+    }
+    const char *slash = memchr(h, '/', n);
+    if (slash) {
+        char text[64];
+        netaddr_net_t net;
+        if (n >= sizeof text)
+            return false;
+        memcpy(text, h, n);
+        text[n] = '\0';
+        return !strchr(slash + 1, '/') && netaddr_parse_net(text, &net) == 0;
     }
     for (size_t i = 0; i < n; i++)
         if (!isalnum((unsigned char)h[i]) && h[i] != '.' && h[i] != '-' && h[i] != '_')

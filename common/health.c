@@ -1,7 +1,9 @@
 #include "health.h"
 
+#include "gate.h"
 #include "log.h"
 #include "metrics.h"
+#include "netaddr.h"
 
 #include <civetweb.h>
 #include <curl/curl.h>
@@ -11,6 +13,7 @@
 
 struct health_t {
     struct mg_context *ctx;
+    gate_t *gate;
     char service[32];
     bus_ready_fn ready;
     void *arg;
@@ -62,16 +65,31 @@ health_t *health_new(const char *addr, const char *service, bus_ready_fn ready, 
     self->ready = ready;
     self->arg = arg;
     mg_init_library(0);
-    const char *options[] = {"listening_ports", addr, "num_threads", "2", "request_timeout_ms", "5000", NULL};
+    /* civetweb on a loopback port of its own, behind a gate (gate.h): its
+     * two threads see only whole requests, so clients that trickle their
+     * headers cannot keep the health checks from being answered. */
+    const char *options[] = {"listening_ports", "127.0.0.1:0", "num_threads", "2", "request_timeout_ms", "5000", NULL};
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     self->ctx = mg_start(&cb, NULL, options);
-    if (!self->ctx) {
+    struct mg_server_port port;
+    memset(&port, 0, sizeof port);
+    if (self->ctx)
+        mg_set_request_handler(self->ctx, "/", s_handle, self);
+    gate_config_t gc = {.listen_addr = addr,
+                        .header_timeout_ms = HEALTH_HEADER_TIMEOUT_MS,
+                        .keep_alive_ms = HEALTH_KEEP_ALIVE_MS,
+                        .max_per_client = HEALTH_MAX_PER_CLIENT,
+                        .max_total = HEALTH_MAX_TOTAL,
+                        .listener = "health"};
+    if (self->ctx && mg_get_server_ports(self->ctx, 1, &port) == 1)
+        gc.backend_port = port.port;
+    self->gate = gc.backend_port > 0 ? gate_new(&gc) : NULL;
+    if (!self->gate) {
         log_error("could not listen for health checks", "addr=%s", addr);
-        free(self);
+        health_destroy(&self);
         return NULL;
     }
-    mg_set_request_handler(self->ctx, "/", s_handle, self);
     log_info("health endpoint listening", "addr=%s", addr);
     return self;
 }
@@ -80,6 +98,7 @@ void health_destroy(health_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
+    gate_destroy(&(*self_p)->gate);
     if ((*self_p)->ctx)
         mg_stop((*self_p)->ctx);
     free(*self_p);
@@ -100,12 +119,23 @@ int health_check_url(const char *addr)
 
 int health_check(const char *addr, const char *path)
 {
-    char url[300];
-    /* A wildcard listen address is reached through loopback. */
-    if (!strncmp(addr, "0.0.0.0:", 8))
-        snprintf(url, sizeof url, "http://127.0.0.1%s%s", addr + 7, path);
-    else
+    char url[300], host[128], own[64];
+    const char *colon = strrchr(addr, ':');
+    snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - addr) : 0, addr);
+    if (!colon)
+        return 1;
+    if (!strcmp(host, "0.0.0.0")) {
+        /* A wildcard listen address is reached through loopback. */
+        snprintf(url, sizeof url, "http://127.0.0.1%s%s", colon, path);
+    } else if (host[0] != '[' && !netaddr_is_ip(host)) {
+        /* A name or a range: the address of this machine the listener took
+         * (gate.h), not another that shares the name (compose's aliases). */
+        if (netaddr_own_address(host, own, sizeof own) < 0)
+            return 1;
+        snprintf(url, sizeof url, strchr(own, ':') ? "http://[%s]%s%s" : "http://%s%s%s", own, colon, path);
+    } else {
         snprintf(url, sizeof url, "http://%s%s", addr, path);
+    }
     CURL *c = curl_easy_init();
     if (!c)
         return 1;

@@ -9,6 +9,15 @@
 
 typedef struct health_t health_t;
 
+/* The listener's limits (gate.h): a request's head must be whole within
+ * HEALTH_HEADER_TIMEOUT_MS; one client address holds at most
+ * HEALTH_MAX_PER_CLIENT connections, all together HEALTH_MAX_TOTAL (then
+ * 503; a kept connection idle longest gives way first). */
+#define HEALTH_HEADER_TIMEOUT_MS 5000
+#define HEALTH_KEEP_ALIVE_MS 5000
+#define HEALTH_MAX_PER_CLIENT 16
+#define HEALTH_MAX_TOTAL 256
+
 /* Listen on addr ("host:port"). NULL when the port cannot be bound. */
 health_t *health_new(const char *addr, const char *service, bus_ready_fn ready, void *arg);
 void health_destroy(health_t **self_p);

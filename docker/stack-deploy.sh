@@ -182,6 +182,10 @@ for name, svc in doc.get("services", {}).items():
         for k, v in list(env.items()):
             if k.endswith("_BIND") and isinstance(v, str):
                 env[k] = re.sub(r"^tcp://[^:/\[\]]+\.bus:", "tcp://%s:" % (bus_subnet or "*"), v)
+            # The same for a listener on the bus network (the web's
+            # PORTICO_OPS_ADDR): the range, or every address of the task.
+            if k.endswith("_ADDR") and isinstance(v, str):
+                env[k] = re.sub(r"^[^:/\[\]]+\.bus:", "%s:" % (bus_subnet or "0.0.0.0"), v)
     # Hardening in the forms version 3 knows: the memory limit as a resource
     # limit, tmpfs as tmpfs mounts (Swarm's are mode 1777). Swarm ignores
     # cap_drop and security_opt and has no pids limit in this format.

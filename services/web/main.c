@@ -4,6 +4,7 @@
 #include "reply.h"
 
 #include "crypto.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
 #include "presence.h"
@@ -440,28 +441,36 @@ static int s_run(void)
     /* Operations (/metrics, the detailed /readyz) on their own listener and
      * threads: private by default, and still answering when the public
      * port is busy. */
-    const char *ops_options[] = {"listening_ports",
-                                 web_cfg.ops_addr,
-                                 "num_threads",
-                                 "4",
-                                 "request_timeout_ms",
-                                 "10000",
-                                 "enable_keep_alive",
-                                 "no",
-                                 "max_request_size",
-                                 "8192",
-                                 NULL};
+    const char *ops_options[] = {
+        "listening_ports",  "127.0.0.1:0", "num_threads", "4", "request_timeout_ms", "10000", "enable_keep_alive", "no",
+        "max_request_size", "8192",        NULL};
     struct mg_context *ops = mg_start(&cb, NULL, ops_options);
-    if (!ops) {
+    if (ops) {
+        mg_set_request_handler(ops, "/", s_handle, &web_cfg);
+        mg_set_auth_handler(ops, "/", s_no_http_auth, NULL);
+    }
+    /* Behind a gate of its own, as the health listeners are (health.h):
+     * slow clients cannot hold its threads. */
+    gate_config_t ogc = {.listen_addr = web_cfg.ops_addr,
+                         .header_timeout_ms = HEALTH_HEADER_TIMEOUT_MS,
+                         .keep_alive_ms = HEALTH_KEEP_ALIVE_MS,
+                         .max_per_client = HEALTH_MAX_PER_CLIENT,
+                         .max_total = HEALTH_MAX_TOTAL,
+                         .listener = "ops"};
+    memset(&port, 0, sizeof port);
+    if (ops && mg_get_server_ports(ops, 1, &port) == 1)
+        ogc.backend_port = port.port;
+    gate_t *ops_gate = ogc.backend_port > 0 ? gate_new(&ogc) : NULL;
+    if (!ops_gate) {
         log_error("could not listen for operations (PORTICO_OPS_ADDR)", "addr=%s", web_cfg.ops_addr);
+        if (ops)
+            mg_stop(ops);
         gate_destroy(&web_gate);
         mg_stop(ctx);
         brokerq_destroy(&web_brokerq);
         webcache_destroy(&web_cache);
         return 1;
     }
-    mg_set_request_handler(ops, "/", s_handle, &web_cfg);
-    mg_set_auth_handler(ops, "/", s_no_http_auth, NULL);
     log_info("web listening", "addr=%s ops_addr=%s public_url=%s", web_cfg.http_addr, web_cfg.ops_addr,
              web_cfg.public_url);
     if (presence_start(web_cfg.registry_endpoint) < 0)
@@ -485,6 +494,7 @@ static int s_run(void)
     presence_stop();
     /* No new connections; the requests on their way are answered. */
     gate_drain(&web_gate, SERVICE_DRAIN_MS);
+    gate_destroy(&ops_gate);
     /* mg_stop waits up to its listener's poll interval: both at once. */
     pthread_t ops_stopper;
     bool stopping_ops = service_thread_start(&ops_stopper, "ops-stopper", s_stop_context, ops) == 0;

@@ -411,12 +411,22 @@ async function main() {
       ['registry', 'postgres', 5432, true], ['web', 'postgres', 5432, false], ['broker', 'postgres', 5432, false], ['bitbucket', 'postgres', 5432, false],
       ['bitbucket', 'demo-bitbucket', 7990, true], ['web', 'demo-bitbucket', 7990, false], ['broker', 'demo-bitbucket', 7990, false],
       ['registry', 'demo-bitbucket', 7990, false], ['postgres', 'demo-bitbucket', 7990, false],
-      ['broker', 'web', 5553, true], ['broker', 'registry', 5551, true], ['web', 'bitbucket', 5552, true],
+      ['broker', 'web', 5553, true], ['broker', 'web', 9090, true], ['broker', 'registry', 5551, true], ['web', 'bitbucket', 5552, true],
     ];
     const got = await Promise.all(want.map(([f, t, p]) => connects(f, t, p)));
     const wrong = want.filter((w, i) => got[i] !== w[3]).map(([f, t, p, ok]) => `${f} ${ok ? 'cannot' : 'can'} connect to ${t}:${p}`);
+    // The web's operations port (PORTICO_OPS_ADDR: web.bus:9090) listens on
+    // its "bus" address alone: a reverse proxy on "edge" cannot read /metrics.
+    for (const [net, v] of Object.entries(nets.web)) {
+      let open = false;
+      try {
+        await docker('exec', ids.web, 'timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${v.IPAddress}/9090`);
+        open = true;
+      } catch {}
+      if (open !== net.endsWith('_bus')) wrong.push(`the web's operations port is ${open ? '' : 'not '}open on ${net}`);
+    }
     expect(!wrong.length, wrong.join('; '));
-    return `ports published only by web (+ the demo); bus and db internal; edge without outbound NAT; ${want.length} connect checks as designed (postgres only from registry, the demo Bitbucket only from bitbucket)`;
+    return `ports published only by web (+ the demo); bus and db internal; edge without outbound NAT; ${want.length} connect checks as designed (postgres only from registry, the demo Bitbucket only from bitbucket); the web's operations port on bus alone`;
   });
 
   await step('setup walkthrough: token from `portico-registry setup-token`, Add Integration, Create Integration', async () => {

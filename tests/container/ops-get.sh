@@ -4,6 +4,8 @@
 # image has no curl). Prints the status code on the first line, then the body.
 #   tests/container/ops-get.sh CONTAINER PATH
 set -euo pipefail
-docker exec "$1" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9090 &&
+# It listens on the container's "bus" address alone (compose.yaml: web.bus),
+# on Swarm on every address: the first of the container's that answers.
+docker exec "$1" bash -c 'for a in $(hostname -I); do exec 3<>"/dev/tcp/$a/9090" && break; done 2>/dev/null;
   printf "GET %s HTTP/1.0\r\nHost: ops\r\n\r\n" "$1" >&3 && timeout 5 cat <&3' _ "$2" |
   tr -d '\r' | awk 'NR == 1 { print $2; next } body { print } /^$/ { body = 1 }'

@@ -3,9 +3,9 @@
  * web_form/web_query call it), cookie headers, return_to paths and base URLs
  * typed into the Add Integration form; and where the gate's framing says a
  * request ends.
- * fuzz-sources: services/web/framing.c */
+ */
 #include "url.h"
-#include "web/framing.h"
+#include "framing.h"
 
 #include <civetweb.h>
 #include <stdint.h>

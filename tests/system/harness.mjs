@@ -285,7 +285,7 @@ export async function startPortico(opts = {}) {
   };
   const procs = {};
   const sys = {
-    name, logDir, webUrl, webUrls, opsUrl, edge, setupToken, keyFile, busKeys, pg, emulator,
+    name, logDir, webUrl, webUrls, opsUrl, regHealthUrl: `http://127.0.0.1:${regHealth}`, edge, setupToken, keyFile, busKeys, pg, emulator,
     emulatorUrl: emulator ? emulator.url : null,
     env: base, procs,
     start(svc, extraEnv = {}) {

@@ -43,10 +43,11 @@ function slowloris(port, count) {
   };
 }
 
-// GET from another source address, without keep-alive.
-function getFrom(localAddress, path) {
+// GET from another source address, without keep-alive (port: the web's
+// public one unless given).
+function getFrom(localAddress, path, port = new URL(sys.webUrl).port) {
   return new Promise((resolve) => {
-    const req = http.request({ host: '127.0.0.1', port: new URL(sys.webUrl).port, path, localAddress, agent: false, timeout: 5000 }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, path, localAddress, agent: false, timeout: 5000 }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode));
     });
@@ -99,4 +100,31 @@ test('1,000 trickling connections and a login flood do not starve a third client
   }
   const statuses = await flood;
   assert.ok(statuses[429] > 0, `the flood was limited: ${JSON.stringify(statuses)}`);
+});
+
+// The operations port (PORTICO_OPS_ADDR) and a service's health port
+// (PORTICO_HEALTH_ADDR) had two to four civetweb threads and nothing in
+// front: 20 connections trickling headers failed every health check, and an
+// orchestrator restarts a service whose checks fail. Each now has a gate.
+test('trickling connections on the operations and health ports do not stop their checks', async () => {
+  const ops = Number(new URL(sys.opsUrl).port);
+  const health = Number(new URL(sys.regHealthUrl).port);
+  const loris = [slowloris(ops, 60), slowloris(health, 60)];
+  try {
+    await sleep(1000);
+    for (let i = 0; i < 3; i++) {
+      for (const [port, path] of [[ops, '/readyz'], [ops, '/metrics'], [health, '/readyz'], [health, '/healthz']]) {
+        const t0 = Date.now();
+        const status = await getFrom('127.0.0.1', path, port);
+        assert.equal(status, 200, `${port}${path}`);
+        assert.ok(Date.now() - t0 < 2000, `${port}${path} took ${Date.now() - t0} ms`);
+      }
+    }
+    // One address holds 16 connections on each; the rest were refused at once.
+    assert.equal(loris[0].closed() + loris[1].closed(), 2 * (60 - 16));
+    const text = await (await fetch(`${sys.opsUrl}/metrics`)).text();
+    assert.match(text, /^portico_http_gate_refused_total\{listener="ops",reason="per_client"\} 44$/m);
+  } finally {
+    for (const l of loris) l.stop();
+  }
 });

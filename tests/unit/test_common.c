@@ -58,13 +58,16 @@ static void test_config_values(void **state)
                                "[]:80",
                                "[::1]x:80",
                                "host:80s",
+                               "10.0.0.0/33:80",
+                               "10.0.0.0/24/8:80",
+                               "web/24:80",
                                "host:"};
     for (size_t i = 0; i < sizeof bad_addrs / sizeof bad_addrs[0]; i++) {
         setenv("PORTICO_T_ADDR", bad_addrs[i], 1);
         if (config_addr("PORTICO_T_ADDR", NULL, false, s, sizeof s, &err) != -1)
             fail_msg("took %s", bad_addrs[i]);
     }
-    const char *good_addrs[] = {"[::]:8080", "[::1]:80", "portico-web:8080", "web.bus_1:65535"};
+    const char *good_addrs[] = {"[::]:8080", "[::1]:80", "portico-web:8080", "web.bus_1:65535", "10.231.0.0/24:9090"};
     for (size_t i = 0; i < sizeof good_addrs / sizeof good_addrs[0]; i++) {
         setenv("PORTICO_T_ADDR", good_addrs[i], 1);
         if (config_addr("PORTICO_T_ADDR", NULL, false, s, sizeof s, &err) != 0)

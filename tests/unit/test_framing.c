@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "web/framing.h"
+#include "framing.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,4 +1,5 @@
-/* gate: the web's front door, one thread with epoll in front of civetweb.
+/* gate: a front door, one thread with epoll in front of civetweb: the web's
+ * public port, its operations port, and every health listener (health.h).
  *
  * civetweb holds a thread per connection from its first byte, so a few
  * hundred connections that trickle their headers or bodies (or just sit
@@ -53,6 +54,7 @@ typedef struct {
     long max_per_client;
     long max_total;
     const netaddr_list_t *trusted; /* not capped per client */
+    const char *listener;          /* NULL: the public port; else its metrics' listener="..." */
 } gate_config_t;
 
 /* Listen and start the gate's thread. NULL (and a log line) on failure. */

@@ -1,5 +1,6 @@
 #include "gate.h"
 
+#include "bus.h"
 #include "crypto.h"
 #include "framing.h"
 #include "log.h"
@@ -158,17 +159,28 @@ static void s_refuse_fd(int fd, int status, const char *reason)
         (void)!send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-/* Count a connection or request the gate refused, by why. */
-static void s_count_refused(const char *what)
+/* Count one of the gate's events; a gate other than the public one says
+ * which listener it holds (gate_config_t.listener). */
+static void s_count(const gate_t *self, const char *metric, const char *reason)
 {
-    char labels[64];
-    snprintf(labels, sizeof labels, "reason=\"%s\"", what);
-    metrics_inc("portico_http_gate_refused_total", labels, 1);
+    char labels[96];
+    const char *l = self->cfg.listener;
+    if (reason && l)
+        snprintf(labels, sizeof labels, "listener=\"%s\",reason=\"%s\"", l, reason);
+    else if (reason || l)
+        snprintf(labels, sizeof labels, reason ? "reason=\"%s\"" : "listener=\"%s\"", reason ? reason : l);
+    metrics_inc(metric, reason || l ? labels : NULL, 1);
+}
+
+/* Count a connection or request the gate refused, by why. */
+static void s_count_refused(const gate_t *self, const char *what)
+{
+    s_count(self, "portico_http_gate_refused_total", what);
 }
 
 static void s_refuse(gate_t *self, conn_t *c, int status, const char *reason, const char *what)
 {
-    s_count_refused(what);
+    s_count_refused(self, what);
     s_refuse_fd(c->cfd, status, reason);
     s_close(self, c);
 }
@@ -242,7 +254,7 @@ static bool s_make_room(gate_t *self, const char *key)
     /* One whose next request is already in its socket is busy. */
     if (!oldest || s_request_waiting(oldest))
         return false;
-    metrics_inc("portico_http_gate_idle_closed_total", NULL, 1);
+    s_count(self, "portico_http_gate_idle_closed_total", NULL);
     s_close(self, oldest);
     return true;
 }
@@ -270,7 +282,7 @@ static void s_accept(gate_t *self)
             why = "total";
         conn_t *c = why ? NULL : calloc(1, sizeof *c);
         if (!c) {
-            s_count_refused(why ? why : "memory");
+            s_count_refused(self, why ? why : "memory");
             s_refuse_fd(fd, 503, "Too many connections: try again in a moment.");
             close(fd);
             continue;
@@ -307,16 +319,16 @@ static void s_give_back(gate_t *self, conn_t *c)
     close(c->bfd);
     c->bfd = -1;
     c->bend.watched = 0;
-    metrics_inc("portico_http_gate_backend_released_total", NULL, 1);
+    s_count(self, "portico_http_gate_backend_released_total", NULL);
 }
 
 /* A later request on the connection is refused. The answers to the ones
  * before it may still be on their way, so this one gets none: nothing more
  * goes to civetweb, which answers what it has, sees the end and closes;
  * then so does the gate. (With nothing due, s_refuse answers it.) */
-static void s_refuse_later(conn_t *c, const char *what)
+static void s_refuse_later(const gate_t *self, conn_t *c, const char *what)
 {
-    s_count_refused(what);
+    s_count_refused(self, what);
     c->in_len = c->ready;
     c->c_eof = true;
     c->deadline_ms = 0;
@@ -349,7 +361,7 @@ static int s_target(gate_t *self, conn_t *c, size_t at, size_t *head_len)
     size_t len = (size_t)(target_end - target);
     if (len == 1 && *target == '*') {
         if (c->relaying && !s_nothing_due(c)) {
-            s_refuse_later(c, "asterisk");
+            s_refuse_later(self, c, "asterisk");
             return 1;
         }
         if (sp - req == 7 && !memcmp(req, "OPTIONS", 7)) {
@@ -505,7 +517,7 @@ static bool s_frame(gate_t *self, conn_t *c, int64_t now)
                 s_refuse(self, c, rc, s_status_text(rc), what);
                 return false;
             }
-            s_refuse_later(c, what);
+            s_refuse_later(self, c, what);
             return true;
         }
         /* A body longer than the web takes is refused by it unread: the
@@ -669,7 +681,7 @@ static void s_expire(gate_t *self, int64_t now)
             /* A client that takes nothing of its answers holds a slot
              * of max_total and of its address's, and civetweb a thread
              * while its answer does not fit: closed. */
-            s_count_refused("send_timeout");
+            s_count_refused(self, "send_timeout");
             struct linger reset = {.l_onoff = 1, .l_linger = 0}; /* what it did not take is dropped */
             setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
             s_close(self, c);
@@ -682,7 +694,7 @@ static void s_expire(gate_t *self, int64_t now)
         if (!c->relaying || s_nothing_due(c)) {
             s_refuse(self, c, 408, "The request took too long to arrive.", "header_timeout");
         } else {
-            s_refuse_later(c, "request_timeout");
+            s_refuse_later(self, c, "request_timeout");
             s_watch(self, c);
         }
     }
@@ -758,6 +770,14 @@ static int s_listen(const char *addr)
     if (h[0] == '[') {
         h++;
         h[strlen(h) - 1] = '\0';
+    }
+    /* A name listens on the one address of this machine it names (compose's
+     * "web.bus": that network alone), as the bus binds do. */
+    char own[64];
+    if (*h && !netaddr_is_ip(h)) {
+        if (bus_own_address(h, addr, own, sizeof own) < 0)
+            return -1;
+        h = own;
     }
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
