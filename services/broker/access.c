@@ -393,9 +393,9 @@ out:
     return NULL;
 }
 
-int broker_access_start(const char *instance)
+int broker_access_start(const char *holder)
 {
-    snprintf(s_holder, sizeof s_holder, "%s/access", instance);
+    snprintf(s_holder, sizeof s_holder, "%s/access", holder);
     metrics_help("portico_access_checks_total", "counter",
                  "Re-checks of signed-in people's access: ok, ended (sessions ended), postponed (Bitbucket or a "
                  "service did not answer)");

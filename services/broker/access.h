@@ -16,8 +16,9 @@
 
 /* Take PORTICO_ACCESS_RECHECK_SECONDS from broker_cfg (checked at start). */
 void broker_access_config(void);
-/* Start and stop the re-check thread; instance names it in token leases. */
-int broker_access_start(const char *instance);
+/* Start and stop the re-check thread; holder names this process in token
+ * leases (the thread adds "/access"). */
+int broker_access_start(const char *holder);
 void broker_access_stop(void);
 
 /* The CHECK_ACCESS step of login.finish. */

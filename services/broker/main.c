@@ -5,6 +5,7 @@
 #include "bus_methods.h"
 
 #include "access.h"
+#include "crypto.h"
 
 #include "endpoints.h"
 #include "log.h"
@@ -19,6 +20,11 @@
 #include <unistd.h>
 
 static char s_instance[96];
+/* What names this process in token leases: its instance name and a random
+ * tag. Host name and process id alone are the same for two containers with
+ * host networking (each is process 1), and two workers that take one
+ * holder for theirs both hold the lease. */
+static char s_holder[128];
 static atomic_int s_ready_workers;
 
 typedef struct {
@@ -276,7 +282,7 @@ static void *s_worker(void *arg)
     broker_worker_t w;
     memset(&w, 0, sizeof w);
     web_links_t *webs = calloc(1, sizeof *webs);
-    snprintf(w.holder, sizeof w.holder, "%s/%d", s_instance, slot->index);
+    snprintf(w.holder, sizeof w.holder, "%s/%d", s_holder, slot->index);
     char ready[160];
     snprintf(ready, sizeof ready, "%s %s", BUS_WORKER_READY, s_instance);
     endpoints_t *web_eps = endpoints_new(broker_cfg.web_endpoint, NULL);
@@ -354,6 +360,10 @@ static int s_run(void)
 {
     broker_access_config();
     service_instance_name(s_instance, sizeof s_instance);
+    char tag[16];
+    if (crypto_random_token(6, tag, sizeof tag) < 0)
+        return 1;
+    snprintf(s_holder, sizeof s_holder, "%s/%s", s_instance, tag);
     bus_set_identity("broker", s_instance, s_ready, NULL);
     if (service_health_start(broker_cfg.health_addr, s_ready, NULL) < 0)
         return 1;
@@ -370,7 +380,7 @@ static int s_run(void)
     if (started < broker_cfg.workers) {
         status = 1;
         service_request_stop();
-    } else if (broker_access_start(s_instance) < 0) {
+    } else if (broker_access_start(s_holder) < 0) {
         log_error("could not start the access re-checks", NULL);
     }
     if (!status)

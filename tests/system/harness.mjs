@@ -2,7 +2,7 @@
 // four Portico services as real processes on loopback, on free ports, and
 // stops them again. Every test file gets its own private system.
 import '../compat.mjs';
-import { spawn, execFile, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtempSync, mkdirSync, writeFileSync, createWriteStream, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -233,6 +233,13 @@ export async function startEdge(ports) {
 //   httpHost: the address the webs listen on ("127.0.0.1"; "[::]" takes
 //     IPv6 clients too, while webUrl stays on 127.0.0.1)
 //   readyTimeout: how long to wait for each web to be ready (20000 ms)
+//   brokerPidNamespace: start each broker as process 1 of its own PID
+//     namespace (needs root: canUnsharePid())
+// Whether this user may start a process in a PID namespace of its own.
+export function canUnsharePid() {
+  return spawnSync('unshare', ['--pid', '--fork', 'true']).status === 0;
+}
+
 export async function startPortico(opts = {}) {
   const name = opts.name || `sys-${Date.now()}-${randomBytes(2).toString('hex')}`;
   const logDir = join(ARTIFACTS, 'logs', name);
@@ -290,7 +297,12 @@ export async function startPortico(opts = {}) {
     env: base, procs,
     start(svc, extraEnv = {}) {
       const env = { ...base, ...extraEnv };
-      procs[svc] = new Proc(svc, join(BIN, `portico-${svc.replace(/-\d+$/, '')}`), [], env, logDir);
+      const bin = join(BIN, `portico-${svc.replace(/-\d+$/, '')}`);
+      // brokerPidNamespace: each broker is process 1 of a PID namespace of
+      // its own, as in a container, on this host's name (host networking).
+      procs[svc] = opts.brokerPidNamespace && svc.startsWith('broker')
+        ? new Proc(svc, 'unshare', ['--pid', '--fork', '--kill-child=SIGTERM', bin], env, logDir)
+        : new Proc(svc, bin, [], env, logDir);
       return procs[svc];
     },
     async startBroker(extraEnv = {}) {

@@ -3,9 +3,15 @@
 // must wait for it, not take the lease over and refresh with the same
 // refresh token (Bitbucket has rotated it: the second refresh is refused,
 // and the stored pair was deleted). Two brokers, one slow refresh.
+//
+// Each broker with one worker, run (as root) as process 1 of a PID
+// namespace of its own on this host's name, as two containers with host
+// networking are: a lease holder named by host, process id and worker alone
+// was then the same for both, and the second page took the first one's
+// lease as its own.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startPortico, startEmulator, sleep } from './harness.mjs';
+import { startPortico, startEmulator, sleep, canUnsharePid } from './harness.mjs';
 import { Client } from './client.mjs';
 import { setupAdmin, createIntegration, loginAuto, text } from './login_lib.mjs';
 
@@ -15,7 +21,9 @@ before(async () => {
   sys = await startPortico({
     name: 'token-lease',
     brokers: 2,
+    brokerPidNamespace: canUnsharePid(),
     env: {
+      PORTICO_BROKER_WORKERS: '1',
       PORTICO_BITBUCKET_TIMEOUT_MS: '40000',
       PORTICO_LOGIN_TIMEOUT_MS: '90000',
       PORTICO_REPOSITORY_CACHE_SECONDS: '0',
