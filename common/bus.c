@@ -93,6 +93,12 @@ void bus_set_bind_wait(int ms)
 }
 
 static bool (*s_stopping)(void);
+static atomic_bool s_stopped_waiting;
+
+bool bus_stopped_waiting(void)
+{
+    return atomic_load(&s_stopped_waiting);
+}
 
 void bus_set_stopping_check(bool (*stopping)(void))
 {
@@ -107,6 +113,7 @@ int bus_own_address(const char *host, const char *what, char *addr, size_t addr_
     int64_t until = bus_now_ms() + s_bind_wait_ms;
     while (netaddr_own_address(host, addr, addr_size) < 0) {
         if (s_stopping && s_stopping()) {
+            atomic_store(&s_stopped_waiting, true);
             log_info("stopped while waiting for the bind host's address", "endpoint=%s", what);
             return -1;
         }

@@ -236,6 +236,9 @@ void bus_reply_clear(bus_reply_t *reply);
  * machine's, so that a stop request ends the wait (service.c sets it to
  * service_stopping; NULL: nothing). */
 void bus_set_stopping_check(bool (*stopping)(void));
+/* Whether that check ended such a wait: the service was asked to stop
+ * before it could start, and exits 0 (service_main), not as a failure. */
+bool bus_stopped_waiting(void);
 
 /* The deadline of the request this thread is serving (0 = none). */
 int64_t bus_current_deadline(void);

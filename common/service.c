@@ -230,5 +230,11 @@ int service_main(const service_def_t *def, int argc, char **argv)
     busauth_init_or_die(def->name, def->bus_serves, def->bus_calls);
     int status = def->run();
     service_health_stop();
+    /* A stop asked while it waited to start is no failure: a restart
+     * policy "on-failure" would otherwise start it again. */
+    if (status != 0 && bus_stopped_waiting()) {
+        log_info("stopped before it had started", NULL);
+        status = 0;
+    }
     return status;
 }

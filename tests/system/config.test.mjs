@@ -136,7 +136,8 @@ test('a service waiting for its bind host name to become this machine\'s stops a
     });
     let stderr = '';
     child.stderr.on('data', (d) => { stderr += d; });
-    const exited = new Promise((res) => child.on('exit', () => res(Date.now())));
+    let code = null;
+    const exited = new Promise((res) => child.on('exit', (c) => { code = c; res(Date.now()); }));
     await sleep(1500);
     const t0 = Date.now();
     child.kill('SIGTERM');
@@ -145,6 +146,8 @@ test('a service waiting for its bind host name to become this machine\'s stops a
     clearTimeout(guard);
     assert.ok(at - t0 < 3000, `stopped after ${at - t0} ms\n${stderr}`);
     assert.match(stderr, /stopped while waiting for the bind host's address/);
+    // A stop asked for is no failure: exit 0, or "on-failure" restarts it.
+    assert.equal(code, 0, stderr);
   } finally {
     rmSync(keys, { recursive: true, force: true });
   }
