@@ -1,5 +1,7 @@
 #include "metrics.h"
 
+#include "log.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -40,6 +42,9 @@ typedef struct {
 
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 static series_t s_series[MAX_SERIES];
+/* Updates of series that found no room: said once in the log and always
+ * on /metrics, so that a full table is not silent. */
+static _Atomic uint64_t s_dropped;
 static atomic_int s_count;
 static series_t *_Atomic s_table[TABLE_SIZE];
 static help_t s_help[MAX_HELP];
@@ -106,6 +111,9 @@ static series_t *s_find(const char *name, const char *labels, kind_t kind)
         atomic_store_explicit(&s_table[slot], s, memory_order_release);
     }
     pthread_mutex_unlock(&s_lock);
+    if (!s && atomic_fetch_add_explicit(&s_dropped, 1, memory_order_relaxed) == 0)
+        log_warn("the metrics table is full: new series are not counted (portico_metrics_dropped_total)",
+                 "max_series=%d name=%s", MAX_SERIES, name);
     return s;
 }
 
@@ -276,6 +284,10 @@ char *metrics_render(void)
         }
     }
     pthread_mutex_unlock(&s_lock);
+    s_append(&b,
+             "# HELP portico_metrics_dropped_total Updates of series this process had no room for (%d at most).\n"
+             "# TYPE portico_metrics_dropped_total counter\nportico_metrics_dropped_total %llu\n",
+             MAX_SERIES, (unsigned long long)atomic_load_explicit(&s_dropped, memory_order_relaxed));
     return b.buf;
 }
 
@@ -285,6 +297,7 @@ void metrics_reset(void)
     for (size_t i = 0; i < TABLE_SIZE; i++)
         atomic_store_explicit(&s_table[i], NULL, memory_order_relaxed);
     atomic_store_explicit(&s_count, 0, memory_order_release);
+    atomic_store_explicit(&s_dropped, 0, memory_order_relaxed);
     s_help_count = 0;
     pthread_mutex_unlock(&s_lock);
 }

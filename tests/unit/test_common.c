@@ -172,6 +172,29 @@ static void test_metrics_render(void **state)
     metrics_reset();
 }
 
+/* A full table drops new series, and says so on /metrics (it was silent). */
+static void test_metrics_full(void **state)
+{
+    (void)state;
+    metrics_reset();
+    log_set_level(LOG_LEVEL_ERROR);
+    char labels[32];
+    for (int i = 0; i < 1100; i++) {
+        snprintf(labels, sizeof labels, "n=\"%d\"", i);
+        metrics_inc("t_many_total", labels, 1);
+    }
+    metrics_inc("t_many_total", "n=\"5\"", 1);
+    char *text = metrics_render();
+    assert_non_null(strstr(text, "t_many_total{n=\"5\"} 2\n"));
+    assert_null(strstr(text, "t_many_total{n=\"1099\"}"));
+    assert_non_null(strstr(text, "\nportico_metrics_dropped_total 76\n"));
+    free(text);
+    metrics_reset();
+    text = metrics_render();
+    assert_non_null(strstr(text, "portico_metrics_dropped_total 0\n"));
+    free(text);
+}
+
 #define RACERS 4
 #define RACES 20000
 
@@ -237,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_config_values),  cmocka_unit_test(test_log_line),
         cmocka_unit_test(test_sbuf_html),      cmocka_unit_test(test_sbuf_grows),
         cmocka_unit_test(test_metrics_render), cmocka_unit_test(test_metrics_threads),
+        cmocka_unit_test(test_metrics_full),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
