@@ -30,6 +30,11 @@
 #define IN_START 8192
 #define IN_MAX (HEADER_MAX + BODY_MAX + 256) /* one held request, the gate's own header too */
 #define PIPE_BUF_SIZE 32768
+/* What held requests may take beyond their first IN_START bytes, on average
+ * per connection of max_total: a request that would go past it in all is
+ * refused (503). 4,096 connections, each with 16 KiB of head and 64 KiB of
+ * body half sent, would otherwise take some 330 MB. */
+#define HELD_PER_CONN 16384
 #define MAX_EVENTS 256
 #define TICK_MS 100
 /* A connection to civetweb that has had no request to answer for this long
@@ -65,7 +70,7 @@ struct conn_t {
     char *in;
     size_t in_len, in_cap;
     size_t ready; /* in[0..ready) is whole requests, to send to civetweb */
-    char b2c[PIPE_BUF_SIZE];
+    char *b2c;    /* PIPE_BUF_SIZE, while civetweb's connection is open */
     size_t b2c_off, b2c_len;
     conn_t *prev, *next;
 };
@@ -80,6 +85,7 @@ struct gate_t {
     conn_t *conns;
     conn_t *graveyard; /* closed in this batch: other events may still name them */
     long nconns;
+    size_t held, held_max; /* what the connections' `in` take beyond IN_START each */
 };
 
 static int64_t s_now_ms(void)
@@ -114,11 +120,31 @@ static void s_watch(gate_t *self, conn_t *c)
         s_want(self, c->cfd, &c->cend, (!c->c_eof && c->in_len < IN_MAX ? EPOLLIN : 0) | (c->b2c_len ? EPOLLOUT : 0));
     if (c->bfd >= 0)
         s_want(self, c->bfd, &c->bend,
-               (!c->b_eof && c->b2c_len < sizeof c->b2c ? EPOLLIN : 0) | (c->ready ? EPOLLOUT : 0));
+               (!c->b_eof && c->b2c_len < PIPE_BUF_SIZE ? EPOLLIN : 0) | (c->ready ? EPOLLOUT : 0));
+}
+
+/* What a buffer of cap bytes counts against held_max. */
+static size_t s_charge(size_t cap)
+{
+    return cap > IN_START ? cap - IN_START : 0;
+}
+
+/* Nothing of the client's is held: its buffer goes, and the next request
+ * gets a new one (a kept connection waiting costs little). */
+static void s_in_release(gate_t *self, conn_t *c)
+{
+    if (c->in_len || !c->in)
+        return;
+    self->held -= s_charge(c->in_cap);
+    free(c->in);
+    c->in = NULL;
+    c->in_cap = 0;
 }
 
 static void s_close(gate_t *self, conn_t *c)
 {
+    self->held -= s_charge(c->in_cap);
+    c->in_cap = 0; /* counted no more; freed with the connection */
     epoll_ctl(self->epfd, EPOLL_CTL_DEL, c->cfd, NULL);
     close(c->cfd);
     if (c->bfd >= 0) {
@@ -143,6 +169,7 @@ static void s_bury(gate_t *self)
         conn_t *c = self->graveyard;
         self->graveyard = c->next;
         free(c->in);
+        free(c->b2c);
         free(c);
     }
 }
@@ -319,6 +346,11 @@ static void s_give_back(gate_t *self, conn_t *c)
     close(c->bfd);
     c->bfd = -1;
     c->bend.watched = 0;
+    if (!c->b2c_len) {
+        free(c->b2c);
+        c->b2c = NULL;
+    }
+    s_in_release(self, c);
     s_count(self, "portico_http_gate_backend_released_total", NULL);
 }
 
@@ -393,8 +425,10 @@ static int s_target(gate_t *self, conn_t *c, size_t at, size_t *head_len)
     return 0;
 }
 
-/* Room for `need` more bytes in c->in, up to IN_MAX in all. */
-static int s_in_room(conn_t *c, size_t need)
+/* Room for `need` more bytes in c->in, up to IN_MAX in all. -2 when the
+ * connections' buffers together would take more than held_max beyond
+ * their first IN_START bytes each. */
+static int s_in_room(gate_t *self, conn_t *c, size_t need)
 {
     if (c->in_len + need <= c->in_cap)
         return 0;
@@ -405,11 +439,15 @@ static int s_in_room(conn_t *c, size_t need)
         cap = IN_MAX;
     if (c->in_len + need > cap)
         return -1;
+    size_t more = s_charge(cap) - s_charge(c->in_cap);
+    if (more && self->held + more > self->held_max)
+        return -2;
     char *in = realloc(c->in, cap);
     if (!in)
         return -1;
     c->in = in;
     c->in_cap = cap;
+    self->held += more;
     return 0;
 }
 
@@ -424,7 +462,7 @@ static int s_hand_over(gate_t *self, conn_t *c, size_t *head_len)
     size_t first = (size_t)(nl - c->in) + 1;
     char extra[160];
     int n = snprintf(extra, sizeof extra, "%s: %s %s\r\n", GATE_HEADER, self->token, c->addr);
-    if (n <= 0 || (size_t)n >= sizeof extra || s_in_room(c, (size_t)n) < 0)
+    if (n <= 0 || (size_t)n >= sizeof extra || s_in_room(self, c, (size_t)n) < 0)
         return -1;
     memmove(c->in + first + n, c->in + first, c->in_len - first);
     memcpy(c->in + first, extra, (size_t)n);
@@ -556,7 +594,18 @@ static bool s_read_client(gate_t *self, conn_t *c, int64_t now)
 {
     /* Full only while whole requests wait for civetweb (a held one always
      * fits), or out of memory: read later; the deadline still runs. */
-    if (s_in_room(c, 1) < 0)
+    int room = s_in_room(self, c, 1);
+    if (room == -2) {
+        /* The requests held together are at their cap: this one is
+         * refused rather than held (or read) in part. */
+        if (!c->relaying || s_nothing_due(c)) {
+            s_refuse(self, c, 503, "Too busy: try again in a moment.", "buffers");
+            return false;
+        }
+        s_refuse_later(self, c, "buffers");
+        return true;
+    }
+    if (room < 0)
         return true;
     ssize_t n = recv(c->cfd, c->in + c->in_len, c->in_cap - c->in_len, 0);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -606,14 +655,16 @@ static bool s_relay(gate_t *self, conn_t *c, const end_t *e, uint32_t events)
         shutdown(c->bfd, SHUT_WR);
         c->b_shut = true;
     }
-    if (readable && e->backend && !c->b_eof && c->b2c_len < sizeof c->b2c) {
+    if (readable && e->backend && !c->b_eof && c->b2c_len < PIPE_BUF_SIZE && !c->b2c)
+        c->b2c = malloc(PIPE_BUF_SIZE); /* none: read when epoll says so again */
+    if (readable && e->backend && !c->b_eof && c->b2c_len < PIPE_BUF_SIZE && c->b2c) {
         size_t at = c->b2c_off + c->b2c_len;
-        if (c->b2c_off && at == sizeof c->b2c) {
+        if (c->b2c_off && at == PIPE_BUF_SIZE) {
             memmove(c->b2c, c->b2c + c->b2c_off, c->b2c_len);
             c->b2c_off = 0;
             at = c->b2c_len;
         }
-        n = recv(c->bfd, c->b2c + at, sizeof c->b2c - at, 0);
+        n = recv(c->bfd, c->b2c + at, PIPE_BUF_SIZE - at, 0);
         if (n > 0) {
             if (!c->b2c_len)
                 c->send_by_ms = s_now_ms() + self->cfg.header_timeout_ms;
@@ -808,6 +859,7 @@ gate_t *gate_new(const gate_config_t *cfg)
     if (!self)
         return NULL;
     self->cfg = *cfg;
+    self->held_max = (size_t)cfg->max_total * HELD_PER_CONN;
     self->lfd = self->epfd = self->stopfd = -1;
     if (crypto_random_token(24, self->token, sizeof self->token) < 0)
         goto fail;

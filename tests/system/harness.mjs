@@ -13,6 +13,9 @@ import { randomBytes } from 'node:crypto';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = process.env.PORTICO_TEST_BIN || join(ROOT, 'build', 'bin');
+// The services run built with AddressSanitizer (tests/run-sanitize.sh sets
+// ASAN_OPTIONS): their memory use says nothing of Portico's.
+export const SANITIZED = Boolean(process.env.ASAN_OPTIONS);
 const OWN_BIN = join(ROOT, 'build', 'bin');
 export const ARTIFACTS = join(ROOT, 'tests', 'artifacts');
 
