@@ -37,6 +37,50 @@ bool bb_utf8_valid(const char *s, size_t n)
     return true;
 }
 
+static bool s_opaque_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c && strchr("_~+/-", c));
+}
+
+/* Looks like a token, a code or a secret rather than words: mixed case
+ * with digits (base64, base64url), or a long run of hex (hex tokens,
+ * UUIDs). Words, host names and paths ("oauth2/latest/token") are not. */
+static bool s_opaque_run(const char *p, size_t n)
+{
+    bool upper = false, lower = false, digit = false, hex = true;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        upper |= c >= 'A' && c <= 'Z';
+        lower |= c >= 'a' && c <= 'z';
+        digit |= c >= '0' && c <= '9';
+        hex &= (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == '-';
+    }
+    return n >= 16 && digit && ((upper && lower) || (hex && n >= 32));
+}
+
+void bb_redact_opaque(char *text)
+{
+    static const char mark[] = "[redacted]";
+    size_t o = 0;
+    for (size_t i = 0; text[i];) {
+        size_t n = 0;
+        while (text[i + n] && s_opaque_char(text[i + n]))
+            n++;
+        if (n && s_opaque_run(text + i, n)) {
+            memcpy(text + o, mark, sizeof mark - 1); /* n >= 16: never longer */
+            o += sizeof mark - 1;
+        } else if (n) {
+            memmove(text + o, text + i, n);
+            o += n;
+        } else {
+            text[o++] = text[i];
+            n = 1;
+        }
+        i += n;
+    }
+    text[o] = '\0';
+}
+
 void bb_safe_text(const char *in, size_t n, char *out, size_t out_size)
 {
     if (!out_size)
@@ -71,6 +115,7 @@ void bb_safe_text(const char *in, size_t n, char *out, size_t out_size)
     out[o] = '\0';
     if (!bb_utf8_valid(out, o))
         snprintf(out, out_size, "(unreadable text)");
+    bb_redact_opaque(out);
 }
 
 char *bb_text_dup(const char *p, size_t n)

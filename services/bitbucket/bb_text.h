@@ -10,10 +10,17 @@
 
 bool bb_utf8_valid(const char *s, size_t n);
 /* Copy text for a message: control characters become spaces, runs of
- * spaces collapse, cut at a UTF-8 character boundary. */
+ * spaces collapse, cut at a UTF-8 character boundary, and what looks like
+ * a token, code or secret is replaced (bb_redact_opaque): a server or proxy
+ * that echoes what it was sent must not put it in Portico's messages and
+ * logs. */
 void bb_safe_text(const char *in, size_t n, char *out, size_t out_size);
 /* n bytes as a fresh NUL-terminated string (NUL bytes inside are kept, for
  * the caller to refuse); NULL when out of memory. */
 char *bb_text_dup(const char *p, size_t n);
+/* In place: each run of [A-Za-z0-9_~+/-] of 16 or more characters that
+ * mixes upper and lower case with digits, or is hex (and '-') of 32 or
+ * more with a digit, becomes "[redacted]". */
+void bb_redact_opaque(char *text);
 
 #endif

@@ -25,6 +25,29 @@ static void test_safe_text(void **state)
     assert_string_equal(out, "(unread");
 }
 
+/* A server or proxy that echoes the code, token or secret it was sent puts
+ * none of it in Portico's messages; words, names and paths stay. */
+static void test_opaque_runs_are_redacted(void **state)
+{
+    (void)state;
+    char out[200];
+    const char *echo =
+        "Invalid authorization code: NjM0Mzk5MTY3NzQ5OkXk3q_Yb-9zQ2 (client 0123456789abcdef0123456789abcdef)";
+    bb_safe_text(echo, strlen(echo), out, sizeof out);
+    assert_string_equal(out, "Invalid authorization code: [redacted] (client [redacted])");
+    const char *plain = "redirect_uri mismatch: https://portico.example.com/login/callback/3 for MyRepository2024 "
+                        "and 550e8400-e29b-41d4-a716-446655440000";
+    bb_safe_text(plain, strlen(plain), out, sizeof out);
+    assert_string_equal(out, "redirect_uri mismatch: https://portico.example.com/login/callback/3 for [redacted] and "
+                             "[redacted]");
+    const char *words = "The repository PROJECT_ALPHA/my-long-repository-name does not exist (oauth2/latest/token)";
+    bb_safe_text(words, strlen(words), out, sizeof out);
+    assert_string_equal(out, words);
+    char cut[24];
+    bb_safe_text("code=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5", 33, cut, sizeof cut);
+    assert_string_equal(cut, "code=[redacted]");
+}
+
 static void test_utf8(void **state)
 {
     (void)state;
@@ -40,6 +63,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_safe_text),
         cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_opaque_runs_are_redacted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
