@@ -7,6 +7,7 @@
 #include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,7 @@ struct bb_egress_t {
     nets_t own; /* single addresses (prefix 128) */
 };
 
-static const bb_egress_t *s_global;
+static const bb_egress_t *_Atomic s_global;
 
 bb_egress_t *bb_egress_new(void)
 {
@@ -57,12 +58,12 @@ void bb_egress_destroy(bb_egress_t **self_p)
 
 void bb_egress_set_global(bb_egress_t *policy)
 {
-    s_global = policy;
+    atomic_store(&s_global, policy);
 }
 
 const bb_egress_t *bb_egress_global(void)
 {
-    return s_global;
+    return atomic_load(&s_global);
 }
 
 /* ---- addresses ---- */
@@ -238,6 +239,40 @@ int bb_egress_own_interfaces(bb_egress_t *self)
             rc = -1;
     freeifaddrs(ifs);
     return rc;
+}
+
+int bb_egress_own_add_all(bb_egress_t *self, const bb_egress_t *other)
+{
+    for (size_t i = 0; i < other->own.n; i++) {
+        bool known = false;
+        for (size_t j = 0; j < self->own.n && !known; j++)
+            known = !memcmp(self->own.items[j].addr, other->own.items[i].addr, 16);
+        if (!known && s_push_net(&self->own, other->own.items[i].addr, 128) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static bool s_own_within(const bb_egress_t *a, const bb_egress_t *b)
+{
+    for (size_t i = 0; i < a->own.n; i++) {
+        bool found = false;
+        for (size_t j = 0; j < b->own.n && !found; j++)
+            found = !memcmp(a->own.items[i].addr, b->own.items[j].addr, 16);
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+bool bb_egress_own_same(const bb_egress_t *a, const bb_egress_t *b)
+{
+    return s_own_within(a, b) && s_own_within(b, a);
+}
+
+size_t bb_egress_own_count(const bb_egress_t *self)
+{
+    return self->own.n;
 }
 
 /* ---- the decision ---- */

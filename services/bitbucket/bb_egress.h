@@ -11,7 +11,9 @@
  *
  * Refused unless allowed: loopback, link-local, unspecified ("this
  * network"), multicast and broadcast/reserved addresses, and Portico's own
- * addresses (this host's interfaces and the addresses of PORTICO_OWN_HOSTS).
+ * addresses (this host's interfaces and the addresses of PORTICO_OWN_HOSTS
+ * and of the Portico addresses in the environment, read again every
+ * BB_OWN_REFRESH_S seconds: containers that start again get new ones).
  * Private ranges (10/8, 172.16/12, 192.168/16, fc00::/7) stay allowed: that
  * is where Bitbucket Data Center lives.
  *
@@ -26,6 +28,8 @@
 
 typedef struct bb_egress_t bb_egress_t;
 
+#define BB_OWN_REFRESH_S 10
+
 bb_egress_t *bb_egress_new(void);
 void bb_egress_destroy(bb_egress_t **self_p);
 
@@ -33,11 +37,16 @@ void bb_egress_destroy(bb_egress_t **self_p);
  * naming the entry that is not a host name, address or CIDR range. */
 int bb_egress_allow(bb_egress_t *self, const char *list, char *why, size_t why_size);
 /* Portico's own: an address, or every address a host name resolves to
- * (blocking; at start only). 0 or -1. */
+ * (blocking: at start, and in the refresh thread). 0 or -1. */
 int bb_egress_own_addr(bb_egress_t *self, const struct sockaddr *sa);
 int bb_egress_own_host(bb_egress_t *self, const char *host);
 /* Every address of this host's interfaces. */
 int bb_egress_own_interfaces(bb_egress_t *self);
+/* Add other's own addresses to self's (those it lacks). 0 or -1. */
+int bb_egress_own_add_all(bb_egress_t *self, const bb_egress_t *other);
+/* Whether a and b hold the same own addresses, in any order. */
+bool bb_egress_own_same(const bb_egress_t *a, const bb_egress_t *b);
+size_t bb_egress_own_count(const bb_egress_t *self);
 
 /* May a call for host (the URL's host name or literal) connect to sa?
  * When not, why says what kind of address it is ("loopback",
@@ -47,8 +56,10 @@ bool bb_egress_permits(const bb_egress_t *self, const char *host, const struct s
 /* The same for an address in text form (curl's primary IP). */
 bool bb_egress_permits_text(const bb_egress_t *self, const char *host, const char *ip, char *why, size_t why_size);
 
-/* The process-wide policy the HTTP layer consults (set once at start,
- * before any transfer; NULL permits everything, for tests of other parts). */
+/* The process-wide policy the HTTP layer consults (NULL permits
+ * everything, for tests of other parts). The service sets it at start and
+ * replaces it as Portico's own addresses change (main.c); a replaced
+ * policy stays valid for a while, for a check that read it just before. */
 void bb_egress_set_global(bb_egress_t *policy);
 const bb_egress_t *bb_egress_global(void);
 

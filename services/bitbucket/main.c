@@ -14,9 +14,12 @@
 #include "service.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static bb_config_t s_cfg;
 
@@ -41,7 +44,7 @@ static void s_endpoint_host(const char *v, char *out, size_t out_size)
 /* The egress policy: PORTICO_BITBUCKET_ALLOW, and what is Portico's own:
  * this host's interfaces, the hosts of the Portico addresses in the
  * environment, and PORTICO_OWN_HOSTS. */
-static bb_egress_t *s_egress_load(const char *allow, const char *own)
+static bb_egress_t *s_egress_load(const char *allow, const char *own, bool quiet, bool *partial)
 {
     char why[300], host[256];
     bb_egress_t *e = bb_egress_new();
@@ -51,8 +54,12 @@ static bb_egress_t *s_egress_load(const char *allow, const char *own)
         bb_egress_destroy(&e); /* checked at start: bb_config.c */
         return NULL;
     }
-    if (bb_egress_own_interfaces(e) < 0)
-        log_warn("could not list this host's addresses; they are not refused as Bitbucket", NULL);
+    *partial = false;
+    if (bb_egress_own_interfaces(e) < 0) {
+        *partial = true;
+        if (!quiet)
+            log_warn("could not list this host's addresses; they are not refused as Bitbucket", NULL);
+    }
     static const char *const vars[] = {
         "PORTICO_REGISTRY_ENDPOINT", "PORTICO_BITBUCKET_ENDPOINT", "PORTICO_BROKER_ENDPOINT", "PORTICO_REGISTRY_BIND",
         "PORTICO_BROKER_BIND",       "PORTICO_HTTP_ADDR",          "PORTICO_OPS_ADDR"};
@@ -62,8 +69,11 @@ static bb_egress_t *s_egress_load(const char *allow, const char *own)
         if (!v || !*v || !strncmp(v, "ipc://", 6) || !strncmp(v, "inproc://", 9))
             continue;
         s_endpoint_host(v, host, sizeof host);
-        if (host[0] && bb_egress_own_host(e, host) < 0)
-            log_warn("could not resolve a Portico address; it is not refused as Bitbucket", "variable=%s", vars[i]);
+        if (host[0] && bb_egress_own_host(e, host) < 0) {
+            *partial = true;
+            if (!quiet)
+                log_warn("could not resolve a Portico address; it is not refused as Bitbucket", "variable=%s", vars[i]);
+        }
     }
     for (const char *p = own; *p;) {
         while (*p == ',' || *p == ' ')
@@ -73,11 +83,52 @@ static bb_egress_t *s_egress_load(const char *allow, const char *own)
             break;
         snprintf(host, sizeof host, "%.*s", (int)(n < sizeof host ? n : sizeof host - 1), p);
         p += n;
-        if (bb_egress_own_host(e, host) < 0)
-            log_warn("could not resolve a host of PORTICO_OWN_HOSTS; it is not refused as Bitbucket", "host=\"%s\"",
-                     host);
+        if (bb_egress_own_host(e, host) < 0) {
+            *partial = true;
+            if (!quiet)
+                log_warn("could not resolve a host of PORTICO_OWN_HOSTS; it is not refused as Bitbucket", "host=\"%s\"",
+                         host);
+        }
     }
     return e;
+}
+
+/* Portico's own addresses change: a container that starts again gets new
+ * ones, a name resolves later (Swarm publishes it once the task is
+ * healthy), an interface is added. Read them again every BB_OWN_REFRESH_S
+ * seconds. A read that could not resolve everything keeps the addresses
+ * known before as well. The policy replaced is freed one round later: a
+ * check that read it just before the swap is long done by then. */
+typedef struct {
+    bb_egress_t *current, *retired;
+    pthread_t thread;
+    bool running;
+    atomic_bool stop;
+} own_refresh_t;
+
+static void *s_own_refresh(void *arg)
+{
+    own_refresh_t *r = arg;
+    for (;;) {
+        for (int i = 0; i < BB_OWN_REFRESH_S * 4 && !atomic_load(&r->stop); i++)
+            usleep(250 * 1000);
+        if (atomic_load(&r->stop))
+            break;
+        bool partial;
+        bb_egress_t *next = s_egress_load(s_cfg.allow, s_cfg.own_hosts, true, &partial);
+        if (!next || (partial && bb_egress_own_add_all(next, r->current) < 0)) {
+            bb_egress_destroy(&next);
+            continue;
+        }
+        if (!bb_egress_own_same(next, r->current))
+            log_info("Portico's own addresses changed; calls to them are refused", "addresses=%zu",
+                     bb_egress_own_count(next));
+        bb_egress_set_global(next);
+        bb_egress_destroy(&r->retired);
+        r->retired = r->current;
+        r->current = next;
+    }
+    return NULL;
 }
 
 static int s_load_config(config_error_t *err)
@@ -102,10 +153,13 @@ static int s_run(void)
     }
     int rc = 1;
     bb_server_t *server = NULL;
-    bb_egress_t *egress = s_egress_load(s_cfg.allow, s_cfg.own_hosts);
-    if (!egress)
+    own_refresh_t own = {0};
+    bool partial;
+    own.current = s_egress_load(s_cfg.allow, s_cfg.own_hosts, false, &partial);
+    if (!own.current)
         goto out;
-    bb_egress_set_global(egress);
+    bb_egress_set_global(own.current);
+    own.running = service_thread_start(&own.thread, "own-addresses", s_own_refresh, &own) == 0;
     server = bb_server_new(&s_cfg.server);
     if (!server)
         goto out;
@@ -119,8 +173,13 @@ out:
     /* The health endpoint asks the server: close it first. */
     service_health_stop();
     bb_server_destroy(&server);
+    if (own.running) {
+        atomic_store(&own.stop, true);
+        pthread_join(own.thread, NULL);
+    }
     bb_egress_set_global(NULL);
-    bb_egress_destroy(&egress);
+    bb_egress_destroy(&own.current);
+    bb_egress_destroy(&own.retired);
     curl_global_cleanup();
     return rc;
 }

@@ -125,7 +125,21 @@ class Proc {
   }
   kill(signal = 'SIGTERM') {
     this.killed = true;
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      // unshare --fork keeps SIGTERM from itself: the signal goes to the
+      // service it started, and unshare ends with it.
+      let target = null;
+      if (this.cmd === 'unshare') {
+        try {
+          target = Number(readFileSync(`/proc/${this.child.pid}/task/${this.child.pid}/children`, 'utf8').trim().split(/\s+/)[0]) || null;
+        } catch { /* gone meanwhile */ }
+      }
+      if (target) {
+        try { process.kill(target, signal); } catch { /* gone meanwhile */ }
+      } else {
+        this.child.kill(signal);
+      }
+    }
     return this.exited;
   }
   // "running", "died of SIGSEGV", "exited with code 2"

@@ -63,6 +63,33 @@ static void test_own_addresses(void **state)
     bb_egress_destroy(&e);
 }
 
+/* The pieces of the periodic re-read (bitbucket/main.c): a read that
+ * could not resolve everything keeps what was known; a change is seen. */
+static void test_own_addresses_merge(void **state)
+{
+    (void)state;
+    bb_egress_t *a = bb_egress_new(), *b = bb_egress_new();
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    inet_pton(AF_INET, "172.18.0.4", &sa.sin_addr);
+    assert_int_equal(bb_egress_own_addr(a, (struct sockaddr *)&sa), 0);
+    inet_pton(AF_INET, "172.18.0.9", &sa.sin_addr);
+    assert_int_equal(bb_egress_own_addr(b, (struct sockaddr *)&sa), 0);
+    assert_false(bb_egress_own_same(a, b));
+    assert_int_equal(bb_egress_own_add_all(b, a), 0);
+    assert_int_equal(bb_egress_own_count(b), 2);
+    assert_int_equal(bb_egress_own_add_all(b, a), 0); /* none twice */
+    assert_int_equal(bb_egress_own_count(b), 2);
+    char why[160];
+    assert_false(s_ok(b, "registry", "172.18.0.4", why));
+    assert_false(s_ok(b, "registry", "172.18.0.9", why));
+    assert_int_equal(bb_egress_own_add_all(a, b), 0);
+    assert_true(bb_egress_own_same(a, b));
+    bb_egress_destroy(&a);
+    bb_egress_destroy(&b);
+}
+
 static void test_allow_list(void **state)
 {
     (void)state;
@@ -97,6 +124,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refused_by_default),
         cmocka_unit_test(test_own_addresses),
+        cmocka_unit_test(test_own_addresses_merge),
         cmocka_unit_test(test_allow_list),
     };
     return cmocka_run_group_tests_name("bb_egress", tests, NULL, NULL);
