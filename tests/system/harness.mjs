@@ -10,6 +10,8 @@ import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = process.env.PORTICO_TEST_BIN || join(ROOT, 'build', 'bin');
@@ -252,6 +254,38 @@ export async function startEdge(ports) {
 //   readyTimeout: how long to wait for each web to be ready (20000 ms)
 //   brokerPidNamespace: start each broker as process 1 of its own PID
 //     namespace (needs root: canUnsharePid())
+// A test file that must run inside a network namespace of its own (unshare
+// -n, as root) runs itself again there, with PORTICO_TEST_NETNS=1, after
+// the shell commands of setup (loopback up at least). Returns why it cannot
+// (a string: the caller skips with it) or spawnSync's result of that run.
+export const IN_NETNS = process.env.PORTICO_TEST_NETNS === '1';
+export function runInNetns(fileUrl, setup, timeout = 150000) {
+  const probe = spawnSync('unshare', ['-n', 'sh', '-c', setup], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) {
+    return `no network namespace here (unshare -n, ip): ${(probe.stderr || String(probe.error)).trim().split('\n')[0]}`;
+  }
+  // A run of its own, not a child of this one's test runner.
+  const env = { ...process.env, PORTICO_TEST_NETNS: '1' };
+  delete env.NODE_TEST_CONTEXT;
+  return spawnSync('unshare', ['-n', 'sh', '-c', `${setup} && exec node --test --test-reporter=tap "$0"`, fileURLToPath(fileUrl)], {
+    encoding: 'utf8', env, timeout,
+  });
+}
+// The test that does so: skipped with the reason, or passing when every
+// test of the run inside passed.
+export function netnsTest(name, fileUrl, setup) {
+  test(name, (t) => {
+    const r = runInNetns(fileUrl, setup);
+    if (typeof r === 'string') {
+      t.skip(r);
+      return;
+    }
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`.slice(-4000));
+    assert.match(r.stdout, /# pass [1-9]/);
+    assert.match(r.stdout, /# fail 0/);
+  });
+}
+
 // Whether this user may start a process in a PID namespace of its own.
 export function canUnsharePid() {
   return spawnSync('unshare', ['--pid', '--fork', 'true']).status === 0;

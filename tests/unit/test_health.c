@@ -27,17 +27,25 @@ static bool s_ready(void *arg, char *status, size_t status_size)
     return s_ready_value;
 }
 
+/* A health listener on a free loopback port, named in addr. */
+static health_t *s_start(char *addr, size_t addr_size, int *port)
+{
+    log_set_level(LOG_LEVEL_ERROR);
+    *port = test_free_port();
+    assert_true(*port > 0);
+    snprintf(addr, addr_size, "127.0.0.1:%d", *port);
+    health_t *h = health_new(addr, "registry", s_ready, NULL);
+    assert_non_null(h);
+    return h;
+}
+
 static void test_probe_follows_readiness(void **state)
 {
     (void)state;
-    log_set_level(LOG_LEVEL_ERROR);
     char addr[32];
-    int port = test_free_port();
-    assert_true(port > 0);
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     s_ready_value = false;
-    health_t *h = health_new(addr, "registry", s_ready, NULL);
-    assert_non_null(h);
+    int port;
+    health_t *h = s_start(addr, sizeof addr, &port);
     assert_int_equal(health_check(addr, "/healthz"), 0);
     assert_int_equal(health_check(addr, "/readyz"), 1);
     assert_int_equal(health_check_url(addr), 1);
@@ -80,14 +88,10 @@ static int s_trickler(int port)
 static void test_slow_clients_do_not_stop_the_checks(void **state)
 {
     (void)state;
-    log_set_level(LOG_LEVEL_ERROR);
     char addr[32];
-    int port = test_free_port();
-    assert_true(port > 0);
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     s_ready_value = true;
-    health_t *h = health_new(addr, "broker", s_ready, NULL);
-    assert_non_null(h);
+    int port;
+    health_t *h = s_start(addr, sizeof addr, &port);
     enum { N = HEALTH_MAX_PER_CLIENT + 8 };
     int fds[N];
     for (int i = 0; i < N; i++) {
