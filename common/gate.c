@@ -462,7 +462,14 @@ static int s_hand_over(gate_t *self, conn_t *c, size_t *head_len)
     size_t first = (size_t)(nl - c->in) + 1;
     char extra[160];
     int n = snprintf(extra, sizeof extra, "%s: %s %s\r\n", GATE_HEADER, self->token, c->addr);
-    if (n <= 0 || (size_t)n >= sizeof extra || s_in_room(self, c, (size_t)n) < 0)
+    if (n <= 0 || (size_t)n >= sizeof extra)
+        return -1;
+    int room = s_in_room(self, c, (size_t)n);
+    if (room < 0)
+        return room;
+    /* Civetweb's answers come through b2c: it exists while its connection
+     * is open (a client still taking an earlier answer may have it). */
+    if (!c->b2c && !(c->b2c = malloc(PIPE_BUF_SIZE)))
         return -1;
     memmove(c->in + first + n, c->in + first, c->in_len - first);
     memcpy(c->in + first, extra, (size_t)n);
@@ -571,8 +578,16 @@ static bool s_frame(gate_t *self, conn_t *c, int64_t now)
         if (c->bfd < 0) {
             /* The first request, or the first since civetweb's connection
              * was given back: nothing is ready before it. */
-            if (s_hand_over(self, c, &f.head_len) < 0) {
-                s_refuse(self, c, 503, "Portico could not take this request: try again.", "backend");
+            int h = s_hand_over(self, c, &f.head_len);
+            if (h < 0) {
+                const char *why = h == -2 ? "buffers" : "backend";
+                /* The end of an answer before it may still be on its way
+                 * to the client: no answer of ours in its middle. */
+                if (c->relaying && !s_nothing_due(c)) {
+                    s_refuse_later(self, c, why);
+                    return true;
+                }
+                s_refuse(self, c, 503, "Portico could not take this request: try again.", why);
                 return false;
             }
         }
@@ -655,9 +670,7 @@ static bool s_relay(gate_t *self, conn_t *c, const end_t *e, uint32_t events)
         shutdown(c->bfd, SHUT_WR);
         c->b_shut = true;
     }
-    if (readable && e->backend && !c->b_eof && c->b2c_len < PIPE_BUF_SIZE && !c->b2c)
-        c->b2c = malloc(PIPE_BUF_SIZE); /* none: read when epoll says so again */
-    if (readable && e->backend && !c->b_eof && c->b2c_len < PIPE_BUF_SIZE && c->b2c) {
+    if (readable && e->backend && !c->b_eof && c->b2c_len < PIPE_BUF_SIZE) {
         size_t at = c->b2c_off + c->b2c_len;
         if (c->b2c_off && at == PIPE_BUF_SIZE) {
             memmove(c->b2c, c->b2c + c->b2c_off, c->b2c_len);
@@ -686,6 +699,10 @@ static bool s_relay(gate_t *self, conn_t *c, const end_t *e, uint32_t events)
             if (!c->b2c_len) {
                 c->b2c_off = 0;
                 c->send_by_ms = 0;
+                if (c->bfd < 0) { /* civetweb's side was given back meanwhile */
+                    free(c->b2c);
+                    c->b2c = NULL;
+                }
                 /* The keep-alive time counts from when the client has
                  * taken its last answer, not from when civetweb gave it. */
                 if (framing_none_due(&c->answers))
@@ -886,20 +903,28 @@ fail:
     return NULL;
 }
 
-void gate_destroy(gate_t **self_p)
+/* Stop the thread and close every connection; the gate stays (its token
+ * for gate_client) until gate_destroy. */
+static void s_stop(gate_t *self)
 {
-    if (!self_p || !*self_p)
-        return;
-    gate_t *self = *self_p;
     if (self->running) {
         atomic_store(&self->stop, true);
         uint64_t one = 1;
         (void)!write(self->stopfd, &one, sizeof one);
         pthread_join(self->thread, NULL);
+        self->running = false;
     }
     while (self->conns)
         s_close(self, self->conns);
     s_bury(self);
+}
+
+void gate_destroy(gate_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    gate_t *self = *self_p;
+    s_stop(self);
     if (self->lfd >= 0)
         close(self->lfd);
     if (self->epfd >= 0)
@@ -911,11 +936,10 @@ void gate_destroy(gate_t **self_p)
     *self_p = NULL;
 }
 
-void gate_drain(gate_t **self_p, long max_ms)
+void gate_drain(gate_t *self, long max_ms)
 {
-    if (!self_p || !*self_p)
+    if (!self)
         return;
-    gate_t *self = *self_p;
     if (self->running) {
         atomic_store(&self->draining, true);
         uint64_t one = 1;
@@ -933,7 +957,7 @@ void gate_drain(gate_t **self_p, long max_ms)
         else
             log_warn("connections still open when the drain ended; closing them", "waited_ms=%ld", max_ms);
     }
-    gate_destroy(self_p);
+    s_stop(self);
 }
 
 const char *gate_client(const gate_t *self, const char *header, char *out, size_t out_size)

@@ -62,9 +62,11 @@ gate_t *gate_new(const gate_config_t *cfg);
 /* Stop the thread and close every connection. */
 void gate_destroy(gate_t **self_p);
 /* Stop accepting at once, relay the open connections until they end
- * (one with no answer due is closed at once), for max_ms at most; then as
+ * (one with no answer due is closed at once), for max_ms at most; then
+ * stop the thread and close what is left. The gate itself stays, so that
+ * gate_client answers for requests civetweb still serves, until
  * gate_destroy. */
-void gate_drain(gate_t **self_p, long max_ms);
+void gate_drain(gate_t *self, long max_ms);
 
 /* The client address for the value of an X-Portico-Gate header, when it
  * carries this process's secret; NULL otherwise. */

@@ -81,7 +81,9 @@ void bb_redact_opaque(char *text)
     text[o] = '\0';
 }
 
-void bb_safe_text(const char *in, size_t n, char *out, size_t out_size)
+/* Control characters to spaces, runs of spaces collapsed, cut at a UTF-8
+ * boundary to fit out_size. */
+static void s_clean(const char *in, size_t n, char *out, size_t out_size)
 {
     if (!out_size)
         return;
@@ -115,7 +117,24 @@ void bb_safe_text(const char *in, size_t n, char *out, size_t out_size)
     out[o] = '\0';
     if (!bb_utf8_valid(out, o))
         snprintf(out, out_size, "(unreadable text)");
-    bb_redact_opaque(out);
+}
+
+void bb_safe_text(const char *in, size_t n, char *out, size_t out_size)
+{
+    if (!out_size)
+        return;
+    /* Redacted whole, then cut: a token across the cut would otherwise
+     * keep its first characters, too few to look like one. */
+    size_t size = n + sizeof "(unreadable text)";
+    char *whole = malloc(size);
+    if (!whole) {
+        snprintf(out, out_size, "(text not shown)");
+        return;
+    }
+    s_clean(in, n, whole, size);
+    bb_redact_opaque(whole);
+    s_clean(whole, strlen(whole), out, out_size);
+    free(whole);
 }
 
 char *bb_text_dup(const char *p, size_t n)

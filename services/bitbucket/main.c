@@ -44,7 +44,8 @@ static void s_endpoint_host(const char *v, char *out, size_t out_size)
 /* The egress policy: PORTICO_BITBUCKET_ALLOW, and what is Portico's own:
  * this host's interfaces, the hosts of the Portico addresses in the
  * environment, and PORTICO_OWN_HOSTS. */
-static bb_egress_t *s_egress_load(const char *allow, const char *own, bool quiet, bool *partial)
+static bb_egress_t *s_egress_load(const char *allow, const char *own, bool quiet, bool *partial,
+                                  const atomic_bool *stop)
 {
     char why[300], host[256];
     bb_egress_t *e = bb_egress_new();
@@ -63,7 +64,9 @@ static bb_egress_t *s_egress_load(const char *allow, const char *own, bool quiet
     static const char *const vars[] = {
         "PORTICO_REGISTRY_ENDPOINT", "PORTICO_BITBUCKET_ENDPOINT", "PORTICO_BROKER_ENDPOINT", "PORTICO_REGISTRY_BIND",
         "PORTICO_BROKER_BIND",       "PORTICO_HTTP_ADDR",          "PORTICO_OPS_ADDR"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+    /* Each name may wait for the resolver: a stop asked meanwhile ends the
+     * read (the caller drops what it got). */
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0] && !(stop && atomic_load(stop)); i++) {
         const char *v = getenv(vars[i]);
         /* Unix sockets and in-process endpoints name no host. */
         if (!v || !*v || !strncmp(v, "ipc://", 6) || !strncmp(v, "inproc://", 9))
@@ -75,7 +78,7 @@ static bb_egress_t *s_egress_load(const char *allow, const char *own, bool quiet
                 log_warn("could not resolve a Portico address; it is not refused as Bitbucket", "variable=%s", vars[i]);
         }
     }
-    for (const char *p = own; *p;) {
+    for (const char *p = own; *p && !(stop && atomic_load(stop));) {
         while (*p == ',' || *p == ' ')
             p++;
         size_t n = strcspn(p, ", ");
@@ -115,8 +118,8 @@ static void *s_own_refresh(void *arg)
         if (atomic_load(&r->stop))
             break;
         bool partial;
-        bb_egress_t *next = s_egress_load(s_cfg.allow, s_cfg.own_hosts, true, &partial);
-        if (!next || (partial && bb_egress_own_add_all(next, r->current) < 0)) {
+        bb_egress_t *next = s_egress_load(s_cfg.allow, s_cfg.own_hosts, true, &partial, &r->stop);
+        if (!next || atomic_load(&r->stop) || (partial && bb_egress_own_add_all(next, r->current) < 0)) {
             bb_egress_destroy(&next);
             continue;
         }
@@ -155,7 +158,7 @@ static int s_run(void)
     bb_server_t *server = NULL;
     own_refresh_t own = {0};
     bool partial;
-    own.current = s_egress_load(s_cfg.allow, s_cfg.own_hosts, false, &partial);
+    own.current = s_egress_load(s_cfg.allow, s_cfg.own_hosts, false, &partial, NULL);
     if (!own.current)
         goto out;
     bb_egress_set_global(own.current);

@@ -41,8 +41,9 @@ static bool s_client_addr(web_req_t *r)
     bool gated = !web_gate;
     snprintf(r->addr, sizeof r->addr, "%s", r->ri->remote_addr);
     /* Through the gate civetweb sees loopback: the gate names the client
-     * on a connection's first request; later ones on it are the same. */
-    if (web_gate) {
+     * on a connection's first request; later ones on it are the same. The
+     * operations port has a gate of its own, which names nobody here. */
+    if (web_gate && !r->ops) {
         char client[64];
         char *known = mg_get_user_connection_data(r->conn);
         if (gate_client(web_gate, mg_get_header(r->conn, GATE_HEADER), client, sizeof client)) {
@@ -493,7 +494,7 @@ static int s_run(void)
     log_info("stopping", NULL);
     presence_stop();
     /* No new connections; the requests on their way are answered. */
-    gate_drain(&web_gate, SERVICE_DRAIN_MS);
+    gate_drain(web_gate, SERVICE_DRAIN_MS);
     gate_destroy(&ops_gate);
     /* mg_stop waits up to its listener's poll interval: both at once. */
     pthread_t ops_stopper;
@@ -503,6 +504,8 @@ static int s_run(void)
     mg_stop(ctx); /* waits for requests in flight */
     if (stopping_ops)
         pthread_join(ops_stopper, NULL);
+    /* Only now: a request civetweb still served asked it who its client is. */
+    gate_destroy(&web_gate);
     brokerq_destroy(&web_brokerq);
     webcache_destroy(&web_cache);
     ratelimit_destroy(&web_limits);

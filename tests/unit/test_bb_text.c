@@ -46,6 +46,10 @@ static void test_opaque_runs_are_redacted(void **state)
     char cut[24];
     bb_safe_text("code=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5", 33, cut, sizeof cut);
     assert_string_equal(cut, "code=[redacted]");
+    /* Redacted before it is cut: no first part of a token is left. */
+    char small[30];
+    bb_safe_text(echo, strlen(echo), small, sizeof small);
+    assert_string_equal(small, "Invalid authorization code: [");
 }
 
 static void test_utf8(void **state)
