@@ -329,6 +329,15 @@ static void h_callback(web_req_t *r)
     explicit_bzero(verifier, sizeof verifier);
     if (rc < 0) {
         explicit_bzero(session, sizeof session);
+        /* A sign-in link used again by a browser that is signed in already
+         * (Back to Bitbucket's consent page and Allow once more, or a
+         * double click on Allow) finished a moment ago: its account, not
+         * "expired, start again". Nothing is signed in here that was not. */
+        bool used = err.detail == DETAIL(STATE_UNKNOWN) || err.detail == DETAIL(STATE_EXPIRED);
+        if (used && current && current->user_id > 0 && !current->setup) {
+            web_redirect(r, DEFAULT_RETURN_TO);
+            return;
+        }
         s_login_error(r, &err);
         return;
     }

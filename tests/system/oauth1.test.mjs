@@ -191,7 +191,7 @@ test('full OAuth 1 login through Bitbucket\'s login and consent pages; the accou
   assert.doesNotMatch(logs, /oauth_token=|oauth_token_secret|PRIVATE KEY/);
 });
 
-test('a replayed callback (the same oauth_token twice) is "already used", in any browser', async () => {
+test('a replayed callback (the same oauth_token twice) is "already used" in another browser; the one it signed in goes to its account', async () => {
   const c = new Client(sys.webUrl);
   const start = await startLogin(c, A.id);
   const binding = c.cookie('portico_login');
@@ -200,9 +200,15 @@ test('a replayed callback (the same oauth_token twice) is "already used", in any
   const session = c.cookie('portico_session');
   c.setCookie('portico_login', binding);
   const again = await c.get(callback);
-  assert.equal(again.status, 400);
-  assert.match(text(again.text), /This sign-in link has expired or was already used: start again/);
+  assert.equal(again.status, 303, text(again.text));
+  assert.equal(again.location, '/account');
   assert.equal(c.cookie('portico_session'), session, 'the replay changed nothing');
+  const fresh = new Client(sys.webUrl);
+  await startLogin(fresh, A.id);
+  const refused = await fresh.get(callback);
+  assert.equal(refused.status, 400);
+  assert.match(text(refused.text), /This sign-in link has expired or was already used: start again/);
+  assert.equal(fresh.cookie('portico_session'), undefined);
   const other = new Client(sys.webUrl);
   const r = await other.get(callback);
   assert.equal(r.status, 400);
