@@ -460,11 +460,11 @@ static void s_edit(web_req_t *r, admin_ctx_t *a, int64_t id)
     }
     f.id = in->id;
     f.oauth_version = in->oauth_version;
+    snprintf(f.ca_pem, ADMIN_MAX_CA_PEM + 1, "%s", in->ca_cert_pem);
     if (!admin_is_post(r)) {
         snprintf(f.name, sizeof f.name, "%s", in->name);
         snprintf(f.base_url, sizeof f.base_url, "%s", in->base_url);
         snprintf(f.client_id, sizeof f.client_id, "%s", in->client_id);
-        snprintf(f.ca_pem, ADMIN_MAX_CA_PEM + 1, "%s", in->ca_cert_pem);
         s_render_edit(r, a, in, &f, 200);
         goto out;
     }

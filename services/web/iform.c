@@ -168,9 +168,14 @@ void iform_read_edit(iform_t *f, char *secret, size_t secret_size, iform_get_fn 
     s_trim(f->client_id);
     s_field(get, src, "client_secret", secret, secret_size, f->e_secret, "The client secret");
     s_trim(secret);
-    s_ca_field(f, get, src);
-    s_trim(f->ca_pem);
-    s_check_ca(f);
+    /* The form always sends the CA field, empty to clear it; a request
+     * without it leaves the stored one as it was. */
+    char probe[1];
+    if (get(src, "ca_cert", probe, sizeof probe) != WEB_VAR_ABSENT) {
+        s_ca_field(f, get, src);
+        s_trim(f->ca_pem);
+        s_check_ca(f);
+    }
     if (!f->name[0] && !f->e_name[0])
         snprintf(f->e_name, sizeof f->e_name, "Enter a display name.");
     if (f->oauth_version == 2 && !f->client_id[0] && !f->e_client_id[0])

@@ -55,7 +55,8 @@ void iform_read_step1(iform_t *f, iform_get_fn get, void *src);
  * receives the client secret (never kept in the form). */
 void iform_read_create(iform_t *f, char *secret, size_t secret_size, iform_get_fn get, void *src);
 /* Edit: name, base URL, client ID and secret, CA. f->oauth_version must
- * be the integration's. */
+ * be the integration's, and f->ca_pem its CA: a request without the CA
+ * field keeps it (an empty one clears it). */
 void iform_read_edit(iform_t *f, char *secret, size_t secret_size, iform_get_fn get, void *src);
 
 /* A failed integration.check (broker) or a refused store (registry), put

@@ -100,6 +100,31 @@ static void test_edit(void **state)
     assert_non_null(strstr(f.e_client_id, "client ID"));
     assert_string_equal(f.e_secret, ""); /* empty keeps the stored one */
     iform_free(&f);
+
+    /* The stored CA stays when the field is not sent, and goes when it is
+     * sent empty. */
+    static const char stored[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
+    field_t without_ca[] = {
+        {"name", "Acme"}, {"base_url", "https://git.example.com"}, {"client_id", "abc"}, {NULL, NULL}};
+    field_t empty_ca[] = {{"name", "Acme"},
+                          {"base_url", "https://git.example.com"},
+                          {"client_id", "abc"},
+                          {"ca_cert", " "},
+                          {NULL, NULL}};
+    assert_int_equal(iform_init(&f), 0);
+    f.oauth_version = 2;
+    snprintf(f.ca_pem, ADMIN_MAX_CA_PEM + 1, "%s", stored);
+    iform_read_edit(&f, secret, sizeof secret, form_fields_get, without_ca);
+    assert_false(iform_has_errors(&f));
+    assert_string_equal(f.ca_pem, stored);
+    iform_free(&f);
+    assert_int_equal(iform_init(&f), 0);
+    f.oauth_version = 2;
+    snprintf(f.ca_pem, ADMIN_MAX_CA_PEM + 1, "%s", stored);
+    iform_read_edit(&f, secret, sizeof secret, form_fields_get, empty_ca);
+    assert_false(iform_has_errors(&f));
+    assert_string_equal(f.ca_pem, "");
+    iform_free(&f);
 }
 
 static void test_nul_is_refused_on_its_field(void **state)
