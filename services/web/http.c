@@ -239,6 +239,7 @@ static int s_read_body(web_req_t *r)
         r->body_state = -1;
         return -1;
     }
+    r->body_cap = cap;
     size_t len = 0;
     for (;;) {
         if (len + 1 >= cap) {
@@ -246,13 +247,16 @@ static int s_read_body(web_req_t *r)
                 r->body_state = -1;
                 return -1;
             }
-            char *nb = realloc(r->body, cap * 2);
+            /* Not realloc: it could free the old copy unwiped. */
+            char *nb = malloc(cap * 2);
             if (!nb) {
                 r->body_state = -1;
                 return -1;
             }
+            memcpy(nb, r->body, len);
+            web_body_free(r);
             r->body = nb;
-            cap *= 2;
+            r->body_cap = cap *= 2;
         }
         int n = mg_read(r->conn, r->body + len, cap - len - 1);
         if (n <= 0)
@@ -263,6 +267,15 @@ static int s_read_body(web_req_t *r)
     r->body_len = len;
     r->body_state = 1;
     return 1;
+}
+
+void web_body_free(web_req_t *r)
+{
+    if (r->body)
+        explicit_bzero(r->body, r->body_cap);
+    free(r->body);
+    r->body = NULL;
+    r->body_cap = 0;
 }
 
 bool web_body_failed(web_req_t *r)

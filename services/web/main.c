@@ -317,7 +317,7 @@ static int s_handle(struct mg_connection *conn, void *cbdata)
         log_write(r.status >= 400 || !r.status ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG, "http request",
                   "method=%s route=%s status=%d ms=%.1f", log_quote(r.ri->request_method, q, sizeof q), r.route,
                   r.status, secs * 1000.0);
-    free(r.body);
+    web_body_free(&r);
     log_set_request_id(NULL);
     return r.status ? r.status : 500;
 }

@@ -125,8 +125,8 @@ typedef struct web_req {
     void *session_reply;                          /* what session_user lives in; freed with the request */
     char session_token[64];                       /* the cookie value: never logged */
     char *body;
-    size_t body_len;
-    int body_state; /* 0 unread, 1 read, -1 too large or failed */
+    size_t body_len, body_cap; /* body_cap: bytes of body to wipe when freed */
+    int body_state;            /* 0 unread, 1 read, -1 too large or failed */
     char set_cookie[WEB_MAX_SET_COOKIES][256];
     int nset_cookie;
     const char *referrer_policy;       /* NULL = same-origin */
@@ -191,6 +191,9 @@ void web_rate_charge(web_req_t *r, const char *what, long per_minute);
 int web_form(web_req_t *r, const char *name, char *out, size_t out_size);
 /* True when the body could not be read or was too large (answer 413). */
 bool web_body_failed(web_req_t *r);
+/* Wipe and free the body read for r: a form's client secret or setup
+ * token is not left in freed memory. */
+void web_body_free(web_req_t *r);
 /* Query string parameter; same results as web_form. */
 int web_query(web_req_t *r, const char *name, char *out, size_t out_size);
 /* Cookie value; -1 when absent. */
