@@ -194,8 +194,10 @@ static void s_count(const gate_t *self, const char *metric, const char *reason)
     const char *l = self->cfg.listener;
     if (reason && l)
         snprintf(labels, sizeof labels, "listener=\"%s\",reason=\"%s\"", l, reason);
-    else if (reason || l)
-        snprintf(labels, sizeof labels, reason ? "reason=\"%s\"" : "listener=\"%s\"", reason ? reason : l);
+    else if (reason)
+        snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
+    else if (l)
+        snprintf(labels, sizeof labels, "listener=\"%s\"", l);
     metrics_inc(metric, reason || l ? labels : NULL, 1);
 }
 
