@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define PRESET_TOKEN "preset-setup-token-0123456789abcdef"
 
@@ -69,6 +70,7 @@ static void test_seed_with_a_preset_setup_token(void **state)
     h_create_database("rot");
     snprintf(s_key2, sizeof s_key2, "%s/key2", h_env("REG_TEST_TMP"));
     assert_int_equal(h_run(s_out, sizeof s_out, "head -c 32 /dev/urandom | base64 > %s", s_key2), 0);
+    assert_int_equal(chmod(s_key2, 0600), 0); /* whatever the umask */
 
     const char *env[] = {"PORTICO_SETUP_TOKEN=" PRESET_TOKEN, NULL};
     h_registry_t r;
@@ -194,6 +196,7 @@ static void test_rotate_key(void **state)
     /* Values sealed with the old key meanwhile: it asks for another run. */
     assert_non_null(strstr(s_out, "then run this command again"));
     assert_non_null(strstr(s_out, "PORTICO_SECRET_KEY_FILE="));
+    assert_null(strstr(s_out, "variable=NEW_KEY_FILE"));
 
     crypto_keyring_t *k = crypto_keyring_new();
     char why[300];
@@ -219,9 +222,15 @@ static void test_rotate_key(void **state)
     }
     PQfinish(c);
 
+    /* A key file others may write is named in a warning, not refused. */
+    assert_int_equal(chmod(s_key2, 0666), 0);
     rc = h_run(s_out, sizeof s_out, "PORTICO_DATABASE_URL='%s' %s rotate-key %s", conninfo, h_env("REG_TEST_BIN"),
                s_key2);
+    assert_int_equal(chmod(s_key2, 0600), 0);
     assert_int_equal(rc, 0);
+    assert_non_null(strstr(s_out, "key file writable by other users"));
+    assert_non_null(strstr(s_out, "variable=NEW_KEY_FILE"));
+    assert_non_null(strstr(s_out, "mode=0666"));
     assert_non_null(strstr(s_out, "Re-encrypted 0 secrets"));
     assert_non_null(strstr(s_out, "5 were already under it"));
     assert_non_null(strstr(s_out, "the old key is no longer needed"));
