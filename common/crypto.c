@@ -1,5 +1,7 @@
 #include "crypto.h"
 
+#include "log.h"
+
 #include <ctype.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -9,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define SEAL_VERSION 1
 #define MAX_KEYS 8
@@ -276,6 +279,15 @@ int crypto_keyring_add_file(crypto_keyring_t *self, const char *path, bool prima
         snprintf(why, why_size, "could not open key file \"%s\"", path);
         return -1;
     }
+    /* Whoever may write the file can replace the key. A warning, not a
+     * refusal: some mounts (a Windows drive seen from Linux) show every
+     * file so. Read permission is not judged: compose's 0644 in a 0700
+     * folder and Swarm's 0444 secrets are right where they are. */
+    struct stat st;
+    char q[200];
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)))
+        log_warn("key file writable by other users", "file=%s mode=%04o fix=\"chmod go-w\"",
+                 log_quote(path, q, sizeof q), (unsigned)(st.st_mode & 07777));
     size_t n = fread(text, 1, sizeof text - 1, f);
     bool more = fgetc(f) != EOF;
     fclose(f);

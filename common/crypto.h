@@ -51,7 +51,8 @@ crypto_keyring_t *crypto_keyring_new(void);
 void crypto_keyring_destroy(crypto_keyring_t **self_p);
 /* Add a key. The primary key seals; every key opens. Returns 0 or -1. */
 int crypto_keyring_add(crypto_keyring_t *self, const uint8_t key[CRYPTO_KEY_SIZE], bool primary);
-/* Read a key file: 32 bytes in base64 (standard or url), whitespace allowed. */
+/* Read a key file: 32 bytes in base64 (standard or url), whitespace allowed.
+ * A file that users other than its owner may write is logged as a warning. */
 int crypto_keyring_add_file(crypto_keyring_t *self, const char *path, bool primary, char *why, size_t why_size);
 uint32_t crypto_keyring_primary_id(const crypto_keyring_t *self);
 uint32_t crypto_key_id(const uint8_t key[CRYPTO_KEY_SIZE]);

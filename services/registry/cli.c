@@ -192,7 +192,6 @@ static int s_rotate_key(int argc, char **argv, reg_ctx_t *ctx)
         s_fail("new key: %s", reason);
         goto out;
     }
-    secrets_check_mode(argv[1], "NEW_KEY_FILE");
     rotate_count_t counts[ROTATE_COLUMNS];
     int rc = rotate_keys(ctx->db, keys, counts);
     long resealed = 0, current = 0, changed = 0, failed = 0;

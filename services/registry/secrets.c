@@ -1,21 +1,9 @@
 #include "secrets.h"
 
-#include "log.h"
-
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-
-void secrets_check_mode(const char *path, const char *var)
-{
-    struct stat st;
-    char q[200];
-    if (stat(path, &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH)))
-        log_warn("key file writable by other users", "variable=%s file=%s mode=%04o fix=\"chmod go-w\"", var,
-                 log_quote(path, q, sizeof q), (unsigned)(st.st_mode & 07777));
-}
 
 crypto_keyring_t *secrets_load(const char *key_file, const char *previous_file, char *why, size_t why_size)
 {
@@ -36,13 +24,10 @@ crypto_keyring_t *secrets_load(const char *key_file, const char *previous_file, 
         snprintf(why, why_size, "PORTICO_SECRET_KEY_FILE: %s", reason);
         goto fail;
     }
-    secrets_check_mode(key_file, "PORTICO_SECRET_KEY_FILE");
-    if (previous_file && *previous_file) {
-        if (crypto_keyring_add_file(keys, previous_file, false, reason, sizeof reason) < 0) {
-            snprintf(why, why_size, "PORTICO_SECRET_KEY_FILE_PREVIOUS: %s", reason);
-            goto fail;
-        }
-        secrets_check_mode(previous_file, "PORTICO_SECRET_KEY_FILE_PREVIOUS");
+    if (previous_file && *previous_file &&
+        crypto_keyring_add_file(keys, previous_file, false, reason, sizeof reason) < 0) {
+        snprintf(why, why_size, "PORTICO_SECRET_KEY_FILE_PREVIOUS: %s", reason);
+        goto fail;
     }
     return keys;
 fail:

@@ -17,11 +17,6 @@
  * why, which tells how to make a key when none is configured. */
 crypto_keyring_t *secrets_load(const char *key_file, const char *previous_file, char *why, size_t why_size);
 
-/* Warn (a log line naming var) when the key file at path may be written by
- * users other than its owner: they could replace the key. Not refused:
- * some mounts (a Windows drive seen from Linux) show every file so. */
-void secrets_check_mode(const char *path, const char *var);
-
 /* "table:row:column" */
 void secrets_aad(char *out, size_t out_size, const char *table, const char *row, const char *column);
 
