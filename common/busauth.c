@@ -54,6 +54,10 @@ static int s_nkeys;
 static int64_t s_loaded_ms;
 static void *s_zap_sock;
 static pthread_t s_zap_thread;
+/* Set by busauth_reload_secret (a SIGHUP): the ZAP handler reads the folder
+ * again at its next request, however fresh its copy, so that a key removed
+ * before the rebind that follows cannot come back in on the new bind. */
+static atomic_bool s_zap_stale;
 
 /* A server's admitted keys as they were when it last bound (start, or
  * busauth_reload_secret): a key removed since is cut off by binding again,
@@ -169,11 +173,12 @@ static int s_load_keys(const char *dir, known_key_t *keys, int max, char *err, s
 }
 
 /* Read the folder again into keys/n when the last read is a second old
- * (or there was none: *n < 0); a folder that cannot be read keeps them. */
-static void s_refresh_keys(known_key_t *keys, int *n, int64_t *loaded_ms)
+ * (or there was none: *n < 0, or force); a folder that cannot be read
+ * keeps them. */
+static void s_refresh_keys(known_key_t *keys, int *n, int64_t *loaded_ms, bool force)
 {
     int64_t now = s_now_ms();
-    if (*n >= 0 && now - *loaded_ms < RELOAD_MS)
+    if (!force && *n >= 0 && now - *loaded_ms < RELOAD_MS)
         return;
     char err[600];
     known_key_t found[MAX_KEYS];
@@ -286,7 +291,7 @@ static int s_zap_once(void *sock)
     }
     if (n < MECHANISM + 1)
         return 0;
-    s_refresh_keys(s_keys, &s_nkeys, &s_loaded_ms);
+    s_refresh_keys(s_keys, &s_nkeys, &s_loaded_ms, atomic_exchange(&s_zap_stale, false));
     unsigned service = 0;
     if (!strcmp(parts[MECHANISM], "CURVE") && n > KEY && sizes[KEY] == 32)
         for (int i = 0; i < s_nkeys && !service; i++)
@@ -550,7 +555,7 @@ int busauth_server_keys(const char *server, char keys[][41], int max)
     if (!bit || !s_dir[0])
         return 0;
     pthread_mutex_lock(&s_pub_lock);
-    s_refresh_keys(s_pub, &s_npub, &s_pub_ms);
+    s_refresh_keys(s_pub, &s_npub, &s_pub_ms, false);
     int n = 0;
     for (int i = 0; i < s_npub && n < max; i++) {
         if (s_pub[i].service != bit)
@@ -616,6 +621,7 @@ int busauth_reload_secret(void)
     }
     bool removed = s_admitted_key_removed();
     pthread_mutex_unlock(&s_cert_lock);
+    atomic_store(&s_zap_stale, true);
     if (removed)
         log_info("a bus key was removed: binding again ends the connections made with it", NULL);
     return same && !removed ? 0 : 1;

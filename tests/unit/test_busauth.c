@@ -203,6 +203,57 @@ static void test_a_replaced_public_key_is_the_one_read(void **state)
     zcert_destroy(&other);
 }
 
+/* A key removed from the folder, then SIGHUP (busauth_reload_secret and a
+ * rebind): a connection made with it right after the rebind is refused,
+ * though the authenticator read the folder less than a second before. */
+static void test_a_removed_key_stays_out_after_the_rebind(void **state)
+{
+    (void)state;
+    char err[700], path[160];
+    assert_int_equal(busauth_keygen(s_dir, "registry", err, sizeof err), 0);
+    assert_int_equal(busauth_keygen(s_dir, "web", err, sizeof err), 0);
+    assert_int_equal(busauth_keygen(s_dir, "web.2", err, sizeof err), 0);
+    assert_int_equal(busauth_init("registry", BUS_WEB, 0, err, sizeof err), 0);
+    busauth_reload_secret(); /* web.2 added: a SIGHUP (the first start in this process was earlier) */
+    zclock_sleep(1100);      /* the authenticator's next read sees web.2 */
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    bus_socket_tune(router);
+    assert_int_equal(busauth_server(router), 0);
+    int port = zsock_bind(router, "tcp://127.0.0.1:*");
+    assert_true(port > 0);
+    snprintf(s_endpoint, sizeof s_endpoint, "tcp://127.0.0.1:%d", port);
+    atomic_store(&s_stop, false);
+    pthread_t thread;
+    pthread_create(&thread, NULL, s_server, router);
+    bus_error_t e;
+    bus_client_t *old = bus_client_new_as(s_endpoint, "registry", "web.2");
+    assert_int_equal(bus_call(old, "who", NULL, NULL, NULL, 2000, &e), 0);
+    bus_client_destroy(&old);
+
+    /* The operator removes web.2's key and sends SIGHUP. */
+    snprintf(path, sizeof path, "%s/web.2.cert", s_dir);
+    assert_int_equal(unlink(path), 0);
+    atomic_store(&s_stop, true);
+    pthread_join(thread, NULL);
+    assert_int_equal(busauth_reload_secret(), 1);
+    assert_int_equal(bus_rebind(router, s_endpoint), 0);
+    atomic_store(&s_stop, false);
+    pthread_create(&thread, NULL, s_server, router);
+
+    bus_client_t *again = bus_client_new_as(s_endpoint, "registry", "web.2");
+    assert_int_equal(bus_call(again, "who", NULL, NULL, NULL, 500, &e), -1);
+    assert_true(e.code == PORTICO__ERROR_CODE__TIMEOUT || e.code == PORTICO__ERROR_CODE__UNAVAILABLE);
+    bus_client_destroy(&again);
+    /* The key still in the folder is served on the new bind. */
+    bus_client_t *web = bus_client_new_as(s_endpoint, "registry", "web");
+    assert_int_equal(bus_call(web, "who", NULL, NULL, NULL, 2000, &e), 0);
+    bus_client_destroy(&web);
+
+    atomic_store(&s_stop, true);
+    pthread_join(thread, NULL);
+    zsock_destroy(&router);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -210,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_bad_configuration_names_the_variable),
         cmocka_unit_test(test_admits_only_declared_services_by_key),
         cmocka_unit_test(test_a_replaced_public_key_is_the_one_read),
+        cmocka_unit_test(test_a_removed_key_stays_out_after_the_rebind),
     };
     return cmocka_run_group_tests_name("busauth", tests, s_setup, s_teardown);
 }
