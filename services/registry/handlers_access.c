@@ -95,8 +95,14 @@ static const db_stmt_t s_due = {
     "  coalesce(r.contact, '') AS contact "
     "FROM claimed c JOIN identities d ON d.id = c.identity_id "
     "LEFT JOIN access_rules r ON r.integration_id = d.integration_id ORDER BY d.id"};
-static const db_stmt_t s_result_ok = {
-    "access_result_ok", "UPDATE access_checks SET checked_at = now(), claimed_until = NULL WHERE identity_id = $1"};
+/* A result counts only while the check is still claimed: access.set (a rule
+ * change) and user.login clear the claim, and a check that began before
+ * either was made against what they replaced. Its row stays locked to the
+ * end of the transaction, so a rule change waits for the result, and then
+ * makes the identity due again. */
+static const db_stmt_t s_result_claimed = {
+    "access_result_claimed", "UPDATE access_checks SET checked_at = now(), claimed_until = NULL "
+                             "WHERE identity_id = $1 AND claimed_until IS NOT NULL RETURNING identity_id"};
 static const db_stmt_t s_identity = {"access_identity",
                                      "SELECT user_id, integration_id, username FROM identities WHERE id = $1"};
 static const db_stmt_t s_update_email = {"access_update_email",
@@ -449,6 +455,29 @@ void h_access_result(void *ctx, bus_request_t *req, const ProtobufCMessage *msg,
     }
     int64_t user_id = db_get_int(res, 0, db_col(res, "user_id"));
     int64_t integration_id = db_get_int(res, 0, db_col(res, "integration_id"));
+    PGresult *claim = NULL;
+    if ((rc = db_exec(c->db, &s_result_claimed, &p, &claim)) != DB_OK)
+        goto db_fail;
+    int claimed = PQntuples(claim);
+    PQclear(claim);
+    if (!claimed) {
+        /* Overtaken (or the identity went meanwhile, which waited for the
+         * delete: asked again, it is not found). Nothing is written; the
+         * identity stays due when a rule change overtook the check. */
+        PQclear(res);
+        res = NULL;
+        if ((rc = db_exec(c->db, &s_identity, &p, &res)) != DB_OK)
+            goto db_fail;
+        if (PQntuples(res) == 0) {
+            bus_error_set(&reply->err, PORTICO__ERROR_CODE__NOT_FOUND, DETAIL(IDENTITY),
+                          "identity %" PRId64 " does not exist", r->identity_id);
+            goto out;
+        }
+        log_info("access check overtaken by a rule change or a login: not applied", "identity=%" PRId64 " ok=%d",
+                 r->identity_id, r->ok ? 1 : 0);
+        bus_reply_ok(reply, &out.base);
+        goto out;
+    }
     if (r->email[0]) {
         db_params_t e;
         db_params_init(&e);
@@ -458,7 +487,7 @@ void h_access_result(void *ctx, bus_request_t *req, const ProtobufCMessage *msg,
             goto db_fail;
     }
     if (r->ok) {
-        if ((rc = db_exec(c->db, &s_result_ok, &p, NULL)) != DB_OK || (rc = db_commit(c->db)) != DB_OK)
+        if ((rc = db_commit(c->db)) != DB_OK)
             goto db_fail;
         bus_reply_ok(reply, &out.base);
         goto out;
@@ -473,8 +502,7 @@ void h_access_result(void *ctx, bus_request_t *req, const ProtobufCMessage *msg,
     db_param_int(&u, user_id);
     if ((rc = db_exec(c->db, &s_mark, &m, NULL)) != DB_OK ||
         (rc = db_exec(c->db, &s_end_sessions, &u, &del)) != DB_OK ||
-        (rc = db_exec(c->db, &s_forget_tokens, &p, NULL)) != DB_OK ||
-        (rc = db_exec(c->db, &s_result_ok, &p, NULL)) != DB_OK)
+        (rc = db_exec(c->db, &s_forget_tokens, &p, NULL)) != DB_OK)
         goto db_fail;
     out.sessions_ended = strtoll(PQcmdTuples(del), NULL, 10);
     char object[48], detail[200];

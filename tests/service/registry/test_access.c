@@ -289,6 +289,50 @@ static void test_a_login_racing_a_rule_change_stays_due(void **state)
     assert_code(0, s_set(s_integration, "", NULL, 0, "", NULL, &err), err);
 }
 
+/* A broker's check that a rule change or a new login overtook (both clear
+ * its claim) is not applied: a pass leaves the identity due for the new
+ * rules, a failure ends nothing. */
+static void test_an_overtaken_check_is_not_applied(void **state)
+{
+    (void)state;
+    s_age_rules();
+    bus_error_t err;
+    long u = h_unique();
+    char name[64], cookie[64], again[64];
+    snprintf(name, sizeof name, "access-late-%ld", u);
+    snprintf(cookie, sizeof cookie, "access-cookie-late-%ld", u);
+    snprintf(again, sizeof again, "access-cookie-late-again-%ld", u);
+    int64_t user = 0;
+    int64_t ident = h_login(s_integration, 9600 + u, name, &user);
+    s_session(cookie, 9600 + u, name);
+    assert_true(s_due_has(0, ident, NULL, 0));
+    /* The rules change while the broker checks against the old ones. */
+    assert_code(0, s_set(s_integration, "PROJ/repo", NULL, 0, "", NULL, &err), err);
+    Portico__Registry__AccessResultRequest res = PORTICO__REGISTRY__ACCESS_RESULT_REQUEST__INIT;
+    res.identity_id = ident;
+    res.ok = true;
+    assert_code(0, h_call("access.result", &res.base, NULL, NULL, &err), err);
+    char resource[64] = "";
+    assert_true(s_due_has(3600, ident, resource, sizeof resource));
+    assert_string_equal(resource, "PROJ/repo");
+    /* Claimed again; the person logs in meanwhile, which is a fresh check. */
+    s_age_rules();
+    s_session(again, 9600 + u, name);
+    res.ok = false;
+    res.reason = "user_inactive";
+    Portico__Registry__AccessResultReply *rep = NULL;
+    assert_code(0,
+                h_call("access.result", &res.base, &portico__registry__access_result_reply__descriptor,
+                       (ProtobufCMessage **)&rep, &err),
+                err);
+    assert_int_equal(rep->sessions_ended, 0);
+    protobuf_c_message_free_unpacked(&rep->base, NULL);
+    assert_true(s_session_alive(cookie));
+    assert_true(s_session_alive(again));
+    assert_false(s_marked(user, NULL, 0));
+    assert_code(0, s_set(s_integration, "", NULL, 0, "", NULL, &err), err);
+}
+
 typedef struct {
     const char *method;
     const ProtobufCMessage *req;
@@ -318,6 +362,7 @@ static void test_calls_racing_a_delete(void **state)
     int64_t user = 0;
     int64_t ident = h_login(s_integration, 9700 + u, name, &user);
     s_session(cookie, 9700 + u, name);
+    assert_true(s_due_has(0, ident, NULL, 0)); /* a broker is checking it */
     int64_t doomed = h_make_integration("secret-of-a-doomed-integration");
     assert_true(ident > 0 && doomed > 0);
 
@@ -401,6 +446,7 @@ int run_access_tests(void)
         cmocka_unit_test(test_due_claims_and_a_failed_check_ends_access),
         cmocka_unit_test(test_a_passed_check_and_a_rule_change),
         cmocka_unit_test(test_a_login_racing_a_rule_change_stays_due),
+        cmocka_unit_test(test_an_overtaken_check_is_not_applied),
         cmocka_unit_test(test_calls_racing_a_delete),
         cmocka_unit_test(test_refused_logins_are_listed),
     };
