@@ -356,13 +356,13 @@ static void s_give_back(gate_t *self, conn_t *c)
     s_count(self, "portico_http_gate_backend_released_total", NULL);
 }
 
-/* A later request on the connection is refused. The answers to the ones
- * before it may still be on their way, so this one gets none: nothing more
- * goes to civetweb, which answers what it has, sees the end and closes;
- * then so does the gate. (With nothing due, s_refuse answers it.) */
-static void s_refuse_later(const gate_t *self, conn_t *c, const char *what)
+/* The connection ends after the answers due: nothing more goes to
+ * civetweb, which answers what it has, sees the end and closes; then so
+ * does the gate. A later request on the connection that is refused gets
+ * no answer this way, since one could be taken for the one before (with
+ * nothing due, s_refuse answers it). */
+static void s_end_after_due(conn_t *c)
 {
-    s_count_refused(self, what);
     c->in_len = c->ready;
     c->c_eof = true;
     c->deadline_ms = 0;
@@ -370,6 +370,12 @@ static void s_refuse_later(const gate_t *self, conn_t *c, const char *what)
         shutdown(c->bfd, SHUT_WR);
         c->b_shut = true;
     }
+}
+
+static void s_refuse_later(const gate_t *self, conn_t *c, const char *what)
+{
+    s_count_refused(self, what);
+    s_end_after_due(c);
 }
 
 /* The target of the whole request at c->in + at, made fit for civetweb. An
@@ -687,6 +693,11 @@ static bool s_relay(gate_t *self, conn_t *c, const end_t *e, uint32_t events)
             int ended = framing_answered(&c->answers, c->b2c + at, (size_t)n);
             if (ended && framing_none_due(&c->answers))
                 c->quiet_ms = s_now_ms();
+            /* An answer the gate cannot follow: the connection would hold
+             * civetweb's thread for as long as the client kept sending,
+             * so it ends after what is due. */
+            if (c->answers.lost && !c->raw && !c->c_eof)
+                s_end_after_due(c);
             /* Requests held back while the most were due go on now. */
             if (ended && c->in_len > c->ready && !s_frame(self, c, s_now_ms()))
                 return true; /* refused and closed (c->dead) */

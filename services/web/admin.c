@@ -11,6 +11,7 @@
 
 #include "crypto.h"
 #include "log.h"
+#include "url.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,7 +236,10 @@ static void s_login_redirect(web_req_t *r)
     sbuf_t loc;
     sbuf_init(&loc);
     sbuf_puts(&loc, "/login?return_to=");
-    sbuf_urlenc(&loc, admin_is_post(r) ? "/admin" : admin_path(r));
+    /* A path the login would not go back to (over 1 KiB) is not written
+     * into the answer's head either. */
+    const char *back = admin_path(r);
+    sbuf_urlenc(&loc, admin_is_post(r) || !url_is_local_path(back) ? "/admin" : back);
     web_redirect(r, loc.data);
     sbuf_free(&loc);
 }

@@ -242,8 +242,10 @@ static int s_read_body(web_req_t *r)
     r->body_cap = cap;
     size_t len = 0;
     for (;;) {
+        if (declared > 0 && len == (size_t)declared)
+            break; /* whole: a body of exactly MAX_BODY too */
         if (len + 1 >= cap) {
-            if (cap > MAX_BODY) {
+            if (len > MAX_BODY) {
                 r->body_state = -1;
                 return -1;
             }
@@ -262,6 +264,10 @@ static int s_read_body(web_req_t *r)
         if (n <= 0)
             break;
         len += (size_t)n;
+    }
+    if (len > MAX_BODY) {
+        r->body_state = -1;
+        return -1;
     }
     r->body[len] = '\0';
     r->body_len = len;

@@ -190,6 +190,15 @@ test('an oversized form is answered 413, not mistaken for a missing CSRF token',
   assert.match(r.text, /Form too large/);
   // The rest of the body is not read: the connection ends, and the answer says so.
   assert.equal(r.headers.get('connection'), 'close');
+  // A form of exactly 64 KiB is read: the CA field is judged, not the size.
+  const f = await newForm(admin);
+  const form = { csrf: f.csrf, id: f.id, platform: 'bitbucket-dc', oauth_version: '2', name: '', base_url: sys.emulatorUrl,
+    client_id: 'c', client_secret: 's', ca_cert: '' };
+  form.ca_cert = 'x'.repeat(64 * 1024 - new URLSearchParams(form).toString().length);
+  assert.equal(new URLSearchParams(form).toString().length, 64 * 1024);
+  const full = await admin.post('/admin/integrations', form);
+  assert.notEqual(full.status, 413);
+  assert.match(fieldError(full.text, 'ca-cert'), /PEM/);
 });
 
 // ---- validation ----
@@ -517,6 +526,11 @@ test('the first login from the setup session becomes admin; Finish setup ends th
   const fresh = await new Client(sys.webUrl).get('/admin');
   assert.equal(fresh.status, 303);
   assert.equal(fresh.location, '/login?return_to=%2Fadmin');
+  // A path longer than the login goes back to is not written into the
+  // answer (5,000 "!" would make a 15 KB Location).
+  const long = await new Client(sys.webUrl).get(`/admin/integrations/5/${'!'.repeat(5000)}`);
+  assert.equal(long.status, 303);
+  assert.equal(long.location, '/login?return_to=%2Fadmin');
 
   // The admin carries on, without the banner.
   const after = await user.get('/admin');
