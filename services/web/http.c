@@ -3,6 +3,7 @@
  * transport only: pages are rendered above it (reply.h). */
 #include "web.h"
 
+#include "cookie.h"
 #include "framing.h"
 #include "metrics.h"
 #include "netaddr.h"
@@ -322,12 +323,13 @@ int web_query(web_req_t *r, const char *name, char *out, size_t out_size)
 
 int web_cookie(web_req_t *r, const char *name, char *out, size_t out_size)
 {
-    out[0] = '\0';
-    const char *h = mg_get_header(r->conn, "Cookie");
-    if (!h)
-        return -1;
-    int n = mg_get_cookie(h, name, out, out_size);
-    return n < 0 ? -1 : n;
+    const char *lines[MG_MAX_HEADERS];
+    size_t n = 0;
+    for (int i = 0; i < r->ri->num_headers && n < MG_MAX_HEADERS; i++)
+        if (!strcasecmp(r->ri->http_headers[i].name, "Cookie"))
+            lines[n++] = r->ri->http_headers[i].value;
+    int len = cookie_get(lines, n, name, out, out_size);
+    return len < 0 ? -1 : len;
 }
 
 const char *web_header(web_req_t *r, const char *name)

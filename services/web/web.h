@@ -196,7 +196,8 @@ bool web_body_failed(web_req_t *r);
 void web_body_free(web_req_t *r);
 /* Query string parameter; same results as web_form. */
 int web_query(web_req_t *r, const char *name, char *out, size_t out_size);
-/* Cookie value; -1 when absent. */
+/* Cookie value (cookie.h: the exact name, sent once); -1 when absent,
+ * sent twice or too long. */
 int web_cookie(web_req_t *r, const char *name, char *out, size_t out_size);
 const char *web_header(web_req_t *r, const char *name);
 /* The numeric id after prefix in the path ("/admin/integrations/12/edit"

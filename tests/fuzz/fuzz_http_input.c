@@ -3,9 +3,11 @@
  * web_form/web_query call it), cookie headers, return_to paths and base URLs
  * typed into the Add Integration form; and where the gate's framing says a
  * request ends.
+ * fuzz-sources: services/web/cookie.c
  */
 #include "url.h"
 #include "framing.h"
+#include "web/cookie.h"
 
 #include <civetweb.h>
 #include <stdint.h>
@@ -25,8 +27,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n >= (int)sizeof out)
             abort();
         char cookie[128];
-        int c = mg_get_cookie(s, names[i], cookie, sizeof cookie);
-        if (c >= (int)sizeof cookie)
+        const char *lines[] = {s, s + size / 2};
+        int c = cookie_get(lines, 2, names[i], cookie, sizeof cookie);
+        if (c >= (int)sizeof cookie || (c >= 0 && strlen(cookie) != (size_t)c) || (c < 0 && cookie[0]))
             abort();
     }
     char norm[2048], why[200];

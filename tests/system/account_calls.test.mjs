@@ -96,3 +96,19 @@ test('without caches, a revoked grant: the account, the notice, and a session.lo
   assert.deepEqual(callsDelta(await busCalls(`${sys.opsUrl}/metrics`), seen),
     { 'broker user.repositories': 1, 'registry session.lookup': 1 });
 });
+
+test('the session cookie counts only under its exact name, sent once', async () => {
+  const u = new Client(sys.webUrl);
+  assert.equal((await loginAuto(u, A.id, { user: 'user64' })).status, 303);
+  const token = u.cookie('portico_session');
+  const as = (cookie) => new Client(sys.webUrl).get('/account', { headers: { cookie } });
+  assert.equal((await as(`a=b; portico_session=${token}`)).status, 200);
+  // Inside another cookie's value, in another case, or twice (one of them
+  // perhaps set by a neighbouring site): no session.
+  for (const cookie of [`a=x portico_session=${token}`, `PORTICO_SESSION=${token}`,
+    `portico_session=${token}; portico_session=${token}`]) {
+    const r = await as(cookie);
+    assert.equal(r.status, 303, cookie.replace(token, 'TOKEN'));
+    assert.equal(r.location, '/login?return_to=/account');
+  }
+});
