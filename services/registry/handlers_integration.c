@@ -662,7 +662,14 @@ void h_integration_delete(void *ctx, bus_request_t *req, const ProtobufCMessage 
         goto db_fail;
     db_params_init(&p);
     db_param_int(&p, r->id);
-    if ((rc = db_exec(c->db, &s_lock, &p, &res)) != DB_OK)
+    /* The pending logins go first, before the integration's row is
+     * locked: a login finishing now holds its pending row, then needs the
+     * integration's (the foreign key of a new identity). Taken the other
+     * way round, the two would wait for each other until PostgreSQL ended
+     * one of them. This way the delete waits for the login, then removes
+     * the identity it recorded too. */
+    if ((rc = db_exec(c->db, &s_delete_pending, &p, NULL)) != DB_OK ||
+        (rc = db_exec(c->db, &s_lock, &p, &res)) != DB_OK)
         goto db_fail;
     if (PQntuples(res) == 0) {
         s_not_found(reply, r->id);
@@ -691,8 +698,7 @@ void h_integration_delete(void *ctx, bus_request_t *req, const ProtobufCMessage 
         goto db_fail;
     if (!left)
         goto out;
-    if ((rc = db_exec(c->db, &s_delete_pending, &p, NULL)) != DB_OK ||
-        (rc = db_exec(c->db, &s_delete, &p, NULL)) != DB_OK)
+    if ((rc = db_exec(c->db, &s_delete, &p, NULL)) != DB_OK)
         goto db_fail;
     char object[48], detail[128];
     snprintf(object, sizeof object, "integration:%" PRId64, r->id);

@@ -4,6 +4,7 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -607,6 +608,66 @@ static void test_changes_are_audited(void **state)
     PQfinish(c);
 }
 
+typedef struct {
+    int64_t id;
+    int rc;
+    bus_error_t err;
+    int64_t identities_removed;
+} deleter_t;
+
+static void *s_deleter(void *arg)
+{
+    deleter_t *d = arg;
+    Portico__Registry__DeleteIntegrationRequest del = PORTICO__REGISTRY__DELETE_INTEGRATION_REQUEST__INIT;
+    del.id = d->id;
+    del.actor = "admin-test";
+    ProtobufCMessage *out = NULL;
+    d->rc = h_call("integration.delete", &del.base, &portico__registry__delete_integration_reply__descriptor, &out,
+                   &d->err);
+    if (out) {
+        d->identities_removed = ((Portico__Registry__DeleteIntegrationReply *)out)->identities_removed;
+        protobuf_c_message_free_unpacked(out, NULL);
+    }
+    return NULL;
+}
+
+/* A first login through an integration finishing while an admin deletes
+ * it: the login's transaction holds its pending login, then needs the
+ * integration (a new identity's foreign key). The delete waits for it and
+ * removes what it recorded; neither is ended as a deadlock. The login is
+ * played in SQL here, holding its locks in that order. */
+static void test_delete_waits_for_a_login_finishing(void **state)
+{
+    (void)state;
+    int64_t id = h_make_integration(NULL);
+    h_pending_t pend;
+    assert_int_equal(h_pending(id, &pend), 0);
+    PGconn *c = h_pg(NULL);
+    assert_non_null(c);
+    char sql[400];
+    assert_int_equal(h_pg_exec(c, "BEGIN"), 0);
+    snprintf(sql, sizeof sql, "DELETE FROM pending_logins WHERE integration_id = %lld", (long long)id);
+    assert_int_equal(h_pg_exec(c, sql), 0);
+    deleter_t d = {.id = id};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, s_deleter, &d), 0);
+    h_sleep_ms(500); /* the delete waits for the pending login */
+    snprintf(sql, sizeof sql,
+             "WITH u AS (INSERT INTO users (name) VALUES ('racing-login') RETURNING id) "
+             "INSERT INTO identities (integration_id, user_id, bb_user_id, username) "
+             "SELECT %lld, id, %ld, 'racing-login' FROM u",
+             (long long)id, h_unique());
+    int inserted = h_pg_exec(c, sql);
+    int committed = h_pg_exec(c, "COMMIT");
+    pthread_join(th, NULL);
+    PQfinish(c);
+    assert_int_equal(inserted, 0);
+    assert_int_equal(committed, 0);
+    assert_code(0, d.rc, d.err);
+    assert_int_equal(d.identities_removed, 1);
+    s_get(id, false, PORTICO__ERROR_CODE__NOT_FOUND);
+}
+
 int run_integration_tests(void)
 {
     const struct CMUnitTest tests[] = {
@@ -623,6 +684,7 @@ int run_integration_tests(void)
         cmocka_unit_test(test_update),
         cmocka_unit_test(test_set_test_result),
         cmocka_unit_test(test_delete_removes_identities_and_orphaned_users),
+        cmocka_unit_test(test_delete_waits_for_a_login_finishing),
         cmocka_unit_test(test_host_change_needs_credentials_and_drops_links),
         cmocka_unit_test(test_the_last_admins_integration_stays),
         cmocka_unit_test(test_changes_are_audited),
