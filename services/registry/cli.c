@@ -93,17 +93,22 @@ static int s_setup_mode(int argc, char **argv, reg_ctx_t *ctx)
     Portico__Registry__SetSetupModeRequest req = PORTICO__REGISTRY__SET_SETUP_MODE_REQUEST__INIT;
     req.on = on;
     req.actor = CLI_ACTOR;
-    if (s_call(ctx, h_settings_set_setup_mode, &req.base, NULL, NULL) < 0)
+    /* Whoever is locked out has usually lost the old token too. The new
+     * one is stored (and the old one's sessions ended) before Setup Mode
+     * is on: an older token never works again, not even for a moment, nor
+     * when this command fails half way. */
+    char token[64] = "";
+    if (on && setup_token_issue(ctx->db, ctx->opts, CLI_ACTOR, token, sizeof token) < 0) {
+        s_fail("could not store a new setup token: %s", db_last_error(ctx->db));
         return 1;
+    }
+    if (s_call(ctx, h_settings_set_setup_mode, &req.base, NULL, NULL) < 0) {
+        explicit_bzero(token, sizeof token);
+        return 1;
+    }
     if (!on) {
         printf("Setup Mode is off. The admin section now requires an admin account.\n");
         return 0;
-    }
-    /* Whoever is locked out has usually lost the old token too. */
-    char token[64];
-    if (setup_token_issue(ctx->db, ctx->opts, CLI_ACTOR, token, sizeof token) < 0) {
-        s_fail("could not store a new setup token: %s", db_last_error(ctx->db));
-        return 1;
     }
     if (token[0])
         printf("Setup Mode is on.\n"
@@ -114,6 +119,7 @@ static int s_setup_mode(int argc, char **argv, reg_ctx_t *ctx)
                token, ctx->opts->setup_token_ttl_hours, ctx->opts->setup_token_file);
     else
         printf("Setup Mode is on. Open /admin with the setup token from PORTICO_SETUP_TOKEN.\n");
+    explicit_bzero(token, sizeof token);
     return 0;
 }
 
