@@ -1,6 +1,7 @@
 # Portico: four services on a ZeroMQ + protobuf-c bus.
 #   make          build the four services and the Bitbucket emulator
 #   make run      start everything (private PostgreSQL and demo Bitbucket when unset)
+#   make setup-token  make run's setup token again, from another terminal
 #   make test     unit, service, system, browser and fuzz smoke tests
 #   make bench    benchmarks, printed next to a baseline measured in the same run
 #   make fuzz     run the fuzz targets for a bounded time
@@ -46,7 +47,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .SECONDARY:
-.PHONY: all deps run test do-run do-test do-bench do-fuzz do-test-sanitize unit-test module-cycles column-reads thread-tls web-markup service-test system-test browser-test fuzz fuzz-smoke bench clean format check-format
+.PHONY: all deps run setup-token test do-run do-test do-bench do-fuzz do-test-sanitize unit-test module-cycles column-reads thread-tls web-markup service-test system-test browser-test fuzz fuzz-smoke bench clean format check-format
 all: $(BINS) $(EMULATOR)
 
 deps:
@@ -183,6 +184,9 @@ do-bench: all $(BUILD)/bench/bus_bench $(BUILD)/bench/login_load
 
 do-run: all
 	@bash scripts/run.sh
+
+setup-token: $(BUILD)/bin/portico-registry
+	@bash scripts/setup-token.sh
 
 format:
 	clang-format -i $(wildcard common/*.[ch] services/*/*.[ch] tests/unit/*.c tests/fuzz/*.c)

@@ -56,6 +56,14 @@ log_offset() {
   names+=("$1")
 }
 
+# A database of an earlier run holds secrets sealed with that run's key.
+had_db=0
+if [ -z "${PORTICO_DATABASE_URL:-}" ] && [ -d "$state/pg" ]; then had_db=1; fi
+if [ -z "${PORTICO_SECRET_KEY_FILE:-}" ] && [ ! -s "$state/secret.key" ] && ((had_db)); then
+  echo "portico: $state/secret.key is gone, but $state/pg holds secrets sealed with it (client secrets," >&2
+  echo "  tokens): a new key would not open them. Put the old file back, or remove $state to start afresh." >&2
+  exit 1
+fi
 if [ -z "${PORTICO_DATABASE_URL:-}" ]; then
   echo "portico: starting a private PostgreSQL in $state/pg"
   PORTICO_DATABASE_URL=$(bash scripts/pg.sh start "$state/pg" "${PORTICO_RUN_PG_PORT:-55432}" | tail -1)
@@ -151,7 +159,7 @@ else
   # The registry's own command: the token from its file, with its expiry, or
   # what to do when Setup Mode is off or the token has expired.
   "$bin/portico-registry" setup-token 2>&1 | sed 's/^/  /' || true
-  echo "  (kept in $PORTICO_SETUP_TOKEN_FILE; build/bin/portico-registry setup-token shows it again)"
+  echo "  (kept in $PORTICO_SETUP_TOKEN_FILE; \`make setup-token\` shows it again)"
 fi
 if [ -n "$demo_url" ]; then
   echo "  Demo Bitbucket:     $demo_url   (users jdoe, jane.doe@example.com, zoë; password: password)"
