@@ -111,7 +111,13 @@ int bus_own_address(const char *host, const char *what, char *addr, size_t addr_
      * the container starts (Swarm does): ask again for a while before
      * calling the name wrong. */
     int64_t until = bus_now_ms() + s_bind_wait_ms;
+    bool said = false;
     while (netaddr_own_address(host, addr, addr_size) < 0) {
+        if (!said) {
+            log_info("waiting for the bind host to name an address of this machine", "endpoint=%s up_to_ms=%d", what,
+                     s_bind_wait_ms);
+            said = true;
+        }
         if (s_stopping && s_stopping()) {
             atomic_store(&s_stopped_waiting, true);
             log_info("stopped while waiting for the bind host's address", "endpoint=%s", what);

@@ -350,8 +350,13 @@ int busauth_init(const char *service, unsigned admit, unsigned servers, char *er
         snprintf(secret, sizeof secret, "%s/%s.cert_secret", s_dir, service);
     zcert_t *cert =
         s_load_secret(secret, sf && *sf ? "PORTICO_BUS_SECRET_FILE" : "PORTICO_BUS_KEYS_DIR", err, err_size);
-    if (!cert)
+    if (!cert) {
+        if (!(sf && *sf) && access(secret, F_OK) < 0) {
+            size_t n = strlen(err);
+            snprintf(err + n, err_size - n, " (`portico-%s bus-keygen` makes this service's key pair there)", service);
+        }
         return -1;
+    }
     pthread_mutex_lock(&s_cert_lock); /* a second start in one process (tests) replaces the first's */
     zcert_destroy(&s_cert);
     s_cert = cert;

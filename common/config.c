@@ -136,6 +136,24 @@ int config_endpoint(const char *name, const char *def, char *out, size_t out_siz
                  "%s: must be a ZeroMQ endpoint such as tcp://127.0.0.1:5551 (got \"%.40s\")", name, out);
         return -1;
     }
+    const char *rest = strstr(out, "://") + 3;
+    if (!*rest) {
+        snprintf(err->text, sizeof err->text, "%s: \"%.40s\" has no address after \"://\"", name, out);
+        return -1;
+    }
+    if (!strncmp(out, "tcp://", 6)) {
+        /* A host (a name, an address, an interface or *) and a port (or *
+         * for any): what ZeroMQ would refuse only when it binds. */
+        const char *colon = strrchr(rest, ':');
+        const char *port = colon ? colon + 1 : "";
+        bool port_ok = !strcmp(port, "*") || (port[0] && strspn(port, "0123456789") == strlen(port) &&
+                                              strlen(port) <= 5 && atol(port) <= 65535);
+        if (!colon || colon == rest || !port_ok) {
+            snprintf(err->text, sizeof err->text,
+                     "%s: needs a host and a port, such as tcp://127.0.0.1:5551 (got \"%.40s\")", name, out);
+            return -1;
+        }
+    }
     return 0;
 }
 

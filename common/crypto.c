@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -276,7 +277,7 @@ int crypto_keyring_add_file(crypto_keyring_t *self, const char *path, bool prima
     uint8_t key[64];
     FILE *f = fopen(path, "r");
     if (!f) {
-        snprintf(why, why_size, "could not open key file \"%s\"", path);
+        snprintf(why, why_size, "could not open key file \"%s\": %s", path, strerror(errno));
         return -1;
     }
     /* Whoever may write the file can replace the key. A warning, not a

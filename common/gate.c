@@ -895,7 +895,8 @@ gate_t *gate_new(const gate_config_t *cfg)
         goto fail;
     self->lfd = s_listen(cfg->listen_addr);
     if (self->lfd < 0) {
-        log_error("could not listen for HTTP", "addr=%s error=\"%s\"", cfg->listen_addr, strerror(errno));
+        log_error("could not listen for HTTP", "listener=%s addr=%s error=\"%s\"",
+                  cfg->listener ? cfg->listener : "public", cfg->listen_addr, strerror(errno));
         goto fail;
     }
     self->epfd = epoll_create1(EPOLL_CLOEXEC);

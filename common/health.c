@@ -86,7 +86,7 @@ health_t *health_new(const char *addr, const char *service, bus_ready_fn ready, 
         gc.backend_port = port.port;
     self->gate = gc.backend_port > 0 ? gate_new(&gc) : NULL;
     if (!self->gate) {
-        log_error("could not listen for health checks", "addr=%s", addr);
+        log_error("could not listen for health checks (PORTICO_HEALTH_ADDR)", "addr=%s", addr);
         health_destroy(&self);
         return NULL;
     }

@@ -1,5 +1,6 @@
 #include "options.h"
 
+#include <libpq-fe.h>
 #include <string.h>
 
 #define T reg_options_t
@@ -30,6 +31,18 @@ int reg_options_load(reg_options_t *opts, config_error_t *err)
         return config_fail(err, "PORTICO_DATABASE_URL",
                            "is not set: give the libpq connection string of the registry's database, for example "
                            "postgresql://portico@db/portico");
+    /* libpq would take a value that is neither a URI nor key=value pairs
+     * (a bare host name) as a database name on the local socket, and the
+     * registry would wait for it for ever. Its message is not passed on:
+     * it may quote the password. */
+    char *why = NULL;
+    PQconninfoOption *parsed = PQconninfoParse(opts->database_url, &why);
+    PQconninfoFree(parsed);
+    PQfreemem(why);
+    if (!parsed)
+        return config_fail(err, "PORTICO_DATABASE_URL",
+                           "is not a libpq connection string: give a URI such as postgresql://portico@db/portico, "
+                           "or key=value pairs such as \"host=db dbname=portico user=portico\"");
     if (opts->setup_token_file[0] != '/')
         return config_fail(err, "PORTICO_SETUP_TOKEN_FILE", "must be an absolute path");
     if (opts->setup_token[0] && strlen(opts->setup_token) < REG_SETUP_TOKEN_MIN)

@@ -415,7 +415,7 @@ static int s_run(void)
     cb.connection_close = s_connection_close;
     struct mg_context *ctx = mg_start(&cb, NULL, options);
     if (!ctx) {
-        log_error("could not listen for HTTP", "addr=%s", web_cfg.http_addr);
+        log_error("could not start civetweb on its private loopback port", NULL);
         brokerq_destroy(&web_brokerq);
         webcache_destroy(&web_cache);
         return 1;
@@ -434,6 +434,7 @@ static int s_run(void)
         gc.backend_port = port.port;
     web_gate = gc.backend_port > 0 ? gate_new(&gc) : NULL;
     if (!web_gate) {
+        log_error("could not listen for HTTP (PORTICO_HTTP_ADDR)", "addr=%s", web_cfg.http_addr);
         mg_stop(ctx);
         brokerq_destroy(&web_brokerq);
         webcache_destroy(&web_cache);

@@ -87,6 +87,7 @@ test('a port already in use ends the start with the service, its error and a fai
     const code = await finish(run);
     assert.equal(code, 1, run.out + run.err);
     assert.match(run.err, /portico: web stopped; from .*web\.log:\n {2}.*level=error.*could not listen for HTTP.*Address already in use/);
+    assert.match(run.err, /level=error.*could not listen for HTTP \(PORTICO_HTTP_ADDR\)/);
     assert.doesNotMatch(run.out, /Portico is running/);
     assert.match(run.out, /portico: stopped/);
   } finally {

@@ -76,8 +76,23 @@ static void test_config_values(void **state)
 
     setenv("PORTICO_T_EP", "udp://x", 1);
     assert_int_equal(config_endpoint("PORTICO_T_EP", NULL, s, sizeof s, &err), -1);
-    setenv("PORTICO_T_EP", "tcp://registry:5551", 1);
-    assert_int_equal(config_endpoint("PORTICO_T_EP", NULL, s, sizeof s, &err), 0);
+    /* What ZeroMQ would refuse only when it binds: named at start. */
+    const char *bad_eps[] = {"tcp://127.0.0.1", "tcp://:5551",       "tcp://127.0.0.1:", "tcp://127.0.0.1:65536",
+                             "tcp://[::1]",     "tcp://web.bus:55x", "ipc://",           "tcp://"};
+    for (size_t i = 0; i < sizeof bad_eps / sizeof bad_eps[0]; i++) {
+        setenv("PORTICO_T_EP", bad_eps[i], 1);
+        if (config_endpoint("PORTICO_T_EP", NULL, s, sizeof s, &err) != -1)
+            fail_msg("took %s", bad_eps[i]);
+        assert_non_null(strstr(err.text, "PORTICO_T_EP"));
+    }
+    const char *good_eps[] = {"tcp://registry:5551", "tcp://*:5551",    "tcp://[::1]:5551",
+                              "tcp://127.0.0.1:*",   "tcp://eth0:5551", "ipc:///run/portico/registry",
+                              "inproc://registry"};
+    for (size_t i = 0; i < sizeof good_eps / sizeof good_eps[0]; i++) {
+        setenv("PORTICO_T_EP", good_eps[i], 1);
+        if (config_endpoint("PORTICO_T_EP", NULL, s, sizeof s, &err) != 0)
+            fail_msg("refused %s: %s", good_eps[i], err.text);
+    }
 
     setenv("PORTICO_T_URL", "https://portico.example.com/", 1);
     assert_int_equal(config_url("PORTICO_T_URL", NULL, s, sizeof s, &err), 0);

@@ -195,6 +195,18 @@ static void test_checks_across_variables(void **state)
     s_clean_env();
     unsetenv("PORTICO_DATABASE_URL");
     s_expect_named(s_load_registry, "PORTICO_DATABASE_URL");
+    /* Neither a URI nor key=value pairs: libpq would take it for a
+     * database name. */
+    static const char *const bad_urls[] = {"db.example.com", "postgres:/x", "host=db port"};
+    for (size_t i = 0; i < sizeof bad_urls / sizeof bad_urls[0]; i++) {
+        s_clean_env();
+        setenv("PORTICO_DATABASE_URL", bad_urls[i], 1);
+        s_expect_named(s_load_registry, "PORTICO_DATABASE_URL");
+    }
+    s_clean_env();
+    setenv("PORTICO_DATABASE_URL", "host=/run/pg dbname=portico", 1);
+    config_error_t ok = {{0}};
+    assert_int_equal(s_load_registry(&ok), 0);
     s_clean_env();
     setenv("PORTICO_SETUP_TOKEN_FILE", "relative/path", 1);
     s_expect_named(s_load_registry, "PORTICO_SETUP_TOKEN_FILE");
