@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Answers bigger than this are cut off and refused (UPSTREAM too_large). */
+/* Answers bigger than a request's cap, and than this whatever the request
+ * says, are cut off and refused (UPSTREAM too_large). */
 #define MAX_BODY (4 * 1024 * 1024)
 #define USER_AGENT "Portico (portico-bitbucket)"
 #define MAX_IDLE_HANDLES 16 /* easy handles kept for the next transfers */
@@ -20,6 +21,7 @@ struct bb_xfer_t {
     char *body_out; /* what we POST (may hold a secret) */
     char *body_in;  /* what we receive */
     size_t in_len, in_cap;
+    size_t max_body;
     bool too_large;
     char host[256];    /* the URL's host, for PORTICO_BITBUCKET_ALLOW's names */
     char refused[160]; /* why a connection was refused by the egress policy */
@@ -115,7 +117,7 @@ static size_t s_on_write(char *data, size_t size, size_t nmemb, void *arg)
 {
     bb_xfer_t *x = arg;
     size_t n = size * nmemb;
-    if (n > MAX_BODY || x->in_len + n > MAX_BODY) {
+    if (n > x->max_body || x->in_len + n > x->max_body) {
         x->too_large = true;
         return 0; /* curl ends the transfer with CURLE_WRITE_ERROR */
     }
@@ -194,6 +196,7 @@ static void s_finish(bb_http_t *self, bb_xfer_t *x, CURLcode code)
     res.curl_code = x->too_large ? CURLE_FILESIZE_EXCEEDED : code;
     res.curl_error = x->error[0] ? x->error : curl_easy_strerror(code);
     res.too_large = x->too_large;
+    res.max_body = x->max_body;
     res.refused = x->refused[0] ? x->refused : NULL;
     /* A connection kept alive from an earlier request has no connect
      * time; that the request went out on it says it was connected. */
@@ -459,6 +462,7 @@ bb_xfer_t *bb_http_start(bb_http_t *self, const bb_http_request_t *req, bb_http_
     x->http = self;
     x->done = done;
     x->arg = arg;
+    x->max_body = req->max_body && req->max_body < MAX_BODY ? req->max_body : MAX_BODY;
     x->easy = s_easy_take(self);
     if (!x->easy)
         goto fail;
@@ -490,7 +494,7 @@ bb_xfer_t *bb_http_start(bb_http_t *self, const bb_http_request_t *req, bb_http_
     ok &= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_USERAGENT, USER_AGENT) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "") == CURLE_OK;
-    ok &= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MAX_BODY) == CURLE_OK;
+    ok &= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_on_write) == CURLE_OK;
     ok &= curl_easy_setopt(e, CURLOPT_WRITEDATA, x) == CURLE_OK;
     if (req->ca_pem && *req->ca_pem) {
@@ -541,10 +545,14 @@ void bb_http_error(const bb_http_result_t *res, const char *host, long timeout_m
     case CURLE_OK:
         bus_error_set(err, PORTICO__ERROR_CODE__OK, DETAIL(NONE), "ok");
         return;
-    case CURLE_FILESIZE_EXCEEDED:
+    case CURLE_FILESIZE_EXCEEDED: {
+        size_t max = res->max_body ? res->max_body : MAX_BODY;
+        bool mib = max % (1024 * 1024) == 0;
         bus_error_set(err, PORTICO__ERROR_CODE__UPSTREAM, DETAIL(TOO_LARGE),
-                      "Bitbucket at %s sent an answer larger than %d MiB", host, MAX_BODY / (1024 * 1024));
+                      "Bitbucket at %s sent an answer larger than %zu %s", host, max / (mib ? 1024 * 1024 : 1024),
+                      mib ? "MiB" : "KiB");
         return;
+    }
     case CURLE_COULDNT_RESOLVE_HOST:
         bus_error_set(err, PORTICO__ERROR_CODE__UNAVAILABLE, DETAIL(UNREACHABLE),
                       "could not resolve the host name of Bitbucket (%s); check the base URL and DNS", host);

@@ -38,6 +38,7 @@ typedef struct {
     const char *ca_pem;        /* trust only this PEM; NULL or "" for the system store */
     long timeout_ms;           /* whole transfer */
     long connect_timeout_ms;   /* connection and TLS handshake */
+    size_t max_body;           /* a longer answer is refused (too_large); 0 for the most, 4 MiB */
 } bb_http_request_t;
 
 /* The outcome of one transfer: valid only during the done callback. */
@@ -45,6 +46,7 @@ typedef struct {
     CURLcode curl_code;
     const char *curl_error; /* curl's own text for the log; names hosts, never secrets */
     bool too_large;         /* the body passed the size cap */
+    size_t max_body;        /* that cap */
     const char *refused;    /* why the egress policy refused the address (bb_egress.h), or NULL */
     bool connected;         /* a connection was established (tells connect from answer timeouts) */
     long status;            /* HTTP status, 0 when there was no answer */

@@ -268,10 +268,11 @@ static int s_decode_token(const bb_response_t *r, Portico__Bitbucket__TokenReply
     }
     json_t *at = json_object_get(root, "access_token");
     if (!json_is_string(at) || json_string_length(at) == 0) {
-        /* Some servers answer an error with 200. */
-        bb_response_t as400 = *r;
-        as400.status = 400;
-        if (bb_oauth2_error(&as400, err) != 0)
+        /* Some servers answer an error with 200. Read from the tree at
+         * hand: parsing the body again would hold it twice. */
+        const char *e = json_string_value(json_object_get(root, "error"));
+        const char *d = json_string_value(json_object_get(root, "error_description"));
+        if (bb_oauth2_error_words(r, e, d, err) != 0)
             s_bad_response(r, err, "a token answer without an access token");
         json_decref(root);
         return -1;

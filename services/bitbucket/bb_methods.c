@@ -146,22 +146,26 @@ static int s_auth(const Portico__Bitbucket__Auth *auth, bb_plan_t *plan, bus_err
     return -1;
 }
 
-static void s_get(bb_plan_t *plan, const char *kind, bb_api_t api, const char *accept)
+/* max_body: BB_MAX_BODY for pages, which are read as they stream;
+ * BB_MAX_SMALL_BODY for answers that are parsed whole (bb_status.h). */
+static void s_get(bb_plan_t *plan, const char *kind, bb_api_t api, const char *accept, size_t max_body)
 {
     plan->kind = kind;
     plan->api = api;
     plan->http_method = "GET";
     plan->idempotent = true;
     plan->accept = s_dup(accept);
+    plan->max_body = max_body;
 }
 
-static void s_post(bb_plan_t *plan, const char *kind, bb_api_t api, const char *accept)
+static void s_post(bb_plan_t *plan, const char *kind, bb_api_t api, const char *accept, size_t max_body)
 {
     plan->kind = kind;
     plan->api = api;
     plan->http_method = "POST";
     plan->idempotent = false;
     plan->accept = s_dup(accept);
+    plan->max_body = max_body;
 }
 
 int bb_plan_authorization(const bb_plan_t *plan, char **out, bus_error_t *err)
@@ -201,7 +205,7 @@ int bb_plan_authorization(const bb_plan_t *plan, char **out, bus_error_t *err)
 static int s_server_info_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
 {
     const Portico__Bitbucket__ServerInfoRequest *m = (const Portico__Bitbucket__ServerInfoRequest *)msg;
-    s_get(plan, "server.info", BB_API_SERVER_INFO, "application/json");
+    s_get(plan, "server.info", BB_API_SERVER_INFO, "application/json", BB_MAX_SMALL_BODY);
     return s_conn(m->conn, "/rest/api/1.0/application-properties", NULL, plan, err);
 }
 
@@ -224,7 +228,7 @@ static int s_server_info_finish(const bb_plan_t *plan, const bb_response_t *r, b
 static int s_token_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
 {
     const Portico__Bitbucket__TokenRequest *m = (const Portico__Bitbucket__TokenRequest *)msg;
-    s_post(plan, "oauth2.token", BB_API_OAUTH2_TOKEN, "application/json");
+    s_post(plan, "oauth2.token", BB_API_OAUTH2_TOKEN, "application/json", BB_MAX_SMALL_BODY);
     bool code_grant = m->grant_type && !strcmp(m->grant_type, "authorization_code");
     bool refresh_grant = m->grant_type && !strcmp(m->grant_type, "refresh_token");
     if (!code_grant && !refresh_grant) {
@@ -281,7 +285,7 @@ static int s_token_finish(const bb_plan_t *plan, const bb_response_t *r, bus_rep
 static int s_whoami_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
 {
     const Portico__Bitbucket__WhoAmIRequest *m = (const Portico__Bitbucket__WhoAmIRequest *)msg;
-    s_get(plan, "whoami", BB_API_WHOAMI, "text/plain, */*");
+    s_get(plan, "whoami", BB_API_WHOAMI, "text/plain, */*", BB_MAX_SMALL_BODY);
     if (s_auth(m->auth, plan, err) < 0)
         return -1;
     return s_conn(m->conn, "/plugins/servlet/applinks/whoami", NULL, plan, err);
@@ -305,7 +309,7 @@ static int s_whoami_finish(const bb_plan_t *plan, const bb_response_t *r, bus_re
 static int s_user_get_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
 {
     const Portico__Bitbucket__GetUserRequest *m = (const Portico__Bitbucket__GetUserRequest *)msg;
-    s_get(plan, "user.get", BB_API_REST, "application/json");
+    s_get(plan, "user.get", BB_API_REST, "application/json", BB_MAX_SMALL_BODY);
     if (s_check(m->slug, DETAIL(SLUG), 255, true, err) < 0 || s_auth(m->auth, plan, err) < 0)
         return -1;
     sbuf_t path = {0};
@@ -342,7 +346,7 @@ static int s_user_get_finish(const bb_plan_t *plan, const bb_response_t *r, bus_
 static int s_user_find_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
 {
     const Portico__Bitbucket__FindUsersRequest *m = (const Portico__Bitbucket__FindUsersRequest *)msg;
-    s_get(plan, "user.find", BB_API_REST, "application/json");
+    s_get(plan, "user.find", BB_API_REST, "application/json", BB_MAX_BODY);
     if (s_check(m->filter, DETAIL(FILTER), 255, true, err) < 0 || s_auth(m->auth, plan, err) < 0)
         return -1;
     sbuf_t q = {0};
@@ -377,7 +381,7 @@ static int s_user_find_finish(const bb_plan_t *plan, const bb_response_t *r, bus
 static int s_repos_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
 {
     const Portico__Bitbucket__ListReposRequest *m = (const Portico__Bitbucket__ListReposRequest *)msg;
-    s_get(plan, "repos.list", BB_API_REST, "application/json");
+    s_get(plan, "repos.list", BB_API_REST, "application/json", BB_MAX_BODY);
     const char *perm = s_empty(m->permission) ? "REPO_READ" : m->permission;
     if (strcmp(perm, "REPO_READ") != 0 && strcmp(perm, "REPO_WRITE") != 0 && strcmp(perm, "REPO_ADMIN") != 0) {
         bus_error_set(err, C_BAD_REQUEST, DETAIL(PERMISSION), "permission must be REPO_READ, REPO_WRITE or REPO_ADMIN");
@@ -431,7 +435,7 @@ static int s_repos_finish(const bb_plan_t *plan, const bb_response_t *r, bus_rep
 static int s_o1_request_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
 {
     const Portico__Bitbucket__OAuth1RequestTokenRequest *m = (const Portico__Bitbucket__OAuth1RequestTokenRequest *)msg;
-    s_post(plan, "oauth1.request_token", BB_API_OAUTH1, "*/*");
+    s_post(plan, "oauth1.request_token", BB_API_OAUTH1, "*/*", BB_MAX_SMALL_BODY);
     if (s_check(m->consumer_key, DETAIL(CONSUMER_KEY), 1024, true, err) < 0 ||
         s_check(m->private_key_pem, DETAIL(PRIVATE_KEY_PEM), MAX_PEM, true, err) < 0 ||
         s_check(m->callback, DETAIL(CALLBACK), MAX_FIELD_LEN, true, err) < 0)
@@ -451,7 +455,7 @@ static int s_o1_request_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bu
 static int s_o1_access_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
 {
     const Portico__Bitbucket__OAuth1AccessTokenRequest *m = (const Portico__Bitbucket__OAuth1AccessTokenRequest *)msg;
-    s_post(plan, "oauth1.access_token", BB_API_OAUTH1, "*/*");
+    s_post(plan, "oauth1.access_token", BB_API_OAUTH1, "*/*", BB_MAX_SMALL_BODY);
     const Portico__Bitbucket__OAuth1Credentials *c = m->credentials;
     if (!c) {
         bus_error_set(err, C_BAD_REQUEST, DETAIL(CREDENTIALS), "credentials is missing");
@@ -493,7 +497,9 @@ static int s_o1_token_finish(const bb_plan_t *plan, const bb_response_t *r, bus_
 static int s_readable_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus_error_t *err)
 {
     const Portico__Bitbucket__ReadableRequest *m = (const Portico__Bitbucket__ReadableRequest *)msg;
-    s_get(plan, "resource.readable", BB_API_REST, "application/json");
+    /* The answer (the project or repository) is not read; an error's
+     * message is read only when it is short (bb_status.h). */
+    s_get(plan, "resource.readable", BB_API_REST, "application/json", BB_MAX_BODY);
     if (s_check(m->project_key, DETAIL(PROJECT_KEY), 255, true, err) < 0 ||
         s_check(m->repo_slug, DETAIL(REPO_SLUG), 255, false, err) < 0 || s_auth(m->auth, plan, err) < 0)
         return -1;

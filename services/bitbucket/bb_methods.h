@@ -38,7 +38,8 @@ typedef struct {
     char *body; /* POST form body */
     char *ca_pem;
     char *accept;
-    char host[256]; /* for messages and logs */
+    size_t max_body; /* a longer answer is refused (BB_MAX_BODY, BB_MAX_SMALL_BODY) */
+    char host[256];  /* for messages and logs */
     int64_t integration_id;
     int32_t start; /* repos.list: the requested page start */
     /* credentials: signed or formatted afresh for every attempt */

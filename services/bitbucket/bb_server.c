@@ -148,6 +148,7 @@ static void s_attempt(bb_server_t *self, bb_call_t *call)
         .ca_pem = call->plan.ca_pem,
         .timeout_ms = timeout,
         .connect_timeout_ms = self->cfg.connect_timeout_ms,
+        .max_body = call->plan.max_body,
     };
     call->attempt++;
     call->timeout_ms = timeout;

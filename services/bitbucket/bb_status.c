@@ -33,12 +33,19 @@ static void s_token_word(const char *in, char *out, size_t out_size)
     out[o] = '\0';
 }
 
+/* An error answer's JSON, when it is short enough to parse whole (a page's
+ * error may be as long as a page). */
+static json_t *s_error_json(const char *body, size_t body_len)
+{
+    return body && body_len && body_len <= BB_MAX_SMALL_BODY ? json_loadb(body, body_len, 0, NULL) : NULL;
+}
+
 void bb_errors_message(const char *body, size_t body_len, char *out, size_t out_size)
 {
     if (!out_size)
         return;
     out[0] = '\0';
-    json_t *root = body && body_len ? json_loadb(body, body_len, 0, NULL) : NULL;
+    json_t *root = s_error_json(body, body_len);
     if (!json_is_object(root)) {
         json_decref(root);
         return;
@@ -112,17 +119,22 @@ static int s_oauth2_token_detail(const char *word)
 /* RFC 6749 §5.2 {"error","error_description"}; 0 when the body is one. */
 int bb_oauth2_error(const bb_response_t *r, bus_error_t *err)
 {
-    json_t *root = r->body && r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+    json_t *root = s_error_json(r->body, r->body_len);
     const char *e = json_is_object(root) ? json_string_value(json_object_get(root, "error")) : NULL;
-    if (!e || !*e) {
-        json_decref(root);
+    const char *d = json_is_object(root) ? json_string_value(json_object_get(root, "error_description")) : NULL;
+    int rc = bb_oauth2_error_words(r, e, d, err);
+    json_decref(root);
+    return rc;
+}
+
+int bb_oauth2_error_words(const bb_response_t *r, const char *e, const char *d, bus_error_t *err)
+{
+    if (!e || !*e)
         return -1;
-    }
     char word[64], desc[160] = "";
     s_token_word(e, word, sizeof word);
     if (!word[0])
         snprintf(word, sizeof word, "oauth2_error");
-    const char *d = json_string_value(json_object_get(root, "error_description"));
     if (d)
         bb_safe_text(d, strlen(d), desc, sizeof desc);
     if (!strcmp(word, "invalid_grant"))
@@ -139,7 +151,6 @@ int bb_oauth2_error(const bb_response_t *r, bus_error_t *err)
         bus_error_set(err, C_UPSTREAM, s_oauth2_token_detail(word),
                       "Bitbucket at %s refused the token request (%s)%s%s", bb_response_host(r), word,
                       desc[0] ? ": " : "", desc);
-    json_decref(root);
     return 0;
 }
 

@@ -12,8 +12,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Bigger answers are refused (UPSTREAM "too_large"). */
+/* Bigger answers are refused (UPSTREAM "too_large"): pages of
+ * repositories or users, which are read as they stream (bb_pick.h)... */
 #define BB_MAX_BODY (4 * 1024 * 1024)
+/* ...and everything else (a token, whoami, a user, the server info),
+ * which jansson holds whole as a tree many times the text's size. Error
+ * answers longer than this are mapped by their status alone (their
+ * message is not read). */
+#define BB_MAX_SMALL_BODY (64 * 1024)
 /* Longest string field we accept from Bitbucket. */
 #define BB_MAX_FIELD 4096
 
@@ -54,5 +60,8 @@ void bb_oauth1_problem_error(const char *problem, long status, const char *host,
 /* RFC 6749 section 5.2 {"error","error_description"}: 0 with err set when
  * the body is one, else -1. */
 int bb_oauth2_error(const bb_response_t *r, bus_error_t *err);
+/* The same from the two members already read from r's body (each NULL
+ * when absent or not a string): for a decoder that has the body parsed. */
+int bb_oauth2_error_words(const bb_response_t *r, const char *error, const char *error_description, bus_error_t *err);
 
 #endif

@@ -39,10 +39,44 @@ static void test_errors_message(void **state)
     assert_true(bb_utf8_valid(m, strlen(m)));
 }
 
+/* An error answer may be as long as a page (4 MiB): one longer than the
+ * small answers' cap is not parsed (jansson's tree of many small values
+ * would be some 40 times its text), and gets no message. */
+static void test_long_error_bodies_are_not_parsed(void **state)
+{
+    (void)state;
+    size_t n = BB_MAX_SMALL_BODY + 1024;
+    char *b = malloc(n + 1);
+    assert_non_null(b);
+    size_t o = (size_t)snprintf(b, n + 1, "{\"errors\":[{\"message\":\"x\",\"j\":[0");
+    while (o + 6 < n)
+        o += (size_t)snprintf(b + o, n + 1 - o, ",0");
+    snprintf(b + o, n + 1 - o, "]}]}");
+    char m[161];
+    bb_errors_message(b, strlen(b), m, sizeof m);
+    assert_string_equal(m, "");
+    /* The same shape within the cap is read. */
+    const char *small = "{\"errors\":[{\"message\":\"x\",\"j\":[0,0,0]}]}";
+    bb_errors_message(small, strlen(small), m, sizeof m);
+    assert_string_equal(m, "x");
+
+    bus_error_t err;
+    memset(&err, 0, sizeof err);
+    bb_response_t r = {.status = 400, .body = b, .body_len = strlen(b), .host = "git.example.com"};
+    o = (size_t)snprintf(b, n + 1, "{\"error\":\"invalid_grant\",\"j\":[0");
+    while (o + 4 < n)
+        o += (size_t)snprintf(b + o, n + 1 - o, ",0");
+    snprintf(b + o, n + 1 - o, "]}");
+    r.body_len = strlen(b);
+    assert_int_equal(bb_oauth2_error(&r, &err), -1);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors_message),
+        cmocka_unit_test(test_long_error_bodies_are_not_parsed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

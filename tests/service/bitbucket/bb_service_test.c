@@ -11,6 +11,9 @@
  *   TLS_CERT      that server's certificate (PEM file)
  *   OTHER_CERT    an unrelated self-signed certificate (PEM file)
  *
+ * Answers the emulator does not give (sizes, repeated headers) come from a
+ * small server of this program's own on loopback (s_fake_serve).
+ *
  *   bb_service_test            the cmocka suite
  *   bb_service_test shutdown   SIGTERM the service (BB_PID) during a slow call */
 #include <setjmp.h>
@@ -24,7 +27,9 @@
 #include "bus.h"
 #include "crypto.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <pthread.h>
@@ -32,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -193,6 +199,140 @@ static void s_expect(const bus_error_t *err, int code, const char *detail)
     if (err->code != code || (detail && strcmp(bus_detail_name(err->detail), detail) != 0))
         fail_msg("got %s/%s (%s), want %s/%s", bus_code_name(err->code), bus_detail_name(err->detail), err->message,
                  bus_code_name(code), detail ? detail : "*");
+}
+
+/* ---- a server for answers the emulator does not give ----
+ *
+ * One request per connection on a loopback port of its own; what it
+ * answers depends on the request's path alone. */
+
+static char s_fake[64]; /* its base URL: http://127.0.0.1:port */
+
+static void s_fake_send(int c, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(c, data, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return;
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+/* n characters of JSON for a member that no decoder reads: "j":[0,0,...]. */
+static void s_fake_padding(char *out, size_t n)
+{
+    memcpy(out, "\"j\":[", 5);
+    size_t i = 5;
+    for (; i + 3 < n; i += 2)
+        memcpy(out + i, "0,", 2);
+    out[i++] = '0';
+    out[i++] = ']';
+    out[i] = '\0';
+}
+
+/* The body for a path, and its extra header lines ("" or lines ending in
+ * CRLF); NULL for a path it does not know. */
+static char *s_fake_answer(const char *path, const char **headers)
+{
+    *headers = "";
+    size_t cap = 2 * 1024 * 1024;
+    char *b = malloc(cap);
+    assert_non_null(b);
+    size_t o = 0;
+    if (strstr(path, "/rest/oauth2/latest/token")) {
+        /* Well-formed, and over 64 KiB. */
+        o += (size_t)snprintf(b, cap, "{\"access_token\":\"big-access-token\",\"token_type\":\"bearer\",");
+        s_fake_padding(b + o, 100 * 1024);
+        o += strlen(b + o);
+        snprintf(b + o, cap - o, "}");
+    } else if (strstr(path, "/rest/api/1.0/users/big")) {
+        o += (size_t)snprintf(b, cap, "{\"name\":\"big\",\"slug\":\"big\",\"id\":7,\"active\":true,");
+        s_fake_padding(b + o, 100 * 1024);
+        o += strlen(b + o);
+        snprintf(b + o, cap - o, "}");
+    } else if (strstr(path, "/rest/api/1.0/repos")) {
+        /* A page of 25 of some 42 KB each (a long description nobody
+         * reads): over 1 MiB. */
+        o += (size_t)snprintf(b, cap, "{\"size\":25,\"limit\":25,\"isLastPage\":true,\"start\":0,\"values\":[");
+        for (int i = 0; i < 25; i++) {
+            o += (size_t)snprintf(b + o, cap - o,
+                                  "%s{\"slug\":\"repo-%d\",\"name\":\"Repo %d\",\"project\":{\"key\":\"BIG\"},"
+                                  "\"description\":\"",
+                                  i ? "," : "", i, i);
+            memset(b + o, 'd', 42 * 1024);
+            o += 42 * 1024;
+            o += (size_t)snprintf(b + o, cap - o, "\"}");
+        }
+        snprintf(b + o, cap - o, "]}");
+    } else {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+static void s_fake_one(int c)
+{
+    char req[8192];
+    size_t len = 0, want = 0;
+    char *end = NULL;
+    while (len < sizeof req - 1) {
+        ssize_t n = recv(c, req + len, sizeof req - 1 - len, 0);
+        if (n <= 0)
+            return;
+        len += (size_t)n;
+        req[len] = '\0';
+        end = strstr(req, "\r\n\r\n");
+        const char *cl = strcasestr(req, "\r\nContent-Length:");
+        want = end ? (size_t)(end + 4 - req) + (cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0) : 0;
+        if (end && len >= want)
+            break;
+    }
+    if (!end)
+        return;
+    char path[1024] = "";
+    sscanf(req, "%*s %1023s", path);
+    const char *headers;
+    char *body = s_fake_answer(path, &headers);
+    char head[1024];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %s\r\nContent-Type: %s\r\n%sContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                     body ? "200 OK" : "404 Not Found", body ? "application/json;charset=UTF-8" : "text/plain",
+                     headers, body ? strlen(body) : 0);
+    s_fake_send(c, head, (size_t)n);
+    if (body)
+        s_fake_send(c, body, strlen(body));
+    free(body);
+}
+
+static void *s_fake_serve(void *arg)
+{
+    int listener = (int)(intptr_t)arg;
+    for (;;) {
+        int c = accept(listener, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        s_fake_one(c);
+        shutdown(c, SHUT_WR);
+        close(c);
+    }
+}
+
+static void s_fake_start(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 16) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &alen) < 0) {
+        perror("bb_service_test: the answer server");
+        exit(2);
+    }
+    snprintf(s_fake, sizeof s_fake, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    pthread_t th;
+    pthread_create(&th, NULL, s_fake_serve, (void *)(intptr_t)fd);
+    pthread_detach(th);
 }
 
 /* ---- OAuth 2 login through the emulator (auto-approve) ---- */
@@ -574,6 +714,43 @@ static void test_repos_paging(void **state)
     portico__bitbucket__list_repos_reply__free_unpacked(r, NULL);
     err = s_repos(s_bus, s_emu, t.access, -1, 10, &r, 5000);
     s_expect(&err, PORTICO__ERROR_CODE__BAD_REQUEST, "start");
+}
+
+/* The small answers (token, whoami, a user, server info) are parsed whole:
+ * they may be 64 KiB at most. A page of repositories may be far larger. */
+static void test_answer_size_caps(void **state)
+{
+    (void)state;
+    Portico__Bitbucket__Conn conn = s_conn(s_fake);
+    Portico__Bitbucket__TokenRequest t = PORTICO__BITBUCKET__TOKEN_REQUEST__INIT;
+    t.conn = &conn;
+    t.grant_type = "authorization_code";
+    t.client_id = "client";
+    t.client_secret = "client-secret";
+    t.redirect_uri = REDIRECT;
+    t.code = "code";
+    Portico__Bitbucket__TokenReply *tr = NULL;
+    bus_error_t err = s_call(s_bus, "oauth2.token", &t.base, &portico__bitbucket__token_reply__descriptor,
+                             (ProtobufCMessage **)&tr, 5000);
+    s_expect(&err, PORTICO__ERROR_CODE__UPSTREAM, "too_large");
+    assert_non_null(strstr(err.message, "64 KiB"));
+
+    Portico__Bitbucket__Auth auth = PORTICO__BITBUCKET__AUTH__INIT;
+    auth.bearer = "x";
+    Portico__Bitbucket__GetUserRequest u = PORTICO__BITBUCKET__GET_USER_REQUEST__INIT;
+    u.conn = &conn;
+    u.auth = &auth;
+    u.slug = "big";
+    Portico__Bitbucket__GetUserReply *ur = NULL;
+    err = s_call(s_bus, "user.get", &u.base, &portico__bitbucket__get_user_reply__descriptor, (ProtobufCMessage **)&ur,
+                 5000);
+    s_expect(&err, PORTICO__ERROR_CODE__UPSTREAM, "too_large");
+
+    Portico__Bitbucket__ListReposReply *r = NULL;
+    err = s_repos(s_bus, s_fake, "x", 0, 25, &r, 5000);
+    s_expect(&err, OK, NULL);
+    assert_int_equal(r->n_repositories, 25);
+    portico__bitbucket__list_repos_reply__free_unpacked(r, NULL);
 }
 
 /* 429 with Retry-After: retried when it fits in the deadline. */
@@ -1125,6 +1302,7 @@ int main(int argc, char **argv)
     } else if (argc == 2 && (!strcmp(argv[1], "shutdown") || !strcmp(argv[1], "shutdown-abort"))) {
         rc = s_shutdown(!strcmp(argv[1], "shutdown-abort"));
     } else {
+        s_fake_start();
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_teardown(test_ping, s_reset_faults),
             cmocka_unit_test_teardown(test_server_info, s_reset_faults),
@@ -1132,6 +1310,7 @@ int main(int argc, char **argv)
             cmocka_unit_test_teardown(test_oauth2_errors, s_reset_faults),
             cmocka_unit_test_teardown(test_whoami_anonymous, s_reset_faults),
             cmocka_unit_test_teardown(test_repos_paging, s_reset_faults),
+            cmocka_unit_test_teardown(test_answer_size_caps, s_reset_faults),
             cmocka_unit_test_teardown(test_login_exchange, s_reset_faults),
             cmocka_unit_test_teardown(test_rate_limit, s_reset_faults),
             cmocka_unit_test_teardown(test_parallel_slow, s_reset_faults),
