@@ -365,12 +365,20 @@ static int s_user_find_prepare(const ProtobufCMessage *msg, bb_plan_t *plan, bus
 static int s_user_find_finish(const bb_plan_t *plan, const bb_response_t *r, bus_reply_t *reply, bus_error_t *err,
                               char *note, size_t note_size)
 {
-    (void)plan;
     Portico__Bitbucket__FindUsersReply out;
     size_t skipped = 0;
     if (bb_decode_users(r, &out, &skipped, err) < 0)
         return -1;
     snprintf(note, note_size, "users=%zu skipped=%zu", out.n_users, skipped);
+    /* A reply over the bus's limit would be dropped by the receiver. */
+    if (portico__bitbucket__find_users_reply__get_packed_size(&out) > BUS_MAX_MSG_SIZE - BB_REPLY_ROOM) {
+        bb_users_clear(&out);
+        bus_error_set(err, C_UPSTREAM, DETAIL(TOO_LARGE),
+                      "the users from Bitbucket at %s that match the filter are too many to pass on; use a "
+                      "narrower filter",
+                      plan->host);
+        return -1;
+    }
     bus_reply_ok(reply, &out.base);
     bb_users_clear(&out);
     return 0;

@@ -246,6 +246,18 @@ static char *s_fake_answer(const char *path, const char **headers)
         s_fake_padding(b + o, 100 * 1024);
         o += strlen(b + o);
         snprintf(b + o, cap - o, "}");
+    } else if (strstr(path, "/rest/api/1.0/users?")) {
+        /* 300 users with display names of 3500 characters: a page within
+         * the 4 MiB cap whose reply would be over the bus's 1 MiB. */
+        o += (size_t)snprintf(b, cap, "{\"size\":300,\"limit\":300,\"isLastPage\":true,\"start\":0,\"values\":[");
+        for (int i = 0; i < 300; i++) {
+            o += (size_t)snprintf(b + o, cap - o, "%s{\"name\":\"user%d\",\"slug\":\"user%d\",\"id\":%d,\"displayName\":\"",
+                                  i ? "," : "", i, i, i + 1);
+            memset(b + o, 'n', 3500);
+            o += 3500;
+            o += (size_t)snprintf(b + o, cap - o, "\"}");
+        }
+        snprintf(b + o, cap - o, "]}");
     } else if (strstr(path, "/rest/api/1.0/users/big")) {
         o += (size_t)snprintf(b, cap, "{\"name\":\"big\",\"slug\":\"big\",\"id\":7,\"active\":true,");
         s_fake_padding(b + o, 100 * 1024);
@@ -751,6 +763,25 @@ static void test_answer_size_caps(void **state)
     s_expect(&err, OK, NULL);
     assert_int_equal(r->n_repositories, 25);
     portico__bitbucket__list_repos_reply__free_unpacked(r, NULL);
+}
+
+/* A page of users whose reply would not fit in a bus message is an
+ * error, as a page of repositories is: the receiver would drop it. */
+static void test_user_find_too_large_for_the_bus(void **state)
+{
+    (void)state;
+    Portico__Bitbucket__Conn conn = s_conn(s_fake);
+    Portico__Bitbucket__Auth auth = PORTICO__BITBUCKET__AUTH__INIT;
+    auth.bearer = "x";
+    Portico__Bitbucket__FindUsersRequest f = PORTICO__BITBUCKET__FIND_USERS_REQUEST__INIT;
+    f.conn = &conn;
+    f.auth = &auth;
+    f.filter = "user";
+    Portico__Bitbucket__FindUsersReply *fr = NULL;
+    bus_error_t err = s_call(s_bus, "user.find", &f.base, &portico__bitbucket__find_users_reply__descriptor,
+                             (ProtobufCMessage **)&fr, 5000);
+    s_expect(&err, PORTICO__ERROR_CODE__UPSTREAM, "too_large");
+    assert_non_null(strstr(err.message, "users"));
 }
 
 /* 429 with Retry-After: retried when it fits in the deadline. */
@@ -1311,6 +1342,7 @@ int main(int argc, char **argv)
             cmocka_unit_test_teardown(test_whoami_anonymous, s_reset_faults),
             cmocka_unit_test_teardown(test_repos_paging, s_reset_faults),
             cmocka_unit_test_teardown(test_answer_size_caps, s_reset_faults),
+            cmocka_unit_test_teardown(test_user_find_too_large_for_the_bus, s_reset_faults),
             cmocka_unit_test_teardown(test_login_exchange, s_reset_faults),
             cmocka_unit_test_teardown(test_rate_limit, s_reset_faults),
             cmocka_unit_test_teardown(test_parallel_slow, s_reset_faults),
