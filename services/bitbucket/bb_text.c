@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 bool bb_utf8_valid(const char *s, size_t n)
 {
@@ -42,14 +43,50 @@ static bool s_opaque_char(char c)
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c && strchr("_~+/-", c));
 }
 
+static int s_hex(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* A "%XX" at p: a form body echoed back is percent-encoded, and its
+ * escapes belong to the value they are in. */
+static bool s_escape(const char *p)
+{
+    return p[0] == '%' && s_hex(p[1]) >= 0 && s_hex(p[2]) >= 0;
+}
+
+/* The length of the run at p: opaque characters and escapes. */
+static size_t s_run(const char *p)
+{
+    size_t n = 0;
+    for (;;) {
+        if (s_opaque_char(p[n]))
+            n++;
+        else if (s_escape(p + n))
+            n += 3;
+        else
+            return n;
+    }
+}
+
 /* Looks like a token, a code or a secret rather than words: mixed case
  * with digits (base64, base64url), or a long run of hex (hex tokens,
- * UUIDs). Words, host names and paths ("oauth2/latest/token") are not. */
+ * UUIDs). Words, host names and paths ("oauth2/latest/token") are not.
+ * An escape counts for the length, and for the kinds of characters by the
+ * character it stands for (so "https%3A%2F%2Fportico" stays words). */
 static bool s_opaque_run(const char *p, size_t n)
 {
     bool upper = false, lower = false, digit = false, hex = true;
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
+        if (s_escape(p + i)) {
+            c = (char)(s_hex(p[i + 1]) * 16 + s_hex(p[i + 2]));
+            i += 2;
+            hex = false;
+        }
         upper |= c >= 'A' && c <= 'Z';
         lower |= c >= 'a' && c <= 'z';
         digit |= c >= '0' && c <= '9';
@@ -58,27 +95,98 @@ static bool s_opaque_run(const char *p, size_t n)
     return n >= 16 && digit && ((upper && lower) || (hex && n >= 32));
 }
 
-void bb_redact_opaque(char *text)
+/* A name that says its value is a secret (client_secret, refresh_token,
+ * code, code_verifier, oauth_verifier, password). */
+static bool s_secret_name(const char *p, size_t n)
+{
+    static const char *const words[] = {"secret", "token", "code", "verifier", "password"};
+    for (size_t w = 0; w < sizeof words / sizeof words[0]; w++) {
+        size_t k = strlen(words[w]);
+        for (size_t i = 0; i + k <= n; i++)
+            if (!strncasecmp(p + i, words[w], k))
+                return true;
+    }
+    return false;
+}
+
+/* The length of the value at p of a name=value pair: a run with any '='
+ * of base64 padding, or what a pair of double quotes holds. */
+static size_t s_value(const char *p)
+{
+    if (*p == '"') {
+        const char *end = strchr(p + 1, '"');
+        return end ? (size_t)(end + 1 - p) : strlen(p);
+    }
+    size_t n = 0;
+    for (size_t k; (k = s_run(p + n)) > 0 || p[n] == '=';)
+        n += k ? k : 1;
+    return n;
+}
+
+typedef struct {
+    char *s;
+    size_t len, cap;
+    bool failed;
+} s_out_t;
+
+static void s_put(s_out_t *o, const char *p, size_t n)
+{
+    if (o->failed)
+        return;
+    if (o->len + n + 1 > o->cap) {
+        size_t cap = o->cap ? o->cap : 64;
+        while (cap < o->len + n + 1)
+            cap *= 2;
+        char *s = malloc(cap);
+        if (!s) {
+            o->failed = true;
+            return;
+        }
+        if (o->s) {
+            memcpy(s, o->s, o->len);
+            explicit_bzero(o->s, o->cap);
+            free(o->s);
+        }
+        o->s = s;
+        o->cap = cap;
+    }
+    memcpy(o->s + o->len, p, n);
+    o->len += n;
+    o->s[o->len] = '\0';
+}
+
+char *bb_redact_opaque(const char *text)
 {
     static const char mark[] = "[redacted]";
-    size_t o = 0;
+    s_out_t o = {0};
+    s_put(&o, "", 0);
     for (size_t i = 0; text[i];) {
-        size_t n = 0;
-        while (text[i + n] && s_opaque_char(text[i + n]))
-            n++;
-        if (n && s_opaque_run(text + i, n)) {
-            memcpy(text + o, mark, sizeof mark - 1); /* n >= 16: never longer */
-            o += sizeof mark - 1;
-        } else if (n) {
-            memmove(text + o, text + i, n);
-            o += n;
+        size_t n = s_run(text + i);
+        if (!n) {
+            s_put(&o, text + i, 1);
+            i++;
+        } else if (s_opaque_run(text + i, n)) {
+            s_put(&o, mark, sizeof mark - 1);
+            i += n;
+        } else if (text[i + n] == '=' && s_secret_name(text + i, n)) {
+            s_put(&o, text + i, n + 1);
+            i += n + 1;
+            size_t v = s_value(text + i);
+            if (v)
+                s_put(&o, mark, sizeof mark - 1);
+            i += v;
         } else {
-            text[o++] = text[i];
-            n = 1;
+            s_put(&o, text + i, n);
+            i += n;
         }
-        i += n;
     }
-    text[o] = '\0';
+    if (o.failed) {
+        if (o.s)
+            explicit_bzero(o.s, o.cap);
+        free(o.s);
+        return NULL;
+    }
+    return o.s;
 }
 
 /* Control characters to spaces, runs of spaces collapsed, cut at a UTF-8
@@ -127,14 +235,20 @@ void bb_safe_text(const char *in, size_t n, char *out, size_t out_size)
      * keep its first characters, too few to look like one. */
     size_t size = n + sizeof "(unreadable text)";
     char *whole = malloc(size);
-    if (!whole) {
+    char *redacted = NULL;
+    if (whole) {
+        s_clean(in, n, whole, size);
+        redacted = bb_redact_opaque(whole);
+        explicit_bzero(whole, size);
+        free(whole);
+    }
+    if (!redacted) {
         snprintf(out, out_size, "(text not shown)");
         return;
     }
-    s_clean(in, n, whole, size);
-    bb_redact_opaque(whole);
-    s_clean(whole, strlen(whole), out, out_size);
-    free(whole);
+    s_clean(redacted, strlen(redacted), out, out_size);
+    explicit_bzero(redacted, strlen(redacted));
+    free(redacted);
 }
 
 char *bb_text_dup(const char *p, size_t n)

@@ -18,9 +18,12 @@ void bb_safe_text(const char *in, size_t n, char *out, size_t out_size);
 /* n bytes as a fresh NUL-terminated string (NUL bytes inside are kept, for
  * the caller to refuse); NULL when out of memory. */
 char *bb_text_dup(const char *p, size_t n);
-/* In place: each run of [A-Za-z0-9_~+/-] of 16 or more characters that
- * mixes upper and lower case with digits, or is hex (and '-') of 32 or
- * more with a digit, becomes "[redacted]". */
-void bb_redact_opaque(char *text);
+/* A copy of text in which each run of [A-Za-z0-9_~+/-] and %XX escapes of
+ * 16 or more characters that mixes upper and lower case with digits, or
+ * is hex (and '-') of 32 or more with a digit, becomes "[redacted]", as
+ * does the value of each name=value whose name contains secret, token,
+ * code, verifier or password, whatever it looks like. Fresh; NULL when out
+ * of memory. */
+char *bb_redact_opaque(const char *text);
 
 #endif

@@ -52,6 +52,33 @@ static void test_opaque_runs_are_redacted(void **state)
     assert_string_equal(small, "Invalid authorization code: [");
 }
 
+/* What a proxy echoes from a form body is percent-encoded: "%2B" and "%2F"
+ * must not cut a secret into runs too short to look like one, and a value
+ * whose name says it is secret goes whatever it looks like. */
+static void test_encoded_and_named_secrets_are_redacted(void **state)
+{
+    (void)state;
+    char out[300];
+    const char *echo = "bad request: client_secret=Xy7%2Bk2Lm9Qa%2FzT4w%2B8bRcV3n%3D&code=q7Zk%2Bx2P%2FaB9d";
+    bb_safe_text(echo, strlen(echo), out, sizeof out);
+    assert_string_equal(out, "bad request: client_secret=[redacted]&code=[redacted]");
+    const char *bare = "got Xy7%2Bk2Lm9Qa%2FzT4w%2B8bRcV3n%3D instead";
+    bb_safe_text(bare, strlen(bare), out, sizeof out);
+    assert_string_equal(out, "got [redacted] instead");
+    const char *named = "password=hunter2, refresh_token=abc&code_verifier=\"xyz 1\" oauth_token=t";
+    bb_safe_text(named, strlen(named), out, sizeof out);
+    assert_string_equal(out, "password=[redacted], refresh_token=[redacted]&code_verifier=[redacted] "
+                             "oauth_token=[redacted]");
+    /* An encoded address is words and punctuation: it stays. */
+    const char *uri = "redirect_uri=https%3A%2F%2Fportico.example.com%2Flogin%2Fcallback does not match";
+    bb_safe_text(uri, strlen(uri), out, sizeof out);
+    assert_string_equal(out, uri);
+    /* A base64 secret with its padding is not taken for a name. */
+    const char *padded = "tokenXy7k2Lm9QazT4w8bRcV3n= was refused";
+    bb_safe_text(padded, strlen(padded), out, sizeof out);
+    assert_string_equal(out, "[redacted]= was refused");
+}
+
 static void test_utf8(void **state)
 {
     (void)state;
@@ -68,6 +95,7 @@ int main(void)
         cmocka_unit_test(test_safe_text),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_opaque_runs_are_redacted),
+        cmocka_unit_test(test_encoded_and_named_secrets_are_redacted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
