@@ -150,6 +150,29 @@ static bool s_host_name_ok(const char *s)
     return true;
 }
 
+/* What a resolver would read as an IPv4 address (inet_aton's forms:
+ * "1.2.3", "2130706433", "0x7f.1") rather than look up: its last label is
+ * all digits, or 0x and hex digits. A name may well end in a digit
+ * ("bitbucket1", "bb-2"). */
+static bool s_ip_like(const char *s)
+{
+    size_t n = strlen(s);
+    if (n && s[n - 1] == '.')
+        n--; /* the root's dot */
+    size_t start = n;
+    while (start > 0 && s[start - 1] != '.')
+        start--;
+    const char *label = s + start;
+    size_t len = n - start;
+    if (len == 0)
+        return true; /* an empty label is no name either */
+    bool hex = len >= 2 && label[0] == '0' && (label[1] == 'x' || label[1] == 'X');
+    for (size_t i = hex ? 2 : 0; i < len; i++)
+        if (hex ? !isxdigit((unsigned char)label[i]) : !isdigit((unsigned char)label[i]))
+            return false;
+    return true;
+}
+
 int bb_egress_allow(bb_egress_t *self, const char *list, char *why, size_t why_size)
 {
     const char *p = list ? list : "";
@@ -179,7 +202,7 @@ int bb_egress_allow(bb_egress_t *self, const char *list, char *why, size_t why_s
                 goto oom;
             continue;
         }
-        if (strchr(e, '/') || strchr(e, ':') || !s_host_name_ok(e) || isdigit((unsigned char)e[strlen(e) - 1])) {
+        if (strchr(e, '/') || strchr(e, ':') || !s_host_name_ok(e) || s_ip_like(e)) {
             snprintf(why, why_size, "\"%s\" is not a host name, an IP address or a CIDR range", entry);
             return -1;
         }

@@ -119,6 +119,33 @@ static void test_allow_list(void **state)
     assert_true(bb_egress_permits_text(NULL, "x", "127.0.0.1", why, sizeof why));
 }
 
+/* A host name may end in a digit (bitbucket1, bb-2); what only an IP
+ * address parser would read (a last label all digits, or 0x and hex) is
+ * not taken for a name. */
+static void test_allow_list_names_ending_in_digits(void **state)
+{
+    (void)state;
+    bb_egress_t *e = bb_egress_new();
+    char why[300];
+    if (bb_egress_allow(e, "bitbucket1, bb-2,git.example2.com,0xbb.example", why, sizeof why) != 0)
+        fail_msg("refused: %s", why);
+    assert_true(s_ok(e, "bitbucket1", "127.0.0.5", why));
+    assert_true(s_ok(e, "BB-2", "127.0.0.5", why));
+    assert_true(s_ok(e, "git.example2.com", "127.0.0.5", why));
+    assert_true(s_ok(e, "0xbb.example", "127.0.0.5", why));
+    assert_false(s_ok(e, "bitbucket", "127.0.0.5", why));
+    static const char *const refused[] = {"1.2.3",  "10.0.0.1.5", "host.123",       "0x7f000001", "127.0.0.0x1",
+                                          "0X7F.1", "1.2.3.4.",   "bitbucket.0xff", "2130706433", "0x"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        bb_egress_t *r = bb_egress_new();
+        if (bb_egress_allow(r, refused[i], why, sizeof why) != -1)
+            fail_msg("%s was taken for a host name", refused[i]);
+        assert_non_null(strstr(why, "is not a host name"));
+        bb_egress_destroy(&r);
+    }
+    bb_egress_destroy(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -126,6 +153,7 @@ int main(void)
         cmocka_unit_test(test_own_addresses),
         cmocka_unit_test(test_own_addresses_merge),
         cmocka_unit_test(test_allow_list),
+        cmocka_unit_test(test_allow_list_names_ending_in_digits),
     };
     return cmocka_run_group_tests_name("bb_egress", tests, NULL, NULL);
 }
