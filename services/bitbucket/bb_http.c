@@ -142,24 +142,45 @@ static size_t s_on_write(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-/* A response header's value (the last one of that name), or NULL. */
-static const char *s_header(CURL *easy, const char *name)
-{
-    struct curl_header *h = NULL;
-    if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h)
-        return NULL;
-    return h->value;
-}
-
 /* curl_easy_header's result lives until its next call: copy each. */
 typedef struct {
     char *content_type, *www_authenticate, *retry_after, *location, *x_ausername, *x_auserid;
 } headers_t;
 
+#define MAX_HEADER 4096 /* of one value kept, and of what is appended to it */
+
+/* A response header's value, fresh, or NULL when absent. An answer that
+ * repeats the header gives every value that differs from the first,
+ * joined by ", ": RFC 9110 (5.3) reads repeated fields as one list. So two
+ * X-AUSERIDs that disagree read as a list, which names no account, rather
+ * than as whichever came first or last. */
 static char *s_dup_header(CURL *easy, const char *name)
 {
-    const char *v = s_header(easy, name);
-    return v ? strndup(v, 4096) : NULL;
+    struct curl_header *h = NULL;
+    if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h)
+        return NULL;
+    size_t amount = h->amount;
+    char *first = strndup(h->value, MAX_HEADER);
+    char *out = first ? strdup(first) : NULL;
+    for (size_t i = 1; out && i < amount; i++) {
+        if (curl_easy_header(easy, name, i, CURLH_HEADER, -1, &h) != CURLHE_OK || !h)
+            break;
+        size_t len = strlen(out), add = strnlen(h->value, MAX_HEADER);
+        if ((add == strlen(first) && !memcmp(h->value, first, add)) || len + add > 2 * MAX_HEADER)
+            continue;
+        char *more = realloc(out, len + 2 + add + 1);
+        if (!more) {
+            free(out);
+            out = NULL;
+            break;
+        }
+        out = more;
+        memcpy(out + len, ", ", 2);
+        memcpy(out + len + 2, h->value, add);
+        out[len + 2 + add] = '\0';
+    }
+    free(first);
+    return out;
 }
 
 static void s_headers_free(headers_t *h)

@@ -366,6 +366,33 @@ static char *s_whoami_header(const bb_response_t *r)
     return strdup(dec);
 }
 
+/* X-AUSERID: Bitbucket's record id of the user, a plain positive integer
+ * (in double quotes on some versions). -1 for anything else. */
+static int s_whoami_user_id(const char *h, long long *id)
+{
+    const char *p = h, *end = h + strlen(h);
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
+        end--;
+    if (end - p >= 2 && *p == '"' && end[-1] == '"') {
+        p++;
+        end--;
+    }
+    long long v = 0;
+    if (p == end)
+        return -1;
+    for (; p < end; p++) {
+        if (!isdigit((unsigned char)*p) || v > (INT64_MAX - (*p - '0')) / 10)
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    if (v <= 0)
+        return -1;
+    *id = v;
+    return 0;
+}
+
 int bb_decode_whoami(const bb_response_t *r, Portico__Bitbucket__WhoAmIReply *out, bus_error_t *err)
 {
     portico__bitbucket__who_am_ireply__init(out);
@@ -387,18 +414,16 @@ int bb_decode_whoami(const bb_response_t *r, Portico__Bitbucket__WhoAmIReply *ou
         return -1;
     }
     out->username = name;
-    if (r->x_auserid) {
-        char id[32];
-        size_t o = 0;
-        for (const char *p = r->x_auserid; *p && o + 1 < sizeof id; p++)
-            if (*p != '"' && *p != ' ')
-                id[o++] = *p;
-        id[o] = '\0';
-        char *end;
-        long long v = o ? strtoll(id, &end, 10) : 0;
-        if (o && !*end && v > 0)
-            out->user_id = v;
+    /* Absent, the broker has no id to compare with the user's record; one
+     * that is there but unreadable (a list, a word, 0) is no reason to
+     * skip that comparison. */
+    long long id = 0;
+    if (r->x_auserid && s_whoami_user_id(r->x_auserid, &id) < 0) {
+        bb_whoami_clear(out);
+        s_bad_response(r, err, "an X-AUSERID header");
+        return -1;
     }
+    out->user_id = id;
     return 0;
 }
 

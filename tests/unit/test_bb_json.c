@@ -271,6 +271,38 @@ static void test_whoami(void **state)
     bb_whoami_clear(&out);
 }
 
+/* X-AUSERID, when present, is what the broker compares with the user's
+ * record: one it cannot read is not taken for an absent one. */
+static void test_whoami_unreadable_user_id(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "104, 105", "abc", "0", "-7", "+7", "1 04", "", "\"\"", "104abc", "99999999999999999999", "0x68", "\"104"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        Portico__Bitbucket__WhoAmIReply out;
+        bus_error_t err;
+        bb_response_t r = s_resp(200, "jdoe");
+        r.x_auserid = bad[i];
+        if (bb_decode_whoami(&r, &out, &err) != -1)
+            fail_msg("X-AUSERID \"%s\" was read as %lld", bad[i], (long long)out.user_id);
+        s_expect(&err, UPSTREAM, "bad_response");
+        assert_non_null(strstr(err.message, "X-AUSERID"));
+    }
+    static const struct {
+        const char *header;
+        long long id;
+    } good[] = {{"104", 104}, {" 104\t", 104}, {"\"104\"", 104}, {"9223372036854775807", INT64_MAX}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        Portico__Bitbucket__WhoAmIReply out;
+        bus_error_t err;
+        bb_response_t r = s_resp(200, "jdoe");
+        r.x_auserid = good[i].header;
+        assert_int_equal(bb_decode_whoami(&r, &out, &err), 0);
+        assert_int_equal(out.user_id, good[i].id);
+        bb_whoami_clear(&out);
+    }
+}
+
 static void test_whoami_anonymous(void **state)
 {
     (void)state;
@@ -672,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_token_errors),
         cmocka_unit_test(test_token_malformed),
         cmocka_unit_test(test_whoami),
+        cmocka_unit_test(test_whoami_unreadable_user_id),
         cmocka_unit_test(test_whoami_anonymous),
         cmocka_unit_test(test_whoami_oauth1_problem),
         cmocka_unit_test(test_user),

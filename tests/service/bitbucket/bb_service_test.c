@@ -246,6 +246,17 @@ static char *s_fake_answer(const char *path, const char **headers)
         s_fake_padding(b + o, 100 * 1024);
         o += strlen(b + o);
         snprintf(b + o, cap - o, "}");
+    } else if (strstr(path, "/plugins/servlet/applinks/whoami")) {
+        /* The base URL's path names the X-AUSERID header(s). */
+        if (!strncmp(path, "/two-ids/", 9))
+            *headers = "X-AUSERID: 104\r\nX-AUSERID: 105\r\n";
+        else if (!strncmp(path, "/same-ids/", 10))
+            *headers = "X-AUSERID: 104\r\nX-AUSERID: 104\r\n";
+        else if (!strncmp(path, "/id-list/", 9))
+            *headers = "X-AUSERID: 104, 105\r\n";
+        else
+            *headers = "X-AUSERID: 104\r\n";
+        snprintf(b, cap, "jdoe");
     } else if (strstr(path, "/rest/api/1.0/users?")) {
         /* 300 users with display names of 3500 characters: a page within
          * the 4 MiB cap whose reply would be over the bus's 1 MiB. */
@@ -782,6 +793,41 @@ static void test_user_find_too_large_for_the_bus(void **state)
                              (ProtobufCMessage **)&fr, 5000);
     s_expect(&err, PORTICO__ERROR_CODE__UPSTREAM, "too_large");
     assert_non_null(strstr(err.message, "users"));
+}
+
+/* X-AUSERID as it comes over HTTP: repeated with different values, or a
+ * list in one header, it names no one and the answer is refused. */
+static void test_whoami_user_id_headers(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *context;
+        int code;
+    } cases[] = {{"/one-id", OK},
+                 {"/same-ids", OK},
+                 {"/two-ids", PORTICO__ERROR_CODE__UPSTREAM},
+                 {"/id-list", PORTICO__ERROR_CODE__UPSTREAM}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char base[128];
+        snprintf(base, sizeof base, "%s%s", s_fake, cases[i].context);
+        Portico__Bitbucket__Conn conn = s_conn(base);
+        Portico__Bitbucket__Auth auth = PORTICO__BITBUCKET__AUTH__INIT;
+        auth.bearer = "x";
+        Portico__Bitbucket__WhoAmIRequest req = PORTICO__BITBUCKET__WHO_AM_IREQUEST__INIT;
+        req.conn = &conn;
+        req.auth = &auth;
+        Portico__Bitbucket__WhoAmIReply *w = NULL;
+        bus_error_t err = s_call(s_bus, "whoami", &req.base, &portico__bitbucket__who_am_ireply__descriptor,
+                                 (ProtobufCMessage **)&w, 5000);
+        if (cases[i].code == OK) {
+            s_expect(&err, OK, NULL);
+            assert_string_equal(w->username, "jdoe");
+            assert_int_equal(w->user_id, 104);
+            portico__bitbucket__who_am_ireply__free_unpacked(w, NULL);
+        } else {
+            s_expect(&err, cases[i].code, "bad_response");
+        }
+    }
 }
 
 /* 429 with Retry-After: retried when it fits in the deadline. */
@@ -1343,6 +1389,7 @@ int main(int argc, char **argv)
             cmocka_unit_test_teardown(test_repos_paging, s_reset_faults),
             cmocka_unit_test_teardown(test_answer_size_caps, s_reset_faults),
             cmocka_unit_test_teardown(test_user_find_too_large_for_the_bus, s_reset_faults),
+            cmocka_unit_test_teardown(test_whoami_user_id_headers, s_reset_faults),
             cmocka_unit_test_teardown(test_login_exchange, s_reset_faults),
             cmocka_unit_test_teardown(test_rate_limit, s_reset_faults),
             cmocka_unit_test_teardown(test_parallel_slow, s_reset_faults),
