@@ -138,6 +138,7 @@ struct emu_req {
 	struct mg_connection *conn;
 	const struct mg_request_info *ri;
 	const char *method;
+	char *raw_path;    /* the path as sent, escapes and all (OAuth 1 signs it) */
 	char *full_path;   /* decoded path as received, including the context */
 	const char *path;  /* points into full_path, after the context */
 	char *query;       /* raw query string, "" when absent */

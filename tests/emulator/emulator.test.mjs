@@ -818,6 +818,19 @@ describe('auto-approve instance', () => {
       assert.equal(problemOf(again.res, again.body), 'token_rejected');
     });
 
+    test('the signature covers the path as sent, escapes and all', async () => {
+      // Bitbucket signs the request path as it came (RFC 5849 3.4.1.2), not
+      // the path decoded and encoded again: "%40" stays "%40", "%c3" "%c3".
+      const { token } = await accessToken('jane.doe@example.com');
+      for (const [slug, status] of [['jane.doe%40example.com', 404], ['jane.doe_example.com', 200], ['zo%c3%ab', 200]]) {
+        const url = `${base}/rest/api/1.0/users/${slug}`;
+        const { header } = oauth1Header({ method: 'GET', url, consumerKey, privateKey, token });
+        const res = await get(url, { authorization: header });
+        const body = await res.text();
+        assert.equal(res.status, status, `${slug}: ${body}`);
+      }
+    });
+
     test('signature_invalid on tamper', async () => {
       const url = `${base}/plugins/servlet/oauth/request-token`;
       const { header } = oauth1Header({ method: 'POST', url, consumerKey, privateKey, extra: { oauth_callback: CALLBACK } });

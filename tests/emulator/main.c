@@ -291,11 +291,21 @@ static bool s_setup(struct emu_req *r)
 {
 	r->method = r->ri->request_method;
 	r->auth_scheme = "none";
-	const char *raw = r->ri->local_uri_raw ? r->ri->local_uri_raw : "";
-	r->full_path = strdup(raw);
+	/* civetweb leaves the path as sent ("decode_url" off), which is what
+	 * an OAuth 1 signature covers; full_path is it decoded as civetweb
+	 * would have. */
+	const char *sent = r->ri->local_uri_raw ? r->ri->local_uri_raw : "";
+	size_t sent_len = strlen(sent);
+	r->raw_path = strdup(sent);
+	r->full_path = malloc(sent_len + 1);
 	r->query = strdup(r->ri->query_string ? r->ri->query_string : "");
-	if (!r->full_path || !r->query)
+	if (!r->raw_path || !r->full_path || !r->query) {
+		free(r->full_path);
+		r->full_path = NULL;
 		return false;
+	}
+	mg_url_decode(sent, (int)sent_len, r->full_path, (int)sent_len + 1, 0);
+	const char *path = r->full_path;
 	r->path = r->full_path;
 	r->query_ok = emu_params_parse(&r->qp, r->query, strlen(r->query)) == 0;
 	s_read_body(r);
@@ -313,7 +323,7 @@ static bool s_setup(struct emu_req *r)
 	}
 
 	size_t cl = strlen(g_cfg.context);
-	if (strncmp(raw, g_cfg.context, cl) != 0 || (raw[cl] != '/' && raw[cl] != '\0'))
+	if (strncmp(path, g_cfg.context, cl) != 0 || (path[cl] != '/' && path[cl] != '\0'))
 		return false;
 	r->path = r->full_path + cl;
 	/* Bitbucket does not normalise: //rest or /./ never reach a resource. */
@@ -525,6 +535,7 @@ out:
 	free(r.body);
 	free(r.query);
 	free(r.full_path);
+	free(r.raw_path);
 	return r.status ? r.status : 1;
 }
 
@@ -580,7 +591,7 @@ int main(int argc, char **argv)
 	const char *options[] = {
 		"listening_ports", g_cfg.listen, "num_threads", threads, "enable_keep_alive",
 		g_cfg.keep_alive ? "yes" : "no", "keep_alive_timeout_ms", "2000", "tcp_nodelay", "1",
-		"request_timeout_ms", "30000", NULL,
+		"request_timeout_ms", "30000", "decode_url", "no", NULL,
 	};
 	struct mg_callbacks callbacks;
 	memset(&callbacks, 0, sizeof callbacks);

@@ -153,7 +153,8 @@ static char *s_pct(const char *s)
 }
 
 /* Base string URI from the Host header, like Bitbucket (a proxy that
- * rewrites Host breaks signatures there too). */
+ * rewrites Host breaks signatures there too), and the path as it was sent:
+ * decoding it and encoding it again would change "%40" into "@". */
 static void s_base_uri(const struct emu_req *r, struct emu_buf *b)
 {
 	const char *host = emu_req_header(r, "Host");
@@ -166,7 +167,7 @@ static void s_base_uri(const struct emu_req *r, struct emu_buf *b)
 		h[n - 3] = '\0'; /* default port is left out (§3.4.1.2) */
 	emu_buf_puts(b, "http://");
 	emu_buf_puts(b, h);
-	emu_buf_path(b, r->full_path);
+	emu_buf_puts(b, r->raw_path);
 }
 
 static char *s_base_string(const struct emu_req *r, const struct s_sources *s)

@@ -1256,6 +1256,26 @@ static void test_oauth1(void **state)
     assert_string_equal(w->username, "jane.doe@example.com");
     portico__bitbucket__who_am_ireply__free_unpacked(w, NULL);
 
+    /* A path with an escape ("%40") is signed as sent: the name is not
+     * the slug (NOT_FOUND), but the signature holds. */
+    Portico__Bitbucket__Conn o1_conn = s_conn(s_emu);
+    Portico__Bitbucket__Auth o1_auth = PORTICO__BITBUCKET__AUTH__INIT;
+    o1_auth.oauth1 = &use;
+    Portico__Bitbucket__GetUserRequest ug = PORTICO__BITBUCKET__GET_USER_REQUEST__INIT;
+    ug.conn = &o1_conn;
+    ug.auth = &o1_auth;
+    ug.slug = "jane.doe@example.com";
+    Portico__Bitbucket__GetUserReply *gu = NULL;
+    err = s_call(s_bus, "user.get", &ug.base, &portico__bitbucket__get_user_reply__descriptor,
+                 (ProtobufCMessage **)&gu, 5000);
+    s_expect(&err, PORTICO__ERROR_CODE__NOT_FOUND, "not_found");
+    ug.slug = "jane.doe_example.com";
+    err = s_call(s_bus, "user.get", &ug.base, &portico__bitbucket__get_user_reply__descriptor,
+                 (ProtobufCMessage **)&gu, 5000);
+    s_expect(&err, OK, NULL);
+    assert_string_equal(gu->user->name, "jane.doe@example.com");
+    portico__bitbucket__get_user_reply__free_unpacked(gu, NULL);
+
     /* Signed with the wrong key: signature_invalid (the OAuth filter
      * answers 401 before the whoami servlet). */
     use.private_key_pem = priv2;
