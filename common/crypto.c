@@ -326,6 +326,14 @@ uint32_t crypto_keyring_primary_id(const crypto_keyring_t *self)
     return self->primary >= 0 ? self->ids[self->primary] : 0;
 }
 
+bool crypto_keyring_has(const crypto_keyring_t *self, uint32_t id)
+{
+    for (int i = 0; id && i < self->count; i++)
+        if (self->ids[i] == id)
+            return true;
+    return false;
+}
+
 uint32_t crypto_sealed_key_id(const uint8_t *sealed, size_t n)
 {
     if (n < CRYPTO_SEAL_OVERHEAD || sealed[0] != SEAL_VERSION)

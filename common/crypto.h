@@ -55,6 +55,8 @@ int crypto_keyring_add(crypto_keyring_t *self, const uint8_t key[CRYPTO_KEY_SIZE
  * A file that users other than its owner may write is logged as a warning. */
 int crypto_keyring_add_file(crypto_keyring_t *self, const char *path, bool primary, char *why, size_t why_size);
 uint32_t crypto_keyring_primary_id(const crypto_keyring_t *self);
+/* Whether the keyring holds the key with this id (crypto_key_id). */
+bool crypto_keyring_has(const crypto_keyring_t *self, uint32_t id);
 uint32_t crypto_key_id(const uint8_t key[CRYPTO_KEY_SIZE]);
 
 /* Seal plain under the primary key. *out is malloc'd; *out_n is

@@ -135,7 +135,8 @@ done
 web_addr=${PORTICO_HTTP_ADDR:-0.0.0.0:8080}
 probe="http://127.0.0.1:${web_addr##*:}/readyz"
 ready=0
-for _ in $(seq 1 100); do
+deadline=$((SECONDS + 30)) # a readiness answer may itself take a second or two
+while ((SECONDS < deadline)); do
   if curl -fsS --max-time 2 -o /dev/null "$probe" 2>/dev/null; then
     ready=1
     break
@@ -167,6 +168,16 @@ if [ -n "$demo_url" ]; then
 fi
 echo "  Logs:               $state/logs/   (Ctrl-C stops everything)"
 echo
+# Not ready: what each service has warned of in this run, so far.
+if ((!ready)); then
+  for i in "${!names[@]}"; do
+    log=$state/logs/${names[$i]}.log
+    lines=$(tail -c "+$((offsets[i] + 1))" "$log" 2>/dev/null | grep -E 'level=(warn|error)' |
+      awk '{ k = $0; sub(/^.* msg=/, "", k) } !seen[k]++' | tail -n 3 || true)
+    [ -z "$lines" ] || { echo "  ${names[$i]}:"; printf '%s\n' "$lines" | sed 's/^/    /'; }
+  done
+  echo
+fi
 
 # Stop when any service dies, so a broken start is not mistaken for a running one.
 # (wait -n returns when one ends, or at once when one ended before it was

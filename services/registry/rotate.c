@@ -139,3 +139,34 @@ int rotate_keys(db_t *db, const crypto_keyring_t *keys, rotate_count_t counts[RO
             return -1;
     return 0;
 }
+
+int rotate_census(db_t *db, const crypto_keyring_t *keys, rotate_count_t counts[ROTATE_COLUMNS])
+{
+    for (int i = 0; i < ROTATE_COLUMNS; i++) {
+        const sealed_column_t *c = &s_columns[i];
+        memset(&counts[i], 0, sizeof counts[i]);
+        counts[i].label = c->label;
+        char sql[300];
+        snprintf(sql, sizeof sql,
+                 "SELECT substring(%s FROM 2 FOR 4) AS key_id, count(*) AS n FROM %s WHERE %s IS NOT NULL GROUP BY 1",
+                 c->column, c->table, c->column);
+        PGresult *res = NULL;
+        if (db_exec_sql(db, sql, NULL, &res) != DB_OK)
+            return -1;
+        for (int row = 0; row < PQntuples(res); row++) {
+            size_t n = 0;
+            uint8_t *id = db_get_bytes(res, row, db_col(res, "key_id"), &n);
+            long values = (long)db_get_int(res, row, db_col(res, "n"));
+            bool known =
+                id && n == 4 &&
+                crypto_keyring_has(keys, (uint32_t)id[0] << 24 | (uint32_t)id[1] << 16 | (uint32_t)id[2] << 8 | id[3]);
+            if (known)
+                counts[i].current += values;
+            else
+                counts[i].failed += values;
+            free(id);
+        }
+        PQclear(res);
+    }
+    return 0;
+}

@@ -24,5 +24,9 @@ typedef struct {
  * existing values. counts gets one entry per sealed column. 0, or -1 when
  * the database failed (counts tell how far it got). */
 int rotate_keys(db_t *db, const crypto_keyring_t *keys, rotate_count_t counts[ROTATE_COLUMNS]);
+/* What keys would open the stored values, without opening any: per sealed
+ * column, values under a key the keyring holds (current) and under one it
+ * does not (failed). 0, or -1 when the database failed. */
+int rotate_census(db_t *db, const crypto_keyring_t *keys, rotate_count_t counts[ROTATE_COLUMNS]);
 
 #endif

@@ -284,6 +284,11 @@ static void test_secrets_read_with_only_the_new_key(void **state)
     assert_string_equal(((Portico__Registry__ConsumePendingReply *)out)->pending->code_verifier, "rot-verifier");
     protobuf_c_message_free_unpacked(out, NULL);
     assert_int_equal(h_registry_stop(&r, NULL), 0);
+    /* Every stored secret opens with its key: nothing said at start. */
+    char *log = h_read_file(r.log);
+    assert_non_null(log);
+    assert_null(strstr(log, "sealed with a key this registry was not given"));
+    free(log);
 
     /* And the old key alone no longer opens them. */
     h_registry_t old;
@@ -296,6 +301,13 @@ static void test_secrets_read_with_only_the_new_key(void **state)
         err);
     assert_int_equal(err.detail, DETAIL(KEY));
     assert_int_equal(h_registry_stop(&old, NULL), 0);
+    /* ... which it said when it started, column by column. */
+    log = h_read_file(old.log);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "sealed with a key this registry was not given"));
+    assert_non_null(strstr(log, "column=integrations.client_secret values=1 opened_by_its_keys=0"));
+    assert_non_null(strstr(log, "column=tokens.access_token values=1"));
+    free(log);
 }
 
 int run_rotation_tests(void)
