@@ -1,6 +1,7 @@
 #include "bb_oauth1.h"
 
 #include "crypto.h"
+#include "sbuf.h"
 #include "url.h"
 
 #include <ctype.h>
@@ -30,48 +31,11 @@ static void s_why(char *why, size_t why_size, const char *fmt, ...)
     va_end(ap);
 }
 
-/* ---- a small growable buffer, wiped on release ---- */
-
-typedef struct {
-    char *data;
-    size_t len, cap;
-    bool failed;
-} buf_t;
-
-static void s_buf_add(buf_t *b, const char *p, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *d = malloc(cap);
-        if (!d) {
-            b->failed = true;
-            return;
-        }
-        if (b->data) {
-            memcpy(d, b->data, b->len);
-            explicit_bzero(b->data, b->cap);
-            free(b->data);
-        }
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void s_buf_puts(buf_t *b, const char *s)
-{
-    s_buf_add(b, s, strlen(s));
-}
+/* ---- building strings (sbuf_t wipes what it lets go of) ---- */
 
 /* RFC 5849 §3.6: RFC 3986 unreserved characters stay, every other byte is
  * %XX with upper-case hex. common/url.h's url_encode is exactly that. */
-static void s_buf_encode(buf_t *b, const char *s)
+static void s_buf_encode(sbuf_t *b, const char *s)
 {
     size_t n = strlen(s);
     char stackbuf[512];
@@ -83,27 +47,10 @@ static void s_buf_encode(buf_t *b, const char *s)
     if (url_encode(s, tmp, 3 * n + 1) < 0)
         b->failed = true;
     else
-        s_buf_puts(b, tmp);
+        sbuf_puts(b, tmp);
     explicit_bzero(tmp, 3 * n + 1);
     if (tmp != stackbuf)
         free(tmp);
-}
-
-static char *s_buf_take(buf_t *b)
-{
-    if (b->failed || !b->data) {
-        if (b->data) {
-            explicit_bzero(b->data, b->cap);
-            free(b->data);
-        }
-        b->data = NULL;
-        if (!b->failed)
-            return strdup("");
-        return NULL;
-    }
-    char *d = b->data;
-    b->data = NULL;
-    return d;
 }
 
 /* ---- parameters ---- */
@@ -120,9 +67,9 @@ typedef struct {
 
 static char *s_encode(const char *s)
 {
-    buf_t b = {0};
+    sbuf_t b = {0};
     s_buf_encode(&b, s);
-    return s_buf_take(&b);
+    return sbuf_take(&b);
 }
 
 static int s_params_add(enc_params_t *p, const char *name, const char *value)
@@ -228,16 +175,16 @@ static char *s_base_uri(const char *url, char **query, char *why, size_t why_siz
         *c = (char)tolower((unsigned char)*c);
     for (char *c = host; *c; c++)
         *c = (char)tolower((unsigned char)*c);
-    buf_t b = {0};
-    s_buf_puts(&b, scheme);
-    s_buf_puts(&b, "://");
-    s_buf_puts(&b, host);
+    sbuf_t b = {0};
+    sbuf_puts(&b, scheme);
+    sbuf_puts(&b, "://");
+    sbuf_puts(&b, host);
     if (port) {
-        s_buf_puts(&b, ":");
-        s_buf_puts(&b, port);
+        sbuf_puts(&b, ":");
+        sbuf_puts(&b, port);
     }
-    s_buf_puts(&b, path && *path ? path : "/");
-    out = s_buf_take(&b);
+    sbuf_puts(&b, path && *path ? path : "/");
+    out = sbuf_take(&b);
 out:
     if (!out) {
         free(*query);
@@ -278,31 +225,31 @@ char *bb_oauth1_base_string(const char *method, const char *url, const char *for
     }
     qsort(params->items, params->count, sizeof params->items[0], s_param_cmp);
 
-    buf_t norm = {0};
+    sbuf_t norm = {0};
     for (size_t i = 0; i < params->count; i++) {
         if (i)
-            s_buf_puts(&norm, "&");
-        s_buf_puts(&norm, params->items[i].name);
-        s_buf_puts(&norm, "=");
-        s_buf_puts(&norm, params->items[i].value);
+            sbuf_puts(&norm, "&");
+        sbuf_puts(&norm, params->items[i].name);
+        sbuf_puts(&norm, "=");
+        sbuf_puts(&norm, params->items[i].value);
     }
-    char *normalized = s_buf_take(&norm);
+    char *normalized = sbuf_take(&norm);
     if (!normalized) {
         s_why(why, why_size, "out of memory");
         goto out;
     }
-    buf_t b = {0};
+    sbuf_t b = {0};
     for (const char *m = method; *m; m++) {
         char c = (char)toupper((unsigned char)*m);
-        s_buf_add(&b, &c, 1);
+        sbuf_append(&b, &c, 1);
     }
-    s_buf_puts(&b, "&");
+    sbuf_puts(&b, "&");
     s_buf_encode(&b, uri);
-    s_buf_puts(&b, "&");
+    sbuf_puts(&b, "&");
     s_buf_encode(&b, normalized);
     explicit_bzero(normalized, strlen(normalized));
     free(normalized);
-    out = s_buf_take(&b);
+    out = sbuf_take(&b);
     if (!out)
         s_why(why, why_size, "out of memory");
 out:
@@ -441,18 +388,18 @@ char *bb_oauth1_authorization(const bb_oauth1_t *o, const char *method, const ch
     if (!signature)
         goto out;
 
-    buf_t b = {0};
-    s_buf_puts(&b, "OAuth ");
+    sbuf_t b = {0};
+    sbuf_puts(&b, "OAuth ");
     for (size_t i = 0; i < n; i++) {
         s_buf_encode(&b, p[i].name);
-        s_buf_puts(&b, "=\"");
+        sbuf_puts(&b, "=\"");
         s_buf_encode(&b, p[i].value);
-        s_buf_puts(&b, "\", ");
+        sbuf_puts(&b, "\", ");
     }
-    s_buf_puts(&b, "oauth_signature=\"");
+    sbuf_puts(&b, "oauth_signature=\"");
     s_buf_encode(&b, signature);
-    s_buf_puts(&b, "\"");
-    out = s_buf_take(&b);
+    sbuf_puts(&b, "\"");
+    out = sbuf_take(&b);
     if (!out)
         s_why(why, why_size, "out of memory");
 out:

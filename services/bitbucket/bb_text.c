@@ -1,5 +1,7 @@
 #include "bb_text.h"
 
+#include "sbuf.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,70 +125,32 @@ static size_t s_value(const char *p)
     return n;
 }
 
-typedef struct {
-    char *s;
-    size_t len, cap;
-    bool failed;
-} s_out_t;
-
-static void s_put(s_out_t *o, const char *p, size_t n)
-{
-    if (o->failed)
-        return;
-    if (o->len + n + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap : 64;
-        while (cap < o->len + n + 1)
-            cap *= 2;
-        char *s = malloc(cap);
-        if (!s) {
-            o->failed = true;
-            return;
-        }
-        if (o->s) {
-            memcpy(s, o->s, o->len);
-            explicit_bzero(o->s, o->cap);
-            free(o->s);
-        }
-        o->s = s;
-        o->cap = cap;
-    }
-    memcpy(o->s + o->len, p, n);
-    o->len += n;
-    o->s[o->len] = '\0';
-}
-
 char *bb_redact_opaque(const char *text)
 {
     static const char mark[] = "[redacted]";
-    s_out_t o = {0};
-    s_put(&o, "", 0);
+    sbuf_t o;
+    sbuf_init(&o);
     for (size_t i = 0; text[i];) {
         size_t n = s_run(text + i);
         if (!n) {
-            s_put(&o, text + i, 1);
+            sbuf_append(&o, text + i, 1);
             i++;
         } else if (s_opaque_run(text + i, n)) {
-            s_put(&o, mark, sizeof mark - 1);
+            sbuf_append(&o, mark, sizeof mark - 1);
             i += n;
         } else if (text[i + n] == '=' && s_secret_name(text + i, n)) {
-            s_put(&o, text + i, n + 1);
+            sbuf_append(&o, text + i, n + 1);
             i += n + 1;
             size_t v = s_value(text + i);
             if (v)
-                s_put(&o, mark, sizeof mark - 1);
+                sbuf_append(&o, mark, sizeof mark - 1);
             i += v;
         } else {
-            s_put(&o, text + i, n);
+            sbuf_append(&o, text + i, n);
             i += n;
         }
     }
-    if (o.failed) {
-        if (o.s)
-            explicit_bzero(o.s, o.cap);
-        free(o.s);
-        return NULL;
-    }
-    return o.s;
+    return sbuf_take(&o); /* NULL when out of memory; what it held is wiped */
 }
 
 /* Control characters to spaces, runs of spaces collapsed, cut at a UTF-8
