@@ -74,14 +74,18 @@ void broker_tokens_clear(broker_tokens_t *tok)
     memset(tok, 0, sizeof *tok);
 }
 
+/* t may point into tok (a refresh that kept the refresh token): copied
+ * before the old values go. */
 static int s_take(broker_tokens_t *tok, const Portico__Registry__Tokens *t, int64_t generation)
 {
+    char *access = strdup(t && t->access_token ? t->access_token : "");
+    char *refresh = strdup(t && t->refresh_token ? t->refresh_token : "");
     oauth2_wipe(tok->access_token);
     oauth2_wipe(tok->refresh_token);
     free(tok->access_token);
     free(tok->refresh_token);
-    tok->access_token = strdup(t && t->access_token ? t->access_token : "");
-    tok->refresh_token = strdup(t && t->refresh_token ? t->refresh_token : "");
+    tok->access_token = access;
+    tok->refresh_token = refresh;
     tok->expires_at = t ? t->expires_at : 0;
     tok->generation = generation;
     return tok->access_token && tok->refresh_token ? 0 : -1;

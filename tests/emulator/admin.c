@@ -316,11 +316,12 @@ static json_t *s_faults_json(void)
 	emu_lock();
 	struct emu_faults f = g_faults;
 	emu_unlock();
-	return json_pack("{s:I, s:i, s:b, s:b, s:b, s:i, s:i, s:b, s:b}", "latency_ms",
+	return json_pack("{s:I, s:i, s:b, s:b, s:b, s:i, s:i, s:b, s:b, s:b}", "latency_ms",
 			 (json_int_t)f.latency_ms, "status", f.status, "hang", f.hang, "rate_limit",
 			 f.rate_limit, "tfa_block", f.tfa_block, "auserid", f.auserid, "record_id",
 			 f.record_id, "record_inactive", f.record_inactive,
-			 "oauth1_signature_invalid", f.oauth1_signature_invalid);
+			 "oauth1_signature_invalid", f.oauth1_signature_invalid,
+			 "refresh_kept", f.refresh_kept);
 }
 
 static void s_faults(struct emu_req *r)
@@ -346,7 +347,7 @@ static void s_faults(struct emu_req *r)
 						     json_integer_value(v) <= 599));
 		else if (strcmp(k, "hang") == 0 || strcmp(k, "rate_limit") == 0 ||
 			 strcmp(k, "tfa_block") == 0 || strcmp(k, "record_inactive") == 0 ||
-			 strcmp(k, "oauth1_signature_invalid") == 0)
+			 strcmp(k, "oauth1_signature_invalid") == 0 || strcmp(k, "refresh_kept") == 0)
 			ok = json_is_boolean(v);
 		else if (strcmp(k, "auserid") == 0 || strcmp(k, "record_id") == 0)
 			ok = json_is_integer(v) && json_integer_value(v) >= 0 &&
@@ -356,8 +357,8 @@ static void s_faults(struct emu_req *r)
 		if (!ok) {
 			char msg[320];
 			snprintf(msg, sizeof msg, "Invalid fault %.60s (latency_ms 0-60000, status 0 or "
-				 "200-599, hang/rate_limit/tfa_block/record_inactive/oauth1_signature_invalid "
-				 "booleans, auserid/record_id "
+				 "200-599, hang/rate_limit/tfa_block/record_inactive/oauth1_signature_invalid/"
+				 "refresh_kept booleans, auserid/record_id "
 				 "0-1000000).", k);
 			s_error(r, 400, msg);
 			json_decref(body);
@@ -384,6 +385,8 @@ static void s_faults(struct emu_req *r)
 			g_faults.record_inactive = json_is_true(v);
 		else if (strcmp(k, "oauth1_signature_invalid") == 0)
 			g_faults.oauth1_signature_invalid = json_is_true(v);
+		else if (strcmp(k, "refresh_kept") == 0)
+			g_faults.refresh_kept = json_is_true(v);
 	}
 	emu_unlock();
 	json_decref(body);

@@ -359,6 +359,8 @@ struct emu_faults {
 	int record_id; /* the id user records show; 0: their own */
 	bool record_inactive; /* user records say "active": false */
 	bool oauth1_signature_invalid; /* signed REST requests fail as behind a Host-rewriting proxy */
+	bool refresh_kept; /* a refresh answers a new access token only; the refresh token lives on
+			    * (a provider that does not rotate; Bitbucket does) */
 };
 extern struct emu_faults g_faults;
 

@@ -590,13 +590,16 @@ static bool s_store_pair(const struct s_new_tokens *t, const char *client_id,
 	return true;
 }
 
+/* t->refresh empty: an answer without a refresh token (refresh_kept). */
 static void s_send_tokens(struct emu_req *r, const struct s_new_tokens *t)
 {
 	char *scope = emu_scope_string(t->scope);
-	json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:s}", "access_token", t->access,
+	json_t *j = json_pack("{s:s, s:s, s:I, s:s}", "access_token", t->access,
 			      "token_type", "bearer", "expires_in", (json_int_t)g_cfg.access_ttl,
-			      "refresh_token", t->refresh, "scope", scope ? scope : "");
+			      "scope", scope ? scope : "");
 	free(scope);
+	if (j && t->refresh[0])
+		json_object_set_new(j, "refresh_token", json_string(t->refresh));
 	emu_add_header(r, "Cache-Control", "no-store");
 	emu_add_header(r, "Pragma", "no-cache");
 	emu_send_json(r, 200, j);
@@ -736,14 +739,35 @@ static void s_grant_refresh_token(struct emu_req *r, const char *client_id,
 		char owner[EMU_NAME_BUF];
 		snprintf(owner, sizeof owner, "%s", rec->owner);
 		t.scope = scope ? narrowed : rec->scope;
-		/* Rotation: the old pair dies at once. */
-		emu_rec_kill(rec);
-		emu_rec_kill(emu_rec_find(REC_ACCESS2, rec->pair));
-		if (s_store_pair(&t, client_id, owner, rec->family)) {
-			g_stats.grants_refresh_token++;
+		if (g_faults.refresh_kept) {
+			/* No rotation: a new access token for the same refresh
+			 * token, which the answer leaves out. */
+			emu_rec_kill(emu_rec_find(REC_ACCESS2, rec->pair));
+			struct emu_rec *a = emu_rec_new(REC_ACCESS2, t.access);
+			if (a) {
+				snprintf(a->client, sizeof a->client, "%s", client_id);
+				snprintf(a->owner, sizeof a->owner, "%s", owner);
+				a->scope = t.scope;
+				a->family = rec->family;
+				snprintf(a->pair, sizeof a->pair, "%s", rec->value);
+				a->expires = emu_now() + g_cfg.access_ttl;
+				snprintf(rec->pair, sizeof rec->pair, "%s", t.access);
+				t.refresh[0] = '\0';
+				g_stats.grants_refresh_token++;
+			} else {
+				error = "server_error";
+				description = "Out of memory.";
+			}
 		} else {
-			error = "server_error";
-			description = "Out of memory.";
+			/* Rotation: the old pair dies at once. */
+			emu_rec_kill(rec);
+			emu_rec_kill(emu_rec_find(REC_ACCESS2, rec->pair));
+			if (s_store_pair(&t, client_id, owner, rec->family)) {
+				g_stats.grants_refresh_token++;
+			} else {
+				error = "server_error";
+				description = "Out of memory.";
+			}
 		}
 	}
 	emu_unlock();

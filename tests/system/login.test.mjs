@@ -506,6 +506,26 @@ test('token expiry: one refresh, the rotated pair is stored and used', async () 
   assert.equal(end.failed_refreshes, before.failed_refreshes);
 });
 
+test('a Bitbucket that does not rotate the refresh token: the one kept goes on working', async () => {
+  const c = new Client(sys.webUrl);
+  assert.equal((await loginAuto(c, B.id, { user: 'user34' })).status, 303);
+  await c.get('/account');
+  await emuB.admin('faults', { refresh_kept: true });
+  try {
+    for (let round = 0; round < 2; round++) {
+      const before = await stats(emuB);
+      await emuB.admin('tokens/expire', { username: 'user34' });
+      const r = await c.get('/account');
+      assert.match(r.text, /<table class="repositories">/, `round ${round}: ${text(r.text).slice(0, 300)}`);
+      const end = await stats(emuB);
+      assert.equal(end.grants.refresh_token - before.grants.refresh_token, 1, `round ${round}: one refresh`);
+      assert.equal(end.failed_refreshes, before.failed_refreshes, `round ${round}: the kept refresh token works`);
+    }
+  } finally {
+    await emuB.admin('faults', { refresh_kept: false });
+  }
+});
+
 test('two tabs at once after expiry: still one refresh', async () => {
   const c = new Client(sys.webUrl);
   assert.equal((await loginAuto(c, B.id, { user: 'user31' })).status, 303);
