@@ -294,6 +294,7 @@ static int s_recheck(broker_worker_t *w, const Portico__Registry__AccessCheck *k
     if (rc == 0) {
         Portico__Registry__AccessResultRequest q = PORTICO__REGISTRY__ACCESS_RESULT_REQUEST__INIT;
         q.identity_id = k->identity_id;
+        q.claim = k->claim;
         q.ok = r.reason == NULL;
         q.reason = (char *)(uintptr_t)(r.reason ? r.reason : "");
         q.email = r.email;

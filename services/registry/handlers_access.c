@@ -89,20 +89,26 @@ static const db_stmt_t s_due = {
     "  SELECT id, '-infinity', now() + $3::integer * interval '1 second' FROM due "
     "  ON CONFLICT (identity_id) DO UPDATE SET claimed_until = EXCLUDED.claimed_until "
     "  WHERE access_checks.claimed_until IS NULL OR access_checks.claimed_until < now() "
-    "  RETURNING identity_id) "
+    "  RETURNING identity_id, claimed_until) "
     "SELECT d.id, d.user_id, d.integration_id, d.bb_user_id, d.username, d.slug, d.email, "
+    "  (extract(epoch FROM c.claimed_until) * 1000000)::bigint AS claim, "
     "  coalesce(r.resource, '') AS resource, coalesce(array_to_string(r.patterns, E'\\n'), '') AS patterns, "
     "  coalesce(r.contact, '') AS contact "
     "FROM claimed c JOIN identities d ON d.id = c.identity_id "
     "LEFT JOIN access_rules r ON r.integration_id = d.integration_id ORDER BY d.id"};
-/* A result counts only while the check is still claimed: access.set (a rule
+/* A result counts only while its own claim stands: access.set (a rule
  * change) and user.login clear the claim, and a check that began before
- * either was made against what they replaced. Its row stays locked to the
- * end of the transaction, so a rule change waits for the result, and then
- * makes the identity due again. */
+ * either was made against what they replaced; another broker may have
+ * claimed the identity since (after such a change, or once this claim ran
+ * out), and its result is the one to keep. The claim is told by its
+ * claimed_until in microseconds ($2; 0 from a broker that sends none:
+ * any). Its row stays locked to the end of the transaction, so a rule
+ * change waits for the result, and then makes the identity due again. */
 static const db_stmt_t s_result_claimed = {
-    "access_result_claimed", "UPDATE access_checks SET checked_at = now(), claimed_until = NULL "
-                             "WHERE identity_id = $1 AND claimed_until IS NOT NULL RETURNING identity_id"};
+    "access_result_claimed",
+    "UPDATE access_checks SET checked_at = now(), claimed_until = NULL "
+    "WHERE identity_id = $1 AND claimed_until IS NOT NULL "
+    "AND ($2::bigint = 0 OR (extract(epoch FROM claimed_until) * 1000000)::bigint = $2) RETURNING identity_id"};
 static const db_stmt_t s_identity = {"access_identity",
                                      "SELECT user_id, integration_id, username FROM identities WHERE id = $1"};
 static const db_stmt_t s_update_email = {"access_update_email",
@@ -395,7 +401,7 @@ void h_access_due(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
               c_integration_id = db_col(res, "integration_id"), c_username = db_col(res, "username"),
               c_slug = db_col(res, "slug"), c_bb_user_id = db_col(res, "bb_user_id"), c_email = db_col(res, "email"),
               c_resource = db_col(res, "resource"), c_patterns = db_col(res, "patterns"),
-              c_contact = db_col(res, "contact");
+              c_contact = db_col(res, "contact"), c_claim = db_col(res, "claim");
     for (int i = 0; i < rows; i++, filled++) {
         Portico__Registry__AccessCheck *k = &items[i];
         portico__registry__access_check__init(k);
@@ -406,6 +412,7 @@ void h_access_due(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
         k->slug = REG_STR(db_get_text(res, i, c_slug));
         k->bb_user_id = db_get_int(res, i, c_bb_user_id);
         k->email = REG_STR(db_get_text(res, i, c_email));
+        k->claim = db_get_int(res, i, c_claim);
         if (s_rules_fill(&rules[i], k->integration_id, db_get_text(res, i, c_resource), db_get_text(res, i, c_patterns),
                          db_get_text(res, i, c_contact)) < 0) {
             filled++;
@@ -455,8 +462,12 @@ void h_access_result(void *ctx, bus_request_t *req, const ProtobufCMessage *msg,
     }
     int64_t user_id = db_get_int(res, 0, db_col(res, "user_id"));
     int64_t integration_id = db_get_int(res, 0, db_col(res, "integration_id"));
+    db_params_t cp;
+    db_params_init(&cp);
+    db_param_int(&cp, r->identity_id);
+    db_param_int(&cp, r->claim);
     PGresult *claim = NULL;
-    if ((rc = db_exec(c->db, &s_result_claimed, &p, &claim)) != DB_OK)
+    if ((rc = db_exec(c->db, &s_result_claimed, &cp, &claim)) != DB_OK)
         goto db_fail;
     int claimed = PQntuples(claim);
     PQclear(claim);
@@ -473,8 +484,8 @@ void h_access_result(void *ctx, bus_request_t *req, const ProtobufCMessage *msg,
                           "identity %" PRId64 " does not exist", r->identity_id);
             goto out;
         }
-        log_info("access check overtaken by a rule change or a login: not applied", "identity=%" PRId64 " ok=%d",
-                 r->identity_id, r->ok ? 1 : 0);
+        log_info("access check overtaken (a rule change, a login or a newer claim): not applied",
+                 "identity=%" PRId64 " ok=%d", r->identity_id, r->ok ? 1 : 0);
         bus_reply_ok(reply, &out.base);
         goto out;
     }

@@ -49,8 +49,8 @@ static bool s_session_alive(const char *cookie)
 }
 
 /* Claim what is due and report whether identity is among it (and its rules'
- * resource into resource when given). */
-static bool s_due_has(int older_than_s, int64_t identity, char *resource, size_t resource_size)
+ * resource into resource when given, its claim's mark into claim). */
+static bool s_due_claim(int older_than_s, int64_t identity, char *resource, size_t resource_size, int64_t *claim)
 {
     bus_error_t err;
     Portico__Registry__DueAccessRequest req = PORTICO__REGISTRY__DUE_ACCESS_REQUEST__INIT;
@@ -68,9 +68,16 @@ static bool s_due_has(int older_than_s, int64_t identity, char *resource, size_t
             found = true;
             if (resource)
                 snprintf(resource, resource_size, "%s", rep->checks[i]->rules->resource);
+            if (claim)
+                *claim = rep->checks[i]->claim;
         }
     protobuf_c_message_free_unpacked(&rep->base, NULL);
     return found;
+}
+
+static bool s_due_has(int older_than_s, int64_t identity, char *resource, size_t resource_size)
+{
+    return s_due_claim(older_than_s, identity, resource, resource_size, NULL);
 }
 
 static bool s_marked(int64_t user_id, char *reason, size_t reason_size)
@@ -333,6 +340,48 @@ static void test_an_overtaken_check_is_not_applied(void **state)
     assert_code(0, s_set(s_integration, "", NULL, 0, "", NULL, &err), err);
 }
 
+/* A rule change, then another broker claims the identity again: the first
+ * broker's result (on the old rules) is not applied; the second's is. */
+static void test_a_result_applies_only_to_its_own_claim(void **state)
+{
+    (void)state;
+    s_age_rules();
+    bus_error_t err;
+    long u = h_unique();
+    char name[64], cookie[64];
+    snprintf(name, sizeof name, "access-reclaimed-%ld", u);
+    snprintf(cookie, sizeof cookie, "access-cookie-reclaimed-%ld", u);
+    int64_t user = 0;
+    int64_t ident = h_login(s_integration, 9650 + u, name, &user);
+    s_session(cookie, 9650 + u, name);
+    int64_t first = 0, second = 0;
+    assert_true(s_due_claim(0, ident, NULL, 0, &first));
+    assert_true(first > 0);
+    assert_code(0, s_set(s_integration, "PROJ/repo", NULL, 0, "", NULL, &err), err);
+    assert_true(s_due_claim(3600, ident, NULL, 0, &second));
+    assert_true(second > 0 && second != first);
+    Portico__Registry__AccessResultRequest res = PORTICO__REGISTRY__ACCESS_RESULT_REQUEST__INIT;
+    res.identity_id = ident;
+    res.ok = true;
+    res.claim = first;
+    assert_code(0, h_call("access.result", &res.base, NULL, NULL, &err), err);
+    /* Still claimed by the second: nobody else gets it, and its result counts. */
+    assert_false(s_due_has(0, ident, NULL, 0));
+    res.ok = false;
+    res.reason = "rule_resource";
+    res.claim = second;
+    Portico__Registry__AccessResultReply *rep = NULL;
+    assert_code(0,
+                h_call("access.result", &res.base, &portico__registry__access_result_reply__descriptor,
+                       (ProtobufCMessage **)&rep, &err),
+                err);
+    assert_int_equal(rep->sessions_ended, 1);
+    protobuf_c_message_free_unpacked(&rep->base, NULL);
+    assert_false(s_session_alive(cookie));
+    assert_true(s_marked(user, NULL, 0));
+    assert_code(0, s_set(s_integration, "", NULL, 0, "", NULL, &err), err);
+}
+
 typedef struct {
     const char *method;
     const ProtobufCMessage *req;
@@ -447,6 +496,7 @@ int run_access_tests(void)
         cmocka_unit_test(test_a_passed_check_and_a_rule_change),
         cmocka_unit_test(test_a_login_racing_a_rule_change_stays_due),
         cmocka_unit_test(test_an_overtaken_check_is_not_applied),
+        cmocka_unit_test(test_a_result_applies_only_to_its_own_claim),
         cmocka_unit_test(test_calls_racing_a_delete),
         cmocka_unit_test(test_refused_logins_are_listed),
     };
