@@ -73,13 +73,15 @@ test('1,000 trickling connections and a login flood do not starve a third client
   })();
   try {
     await sleep(1500);
-    // The third client: /healthz under a second, every time.
+    // The third client: /healthz within 2 s, every time (starved, it
+    // would wait for the 5 s of a request timeout; the measure includes
+    // this process's own event loop, busy with the flood).
     for (let i = 0; i < 5; i++) {
       const t0 = Date.now();
       const status = await getFrom('127.0.0.1', '/healthz');
       const ms = Date.now() - t0;
       assert.equal(status, 200);
-      assert.ok(ms < 1000, `/healthz took ${ms} ms`);
+      assert.ok(ms < 2000, `/healthz took ${ms} ms`);
       await sleep(200);
     }
     // ...and a whole login.

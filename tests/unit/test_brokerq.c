@@ -25,6 +25,7 @@ typedef struct {
     atomic_bool stop;
     atomic_bool bye; /* say BYE, then keep answering and heartbeating */
     atomic_int handled;
+    atomic_int delay_ms; /* how long each answer takes; 0: 20 ms */
 } fake_worker_t;
 
 static void h_who(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bus_reply_t *reply)
@@ -34,7 +35,8 @@ static void h_who(void *ctx, bus_request_t *req, const ProtobufCMessage *msg, bu
     fake_worker_t *w = ctx;
     Portico__PingReply out = PORTICO__PING_REPLY__INIT;
     out.instance = w->name;
-    usleep(20 * 1000);
+    int delay = atomic_load(&w->delay_ms);
+    usleep((useconds_t)(delay ? delay : 20) * 1000);
     atomic_fetch_add(&w->handled, 1);
     bus_reply_ok(reply, &out.base);
 }
@@ -334,13 +336,17 @@ static void test_a_call_that_gave_up_is_forgotten(void **state)
     s_start(&w, "slow", false);
     s_wait_workers(q, 1);
     bus_error_t err;
-    /* The worker takes 20 ms: a call that gives up after 5 ms gets
-     * TIMEOUT, and its answer, when it comes, reaches nobody; the next
-     * call gets its own. */
-    assert_int_equal(brokerq_call(q, &s_who, NULL, NULL, 5, &err), -1);
+    /* The worker takes 600 ms: a call that gives up after 200 ms (long
+     * enough to reach the worker on a loaded machine: one whose deadline
+     * has passed on arrival is refused unrun) gets TIMEOUT, and its
+     * answer, when it comes, reaches nobody; the next call gets its own. */
+    atomic_store(&w.delay_ms, 600);
+    assert_int_equal(brokerq_call(q, &s_who, NULL, NULL, 200, &err), -1);
     assert_int_equal(err.code, PORTICO__ERROR_CODE__TIMEOUT);
-    usleep(100 * 1000);
+    for (int i = 0; i < 500 && atomic_load(&w.handled) < 1; i++)
+        usleep(10 * 1000);
     assert_int_equal(atomic_load(&w.handled), 1);
+    atomic_store(&w.delay_ms, 0);
     Portico__PingReply *rep = NULL;
     assert_int_equal(brokerq_call(q, &s_who, NULL, (ProtobufCMessage **)&rep, 2000, &err), 0);
     assert_string_equal(rep->instance, "slow");
