@@ -332,8 +332,12 @@ static void h_callback(web_req_t *r)
         /* A sign-in link used again by a browser that is signed in already
          * (Back to Bitbucket's consent page and Allow once more, or a
          * double click on Allow) finished a moment ago: its account, not
-         * "expired, start again". Nothing is signed in here that was not. */
-        bool used = err.detail == DETAIL(STATE_UNKNOWN) || err.detail == DETAIL(STATE_EXPIRED);
+         * "expired, start again". So does a second tab's login when the
+         * first one's finished (and cleared the binding cookie they
+         * shared): not "started in another browser". Nothing is signed in
+         * here that was not. */
+        bool used = err.detail == DETAIL(STATE_UNKNOWN) || err.detail == DETAIL(STATE_EXPIRED) ||
+                    (!bound && err.detail == DETAIL(BROWSER));
         if (used && current && current->user_id > 0 && !current->setup) {
             web_redirect(r, DEFAULT_RETURN_TO);
             return;

@@ -190,6 +190,24 @@ test('replayed state: refused in another browser; the browser it signed in goes 
   assert.equal(other.cookie('portico_session'), undefined);
 });
 
+test('two logins started in two tabs: the second callback, after the first signed in, lands on the account', async () => {
+  const c = new Client(sys.webUrl);
+  const a = await startLogin(c, B.id);
+  const b = await startLogin(c, B.id); // the second tab: the same binding cookie
+  const callbackA = await authorizeAuto(c, a.location, 'user35');
+  const callbackB = await authorizeAuto(c, b.location, 'user35');
+  const ra = await c.get(callbackA);
+  assert.equal(ra.status, 303, text(ra.text));
+  const session = c.cookie('portico_session');
+  assert.ok(session);
+  // The first cleared the binding cookie: not "started in another browser".
+  const rb = await c.get(callbackB);
+  assert.equal(rb.status, 303, text(rb.text));
+  assert.equal(rb.location, '/account');
+  assert.equal(c.cookie('portico_session'), session);
+  assert.equal((await c.get('/account')).status, 200);
+});
+
 test('state from another browser is refused and does not burn the login', async () => {
   const victim = new Client(sys.webUrl);
   const s = await startLogin(victim, B.id);
