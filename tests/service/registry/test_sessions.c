@@ -113,13 +113,15 @@ static void test_idle_timeout_slides_and_expires(void **state)
 {
     (void)state;
     bus_error_t err;
-    assert_code(0, s_create("cookie-idle", false, 2, 60, &err), err);
-    h_sleep_ms(1300);
+    /* Idle for 4 s: each lookup comes 2.5 s after the last, with time to
+     * spare for a slow (sanitized) registry's answer. */
+    assert_code(0, s_create("cookie-idle", false, 4, 60, &err), err);
+    h_sleep_ms(2500);
     assert_code(0, s_lookup("cookie-idle", NULL, NULL, &err), err);
-    h_sleep_ms(1300);
-    /* 2.6 s after creation, alive because the lookup slid the expiry. */
+    h_sleep_ms(2500);
+    /* 5 s after creation, alive because the lookup slid the expiry. */
     assert_code(0, s_lookup("cookie-idle", NULL, NULL, &err), err);
-    h_sleep_ms(2300);
+    h_sleep_ms(4600);
     assert_code(PORTICO__ERROR_CODE__NOT_FOUND, s_lookup("cookie-idle", NULL, NULL, &err), err);
 }
 
