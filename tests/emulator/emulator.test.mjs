@@ -405,6 +405,28 @@ describe('auto-approve instance', () => {
     assert.ok(stats.body.refresh_token_reuse >= 1);
   });
 
+  test('refresh_kept fault: a new access token only, the refresh token lives on', async () => {
+    const t = await login(base, app);
+    const fields = {
+      grant_type: 'refresh_token', refresh_token: t.refresh_token, redirect_uri: REDIRECT,
+      client_id: app.client_id, client_secret: app.client_secret,
+    };
+    await admin(base, 'POST', 'faults', { refresh_kept: true });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const r = await tokenRequest(base, fields);
+        assert.equal(r.res.status, 200, JSON.stringify(r.body));
+        assert.equal(r.body.refresh_token, undefined);
+        assert.notEqual(r.body.access_token, t.access_token);
+        const fresh = await get(`${base}/rest/api/1.0/users/jdoe`, bearer(r.body.access_token));
+        assert.equal(fresh.status, 200);
+      }
+      assert.equal((await get(`${base}/rest/api/1.0/users/jdoe`, bearer(t.access_token))).status, 401);
+    } finally {
+      await admin(base, 'POST', 'faults', { refresh_kept: false });
+    }
+  });
+
   test('refresh without redirect_uri: bare invalid_grant', async () => {
     const t = await login(base, app);
     const r = await tokenRequest(base, {
@@ -593,7 +615,7 @@ describe('auto-approve instance', () => {
       assert.ok(Date.now() - t0 >= 140);
     } finally {
       const off = await admin(base, 'POST', 'faults', { status: 0, latency_ms: 0 });
-      assert.deepEqual(off.body, { latency_ms: 0, status: 0, hang: false, rate_limit: false, tfa_block: false, auserid: 0, record_id: 0, record_inactive: false, oauth1_signature_invalid: false });
+      assert.deepEqual(off.body, { latency_ms: 0, status: 0, hang: false, rate_limit: false, tfa_block: false, auserid: 0, record_id: 0, record_inactive: false, oauth1_signature_invalid: false, refresh_kept: false });
     }
     assert.equal((await admin(base, 'POST', 'faults', { bogus: 1 })).status, 400);
   });
