@@ -35,6 +35,25 @@ static void s_session(const char *cookie, long bb_user_id, const char *name)
     assert_code(0, h_login_session(s_integration, bb_user_id, name, cookie, 0, 0, &err), err);
 }
 
+/* Someone who logged in through the test integration and holds a session:
+ * names made unique from label, the Bitbucket user id from base. */
+typedef struct {
+    char name[64], cookie[80];
+    long bb_user_id;
+    int64_t user, ident;
+} person_t;
+
+static void s_person(person_t *p, const char *label, long base)
+{
+    long u = h_unique();
+    snprintf(p->name, sizeof p->name, "access-%s-%ld", label, u);
+    snprintf(p->cookie, sizeof p->cookie, "access-cookie-%s-%ld", label, u);
+    p->bb_user_id = base + u;
+    p->user = 0;
+    p->ident = h_login(s_integration, p->bb_user_id, p->name, &p->user);
+    s_session(p->cookie, p->bb_user_id, p->name);
+}
+
 static bool s_session_alive(const char *cookie)
 {
     uint8_t buf[32];
@@ -244,13 +263,10 @@ static void test_a_passed_check_and_a_rule_change(void **state)
     (void)state;
     s_age_rules();
     bus_error_t err;
-    long u = h_unique();
-    char name[64], cookie[64];
-    snprintf(name, sizeof name, "access-c-%ld", u);
-    snprintf(cookie, sizeof cookie, "access-cookie-c-%ld", u);
-    int64_t user = 0;
-    int64_t ident = h_login(s_integration, 9000 + u, name, &user);
-    s_session(cookie, 9000 + u, name);
+    person_t p;
+    s_person(&p, "c", 9000);
+    int64_t ident = p.ident;
+    const char *cookie = p.cookie;
     assert_true(s_due_has(0, ident, NULL, 0));
     Portico__Registry__AccessResultRequest res = PORTICO__REGISTRY__ACCESS_RESULT_REQUEST__INIT;
     res.identity_id = ident;
@@ -304,14 +320,11 @@ static void test_an_overtaken_check_is_not_applied(void **state)
     (void)state;
     s_age_rules();
     bus_error_t err;
-    long u = h_unique();
-    char name[64], cookie[64], again[64];
-    snprintf(name, sizeof name, "access-late-%ld", u);
-    snprintf(cookie, sizeof cookie, "access-cookie-late-%ld", u);
-    snprintf(again, sizeof again, "access-cookie-late-again-%ld", u);
-    int64_t user = 0;
-    int64_t ident = h_login(s_integration, 9600 + u, name, &user);
-    s_session(cookie, 9600 + u, name);
+    person_t p;
+    s_person(&p, "late", 9600);
+    int64_t ident = p.ident;
+    char again[96];
+    snprintf(again, sizeof again, "%s-again", p.cookie);
     assert_true(s_due_has(0, ident, NULL, 0));
     /* The rules change while the broker checks against the old ones. */
     assert_code(0, s_set(s_integration, "PROJ/repo", NULL, 0, "", NULL, &err), err);
@@ -324,7 +337,7 @@ static void test_an_overtaken_check_is_not_applied(void **state)
     assert_string_equal(resource, "PROJ/repo");
     /* Claimed again; the person logs in meanwhile, which is a fresh check. */
     s_age_rules();
-    s_session(again, 9600 + u, name);
+    s_session(again, p.bb_user_id, p.name);
     res.ok = false;
     res.reason = "user_inactive";
     Portico__Registry__AccessResultReply *rep = NULL;
@@ -334,9 +347,9 @@ static void test_an_overtaken_check_is_not_applied(void **state)
                 err);
     assert_int_equal(rep->sessions_ended, 0);
     protobuf_c_message_free_unpacked(&rep->base, NULL);
-    assert_true(s_session_alive(cookie));
+    assert_true(s_session_alive(p.cookie));
     assert_true(s_session_alive(again));
-    assert_false(s_marked(user, NULL, 0));
+    assert_false(s_marked(p.user, NULL, 0));
     assert_code(0, s_set(s_integration, "", NULL, 0, "", NULL, &err), err);
 }
 
@@ -347,13 +360,9 @@ static void test_a_result_applies_only_to_its_own_claim(void **state)
     (void)state;
     s_age_rules();
     bus_error_t err;
-    long u = h_unique();
-    char name[64], cookie[64];
-    snprintf(name, sizeof name, "access-reclaimed-%ld", u);
-    snprintf(cookie, sizeof cookie, "access-cookie-reclaimed-%ld", u);
-    int64_t user = 0;
-    int64_t ident = h_login(s_integration, 9650 + u, name, &user);
-    s_session(cookie, 9650 + u, name);
+    person_t p;
+    s_person(&p, "reclaimed", 9650);
+    int64_t ident = p.ident;
     int64_t first = 0, second = 0;
     assert_true(s_due_claim(0, ident, NULL, 0, &first));
     assert_true(first > 0);
@@ -377,8 +386,8 @@ static void test_a_result_applies_only_to_its_own_claim(void **state)
                 err);
     assert_int_equal(rep->sessions_ended, 1);
     protobuf_c_message_free_unpacked(&rep->base, NULL);
-    assert_false(s_session_alive(cookie));
-    assert_true(s_marked(user, NULL, 0));
+    assert_false(s_session_alive(p.cookie));
+    assert_true(s_marked(p.user, NULL, 0));
     assert_code(0, s_set(s_integration, "", NULL, 0, "", NULL, &err), err);
 }
 
