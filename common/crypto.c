@@ -326,12 +326,18 @@ uint32_t crypto_keyring_primary_id(const crypto_keyring_t *self)
     return self->primary >= 0 ? self->ids[self->primary] : 0;
 }
 
-bool crypto_keyring_has(const crypto_keyring_t *self, uint32_t id)
+/* The index of the key with this id, or -1 (0 is no key's id). */
+static int s_slot(const crypto_keyring_t *self, uint32_t id)
 {
     for (int i = 0; id && i < self->count; i++)
         if (self->ids[i] == id)
-            return true;
-    return false;
+            return i;
+    return -1;
+}
+
+bool crypto_keyring_has(const crypto_keyring_t *self, uint32_t id)
+{
+    return s_slot(self, id) >= 0;
 }
 
 uint32_t crypto_sealed_key_id(const uint8_t *sealed, size_t n)
@@ -371,11 +377,7 @@ int crypto_seal(const crypto_keyring_t *self, const void *plain, size_t n, const
 int crypto_open(const crypto_keyring_t *self, const uint8_t *sealed, size_t n, const char *aad, uint8_t **plain,
                 size_t *plain_n)
 {
-    uint32_t id = crypto_sealed_key_id(sealed, n);
-    int slot = -1;
-    for (int i = 0; id && i < self->count; i++)
-        if (self->ids[i] == id)
-            slot = i;
+    int slot = s_slot(self, crypto_sealed_key_id(sealed, n));
     if (slot < 0)
         return -1;
     size_t len = n - CRYPTO_SEAL_OVERHEAD;
