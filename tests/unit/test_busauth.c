@@ -50,6 +50,21 @@ static void *s_server(void *arg)
     return NULL;
 }
 
+/* A ROUTER with this process's bus key on a loopback port (s_endpoint),
+ * served by s_server on *thread until s_stop. */
+static zsock_t *s_serve_start(pthread_t *thread)
+{
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    bus_socket_tune(router);
+    assert_int_equal(busauth_server(router), 0);
+    int port = zsock_bind(router, "tcp://127.0.0.1:*");
+    assert_true(port > 0);
+    snprintf(s_endpoint, sizeof s_endpoint, "tcp://127.0.0.1:%d", port);
+    atomic_store(&s_stop, false);
+    pthread_create(thread, NULL, s_server, router);
+    return router;
+}
+
 static void test_keygen_modes_and_reuse(void **state)
 {
     (void)state;
@@ -130,14 +145,8 @@ static void test_admits_only_declared_services_by_key(void **state)
     assert_int_equal(busauth_keygen(s_dir, "bitbucket", err, sizeof err), 0);
     /* This process is the registry, admitting the web and the broker. */
     assert_int_equal(busauth_init("registry", BUS_WEB | BUS_BROKER, 0, err, sizeof err), 0);
-    zsock_t *router = zsock_new(ZMQ_ROUTER);
-    bus_socket_tune(router);
-    assert_int_equal(busauth_server(router), 0);
-    int port = zsock_bind(router, "tcp://127.0.0.1:*");
-    assert_true(port > 0);
-    snprintf(s_endpoint, sizeof s_endpoint, "tcp://127.0.0.1:%d", port);
     pthread_t thread;
-    pthread_create(&thread, NULL, s_server, router);
+    zsock_t *router = s_serve_start(&thread);
 
     bus_error_t e;
     /* The web: admitted, named by its key. */
@@ -216,15 +225,8 @@ static void test_a_removed_key_stays_out_after_the_rebind(void **state)
     assert_int_equal(busauth_init("registry", BUS_WEB, 0, err, sizeof err), 0);
     busauth_reload_secret(); /* web.2 added: a SIGHUP (the first start in this process was earlier) */
     zclock_sleep(1100);      /* the authenticator's next read sees web.2 */
-    zsock_t *router = zsock_new(ZMQ_ROUTER);
-    bus_socket_tune(router);
-    assert_int_equal(busauth_server(router), 0);
-    int port = zsock_bind(router, "tcp://127.0.0.1:*");
-    assert_true(port > 0);
-    snprintf(s_endpoint, sizeof s_endpoint, "tcp://127.0.0.1:%d", port);
-    atomic_store(&s_stop, false);
     pthread_t thread;
-    pthread_create(&thread, NULL, s_server, router);
+    zsock_t *router = s_serve_start(&thread);
     bus_error_t e;
     bus_client_t *old = bus_client_new_as(s_endpoint, "registry", "web.2");
     assert_int_equal(bus_call(old, "who", NULL, NULL, NULL, 2000, &e), 0);
