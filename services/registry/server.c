@@ -98,8 +98,6 @@ static void *s_worker(void *arg)
     return NULL;
 }
 
-/* Connect, migrate and settle the setup token before serving. 0, or the
- * exit status. */
 /* Secrets stored under a key this registry was not given: said at start,
  * not found one failed login at a time (a key file lost and made again,
  * another deployment's key, PORTICO_SECRET_KEY_FILE_PREVIOUS dropped
@@ -122,6 +120,8 @@ static void s_check_keys(db_t *db, const crypto_keyring_t *keys)
                       counts[i].label, counts[i].failed, counts[i].current);
 }
 
+/* Connect, migrate, look at the stored secrets' keys and settle the setup
+ * token before serving. 0, or the exit status. */
 static int s_prepare_database(const reg_options_t *opts, const crypto_keyring_t *keys)
 {
     int status = 1;
@@ -147,13 +147,15 @@ static int s_prepare_database(const reg_options_t *opts, const crypto_keyring_t 
         goto out;
     }
     log_info("database schema is current", "version=%d applied=%d db=%s", version, applied, db_describe(db));
+    /* Before the setup token's lock, which other registries starting wait
+     * for: the count reads every sealed column. */
+    s_check_keys(db, keys);
     /* Registries starting together settle the setup token one at a time:
      * the first makes it, the others find it. */
     if (db_lock(db, DB_LOCK_SETUP) != DB_OK || setup_token_init(db, opts) < 0) {
         log_error("could not initialise the setup token", NULL);
         goto out;
     }
-    s_check_keys(db, keys);
     status = 0;
 out:
     db_destroy(&db);
